@@ -1,0 +1,53 @@
+/**
+ * The EOCS vocabulary in one place. Microsoft has not published the element names for build
+ * ranges and the three action kinds; these are emfleet's (docs/package-format.md), kept here
+ * so they are easy to change when the real ones are known.
+ */
+export const DSIG_NS = 'http://www.w3.org/2000/09/xmldsig#';
+
+export const element = {
+  root: 'EOCS',
+  config: 'Config',
+  actionList: 'ActionList',
+  action: 'Action',
+  value: 'Value',
+  applicability: 'Applicability',
+  range: 'Range',
+  iisRule: 'rule',
+  signature: 'Signature',
+} as const;
+
+export const rootAttributes = ['version', 'signingTime', 'sequence'] as const;
+export const configAttributes = ['id', 'desc'] as const;
+export const actionAttributes = ['type', 'scope', 'desc'] as const;
+export const rangeAttributes = ['min', 'max'] as const;
+export const iisValueAttributes = ['site'] as const;
+
+export const actionTypes = ['DoNothing', 'IisUrlRewrite', 'DisableAppPool', 'DisableService'] as const;
+export type ActionType = (typeof actionTypes)[number];
+
+export const defaultIisSite = 'Default Web Site';
+
+/** Mitigation ids: what OCS uses (PING1, EM1...) and safe as a Tables key and a file name. */
+export const mitigationIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Microsoft's feed defaults (DESIGN §4). */
+export const microsoftSignerSubjectCn = 'Microsoft Exchange XML Signing';
+export const microsoftSignerEku = '1.3.6.1.4.1.311.76.57.1.11';
+
+/** Algorithms a package may use. Everything else is UnsupportedAlgorithm, whatever xml-crypto knows. */
+export const algorithms = {
+  canonicalization: {
+    c14n: 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315',
+    excC14n: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  },
+  envelopedSignature: 'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+  signature: {
+    rsaSha256: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    rsaSha512: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+  },
+  digest: {
+    sha256: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    sha512: 'http://www.w3.org/2001/04/xmlenc#sha512',
+  },
+} as const;

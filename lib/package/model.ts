@@ -1,0 +1,52 @@
+import type { BuildRange } from './build.js';
+import type { ActionType } from './format.js';
+
+/** The typed form of an EOCS document; built only from signed content. */
+export interface EocsPackage {
+  readonly version: string;
+  /** emfleet's signing stamp (root attribute `signingTime`); absent in packages that predate it. */
+  readonly signingTime?: Date;
+  /** Monotonic number for the organization's own feeds (root attribute `sequence`). */
+  readonly sequence?: number;
+  readonly mitigations: readonly Mitigation[];
+  /** Elements and attributes emfleet does not know, by path: kept visible, never acted on. */
+  readonly unknown: readonly string[];
+}
+
+export interface Mitigation {
+  readonly id: string;
+  readonly description: string;
+  /** Empty: applies to every build. */
+  readonly applicability: readonly BuildRange[];
+  readonly actions: readonly MitigationAction[];
+}
+
+interface ActionBase {
+  readonly scope: string;
+  readonly description: string;
+}
+
+export type MitigationAction =
+  | (ActionBase & { readonly kind: 'DoNothing'; readonly value: string })
+  | (ActionBase & {
+      readonly kind: 'IisUrlRewrite';
+      readonly site: string;
+      readonly ruleName: string;
+      /** The `<rule>` element exactly as signed (canonical form). */
+      readonly ruleXml: string;
+    })
+  | (ActionBase & { readonly kind: 'DisableAppPool'; readonly appPool: string })
+  | (ActionBase & { readonly kind: 'DisableService'; readonly service: string })
+  | (ActionBase & {
+      readonly kind: 'Unsupported';
+      /** The `type` attribute as written. */
+      readonly type: string;
+      /** Why it is not supported: unknown type or attributes. */
+      readonly why: string;
+    });
+
+export type ActionKind = MitigationAction['kind'];
+
+export function isSupportedActionType(type: string): type is ActionType {
+  return type === 'DoNothing' || type === 'IisUrlRewrite' || type === 'DisableAppPool' || type === 'DisableService';
+}

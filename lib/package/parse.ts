@@ -1,0 +1,204 @@
+import { XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
+import { parseBuild, compareBuilds, formatBuild, type BuildRange } from './build.js';
+import {
+  actionAttributes,
+  configAttributes,
+  defaultIisSite,
+  DSIG_NS,
+  element,
+  iisValueAttributes,
+  mitigationIdPattern,
+  rangeAttributes,
+  rootAttributes,
+} from './format.js';
+import { isSupportedActionType, type EocsPackage, type Mitigation, type MitigationAction } from './model.js';
+import { reject } from './reasons.js';
+
+/**
+ * EOCS document → typed model. Known elements that are wrong are `Malformed` (with the path);
+ * unknown elements and attributes are listed in `unknown`, and an action of an unknown type or
+ * with unknown attributes becomes `Unsupported`: kept, reported, never applied.
+ */
+export function parseEocs(document: Document): EocsPackage {
+  const root = document.documentElement;
+  if (!root || root.localName !== element.root || root.namespaceURI) {
+    reject('Malformed', `root element must be <${element.root}>, found <${root?.nodeName ?? 'nothing'}>`);
+  }
+  const unknown: string[] = [];
+  noteUnknownAttributes(root, rootAttributes, element.root, unknown);
+
+  const mitigations: Mitigation[] = [];
+  const seen = new Set<string>();
+  for (const child of elementChildren(root)) {
+    if (child.localName === element.signature && child.namespaceURI === DSIG_NS) continue;
+    if (child.localName !== element.config || child.namespaceURI) {
+      unknown.push(`${element.root}/${child.nodeName}`);
+      continue;
+    }
+    const mitigation = parseConfig(child, unknown);
+    if (seen.has(mitigation.id)) reject('Malformed', `mitigation id ${mitigation.id} appears more than once`);
+    seen.add(mitigation.id);
+    mitigations.push(mitigation);
+  }
+
+  const version = root.getAttribute('version') ?? '';
+  const signingTime = parseSigningTime(root.getAttribute('signingTime'));
+  const sequence = parseSequence(root.getAttribute('sequence'));
+  return {
+    version,
+    ...(signingTime === undefined ? {} : { signingTime }),
+    ...(sequence === undefined ? {} : { sequence }),
+    mitigations,
+    unknown,
+  };
+}
+
+function parseSigningTime(text: string | null): Date | undefined {
+  if (text === null) return undefined;
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$/;
+  const time = new Date(text);
+  if (!iso.test(text) || Number.isNaN(time.getTime())) {
+    reject('Malformed', `${element.root}@signingTime "${text}" is not an ISO-8601 time with a zone`);
+  }
+  return time;
+}
+
+function parseSequence(text: string | null): number | undefined {
+  if (text === null) return undefined;
+  if (!/^\d{1,15}$/.test(text)) reject('Malformed', `${element.root}@sequence "${text}" is not a non-negative integer`);
+  return Number(text);
+}
+
+function parseConfig(config: Element, unknown: string[]): Mitigation {
+  const id = config.getAttribute('id') ?? '';
+  if (!mitigationIdPattern.test(id)) {
+    reject('Malformed', `${element.config}@id "${id}" is not a valid mitigation id (letters, digits, . _ -; at most 64)`);
+  }
+  const path = `${element.config}[id=${id}]`;
+  noteUnknownAttributes(config, configAttributes, path, unknown);
+
+  let applicability: BuildRange[] = [];
+  const actions: MitigationAction[] = [];
+  let actionLists = 0;
+  for (const child of elementChildren(config)) {
+    if (child.localName === element.applicability && !child.namespaceURI) {
+      if (applicability.length > 0) reject('Malformed', `${path} has more than one <${element.applicability}>`);
+      applicability = parseApplicability(child, `${path}/${element.applicability}`, unknown);
+    } else if (child.localName === element.actionList && !child.namespaceURI) {
+      actionLists++;
+      let index = 0;
+      for (const action of elementChildren(child)) {
+        index++;
+        const actionPath = `${path}/${element.actionList}/${action.nodeName}[${index}]`;
+        if (action.localName !== element.action || action.namespaceURI) {
+          unknown.push(actionPath);
+          continue;
+        }
+        actions.push(parseAction(action, actionPath));
+      }
+    } else {
+      unknown.push(`${path}/${child.nodeName}`);
+    }
+  }
+  if (actionLists !== 1) reject('Malformed', `${path} must have exactly one <${element.actionList}>, found ${actionLists}`);
+  return { id, description: config.getAttribute('desc') ?? '', applicability, actions };
+}
+
+function parseApplicability(node: Element, path: string, unknown: string[]): BuildRange[] {
+  const ranges: BuildRange[] = [];
+  for (const child of elementChildren(node)) {
+    if (child.localName !== element.range || child.namespaceURI) {
+      unknown.push(`${path}/${child.nodeName}`);
+      continue;
+    }
+    const rangePath = `${path}/${element.range}[${ranges.length + 1}]`;
+    noteUnknownAttributes(child, rangeAttributes, rangePath, unknown);
+    const [min, max] = rangeAttributes.map((name) => {
+      const text = child.getAttribute(name) ?? '';
+      const build = parseBuild(text);
+      if (!build) reject('Malformed', `${rangePath}@${name} "${text}" is not an Exchange build like 15.2.1544.4`);
+      return build;
+    }) as [BuildRange['min'], BuildRange['max']];
+    if (compareBuilds(min, max) > 0) {
+      reject('Malformed', `${rangePath}: min ${formatBuild(min)} is above max ${formatBuild(max)}`);
+    }
+    ranges.push({ min, max });
+  }
+  if (ranges.length === 0) reject('Malformed', `${path} has no <${element.range}>; omit it to apply to every build`);
+  return ranges;
+}
+
+function parseAction(action: Element, path: string): MitigationAction {
+  const type = action.getAttribute('type') ?? '';
+  const base = { scope: action.getAttribute('scope') ?? '', description: action.getAttribute('desc') ?? '' };
+  const extra = attributeNames(action).filter((name) => !(actionAttributes as readonly string[]).includes(name));
+  if (!isSupportedActionType(type)) return { kind: 'Unsupported', type, ...base, why: `unknown action type "${type}"` };
+  if (extra.length > 0) return { kind: 'Unsupported', type, ...base, why: `unknown attributes ${extra.join(', ')}` };
+
+  const values = elementChildren(action).filter((child) => child.localName === element.value && !child.namespaceURI);
+  if (values.length !== 1) reject('Malformed', `${path} must have exactly one <${element.value}>, found ${values.length}`);
+  const value = values[0]!;
+  const valuePath = `${path}/${element.value}`;
+
+  switch (type) {
+    case 'DoNothing':
+      return { kind: 'DoNothing', ...base, value: (value.textContent ?? '').trim() };
+    case 'DisableAppPool':
+      return { kind: 'DisableAppPool', ...base, appPool: windowsName(value, valuePath, 'app pool') };
+    case 'DisableService':
+      return { kind: 'DisableService', ...base, service: windowsName(value, valuePath, 'service') };
+    case 'IisUrlRewrite': {
+      const valueExtra = attributeNames(value).filter((name) => !(iisValueAttributes as readonly string[]).includes(name));
+      if (valueExtra.length > 0) {
+        return { kind: 'Unsupported', type, ...base, why: `unknown attributes ${valueExtra.join(', ')} on <${element.value}>` };
+      }
+      const rules = elementChildren(value);
+      if (rules.length !== 1 || rules[0]!.localName !== element.iisRule || rules[0]!.namespaceURI) {
+        reject('Malformed', `${valuePath} must hold exactly one <${element.iisRule}> element`);
+      }
+      const rule = rules[0]!;
+      const ruleName = rule.getAttribute('name') ?? '';
+      if (ruleName.trim() === '') reject('Malformed', `${valuePath}/${element.iisRule} has no name`);
+      const site = value.getAttribute('site') ?? defaultIisSite;
+      if (site.trim() === '' || hasControlCharacters(site)) reject('Malformed', `${valuePath}@site "${site}" is not a site name`);
+      return { kind: 'IisUrlRewrite', ...base, site, ruleName, ruleXml: new XMLSerializer().serializeToString(rule) };
+    }
+  }
+}
+
+/** App pool and service names go to IIS and the service manager as data; still, refuse nonsense early. */
+function windowsName(value: Element, path: string, what: string): string {
+  if (elementChildren(value).length > 0) reject('Malformed', `${path} must be a plain ${what} name`);
+  const name = (value.textContent ?? '').trim();
+  if (name === '' || name.length > 256 || hasControlCharacters(name) || /["\\/]/.test(name)) {
+    reject('Malformed', `${path} "${name}" is not a valid ${what} name`);
+  }
+  return name;
+}
+
+function hasControlCharacters(text: string): boolean {
+  return /[\u0000-\u001f\u007f]/.test(text);
+}
+
+function noteUnknownAttributes(node: Element, known: readonly string[], path: string, unknown: string[]): void {
+  for (const name of attributeNames(node)) {
+    if (!known.includes(name)) unknown.push(`${path}@${name}`);
+  }
+}
+
+function attributeNames(node: Element): string[] {
+  const names: string[] = [];
+  for (let index = 0; index < node.attributes.length; index++) {
+    const name = node.attributes.item(index)!.name;
+    if (name !== 'xmlns' && !name.startsWith('xmlns:')) names.push(name);
+  }
+  return names;
+}
+
+export function elementChildren(node: Element): Element[] {
+  const children: Element[] = [];
+  for (let child = node.firstChild; child; child = child.nextSibling) {
+    if (child.nodeType === child.ELEMENT_NODE) children.push(child as Element);
+  }
+  return children;
+}

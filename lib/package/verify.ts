@@ -1,0 +1,209 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import type { Document, Element } from '@xmldom/xmldom';
+import { algorithms, DSIG_NS, element } from './format.js';
+import { isRollback, type AcceptedMark } from './freshness.js';
+import type { EocsPackage } from './model.js';
+import { elementChildren, parseEocs } from './parse.js';
+import { PackageRejectedError, reject, type RejectionReason } from './reasons.js';
+import { restrictedSignedXml } from './signed-xml.js';
+import {
+  buildChain,
+  checkRevocation,
+  checkSignerIdentity,
+  checkValidity,
+  describe,
+  findSigner,
+  normalizeSerial,
+  type TrustPolicy,
+} from './trust.js';
+import { decodePackageText, defaultXmlLimits, parseXml, type XmlLimits } from './xml.js';
+
+export interface VerifyOptions {
+  readonly trust: TrustPolicy;
+  readonly limits?: XmlLimits;
+  /** When the package carries no signing time, certificates must be valid now. */
+  readonly now?: Date;
+  /** The last package accepted from the same feed; an older one is `Rollback`. */
+  readonly lastAccepted?: AcceptedMark;
+}
+
+export interface SignerInfo {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serialNumber: string;
+  readonly sha256: string;
+  readonly validFrom: string;
+  readonly validTo: string;
+}
+
+export interface VerifiedPackage {
+  readonly ok: true;
+  /** SHA-256 of the exact bytes that were verified (hex). */
+  readonly sha256: string;
+  readonly package: EocsPackage;
+  readonly signer: SignerInfo;
+  /** Subjects from signer to anchor. */
+  readonly chain: readonly string[];
+}
+
+export interface RejectedPackage {
+  readonly ok: false;
+  readonly sha256: string;
+  readonly reason: RejectionReason;
+  readonly detail: string;
+}
+
+export type VerifyResult = VerifiedPackage | RejectedPackage;
+
+/** How far ahead of our clock a signing time may be before it is refused. */
+const clockSkewInMs = 5 * 60 * 1000;
+const maxKeyInfoCertificates = 10;
+
+/**
+ * The one verifier, used by the cloud and by the agent (DESIGN §4). Never throws for anything
+ * the package contains: every problem becomes a rejection with a reason code and a detail.
+ * The model is built from the canonical signed bytes only, never from the unsigned DOM.
+ */
+export function verifyPackage(bytes: Uint8Array, options: VerifyOptions): VerifyResult {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  try {
+    return { ok: true, sha256, ...verifyOrThrow(bytes, options) };
+  } catch (error) {
+    if (error instanceof PackageRejectedError) return { ok: false, sha256, reason: error.reason, detail: error.detail };
+    throw error;
+  }
+}
+
+function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<VerifiedPackage, 'ok' | 'sha256'> {
+  const limits = options.limits ?? defaultXmlLimits;
+  const now = options.now ?? new Date();
+  const text = decodePackageText(bytes, limits);
+  const document = parseXml(text, limits);
+  const signature = findTheSignature(document);
+  checkSignedInfo(signature);
+  const certificates = keyInfoCertificates(signature);
+  const signer = findSigner(certificates);
+
+  const signedContent = checkSignatureValue(text, signature, signer);
+  const eocs = parseEocs(parseXml(signedContent, limits));
+
+  if (eocs.signingTime && eocs.signingTime.getTime() > now.getTime() + clockSkewInMs) {
+    reject('Malformed', `signingTime ${eocs.signingTime.toISOString()} is in the future`);
+  }
+  const chain = buildChain(signer, certificates.filter((certificate) => certificate !== signer), options.trust);
+  checkRevocation(chain, options.trust);
+  checkValidity(chain, eocs.signingTime ?? now);
+  checkSignerIdentity(signer, options.trust);
+  if (options.lastAccepted && isRollback(eocs, options.lastAccepted)) {
+    reject('Rollback', `package (${describeMark(eocs)}) is older than the last accepted one (${describeMark(options.lastAccepted)})`);
+  }
+  return { package: eocs, signer: signerInfo(signer), chain: chain.map(describe) };
+}
+
+function findTheSignature(document: Document): Element {
+  const root = document.documentElement!;
+  if (root.localName !== element.root || root.namespaceURI) {
+    reject('Malformed', `root element must be <${element.root}>, found <${root.nodeName}>`);
+  }
+  const signatures = document.getElementsByTagNameNS(DSIG_NS, element.signature);
+  if (signatures.length === 0) reject('BadSignature', 'package is not signed (no ds:Signature element)');
+  if (signatures.length > 1) reject('BadSignature', `found ${signatures.length} Signature elements; exactly one is allowed`);
+  const signature = signatures.item(0)!;
+  if (signature.parentNode !== root) reject('BadSignature', `the Signature must be a child of <${element.root}>`);
+  return signature;
+}
+
+/** The signature must cover the whole document with allow-listed algorithms and nothing else. */
+function checkSignedInfo(signature: Element): void {
+  const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
+  const canonicalization = algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo'));
+  allow(canonicalization, Object.values(algorithms.canonicalization), 'canonicalization');
+  allow(algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo')), Object.values(algorithms.signature), 'signature');
+
+  const references = dsigChildren(signedInfo, 'Reference');
+  if (references.length !== 1) reject('BadSignature', `SignedInfo must hold exactly one Reference, found ${references.length}`);
+  const reference = references[0]!;
+  const uri = reference.getAttribute('URI');
+  if (uri !== '') {
+    reject('BadSignature', `the Reference must cover the whole document (URI=""), found ${uri === null ? 'no URI' : `URI="${uri}"`}`);
+  }
+  const transforms = dsigChildren(onlyChild(reference, 'Transforms', 'Reference'), 'Transform').map(algorithmOf);
+  for (const transform of transforms) {
+    allow(transform, [algorithms.envelopedSignature, ...Object.values(algorithms.canonicalization)], 'transform');
+  }
+  if (transforms.length !== 2 || transforms[0] !== algorithms.envelopedSignature) {
+    reject('BadSignature', `Reference transforms must be enveloped-signature then canonicalization, found ${transforms.join(', ') || 'none'}`);
+  }
+  allow(algorithmOf(onlyChild(reference, 'DigestMethod', 'Reference')), Object.values(algorithms.digest), 'digest');
+}
+
+function allow(uri: string, allowed: readonly string[], what: string): void {
+  if (!allowed.includes(uri)) reject('UnsupportedAlgorithm', `${what} algorithm ${uri || '(none)'} is not allowed`);
+}
+
+function algorithmOf(node: Element): string {
+  return node.getAttribute('Algorithm') ?? '';
+}
+
+function dsigChildren(parent: Element, localName: string): Element[] {
+  return elementChildren(parent).filter((child) => child.localName === localName && child.namespaceURI === DSIG_NS);
+}
+
+function onlyChild(parent: Element, localName: string, parentName: string): Element {
+  const children = dsigChildren(parent, localName);
+  if (children.length !== 1) reject('BadSignature', `${parentName} must hold exactly one ${localName}, found ${children.length}`);
+  return children[0]!;
+}
+
+function keyInfoCertificates(signature: Element): X509Certificate[] {
+  const values = dsigChildren(signature, 'KeyInfo')
+    .flatMap((keyInfo) => dsigChildren(keyInfo, 'X509Data'))
+    .flatMap((data) => dsigChildren(data, 'X509Certificate'));
+  if (values.length === 0) reject('UntrustedChain', 'the Signature carries no KeyInfo/X509Data/X509Certificate');
+  if (values.length > maxKeyInfoCertificates) reject('TooLarge', `KeyInfo holds more than ${maxKeyInfoCertificates} certificates`);
+  return values.map((value, index) => {
+    const base64 = (value.textContent ?? '').replace(/\s+/g, '');
+    try {
+      return new X509Certificate(Buffer.from(base64, 'base64'));
+    } catch (error) {
+      return reject('Malformed', `KeyInfo certificate ${index + 1} is not a valid X.509 certificate`, error);
+    }
+  });
+}
+
+/** Returns the canonical signed content (the document without its Signature). */
+function checkSignatureValue(text: string, signature: Element, signer: X509Certificate): string {
+  const signedXml = restrictedSignedXml({ publicCert: signer.toString() });
+  let valid: boolean;
+  try {
+    signedXml.loadSignature(signature);
+    valid = signedXml.checkSignature(text);
+  } catch (error) {
+    return reject('BadSignature', oneLine(error instanceof Error ? error.message : String(error)), error);
+  }
+  const signed = signedXml.getSignedReferences();
+  if (!valid || signed.length !== 1) reject('BadSignature', 'the digest of the signed content does not match');
+  return signed[0]!;
+}
+
+function signerInfo(signer: X509Certificate): SignerInfo {
+  return {
+    subject: describe(signer),
+    issuer: signer.issuer.split('\n').join(', '),
+    serialNumber: normalizeSerial(signer.serialNumber),
+    sha256: signer.fingerprint256.replace(/:/g, '').toLowerCase(),
+    validFrom: signer.validFromDate.toISOString(),
+    validTo: signer.validToDate.toISOString(),
+  };
+}
+
+function describeMark(mark: AcceptedMark): string {
+  const parts = [];
+  if (mark.sequence !== undefined) parts.push(`sequence ${mark.sequence}`);
+  if (mark.signingTime !== undefined) parts.push(`signed ${mark.signingTime.toISOString()}`);
+  return parts.join(', ') || 'no sequence or signing time';
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}

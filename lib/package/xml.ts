@@ -1,0 +1,111 @@
+import { DOMParser, type Document } from '@xmldom/xmldom';
+import { reject } from './reasons.js';
+
+export interface XmlLimits {
+  /** Packages are stored whole in Tables, which caps an entity at 1 MiB. */
+  readonly maxBytes: number;
+  readonly maxDepth: number;
+  readonly maxElements: number;
+}
+
+export const defaultXmlLimits: XmlLimits = { maxBytes: 1024 * 1024, maxDepth: 32, maxElements: 10_000 };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Bytes → text, refusing anything but UTF-8 (which is what OCS serves and what we sign). */
+export function decodePackageText(bytes: Uint8Array, limits: XmlLimits = defaultXmlLimits): string {
+  if (bytes.byteLength > limits.maxBytes) {
+    reject('TooLarge', `package is ${bytes.byteLength} bytes; the limit is ${limits.maxBytes}`);
+  }
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch (error) {
+    reject('Malformed', 'package is not valid UTF-8', error);
+  }
+  const declaration = /^<\?xml[^>]*\bencoding\s*=\s*["']([^"']+)["']/.exec(text);
+  if (declaration && !/^utf-?8$/i.test(declaration[1]!)) {
+    reject('Malformed', `package declares encoding "${declaration[1]}"; only UTF-8 is accepted`);
+  }
+  return text;
+}
+
+/**
+ * A linear pass over the raw text before any parser sees it: rejects DOCTYPE and entity
+ * declarations (XXE, billion laughs) and enforces the depth and element caps, so hostile input
+ * costs O(n) and never builds a DOM.
+ */
+export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): void {
+  let depth = 0;
+  let elements = 0;
+  let at = text.indexOf('<');
+  while (at !== -1) {
+    const skipTo = (terminator: string, what: string): number => {
+      const end = text.indexOf(terminator, at);
+      if (end === -1) reject('Malformed', `unterminated ${what} at offset ${at}`);
+      return end + terminator.length;
+    };
+    let next: number;
+    if (text.startsWith('<!--', at)) {
+      next = skipTo('-->', 'comment');
+    } else if (text.startsWith('<![CDATA[', at)) {
+      next = skipTo(']]>', 'CDATA section');
+    } else if (text.startsWith('<?', at)) {
+      next = skipTo('?>', 'processing instruction');
+    } else if (text.startsWith('<!', at)) {
+      reject('Malformed', `DOCTYPE and entity declarations are not allowed (offset ${at})`);
+    } else if (text.startsWith('</', at)) {
+      next = skipTo('>', 'end tag');
+      depth--;
+    } else {
+      next = endOfStartTag(text, at);
+      elements++;
+      if (elements > limits.maxElements) reject('TooLarge', `more than ${limits.maxElements} elements`);
+      if (text[next - 2] !== '/') {
+        depth++;
+        if (depth > limits.maxDepth) reject('TooLarge', `elements nested deeper than ${limits.maxDepth} (offset ${at})`);
+      }
+    }
+    at = text.indexOf('<', next);
+  }
+}
+
+function endOfStartTag(text: string, start: number): number {
+  let quote: string | undefined;
+  for (let index = start + 1; index < text.length; index++) {
+    const char = text[index];
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+    } else if (char === '>') {
+      return index + 1;
+    }
+  }
+  return reject('Malformed', `unterminated start tag at offset ${start}`);
+}
+
+/** Strict parse: any warning or error from the parser rejects the document. */
+export function parseXml(text: string, limits: XmlLimits = defaultXmlLimits): Document {
+  prescanXml(text, limits);
+  const problems: string[] = [];
+  const parser = new DOMParser({
+    onError: (level, message) => {
+      problems.push(`${level}: ${message}`);
+      throw new Error(message);
+    },
+  });
+  let document: Document;
+  try {
+    document = parser.parseFromString(text, 'text/xml');
+  } catch (error) {
+    const detail = problems[0] ?? (error instanceof Error ? error.message : String(error));
+    reject('Malformed', `not well-formed XML: ${oneLine(detail)}`, error);
+  }
+  if (!document.documentElement) reject('Malformed', 'document has no root element');
+  return document;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
