@@ -1,5 +1,11 @@
 #!/usr/bin/env node
 // The CLI is compiled by `npm ci` (the `prepare` script) into dist/.
-import { main } from '../dist/lib/cli/main.js';
-
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `emfleet: needs Node.js 22 or later, this is ${process.version}; run it as \`npx emfleet\` so the node@22 dev dependency is used\n`,
+  );
+  process.exit(2);
+}
+const { main } = await import('../dist/lib/cli/main.js');
 process.exitCode = await main(process.argv);

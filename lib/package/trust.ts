@@ -178,3 +178,22 @@ export function describe(certificate: X509Certificate): string {
 function oneLine(distinguishedName: string): string {
   return distinguishedName.split('\n').join(', ');
 }
+
+export interface TrustSettings {
+  readonly EMFLEET_TRUST_ANCHORS?: string | undefined;
+  readonly EMFLEET_TRUST_ANCHOR_SHA256?: readonly string[] | undefined;
+  readonly EMFLEET_SIGNER_SUBJECT: string;
+  readonly EMFLEET_SIGNER_EKU: string;
+  readonly EMFLEET_REVOKED_SERIALS?: readonly string[] | undefined;
+}
+
+/** The trust policy of the Microsoft feed as the app settings configure it. */
+export function trustPolicyFromSettings(settings: TrustSettings): TrustPolicy {
+  return createTrustPolicy({
+    anchorPems: settings.EMFLEET_TRUST_ANCHORS ? [readPemSetting(settings.EMFLEET_TRUST_ANCHORS, 'EMFLEET_TRUST_ANCHORS')] : [],
+    anchorSha256: settings.EMFLEET_TRUST_ANCHOR_SHA256 ?? [],
+    signerSubjectCn: settings.EMFLEET_SIGNER_SUBJECT,
+    signerEku: settings.EMFLEET_SIGNER_EKU,
+    revokedSerials: settings.EMFLEET_REVOKED_SERIALS ?? [],
+  });
+}

@@ -179,7 +179,11 @@ function checkSignatureValue(text: string, signature: Element, signer: X509Certi
     signedXml.loadSignature(signature);
     valid = signedXml.checkSignature(text);
   } catch (error) {
-    return reject('BadSignature', oneLine(error instanceof Error ? error.message : String(error)), error);
+    const message = error instanceof Error ? error.message : String(error);
+    const detail = message.startsWith('invalid signature')
+      ? 'the SignatureValue does not match SignedInfo under the signer certificate key'
+      : oneLine(message);
+    return reject('BadSignature', detail, error);
   }
   const signed = signedXml.getSignedReferences();
   if (!valid || signed.length !== 1) reject('BadSignature', 'the digest of the signed content does not match');

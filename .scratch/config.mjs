@@ -1,0 +1,1 @@
+export default { test: { include: ['.scratch/*.scratch.ts'], testTimeout: 60000, hookTimeout: 60000 } };

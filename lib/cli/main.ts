@@ -1,0 +1,41 @@
+import { Command, CommanderError } from 'commander';
+import { EmfleetError } from '../errors.js';
+import { ConfigError } from '../errors.js';
+import { devCommand } from './dev.js';
+import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
+import { packageCommand } from './package.js';
+
+/** Runs `emfleet` with `argv` (as process.argv: node, script, ...) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  let exitCode: number = exitCodes.ok;
+  const program = new Command('emfleet')
+    .description('Exchange Emergency Mitigation for a whole fleet, from Azure')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => io.stdout(text.trimEnd()), writeErr: (text) => io.stderr(text.trimEnd()) })
+    .showSuggestionAfterError();
+  program.addCommand(packageCommand(io, (code) => (exitCode = code)));
+  program.addCommand(devCommand(io));
+  for (const command of program.commands) {
+    command.exitOverride().configureOutput(program.configureOutput());
+    for (const subcommand of command.commands) subcommand.exitOverride().configureOutput(program.configureOutput());
+  }
+
+  try {
+    await program.parseAsync([...argv]);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
+    }
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.stderr(`emfleet: ${error.message}`);
+      return exitCodes.usage;
+    }
+    if (error instanceof EmfleetError) {
+      io.stderr(`emfleet: ${error.code}: ${error.message}`);
+      return exitCodes.failed;
+    }
+    io.stderr(`emfleet: unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+    return exitCodes.failed;
+  }
+}

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+
+const commaList = z
+  .string()
+  .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
+
+/**
+ * Every app setting emfleet reads, parsed once. `local.settings.sample.json` and infra/ list the
+ * same names (a test checks); an invalid value is reported with its name.
+ */
+export const settingsSchema = z.object({
+  /** PEM text, or a file path, of the certificates packages must chain to. No default: no built-in trust. */
+  EMFLEET_TRUST_ANCHORS: z.string().optional(),
+  /** Comma-separated SHA-256 fingerprints; every trust anchor must match one. */
+  EMFLEET_TRUST_ANCHOR_SHA256: commaList.optional(),
+  EMFLEET_SIGNER_SUBJECT: z.string().min(1).default(microsoftSignerSubjectCn),
+  EMFLEET_SIGNER_EKU: z
+    .string()
+    .regex(/^\d+(\.\d+)+$/, 'must be a dotted OID such as 1.3.6.1.4.1.311.76.57.1.11')
+    .default(microsoftSignerEku),
+  /** Comma-separated hex serials of certificates that must not sign, whatever their chain. */
+  EMFLEET_REVOKED_SERIALS: commaList.optional(),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+export const settingNames = Object.keys(settingsSchema.shape) as (keyof Settings)[];
+
+export function loadSettings(environment: Record<string, string | undefined> = process.env): Settings {
+  const present: Record<string, string> = {};
+  for (const name of settingNames) {
+    const value = environment[name];
+    if (value !== undefined && value.trim() !== '') present[name] = value;
+  }
+  const parsed = settingsSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid settings: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
