@@ -1,0 +1,71 @@
+import type { TableClient, TableEntity } from '@azure/data-tables';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EmfleetError } from '../errors.js';
+import { isStatus } from './rows.js';
+
+export type StoredEntity = TableEntity<Record<string, unknown>> & { etag: string };
+
+/** Another writer won every attempt; the caller may retry later. Carries the row it last saw. */
+export class ConcurrencyConflictError extends EmfleetError {
+  override readonly name = 'ConcurrencyConflictError';
+  readonly current: StoredEntity | undefined;
+
+  constructor(table: string, partitionKey: string, rowKey: string, attempts: number, current: StoredEntity | undefined) {
+    super('Conflict', `${table} row (${partitionKey}, ${rowKey}) kept changing under ${attempts} attempts`, {
+      context: { table, partitionKey, rowKey, attempts },
+    });
+    this.current = current;
+  }
+}
+
+/** What a mutation wants: keep the row as it is, write this entity, or delete the row. */
+export type Mutation = { readonly kind: 'keep' } | { readonly kind: 'write'; readonly entity: TableEntity<Record<string, unknown>> } | { readonly kind: 'delete' };
+
+export interface MutationResult {
+  readonly before: StoredEntity | undefined;
+  readonly mutation: Mutation;
+}
+
+/**
+ * Read, compute the next state in memory, write it only if it changed, conditional on the ETag
+ * that was read (412 → read again and recompute). Never a blind last-writer-wins write.
+ */
+export async function mutateEntity(
+  client: TableClient,
+  partitionKey: string,
+  rowKey: string,
+  mutate: (current: StoredEntity | undefined) => Mutation,
+  options: { maxAttempts?: number } = {},
+): Promise<MutationResult> {
+  const maxAttempts = options.maxAttempts ?? 10;
+  let current: StoredEntity | undefined;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    current = await getEntityOrUndefined(client, partitionKey, rowKey);
+    const mutation = mutate(current);
+    try {
+      if (mutation.kind === 'keep') return { before: current, mutation };
+      if (mutation.kind === 'delete') {
+        if (current) await client.deleteEntity(partitionKey, rowKey, { etag: current.etag });
+      } else if (current) {
+        await client.updateEntity({ ...mutation.entity, partitionKey, rowKey }, 'Replace', { etag: current.etag });
+      } else {
+        await client.createEntity({ ...mutation.entity, partitionKey, rowKey });
+      }
+      return { before: current, mutation };
+    } catch (error) {
+      // 412: changed since read; 409: created by someone else since read; 404: deleted since read.
+      if (!isStatus(error, 412, 409, 404)) throw error;
+      await sleep(Math.random() * 20 * attempt);
+    }
+  }
+  throw new ConcurrencyConflictError(client.tableName, partitionKey, rowKey, maxAttempts, current);
+}
+
+export async function getEntityOrUndefined(client: TableClient, partitionKey: string, rowKey: string): Promise<StoredEntity | undefined> {
+  try {
+    return (await client.getEntity<Record<string, unknown>>(partitionKey, rowKey)) as StoredEntity;
+  } catch (error) {
+    if (isStatus(error, 404)) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,105 @@
+import { EmfleetError } from '../errors.js';
+import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
+import { describeRowProblem, readRows, validateRow } from './rows.js';
+import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
+import type { FleetTables } from './storage.js';
+import { odata } from '@azure/data-tables';
+
+export class RolloutNotFoundError extends EmfleetError {
+  override readonly name = 'RolloutNotFoundError';
+
+  constructor(rolloutId: string) {
+    super('RolloutNotFound', `no rollout "${rolloutId}"`, { context: { rolloutId } });
+  }
+}
+
+const waveKey = (index: number): string => `wave-${String(index).padStart(2, '0')}`;
+
+export interface NewRollout {
+  readonly id: string;
+  readonly feed: string;
+  readonly packageSequence: number;
+  readonly operation: 'apply' | 'remove';
+  readonly waves: readonly { readonly name: string; readonly servers: number }[];
+}
+
+/** The state row and one row per wave, in one transaction (one partition per rollout). */
+export async function createRollout(tables: FleetTables, rollout: NewRollout, options: { now?: Date } = {}): Promise<void> {
+  if (rollout.waves.length < 1 || rollout.waves.length > 99) throw new RangeError(`a rollout has 1 to 99 waves, got ${rollout.waves.length}`);
+  const client = await tables.client('Rollouts');
+  const now = options.now ?? new Date();
+  await client.submitTransaction([
+    [
+      'create',
+      {
+        partitionKey: rollout.id,
+        rowKey: 'state',
+        feed: rollout.feed,
+        packageSequence: rollout.packageSequence,
+        operation: rollout.operation,
+        state: 'Planned',
+        reason: '',
+        waveCount: rollout.waves.length,
+        currentWave: 0,
+        createdAt: now,
+        updatedAt: now,
+      },
+    ],
+    ...rollout.waves.map((wave, index) => ['create', { partitionKey: rollout.id, rowKey: waveKey(index), name: wave.name, servers: wave.servers, succeeded: 0, failed: 0, skipped: 0 }] as ['create', Record<string, unknown> & { partitionKey: string; rowKey: string }]),
+  ]);
+}
+
+export async function readRollout(tables: FleetTables, rolloutId: string): Promise<{ state: RolloutStateRow; waves: WaveRow[] }> {
+  const client = await tables.client('Rollouts');
+  const { rows: waves } = await readRows(client, 'Rollouts', waveRow, { filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'wave-'}` });
+  const entity = await getEntityOrUndefined(client, rolloutId, 'state');
+  if (!entity) throw new RolloutNotFoundError(rolloutId);
+  const state = validateRow('Rollouts', rolloutStateRow, entity);
+  if (!state.ok) throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
+  return { state: state.row, waves };
+}
+
+/**
+ * Moves a rollout's state with ETag concurrency: `next` sees the current state and returns the
+ * changes, or undefined to leave it as it is.
+ */
+export async function updateRolloutState(
+  tables: FleetTables,
+  rolloutId: string,
+  next: (current: RolloutStateRow) => Partial<Pick<RolloutStateRow, 'state' | 'reason' | 'currentWave'>> | undefined,
+  options: { now?: Date } = {},
+): Promise<RolloutStateRow> {
+  const client = await tables.client('Rollouts');
+  let result: RolloutStateRow | undefined;
+  await mutateEntity(client, rolloutId, 'state', (current) => {
+    if (!current) throw new RolloutNotFoundError(rolloutId);
+    const checked = validateRow('Rollouts', rolloutStateRow, current);
+    if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { rolloutId } });
+    const changes = next(checked.row);
+    result = checked.row;
+    if (changes === undefined) return { kind: 'keep' };
+    result = { ...checked.row, ...changes, updatedAt: options.now ?? new Date() };
+    return { kind: 'write', entity: { ...result } };
+  });
+  return result!;
+}
+
+/** Adds to a wave's counters; concurrent callers never lose an increment. */
+export async function addToWaveCounters(tables: FleetTables, rolloutId: string, waveIndex: number, delta: Partial<Pick<WaveRow, 'succeeded' | 'failed' | 'skipped'>>): Promise<WaveRow> {
+  const client = await tables.client('Rollouts');
+  let result: WaveRow | undefined;
+  await mutateEntity(client, rolloutId, waveKey(waveIndex), (current) => {
+    if (!current) throw new RolloutNotFoundError(`${rolloutId} wave ${waveIndex}`);
+    const checked = validateRow('Rollouts', waveRow, current);
+    if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { rolloutId, waveIndex } });
+    const wave = checked.row;
+    result = {
+      ...wave,
+      succeeded: wave.succeeded + (delta.succeeded ?? 0),
+      failed: wave.failed + (delta.failed ?? 0),
+      skipped: wave.skipped + (delta.skipped ?? 0),
+    };
+    return { kind: 'write', entity: { ...result } };
+  });
+  return result!;
+}

@@ -1,0 +1,179 @@
+import { z } from 'zod';
+import { parseBuild } from '../package/build.js';
+import { mitigationIdPattern } from '../package/format.js';
+
+/** Characters Azure Tables forbids in keys, plus control characters. */
+const forbiddenKeyCharacters = /[/\\#?\u0000-\u001f\u007f-\u009f]/;
+
+export const tableKey = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(512)
+  .refine((key) => !forbiddenKeyCharacters.test(key), 'must not contain / \\ # ? or control characters');
+
+export const serverName = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/, 'must be a host name or FQDN (letters, digits, -, dots)')
+  .max(253);
+/** Server names are case-insensitive; rows hold them in lower case. */
+export const storedServerName = serverName.refine((name) => name === name.toLowerCase(), 'must be lower case (emfleet stores server names in lower case)');
+export const orgName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
+export const ringName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
+export const siteName = z.string().max(128).refine((site) => !forbiddenKeyCharacters.test(site), 'must not contain control characters');
+export const mitigationId = z.string().regex(mitigationIdPattern, 'must be a mitigation id such as EM1 (letters, digits, . _ -)');
+export const exchangeBuild = z.string().refine((text) => parseBuild(text) !== undefined, 'must be an Exchange build such as 15.2.1544.4');
+
+/** Tables have no arrays: lists are stored as JSON text and validated on read. */
+export function jsonText<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((text, context) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        context.addIssue({ code: 'custom', message: 'is not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+export const mitigationIdList = jsonText(z.array(mitigationId));
+
+export const serverRow = z.object({
+  partitionKey: orgName,
+  rowKey: storedServerName,
+  fqdn: z.string().max(253).default(''),
+  build: exchangeBuild,
+  site: siteName.default(''),
+  ring: z.union([ringName, z.literal('')]).default(''),
+  relayHybridConnection: z.string().max(260).default(''),
+  relayPath: z.string().max(260).default(''),
+  agentVersion: z.string().max(64).default(''),
+  lastSeen: z.date().optional(),
+  reportedApplied: mitigationIdList.default([]),
+  reportedBlocked: mitigationIdList.default([]),
+});
+export type ServerRow = z.infer<typeof serverRow>;
+
+export const policySources = ['bicep', 'table'] as const;
+export type PolicySource = (typeof policySources)[number];
+export const policyScopes = ['org', 'server'] as const;
+export type PolicyScope = (typeof policyScopes)[number];
+
+/** Declared (Bicep) rows carry this row-key suffix so they sit beside the Tables-edited row of the same scope. */
+export const declaredRowKeySuffix = '|bicep';
+
+export const policyRow = z
+  .object({
+    partitionKey: z.enum(policyScopes),
+    rowKey: tableKey,
+    source: z.enum(policySources),
+    mitigationsEnabled: z.boolean().optional(),
+    blockedMitigations: mitigationIdList.optional(),
+    ring: ringName.optional(),
+    changedBy: z.string().max(256).default(''),
+    changedAt: z.date().optional(),
+  })
+  .superRefine((row, context) => {
+    const declared = row.rowKey.endsWith(declaredRowKeySuffix);
+    if (declared !== (row.source === 'bicep')) {
+      context.addIssue({
+        code: 'custom',
+        path: ['source'],
+        message: `"${row.source}" does not match the row key (declared rows end with ${declaredRowKeySuffix})`,
+      });
+    }
+    const name = declared ? row.rowKey.slice(0, -declaredRowKeySuffix.length) : row.rowKey;
+    const nameCheck = (row.partitionKey === 'org' ? orgName : storedServerName).safeParse(name);
+    if (!nameCheck.success) context.addIssue({ code: 'custom', path: ['rowKey'], message: nameCheck.error.issues[0]!.message });
+    if (row.partitionKey === 'org' && row.ring !== undefined) {
+      context.addIssue({ code: 'custom', path: ['ring'], message: 'a ring is set per server, not for the org' });
+    }
+  });
+export type PolicyRow = z.infer<typeof policyRow>;
+
+export const auditRow = z.object({
+  partitionKey: z.string().regex(/^\d{8}$/),
+  rowKey: tableKey,
+  at: z.date(),
+  actor: z.string().min(1).max(256),
+  action: z.string().min(1).max(128),
+  target: z.string().max(512),
+  source: z.string().max(32),
+  before: z.string().default(''),
+  after: z.string().default(''),
+});
+export type AuditRow = z.infer<typeof auditRow>;
+
+export const packageChunkProperties = Array.from({ length: 15 }, (_, index) => `xml${String(index).padStart(2, '0')}`);
+/** Tables caps a binary property at 64 KiB and an entity at 1 MiB; 15 chunks leave room for the rest of the row. */
+export const packageChunkBytes = 64 * 1024;
+export const maxStoredPackageBytes = packageChunkProperties.length * packageChunkBytes;
+
+export const packageRow = z.object({
+  partitionKey: tableKey,
+  rowKey: z.string().regex(/^\d{10}$/, 'must be a 10-digit sequence'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  signingTime: z.date().optional(),
+  signedSequence: z.number().int().nonnegative().optional(),
+  mitigationIds: mitigationIdList,
+  acceptedAt: z.date(),
+  xmlBytes: z.number().int().min(1).max(maxStoredPackageBytes),
+  ...Object.fromEntries(packageChunkProperties.map((name) => [name, z.instanceof(Uint8Array).optional()])),
+});
+
+export const packagePointerRow = z.object({
+  partitionKey: tableKey,
+  rowKey: z.literal('latest'),
+  sequence: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+export const rolloutStates = ['Planned', 'Running', 'Baking', 'Paused', 'Halted', 'Aborted', 'Completed'] as const;
+export type RolloutState = (typeof rolloutStates)[number];
+export const rolloutOperations = ['apply', 'remove'] as const;
+
+export const rolloutStateRow = z.object({
+  partitionKey: tableKey,
+  rowKey: z.literal('state'),
+  feed: tableKey,
+  packageSequence: z.number().int().nonnegative(),
+  operation: z.enum(rolloutOperations),
+  state: z.enum(rolloutStates),
+  reason: z.string().default(''),
+  waveCount: z.number().int().min(1).max(99),
+  currentWave: z.number().int().nonnegative(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+export type RolloutStateRow = z.infer<typeof rolloutStateRow>;
+
+export const waveRow = z.object({
+  partitionKey: tableKey,
+  rowKey: z.string().regex(/^wave-\d{2}$/),
+  name: z.string().min(1).max(64),
+  servers: z.number().int().nonnegative(),
+  succeeded: z.number().int().nonnegative().default(0),
+  failed: z.number().int().nonnegative().default(0),
+  skipped: z.number().int().nonnegative().default(0),
+});
+export type WaveRow = z.infer<typeof waveRow>;
+
+export const outcomes = [
+  'Applied', 'AlreadyApplied', 'Removed', 'NotApplicable', 'Blocked', 'Disabled', 'PolicyError', 'Unsupported',
+  'Skipped', 'Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack',
+] as const;
+export type Outcome = (typeof outcomes)[number];
+
+export const resultRow = z.object({
+  partitionKey: storedServerName,
+  rowKey: tableKey,
+  rolloutId: z.string().default(''),
+  operation: z.enum(rolloutOperations),
+  status: z.enum(['InProgress', 'Completed']),
+  outcomes: jsonText(z.record(mitigationId, z.object({ outcome: z.enum(outcomes), detail: z.string().default('') }))),
+  at: z.date(),
+  expiresAt: z.date().optional(),
+});
+export type ResultRow = z.infer<typeof resultRow>;

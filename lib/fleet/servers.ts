@@ -1,0 +1,83 @@
+import { odata } from '@azure/data-tables';
+import { EmfleetError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { writeAudit } from './audit.js';
+import { mutateEntity } from './optimistic.js';
+import { readRows, validateRow, type ReadResult } from './rows.js';
+import { serverRow, type ServerRow } from './schemas.js';
+import type { FleetTables } from './storage.js';
+
+export class ServerNotFoundError extends EmfleetError {
+  override readonly name = 'ServerNotFoundError';
+
+  constructor(org: string, server: string) {
+    super('ServerNotFound', `no server "${server}" in org ${org}`, { context: { org, server } });
+  }
+}
+
+/** What an admin registers; the rest of the row (last seen, reported state) comes from the agent. */
+export interface ServerRegistration {
+  readonly name: string;
+  readonly build: string;
+  readonly fqdn?: string;
+  readonly site?: string;
+  readonly ring?: string;
+  readonly relayHybridConnection?: string;
+  readonly relayPath?: string;
+}
+
+export async function listServers(tables: FleetTables, org: string, options: { logger?: Logger } = {}): Promise<ReadResult<ServerRow>> {
+  const client = await tables.client('Servers');
+  return readRows(client, 'Servers', serverRow, { filter: odata`PartitionKey eq ${org}`, ...options });
+}
+
+/**
+ * Adds a server or updates its registration (idempotent); what the agent reported is kept.
+ * Returns whether it was new.
+ */
+export async function registerServer(tables: FleetTables, org: string, registration: ServerRegistration, context: { actor: string; now?: Date }): Promise<{ created: boolean; row: ServerRow }> {
+  const client = await tables.client('Servers');
+  const name = registration.name.toLowerCase();
+  let before: ServerRow | undefined;
+  let row: ServerRow | undefined;
+  const result = await mutateEntity(client, org, name, (current) => {
+    const checked = current ? validateRow('Servers', serverRow, current) : undefined;
+    before = checked?.ok ? checked.row : undefined;
+    const { etag: _etag, timestamp: _timestamp, ...stored } = (current ?? {}) as Record<string, unknown>;
+    const entity = {
+      ...stored,
+      partitionKey: org,
+      rowKey: name,
+      fqdn: registration.fqdn ?? before?.fqdn ?? name,
+      build: registration.build,
+      site: registration.site ?? before?.site ?? '',
+      ring: registration.ring ?? before?.ring ?? '',
+      relayHybridConnection: registration.relayHybridConnection ?? before?.relayHybridConnection ?? name,
+      relayPath: registration.relayPath ?? before?.relayPath ?? '',
+    };
+    const validated = validateRow('Servers', serverRow, entity);
+    if (!validated.ok) throw new TypeError(`server ${name}: ${validated.problem.field}: ${validated.problem.message}`);
+    row = validated.row;
+    if (before && JSON.stringify(registrationOf(before)) === JSON.stringify(registrationOf(validated.row))) return { kind: 'keep' };
+    return { kind: 'write', entity };
+  });
+  if (result.mutation.kind !== 'keep') {
+    await writeAudit(tables, [{ actor: context.actor, action: before ? 'server.update' : 'server.add', target: `server:${name}`, source: 'table', before: before ? registrationOf(before) : null, after: registrationOf(row!) }], context.now);
+  }
+  return { created: result.before === undefined, row: row! };
+}
+
+export async function removeServer(tables: FleetTables, org: string, serverName: string, context: { actor: string; now?: Date }): Promise<void> {
+  const client = await tables.client('Servers');
+  const name = serverName.toLowerCase();
+  const result = await mutateEntity(client, org, name, (current) => {
+    if (!current) throw new ServerNotFoundError(org, name);
+    return { kind: 'delete' };
+  });
+  const checked = result.before ? validateRow('Servers', serverRow, result.before) : undefined;
+  await writeAudit(tables, [{ actor: context.actor, action: 'server.remove', target: `server:${name}`, source: 'table', before: checked?.ok ? registrationOf(checked.row) : null, after: null }], context.now);
+}
+
+function registrationOf(row: ServerRow): Record<string, string> {
+  return { build: row.build, fqdn: row.fqdn, site: row.site, ring: row.ring, relayHybridConnection: row.relayHybridConnection, relayPath: row.relayPath };
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { mitigationId, ringName, serverName } from '../fleet/schemas.js';
+import type { PolicyLayer } from './effective.js';
+
+const scopeSettings = {
+  mitigationsEnabled: z.boolean().optional(),
+  blockedMitigations: z.array(mitigationId).optional(),
+};
+
+/**
+ * Policy as code: the `EMFLEET_POLICY` app setting, loaded from `infra/policy.json` by Bicep.
+ * The same schema is exported as JSON Schema for editors (`infra/policy.schema.json`).
+ */
+export const declaredPolicySchema = z
+  .object({
+    $schema: z.string().optional(),
+    org: z.object(scopeSettings).strict().default({}),
+    servers: z.record(serverName, z.object(scopeSettings).strict()).default({}),
+    /** Ring name → the servers in it. */
+    rings: z.record(ringName, z.array(serverName)).default({}),
+  })
+  .strict()
+  .superRefine((policy, context) => {
+    const ringOf = new Map<string, string>();
+    for (const [ring, members] of Object.entries(policy.rings)) {
+      for (const member of members) {
+        const earlier = ringOf.get(member.toLowerCase());
+        if (earlier !== undefined && earlier !== ring) {
+          context.addIssue({ code: 'custom', path: ['rings', ring], message: `server ${member} is already in ring ${earlier}` });
+        }
+        ringOf.set(member.toLowerCase(), ring);
+      }
+    }
+  });
+
+export type DeclaredPolicy = z.infer<typeof declaredPolicySchema>;
+
+export interface DeclaredLayers {
+  readonly org: PolicyLayer;
+  readonly servers: ReadonlyMap<string, PolicyLayer>;
+}
+
+/** Parses the setting's JSON text; errors name the JSON path that is wrong. */
+export function parseDeclaredPolicy(text: string, where = 'EMFLEET_POLICY'): { ok: true; policy: DeclaredPolicy } | { ok: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, error: `${where} is not valid JSON: ${(error as Error).message}` };
+  }
+  const parsed = declaredPolicySchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { ok: false, error: `${where} at ${issue.path.join('.') || '(top)'}: ${issue.message}` };
+  }
+  return { ok: true, policy: parsed.data };
+}
+
+/** The rows the declaration stands for: one for the org, one per server it mentions (settings or ring). */
+export function declaredLayers(policy: DeclaredPolicy): DeclaredLayers {
+  const servers = new Map<string, PolicyLayer>();
+  for (const [name, settings] of Object.entries(policy.servers)) servers.set(name.toLowerCase(), withoutUndefined(settings));
+  for (const [ring, members] of Object.entries(policy.rings)) {
+    for (const member of members.map((name) => name.toLowerCase())) servers.set(member, { ...servers.get(member), ring });
+  }
+  return { org: withoutUndefined(policy.org), servers };
+}
+
+function withoutUndefined(layer: PolicyLayer): PolicyLayer {
+  return Object.fromEntries(Object.entries(layer).filter(([, value]) => value !== undefined)) as PolicyLayer;
+}

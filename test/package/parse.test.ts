@@ -1,0 +1,461 @@
+import { describe, it, expect } from 'vitest';
+import type { EocsPackage, MitigationAction } from '../../lib/package/model.js';
+import { parseEocs } from '../../lib/package/parse.js';
+import { PackageRejectedError, type RejectionReason } from '../../lib/package/reasons.js';
+import { parseXml } from '../../lib/package/xml.js';
+import { catalogueXml, ping1Xml } from '../helpers/packages.js';
+
+function parse(xml: string): EocsPackage {
+  return parseEocs(parseXml(xml));
+}
+
+/** Runs `action`, which must reject; returns the rejection. */
+function rejection(action: () => unknown): PackageRejectedError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof PackageRejectedError) return error;
+    throw new Error(`expected a PackageRejectedError, got ${String(error)}`, { cause: error });
+  }
+  throw new Error('expected a PackageRejectedError, but the package was accepted');
+}
+
+/** One Config around `inner` (Applicability and ActionList), in an otherwise valid document. */
+function oneConfig(inner: string, { id = 'EM9', rootAttributes = '' } = {}): string {
+  return `<?xml version="1.0" encoding="utf-8"?>
+<EOCS version="1.0.4"${rootAttributes}>
+  <Config id="${id}" desc="test">${inner}</Config>
+</EOCS>`;
+}
+
+function oneAction(action: string): string {
+  return oneConfig(`<ActionList>${action}</ActionList>`);
+}
+
+/** String replace that fails loudly when the text to replace is not there (so a case cannot silently test nothing). */
+function edit(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`test data: "${from}" not found`);
+  return text.replace(from, to);
+}
+
+function onlyAction(model: EocsPackage): MitigationAction {
+  expect(model.mitigations).toHaveLength(1);
+  expect(model.mitigations[0]!.actions).toHaveLength(1);
+  return model.mitigations[0]!.actions[0]!;
+}
+
+describe('parseEocs: the public PING1 sample', () => {
+  it('gives the exact model', () => {
+    const model = parse(ping1Xml);
+    expect(model).toEqual({
+      version: '1.0.4',
+      mitigations: [
+        {
+          id: 'PING1',
+          description: 'Ping mitigation to validate the EM service is working.',
+          applicability: [],
+          actions: [{ kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' }],
+        },
+      ],
+      unknown: [],
+    });
+    // Not stamped: the keys are absent, not undefined.
+    expect('signingTime' in model).toBe(false);
+    expect('sequence' in model).toBe(false);
+  });
+
+  it('reads the signing stamp when present', () => {
+    const model = parse(edit(ping1Xml, '<EOCS version="1.0.4">', '<EOCS version="1.0.4" signingTime="2026-11-02T12:00:00Z" sequence="12">'));
+    expect(model.signingTime).toEqual(new Date('2026-11-02T12:00:00Z'));
+    expect(model.sequence).toBe(12);
+    expect(model.unknown).toEqual([]);
+  });
+
+  it.each([
+    { name: 'fractional seconds', text: '2026-11-02T12:00:00.250Z', expected: '2026-11-02T12:00:00.250Z' },
+    { name: 'positive offset', text: '2026-11-02T13:00:00+01:00', expected: '2026-11-02T12:00:00.000Z' },
+    { name: 'negative offset', text: '2026-11-02T07:00:00-05:00', expected: '2026-11-02T12:00:00.000Z' },
+  ])('signingTime with $name', ({ text, expected }) => {
+    const model = parse(edit(ping1Xml, '<EOCS version="1.0.4">', `<EOCS version="1.0.4" signingTime="${text}">`));
+    expect(model.signingTime?.toISOString()).toBe(expected);
+  });
+});
+
+describe('parseEocs: the catalogue', () => {
+  it('has one mitigation of every action kind with its ranges', () => {
+    const model = parse(catalogueXml);
+    expect(model.version).toBe('1.0.4');
+    expect(model.unknown).toEqual([]);
+    expect(model.mitigations.map((mitigation) => mitigation.id)).toEqual(['PING1', 'EM1', 'EM2', 'EM3']);
+    expect(model.mitigations.map((mitigation) => mitigation.actions.map((action) => action.kind))).toEqual([
+      ['DoNothing'],
+      ['IisUrlRewrite'],
+      ['DisableAppPool'],
+      ['DisableService'],
+    ]);
+    const [ping1, em1, em2, em3] = model.mitigations;
+    expect(ping1).toEqual({
+      id: 'PING1',
+      description: 'Ping',
+      applicability: [],
+      actions: [{ kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' }],
+    });
+    expect(em1).toEqual({
+      id: 'EM1',
+      description: 'Block autodiscover SSRF',
+      applicability: [
+        { min: [15, 1, 0, 0], max: [15, 1, 2507, 15] },
+        { min: [15, 2, 0, 0], max: [15, 2, 1118, 19] },
+      ],
+      actions: [
+        {
+          kind: 'IisUrlRewrite',
+          scope: 'Server',
+          description: 'URL rewrite',
+          site: 'Default Web Site',
+          ruleName: 'EEMS EM1 - Autodiscover Rule',
+          ruleXml:
+            '<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>',
+        },
+      ],
+    });
+    expect(em2).toEqual({
+      id: 'EM2',
+      description: 'Disable OWA app pool',
+      applicability: [{ min: [15, 2, 0, 0], max: [15, 2, 1544, 4] }],
+      actions: [{ kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool' }],
+    });
+    expect(em3).toEqual({
+      id: 'EM3',
+      description: 'Disable UM service',
+      applicability: [],
+      actions: [{ kind: 'DisableService', scope: 'Server', description: 'Stop UM', service: 'MSExchangeUM' }],
+    });
+  });
+
+  it('defaults the IIS site to "Default Web Site" when the Value has no site attribute', () => {
+    const model = parse(edit(catalogueXml, '<Value site="Default Web Site">', '<Value>'));
+    const action = model.mitigations.find((mitigation) => mitigation.id === 'EM1')!.actions[0]!;
+    expect(action.kind).toBe('IisUrlRewrite');
+    expect(action).toMatchObject({ site: 'Default Web Site', ruleName: 'EEMS EM1 - Autodiscover Rule' });
+  });
+
+  it('keeps an explicit IIS site', () => {
+    const model = parse(edit(catalogueXml, '<Value site="Default Web Site">', '<Value site="Exchange Back End">'));
+    const action = model.mitigations.find((mitigation) => mitigation.id === 'EM1')!.actions[0]!;
+    expect(action).toMatchObject({ kind: 'IisUrlRewrite', site: 'Exchange Back End' });
+  });
+
+  it('trims whitespace around app-pool and service names', () => {
+    const model = parse(edit(edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value>\n  MSExchangeOWAAppPool\n</Value>'), '<Value>MSExchangeUM</Value>', '<Value> MSExchangeUM </Value>'));
+    expect(model.mitigations[2]!.actions[0]).toMatchObject({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' });
+    expect(model.mitigations[3]!.actions[0]).toMatchObject({ kind: 'DisableService', service: 'MSExchangeUM' });
+  });
+});
+
+describe('parseEocs: unknown content is kept and reported, never a crash', () => {
+  it('an unknown action type becomes Unsupported and stays in the list', () => {
+    const model = parse(
+      oneConfig(
+        '<ActionList>' +
+          '<Action type="RunScript" scope="Server" desc="Run a script"><Value>Invoke-Evil.ps1</Value></Action>' +
+          '<Action type="DisableService" scope="Server" desc="Stop UM"><Value>MSExchangeUM</Value></Action>' +
+          '</ActionList>',
+      ),
+    );
+    expect(model.mitigations[0]!.actions).toEqual([
+      { kind: 'Unsupported', type: 'RunScript', scope: 'Server', description: 'Run a script', why: 'unknown action type "RunScript"' },
+      { kind: 'DisableService', scope: 'Server', description: 'Stop UM', service: 'MSExchangeUM' },
+    ]);
+  });
+
+  it('an action without a type is Unsupported', () => {
+    const action = onlyAction(parse(oneAction('<Action scope="Server" desc="x"><Value>x</Value></Action>')));
+    expect(action).toMatchObject({ kind: 'Unsupported', type: '' });
+  });
+
+  it('an action type is case-sensitive', () => {
+    const action = onlyAction(parse(oneAction('<Action type="disableservice" scope="Server" desc="x"><Value>MSExchangeUM</Value></Action>')));
+    expect(action).toMatchObject({ kind: 'Unsupported', type: 'disableservice' });
+  });
+
+  it('an unknown action type needs no well-formed Value (it is never applied)', () => {
+    const action = onlyAction(parse(oneAction('<Action type="FutureThing" scope="Server" desc="x"><Setting a="1"/><Setting a="2"/></Action>')));
+    expect(action).toMatchObject({ kind: 'Unsupported', type: 'FutureThing' });
+  });
+
+  it('a known action type with an unknown attribute becomes Unsupported', () => {
+    const action = onlyAction(
+      parse(oneAction('<Action type="DisableService" scope="Server" desc="Stop UM" onlyIf="Mailbox"><Value>MSExchangeUM</Value></Action>')),
+    );
+    expect(action).toEqual({
+      kind: 'Unsupported',
+      type: 'DisableService',
+      scope: 'Server',
+      description: 'Stop UM',
+      why: 'unknown attributes onlyIf',
+    });
+  });
+
+  it('an IisUrlRewrite Value with an unknown attribute becomes Unsupported', () => {
+    const action = onlyAction(
+      parse(oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site" section="system.webServer/rewrite/outboundRules"><rule name="R"/></Value></Action>')),
+    );
+    expect(action).toMatchObject({ kind: 'Unsupported', type: 'IisUrlRewrite' });
+    expect(action.kind === 'Unsupported' && action.why).toContain('section');
+  });
+
+  it('lists unknown attributes and elements by path', () => {
+    const model = parse(`<EOCS version="1.0.4" channel="beta">
+      <Config id="EM9" desc="d" severity="high">
+        <Applicability><Range min="15.2.0.0" max="15.2.1544.4" arch="x64"/><Note>about builds</Note></Applicability>
+        <ActionList><Comment>why</Comment><Action type="DoNothing" scope="Server" desc="x"><Value>v</Value></Action></ActionList>
+        <Owner>secops</Owner>
+      </Config>
+      <Metadata/>
+    </EOCS>`);
+    expect(model.unknown).toEqual([
+      'EOCS@channel',
+      'Config[id=EM9]@severity',
+      'Config[id=EM9]/Applicability/Range[1]@arch',
+      'Config[id=EM9]/Applicability/Note',
+      'Config[id=EM9]/ActionList/Comment[1]',
+      'Config[id=EM9]/Owner',
+      'EOCS/Metadata',
+    ]);
+    // The known parts are still read.
+    expect(model.mitigations[0]!.applicability).toEqual([{ min: [15, 2, 0, 0], max: [15, 2, 1544, 4] }]);
+    expect(onlyAction(model)).toMatchObject({ kind: 'DoNothing', value: 'v' });
+  });
+
+  it('a Signature in another namespace is not the signature: it is unknown content', () => {
+    const model = parse(edit(ping1Xml, '</EOCS>', '<Signature/></EOCS>'));
+    expect(model.unknown).toEqual(['EOCS/Signature']);
+  });
+
+  it('a Config in a namespace is not a Config: it is unknown content', () => {
+    const model = parse(edit(ping1Xml, '</EOCS>', '<x:Config xmlns:x="urn:evil" id="EVIL"><ActionList/></x:Config></EOCS>'));
+    expect(model.mitigations.map((mitigation) => mitigation.id)).toEqual(['PING1']);
+    expect(model.unknown).toEqual(['EOCS/x:Config']);
+  });
+
+  // docs/package-format.md, "Unknown content": "Unknown elements and attributes elsewhere are listed in the
+  // model's `unknown`". An element or attribute next to a known action's Value can change what the action
+  // means (a condition, a target), so it must never disappear silently while the action is applied.
+  it.each([
+    {
+      name: 'an element beside the Value of a known action',
+      action: '<Action type="DisableService" scope="Server" desc="x"><Value>MSExchangeUM</Value><Condition role="Edge"/></Action>',
+      mentions: 'Condition',
+    },
+    {
+      name: 'an attribute on the Value of DisableService',
+      action: '<Action type="DisableService" scope="Server" desc="x"><Value computer="EX01">MSExchangeUM</Value></Action>',
+      mentions: 'computer',
+    },
+    {
+      name: 'an attribute on the Value of DisableAppPool',
+      action: '<Action type="DisableAppPool" scope="Server" desc="x"><Value recycleOnly="true">MSExchangeOWAAppPool</Value></Action>',
+      mentions: 'recycleOnly',
+    },
+    {
+      name: 'an element inside the Value of DoNothing',
+      action: '<Action type="DoNothing" scope="Server" desc="x"><Value>Do<Extra/>Nothing</Value></Action>',
+      mentions: 'Extra',
+    },
+  ])('reports $name (unless the action becomes Unsupported)', ({ action, mentions }) => {
+    const model = parse(oneAction(action));
+    const parsed = onlyAction(model);
+    const reported = parsed.kind === 'Unsupported' || model.unknown.some((path) => path.includes(mentions));
+    expect(reported, `unknown: ${JSON.stringify(model.unknown)}, action: ${JSON.stringify(parsed)}`).toBe(true);
+  });
+
+  it.each([
+    { name: 'an attribute on Applicability', inner: '<Applicability source="msrc"><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><ActionList/>', mentions: 'source' },
+    { name: 'an attribute on ActionList', inner: '<ActionList mode="any"/>', mentions: 'mode' },
+  ])('reports $name', ({ inner, mentions }) => {
+    const model = parse(oneConfig(inner));
+    expect(model.unknown.some((path) => path.includes(mentions)), `unknown: ${JSON.stringify(model.unknown)}`).toBe(true);
+  });
+});
+
+describe('parseEocs: Malformed, with the path in the detail', () => {
+  const duplicate = edit(catalogueXml, '<Config id="EM3"', '<Config id="PING1"');
+
+  it.each<{ name: string; xml: string; detail: readonly string[]; reason?: RejectionReason }>([
+    { name: 'duplicate mitigation id', xml: duplicate, detail: ['PING1', 'more than once'] },
+    { name: 'id with a space', xml: oneConfig('<ActionList/>', { id: 'EM 1' }), detail: ['Config@id', '"EM 1"'] },
+    { name: 'id with a path separator', xml: oneConfig('<ActionList/>', { id: '../EM1' }), detail: ['Config@id', '"../EM1"'] },
+    { name: 'empty id', xml: oneConfig('<ActionList/>', { id: '' }), detail: ['Config@id', '""'] },
+    { name: 'id longer than 64', xml: oneConfig('<ActionList/>', { id: `EM${'1'.repeat(63)}` }), detail: ['Config@id'] },
+    { name: 'missing id', xml: edit(ping1Xml, 'id="PING1" ', ''), detail: ['Config@id'] },
+    {
+      name: 'bad build in min',
+      xml: edit(catalogueXml, 'min="15.2.0.0" max="15.2.1544.4"', 'min="15.2.CU14" max="15.2.1544.4"'),
+      detail: ['Config[id=EM2]/Applicability/Range[1]@min', '15.2.CU14'],
+    },
+    {
+      name: 'bad build in the max of a second range',
+      xml: edit(catalogueXml, 'max="15.2.1118.19"', 'max="latest"'),
+      detail: ['Config[id=EM1]/Applicability/Range[2]@max', 'latest'],
+    },
+    {
+      name: 'missing max',
+      xml: edit(catalogueXml, ' max="15.2.1544.4"', ''),
+      detail: ['Config[id=EM2]/Applicability/Range[1]@max'],
+    },
+    {
+      name: 'min above max',
+      xml: edit(catalogueXml, 'min="15.2.0.0" max="15.2.1544.4"', 'min="15.2.1544.5" max="15.2.1544.4"'),
+      detail: ['Config[id=EM2]/Applicability/Range[1]', '15.2.1544.5', '15.2.1544.4'],
+    },
+    {
+      name: 'min above max only numerically (10000 > 2507)',
+      xml: edit(catalogueXml, 'min="15.1.0.0" max="15.1.2507.15"', 'min="15.1.10000.0" max="15.1.2507.15"'),
+      detail: ['Config[id=EM1]/Applicability/Range[1]', 'above'],
+    },
+    { name: 'Applicability without a Range', xml: oneConfig('<Applicability/><ActionList/>'), detail: ['Config[id=EM9]/Applicability'] },
+    {
+      name: 'two Applicability elements',
+      xml: oneConfig('<Applicability><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><Applicability><Range min="15.1.0.0" max="15.1.1.0"/></Applicability><ActionList/>'),
+      detail: ['Config[id=EM9]', 'Applicability'],
+    },
+    { name: 'no ActionList', xml: oneConfig(''), detail: ['Config[id=EM9]', 'ActionList', 'found 0'] },
+    { name: 'two ActionLists', xml: oneConfig('<ActionList/><ActionList/>'), detail: ['Config[id=EM9]', 'ActionList', 'found 2'] },
+    {
+      name: 'empty app-pool name',
+      xml: edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value></Value>'),
+      detail: ['Config[id=EM2]/ActionList/Action[1]/Value', 'app pool'],
+    },
+    {
+      name: 'blank app-pool name',
+      xml: edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value>   </Value>'),
+      detail: ['Config[id=EM2]/ActionList/Action[1]/Value', 'app pool'],
+    },
+    {
+      name: 'app-pool name with a quote',
+      xml: edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value>MSExchange"OWAAppPool</Value>'),
+      detail: ['Config[id=EM2]/ActionList/Action[1]/Value'],
+    },
+    {
+      name: 'service name with a control character',
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchange&#1;UM</Value>'),
+      detail: ['Config[id=EM3]/ActionList/Action[1]/Value', 'service'],
+    },
+    {
+      name: 'service name with markup inside',
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchange<b/>UM</Value>'),
+      detail: ['Config[id=EM3]/ActionList/Action[1]/Value', 'service'],
+    },
+    {
+      name: 'service name longer than 256',
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', `<Value>${'S'.repeat(257)}</Value>`),
+      detail: ['Config[id=EM3]/ActionList/Action[1]/Value'],
+    },
+    {
+      name: 'known action without a Value',
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', ''),
+      detail: ['Config[id=EM3]/ActionList/Action[1]', 'Value', 'found 0'],
+    },
+    {
+      name: 'known action with two Values',
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchangeUM</Value><Value>W3SVC</Value>'),
+      detail: ['Config[id=EM3]/ActionList/Action[1]', 'Value', 'found 2'],
+    },
+    {
+      name: 'IisUrlRewrite Value without a rule',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site"></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
+    },
+    {
+      name: 'IisUrlRewrite Value with two rules',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><rule name="B"/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
+    },
+    {
+      name: 'IisUrlRewrite Value with another element than rule',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><outboundRule name="A"/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
+    },
+    {
+      name: 'IisUrlRewrite Value with a rule and another element',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><extra/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
+    },
+    {
+      name: 'IisUrlRewrite rule in a namespace',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><r:rule xmlns:r="urn:x" name="A"/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
+    },
+    {
+      name: 'IisUrlRewrite rule without a name',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule stopProcessing="true"/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value/rule', 'name'],
+    },
+    {
+      name: 'IisUrlRewrite empty site',
+      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site=" "><rule name="A"/></Value></Action>'),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Value@site'],
+    },
+    {
+      name: 'signingTime without a zone',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' signingTime="2026-11-02T12:00:00"' }),
+      detail: ['EOCS@signingTime', '2026-11-02T12:00:00'],
+    },
+    {
+      name: 'signingTime that is not a date',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' signingTime="yesterday"' }),
+      detail: ['EOCS@signingTime', 'yesterday'],
+    },
+    {
+      name: 'signingTime with an impossible month',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' signingTime="2026-13-02T12:00:00Z"' }),
+      detail: ['EOCS@signingTime'],
+    },
+    {
+      name: 'signingTime as a date only',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' signingTime="2026-11-02"' }),
+      detail: ['EOCS@signingTime'],
+    },
+    { name: 'negative sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="-1"' }), detail: ['EOCS@sequence', '-1'] },
+    { name: 'fractional sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="1.5"' }), detail: ['EOCS@sequence'] },
+    { name: 'sequence in hex', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="0x10"' }), detail: ['EOCS@sequence'] },
+    { name: 'empty sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence=""' }), detail: ['EOCS@sequence'] },
+    { name: 'sequence beyond a safe integer', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="12345678901234567890"' }), detail: ['EOCS@sequence'] },
+    { name: 'root that is not EOCS', xml: '<Package version="1.0.4"/>', detail: ['EOCS', 'Package'] },
+    { name: 'EOCS root in a namespace', xml: '<EOCS xmlns="urn:x" version="1.0.4"/>', detail: ['EOCS'] },
+  ])('$name', ({ xml, detail, reason = 'Malformed' }) => {
+    const error = rejection(() => parse(xml));
+    expect(error.reason).toBe(reason);
+    for (const part of detail) expect(error.detail).toContain(part);
+    expect(error.message).toBe(`${reason}: ${error.detail}`);
+  });
+});
+
+describe('parseXml: strict parsing before the model', () => {
+  it.each([
+    { name: 'not XML at all', text: 'DoNothing' },
+    { name: 'empty', text: '' },
+    { name: 'unclosed element', text: '<EOCS version="1.0.4"><Config id="A">' },
+    { name: 'mismatched end tag', text: '<EOCS><Config></EOCS></Config>' },
+    { name: 'two roots', text: '<EOCS/><EOCS/>' },
+    { name: 'entity reference without a semicolon', text: '<EOCS desc="a &amp b"/>' },
+    { name: 'undefined entity', text: '<EOCS desc="&evil;"/>' },
+    { name: 'duplicate attribute', text: '<EOCS version="1" version="2"/>' },
+    { name: 'DOCTYPE', text: '<!DOCTYPE EOCS><EOCS/>' },
+    { name: 'unterminated comment', text: '<EOCS/><!-- ' },
+  ])('$name → Malformed', ({ text }) => {
+    expect(rejection(() => parseXml(text)).reason).toBe('Malformed');
+  });
+
+  // docs/package-format.md: "well-formed XML (any parser warning rejects) → Malformed". These are not
+  // well-formed XML 1.0 (libxml2, and so xmlsec1, refuses each), but xmldom accepts them without a warning.
+  it.each([
+    { name: 'bare ampersand in an attribute', text: '<EOCS version="1.0.4" desc="a & b"/>' },
+    { name: 'bare ampersand in text', text: '<EOCS version="1.0.4">a & b</EOCS>' },
+    { name: 'character reference to NUL', text: '<EOCS version="1.0.4" desc="a&#0;b"/>' },
+    { name: 'raw control character U+0001', text: '<EOCS version="1.0.4" desc="a\u0001b"/>' },
+  ])('$name → Malformed', ({ text }) => {
+    expect(rejection(() => parseXml(text)).reason).toBe('Malformed');
+  });
+});
