@@ -7,5 +7,10 @@ if (major < 22) {
   );
   process.exit(2);
 }
+// `emfleet ... | head` closes the pipe early; that is not an error.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 const { main } = await import('../dist/lib/cli/main.js');
 process.exitCode = await main(process.argv);

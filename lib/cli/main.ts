@@ -1,9 +1,10 @@
 import { Command, CommanderError } from 'commander';
-import { EmfleetError } from '../errors.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, EmfleetError } from '../errors.js';
 import { devCommand } from './dev.js';
 import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
 import { packageCommand } from './package.js';
+import { policyCommand } from './policy.js';
+import { serversCommand } from './servers.js';
 
 /** Runs `emfleet` with `argv` (as process.argv: node, script, ...) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -14,6 +15,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .configureOutput({ writeOut: (text) => io.stdout(text.trimEnd()), writeErr: (text) => io.stderr(text.trimEnd()) })
     .showSuggestionAfterError();
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
+  program.addCommand(serversCommand(io));
+  program.addCommand(policyCommand(io, (code) => (exitCode = code)));
   program.addCommand(devCommand(io));
   for (const command of program.commands) {
     command.exitOverride().configureOutput(program.configureOutput());

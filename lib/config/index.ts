@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { orgName } from '../fleet/schemas.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
 const commaList = z
@@ -22,6 +23,16 @@ export const settingsSchema = z.object({
     .default(microsoftSignerEku),
   /** Comma-separated hex serials of certificates that must not sign, whatever their chain. */
   EMFLEET_REVOKED_SERIALS: commaList.optional(),
+  /** Storage by connection string (Azurite, dev). Also the Functions host's own storage. */
+  AzureWebJobsStorage: z.string().optional(),
+  /** Storage by account name with DefaultAzureCredential (managed identity, production). */
+  EMFLEET_STORAGE_ACCOUNT: z.string().regex(/^[a-z0-9]{3,24}$/, 'must be a storage account name (3-24 lower-case letters and digits)').optional(),
+  /** Prefix of emfleet's table names, so several deployments can share an account. */
+  EMFLEET_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,40}$/, 'must start with a letter and hold only letters and digits').optional(),
+  /** The organization this deployment serves: the Servers partition and the org policy row. */
+  EMFLEET_ORG: orgName.default('default'),
+  /** Policy as code (JSON, from infra/policy.json); synced into Policy rows with source=bicep. */
+  EMFLEET_POLICY: z.string().optional(),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

@@ -2,8 +2,8 @@ import { odata } from '@azure/data-tables';
 import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { writeAudit } from './audit.js';
-import { mutateEntity } from './optimistic.js';
-import { readRows, validateRow, type ReadResult } from './rows.js';
+import { getEntityOrUndefined, mutateEntity } from './optimistic.js';
+import { describeRowProblem, readRows, validateRow, type ReadResult } from './rows.js';
 import { serverRow, type ServerRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -31,11 +31,10 @@ export async function listServers(tables: FleetTables, org: string, options: { l
   return readRows(client, 'Servers', serverRow, { filter: odata`PartitionKey eq ${org}`, ...options });
 }
 
-/**
- * Adds a server or updates its registration (idempotent); what the agent reported is kept.
- * Returns whether it was new.
- */
-export async function registerServer(tables: FleetTables, org: string, registration: ServerRegistration, context: { actor: string; now?: Date }): Promise<{ created: boolean; row: ServerRow }> {
+export type RegistrationChange = 'added' | 'updated' | 'unchanged';
+
+/** Adds a server or updates its registration (idempotent); what the agent reported is kept. */
+export async function registerServer(tables: FleetTables, org: string, registration: ServerRegistration, context: { actor: string; now?: Date }): Promise<{ change: RegistrationChange; row: ServerRow }> {
   const client = await tables.client('Servers');
   const name = registration.name.toLowerCase();
   let before: ServerRow | undefined;
@@ -64,7 +63,8 @@ export async function registerServer(tables: FleetTables, org: string, registrat
   if (result.mutation.kind !== 'keep') {
     await writeAudit(tables, [{ actor: context.actor, action: before ? 'server.update' : 'server.add', target: `server:${name}`, source: 'table', before: before ? registrationOf(before) : null, after: registrationOf(row!) }], context.now);
   }
-  return { created: result.before === undefined, row: row! };
+  const change: RegistrationChange = result.mutation.kind === 'keep' ? 'unchanged' : result.before === undefined ? 'added' : 'updated';
+  return { change, row: row! };
 }
 
 export async function removeServer(tables: FleetTables, org: string, serverName: string, context: { actor: string; now?: Date }): Promise<void> {
@@ -80,4 +80,14 @@ export async function removeServer(tables: FleetTables, org: string, serverName:
 
 function registrationOf(row: ServerRow): Record<string, string> {
   return { build: row.build, fqdn: row.fqdn, site: row.site, ring: row.ring, relayHybridConnection: row.relayHybridConnection, relayPath: row.relayPath };
+}
+
+export async function getServer(tables: FleetTables, org: string, serverName: string): Promise<ServerRow> {
+  const client = await tables.client('Servers');
+  const name = serverName.toLowerCase();
+  const entity = await getEntityOrUndefined(client, org, name);
+  if (!entity) throw new ServerNotFoundError(org, name);
+  const checked = validateRow('Servers', serverRow, entity);
+  if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { org, server: name } });
+  return checked.row;
 }

@@ -1,5 +1,4 @@
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
-import { DefaultAzureCredential } from '@azure/identity';
 import { ConfigError } from '../errors.js';
 
 /** The six tables of DESIGN §5. */
@@ -59,6 +58,8 @@ export class FleetTables {
       const insecure = /^DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(this.#connection.connectionString);
       client = TableClient.fromConnectionString(this.#connection.connectionString, tableName, { ...options, allowInsecureConnection: insecure });
     } else {
+      // Loaded only here: the identity library is heavy and connection strings never need it.
+      const { DefaultAzureCredential } = await import('@azure/identity');
       client = new TableClient(`https://${this.#connection.accountName}.table.core.windows.net`, tableName, new DefaultAzureCredential(), options);
     }
     // createTable treats "already exists" as success.

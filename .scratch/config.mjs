@@ -1,1 +1,0 @@
-export default { test: { include: ['.scratch/*.scratch.ts'], testTimeout: 60000, hookTimeout: 60000 } };

@@ -1,0 +1,75 @@
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { loadSettings, type Settings } from '../config/index.js';
+import { ConfigError } from '../errors.js';
+import { FleetTables, storageConnectionFromSettings } from '../fleet/storage.js';
+import { UsageError, type CliIo } from './io.js';
+
+export interface StorageFlags {
+  readonly connectionString?: string;
+  readonly account?: string;
+  readonly actor?: string;
+  readonly json?: boolean;
+}
+
+/** Options every command that touches fleet state takes. */
+export function addStorageOptions(command: Command): Command {
+  return command
+    .option('--connection-string <cs>', 'storage connection string (default: AzureWebJobsStorage)')
+    .option('--account <name>', 'storage account reached with DefaultAzureCredential (default: EMFLEET_STORAGE_ACCOUNT)')
+    .option('--json', 'print JSON on stdout');
+}
+
+export function addActorOption(command: Command): Command {
+  return command.option('--actor <name>', 'who is recorded in the Audit table (default: the OS user)');
+}
+
+export interface FleetContext {
+  readonly tables: FleetTables;
+  readonly org: string;
+  readonly settings: Settings;
+  readonly actor: string;
+}
+
+/** Storage from --connection-string, else AzureWebJobsStorage, else --account / EMFLEET_STORAGE_ACCOUNT. */
+export function fleetContext(flags: StorageFlags, io: CliIo): FleetContext {
+  try {
+    const settings = loadSettings(io.env);
+    const connection = storageConnectionFromSettings({
+      AzureWebJobsStorage: flags.connectionString ?? settings.AzureWebJobsStorage,
+      EMFLEET_STORAGE_ACCOUNT: flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT,
+    });
+    const prefix = settings.EMFLEET_TABLE_PREFIX;
+    return {
+      tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }),
+      org: settings.EMFLEET_ORG,
+      settings,
+      actor: flags.actor ?? osUser(),
+    };
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env['USER'] ?? process.env['USERNAME'] ?? 'unknown';
+  }
+}
+
+/** Validates one CLI value with a schema; the error names the flag and what is wrong. */
+export function checkedValue<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } }, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new UsageError(`${what} "${String(value)}" ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+/** Plain text tables for humans; --json for scripts. */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)];
+}

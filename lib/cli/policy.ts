@@ -1,0 +1,183 @@
+import { Command } from 'commander';
+import { z } from 'zod';
+import { changePolicy, readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
+import { describeRowProblem } from '../fleet/rows.js';
+import { getServer, listServers } from '../fleet/servers.js';
+import { mitigationId, serverName } from '../fleet/schemas.js';
+import { declaredLayers, parseDeclaredPolicy } from '../policy/declared.js';
+import { effectiveScope, type EffectiveScope, type PolicyLayer, type ScopeRows } from '../policy/effective.js';
+import { explainPackage } from '../policy/explain.js';
+import { verifyPackage } from '../package/verify.js';
+import { defaultXmlLimits } from '../package/xml.js';
+import { addActorOption, addStorageOptions, checkedValue, fleetContext, formatTable, type FleetContext, type StorageFlags } from './fleet.js';
+import { exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
+import { addTrustOptions, trustPolicyFromFlags } from './package.js';
+
+interface ScopeFlags extends StorageFlags {
+  readonly org?: boolean;
+  readonly server?: string;
+}
+
+export function policyCommand(io: CliIo, setExitCode: (code: number) => void): Command {
+  const command = new Command('policy').description('who gets which mitigation: org and server policy (Policy table, Bicep)');
+
+  addStorageOptions(command.command('show').description('effective policy, with where each value came from (bicep, table, default)'))
+    .option('--server <name>', 'show one server: its own settings and what applies to it')
+    .addHelpText('after', '\nExample:\n  emfleet policy show --server ex01.contoso.com')
+    .action(async (flags: ScopeFlags) => {
+      const context = fleetContext(flags, io);
+      const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
+      if (server !== undefined) await getServer(context.tables, context.org, server);
+      const snapshot = await readPolicy(context.tables, context.org);
+      const org = effectiveScope(snapshot.org);
+      const servers = server === undefined ? [...snapshot.servers.keys()].sort() : [server];
+      const shown = servers.map((name) => ({ name, scope: effectiveScope(snapshot.servers.get(name)) }));
+      if (flags.json) {
+        io.stdout(JSON.stringify({ org: { name: context.org, ...scopeJson(org) }, servers: shown.map(({ name, scope }) => ({ name, ...scopeJson(scope), effective: effectiveJson(org, scope) })), problems: snapshot.problems }));
+        return;
+      }
+      for (const problem of snapshot.problems) io.stderr(`warning: invalid policy row: ${describeRowProblem(problem)}`);
+      io.stdout(`org ${context.org}`);
+      for (const line of scopeLines(org, snapshot.org)) io.stdout(`  ${line}`);
+      for (const { name, scope } of shown) {
+        io.stdout(`server ${name}`);
+        for (const line of scopeLines(scope, snapshot.servers.get(name))) io.stdout(`  ${line}`);
+        const effective = effectiveJson(org, scope);
+        io.stdout(`  effective: ${effective.mitigationsEnabled ? 'enabled' : `disabled (${effective.disabledBy})`}; blocked ${effective.blocked.map((block) => `${block.id} (${block.scope})`).join(', ') || 'none'}`);
+      }
+    });
+
+  addActorOption(addStorageOptions(scopeOptions(command.command('set').description('turn mitigations on or off for the org or one server'))))
+    .requiredOption('--enabled <true|false>', 'whether emfleet may apply and remove mitigations there')
+    .addHelpText('after', '\nExample:\n  emfleet policy set --server ex01.contoso.com --enabled false')
+    .action(async (flags: ScopeFlags & { enabled: string; actor?: string }) => {
+      const enabled = checkedValue(z.enum(['true', 'false'], { error: 'must be true or false' }), flags.enabled, '--enabled') === 'true';
+      const { context, target } = await resolveScope(flags, io);
+      const change = await changePolicy(context.tables, target, (table) => ({ ...table, mitigationsEnabled: enabled }), { actor: context.actor, action: 'policy.set' });
+      report(io, flags, target, change.changed, `mitigations ${enabled ? 'enabled' : 'disabled'}`, change.after);
+    });
+
+  for (const verb of ['block', 'unblock'] as const) {
+    addActorOption(addStorageOptions(scopeOptions(command.command(verb).description(verb === 'block' ? 'block mitigations (applied ones are removed)' : 'unblock mitigations'))))
+      .argument('<ids...>', 'mitigation ids, e.g. EM1 EM2')
+      .addHelpText('after', `\nExample:\n  emfleet policy ${verb} --org EM1\n  emfleet policy ${verb} --server ex01.contoso.com EM2 EM3`)
+      .action(async (ids: string[], flags: ScopeFlags & { actor?: string }) => {
+        const checked = ids.map((id) => checkedValue(mitigationId, id, 'mitigation id'));
+        const { context, target } = await resolveScope(flags, io);
+        const change = await changePolicy(
+          context.tables,
+          target,
+          (table, declared) => {
+            const current = new Set(table.blockedMitigations ?? declared?.blockedMitigations ?? []);
+            for (const id of checked) {
+              if (verb === 'block') current.add(id);
+              else current.delete(id);
+            }
+            return { ...table, blockedMitigations: [...current].sort() };
+          },
+          { actor: context.actor, action: `policy.${verb}` },
+        );
+        report(io, flags, target, change.changed, `${verb === 'block' ? 'blocked' : 'unblocked'} ${checked.join(', ')}`, change.after);
+      });
+  }
+
+  addTrustOptions(addStorageOptions(command.command('explain').description('verify a package, then show the decision for each server and mitigation')))
+    .requiredOption('--package <file>', 'the signed package to explain')
+    .option('--server <name>', 'only this server')
+    .addHelpText('after', '\nExample:\n  emfleet policy explain --package mitigations.xml --trust-anchor root.pem --server ex01.contoso.com')
+    .action(async (flags: ScopeFlags & { package: string; trustAnchor: string[] }) => {
+      const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
+      const trust = await trustPolicyFromFlags(flags, io);
+      const verified = verifyPackage(await readInputFile(flags.package, defaultXmlLimits.maxBytes), { trust });
+      if (!verified.ok) {
+        if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail }));
+        else io.stderr(`rejected: ${verified.reason}: ${verified.detail}`);
+        setExitCode(exitCodes.failed);
+        return;
+      }
+      const context = fleetContext(flags, io);
+      const servers = server === undefined ? (await listServers(context.tables, context.org)).rows : [await getServer(context.tables, context.org, server)];
+      const snapshot = await readPolicy(context.tables, context.org);
+      const decisions = explainPackage(
+        snapshot.org,
+        snapshot.servers,
+        servers.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied })),
+        verified.package.mitigations,
+      );
+      if (flags.json) {
+        io.stdout(JSON.stringify(decisions));
+        return;
+      }
+      for (const problem of snapshot.problems) io.stderr(`warning: invalid policy row: ${describeRowProblem(problem)}`);
+      for (const line of formatTable(['SERVER', 'MITIGATION', 'DECISION', 'REASON', 'DETAIL'], decisions.map((row) => [row.server, row.mitigation, row.decision, row.reason, row.detail]))) {
+        io.stdout(line);
+      }
+    });
+
+  addActorOption(addStorageOptions(command.command('sync').description('sync the declared policy (EMFLEET_POLICY or --file) into Policy rows with source=bicep')))
+    .option('--file <policy.json>', 'read the declaration from this file instead of EMFLEET_POLICY')
+    .addHelpText('after', '\nRows edited in Tables (source=table) are never touched; running it twice changes nothing.\n\nExample:\n  emfleet policy sync --file infra/policy.json')
+    .action(async (flags: StorageFlags & { file?: string }) => {
+      const context = fleetContext(flags, io);
+      const text = flags.file ? await readTextFile(flags.file, `--file ${flags.file}`) : context.settings.EMFLEET_POLICY;
+      if (text === undefined) throw new UsageError('no declared policy: set EMFLEET_POLICY or pass --file');
+      const parsed = parseDeclaredPolicy(text, flags.file ?? 'EMFLEET_POLICY');
+      if (!parsed.ok) throw new UsageError(parsed.error);
+      const synced = await syncDeclaredPolicy(context.tables, context.org, declaredLayers(parsed.policy), { actor: context.actor });
+      if (flags.json) io.stdout(JSON.stringify({ ok: true, ...synced }));
+      else io.stdout(`synced declared policy: ${synced.upserted} written, ${synced.deleted} deleted, ${synced.unchanged} unchanged`);
+    });
+
+  return command;
+}
+
+function scopeOptions(command: Command): Command {
+  return command.option('--org', 'the whole organization').option('--server <name>', 'one server');
+}
+
+async function resolveScope(flags: ScopeFlags, io: CliIo): Promise<{ context: FleetContext; target: PolicyTarget }> {
+  if (Boolean(flags.org) === (flags.server !== undefined)) throw new UsageError('give exactly one of --org or --server NAME');
+  const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
+  const context = fleetContext(flags, io);
+  if (server === undefined) return { context, target: { scope: 'org', name: context.org } };
+  await getServer(context.tables, context.org, server);
+  return { context, target: { scope: 'server', name: server } };
+}
+
+function report(io: CliIo, flags: StorageFlags, target: PolicyTarget, changed: boolean, what: string, after: PolicyLayer): void {
+  if (flags.json) io.stdout(JSON.stringify({ ok: true, changed, target, policy: after }));
+  else io.stdout(`${target.scope} ${target.name}: ${changed ? what : `no change (${what} already)`}`);
+}
+
+function scopeJson(scope: EffectiveScope): Record<string, unknown> {
+  if (!scope.valid) return { valid: false, problem: scope.problem };
+  return { valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, ...(scope.ring ? { ring: scope.ring } : {}) };
+}
+
+/** Each value with its source, and the declared value a Tables edit hides, so nobody is surprised by it. */
+function scopeLines(scope: EffectiveScope, rows: ScopeRows | undefined): string[] {
+  if (!scope.valid) return [`INVALID: ${scope.problem} (nothing is applied or removed here)`];
+  const hidden = (field: keyof PolicyLayer, shown: (value: NonNullable<PolicyLayer[typeof field]>) => string): string => {
+    const declared = rows?.bicep?.[field];
+    return rows?.table?.[field] !== undefined && declared !== undefined ? `; overrides bicep: ${shown(declared)}` : '';
+  };
+  const list = (value: unknown): string => (value as string[]).join(', ') || 'none';
+  return [
+    `mitigations enabled: ${scope.mitigationsEnabled.value} (${scope.mitigationsEnabled.source}${hidden('mitigationsEnabled', String)})`,
+    `blocked: ${list(scope.blockedMitigations.value)} (${scope.blockedMitigations.source}${hidden('blockedMitigations', list)})`,
+    ...(scope.ring ? [`ring: ${scope.ring.value} (${scope.ring.source}${hidden('ring', String)})`] : []),
+  ];
+}
+
+function effectiveJson(org: EffectiveScope, server: EffectiveScope): { mitigationsEnabled: boolean; disabledBy?: string; blocked: { id: string; scope: string; source: string }[] } {
+  if (!org.valid || !server.valid) return { mitigationsEnabled: false, disabledBy: 'invalid policy', blocked: [] };
+  const disabledBy = !org.mitigationsEnabled.value ? 'org' : !server.mitigationsEnabled.value ? 'server' : undefined;
+  return {
+    mitigationsEnabled: disabledBy === undefined,
+    ...(disabledBy === undefined ? {} : { disabledBy }),
+    blocked: [
+      ...org.blockedMitigations.value.map((id) => ({ id, scope: 'org', source: org.blockedMitigations.source })),
+      ...server.blockedMitigations.value.map((id) => ({ id, scope: 'server', source: server.blockedMitigations.source })),
+    ],
+  };
+}

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TableClient } from '@azure/data-tables';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { catalogueXml } from '../../lib/local/catalogue.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
+import { azuriteConnectionString } from '../helpers/fleet.js';
+import { createTestPki } from '../helpers/packages.js';
+
+/** The real binary against the run's Azurite, in a table namespace of its own. */
+let env: Record<string, string>;
+let dir: string;
+let packagePath: string;
+let rootPath: string;
+const emfleet = (...args: string[]): Promise<CliRun> => runCli(args, { env });
+
+async function auditRows(): Promise<Record<string, unknown>[]> {
+  const client = TableClient.fromConnectionString(azuriteConnectionString(), `${env['EMFLEET_TABLE_PREFIX']}Audit`, { allowInsecureConnection: true });
+  const rows: Record<string, unknown>[] = [];
+  for await (const row of client.listEntities<Record<string, unknown>>()) rows.push(row);
+  return rows;
+}
+
+beforeAll(async () => {
+  env = { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: `c${randomBytes(5).toString('hex')}`, EMFLEET_ORG: 'contoso' };
+  dir = await mkdtemp(join(tmpdir(), 'emfleet-fleet-cli-'));
+  const pki = await createTestPki();
+  packagePath = join(dir, 'catalogue.signed.xml');
+  rootPath = join(dir, 'root.pem');
+  await writeFile(packagePath, pki.sign(catalogueXml));
+  await writeFile(rootPath, pki.root.certificatePem);
+});
+
+describe('an admin in a fresh Azurite', () => {
+  it('adds servers, blocks a mitigation, disables a server, and sees policy explain decide each', async () => {
+    for (const [name, build, ring] of [
+      ['EX01.contoso.com', '15.2.1544.4', 'canary'],
+      ['ex02.contoso.com', '15.2.1118.7', 'early'],
+      ['ex03.contoso.com', '15.1.2507.16', 'broad'],
+      ['ex04.contoso.com', '15.0.1497.2', 'broad'],
+    ] as const) {
+      const added = await emfleet('servers', 'add', name, '--build', build, '--ring', ring, '--actor', 'alice');
+      expect(added.code, added.stderr).toBe(0);
+      expect(added.stdout).toMatch(new RegExp(`^added server ${name.toLowerCase()}`));
+    }
+    expect((await emfleet('policy', 'block', '--org', 'EM3', '--actor', 'alice')).code).toBe(0);
+    expect((await emfleet('policy', 'set', '--server', 'ex02.contoso.com', '--enabled', 'false', '--actor', 'bob')).code).toBe(0);
+
+    const explained = await emfleet('policy', 'explain', '--package', packagePath, '--trust-anchor', rootPath, '--json');
+    expect(explained.code, explained.stderr).toBe(0);
+    const decisions = JSON.parse(explained.stdout) as { server: string; mitigation: string; decision: string; reason: string }[];
+    const decisionOf = (server: string, mitigation: string): string => {
+      const row = decisions.find((entry) => entry.server === server && entry.mitigation === mitigation);
+      return `${row?.decision} ${row?.reason}`;
+    };
+    expect(decisions).toHaveLength(16);
+    expect(decisionOf('ex01.contoso.com', 'PING1')).toBe('Apply Applicable');
+    expect(decisionOf('ex01.contoso.com', 'EM1')).toBe('Skip NotApplicable (fixed)');
+    expect(decisionOf('ex01.contoso.com', 'EM2')).toBe('Apply Applicable');
+    expect(decisionOf('ex01.contoso.com', 'EM3')).toBe('Skip Blocked (org)');
+    expect(decisionOf('ex02.contoso.com', 'EM1')).toBe('Skip Disabled (server)');
+    expect(decisionOf('ex03.contoso.com', 'EM1')).toBe('Skip NotApplicable (fixed)');
+    expect(decisionOf('ex03.contoso.com', 'EM2')).toBe('Skip NotApplicable');
+    expect(decisionOf('ex04.contoso.com', 'EM1')).toBe('Skip NotApplicable');
+
+    const text = await emfleet('policy', 'explain', '--package', packagePath, '--trust-anchor', rootPath, '--server', 'ex02.contoso.com');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/ex02\.contoso\.com\s+EM2\s+Skip\s+Disabled \(server\)/);
+
+    const audit = await auditRows();
+    expect(audit.filter((row) => row['action'] === 'server.add')).toHaveLength(4);
+    expect(audit).toContainEqual(expect.objectContaining({ action: 'policy.block', actor: 'alice', target: 'org:contoso', before: 'null', after: JSON.stringify({ blockedMitigations: ['EM3'] }) }));
+    expect(audit).toContainEqual(expect.objectContaining({ action: 'policy.set', actor: 'bob', target: 'server:ex02.contoso.com', after: JSON.stringify({ mitigationsEnabled: false }) }));
+  });
+
+  it('lists servers as text and JSON', async () => {
+    const text = await emfleet('servers', 'list');
+    expect(text.code).toBe(0);
+    expect(text.stdout.split('\n')[0]).toMatch(/^SERVER\s+BUILD\s+RING/);
+    const json = JSON.parse((await emfleet('servers', 'list', '--json')).stdout);
+    expect(json.servers.map((server: { name: string }) => server.name)).toEqual(['ex01.contoso.com', 'ex02.contoso.com', 'ex03.contoso.com', 'ex04.contoso.com']);
+  });
+
+  it('shows where each policy value came from', async () => {
+    const declared = join(dir, 'policy.json');
+    await writeFile(declared, JSON.stringify({ org: { blockedMitigations: ['EM2'] }, servers: { 'ex03.contoso.com': { mitigationsEnabled: false } }, rings: {} }));
+    const synced = await emfleet('policy', 'sync', '--file', declared);
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(synced.stdout).toMatch(/2 written, 0 deleted, 0 unchanged/);
+    expect((await emfleet('policy', 'sync', '--file', declared)).stdout).toMatch(/0 written, 0 deleted, 2 unchanged/);
+
+    const shown = JSON.parse((await emfleet('policy', 'show', '--server', 'ex03.contoso.com', '--json')).stdout);
+    expect(shown.org.blockedMitigations).toEqual({ value: ['EM3'], source: 'table' });
+    expect(shown.servers[0]).toMatchObject({ name: 'ex03.contoso.com', mitigationsEnabled: { value: false, source: 'bicep' } });
+    const text = await emfleet('policy', 'show');
+    expect(text.stdout).toMatch(/blocked: EM3 \(table; overrides bicep: EM2\)/);
+  });
+
+  it.each([
+    { name: 'unknown server', args: ['policy', 'set', '--server', 'nope.contoso.com', '--enabled', 'false'], message: /no server "nope\.contoso\.com"/ },
+    { name: 'malformed id', args: ['policy', 'block', '--org', 'EM1', 'bad id!'], message: /mitigation id "bad id!" must be a mitigation id/ },
+    { name: '--enabled maybe', args: ['policy', 'set', '--org', '--enabled', 'maybe'], message: /--enabled "maybe" must be true or false/ },
+    { name: 'both scopes', args: ['policy', 'set', '--org', '--server', 'ex01.contoso.com', '--enabled', 'true'], message: /exactly one of --org or --server/ },
+    { name: 'bad build', args: ['servers', 'add', 'ex09', '--build', '15.2'], message: /--build "15\.2" must be an Exchange build/ },
+    { name: 'remove unknown', args: ['servers', 'remove', 'ex09.contoso.com'], message: /no server "ex09\.contoso\.com"/ },
+  ])('rejects bad input in one line and writes nothing: $name', async ({ args, message }) => {
+    const before = (await auditRows()).length;
+    const run = await emfleet(...args);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(message);
+    expect((await auditRows()).length).toBe(before);
+  });
+
+  it('needs storage: a clear message when none is configured', async () => {
+    const run = await runCli(['servers', 'list']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/no storage configured: set AzureWebJobsStorage/);
+  });
+});
