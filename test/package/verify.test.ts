@@ -8,7 +8,7 @@ import { algorithms, microsoftSignerEku, microsoftSignerSubjectCn } from '../../
 import { parseEocs } from '../../lib/package/parse.js';
 import { rejectionReasonCodes, type RejectionReason } from '../../lib/package/reasons.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';
-import { createTrustPolicy, normalizeSerial, type TrustPolicy } from '../../lib/package/trust.js';
+import { createTrustPolicy, normalizeSerial } from '../../lib/package/trust.js';
 import { verifyPackage, type VerifyOptions, type VerifyResult } from '../../lib/package/verify.js';
 import { parseXml } from '../../lib/package/xml.js';
 import { bytes, catalogueXml, createTestPki, ping1Xml, type TestPki } from '../helpers/packages.js';
