@@ -51,7 +51,9 @@ export function parseDeclaredPolicy(text: string, where = 'EMFLEET_POLICY'): { o
   const parsed = declaredPolicySchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { ok: false, error: `${where} at ${issue.path.join('.') || '(top)'}: ${issue.message}` };
+    // A bad record key is reported by zod as "Invalid key in record"; the key schema's own message says why.
+    const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+    return { ok: false, error: `${where} at ${formatPath(issue.path)}: ${inner ?? issue.message}` };
   }
   return { ok: true, policy: parsed.data };
 }
@@ -68,4 +70,17 @@ export function declaredLayers(policy: DeclaredPolicy): DeclaredLayers {
 
 function withoutUndefined(layer: PolicyLayer): PolicyLayer {
   return Object.fromEntries(Object.entries(layer).filter(([, value]) => value !== undefined)) as PolicyLayer;
+}
+
+/** org.blockedMitigations[1], servers["ex01.contoso.com"]: readable even when keys hold dots. */
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top)';
+  return path
+    .map((part, index) => {
+      if (typeof part === 'number') return `[${part}]`;
+      const text = String(part);
+      if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(text)) return index === 0 ? text : `.${text}`;
+      return `[${JSON.stringify(text)}]`;
+    })
+    .join('');
 }

@@ -59,7 +59,7 @@ describe('parseDeclaredPolicy', () => {
     {
       name: 'bad mitigation id in org.blockedMitigations',
       value: { org: { blockedMitigations: ['EM1', 'EM 2'] } },
-      path: 'org.blockedMitigations.1',
+      path: 'org.blockedMitigations[1]',
       mentions: 'mitigation id',
     },
     {
@@ -87,23 +87,25 @@ describe('parseDeclaredPolicy', () => {
     {
       name: 'unknown key inside a server',
       value: { servers: { 'ex01.contoso.com': { ring: 'canary' } } },
-      path: 'servers.ex01.contoso.com',
+      path: 'servers["ex01.contoso.com"]',
       mentions: '"ring"',
     },
     {
       name: 'bad server name',
       value: { servers: { 'ex01 contoso': { mitigationsEnabled: false } } },
-      path: 'servers.ex01 contoso',
+      path: 'servers["ex01 contoso"]',
+      mentions: 'must be a host name or FQDN',
     },
     {
       name: 'bad server name in a ring',
       value: { rings: { canary: ['ex01', 'ex_02'] } },
-      path: 'rings.canary.1',
+      path: 'rings.canary[1]',
     },
     {
       name: 'bad ring name',
       value: { rings: { 'first wave': ['ex01'] } },
-      path: 'rings.first wave',
+      path: 'rings["first wave"]',
+      mentions: 'must be letters, digits',
     },
     {
       name: 'a server in two rings (case-insensitively)',
