@@ -6,14 +6,17 @@ export interface AcceptedMark {
 
 /**
  * True when `candidate` is older than `last`: by sequence when both carry one (our own feeds),
- * else by signing time. A package equal to the last one is not a rollback (re-polling the same
- * package is normal); a package without any mark cannot be ordered after one that has it.
+ * else by signing time when both carry one. A package equal to the last one is not a rollback
+ * (re-polling the same package is normal). A candidate that shares no mark with a `last` that has
+ * one cannot be shown to be newer, so it counts as a rollback: a replay must never pass.
  *
  * @example isRollback({ sequence: 6 }, { sequence: 7 }) === true
+ * @example isRollback({}, { sequence: 7 }) === true
  */
 export function isRollback(candidate: AcceptedMark, last: AcceptedMark): boolean {
   if (candidate.sequence !== undefined && last.sequence !== undefined) return candidate.sequence < last.sequence;
-  if (last.signingTime === undefined) return false;
-  if (candidate.signingTime === undefined) return true;
-  return candidate.signingTime.getTime() < last.signingTime.getTime();
+  if (candidate.signingTime !== undefined && last.signingTime !== undefined) {
+    return candidate.signingTime.getTime() < last.signingTime.getTime();
+  }
+  return last.sequence !== undefined || last.signingTime !== undefined;
 }

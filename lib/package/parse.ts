@@ -36,7 +36,7 @@ export function parseEocs(document: Document): EocsPackage {
       continue;
     }
     const mitigation = parseConfig(child, unknown);
-    if (seen.has(mitigation.id)) reject('Malformed', `mitigation id ${mitigation.id} appears more than once`);
+    if (seen.has(mitigation.id)) reject('Malformed', `${element.config}[id=${mitigation.id}]: mitigation id ${mitigation.id} appears more than once`);
     seen.add(mitigation.id);
     mitigations.push(mitigation);
   }
@@ -83,9 +83,11 @@ function parseConfig(config: Element, unknown: string[]): Mitigation {
   for (const child of elementChildren(config)) {
     if (child.localName === element.applicability && !child.namespaceURI) {
       if (applicability.length > 0) reject('Malformed', `${path} has more than one <${element.applicability}>`);
+      noteUnknownAttributes(child, [], `${path}/${element.applicability}`, unknown);
       applicability = parseApplicability(child, `${path}/${element.applicability}`, unknown);
     } else if (child.localName === element.actionList && !child.namespaceURI) {
       actionLists++;
+      noteUnknownAttributes(child, [], `${path}/${element.actionList}`, unknown);
       let index = 0;
       for (const action of elementChildren(child)) {
         index++;
@@ -94,7 +96,7 @@ function parseConfig(config: Element, unknown: string[]): Mitigation {
           unknown.push(actionPath);
           continue;
         }
-        actions.push(parseAction(action, actionPath));
+        actions.push(parseAction(action, actionPath, unknown));
       }
     } else {
       unknown.push(`${path}/${child.nodeName}`);
@@ -128,30 +130,40 @@ function parseApplicability(node: Element, path: string, unknown: string[]): Bui
   return ranges;
 }
 
-function parseAction(action: Element, path: string): MitigationAction {
+/**
+ * Anything about an action that emfleet does not understand (type, attributes, extra elements, a
+ * qualifier on its value) makes it Unsupported: a condition we ignore could change what it means.
+ */
+function parseAction(action: Element, path: string, unknown: string[]): MitigationAction {
   const type = action.getAttribute('type') ?? '';
   const base = { scope: action.getAttribute('scope') ?? '', description: action.getAttribute('desc') ?? '' };
+  const unsupported = (why: string): MitigationAction => {
+    unknown.push(`${path}: ${why}`);
+    return { kind: 'Unsupported', type, ...base, why };
+  };
   const extra = attributeNames(action).filter((name) => !(actionAttributes as readonly string[]).includes(name));
-  if (!isSupportedActionType(type)) return { kind: 'Unsupported', type, ...base, why: `unknown action type "${type}"` };
-  if (extra.length > 0) return { kind: 'Unsupported', type, ...base, why: `unknown attributes ${extra.join(', ')}` };
+  if (!isSupportedActionType(type)) return unsupported(`unknown action type "${type}"`);
+  if (extra.length > 0) return unsupported(`unknown attributes ${extra.join(', ')}`);
+  const others = elementChildren(action).filter((child) => child.localName !== element.value || child.namespaceURI);
+  if (others.length > 0) return unsupported(`unknown elements ${others.map((child) => `<${child.nodeName}>`).join(', ')}`);
 
-  const values = elementChildren(action).filter((child) => child.localName === element.value && !child.namespaceURI);
+  const values = elementChildren(action);
   if (values.length !== 1) reject('Malformed', `${path} must have exactly one <${element.value}>, found ${values.length}`);
   const value = values[0]!;
   const valuePath = `${path}/${element.value}`;
+  const known = type === 'IisUrlRewrite' ? (iisValueAttributes as readonly string[]) : [];
+  const valueExtra = attributeNames(value).filter((name) => !known.includes(name));
+  if (valueExtra.length > 0) return unsupported(`unknown attributes ${valueExtra.join(', ')} on <${element.value}>`);
 
   switch (type) {
     case 'DoNothing':
+      for (const child of elementChildren(value)) unknown.push(`${valuePath}/${child.nodeName}`);
       return { kind: 'DoNothing', ...base, value: (value.textContent ?? '').trim() };
     case 'DisableAppPool':
       return { kind: 'DisableAppPool', ...base, appPool: windowsName(value, valuePath, 'app pool') };
     case 'DisableService':
       return { kind: 'DisableService', ...base, service: windowsName(value, valuePath, 'service') };
     case 'IisUrlRewrite': {
-      const valueExtra = attributeNames(value).filter((name) => !(iisValueAttributes as readonly string[]).includes(name));
-      if (valueExtra.length > 0) {
-        return { kind: 'Unsupported', type, ...base, why: `unknown attributes ${valueExtra.join(', ')} on <${element.value}>` };
-      }
       const rules = elementChildren(value);
       if (rules.length !== 1 || rules[0]!.localName !== element.iisRule || rules[0]!.namespaceURI) {
         reject('Malformed', `${valuePath} must hold exactly one <${element.iisRule}> element`);

@@ -113,8 +113,48 @@ function findTheSignature(document: Document): Element {
   return signature;
 }
 
+/**
+ * xml-crypto finds SignatureMethod, CanonicalizationMethod, SignatureValue and KeyInfo by local
+ * name anywhere under the Signature, first in document order; so there must be exactly one of
+ * each, in its place, and nothing else for a decoy to hide in.
+ */
+function checkSignatureShape(signature: Element): void {
+  const children = elementChildren(signature);
+  const names = children.map((child) => (child.namespaceURI === DSIG_NS ? child.localName : `{${child.namespaceURI ?? ''}}${child.localName}`));
+  const expected = names.length === 3 ? ['SignedInfo', 'SignatureValue', 'KeyInfo'] : ['SignedInfo', 'SignatureValue'];
+  if (names.join() !== expected.join()) {
+    reject('BadSignature', `Signature must hold SignedInfo, SignatureValue and KeyInfo, found ${names.join(', ') || 'nothing'}`);
+  }
+  for (const localName of ['SignedInfo', 'CanonicalizationMethod', 'SignatureMethod', 'SignatureValue', 'Reference', 'KeyInfo', 'Signature']) {
+    const count = countByLocalName(signature, localName);
+    const allowed = localName === 'KeyInfo' ? count <= 1 : localName === 'Signature' ? count === 0 : count === 1;
+    if (!allowed) reject('BadSignature', `Signature holds ${count} <${localName}> elements`);
+  }
+  checkKeyInfoShape(signature);
+}
+
+/** KeyInfo may carry X.509 data and nothing else. */
+function checkKeyInfoShape(signature: Element): void {
+  const x509Children = ['X509Certificate', 'X509IssuerSerial', 'X509SubjectName', 'X509SKI'];
+  for (const keyInfo of dsigChildren(signature, 'KeyInfo')) {
+    for (const child of elementChildren(keyInfo)) {
+      if (child.namespaceURI !== DSIG_NS || child.localName !== 'X509Data') reject('BadSignature', `KeyInfo may hold only X509Data, found <${child.nodeName}>`);
+      for (const item of elementChildren(child)) {
+        if (item.namespaceURI !== DSIG_NS || !x509Children.includes(item.localName ?? '')) {
+          reject('BadSignature', `X509Data may hold only X.509 elements, found <${item.nodeName}>`);
+        }
+      }
+    }
+  }
+}
+
+function countByLocalName(node: Element, localName: string): number {
+  return elementChildren(node).reduce((count, child) => count + (child.localName === localName ? 1 : 0) + countByLocalName(child, localName), 0);
+}
+
 /** The signature must cover the whole document with allow-listed algorithms and nothing else. */
 function checkSignedInfo(signature: Element): void {
+  checkSignatureShape(signature);
   const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
   const canonicalization = algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo'));
   allow(canonicalization, Object.values(algorithms.canonicalization), 'canonicalization');

@@ -36,10 +36,14 @@ export function decodePackageText(bytes: Uint8Array, limits: XmlLimits = default
  * costs O(n) and never builds a DOM.
  */
 export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): void {
+  const control = forbiddenCharacter.exec(text);
+  if (control) reject('Malformed', `character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} is not allowed in XML (offset ${control.index})`);
   let depth = 0;
   let elements = 0;
+  let markupEnd = 0;
   let at = text.indexOf('<');
   while (at !== -1) {
+    checkReferences(text, markupEnd, at);
     const skipTo = (terminator: string, what: string): number => {
       const end = text.indexOf(terminator, at);
       if (end === -1) reject('Malformed', `unterminated ${what} at offset ${at}`);
@@ -59,6 +63,7 @@ export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): 
       depth--;
     } else {
       next = endOfStartTag(text, at);
+      checkReferences(text, at, next);
       elements++;
       if (elements > limits.maxElements) reject('TooLarge', `more than ${limits.maxElements} elements`);
       if (text[next - 2] !== '/') {
@@ -66,8 +71,32 @@ export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): 
         if (depth > limits.maxDepth) reject('TooLarge', `elements nested deeper than ${limits.maxDepth} (offset ${at})`);
       }
     }
+    markupEnd = next;
     at = text.indexOf('<', next);
   }
+  checkReferences(text, markupEnd, text.length);
+}
+
+/** XML 1.0 forbids these anywhere, even escaped; xmldom lets some through, so we do not rely on it. */
+const forbiddenCharacter = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+const reference = /&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,7})|#x([0-9A-Fa-f]{1,6}));|&/g;
+
+/**
+ * Without a DOCTYPE only the five predefined entities exist: a bare `&` or a character reference
+ * to a character XML forbids (`&#0;`) is not well-formed, whatever a lenient parser makes of it.
+ */
+function checkReferences(text: string, from: number, to: number): void {
+  reference.lastIndex = from;
+  for (let match = reference.exec(text); match && match.index < to; match = reference.exec(text)) {
+    if (match[1] !== undefined) continue;
+    const code = match[2] !== undefined ? Number(match[2]) : match[3] !== undefined ? parseInt(match[3], 16) : undefined;
+    if (code === undefined) reject('Malformed', `bare "&" at offset ${match.index}; write &amp;`);
+    if (!isXmlCharacter(code)) reject('Malformed', `character reference ${match[0]} at offset ${match.index} names a character XML does not allow`);
+  }
+}
+
+function isXmlCharacter(code: number): boolean {
+  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
 }
 
 function endOfStartTag(text: string, start: number): number {

@@ -339,7 +339,7 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
     },
     {
       name: 'service name with a control character',
-      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchange&#1;UM</Value>'),
+      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchange&#x7F;UM</Value>'),
       detail: ['Config[id=EM3]/ActionList/Action[1]/Value', 'service'],
     },
     {
