@@ -1,0 +1,190 @@
+import { TableClient } from '@azure/data-tables';
+import { describe, expect, it } from 'vitest';
+import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
+import { addToWaveCounters, createRollout, readRollout, RolloutNotFoundError, updateRolloutState, type NewRollout } from '../../lib/fleet/rollouts.js';
+import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+
+function raw(prefix: string, table: string): TableClient {
+  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
+}
+
+async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
+  const entities: Record<string, unknown>[] = [];
+  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
+  return entities;
+}
+
+const rollout: NewRollout = {
+  id: 'r-20261110-0001',
+  feed: 'microsoft',
+  packageSequence: 3,
+  operation: 'apply',
+  waves: [
+    { name: 'canary', servers: 2 },
+    { name: 'early', servers: 10 },
+    { name: 'broad', servers: 88 },
+  ],
+};
+
+describe('rollouts', () => {
+  it('createRollout writes the state row and one row per wave; readRollout reads them back', async () => {
+    const { tables } = freshTables();
+    const now = new Date('2026-11-10T12:00:00.000Z');
+    await createRollout(tables, rollout, { now });
+    const read = await readRollout(tables, rollout.id);
+    expect(read.state).toMatchObject({
+      partitionKey: rollout.id,
+      rowKey: 'state',
+      feed: 'microsoft',
+      packageSequence: 3,
+      operation: 'apply',
+      state: 'Planned',
+      reason: '',
+      waveCount: 3,
+      currentWave: 0,
+      createdAt: now,
+      updatedAt: now,
+    });
+    expect(read.waves.map(({ rowKey, name, servers, succeeded, failed, skipped }) => ({ rowKey, name, servers, succeeded, failed, skipped }))).toEqual([
+      { rowKey: 'wave-00', name: 'canary', servers: 2, succeeded: 0, failed: 0, skipped: 0 },
+      { rowKey: 'wave-01', name: 'early', servers: 10, succeeded: 0, failed: 0, skipped: 0 },
+      { rowKey: 'wave-02', name: 'broad', servers: 88, succeeded: 0, failed: 0, skipped: 0 },
+    ]);
+
+    // Another rollout's rows are not mixed in; an unknown one is an error; a rollout id is created once.
+    await createRollout(tables, { ...rollout, id: 'r-other', waves: [{ name: 'all', servers: 5 }] });
+    expect((await readRollout(tables, rollout.id)).waves).toHaveLength(3);
+    await expect(readRollout(tables, 'r-missing')).rejects.toBeInstanceOf(RolloutNotFoundError);
+    await expect(createRollout(tables, rollout)).rejects.toThrow();
+    await expect(createRollout(tables, { ...rollout, id: 'r-empty', waves: [] })).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it('updateRolloutState: concurrent callers both apply, in order, without losing a write', async () => {
+    const { tables } = freshTables();
+    await createRollout(tables, rollout);
+    const seen: string[] = [];
+    const [first, second] = await Promise.all([
+      updateRolloutState(tables, rollout.id, (current) => {
+        seen.push(`a:${current.reason}`);
+        return { state: 'Running', reason: `${current.reason}[a]`, currentWave: current.currentWave + 1 };
+      }),
+      updateRolloutState(tables, rollout.id, (current) => {
+        seen.push(`b:${current.reason}`);
+        return { reason: `${current.reason}[b]`, currentWave: current.currentWave + 1 };
+      }),
+    ]);
+    const { state } = await readRollout(tables, rollout.id);
+    expect(state.currentWave).toBe(2);
+    expect(state.state).toBe('Running');
+    expect(['[a][b]', '[b][a]']).toContain(state.reason);
+    // Each caller got the row it wrote; the later one built on the earlier one.
+    const [earlier, later] = state.reason === '[a][b]' ? [first, second] : [second, first];
+    expect(earlier.currentWave).toBe(1);
+    expect(later).toMatchObject({ currentWave: 2, reason: state.reason, state: 'Running' });
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+
+    // Returning undefined leaves the row as it is.
+    const unchanged = await updateRolloutState(tables, rollout.id, () => undefined);
+    expect(unchanged).toMatchObject({ currentWave: 2, reason: state.reason });
+    await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(RolloutNotFoundError);
+  });
+
+  it('addToWaveCounters: 30 concurrent increments are all counted', async () => {
+    const { tables } = freshTables();
+    await createRollout(tables, rollout);
+    const deltas = Array.from({ length: 30 }, (_, index) => (index % 3 === 0 ? { failed: 1 } : index % 3 === 1 ? { succeeded: 1 } : { succeeded: 1, skipped: 2 }));
+    const settled = await Promise.allSettled(deltas.map((delta) => addToWaveCounters(tables, rollout.id, 1, delta)));
+    expect(settled.flatMap((outcome) => (outcome.status === 'rejected' ? [String(outcome.reason)] : []))).toEqual([]);
+    const { waves } = await readRollout(tables, rollout.id);
+    expect(waves[1]).toMatchObject({ name: 'early', servers: 10, succeeded: 20, failed: 10, skipped: 20 });
+    expect(waves[0]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
+    expect(waves[2]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
+  });
+
+  // A broad wave's results arrive from many queue workers at once (batch size × instances), all
+  // on one wave row. Every increment must land; none may give up.
+  it('addToWaveCounters: 60 concurrent increments are all counted', async () => {
+    const { tables } = freshTables();
+    await createRollout(tables, rollout);
+    const settled = await Promise.allSettled(Array.from({ length: 60 }, () => addToWaveCounters(tables, rollout.id, 2, { succeeded: 1 })));
+    expect(settled.flatMap((outcome) => (outcome.status === 'rejected' ? [String(outcome.reason)] : []))).toEqual([]);
+    const { waves } = await readRollout(tables, rollout.id);
+    expect(waves[2]).toMatchObject({ name: 'broad', succeeded: 60, failed: 0, skipped: 0 });
+  });
+});
+
+describe('results', () => {
+  const at = new Date('2026-11-10T12:30:00.000Z');
+  const record = (server: string, operationId: string, outcome: 'Applied' | 'Failed' | 'AlreadyApplied', detail = ''): ResultRecord => ({
+    server,
+    operationId,
+    rolloutId: rollout.id,
+    operation: 'apply',
+    status: 'Completed',
+    outcomes: { EM1: { outcome, detail } },
+    at,
+  });
+
+  it('upserts 250 results for 3 servers; a re-upsert of the same (server, operation id) replaces the row', async () => {
+    const { tables, prefix } = freshTables();
+    const servers = ['ex01', 'ex02', 'EX03'];
+    const results = Array.from({ length: 250 }, (_, index) => record(servers[index % 3]!, `op-${String(index).padStart(4, '0')}`, 'Applied'));
+    // ex01: 84 rows, ex02: 83, ex03: 83 → one transaction each.
+    expect(await upsertResults(tables, results)).toBe(3);
+    const stored = await allEntities(raw(prefix, 'Results'));
+    expect(stored).toHaveLength(250);
+    expect(new Set(stored.map((row) => row['partitionKey']))).toEqual(new Set(['ex01', 'ex02', 'ex03']));
+
+    // A redelivered message for op-0000 (ex01) and op-0002 (ex03, named in another case) with a new outcome.
+    await upsertResults(tables, [record('ex01', 'op-0000', 'Failed', 'timeout'), record('Ex03', 'op-0002', 'AlreadyApplied')]);
+    expect(await allEntities(raw(prefix, 'Results'))).toHaveLength(250);
+    const ex01 = await readResults(tables, 'ex01');
+    expect(ex01.problems).toEqual([]);
+    expect(ex01.rows).toHaveLength(84);
+    expect(ex01.rows.find((row) => row.rowKey === 'op-0000')?.outcomes).toEqual({ EM1: { outcome: 'Failed', detail: 'timeout' } });
+    expect(ex01.rows.find((row) => row.rowKey === 'op-0003')?.outcomes).toEqual({ EM1: { outcome: 'Applied', detail: '' } });
+    const ex03 = await readResults(tables, 'EX03');
+    expect(ex03.rows).toHaveLength(83);
+    expect(ex03.rows.find((row) => row.rowKey === 'op-0002')?.outcomes).toEqual({ EM1: { outcome: 'AlreadyApplied', detail: '' } });
+  });
+
+  it('readResults returns only that server\'s rows, with every field', async () => {
+    const { tables } = freshTables();
+    const expiresAt = new Date('2026-12-10T12:30:00.000Z');
+    await upsertResults(tables, [
+      { ...record('ex01', 'op-1', 'Applied'), expiresAt },
+      record('ex02', 'op-2', 'Applied'),
+      record('ex010', 'op-3', 'Applied'),
+    ]);
+    const { rows, problems } = await readResults(tables, 'ex01');
+    expect(problems).toEqual([]);
+    expect(rows).toEqual([
+      {
+        partitionKey: 'ex01',
+        rowKey: 'op-1',
+        rolloutId: rollout.id,
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM1: { outcome: 'Applied', detail: '' } },
+        at,
+        expiresAt,
+      },
+    ]);
+    expect((await readResults(tables, 'ex99')).rows).toEqual([]);
+  });
+
+  it('reports and skips an invalid Results row', async () => {
+    const { tables, prefix } = freshTables();
+    await upsertResults(tables, [record('ex01', 'op-1', 'Applied'), record('ex01', 'op-3', 'Applied')]);
+    const planted = raw(prefix, 'Results');
+    await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-2', operation: 'apply', status: 'Completed', outcomes: '{"EM1":{"outcome":"Exploded"}}', at });
+    await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-4', operation: 'apply', status: 'Completed', outcomes: 'not json', at });
+
+    const { rows, problems } = await readResults(tables, 'ex01');
+    expect(rows.map((row) => row.rowKey)).toEqual(['op-1', 'op-3']);
+    expect(problems.map(({ table, partitionKey, rowKey, field }) => ({ table, partitionKey, rowKey, field }))).toEqual([
+      { table: 'Results', partitionKey: 'ex01', rowKey: 'op-2', field: 'outcomes.EM1.outcome' },
+      { table: 'Results', partitionKey: 'ex01', rowKey: 'op-4', field: 'outcomes' },
+    ]);
+  });
+});
