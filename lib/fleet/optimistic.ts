@@ -3,6 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EmfleetError } from '../errors.js';
 import { isStatus } from './rows.js';
 
+const baseBackoffInMs = 5;
+const maxBackoffInMs = 1_000;
+
 export type StoredEntity = TableEntity<Record<string, unknown>> & { etag: string };
 
 /** Another writer won every attempt; the caller may retry later. Carries the row it last saw. */
@@ -37,7 +40,7 @@ export async function mutateEntity(
   mutate: (current: StoredEntity | undefined) => Mutation,
   options: { maxAttempts?: number } = {},
 ): Promise<MutationResult> {
-  const maxAttempts = options.maxAttempts ?? 10;
+  const maxAttempts = options.maxAttempts ?? 25;
   let current: StoredEntity | undefined;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     current = await getEntityOrUndefined(client, partitionKey, rowKey);
@@ -55,7 +58,8 @@ export async function mutateEntity(
     } catch (error) {
       // 412: changed since read; 409: created by someone else since read; 404: deleted since read.
       if (!isStatus(error, 412, 409, 404)) throw error;
-      await sleep(Math.random() * 20 * attempt);
+      // Full jitter, exponential, capped: many writers on one hot row (a wave's counters) spread out.
+      await sleep(Math.random() * Math.min(maxBackoffInMs, baseBackoffInMs * 2 ** attempt));
     }
   }
   throw new ConcurrencyConflictError(client.tableName, partitionKey, rowKey, maxAttempts, current);

@@ -51,7 +51,8 @@ export async function storePackage(tables: FleetTables, input: NewPackage, optio
     const sequence = (pointer?.row.sequence ?? 0) + 1;
     const chunks: Record<string, Uint8Array> = {};
     for (let offset = 0, index = 0; offset < input.bytes.byteLength; offset += packageChunkBytes, index++) {
-      chunks[packageChunkProperties[index]!] = input.bytes.subarray(offset, offset + packageChunkBytes);
+      // A copy, not a view: the Tables SDK encodes a plain Uint8Array's whole underlying buffer.
+      chunks[packageChunkProperties[index]!] = Buffer.from(input.bytes.subarray(offset, offset + packageChunkBytes));
     }
     const packageEntity = {
       partitionKey: input.feed,
