@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBuild } from '../package/build.js';
 import { mitigationIdPattern } from '../package/format.js';
+import { maxPackageBytes } from '../package/xml.js';
 
 /** Characters Azure Tables forbids in keys, plus control characters. */
 const forbiddenKeyCharacters = /[/\\#?\u0000-\u001f\u007f-\u009f]/;
@@ -106,10 +107,10 @@ export const auditRow = z.object({
 });
 export type AuditRow = z.infer<typeof auditRow>;
 
-export const packageChunkProperties = Array.from({ length: 15 }, (_, index) => `xml${String(index).padStart(2, '0')}`);
-/** Tables caps a binary property at 64 KiB and an entity at 1 MiB; 15 chunks leave room for the rest of the row. */
+/** Tables caps a binary property at 64 KiB; the verifier's size cap is sized to fit one row. */
 export const packageChunkBytes = 64 * 1024;
-export const maxStoredPackageBytes = packageChunkProperties.length * packageChunkBytes;
+export const maxStoredPackageBytes = maxPackageBytes;
+export const packageChunkProperties = Array.from({ length: Math.ceil(maxPackageBytes / packageChunkBytes) }, (_, index) => `xml${String(index).padStart(2, '0')}`);
 
 export const packageRow = z.object({
   partitionKey: tableKey,

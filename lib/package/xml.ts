@@ -2,13 +2,19 @@ import { DOMParser, type Document } from '@xmldom/xmldom';
 import { reject } from './reasons.js';
 
 export interface XmlLimits {
-  /** Packages are stored whole in Tables, which caps an entity at 1 MiB. */
   readonly maxBytes: number;
   readonly maxDepth: number;
   readonly maxElements: number;
 }
 
-export const defaultXmlLimits: XmlLimits = { maxBytes: 1024 * 1024, maxDepth: 32, maxElements: 10_000 };
+/**
+ * The largest package emfleet accepts: what one Azure Tables row can hold as binary (15 properties
+ * of 64 KiB), leaving room in the 1 MiB entity for the rest of the row. Real EOCS packages are a
+ * few KiB.
+ */
+export const maxPackageBytes = 15 * 64 * 1024;
+
+export const defaultXmlLimits: XmlLimits = { maxBytes: maxPackageBytes, maxDepth: 32, maxElements: 10_000 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 

@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TableClient } from '@azure/data-tables';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
-import { azuriteConnectionString } from '../helpers/fleet.js';
+import { allEntities, azuriteConnectionString, rawTable } from '../helpers/fleet.js';
 import { createTestPki } from '../helpers/packages.js';
 
 /** The real binary against the run's Azurite, in a table namespace of its own. */
@@ -17,10 +16,7 @@ let rootPath: string;
 const emfleet = (...args: string[]): Promise<CliRun> => runCli(args, { env });
 
 async function auditRows(): Promise<Record<string, unknown>[]> {
-  const client = TableClient.fromConnectionString(azuriteConnectionString(), `${env['EMFLEET_TABLE_PREFIX']}Audit`, { allowInsecureConnection: true });
-  const rows: Record<string, unknown>[] = [];
-  for await (const row of client.listEntities<Record<string, unknown>>()) rows.push(row);
-  return rows;
+  return allEntities(rawTable(env['EMFLEET_TABLE_PREFIX']!, 'Audit'));
 }
 
 beforeAll(async () => {

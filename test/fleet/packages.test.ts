@@ -1,19 +1,10 @@
-import { TableClient } from '@azure/data-tables';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { latestPackage, PackageStoreError, readPackage, storePackage, type NewPackage } from '../../lib/fleet/packages.js';
 import { maxStoredPackageBytes, packageChunkBytes } from '../../lib/fleet/schemas.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
-function raw(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
-}
 
-async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  return entities;
-}
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -60,7 +51,7 @@ describe('storePackage / latestPackage / readPackage', () => {
     const expected = Buffer.from(bytes); // a copy of exactly the view's bytes
     await storePackage(tables, newPackage(bytes));
 
-    const row = await raw(prefix, 'Packages').getEntity<Record<string, unknown>>('microsoft', '0000000001');
+    const row = await rawTable(prefix, 'Packages').getEntity<Record<string, unknown>>('microsoft', '0000000001');
     const chunks = Object.keys(row).filter((name) => /^xml\d{2}$/.test(name)).sort();
     expect(chunks).toHaveLength(Math.ceil(bytes.byteLength / packageChunkBytes));
     for (const name of chunks) expect((row[name] as Uint8Array).byteLength).toBeLessThanOrEqual(packageChunkBytes);
@@ -83,10 +74,10 @@ describe('storePackage / latestPackage / readPackage', () => {
     const first = Buffer.from('<EOCS version="1.0.4"><Config id="EM1"/></EOCS>');
     const second = Buffer.from('<EOCS version="1.0.4"><Config id="EM1"/><Config id="EM2"/></EOCS>');
     expect(await storePackage(tables, newPackage(first))).toEqual({ sequence: 1, created: true });
-    const rowsAfterFirst = await allEntities(raw(prefix, 'Packages'));
+    const rowsAfterFirst = await allEntities(rawTable(prefix, 'Packages'));
 
     expect(await storePackage(tables, newPackage(Buffer.from(first)))).toEqual({ sequence: 1, created: false });
-    expect(await allEntities(raw(prefix, 'Packages'))).toEqual(rowsAfterFirst);
+    expect(await allEntities(rawTable(prefix, 'Packages'))).toEqual(rowsAfterFirst);
 
     expect(await storePackage(tables, newPackage(second, { mitigationIds: ['EM1', 'EM2'] }))).toEqual({ sequence: 2, created: true });
     const latest = await latestPackage(tables, 'microsoft');
@@ -104,7 +95,7 @@ describe('storePackage / latestPackage / readPackage', () => {
     await expect(storePackage(tables, newPackage(randomBytes(maxStoredPackageBytes + 1)))).rejects.toBeInstanceOf(PackageStoreError);
     await expect(storePackage(tables, newPackage(new Uint8Array(0)))).rejects.toBeInstanceOf(PackageStoreError);
     expect(await latestPackage(tables, 'microsoft')).toBeUndefined();
-    expect(await allEntities(raw(prefix, 'Packages'))).toEqual([]);
+    expect(await allEntities(rawTable(prefix, 'Packages'))).toEqual([]);
   });
 
   it('detects a corrupted chunk on read', async () => {
@@ -113,7 +104,7 @@ describe('storePackage / latestPackage / readPackage', () => {
     await storePackage(tables, newPackage(bytes));
     const corrupted = Buffer.from(bytes.subarray(0, packageChunkBytes));
     corrupted[1234] = corrupted[1234]! ^ 0xff;
-    await raw(prefix, 'Packages').updateEntity({ partitionKey: 'microsoft', rowKey: '0000000001', xml00: corrupted }, 'Merge');
+    await rawTable(prefix, 'Packages').updateEntity({ partitionKey: 'microsoft', rowKey: '0000000001', xml00: corrupted }, 'Merge');
 
     await expect(latestPackage(tables, 'microsoft')).rejects.toThrow(PackageStoreError);
     await expect(readPackage(tables, 'microsoft', 1)).rejects.toThrow(/SHA-256/);

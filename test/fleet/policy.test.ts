@@ -1,34 +1,20 @@
-import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { changePolicy, readPolicy, syncDeclaredPolicy } from '../../lib/fleet/policy.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { declaredLayers, declaredPolicySchema, type DeclaredLayers } from '../../lib/policy/declared.js';
 import { effectiveScope, type PolicyLayer } from '../../lib/policy/effective.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
-function raw(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
-}
 
-async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
-  const entities: Record<string, unknown>[] = [];
-  try {
-    for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return []; // the table was never created
-    throw error;
-  }
-  return entities;
-}
 
 async function policyRows(tables: FleetTables, prefix: string): Promise<Record<string, unknown>[]> {
   await tables.client('Policy');
-  return allEntities(raw(prefix, 'Policy'));
+  return allEntities(rawTable(prefix, 'Policy'));
 }
 
 /** Audit rows, oldest first (row keys are inverted time, so a day reads newest first). */
 async function auditRows(prefix: string): Promise<Record<string, unknown>[]> {
-  const rows = await allEntities(raw(prefix, 'Audit'));
+  const rows = await allEntities(rawTable(prefix, 'Audit'));
   return rows.sort((a, b) => (a['at'] as Date).getTime() - (b['at'] as Date).getTime() || String(b['rowKey']).localeCompare(String(a['rowKey'])));
 }
 
@@ -88,7 +74,7 @@ describe('changePolicy', () => {
   it('replaces an invalid row, auditing what it was', async () => {
     const { tables, prefix } = freshTables();
     await tables.client('Policy');
-    await raw(prefix, 'Policy').createEntity({ partitionKey: 'server', rowKey: 'ex01', source: 'table', blockedMitigations: 'not json' });
+    await rawTable(prefix, 'Policy').createEntity({ partitionKey: 'server', rowKey: 'ex01', source: 'table', blockedMitigations: 'not json' });
     const change = await changePolicy(tables, { scope: 'server', name: 'ex01' }, block('EM1'), { actor: 'alice', action: 'policy.block' });
     expect(change).toMatchObject({ changed: true, after: { blockedMitigations: ['EM1'] } });
     const snapshot = await readPolicy(tables, 'contoso');
@@ -103,7 +89,7 @@ describe('readPolicy', () => {
   it('attributes an invalid row to its server; other servers and the org are fine', async () => {
     const { tables, prefix } = freshTables();
     await tables.client('Policy');
-    const planted = raw(prefix, 'Policy');
+    const planted = rawTable(prefix, 'Policy');
     await planted.createEntity({ partitionKey: 'org', rowKey: 'contoso', source: 'table', mitigationsEnabled: true });
     await planted.createEntity({ partitionKey: 'server', rowKey: 'ex01', source: 'table', blockedMitigations: 'not json' });
     await planted.createEntity({ partitionKey: 'server', rowKey: 'ex02', source: 'table', blockedMitigations: '["EM1"]' });
@@ -180,7 +166,7 @@ describe('syncDeclaredPolicy', () => {
   it('replaces an invalid declared row', async () => {
     const { tables, prefix } = freshTables();
     await tables.client('Policy');
-    await raw(prefix, 'Policy').createEntity({ partitionKey: 'server', rowKey: 'ex01|bicep', source: 'bicep', blockedMitigations: 'not json' });
+    await rawTable(prefix, 'Policy').createEntity({ partitionKey: 'server', rowKey: 'ex01|bicep', source: 'bicep', blockedMitigations: 'not json' });
     expect((await readPolicy(tables, 'contoso')).servers.get('ex01')?.problem).toBeDefined();
 
     const report = await syncDeclaredPolicy(tables, 'contoso', declare({ servers: { ex01: { blockedMitigations: ['EM1'] } } }), { actor: 'deploy' });

@@ -1,18 +1,9 @@
-import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
 import { addToWaveCounters, createRollout, readRollout, RolloutNotFoundError, updateRolloutState, type NewRollout } from '../../lib/fleet/rollouts.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
-function raw(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
-}
 
-async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  return entities;
-}
 
 const rollout: NewRollout = {
   id: 'r-20261110-0001',
@@ -131,13 +122,13 @@ describe('results', () => {
     const results = Array.from({ length: 250 }, (_, index) => record(servers[index % 3]!, `op-${String(index).padStart(4, '0')}`, 'Applied'));
     // ex01: 84 rows, ex02: 83, ex03: 83 → one transaction each.
     expect(await upsertResults(tables, results)).toBe(3);
-    const stored = await allEntities(raw(prefix, 'Results'));
+    const stored = await allEntities(rawTable(prefix, 'Results'));
     expect(stored).toHaveLength(250);
     expect(new Set(stored.map((row) => row['partitionKey']))).toEqual(new Set(['ex01', 'ex02', 'ex03']));
 
     // A redelivered message for op-0000 (ex01) and op-0002 (ex03, named in another case) with a new outcome.
     await upsertResults(tables, [record('ex01', 'op-0000', 'Failed', 'timeout'), record('Ex03', 'op-0002', 'AlreadyApplied')]);
-    expect(await allEntities(raw(prefix, 'Results'))).toHaveLength(250);
+    expect(await allEntities(rawTable(prefix, 'Results'))).toHaveLength(250);
     const ex01 = await readResults(tables, 'ex01');
     expect(ex01.problems).toEqual([]);
     expect(ex01.rows).toHaveLength(84);
@@ -176,7 +167,7 @@ describe('results', () => {
   it('reports and skips an invalid Results row', async () => {
     const { tables, prefix } = freshTables();
     await upsertResults(tables, [record('ex01', 'op-1', 'Applied'), record('ex01', 'op-3', 'Applied')]);
-    const planted = raw(prefix, 'Results');
+    const planted = rawTable(prefix, 'Results');
     await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-2', operation: 'apply', status: 'Completed', outcomes: '{"EM1":{"outcome":"Exploded"}}', at });
     await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-4', operation: 'apply', status: 'Completed', outcomes: 'not json', at });
 

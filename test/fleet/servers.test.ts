@@ -1,27 +1,13 @@
-import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { listServers, registerServer, removeServer, ServerNotFoundError } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
-function raw(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
-}
 
-async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
-  const entities: Record<string, unknown>[] = [];
-  try {
-    for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return []; // the table was never created
-    throw error;
-  }
-  return entities;
-}
 
 async function auditRows(tables: FleetTables, prefix: string): Promise<Record<string, unknown>[]> {
   await tables.client('Audit');
-  return allEntities(raw(prefix, 'Audit'));
+  return allEntities(rawTable(prefix, 'Audit'));
 }
 
 const actor = 'admin@contoso.com';
@@ -34,7 +20,7 @@ describe('registerServer', () => {
     expect(added.change).toBe('added');
     expect(added.row).toMatchObject({ partitionKey: 'contoso', rowKey: 'ex01.contoso.com', build, site: 'HQ', ring: 'canary', fqdn: 'ex01.contoso.com' });
 
-    const stored = await raw(prefix, 'Servers').getEntity<Record<string, unknown>>('contoso', 'ex01.contoso.com');
+    const stored = await rawTable(prefix, 'Servers').getEntity<Record<string, unknown>>('contoso', 'ex01.contoso.com');
     expect(stored['build']).toBe(build);
 
     const audit = await auditRows(tables, prefix);
@@ -46,12 +32,12 @@ describe('registerServer', () => {
   it('re-registering with the same data is a no-op: no write, no audit', async () => {
     const { tables, prefix } = freshTables();
     await registerServer(tables, 'contoso', { name: 'ex01', build, site: 'HQ' }, { actor });
-    const etag = (await raw(prefix, 'Servers').getEntity('contoso', 'ex01')).etag;
+    const etag = (await rawTable(prefix, 'Servers').getEntity('contoso', 'ex01')).etag;
 
     const again = await registerServer(tables, 'contoso', { name: 'EX01', build, site: 'HQ' }, { actor });
     expect(again.change).toBe('unchanged');
     expect(again.row.build).toBe(build);
-    expect((await raw(prefix, 'Servers').getEntity('contoso', 'ex01')).etag).toBe(etag);
+    expect((await rawTable(prefix, 'Servers').getEntity('contoso', 'ex01')).etag).toBe(etag);
     expect(await auditRows(tables, prefix)).toHaveLength(1);
   });
 
@@ -59,7 +45,7 @@ describe('registerServer', () => {
     const { tables, prefix } = freshTables();
     await registerServer(tables, 'contoso', { name: 'ex01', build, site: 'HQ', ring: 'early' }, { actor });
     const lastSeen = new Date('2026-11-20T08:00:00.000Z');
-    await raw(prefix, 'Servers').updateEntity(
+    await rawTable(prefix, 'Servers').updateEntity(
       { partitionKey: 'contoso', rowKey: 'ex01', reportedApplied: '["EM1","EM2"]', reportedBlocked: '["EM3"]', agentVersion: '1.2.3', lastSeen },
       'Merge',
     );
@@ -90,13 +76,13 @@ describe('registerServer', () => {
   it('rejects a bad build and writes nothing', async () => {
     const { tables, prefix } = freshTables();
     await expect(registerServer(tables, 'contoso', { name: 'ex01', build: 'fifteen' }, { actor })).rejects.toThrow(/build/);
-    expect(await allEntities(raw(prefix, 'Servers'))).toEqual([]);
-    expect(await allEntities(raw(prefix, 'Audit'))).toEqual([]);
+    expect(await allEntities(rawTable(prefix, 'Servers'))).toEqual([]);
+    expect(await allEntities(rawTable(prefix, 'Audit'))).toEqual([]);
 
     // An existing server is not changed by a bad update either.
     await registerServer(tables, 'contoso', { name: 'ex02', build }, { actor });
     await expect(registerServer(tables, 'contoso', { name: 'ex02', build: '15.2' }, { actor })).rejects.toThrow(/build/);
-    expect((await raw(prefix, 'Servers').getEntity('contoso', 'ex02'))['build']).toBe(build);
+    expect((await rawTable(prefix, 'Servers').getEntity('contoso', 'ex02'))['build']).toBe(build);
     expect(await auditRows(tables, prefix)).toHaveLength(1);
   });
 });

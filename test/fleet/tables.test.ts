@@ -6,12 +6,8 @@ import { readRows } from '../../lib/fleet/rows.js';
 import { serverRow } from '../../lib/fleet/schemas.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
 
-/** A client of our own, beside the code under test, to plant and inspect raw rows. */
-function raw(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
-}
 
 async function tablesWithPrefix(prefix: string): Promise<string[]> {
   const service = TableServiceClient.fromConnectionString(azuriteConnectionString(), { allowInsecureConnection: true });
@@ -20,11 +16,6 @@ async function tablesWithPrefix(prefix: string): Promise<string[]> {
   return names.sort();
 }
 
-async function allEntities(client: TableClient): Promise<Record<string, unknown>[]> {
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) entities.push(entity);
-  return entities;
-}
 
 const build = '15.2.1544.4';
 
@@ -69,7 +60,7 @@ describe('readRows', () => {
   it('skips an invalid row and reports where it is and which field is wrong; valid rows beside it are returned', async () => {
     const { tables, prefix } = freshTables();
     const client = await tables.client('Servers');
-    const planted = raw(prefix, 'Servers');
+    const planted = rawTable(prefix, 'Servers');
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex01', build });
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex02', build: 'fifteen' });
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex03', build, reportedApplied: '["EM1"' });
@@ -149,7 +140,7 @@ describe('mutateEntity', () => {
   it('gives up with ConcurrencyConflictError when another writer changes the row every time', async () => {
     const { tables, prefix } = freshTables();
     const client = await tables.client('Rollouts');
-    const other = raw(prefix, 'Rollouts');
+    const other = rawTable(prefix, 'Rollouts');
     await other.createEntity({ partitionKey: 'p', rowKey: 'r', value: 0, writer: 'other' });
 
     // Fault injection: the callback (synchronous) starts a write from another client; the client

@@ -1,3 +1,4 @@
+import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/package/build.js';
 import { createDevPki, type DevPki } from '../../lib/local/pki.js';
 export { catalogueXml } from '../../lib/local/catalogue.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';
@@ -35,3 +36,14 @@ export async function createTestPki(label = 'emfleet Test'): Promise<TestPki> {
 }
 
 export const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
+
+/** A build from text; test data only, so a malformed one is a bug in the test. */
+export function build(text: string): ExchangeBuild {
+  const parsed = parseBuild(text);
+  if (!parsed) throw new Error(`test data: "${text}" is not a build`);
+  return parsed;
+}
+
+export function range(min: string, max: string): BuildRange {
+  return { min: build(min), max: build(max) };
+}

@@ -6,19 +6,10 @@ import {
   parseBuild,
   type Applicability,
   type BuildRange,
-  type ExchangeBuild,
 } from '../../lib/package/build.js';
+import { build, range } from '../helpers/packages.js';
 
-/** A build from text; the tests below only use well-formed ones here. */
-function build(text: string): ExchangeBuild {
-  const parsed = parseBuild(text);
-  if (!parsed) throw new Error(`test data: "${text}" is not a build`);
-  return parsed;
-}
 
-function range(min: string, max: string): BuildRange {
-  return { min: build(min), max: build(max) };
-}
 
 describe('parseBuild', () => {
   it.each([

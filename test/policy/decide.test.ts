@@ -1,20 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import { decide, policyReasons, type PolicyDecisionKind, type PolicyReason, type ServerFacts } from '../../lib/policy/decide.js';
 import type { EffectiveScope, ValueSource } from '../../lib/policy/effective.js';
-import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/package/build.js';
+import type { BuildRange } from '../../lib/package/build.js';
+import { range } from '../helpers/packages.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';
 
 // ---- test data builders -------------------------------------------------------------------------
 
-function build(text: string): ExchangeBuild {
-  const parsed = parseBuild(text);
-  if (!parsed) throw new Error(`test data: "${text}" is not a build`);
-  return parsed;
-}
 
-function range(min: string, max: string): BuildRange {
-  return { min: build(min), max: build(max) };
-}
 
 interface ScopeOptions {
   readonly enabled?: boolean;
