@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { mitigationId, outcomes } from '../fleet/schemas.js';
+
+/**
+ * What the cloud and the agent say to each other through the relay. Both sides validate every
+ * message with these schemas; a message that fails is answered 400 (agent) or treated as an
+ * unusable reply (cloud), never half-understood.
+ */
+export const agentPaths = { apply: '/apply', remove: '/remove', status: '/status', ping: '/ping' } as const;
+
+/** Operation ids name one (rollout, server, mitigation set); a retried request reuses its id. */
+export const operationId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be letters, digits, . _ : - (at most 128)');
+
+export const applyRequest = z
+  .object({
+    operationId,
+    /** The signed package exactly as accepted, base64; the agent verifies it itself. */
+    packageBase64: z.string().min(1).max(2 * 1024 * 1024),
+    mitigationIds: z.array(mitigationId).min(1).max(100),
+  })
+  .strict();
+export type ApplyRequest = z.infer<typeof applyRequest>;
+
+export const removeRequest = z
+  .object({
+    operationId,
+    mitigationIds: z.array(mitigationId).min(1).max(100),
+  })
+  .strict();
+export type RemoveRequest = z.infer<typeof removeRequest>;
+
+export const pingRequest = z.object({ nonce: z.string().max(128).optional() }).strict();
+
+export const mitigationOutcome = z.object({
+  outcome: z.enum(outcomes),
+  detail: z.string().max(2000).default(''),
+});
+export type MitigationOutcome = z.infer<typeof mitigationOutcome>;
+
+export const operationStatus = z.enum(['InProgress', 'Completed']);
+
+/** The reply to apply/remove: done (200) or still working (202; ask GET /status later). */
+export const operationReply = z.object({
+  operationId,
+  status: operationStatus,
+  outcomes: z.record(mitigationId, mitigationOutcome).default({}),
+});
+export type OperationReply = z.infer<typeof operationReply>;
+
+export const statusReply = z.object({
+  server: z.string().min(1).max(253),
+  build: z.string().max(32),
+  agentVersion: z.string().max(64),
+  applied: z.array(mitigationId),
+  blocked: z.array(mitigationId).default([]),
+  journal: z.object({ entries: z.number().int().nonnegative(), pending: z.number().int().nonnegative() }),
+  operations: z.array(operationReply).max(1000).default([]),
+});
+export type StatusReply = z.infer<typeof statusReply>;
+
+export const pingReply = z.object({
+  server: z.string().min(1).max(253),
+  build: z.string().max(32),
+  agentVersion: z.string().max(64),
+  nonce: z.string().max(128).optional(),
+});
+export type PingReply = z.infer<typeof pingReply>;
+
+/** Every error reply carries a code and one line saying what was wrong. */
+export const errorReply = z.object({ error: z.string().max(64), detail: z.string().max(2000) });
+export type ErrorReply = z.infer<typeof errorReply>;
