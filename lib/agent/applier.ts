@@ -1,3 +1,4 @@
+import { EmfleetError } from '../errors.js';
 import type { MitigationAction } from '../package/model.js';
 
 /** The actions an applier can carry out (Unsupported ones never reach it). */
@@ -38,12 +39,10 @@ export interface Applier {
 }
 
 /** A failure of the applier itself (PowerShell error, IIS refused, timeout); the change may not have happened. */
-export class ApplierError extends Error {
+export class ApplierError extends EmfleetError {
   override readonly name = 'ApplierError';
-  readonly code: string;
 
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+  constructor(code: string, message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+    super(code, message, options);
   }
 }
