@@ -1,0 +1,180 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { ApplierError, type Applier, type ApplicableAction, type PriorState } from '../applier.js';
+import { ruleFingerprint } from '../rules.js';
+
+const serviceStartType = z.enum(['Automatic', 'AutomaticDelayedStart', 'Manual', 'Disabled']);
+
+/** The slice of an Exchange server's IIS and service manager that mitigations touch. */
+export const simulatedServerSchema = z.object({
+  sites: z.record(z.string(), z.object({ rules: z.array(z.object({ name: z.string(), xml: z.string() })) })),
+  appPools: z.record(z.string(), z.object({ state: z.enum(['Started', 'Stopped']), autoStart: z.boolean() })),
+  services: z.record(z.string(), z.object({ status: z.enum(['Running', 'Stopped']), startType: serviceStartType })),
+});
+export type SimulatedServer = z.infer<typeof simulatedServerSchema>;
+
+/** A freshly installed Exchange 2019 Mailbox server, as far as mitigations are concerned. */
+export function defaultSimulatedServer(): SimulatedServer {
+  const pools = ['MSExchangeOWAAppPool', 'MSExchangeECPAppPool', 'MSExchangeServicesAppPool', 'MSExchangeAutodiscoverAppPool', 'MSExchangeMapiFrontEndAppPool', 'MSExchangeSyncAppPool', 'MSExchangePowerShellFrontEndAppPool'];
+  const services = ['MSExchangeHM', 'MSExchangeIS', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeUM', 'MSExchangeMitigation', 'W3SVC'];
+  return {
+    sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
+    appPools: Object.fromEntries(pools.map((pool) => [pool, { state: 'Started' as const, autoStart: true }])),
+    services: Object.fromEntries(services.map((service) => [service, { status: 'Running' as const, startType: 'Automatic' as const }])),
+  };
+}
+
+export interface SimulatedFaults {
+  /** App pool, service or rule names whose changes fail, as a broken IIS would. */
+  readonly failOn?: readonly string[];
+  /** Every change takes this long first (a hung PowerShell). */
+  readonly delayInMs?: number;
+}
+
+/**
+ * A file-backed model of IIS rewrite rules, app pools and services, written atomically
+ * (temporary file, then rename). Used by local runs and tests in place of PowerShell.
+ */
+export class SimulatedApplier implements Applier {
+  readonly kind = 'simulated';
+  readonly #file: string;
+  readonly #faults: SimulatedFaults;
+
+  constructor(stateFile: string, faults: SimulatedFaults = {}) {
+    this.#file = stateFile;
+    this.#faults = faults;
+  }
+
+  async read(): Promise<SimulatedServer> {
+    let text: string;
+    try {
+      text = await readFile(this.#file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      const fresh = defaultSimulatedServer();
+      await this.#write(fresh);
+      return fresh;
+    }
+    const parsed = simulatedServerSchema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new ApplierError('StateCorrupt', `${this.#file}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+    return parsed.data;
+  }
+
+  async #write(state: SimulatedServer): Promise<void> {
+    await mkdir(dirname(this.#file), { recursive: true });
+    const temporary = `${this.#file}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`;
+    await writeFile(temporary, JSON.stringify(state, null, 2));
+    await rename(temporary, this.#file);
+  }
+
+  async capture(action: ApplicableAction): Promise<PriorState> {
+    const state = await this.read();
+    switch (action.kind) {
+      case 'DoNothing':
+        return { kind: 'DoNothing' };
+      case 'IisUrlRewrite':
+        return { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: site(state, action.site).rules.find((rule) => rule.name === action.ruleName)?.xml ?? null };
+      case 'DisableAppPool': {
+        const pool = appPool(state, action.appPool);
+        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart };
+      }
+      case 'DisableService': {
+        const service = windowsService(state, action.service);
+        return { kind: 'DisableService', service: action.service, status: service.status, startType: service.startType };
+      }
+    }
+  }
+
+  async isApplied(action: ApplicableAction): Promise<boolean> {
+    const state = await this.read();
+    switch (action.kind) {
+      case 'DoNothing':
+        return true;
+      case 'IisUrlRewrite': {
+        const wanted = ruleFingerprint(action.ruleXml);
+        return site(state, action.site).rules.some((rule) => ruleFingerprint(rule.xml) === wanted);
+      }
+      case 'DisableAppPool': {
+        const pool = appPool(state, action.appPool);
+        return pool.state === 'Stopped' && !pool.autoStart;
+      }
+      case 'DisableService': {
+        const service = windowsService(state, action.service);
+        return service.status === 'Stopped' && service.startType === 'Disabled';
+      }
+    }
+  }
+
+  async apply(action: ApplicableAction): Promise<void> {
+    if (action.kind === 'DoNothing') return;
+    await this.#change(targetName(action), (state) => {
+      switch (action.kind) {
+        case 'IisUrlRewrite': {
+          const rules = site(state, action.site).rules.filter((rule) => rule.name !== action.ruleName);
+          state.sites[action.site] = { rules: [...rules, { name: action.ruleName, xml: action.ruleXml }] };
+          return;
+        }
+        case 'DisableAppPool':
+          state.appPools[action.appPool] = { state: 'Stopped', autoStart: false };
+          return;
+        case 'DisableService':
+          state.services[action.service] = { status: 'Stopped', startType: 'Disabled' };
+          return;
+      }
+    });
+  }
+
+  async restore(prior: PriorState): Promise<void> {
+    if (prior.kind === 'DoNothing') return;
+    const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.service;
+    await this.#change(name, (state) => {
+      switch (prior.kind) {
+        case 'IisUrlRewrite': {
+          const rules = site(state, prior.site).rules.filter((rule) => rule.name !== prior.ruleName);
+          state.sites[prior.site] = { rules: prior.previousRuleXml === null ? rules : [...rules, { name: prior.ruleName, xml: prior.previousRuleXml }] };
+          return;
+        }
+        case 'DisableAppPool':
+          appPool(state, prior.appPool);
+          state.appPools[prior.appPool] = { state: prior.state, autoStart: prior.autoStart };
+          return;
+        case 'DisableService':
+          windowsService(state, prior.service);
+          state.services[prior.service] = { status: prior.status, startType: prior.startType };
+          return;
+      }
+    });
+  }
+
+  async #change(name: string, mutate: (state: SimulatedServer) => void): Promise<void> {
+    if (this.#faults.delayInMs) await sleep(this.#faults.delayInMs);
+    if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
+    const state = await this.read();
+    mutate(state);
+    await this.#write(state);
+  }
+}
+
+function targetName(action: Exclude<ApplicableAction, { kind: 'DoNothing' }>): string {
+  return action.kind === 'IisUrlRewrite' ? action.ruleName : action.kind === 'DisableAppPool' ? action.appPool : action.service;
+}
+
+function site(state: SimulatedServer, name: string): SimulatedServer['sites'][string] {
+  const found = state.sites[name];
+  if (!found) throw new ApplierError('NotFound', `IIS has no site "${name}"`);
+  return found;
+}
+
+function appPool(state: SimulatedServer, name: string): SimulatedServer['appPools'][string] {
+  const found = state.appPools[name];
+  if (!found) throw new ApplierError('NotFound', `IIS has no application pool "${name}"`);
+  return found;
+}
+
+function windowsService(state: SimulatedServer, name: string): SimulatedServer['services'][string] {
+  const found = state.services[name];
+  if (!found) throw new ApplierError('NotFound', `no Windows service "${name}"`);
+  return found;
+}

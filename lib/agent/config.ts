@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { exchangeBuild, serverName } from '../fleet/schemas.js';
+import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+
+/** agent.json: everything one agent needs. Paths are relative to the file. */
+export const agentConfigSchema = z
+  .object({
+    server: serverName,
+    /** The Exchange build of this server, e.g. 15.2.1544.4 (what applicability is judged on). */
+    build: exchangeBuild,
+    relay: z
+      .object({
+        /** e.g. contoso-emfleet.servicebus.windows.net */
+        namespace: z.string().min(1),
+        hybridConnection: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,259}$/, 'must be a hybrid connection name'),
+        /** Override of wss://{namespace}:443, for the local relay emulator (ws://127.0.0.1:PORT). */
+        endpoint: z.string().regex(/^wss?:\/\/[^/]+$/, 'must be ws://host:port or wss://host:port').optional(),
+        keyName: z.string().min(1).default('listen'),
+        key: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((relay) => (relay.key === undefined) !== (relay.keyFile === undefined), { message: 'give exactly one of key or keyFile', path: ['key'] }),
+    trust: z
+      .object({
+        /** PEM files (or PEM text) of the anchors this agent trusts, whatever the cloud says. */
+        anchors: z.array(z.string().min(1)).min(1),
+        anchorSha256: z.array(z.string()).default([]),
+        signerSubject: z.string().min(1).default(microsoftSignerSubjectCn),
+        signerEku: z.string().regex(/^\d+(\.\d+)+$/).default(microsoftSignerEku),
+        revokedSerials: z.array(z.string()).default([]),
+      })
+      .strict(),
+    applier: z.discriminatedUnion('kind', [
+      z
+        .object({
+          kind: z.literal('simulated'),
+          stateFile: z.string().optional(),
+          failOn: z.array(z.string()).default([]),
+          delayInMs: z.number().int().nonnegative().default(0),
+        })
+        .strict(),
+      z
+        .object({
+          kind: z.literal('powershell'),
+          executable: z.string().default('powershell.exe'),
+          timeoutInMs: z.number().int().min(1000).default(120_000),
+        })
+        .strict(),
+    ]),
+    stateDirectory: z.string().min(1),
+    replyWithinMs: z.number().int().min(100).max(50_000).default(20_000),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+/** Reads and validates agent.json; an error names the field. Relative paths are made absolute. */
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return parseAgentConfig(json, dirname(resolve(path)), path);
+}
+
+export function parseAgentConfig(json: unknown, baseDirectory: string, where = 'agent config'): AgentConfig {
+  const parsed = agentConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${where}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+  }
+  const config = parsed.data;
+  const absolute = (path: string): string => (isAbsolute(path) || path.includes('-----BEGIN') ? path : resolve(baseDirectory, path));
+  return {
+    ...config,
+    relay: { ...config.relay, ...(config.relay.keyFile === undefined ? {} : { keyFile: absolute(config.relay.keyFile) }) },
+    trust: { ...config.trust, anchors: config.trust.anchors.map(absolute) },
+    applier: config.applier.kind === 'simulated' && config.applier.stateFile !== undefined ? { ...config.applier, stateFile: absolute(config.applier.stateFile) } : config.applier,
+    stateDirectory: absolute(config.stateDirectory),
+  };
+}

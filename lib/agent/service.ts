@@ -1,0 +1,255 @@
+import type { z } from 'zod';
+import { evaluateApplicability, parseBuild, type ExchangeBuild } from '../package/build.js';
+import type { Mitigation } from '../package/model.js';
+import type { TrustPolicy } from '../package/trust.js';
+import { verifyPackage } from '../package/verify.js';
+import type { Logger } from '../log.js';
+import {
+  agentPaths,
+  applyRequest,
+  pingRequest,
+  removeRequest,
+  type ApplyRequest,
+  type MitigationOutcome,
+  type OperationReply,
+  type PingReply,
+  type RemoveRequest,
+  type StatusReply,
+} from '../relay/protocol.js';
+import type { Applier, ApplicableAction, PriorState } from './applier.js';
+import type { Journal } from './journal.js';
+
+export interface AgentRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly body: Buffer;
+}
+
+export interface AgentResponse {
+  readonly status: number;
+  readonly body: string;
+}
+
+export interface AgentIdentity {
+  readonly server: string;
+  readonly build: string;
+  readonly agentVersion: string;
+}
+
+export interface AgentServiceOptions {
+  readonly identity: AgentIdentity;
+  readonly trust: TrustPolicy;
+  readonly applier: Applier;
+  readonly journal: Journal;
+  readonly logger: Logger;
+  /** Answer within this, well under the relay's 60 s; longer work replies 202 and shows in /status. */
+  readonly replyWithinMs?: number;
+  readonly now?: () => Date;
+}
+
+const rememberedOperations = 1000;
+
+/**
+ * The agent's side of the protocol. Every package is verified here again with the agent's own
+ * anchors; only mitigations in the signed package and applicable to this server's own build are
+ * applied. Changes run one at a time.
+ */
+export class AgentService {
+  readonly #options: AgentServiceOptions;
+  readonly #build: ExchangeBuild | undefined;
+  readonly #operations = new Map<string, { reply: OperationReply; done: Promise<OperationReply> }>();
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: AgentServiceOptions) {
+    this.#options = options;
+    this.#build = parseBuild(options.identity.build);
+  }
+
+  async handle(request: AgentRequest): Promise<AgentResponse> {
+    const route = `/${request.path.split('?')[0]!.split('/').filter(Boolean).pop() ?? ''}`;
+    const method = request.method.toUpperCase();
+    switch (route) {
+      case agentPaths.ping:
+        return method === 'POST' ? this.#ping(request) : notAllowed(method, route);
+      case agentPaths.status:
+        return method === 'GET' ? json(200, this.status()) : notAllowed(method, route);
+      case agentPaths.apply:
+        return method === 'POST' ? this.#startOperation(request, applyRequest, (body) => this.#apply(body)) : notAllowed(method, route);
+      case agentPaths.remove:
+        return method === 'POST' ? this.#startOperation(request, removeRequest, (body) => this.#remove(body)) : notAllowed(method, route);
+      default:
+        return json(404, { error: 'NotFound', detail: `no such agent path ${request.path}` });
+    }
+  }
+
+  status(): StatusReply {
+    const entries = this.#options.journal.entries();
+    return {
+      ...this.#options.identity,
+      applied: entries.filter((entry) => entry.state === 'applied').map((entry) => entry.mitigationId).sort(),
+      blocked: [],
+      journal: { entries: entries.length, pending: entries.filter((entry) => entry.state !== 'applied').length },
+      operations: [...this.#operations.values()].map((operation) => operation.reply),
+    };
+  }
+
+  #ping(request: AgentRequest): AgentResponse {
+    const parsed = parseBody(request.body, pingRequest, true);
+    if (!parsed.ok) return parsed.response;
+    const reply: PingReply = { ...this.#options.identity, ...(parsed.value.nonce === undefined ? {} : { nonce: parsed.value.nonce }) };
+    return json(200, reply);
+  }
+
+  async #startOperation<T extends { operationId: string }>(request: AgentRequest, schema: z.ZodType<T>, work: (body: T) => Promise<Record<string, MitigationOutcome>>): Promise<AgentResponse> {
+    const parsed = parseBody(request.body, schema, false);
+    if (!parsed.ok) return parsed.response;
+    const { operationId } = parsed.value;
+    let operation = this.#operations.get(operationId);
+    if (!operation) {
+      const reply: OperationReply = { operationId, status: 'InProgress', outcomes: {} };
+      const done = this.#serially(async () => {
+        const outcomes = await work(parsed.value).catch((error: unknown) => {
+          this.#options.logger.error('OperationFailed', { operationId, error: error instanceof Error ? error.message : String(error) });
+          return Object.fromEntries(idsOf(parsed.value).map((id) => [id, { outcome: 'Failed' as const, detail: `agent error: ${error instanceof Error ? error.message : String(error)}` }]));
+        });
+        const finished: OperationReply = { operationId, status: 'Completed', outcomes };
+        this.#operations.set(operationId, { reply: finished, done: Promise.resolve(finished) });
+        return finished;
+      });
+      operation = { reply, done };
+      this.#operations.set(operationId, operation);
+      this.#forgetOldOperations();
+    }
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), this.#options.replyWithinMs ?? 20_000).unref());
+    const finished = await Promise.race([operation.done, timeout]);
+    return finished ? json(200, finished) : json(202, operation.reply);
+  }
+
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(work, work);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  #forgetOldOperations(): void {
+    for (const [id] of this.#operations) {
+      if (this.#operations.size <= rememberedOperations) break;
+      this.#operations.delete(id);
+    }
+  }
+
+  async #apply(request: ApplyRequest): Promise<Record<string, MitigationOutcome>> {
+    const { logger, trust } = this.#options;
+    const failAll = (detail: string): Record<string, MitigationOutcome> =>
+      Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Failed' as const, detail }]));
+    const verified = verifyPackage(Buffer.from(request.packageBase64, 'base64'), { trust, ...(this.#options.now ? { now: this.#options.now() } : {}) });
+    if (!verified.ok) {
+      logger.warn('PackageRejected', { operationId: request.operationId, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
+      return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);
+    }
+    if (!this.#build) return failAll(`this agent's build "${this.#options.identity.build}" is not an Exchange build; fix its configuration`);
+    const outcomes: Record<string, MitigationOutcome> = {};
+    for (const id of request.mitigationIds) {
+      const mitigation = verified.package.mitigations.find((candidate) => candidate.id === id);
+      outcomes[id] = mitigation ? await this.#applyOne(mitigation, request.operationId) : { outcome: 'Failed', detail: `${id} is not in the signed package (sha256 ${verified.sha256})` };
+      logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'apply', ...outcomes[id] });
+    }
+    return outcomes;
+  }
+
+  async #applyOne(mitigation: Mitigation, operationId: string): Promise<MitigationOutcome> {
+    const { applier, journal } = this.#options;
+    const applicability = evaluateApplicability(mitigation.applicability, this.#build!);
+    if (applicability !== 'Applies') {
+      return { outcome: 'NotApplicable', detail: `build ${this.#options.identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
+    }
+    const unsupported = mitigation.actions.find((action) => action.kind === 'Unsupported');
+    if (unsupported) return { outcome: 'Unsupported', detail: unsupported.why };
+    const actions = mitigation.actions as ApplicableAction[];
+
+    const existing = journal.get(mitigation.id);
+    const appliedNow = await allApplied(applier, actions);
+    if (appliedNow) {
+      return { outcome: 'AlreadyApplied', detail: existing ? `applied by operation ${existing.operationId}` : 'already in place on this server (not applied by emfleet; removal will leave it)' };
+    }
+    const priors: PriorState[] = [];
+    for (const action of actions) priors.push(await applier.capture(action));
+    await journal.put({ mitigationId: mitigation.id, operationId, state: 'applying', actions, priors, at: new Date().toISOString() });
+    try {
+      for (const action of actions) await applier.apply(action);
+    } catch (error) {
+      for (const prior of [...priors].reverse()) await applier.restore(prior).catch(() => undefined);
+      await journal.drop(mitigation.id);
+      return { outcome: 'Failed', detail: `${error instanceof Error ? error.message : String(error)}; prior state restored` };
+    }
+    await journal.put({ mitigationId: mitigation.id, operationId, state: 'applied', actions, priors, at: new Date().toISOString() });
+    return { outcome: 'Applied', detail: actions.map(describeAction).join('; ') };
+  }
+
+  async #remove(request: RemoveRequest): Promise<Record<string, MitigationOutcome>> {
+    const { applier, journal, logger } = this.#options;
+    const outcomes: Record<string, MitigationOutcome> = {};
+    for (const id of request.mitigationIds) {
+      const entry = journal.get(id);
+      if (!entry) {
+        outcomes[id] = { outcome: 'Skipped', detail: `${id} was not applied by this agent; nothing to restore` };
+      } else {
+        try {
+          await journal.put({ ...entry, state: 'removing' });
+          for (const prior of [...entry.priors].reverse()) await applier.restore(prior);
+          await journal.drop(id);
+          outcomes[id] = { outcome: 'Removed', detail: 'prior state restored' };
+        } catch (error) {
+          outcomes[id] = { outcome: 'Failed', detail: `${error instanceof Error ? error.message : String(error)}; the journal keeps the prior state and the agent retries the removal at start` };
+        }
+      }
+      logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'remove', ...outcomes[id] });
+    }
+    return outcomes;
+  }
+}
+
+async function allApplied(applier: Applier, actions: readonly ApplicableAction[]): Promise<boolean> {
+  for (const action of actions) if (!(await applier.isApplied(action))) return false;
+  return true;
+}
+
+function describeAction(action: ApplicableAction): string {
+  switch (action.kind) {
+    case 'DoNothing':
+      return 'nothing to do';
+    case 'IisUrlRewrite':
+      return `URL Rewrite rule "${action.ruleName}" added to ${action.site}`;
+    case 'DisableAppPool':
+      return `app pool ${action.appPool} stopped, auto-start off`;
+    case 'DisableService':
+      return `service ${action.service} stopped and disabled`;
+  }
+}
+
+function idsOf(body: { operationId: string }): string[] {
+  return 'mitigationIds' in body ? (body as { mitigationIds: string[] }).mitigationIds : [];
+}
+
+function parseBody<T>(body: Buffer, schema: z.ZodType<T>, emptyAllowed: boolean): { ok: true; value: T } | { ok: false; response: AgentResponse } {
+  let payload: unknown;
+  try {
+    payload = body.length === 0 && emptyAllowed ? {} : JSON.parse(body.toString('utf8'));
+  } catch {
+    return { ok: false, response: json(400, { error: 'BadRequest', detail: 'body is not JSON' }) };
+  }
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { ok: false, response: json(400, { error: 'BadRequest', detail: `${issue.path.join('.') || 'body'}: ${issue.message}` }) };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+function notAllowed(method: string, route: string): AgentResponse {
+  return json(405, { error: 'MethodNotAllowed', detail: `${method} is not allowed on ${route}` });
+}
+
+function json(status: number, body: unknown): AgentResponse {
+  return { status, body: JSON.stringify(body) };
+}
