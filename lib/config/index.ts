@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { orgName } from '../fleet/schemas.js';
+import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
 const commaList = z
@@ -33,6 +34,15 @@ export const settingsSchema = z.object({
   EMFLEET_ORG: orgName.default('default'),
   /** Policy as code (JSON, from infra/policy.json); synced into Policy rows with source=bicep. */
   EMFLEET_POLICY: z.string().optional(),
+  /** The mitigation feed; Microsoft's by default. */
+  EMFLEET_OCS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default(microsoftFeedUrl),
+  /** Azure Relay namespace host, e.g. contoso-emfleet.servicebus.windows.net. */
+  EMFLEET_RELAY_NAMESPACE: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a host name such as contoso.servicebus.windows.net').optional(),
+  /** Override of https://{namespace}, for the local relay emulator (http://127.0.0.1:PORT). */
+  EMFLEET_RELAY_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** SAS send rule; without a key the app authenticates with its managed identity (Azure Relay Sender role). */
+  EMFLEET_RELAY_SEND_KEY_NAME: z.string().min(1).default('send'),
+  EMFLEET_RELAY_SEND_KEY: z.string().min(1).optional(),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
