@@ -1,0 +1,150 @@
+import { describe, it, expect } from 'vitest';
+import { join, resolve } from 'node:path';
+import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
+import { ConfigError } from '../../lib/errors.js';
+import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
+
+const base = resolve('/srv/emfleet/agent');
+const pem = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTEST\n-----END CERTIFICATE-----\n';
+
+/** A complete agent.json as an operator would write it. */
+function fullConfig(): Record<string, unknown> {
+  return {
+    server: 'ex01.contoso.com',
+    build: '15.2.1544.4',
+    relay: {
+      namespace: 'contoso-emfleet.servicebus.windows.net',
+      hybridConnection: 'ex01',
+      endpoint: 'ws://127.0.0.1:9443',
+      keyName: 'listen-ex01',
+      keyFile: 'secrets/listen.key',
+    },
+    trust: {
+      anchors: ['anchors/root.pem', '/etc/emfleet/other-root.pem', pem],
+      anchorSha256: ['AB'.repeat(32)],
+      signerSubject: 'Microsoft Exchange Server Auth Certificate',
+      signerEku: '1.3.6.1.4.1.311.10.3.13',
+      revokedSerials: ['01AB'],
+    },
+    applier: { kind: 'simulated', stateFile: 'state/server.json', failOn: ['MSExchangeUM'], delayInMs: 50 },
+    stateDirectory: 'state',
+    replyWithinMs: 15_000,
+  };
+}
+
+function minimalConfig(): Record<string, unknown> {
+  return {
+    server: 'ex02',
+    build: '15.1.2507.15',
+    relay: { namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex02', key: 'c2VjcmV0' },
+    trust: { anchors: [pem] },
+    applier: { kind: 'powershell' },
+    stateDirectory: '/var/lib/emfleet',
+  };
+}
+
+function configError(json: unknown): ConfigError {
+  try {
+    parseAgentConfig(json, base, 'agent.json');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected parseAgentConfig to throw a ConfigError');
+}
+
+/** A deep copy with one change, for the error cases. */
+function edited(change: (config: Record<string, any>) => void, start: () => Record<string, unknown> = fullConfig): Record<string, unknown> {
+  const config = structuredClone(start()) as Record<string, any>;
+  change(config);
+  return config;
+}
+
+describe('parseAgentConfig', () => {
+  it('accepts a full config and resolves relative paths against the base directory', () => {
+    const config: AgentConfig = parseAgentConfig(fullConfig(), base);
+    expect(config).toEqual({
+      server: 'ex01.contoso.com',
+      build: '15.2.1544.4',
+      relay: {
+        namespace: 'contoso-emfleet.servicebus.windows.net',
+        hybridConnection: 'ex01',
+        endpoint: 'ws://127.0.0.1:9443',
+        keyName: 'listen-ex01',
+        keyFile: join(base, 'secrets', 'listen.key'),
+      },
+      trust: {
+        anchors: [join(base, 'anchors', 'root.pem'), '/etc/emfleet/other-root.pem', pem],
+        anchorSha256: ['AB'.repeat(32)],
+        signerSubject: 'Microsoft Exchange Server Auth Certificate',
+        signerEku: '1.3.6.1.4.1.311.10.3.13',
+        revokedSerials: ['01AB'],
+      },
+      applier: { kind: 'simulated', stateFile: join(base, 'state', 'server.json'), failOn: ['MSExchangeUM'], delayInMs: 50 },
+      stateDirectory: join(base, 'state'),
+      replyWithinMs: 15_000,
+    });
+  });
+
+  it('fills defaults and leaves PEM text and absolute paths alone', () => {
+    const config = parseAgentConfig(minimalConfig(), base);
+    expect(config.relay).toEqual({ namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex02', key: 'c2VjcmV0', keyName: 'listen' });
+    expect(config.trust).toEqual({ anchors: [pem], anchorSha256: [], signerSubject: microsoftSignerSubjectCn, signerEku: microsoftSignerEku, revokedSerials: [] });
+    expect(config.applier).toEqual({ kind: 'powershell', executable: 'powershell.exe', timeoutInMs: 120_000 });
+    expect(config.stateDirectory).toBe('/var/lib/emfleet');
+    expect(config.replyWithinMs).toBe(20_000);
+  });
+
+  it('simulated applier defaults: no faults, state file left unset when not given', () => {
+    const config = parseAgentConfig(edited((json) => (json.applier = { kind: 'simulated' }), minimalConfig), base);
+    expect(config.applier).toEqual({ kind: 'simulated', failOn: [], delayInMs: 0 });
+  });
+
+  it('does not change its input', () => {
+    const json = fullConfig();
+    const copy = structuredClone(json);
+    parseAgentConfig(json, base);
+    expect(json).toEqual(copy);
+  });
+
+  it('both key and keyFile: the error names relay.key', () => {
+    const error = configError(edited((json) => (json.relay.key = 'c2VjcmV0')));
+    expect(error.message).toMatch(/^agent\.json: relay\.key: give exactly one of key or keyFile$/);
+  });
+
+  it('neither key nor keyFile: the error names relay.key', () => {
+    const error = configError(edited((json) => delete json.relay.keyFile));
+    expect(error.message).toMatch(/^agent\.json: relay\.key: give exactly one of key or keyFile$/);
+  });
+
+  it('a bad build: the error names build', () => {
+    for (const build of ['15.2', 'fifteen', '15.2.1544.4; rm -rf /', '']) {
+      const error = configError(edited((json) => (json.build = build)));
+      expect(error.message).toMatch(/^agent\.json: build: must be an Exchange build/);
+    }
+    expect(configError(edited((json) => (json.build = 15.2))).message).toMatch(/^agent\.json: build: /);
+  });
+
+  it('a bad applier kind: the error names applier.kind', () => {
+    const error = configError(edited((json) => (json.applier = { kind: 'ssh', host: 'ex01' })));
+    expect(error.message).toMatch(/^agent\.json: applier\.kind: .*'simulated' \| 'powershell'/);
+  });
+
+  it('an unknown key anywhere is refused and named (strict)', () => {
+    expect(configError({ ...fullConfig(), trustEverything: true }).message).toMatch(/^agent\.json: \(top\): .*"trustEverything"/);
+    expect(configError(edited((json) => (json.relay.sharedAccessKey = 'x'))).message).toMatch(/^agent\.json: relay: .*sharedAccessKey/);
+    expect(configError(edited((json) => (json.trust.allowUnsigned = true))).message).toMatch(/^agent\.json: trust: .*allowUnsigned/);
+    expect(configError(edited((json) => (json.applier.script = 'Stop-Service'))).message).toMatch(/^agent\.json: applier: .*script/);
+    expect(configError(edited((json) => (json.applier = { kind: 'powershell', stateFile: 'x' }))).message).toMatch(/^agent\.json: applier: .*stateFile/);
+  });
+
+  it('other fields are named too', () => {
+    expect(configError(edited((json) => (json.server = 'ex01 ; evil'))).message).toMatch(/^agent\.json: server: /);
+    expect(configError(edited((json) => (json.relay.endpoint = 'http://127.0.0.1:9443/path'))).message).toMatch(/^agent\.json: relay\.endpoint: /);
+    expect(configError(edited((json) => (json.trust.anchors = []))).message).toMatch(/^agent\.json: trust\.anchors: /);
+    expect(configError(edited((json) => (json.replyWithinMs = 60_000))).message).toMatch(/^agent\.json: replyWithinMs: /);
+    expect(configError(edited((json) => (json.applier.delayInMs = -1))).message).toMatch(/^agent\.json: applier\.delayInMs: /);
+    expect(configError(edited((json) => delete json.stateDirectory)).message).toMatch(/^agent\.json: stateDirectory: /);
+    expect(configError('not an object').message).toMatch(/^agent\.json: \(top\): /);
+  });
+});

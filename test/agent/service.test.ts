@@ -1,0 +1,643 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Applier, ApplicableAction, PriorState } from '../../lib/agent/applier.js';
+import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
+import { Journal } from '../../lib/agent/journal.js';
+import { AgentService, type AgentResponse } from '../../lib/agent/service.js';
+import type { Logger } from '../../lib/log.js';
+import { verifyPackage } from '../../lib/package/verify.js';
+import { errorReply, operationReply, pingReply, statusReply, type MitigationOutcome, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
+import { catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';
+
+// ---- fixtures -----------------------------------------------------------------------------------
+
+const site = 'Default Web Site';
+const em1RuleName = 'EEMS EM1 - Autodiscover Rule';
+const identity = { server: 'ex01.contoso.com', agentVersion: '0.1.0-test' } as const;
+
+/** Extra mitigations for failure cases: a pool this server lacks, and one mitigation with two changes. */
+const faultyXml = `<?xml version="1.0" encoding="utf-8"?>
+<EOCS version="1.0.4">
+  <Config id="EM9" desc="Disable a pool this server does not have">
+    <ActionList><Action type="DisableAppPool" scope="Server" desc="Stop"><Value>NoSuchAppPool</Value></Action></ActionList>
+  </Config>
+  <Config id="EM10" desc="Two changes">
+    <ActionList>
+      <Action type="DisableService" scope="Server" desc="Stop UM"><Value>MSExchangeUM</Value></Action>
+      <Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value></Action>
+    </ActionList>
+  </Config>
+  <Config id="EM2" desc="Disable OWA app pool">
+    <ActionList><Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value></Action></ActionList>
+  </Config>
+  <Config id="EM3" desc="Disable UM service">
+    <ActionList><Action type="DisableService" scope="Server" desc="Stop UM"><Value>MSExchangeUM</Value></Action></ActionList>
+  </Config>
+</EOCS>
+`;
+
+let pki: TestPki;
+let otherPki: TestPki;
+let signedCatalogue: string;
+let signedFaulty: string;
+/** EM1's rule exactly as the verifier hands it to the agent. */
+let em1RuleXml: string;
+
+const directories: string[] = [];
+
+beforeAll(async () => {
+  [pki, otherPki] = await Promise.all([createTestPki('emfleet Agent Test'), createTestPki('emfleet Impostor')]);
+  signedCatalogue = pki.sign(catalogueXml);
+  signedFaulty = pki.sign(faultyXml);
+  const verified = verifyPackage(Buffer.from(signedCatalogue), { trust: pki.trust });
+  if (!verified.ok) throw new Error(`test data: the signed catalogue does not verify: ${verified.detail}`);
+  const action = verified.package.mitigations.find((mitigation) => mitigation.id === 'EM1')?.actions[0];
+  if (action?.kind !== 'IisUrlRewrite') throw new Error('test data: EM1 is not a rewrite');
+  em1RuleXml = action.ruleXml;
+});
+
+afterAll(async () => {
+  await Promise.all(directories.map((directory) => rm(directory, { recursive: true, force: true })));
+});
+
+// ---- harness ------------------------------------------------------------------------------------
+
+interface LogLine {
+  readonly level: string;
+  readonly event: string;
+  readonly fields: Record<string, unknown>;
+}
+
+function collectingLogger(): Logger & { readonly lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at = (level: string) => (event: string, fields: Record<string, unknown> = {}) => void lines.push({ level, event, fields });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+interface AgentOptions {
+  readonly build?: string;
+  readonly faults?: SimulatedFaults;
+  readonly replyWithinMs?: number;
+  /** Changes to the default server before the agent starts. */
+  readonly initial?: (state: SimulatedServer) => void;
+  readonly wrap?: (applier: Applier) => Applier;
+}
+
+interface Agent {
+  readonly stateFile: string;
+  readonly journalFile: string;
+  readonly applier: SimulatedApplier;
+  readonly journal: Journal;
+  readonly service: AgentService;
+  readonly logger: ReturnType<typeof collectingLogger>;
+}
+
+async function startAgent(options: AgentOptions = {}): Promise<Agent> {
+  const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
+  directories.push(directory);
+  const stateFile = join(directory, 'server.json');
+  const journalFile = join(directory, 'journal.json');
+  const applier = new SimulatedApplier(stateFile, options.faults ?? {});
+  await applier.read();
+  if (options.initial) {
+    const state = defaultSimulatedServer();
+    options.initial(state);
+    await writeFile(stateFile, JSON.stringify(state, null, 2));
+  }
+  const journal = await Journal.open(journalFile);
+  const logger = collectingLogger();
+  const service = new AgentService({
+    identity: { ...identity, build: options.build ?? '15.2.1118.7' },
+    trust: pki.trust,
+    applier: options.wrap ? options.wrap(applier) : applier,
+    journal,
+    logger,
+    ...(options.replyWithinMs === undefined ? {} : { replyWithinMs: options.replyWithinMs }),
+  });
+  return { stateFile, journalFile, applier, journal, service, logger };
+}
+
+function send(agent: Agent, method: string, path: string, body?: unknown): Promise<AgentResponse> {
+  const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  return agent.service.handle({ method, path, body: bytes });
+}
+
+const base64 = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
+
+function apply(agent: Agent, operationId: string, mitigationIds: string[], xml: string = signedCatalogue): Promise<AgentResponse> {
+  return send(agent, 'POST', '/apply', { operationId, packageBase64: base64(xml), mitigationIds });
+}
+
+function remove(agent: Agent, operationId: string, mitigationIds: string[]): Promise<AgentResponse> {
+  return send(agent, 'POST', '/remove', { operationId, mitigationIds });
+}
+
+/** The reply, checked against the protocol schema with nothing extra and nothing defaulted. */
+function operation(response: AgentResponse): OperationReply {
+  const json: unknown = JSON.parse(response.body);
+  const parsed = operationReply.safeParse(json);
+  expect(parsed.success, `not an operationReply: ${response.body}`).toBe(true);
+  expect(json).toEqual(parsed.data);
+  return parsed.data!;
+}
+
+/** A completed (200) operation's outcomes. */
+function completed(response: AgentResponse): Record<string, MitigationOutcome> {
+  expect(response.status, response.body).toBe(200);
+  const reply = operation(response);
+  expect(reply.status).toBe('Completed');
+  return reply.outcomes;
+}
+
+function outcome(outcomes: Record<string, MitigationOutcome>, id: string): MitigationOutcome {
+  const found = outcomes[id];
+  expect(found, `no outcome for ${id} in ${JSON.stringify(outcomes)}`).toBeDefined();
+  return found!;
+}
+
+async function status(agent: Agent): Promise<StatusReply> {
+  const response = await send(agent, 'GET', '/status');
+  expect(response.status).toBe(200);
+  const json: unknown = JSON.parse(response.body);
+  const parsed = statusReply.safeParse(json);
+  expect(parsed.success, `not a statusReply: ${response.body}`).toBe(true);
+  return parsed.data!;
+}
+
+function badRequest(response: AgentResponse, detail: RegExp): void {
+  expect(response.status, response.body).toBe(400);
+  const json: unknown = JSON.parse(response.body);
+  expect(errorReply.safeParse(json).success).toBe(true);
+  expect(json).toMatchObject({ error: 'BadRequest' });
+  expect((json as { detail: string }).detail).toMatch(detail);
+}
+
+async function model(agent: Agent): Promise<SimulatedServer> {
+  return JSON.parse(await readFile(agent.stateFile, 'utf8')) as SimulatedServer;
+}
+
+function defaultWith(change: (state: SimulatedServer) => void): SimulatedServer {
+  const state = defaultSimulatedServer();
+  change(state);
+  return state;
+}
+
+/** An Applier that delegates to the simulated one and records when each call runs. */
+class RecordingApplier implements Applier {
+  readonly kind = 'recording';
+  readonly calls: Array<{ readonly call: string; readonly target: string; readonly start: number; readonly end: number }> = [];
+  maxConcurrent = 0;
+  readonly #inner: Applier;
+  #active = 0;
+
+  constructor(inner: Applier) {
+    this.#inner = inner;
+  }
+
+  capture(action: ApplicableAction): Promise<PriorState> {
+    return this.#record('capture', target(action), () => this.#inner.capture(action));
+  }
+
+  isApplied(action: ApplicableAction): Promise<boolean> {
+    return this.#record('isApplied', target(action), () => this.#inner.isApplied(action));
+  }
+
+  apply(action: ApplicableAction): Promise<void> {
+    return this.#record('apply', target(action), () => this.#inner.apply(action));
+  }
+
+  restore(prior: PriorState): Promise<void> {
+    return this.#record('restore', target(prior), () => this.#inner.restore(prior));
+  }
+
+  async #record<T>(call: string, name: string, run: () => Promise<T>): Promise<T> {
+    this.#active++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.#active);
+    const start = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.#active--;
+      this.calls.push({ call, target: name, start, end: performance.now() });
+    }
+  }
+}
+
+function target(action: ApplicableAction | PriorState): string {
+  switch (action.kind) {
+    case 'DoNothing':
+      return 'nothing';
+    case 'IisUrlRewrite':
+      return action.ruleName;
+    case 'DisableAppPool':
+      return action.appPool;
+    case 'DisableService':
+      return action.service;
+  }
+}
+
+// ---- apply --------------------------------------------------------------------------------------
+
+describe('AgentService apply', () => {
+  it('applies the signed catalogue to a 15.2.1118.7 server: exactly the rule, the pool and the service change', async () => {
+    const agent = await startAgent({ build: '15.2.1118.7' });
+    const response = await apply(agent, 'rollout-1:ex01', ['EM1', 'EM2', 'EM3', 'PING1']);
+    expect(response.status).toBe(200);
+    const reply = operation(response);
+    expect(reply.operationId).toBe('rollout-1:ex01');
+    expect(reply.status).toBe('Completed');
+    expect(Object.keys(reply.outcomes).sort()).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+    expect(outcome(reply.outcomes, 'EM1')).toEqual({ outcome: 'Applied', detail: `URL Rewrite rule "${em1RuleName}" added to ${site}` });
+    expect(outcome(reply.outcomes, 'EM2')).toEqual({ outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off' });
+    expect(outcome(reply.outcomes, 'EM3')).toEqual({ outcome: 'Applied', detail: 'service MSExchangeUM stopped and disabled' });
+
+    expect(await model(agent)).toEqual(
+      defaultWith((state) => {
+        state.sites[site]!.rules.push({ name: em1RuleName, xml: em1RuleXml });
+        state.appPools.MSExchangeOWAAppPool = { state: 'Stopped', autoStart: false };
+        state.services.MSExchangeUM = { status: 'Stopped', startType: 'Disabled' };
+      }),
+    );
+    expect(em1RuleXml).toMatch(/<match url="\.\*autodiscover\\\.json\.\*Powershell\.\*"\/>/);
+
+    for (const id of ['EM1', 'EM2', 'EM3']) {
+      expect(agent.journal.get(id)).toMatchObject({ mitigationId: id, operationId: 'rollout-1:ex01', state: 'applied' });
+    }
+    expect(agent.journal.get('EM1')?.priors).toEqual([{ kind: 'IisUrlRewrite', site, ruleName: em1RuleName, previousRuleXml: null }]);
+    expect(agent.journal.get('EM2')?.priors).toEqual([{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }]);
+    expect(agent.journal.get('EM3')?.priors).toEqual([{ kind: 'DisableService', service: 'MSExchangeUM', status: 'Running', startType: 'Automatic' }]);
+    // the journal is on disk
+    expect((await Journal.open(agent.journalFile)).entries().map((entry) => entry.mitigationId).sort()).toEqual(expect.arrayContaining(['EM1', 'EM2', 'EM3']));
+    expect(agent.logger.lines.filter((line) => line.event === 'MitigationOutcome').map((line) => line.fields.mitigationId)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+  });
+
+  it('PING1 (DoNothing) is reported Applied, as Exchange EM reports it', async () => {
+    const agent = await startAgent();
+    const before = await readFile(agent.stateFile);
+    const outcomes = completed(await apply(agent, 'ping-1', ['PING1']));
+    expect(outcome(outcomes, 'PING1').outcome, JSON.stringify(outcomes)).toBe('Applied');
+    expect(await readFile(agent.stateFile)).toEqual(before);
+  });
+
+  describe('refuses a package it cannot verify itself, and changes nothing', () => {
+    const cases: Array<[string, () => string, RegExp]> = [
+      ['tampered (a Value edited after signing)', () => tamper(signedCatalogue), /^package rejected by the agent: BadSignature: /],
+      ['signed by another PKI', () => otherPki.sign(catalogueXml), /^package rejected by the agent: UntrustedChain: /],
+      ['unsigned', () => catalogueXml, /^package rejected by the agent: BadSignature: /],
+      ['not XML at all', () => 'PK\u0003\u0004 this is a zip', /^package rejected by the agent: Malformed: /],
+    ];
+    for (const [what, xml, detail] of cases) {
+      it(what, async () => {
+        const agent = await startAgent();
+        const before = await readFile(agent.stateFile);
+        const outcomes = completed(await apply(agent, 'op-rejected', ['EM1', 'EM2', 'EM3', 'PING1'], xml()));
+        expect(Object.keys(outcomes).sort()).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+        for (const id of ['EM1', 'EM2', 'EM3', 'PING1']) {
+          expect(outcome(outcomes, id).outcome).toBe('Failed');
+          expect(outcome(outcomes, id).detail).toMatch(detail);
+        }
+        expect(await readFile(agent.stateFile)).toEqual(before);
+        expect(agent.journal.entries()).toEqual([]);
+        await expect(readFile(agent.journalFile)).rejects.toThrow(/ENOENT/);
+        expect(agent.logger.lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'PackageRejected' }));
+      });
+    }
+  });
+
+  it('refuses a mitigation not applicable to its own build, whatever the sender wants', async () => {
+    const agent = await startAgent({ build: '15.2.1544.4' });
+    const outcomes = completed(await apply(agent, 'op-fixed', ['EM1', 'EM2']));
+    expect(outcome(outcomes, 'EM1')).toEqual({ outcome: 'NotApplicable', detail: 'build 15.2.1544.4 includes the fix of EM1' });
+    expect(outcome(outcomes, 'EM2').outcome).toBe('Applied'); // 15.2.1544.4 is EM2's inclusive max
+    expect((await model(agent)).sites[site]!.rules).toEqual([]);
+    expect(agent.journal.get('EM1')).toBeUndefined();
+
+    // the sender cannot tell the agent which build it is
+    badRequest(await send(agent, 'POST', '/apply', { operationId: 'op-build', packageBase64: base64(signedCatalogue), mitigationIds: ['EM1'], build: '15.2.1118.7' }), /build/);
+    expect((await model(agent)).sites[site]!.rules).toEqual([]);
+
+    const exchange2016 = await startAgent({ build: '15.1.2507.6' });
+    const before = await readFile(exchange2016.stateFile);
+    const onOtherLine = completed(await apply(exchange2016, 'op-2016', ['EM2']));
+    expect(outcome(onOtherLine, 'EM2')).toEqual({ outcome: 'NotApplicable', detail: 'build 15.1.2507.6 is outside the ranges of EM2' });
+    expect(await readFile(exchange2016.stateFile)).toEqual(before);
+  });
+
+  it('an id not in the signed package is Failed; the others are still applied', async () => {
+    const agent = await startAgent();
+    const outcomes = completed(await apply(agent, 'op-unknown', ['EM99', 'EM2']));
+    expect(outcome(outcomes, 'EM99').outcome).toBe('Failed');
+    expect(outcome(outcomes, 'EM99').detail).toMatch(/^EM99 is not in the signed package \(sha256 [0-9a-f]{64}\)$/);
+    expect(outcome(outcomes, 'EM2').outcome).toBe('Applied');
+    expect(agent.journal.get('EM99')).toBeUndefined();
+  });
+
+  it('is idempotent: the same operationId returns the same reply without running again', async () => {
+    const agent = await startAgent();
+    const original = await readFile(agent.stateFile);
+    const first = await apply(agent, 'op-same', ['EM2']);
+    expect(outcome(completed(first), 'EM2').outcome).toBe('Applied');
+    const journalBefore = await readFile(agent.journalFile);
+    // someone puts the pool back by hand; a re-run would stop it again
+    await writeFile(agent.stateFile, original);
+
+    const second = await apply(agent, 'op-same', ['EM2']);
+    expect(second).toEqual(first);
+    expect(await readFile(agent.stateFile)).toEqual(original);
+    expect(await readFile(agent.journalFile)).toEqual(journalBefore);
+  });
+
+  it('a new operationId applying EM2 again is AlreadyApplied and leaves the journal unchanged', async () => {
+    const agent = await startAgent();
+    expect(outcome(completed(await apply(agent, 'op-first', ['EM2'])), 'EM2').outcome).toBe('Applied');
+    const journalBefore = await readFile(agent.journalFile);
+    const stateBefore = await readFile(agent.stateFile);
+
+    const again = completed(await apply(agent, 'op-second', ['EM2']));
+    expect(outcome(again, 'EM2')).toEqual({ outcome: 'AlreadyApplied', detail: 'applied by operation op-first' });
+    expect(await readFile(agent.journalFile)).toEqual(journalBefore);
+    expect(await readFile(agent.stateFile)).toEqual(stateBefore);
+    expect(agent.journal.get('EM2')?.operationId).toBe('op-first');
+  });
+
+  it('finds an existing rule by content under another name: AlreadyApplied, and removal leaves it', async () => {
+    const theirs = em1RuleXml.replace(`name="${em1RuleName}"`, 'name="Contoso: block autodiscover PowerShell"').replace(/></g, '>\n  <');
+    expect(theirs).not.toContain(em1RuleName);
+    const agent = await startAgent({
+      initial: (state) => {
+        state.sites[site]!.rules.push({ name: 'Contoso: block autodiscover PowerShell', xml: theirs });
+      },
+    });
+    const before = await readFile(agent.stateFile);
+    const outcomes = completed(await apply(agent, 'op-existing', ['EM1']));
+    expect(outcome(outcomes, 'EM1').outcome).toBe('AlreadyApplied');
+    expect(outcome(outcomes, 'EM1').detail).toMatch(/not applied by emfleet/);
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(agent.journal.entries()).toEqual([]);
+
+    expect(outcome(completed(await remove(agent, 'op-remove-existing', ['EM1'])), 'EM1').outcome).toBe('Skipped');
+    expect(await readFile(agent.stateFile)).toEqual(before);
+  });
+});
+
+// ---- failures -----------------------------------------------------------------------------------
+
+describe('AgentService failures', () => {
+  it('a change that fails is Failed with the prior state restored; other ids in the request still run', async () => {
+    const agent = await startAgent({ faults: { failOn: ['MSExchangeOWAAppPool'] } });
+    const before = await readFile(agent.stateFile);
+    const alone = completed(await apply(agent, 'op-fail', ['EM2']));
+    expect(outcome(alone, 'EM2').outcome).toBe('Failed');
+    expect(outcome(alone, 'EM2').detail).toMatch(/^simulated failure changing MSExchangeOWAAppPool; prior state restored$/);
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(agent.journal.entries()).toEqual([]);
+
+    const mixed = completed(await apply(agent, 'op-fail-mixed', ['EM2', 'EM3', 'EM1']));
+    expect(outcome(mixed, 'EM2').outcome).toBe('Failed');
+    expect(outcome(mixed, 'EM3').outcome).toBe('Applied');
+    expect(outcome(mixed, 'EM1').outcome).toBe('Applied');
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+    expect(agent.journal.entries().map((entry) => entry.mitigationId).sort()).toEqual(['EM1', 'EM3']);
+  });
+
+  it('a failure midway through a mitigation of several changes undoes the ones already made', async () => {
+    const agent = await startAgent({ faults: { failOn: ['MSExchangeOWAAppPool'] } });
+    const before = await model(agent);
+    const outcomes = completed(await apply(agent, 'op-midway', ['EM10'], signedFaulty));
+    expect(outcome(outcomes, 'EM10').outcome).toBe('Failed');
+    expect(outcome(outcomes, 'EM10').detail).toMatch(/prior state restored/);
+    expect(await model(agent)).toEqual(before); // MSExchangeUM was stopped, then started again
+    expect(agent.journal.entries()).toEqual([]);
+  });
+
+  it('a target missing on this server fails that mitigation only; the ids before and after it keep their true outcomes', async () => {
+    const agent = await startAgent();
+    const outcomes = completed(await apply(agent, 'op-missing', ['EM3', 'EM9', 'EM2'], signedFaulty));
+    expect(outcome(outcomes, 'EM9').outcome).toBe('Failed');
+    expect(outcome(outcomes, 'EM9').detail).toMatch(/NoSuchAppPool/);
+    // EM3 was changed and journaled before EM9: its outcome must say so
+    expect((await model(agent)).services.MSExchangeUM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect(agent.journal.get('EM3')?.state).toBe('applied');
+    expect(outcome(outcomes, 'EM3').outcome, JSON.stringify(outcomes)).toBe('Applied');
+    expect(outcome(outcomes, 'EM2').outcome, JSON.stringify(outcomes)).toBe('Applied');
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+  });
+});
+
+// ---- remove -------------------------------------------------------------------------------------
+
+describe('AgentService remove', () => {
+  const legacyRule = `<rule name="${em1RuleName}"><match url="^legacy/"/><action type="Redirect" url="/owa"/></rule>`;
+
+  it('restores the prior state exactly (pool stopped but auto-starting, service Manual, a rule of the same name)', async () => {
+    const agent = await startAgent({
+      initial: (state) => {
+        state.appPools.MSExchangeOWAAppPool = { state: 'Stopped', autoStart: true };
+        state.services.MSExchangeUM = { status: 'Stopped', startType: 'Manual' };
+        state.sites[site]!.rules.push({ name: em1RuleName, xml: legacyRule });
+      },
+    });
+    const original = await model(agent);
+    const applied = completed(await apply(agent, 'op-apply', ['EM1', 'EM2', 'EM3']));
+    for (const id of ['EM1', 'EM2', 'EM3']) expect(outcome(applied, id).outcome).toBe('Applied');
+    const changed = await model(agent);
+    expect(changed.sites[site]!.rules).toEqual([{ name: em1RuleName, xml: em1RuleXml }]);
+    expect(changed.appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    expect(changed.services.MSExchangeUM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+
+    const removed = completed(await remove(agent, 'op-remove', ['EM1', 'EM2', 'EM3']));
+    for (const id of ['EM1', 'EM2', 'EM3']) expect(outcome(removed, id)).toEqual({ outcome: 'Removed', detail: 'prior state restored' });
+    expect(await model(agent)).toEqual(original);
+    expect(agent.journal.entries()).toEqual([]);
+    expect((await Journal.open(agent.journalFile)).entries()).toEqual([]);
+    expect((await status(agent)).applied).toEqual([]);
+  });
+
+  it('restores a replaced rule in its original position (IIS evaluates rules in order)', async () => {
+    const agent = await startAgent({
+      initial: (state) => {
+        state.sites[site]!.rules.push(
+          { name: 'Contoso first', xml: '<rule name="Contoso first"><match url="^first/"/><action type="AbortRequest"/></rule>' },
+          { name: em1RuleName, xml: legacyRule },
+          { name: 'Contoso last', xml: '<rule name="Contoso last"><match url=".*"/><action type="Rewrite" url="/owa"/></rule>' },
+        );
+      },
+    });
+    const original = await model(agent);
+    expect(outcome(completed(await apply(agent, 'op-apply', ['EM1'])), 'EM1').outcome).toBe('Applied');
+    expect(outcome(completed(await remove(agent, 'op-remove', ['EM1'])), 'EM1').outcome).toBe('Removed');
+    expect((await model(agent)).sites[site]!.rules.map((rule) => rule.name)).toEqual(original.sites[site]!.rules.map((rule) => rule.name));
+    expect(await model(agent)).toEqual(original);
+  });
+
+  it('removing something never applied is Skipped and changes nothing', async () => {
+    const agent = await startAgent();
+    const before = await readFile(agent.stateFile);
+    const outcomes = completed(await remove(agent, 'op-never', ['EM2', 'EM1']));
+    expect(outcome(outcomes, 'EM2')).toEqual({ outcome: 'Skipped', detail: 'EM2 was not applied by this agent; nothing to restore' });
+    expect(outcome(outcomes, 'EM1').outcome).toBe('Skipped');
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    await expect(readFile(agent.journalFile)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+// ---- concurrency and long work ------------------------------------------------------------------
+
+describe('AgentService scheduling', () => {
+  it('serialises concurrent requests: no two applier calls overlap', async () => {
+    let recorder: RecordingApplier | undefined;
+    const agent = await startAgent({
+      faults: { delayInMs: 200 },
+      wrap: (applier) => (recorder = new RecordingApplier(applier)),
+    });
+    const [first, second, third] = await Promise.all([apply(agent, 'op-em2', ['EM2']), apply(agent, 'op-em3', ['EM3']), remove(agent, 'op-remove-em2', ['EM2'])]);
+    expect(outcome(completed(first), 'EM2').outcome).toBe('Applied');
+    expect(outcome(completed(second), 'EM3').outcome).toBe('Applied');
+    expect(outcome(completed(third), 'EM2').outcome).toBe('Removed');
+
+    const calls = [...recorder!.calls].sort((a, b) => a.start - b.start);
+    const changes = calls.filter((call) => call.call === 'apply' || call.call === 'restore');
+    expect(changes.map((call) => `${call.call} ${call.target}`)).toEqual(['apply MSExchangeOWAAppPool', 'apply MSExchangeUM', 'restore MSExchangeOWAAppPool']);
+    for (let index = 1; index < calls.length; index++) {
+      expect(calls[index]!.start, `${calls[index]!.call} ${calls[index]!.target} started before ${calls[index - 1]!.call} ${calls[index - 1]!.target} ended`).toBeGreaterThanOrEqual(calls[index - 1]!.end);
+    }
+    expect(recorder!.maxConcurrent).toBe(1);
+    const final = await model(agent);
+    expect(final.appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+    expect(final.services.MSExchangeUM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+  });
+
+  it('long work replies 202 InProgress, then /status shows it Completed, and the same POST then gets 200', async () => {
+    const agent = await startAgent({ replyWithinMs: 100, faults: { delayInMs: 400 } });
+    const request = { operationId: 'op-long', packageBase64: base64(signedCatalogue), mitigationIds: ['EM2'] };
+    const started = performance.now();
+    const first = await send(agent, 'POST', '/apply', request);
+    expect(performance.now() - started).toBeLessThan(350);
+    expect(first.status).toBe(202);
+    expect(operation(first)).toEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
+    expect((await status(agent)).operations).toContainEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
+
+    // a retry while it runs joins the same operation
+    const retry = await send(agent, 'POST', '/apply', request);
+    expect(retry.status).toBe(202);
+
+    let done: OperationReply | undefined;
+    const deadline = Date.now() + 5_000;
+    while (!done && Date.now() < deadline) {
+      await sleep(50);
+      done = (await status(agent)).operations.find((reply) => reply.operationId === 'op-long' && reply.status === 'Completed');
+    }
+    expect(done, 'the operation never completed in /status').toBeDefined();
+    expect(done!.outcomes).toEqual({ EM2: { outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off' } });
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    expect((await status(agent)).operations.filter((reply) => reply.operationId === 'op-long')).toHaveLength(1);
+
+    const again = await send(agent, 'POST', '/apply', request);
+    expect(again.status).toBe(200);
+    expect(operation(again)).toEqual(done);
+  });
+});
+
+// ---- status, ping, bad requests -----------------------------------------------------------------
+
+describe('AgentService status and ping', () => {
+  it('status reports identity, the applied journal ids and the operations', async () => {
+    const agent = await startAgent();
+    const empty = await status(agent);
+    expect(empty).toEqual({ server: identity.server, build: '15.2.1118.7', agentVersion: identity.agentVersion, applied: [], blocked: [], journal: { entries: 0, pending: 0 }, operations: [] });
+
+    completed(await apply(agent, 'op-status', ['EM3', 'EM1', 'EM2']));
+    const after = await status(agent);
+    expect(after.applied).toEqual(['EM1', 'EM2', 'EM3']);
+    expect(after.journal).toEqual({ entries: 3, pending: 0 });
+    expect(after.operations).toEqual([expect.objectContaining({ operationId: 'op-status', status: 'Completed' })]);
+
+    completed(await remove(agent, 'op-status-remove', ['EM2']));
+    expect((await status(agent)).applied).toEqual(['EM1', 'EM3']);
+  });
+
+  it('ping echoes the nonce with server, build and agent version', async () => {
+    const agent = await startAgent({ build: '15.2.1544.4' });
+    const response = await send(agent, 'POST', '/ping', { nonce: 'n-8f3a' });
+    expect(response.status).toBe(200);
+    const json: unknown = JSON.parse(response.body);
+    expect(pingReply.safeParse(json).success).toBe(true);
+    expect(json).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion, nonce: 'n-8f3a' });
+
+    const bare = await send(agent, 'POST', '/ping');
+    expect(bare.status).toBe(200);
+    expect(JSON.parse(bare.body)).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion });
+    badRequest(await send(agent, 'POST', '/ping', { nonce: 'x'.repeat(129) }), /^nonce: /);
+  });
+});
+
+describe('AgentService bad requests', () => {
+  it('bad JSON and bad fields are 400 BadRequest naming the field; nothing runs', async () => {
+    const agent = await startAgent();
+    const before = await readFile(agent.stateFile);
+    const valid = { operationId: 'op-ok', packageBase64: base64(signedCatalogue), mitigationIds: ['EM2'] };
+
+    badRequest(await send(agent, 'POST', '/apply', Buffer.from('{"operationId": "op-1",')), /^body is not JSON$/);
+    badRequest(await send(agent, 'POST', '/apply', Buffer.alloc(0)), /^body is not JSON$/);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, mitigationIds: 'EM2' }), /^mitigationIds: /);
+    badRequest(await send(agent, 'POST', '/apply', { packageBase64: valid.packageBase64, mitigationIds: ['EM2'] }), /^operationId: /);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, packageBase64: '' }), /^packageBase64: /);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, mitigationIds: [] }), /^mitigationIds: /);
+    badRequest(await send(agent, 'POST', '/remove', { operationId: 'op-r' }), /^mitigationIds: /);
+    badRequest(await send(agent, 'POST', '/apply', [valid]), /^body: /);
+
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect((await status(agent)).operations).toEqual([]);
+  });
+
+  it('hostile bodies are 400: extra keys, a huge id list, path-like operation ids and mitigation ids', async () => {
+    const agent = await startAgent();
+    const before = await readFile(agent.stateFile);
+    const valid = { operationId: 'op-ok', packageBase64: base64(signedCatalogue), mitigationIds: ['EM2'] };
+
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, force: true }), /force/);
+    badRequest(await send(agent, 'POST', '/remove', { operationId: 'op-r', mitigationIds: ['EM2'], priors: [] }), /priors/);
+    badRequest(await send(agent, 'POST', '/ping', { nonce: 'n', exec: 'whoami' }), /exec/);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, mitigationIds: Array.from({ length: 101 }, (_, index) => `EM${index}`) }), /^mitigationIds: /);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, mitigationIds: Array.from({ length: 100_000 }, () => 'EM2') }), /^mitigationIds: /);
+    badRequest(await send(agent, 'POST', '/remove', { operationId: 'op-r', mitigationIds: Array.from({ length: 100_000 }, () => 'EM2') }), /^mitigationIds: /);
+    for (const operationId of ['../x', '', '-x', 'a/b', 'x'.repeat(129), 'op\u0000id']) {
+      badRequest(await send(agent, 'POST', '/apply', { ...valid, operationId }), /^operationId: /);
+    }
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, operationId: { $ne: null } }), /^operationId: /);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, mitigationIds: ['../EM2'] }), /^mitigationIds\.0: /);
+    badRequest(await send(agent, 'POST', '/remove', { operationId: 'op-r', mitigationIds: ['EM2', 'EM2\n'] }), /^mitigationIds\.1: /);
+    badRequest(await send(agent, 'POST', '/apply', { ...valid, packageBase64: 'A'.repeat(2 * 1024 * 1024 + 1) }), /^packageBase64: /);
+    badRequest(await send(agent, 'POST', '/apply', JSON.parse('{"operationId":"op-proto","packageBase64":"x","mitigationIds":["EM2"],"__proto__":{"admin":true}}') as unknown), /__proto__/);
+
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(agent.journal.entries()).toEqual([]);
+    expect((await status(agent)).operations).toEqual([]);
+  });
+
+  it('unknown path is 404; wrong method is 405', async () => {
+    const agent = await startAgent();
+    const unknown = await send(agent, 'POST', '/format-c');
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body)).toMatchObject({ error: 'NotFound' });
+    expect(errorReply.safeParse(JSON.parse(unknown.body)).success).toBe(true);
+    expect((await send(agent, 'GET', '/')).status).toBe(404);
+
+    for (const [method, path] of [['GET', '/apply'], ['GET', '/remove'], ['DELETE', '/status'], ['POST', '/status'], ['GET', '/ping'], ['PUT', '/apply']] as const) {
+      const response = await send(agent, method, path);
+      expect(response.status, `${method} ${path}`).toBe(405);
+      expect(JSON.parse(response.body)).toEqual({ error: 'MethodNotAllowed', detail: `${method} is not allowed on ${path}` });
+    }
+    expect(agent.journal.entries()).toEqual([]);
+  });
+});
+
+/** Edits a Value inside the signed document: OWA's pool becomes the mailbox store service. */
+function tamper(signed: string): string {
+  const edited = signed.replace('<Value>MSExchangeUM</Value>', '<Value>MSExchangeIS</Value>');
+  if (edited === signed) throw new Error('test data: nothing to tamper with');
+  return edited;
+}
