@@ -18,6 +18,8 @@ export type PriorState =
       readonly ruleName: string;
       /** The rule of that name that was there before (its XML), or null when there was none. */
       readonly previousRuleXml: string | null;
+      /** Where that rule stood in the site's rule list: IIS evaluates rules in order. */
+      readonly previousRulePosition?: number;
     }
   | { readonly kind: 'DisableAppPool'; readonly appPool: string; readonly state: 'Started' | 'Stopped'; readonly autoStart: boolean }
   | { readonly kind: 'DisableService'; readonly service: string; readonly status: 'Running' | 'Stopped'; readonly startType: ServiceStartType };

@@ -158,31 +158,46 @@ export class AgentService {
   }
 
   async #applyOne(mitigation: Mitigation, operationId: string): Promise<MitigationOutcome> {
-    const { applier, journal } = this.#options;
     const applicability = evaluateApplicability(mitigation.applicability, this.#build!);
     if (applicability !== 'Applies') {
       return { outcome: 'NotApplicable', detail: `build ${this.#options.identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
     }
     const unsupported = mitigation.actions.find((action) => action.kind === 'Unsupported');
     if (unsupported) return { outcome: 'Unsupported', detail: unsupported.why };
-    const actions = mitigation.actions as ApplicableAction[];
-
-    const existing = journal.get(mitigation.id);
-    const appliedNow = await allApplied(applier, actions);
-    if (appliedNow) {
-      return { outcome: 'AlreadyApplied', detail: existing ? `applied by operation ${existing.operationId}` : 'already in place on this server (not applied by emfleet; removal will leave it)' };
+    try {
+      return await this.#change(mitigation.id, mitigation.actions as ApplicableAction[], operationId);
+    } catch (error) {
+      return { outcome: 'Failed', detail: errorText(error) };
     }
-    const priors: PriorState[] = [];
-    for (const action of actions) priors.push(await applier.capture(action));
-    await journal.put({ mitigationId: mitigation.id, operationId, state: 'applying', actions, priors, at: new Date().toISOString() });
+  }
+
+  /**
+   * Journal first, then change. A mitigation this agent applied before keeps its original prior
+   * state, so reapplying after drift and removing later still restore what was there before emfleet.
+   */
+  async #change(mitigationId: string, actions: ApplicableAction[], operationId: string): Promise<MitigationOutcome> {
+    const { applier, journal } = this.#options;
+    const existing = journal.get(mitigationId);
+    const inPlace = await allApplied(applier, actions);
+    if (inPlace && existing?.state === 'applied') return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing.operationId}` };
+    if (inPlace && !existing && actions.some((action) => action.kind !== 'DoNothing')) {
+      return { outcome: 'AlreadyApplied', detail: 'already in place on this server (not applied by emfleet; removal will leave it)' };
+    }
+    const priors = existing ? existing.priors : await captureAll(applier, actions);
+    await journal.put({ mitigationId, operationId, state: 'applying', actions, priors, at: new Date().toISOString() });
     try {
       for (const action of actions) await applier.apply(action);
     } catch (error) {
-      for (const prior of [...priors].reverse()) await applier.restore(prior).catch(() => undefined);
-      await journal.drop(mitigation.id);
-      return { outcome: 'Failed', detail: `${error instanceof Error ? error.message : String(error)}; prior state restored` };
+      try {
+        for (const prior of [...priors].reverse()) await applier.restore(prior);
+      } catch (restoreError) {
+        return { outcome: 'Failed', detail: `${errorText(error)}; restoring the prior state failed too (${errorText(restoreError)}); the journal keeps it and the agent retries at start` };
+      }
+      if (existing) await journal.put(existing);
+      else await journal.drop(mitigationId);
+      return { outcome: 'Failed', detail: `${errorText(error)}; prior state restored` };
     }
-    await journal.put({ mitigationId: mitigation.id, operationId, state: 'applied', actions, priors, at: new Date().toISOString() });
+    await journal.put({ mitigationId, operationId, state: 'applied', actions, priors, at: new Date().toISOString() });
     return { outcome: 'Applied', detail: actions.map(describeAction).join('; ') };
   }
 
@@ -200,13 +215,23 @@ export class AgentService {
           await journal.drop(id);
           outcomes[id] = { outcome: 'Removed', detail: 'prior state restored' };
         } catch (error) {
-          outcomes[id] = { outcome: 'Failed', detail: `${error instanceof Error ? error.message : String(error)}; the journal keeps the prior state and the agent retries the removal at start` };
+          outcomes[id] = { outcome: 'Failed', detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal at start` };
         }
       }
       logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'remove', ...outcomes[id] });
     }
     return outcomes;
   }
+}
+
+async function captureAll(applier: Applier, actions: readonly ApplicableAction[]): Promise<PriorState[]> {
+  const priors: PriorState[] = [];
+  for (const action of actions) priors.push(await applier.capture(action));
+  return priors;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 async function allApplied(applier: Applier, actions: readonly ApplicableAction[]): Promise<boolean> {

@@ -165,7 +165,7 @@ describe('Journal', () => {
     const journal = await Journal.open(journalFile);
     await journalBeforeChange(journal, 'EM2', em2);
     await applyAll(em2);
-    const broken = new SimulatedApplier(join(directory, 'server.json'), { failOn: ['MSExchangeOWAAppPool'] });
+    const broken = new SimulatedApplier(join(directory, 'server.json'), { failRestoreOn: ['MSExchangeOWAAppPool'] });
     const restarted = await Journal.open(journalFile);
     await expect(restarted.repair(broken, silentLogger)).rejects.toThrow(/MSExchangeOWAAppPool/);
     expect((await Journal.open(journalFile)).get('EM2')?.state).toBe('applying');

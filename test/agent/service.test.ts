@@ -386,6 +386,14 @@ describe('AgentService apply', () => {
 // ---- failures -----------------------------------------------------------------------------------
 
 describe('AgentService failures', () => {
+  it('a change that fails and cannot be undone is Failed, and the journal keeps the prior state for the next start', async () => {
+    const agent = await startAgent({ faults: { failOn: ['MSExchangeOWAAppPool'], failRestoreOn: ['MSExchangeOWAAppPool'] } });
+    const result = outcome(completed(await apply(agent, 'op-fail-twice', ['EM2'])), 'EM2');
+    expect(result.outcome).toBe('Failed');
+    expect(result.detail).toMatch(/restoring the prior state failed too .*the journal keeps it/);
+    expect(agent.journal.get('EM2')).toMatchObject({ state: 'applying', priors: [{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
+  });
+
   it('a change that fails is Failed with the prior state restored; other ids in the request still run', async () => {
     const agent = await startAgent({ faults: { failOn: ['MSExchangeOWAAppPool'] } });
     const before = await readFile(agent.stateFile);

@@ -133,7 +133,7 @@ describe('SimulatedApplier actions', () => {
     const applier = new SimulatedApplier(stateFile);
     expect(await applier.isApplied(rewrite())).toBe(false);
     const prior = await applier.capture(rewrite());
-    expect(prior).toEqual({ kind: 'IisUrlRewrite', site, ruleName, previousRuleXml: theirs });
+    expect(prior).toEqual({ kind: 'IisUrlRewrite', site, ruleName, previousRuleXml: theirs, previousRulePosition: 0 });
     await applier.apply(rewrite());
     expect((await stored()).sites[site]!.rules).toEqual([{ name: ruleName, xml: ruleXml }]);
     await applier.restore(prior);
@@ -239,7 +239,7 @@ describe('SimulatedApplier unknown targets', () => {
 
 describe('SimulatedApplier faults', () => {
   it('failOn makes a change to that name fail with InjectedFault and leaves the state alone', async () => {
-    const applier = new SimulatedApplier(stateFile, { failOn: ['MSExchangeOWAAppPool', ruleName] });
+    const applier = new SimulatedApplier(stateFile, { failOn: ['MSExchangeOWAAppPool', ruleName], failRestoreOn: ['MSExchangeOWAAppPool'] });
     await applier.read();
     const bytes = await readFile(stateFile);
     await expectApplierError(applier.apply(pool()), 'InjectedFault', /MSExchangeOWAAppPool/);

@@ -27,8 +27,10 @@ export function defaultSimulatedServer(): SimulatedServer {
 }
 
 export interface SimulatedFaults {
-  /** App pool, service or rule names whose changes fail, as a broken IIS would. */
+  /** App pool, service or rule names whose mitigation fails to apply, as a broken IIS would. */
   readonly failOn?: readonly string[];
+  /** Names whose restore fails too (a server that cannot be put back without a human). */
+  readonly failRestoreOn?: readonly string[];
   /** Every change takes this long first (a hung PowerShell). */
   readonly delayInMs?: number;
 }
@@ -57,7 +59,13 @@ export class SimulatedApplier implements Applier {
       await this.#write(fresh);
       return fresh;
     }
-    const parsed = simulatedServerSchema.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new ApplierError('StateCorrupt', `${this.#file} is not valid JSON`, { cause: error });
+    }
+    const parsed = simulatedServerSchema.safeParse(json);
     if (!parsed.success) throw new ApplierError('StateCorrupt', `${this.#file}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
     return parsed.data;
   }
@@ -74,8 +82,13 @@ export class SimulatedApplier implements Applier {
     switch (action.kind) {
       case 'DoNothing':
         return { kind: 'DoNothing' };
-      case 'IisUrlRewrite':
-        return { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: site(state, action.site).rules.find((rule) => rule.name === action.ruleName)?.xml ?? null };
+      case 'IisUrlRewrite': {
+        const rules = site(state, action.site).rules;
+        const position = rules.findIndex((rule) => rule.name === action.ruleName);
+        return position === -1
+          ? { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: null }
+          : { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: rules[position]!.xml, previousRulePosition: position };
+      }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
         return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart };
@@ -109,7 +122,10 @@ export class SimulatedApplier implements Applier {
 
   async apply(action: ApplicableAction): Promise<void> {
     if (action.kind === 'DoNothing') return;
-    await this.#change(targetName(action), (state) => {
+    if (this.#faults.delayInMs) await sleep(this.#faults.delayInMs);
+    const name = targetName(action);
+    if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
+    await this.#change((state) => {
       switch (action.kind) {
         case 'IisUrlRewrite': {
           const rules = site(state, action.site).rules.filter((rule) => rule.name !== action.ruleName);
@@ -117,9 +133,11 @@ export class SimulatedApplier implements Applier {
           return;
         }
         case 'DisableAppPool':
+          appPool(state, action.appPool);
           state.appPools[action.appPool] = { state: 'Stopped', autoStart: false };
           return;
         case 'DisableService':
+          windowsService(state, action.service);
           state.services[action.service] = { status: 'Stopped', startType: 'Disabled' };
           return;
       }
@@ -129,11 +147,13 @@ export class SimulatedApplier implements Applier {
   async restore(prior: PriorState): Promise<void> {
     if (prior.kind === 'DoNothing') return;
     const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.service;
-    await this.#change(name, (state) => {
+    if (this.#faults.failRestoreOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
+    await this.#change((state) => {
       switch (prior.kind) {
         case 'IisUrlRewrite': {
           const rules = site(state, prior.site).rules.filter((rule) => rule.name !== prior.ruleName);
-          state.sites[prior.site] = { rules: prior.previousRuleXml === null ? rules : [...rules, { name: prior.ruleName, xml: prior.previousRuleXml }] };
+          if (prior.previousRuleXml !== null) rules.splice(prior.previousRulePosition ?? rules.length, 0, { name: prior.ruleName, xml: prior.previousRuleXml });
+          state.sites[prior.site] = { rules };
           return;
         }
         case 'DisableAppPool':
@@ -148,9 +168,7 @@ export class SimulatedApplier implements Applier {
     });
   }
 
-  async #change(name: string, mutate: (state: SimulatedServer) => void): Promise<void> {
-    if (this.#faults.delayInMs) await sleep(this.#faults.delayInMs);
-    if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
+  async #change(mutate: (state: SimulatedServer) => void): Promise<void> {
     const state = await this.read();
     mutate(state);
     await this.#write(state);

@@ -1,0 +1,277 @@
+import { createRequire } from 'node:module';
+import type { HycoRequest, HycoResponse, HycoWebSocket, Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
+import { ConfigError, EmfleetError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+
+/**
+ * The only place that touches hyco-https (old, unmaintained, with its own ws@6). It gives the agent
+ * a plain request → response handler and makes up for what hyco-https gets wrong:
+ * - its reconnect timers cannot be cancelled: a close() during a reconnect wait is followed by a new
+ *   control channel, and the pending timer (up to 30 s) keeps the process alive. We set hyco's own
+ *   "close requested" flag once, so it never reconnects by itself, and reconnect here with the same
+ *   delays (0, 1, 2, 5, 10, 30 s) on a timer close() clears;
+ * - it renews a token function only every hour (as old as a 1-hour token) and calls the function
+ *   inside its timers, where a throw would crash the process. We take a fresh token for every
+ *   connect and send `renewToken` ourselves, more often;
+ * - a response over 64 KiB goes over a rendezvous socket that hyco-https then ignores, though the
+ *   relay sends that sender's next requests over it (they would time out). We hand such sockets to
+ *   hyco's own request-channel handling, as it does for large requests;
+ * - rendezvous sockets are never closed by it; close() ends them so the process can exit;
+ * - `writeHead(status, headers)` drops the headers; we set them one by one.
+ */
+
+export interface IncomingRelayRequest {
+  readonly method: string;
+  /** The request target after the hybrid connection name, with its query: /status, /apply?x=1. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Buffer;
+}
+
+export interface RelayReply {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body: Buffer | string;
+}
+
+export type ListenerState = 'listening' | 'reconnecting' | 'closed';
+
+export interface RelayListenerOptions {
+  /** wss://{namespace}:443/$hc/{hc}?sb-hc-action=listen, or the emulator's listenUri(hc). */
+  readonly listenUri: string;
+  /** A Listen token; called for every connect and renewal, so it can hand out fresh ones. */
+  readonly token: () => string;
+  readonly handler: (request: IncomingRelayRequest) => Promise<RelayReply>;
+  readonly logger?: Logger;
+  readonly onState?: (state: ListenerState) => void;
+  /** How often the control channel's token is renewed (default 15 min; tokens should live longer). */
+  readonly renewEveryMs?: number;
+  /** Unsolicited pongs on the control channel, so NATs and load balancers keep it (default 30 s). */
+  readonly keepAliveMs?: number;
+}
+
+export interface RelayListener {
+  /** Resolves once the control channel is first open; rejects if closed before that. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+const reconnectDelaysSeconds = [0, 1, 2, 5, 10, 30] as const;
+const wsOpen = 1;
+const wsConnecting = 0;
+
+const require = createRequire(import.meta.url);
+const { Server } = require('hyco-https/lib/HybridConnectionHttpsServer.js') as typeof import('hyco-https/lib/HybridConnectionHttpsServer.js');
+
+export function startRelayListener(options: RelayListenerOptions): RelayListener {
+  const logger = options.logger ?? silentLogger;
+  const hybridConnection = hybridConnectionOf(options.listenUri);
+  const where = { hybridConnection };
+  const channels = new Set<HycoWebSocket>();
+  let state: ListenerState | undefined;
+  let closed = false;
+  let attempt = 0;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let keepAliveTimer: NodeJS.Timeout | undefined;
+
+  let markReady!: () => void;
+  let failReady!: (error: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    failReady = reject;
+  });
+  // Callers that never await `ready` must not see an unhandled rejection when they close early.
+  ready.catch(() => {});
+
+  const setState = (next: ListenerState): void => {
+    if (state === next) return;
+    state = next;
+    options.onState?.(next);
+  };
+
+  const server: HycoServer = new Server({ server: options.listenUri, token: '' }, (request, response) => {
+    void serve(request, response);
+  });
+  // hyco-https's "close requested" flag, set for good: it then never reconnects or renews by itself.
+  server.closeRequested = true;
+
+  // hyco-https emits 'requestchannel' for rendezvous sockets it reads requests from; we emit it for
+  // response rendezvous sockets too. Either way they are ours to close.
+  server.on('requestchannel', (channel: HycoWebSocket) => {
+    channels.add(channel);
+    channel.once('close', () => channels.delete(channel));
+  });
+
+  server.on('listening', () => {
+    attempt = 0;
+    logger.info('relay.listener.listening', where);
+    setState('listening');
+    markReady();
+    startChannelTimers();
+  });
+
+  server.on('error', (event: { message?: string; error?: Error }) => {
+    if (closed) return;
+    const message = event.message ?? event.error?.message ?? String(event);
+    const status = /Unexpected server response: (\d{3})/.exec(message)?.[1];
+    if (status === '401' || status === '403') {
+      logger.error('relay.listener.rejected', {
+        ...where,
+        status: Number(status),
+        reason:
+          status === '401'
+            ? 'the relay refused the listen token (401): check the listen rule name and key'
+            : 'the listen token does not grant Listen on this hybrid connection (403)',
+      });
+    } else if (status === '404') {
+      logger.error('relay.listener.rejected', { ...where, status: 404, reason: 'the hybrid connection does not exist (404)' });
+    } else {
+      logger.warn('relay.listener.error', { ...where, error: message });
+    }
+  });
+
+  server.on('close', () => {
+    const current = server.controlChannel.readyState;
+    // A channel we already replaced may report its close late; only the current one counts.
+    if (closed || current === wsOpen || current === wsConnecting) return;
+    stopChannelTimers();
+    scheduleReconnect('control channel closed');
+  });
+
+  function connect(): void {
+    reconnectTimer = undefined;
+    if (closed) return;
+    let token: string;
+    try {
+      token = options.token();
+    } catch (error) {
+      logger.error('relay.listener.token_failed', { ...where, error: (error as Error).message });
+      return scheduleReconnect('no token');
+    }
+    server.options.token = token;
+    // A request whose body frame never came on the old channel must not swallow the new channel's first message.
+    server.pendingRequest = null;
+    server.listen();
+  }
+
+  function scheduleReconnect(reason: string): void {
+    if (closed || reconnectTimer !== undefined) return;
+    const delaySeconds = reconnectDelaysSeconds[Math.min(attempt, reconnectDelaysSeconds.length - 1)]!;
+    attempt += 1;
+    logger.warn('relay.listener.reconnecting', { ...where, reason, delaySeconds, attempt });
+    setState('reconnecting');
+    reconnectTimer = setTimeout(connect, delaySeconds * 1000);
+  }
+
+  function startChannelTimers(): void {
+    stopChannelTimers();
+    const channel = server.controlChannel;
+    renewTimer = setInterval(() => {
+      if (channel.readyState !== wsOpen) return;
+      let token: string;
+      try {
+        token = options.token();
+      } catch (error) {
+        logger.error('relay.listener.token_failed', { ...where, error: (error as Error).message });
+        return;
+      }
+      channel.send(JSON.stringify({ renewToken: { token } }));
+    }, options.renewEveryMs ?? 15 * 60_000);
+    keepAliveTimer = setInterval(() => {
+      if (channel.readyState === wsOpen) channel.pong();
+    }, options.keepAliveMs ?? 30_000);
+    // The sockets keep a listening agent alive; these timers alone should not.
+    renewTimer.unref();
+    keepAliveTimer.unref();
+  }
+
+  function stopChannelTimers(): void {
+    clearInterval(renewTimer);
+    clearInterval(keepAliveTimer);
+  }
+
+  async function serve(request: HycoRequest, response: HycoResponse): Promise<void> {
+    let reply: RelayReply;
+    try {
+      const body = await readAll(request);
+      reply = await options.handler({ method: request.method, path: pathAfter(hybridConnection, request.url), headers: request.headers, body });
+    } catch (error) {
+      logger.error('relay.listener.handler_failed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
+      reply = { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'InternalError', detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000) }) };
+    }
+    const channel = response.socket;
+    response.once('socket', (socket: HycoWebSocket) => {
+      if (socket !== server.controlChannel && !channels.has(socket)) server.emit('requestchannel', socket);
+    });
+    try {
+      response.statusCode = reply.status;
+      for (const [name, value] of Object.entries(reply.headers ?? {})) response.setHeader(name, value);
+      response.end(Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body, 'utf8'));
+    } catch (error) {
+      logger.error('relay.listener.reply_failed', { ...where, status: reply.status, error: (error as Error).message });
+    }
+    if (channel) dropResponseCloseListeners(channel);
+  }
+
+  connect();
+
+  return {
+    ready,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(reconnectTimer);
+      stopChannelTimers();
+      failReady(new EmfleetError('ListenerClosed', `listener on ${hybridConnection} closed before it was ready`));
+      const channel = server.controlChannel;
+      const ended = channel.readyState === wsOpen || channel.readyState === wsConnecting ? new Promise<void>((resolve) => channel.once('close', () => resolve())) : Promise.resolve();
+      try {
+        server.close();
+      } catch (error) {
+        logger.warn('relay.listener.error', { ...where, error: (error as Error).message });
+      }
+      for (const socket of channels) socket.terminate();
+      // A relay that never answers our close frame must not hold close() (ws@6 would wait 30 s).
+      const force = setTimeout(() => channel.terminate(), 2000);
+      await ended;
+      clearTimeout(force);
+      logger.info('relay.listener.closed', where);
+      setState('closed');
+    },
+  };
+}
+
+/** The hybrid connection's name from /$hc/{name} of the listen URI. */
+function hybridConnectionOf(listenUri: string): string {
+  const path = new URL(listenUri).pathname;
+  const match = /^\/\$hc\/(.+?)\/?$/.exec(path);
+  if (!match) throw new ConfigError(`listen URI ${listenUri} has no /$hc/{hybrid connection} path`);
+  return decodeURIComponent(match[1]!);
+}
+
+function pathAfter(hybridConnection: string, target: string): string {
+  const prefix = `/${hybridConnection}`;
+  const rest = target.toLowerCase().startsWith(prefix.toLowerCase()) ? target.slice(prefix.length) : target;
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+function readAll(request: HycoRequest): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer | string) => chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+/**
+ * hyco-https adds one 'close' listener to a rendezvous socket per response it carries and never
+ * removes it; on a long-lived rendezvous socket that grows without bound (and warns after ten).
+ * Its only effect is a 'close' event on finished responses, which nothing here listens to.
+ */
+function dropResponseCloseListeners(socket: HycoWebSocket): void {
+  for (const listener of socket.listeners('close')) {
+    if ((listener as { name?: string }).name === 'onServerResponseClose') socket.removeListener('close', listener as () => void);
+  }
+}
