@@ -1,0 +1,62 @@
+# emfleet service.restore: constant text; what it acts on arrives as JSON on standard input.
+
+$ErrorActionPreference = 'Stop'
+# Progress records and warnings (Stop-Service's "Waiting for service...") would reach the output
+# around the JSON reply.
+$ProgressPreference = 'SilentlyContinue'
+$WarningPreference = 'SilentlyContinue'
+Set-StrictMode -Version 2.0
+
+# By exact name: Get-Service -Name takes wildcards, and a name such as '*' would match every service.
+function Get-ServiceByName([string] $name) {
+    Add-Type -AssemblyName System.ServiceProcess
+    foreach ($service in [System.ServiceProcess.ServiceController]::GetServices()) {
+        if ([string]::Equals($service.ServiceName, $name, [System.StringComparison]::OrdinalIgnoreCase)) { return $service }
+    }
+}
+
+# MSExchangeHM restarts what it finds stopped, so it is held stopped while a change is made, as EM
+# does. Without -Force: should another service depend on it, the change fails instead of leaving
+# that one stopped.
+function Suspend-HealthManager([string] $target) {
+    if ([string]::Equals($target, 'MSExchangeHM', [System.StringComparison]::OrdinalIgnoreCase)) { return }
+    $healthManager = Get-ServiceByName 'MSExchangeHM'
+    if ($null -ne $healthManager -and $healthManager.Status -eq 'Running') {
+        Stop-Service -InputObject $healthManager
+        $healthManager
+    }
+}
+
+function Resume-HealthManager($healthManager) {
+    if ($null -ne $healthManager) { Start-Service -InputObject $healthManager }
+}
+
+function Get-RequiredService([string] $name) {
+    $service = Get-ServiceByName $name
+    if ($null -eq $service) { throw ("No service is named '" + $name + "'") }
+    $service
+}
+
+try {
+    $in = [Console]::In.ReadToEnd() | ConvertFrom-Json
+
+    $service = Get-RequiredService $in.service
+    $delayed = $in.startType -eq 'AutomaticDelayedStart'
+    $startType = [string] $in.startType
+    if ($delayed) { $startType = 'Automatic' }
+    Set-Service -InputObject $service -StartupType $startType
+    if ($startType -eq 'Automatic') {
+        # Set-Service in Windows PowerShell has no delayed start; the service manager reads it here.
+        $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('SYSTEM\CurrentControlSet\Services\' + $service.ServiceName, $true)
+        $key.SetValue('DelayedAutostart', [int] $delayed, [Microsoft.Win32.RegistryValueKind]::DWord)
+    }
+    if ($in.status -eq 'Running') { Start-Service -InputObject $service }
+    $reply = @{ ok = $true }
+
+    # The console code page is not UTF-8: anything beyond ASCII travels as a JSON \u escape.
+    $json = ConvertTo-Json -InputObject $reply -Compress
+    [Console]::Out.Write([regex]::Replace($json, '[^\x00-\x7F]', { param($match) '\u{0:x4}' -f [int][char]$match.Value }))
+} catch {
+    [Console]::Error.WriteLine($_.Exception.Message)
+    exit 1
+}
