@@ -33,21 +33,30 @@ export interface FleetContext {
 
 /** Storage from --connection-string, else AzureWebJobsStorage, else --account / EMFLEET_STORAGE_ACCOUNT. */
 export function fleetContext(flags: StorageFlags, io: CliIo): FleetContext {
+  const context = optionalFleetContext(flags, io);
+  if (!context.tables) throw new UsageError(context.storageProblem ?? 'no storage configured');
+  return { ...context, tables: context.tables };
+}
+
+/** The same, for commands that still have work to do without storage: the problem is reported, not thrown. */
+export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<FleetContext, 'tables'> & { tables?: FleetTables; storageProblem?: string } {
+  let settings: Settings;
   try {
-    const settings = loadSettings(io.env);
+    settings = loadSettings(io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
+    throw error;
+  }
+  const base = { org: settings.EMFLEET_ORG, settings, actor: flags.actor ?? osUser() };
+  try {
     const connection = storageConnectionFromSettings({
       AzureWebJobsStorage: flags.connectionString ?? settings.AzureWebJobsStorage,
       EMFLEET_STORAGE_ACCOUNT: flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT,
     });
     const prefix = settings.EMFLEET_TABLE_PREFIX;
-    return {
-      tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }),
-      org: settings.EMFLEET_ORG,
-      settings,
-      actor: flags.actor ?? osUser(),
-    };
+    return { ...base, tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }) };
   } catch (error) {
-    if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
+    if (error instanceof ConfigError) return { ...base, storageProblem: error.message };
     throw error;
   }
 }

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, EmfleetError } from '../errors.js';
+import { agentCommand } from './agent.js';
+import { connectivityCommand } from './connectivity.js';
 import { devCommand } from './dev.js';
 import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
 import { packageCommand } from './package.js';
@@ -17,6 +19,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
   program.addCommand(serversCommand(io));
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
+  program.addCommand(agentCommand(io));
+  program.addCommand(connectivityCommand(io, (code) => (exitCode = code)));
   program.addCommand(devCommand(io));
   for (const command of program.commands) {
     command.exitOverride().configureOutput(program.configureOutput());

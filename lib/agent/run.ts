@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createTrustPolicy, readPemSetting } from '../package/trust.js';
+import { createSasToken } from '../relay/sas.js';
+import { emfleetVersion } from '../version.js';
+import type { Applier } from './applier.js';
+import { PowerShellApplier } from './appliers/powershell.js';
+import { SimulatedApplier } from './appliers/simulated.js';
+import type { AgentConfig } from './config.js';
+import { Journal } from './journal.js';
+import { startRelayListener, type ListenerState } from './listener.js';
+import { AgentService } from './service.js';
+
+export interface RunningAgent {
+  readonly service: AgentService;
+  /** Resolves when the relay has accepted the listener. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How long a listen token lives; the listener renews it well before. */
+const listenTokenLifetimeSeconds = 3600;
+
+/**
+ * One agent: repairs what a crash left in the journal, then listens on its hybrid connection.
+ * Several agents can run in one process (local runs, benchmarks), each with its own state directory.
+ */
+export async function startAgent(config: AgentConfig, options: { logger: Logger; onState?: (state: ListenerState) => void }): Promise<RunningAgent> {
+  const logger = options.logger;
+  const trust = createTrustPolicy({
+    anchorPems: config.trust.anchors.map((anchor) => readPemSetting(anchor, 'agent trust anchor')),
+    anchorSha256: config.trust.anchorSha256,
+    signerSubjectCn: config.trust.signerSubject,
+    signerEku: config.trust.signerEku,
+    revokedSerials: config.trust.revokedSerials,
+  });
+  const key = config.relay.key ?? (await readKeyFile(config.relay.keyFile!));
+  const applier = createApplier(config);
+  const journal = await Journal.open(join(config.stateDirectory, 'journal.json'));
+  const repaired = await journal.repair(applier, logger);
+  if (repaired.length > 0) logger.warn('AgentRepairedJournal', { server: config.server, mitigationIds: repaired });
+
+  const service = new AgentService({
+    identity: { server: config.server, build: config.build, agentVersion: emfleetVersion },
+    trust,
+    applier,
+    journal,
+    logger,
+    replyWithinMs: config.replyWithinMs,
+  });
+  const endpoint = config.relay.endpoint ?? `wss://${config.relay.namespace}:443`;
+  const resource = `http://${config.relay.namespace}/${config.relay.hybridConnection}`;
+  const listener = startRelayListener({
+    listenUri: `${endpoint}/$hc/${encodeURIComponent(config.relay.hybridConnection)}?sb-hc-action=listen`,
+    token: () => createSasToken(resource, config.relay.keyName, key, { expiresInSeconds: listenTokenLifetimeSeconds }),
+    handler: async (request) => service.handle(request),
+    logger,
+    ...(options.onState ? { onState: options.onState } : {}),
+  });
+  logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay.hybridConnection, applier: applier.kind, agentVersion: emfleetVersion });
+  return { service, ready: listener.ready, close: () => listener.close() };
+}
+
+export function createApplier(config: AgentConfig): Applier {
+  const applier = config.applier;
+  switch (applier.kind) {
+    case 'simulated':
+      return new SimulatedApplier(applier.stateFile ?? join(config.stateDirectory, 'simulated-server.json'), { failOn: applier.failOn, delayInMs: applier.delayInMs });
+    case 'powershell':
+      return new PowerShellApplier({ executable: applier.executable, timeoutInMs: applier.timeoutInMs });
+  }
+}
+
+async function readKeyFile(path: string): Promise<string> {
+  try {
+    const key = (await readFile(path, 'utf8')).trim();
+    if (key === '') throw new ConfigError(`the listen key file ${path} is empty`);
+    return key;
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`cannot read the listen key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
+}
