@@ -9,14 +9,17 @@ import { silentLogger, type Logger } from '../log.js';
  * - its reconnect timers cannot be cancelled: a close() during a reconnect wait is followed by a new
  *   control channel, and the pending timer (up to 30 s) keeps the process alive. We set hyco's own
  *   "close requested" flag once, so it never reconnects by itself, and reconnect here with the same
- *   delays (0, 1, 2, 5, 10, 30 s) on a timer close() clears;
+ *   delays (0, 1, 2, 5, 10, 30 s) on a timer close() clears. hyco starts the delays over on every
+ *   open, so a channel the relay keeps closing right away is retried in a tight loop; we start over
+ *   only after the channel stayed up a while;
  * - it renews a token function only every hour (as old as a 1-hour token) and calls the function
  *   inside its timers, where a throw would crash the process. We take a fresh token for every
  *   connect and send `renewToken` ourselves, more often;
  * - a response over 64 KiB goes over a rendezvous socket that hyco-https then ignores, though the
  *   relay sends that sender's next requests over it (they would time out). We hand such sockets to
  *   hyco's own request-channel handling, as it does for large requests;
- * - rendezvous sockets are never closed by it; close() ends them so the process can exit;
+ * - rendezvous sockets are never closed by it, and the ones it opens for responses have no error
+ *   listener (a refused one would crash the process); we listen, and close() ends them;
  * - `writeHead(status, headers)` drops the headers; we set them one by one.
  */
 
@@ -57,6 +60,8 @@ export interface RelayListener {
 }
 
 const reconnectDelaysSeconds = [0, 1, 2, 5, 10, 30] as const;
+/** A channel that stayed up this long starts the delays over; one that flaps keeps backing off. */
+const stableAfterMs = 10_000;
 const wsOpen = 1;
 const wsConnecting = 0;
 
@@ -71,6 +76,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   let state: ListenerState | undefined;
   let closed = false;
   let attempt = 0;
+  let openedAt = 0;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
   let keepAliveTimer: NodeJS.Timeout | undefined;
@@ -101,10 +107,13 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   server.on('requestchannel', (channel: HycoWebSocket) => {
     channels.add(channel);
     channel.once('close', () => channels.delete(channel));
+    // hyco-https opens response rendezvous sockets without an error listener: a refused one
+    // (expired address, network fault) would throw out of the event loop and end the process.
+    channel.on('error', (error: Error) => logger.warn('relay.listener.rendezvous_failed', { ...where, error: error.message }));
   });
 
   server.on('listening', () => {
-    attempt = 0;
+    openedAt = Date.now();
     logger.info('relay.listener.listening', where);
     setState('listening');
     markReady();
@@ -136,6 +145,8 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     // A channel we already replaced may report its close late; only the current one counts.
     if (closed || current === wsOpen || current === wsConnecting) return;
     stopChannelTimers();
+    if (openedAt !== 0 && Date.now() - openedAt >= stableAfterMs) attempt = 0;
+    openedAt = 0;
     scheduleReconnect('control channel closed');
   });
 
@@ -152,7 +163,13 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     server.options.token = token;
     // A request whose body frame never came on the old channel must not swallow the new channel's first message.
     server.pendingRequest = null;
-    server.listen();
+    try {
+      server.listen();
+    } catch (error) {
+      // e.g. a token with characters a header cannot carry; thrown here, inside our timer.
+      logger.error('relay.listener.error', { ...where, error: (error as Error).message });
+      scheduleReconnect('could not open the control channel');
+    }
   }
 
   function scheduleReconnect(reason: string): void {
@@ -216,37 +233,47 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
 
   connect();
 
+  let closing: Promise<void> | undefined;
   return {
     ready,
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearTimeout(reconnectTimer);
-      stopChannelTimers();
-      failReady(new EmfleetError('ListenerClosed', `listener on ${hybridConnection} closed before it was ready`));
-      const channel = server.controlChannel;
-      const ended = channel.readyState === wsOpen || channel.readyState === wsConnecting ? new Promise<void>((resolve) => channel.once('close', () => resolve())) : Promise.resolve();
-      try {
-        server.close();
-      } catch (error) {
-        logger.warn('relay.listener.error', { ...where, error: (error as Error).message });
-      }
-      for (const socket of channels) socket.terminate();
-      // A relay that never answers our close frame must not hold close() (ws@6 would wait 30 s).
-      const force = setTimeout(() => channel.terminate(), 2000);
-      await ended;
-      clearTimeout(force);
-      logger.info('relay.listener.closed', where);
-      setState('closed');
+    close() {
+      closing ??= shutDown();
+      return closing;
     },
   };
+
+  async function shutDown(): Promise<void> {
+    closed = true;
+    clearTimeout(reconnectTimer);
+    stopChannelTimers();
+    failReady(new EmfleetError('ListenerClosed', `listener on ${hybridConnection} closed before it was ready`));
+    const channel = server.controlChannel;
+    const ended = channel.readyState === wsOpen || channel.readyState === wsConnecting ? new Promise<void>((resolve) => channel.once('close', () => resolve())) : Promise.resolve();
+    try {
+      server.close();
+    } catch (error) {
+      logger.warn('relay.listener.error', { ...where, error: (error as Error).message });
+    }
+    for (const socket of channels) socket.terminate();
+    // A relay that never answers our close frame must not hold close() (ws@6 would wait 30 s).
+    const force = setTimeout(() => channel.terminate(), 2000);
+    await ended;
+    clearTimeout(force);
+    logger.info('relay.listener.closed', where);
+    setState('closed');
+  }
 }
 
 /** The hybrid connection's name from /$hc/{name} of the listen URI. */
 function hybridConnectionOf(listenUri: string): string {
-  const path = new URL(listenUri).pathname;
-  const match = /^\/\$hc\/(.+?)\/?$/.exec(path);
-  if (!match) throw new ConfigError(`listen URI ${listenUri} has no /$hc/{hybrid connection} path`);
+  let url: URL;
+  try {
+    url = new URL(listenUri);
+  } catch (error) {
+    throw new ConfigError(`listen URI ${JSON.stringify(listenUri)} is not a URL`, { cause: error });
+  }
+  const match = /^\/\$hc\/(.+?)\/?$/.exec(url.pathname);
+  if ((url.protocol !== 'wss:' && url.protocol !== 'ws:') || !match) throw new ConfigError(`listen URI ${listenUri} is not wss://{namespace}/$hc/{hybrid connection}`);
   return decodeURIComponent(match[1]!);
 }
 

@@ -1,0 +1,154 @@
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { startRelayListener, type ListenerState } from '../../lib/agent/listener.js';
+import { createSasToken } from '../../lib/relay/sas.js';
+import { RelayUnreachableError } from '../../lib/relay/sender.js';
+import { ConfigError } from '../../lib/errors.js';
+import { gate, listenToken, recordingLogger, relayFixture, rules, sleep, testAgent, waitFor } from './fixture.js';
+
+type Fixture = Awaited<ReturnType<typeof relayFixture>>;
+
+describe('startRelayListener (hyco-https) against the relay emulator', () => {
+  let relay: Fixture;
+  afterEach(() => relay.close());
+
+  it('with a bad listen key never becomes ready, logs why, and keeps retrying', async () => {
+    relay = await relayFixture();
+    const logger = recordingLogger();
+    const states: ListenerState[] = [];
+    const listener = relay.listen(testAgent().handler, { token: listenToken(relay.hybridConnection, { keyName: rules.listen.keyName, key: 'wrong' }), logger, onState: (state) => states.push(state) });
+    const outcome = await Promise.race([listener.ready.then(() => 'ready'), sleep(1300).then(() => 'still waiting')]);
+    expect(outcome).toBe('still waiting');
+    expect(relay.emulator.listenerCount(relay.hybridConnection)).toBe(0);
+    const rejections = logger.named('relay.listener.rejected');
+    expect(rejections.length).toBeGreaterThanOrEqual(2);
+    expect(rejections[0]).toMatchObject({ level: 'error', fields: { status: 401, hybridConnection: relay.hybridConnection, reason: expect.stringContaining('listen rule') as unknown } });
+    expect(states).toEqual(['reconnecting']);
+    await listener.close();
+    await expect(listener.ready).rejects.toMatchObject({ code: 'ListenerClosed' });
+    expect(states).toEqual(['reconnecting', 'closed']);
+  });
+
+  it('comes back after the relay drops the control channel, and requests work again', async () => {
+    relay = await relayFixture();
+    const states: ListenerState[] = [];
+    const listener = relay.listen(testAgent().handler, { onState: (state) => states.push(state) });
+    await listener.ready;
+    expect((await relay.client.ping(relay.hybridConnection, { nonce: 'before' })).nonce).toBe('before');
+
+    for (let drop = 1; drop <= 2; drop++) {
+      expect(relay.emulator.dropListeners(relay.hybridConnection)).toBe(1);
+      await waitFor(() => states.filter((state) => state === 'listening').length === drop + 1, 'the listener to reconnect');
+      expect(relay.emulator.listenerCount(relay.hybridConnection)).toBe(1);
+      expect((await relay.client.ping(relay.hybridConnection, { nonce: `after-${drop}` })).nonce).toBe(`after-${drop}`);
+    }
+    expect(states).toEqual(['listening', 'reconnecting', 'listening', 'reconnecting', 'listening']);
+  });
+
+  it('close() ends it for good: no reconnect afterwards, even from the middle of a reconnect wait', async () => {
+    relay = await relayFixture();
+    const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const timersBefore = timers();
+    const listener = relay.listen(testAgent().handler, { token: listenToken(relay.hybridConnection, { keyName: rules.listen.keyName, key: 'wrong' }) });
+    // Two refusals in (the first retry is immediate), the next attempt waits 1 s: close inside that wait.
+    await waitFor(() => relay.emulatorLog.named('relay.emulator.listener_rejected').length === 2, 'two refused attempts');
+    const started = Date.now();
+    await listener.close();
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
+    await sleep(2300);
+    expect(relay.emulatorLog.named('relay.emulator.listener_rejected')).toHaveLength(2);
+
+    const good = relay.listen(testAgent().handler);
+    await good.ready;
+    await good.close();
+    await sleep(100);
+    expect(relay.emulator.listenerCount(relay.hybridConnection)).toBe(0);
+    // Nothing of ours is left ticking that would keep an agent process from exiting.
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
+    await expect(relay.client.ping(relay.hybridConnection)).rejects.toBeInstanceOf(RelayUnreachableError);
+  });
+
+  it('spreads requests over two listeners on one hybrid connection', async () => {
+    relay = await relayFixture();
+    const first = testAgent('ex01.contoso.com');
+    const second = testAgent('ex02.contoso.com');
+    await Promise.all([relay.listen(first.handler).ready, relay.listen(second.handler).ready]);
+    expect(relay.emulator.listenerCount(relay.hybridConnection)).toBe(2);
+    const answeredBy = new Set<string>();
+    for (let round = 0; round < 40; round++) answeredBy.add((await relay.client.ping(relay.hybridConnection)).server);
+    expect(answeredBy).toEqual(new Set(['ex01.contoso.com', 'ex02.contoso.com']));
+    expect(first.requests.length + second.requests.length).toBe(40);
+  });
+
+  it('gives the handler method, path after the hybrid connection, query, headers and body', async () => {
+    relay = await relayFixture();
+    const agent = testAgent();
+    agent.overrides.set('/echo', async (request) => agent.json(200, { method: request.method, path: request.path, type: request.headers['content-type'], body: request.body.toString('utf8') }));
+    await relay.listen(agent.handler).ready;
+    const response = await relay.sender.send(relay.hybridConnection, { method: 'PUT', path: '/echo', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+    expect(JSON.parse(response.body.toString('utf8'))).toEqual({ method: 'PUT', path: '/echo', type: 'text/plain', body: 'hello' });
+    const withQuery = await relay.sender.send(relay.hybridConnection, { method: 'GET', path: '/status?verbose=1' });
+    expect(withQuery.status).toBe(404);
+    expect(agent.requests.at(-1)?.path).toBe('/status?verbose=1');
+  });
+
+  it('survives a reply whose rendezvous the relay refuses (the request expired) and keeps serving', async () => {
+    relay = await relayFixture({ emulator: { deadlineInMs: 200 } });
+    const agent = testAgent();
+    const logger = recordingLogger();
+    const late = gate();
+    agent.overrides.set('/big', async () => {
+      await late.opened;
+      return { status: 200, body: Buffer.alloc(100 * 1024, 1) };
+    });
+    await relay.listen(agent.handler, { logger }).ready;
+    await expect(relay.sender.send(relay.hybridConnection, { method: 'GET', path: '/big' })).rejects.toMatchObject({ name: 'RelayTimeoutError' });
+    late.open();
+    await waitFor(() => logger.named('relay.listener.rendezvous_failed').length === 1, 'the refused rendezvous to be logged');
+    expect(logger.named('relay.listener.rendezvous_failed')[0]?.fields['error']).toContain('403');
+    expect((await relay.client.ping(relay.hybridConnection, { nonce: 'still here' })).nonce).toBe('still here');
+  });
+
+  it('refuses a listen URI that is not a hybrid connection address', () => {
+    expect(() => startRelayListener({ listenUri: 'https://contoso.servicebus.windows.net/hc1', token: () => 't', handler: async () => ({ status: 200, body: '' }) })).toThrow(ConfigError);
+  });
+
+  it('renews its token on the control channel; a refused renewal makes it reconnect with a fresh token', async () => {
+    relay = await relayFixture();
+    const good = listenToken(relay.hybridConnection);
+    let calls = 0;
+    // connect, renew, renew (refused: the relay closes the channel with 1008), reconnect, ...
+    const token = (): string => (++calls === 3 ? createSasToken(`http://127.0.0.1/${relay.hybridConnection}`, rules.listen.keyName, 'wrong') : good());
+    const states: ListenerState[] = [];
+    const listener = relay.listen(testAgent().handler, { token, renewEveryMs: 150, onState: (state) => states.push(state) });
+    await listener.ready;
+    await waitFor(() => states.length >= 3, 'a reconnect after the refused renewal');
+    expect(states.slice(0, 3)).toEqual(['listening', 'reconnecting', 'listening']);
+    expect(calls).toBeGreaterThanOrEqual(4);
+    expect((await relay.client.ping(relay.hybridConnection, { nonce: 'renewed' })).nonce).toBe('renewed');
+  });
+});
+
+describe('startRelayListener keep-alive', () => {
+  it('sends pongs on an idle control channel and stops when closed', async () => {
+    const relayStandIn = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => relayStandIn.once('listening', () => resolve()));
+    let pongs = 0;
+    relayStandIn.on('connection', (socket) => socket.on('pong', () => pongs++));
+    const { port } = relayStandIn.address() as AddressInfo;
+    const listener = startRelayListener({ listenUri: `ws://127.0.0.1:${port}/$hc/hc1?sb-hc-action=listen`, token: () => 'token', keepAliveMs: 40, handler: async () => ({ status: 200, body: '' }) });
+    try {
+      await listener.ready;
+      await sleep(300);
+      expect(pongs).toBeGreaterThanOrEqual(4);
+    } finally {
+      await listener.close();
+    }
+    const afterClose = pongs;
+    await sleep(150);
+    expect(pongs).toBe(afterClose);
+    relayStandIn.close();
+  });
+});
