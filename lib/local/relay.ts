@@ -69,6 +69,7 @@ interface Listener {
 
 interface Exchange {
   readonly id: string;
+  readonly hybridConnection: string;
   readonly listener: Listener;
   readonly message: RelayRequestMessage;
   readonly body: Buffer;
@@ -106,7 +107,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
   const listeners = new Map<string, Set<Listener>>();
   const exchanges = new Map<string, Exchange>();
   /** Rendezvous sockets by the sender connection they serve (requests after the first go over them). */
-  const sticky = new Map<Socket, WebSocket>();
+  const sticky = new Map<Socket, { hybridConnection: string; ws: WebSocket }>();
   const rendezvousSockets = new Set<WebSocket>();
   const rendezvousOwners = new WeakMap<WebSocket, Listener>();
 
@@ -170,7 +171,9 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     }
 
     const senderSocket = request.socket;
-    const channel = sticky.get(senderSocket);
+    // A bound connection carries on to its listener only for the hybrid connection it was bound for.
+    const bound = sticky.get(senderSocket);
+    const channel = bound?.hybridConnection === hybridConnection ? bound.ws : undefined;
     const pool = [...(listeners.get(hybridConnection) ?? [])];
     const listener = channel ? rendezvousOwners.get(channel) : pool[Math.floor(Math.random() * pool.length)];
     if (!listener) return reply(response, 502, `no listener is connected to ${hybridConnection}`);
@@ -186,6 +189,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     };
     const exchange: Exchange = {
       id,
+      hybridConnection,
       listener,
       message,
       body,
@@ -300,7 +304,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
       rendezvousSockets.add(ws);
       rendezvousOwners.set(ws, exchange.listener);
       const senderSocket = exchange.senderSocket;
-      sticky.set(senderSocket, ws);
+      sticky.set(senderSocket, { hybridConnection: exchange.hybridConnection, ws });
       const onSenderGone = (): void => ws.close(1001, 'sender disconnected');
       senderSocket.once('close', onSenderGone);
       let pendingBody: Exchange | undefined;
@@ -315,7 +319,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
       ws.on('close', () => {
         rendezvousSockets.delete(ws);
         senderSocket.off('close', onSenderGone);
-        if (sticky.get(senderSocket) === ws) sticky.delete(senderSocket);
+        if (sticky.get(senderSocket)?.ws === ws) sticky.delete(senderSocket);
         for (const pending of [...exchanges.values()]) {
           if (pending.rendezvous === ws) finish(pending, 502, 'the listener closed the rendezvous socket before answering');
         }

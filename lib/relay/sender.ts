@@ -105,7 +105,7 @@ export interface RelaySenderOptions {
   readonly auth: SenderAuth;
   /** Per request, default 30 s; must stay under the relay's own 60 s. */
   readonly timeoutMs?: number;
-  /** Connections kept per relay host (keep-alive); requests beyond wait for one. */
+  /** Connections kept per hybrid connection (keep-alive, default 4); requests beyond wait for one. */
   readonly maxSockets?: number;
   readonly maxResponseBytes?: number;
 }
@@ -126,6 +126,8 @@ export interface RelayResponse {
 }
 
 const relayLimitMs = 60_000;
+/** Hybrid connections with kept-alive sockets at once; a fleet rollout works through a bounded window. */
+const maxPooledConnections = 256;
 const tokenLifetimeSeconds = 3600;
 /** Tokens are replaced this long before they expire, so none expires in flight. */
 const tokenRefreshMarginMs = 5 * 60_000;
@@ -141,7 +143,8 @@ export class RelaySender {
   readonly #auth: SenderAuth;
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
-  readonly #agent: http.Agent;
+  readonly #agents = new Map<string, http.Agent>();
+  readonly #maxSocketsPerConnection: number;
   readonly #sasTokens = new Map<string, { token: string; renewAt: number }>();
   #entraToken: { token: string; renewAt: number } | undefined;
   #entraPending: Promise<string> | undefined;
@@ -159,10 +162,32 @@ export class RelaySender {
     this.#base = base;
     this.#auth = options.auth;
     this.#maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
-    const maxSockets = options.maxSockets ?? 64;
-    // Idle sockets are dropped after 30 s: a connection the relay already closed is then rarely reused.
-    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 16), timeout: 30_000, scheduling: 'lifo' as const };
-    this.#agent = base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.#maxSocketsPerConnection = options.maxSockets ?? 4;
+  }
+
+  /**
+   * Connections are pooled per hybrid connection, never shared between two: once the relay has
+   * bound a sender connection to a listener's rendezvous socket, later requests on it go to that
+   * listener, so a pooled connection must only ever carry requests for that same server.
+   * Idle sockets are dropped after 30 s; the least recently used pools beyond a bound are closed.
+   */
+  #agentFor(hybridConnection: string): http.Agent {
+    const key = hybridConnection.toLowerCase();
+    let agent = this.#agents.get(key);
+    if (agent) {
+      this.#agents.delete(key);
+    } else {
+      const maxSockets = this.#maxSocketsPerConnection;
+      const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: 30_000, scheduling: 'lifo' as const };
+      agent = this.#base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    }
+    this.#agents.set(key, agent);
+    for (const [oldest, pool] of this.#agents) {
+      if (this.#agents.size <= maxPooledConnections) break;
+      this.#agents.delete(oldest);
+      pool.destroy();
+    }
+    return agent;
   }
 
   async send(hybridConnection: string, request: RelayRequest): Promise<RelayResponse> {
@@ -177,12 +202,12 @@ export class RelaySender {
     const deadline = Date.now() + timeoutMs;
     let response: RelayResponse;
     try {
-      response = await this.#exchange(url, request.method, headers, body, deadline, timeoutMs, context);
+      response = await this.#exchange(this.#agentFor(hybridConnection), url, request.method, headers, body, deadline, timeoutMs, context);
     } catch (error) {
       // A keep-alive connection the relay closed while idle fails on first write; Node's advice is
       // to retry such a request once on a fresh connection. Agent requests are idempotent by id.
       if (!(error instanceof StaleConnection)) throw error;
-      response = await this.#exchange(url, request.method, headers, body, deadline, timeoutMs, context).catch((retryError: unknown) => {
+      response = await this.#exchange(this.#agentFor(hybridConnection), url, request.method, headers, body, deadline, timeoutMs, context).catch((retryError: unknown) => {
         throw retryError instanceof StaleConnection ? unreachable(retryError.cause, context) : retryError;
       });
     }
@@ -191,7 +216,8 @@ export class RelaySender {
 
   /** Ends kept-alive connections; in-flight requests fail. */
   close(): void {
-    this.#agent.destroy();
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
   }
 
   #url(hybridConnection: string, path: string): URL {
@@ -236,13 +262,13 @@ export class RelaySender {
     return accessToken.token;
   }
 
-  #exchange(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, deadline: number, timeoutMs: number, context: Record<string, unknown>): Promise<RelayResponse> {
+  #exchange(agent: http.Agent, url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, deadline: number, timeoutMs: number, context: Record<string, unknown>): Promise<RelayResponse> {
     const transport = url.protocol === 'https:' ? https : http;
     const where = `${String(context['hybridConnection'])}${String(context['path'])}`;
     return new Promise<RelayResponse>((resolve, reject) => {
       // Set before we destroy the request ourselves, so the socket errors that follow are not mistaken for the cause.
       let ours: EmfleetError | undefined;
-      const request = transport.request(url, { method, headers, agent: this.#agent });
+      const request = transport.request(url, { method, headers, agent });
       const abort = (error: EmfleetError): void => {
         ours ??= error;
         request.destroy();

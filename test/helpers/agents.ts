@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
+import { startAgent, type RunningAgent } from '../../lib/agent/run.js';
+import { startRelayEmulator, type RelayEmulator } from '../../lib/local/relay.js';
+import { silentLogger, type Logger } from '../../lib/log.js';
+import { AgentClient, RelaySender } from '../../lib/relay/sender.js';
+import type { TestPki } from './packages.js';
+
+export const relayRules = {
+  listen: { keyName: 'listen', key: randomBytes(32).toString('base64') },
+  send: { keyName: 'send', key: randomBytes(32).toString('base64') },
+} as const;
+
+/** The relay emulator and a client that sends through it with the send rule, as the cloud does. */
+export async function relayWithClient(options: { deadlineInMs?: number } = {}): Promise<{ relay: RelayEmulator; client: AgentClient; stop(): Promise<void> }> {
+  const relay = await startRelayEmulator({ rules: relayRules, ...(options.deadlineInMs === undefined ? {} : { deadlineInMs: options.deadlineInMs }) });
+  const sender = new RelaySender({ baseUrl: relay.baseUrl, auth: { kind: 'sas', ...relayRules.send } });
+  return {
+    relay,
+    client: new AgentClient(sender),
+    stop: async () => {
+      sender.close();
+      await relay.stop();
+    },
+  };
+}
+
+/** agent.json for a simulated Exchange server listening on the emulator; written to disk, as an admin would. */
+export async function writeAgentConfig(relay: RelayEmulator, pki: TestPki, overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number } = {}): Promise<{ path: string; config: AgentConfig; directory: string }> {
+  const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
+  const server = overrides.server ?? 'ex01.contoso.com';
+  await writeFile(join(directory, 'root.pem'), pki.root.certificatePem);
+  await writeFile(join(directory, 'listen.key'), relayRules.listen.key);
+  const json = {
+    server,
+    build: overrides.build ?? '15.2.1118.7',
+    relay: { namespace: '127.0.0.1', hybridConnection: server.split('.')[0], endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
+    trust: { anchors: ['root.pem'] },
+    applier: overrides.applier ?? { kind: 'simulated' },
+    stateDirectory: 'state',
+    ...(overrides.replyWithinMs === undefined ? {} : { replyWithinMs: overrides.replyWithinMs }),
+  };
+  const path = join(directory, 'agent.json');
+  await writeFile(path, JSON.stringify(json, null, 2));
+  return { path, config: parseAgentConfig(json, directory), directory };
+}
+
+export async function runAgent(config: AgentConfig, logger: Logger = silentLogger): Promise<RunningAgent> {
+  const agent = await startAgent(config, { logger });
+  await agent.ready;
+  return agent;
+}
