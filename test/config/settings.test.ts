@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadSettings, settingNames } from '../../lib/config/index.js';
+import { emfleetVersion } from '../../lib/version.js';
 
 /** Settings the Functions host itself reads; not emfleet's to parse. */
 const hostSettings = ['FUNCTIONS_WORKER_RUNTIME'];
@@ -27,5 +28,12 @@ describe('settings', () => {
 
   it('names the setting that is wrong', () => {
     expect(() => loadSettings({ EMFLEET_SIGNER_EKU: 'code signing' })).toThrow(/EMFLEET_SIGNER_EKU: must be a dotted OID/);
+  });
+});
+
+describe('version', () => {
+  it('lib/version.ts says what package.json says', () => {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(emfleetVersion).toBe(manifest.version);
   });
 });

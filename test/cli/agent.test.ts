@@ -1,0 +1,131 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningAgent } from '../../lib/agent/run.js';
+import { catalogueXml } from '../../lib/local/catalogue.js';
+import { emfleetBin, runCli, type CliRun } from '../helpers/cli.js';
+import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
+import { azuriteConnectionString } from '../helpers/fleet.js';
+import { createTestPki, type TestPki } from '../helpers/packages.js';
+
+let pki: TestPki;
+let fixture: Awaited<ReturnType<typeof relayWithClient>>;
+
+beforeAll(async () => {
+  pki = await createTestPki();
+  fixture = await relayWithClient();
+});
+
+afterAll(async () => {
+  await fixture?.stop();
+});
+
+describe('emfleet agent', () => {
+  it('listens on its hybrid connection, answers through the relay, and stops cleanly on SIGTERM', async () => {
+    const { path } = await writeAgentConfig(fixture.relay, pki, { server: 'ex07.contoso.com' });
+    const child = spawn(process.execPath, [emfleetBin, 'agent', '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const complete = buffered.split('\n');
+      buffered = complete.pop() ?? '';
+      lines.push(...complete.filter(Boolean));
+    });
+    const until = Date.now() + 15_000;
+    while (!lines.some((line) => line.includes('"listening"'))) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`agent did not start listening: ${lines.join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await fixture.client.ping('ex07')).toMatchObject({ server: 'ex07.contoso.com', build: '15.2.1118.7' });
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(lines.some((line) => line.includes('AgentStopping'))).toBe(true);
+  });
+
+  it('names what is wrong in agent.json and exits 2', async () => {
+    const { path, directory } = await writeAgentConfig(fixture.relay, pki);
+    const broken = join(directory, 'broken.json');
+    const json = JSON.parse(await readFile(path, 'utf8'));
+    json.build = '15.2';
+    await writeFile(broken, JSON.stringify(json));
+    const run = await runCli(['agent', '--config', broken]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/build: must be an Exchange build/);
+  });
+});
+
+describe('emfleet test-connectivity', () => {
+  let agent: RunningAgent;
+  let feed: http.Server;
+  let feedUrl: string;
+  let env: Record<string, string>;
+  const run = (...args: string[]): Promise<CliRun> => runCli(args, { env });
+
+  beforeAll(async () => {
+    const signed = pki.sign(catalogueXml);
+    feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+    feed.listen(0, '127.0.0.1');
+    await once(feed, 'listening');
+    feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
+    agent = await runAgent((await writeAgentConfig(fixture.relay, pki, { server: 'ex01.contoso.com' })).config);
+    env = {
+      AzureWebJobsStorage: azuriteConnectionString(),
+      EMFLEET_TABLE_PREFIX: `k${randomBytes(5).toString('hex')}`,
+      EMFLEET_ORG: 'contoso',
+      EMFLEET_OCS_URL: feedUrl,
+      EMFLEET_TRUST_ANCHORS: pki.root.certificatePem,
+      EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
+      EMFLEET_RELAY_ENDPOINT: fixture.relay.baseUrl,
+      EMFLEET_RELAY_SEND_KEY_NAME: relayRules.send.keyName,
+      EMFLEET_RELAY_SEND_KEY: relayRules.send.key,
+    };
+    for (const [name, hc] of [['ex01.contoso.com', 'ex01'], ['ex02.contoso.com', 'ex02']]) {
+      const added = await run('servers', 'add', name!, '--build', '15.2.1118.7', '--relay-hc', hc!);
+      expect(added.code, added.stderr).toBe(0);
+    }
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    feed?.close();
+  });
+
+  it('checks OCS, the package and every agent, and fails when one agent does not answer', async () => {
+    const text = await run('test-connectivity');
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain(`OCS reachable over HTTPS (${feedUrl})\nResult: Success.`);
+    expect(text.stdout).toMatch(/The mitigation package verifies\nResult: Success\. 4 mitigations \(PING1, EM1, EM2, EM3\)/);
+    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\. ex01\.contoso\.com, build 15\.2\.1118\.7/);
+    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\. .*no listener/);
+    expect(text.stdout).toMatch(/1 of 4 checks failed\./);
+
+    const json = JSON.parse((await run('test-connectivity', '--json')).stdout);
+    expect(json.ok).toBe(false);
+    expect(json.checks.map((check: { result: string }) => check.result).sort()).toEqual(['Failed', 'Success', 'Success', 'Success']);
+  });
+
+  it('passes for one answering server', async () => {
+    const single = await run('test-connectivity', '--server', 'ex01.contoso.com');
+    expect(single.code, single.stdout).toBe(0);
+    expect(single.stdout).toMatch(/All 3 checks passed\./);
+  });
+
+  it('never reports a check that could not run as Success', async () => {
+    const down = await runCli(['test-connectivity', '--json'], { env: { ...env, EMFLEET_OCS_URL: 'http://127.0.0.1:9/feed', EMFLEET_RELAY_SEND_KEY: 'wrong' } });
+    expect(down.code).toBe(1);
+    const checks = JSON.parse(down.stdout).checks as { name: string; result: string; detail: string }[];
+    expect(checks[0]).toMatchObject({ result: 'Failed' });
+    expect(checks[1]).toMatchObject({ name: 'The mitigation package verifies', result: 'Failed', detail: 'not run: the feed could not be fetched' });
+    expect(checks.filter((check) => check.result === 'Success')).toEqual([]);
+    expect(checks.some((check) => /401|send rule/i.test(check.detail))).toBe(true);
+  });
+});
