@@ -1,0 +1,47 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Language, Parser } from 'web-tree-sitter';
+
+/**
+ * PowerShell cannot run here, so the scripts the applier sends are at least parsed by a real
+ * PowerShell grammar (tree-sitter-powershell): a syntax error would otherwise only show on Windows.
+ */
+const goldenDirectory = new URL('./golden/powershell/', import.meta.url);
+const scripts = readdirSync(goldenDirectory).filter((name) => name.endsWith('.ps1'));
+let parser: Parser;
+
+beforeAll(async () => {
+  await Parser.init();
+  const wasm = createRequire(import.meta.url).resolve('tree-sitter-powershell/tree-sitter-powershell.wasm');
+  parser = new Parser();
+  parser.setLanguage(await Language.load(wasm));
+});
+
+function syntaxProblems(text: string): string[] {
+  const tree = parser.parse(text);
+  if (!tree) return ['the parser returned nothing'];
+  const problems: string[] = [];
+  const walk = (node: NonNullable<typeof tree.rootNode>): void => {
+    if (node.isError || node.isMissing) problems.push(`${node.isMissing ? 'missing' : 'error'} ${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`);
+    for (const child of node.children) if (child) walk(child);
+  };
+  walk(tree.rootNode);
+  return problems;
+}
+
+describe('generated PowerShell parses', () => {
+  it('there are scripts to check', () => {
+    expect(scripts.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each(scripts)('%s', (name) => {
+    expect(syntaxProblems(readFileSync(new URL(name, goldenDirectory), 'utf8'))).toEqual([]);
+  });
+
+  it('the check catches a broken script', () => {
+    const broken = readFileSync(new URL(scripts[0]!, goldenDirectory), 'utf8').replace(/\}\s*$/, '');
+    expect(syntaxProblems(broken)).not.toEqual([]);
+    expect(syntaxProblems('if ($x -eq 1 { Write-Output "no paren" }')).not.toEqual([]);
+  });
+});
