@@ -109,12 +109,12 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     channel.once('close', () => channels.delete(channel));
     // hyco-https opens response rendezvous sockets without an error listener: a refused one
     // (expired address, network fault) would throw out of the event loop and end the process.
-    channel.on('error', (error: Error) => logger.warn('relay.listener.rendezvous_failed', { ...where, error: error.message }));
+    channel.on('error', (error: Error) => logger.warn('RelayListenerRendezvousFailed', { ...where, error: error.message }));
   });
 
   server.on('listening', () => {
     openedAt = Date.now();
-    logger.info('relay.listener.listening', where);
+    logger.info('RelayListenerListening', where);
     setState('listening');
     markReady();
     startChannelTimers();
@@ -125,7 +125,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     const message = event.message ?? event.error?.message ?? String(event);
     const status = /Unexpected server response: (\d{3})/.exec(message)?.[1];
     if (status === '401' || status === '403') {
-      logger.error('relay.listener.rejected', {
+      logger.error('RelayListenerRejected', {
         ...where,
         status: Number(status),
         reason:
@@ -134,9 +134,9 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
             : 'the listen token does not grant Listen on this hybrid connection (403)',
       });
     } else if (status === '404') {
-      logger.error('relay.listener.rejected', { ...where, status: 404, reason: 'the hybrid connection does not exist (404)' });
+      logger.error('RelayListenerRejected', { ...where, status: 404, reason: 'the hybrid connection does not exist (404)' });
     } else {
-      logger.warn('relay.listener.error', { ...where, error: message });
+      logger.warn('RelayListenerError', { ...where, error: message });
     }
   });
 
@@ -157,7 +157,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     try {
       token = options.token();
     } catch (error) {
-      logger.error('relay.listener.token_failed', { ...where, error: (error as Error).message });
+      logger.error('RelayListenerTokenFailed', { ...where, error: (error as Error).message });
       return scheduleReconnect('no token');
     }
     server.options.token = token;
@@ -167,7 +167,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       server.listen();
     } catch (error) {
       // e.g. a token with characters a header cannot carry; thrown here, inside our timer.
-      logger.error('relay.listener.error', { ...where, error: (error as Error).message });
+      logger.error('RelayListenerError', { ...where, error: (error as Error).message });
       scheduleReconnect('could not open the control channel');
     }
   }
@@ -176,7 +176,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     if (closed || reconnectTimer !== undefined) return;
     const delaySeconds = reconnectDelaysSeconds[Math.min(attempt, reconnectDelaysSeconds.length - 1)]!;
     attempt += 1;
-    logger.warn('relay.listener.reconnecting', { ...where, reason, delaySeconds, attempt });
+    logger.warn('RelayListenerReconnecting', { ...where, reason, delaySeconds, attempt });
     setState('reconnecting');
     reconnectTimer = setTimeout(connect, delaySeconds * 1000);
   }
@@ -190,7 +190,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       try {
         token = options.token();
       } catch (error) {
-        logger.error('relay.listener.token_failed', { ...where, error: (error as Error).message });
+        logger.error('RelayListenerTokenFailed', { ...where, error: (error as Error).message });
         return;
       }
       channel.send(JSON.stringify({ renewToken: { token } }));
@@ -214,7 +214,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       const body = await readAll(request);
       reply = await options.handler({ method: request.method, path: pathAfter(hybridConnection, request.url), headers: request.headers, body });
     } catch (error) {
-      logger.error('relay.listener.handler_failed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
+      logger.error('RelayListenerHandlerFailed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
       reply = { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'InternalError', detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000) }) };
     }
     const channel = response.socket;
@@ -226,7 +226,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       for (const [name, value] of Object.entries(reply.headers ?? {})) response.setHeader(name, value);
       response.end(Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body, 'utf8'));
     } catch (error) {
-      logger.error('relay.listener.reply_failed', { ...where, status: reply.status, error: (error as Error).message });
+      logger.error('RelayListenerReplyFailed', { ...where, status: reply.status, error: (error as Error).message });
     }
     if (channel) dropResponseCloseListeners(channel);
   }
@@ -252,14 +252,14 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     try {
       server.close();
     } catch (error) {
-      logger.warn('relay.listener.error', { ...where, error: (error as Error).message });
+      logger.warn('RelayListenerError', { ...where, error: (error as Error).message });
     }
     for (const socket of channels) socket.terminate();
     // A relay that never answers our close frame must not hold close() (ws@6 would wait 30 s).
     const force = setTimeout(() => channel.terminate(), 2000);
     await ended;
     clearTimeout(force);
-    logger.info('relay.listener.closed', where);
+    logger.info('RelayListenerClosed', where);
     setState('closed');
   }
 }

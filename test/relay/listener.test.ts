@@ -21,7 +21,7 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
     const outcome = await Promise.race([listener.ready.then(() => 'ready'), sleep(1300).then(() => 'still waiting')]);
     expect(outcome).toBe('still waiting');
     expect(relay.emulator.listenerCount(relay.hybridConnection)).toBe(0);
-    const rejections = logger.named('relay.listener.rejected');
+    const rejections = logger.named('RelayListenerRejected');
     expect(rejections.length).toBeGreaterThanOrEqual(2);
     expect(rejections[0]).toMatchObject({ level: 'error', fields: { status: 401, hybridConnection: relay.hybridConnection, reason: expect.stringContaining('listen rule') as unknown } });
     expect(states).toEqual(['reconnecting']);
@@ -106,8 +106,8 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
     await relay.listen(agent.handler, { logger }).ready;
     await expect(relay.sender.send(relay.hybridConnection, { method: 'GET', path: '/big' })).rejects.toMatchObject({ name: 'RelayTimeoutError' });
     late.open();
-    await waitFor(() => logger.named('relay.listener.rendezvous_failed').length === 1, 'the refused rendezvous to be logged');
-    expect(logger.named('relay.listener.rendezvous_failed')[0]?.fields['error']).toContain('403');
+    await waitFor(() => logger.named('RelayListenerRendezvousFailed').length === 1, 'the refused rendezvous to be logged');
+    expect(logger.named('RelayListenerRendezvousFailed')[0]?.fields['error']).toContain('403');
     expect((await relay.client.ping(relay.hybridConnection, { nonce: 'still here' })).nonce).toBe('still here');
   });
 
