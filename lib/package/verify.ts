@@ -133,20 +133,36 @@ function checkSignatureShape(signature: Element): void {
   checkKeyInfoShape(signature);
 }
 
-/** KeyInfo may carry X.509 data and nothing else. */
+/**
+ * KeyInfo may carry X.509 data, and the key name and value that .NET's SignedXml often adds
+ * (never used: the key is the chain-checked certificate's), and nothing else.
+ */
 function checkKeyInfoShape(signature: Element): void {
   const x509Children = ['X509Certificate', 'X509IssuerSerial', 'X509SubjectName', 'X509SKI'];
   for (const keyInfo of dsigChildren(signature, 'KeyInfo')) {
     for (const child of elementChildren(keyInfo)) {
-      if (child.namespaceURI !== DSIG_NS || child.localName !== 'X509Data') reject('BadSignature', `KeyInfo may hold only X509Data, found <${child.nodeName}>`);
-      for (const item of elementChildren(child)) {
-        if (item.namespaceURI !== DSIG_NS || !x509Children.includes(item.localName ?? '')) {
-          reject('BadSignature', `X509Data may hold only X.509 elements, found <${item.nodeName}>`);
+      const name = child.namespaceURI === DSIG_NS ? child.localName : undefined;
+      if (name === 'X509Data') {
+        for (const item of elementChildren(child)) {
+          if (item.namespaceURI !== DSIG_NS || !x509Children.includes(item.localName ?? '')) {
+            reject('BadSignature', `X509Data may hold only X.509 elements, found <${item.nodeName}>`);
+          }
         }
+      } else if (name === 'KeyValue' || name === 'KeyName') {
+        const foreign = descendants(child).find((node) => node.namespaceURI !== DSIG_NS && node.namespaceURI !== DSIG11_NS);
+        if (foreign) reject('BadSignature', `${name} may hold only XML-DSig key elements, found <${foreign.nodeName}>`);
+      } else {
+        reject('BadSignature', `KeyInfo may hold only X509Data, KeyValue or KeyName, found <${child.nodeName}>`);
       }
     }
   }
 }
+
+function descendants(node: Element): Element[] {
+  return elementChildren(node).flatMap((child) => [child, ...descendants(child)]);
+}
+
+const DSIG11_NS = 'http://www.w3.org/2009/xmldsig11#';
 
 function countByLocalName(node: Element, localName: string): number {
   return elementChildren(node).reduce((count, child) => count + (child.localName === localName ? 1 : 0) + countByLocalName(child, localName), 0);
