@@ -24,6 +24,22 @@ export interface PolicyDecision {
   readonly detail: string;
 }
 
+/**
+ * Steps 1 and 2 of `decide`: a server that policy says to leave alone (invalid policy, disabled at
+ * org or server) gets Skip, whatever the mitigation and whatever the operation.
+ */
+export function leftAlone(org: EffectiveScope, server: EffectiveScope, serverName: string): PolicyDecision | undefined {
+  if (!org.valid) return { decision: 'Skip', reason: 'PolicyError', detail: `org policy is invalid: ${org.problem}` };
+  if (!org.mitigationsEnabled.value) {
+    return { decision: 'Skip', reason: 'Disabled (org)', detail: `mitigations are disabled for the organization (${org.mitigationsEnabled.source})` };
+  }
+  if (!server.valid) return { decision: 'Skip', reason: 'PolicyError', detail: `policy of ${serverName} is invalid: ${server.problem}` };
+  if (!server.mitigationsEnabled.value) {
+    return { decision: 'Skip', reason: 'Disabled (server)', detail: `mitigations are disabled on ${serverName} (${server.mitigationsEnabled.source})` };
+  }
+  return undefined;
+}
+
 /** What the policy needs to know about a server. */
 export interface ServerFacts {
   readonly name: string;
@@ -48,14 +64,9 @@ export function decide(org: EffectiveScope, server: EffectiveScope, facts: Serve
   const removeIfApplied = (reason: PolicyReason, detail: string): PolicyDecision =>
     applied ? { decision: 'Remove', reason, detail: `${detail}; it is applied, so it is removed` } : { decision: 'Skip', reason, detail };
 
-  if (!org.valid) return { decision: 'Skip', reason: 'PolicyError', detail: `org policy is invalid: ${org.problem}` };
-  if (!org.mitigationsEnabled.value) {
-    return { decision: 'Skip', reason: 'Disabled (org)', detail: `mitigations are disabled for the organization (${org.mitigationsEnabled.source})` };
-  }
-  if (!server.valid) return { decision: 'Skip', reason: 'PolicyError', detail: `policy of ${facts.name} is invalid: ${server.problem}` };
-  if (!server.mitigationsEnabled.value) {
-    return { decision: 'Skip', reason: 'Disabled (server)', detail: `mitigations are disabled on ${facts.name} (${server.mitigationsEnabled.source})` };
-  }
+  const alone = leftAlone(org, server, facts.name);
+  // leftAlone answers for every invalid scope; the second test only narrows the types.
+  if (alone || !org.valid || !server.valid) return alone!;
   if (org.blockedMitigations.value.includes(mitigation.id)) {
     return removeIfApplied('Blocked (org)', `${mitigation.id} is blocked for the organization (${org.blockedMitigations.source})`);
   }

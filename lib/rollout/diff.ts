@@ -1,0 +1,34 @@
+import type { EocsPackage, Mitigation } from '../package/model.js';
+
+export interface PackageDiff {
+  readonly added: readonly string[];
+  readonly changed: readonly string[];
+  readonly withdrawn: readonly string[];
+  readonly unchanged: readonly string[];
+}
+
+/**
+ * What a newly accepted package changes against the last accepted one, by mitigation id. A
+ * mitigation is changed when anything it does or applies to differs (description aside). With no
+ * previous package, everything is added. The caller must only diff a package that passed the
+ * freshness check: withdrawal removes protection, so it is never inferred from an older package.
+ */
+export function diffPackages(previous: EocsPackage | undefined, next: EocsPackage): PackageDiff {
+  const before = new Map((previous?.mitigations ?? []).map((mitigation) => [mitigation.id, fingerprint(mitigation)]));
+  const after = new Map(next.mitigations.map((mitigation) => [mitigation.id, fingerprint(mitigation)]));
+  const sorted = (ids: Iterable<string>): string[] => [...ids].sort();
+  return {
+    added: sorted([...after.keys()].filter((id) => !before.has(id))),
+    changed: sorted([...after.keys()].filter((id) => before.has(id) && before.get(id) !== after.get(id))),
+    withdrawn: sorted([...before.keys()].filter((id) => !after.has(id))),
+    unchanged: sorted([...after.keys()].filter((id) => before.get(id) === after.get(id))),
+  };
+}
+
+export function isEmptyDiff(diff: PackageDiff): boolean {
+  return diff.added.length === 0 && diff.changed.length === 0 && diff.withdrawn.length === 0;
+}
+
+function fingerprint(mitigation: Mitigation): string {
+  return JSON.stringify({ applicability: mitigation.applicability, actions: mitigation.actions.map(({ description: _description, ...action }) => action) });
+}

@@ -1,0 +1,101 @@
+import type { RolloutState } from '../fleet/schemas.js';
+
+/** What the state machine knows of a rollout; stored in the Rollouts state row. */
+export interface RolloutStatus {
+  readonly state: RolloutState;
+  readonly currentWave: number;
+  readonly waveCount: number;
+  /** The state a paused rollout goes back to. */
+  readonly resumeTo?: 'Planned' | 'Running' | 'Baking';
+  readonly profile: 'default' | 'emergency';
+  readonly reason: string;
+}
+
+export interface WaveCounts {
+  readonly servers: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+}
+
+export type RolloutEvent =
+  | { readonly kind: 'start' }
+  /** Every server of the current wave has a result. */
+  | { readonly kind: 'waveFinished'; readonly wave: number }
+  /** The bake time is over (or was skipped): judge the wave. */
+  | { readonly kind: 'gate'; readonly wave: number; readonly counts: WaveCounts; readonly maxErrors: number; readonly failedServers: readonly string[] }
+  | { readonly kind: 'pause'; readonly actor: string }
+  | { readonly kind: 'resume'; readonly actor: string }
+  | { readonly kind: 'abort'; readonly actor: string }
+  | { readonly kind: 'expedite'; readonly actor: string };
+
+/** What the caller must do after writing the new state (and only after the write succeeded). */
+export type RolloutEffect =
+  | { readonly kind: 'startWave'; readonly wave: number }
+  | { readonly kind: 'scheduleGate'; readonly wave: number; readonly immediately: boolean }
+  | { readonly kind: 'notify'; readonly event: 'RolloutHalted' | 'RolloutCompleted' | 'RolloutAborted' };
+
+export type TransitionResult =
+  | { readonly ok: true; readonly status: RolloutStatus; readonly effects: readonly RolloutEffect[] }
+  | { readonly ok: false; readonly reason: string };
+
+const terminal: readonly RolloutState[] = ['Halted', 'Aborted', 'Completed'];
+
+/**
+ * Every state change of a rollout, as one pure function (DESIGN §7):
+ * Planned → Running (start) → Baking (wave finished) → Running next wave / Completed / Halted (gate);
+ * Paused from Planned, Running or Baking and back; Aborted from any state that is not final.
+ * Events that arrive late (a gate for a wave already judged, a finish after an abort) are refused
+ * with a reason rather than applied twice: queue messages can be delivered more than once.
+ */
+export function transition(status: RolloutStatus, event: RolloutEvent): TransitionResult {
+  const refuse = (why: string): TransitionResult => ({ ok: false, reason: `${event.kind} refused: ${why} (rollout is ${status.state}, wave ${status.currentWave + 1} of ${status.waveCount})` });
+  const to = (changes: Partial<RolloutStatus>, effects: RolloutEffect[] = []): TransitionResult => ({ ok: true, status: { ...status, ...changes }, effects });
+  if (terminal.includes(status.state)) return refuse('the rollout has ended');
+
+  switch (event.kind) {
+    case 'start':
+      if (status.state !== 'Planned') return refuse('only a planned rollout starts');
+      return to({ state: 'Running', currentWave: 0, reason: '' }, [{ kind: 'startWave', wave: 0 }]);
+
+    case 'waveFinished':
+      if (status.state !== 'Running' || event.wave !== status.currentWave) return refuse(`wave ${event.wave + 1} is not the running wave`);
+      return to({ state: 'Baking' }, [{ kind: 'scheduleGate', wave: event.wave, immediately: status.profile === 'emergency' }]);
+
+    case 'gate': {
+      if (status.state !== 'Baking' || event.wave !== status.currentWave) return refuse(`wave ${event.wave + 1} is not baking`);
+      if (event.counts.failed > event.maxErrors) {
+        const named = event.failedServers.slice(0, 10).join(', ') + (event.failedServers.length > 10 ? ` and ${event.failedServers.length - 10} more` : '');
+        return to(
+          { state: 'Halted', reason: `WaveHalted: wave ${event.wave + 1} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}` },
+          [{ kind: 'notify', event: 'RolloutHalted' }],
+        );
+      }
+      if (event.wave + 1 >= status.waveCount) return to({ state: 'Completed', reason: '' }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
+      return to({ state: 'Running', currentWave: event.wave + 1 }, [{ kind: 'startWave', wave: event.wave + 1 }]);
+    }
+
+    case 'pause':
+      if (status.state === 'Paused') return refuse('already paused');
+      return to({ state: 'Paused', resumeTo: status.state as 'Planned' | 'Running' | 'Baking', reason: `Paused by ${event.actor}` });
+
+    case 'resume': {
+      if (status.state !== 'Paused' || status.resumeTo === undefined) return refuse('only a paused rollout resumes');
+      const back = status.resumeTo;
+      const { resumeTo: _resumeTo, ...rest } = status;
+      // Messages that arrived while paused ended as Skipped; resuming sends the wave (or its gate) again.
+      const effects: RolloutEffect[] = back === 'Running' ? [{ kind: 'startWave', wave: status.currentWave }] : back === 'Baking' ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: status.profile === 'emergency' }] : [];
+      return { ok: true, status: { ...rest, state: back, reason: `Resumed by ${event.actor}` }, effects };
+    }
+
+    case 'abort':
+      return to({ state: 'Aborted', reason: `Aborted by ${event.actor}` }, [{ kind: 'notify', event: 'RolloutAborted' }]);
+
+    case 'expedite':
+      if (status.profile === 'emergency') return refuse('already on the emergency profile');
+      return to(
+        { profile: 'emergency', reason: `Expedited by ${event.actor}` },
+        status.state === 'Baking' ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: true }] : [],
+      );
+  }
+}
