@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { orgName } from '../fleet/schemas.js';
+import { jsonText, orgName } from '../fleet/schemas.js';
+import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
@@ -43,6 +44,10 @@ export const settingsSchema = z.object({
   /** SAS send rule; without a key the app authenticates with its managed identity (Azure Relay Sender role). */
   EMFLEET_RELAY_SEND_KEY_NAME: z.string().min(1).default('send'),
   EMFLEET_RELAY_SEND_KEY: z.string().min(1).optional(),
+  /** Rollout waves (JSON list; see lib/rollout/waves.ts); defaults: canary ring, 10%, the rest. */
+  EMFLEET_WAVES: jsonText(waveProfile).default(defaultWaves),
+  /** The waves `--emergency` and `rollout expedite` switch to. */
+  EMFLEET_EMERGENCY_WAVES: jsonText(waveProfile).default(defaultEmergencyWaves),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

@@ -6,6 +6,8 @@ import { maxPackageBytes } from '../package/xml.js';
 
 /** Microsoft's feed, the one every Exchange server's EM service polls. */
 export const microsoftFeedUrl = 'https://officeclient.microsoft.com/getexchangemitigations';
+/** The Packages partition of Microsoft's feed. */
+export const microsoftFeedName = 'microsoft';
 
 export type OcsErrorKind = 'Dns' | 'Tls' | 'HttpStatus' | 'Timeout' | 'TooLarge' | 'Network' | 'Proxy';
 

@@ -13,6 +13,13 @@ describe('settings', () => {
     expect(sampled.sort()).toEqual([...settingNames].sort());
   });
 
+  it('every sample value in local.settings.sample.json is valid', () => {
+    const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'));
+    const settings = loadSettings(sample.Values);
+    expect(settings.EMFLEET_WAVES.map((wave) => wave.name)).toEqual(['canary', 'early', 'broad']);
+    expect(settings.EMFLEET_ORG).toBe('contoso');
+  });
+
   it('applies the Microsoft feed defaults', () => {
     const settings = loadSettings({});
     expect(settings.EMFLEET_SIGNER_SUBJECT).toBe('Microsoft Exchange XML Signing');
