@@ -4,6 +4,7 @@ import { describeRowProblem, readRows, validateRow } from './rows.js';
 import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 import { odata } from '@azure/data-tables';
+import { upsertAction, writeInTransactions } from './batch.js';
 
 export class RolloutNotFoundError extends EmfleetError {
   override readonly name = 'RolloutNotFoundError';
@@ -21,6 +22,7 @@ export interface NewRollout {
   readonly packageSequence: number;
   readonly operation: 'apply' | 'remove';
   readonly waves: readonly { readonly name: string; readonly servers: number }[];
+  readonly profile?: 'default' | 'emergency';
 }
 
 /** The state row and one row per wave, in one transaction (one partition per rollout). */
@@ -41,6 +43,7 @@ export async function createRollout(tables: FleetTables, rollout: NewRollout, op
         reason: '',
         waveCount: rollout.waves.length,
         currentWave: 0,
+        profile: rollout.profile ?? 'default',
         createdAt: now,
         updatedAt: now,
       },
@@ -66,7 +69,7 @@ export async function readRollout(tables: FleetTables, rolloutId: string): Promi
 export async function updateRolloutState(
   tables: FleetTables,
   rolloutId: string,
-  next: (current: RolloutStateRow) => Partial<Pick<RolloutStateRow, 'state' | 'reason' | 'currentWave'>> | undefined,
+  next: (current: RolloutStateRow) => Partial<Pick<RolloutStateRow, 'state' | 'reason' | 'currentWave' | 'profile' | 'resumeTo'>> | undefined,
   options: { now?: Date } = {},
 ): Promise<RolloutStateRow> {
   const client = await tables.client('Rollouts');
@@ -79,7 +82,8 @@ export async function updateRolloutState(
     result = checked.row;
     if (changes === undefined) return { kind: 'keep' };
     result = { ...checked.row, ...changes, updatedAt: options.now ?? new Date() };
-    return { kind: 'write', entity: { ...result } };
+    // Tables has no null: a field set to undefined (resumeTo after a resume) is left out of the row.
+    return { kind: 'write', entity: Object.fromEntries(Object.entries(result).filter(([, value]) => value !== undefined)) as RolloutStateRow };
   });
   return result!;
 }
@@ -102,4 +106,34 @@ export async function addToWaveCounters(tables: FleetTables, rolloutId: string, 
     return { kind: 'write', entity: { ...result } };
   });
   return result!;
+}
+
+/** One server's part of a planned rollout, stored before the rollout becomes visible. */
+export interface PlanRow {
+  readonly wave: number;
+  readonly index: number;
+  readonly server: string;
+  readonly hybridConnection: string;
+  readonly apply: readonly string[];
+  readonly remove: readonly string[];
+}
+
+export const planRowKey = (wave: number, index: number): string => `plan-${String(wave).padStart(2, '0')}-${String(index).padStart(6, '0')}`;
+
+/** Plan rows go in transactions of 100 (one partition per rollout): 10,000 servers are 100 round trips. */
+export async function writePlanRows(tables: FleetTables, rolloutId: string, rows: readonly PlanRow[]): Promise<void> {
+  const client = await tables.client('Rollouts');
+  await writeInTransactions(
+    client,
+    rows.map((row) =>
+      upsertAction({
+        partitionKey: rolloutId,
+        rowKey: planRowKey(row.wave, row.index),
+        server: row.server,
+        hybridConnection: row.hybridConnection,
+        apply: JSON.stringify(row.apply),
+        remove: JSON.stringify(row.remove),
+      }),
+    ),
+  );
 }

@@ -145,6 +145,8 @@ export const rolloutStateRow = z.object({
   reason: z.string().default(''),
   waveCount: z.number().int().min(1).max(99),
   currentWave: z.number().int().nonnegative(),
+  profile: z.enum(['default', 'emergency']).default('default'),
+  resumeTo: z.enum(['Planned', 'Running', 'Baking']).optional(),
   createdAt: z.date(),
   updatedAt: z.date(),
 });

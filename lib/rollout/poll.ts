@@ -1,0 +1,152 @@
+import { writeAudit } from '../fleet/audit.js';
+import { readFeedState, updateFeedState } from '../fleet/feeds.js';
+import { latestPackage, storePackage } from '../fleet/packages.js';
+import { readPolicy } from '../fleet/policy.js';
+import { queueNames, type QueueSender } from '../fleet/queues.js';
+import { createRollout, updateRolloutState, writePlanRows, type PlanRow } from '../fleet/rollouts.js';
+import { isStatus } from '../fleet/rows.js';
+import { listServers } from '../fleet/servers.js';
+import type { FleetTables } from '../fleet/storage.js';
+import type { Logger } from '../log.js';
+import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/client.js';
+import type { EocsPackage } from '../package/model.js';
+import type { TrustPolicy } from '../package/trust.js';
+import { verifyPackage } from '../package/verify.js';
+import { diffPackages, isEmptyDiff, type PackageDiff } from './diff.js';
+import { planRollout, type RolloutOperation } from './plan.js';
+import { transition, type RolloutStatus } from './state.js';
+import type { WaveProfile } from './waves.js';
+
+export interface Feed {
+  readonly name: string;
+  readonly url: string;
+  readonly trust: TrustPolicy;
+}
+
+export interface PollDeps {
+  readonly tables: FleetTables;
+  readonly queues: QueueSender;
+  readonly org: string;
+  readonly waves: WaveProfile;
+  readonly logger: Logger;
+  readonly fetch?: (options: FetchFeedOptions) => Promise<FetchFeedResult>;
+  readonly now?: () => Date;
+}
+
+export type PollOutcome =
+  | { readonly kind: 'error'; readonly error: string }
+  | { readonly kind: 'unchanged' }
+  | { readonly kind: 'rejected'; readonly reason: string; readonly detail: string; readonly sha256: string }
+  | { readonly kind: 'accepted'; readonly sequence: number; readonly sha256: string; readonly diff: PackageDiff; readonly rollouts: readonly string[] };
+
+const system = 'emfleet';
+
+/**
+ * One poll of one feed (DESIGN §4, §7): fetch (conditional) → verify → freshness → store the
+ * exact signed bytes → diff against the last accepted package → a rollout for what was added or
+ * changed, another for what was withdrawn. A failure or a rejection changes nothing but the feed's
+ * record: the last good package stays in force.
+ */
+export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome> {
+  const now = deps.now ?? (() => new Date());
+  const where = { feed: feed.name, url: feed.url };
+  const state = await readFeedState(deps.tables, feed.name);
+  let fetched: FetchFeedResult;
+  try {
+    fetched = await (deps.fetch ?? fetchFeed)({
+      url: feed.url,
+      ...(state?.etag ? { etag: state.etag } : {}),
+      ...(state?.lastModified ? { lastModified: state.lastModified } : {}),
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    deps.logger.error('PollFailed', { ...where, error: message });
+    await updateFeedState(deps.tables, feed.name, () => ({ lastPollAt: now(), lastErrorAt: now(), lastError: message }));
+    return { kind: 'error', error: message };
+  }
+  const validators = { etag: fetched.etag ?? '', lastModified: fetched.lastModified ?? '' };
+  if (fetched.kind === 'unchanged') {
+    await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now() }));
+    deps.logger.info('PollUnchanged', where);
+    return { kind: 'unchanged' };
+  }
+
+  const previous = await latestPackage(deps.tables, feed.name);
+  const previousModel = previous ? verifyPackage(previous.bytes, { trust: feed.trust }) : undefined;
+  const lastAccepted = previousModel?.ok
+    ? { ...(previousModel.package.signingTime ? { signingTime: previousModel.package.signingTime } : {}), ...(previousModel.package.sequence === undefined ? {} : { sequence: previousModel.package.sequence }) }
+    : undefined;
+  const verified = verifyPackage(fetched.bytes, { trust: feed.trust, now: now(), ...(lastAccepted ? { lastAccepted } : {}) });
+  if (!verified.ok) {
+    deps.logger.warn('PackageRejected', { ...where, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
+    await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now(), lastRejectedAt: now(), lastRejectedSha256: verified.sha256, lastRejectedReason: `${verified.reason}: ${verified.detail}` }));
+    await writeAudit(deps.tables, [{ actor: system, action: 'package.rejected', target: `feed:${feed.name}`, source: 'ocs', before: null, after: { sha256: verified.sha256, reason: verified.reason, detail: verified.detail } }], now());
+    return { kind: 'rejected', reason: verified.reason, detail: verified.detail, sha256: verified.sha256 };
+  }
+
+  const stored = await storePackage(deps.tables, {
+    feed: feed.name,
+    bytes: fetched.bytes,
+    mitigationIds: verified.package.mitigations.map((mitigation) => mitigation.id),
+    ...(verified.package.signingTime ? { signingTime: verified.package.signingTime } : {}),
+    ...(verified.package.sequence === undefined ? {} : { signedSequence: verified.package.sequence }),
+  }, { now: now() });
+  await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now() }));
+  if (!stored.created) {
+    deps.logger.info('PollUnchanged', { ...where, sha256: verified.sha256 });
+    return { kind: 'unchanged' };
+  }
+  const diff = diffPackages(previousModel?.ok ? previousModel.package : undefined, verified.package);
+  await writeAudit(deps.tables, [{ actor: system, action: 'package.accepted', target: `feed:${feed.name}`, source: 'ocs', before: previous ? { sequence: previous.sequence, sha256: previous.sha256 } : null, after: { sequence: stored.sequence, sha256: verified.sha256, ...diff } }], now());
+  deps.logger.info('PackageAccepted', { ...where, sequence: stored.sequence, sha256: verified.sha256, added: diff.added, changed: diff.changed, withdrawn: diff.withdrawn });
+
+  const rollouts: string[] = [];
+  if (!isEmptyDiff(diff)) {
+    const toApply = [...diff.added, ...diff.changed];
+    if (toApply.length > 0) rollouts.push(...(await startRollout(deps, feed.name, stored.sequence, 'apply', toApply, verified.package, now())));
+    if (diff.withdrawn.length > 0) rollouts.push(...(await startRollout(deps, feed.name, stored.sequence, 'remove', diff.withdrawn, verified.package, now())));
+  }
+  return { kind: 'accepted', sequence: stored.sequence, sha256: verified.sha256, diff, rollouts };
+}
+
+/**
+ * Plans, stores the plan, and starts the rollout. The id is derived from the feed, the package
+ * sequence and the operation, so a poll that is retried after a crash finds the rollout it made.
+ */
+async function startRollout(deps: PollDeps, feed: string, sequence: number, operation: RolloutOperation, mitigationIds: readonly string[], eocs: EocsPackage, now: Date): Promise<string[]> {
+  const id = `${feed}-${String(sequence).padStart(6, '0')}-${operation}`;
+  const [{ rows }, policy] = await Promise.all([listServers(deps.tables, deps.org, { logger: deps.logger }), readPolicy(deps.tables, deps.org, { logger: deps.logger })]);
+  const plan = planRollout({
+    operation,
+    mitigationIds,
+    mitigations: eocs.mitigations,
+    servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: row.relayHybridConnection || row.rowKey })),
+    orgPolicy: policy.org,
+    serverPolicy: policy.servers,
+    waves: deps.waves,
+  });
+  const planRows: PlanRow[] = plan.waves.flatMap((wave) => wave.servers.map((server, index) => ({ wave: wave.index, index, server: server.server, hybridConnection: server.hybridConnection, apply: server.apply, remove: server.remove })));
+  if (planRows.length === 0) {
+    deps.logger.info('RolloutNotNeeded', { feed, sequence, operation, mitigationIds, leftOut: plan.leftOut.length });
+    return [];
+  }
+  await writePlanRows(deps.tables, id, planRows);
+  try {
+    await createRollout(deps.tables, { id, feed, packageSequence: sequence, operation, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length })) }, { now });
+  } catch (error) {
+    if (!isStatus(error, 409)) throw error;
+  }
+  let effects: readonly { kind: string; wave?: number }[] = [];
+  await updateRolloutState(deps.tables, id, (current) => {
+    const status: RolloutStatus = { state: current.state, currentWave: current.currentWave, waveCount: current.waveCount, profile: current.profile, reason: current.reason, ...(current.resumeTo ? { resumeTo: current.resumeTo } : {}) };
+    const result = transition(status, { kind: 'start' });
+    if (!result.ok) return undefined;
+    effects = result.effects;
+    return { state: result.status.state, currentWave: result.status.currentWave, reason: result.status.reason };
+  });
+  for (const effect of effects) {
+    if (effect.kind === 'startWave') await deps.queues.send(queueNames.waves, { rolloutId: id, wave: effect.wave });
+  }
+  deps.logger.info('RolloutStarted', { rolloutId: id, feed, sequence, operation, mitigationIds, servers: planRows.length, leftOut: plan.leftOut.length, waves: plan.waves.map((wave) => `${wave.name}:${wave.servers.length}`) });
+  return [id];
+}
