@@ -5,6 +5,20 @@ import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/wav
 import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
+/** An organization feed: custom mitigations signed by its own CA (`emfleet package sign`). */
+const orgFeedSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and - (at most 32)'),
+    url: z.url({ protocol: /^https?$/ }),
+    /** PEM text or a file path. */
+    trustAnchors: z.string().min(1),
+    anchorSha256: z.array(z.string()).default([]),
+    signerSubject: z.string().min(1),
+    signerEku: z.string().regex(/^\d+(\.\d+)+$/),
+  })
+  .strict();
+export type OrgFeedSetting = z.infer<typeof orgFeedSchema>;
+
 const commaList = z
   .string()
   .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
@@ -46,6 +60,10 @@ export const settingsSchema = z.object({
   EMFLEET_RELAY_SEND_KEY: z.string().min(1).optional(),
   /** Rollout waves (JSON list; see lib/rollout/waves.ts); defaults: canary ring, 10%, the rest. */
   EMFLEET_WAVES: jsonText(waveProfile).default(defaultWaves),
+  /** When pollOcs runs: a 6-field NCRONTAB expression in UTC (seconds first); hourly by default. */
+  EMFLEET_POLL_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 0 * * * *"').default('0 0 * * * *'),
+  /** The organization's own feeds besides Microsoft's (JSON list), each with its own trust. */
+  EMFLEET_FEEDS: jsonText(z.array(orgFeedSchema).max(10)).default([]),
   /** The waves `--emergency` and `rollout expedite` switch to. */
   EMFLEET_EMERGENCY_WAVES: jsonText(waveProfile).default(defaultEmergencyWaves),
 });
