@@ -56,13 +56,13 @@ afterAll(() => {
 
 describe('functions/pollOcs', () => {
   it('is an hourly timer by app setting', () => {
-    expect(pollOcs.schedule).toBe('%EMFLEET_POLL_SCHEDULE%');
+    expect(pollOcs).toMatchObject({ kind: 'timer', name: 'pollOcs', options: { schedule: '%EMFLEET_POLL_SCHEDULE%' } });
   });
 
   it('syncs the declared policy, polls every feed with its own trust, and names a misconfigured feed', async () => {
     const lines: string[] = [];
     const context = new InvocationContext({ functionName: 'pollOcs', logHandler: (_level, ...args) => lines.push(args.map(String).join(' ')) });
-    await pollOcs.handler({ isPastDue: false, schedule: { adjustForDST: false } } as Timer, context);
+    await pollOcs.options.handler({ isPastDue: false, schedule: { adjustForDST: false } } as Timer, context);
     const events = lines.map((line) => JSON.parse(line) as { event: string; feed?: string });
     expect(events.filter((entry) => entry.event === 'PackageAccepted').map((entry) => entry.feed).sort()).toEqual(['contoso', 'microsoft']);
     expect(events).toContainEqual(expect.objectContaining({ event: 'FeedMisconfigured', feed: 'broken' }));

@@ -1,0 +1,32 @@
+import { app, type HttpFunctionOptions, type StorageQueueFunctionOptions, type TimerFunctionOptions } from '@azure/functions';
+
+/**
+ * A trigger as `functions/*.ts` declare it: what the Functions host registers, and what the local
+ * host (lib/local/host) and the tests run without it (DESIGN §9).
+ */
+export type FunctionDefinition =
+  | { readonly kind: 'timer'; readonly name: string; readonly options: TimerFunctionOptions }
+  | { readonly kind: 'storageQueue'; readonly name: string; readonly options: StorageQueueFunctionOptions }
+  | { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions };
+
+/** Registers with the v4 programming model (a no-op outside the host) and returns the definition. */
+export function register<T extends FunctionDefinition>(definition: T): T {
+  switch (definition.kind) {
+    case 'timer':
+      app.timer(definition.name, definition.options);
+      break;
+    case 'storageQueue':
+      app.storageQueue(definition.name, definition.options);
+      break;
+    case 'http':
+      app.http(definition.name, definition.options);
+      break;
+  }
+  return definition;
+}
+
+export function isFunctionDefinition(value: unknown): value is FunctionDefinition {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as { kind?: unknown; name?: unknown; options?: { handler?: unknown } };
+  return (candidate.kind === 'timer' || candidate.kind === 'storageQueue' || candidate.kind === 'http') && typeof candidate.name === 'string' && typeof candidate.options?.handler === 'function';
+}
