@@ -8,6 +8,9 @@ import { microsoftFeedName } from './ocs/client.js';
 import { createTrustPolicy, readPemSetting, trustPolicyFromSettings } from './package/trust.js';
 import { declaredLayers, parseDeclaredPolicy } from './policy/declared.js';
 import { pollFeed, type Feed, type PollOutcome } from './rollout/poll.js';
+import { recordInvalidMessage, type StepDeps } from './rollout/steps.js';
+import { agentClientFromSettings } from './relay/settings.js';
+import type { AgentClient } from './relay/sender.js';
 
 /** The cloud side's dependencies, built once per invocation from the settings. */
 export interface AppContext {
@@ -24,7 +27,7 @@ export function appContext(logger: Logger, environment: Record<string, string | 
   return {
     settings,
     tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }),
-    queues: new StorageQueueSender(connection, prefix === undefined ? {} : { prefix }),
+    queues: new StorageQueueSender(connection, settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: settings.EMFLEET_QUEUE_PREFIX }),
     logger,
   };
 }
@@ -80,4 +83,38 @@ export async function runPollCycle(app: AppContext): Promise<Record<string, Poll
     outcomes[feed.name] = await pollFeed({ tables, queues: app.queues, org: settings.EMFLEET_ORG, waves: settings.EMFLEET_WAVES, logger }, feed);
   }
   return outcomes;
+}
+
+let cachedAgents: { key: string; client: Promise<AgentClient> } | undefined;
+
+/** What the queue steps need; the relay client is kept for the life of the process (connection reuse). */
+export async function stepDeps(app: AppContext): Promise<StepDeps> {
+  const key = `${app.settings.EMFLEET_RELAY_ENDPOINT ?? ''}|${app.settings.EMFLEET_RELAY_NAMESPACE ?? ''}|${app.settings.EMFLEET_RELAY_SEND_KEY_NAME}|${app.settings.EMFLEET_RELAY_SEND_KEY ?? ''}`;
+  if (cachedAgents?.key !== key) cachedAgents = { key, client: agentClientFromSettings(app.settings) };
+  return { tables: app.tables, queues: app.queues, agents: await cachedAgents.client, org: app.settings.EMFLEET_ORG, logger: app.logger };
+}
+
+/** Parses a queue message; an invalid one is recorded with its id and not retried (the handler returns). */
+export async function parseMessage<T>(app: AppContext, schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, message: unknown, context: InvocationContext, queue: string): Promise<T | undefined> {
+  const parsed = schema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  await recordInvalidMessage(app, queue, String(context.triggerMetadata?.['id'] ?? ''), `${issue.path.join('.') || 'message'}: ${issue.message}`);
+  return undefined;
+}
+
+/**
+ * The handler of a rollout queue step: parse the message (an invalid one is recorded and dropped),
+ * build the dependencies, run the step. Throwing lets the host retry with its visibility timeout.
+ */
+export function queueStepHandler<T>(
+  queue: string,
+  schema: Parameters<typeof parseMessage<T>>[1],
+  step: (deps: StepDeps, message: T, context: InvocationContext) => Promise<void>,
+): (message: unknown, context: InvocationContext) => Promise<void> {
+  return async (message, context) => {
+    const app = appContext(invocationLogger(context));
+    const parsed = await parseMessage(app, schema, message, context, queue);
+    if (parsed !== undefined) await step(await stepDeps(app), parsed, context);
+  };
 }

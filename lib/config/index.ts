@@ -60,6 +60,8 @@ export const settingsSchema = z.object({
   EMFLEET_RELAY_SEND_KEY: z.string().min(1).optional(),
   /** Rollout waves (JSON list; see lib/rollout/waves.ts); defaults: canary ring, 10%, the rest. */
   EMFLEET_WAVES: jsonText(waveProfile).default(defaultWaves),
+  /** Local runs and tests only: a prefix for queue names so several runs share one storage account. Leave unset in Azure. */
+  EMFLEET_QUEUE_PREFIX: z.string().regex(/^[a-z0-9]{1,20}$/, 'must be 1-20 lower-case letters and digits').optional(),
   /** When pollOcs runs: a 6-field NCRONTAB expression in UTC (seconds first); hourly by default. */
   EMFLEET_POLL_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 0 * * * *"').default('0 0 * * * *'),
   /** The organization's own feeds besides Microsoft's (JSON list), each with its own trust. */

@@ -14,14 +14,14 @@ export class RolloutNotFoundError extends EmfleetError {
   }
 }
 
-const waveKey = (index: number): string => `wave-${String(index).padStart(2, '0')}`;
+export const waveKey = (index: number): string => `wave-${String(index).padStart(2, '0')}`;
 
 export interface NewRollout {
   readonly id: string;
   readonly feed: string;
   readonly packageSequence: number;
   readonly operation: 'apply' | 'remove';
-  readonly waves: readonly { readonly name: string; readonly servers: number }[];
+  readonly waves: readonly { readonly name: string; readonly servers: number; readonly maxConcurrency?: number; readonly maxErrors?: number; readonly bakeInMs?: number }[];
   readonly profile?: 'default' | 'emergency';
 }
 
@@ -48,7 +48,27 @@ export async function createRollout(tables: FleetTables, rollout: NewRollout, op
         updatedAt: now,
       },
     ],
-    ...rollout.waves.map((wave, index) => ['create', { partitionKey: rollout.id, rowKey: waveKey(index), name: wave.name, servers: wave.servers, succeeded: 0, failed: 0, skipped: 0 }] as ['create', Record<string, unknown> & { partitionKey: string; rowKey: string }]),
+    ...rollout.waves.map(
+      (wave, index) =>
+        [
+          'create',
+          {
+            partitionKey: rollout.id,
+            rowKey: waveKey(index),
+            name: wave.name,
+            servers: wave.servers,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            maxConcurrency: wave.maxConcurrency ?? 1,
+            maxErrors: wave.maxErrors ?? 0,
+            bakeInMs: wave.bakeInMs ?? 0,
+            dispatched: 0,
+            counted: '',
+            failedServers: '[]',
+          },
+        ] as ['create', Record<string, unknown> & { partitionKey: string; rowKey: string }],
+    ),
   ]);
 }
 
@@ -103,9 +123,14 @@ export async function addToWaveCounters(tables: FleetTables, rolloutId: string, 
       failed: wave.failed + (delta.failed ?? 0),
       skipped: wave.skipped + (delta.skipped ?? 0),
     };
-    return { kind: 'write', entity: { ...result } };
+    return { kind: 'write', entity: waveEntity(result) };
   });
   return result!;
+}
+
+/** A wave row as stored: lists as JSON text. */
+export function waveEntity(wave: WaveRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+  return { ...wave, failedServers: JSON.stringify(wave.failedServers) };
 }
 
 /** One server's part of a planned rollout, stored before the rollout becomes visible. */

@@ -160,6 +160,15 @@ export const waveRow = z.object({
   succeeded: z.number().int().nonnegative().default(0),
   failed: z.number().int().nonnegative().default(0),
   skipped: z.number().int().nonnegative().default(0),
+  maxConcurrency: z.number().int().min(1).default(1),
+  maxErrors: z.number().int().nonnegative().default(0),
+  bakeInMs: z.number().int().nonnegative().default(0),
+  /** Servers (by plan index) sent so far: the window of `maxConcurrency` slides over the plan. */
+  dispatched: z.number().int().nonnegative().default(0),
+  /** Base64 bitset of the plan indices already counted, so a redelivered result never counts twice. */
+  counted: z.string().default(''),
+  /** The first failing servers, named in the halt reason. */
+  failedServers: jsonText(z.array(z.string())).default([]),
 });
 export type WaveRow = z.infer<typeof waveRow>;
 
@@ -180,3 +189,13 @@ export const resultRow = z.object({
   expiresAt: z.date().optional(),
 });
 export type ResultRow = z.infer<typeof resultRow>;
+
+export const planRow = z.object({
+  partitionKey: tableKey,
+  rowKey: z.string().regex(/^plan-\d{2}-\d{6}$/),
+  server: storedServerName,
+  hybridConnection: z.string().min(1),
+  apply: mitigationIdList,
+  remove: mitigationIdList,
+});
+export type PlanRowEntity = z.infer<typeof planRow>;

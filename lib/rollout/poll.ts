@@ -132,7 +132,7 @@ async function startRollout(deps: PollDeps, feed: string, sequence: number, oper
   }
   await writePlanRows(deps.tables, id, planRows);
   try {
-    await createRollout(deps.tables, { id, feed, packageSequence: sequence, operation, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length })) }, { now });
+    await createRollout(deps.tables, { id, feed, packageSequence: sequence, operation, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length, maxConcurrency: wave.maxConcurrency, maxErrors: wave.maxErrors, bakeInMs: wave.bakeInMs })) }, { now });
   } catch (error) {
     if (!isStatus(error, 409)) throw error;
   }

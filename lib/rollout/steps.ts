@@ -1,0 +1,340 @@
+import { createHash } from 'node:crypto';
+import { mapWithConcurrency } from '../concurrency.js';
+import { writeAudit } from '../fleet/audit.js';
+import { readPackage } from '../fleet/packages.js';
+import { getEntityOrUndefined, mutateEntity } from '../fleet/optimistic.js';
+import { queueNames, type QueueSender } from '../fleet/queues.js';
+import { upsertResults } from '../fleet/results.js';
+import { planRowKey, updateRolloutState, waveEntity, waveKey } from '../fleet/rollouts.js';
+import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
+import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
+import type { FleetTables } from '../fleet/storage.js';
+import type { Logger } from '../log.js';
+import type { MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
+import { RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
+import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
+import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
+
+/** The slice of AgentClient the steps use. */
+export interface AgentPort {
+  apply(hybridConnection: string, request: { operationId: string; packageBase64: string; mitigationIds: string[] }): Promise<OperationReply>;
+  remove(hybridConnection: string, request: { operationId: string; mitigationIds: string[] }): Promise<OperationReply>;
+  status(hybridConnection: string): Promise<StatusReply>;
+}
+
+export interface StepDeps {
+  readonly tables: FleetTables;
+  readonly queues: QueueSender;
+  readonly agents: AgentPort;
+  readonly org: string;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+  /** A paused rollout's messages come back this often until it is resumed or aborted. */
+  readonly pausedRecheckMs?: number;
+  /** How long to wait for an agent's 202 operation within one delivery, and how often to ask. */
+  readonly operationWaitMs?: number;
+  readonly operationPollMs?: number;
+}
+
+const sendConcurrency = 16;
+const maxNamedFailures = 50;
+/** Outcomes that count against a wave's error budget. */
+const failures: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective'];
+
+/** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
+export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
+  const state = await readState(deps.tables, message.rolloutId);
+  if (!state || state.state !== 'Running' || state.currentWave !== message.wave) {
+    deps.logger.info('StartWaveIgnored', { rolloutId: message.rolloutId, wave: message.wave, state: state?.state ?? 'missing', currentWave: state?.currentWave });
+    return;
+  }
+  await accountAndDispatch(deps, message.rolloutId, message.wave, undefined);
+}
+
+/**
+ * applyToServer: one server, one operation id (rollout, wave, server). The agent is asked only if
+ * no completed result exists; the result is counted once (a bit per plan index in the wave row);
+ * then the window slides on. Relay failures are thrown, so the host retries the message and, after
+ * maxDequeueCount, hands it to the poison handler.
+ */
+export async function applyToServer(deps: StepDeps, message: ApplyServerMessage): Promise<void> {
+  const where = { rolloutId: message.rolloutId, wave: message.wave, index: message.index };
+  const state = await readState(deps.tables, message.rolloutId);
+  const plan = await readPlanRow(deps.tables, message);
+  if (!state || !plan) {
+    deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
+    return;
+  }
+  const operationId = operationIdOf(message, plan.server);
+  const context = { ...where, server: plan.server, operationId };
+  if (state.state === 'Paused') {
+    await deps.queues.send(queueNames.apply, message, { delayInMs: deps.pausedRecheckMs ?? 30_000 });
+    deps.logger.info('ApplyHeld', { ...context, reason: 'rollout paused' });
+    return;
+  }
+  const existing = await readResult(deps.tables, plan.server, operationId);
+  let outcomes: Record<string, MitigationOutcome>;
+  if (existing) {
+    outcomes = existing;
+  } else if (state.state !== 'Running' || state.currentWave !== message.wave) {
+    outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` }]));
+    await recordResult(deps, plan, operationId, state, outcomes);
+  } else {
+    outcomes = await callAgent(deps, state, plan, operationId);
+    await recordResult(deps, plan, operationId, state, outcomes);
+    await updateReportedState(deps, plan, outcomes);
+  }
+  const verdict = verdictOf(outcomes);
+  deps.logger.info('ServerResult', { ...context, verdict, outcomes });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict });
+}
+
+/** The poison handler: a server whose messages kept failing is Unreachable and counts as a failure. */
+export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage, dequeueCount: number | undefined): Promise<void> {
+  const state = await readState(deps.tables, message.rolloutId);
+  const plan = await readPlanRow(deps.tables, message);
+  if (!state || !plan) return;
+  const operationId = operationIdOf(message, plan.server);
+  const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: `the agent did not answer after ${dequeueCount ?? 'several'} attempts` }]));
+  if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
+  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId, dequeueCount });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict: 'failed' });
+}
+
+/** gateWave: after the bake, judge the wave against its error budget. */
+export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promise<void> {
+  const wave = await readWave(deps.tables, message.rolloutId, message.wave);
+  if (!wave) return;
+  await applyEvent(deps, message.rolloutId, {
+    kind: 'gate',
+    wave: message.wave,
+    counts: { servers: wave.row.servers, succeeded: wave.row.succeeded, failed: wave.row.failed, skipped: wave.row.skipped },
+    maxErrors: wave.row.maxErrors,
+    failedServers: wave.row.failedServers,
+  });
+}
+
+/**
+ * Moves a rollout with the pure state machine, writes the new state (ETag), and only then carries
+ * out its effects. A refused event (a duplicate, a late message) is logged and changes nothing.
+ */
+export async function applyEvent(deps: StepDeps, rolloutId: string, event: RolloutEvent): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
+  let effects: readonly RolloutEffect[] = [];
+  let refusal: string | undefined;
+  const state = await updateRolloutState(
+    deps.tables,
+    rolloutId,
+    (current) => {
+      const result = transition(statusOf(current), event);
+      if (!result.ok) {
+        refusal = result.reason;
+        return undefined;
+      }
+      refusal = undefined;
+      effects = result.effects;
+      const next = result.status;
+      return { state: next.state, currentWave: next.currentWave, reason: next.reason, profile: next.profile, resumeTo: next.resumeTo };
+    },
+    deps.now ? { now: deps.now() } : {},
+  );
+  if (refusal) {
+    deps.logger.info('RolloutEventRefused', { rolloutId, event: event.kind, reason: refusal });
+    return { ok: false, reason: refusal, state };
+  }
+  deps.logger.info('RolloutTransition', { rolloutId, event: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
+  for (const effect of effects) await carryOut(deps, rolloutId, effect);
+  return { ok: true, state };
+}
+
+async function carryOut(deps: StepDeps, rolloutId: string, effect: RolloutEffect): Promise<void> {
+  switch (effect.kind) {
+    case 'startWave':
+      await deps.queues.send(queueNames.waves, { rolloutId, wave: effect.wave });
+      return;
+    case 'scheduleGate': {
+      const wave = await readWave(deps.tables, rolloutId, effect.wave);
+      await deps.queues.send(queueNames.gate, { rolloutId, wave: effect.wave }, { delayInMs: effect.immediately ? 0 : wave?.row.bakeInMs ?? 0 });
+      return;
+    }
+    case 'notify':
+      deps.logger.info(effect.event, { rolloutId });
+      return;
+  }
+}
+
+/**
+ * Counts one server's result (once: the wave row keeps a bit per plan index) and slides the
+ * window: sends the next servers so that at most maxConcurrency are in flight. Messages are sent
+ * before the row is written; if the write loses a race the step starts over, and a message sent
+ * twice is harmless because results are keyed by operation id. When the last result is in, the
+ * rollout moves on to bake.
+ */
+async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped' } | undefined): Promise<void> {
+  const client = await deps.tables.client('Rollouts');
+  for (let attempt = 1; attempt <= 25; attempt++) {
+    const stored = await readWave(deps.tables, rolloutId, waveIndex);
+    if (!stored) return;
+    const state = await readState(deps.tables, rolloutId);
+    const wave: WaveRow = { ...stored.row };
+    if (result && !bitIsSet(wave.counted, result.index)) {
+      wave.counted = withBit(wave.counted, result.index);
+      wave[result.verdict] += 1;
+      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) wave.failedServers = [...wave.failedServers, result.server];
+    }
+    const done = wave.succeeded + wave.failed + wave.skipped;
+    const sending = state?.state === 'Running' && state.currentWave === waveIndex;
+    const target = sending ? Math.min(wave.servers, done + wave.maxConcurrency) : wave.dispatched;
+    const fresh = range(wave.dispatched, target);
+    wave.dispatched = Math.max(wave.dispatched, target);
+    const changed = JSON.stringify(wave) !== JSON.stringify(stored.row);
+    await mapWithConcurrency(fresh, sendConcurrency, (index) => deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index }));
+    if (changed) {
+      try {
+        await client.updateEntity(waveEntity(wave), 'Replace', { etag: stored.etag });
+      } catch (error) {
+        if (isStatus(error, 412)) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1000, 5 * 2 ** attempt)));
+          continue;
+        }
+        throw error;
+      }
+    }
+    if (done >= wave.servers && state?.state === 'Running' && state.currentWave === waveIndex) {
+      await applyEvent(deps, rolloutId, { kind: 'waveFinished', wave: waveIndex });
+    }
+    return;
+  }
+  throw new Error(`wave ${waveIndex + 1} of ${rolloutId} kept changing; the message will be retried`);
+}
+
+async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEntity, operationId: string): Promise<Record<string, MitigationOutcome>> {
+  const outcomes: Record<string, MitigationOutcome> = {};
+  try {
+    if (plan.apply.length > 0) {
+      const stored = await readPackage(deps.tables, state.feed, state.packageSequence);
+      if (!stored) throw new Error(`package ${state.feed}/${state.packageSequence} is missing from the Packages table`);
+      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64: Buffer.from(stored.bytes).toString('base64'), mitigationIds: [...plan.apply] });
+      Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
+    }
+    if (plan.remove.length > 0) {
+      const reply = await deps.agents.remove(plan.hybridConnection, { operationId: `${operationId}.remove`, mitigationIds: [...plan.remove] });
+      Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
+    }
+  } catch (error) {
+    // The relay did not deliver or answer: retry the whole message (the agent recognises the operation id).
+    if (error instanceof RelayUnreachableError || error instanceof RelayTimeoutError) throw error;
+    const detail = error instanceof Error ? error.message : String(error);
+    for (const id of [...plan.apply, ...plan.remove]) outcomes[id] ??= { outcome: 'Failed', detail };
+  }
+  return outcomes;
+}
+
+/** Waits, within this delivery, for an operation the agent answered with 202. */
+async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationReply): Promise<OperationReply> {
+  const until = Date.now() + (deps.operationWaitMs ?? 45_000);
+  let current = reply;
+  while (current.status !== 'Completed') {
+    if (Date.now() > until) throw new RelayTimeoutError(`${plan.server} is still working on ${reply.operationId}; asking again later`);
+    await new Promise((resolve) => setTimeout(resolve, deps.operationPollMs ?? 2000));
+    const status = await deps.agents.status(plan.hybridConnection);
+    current = status.operations.find((operation) => operation.operationId === reply.operationId) ?? current;
+  }
+  return current;
+}
+
+async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+  await upsertResults(deps.tables, [
+    { server: plan.server, operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'Completed', outcomes, at: deps.now?.() ?? new Date() },
+  ]);
+}
+
+/** What the agent now has applied, as far as this operation tells: kept on the Servers row for policy and drift. */
+async function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+  const client = await deps.tables.client('Servers');
+  await mutateEntity(client, deps.org, plan.server, (current) => {
+    if (!current) return { kind: 'keep' };
+    const checked = validateRow('Servers', serverRow, current);
+    if (!checked.ok) {
+      deps.logger.warn('InvalidRow', { ...checked.problem });
+      return { kind: 'keep' };
+    }
+    const applied = new Set(checked.row.reportedApplied);
+    for (const [id, result] of Object.entries(outcomes)) {
+      if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied') applied.add(id);
+      if (result.outcome === 'Removed' || (result.outcome === 'NotApplicable' && plan.remove.includes(id))) applied.delete(id);
+    }
+    return { kind: 'write', entity: { ...current, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: deps.now?.() ?? new Date() } };
+  });
+}
+
+function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | 'failed' | 'skipped' {
+  const values = Object.values(outcomes).map((result) => result.outcome);
+  if (values.some((outcome) => failures.includes(outcome))) return 'failed';
+  if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
+  return 'succeeded';
+}
+
+function operationIdOf(message: ApplyServerMessage, server: string): string {
+  // Operation ids must stay within the agent protocol's 128 characters whatever the rollout id.
+  const id = `${message.rolloutId}.w${message.wave}.${server}`;
+  return id.length <= 120 ? id : `op.${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
+}
+
+async function readState(tables: FleetTables, rolloutId: string): Promise<RolloutStateRow | undefined> {
+  const client = await tables.client('Rollouts');
+  const entity = await getEntityOrUndefined(client, rolloutId, 'state');
+  if (!entity) return undefined;
+  const checked = validateRow('Rollouts', rolloutStateRow, entity);
+  return checked.ok ? checked.row : undefined;
+}
+
+async function readWave(tables: FleetTables, rolloutId: string, wave: number): Promise<{ row: WaveRow; etag: string } | undefined> {
+  const client = await tables.client('Rollouts');
+  const entity = await getEntityOrUndefined(client, rolloutId, waveKey(wave));
+  if (!entity) return undefined;
+  const checked = validateRow('Rollouts', waveRow, entity);
+  if (!checked.ok) throw new Error(describeRowProblem(checked.problem));
+  return { row: checked.row, etag: checked.etag };
+}
+
+async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Promise<PlanRowEntity | undefined> {
+  const client = await tables.client('Rollouts');
+  const entity = await getEntityOrUndefined(client, message.rolloutId, planRowKey(message.wave, message.index));
+  if (!entity) return undefined;
+  const checked = validateRow('Rollouts', planRow, entity);
+  return checked.ok ? checked.row : undefined;
+}
+
+async function readResult(tables: FleetTables, server: string, operationId: string): Promise<Record<string, MitigationOutcome> | undefined> {
+  const client = await tables.client('Results');
+  const entity = await getEntityOrUndefined(client, server, operationId);
+  if (!entity) return undefined;
+  const checked = validateRow('Results', resultRow, entity);
+  return checked.ok && checked.row.status === 'Completed' ? checked.row.outcomes : undefined;
+}
+
+function statusOf(row: RolloutStateRow): RolloutStatus {
+  return { state: row.state, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, reason: row.reason, ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}) };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, offset) => from + offset);
+}
+
+function bitIsSet(bits: string, index: number): boolean {
+  const bytes = Buffer.from(bits, 'base64');
+  return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
+}
+
+function withBit(bits: string, index: number): string {
+  const bytes = Buffer.from(bits, 'base64');
+  const grown = bytes.length > index >> 3 ? Buffer.from(bytes) : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
+  grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
+  return grown.toString('base64');
+}
+
+/** Recorded when a queue message fails its schema: it is not retried. */
+export async function recordInvalidMessage(deps: Pick<StepDeps, 'tables' | 'logger'>, queue: string, messageId: string | undefined, problem: string): Promise<void> {
+  deps.logger.error('InvalidMessage', { queue, messageId, problem });
+  await writeAudit(deps.tables, [{ actor: 'emfleet', action: 'message.invalid', target: `queue:${queue}`, source: 'queue', before: null, after: { messageId, problem } }]);
+}
