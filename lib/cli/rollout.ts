@@ -1,5 +1,11 @@
 import { Command } from 'commander';
 import { latestPackage } from '../fleet/packages.js';
+import { StorageQueueSender } from '../fleet/queues.js';
+import { listRollouts, readRollout } from '../fleet/rollouts.js';
+import type { RolloutStateRow } from '../fleet/schemas.js';
+import { storageConnectionFromSettings } from '../fleet/storage.js';
+import { silentLogger } from '../log.js';
+import { changeRollout } from '../rollout/admin.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
@@ -8,7 +14,7 @@ import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
 import { planRollout, type RolloutPlan } from '../rollout/plan.js';
-import { addStorageOptions, fleetContext, formatTable, type FleetContext, type StorageFlags } from './fleet.js';
+import { addActorOption, addStorageOptions, fleetContext, formatTable, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
 
@@ -43,6 +49,50 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       else for (const line of planLines(plan)) io.stdout(line);
     });
 
+  addStorageOptions(command.command('list').description('rollouts, newest first'))
+    .addHelpText('after', '\nExample:\n  emfleet rollout list --json')
+    .action(async (flags: StorageFlags) => {
+      const context = fleetContext(flags, io);
+      const rollouts = await listRollouts(context.tables);
+      if (flags.json) {
+        io.stdout(JSON.stringify(rollouts.map(rolloutJson)));
+        return;
+      }
+      if (rollouts.length === 0) return void io.stdout('no rollouts');
+      for (const line of formatTable(['ROLLOUT', 'OPERATION', 'STATE', 'WAVE', 'CREATED', 'REASON'], rollouts.map((row) => [row.partitionKey, row.operation, row.state, `${row.currentWave + 1}/${row.waveCount}`, row.createdAt.toISOString(), row.reason || '-']))) io.stdout(line);
+    });
+
+  addStorageOptions(command.command('show').description('one rollout: state, reason, and each wave\'s progress').argument('<id>', 'rollout id'))
+    .addHelpText('after', '\nExample:\n  emfleet rollout show microsoft-000042-apply')
+    .action(async (id: string, flags: StorageFlags) => {
+      const context = fleetContext(flags, io);
+      const { state, waves } = await readRollout(context.tables, id);
+      if (flags.json) {
+        io.stdout(JSON.stringify({ ...rolloutJson(state), waves: waves.map(({ counted: _counted, ...wave }) => wave) }));
+        return;
+      }
+      io.stdout(`${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`);
+      for (const line of formatTable(['WAVE', 'SERVERS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'PENDING', 'BUDGET'], waves.map((wave, index) => [`${index + 1} ${wave.name}`, String(wave.servers), String(wave.succeeded), String(wave.failed), String(wave.skipped), String(wave.servers - wave.succeeded - wave.failed - wave.skipped), String(wave.maxErrors)]))) io.stdout(`  ${line}`);
+    });
+
+  for (const action of ['pause', 'resume', 'abort', 'expedite'] as const) {
+    const descriptions = {
+      pause: 'stop sending to more servers; queued work waits until resume',
+      resume: 'carry on a paused rollout where it stopped',
+      abort: 'end the rollout: no further server is touched; queued work ends as Skipped',
+      expedite: 'switch to the emergency profile: skip the rest of the current bake',
+    };
+    addActorOption(addStorageOptions(command.command(action).description(descriptions[action]).argument('<id>', 'rollout id')))
+      .addHelpText('after', `\nExample:\n  emfleet rollout ${action} microsoft-000042-apply`)
+      .action(async (id: string, flags: StorageFlags) => {
+        const context = fleetContext(flags, io);
+        const result = await changeRollout({ tables: context.tables, queues: queuesFor(context), logger: silentLogger }, id, action, context.actor);
+        if (flags.json) io.stdout(JSON.stringify({ ok: result.ok, rolloutId: id, ...(result.state ? { state: result.state.state, reason: result.state.reason } : {}), ...(result.reason ? { refused: result.reason } : {}) }));
+        else io.stdout(result.ok ? `${id}: ${result.state?.state} (${result.state?.reason})` : `${id}: ${result.reason}`);
+        if (!result.ok) setExitCode(exitCodes.failed);
+      });
+  }
+
   return command;
 
   async function verifiedFromFile(flags: { package?: string; trustAnchor: string[] }, cliIo: CliIo): Promise<EocsPackage | undefined> {
@@ -62,6 +112,15 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     io.stderr(`rejected: the stored package ${stored.sha256} no longer verifies: ${result.reason}: ${result.detail}`);
     return undefined;
   }
+}
+
+function queuesFor(context: FleetContext): StorageQueueSender {
+  const connection = storageConnectionFromSettings({ AzureWebJobsStorage: context.settings.AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT: context.settings.EMFLEET_STORAGE_ACCOUNT });
+  return new StorageQueueSender(connection, context.settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: context.settings.EMFLEET_QUEUE_PREFIX });
+}
+
+function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
+  return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
 function planLines(plan: RolloutPlan): string[] {

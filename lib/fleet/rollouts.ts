@@ -1,4 +1,5 @@
 import { EmfleetError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { describeRowProblem, readRows, validateRow } from './rows.js';
 import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
@@ -161,4 +162,11 @@ export async function writePlanRows(tables: FleetTables, rolloutId: string, rows
       }),
     ),
   );
+}
+
+/** Every rollout's state row, newest first. */
+export async function listRollouts(tables: FleetTables, options: { logger?: Logger } = {}): Promise<RolloutStateRow[]> {
+  const client = await tables.client('Rollouts');
+  const { rows } = await readRows(client, 'Rollouts', rolloutStateRow, { filter: odata`RowKey eq ${'state'}`, ...options });
+  return rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
 }

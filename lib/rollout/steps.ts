@@ -118,7 +118,9 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
  * Moves a rollout with the pure state machine, writes the new state (ETag), and only then carries
  * out its effects. A refused event (a duplicate, a late message) is logged and changes nothing.
  */
-export async function applyEvent(deps: StepDeps, rolloutId: string, event: RolloutEvent): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
+export type EventDeps = Pick<StepDeps, 'tables' | 'queues' | 'logger' | 'now'>;
+
+export async function applyEvent(deps: EventDeps, rolloutId: string, event: RolloutEvent): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
   let effects: readonly RolloutEffect[] = [];
   let refusal: string | undefined;
   const state = await updateRolloutState(
@@ -146,7 +148,7 @@ export async function applyEvent(deps: StepDeps, rolloutId: string, event: Rollo
   return { ok: true, state };
 }
 
-async function carryOut(deps: StepDeps, rolloutId: string, effect: RolloutEffect): Promise<void> {
+async function carryOut(deps: EventDeps, rolloutId: string, effect: RolloutEffect): Promise<void> {
   switch (effect.kind) {
     case 'startWave':
       await deps.queues.send(queueNames.waves, { rolloutId, wave: effect.wave });

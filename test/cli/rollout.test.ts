@@ -4,10 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { storePackage } from '../../lib/fleet/packages.js';
+import { StorageQueueSender } from '../../lib/fleet/queues.js';
+import { silentLogger } from '../../lib/log.js';
+import { pollFeed } from '../../lib/rollout/poll.js';
+import { defaultWaves } from '../../lib/rollout/waves.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
-import { azuriteConnectionString } from '../helpers/fleet.js';
+import { allEntities, azuriteConnectionString, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
 
 let env: Record<string, string>;
@@ -28,7 +32,7 @@ beforeAll(async () => {
   rootPath = join(dir, 'root.pem');
   await writeFile(packagePath, pki.sign(catalogueXml));
   await writeFile(rootPath, pki.root.certificatePem);
-  env = { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: `r${randomBytes(5).toString('hex')}`, EMFLEET_ORG: 'contoso', EMFLEET_TRUST_ANCHORS: pki.root.certificatePem };
+  env = { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: `r${randomBytes(5).toString('hex')}`, EMFLEET_QUEUE_PREFIX: `r${randomBytes(4).toString('hex')}`, EMFLEET_ORG: 'contoso', EMFLEET_TRUST_ANCHORS: pki.root.certificatePem };
   for (let index = 1; index <= 12; index++) {
     const name = `ex${String(index).padStart(2, '0')}.contoso.com`;
     const ring = index <= 2 ? 'canary' : 'broad';
@@ -86,5 +90,44 @@ describe('emfleet rollout plan', () => {
     const run = await emfleet('rollout', 'plan', '--package', tampered, '--trust-anchor', rootPath);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^rejected: BadSignature/);
+  });
+});
+
+describe('emfleet rollout list|show|pause|resume|abort|expedite', () => {
+  let id: string;
+
+  beforeAll(async () => {
+    const tables = new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: env['EMFLEET_TABLE_PREFIX']! });
+    const queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: env['EMFLEET_QUEUE_PREFIX']! });
+    const changed = catalogueXml.replace('max="15.2.1544.4"', 'max="15.2.1748.10"');
+    const outcome = await pollFeed({ tables, queues, org: 'contoso', waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(pki.sign(changed)) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust });
+    if (outcome.kind !== 'accepted') throw new Error(JSON.stringify(outcome));
+    id = outcome.rollouts[0]!;
+  });
+
+  it('lists and shows the rollout', async () => {
+    const list = JSON.parse((await emfleet('rollout', 'list', '--json')).stdout) as { id: string; state: string }[];
+    expect(list).toContainEqual(expect.objectContaining({ id, state: 'Running' }));
+    const shown = await emfleet('rollout', 'show', id);
+    expect(shown.stdout).toMatch(new RegExp(`^${id}: apply of microsoft package 2, Running`));
+    expect(shown.stdout).toMatch(/1 canary\s+2\s+0\s+0\s+0\s+2\s+0/);
+  });
+
+  it('pauses, refuses a second pause, resumes, expedites and aborts, each audited', async () => {
+    expect((await emfleet('rollout', 'pause', id, '--actor', 'alice')).stdout).toMatch(/Paused \(Paused by alice\)/);
+    const again = await emfleet('rollout', 'pause', id, '--actor', 'alice');
+    expect(again.code).toBe(1);
+    expect(again.stdout).toMatch(/pause refused: already paused/);
+    expect((await emfleet('rollout', 'resume', id, '--actor', 'alice')).stdout).toMatch(/Running \(Resumed by alice\)/);
+    expect((await emfleet('rollout', 'expedite', id, '--actor', 'bob', '--json')).stdout).toMatch(/"ok":true/);
+    expect((await emfleet('rollout', 'abort', id, '--actor', 'bob')).stdout).toMatch(/Aborted \(Aborted by bob\)/);
+    const audit = await allEntities(rawTable(env['EMFLEET_TABLE_PREFIX']!, 'Audit'));
+    expect(audit.filter((row) => String(row['action']).startsWith('rollout.')).map((row) => row['action']).sort()).toEqual(['rollout.abort', 'rollout.expedite', 'rollout.pause', 'rollout.pause', 'rollout.resume']);
+  });
+
+  it('names an unknown rollout', async () => {
+    const run = await emfleet('rollout', 'show', 'nope');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no rollout "nope"/);
   });
 });
