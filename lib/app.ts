@@ -9,6 +9,7 @@ import { createTrustPolicy, readPemSetting, trustPolicyFromSettings } from './pa
 import { declaredLayers, parseDeclaredPolicy } from './policy/declared.js';
 import { pollFeed, type Feed, type PollOutcome } from './rollout/poll.js';
 import { recordInvalidMessage, type StepDeps } from './rollout/steps.js';
+import { reconcile, type ReconcileReport } from './rollout/reconcile.js';
 import { agentClientFromSettings } from './relay/settings.js';
 import type { AgentClient } from './relay/sender.js';
 
@@ -117,4 +118,11 @@ export function queueStepHandler<T>(
     const parsed = await parseMessage(app, schema, message, context, queue);
     if (parsed !== undefined) await step(await stepDeps(app), parsed, context);
   };
+}
+
+/** The hourly drift check over every feed's current package. */
+export async function runReconcileCycle(app: AppContext): Promise<ReconcileReport[]> {
+  const { feeds, problems } = feedsFromSettings(app.settings);
+  for (const problem of problems) app.logger.error('FeedMisconfigured', problem);
+  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger }, feeds);
 }

@@ -64,6 +64,8 @@ export const settingsSchema = z.object({
   EMFLEET_QUEUE_PREFIX: z.string().regex(/^[a-z0-9]{1,20}$/, 'must be 1-20 lower-case letters and digits').optional(),
   /** When pollOcs runs: a 6-field NCRONTAB expression in UTC (seconds first); hourly by default. */
   EMFLEET_POLL_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 0 * * * *"').default('0 0 * * * *'),
+  /** When reconcile runs (drift between desired and reported state): hourly, half past, by default. */
+  EMFLEET_RECONCILE_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 30 * * * *"').default('0 30 * * * *'),
   /** The organization's own feeds besides Microsoft's (JSON list), each with its own trust. */
   EMFLEET_FEEDS: jsonText(z.array(orgFeedSchema).max(10)).default([]),
   /** The waves `--emergency` and `rollout expedite` switch to. */

@@ -64,13 +64,11 @@ export interface PlanInput {
 
 /**
  * Which server gets what, in which wave (pure, deterministic: the same input gives the same plan).
- * Servers with nothing to do are left out with the reason. Waves take, in order, the servers of a
- * ring, named servers, or a share of the servers no earlier wave took; the last wave takes whatever
- * is left, so no server with work is ever dropped.
+ * Servers with nothing to do are left out with the reason; the rest go into waves (assignWaves).
  */
 export function planRollout(input: PlanInput): RolloutPlan {
   const org = effectiveScope(input.orgPolicy);
-  const work: (PlannedServer & { ring: string })[] = [];
+  const work: ServerWork[] = [];
   const leftOut: LeftOutServer[] = [];
   for (const server of [...input.servers].sort((a, b) => a.name.localeCompare(b.name))) {
     const scope = effectiveScope(input.serverPolicy.get(server.name));
@@ -85,9 +83,21 @@ export function planRollout(input: PlanInput): RolloutPlan {
     work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove, decisions, ring });
   }
 
+  const waves = assignWaves(work, input.waves);
+  return { operation: input.operation, mitigationIds: [...input.mitigationIds], waves, leftOut };
+}
+
+/** Servers with work, and the ring each belongs to for wave selection. */
+export type ServerWork = PlannedServer & { readonly ring: string };
+
+/**
+ * Waves take, in order, the servers of a ring, named servers, or a share of the servers no earlier
+ * wave took; the last wave takes whatever is left, so no server with work is ever dropped.
+ */
+export function assignWaves(work: readonly ServerWork[], profile: WaveProfile): PlannedWave[] {
   let rest = [...work].sort((a, b) => spreadKey(a.server).localeCompare(spreadKey(b.server)));
-  const waves = input.waves.map((spec, index): PlannedWave => {
-    const isLast = index === input.waves.length - 1;
+  return profile.map((spec, index): PlannedWave => {
+    const isLast = index === profile.length - 1;
     const taken = isLast ? rest : select(spec.select, rest);
     rest = rest.filter((server) => !taken.includes(server));
     const servers = taken.map(({ ring: _ring, ...server }) => server).sort((a, b) => a.server.localeCompare(b.server));
@@ -100,7 +110,6 @@ export function planRollout(input: PlanInput): RolloutPlan {
       servers,
     };
   });
-  return { operation: input.operation, mitigationIds: [...input.mitigationIds], waves, leftOut };
 }
 
 function select<T extends { server: string; ring: string }>(selector: WaveSelector, rest: readonly T[]): T[] {

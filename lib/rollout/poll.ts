@@ -1,20 +1,15 @@
 import { writeAudit } from '../fleet/audit.js';
 import { readFeedState, updateFeedState } from '../fleet/feeds.js';
 import { latestPackage, storePackage } from '../fleet/packages.js';
-import { readPolicy } from '../fleet/policy.js';
-import { queueNames, type QueueSender } from '../fleet/queues.js';
-import { createRollout, updateRolloutState, writePlanRows, type PlanRow } from '../fleet/rollouts.js';
-import { isStatus } from '../fleet/rows.js';
-import { listServers } from '../fleet/servers.js';
+import type { QueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/client.js';
-import type { EocsPackage } from '../package/model.js';
 import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
 import { diffPackages, isEmptyDiff, type PackageDiff } from './diff.js';
-import { planRollout, type RolloutOperation } from './plan.js';
-import { transition, type RolloutStatus } from './state.js';
+import { planRollout } from './plan.js';
+import { fleetSnapshot, startPlannedRollout } from './start.js';
 import type { WaveProfile } from './waves.js';
 
 export interface Feed {
@@ -103,50 +98,14 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
   const rollouts: string[] = [];
   if (!isEmptyDiff(diff)) {
     const toApply = [...diff.added, ...diff.changed];
-    if (toApply.length > 0) rollouts.push(...(await startRollout(deps, feed.name, stored.sequence, 'apply', toApply, verified.package, now())));
-    if (diff.withdrawn.length > 0) rollouts.push(...(await startRollout(deps, feed.name, stored.sequence, 'remove', diff.withdrawn, verified.package, now())));
+    for (const [operation, mitigationIds] of [['apply', toApply], ['remove', diff.withdrawn]] as const) {
+      if (mitigationIds.length === 0) continue;
+      const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
+      const plan = planRollout({ operation, mitigationIds, mitigations: verified.package.mitigations, ...snapshot, waves: deps.waves });
+      const id = await startPlannedRollout(deps, { id: `${feed.name}-${String(stored.sequence).padStart(6, '0')}-${operation}`, feed: feed.name, packageSequence: stored.sequence, plan }, now());
+      if (id) rollouts.push(id);
+    }
   }
   return { kind: 'accepted', sequence: stored.sequence, sha256: verified.sha256, diff, rollouts };
 }
 
-/**
- * Plans, stores the plan, and starts the rollout. The id is derived from the feed, the package
- * sequence and the operation, so a poll that is retried after a crash finds the rollout it made.
- */
-async function startRollout(deps: PollDeps, feed: string, sequence: number, operation: RolloutOperation, mitigationIds: readonly string[], eocs: EocsPackage, now: Date): Promise<string[]> {
-  const id = `${feed}-${String(sequence).padStart(6, '0')}-${operation}`;
-  const [{ rows }, policy] = await Promise.all([listServers(deps.tables, deps.org, { logger: deps.logger }), readPolicy(deps.tables, deps.org, { logger: deps.logger })]);
-  const plan = planRollout({
-    operation,
-    mitigationIds,
-    mitigations: eocs.mitigations,
-    servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: row.relayHybridConnection || row.rowKey })),
-    orgPolicy: policy.org,
-    serverPolicy: policy.servers,
-    waves: deps.waves,
-  });
-  const planRows: PlanRow[] = plan.waves.flatMap((wave) => wave.servers.map((server, index) => ({ wave: wave.index, index, server: server.server, hybridConnection: server.hybridConnection, apply: server.apply, remove: server.remove })));
-  if (planRows.length === 0) {
-    deps.logger.info('RolloutNotNeeded', { feed, sequence, operation, mitigationIds, leftOut: plan.leftOut.length });
-    return [];
-  }
-  await writePlanRows(deps.tables, id, planRows);
-  try {
-    await createRollout(deps.tables, { id, feed, packageSequence: sequence, operation, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length, maxConcurrency: wave.maxConcurrency, maxErrors: wave.maxErrors, bakeInMs: wave.bakeInMs })) }, { now });
-  } catch (error) {
-    if (!isStatus(error, 409)) throw error;
-  }
-  let effects: readonly { kind: string; wave?: number }[] = [];
-  await updateRolloutState(deps.tables, id, (current) => {
-    const status: RolloutStatus = { state: current.state, currentWave: current.currentWave, waveCount: current.waveCount, profile: current.profile, reason: current.reason, ...(current.resumeTo ? { resumeTo: current.resumeTo } : {}) };
-    const result = transition(status, { kind: 'start' });
-    if (!result.ok) return undefined;
-    effects = result.effects;
-    return { state: result.status.state, currentWave: result.status.currentWave, reason: result.status.reason };
-  });
-  for (const effect of effects) {
-    if (effect.kind === 'startWave') await deps.queues.send(queueNames.waves, { rolloutId: id, wave: effect.wave });
-  }
-  deps.logger.info('RolloutStarted', { rolloutId: id, feed, sequence, operation, mitigationIds, servers: planRows.length, leftOut: plan.leftOut.length, waves: plan.waves.map((wave) => `${wave.name}:${wave.servers.length}`) });
-  return [id];
-}

@@ -5,7 +5,7 @@ import { parseDurationInMs } from './duration.js';
 /** A count (5) or a share of the wave ("10%"). */
 export const countOrPercent = z.union([
   z.number().int().nonnegative(),
-  z.string().regex(/^(100|\d{1,2})(\.\d+)?%$/, 'must be a count or a percentage such as "10%"'),
+  z.string().regex(/^(100(\.0+)?|\d{1,2}(\.\d+)?)%$/, 'must be a count or a percentage from 0% to 100%, such as "10%"'),
 ]);
 export type CountOrPercent = z.infer<typeof countOrPercent>;
 
@@ -57,6 +57,13 @@ export const defaultEmergencyWaves: WaveProfile = [
 
 /** A count, or a share of `total` rounded down; `minimum` keeps concurrency from reaching 0. */
 export function resolveCount(value: CountOrPercent, total: number, minimum = 0): number {
-  const count = typeof value === 'number' ? value : Math.floor((total * Number(value.slice(0, -1))) / 100);
+  const count = typeof value === 'number' ? value : shareOf(total, value);
   return Math.max(minimum, Math.min(count, total));
+}
+
+/** total × "18.4%" rounded down, in integers: floating point would make 375 × 18.4% come out as 68. */
+function shareOf(total: number, percent: string): number {
+  const [whole = '0', fraction = ''] = percent.slice(0, -1).split('.');
+  const scale = 10 ** fraction.length;
+  return Math.floor((total * (Number(whole) * scale + Number(fraction || '0'))) / (100 * scale));
 }

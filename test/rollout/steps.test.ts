@@ -1,19 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningAgent } from '../../lib/agent/run.js';
-import { queueNames, StorageQueueSender, type QueueName } from '../../lib/fleet/queues.js';
+import { queueNames } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
-import { registerServer, getServer } from '../../lib/fleet/servers.js';
-import type { FleetTables } from '../../lib/fleet/storage.js';
+import { getServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import { silentLogger } from '../../lib/log.js';
-import { pollFeed } from '../../lib/rollout/poll.js';
-import { applyEvent, applyPoisoned, applyToServer, gateWave, startWave, type StepDeps } from '../../lib/rollout/steps.js';
+import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
-import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
+import { relayWithClient } from '../helpers/agents.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
+import { acceptPackage, drain, fleet, runQueues, runRounds, type Fleet } from '../helpers/rollouts.js';
 
 /**
  * The rollout steps end to end with real parts (Azurite tables and queues, the relay emulator,
@@ -37,57 +33,13 @@ afterAll(async () => {
   await relay?.stop();
 });
 
-interface Fleet {
-  tables: FleetTables;
-  queues: StorageQueueSender;
-  deps: StepDeps;
-}
-
-async function fleet(servers: { name: string; ring: string; failOn?: string[]; agent?: boolean }[]): Promise<Fleet> {
-  const { tables } = freshTables();
-  const queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: `q${randomBytes(4).toString('hex')}` });
-  for (const server of servers) {
-    const hybridConnection = `${server.name}-${randomBytes(3).toString('hex')}`;
-    await registerServer(tables, 'contoso', { name: `${server.name}.contoso.com`, build: '15.2.1118.7', ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
-    if (server.agent === false) continue;
-    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, applier: { kind: 'simulated', failOn: server.failOn ?? [] } });
-    agents.push(await runAgent({ ...config, relay: { ...config.relay, hybridConnection } }));
-  }
-  return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };
-}
-
-async function drain(queues: StorageQueueSender, queue: QueueName): Promise<unknown[]> {
-  const client = await queues.client(queue);
-  const { receivedMessageItems } = await client.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-  for (const item of receivedMessageItems) await client.deleteMessage(item.messageId, item.popReceipt);
-  return receivedMessageItems.map((item) => JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')));
-}
-
-/** Runs the queued steps, round by round as the host would, until the queues are empty or `rounds` is reached. */
-async function runRounds(f: Fleet, rounds: number): Promise<boolean> {
-  for (let round = 0; round < rounds; round++) {
-    const [started, applied, gated] = [await drain(f.queues, queueNames.waves), await drain(f.queues, queueNames.apply), await drain(f.queues, queueNames.gate)];
-    if (started.length + applied.length + gated.length === 0) return true;
-    for (const message of started) await startWave(f.deps, message as never);
-    for (const message of applied) await applyToServer(f.deps, message as never);
-    for (const message of gated) await gateWave(f.deps, message as never);
-  }
-  return false;
-}
-
-async function runQueues(f: Fleet): Promise<void> {
-  if (!(await runRounds(f, 100))) throw new Error('queues did not drain');
-}
-
-async function accept(f: Fleet): Promise<string> {
-  const outcome = await pollFeed({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(pki.sign(catalogueXml)) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust });
-  if (outcome.kind !== 'accepted') throw new Error(JSON.stringify(outcome));
-  return outcome.rollouts[0]!;
+function accept(f: Fleet): Promise<string> {
+  return acceptPackage(f, pki, pki.sign(catalogueXml), waves);
 }
 
 describe('rollout steps', () => {
   it('a two-wave rollout completes: every server applied, results recorded, reported state updated', async () => {
-    const f = await fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
+    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
     const id = await accept(f);
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
@@ -100,7 +52,7 @@ describe('rollout steps', () => {
   });
 
   it('a canary failure over budget halts the rollout, names the server, and touches no later wave', async () => {
-    const f = await fleet([{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
+    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
     const id = await accept(f);
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
@@ -111,7 +63,7 @@ describe('rollout steps', () => {
   });
 
   it('a message delivered twice never applies or counts twice', async () => {
-    const f = await fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }]);
+    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }]);
     const id = await accept(f);
     const [start] = await drain(f.queues, queueNames.waves);
     await startWave(f.deps, start as never);
@@ -123,7 +75,7 @@ describe('rollout steps', () => {
   });
 
   it('pause holds messages without touching servers; resume carries on; abort skips what is left', async () => {
-    const f = await fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
+    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
     const id = await accept(f);
     await runRounds(f, 1);
     expect((await applyEvent(f.deps, id, { kind: 'pause', actor: 'alice' })).ok).toBe(true);
@@ -136,7 +88,7 @@ describe('rollout steps', () => {
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Completed');
 
-    const g = await fleet([{ name: 'ex04', ring: 'canary' }, { name: 'ex05', ring: 'broad' }]);
+    const g = await fleet(relay, pki, agents, [{ name: 'ex04', ring: 'canary' }, { name: 'ex05', ring: 'broad' }]);
     const other = await accept(g);
     expect((await applyEvent(g.deps, other, { kind: 'abort', actor: 'bob' })).ok).toBe(true);
     await runQueues(g);
@@ -145,7 +97,7 @@ describe('rollout steps', () => {
   });
 
   it('a poisoned message records the server Unreachable and counts it as a failure', async () => {
-    const f = await fleet([{ name: 'ex06', ring: 'canary', agent: false }, { name: 'ex07', ring: 'broad' }]);
+    const f = await fleet(relay, pki, agents, [{ name: 'ex06', ring: 'canary', agent: false }, { name: 'ex07', ring: 'broad' }]);
     const id = await accept(f);
     const [start] = await drain(f.queues, queueNames.waves);
     await startWave(f.deps, start as never);
