@@ -6,7 +6,8 @@ import type { ApplicableAction } from '../../lib/agent/applier.js';
 import { SimulatedApplier } from '../../lib/agent/appliers/simulated.js';
 import { Journal, JournalError, type JournalEntry } from '../../lib/agent/journal.js';
 import { EmfleetError } from '../../lib/errors.js';
-import { silentLogger, type Logger } from '../../lib/log.js';
+import { recordingLogger } from '../helpers/logs.js';
+import { silentLogger } from '../../lib/log.js';
 
 const ruleName = 'EEMS EM1 - Autodiscover Rule';
 const ruleXml = `<rule name="${ruleName}" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>`;
@@ -18,17 +19,6 @@ const em10: ApplicableAction[] = [
   { kind: 'DisableService', scope: 'Server', description: 'stop UM', service: 'MSExchangeUM' },
 ];
 
-interface LogLine {
-  readonly level: string;
-  readonly event: string;
-  readonly fields: Record<string, unknown>;
-}
-
-function collectingLogger(): Logger & { readonly lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: string) => (event: string, fields: Record<string, unknown> = {}) => void lines.push({ level, event, fields });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 const directories: string[] = [];
 let directory: string;
@@ -94,7 +84,7 @@ describe('Journal', () => {
     await applyAll(em1);
     expect(await applier.isApplied(em2[0]!)).toBe(true);
     // the process dies here; a new one starts
-    const logger = collectingLogger();
+    const logger = recordingLogger();
     const restarted = await Journal.open(journalFile);
     expect(restarted.entries().map((entry) => entry.state)).toEqual(['applying', 'applying']);
     const repaired = await restarted.repair(applier, logger);
@@ -103,7 +93,7 @@ describe('Journal', () => {
     expect(await applier.read()).toEqual(before);
     expect(restarted.entries()).toEqual([]);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
-    expect(logger.lines.filter((line) => line.event === 'JournalRepaired').map((line) => [line.level, line.fields.mitigationId, line.fields.interrupted]).sort()).toEqual([
+    expect(logger.events.filter((line) => line.event === 'JournalRepaired').map((line) => [line.level, line.fields.mitigationId, line.fields.interrupted]).sort()).toEqual([
       ['warn', 'EM1', 'applying'],
       ['warn', 'EM2', 'applying'],
     ]);
@@ -137,12 +127,12 @@ describe('Journal', () => {
     await journal.put({ ...entry, state: 'applied' });
     await journal.put({ ...entry, state: 'removing' });
     // dies before restoring
-    const logger = collectingLogger();
+    const logger = recordingLogger();
     const restarted = await Journal.open(journalFile);
     expect(await restarted.repair(applier, logger)).toEqual(['EM2']);
     expect(await applier.read()).toEqual(before);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
-    expect(logger.lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'JournalRepaired', fields: expect.objectContaining({ mitigationId: 'EM2', interrupted: 'removing' }) }));
+    expect(logger.events).toContainEqual(expect.objectContaining({ level: 'warn', event: 'JournalRepaired', fields: expect.objectContaining({ mitigationId: 'EM2', interrupted: 'removing' }) }));
   });
 
   it('an "applied" entry is left alone', async () => {

@@ -7,9 +7,9 @@ import type { Applier, ApplicableAction, PriorState } from '../../lib/agent/appl
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { Journal } from '../../lib/agent/journal.js';
 import { AgentService, type AgentResponse } from '../../lib/agent/service.js';
-import type { Logger } from '../../lib/log.js';
 import { verifyPackage } from '../../lib/package/verify.js';
 import { errorReply, operationReply, pingReply, statusReply, type MitigationOutcome, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
+import { recordingLogger } from '../helpers/logs.js';
 import { catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';
 
 // ---- fixtures -----------------------------------------------------------------------------------
@@ -65,17 +65,6 @@ afterAll(async () => {
 
 // ---- harness ------------------------------------------------------------------------------------
 
-interface LogLine {
-  readonly level: string;
-  readonly event: string;
-  readonly fields: Record<string, unknown>;
-}
-
-function collectingLogger(): Logger & { readonly lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: string) => (event: string, fields: Record<string, unknown> = {}) => void lines.push({ level, event, fields });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 interface AgentOptions {
   readonly build?: string;
@@ -92,7 +81,7 @@ interface Agent {
   readonly applier: SimulatedApplier;
   readonly journal: Journal;
   readonly service: AgentService;
-  readonly logger: ReturnType<typeof collectingLogger>;
+  readonly logger: ReturnType<typeof recordingLogger>;
 }
 
 async function startAgent(options: AgentOptions = {}): Promise<Agent> {
@@ -108,7 +97,7 @@ async function startAgent(options: AgentOptions = {}): Promise<Agent> {
     await writeFile(stateFile, JSON.stringify(state, null, 2));
   }
   const journal = await Journal.open(journalFile);
-  const logger = collectingLogger();
+  const logger = recordingLogger();
   const service = new AgentService({
     identity: { ...identity, build: options.build ?? '15.2.1118.7' },
     trust: pki.trust,
@@ -271,7 +260,7 @@ describe('AgentService apply', () => {
     expect(agent.journal.get('EM3')?.priors).toEqual([{ kind: 'DisableService', service: 'MSExchangeUM', status: 'Running', startType: 'Automatic' }]);
     // the journal is on disk
     expect((await Journal.open(agent.journalFile)).entries().map((entry) => entry.mitigationId).sort()).toEqual(expect.arrayContaining(['EM1', 'EM2', 'EM3']));
-    expect(agent.logger.lines.filter((line) => line.event === 'MitigationOutcome').map((line) => line.fields.mitigationId)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+    expect(agent.logger.events.filter((line) => line.event === 'MitigationOutcome').map((line) => line.fields.mitigationId)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
   });
 
   it('PING1 (DoNothing) is reported Applied, as Exchange EM reports it', async () => {
@@ -302,7 +291,7 @@ describe('AgentService apply', () => {
         expect(await readFile(agent.stateFile)).toEqual(before);
         expect(agent.journal.entries()).toEqual([]);
         await expect(readFile(agent.journalFile)).rejects.toThrow(/ENOENT/);
-        expect(agent.logger.lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'PackageRejected' }));
+        expect(agent.logger.events).toContainEqual(expect.objectContaining({ level: 'warn', event: 'PackageRejected' }));
       });
     }
   });

@@ -3,6 +3,7 @@ import { decide, policyReasons, type PolicyDecisionKind, type PolicyReason, type
 import type { EffectiveScope, ValueSource } from '../../lib/policy/effective.js';
 import type { BuildRange } from '../../lib/package/build.js';
 import { range } from '../helpers/packages.js';
+import { rewrite, disablePool } from '../helpers/actions.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';
 
 // ---- test data builders -------------------------------------------------------------------------
@@ -29,15 +30,6 @@ function invalid(problem: string): EffectiveScope {
   return { valid: false, problem };
 }
 
-const rewrite: MitigationAction = {
-  kind: 'IisUrlRewrite',
-  scope: 'IIS',
-  description: 'block the autodiscover SSRF pattern',
-  site: 'Default Web Site',
-  ruleName: 'EM1 rule',
-  ruleXml: '<rule name="EM1 rule"/>',
-};
-const disablePool: MitigationAction = { kind: 'DisableAppPool', scope: 'IIS', description: 'stop the pool', appPool: 'MSExchangeOWAAppPool' };
 const unsupported: MitigationAction = {
   kind: 'Unsupported',
   scope: 'Registry',

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { startRelayListener, type IncomingRelayRequest, type RelayListener, type RelayListenerOptions, type RelayReply } from '../../lib/agent/listener.js';
 import { startRelayEmulator, type RelayEmulator, type RelayEmulatorOptions, type RelayRule } from '../../lib/local/relay.js';
-import type { Logger } from '../../lib/log.js';
 import { applyRequest, removeRequest, pingRequest, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
 import { createSasToken } from '../../lib/relay/sas.js';
+import { recordingLogger } from '../helpers/logs.js';
+export { recordingLogger, type LoggedEvent } from '../helpers/logs.js';
 import { AgentClient, RelaySender, type RelaySenderOptions } from '../../lib/relay/sender.js';
 
 export const rules = {
@@ -21,20 +22,6 @@ export function gate(): { opened: Promise<void>; open(): void } {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-export interface LoggedEvent {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly event: string;
-  readonly fields: Record<string, unknown>;
-}
-
-export function recordingLogger(): Logger & { readonly events: LoggedEvent[]; named(event: string): LoggedEvent[] } {
-  const events: LoggedEvent[] = [];
-  const record = (level: LoggedEvent['level']) => (event: string, fields: Record<string, unknown> = {}) => {
-    events.push({ level, event, fields });
-  };
-  return { events, info: record('info'), warn: record('warn'), error: record('error'), named: (event) => events.filter((entry) => entry.event === event) };
-}
 
 /** A Listen token as the agent makes it: for http://{host}/{hc}, signed with the listen rule. */
 export function listenToken(hybridConnection: string, rule: RelayRule = rules.listen): () => string {

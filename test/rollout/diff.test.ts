@@ -1,19 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import { diffPackages, isEmptyDiff, type PackageDiff } from '../../lib/rollout/diff.js';
-import type { EocsPackage, Mitigation, MitigationAction } from '../../lib/package/model.js';
+import type { EocsPackage, Mitigation } from '../../lib/package/model.js';
+import { rewrite, disablePool, disableService, ping } from '../helpers/actions.js';
 import { range } from '../helpers/packages.js';
 
-const rewrite: MitigationAction = {
-  kind: 'IisUrlRewrite',
-  scope: 'IIS',
-  description: 'block the autodiscover SSRF pattern',
-  site: 'Default Web Site',
-  ruleName: 'EM1 rule',
-  ruleXml: '<rule name="EM1 rule"><match url=".*autodiscover.*"/></rule>',
-};
-const disablePool: MitigationAction = { kind: 'DisableAppPool', scope: 'IIS', description: 'stop the pool', appPool: 'MSExchangeOWAAppPool' };
-const disableService: MitigationAction = { kind: 'DisableService', scope: 'Service', description: 'stop the service', service: 'MSExchangeUM' };
-const ping: MitigationAction = { kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' };
 
 const em1: Mitigation = { id: 'EM1', description: 'EM1 autodiscover', applicability: [range('15.1.0.0', '15.1.2507.15'), range('15.2.0.0', '15.2.1118.19')], actions: [rewrite] };
 const em2: Mitigation = { id: 'EM2', description: 'EM2 OWA pool', applicability: [range('15.2.0.0', '15.2.1118.19')], actions: [disablePool] };

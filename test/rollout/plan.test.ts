@@ -5,20 +5,11 @@ import { decide, leftAlone } from '../../lib/policy/decide.js';
 import { effectiveScope, type ScopeRows } from '../../lib/policy/effective.js';
 import type { BuildRange } from '../../lib/package/build.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';
+import { rewrite, disablePool, disableService } from '../helpers/actions.js';
 import { range } from '../helpers/packages.js';
 
 // ---- test data ----------------------------------------------------------------------------------
 
-const rewrite: MitigationAction = {
-  kind: 'IisUrlRewrite',
-  scope: 'IIS',
-  description: 'block the autodiscover SSRF pattern',
-  site: 'Default Web Site',
-  ruleName: 'EM1 rule',
-  ruleXml: '<rule name="EM1 rule"/>',
-};
-const disablePool: MitigationAction = { kind: 'DisableAppPool', scope: 'IIS', description: 'stop the pool', appPool: 'MSExchangeOWAAppPool' };
-const disableService: MitigationAction = { kind: 'DisableService', scope: 'Service', description: 'stop the service', service: 'MSExchangeUM' };
 
 function mitigation(id: string, applicability: readonly BuildRange[], actions: readonly MitigationAction[]): Mitigation {
   return { id, description: `${id} test mitigation`, applicability, actions };
