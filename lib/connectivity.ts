@@ -1,6 +1,11 @@
 import { mapWithConcurrency } from './concurrency.js';
+import type { Settings } from './config/index.js';
+import { getServer, listServers } from './fleet/servers.js';
+import type { FleetTables } from './fleet/storage.js';
+import { fetchFeed } from './ocs/client.js';
 import type { PingReply } from './relay/protocol.js';
-import type { TrustPolicy } from './package/trust.js';
+import { agentClientFromSettings } from './relay/settings.js';
+import { trustPolicyFromSettings, type TrustPolicy } from './package/trust.js';
 import { verifyPackage } from './package/verify.js';
 
 export interface ConnectivityCheck {
@@ -23,6 +28,35 @@ export interface ConnectivityProbes {
 }
 
 const pingConcurrency = 16;
+
+/**
+ * The probes as the app's settings describe them (`emfleet test-connectivity` and the admin API
+ * alike); `servers` says which agents to ping.
+ */
+export function connectivityProbesFromSettings(settings: Settings, servers: ConnectivityProbes['servers']): ConnectivityProbes {
+  let client: ReturnType<typeof agentClientFromSettings> | undefined;
+  return {
+    feedUrl: settings.EMFLEET_OCS_URL,
+    fetchFeed: async () => {
+      const result = await fetchFeed({ url: settings.EMFLEET_OCS_URL });
+      if (result.kind !== 'fetched') throw new Error('the feed answered 304 to an unconditional request');
+      return result.bytes;
+    },
+    trust: () => trustPolicyFromSettings(settings),
+    servers,
+    ping: async (hybridConnection) => {
+      // One client for every ping: it keeps its connections to the relay.
+      client ??= agentClientFromSettings(settings);
+      return (await client).ping(hybridConnection);
+    },
+  };
+}
+
+/** The agents to ping: one registered server, or all of them. */
+export async function connectivityTargets(tables: FleetTables, org: string, server?: string): Promise<{ name: string; hybridConnection: string }[]> {
+  const rows = server === undefined ? (await listServers(tables, org)).rows : [await getServer(tables, org, server)];
+  return rows.map((row) => ({ name: row.rowKey, hybridConnection: row.relayHybridConnection || row.rowKey }));
+}
 
 /**
  * The checks of `emfleet test-connectivity`, in order. A check that could not run because an

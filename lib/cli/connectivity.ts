@@ -1,10 +1,6 @@
 import { Command } from 'commander';
-import { runConnectivityChecks, type ConnectivityCheck } from '../connectivity.js';
-import { getServer, listServers } from '../fleet/servers.js';
+import { connectivityProbesFromSettings, connectivityTargets, runConnectivityChecks, type ConnectivityCheck } from '../connectivity.js';
 import { serverName } from '../fleet/schemas.js';
-import { fetchFeed } from '../ocs/client.js';
-import { trustPolicyFromSettings } from '../package/trust.js';
-import { agentClientFromSettings } from '../relay/settings.js';
 import { addStorageOptions, checkedValue, optionalFleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, type CliIo } from './io.js';
 
@@ -26,26 +22,11 @@ Example:
       const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
       const context = optionalFleetContext(flags, io);
       const { settings } = context;
-      let client: Awaited<ReturnType<typeof agentClientFromSettings>> | undefined;
       const checks = await runConnectivityChecks(
-        {
-          feedUrl: settings.EMFLEET_OCS_URL,
-          fetchFeed: async () => {
-            const result = await fetchFeed({ url: settings.EMFLEET_OCS_URL });
-            if (result.kind !== 'fetched') throw new Error('the feed answered 304 to an unconditional request');
-            return result.bytes;
-          },
-          trust: () => trustPolicyFromSettings(settings),
-          servers: async () => {
-            if (!context.tables) throw new Error(context.storageProblem ?? 'no storage configured');
-            const rows = server === undefined ? (await listServers(context.tables, context.org)).rows : [await getServer(context.tables, context.org, server)];
-            return rows.map((row) => ({ name: row.rowKey, hybridConnection: row.relayHybridConnection || row.rowKey }));
-          },
-          ping: async (hybridConnection) => {
-            client ??= await agentClientFromSettings(settings);
-            return client.ping(hybridConnection);
-          },
-        },
+        connectivityProbesFromSettings(settings, async () => {
+          if (!context.tables) throw new Error(context.storageProblem ?? 'no storage configured');
+          return connectivityTargets(context.tables, context.org, server);
+        }),
         flags.json ? undefined : (check) => printCheck(io, check),
       );
       const failed = checks.filter((check) => check.result === 'Failed').length;

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { latestPackage } from '../fleet/packages.js';
 import { StorageQueueSender } from '../fleet/queues.js';
+import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
-import type { RolloutStateRow } from '../fleet/schemas.js';
 import { storageConnectionFromSettings } from '../fleet/storage.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
@@ -68,7 +68,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       const context = fleetContext(flags, io);
       const { state, waves } = await readRollout(context.tables, id);
       if (flags.json) {
-        io.stdout(JSON.stringify({ ...rolloutJson(state), waves: waves.map(({ counted: _counted, ...wave }) => wave) }));
+        io.stdout(JSON.stringify(rolloutDetailJson(state, waves)));
         return;
       }
       io.stdout(`${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`);
@@ -87,7 +87,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       .action(async (id: string, flags: StorageFlags) => {
         const context = fleetContext(flags, io);
         const result = await changeRollout({ tables: context.tables, queues: queuesFor(context), logger: silentLogger }, id, action, context.actor);
-        if (flags.json) io.stdout(JSON.stringify({ ok: result.ok, rolloutId: id, ...(result.state ? { state: result.state.state, reason: result.state.reason } : {}), ...(result.reason ? { refused: result.reason } : {}) }));
+        if (flags.json) io.stdout(JSON.stringify(rolloutActionJson(id, result)));
         else io.stdout(result.ok ? `${id}: ${result.state?.state} (${result.state?.reason})` : `${id}: ${result.reason}`);
         if (!result.ok) setExitCode(exitCodes.failed);
       });
@@ -117,10 +117,6 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
 function queuesFor(context: FleetContext): StorageQueueSender {
   const connection = storageConnectionFromSettings({ AzureWebJobsStorage: context.settings.AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT: context.settings.EMFLEET_STORAGE_ACCOUNT });
   return new StorageQueueSender(connection, context.settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: context.settings.EMFLEET_QUEUE_PREFIX });
-}
-
-function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
-  return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
 function planLines(plan: RolloutPlan): string[] {

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { listServers, registerServer, removeServer } from '../fleet/servers.js';
 import { describeRowProblem } from '../fleet/rows.js';
-import { exchangeBuild, ringName, serverName, siteName, type ServerRow } from '../fleet/schemas.js';
+import { serverJson } from '../fleet/json.js';
+import { exchangeBuild, ringName, serverName, siteName } from '../fleet/schemas.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, formatTable, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 
@@ -69,20 +70,4 @@ export function serversCommand(io: CliIo): Command {
     });
 
   return command;
-}
-
-export function serverJson(row: ServerRow): Record<string, unknown> {
-  return {
-    name: row.rowKey,
-    fqdn: row.fqdn,
-    build: row.build,
-    site: row.site,
-    ring: row.ring,
-    relayHybridConnection: row.relayHybridConnection,
-    relayPath: row.relayPath,
-    agentVersion: row.agentVersion,
-    lastSeen: row.lastSeen?.toISOString() ?? null,
-    reportedApplied: row.reportedApplied,
-    reportedBlocked: row.reportedBlocked,
-  };
 }

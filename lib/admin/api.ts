@@ -1,0 +1,251 @@
+import { odata } from '@azure/data-tables';
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { z } from 'zod';
+import type { Settings } from '../config/index.js';
+import { connectivityProbesFromSettings, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
+import { EmfleetError } from '../errors.js';
+import { readFeedState } from '../fleet/feeds.js';
+import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
+import { latestPackage } from '../fleet/packages.js';
+import type { QueueSender } from '../fleet/queues.js';
+import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
+import { validateRow, type RowProblem } from '../fleet/rows.js';
+import { ringName, rolloutStates, serverName, serverRow, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
+import { getServer, listServers, ServerNotFoundError } from '../fleet/servers.js';
+import type { FleetTables } from '../fleet/storage.js';
+import type { Logger } from '../log.js';
+import { microsoftFeedName } from '../ocs/client.js';
+import { changeRollout } from '../rollout/admin.js';
+import { startWaveMessage } from '../rollout/messages.js';
+
+/** What the handlers need; the Functions app passes its AppContext, tests pass their own. */
+export interface AdminDeps {
+  readonly tables: FleetTables;
+  readonly queues: QueueSender;
+  readonly settings: Settings;
+  readonly logger: Logger;
+}
+
+export type AdminHandler = (deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>;
+
+/** A request the handler cannot serve as asked: answered with its status and `{error, detail}`. */
+class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/** Maps what went wrong to a status: bad input 400, unknown rollout or server 404, the rest 500 (logged). */
+function handler(run: (deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>): AdminHandler {
+  return async (deps, request) => {
+    try {
+      return await run(deps, request);
+    } catch (error) {
+      if (error instanceof HttpProblem) return problem(error.status, error.error, error.detail);
+      if (error instanceof RolloutNotFoundError || error instanceof ServerNotFoundError) return problem(404, error.code, error.message);
+      const code = error instanceof EmfleetError ? error.code : 'InternalError';
+      const detail = error instanceof Error ? error.message : String(error);
+      deps.logger.error('AdminRequestFailed', { method: request.method, url: request.url, error: detail });
+      return problem(500, code, detail);
+    }
+  };
+}
+
+const problem = (status: number, error: string, detail: string): HttpResponseInit => ({ status, jsonBody: { error, detail } });
+
+/** Validates one part of the request; the 400 names the part, the field and what is wrong with it. */
+function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query' | 'body' | 'header'): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const where = issue.path.length > 0 ? `${part} ${issue.path.join('.')}` : part;
+  throw new HttpProblem(400, `Invalid${part[0]!.toUpperCase()}${part.slice(1)}`, `${where}: ${issue.message}`);
+}
+
+/** The id format queue messages accept, so the API takes exactly the ids the engine can hold. */
+const rolloutId = startWaveMessage.shape.rolloutId;
+const rolloutActions = ['pause', 'resume', 'abort', 'expedite'] as const;
+
+const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
+
+// ---- GET /api/status
+
+export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await fleetStatus(deps) }));
+
+/** Each feed's polling and current package, and how many servers and rollouts there are. */
+export async function fleetStatus(deps: Pick<AdminDeps, 'tables' | 'settings' | 'logger'>): Promise<Record<string, unknown>> {
+  const { tables, settings, logger } = deps;
+  const feeds = [{ name: microsoftFeedName, url: settings.EMFLEET_OCS_URL }, ...settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url }))];
+  const [feedStates, servers, rollouts] = await Promise.all([
+    Promise.all(feeds.map((feed) => feedStatus(tables, feed))),
+    listServers(tables, settings.EMFLEET_ORG, { logger }),
+    listRollouts(tables, { logger }),
+  ]);
+  // A ring name cannot hold parentheses, so "(none)" never collides with a real ring.
+  const byRing = countBy(servers.rows, (row) => row.ring || '(none)');
+  const byState = { ...Object.fromEntries(rolloutStates.map((state) => [state, 0])), ...countBy(rollouts, (row) => row.state) };
+  return {
+    org: settings.EMFLEET_ORG,
+    feeds: feedStates,
+    servers: { total: servers.rows.length, invalidRows: servers.problems.length, byRing },
+    rollouts: { total: rollouts.length, byState },
+  };
+}
+
+async function feedStatus(tables: FleetTables, feed: { name: string; url: string }): Promise<Record<string, unknown>> {
+  const [state, current] = await Promise.all([readFeedState(tables, feed.name), latestPackage(tables, feed.name)]);
+  return {
+    name: feed.name,
+    url: feed.url,
+    lastPollAt: iso(state?.lastPollAt),
+    lastSuccessAt: iso(state?.lastSuccessAt),
+    lastErrorAt: iso(state?.lastErrorAt),
+    lastError: state?.lastError || null,
+    lastRejected: state?.lastRejectedSha256 ? { at: iso(state.lastRejectedAt), sha256: state.lastRejectedSha256, reason: state.lastRejectedReason } : null,
+    package: current ? { sequence: current.sequence, sha256: current.sha256, signingTime: iso(current.signingTime), acceptedAt: iso(current.acceptedAt), mitigationIds: current.mitigationIds } : null,
+  };
+}
+
+function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
+
+// ---- GET /api/servers
+
+export const maxServersPerPage = 1000;
+
+/**
+ * The continuation token is the last server name served (base64url, so it needs no escaping in a
+ * query string); the next page starts after it, a range query on the one org partition.
+ */
+const continuationToken = z
+  .string()
+  .max(1024)
+  .transform((token, context) => {
+    const after = storedServerName.safeParse(Buffer.from(token, 'base64url').toString('utf8'));
+    if (after.success) return after.data;
+    context.addIssue({ code: 'custom', message: 'is not a token from a previous page' });
+    return z.NEVER;
+  });
+
+const serversQuery = z.object({
+  // An empty ring or site selects the servers that have none.
+  ring: z.union([ringName, z.literal('')]).optional(),
+  site: siteName.optional(),
+  search: z.string().trim().min(1).max(253).transform((text) => text.toLowerCase()).optional(),
+  top: z.coerce.number().int().min(1).max(maxServersPerPage).default(maxServersPerPage),
+  continuationToken: continuationToken.optional(),
+});
+
+export const getServers: AdminHandler = handler(async (deps, request) => {
+  const query = parsed(serversQuery, Object.fromEntries(request.query), 'query');
+  const page = await readServersPage(deps.tables, deps.settings.EMFLEET_ORG, query);
+  return {
+    jsonBody: {
+      servers: page.rows.map(serverJson),
+      continuationToken: page.after === undefined ? null : Buffer.from(page.after, 'utf8').toString('base64url'),
+      problems: page.problems,
+    },
+  };
+});
+
+/**
+ * One page of at most `top` servers, in name order. Ring and site filter in Tables; the search (a
+ * substring of the name or FQDN, which Tables cannot filter on) is applied here, so a search reads
+ * Tables in full pages, while without one every row read is served and Tables is asked for `top`.
+ */
+async function readServersPage(tables: FleetTables, org: string, query: z.infer<typeof serversQuery>): Promise<{ rows: ServerRow[]; problems: RowProblem[]; after: string | undefined }> {
+  const client = await tables.client('Servers');
+  const filter = [
+    odata`PartitionKey eq ${org}`,
+    ...(query.continuationToken === undefined ? [] : [odata`RowKey gt ${query.continuationToken}`]),
+    ...(query.ring === undefined ? [] : [odata`ring eq ${query.ring}`]),
+    ...(query.site === undefined ? [] : [odata`site eq ${query.site}`]),
+  ].join(' and ');
+  const rows: ServerRow[] = [];
+  const problems: RowProblem[] = [];
+  const pages = client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: query.search === undefined ? query.top : maxServersPerPage });
+  for await (const page of pages) {
+    for (const [index, entity] of page.entries()) {
+      const checked = validateRow('Servers', serverRow, entity);
+      if (!checked.ok) {
+        problems.push(checked.problem);
+      } else if (query.search === undefined || checked.row.rowKey.includes(query.search) || checked.row.fqdn.toLowerCase().includes(query.search)) {
+        rows.push(checked.row);
+        if (rows.length === query.top) {
+          const more = index < page.length - 1 || page.continuationToken !== undefined;
+          return { rows, problems, after: more ? checked.row.rowKey : undefined };
+        }
+      }
+    }
+  }
+  return { rows, problems, after: undefined };
+}
+
+// ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
+
+export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) } }));
+
+export const getRollout: AdminHandler = handler(async (deps, request) => {
+  const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
+  const { state, waves } = await readRollout(deps.tables, id);
+  return { jsonBody: rolloutDetailJson(state, waves) };
+});
+
+/**
+ * App Service Authentication puts the signed-in user in this header, and callers cannot set it
+ * themselves; without it the caller can only have used the function key.
+ */
+const principalHeader = 'x-ms-client-principal-name';
+const functionKeyActor = 'function-key';
+
+export const postRolloutAction: AdminHandler = handler(async (deps, request) => {
+  const { id, action } = parsed(
+    z.object({ id: rolloutId, action: z.enum(rolloutActions, { error: `must be one of ${rolloutActions.join(', ')}` }) }),
+    request.params,
+    'route',
+  );
+  const principal = request.headers.get(principalHeader);
+  const actor = principal === null ? functionKeyActor : parsed(z.object({ [principalHeader]: z.string().trim().min(1).max(256) }), { [principalHeader]: principal }, 'header')[principalHeader];
+  const result = await changeRollout(deps, id, action, actor);
+  if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
+  return { jsonBody: rolloutActionJson(id, result) };
+});
+
+// ---- POST /api/connectivity
+
+const connectivityBody = z.object({ server: serverName.transform((name) => name.toLowerCase()).optional() }).strict();
+
+/** `emfleet test-connectivity` over HTTP: 200 whatever the checks found; `ok` says whether all passed. */
+export const postConnectivity: AdminHandler = handler(async (deps, request) => {
+  const text = await request.text();
+  const body = text.trim() === '' ? {} : parseJson(text);
+  if (body === undefined) throw new HttpProblem(400, 'InvalidBody', 'body: is not valid JSON');
+  const { server } = parsed(connectivityBody, body, 'body');
+  const { tables, settings } = deps;
+  if (server !== undefined) {
+    try {
+      await getServer(tables, settings.EMFLEET_ORG, server);
+    } catch (error) {
+      // An unknown server is the caller's mistake (404), not a failed check; storage trouble is what the checks report.
+      if (error instanceof ServerNotFoundError) throw error;
+    }
+  }
+  const checks = await runConnectivityChecks(connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)));
+  return { jsonBody: { ok: checks.every((check) => check.result === 'Success'), checks } };
+});
+
+/** The parsed value, or undefined (which no schema here accepts) when the text is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

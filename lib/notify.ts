@@ -1,0 +1,95 @@
+import type { Logger } from './log.js';
+
+/** What emfleet tells the admins' channel about, as it happens. */
+export type NotifyEvent =
+  | { readonly kind: 'PackageAccepted'; readonly feed: string; readonly sequence: number; readonly sha256: string; readonly added: readonly string[]; readonly changed: readonly string[]; readonly withdrawn: readonly string[] }
+  | { readonly kind: 'PackageRejected'; readonly feed: string; readonly sha256: string; readonly reason: string; readonly detail: string }
+  | { readonly kind: 'RolloutHalted'; readonly rolloutId: string; readonly reason: string }
+  | { readonly kind: 'RolloutCompleted'; readonly rolloutId: string }
+  | { readonly kind: 'RolloutAborted'; readonly rolloutId: string; readonly reason: string }
+  | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string };
+
+/** Resolves once the webhook answered, failed or timed out; never rejects. */
+export type Notify = (event: NotifyEvent) => Promise<void>;
+
+export interface NotifierOptions {
+  /** A Slack or Microsoft Teams incoming webhook (EMFLEET_NOTIFY_URL); none means no notifications. */
+  readonly url?: string | undefined;
+  readonly logger: Logger;
+  readonly timeoutInMs?: number;
+  readonly fetchImpl?: typeof fetch;
+}
+
+/**
+ * Teams rejects messages over about 28 KB: a drift report over a 10,000-server fleet names the
+ * first servers and counts the rest.
+ */
+const maxNamedServers = 100;
+const maxTextServers = 10;
+const maxLoggedResponseChars = 200;
+
+/**
+ * A JSON POST that both Slack and Teams incoming webhooks accept: one readable line in `text`,
+ * the structured event under `emfleet` (both services ignore fields they do not know), for
+ * whoever reads the webhook with a script instead.
+ */
+export function createNotifier(options: NotifierOptions): Notify {
+  const { url, logger, timeoutInMs = 10_000, fetchImpl = fetch } = options;
+  if (!url) return async () => {};
+  return async (event) => {
+    const payload = notificationPayload(event);
+    // The webhook URL is a secret (whoever has it can post to the channel): it is never logged.
+    const context = { notification: payload.emfleet };
+    try {
+      const response = await fetchImpl(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(timeoutInMs),
+      });
+      const answer = (await response.text()).slice(0, maxLoggedResponseChars);
+      if (response.ok) logger.info('NotificationSent', context);
+      else logger.warn('NotificationFailed', { ...context, error: `the webhook answered ${response.status}${answer ? `: ${answer}` : ''}` });
+    } catch (error) {
+      logger.warn('NotificationFailed', { ...context, error: describeFailure(error, timeoutInMs) });
+    }
+  };
+}
+
+function notificationPayload(event: NotifyEvent): { text: string; emfleet: Record<string, unknown> } {
+  const { kind, ...fields } = event;
+  const structured: Record<string, unknown> =
+    event.kind === 'DriftFound' ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length } : fields;
+  return { text: `emfleet: ${describe(event)}`, emfleet: { event: kind, ...structured } };
+}
+
+function describe(event: NotifyEvent): string {
+  switch (event.kind) {
+    case 'PackageAccepted': {
+      const changes = (['added', 'changed', 'withdrawn'] as const).filter((part) => event[part].length > 0).map((part) => `${part} ${event[part].join(', ')}`);
+      return `feed ${event.feed} accepted package ${event.sequence} (sha256 ${event.sha256.slice(0, 12)}): ${changes.join('; ') || 'no mitigation changed'}`;
+    }
+    case 'PackageRejected':
+      return `feed ${event.feed} rejected a package (sha256 ${event.sha256.slice(0, 12)}): ${event.reason}: ${oneLine(event.detail)}`;
+    case 'RolloutHalted':
+      return `rollout ${event.rolloutId} halted: ${oneLine(event.reason)}`;
+    case 'RolloutCompleted':
+      return `rollout ${event.rolloutId} completed`;
+    case 'RolloutAborted':
+      return `rollout ${event.rolloutId} aborted: ${oneLine(event.reason)}`;
+    case 'DriftFound': {
+      const named = event.servers.slice(0, maxTextServers).join(', ') + (event.servers.length > maxTextServers ? ` and ${event.servers.length - maxTextServers} more` : '');
+      return `drift found on ${event.servers.length} server${event.servers.length === 1 ? '' : 's'} (${named})${event.rolloutId ? `; fix-up rollout ${event.rolloutId}` : ''}`;
+    }
+  }
+}
+
+const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim();
+
+/** fetch says only "fetch failed"; the cause (ENOTFOUND, ECONNREFUSED...) is what an admin can act on. */
+function describeFailure(error: unknown, timeoutInMs: number): string {
+  if (error instanceof DOMException && error.name === 'TimeoutError') return `no answer within ${timeoutInMs} ms`;
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return `${error.message}${cause}`;
+}

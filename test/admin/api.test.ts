@@ -1,0 +1,333 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as functions from '../../functions/adminApi.js';
+import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps, type AdminHandler } from '../../lib/admin/api.js';
+import { loadSettings } from '../../lib/config/index.js';
+import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
+import { StorageQueueSender } from '../../lib/fleet/queues.js';
+import { registerServer } from '../../lib/fleet/servers.js';
+import type { FleetTables } from '../../lib/fleet/storage.js';
+import { catalogueXml } from '../../lib/local/catalogue.js';
+import { silentLogger } from '../../lib/log.js';
+import { pollFeed } from '../../lib/rollout/poll.js';
+import { defaultWaves } from '../../lib/rollout/waves.js';
+import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
+import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
+import { createTestPki, type TestPki } from '../helpers/packages.js';
+
+const org = 'contoso';
+let pki: TestPki;
+
+/** The handlers' dependencies over fresh tables and queues in the run's Azurite; settings as the app would parse them. */
+function adminDeps(fresh: { tables: FleetTables; prefix: string }, settings: Record<string, string> = {}): AdminDeps {
+  const connection = { kind: 'connectionString', connectionString: azuriteConnectionString() } as const;
+  return {
+    tables: fresh.tables,
+    queues: new StorageQueueSender(connection, { prefix: fresh.prefix }),
+    settings: loadSettings({ AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: fresh.prefix, EMFLEET_ORG: org, EMFLEET_TRUST_ANCHORS: pki.root.certificatePem, ...settings }),
+    logger: silentLogger,
+  };
+}
+
+/** A request as the host builds it: the URL with its query, route parameters, headers, body. */
+function request(method: 'GET' | 'POST', path: string, init: { params?: Record<string, string>; headers?: Record<string, string>; body?: string } = {}): HttpRequest {
+  return new HttpRequest({ method, url: `http://127.0.0.1:7071/api/${path}`, ...(init.params ? { params: init.params } : {}), ...(init.headers ? { headers: init.headers } : {}), ...(init.body === undefined ? {} : { body: { string: init.body } }) });
+}
+
+/** Every handler answers with jsonBody; tests read it as the JSON a client would. */
+async function call(handler: AdminHandler, deps: AdminDeps, httpRequest: HttpRequest): Promise<{ status: number; body: any }> {
+  const response: HttpResponseInit = await handler(deps, httpRequest);
+  return { status: response.status ?? 200, body: response.jsonBody };
+}
+
+beforeAll(async () => {
+  pki = await createTestPki();
+});
+
+describe('functions/adminApi', () => {
+  it('registers one route per endpoint of DESIGN §10, each behind a function key', () => {
+    expect(Object.fromEntries(Object.values(functions).map(({ kind, name, options }) => [name, [kind, options.methods, options.route, options.authLevel]]))).toEqual({
+      adminStatus: ['http', ['GET'], 'status', 'function'],
+      adminServers: ['http', ['GET'], 'servers', 'function'],
+      adminRollouts: ['http', ['GET'], 'rollouts', 'function'],
+      adminRollout: ['http', ['GET'], 'rollouts/{id}', 'function'],
+      adminRolloutAction: ['http', ['POST'], 'rollouts/{id}/{action}', 'function'],
+      adminConnectivity: ['http', ['POST'], 'connectivity', 'function'],
+    });
+  });
+});
+
+describe('a storage failure', () => {
+  it('is a 500 with what went wrong, and logged', async () => {
+    const errors: unknown[] = [];
+    const broken = { client: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:10002')) } as unknown as FleetTables;
+    const deps = { ...adminDeps(freshTables()), tables: broken, logger: { ...silentLogger, error: (event: string, fields?: Record<string, unknown>) => void errors.push({ event, ...fields }) } };
+    expect(await call(getRollouts, deps, request('GET', 'rollouts'))).toEqual({ status: 500, body: { error: 'InternalError', detail: 'connect ECONNREFUSED 127.0.0.1:10002' } });
+    expect(errors).toEqual([{ event: 'AdminRequestFailed', method: 'GET', url: 'http://127.0.0.1:7071/api/rollouts', error: 'connect ECONNREFUSED 127.0.0.1:10002' }]);
+  });
+});
+
+describe('a fleet with a rollout under way', () => {
+  const fresh = freshTables();
+  let deps: AdminDeps;
+  let id: string;
+
+  beforeAll(async () => {
+    deps = adminDeps(fresh, {
+      EMFLEET_FEEDS: JSON.stringify([{ name: 'contoso', url: 'https://mitigations.contoso.com/feed', trustAnchors: 'contoso-root.pem', signerSubject: 'Contoso Mitigations', signerEku: '1.3.6.1.5.5.7.3.3' }]),
+    });
+    for (let index = 1; index <= 12; index++) {
+      await registerServer(fresh.tables, org, { name: `ex${String(index).padStart(2, '0')}.contoso.com`, build: '15.2.1118.7', ring: index <= 2 ? 'canary' : 'broad', site: 'HQ' }, { actor: 'test' });
+    }
+    await registerServer(fresh.tables, org, { name: 'lab01.contoso.com', build: '15.2.1118.7' }, { actor: 'test' });
+    const poll = (xml: string) => pollFeed({ tables: fresh.tables, queues: deps.queues, org, waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }) }, { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust });
+    const accepted = await poll(pki.sign(catalogueXml));
+    if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
+    id = accepted.rollouts[0]!;
+    const rejected = await poll(pki.sign(catalogueXml).replace('MSExchangeUM', 'MSExchangeIS'));
+    if (rejected.kind !== 'rejected') throw new Error(JSON.stringify(rejected));
+  });
+
+  it('GET /api/status: each feed with its polling and current package, servers and rollouts counted', async () => {
+    const { status, body } = await call(getStatus, deps, request('GET', 'status'));
+    expect(status).toBe(200);
+    expect(body.org).toBe(org);
+    expect(body.feeds).toHaveLength(2);
+    const [microsoft, contoso] = body.feeds;
+    expect(microsoft).toMatchObject({
+      name: 'microsoft',
+      url: 'https://officeclient.microsoft.com/getexchangemitigations',
+      lastPollAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      lastSuccessAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      lastErrorAt: null,
+      lastError: null,
+      lastRejected: { at: expect.stringMatching(/^\d{4}-/), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), reason: expect.stringMatching(/^BadSignature: /) },
+      package: { sequence: 1, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), signingTime: expect.stringMatching(/^\d{4}-/), acceptedAt: expect.stringMatching(/^\d{4}-/), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] },
+    });
+    expect(microsoft.lastRejected.sha256).not.toBe(microsoft.package.sha256);
+    expect(contoso).toEqual({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', lastPollAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, package: null });
+    expect(body.servers).toEqual({ total: 13, invalidRows: 0, byRing: { canary: 2, broad: 10, '(none)': 1 } });
+    expect(body.rollouts).toEqual({ total: 1, byState: { Planned: 0, Running: 1, Baking: 0, Paused: 0, Halted: 0, Aborted: 0, Completed: 0 } });
+  });
+
+  it('GET /api/rollouts lists the rollout; GET /api/rollouts/{id} shows it with its waves', async () => {
+    const list = await call(getRollouts, deps, request('GET', 'rollouts'));
+    expect(list.status).toBe(200);
+    expect(list.body.rollouts).toEqual([expect.objectContaining({ id, feed: 'microsoft', packageSequence: 1, operation: 'apply', state: 'Running', currentWave: 0, waveCount: 3, profile: 'default' })]);
+
+    const shown = await call(getRollout, deps, request('GET', `rollouts/${id}`, { params: { id } }));
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ id, state: 'Running', reason: '' });
+    expect(shown.body.waves.map((wave: { name: string; servers: number }) => [wave.name, wave.servers])).toEqual([['canary', 2], ['early', 1], ['broad', 10]]);
+    for (const wave of shown.body.waves) {
+      expect(wave).toMatchObject({ succeeded: 0, failed: 0, skipped: 0, failedServers: [] });
+      expect(wave).not.toHaveProperty('counted');
+    }
+  });
+
+  it.each([
+    { name: 'an unknown rollout', id: 'microsoft-999999-apply', status: 404, error: 'RolloutNotFound', detail: /no rollout "microsoft-999999-apply"/ },
+    { name: 'an id the engine cannot hold', id: 'bad id/..', status: 400, error: 'InvalidRoute', detail: /^route id: / },
+  ])('GET /api/rollouts/{id} answers $status for $name', async ({ id: asked, status, error, detail }) => {
+    const answer = await call(getRollout, deps, request('GET', `rollouts/${encodeURIComponent(asked)}`, { params: { id: asked } }));
+    expect(answer).toEqual({ status, body: { error, detail: expect.stringMatching(detail) } });
+  });
+
+  it('POST /api/rollouts/{id}/{action}: each action moves the state, a refusal is 409, and the audit names the signed-in user or the function key', async () => {
+    const act = (action: string, headers?: Record<string, string>) => call(postRolloutAction, deps, request('POST', `rollouts/${id}/${action}`, { params: { id, action }, ...(headers ? { headers } : {}) }));
+    const alice = { 'x-ms-client-principal-name': 'alice@contoso.com' };
+
+    expect(await act('pause', alice)).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Paused', reason: 'Paused by alice@contoso.com' } });
+    const again = await act('pause', alice);
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ error: 'Refused', detail: expect.stringMatching(/^pause refused: already paused/), ok: false, rolloutId: id, state: 'Paused', refused: again.body.detail });
+    expect(await act('resume')).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Running', reason: 'Resumed by function-key' } });
+    expect(await act('expedite', alice)).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Running', reason: 'Expedited by alice@contoso.com' } });
+    expect(await act('abort', { 'x-ms-client-principal-name': 'bob@contoso.com' })).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Aborted', reason: 'Aborted by bob@contoso.com' } });
+    expect((await act('resume')).body.detail).toMatch(/^resume refused: the rollout has ended/);
+
+    const audit = (await allEntities(rawTable(fresh.prefix, 'Audit'))).filter((row) => String(row['action']).startsWith('rollout.'));
+    expect(audit.map((row) => [row['action'], row['actor']]).sort()).toEqual([
+      ['rollout.abort', 'bob@contoso.com'],
+      ['rollout.expedite', 'alice@contoso.com'],
+      ['rollout.pause', 'alice@contoso.com'],
+      ['rollout.pause', 'alice@contoso.com'],
+      ['rollout.resume', 'function-key'],
+      ['rollout.resume', 'function-key'],
+    ]);
+    expect((await call(getRollout, deps, request('GET', `rollouts/${id}`, { params: { id } }))).body).toMatchObject({ state: 'Aborted', profile: 'emergency' });
+  });
+
+  it.each<{ name: string; params: { id: string; action: string }; headers: Record<string, string>; status: number; error: string; detail: unknown }>([
+    { name: 'an unknown action', params: { id: 'microsoft-000001-apply', action: 'delete' }, headers: {}, status: 400, error: 'InvalidRoute', detail: 'route action: must be one of pause, resume, abort, expedite' },
+    { name: 'a bad rollout id', params: { id: 'a b', action: 'pause' }, headers: {}, status: 400, error: 'InvalidRoute', detail: expect.stringMatching(/^route id: /) },
+    { name: 'an empty principal name', params: { id: 'microsoft-000001-apply', action: 'pause' }, headers: { 'x-ms-client-principal-name': '  ' }, status: 400, error: 'InvalidHeader', detail: expect.stringMatching(/^header x-ms-client-principal-name: /) },
+    { name: 'an unknown rollout', params: { id: 'microsoft-000077-apply', action: 'pause' }, headers: {}, status: 404, error: 'RolloutNotFound', detail: 'no rollout "microsoft-000077-apply"' },
+  ])('POST /api/rollouts/{id}/{action} answers $status for $name and changes nothing', async ({ params, headers, status, error, detail }) => {
+    const before = await allEntities(rawTable(fresh.prefix, 'Audit'));
+    expect(await call(postRolloutAction, deps, request('POST', `rollouts/${params.id}/${params.action}`, { params, headers }))).toEqual({ status, body: { error, detail } });
+    expect(await allEntities(rawTable(fresh.prefix, 'Audit'))).toHaveLength(before.length);
+  });
+});
+
+describe('GET /api/servers over a 2,500-server fleet', () => {
+  const fresh = freshTables();
+  let deps: AdminDeps;
+  const name = (index: number): string => `ex${String(index).padStart(5, '0')}.contoso.com`;
+
+  beforeAll(async () => {
+    deps = adminDeps(fresh);
+    const rows = Array.from({ length: 2500 }, (_, index) => ({
+      partitionKey: org,
+      rowKey: name(index),
+      fqdn: name(index),
+      build: '15.2.1544.4',
+      ring: index % 10 === 0 ? 'canary' : 'broad',
+      site: index % 2 === 0 ? 'HQ' : 'DR',
+      relayHybridConnection: name(index),
+      relayPath: '',
+      lastSeen: new Date(Date.UTC(2025, 0, 1)),
+      reportedApplied: JSON.stringify(index < 5 ? ['EM1'] : []),
+    }));
+    // A row edited by hand into something invalid is reported, never served.
+    rows.push({ ...rows[1]!, rowKey: 'zz-broken.contoso.com', build: 'not a build' });
+    await writeInTransactions(await fresh.tables.client('Servers'), rows.map(upsertAction));
+  });
+
+  async function page(query: string): Promise<{ status: number; body: any }> {
+    return call(getServers, deps, request('GET', `servers${query}`));
+  }
+
+  /** Follows the continuation tokens to the end; returns every page. */
+  async function allPages(query: string): Promise<{ servers: { name: string; ring: string; site: string }[]; continuationToken: string | null; problems: unknown[] }[]> {
+    const pages = [];
+    let token: string | null = null;
+    do {
+      const answer = await page(`?${query}${token === null ? '' : `&continuationToken=${token}`}`);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      pages.push(answer.body);
+      token = answer.body.continuationToken;
+    } while (token !== null && pages.length < 20);
+    return pages;
+  }
+
+  it('serves at most 1,000 servers a page, in name order, with a token for the next page', async () => {
+    const pages = await allPages('');
+    expect(pages.map((each) => each.servers.length)).toEqual([maxServersPerPage, maxServersPerPage, 500]);
+    expect(pages.map((each) => each.continuationToken === null)).toEqual([false, false, true]);
+    // base64url: usable in a query string as it is.
+    expect(pages[0]!.continuationToken).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(pages[0]!.servers).toHaveLength(maxServersPerPage);
+    expect(pages.flatMap((each) => each.servers.map((server) => server.name))).toEqual(Array.from({ length: 2500 }, (_, index) => name(index)));
+    expect(pages.flatMap((each) => each.problems)).toEqual([expect.objectContaining({ table: 'Servers', rowKey: 'zz-broken.contoso.com', field: 'build' })]);
+  });
+
+  it('shows build, ring, site, last seen and what the agent reported', async () => {
+    const { body } = await page('?top=1');
+    expect(body.servers).toEqual([
+      { name: name(0), fqdn: name(0), build: '15.2.1544.4', site: 'HQ', ring: 'canary', relayHybridConnection: name(0), relayPath: '', agentVersion: '', lastSeen: '2025-01-01T00:00:00.000Z', reportedApplied: ['EM1'], reportedBlocked: [] },
+    ]);
+  });
+
+  it('takes a smaller page size with top, and gives no token once nothing is left', async () => {
+    expect((await allPages('top=700')).map((each) => each.servers.length)).toEqual([700, 700, 700, 400]);
+    expect((await allPages('ring=canary&top=125')).map((each) => [each.servers.length, each.continuationToken === null])).toEqual([[125, false], [125, true]]);
+  });
+
+  it.each([
+    { name: 'ring', query: 'ring=canary', count: 250, check: (server: { ring: string }) => server.ring === 'canary' },
+    { name: 'ring and site', query: 'ring=canary&site=DR', count: 0, check: () => false },
+    { name: 'site', query: 'site=DR&top=1000', count: 1250, check: (server: { site: string }) => server.site === 'DR' },
+    { name: 'search, in any case', query: 'search=EX0012', count: 10, check: (server: { name: string }) => server.name.includes('ex0012') },
+  ])('filters by $name', async ({ query, count, check }) => {
+    const servers = (await allPages(query)).flatMap((each) => each.servers);
+    expect(servers).toHaveLength(count);
+    expect(servers.every(check)).toBe(true);
+  });
+
+  it('fills a page of a search from as many Tables pages as it takes, never more than top, and resumes after it', async () => {
+    const pages = await allPages('search=ex0012&top=4');
+    expect(pages.map((each) => each.servers.length)).toEqual([4, 4, 2]);
+    expect(pages.flatMap((each) => each.servers.map((server) => server.name))).toEqual(Array.from({ length: 10 }, (_, index) => name(120 + index)));
+  });
+
+  it.each([
+    { name: 'a page of none', query: '?top=0', detail: /^query top: / },
+    { name: 'a page over 1,000', query: '?top=1001', detail: /^query top: / },
+    { name: 'a page size that is not a number', query: '?top=many', detail: /^query top: / },
+    { name: 'a ring name with spaces', query: '?ring=no%20such', detail: /^query ring: / },
+    { name: 'a made-up token', query: '?continuationToken=not-a-token', detail: /^query continuationToken: is not a token from a previous page$/ },
+  ])('answers 400 for $name', async ({ query, detail }) => {
+    expect(await page(query)).toEqual({ status: 400, body: { error: 'InvalidQuery', detail: expect.stringMatching(detail) } });
+  });
+});
+
+describe('POST /api/connectivity', () => {
+  const fresh = freshTables();
+  let deps: AdminDeps;
+  let feedServer: http.Server;
+  const stops: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    const signed = pki.sign(catalogueXml);
+    feedServer = http.createServer((_request, response) => void response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+    feedServer.listen(0, '127.0.0.1');
+    await once(feedServer, 'listening');
+    const { relay, stop } = await relayWithClient();
+    stops.push(stop);
+    const agent = await runAgent((await writeAgentConfig(relay, pki, { server: 'ex01.contoso.com' })).config);
+    stops.unshift(() => agent.close());
+    deps = adminDeps(fresh, {
+      EMFLEET_OCS_URL: `http://127.0.0.1:${(feedServer.address() as AddressInfo).port}/getexchangemitigations`,
+      EMFLEET_RELAY_ENDPOINT: relay.baseUrl,
+      EMFLEET_RELAY_SEND_KEY_NAME: relayRules.send.keyName,
+      EMFLEET_RELAY_SEND_KEY: relayRules.send.key,
+    });
+    await registerServer(fresh.tables, org, { name: 'ex01.contoso.com', build: '15.2.1118.7', relayHybridConnection: 'ex01' }, { actor: 'test' });
+    await registerServer(fresh.tables, org, { name: 'ex02.contoso.com', build: '15.2.1118.7', relayHybridConnection: 'ex02' }, { actor: 'test' });
+  });
+
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    feedServer?.closeAllConnections();
+    feedServer?.close();
+  });
+
+  const connectivity = (body?: string) => call(postConnectivity, deps, request('POST', 'connectivity', body === undefined ? {} : { body }));
+
+  it('runs the checks of emfleet test-connectivity for one server', async () => {
+    const { status, body } = await connectivity(JSON.stringify({ server: 'EX01.contoso.com' }));
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      ok: true,
+      checks: [
+        { name: expect.stringMatching(/^OCS reachable over HTTPS \(http:\/\/127\.0\.0\.1:\d+\/getexchangemitigations\)$/), result: 'Success', detail: expect.stringMatching(/^\d+ bytes$/) },
+        { name: 'The mitigation package verifies', result: 'Success', detail: expect.stringMatching(/^4 mitigations \(PING1, EM1, EM2, EM3\) signed by /) },
+        { name: 'Agent answers through Azure Relay', server: 'ex01.contoso.com', result: 'Success', detail: expect.stringMatching(/^ex01\.contoso\.com, build 15\.2\.1118\.7, agent /) },
+      ],
+    });
+  });
+
+  it('pings every registered server without a body; one that does not answer makes ok false', async () => {
+    const { status, body } = await connectivity();
+    expect(status).toBe(200);
+    expect(body.ok).toBe(false);
+    const agents = body.checks.filter((check: { server?: string }) => check.server !== undefined);
+    expect(agents.map((check: { server: string; result: string }) => [check.server, check.result]).sort()).toEqual([
+      ['ex01.contoso.com', 'Success'],
+      ['ex02.contoso.com', 'Failed'],
+    ]);
+  });
+
+  it.each([
+    { name: 'an unknown server', body: JSON.stringify({ server: 'ex99.contoso.com' }), status: 404, error: 'ServerNotFound', detail: /no server "ex99\.contoso\.com"/ },
+    { name: 'a server name that cannot be one', body: JSON.stringify({ server: 'ex 01' }), status: 400, error: 'InvalidBody', detail: /^body server: / },
+    { name: 'an unknown field', body: JSON.stringify({ servers: ['ex01'] }), status: 400, error: 'InvalidBody', detail: /^body: .*servers/ },
+    { name: 'a body that is not JSON', body: 'server=ex01', status: 400, error: 'InvalidBody', detail: /^body: is not valid JSON$/ },
+  ])('answers $status for $name', async ({ body, status, error, detail }) => {
+    expect(await connectivity(body)).toEqual({ status, body: { error, detail: expect.stringMatching(detail) } });
+  });
+});
