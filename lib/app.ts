@@ -4,6 +4,7 @@ import { syncDeclaredPolicy } from './fleet/policy.js';
 import { StorageQueueSender } from './fleet/queues.js';
 import { FleetTables, storageConnectionFromSettings } from './fleet/storage.js';
 import type { Logger } from './log.js';
+import { createNotifier, type Notify } from './notify.js';
 import { microsoftFeedName } from './ocs/client.js';
 import { createTrustPolicy, readPemSetting, trustPolicyFromSettings } from './package/trust.js';
 import { declaredLayers, parseDeclaredPolicy } from './policy/declared.js';
@@ -19,6 +20,7 @@ export interface AppContext {
   readonly tables: FleetTables;
   readonly queues: StorageQueueSender;
   readonly logger: Logger;
+  readonly notify: Notify;
 }
 
 export function appContext(logger: Logger, environment: Record<string, string | undefined> = process.env): AppContext {
@@ -30,6 +32,7 @@ export function appContext(logger: Logger, environment: Record<string, string | 
     tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }),
     queues: new StorageQueueSender(connection, settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: settings.EMFLEET_QUEUE_PREFIX }),
     logger,
+    notify: createNotifier({ ...(settings.EMFLEET_NOTIFY_URL ? { url: settings.EMFLEET_NOTIFY_URL } : {}), logger }),
   };
 }
 
@@ -81,7 +84,7 @@ export async function runPollCycle(app: AppContext): Promise<Record<string, Poll
     outcomes[problem.feed] = { kind: 'misconfigured', error: problem.error };
   }
   for (const feed of feeds) {
-    outcomes[feed.name] = await pollFeed({ tables, queues: app.queues, org: settings.EMFLEET_ORG, waves: settings.EMFLEET_WAVES, logger }, feed);
+    outcomes[feed.name] = await pollFeed({ tables, queues: app.queues, org: settings.EMFLEET_ORG, waves: settings.EMFLEET_WAVES, logger, notify: app.notify }, feed);
   }
   return outcomes;
 }
@@ -92,7 +95,7 @@ let cachedAgents: { key: string; client: Promise<AgentClient> } | undefined;
 export async function stepDeps(app: AppContext): Promise<StepDeps> {
   const key = `${app.settings.EMFLEET_RELAY_ENDPOINT ?? ''}|${app.settings.EMFLEET_RELAY_NAMESPACE ?? ''}|${app.settings.EMFLEET_RELAY_SEND_KEY_NAME}|${app.settings.EMFLEET_RELAY_SEND_KEY ?? ''}`;
   if (cachedAgents?.key !== key) cachedAgents = { key, client: agentClientFromSettings(app.settings) };
-  return { tables: app.tables, queues: app.queues, agents: await cachedAgents.client, org: app.settings.EMFLEET_ORG, logger: app.logger };
+  return { tables: app.tables, queues: app.queues, agents: await cachedAgents.client, org: app.settings.EMFLEET_ORG, logger: app.logger, notify: app.notify };
 }
 
 /** Parses a queue message; an invalid one is recorded with its id and not retried (the handler returns). */
@@ -124,5 +127,5 @@ export function queueStepHandler<T>(
 export async function runReconcileCycle(app: AppContext): Promise<ReconcileReport[]> {
   const { feeds, problems } = feedsFromSettings(app.settings);
   for (const problem of problems) app.logger.error('FeedMisconfigured', problem);
-  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger }, feeds);
+  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, notify: app.notify }, feeds);
 }

@@ -14,6 +14,7 @@ import { ringName, rolloutStates, serverName, serverRow, siteName, storedServerN
 import { getServer, listServers, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import type { Notify } from '../notify.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { changeRollout } from '../rollout/admin.js';
 import { startWaveMessage } from '../rollout/messages.js';
@@ -24,6 +25,8 @@ export interface AdminDeps {
   readonly queues: QueueSender;
   readonly settings: Settings;
   readonly logger: Logger;
+  /** Aborts and other events from the API notify like those from the CLI. */
+  readonly notify?: Notify;
 }
 
 export type AdminHandler = (deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>;

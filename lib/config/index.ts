@@ -68,6 +68,8 @@ export const settingsSchema = z.object({
   EMFLEET_RECONCILE_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 30 * * * *"').default('0 30 * * * *'),
   /** The organization's own feeds besides Microsoft's (JSON list), each with its own trust. */
   EMFLEET_FEEDS: jsonText(z.array(orgFeedSchema).max(10)).default([]),
+  /** Slack or Microsoft Teams incoming webhook for package, rollout and drift events; a secret (Key Vault reference). Unset: no notifications. */
+  EMFLEET_NOTIFY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** The waves `--emergency` and `rollout expedite` switch to. */
   EMFLEET_EMERGENCY_WAVES: jsonText(waveProfile).default(defaultEmergencyWaves),
 });

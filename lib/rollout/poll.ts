@@ -4,6 +4,7 @@ import { latestPackage, storePackage } from '../fleet/packages.js';
 import type { QueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import type { Notify } from '../notify.js';
 import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/client.js';
 import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
@@ -24,6 +25,7 @@ export interface PollDeps {
   readonly org: string;
   readonly waves: WaveProfile;
   readonly logger: Logger;
+  readonly notify?: Notify;
   readonly fetch?: (options: FetchFeedOptions) => Promise<FetchFeedResult>;
   readonly now?: () => Date;
 }
@@ -76,6 +78,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     deps.logger.warn('PackageRejected', { ...where, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
     await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now(), lastRejectedAt: now(), lastRejectedSha256: verified.sha256, lastRejectedReason: `${verified.reason}: ${verified.detail}` }));
     await writeAudit(deps.tables, [{ actor: system, action: 'package.rejected', target: `feed:${feed.name}`, source: 'ocs', before: null, after: { sha256: verified.sha256, reason: verified.reason, detail: verified.detail } }], now());
+    await deps.notify?.({ kind: 'PackageRejected', feed: feed.name, sha256: verified.sha256, reason: verified.reason, detail: verified.detail });
     return { kind: 'rejected', reason: verified.reason, detail: verified.detail, sha256: verified.sha256 };
   }
 
@@ -94,6 +97,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
   const diff = diffPackages(previousModel?.ok ? previousModel.package : undefined, verified.package);
   await writeAudit(deps.tables, [{ actor: system, action: 'package.accepted', target: `feed:${feed.name}`, source: 'ocs', before: previous ? { sequence: previous.sequence, sha256: previous.sha256 } : null, after: { sequence: stored.sequence, sha256: verified.sha256, ...diff } }], now());
   deps.logger.info('PackageAccepted', { ...where, sequence: stored.sequence, sha256: verified.sha256, added: diff.added, changed: diff.changed, withdrawn: diff.withdrawn });
+  await deps.notify?.({ kind: 'PackageAccepted', feed: feed.name, sequence: stored.sequence, sha256: verified.sha256, added: diff.added, changed: diff.changed, withdrawn: diff.withdrawn });
 
   const rollouts: string[] = [];
   if (!isEmptyDiff(diff)) {

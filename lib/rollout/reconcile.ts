@@ -3,6 +3,7 @@ import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import type { Notify } from '../notify.js';
 import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { findDrift, type LeftAlone } from './drift.js';
@@ -17,6 +18,7 @@ export interface ReconcileDeps {
   readonly org: string;
   readonly waves: WaveProfile;
   readonly logger: Logger;
+  readonly notify?: Notify;
   readonly now?: () => Date;
 }
 
@@ -64,7 +66,10 @@ export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Pr
     const plan = { operation: 'apply' as const, mitigationIds: ids, waves: assignWaves(work, deps.waves), leftOut: [] };
     const hour = now.toISOString().slice(0, 13).replace(/[-T]/g, '');
     const rolloutId = work.length > 0 ? await startPlannedRollout(deps, { id: `${feed}-reconcile-${hour}`, feed, packageSequence: sequence, plan }, now) : undefined;
-    if (rolloutId) deps.logger.warn('DriftFound', { feed, rolloutId, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
+    if (rolloutId) {
+      deps.logger.warn('DriftFound', { feed, rolloutId, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
+      await deps.notify?.({ kind: 'DriftFound', servers: work.map((server) => server.server), rolloutId });
+    }
     reports.push({ feed, ...(rolloutId ? { rolloutId } : {}), servers: work.length, leftAlone });
   }
   return reports;

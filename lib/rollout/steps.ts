@@ -10,6 +10,7 @@ import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
 import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import type { Notify } from '../notify.js';
 import type { MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
 import { RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
@@ -28,6 +29,7 @@ export interface StepDeps {
   readonly agents: AgentPort;
   readonly org: string;
   readonly logger: Logger;
+  readonly notify?: Notify;
   readonly now?: () => Date;
   /** A paused rollout's messages come back this often until it is resumed or aborted. */
   readonly pausedRecheckMs?: number;
@@ -118,7 +120,7 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
  * Moves a rollout with the pure state machine, writes the new state (ETag), and only then carries
  * out its effects. A refused event (a duplicate, a late message) is logged and changes nothing.
  */
-export type EventDeps = Pick<StepDeps, 'tables' | 'queues' | 'logger' | 'now'>;
+export type EventDeps = Pick<StepDeps, 'tables' | 'queues' | 'logger' | 'now' | 'notify'>;
 
 export async function applyEvent(deps: EventDeps, rolloutId: string, event: RolloutEvent): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
   let effects: readonly RolloutEffect[] = [];
@@ -144,11 +146,11 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
     return { ok: false, reason: refusal, state };
   }
   deps.logger.info('RolloutTransition', { rolloutId, event: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
-  for (const effect of effects) await carryOut(deps, rolloutId, effect);
+  for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
 }
 
-async function carryOut(deps: EventDeps, rolloutId: string, effect: RolloutEffect): Promise<void> {
+async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateRow, effect: RolloutEffect): Promise<void> {
   switch (effect.kind) {
     case 'startWave':
       await deps.queues.send(queueNames.waves, { rolloutId, wave: effect.wave });
@@ -159,7 +161,8 @@ async function carryOut(deps: EventDeps, rolloutId: string, effect: RolloutEffec
       return;
     }
     case 'notify':
-      deps.logger.info(effect.event, { rolloutId });
+      deps.logger.info(effect.event, { rolloutId, reason: state.reason });
+      await deps.notify?.(effect.event === 'RolloutCompleted' ? { kind: effect.event, rolloutId } : { kind: effect.event, rolloutId, reason: state.reason });
       return;
   }
 }

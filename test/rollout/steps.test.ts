@@ -53,10 +53,13 @@ describe('rollout steps', () => {
 
   it('a canary failure over budget halts the rollout, names the server, and touches no later wave', async () => {
     const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
+    const notified: unknown[] = [];
+    f.deps = { ...f.deps, notify: async (event) => void notified.push(event) };
     const id = await accept(f);
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
     expect(rollout.state.state).toBe('Halted');
+    expect(notified).toEqual([{ kind: 'RolloutHalted', rolloutId: id, reason: rollout.state.reason }]);
     expect(rollout.state.reason).toMatch(/^WaveHalted: wave 1 had 1 failures, over its budget of 0 \(ex01\.contoso\.com\)/);
     expect(rollout.waves[1]).toMatchObject({ dispatched: 0, succeeded: 0, failed: 0 });
     expect((await readResults(f.tables, 'ex02.contoso.com')).rows).toEqual([]);
