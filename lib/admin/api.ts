@@ -4,18 +4,16 @@ import { z } from 'zod';
 import type { Settings } from '../config/index.js';
 import { connectivityProbesFromSettings, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
-import { readFeedState } from '../fleet/feeds.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
-import { latestPackage } from '../fleet/packages.js';
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
 import { validateRow, type RowProblem } from '../fleet/rows.js';
-import { ringName, rolloutStates, serverName, serverRow, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
-import { getServer, listServers, ServerNotFoundError } from '../fleet/servers.js';
+import { ringName, serverName, serverRow, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
+import { getServer, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import { fleetStatus } from '../fleet/status.js';
 import type { Notify } from '../notify.js';
-import { microsoftFeedName } from '../ocs/client.js';
 import { changeRollout } from '../rollout/admin.js';
 import { startWaveMessage } from '../rollout/messages.js';
 
@@ -73,51 +71,9 @@ function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query'
 const rolloutId = startWaveMessage.shape.rolloutId;
 const rolloutActions = ['pause', 'resume', 'abort', 'expedite'] as const;
 
-const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
-
 // ---- GET /api/status
 
 export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await fleetStatus(deps) }));
-
-/** Each feed's polling and current package, and how many servers and rollouts there are. */
-export async function fleetStatus(deps: Pick<AdminDeps, 'tables' | 'settings' | 'logger'>): Promise<Record<string, unknown>> {
-  const { tables, settings, logger } = deps;
-  const feeds = [{ name: microsoftFeedName, url: settings.EMFLEET_OCS_URL }, ...settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url }))];
-  const [feedStates, servers, rollouts] = await Promise.all([
-    Promise.all(feeds.map((feed) => feedStatus(tables, feed))),
-    listServers(tables, settings.EMFLEET_ORG, { logger }),
-    listRollouts(tables, { logger }),
-  ]);
-  // A ring name cannot hold parentheses, so "(none)" never collides with a real ring.
-  const byRing = countBy(servers.rows, (row) => row.ring || '(none)');
-  const byState = { ...Object.fromEntries(rolloutStates.map((state) => [state, 0])), ...countBy(rollouts, (row) => row.state) };
-  return {
-    org: settings.EMFLEET_ORG,
-    feeds: feedStates,
-    servers: { total: servers.rows.length, invalidRows: servers.problems.length, byRing },
-    rollouts: { total: rollouts.length, byState },
-  };
-}
-
-async function feedStatus(tables: FleetTables, feed: { name: string; url: string }): Promise<Record<string, unknown>> {
-  const [state, current] = await Promise.all([readFeedState(tables, feed.name), latestPackage(tables, feed.name)]);
-  return {
-    name: feed.name,
-    url: feed.url,
-    lastPollAt: iso(state?.lastPollAt),
-    lastSuccessAt: iso(state?.lastSuccessAt),
-    lastErrorAt: iso(state?.lastErrorAt),
-    lastError: state?.lastError || null,
-    lastRejected: state?.lastRejectedSha256 ? { at: iso(state.lastRejectedAt), sha256: state.lastRejectedSha256, reason: state.lastRejectedReason } : null,
-    package: current ? { sequence: current.sequence, sha256: current.sha256, signingTime: iso(current.signingTime), acceptedAt: iso(current.acceptedAt), mitigationIds: current.mitigationIds } : null,
-  };
-}
-
-function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
-  return counts;
-}
 
 // ---- GET /api/servers
 

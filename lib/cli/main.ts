@@ -8,6 +8,7 @@ import { packageCommand } from './package.js';
 import { policyCommand } from './policy.js';
 import { rolloutCommand } from './rollout.js';
 import { serversCommand } from './servers.js';
+import { statusCommand } from './status.js';
 
 /** Runs `emfleet` with `argv` (as process.argv: node, script, ...) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
@@ -18,6 +19,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .configureOutput({ writeOut: (text) => io.stdout(text.trimEnd()), writeErr: (text) => io.stderr(text.trimEnd()) })
     .showSuggestionAfterError();
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
+  program.addCommand(statusCommand(io));
   program.addCommand(serversCommand(io));
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
   program.addCommand(rolloutCommand(io, (code) => (exitCode = code)));

@@ -125,6 +125,15 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite', () => {
     expect(audit.filter((row) => String(row['action']).startsWith('rollout.')).map((row) => row['action']).sort()).toEqual(['rollout.abort', 'rollout.expedite', 'rollout.pause', 'rollout.pause', 'rollout.resume']);
   });
 
+  it('emfleet status shows the feed, servers by ring and rollouts by state', async () => {
+    const text = await emfleet('status');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^org contoso\nfeed microsoft: package 2 \([0-9a-f]{12}…, PING1, EM1, EM2, EM3\)/);
+    expect(text.stdout).toMatch(/servers: 12 \(canary 2, broad 10\)/);
+    const json = JSON.parse((await emfleet('status', '--json')).stdout);
+    expect(json.rollouts.total).toBeGreaterThanOrEqual(1);
+  });
+
   it('names an unknown rollout', async () => {
     const run = await emfleet('rollout', 'show', 'nope');
     expect(run.code).toBe(1);
