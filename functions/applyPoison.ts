@@ -13,9 +13,6 @@ export const applyPoison = register({
   options: {
     queueName: queue,
     connection: 'AzureWebJobsStorage',
-    handler: queueStepHandler(queue, applyServerMessage, (deps, message, context) => {
-      const dequeueCount = Number(context.triggerMetadata?.['dequeueCount']);
-      return applyPoisoned(deps, message, Number.isFinite(dequeueCount) ? dequeueCount : undefined);
-    }),
+    handler: queueStepHandler(queue, applyServerMessage, applyPoisoned),
   },
 });

@@ -92,14 +92,15 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage)
 }
 
 /** The poison handler: a server whose messages kept failing is Unreachable and counts as a failure. */
-export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage, dequeueCount: number | undefined): Promise<void> {
+export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage): Promise<void> {
   const state = await readState(deps.tables, message.rolloutId);
   const plan = await readPlanRow(deps.tables, message);
   if (!state || !plan) return;
   const operationId = operationIdOf(message, plan.server);
-  const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: `the agent did not answer after ${dequeueCount ?? 'several'} attempts` }]));
+  // The poison message's own dequeue count starts again at 1; what matters is that the host gave up.
+  const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries' }]));
   if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
-  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId, dequeueCount });
+  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId });
   await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict: 'failed' });
 }
 

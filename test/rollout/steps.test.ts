@@ -106,7 +106,7 @@ describe('rollout steps', () => {
     await startWave(f.deps, start as never);
     const [apply] = await drain(f.queues, queueNames.apply);
     await expect(applyToServer(f.deps, apply as never)).rejects.toThrow(/listener|Unreachable|502/i);
-    await applyPoisoned(f.deps, apply as never, 5);
+    await applyPoisoned(f.deps, apply as never);
     const results = await readResults(f.tables, 'ex06.contoso.com');
     expect(Object.values(results.rows[0]!.outcomes)[0]).toMatchObject({ outcome: 'Unreachable' });
     await runQueues(f);

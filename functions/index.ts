@@ -1,0 +1,24 @@
+import type { FunctionDefinition } from '../lib/functions.js';
+import { adminConnectivity, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
+import { applyPoison } from './applyPoison.js';
+import { applyToServer } from './applyToServer.js';
+import { gateWave } from './gateWave.js';
+import { pollOcs } from './pollOcs.js';
+import { reconcile } from './reconcile.js';
+import { startWave } from './startWave.js';
+
+/** Every trigger of the app, for the local host (`npm start`) and the end-to-end tests. */
+export const allFunctions: readonly FunctionDefinition[] = [
+  pollOcs,
+  reconcile,
+  startWave,
+  applyToServer,
+  gateWave,
+  applyPoison,
+  adminStatus,
+  adminServers,
+  adminRollouts,
+  adminRollout,
+  adminRolloutAction,
+  adminConnectivity,
+];
