@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allFunctions } from '../../functions/index.js';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { readResults } from '../../lib/fleet/results.js';
-import { registerServer } from '../../lib/fleet/servers.js';
+import { getServer, registerServer } from '../../lib/fleet/servers.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { startLocalHost, type LocalHost } from '../../lib/local/host.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
@@ -28,14 +28,16 @@ let relay: Awaited<ReturnType<typeof relayWithClient>>;
 let feed: http.Server;
 let feedUrl: string;
 let hostJsonPath: string;
+/** What the feed serves now; a test that changes it puts it back. */
+let served: string;
 const agents: RunningAgent[] = [];
 const saved = { ...process.env };
 
 beforeAll(async () => {
   pki = await createTestPki();
   relay = await relayWithClient();
-  const signed = pki.sign(catalogueXml);
-  feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+  served = pki.sign(catalogueXml);
+  feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(served));
   feed.listen(0, '127.0.0.1');
   await once(feed, 'listening');
   feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
@@ -119,6 +121,22 @@ describe('a rollout run by the local Functions host', () => {
       }
       expect((await d.api('GET', '/api/status')).status).toBe(200);
       expect((await fetch(`${d.host.httpUrl}/api/status`)).status).toBe(401);
+
+      // Microsoft withdraws EM3 in a newer package: it comes off every server, back to the prior state.
+      const original = served;
+      served = pki.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), { signingTime: new Date(Date.now() + 1000) });
+      try {
+        await d.host.runTimer('pollOcs');
+        await d.host.idle();
+      } finally {
+        served = original;
+      }
+      const removal = (await d.api('GET', '/api/rollouts/microsoft-000002-remove')).body as { state: string; waves: { servers: number }[] };
+      expect(removal.state).toBe('Completed');
+      expect(removal.waves.reduce((total, wave) => total + wave.servers, 0)).toBe(4);
+      for (const server of ['ex01', 'ex02', 'ex03', 'ex04']) {
+        expect((await getServer(d.tables, 'contoso', `${server}.contoso.com`)).reportedApplied).toEqual(['EM1', 'EM2', 'PING1']);
+      }
     } finally {
       await d.host.stop();
     }
