@@ -172,7 +172,7 @@ export const postRolloutAction: AdminHandler = handler(async (deps, request) => 
   );
   const principal = request.headers.get(principalHeader);
   const actor = principal === null ? functionKeyActor : parsed(z.object({ [principalHeader]: z.string().trim().min(1).max(256) }), { [principalHeader]: principal }, 'header')[principalHeader];
-  const result = await changeRollout(deps, id, action, actor);
+  const result = await changeRollout(deps, id, action, actor, { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
   if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
   return { jsonBody: rolloutActionJson(id, result) };
 });

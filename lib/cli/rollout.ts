@@ -86,7 +86,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       .addHelpText('after', `\nExample:\n  emfleet rollout ${action} microsoft-000042-apply`)
       .action(async (id: string, flags: StorageFlags) => {
         const context = fleetContext(flags, io);
-        const result = await changeRollout({ tables: context.tables, queues: queuesFor(context), logger: silentLogger }, id, action, context.actor);
+        const result = await changeRollout({ tables: context.tables, queues: queuesFor(context), logger: silentLogger }, id, action, context.actor, { emergencyWaves: context.settings.EMFLEET_EMERGENCY_WAVES });
         if (flags.json) io.stdout(JSON.stringify(rolloutActionJson(id, result)));
         else io.stdout(result.ok ? `${id}: ${result.state?.state} (${result.state?.reason})` : `${id}: ${result.reason}`);
         if (!result.ok) setExitCode(exitCodes.failed);

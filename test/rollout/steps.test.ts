@@ -5,6 +5,7 @@ import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
+import { changeRollout } from '../../lib/rollout/admin.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
 import { relayWithClient } from '../helpers/agents.js';
@@ -111,5 +112,18 @@ describe('rollout steps', () => {
     expect(Object.values(results.rows[0]!.outcomes)[0]).toMatchObject({ outcome: 'Unreachable' });
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
+  });
+
+  it('expedite puts the remaining waves on the emergency pace and widens the running window', async () => {
+    const f = await fleet(relay, pki, agents, [{ name: 'ex21', ring: 'canary', agent: false }, ...['ex22', 'ex23', 'ex24', 'ex25', 'ex26'].map((name) => ({ name, ring: 'broad', agent: false }))]);
+    const id = await accept(f);
+    await drain(f.queues, queueNames.waves);
+    const emergency: WaveProfile = [{ name: 'all', select: { percent: 100 }, maxConcurrency: '100%', maxErrors: '50%', bake: 'PT0S' }];
+    const result = await changeRollout(f.deps, id, 'expedite', 'carol', { emergencyWaves: emergency });
+    expect(result.ok).toBe(true);
+    const rollout = await readRollout(f.tables, id);
+    expect(rollout.state).toMatchObject({ profile: 'emergency', reason: 'Expedited by carol' });
+    expect(rollout.waves.map((wave) => [wave.name, wave.maxConcurrency, wave.maxErrors, wave.bakeInMs])).toEqual([['canary', 1, 0, 0], ['broad', 5, 2, 0]]);
+    expect(await drain(f.queues, queueNames.waves)).toEqual([{ rolloutId: id, wave: 0 }]);
   });
 });
