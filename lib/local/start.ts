@@ -42,7 +42,7 @@ async function start(): Promise<void> {
     const actions = mitigation.actions.map((action) => action.kind).join(', ');
     log(`  ${mitigation.id.padEnd(6)} ${actions.padEnd(15)} ${builds}`);
   }
-  log('next: the fleet (Tables), rollouts (queues), the agent (Relay) and the local Functions host are not built yet.');
+  log('the full local run (Azurite, local Functions host, relay emulator, simulated agents) is exercised by `npm test` (test/e2e); `npm start` will run it next.');
   log(`try: npx emfleet package verify ${packagePath} --trust-anchor ${join(pkiDirectory, devPkiFiles.root)}`);
 }
 
