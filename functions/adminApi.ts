@@ -10,43 +10,15 @@ import { register } from '../lib/functions.js';
  * All need a function key; App Service Authentication in front adds the signed-in user.
  */
 
-const run =
-  (admin: AdminHandler): HttpHandler =>
-  (request, context) =>
-    admin(appContext(invocationLogger(context)), request);
+/** One admin route: a function key, one method, the handler given the app's dependencies. */
+function route(name: string, path: string, method: 'GET' | 'POST', admin: AdminHandler) {
+  const handler: HttpHandler = (request, context) => admin(appContext(invocationLogger(context)), request);
+  return register({ kind: 'http', name, options: { route: path, methods: [method], authLevel: 'function', handler } });
+}
 
-export const adminStatus = register({
-  kind: 'http',
-  name: 'adminStatus',
-  options: { route: 'status', methods: ['GET'], authLevel: 'function', handler: run(getStatus) },
-});
-
-export const adminServers = register({
-  kind: 'http',
-  name: 'adminServers',
-  options: { route: 'servers', methods: ['GET'], authLevel: 'function', handler: run(getServers) },
-});
-
-export const adminRollouts = register({
-  kind: 'http',
-  name: 'adminRollouts',
-  options: { route: 'rollouts', methods: ['GET'], authLevel: 'function', handler: run(getRollouts) },
-});
-
-export const adminRollout = register({
-  kind: 'http',
-  name: 'adminRollout',
-  options: { route: 'rollouts/{id}', methods: ['GET'], authLevel: 'function', handler: run(getRollout) },
-});
-
-export const adminRolloutAction = register({
-  kind: 'http',
-  name: 'adminRolloutAction',
-  options: { route: 'rollouts/{id}/{action}', methods: ['POST'], authLevel: 'function', handler: run(postRolloutAction) },
-});
-
-export const adminConnectivity = register({
-  kind: 'http',
-  name: 'adminConnectivity',
-  options: { route: 'connectivity', methods: ['POST'], authLevel: 'function', handler: run(postConnectivity) },
-});
+export const adminStatus = route('adminStatus', 'status', 'GET', getStatus);
+export const adminServers = route('adminServers', 'servers', 'GET', getServers);
+export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollouts);
+export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
+export const adminRolloutAction = route('adminRolloutAction', 'rollouts/{id}/{action}', 'POST', postRolloutAction);
+export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POST', postConnectivity);

@@ -137,7 +137,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
 
   server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
     void handleSend(request, response).catch((error: unknown) => {
-      logger.error('relay.emulator.send_failed', { error: (error as Error).message });
+      logger.error('RelayEmulatorSendFailed', { error: (error as Error).message });
       if (!response.headersSent) reply(response, 500, 'relay emulator error');
     });
   });
@@ -156,7 +156,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (token === undefined) return reply(response, 401, 'missing token: send a SAS token in ServiceBusAuthorization');
     const verdict = verifySasToken(token, { [rules.send.keyName]: rules.send.key }, { resource: hybridConnection });
     if (!verdict.ok) {
-      logger.warn('relay.emulator.sender_rejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
+      logger.warn('RelayEmulatorSenderRejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
       return reply(response, verdict.reason === 'WrongResource' ? 403 : 401, `${verdict.reason}: ${verdict.detail}`);
     }
 
@@ -257,7 +257,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (token === undefined) return refuseUpgrade(socket, 401, 'Unauthorized: missing token');
     const verdict = verifySasToken(token, { [rules.listen.keyName]: rules.listen.key }, { resource: hybridConnection });
     if (!verdict.ok) {
-      logger.warn('relay.emulator.listener_rejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
+      logger.warn('RelayEmulatorListenerRejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
       return refuseUpgrade(socket, verdict.reason === 'WrongResource' ? 403 : 401, verdict.reason === 'WrongResource' ? 'Forbidden' : 'Unauthorized');
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
@@ -265,7 +265,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
       const set = listeners.get(hybridConnection) ?? new Set<Listener>();
       set.add(listener);
       listeners.set(hybridConnection, set);
-      logger.info('relay.emulator.listener_connected', { hybridConnection, listeners: set.size });
+      logger.info('RelayEmulatorListenerConnected', { hybridConnection, listeners: set.size });
       let pendingBody: Exchange | undefined;
       ws.on('message', (data: RawData, isBinary: boolean) => {
         if (isBinary) {
@@ -286,7 +286,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
       });
       ws.on('close', () => {
         set.delete(listener);
-        logger.info('relay.emulator.listener_disconnected', { hybridConnection, listeners: set.size });
+        logger.info('RelayEmulatorListenerDisconnected', { hybridConnection, listeners: set.size });
         for (const exchange of [...exchanges.values()]) {
           if (exchange.listener === listener && exchange.rendezvous === undefined) finish(exchange, 502, 'the listener disconnected before answering');
         }

@@ -52,13 +52,13 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
     const timersBefore = timers();
     const listener = relay.listen(testAgent().handler, { token: listenToken(relay.hybridConnection, { keyName: rules.listen.keyName, key: 'wrong' }) });
     // Two refusals in (the first retry is immediate), the next attempt waits 1 s: close inside that wait.
-    await waitFor(() => relay.emulatorLog.named('relay.emulator.listener_rejected').length === 2, 'two refused attempts');
+    await waitFor(() => relay.emulatorLog.named('RelayEmulatorListenerRejected').length === 2, 'two refused attempts');
     const started = Date.now();
     await listener.close();
     expect(Date.now() - started).toBeLessThan(500);
     expect(timers()).toBeLessThanOrEqual(timersBefore);
     await sleep(2300);
-    expect(relay.emulatorLog.named('relay.emulator.listener_rejected')).toHaveLength(2);
+    expect(relay.emulatorLog.named('RelayEmulatorListenerRejected')).toHaveLength(2);
 
     const good = relay.listen(testAgent().handler);
     await good.ready;
