@@ -109,26 +109,6 @@ export async function updateRolloutState(
   return result!;
 }
 
-/** Adds to a wave's counters; concurrent callers never lose an increment. */
-export async function addToWaveCounters(tables: FleetTables, rolloutId: string, waveIndex: number, delta: Partial<Pick<WaveRow, 'succeeded' | 'failed' | 'skipped'>>): Promise<WaveRow> {
-  const client = await tables.client('Rollouts');
-  let result: WaveRow | undefined;
-  await mutateEntity(client, rolloutId, waveKey(waveIndex), (current) => {
-    if (!current) throw new RolloutNotFoundError(`${rolloutId} wave ${waveIndex}`);
-    const checked = validateRow('Rollouts', waveRow, current);
-    if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { rolloutId, waveIndex } });
-    const wave = checked.row;
-    result = {
-      ...wave,
-      succeeded: wave.succeeded + (delta.succeeded ?? 0),
-      failed: wave.failed + (delta.failed ?? 0),
-      skipped: wave.skipped + (delta.skipped ?? 0),
-    };
-    return { kind: 'write', entity: waveEntity(result) };
-  });
-  return result!;
-}
-
 /** A wave row as stored: lists as JSON text. */
 export function waveEntity(wave: WaveRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
   return { ...wave, failedServers: JSON.stringify(wave.failedServers) };

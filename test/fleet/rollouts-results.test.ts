@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
-import { addToWaveCounters, createRollout, readRollout, RolloutNotFoundError, updateRolloutState, type NewRollout } from '../../lib/fleet/rollouts.js';
+import { createRollout, readRollout, RolloutNotFoundError, updateRolloutState, type NewRollout } from '../../lib/fleet/rollouts.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
 
@@ -80,28 +80,6 @@ describe('rollouts', () => {
     await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(RolloutNotFoundError);
   });
 
-  it('addToWaveCounters: 30 concurrent increments are all counted', async () => {
-    const { tables } = freshTables();
-    await createRollout(tables, rollout);
-    const deltas = Array.from({ length: 30 }, (_, index) => (index % 3 === 0 ? { failed: 1 } : index % 3 === 1 ? { succeeded: 1 } : { succeeded: 1, skipped: 2 }));
-    const settled = await Promise.allSettled(deltas.map((delta) => addToWaveCounters(tables, rollout.id, 1, delta)));
-    expect(settled.flatMap((outcome) => (outcome.status === 'rejected' ? [String(outcome.reason)] : []))).toEqual([]);
-    const { waves } = await readRollout(tables, rollout.id);
-    expect(waves[1]).toMatchObject({ name: 'early', servers: 10, succeeded: 20, failed: 10, skipped: 20 });
-    expect(waves[0]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
-    expect(waves[2]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
-  });
-
-  // A broad wave's results arrive from many queue workers at once (batch size × instances), all
-  // on one wave row. Every increment must land; none may give up.
-  it('addToWaveCounters: 60 concurrent increments are all counted', async () => {
-    const { tables } = freshTables();
-    await createRollout(tables, rollout);
-    const settled = await Promise.allSettled(Array.from({ length: 60 }, () => addToWaveCounters(tables, rollout.id, 2, { succeeded: 1 })));
-    expect(settled.flatMap((outcome) => (outcome.status === 'rejected' ? [String(outcome.reason)] : []))).toEqual([]);
-    const { waves } = await readRollout(tables, rollout.id);
-    expect(waves[2]).toMatchObject({ name: 'broad', succeeded: 60, failed: 0, skipped: 0 });
-  });
 });
 
 describe('results', () => {

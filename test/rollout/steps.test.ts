@@ -126,4 +126,17 @@ describe('rollout steps', () => {
     expect(rollout.waves.map((wave) => [wave.name, wave.maxConcurrency, wave.maxErrors, wave.bakeInMs])).toEqual([['canary', 1, 0, 0], ['broad', 5, 2, 0]]);
     expect(await drain(f.queues, queueNames.waves)).toEqual([{ rolloutId: id, wave: 0 }]);
   });
+
+  // A broad wave's results arrive from many queue workers at once (batch size × instances), all on
+  // one wave row: every result must be counted exactly once, a redelivered one not again.
+  it('counts 40 concurrent results on one wave exactly once, redeliveries included', async () => {
+    const names = Array.from({ length: 40 }, (_, index) => `ex${String(100 + index)}`);
+    const f = await fleet(relay, pki, agents, names.map((name) => ({ name, ring: 'broad', agent: false })));
+    const id = await accept(f);
+    const broad = (await readRollout(f.tables, id)).waves.findIndex((wave) => wave.servers === 40);
+    const deliveries = [...names.keys(), ...names.keys()].slice(0, 50).map((index) => ({ rolloutId: id, wave: broad, index }));
+    const settled = await Promise.allSettled(deliveries.map((message) => applyPoisoned(f.deps, message)));
+    expect(settled.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
+    expect((await readRollout(f.tables, id)).waves[broad]).toMatchObject({ servers: 40, failed: 40, succeeded: 0, skipped: 0 });
+  });
 });
