@@ -2,7 +2,8 @@ import type { InvocationContext } from '@azure/functions';
 import { loadSettings, type Settings } from './config/index.js';
 import { syncDeclaredPolicy } from './fleet/policy.js';
 import { StorageQueueSender } from './fleet/queues.js';
-import { FleetTables, storageConnectionFromSettings } from './fleet/storage.js';
+import { storageClients } from './fleet/clients.js';
+import { storageConnectionFromSettings, type FleetTables } from './fleet/storage.js';
 import type { Logger } from './log.js';
 import { createNotifier, type Notify } from './notify.js';
 import { microsoftFeedName } from './ocs/client.js';
@@ -25,12 +26,9 @@ export interface AppContext {
 
 export function appContext(logger: Logger, environment: Record<string, string | undefined> = process.env): AppContext {
   const settings = loadSettings(environment);
-  const connection = storageConnectionFromSettings(settings);
-  const prefix = settings.EMFLEET_TABLE_PREFIX;
   return {
     settings,
-    tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }),
-    queues: new StorageQueueSender(connection, settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: settings.EMFLEET_QUEUE_PREFIX }),
+    ...storageClients(storageConnectionFromSettings(settings), settings),
     logger,
     notify: createNotifier({ ...(settings.EMFLEET_NOTIFY_URL ? { url: settings.EMFLEET_NOTIFY_URL } : {}), logger }),
   };

@@ -2,7 +2,9 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { loadSettings, type Settings } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { FleetTables, storageConnectionFromSettings } from '../fleet/storage.js';
+import { storageClients } from '../fleet/clients.js';
+import type { StorageQueueSender } from '../fleet/queues.js';
+import { storageConnectionFromSettings, type FleetTables } from '../fleet/storage.js';
 import { UsageError, type CliIo } from './io.js';
 
 export interface StorageFlags {
@@ -26,6 +28,7 @@ export function addActorOption(command: Command): Command {
 
 export interface FleetContext {
   readonly tables: FleetTables;
+  readonly queues: StorageQueueSender;
   readonly org: string;
   readonly settings: Settings;
   readonly actor: string;
@@ -34,12 +37,12 @@ export interface FleetContext {
 /** Storage from --connection-string, else AzureWebJobsStorage, else --account / EMFLEET_STORAGE_ACCOUNT. */
 export function fleetContext(flags: StorageFlags, io: CliIo): FleetContext {
   const context = optionalFleetContext(flags, io);
-  if (!context.tables) throw new UsageError(context.storageProblem ?? 'no storage configured');
-  return { ...context, tables: context.tables };
+  if (!context.tables || !context.queues) throw new UsageError(context.storageProblem ?? 'no storage configured');
+  return { ...context, tables: context.tables, queues: context.queues };
 }
 
 /** The same, for commands that still have work to do without storage: the problem is reported, not thrown. */
-export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<FleetContext, 'tables'> & { tables?: FleetTables; storageProblem?: string } {
+export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<FleetContext, 'tables' | 'queues'> & { tables?: FleetTables; queues?: StorageQueueSender; storageProblem?: string } {
   let settings: Settings;
   try {
     settings = loadSettings(io.env);
@@ -53,8 +56,7 @@ export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<Fleet
       AzureWebJobsStorage: flags.connectionString ?? settings.AzureWebJobsStorage,
       EMFLEET_STORAGE_ACCOUNT: flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT,
     });
-    const prefix = settings.EMFLEET_TABLE_PREFIX;
-    return { ...base, tables: new FleetTables(connection, prefix === undefined ? {} : { prefix }) };
+    return { ...base, ...storageClients(connection, settings) };
   } catch (error) {
     if (error instanceof ConfigError) return { ...base, storageProblem: error.message };
     throw error;

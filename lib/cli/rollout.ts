@@ -1,9 +1,7 @@
 import { Command } from 'commander';
 import { latestPackage } from '../fleet/packages.js';
-import { StorageQueueSender } from '../fleet/queues.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
-import { storageConnectionFromSettings } from '../fleet/storage.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
 import { readPolicy } from '../fleet/policy.js';
@@ -86,7 +84,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       .addHelpText('after', `\nExample:\n  emfleet rollout ${action} microsoft-000042-apply`)
       .action(async (id: string, flags: StorageFlags) => {
         const context = fleetContext(flags, io);
-        const result = await changeRollout({ tables: context.tables, queues: queuesFor(context), logger: silentLogger }, id, action, context.actor, { emergencyWaves: context.settings.EMFLEET_EMERGENCY_WAVES });
+        const result = await changeRollout({ tables: context.tables, queues: context.queues, logger: silentLogger }, id, action, context.actor, { emergencyWaves: context.settings.EMFLEET_EMERGENCY_WAVES });
         if (flags.json) io.stdout(JSON.stringify(rolloutActionJson(id, result)));
         else io.stdout(result.ok ? `${id}: ${result.state?.state} (${result.state?.reason})` : `${id}: ${result.reason}`);
         if (!result.ok) setExitCode(exitCodes.failed);
@@ -112,11 +110,6 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     io.stderr(`rejected: the stored package ${stored.sha256} no longer verifies: ${result.reason}: ${result.detail}`);
     return undefined;
   }
-}
-
-function queuesFor(context: FleetContext): StorageQueueSender {
-  const connection = storageConnectionFromSettings({ AzureWebJobsStorage: context.settings.AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT: context.settings.EMFLEET_STORAGE_ACCOUNT });
-  return new StorageQueueSender(connection, context.settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: context.settings.EMFLEET_QUEUE_PREFIX });
 }
 
 function planLines(plan: RolloutPlan): string[] {
