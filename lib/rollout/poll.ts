@@ -101,10 +101,9 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
 
   const rollouts: string[] = [];
   if (!isEmptyDiff(diff)) {
-    const toApply = [...diff.added, ...diff.changed];
-    for (const [operation, mitigationIds] of [['apply', toApply], ['remove', diff.withdrawn]] as const) {
+    const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
+    for (const [operation, mitigationIds] of [['apply', [...diff.added, ...diff.changed]], ['remove', diff.withdrawn]] as const) {
       if (mitigationIds.length === 0) continue;
-      const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
       const plan = planRollout({ operation, mitigationIds, mitigations: verified.package.mitigations, ...snapshot, waves: deps.waves });
       const id = await startPlannedRollout(deps, { id: `${feed.name}-${String(stored.sequence).padStart(6, '0')}-${operation}`, feed: feed.name, packageSequence: stored.sequence, plan }, now());
       if (id) rollouts.push(id);
