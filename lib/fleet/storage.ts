@@ -39,6 +39,13 @@ export class FleetTables {
     }
   }
 
+  /** Which deployment these tables belong to (account and prefix), for caches shared across instances. */
+  get namespace(): string {
+    const account = this.#connection.kind === 'account' ? this.#connection.accountName : /AccountName=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ?? this.#connection.connectionString;
+    const endpoint = this.#connection.kind === 'connectionString' ? /TableEndpoint=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ?? '' : '';
+    return `${account}|${endpoint}|${this.#prefix}`;
+  }
+
   client(table: TableName): Promise<TableClient> {
     let client = this.#clients.get(table);
     if (!client) {

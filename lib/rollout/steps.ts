@@ -217,9 +217,8 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
   const outcomes: Record<string, MitigationOutcome> = {};
   try {
     if (plan.apply.length > 0) {
-      const stored = await readPackage(deps.tables, state.feed, state.packageSequence);
-      if (!stored) throw new Error(`package ${state.feed}/${state.packageSequence} is missing from the Packages table`);
-      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64: Buffer.from(stored.bytes).toString('base64'), mitigationIds: [...plan.apply] });
+      const packageBase64 = await packageForRollout(deps.tables, state.feed, state.packageSequence);
+      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64, mitigationIds: [...plan.apply] });
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
     if (plan.remove.length > 0) {
@@ -233,6 +232,31 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
     for (const id of [...plan.apply, ...plan.remove]) outcomes[id] ??= { outcome: 'Failed', detail };
   }
   return outcomes;
+}
+
+/**
+ * A stored package never changes (feed and sequence name it for good), so a worker reads it once,
+ * not once per server; a few recent ones are kept.
+ */
+const packageCache = new Map<string, Promise<string>>();
+const packageCacheSize = 4;
+
+function packageForRollout(tables: FleetTables, feed: string, sequence: number): Promise<string> {
+  const key = `${tables.namespace}/${feed}/${sequence}`;
+  let cached = packageCache.get(key);
+  if (!cached) {
+    cached = readPackage(tables, feed, sequence).then((stored) => {
+      if (!stored) throw new Error(`package ${feed}/${sequence} is missing from the Packages table`);
+      return Buffer.from(stored.bytes).toString('base64');
+    });
+    cached.catch(() => packageCache.delete(key));
+    packageCache.set(key, cached);
+    for (const oldest of packageCache.keys()) {
+      if (packageCache.size <= packageCacheSize) break;
+      packageCache.delete(oldest);
+    }
+  }
+  return cached;
 }
 
 /** Waits, within this delivery, for an operation the agent answered with 202. */
