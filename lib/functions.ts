@@ -1,4 +1,7 @@
-import { app, type HttpFunctionOptions, type StorageQueueFunctionOptions, type TimerFunctionOptions } from '@azure/functions';
+import functions, { type HttpFunctionOptions, type StorageQueueFunctionOptions, type TimerFunctionOptions } from '@azure/functions';
+
+// @azure/functions is CommonJS whose exports Node cannot name statically: import the whole module.
+const { app } = functions;
 
 /**
  * A trigger as `functions/*.ts` declare it: what the Functions host registers, and what the local
@@ -9,8 +12,13 @@ export type FunctionDefinition =
   | { readonly kind: 'storageQueue'; readonly name: string; readonly options: StorageQueueFunctionOptions }
   | { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions };
 
-/** Registers with the v4 programming model (a no-op outside the host) and returns the definition. */
+/**
+ * Registers with the v4 programming model and returns the definition. Where emfleet runs the
+ * functions itself (`npm start`, tests: EMFLEET_LOCAL_HOST=1, a process flag, not an app setting)
+ * registration is skipped: outside the Functions host the library would only warn and discard it.
+ */
 export function register<T extends FunctionDefinition>(definition: T): T {
+  if (process.env['EMFLEET_LOCAL_HOST'] === '1') return definition;
   switch (definition.kind) {
     case 'timer':
       app.timer(definition.name, definition.options);

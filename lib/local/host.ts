@@ -5,7 +5,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { format } from 'node:util';
-import { HttpRequest, HttpResponse, InvocationContext, trigger, type Cookie, type FunctionTrigger, type HttpMethod, type LogLevel, type Timer } from '@azure/functions';
+import functions, { type Cookie, type FunctionTrigger, type HttpMethod, type InvocationContext as InvocationContextType, type LogLevel, type Timer } from '@azure/functions';
+
+// @azure/functions is CommonJS whose exports Node cannot name statically: import the whole module.
+const { HttpRequest, HttpResponse, InvocationContext, trigger } = functions;
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { FunctionDefinition } from '../functions.js';
 import { jsonLogger, type Logger } from '../log.js';
@@ -314,7 +317,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     return promise;
   };
 
-  const context = (definition: FunctionDefinition, invocationId: string, triggerOptions: FunctionTrigger, triggerMetadata?: Record<string, unknown>): InvocationContext =>
+  const context = (definition: FunctionDefinition, invocationId: string, triggerOptions: FunctionTrigger, triggerMetadata?: Record<string, unknown>): InvocationContextType =>
     new InvocationContext({
       invocationId,
       functionName: definition.name,

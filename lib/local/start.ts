@@ -1,56 +1,57 @@
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { createDevPki, devPkiFiles, writeDevPki } from './pki.js';
-import { catalogueXml } from './catalogue.js';
-import { signPackage } from '../package/sign.js';
-import { createTrustPolicy } from '../package/trust.js';
-import { verifyPackage } from '../package/verify.js';
-import { formatBuild } from '../package/build.js';
+import { Command, InvalidArgumentError } from 'commander';
 
-/**
- * `npm start`. Until the local Functions host exists, this shows the trust core end to end on the
- * dev PKI: make the PKI under .emfleet/ on first run, sign the demo catalogue, verify it as the
- * cloud would, and say what the package asks for.
- */
-async function start(): Promise<void> {
-  const home = resolve('.emfleet');
-  const pkiDirectory = join(home, 'pki');
-  const file = (name: keyof typeof devPkiFiles): string => join(pkiDirectory, devPkiFiles[name]);
-  const made = await access(file('root')).then(() => false, async () => {
-    await writeDevPki(await createDevPki(), pkiDirectory);
-    return true;
-  });
-  const [rootPem, privateKeyPem, certificatePem, intermediatePem] = await Promise.all(
-    (['root', 'signerKey', 'signer', 'intermediate'] as const).map((name) => readFile(file(name), 'utf8')),
-  );
-  const signer = { privateKeyPem: privateKeyPem!, certificatePem: certificatePem!, chainPems: [intermediatePem!] };
-  log(made ? `made the dev PKI in ${pkiDirectory}` : `using the dev PKI in ${pkiDirectory}`);
+// The functions are run by the local host here, not registered with a Functions host (lib/functions.ts).
+process.env['EMFLEET_LOCAL_HOST'] = '1';
+const { runLocal } = await import('./run.js');
 
-  const signed = signPackage(catalogueXml, signer);
-  await mkdir(join(home, 'packages'), { recursive: true });
-  const packagePath = join(home, 'packages', 'catalogue.signed.xml');
-  await writeFile(packagePath, signed);
-  log(`signed the demo catalogue: ${packagePath}`);
-
-  const result = verifyPackage(Buffer.from(signed), { trust: createTrustPolicy({ anchorPems: [rootPem!] }) });
-  if (!result.ok) throw new Error(`the demo package was rejected: ${result.reason}: ${result.detail}`);
-  log(`verified: sha256 ${result.sha256}, signed by ${result.signer.subject} (${result.chain.join(' → ')})`);
-  for (const mitigation of result.package.mitigations) {
-    const builds = mitigation.applicability.length === 0
-      ? 'every build'
-      : mitigation.applicability.map((range) => `${formatBuild(range.min)}–${formatBuild(range.max)}`).join(', ');
-    const actions = mitigation.actions.map((action) => action.kind).join(', ');
-    log(`  ${mitigation.id.padEnd(6)} ${actions.padEnd(15)} ${builds}`);
+/** `npm start [-- --once --servers N --faulty N --unreachable N --port P --json]`. */
+async function main(argv: readonly string[]): Promise<number> {
+  const count = (flag: string, minimum: number, maximum: number) => (text: string): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < minimum || value > maximum) throw new InvalidArgumentError(`${flag} must be a whole number from ${minimum} to ${maximum}`);
+    return value;
+  };
+  const program = new Command('npm start')
+    .description('run emfleet on this machine: Azurite, an OCS emulator, the relay emulator, simulated Exchange servers with real agents, and the local Functions host')
+    .option('--once', 'exit when no rollout is running, after the summary')
+    .option('--servers <n>', 'how many simulated servers', count('--servers', 1, 2000), 20)
+    .option('--faulty <n>', 'the first N servers of the canary ring fail every apply', count('--faulty', 0, 2000), 0)
+    .option('--unreachable <n>', 'the last N servers have no agent', count('--unreachable', 0, 2000), 0)
+    .option('--port <p>', 'port of the admin API (0: any free port)', count('--port', 0, 65535), 0)
+    .option('--json', 'progress on stderr; the last line of stdout is the summary as one JSON object')
+    .exitOverride();
+  try {
+    program.parse([...argv]);
+  } catch (error) {
+    return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
   }
-  log('the full local run (Azurite, local Functions host, relay emulator, simulated agents) is exercised by `npm test` (test/e2e); `npm start` will run it next.');
-  log(`try: npx emfleet package verify ${packagePath} --trust-anchor ${join(pkiDirectory, devPkiFiles.root)}`);
+  const flags = program.opts<{ once?: boolean; servers: number; faulty: number; unreachable: number; port: number; json?: boolean }>();
+  if (flags.faulty + flags.unreachable > flags.servers) {
+    process.stderr.write('npm start: --faulty and --unreachable together cannot exceed --servers\n');
+    return 2;
+  }
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  const write = (stream: NodeJS.WriteStream) => (line: string): void => void stream.write(line + '\n');
+  const summary = await runLocal({
+    servers: flags.servers,
+    faulty: flags.faulty,
+    unreachable: flags.unreachable,
+    once: Boolean(flags.once),
+    port: flags.port,
+    progress: flags.json ? write(process.stderr) : write(process.stdout),
+    stopRequested,
+  });
+  if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  return 0;
 }
 
-function log(line: string): void {
-  process.stdout.write(line + '\n');
-}
-
-start().catch((error: unknown) => {
-  process.stderr.write(`emfleet start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
-});
+main(process.argv).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`npm start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,239 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { allFunctions } from '../../functions/index.js';
+import { parseAgentConfig } from '../agent/config.js';
+import { startAgent, type RunningAgent } from '../agent/run.js';
+import { mapWithConcurrency } from '../concurrency.js';
+import { readRows } from '../fleet/rows.js';
+import { listRollouts, readRollout } from '../fleet/rollouts.js';
+import { resultRow, type Outcome } from '../fleet/schemas.js';
+import { registerServer } from '../fleet/servers.js';
+import { FleetTables } from '../fleet/storage.js';
+import { silentLogger } from '../log.js';
+import { signPackage } from '../package/sign.js';
+import { startAzurite } from './azurite.js';
+import { catalogueXml } from './catalogue.js';
+import { startLocalHost } from './host.js';
+import { createDevPki, devPkiFiles, writeDevPki } from './pki.js';
+import { startRelayEmulator } from './relay.js';
+
+export interface LocalRunOptions {
+  readonly servers: number;
+  /** The first N servers of the canary ring fail every apply. */
+  readonly faulty: number;
+  /** The last N servers have no agent. */
+  readonly unreachable: number;
+  readonly once: boolean;
+  readonly port: number;
+  /** Where progress lines go (stdout, or stderr under --json). */
+  readonly progress: (line: string) => void;
+  /** Resolves when the user asks to stop (Ctrl-C); only used without --once. */
+  readonly stopRequested: Promise<void>;
+}
+
+export interface LocalRunSummary {
+  readonly servers: number;
+  readonly package: { readonly sha256: string; readonly mitigations: readonly string[] };
+  readonly rollouts: readonly { id: string; operation: string; state: string; waves: { name: string; servers: number; succeeded: number; failed: number; state: string }[] }[];
+  readonly outcomes: Record<string, number>;
+}
+
+const activeStates = new Set(['Planned', 'Running', 'Baking']);
+
+/**
+ * `npm start`: the whole flow on one machine with the real parts: Azurite, the dev PKI, an OCS
+ * emulator serving the signed demo catalogue, the relay emulator, one real agent (simulated
+ * applier, real hyco-https) per server, and the local Functions host running every function.
+ */
+export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
+  const say = options.progress;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    const azurite = await startAzurite();
+    stops.push(() => azurite.stop());
+    const pki = await devPki(resolve('.emfleet', 'pki'));
+    const signed = signPackage(catalogueXml, { privateKeyPem: pki.signerKey, certificatePem: pki.signer, chainPems: [pki.intermediate] });
+    const feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+    feed.listen(0, '127.0.0.1');
+    await once(feed, 'listening');
+    stops.push(() => new Promise((done) => feed.close(() => done())));
+    const feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
+    const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base64') }, send: { keyName: 'send', key: randomBytes(32).toString('base64') } };
+    const relay = await startRelayEmulator({ rules });
+    stops.push(() => relay.stop());
+    say(`azurite, OCS emulator (${feedUrl}) and relay emulator (${relay.baseUrl}) running`);
+
+    const settings: Record<string, string> = {
+      AzureWebJobsStorage: azurite.connectionString,
+      EMFLEET_ORG: 'contoso',
+      EMFLEET_OCS_URL: feedUrl,
+      EMFLEET_TRUST_ANCHORS: pki.root,
+      EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
+      EMFLEET_RELAY_ENDPOINT: relay.baseUrl,
+      EMFLEET_RELAY_SEND_KEY_NAME: rules.send.keyName,
+      EMFLEET_RELAY_SEND_KEY: rules.send.key,
+      EMFLEET_POLL_SCHEDULE: '0 0 * * * *',
+      EMFLEET_RECONCILE_SCHEDULE: '0 30 * * * *',
+      // Bakes of seconds, not hours, so a local run shows every wave.
+      EMFLEET_WAVES: JSON.stringify([
+        { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 5, maxErrors: 0, bake: 'PT3S' },
+        { name: 'early', select: { percent: 25 }, maxConcurrency: '50%', maxErrors: '10%', bake: 'PT3S' },
+        { name: 'broad', select: { percent: 100 }, maxConcurrency: '25%', maxErrors: '10%', bake: 'PT0S' },
+      ]),
+    };
+    Object.assign(process.env, settings);
+    const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString });
+    const fleet = fleetOf(options);
+    const work = await mkdtemp(join(tmpdir(), 'emfleet-local-'));
+    stops.push(() => rm(work, { recursive: true, force: true }));
+    await writeFile(join(work, 'root.pem'), pki.root);
+    await writeFile(join(work, 'listen.key'), rules.listen.key);
+    const agents: RunningAgent[] = [];
+    stops.push(async () => {
+      for (const agent of agents) await agent.close();
+    });
+    await mapWithConcurrency(fleet, 8, async (server) => {
+      await registerServer(tables, 'contoso', { name: server.name, build: server.build, ring: server.ring, site: server.site, relayHybridConnection: server.hybridConnection }, { actor: 'npm-start' });
+      if (!server.agent) return;
+      const config = parseAgentConfig(
+        {
+          server: server.name,
+          build: server.build,
+          relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' },
+          trust: { anchors: ['root.pem'] },
+          applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [] },
+          stateDirectory: server.hybridConnection,
+        },
+        work,
+      );
+      const agent = await startAgent(config, { logger: silentLogger });
+      await agent.ready;
+      agents.push(agent);
+    });
+    say(`${fleet.length} servers registered, ${agents.length} agents listening (${options.faulty} faulty, ${options.unreachable} unreachable)`);
+
+    // A local host.json with short retries, so an unreachable agent reaches the poison queue in seconds.
+    const hostJson = JSON.parse(await readFile(resolve('host.json'), 'utf8'));
+    hostJson.extensions.queues = { ...hostJson.extensions.queues, visibilityTimeout: '00:00:02', maxDequeueCount: 3, maxPollingInterval: '00:00:00.500' };
+    const hostJsonPath = join(work, 'host.json');
+    await writeFile(hostJsonPath, JSON.stringify(hostJson));
+    const host = await startLocalHost({ definitions: allFunctions, hostJsonPath, settings, connectionString: azurite.connectionString, httpPort: options.port, logger: silentLogger });
+    stops.push(() => host.stop());
+
+    say('polling OCS now');
+    await host.runTimer('pollOcs');
+    await watch(tables, say);
+    await host.idle();
+    const summary = await summarize(tables, fleet.length, signed);
+    say('');
+    for (const line of summaryLines(summary)) say(line);
+    if (!options.once) {
+      say('');
+      say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
+      say('press Ctrl-C to stop');
+      await options.stopRequested;
+    }
+    return summary;
+  } finally {
+    await stopAll();
+  }
+}
+
+interface LocalServer {
+  readonly name: string;
+  readonly build: string;
+  readonly ring: string;
+  readonly site: string;
+  readonly hybridConnection: string;
+  readonly agent: boolean;
+  readonly faulty: boolean;
+}
+
+/** A mixed fleet: a canary ring, three sites, and some servers already on fixed builds. */
+function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable'>): LocalServer[] {
+  const canary = Math.max(1, Math.ceil(options.servers / 10), options.faulty);
+  return Array.from({ length: options.servers }, (_, index) => {
+    const number = String(index + 1).padStart(3, '0');
+    const build = index % 7 === 3 ? '15.2.1544.9' : index % 5 === 2 ? '15.1.2507.16' : '15.2.1118.7';
+    return {
+      name: `ex${number}.contoso.com`,
+      build,
+      ring: index < canary ? 'canary' : 'broad',
+      site: ['HQ', 'DC2', 'DC3'][index % 3]!,
+      hybridConnection: `ex${number}`,
+      agent: index < options.servers - options.unreachable,
+      faulty: index < options.faulty,
+    };
+  });
+}
+
+async function devPki(directory: string): Promise<{ root: string; intermediate: string; signer: string; signerKey: string }> {
+  const file = (name: keyof typeof devPkiFiles): string => join(directory, devPkiFiles[name]);
+  await access(file('root')).catch(async () => {
+    await mkdir(directory, { recursive: true });
+    await writeDevPki(await createDevPki(), directory);
+  });
+  const [root, intermediate, signer, signerKey] = await Promise.all((['root', 'intermediate', 'signer', 'signerKey'] as const).map((name) => readFile(file(name), 'utf8')));
+  return { root: root!, intermediate: intermediate!, signer: signer!, signerKey: signerKey! };
+}
+
+/** Plain progress lines as rollouts move: state changes and each wave's counts. */
+async function watch(tables: FleetTables, say: (line: string) => void): Promise<void> {
+  const seen = new Map<string, string>();
+  for (;;) {
+    const rollouts = await listRollouts(tables);
+    for (const rollout of rollouts) {
+      const { state, waves } = await readRollout(tables, rollout.partitionKey);
+      const lines = [`rollout ${state.partitionKey} (${state.operation}): ${state.state}${state.reason ? ` — ${state.reason}` : ''}`, ...waves.map((wave, index) => `  wave ${index + 1} ${wave.name}: ${wave.succeeded + wave.failed + wave.skipped}/${wave.servers} done, ${wave.succeeded} ok, ${wave.failed} failed`)];
+      lines.forEach((line, index) => {
+        const key = `${rollout.partitionKey}#${index}`;
+        if (seen.get(key) !== line) say(line);
+        seen.set(key, line);
+      });
+    }
+    if (rollouts.length > 0 && rollouts.every((rollout) => !activeStates.has(rollout.state))) return;
+    await new Promise((resolveTimer) => setTimeout(resolveTimer, 500));
+  }
+}
+
+async function summarize(tables: FleetTables, servers: number, signed: string): Promise<LocalRunSummary> {
+  const { createHash } = await import('node:crypto');
+  const rollouts = await listRollouts(tables);
+  const detailed = await Promise.all(rollouts.map((rollout) => readRollout(tables, rollout.partitionKey)));
+  const results = await readRows(await tables.client('Results'), 'Results', resultRow);
+  const outcomes: Partial<Record<Outcome, number>> = {};
+  for (const row of results.rows) for (const result of Object.values(row.outcomes)) outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
+  return {
+    servers,
+    package: { sha256: createHash('sha256').update(signed).digest('hex'), mitigations: [...signed.matchAll(/<Config id="([^"]+)"/g)].map((match) => match[1]!) },
+    rollouts: detailed.map(({ state, waves }) => ({
+      id: state.partitionKey,
+      operation: state.operation,
+      state: state.state,
+      waves: waves.map((wave, index) => ({
+        name: wave.name,
+        servers: wave.servers,
+        succeeded: wave.succeeded,
+        failed: wave.failed,
+        state: index < state.currentWave || state.state === 'Completed' ? 'Done' : index === state.currentWave ? state.state : 'NotStarted',
+      })),
+    })),
+    outcomes,
+  };
+}
+
+function summaryLines(summary: LocalRunSummary): string[] {
+  return [
+    `package ${summary.package.sha256.slice(0, 12)}… (${summary.package.mitigations.join(', ')}) on ${summary.servers} servers`,
+    ...summary.rollouts.map((rollout) => `rollout ${rollout.id}: ${rollout.state}`),
+    `outcomes (server × mitigation): ${Object.entries(summary.outcomes).map(([outcome, count]) => `${outcome} ${count}`).join(', ') || 'none'}`,
+  ];
+}

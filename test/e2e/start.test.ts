@@ -1,0 +1,46 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { LocalRunSummary } from '../../lib/local/run.js';
+
+/** `npm start` as a user runs it (the compiled script, from the repository root), with --once --json. */
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function npmStart(args: string[]): Promise<{ code: number; summary: LocalRunSummary; progress: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['dist/lib/local/start.js', '--once', '--json', ...args], { cwd: root, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const last = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve({ code: error ? Number(error.code ?? 1) : 0, summary: JSON.parse(last) as LocalRunSummary, progress: stderr });
+      } catch {
+        reject(new Error(`no JSON summary (exit ${error?.code}): ${stdout.slice(-500)} ${stderr.slice(-1500)}`));
+      }
+    });
+  });
+}
+
+describe('npm start', () => {
+  it('protects a mixed fleet: every applicable server applied, fixed builds left out', async () => {
+    const { code, summary, progress } = await npmStart(['--servers', '12']);
+    expect(code).toBe(0);
+    expect(summary.servers).toBe(12);
+    expect(summary.package.mitigations).toEqual(['PING1', 'EM1', 'EM2', 'EM3']);
+    expect(summary.rollouts).toHaveLength(1);
+    const [rollout] = summary.rollouts;
+    expect(rollout).toMatchObject({ id: 'microsoft-000001-apply', operation: 'apply', state: 'Completed' });
+    expect(rollout!.waves.reduce((total, wave) => total + wave.succeeded, 0)).toBe(12);
+    // PING1 and EM3 on all 12; EM1 and EM2 only where the build is not already fixed.
+    expect(summary.outcomes).toEqual({ Applied: expect.any(Number) });
+    expect(summary.outcomes['Applied']).toBeGreaterThan(24);
+    expect(summary.outcomes['Applied']).toBeLessThan(48);
+    expect(progress).toMatch(/rollout microsoft-000001-apply \(apply\): Completed/);
+  });
+
+  it('halts on a faulty canary and touches no server outside the canary ring', async () => {
+    const { code, summary } = await npmStart(['--servers', '10', '--faulty', '1']);
+    expect(code).toBe(0);
+    const [rollout] = summary.rollouts;
+    expect(rollout?.state).toBe('Halted');
+    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0)).toBe(true);
+  });
+});
