@@ -77,10 +77,3 @@ export function checkedValue<T>(schema: { safeParse(value: unknown): { success: 
   if (!parsed.success) throw new UsageError(`${what} "${String(value)}" ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
-
-/** Plain text tables for humans; --json for scripts. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)];
-}

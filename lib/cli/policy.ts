@@ -9,7 +9,8 @@ import { effectiveScope, type EffectiveScope, type PolicyLayer, type ScopeRows }
 import { explainPackage } from '../policy/explain.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
-import { addActorOption, addStorageOptions, checkedValue, fleetContext, formatTable, type FleetContext, type StorageFlags } from './fleet.js';
+import { formatTable } from '../text.js';
+import { addActorOption, addStorageOptions, checkedValue, fleetContext, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
 

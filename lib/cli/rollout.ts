@@ -12,7 +12,8 @@ import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
 import { planRollout, type RolloutPlan } from '../rollout/plan.js';
-import { addActorOption, addStorageOptions, fleetContext, formatTable, type FleetContext, type StorageFlags } from './fleet.js';
+import { formatTable } from '../text.js';
+import { addActorOption, addStorageOptions, fleetContext, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
 

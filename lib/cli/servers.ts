@@ -3,7 +3,8 @@ import { listServers, registerServer, removeServer } from '../fleet/servers.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { serverJson } from '../fleet/json.js';
 import { exchangeBuild, ringName, serverName, siteName } from '../fleet/schemas.js';
-import { addActorOption, addStorageOptions, checkedValue, fleetContext, formatTable, type StorageFlags } from './fleet.js';
+import { formatTable } from '../text.js';
+import { addActorOption, addStorageOptions, checkedValue, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 
 export function serversCommand(io: CliIo): Command {

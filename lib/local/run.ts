@@ -15,6 +15,7 @@ import { resultRow, type Outcome } from '../fleet/schemas.js';
 import { registerServer } from '../fleet/servers.js';
 import { FleetTables } from '../fleet/storage.js';
 import { silentLogger } from '../log.js';
+import { formatTable } from '../text.js';
 import { signPackage } from '../package/sign.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
@@ -135,6 +136,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const summary = await summarize(tables, fleet.length, signed);
     say('');
     for (const line of summaryLines(summary)) say(line);
+    for (const line of await outcomeTable(tables, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
@@ -236,4 +238,29 @@ function summaryLines(summary: LocalRunSummary): string[] {
     ...summary.rollouts.map((rollout) => `rollout ${rollout.id}: ${rollout.state}`),
     `outcomes (server × mitigation): ${Object.entries(summary.outcomes).map(([outcome, count]) => `${outcome} ${count}`).join(', ') || 'none'}`,
   ];
+}
+
+/**
+ * Servers × mitigations, each cell the server's latest outcome for it ("-": not part of any
+ * rollout, e.g. already fixed). Beyond 60 servers, one line per mitigation with the counts instead.
+ */
+async function outcomeTable(tables: FleetTables, servers: readonly string[], mitigations: readonly string[]): Promise<string[]> {
+  const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow);
+  const latest = new Map<string, Record<string, string>>();
+  for (const row of [...rows].sort((a, b) => a.at.getTime() - b.at.getTime())) {
+    const cells = latest.get(row.partitionKey) ?? {};
+    for (const [id, result] of Object.entries(row.outcomes)) cells[id] = result.outcome;
+    latest.set(row.partitionKey, cells);
+  }
+  if (servers.length > 60) {
+    return mitigations.map((id) => {
+      const counts = new Map<string, number>();
+      for (const server of servers) {
+        const outcome = latest.get(server)?.[id] ?? '-';
+        counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+      }
+      return `${id}: ${[...counts].map(([outcome, count]) => `${outcome} ${count}`).join(', ')}`;
+    });
+  }
+  return formatTable(['SERVER', ...mitigations], servers.map((server) => [server, ...mitigations.map((id) => latest.get(server)?.[id] ?? '-')]));
 }
