@@ -1,26 +1,14 @@
 import { latestPackage } from '../fleet/packages.js';
-import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts } from '../fleet/rollouts.js';
-import type { FleetTables } from '../fleet/storage.js';
-import type { Logger } from '../log.js';
-import type { Notify } from '../notify.js';
 import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { findDrift, type LeftAlone } from './drift.js';
 import { assignWaves } from './plan.js';
-import type { Feed } from './poll.js';
+import type { Feed, PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
-import type { WaveProfile } from './waves.js';
 
-export interface ReconcileDeps {
-  readonly tables: FleetTables;
-  readonly queues: QueueSender;
-  readonly org: string;
-  readonly waves: WaveProfile;
-  readonly logger: Logger;
-  readonly notify?: Notify;
-  readonly now?: () => Date;
-}
+/** What a poll needs, less the feed fetch: reconcile works from stored packages only. */
+export type ReconcileDeps = Omit<PollDeps, 'fetch'>;
 
 export interface ReconcileReport {
   readonly feed: string;
