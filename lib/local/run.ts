@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -11,16 +11,27 @@ import { startAgent, type RunningAgent } from '../agent/run.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { readRows } from '../fleet/rows.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
-import { resultRow, type Outcome } from '../fleet/schemas.js';
+import { resultRow } from '../fleet/schemas.js';
 import { registerServer } from '../fleet/servers.js';
 import { FleetTables } from '../fleet/storage.js';
 import { silentLogger } from '../log.js';
 import { formatTable } from '../text.js';
+import { readFeedState } from '../fleet/feeds.js';
+import { latestPackage } from '../fleet/packages.js';
+import { microsoftFeedName } from '../ocs/client.js';
+import { loadSettings } from '../config/index.js';
+import type { EocsPackage } from '../package/model.js';
 import { signPackage } from '../package/sign.js';
+import { trustPolicyFromSettings } from '../package/trust.js';
+import { verifyPackage } from '../package/verify.js';
+import { planRollout } from '../rollout/plan.js';
+import { fleetSnapshot } from '../rollout/start.js';
+import { defaultWaves } from '../rollout/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
 import { startLocalHost } from './host.js';
 import { createDevPki, devPkiFiles, writeDevPki } from './pki.js';
+import { ProgressDisplay, rolloutLines } from './progress.js';
 import { startRelayEmulator } from './relay.js';
 
 export interface LocalRunOptions {
@@ -33,6 +44,8 @@ export interface LocalRunOptions {
   readonly port: number;
   /** Where progress lines go (stdout, or stderr under --json). */
   readonly progress: (line: string) => void;
+  /** Raw writes to a terminal: when given, each wave's progress bar is redrawn in place. */
+  readonly terminal?: (text: string) => void;
   /** Resolves when the user asks to stop (Ctrl-C); only used without --once. */
   readonly stopRequested: Promise<void>;
 }
@@ -131,12 +144,16 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
 
     say('polling OCS now');
     await host.runTimer('pollOcs');
-    await watch(tables, say);
+    say(await pollOutcome(tables));
+    await watch(tables, new ProgressDisplay({ line: say, ...(options.terminal ? { terminal: options.terminal } : {}) }));
     await host.idle();
-    const summary = await summarize(tables, fleet.length, signed);
+    const verified = verifyPackage(Buffer.from(signed), { trust: trustPolicyFromSettings(loadSettings(settings)) });
+    if (!verified.ok) throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
+    const cells = await fleetCells(tables, verified.package);
+    const summary = await summarize(tables, fleet.length, signed, verified.package, cells);
     say('');
     for (const line of summaryLines(summary)) say(line);
-    for (const line of await outcomeTable(tables, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
+    for (const line of outcomeTable(cells, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
@@ -187,35 +204,64 @@ async function devPki(directory: string): Promise<{ root: string; intermediate: 
   return { root: root!, intermediate: intermediate!, signer: signer!, signerKey: signerKey! };
 }
 
-/** Plain progress lines as rollouts move: state changes and each wave's counts. */
-async function watch(tables: FleetTables, say: (line: string) => void): Promise<void> {
-  const seen = new Map<string, string>();
+/** What the first poll did: the package accepted (or why not), as the admin would ask. */
+async function pollOutcome(tables: FleetTables): Promise<string> {
+  const [state, current] = await Promise.all([readFeedState(tables, microsoftFeedName), latestPackage(tables, microsoftFeedName)]);
+  const duringLastPoll = (at: Date | undefined): boolean => Boolean(at && state?.lastPollAt && at >= state.lastPollAt);
+  if (state && duringLastPoll(state.lastRejectedAt)) return `OCS package ${state.lastRejectedSha256.slice(0, 12)}… rejected: ${state.lastRejectedReason}`;
+  if (!current || duringLastPoll(state?.lastErrorAt)) return `OCS poll failed: ${state?.lastError || 'no package stored'}`;
+  return `OCS package ${current.sequence} accepted: sha256 ${current.sha256.slice(0, 12)}…, mitigations ${current.mitigationIds.join(', ')}`;
+}
+
+/** Rollout and wave progress until no rollout is active any more. */
+async function watch(tables: FleetTables, display: ProgressDisplay): Promise<void> {
   for (;;) {
     const rollouts = await listRollouts(tables);
-    for (const rollout of rollouts) {
-      const { state, waves } = await readRollout(tables, rollout.partitionKey);
-      const lines = [`rollout ${state.partitionKey} (${state.operation}): ${state.state}${state.reason ? ` — ${state.reason}` : ''}`, ...waves.map((wave, index) => `  wave ${index + 1} ${wave.name}: ${wave.succeeded + wave.failed + wave.skipped}/${wave.servers} done, ${wave.succeeded} ok, ${wave.failed} failed`)];
-      lines.forEach((line, index) => {
-        const key = `${rollout.partitionKey}#${index}`;
-        if (seen.get(key) !== line) say(line);
-        seen.set(key, line);
-      });
-    }
+    const detailed = await Promise.all(rollouts.map((rollout) => readRollout(tables, rollout.partitionKey)));
+    const now = new Date();
+    display.show(detailed.flatMap((rollout) => rolloutLines(rollout, { terminal: display.terminal, now })));
     if (rollouts.length > 0 && rollouts.every((rollout) => !activeStates.has(rollout.state))) return;
     await new Promise((resolveTimer) => setTimeout(resolveTimer, 500));
   }
 }
 
-async function summarize(tables: FleetTables, servers: number, signed: string): Promise<LocalRunSummary> {
-  const { createHash } = await import('node:crypto');
+/** A server's standing on one mitigation: its latest result, else what the planner decided. */
+interface Cell {
+  /** The outcome counted in the summary (`Applied`, `NotApplicable`, `Pending`…). */
+  readonly outcome: string;
+  /** What the table shows: the outcome, or the planner's reason, e.g. `NotApplicable (fixed)`. */
+  readonly label: string;
+}
+
+/**
+ * Every server × mitigation of the package. Results say what happened; where a server got no
+ * result for a mitigation, the same planner the rollout used says why (fixed build, blocked,
+ * disabled), and `Pending` marks work a halted or unfinished rollout never reached.
+ */
+async function fleetCells(tables: FleetTables, eocs: EocsPackage): Promise<Map<string, Map<string, Cell>>> {
+  const [snapshot, results] = await Promise.all([fleetSnapshot(tables, 'contoso', silentLogger), readRows(await tables.client('Results'), 'Results', resultRow)]);
+  const plan = planRollout({ operation: 'apply', mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id), mitigations: eocs.mitigations, ...snapshot, waves: defaultWaves });
+  const cells = new Map<string, Map<string, Cell>>();
+  const decided = [...plan.waves.flatMap((wave) => wave.servers), ...plan.leftOut];
+  for (const { server, decisions } of decided) {
+    cells.set(server, new Map(decisions.map((decision) => [decision.mitigation, decision.decision === 'Skip' ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason } : { outcome: 'Pending', label: 'Pending' }])));
+  }
+  for (const row of [...results.rows].sort((a, b) => a.at.getTime() - b.at.getTime())) {
+    const server = cells.get(row.partitionKey) ?? new Map<string, Cell>();
+    for (const [id, result] of Object.entries(row.outcomes)) server.set(id, { outcome: result.outcome, label: result.outcome });
+    cells.set(row.partitionKey, server);
+  }
+  return cells;
+}
+
+async function summarize(tables: FleetTables, servers: number, signed: string, eocs: EocsPackage, cells: Map<string, Map<string, Cell>>): Promise<LocalRunSummary> {
   const rollouts = await listRollouts(tables);
   const detailed = await Promise.all(rollouts.map((rollout) => readRollout(tables, rollout.partitionKey)));
-  const results = await readRows(await tables.client('Results'), 'Results', resultRow);
-  const outcomes: Partial<Record<Outcome, number>> = {};
-  for (const row of results.rows) for (const result of Object.values(row.outcomes)) outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
+  const outcomes: Record<string, number> = {};
+  for (const server of cells.values()) for (const cell of server.values()) outcomes[cell.outcome] = (outcomes[cell.outcome] ?? 0) + 1;
   return {
     servers,
-    package: { sha256: createHash('sha256').update(signed).digest('hex'), mitigations: [...signed.matchAll(/<Config id="([^"]+)"/g)].map((match) => match[1]!) },
+    package: { sha256: createHash('sha256').update(signed).digest('hex'), mitigations: eocs.mitigations.map((mitigation) => mitigation.id) },
     rollouts: detailed.map(({ state, waves }) => ({
       id: state.partitionKey,
       operation: state.operation,
@@ -240,27 +286,15 @@ function summaryLines(summary: LocalRunSummary): string[] {
   ];
 }
 
-/**
- * Servers × mitigations, each cell the server's latest outcome for it ("-": not part of any
- * rollout, e.g. already fixed). Beyond 60 servers, one line per mitigation with the counts instead.
- */
-async function outcomeTable(tables: FleetTables, servers: readonly string[], mitigations: readonly string[]): Promise<string[]> {
-  const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow);
-  const latest = new Map<string, Record<string, string>>();
-  for (const row of [...rows].sort((a, b) => a.at.getTime() - b.at.getTime())) {
-    const cells = latest.get(row.partitionKey) ?? {};
-    for (const [id, result] of Object.entries(row.outcomes)) cells[id] = result.outcome;
-    latest.set(row.partitionKey, cells);
-  }
+/** Servers × mitigations, each cell its label. Beyond 60 servers, one line per mitigation with the counts instead. */
+function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly string[], mitigations: readonly string[]): string[] {
+  const label = (server: string, id: string): string => cells.get(server)?.get(id)?.label ?? '-';
   if (servers.length > 60) {
     return mitigations.map((id) => {
       const counts = new Map<string, number>();
-      for (const server of servers) {
-        const outcome = latest.get(server)?.[id] ?? '-';
-        counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-      }
-      return `${id}: ${[...counts].map(([outcome, count]) => `${outcome} ${count}`).join(', ')}`;
+      for (const server of servers) counts.set(label(server, id), (counts.get(label(server, id)) ?? 0) + 1);
+      return `${id}: ${[...counts].map(([text, count]) => `${text} ${count}`).join(', ')}`;
     });
   }
-  return formatTable(['SERVER', ...mitigations], servers.map((server) => [server, ...mitigations.map((id) => latest.get(server)?.[id] ?? '-')]));
+  return formatTable(['SERVER', ...mitigations], servers.map((server) => [server, ...mitigations.map((id) => label(server, id))]));
 }

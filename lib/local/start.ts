@@ -42,6 +42,7 @@ async function main(argv: readonly string[]): Promise<number> {
     once: Boolean(flags.once),
     port: flags.port,
     progress: flags.json ? write(process.stderr) : write(process.stdout),
+    ...(!flags.json && process.stdout.isTTY ? { terminal: (text: string) => void process.stdout.write(text) } : {}),
     stopRequested,
   });
   if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');

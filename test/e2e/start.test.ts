@@ -29,11 +29,11 @@ describe('npm start', () => {
     const [rollout] = summary.rollouts;
     expect(rollout).toMatchObject({ id: 'microsoft-000001-apply', operation: 'apply', state: 'Completed' });
     expect(rollout!.waves.reduce((total, wave) => total + wave.succeeded, 0)).toBe(12);
-    // PING1 and EM3 on all 12; EM1 and EM2 only where the build is not already fixed.
-    expect(summary.outcomes).toEqual({ Applied: expect.any(Number) });
-    expect(summary.outcomes['Applied']).toBeGreaterThan(24);
-    expect(summary.outcomes['Applied']).toBeLessThan(48);
+    // PING1 and EM3 on all 12; EM1 and EM2 not on the four servers whose builds are fixed or out of range.
+    expect(summary.outcomes).toEqual({ Applied: 40, NotApplicable: 8 });
+    expect(progress).toMatch(/OCS package 1 accepted: sha256 [0-9a-f]{12}…, mitigations PING1, EM1, EM2, EM3/);
     expect(progress).toMatch(/rollout microsoft-000001-apply \(apply\): Completed/);
+    expect(progress).toMatch(/wave 3 broad: 7\/7 done, 7 ok, 0 failed/);
   });
 
   it('halts on a faulty canary and touches no server outside the canary ring', async () => {
@@ -41,6 +41,8 @@ describe('npm start', () => {
     expect(code).toBe(0);
     const [rollout] = summary.rollouts;
     expect(rollout?.state).toBe('Halted');
-    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0)).toBe(true);
+    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
+    // The canary ring is ex001 (faulty) and nothing else; everything outside it is still to do.
+    expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, Pending: 30, NotApplicable: 6 });
   });
 });
