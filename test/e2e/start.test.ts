@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LocalRunSummary } from '../../lib/local/run.js';
@@ -44,5 +45,54 @@ describe('npm start', () => {
     expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
     // The canary ring is ex001 (faulty) and nothing else; everything outside it is still to do.
     expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, Pending: 30, NotApplicable: 6 });
+  });
+});
+
+/** Every process started under `pid`, read from /proc (Linux): field 4 of /proc/N/stat is the parent. */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const below = (parent: number): number[] => [...parents].filter(([, of]) => of === parent).flatMap(([child]) => [child, ...below(child)]);
+  return below(pid);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start without --once', () => {
+  it('serves the admin API until Ctrl-C, then stops cleanly with no process left behind', async () => {
+    const child = spawn(process.execPath, ['dist/lib/local/start.js', '--servers', '3'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => void (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await expect.poll(() => stdout, { timeout: 60_000, interval: 200 }).toMatch(/press Ctrl-C to stop/);
+      const [, url, key] = /admin API: (\S+)\s+\(header x-functions-key: (\S+)\)/.exec(stdout) ?? [];
+      const status = await fetch(url!, { headers: { 'x-functions-key': key! } });
+      expect(status.status).toBe(200);
+      expect(await status.json()).toMatchObject({ org: 'contoso', servers: { total: 3 } });
+      const started = descendants(child.pid!);
+      expect(started.length).toBeGreaterThan(0); // Azurite at least
+
+      child.kill('SIGINT');
+      expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))])).toBe(0);
+      expect(started.filter(alive)).toEqual([]);
+      await expect(fetch(url!, { headers: { 'x-functions-key': key! } })).rejects.toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });
