@@ -1,4 +1,3 @@
-import { odata } from '@azure/data-tables';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import type { Settings } from '../config/index.js';
@@ -7,9 +6,9 @@ import { EmfleetError } from '../errors.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
-import { validateRow, type RowProblem } from '../fleet/rows.js';
-import { ringName, serverName, serverRow, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
-import { getServer, ServerNotFoundError } from '../fleet/servers.js';
+import type { RowProblem } from '../fleet/rows.js';
+import { ringName, serverName, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
+import { getServer, scanServers, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import { fleetStatus } from '../fleet/status.js';
@@ -120,32 +119,24 @@ export const getServers: AdminHandler = handler(async (deps, request) => {
  * Tables in full pages, while without one every row read is served and Tables is asked for `top`.
  */
 async function readServersPage(tables: FleetTables, org: string, query: z.infer<typeof serversQuery>): Promise<{ rows: ServerRow[]; problems: RowProblem[]; after: string | undefined }> {
-  const client = await tables.client('Servers');
-  const filter = [
-    odata`PartitionKey eq ${org}`,
-    ...(query.continuationToken === undefined ? [] : [odata`RowKey gt ${query.continuationToken}`]),
-    ...(query.ring === undefined ? [] : [odata`ring eq ${query.ring}`]),
-    ...(query.site === undefined ? [] : [odata`site eq ${query.site}`]),
-  ].join(' and ');
   const rows: ServerRow[] = [];
   const problems: RowProblem[] = [];
-  const pages = client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: query.search === undefined ? query.top : maxServersPerPage });
-  for await (const page of pages) {
-    for (const [index, entity] of page.entries()) {
-      const checked = validateRow('Servers', serverRow, entity);
+  const scan = { ring: query.ring, site: query.site, after: query.continuationToken, pageSize: query.search === undefined ? query.top : maxServersPerPage };
+  for await (const page of scanServers(tables, org, scan)) {
+    for (const [index, checked] of page.entries.entries()) {
       if (!checked.ok) {
         problems.push(checked.problem);
-      } else if (query.search === undefined || checked.row.rowKey.includes(query.search) || checked.row.fqdn.toLowerCase().includes(query.search)) {
+      } else if (matchesSearch(checked.row, query.search)) {
         rows.push(checked.row);
-        if (rows.length === query.top) {
-          const more = index < page.length - 1 || page.continuationToken !== undefined;
-          return { rows, problems, after: more ? checked.row.rowKey : undefined };
-        }
+        if (rows.length === query.top) return { rows, problems, after: index < page.entries.length - 1 || page.more ? checked.row.rowKey : undefined };
       }
     }
   }
   return { rows, problems, after: undefined };
 }
+
+/** `search` is lower case already; names are stored in lower case, FQDNs as registered. */
+const matchesSearch = (row: ServerRow, search: string | undefined): boolean => search === undefined || row.rowKey.includes(search) || row.fqdn.toLowerCase().includes(search);
 
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 

@@ -3,7 +3,7 @@ import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { writeAudit } from './audit.js';
 import { getEntityOrUndefined, mutateEntity } from './optimistic.js';
-import { describeRowProblem, readRows, validateRow, type ReadResult } from './rows.js';
+import { describeRowProblem, readRows, validateRow, type ReadResult, type Validated } from './rows.js';
 import { serverRow, type ServerRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -29,6 +29,36 @@ export interface ServerRegistration {
 export async function listServers(tables: FleetTables, org: string, options: { logger?: Logger } = {}): Promise<ReadResult<ServerRow>> {
   const client = await tables.client('Servers');
   return readRows(client, 'Servers', serverRow, { filter: odata`PartitionKey eq ${org}`, ...options });
+}
+
+/** Where a scan of the Servers table starts and what Tables filters out. */
+export interface ServerScan {
+  /** An empty ring or site selects the servers that have none. */
+  readonly ring?: string;
+  readonly site?: string;
+  /** A server name (lower case): the scan starts after it. */
+  readonly after?: string;
+  /** Rows a round trip (Tables serves at most 1,000). */
+  readonly pageSize?: number;
+}
+
+/**
+ * The org's servers in name order, one Tables page at a time, each row validated (a bad row is a
+ * problem, in its place). A range query on the one org partition: a caller that stops early and
+ * resumes `after` the last row it used reads nothing twice and no per-server round trips.
+ */
+export async function* scanServers(tables: FleetTables, org: string, scan: ServerScan = {}): AsyncGenerator<{ readonly entries: readonly Validated<ServerRow>[]; readonly more: boolean }> {
+  const client = await tables.client('Servers');
+  const filter = [
+    odata`PartitionKey eq ${org}`,
+    ...(scan.after === undefined ? [] : [odata`RowKey gt ${scan.after}`]),
+    ...(scan.ring === undefined ? [] : [odata`ring eq ${scan.ring}`]),
+    ...(scan.site === undefined ? [] : [odata`site eq ${scan.site}`]),
+  ].join(' and ');
+  const pages = client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: scan.pageSize ?? 1000 });
+  for await (const page of pages) {
+    yield { entries: page.map((entity) => validateRow('Servers', serverRow, entity)), more: page.continuationToken !== undefined };
+  }
 }
 
 export type RegistrationChange = 'added' | 'updated' | 'unchanged';
