@@ -8,22 +8,45 @@ import { join } from 'node:path';
 const account = 'devstoreaccount1';
 const accountKey = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
+export interface AzuritePorts {
+  readonly blob: number;
+  readonly queue: number;
+  readonly table: number;
+}
+
 export interface RunningAzurite {
   readonly connectionString: string;
   readonly endpoints: { readonly blob: string; readonly queue: string; readonly table: string };
+  /** The ports it listens on; give them to a later start to get the same connection string. */
+  readonly ports: AzuritePorts;
   stop(): Promise<void>;
 }
 
+export interface AzuriteOptions {
+  readonly timeoutInMs?: number;
+  /**
+   * Keep the data on disk in this directory instead of in memory, so that stopping and starting
+   * again with the same directory (and ports) is a restart that loses nothing. The caller owns it.
+   */
+  readonly location?: string;
+  /** Fixed ports (default: free ones, chosen by the system). */
+  readonly ports?: AzuritePorts;
+}
+
 /**
- * Starts Azurite as a child process: in memory, on free loopback ports (port 0, read back from
- * its start-up lines), no telemetry. Used by the test setup and `npm start`.
+ * Starts Azurite as a child process on loopback, no telemetry: by default in memory on free ports
+ * (port 0, read back from its start-up lines), as the test setup and `npm start` use it. With a
+ * location and the ports of an earlier run it comes back with that run's data at the same
+ * address, as an Azure Storage account does after an outage.
  */
-export async function startAzurite(options: { timeoutInMs?: number } = {}): Promise<RunningAzurite> {
+export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
   const entry = createRequire(import.meta.url).resolve('azurite/dist/src/azurite.js');
   const workspace = await mkdtemp(join(tmpdir(), 'emfleet-azurite-'));
+  const ports = options.ports ?? { blob: 0, queue: 0, table: 0 };
+  const persistence = options.location === undefined ? ['--inMemoryPersistence'] : ['--location', options.location];
   const child = spawn(
     process.execPath,
-    [entry, '--inMemoryPersistence', '--skipApiVersionCheck', '--loose', '--disableTelemetry', '--blobPort', '0', '--queuePort', '0', '--tablePort', '0'],
+    [entry, ...persistence, '--skipApiVersionCheck', '--loose', '--disableTelemetry', '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table)],
     { cwd: workspace, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   try {
@@ -36,9 +59,11 @@ export async function startAzurite(options: { timeoutInMs?: number } = {}): Prom
       `QueueEndpoint=${endpoints.queue}/${account}`,
       `TableEndpoint=${endpoints.table}/${account}`,
     ].join(';') + ';';
+    const port = (url: string): number => Number(new URL(url).port);
     return {
       connectionString,
       endpoints,
+      ports: { blob: port(endpoints.blob), queue: port(endpoints.queue), table: port(endpoints.table) },
       stop: async () => {
         await stopChild(child);
         await rm(workspace, { recursive: true, force: true });
