@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultSimulatedServer, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
+import { listRollouts } from '../../lib/fleet/rollouts.js';
+import { getServer, registerServer } from '../../lib/fleet/servers.js';
+import { catalogueXml } from '../../lib/local/catalogue.js';
+import { fqdn, startWorld, type Deployment, type World } from '../helpers/e2e.js';
+
+/**
+ * What happens to a mitigation after it is applied: withdrawn by Microsoft, made unnecessary by an
+ * update. Each ends with the simulated server's IIS, app pools and services read
+ * back from the agent's state file.
+ */
+let world: World;
+
+beforeAll(async () => {
+  world = await startWorld();
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+const waves = [
+  { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
+  { name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 0, bake: 'PT0S' },
+];
+const applied = { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' };
+const withoutConfig = (xml: string, id: string): string => xml.replace(new RegExp(`\\s*<Config id="${id}"[\\s\\S]*?</Config>`), '');
+
+/** A server with a rewrite rule of its own and the UM service already stopped by an admin. */
+function lived(): SimulatedServer {
+  const state = defaultSimulatedServer();
+  state.sites['Default Web Site']!.rules.push({ name: 'Local rule', xml: '<rule name="Local rule"><match url="^legacy/"/><action type="Redirect" url="/"/></rule>' });
+  state.services['MSExchangeUM'] = { status: 'Stopped', startType: 'Manual' };
+  return state;
+}
+
+async function rolledOut(d: Deployment): Promise<void> {
+  await d.host.runTimer('pollOcs');
+  await d.host.idle();
+  expect((await d.rollout('microsoft-000001-apply')).state.state).toBe('Completed');
+}
+
+/** The one rollout reconcile started (its id carries the hour). */
+async function reconciled(d: Deployment): Promise<string> {
+  await d.host.runTimer('reconcile');
+  await d.host.idle();
+  const ids = (await listRollouts(d.tables)).map((rollout) => rollout.partitionKey).filter((id) => id.includes('-reconcile-'));
+  expect(ids).toHaveLength(1);
+  return ids[0]!;
+}
+
+describe('a mitigation after it was applied', () => {
+  it('withdrawn in a newer package: a remove rollout takes it off and puts back exactly what was there', async () => {
+    const d = await world.deploy([{ name: 'ex01', ring: 'canary', state: lived() }, { name: 'ex02', ring: 'broad' }], { waves });
+    await rolledOut(d);
+    const mitigated = await d.agents.get('ex01')!.readState();
+    expect(mitigated.sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['Local rule', 'EEMS EM1 - Autodiscover Rule']);
+    expect(mitigated.services['MSExchangeUM']).toEqual({ status: 'Stopped', startType: 'Disabled' });
+
+    // Microsoft withdraws EM1 and EM3; EM2 stays.
+    world.serve(world.signed(withoutConfig(withoutConfig(catalogueXml, 'EM1'), 'EM3'), 0));
+    await d.host.runTimer('pollOcs');
+    await d.host.idle();
+    expect((await listRollouts(d.tables)).map((rollout) => [rollout.partitionKey, rollout.state])).toEqual([['microsoft-000002-remove', 'Completed'], ['microsoft-000001-apply', 'Completed']]);
+    expect(await d.waveCounts('microsoft-000002-remove')).toEqual([['canary', 1, 1, 0, 0], ['broad', 1, 1, 0, 0]]);
+    const owaStopped = { state: 'Stopped', autoStart: false };
+    for (const [name, before] of [['ex01', lived()], ['ex02', defaultSimulatedServer()]] as const) {
+      expect(await d.outcomes(name)).toEqual([applied, { EM1: 'Removed', EM3: 'Removed' }]);
+      expect(await d.agents.get(name)!.readState()).toEqual({ ...before, appPools: { ...before.appPools, MSExchangeOWAAppPool: owaStopped } });
+      expect((await getServer(d.tables, 'contoso', fqdn(name))).reportedApplied).toEqual(['EM2', 'PING1']);
+    }
+  });
+
+  it('on a server updated past the fixing build: reconcile removes it there and nowhere else', async () => {
+    const d = await world.deploy([{ name: 'ex03', ring: 'canary' }, { name: 'ex04', ring: 'broad' }], { waves });
+    await rolledOut(d);
+    // EM1 covers 15.2 up to 15.2.1118.19: ex04 gets a cumulative update past it.
+    await registerServer(d.tables, 'contoso', { name: fqdn('ex04'), build: '15.2.1118.20' }, { actor: 'test' });
+    await d.agents.get('ex04')!.restart({ build: '15.2.1118.20' });
+
+    const id = await reconciled(d);
+    expect((await d.rollout(id)).state.state).toBe('Completed');
+    expect(await d.waveCounts(id)).toEqual([['canary', 0, 0, 0, 0], ['broad', 1, 1, 0, 0]]);
+    expect(await d.outcomes('ex04')).toEqual([applied, { EM1: 'Removed' }]);
+    expect((await d.agents.get('ex04')!.readState()).sites['Default Web Site']!.rules).toEqual([]);
+    expect((await getServer(d.tables, 'contoso', fqdn('ex04'))).reportedApplied).toEqual(['EM2', 'EM3', 'PING1']);
+    expect(await d.outcomes('ex03')).toEqual([applied]);
+    expect((await d.agents.get('ex03')!.readState()).sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['EEMS EM1 - Autodiscover Rule']);
+  });
+
+});
