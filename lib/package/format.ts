@@ -14,6 +14,9 @@ export const element = {
   applicability: 'Applicability',
   range: 'Range',
   iisRule: 'rule',
+  probe: 'Probe',
+  probeHeader: 'Header',
+  expectedDown: 'ExpectedDown',
   signature: 'Signature',
 } as const;
 
@@ -22,6 +25,19 @@ export const configAttributes = ['id', 'desc'] as const;
 export const actionAttributes = ['type', 'scope', 'desc'] as const;
 export const rangeAttributes = ['min', 'max'] as const;
 export const iisValueAttributes = ['site'] as const;
+export const probeAttributes = ['method', 'path', 'expect', 'cookie'] as const;
+export const probeHeaderAttributes = ['name', 'value'] as const;
+export const expectedDownAttributes = ['endpoint'] as const;
+
+/** What a `<Probe>` says the rule must do to its request. */
+export const probeExpectations = ['blocked', 'passed'] as const;
+export type ProbeExpectation = (typeof probeExpectations)[number];
+
+/** Caps that keep a signed package from turning the agent into a request generator. */
+export const probeLimits = { perAction: 20, headersPerProbe: 20, expectedDownPerAction: 20, pathLength: 2048, valueLength: 4096 } as const;
+
+/** Headers a probe may not set: they frame the request (Node sets them) or have their own attribute (cookie). */
+export const forbiddenProbeHeaders = ['content-length', 'transfer-encoding', 'connection', 'cookie', 'upgrade', 'expect', 'te', 'trailer', 'keep-alive'] as const;
 
 export const actionTypes = ['DoNothing', 'IisUrlRewrite', 'DisableAppPool', 'DisableService'] as const;
 export type ActionType = (typeof actionTypes)[number];

@@ -1,5 +1,5 @@
 import type { BuildRange } from './build.js';
-import type { ActionType } from './format.js';
+import type { ActionType, ProbeExpectation } from './format.js';
 
 /** The typed form of an EOCS document; built only from signed content. */
 export interface EocsPackage {
@@ -24,6 +24,21 @@ export interface Mitigation {
 interface ActionBase {
   readonly scope: string;
   readonly description: string;
+  /**
+   * Health endpoints (e.g. `/owa/healthcheck.htm`) this action takes down by design (`<ExpectedDown>`):
+   * the agent does not count them as degraded. Absent when none is declared.
+   */
+  readonly expectedDown?: readonly string[];
+}
+
+/** A request the agent sends after applying a rewrite rule, and what the rule must do to it (`<Probe>`). */
+export interface ProbeSpec {
+  readonly method: string;
+  /** Path and query, as sent on the wire, relative to the server's own base URL. */
+  readonly path: string;
+  readonly headers: readonly { readonly name: string; readonly value: string }[];
+  readonly cookie?: string;
+  readonly expect: ProbeExpectation;
 }
 
 export type MitigationAction =
@@ -34,6 +49,8 @@ export type MitigationAction =
       readonly ruleName: string;
       /** The `<rule>` element exactly as signed (canonical form). */
       readonly ruleXml: string;
+      /** Requests that prove the rule works; absent: the agent's built-in set for the mitigation, if any. */
+      readonly probes?: readonly ProbeSpec[];
     })
   | (ActionBase & { readonly kind: 'DisableAppPool'; readonly appPool: string })
   | (ActionBase & { readonly kind: 'DisableService'; readonly service: string })

@@ -6,12 +6,19 @@ import {
   defaultIisSite,
   DSIG_NS,
   element,
+  expectedDownAttributes,
+  forbiddenProbeHeaders,
   iisValueAttributes,
   mitigationIdPattern,
+  probeAttributes,
+  probeExpectations,
+  probeHeaderAttributes,
+  probeLimits,
   rangeAttributes,
   rootAttributes,
+  type ProbeExpectation,
 } from './format.js';
-import { isSupportedActionType, type EocsPackage, type Mitigation, type MitigationAction } from './model.js';
+import { isSupportedActionType, type EocsPackage, type Mitigation, type MitigationAction, type ProbeSpec } from './model.js';
 import { reject } from './reasons.js';
 
 /**
@@ -133,6 +140,8 @@ function parseApplicability(node: Element, path: string, unknown: string[]): Bui
 /**
  * Anything about an action that emfleet does not understand (type, attributes, extra elements, a
  * qualifier on its value) makes it Unsupported: a condition we ignore could change what it means.
+ * `<Probe>` and `<ExpectedDown>` are emfleet's own and checked strictly: a probe we misread would
+ * prove nothing, so a wrong one makes the package Malformed.
  */
 function parseAction(action: Element, path: string, unknown: string[]): MitigationAction {
   const type = action.getAttribute('type') ?? '';
@@ -144,25 +153,31 @@ function parseAction(action: Element, path: string, unknown: string[]): Mitigati
   const extra = attributeNames(action).filter((name) => !(actionAttributes as readonly string[]).includes(name));
   if (!isSupportedActionType(type)) return unsupported(`unknown action type "${type}"`);
   if (extra.length > 0) return unsupported(`unknown attributes ${extra.join(', ')}`);
-  const others = elementChildren(action).filter((child) => child.localName !== element.value || child.namespaceURI);
+  const known: readonly string[] = [element.value, element.probe, element.expectedDown];
+  const others = elementChildren(action).filter((child) => !known.includes(child.localName ?? '') || child.namespaceURI);
   if (others.length > 0) return unsupported(`unknown elements ${others.map((child) => `<${child.nodeName}>`).join(', ')}`);
 
-  const values = elementChildren(action);
+  const values = elementChildren(action).filter((child) => child.localName === element.value);
   if (values.length !== 1) reject('Malformed', `${path} must have exactly one <${element.value}>, found ${values.length}`);
   const value = values[0]!;
   const valuePath = `${path}/${element.value}`;
-  const known = type === 'IisUrlRewrite' ? (iisValueAttributes as readonly string[]) : [];
-  const valueExtra = attributeNames(value).filter((name) => !known.includes(name));
+  const knownValueAttributes = type === 'IisUrlRewrite' ? (iisValueAttributes as readonly string[]) : [];
+  const valueExtra = attributeNames(value).filter((name) => !knownValueAttributes.includes(name));
   if (valueExtra.length > 0) return unsupported(`unknown attributes ${valueExtra.join(', ')} on <${element.value}>`);
+
+  const probes = parseProbes(action, path);
+  if (probes.length > 0 && type !== 'IisUrlRewrite') reject('Malformed', `${path}/${element.probe}[1]: <${element.probe}> is only for IisUrlRewrite actions, not ${type}`);
+  const expectedDown = parseExpectedDown(action, path);
+  const declared = { ...base, ...(expectedDown.length > 0 ? { expectedDown } : {}) };
 
   switch (type) {
     case 'DoNothing':
       for (const child of elementChildren(value)) unknown.push(`${valuePath}/${child.nodeName}`);
-      return { kind: 'DoNothing', ...base, value: (value.textContent ?? '').trim() };
+      return { kind: 'DoNothing', ...declared, value: (value.textContent ?? '').trim() };
     case 'DisableAppPool':
-      return { kind: 'DisableAppPool', ...base, appPool: windowsName(value, valuePath, 'app pool') };
+      return { kind: 'DisableAppPool', ...declared, appPool: windowsName(value, valuePath, 'app pool') };
     case 'DisableService':
-      return { kind: 'DisableService', ...base, service: windowsName(value, valuePath, 'service') };
+      return { kind: 'DisableService', ...declared, service: windowsName(value, valuePath, 'service') };
     case 'IisUrlRewrite': {
       const rules = elementChildren(value);
       if (rules.length !== 1 || rules[0]!.localName !== element.iisRule || rules[0]!.namespaceURI) {
@@ -173,9 +188,80 @@ function parseAction(action: Element, path: string, unknown: string[]): Mitigati
       if (ruleName.trim() === '') reject('Malformed', `${valuePath}/${element.iisRule} has no name`);
       const site = value.getAttribute('site') ?? defaultIisSite;
       if (site.trim() === '' || hasControlCharacters(site)) reject('Malformed', `${valuePath}@site "${site}" is not a site name`);
-      return { kind: 'IisUrlRewrite', ...base, site, ruleName, ruleXml: new XMLSerializer().serializeToString(rule) };
+      return { kind: 'IisUrlRewrite', ...declared, site, ruleName, ruleXml: new XMLSerializer().serializeToString(rule), ...(probes.length > 0 ? { probes } : {}) };
     }
   }
+}
+
+/** `<Probe method="GET" path="/..." expect="blocked|passed" cookie="..."><Header name="" value=""/></Probe>` */
+function parseProbes(action: Element, path: string): ProbeSpec[] {
+  const nodes = elementChildren(action).filter((child) => child.localName === element.probe);
+  if (nodes.length > probeLimits.perAction) reject('Malformed', `${path} has ${nodes.length} <${element.probe}> elements; at most ${probeLimits.perAction}`);
+  return nodes.map((node, index) => {
+    const where = `${path}/${element.probe}[${index + 1}]`;
+    strictAttributes(node, probeAttributes, where);
+    const method = node.getAttribute('method') ?? 'GET';
+    if (!/^[A-Z]{1,16}$/.test(method)) reject('Malformed', `${where}@method "${method}" is not an HTTP method in capitals, such as GET`);
+    const requestPath = node.getAttribute('path');
+    if (requestPath === null) reject('Malformed', `${where} has no path`);
+    // "//host" would be read as another authority by URL parsers; a probe only ever targets the server itself.
+    if (!requestPath.startsWith('/') || requestPath.startsWith('//') || requestPath.length > probeLimits.pathLength || /[\s#\u0000-\u001f\u007f]/.test(requestPath)) {
+      reject('Malformed', `${where}@path "${requestPath.slice(0, 80)}" must start with one "/", hold no spaces, control characters or "#", and be at most ${probeLimits.pathLength} characters (percent-encode what a request would)`);
+    }
+    const expect = node.getAttribute('expect') ?? '';
+    if (!(probeExpectations as readonly string[]).includes(expect)) reject('Malformed', `${where}@expect "${expect}" must be ${probeExpectations.join(' or ')}`);
+    const cookie = node.getAttribute('cookie');
+    if (cookie !== null) headerValue(cookie, `${where}@cookie`);
+    const headerNodes = elementChildren(node);
+    if (headerNodes.length > probeLimits.headersPerProbe) reject('Malformed', `${where} has ${headerNodes.length} headers; at most ${probeLimits.headersPerProbe}`);
+    const headers = headerNodes.map((header, headerIndex) => {
+      const headerPath = `${where}/${element.probeHeader}[${headerIndex + 1}]`;
+      if (header.localName !== element.probeHeader || header.namespaceURI) reject('Malformed', `${where}: <${header.nodeName}> is not allowed in <${element.probe}>, only <${element.probeHeader}>`);
+      strictAttributes(header, probeHeaderAttributes, headerPath);
+      if (elementChildren(header).length > 0 || hasText(header)) reject('Malformed', `${headerPath} must be empty`);
+      const name = header.getAttribute('name') ?? '';
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/.test(name)) reject('Malformed', `${headerPath}@name "${name.slice(0, 80)}" is not an HTTP header name`);
+      if ((forbiddenProbeHeaders as readonly string[]).includes(name.toLowerCase())) reject('Malformed', `${headerPath}@name "${name}" may not be set by a probe${name.toLowerCase() === 'cookie' ? ' (use the cookie attribute)' : ''}`);
+      return { name, value: headerValue(header.getAttribute('value') ?? '', `${headerPath}@value`) };
+    });
+    if (hasText(node)) reject('Malformed', `${where} may hold only <${element.probeHeader}> elements, not text`);
+    return { method, path: requestPath, headers, ...(cookie === null ? {} : { cookie }), expect: expect as ProbeExpectation };
+  });
+}
+
+/** `<ExpectedDown endpoint="/owa/healthcheck.htm"/>`: health endpoints the action takes down by design. */
+function parseExpectedDown(action: Element, path: string): string[] {
+  const nodes = elementChildren(action).filter((child) => child.localName === element.expectedDown);
+  if (nodes.length > probeLimits.expectedDownPerAction) reject('Malformed', `${path} has ${nodes.length} <${element.expectedDown}> elements; at most ${probeLimits.expectedDownPerAction}`);
+  return nodes.map((node, index) => {
+    const where = `${path}/${element.expectedDown}[${index + 1}]`;
+    strictAttributes(node, expectedDownAttributes, where);
+    if (elementChildren(node).length > 0 || hasText(node)) reject('Malformed', `${where} must be empty`);
+    const endpoint = node.getAttribute('endpoint') ?? '';
+    if (!/^\/[^\s?#\u0000-\u001f\u007f]{0,255}$/.test(endpoint) || endpoint.startsWith('//')) {
+      reject('Malformed', `${where}@endpoint "${endpoint.slice(0, 80)}" must be a path such as /owa/healthcheck.htm`);
+    }
+    return endpoint;
+  });
+}
+
+function strictAttributes(node: Element, known: readonly string[], where: string): void {
+  const extra = attributeNames(node).filter((name) => !known.includes(name));
+  if (extra.length > 0) reject('Malformed', `${where} has unknown attributes ${extra.join(', ')} (allowed: ${known.join(', ')})`);
+}
+
+function hasText(node: Element): boolean {
+  for (let child = node.firstChild; child; child = child.nextSibling) {
+    if ((child.nodeType === child.TEXT_NODE || child.nodeType === child.CDATA_SECTION_NODE) && (child.textContent ?? '').trim() !== '') return true;
+  }
+  return false;
+}
+
+function headerValue(text: string, where: string): string {
+  if (text.length > probeLimits.valueLength || /[\u0000-\u0008\u000a-\u001f\u007f]/.test(text)) {
+    reject('Malformed', `${where} must be at most ${probeLimits.valueLength} characters without line breaks or control characters`);
+  }
+  return text;
 }
 
 /** App pool and service names go to IIS and the service manager as data; still, refuse nonsense early. */

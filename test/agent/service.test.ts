@@ -250,7 +250,7 @@ describe('AgentService apply', () => {
         state.services.MSExchangeUM = { status: 'Stopped', startType: 'Disabled' };
       }),
     );
-    expect(em1RuleXml).toMatch(/<match url="\.\*autodiscover\\\.json\.\*Powershell\.\*"\/>/);
+    expect(em1RuleXml).toContain('<add input="{UrlDecode:{REQUEST_URI}}" pattern=".*autodiscover\\.json.*Powershell.*"/>');
 
     for (const id of ['EM1', 'EM2', 'EM3']) {
       expect(agent.journal.get(id)).toMatchObject({ mitigationId: id, operationId: 'rollout-1:ex01', state: 'applied' });

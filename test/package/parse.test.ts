@@ -115,7 +115,13 @@ describe('parseEocs: the catalogue', () => {
           site: 'Default Web Site',
           ruleName: 'EEMS EM1 - Autodiscover Rule',
           ruleXml:
-            '<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>',
+            '<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true"><match url=".*autodiscover\\.json.*"/><conditions logicalGrouping="MatchAny"><add input="{UrlDecode:{REQUEST_URI}}" pattern=".*autodiscover\\.json.*Powershell.*"/></conditions><action type="AbortRequest"/></rule>',
+          probes: [
+            { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/owa/&Email=autodiscover/autodiscover.json%3F@evil.com&Protocol=XYZ&FooProtocol=Powershell', headers: [], expect: 'blocked' },
+            { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/%50owershell', headers: [], expect: 'blocked' },
+            { method: 'GET', path: '/autodiscover/autodiscover.json?Email=user%40contoso.com&Protocol=ActiveSync', headers: [], expect: 'passed' },
+            { method: 'GET', path: '/owa/', headers: [{ name: 'User-Agent', value: 'emfleet-probe' }], cookie: 'X-OWA-CANARY=probe', expect: 'passed' },
+          ],
         },
       ],
     });
@@ -123,7 +129,7 @@ describe('parseEocs: the catalogue', () => {
       id: 'EM2',
       description: 'Disable OWA app pool',
       applicability: [{ min: [15, 2, 0, 0], max: [15, 2, 1544, 4] }],
-      actions: [{ kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool' }],
+      actions: [{ kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool', expectedDown: ['/owa/healthcheck.htm'] }],
     });
     expect(em3).toEqual({
       id: 'EM3',
@@ -429,6 +435,89 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
     expect(error.reason).toBe(reason);
     for (const part of detail) expect(error.detail).toContain(part);
     expect(error.message).toBe(`${reason}: ${error.detail}`);
+  });
+});
+
+describe('parseEocs: <Probe> and <ExpectedDown>', () => {
+  const rewriteWith = (children: string, type = 'IisUrlRewrite', value = '<Value><rule name="R"><match url="x"/><action type="AbortRequest"/></rule></Value>'): string =>
+    oneAction(`<Action type="${type}" scope="Server" desc="x">${value}${children}</Action>`);
+
+  it('reads probes with their defaults, headers and cookie, in order', () => {
+    const action = onlyAction(
+      parse(
+        rewriteWith(
+          '<Probe path="/ecp/x.js?a=1&amp;b=%2F" expect="blocked"/>' +
+            '<Probe method="POST" path="/owa/" expect="passed" cookie="a=b; c=d"><Header name="X-Test" value="1"/><Header name="User-Agent" value="probe&#9;v1"/></Probe>',
+        ),
+      ),
+    );
+    expect(action).toMatchObject({
+      kind: 'IisUrlRewrite',
+      probes: [
+        { method: 'GET', path: '/ecp/x.js?a=1&b=%2F', headers: [], expect: 'blocked' },
+        { method: 'POST', path: '/owa/', headers: [{ name: 'X-Test', value: '1' }, { name: 'User-Agent', value: 'probe\tv1' }], cookie: 'a=b; c=d', expect: 'passed' },
+      ],
+    });
+    expect(action).not.toHaveProperty('expectedDown');
+  });
+
+  it('a rewrite without probes has no probes property (the agent falls back to its built-in set)', () => {
+    expect(onlyAction(parse(rewriteWith('')))).not.toHaveProperty('probes');
+  });
+
+  it.each([
+    ['DisableAppPool', '<Value>MSExchangeOWAAppPool</Value>', { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' }],
+    ['DisableService', '<Value>MSExchangeUM</Value>', { kind: 'DisableService', service: 'MSExchangeUM' }],
+    ['IisUrlRewrite', '<Value><rule name="R"/></Value>', { kind: 'IisUrlRewrite', ruleName: 'R' }],
+  ])('%s declares endpoints it takes down', (type, value, shape) => {
+    const action = onlyAction(parse(rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm"/><ExpectedDown endpoint="/ecp/healthcheck.htm"/>', type, value)));
+    expect(action).toMatchObject({ ...shape, expectedDown: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'] });
+  });
+
+  it('probes and expected-down endpoints are known elements, not unknown content', () => {
+    const model = parse(rewriteWith('<Probe path="/a" expect="passed"/><ExpectedDown endpoint="/owa/healthcheck.htm"/>'));
+    expect(model.unknown).toEqual([]);
+  });
+
+  it.each([
+    { name: 'a probe on a DisableAppPool action', xml: rewriteWith('<Probe path="/owa/" expect="passed"/>', 'DisableAppPool', '<Value>MSExchangeOWAAppPool</Value>'), detail: ['Config[id=EM9]/ActionList/Action[1]/Probe[1]', 'only for IisUrlRewrite', 'DisableAppPool'] },
+    { name: 'a probe without a path', xml: rewriteWith('<Probe expect="blocked"/>'), detail: ['Action[1]/Probe[1]', 'no path'] },
+    { name: 'a probe without expect', xml: rewriteWith('<Probe path="/a"/>'), detail: ['Probe[1]@expect', 'blocked or passed'] },
+    { name: 'a probe expecting something else', xml: rewriteWith('<Probe path="/a" expect="Blocked"/>'), detail: ['Probe[1]@expect', '"Blocked"'] },
+    { name: 'a relative path', xml: rewriteWith('<Probe path="owa/" expect="passed"/>'), detail: ['Probe[1]@path', '"owa/"'] },
+    { name: 'a path naming another host', xml: rewriteWith('<Probe path="//evil.example/owa/" expect="passed"/>'), detail: ['Probe[1]@path'] },
+    { name: 'an absolute URL', xml: rewriteWith('<Probe path="https://evil.example/" expect="passed"/>'), detail: ['Probe[1]@path'] },
+    { name: 'a path with a space', xml: rewriteWith('<Probe path="/owa/ x" expect="passed"/>'), detail: ['Probe[1]@path'] },
+    { name: 'a path with a line break', xml: rewriteWith('<Probe path="/owa/&#10;Host: evil" expect="passed"/>'), detail: ['Probe[1]@path'] },
+    { name: 'a path too long', xml: rewriteWith(`<Probe path="/${'a'.repeat(2048)}" expect="passed"/>`), detail: ['Probe[1]@path', '2048'] },
+    { name: 'a lower-case method', xml: rewriteWith('<Probe method="get" path="/a" expect="passed"/>'), detail: ['Probe[1]@method', '"get"'] },
+    { name: 'a method with a space', xml: rewriteWith('<Probe method="GET /x" path="/a" expect="passed"/>'), detail: ['Probe[1]@method'] },
+    { name: 'an unknown attribute on a probe', xml: rewriteWith('<Probe path="/a" expect="passed" host="evil"/>'), detail: ['Probe[1]', 'unknown attributes host'] },
+    { name: 'a cookie with a line break', xml: rewriteWith('<Probe path="/a" expect="passed" cookie="a=b&#13;&#10;X-Evil: 1"/>'), detail: ['Probe[1]@cookie'] },
+    { name: 'a header with a bad name', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X Bad" value="1"/></Probe>'), detail: ['Probe[1]/Header[1]@name', '"X Bad"'] },
+    { name: 'a header value with a line break', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1&#10;Y: 2"/></Probe>'), detail: ['Probe[1]/Header[1]@value'] },
+    { name: 'a Cookie header', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Cookie" value="a=b"/></Probe>'), detail: ['Probe[1]/Header[1]@name', 'cookie attribute'] },
+    { name: 'a Content-Length header', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Content-Length" value="5"/></Probe>'), detail: ['Probe[1]/Header[1]@name', 'may not be set'] },
+    { name: 'another element in a probe', xml: rewriteWith('<Probe path="/a" expect="passed"><Body>x</Body></Probe>'), detail: ['Probe[1]', '<Body>'] },
+    { name: 'text in a probe', xml: rewriteWith('<Probe path="/a" expect="passed">GET /</Probe>'), detail: ['Probe[1]', 'not text'] },
+    { name: 'a header with content', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1">2</Header></Probe>'), detail: ['Probe[1]/Header[1]', 'empty'] },
+    { name: 'too many probes', xml: rewriteWith('<Probe path="/a" expect="passed"/>'.repeat(21)), detail: ['Action[1]', '21 <Probe>', 'at most 20'] },
+    { name: 'too many headers', xml: rewriteWith(`<Probe path="/a" expect="passed">${'<Header name="X" value="1"/>'.repeat(21)}</Probe>`), detail: ['Probe[1]', '21 headers'] },
+    { name: 'the second probe is wrong', xml: rewriteWith('<Probe path="/a" expect="passed"/><Probe path="/b" expect="maybe"/>'), detail: ['Probe[2]@expect'] },
+    { name: 'an expected-down endpoint that is not a path', xml: rewriteWith('<ExpectedDown endpoint="owa"/>'), detail: ['Action[1]/ExpectedDown[1]@endpoint', '"owa"'] },
+    { name: 'an expected-down endpoint with a query', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm?x"/>'), detail: ['ExpectedDown[1]@endpoint'] },
+    { name: 'an expected-down endpoint missing', xml: rewriteWith('<ExpectedDown/>'), detail: ['ExpectedDown[1]@endpoint'] },
+    { name: 'an unknown attribute on ExpectedDown', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm" for="PT1H"/>'), detail: ['ExpectedDown[1]', 'unknown attributes for'] },
+    { name: 'content in ExpectedDown', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm">owa</ExpectedDown>'), detail: ['ExpectedDown[1]', 'empty'] },
+  ])('Malformed: $name', ({ xml, detail }) => {
+    const error = rejection(() => parse(xml));
+    expect(error.reason).toBe('Malformed');
+    for (const part of detail) expect(error.detail).toContain(part);
+  });
+
+  it('a probe in a namespace is not a probe: the action becomes Unsupported', () => {
+    const action = onlyAction(parse(rewriteWith('<p:Probe xmlns:p="urn:x" path="/a" expect="passed"/>')));
+    expect(action).toMatchObject({ kind: 'Unsupported', type: 'IisUrlRewrite' });
   });
 });
 
