@@ -7,7 +7,11 @@ import { parseXml } from '../package/xml.js';
 /**
  * IIS URL Rewrite 2.x, the parts Exchange Emergency Mitigation uses, evaluated the way the module
  * does, so the agent's probes and `emfleet package test` can say which request a rule blocks
- * before it reaches a server. docs/package-format.md ("Testing rules") lists what is modelled.
+ * before it reaches a server. docs/package-format.md ("Testing rewrite rules") lists what is
+ * modelled and what is not. Sources: the URL Rewrite Module Configuration Reference
+ * (learn.microsoft.com/iis/extensions/url-rewrite-module/url-rewrite-module-configuration-reference),
+ * "Registry values for IIS URL Rewrite" and "How to escape curly brackets in URL Rewrite rule"
+ * (Daniel Vasquez Lopez, IIS team blog), and the ProxyNotShell rules in microsoft/CSS-Exchange.
  */
 
 /** One request to evaluate; `url` is the path and query exactly as sent on the wire (may be percent-encoded). */
@@ -85,7 +89,8 @@ type TemplatePart =
 
 type Template = readonly TemplatePart[];
 
-type RewriteFunction = 'UrlDecode' | 'UrlEncode' | 'ToLower' | 'EscapeDataString';
+/** The three string functions the configuration reference documents. */
+type RewriteFunction = 'UrlDecode' | 'UrlEncode' | 'ToLower';
 
 interface Condition {
   readonly input: Template;
@@ -246,7 +251,9 @@ function children(element: Element, rule: string, allowed: readonly string[]): M
 function parseInboundRule(rule: SiteRule): InboundRule {
   const element = parseRuleElement(rule, ['rule']);
   const attributes = new Attributes(element, rule.name);
-  const name = attributes.text('name') ?? rule.name;
+  // The site knows the rule by SiteRule.name (what the agent stored); the attribute is read for validity.
+  attributes.text('name');
+  const name = rule.name;
   const enabled = attributes.boolean('enabled', true);
   const stopProcessing = attributes.boolean('stopProcessing', false);
   const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
@@ -285,8 +292,9 @@ function parseConditionItems(rule: string, syntax: PatternSyntax, element: Eleme
     }
     if (child.localName !== 'add' || child.namespaceURI) throw new RewriteRuleError(rule, `<${element.localName}> has an unknown element <${child.nodeName}>`);
     const attributes = new Attributes(child, rule);
-    const inputText = attributes.required('input');
     const matchType = attributes.choice('matchType', ['Pattern', 'IsFile', 'IsDirectory'] as const, 'Pattern');
+    // IsFile/IsDirectory default to the requested file, as the reference says.
+    const inputText = matchType === 'Pattern' ? attributes.required('input') : (attributes.text('input') ?? '{REQUEST_FILENAME}');
     const ignoreCase = attributes.boolean('ignoreCase', true);
     const negate = attributes.boolean('negate', false);
     const pattern = attributes.text('pattern');
@@ -352,7 +360,8 @@ function parseOutboundElement(rule: SiteRule): OutboundRule | PreCondition {
     return { name, logicalGrouping, items: parseConditionItems(rule.name, syntax, element) };
   }
   const attributes = new Attributes(element, rule.name);
-  const name = attributes.text('name') ?? rule.name;
+  attributes.text('name');
+  const name = rule.name;
   const enabled = attributes.boolean('enabled', true);
   const stopProcessing = attributes.boolean('stopProcessing', false);
   const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
@@ -445,7 +454,7 @@ function checkEcmaScript(rule: string, pattern: string): void {
 // ---------------------------------------------------------------------------------------------
 // Templates: {SERVER_VARIABLE}, {R:n}, {C:n}, {Function:...}
 
-const functions: Readonly<Record<string, RewriteFunction>> = { urldecode: 'UrlDecode', urlencode: 'UrlEncode', tolower: 'ToLower', escapedatastring: 'EscapeDataString' };
+const functions: Readonly<Record<string, RewriteFunction>> = { urldecode: 'UrlDecode', urlencode: 'UrlEncode', tolower: 'ToLower' };
 
 function parseTemplate(rule: string, text: string): Template {
   const parts: TemplatePart[] = [];
@@ -482,9 +491,12 @@ function parseReference(rule: string, inner: string, whole: string): TemplatePar
     if (!/^[A-Za-z0-9_]+$/.test(inner)) throw new RewriteRuleError(rule, `"${whole}" refers to "{${inner}}", which is not a server variable name`);
     return { kind: 'variable', name: inner.toUpperCase() };
   }
+  // `{function_name:any_string}`: the name runs to the first colon and everything after it,
+  // spaces included, is the argument (there is no escaping or trimming in the expression syntax).
+  // So `{UrlDecode: {REQUEST_URI}}` decodes " /path?query", with a leading space.
   const name = inner.slice(0, colon);
   const fn = functions[name.toLowerCase()];
-  if (fn === undefined) throw new RewriteRuleError(rule, `"${whole}" calls "${name}", which is neither a rewrite function (UrlDecode, UrlEncode, ToLower, EscapeDataString) nor modelled (rewrite maps are not)`);
+  if (fn === undefined) throw new RewriteRuleError(rule, `"${whole}" calls "${name}", which is not a rewrite function (UrlDecode, UrlEncode, ToLower); rewrite maps are not modelled`);
   return { kind: 'function', name: fn, argument: parseTemplate(rule, inner.slice(colon + 1)) };
 }
 
@@ -506,7 +518,9 @@ class DoubleEncodingError extends Error {}
 
 /** Evaluates the inbound rules in order as IIS URL Rewrite does. Throws RewriteRuleError for a rule it cannot understand. */
 export function evaluateInbound(rules: readonly SiteRule[], request: RewriteRequest): Evaluation {
+  checkRequest(request);
   const parsed = rules.map((rule) => cached(inboundCache, rule, () => parseInboundRule(rule)));
+  checkUniqueNames(rules);
   const state: RequestState = { request, url: request.url };
   const rewrittenBy: string[] = [];
   const trace: TraceStep[] = [];
@@ -521,9 +535,10 @@ export function evaluateInbound(rules: readonly SiteRule[], request: RewriteRequ
       outcome = applies(rule.match, input, 'url', rule.conditions, state);
     } catch (error) {
       if (!(error instanceof DoubleEncodingError)) throw error;
-      // The module fails the request rather than decode twice (UrlDecodeAllowsDoubleEncoding, default on).
-      trace.push({ rule: rule.name, matched: true, why: error.message });
-      return { verdict: { kind: 'customResponse', rule: rule.name, statusCode: 500, subStatusCode: 52, reason: 'URL Rewrite Module Error.' }, rewrittenBy, trace };
+      // The module fails the request rather than decode twice (registry UrlDecodeAllowsDoubleEncoding
+      // off by default); an inbound rule error is IIS's 500.50.
+      trace.push({ rule: rule.name, matched: true, why: `${error.message} → 500.50 URL Rewrite Module Error` });
+      return { verdict: { kind: 'customResponse', rule: rule.name, statusCode: 500, subStatusCode: 50, reason: 'URL Rewrite Module Error.' }, rewrittenBy, trace };
     }
     if (!outcome.matched) {
       trace.push({ rule: rule.name, matched: false, why: outcome.why });
@@ -557,7 +572,10 @@ export function evaluateInbound(rules: readonly SiteRule[], request: RewriteRequ
         trace.push({ rule: rule.name, matched: true, why: `${outcome.why} → None` });
         break;
     }
-    if (rule.stopProcessing) break;
+    if (rule.stopProcessing) {
+      trace[trace.length - 1]!.why += '; stopProcessing: later rules not evaluated';
+      break;
+    }
   }
   return { verdict: { kind: 'passed', url: state.url }, rewrittenBy, trace };
 }
@@ -567,8 +585,11 @@ export function evaluateOutbound(
   rules: readonly SiteRule[],
   request: RewriteRequest,
   response: { readonly statusCode: number; readonly headers: Readonly<Record<string, string>> },
-): { readonly headers: Record<string, string>; readonly matched: readonly string[] } {
+): OutboundResult {
+  checkRequest(request);
   const parsed = rules.map((rule) => cached(outboundCache, rule, () => parseOutboundElement(rule)));
+  // Rules and preconditions are separate collections in IIS, each keyed by name.
+  checkUniqueNames(rules.filter((_, index) => 'header' in parsed[index]!));
   const preConditions = new Map<string, PreCondition>();
   for (const entry of parsed) if (!('header' in entry)) preConditions.set(entry.name.toLowerCase(), entry);
   const headers: Record<string, string> = { ...response.headers };
@@ -587,18 +608,48 @@ export function evaluateOutbound(
       if (!holds.matched) continue;
     }
     const name = headerName(headers, rule.header);
-    const outcome = applies(rule.match, name === undefined ? '' : headers[name]!, `RESPONSE_${rule.header}`, rule.conditions, state);
+    let outcome: RuleOutcome;
+    let value = '';
+    try {
+      outcome = applies(rule.match, name === undefined ? '' : headers[name]!, `RESPONSE_${rule.header}`, rule.conditions, state);
+      if (outcome.matched && rule.action.type === 'Rewrite') value = expand(rule.action.value, state, outcome.captures);
+    } catch (error) {
+      if (!(error instanceof DoubleEncodingError)) throw error;
+      // An outbound rule error is IIS's 500.52: the client gets an error instead of the response.
+      return { headers, matched, statusCode: 500, failedRule: rule.name };
+    }
     if (!outcome.matched) continue;
     matched.push(rule.name);
     if (rule.action.type === 'Rewrite') {
-      const value = expand(rule.action.value, state, outcome.captures);
       const current = name === undefined ? '' : headers[name]!;
       const next = rule.action.replace ? value : current.replace(outcome.captures.R[0] ?? '', value);
       headers[name ?? rule.header] = next;
     }
     if (rule.stopProcessing) break;
   }
-  return { headers, matched };
+  return { headers, matched, statusCode: response.statusCode };
+}
+
+export interface OutboundResult {
+  readonly headers: Record<string, string>;
+  readonly matched: readonly string[];
+  /** The response status after the rules: the original, or 500 (500.52) when a rule failed. */
+  readonly statusCode: number;
+  readonly failedRule?: string;
+}
+
+function checkRequest(request: RewriteRequest): void {
+  if (!/^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*$/.test(request.method)) throw new TypeError(`request method "${request.method}" is not an HTTP token`);
+  if (!request.url.startsWith('/') || /[\u0000-\u0020\u007f]/.test(request.url)) throw new TypeError(`request url "${request.url}" must be a path and query as sent on the wire (starting with "/", no spaces or control characters)`);
+}
+
+/** IIS keys the rules collection by name: a second rule of the same name is a configuration error. */
+function checkUniqueNames(rules: readonly SiteRule[]): void {
+  const seen = new Set<string>();
+  for (const rule of rules) {
+    if (seen.has(rule.name)) throw new RewriteRuleError(rule.name, 'two rules on the site have this name');
+    seen.add(rule.name);
+  }
 }
 
 interface RuleOutcome {
@@ -610,7 +661,7 @@ interface RuleOutcome {
 function applies(match: Matcher, input: string, what: string, conditions: Conditions, state: RequestState): RuleOutcome {
   const found = match.exec(input);
   const hit = match.negate ? found === null : found !== null;
-  const described = `${what} "${input}" ${hit === !match.negate ? 'matches' : 'does not match'} ${describePattern(match)}`;
+  const described = `${what} "${input}" ${found !== null ? 'matches' : 'does not match'} ${describePattern(match)}${match.negate ? ' (negated)' : ''}`;
   if (!hit) return { matched: false, why: described, captures: { R: [], C: [] } };
   const R = match.negate ? [] : found!;
   const result = evaluateConditions(conditions, state, { R, C: [] });
@@ -674,10 +725,10 @@ function applyFunction(name: RewriteFunction, value: string): string {
   switch (name) {
     case 'ToLower':
       return value.toLowerCase();
+    // "for special characters (non-ASCII or URI-unsafe)": the reference's own example,
+    // {UrlEncode:{R:1}.aspx?p=[résumé]}, keeps the URL's delimiters, so encodeURI's set is the model.
     case 'UrlEncode':
-      return encodeURIComponent(value);
-    case 'EscapeDataString':
-      return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+      return encodeURI(value);
     case 'UrlDecode': {
       if (/%25[0-9A-Fa-f]{2}/i.test(value)) throw new DoubleEncodingError(`UrlDecode refused double-encoded input "${value}"`);
       return percentDecode(value);
@@ -757,13 +808,18 @@ function serverVariable(name: string, state: RequestState & { response?: { statu
   const https = (request.serverVariables && Object.entries(request.serverVariables).find(([key]) => key.toUpperCase() === 'HTTPS')?.[1]) ?? 'off';
   const host = header(request, 'host') ?? 'localhost';
   switch (name) {
+    // The original request, as sent (REQUEST_URI is what the ProxyNotShell rules read, still encoded).
     case 'REQUEST_URI':
     case 'UNENCODED_URL':
     case 'HTTP_URL':
       return request.url;
+    case 'HTTP_X_ORIGINAL_URL':
+      return withQuery(decodedPath(request.url), queryOf(request.url));
+    // The current (possibly rewritten) URL, decoded.
     case 'URL':
     case 'PATH_INFO':
     case 'SCRIPT_NAME':
+    case 'REQUEST_FILENAME':
       return decodedPath(state.url);
     case 'QUERY_STRING':
       return queryOf(state.url);
