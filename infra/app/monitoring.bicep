@@ -1,0 +1,138 @@
+// Application Insights on a Log Analytics workspace (Entra ID ingestion only), and alert rules
+// over the events the app logs.
+
+param name string
+param location string
+param tags object
+@description('Who is told when an alert fires; empty: the alerts show in Azure Monitor only.')
+param alertEmails string[]
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${name}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 90
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${name}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    // Telemetry only with the app's Entra token (Monitoring Metrics Publisher), not the key in the connection string.
+    DisableLocalAuth: true
+  }
+}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmails)) {
+  name: 'ag-${name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'emfleet'
+    enabled: true
+    emailReceivers: [for (email, index) in alertEmails: {
+      name: 'email-${index}'
+      emailAddress: email
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+// Each function invocation logs one JSON object per trace (lib/app.ts invocationLogger:
+// {"event": ..., "invocationId": ..., fields}); the host sends it to App Insights `traces` as the
+// message. An alert counts the traces of its events (and state) in its window, one alert per
+// value of its dimension. A test checks the event names against the code and the query's
+// filter against what the app actually logs.
+var alerts = [
+  {
+    name: 'rollout-halted'
+    displayName: 'emfleet: a rollout halted'
+    description: 'A wave went over its error budget and the rollout stopped. `emfleet rollout show <id>` names the servers that failed; resume or abort it.'
+    severity: 1
+    events: [
+      'RolloutTransition'
+    ]
+    state: 'Halted'
+    dimension: 'rolloutId'
+    window: 'PT5M'
+  }
+  {
+    name: 'poll-failed'
+    displayName: 'emfleet: a feed poll failed'
+    description: 'A feed could not be fetched (PollFailed) or its trust settings are wrong (FeedMisconfigured); the last accepted package stays in force. `emfleet status` shows each feed\'s last error.'
+    severity: 2
+    events: [
+      'PollFailed'
+      'FeedMisconfigured'
+    ]
+    state: ''
+    dimension: 'feed'
+    window: 'PT15M'
+  }
+]
+
+var queryTemplate = '''traces
+| where message contains '"event"'
+| extend entry = parse_json(message)
+| where tostring(entry.event) in ({0}){1}
+| project timestamp, event = tostring(entry.event), rolloutId = tostring(entry.rolloutId), feed = tostring(entry.feed), reason = tostring(entry.reason), error = tostring(entry.error)'''
+
+resource alertRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for alert in alerts: {
+  name: '${name}-${alert.name}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: alert.displayName
+    description: alert.description
+    severity: alert.severity
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: alert.window
+    windowSize: alert.window
+    criteria: {
+      allOf: [
+        {
+          query: format(queryTemplate, '"${join(alert.events, '", "')}"', empty(alert.state) ? '' : '\n| where tostring(entry.state) == "${alert.state}"')
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: alert.dimension
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    // Every halt and every failed poll is news: no auto-resolve that could swallow the next one.
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertEmails) ? [] : [
+        actionGroup.id
+      ]
+    }
+  }
+}]
+
+output appInsightsName string = appInsights.name
+output connectionString string = appInsights.properties.ConnectionString

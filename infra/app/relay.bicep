@@ -1,0 +1,72 @@
+// Azure Relay: one hybrid connection per server, each with a Listen-only rule for its agent.
+// The app sends with its managed identity (Azure Relay Sender, in rbac.bicep); a namespace-level
+// Send-only rule exists only in the documented SAS fallback (relayAuth = 'sasKey').
+
+import { server } from 'types.bicep'
+
+param name string
+param location string
+param tags object
+param servers server[]
+@allowed([
+  'managedIdentity'
+  'sasKey'
+])
+param relayAuth string
+
+var hybridConnectionNames = [for item in servers: toLower(item.?hybridConnection ?? item.name)]
+// EMFLEET_RELAY_SEND_KEY_NAME in the SAS fallback.
+var sendRuleName = 'send'
+
+resource namespace 'Microsoft.Relay/namespaces@2024-01-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+    tier: 'Standard'
+  }
+}
+
+resource hybridConnection 'Microsoft.Relay/namespaces/hybridConnections@2024-01-01' = [for (item, index) in servers: {
+  parent: namespace
+  name: hybridConnectionNames[index]
+  properties: {
+    // Senders must present a token: without one anyone could call the agent.
+    requiresClientAuthorization: true
+    userMetadata: item.name
+  }
+}]
+
+// The agent's key (agent.json relay.keyName "listen"): it can accept requests on its own
+// hybrid connection and do nothing else.
+resource listenRule 'Microsoft.Relay/namespaces/hybridConnections/authorizationRules@2024-01-01' = [for (item, index) in servers: {
+  parent: hybridConnection[index]
+  name: 'listen'
+  properties: {
+    rights: [
+      'Listen'
+    ]
+  }
+}]
+
+// SAS fallback only: a Send-only rule whose key goes to Key Vault (keyvault.bicep), never to an output.
+resource sendRule 'Microsoft.Relay/namespaces/authorizationRules@2024-01-01' = if (relayAuth == 'sasKey') {
+  parent: namespace
+  name: sendRuleName
+  properties: {
+    rights: [
+      'Send'
+    ]
+  }
+}
+
+output name string = namespace.name
+@description('EMFLEET_RELAY_NAMESPACE: the namespace host name, e.g. contoso-emfleet.servicebus.windows.net.')
+output host string = split(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':')[0]
+output sendRuleName string = relayAuth == 'sasKey' ? sendRuleName : ''
+output hybridConnections array = [for (item, index) in servers: {
+  server: item.name
+  hybridConnection: hybridConnection[index].name
+  listenRule: listenRule[index].name
+}]

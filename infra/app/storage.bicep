@@ -1,0 +1,76 @@
+// The one storage account: the Functions host's own storage, the Flex Consumption deployment
+// container, and emfleet's queues and tables. Reached only with Microsoft Entra ID (no shared keys).
+
+param name string
+param location string
+param tags object
+@description('EMFLEET_TABLE_PREFIX: lets several deployments share one account.')
+param tablePrefix string
+param deploymentContainerName string
+
+// lib/fleet/queues.ts queueNames (+ the host's poison queue for apply) and lib/fleet/storage.ts
+// tableNames; a test keeps these lists equal to the code's.
+var queueNames = [
+  'emfleet-waves'
+  'emfleet-apply'
+  'emfleet-gate'
+  'emfleet-apply-poison'
+]
+var tableNames = [
+  'Servers'
+  'Policy'
+  'Packages'
+  'Rollouts'
+  'Results'
+  'Audit'
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_ZRS'
+  }
+  properties: {
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+
+  resource blobs 'blobServices' = {
+    name: 'default'
+
+    resource deployment 'containers' = {
+      name: deploymentContainerName
+    }
+  }
+
+  resource queueService 'queueServices' = {
+    name: 'default'
+
+    resource queue 'queues' = [for queue in queueNames: {
+      name: queue
+    }]
+  }
+
+  resource tableService 'tableServices' = {
+    name: 'default'
+
+    resource table 'tables' = [for table in tableNames: {
+      name: '${tablePrefix}${table}'
+    }]
+  }
+}
+
+output name string = storage.name
+output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
