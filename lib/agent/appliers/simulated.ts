@@ -15,9 +15,19 @@ export const simulatedServerSchema = z.object({
 });
 export type SimulatedServer = z.infer<typeof simulatedServerSchema>;
 
-/** A freshly installed Exchange 2019 Mailbox server, as far as mitigations are concerned. */
+/** A freshly installed Exchange 2019 Mailbox server, as far as mitigations and the health endpoints are concerned. */
 export function defaultSimulatedServer(): SimulatedServer {
-  const pools = ['MSExchangeOWAAppPool', 'MSExchangeECPAppPool', 'MSExchangeServicesAppPool', 'MSExchangeAutodiscoverAppPool', 'MSExchangeMapiFrontEndAppPool', 'MSExchangeSyncAppPool', 'MSExchangePowerShellFrontEndAppPool'];
+  const pools = [
+    'MSExchangeOWAAppPool',
+    'MSExchangeECPAppPool',
+    'MSExchangeServicesAppPool',
+    'MSExchangeAutodiscoverAppPool',
+    'MSExchangeMapiFrontEndAppPool',
+    'MSExchangeSyncAppPool',
+    'MSExchangeOABAppPool',
+    'MSExchangeRpcProxyFrontEndAppPool',
+    'MSExchangePowerShellFrontEndAppPool',
+  ];
   const services = ['MSExchangeHM', 'MSExchangeIS', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeUM', 'MSExchangeMitigation', 'W3SVC'];
   return {
     sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
@@ -50,24 +60,11 @@ export class SimulatedApplier implements Applier {
   }
 
   async read(): Promise<SimulatedServer> {
-    let text: string;
-    try {
-      text = await readFile(this.#file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      const fresh = defaultSimulatedServer();
-      await this.#write(fresh);
-      return fresh;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new ApplierError('StateCorrupt', `${this.#file} is not valid JSON`, { cause: error });
-    }
-    const parsed = simulatedServerSchema.safeParse(json);
-    if (!parsed.success) throw new ApplierError('StateCorrupt', `${this.#file}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
-    return parsed.data;
+    const stored = await readSimulatedServer(this.#file);
+    if (stored) return stored;
+    const fresh = defaultSimulatedServer();
+    await this.#write(fresh);
+    return fresh;
   }
 
   async #write(state: SimulatedServer): Promise<void> {
@@ -173,6 +170,29 @@ export class SimulatedApplier implements Applier {
     mutate(state);
     await this.#write(state);
   }
+}
+
+/**
+ * The model as its file holds it, or undefined when there is no file yet (a fresh server). Read
+ * without writing, so the simulated front end can share the file with the applier.
+ */
+export async function readSimulatedServer(file: string): Promise<SimulatedServer | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ApplierError('StateCorrupt', `${file} is not valid JSON`, { cause: error });
+  }
+  const parsed = simulatedServerSchema.safeParse(json);
+  if (!parsed.success) throw new ApplierError('StateCorrupt', `${file}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
 }
 
 function targetName(action: Exclude<ApplicableAction, { kind: 'DoNothing' }>): string {
