@@ -8,8 +8,12 @@ import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
 import type { RowProblem } from '../fleet/rows.js';
 import { ringName, serverName, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
-import { getServer, scanServers, ServerNotFoundError } from '../fleet/servers.js';
+import { getServer, scanServers, serverMatches, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
+import { cellOutcomes, maxGridRowsPerPage, readGridPage } from '../dashboard/grid.js';
+import { readOverview } from '../dashboard/overview.js';
+import { readPolicyView } from '../dashboard/policy.js';
+import type { GridPage, Overview, PolicyView } from '../dashboard/types.js';
 import type { Logger } from '../log.js';
 import { fleetStatus } from '../fleet/status.js';
 import type { Notify } from '../notify.js';
@@ -92,6 +96,9 @@ const continuationToken = z
     return z.NEVER;
   });
 
+/** The token for a page that ends with `server`; null at the end. */
+const tokenAfter = (server: string | undefined): string | null => (server === undefined ? null : Buffer.from(server, 'utf8').toString('base64url'));
+
 const serversQuery = z.object({
   // An empty ring or site selects the servers that have none.
   ring: z.union([ringName, z.literal('')]).optional(),
@@ -107,7 +114,7 @@ export const getServers: AdminHandler = handler(async (deps, request) => {
   return {
     jsonBody: {
       servers: page.rows.map(serverJson),
-      continuationToken: page.after === undefined ? null : Buffer.from(page.after, 'utf8').toString('base64url'),
+      continuationToken: tokenAfter(page.after),
       problems: page.problems,
     },
   };
@@ -126,7 +133,7 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
     for (const [index, checked] of page.entries.entries()) {
       if (!checked.ok) {
         problems.push(checked.problem);
-      } else if (matchesSearch(checked.row, query.search)) {
+      } else if (query.search === undefined || serverMatches(checked.row, query.search)) {
         rows.push(checked.row);
         if (rows.length === query.top) return { rows, problems, after: index < page.entries.length - 1 || page.more ? checked.row.rowKey : undefined };
       }
@@ -134,9 +141,6 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
   }
   return { rows, problems, after: undefined };
 }
-
-/** `search` is lower case already; names are stored in lower case, FQDNs as registered. */
-const matchesSearch = (row: ServerRow, search: string | undefined): boolean => search === undefined || row.rowKey.includes(search) || row.fqdn.toLowerCase().includes(search);
 
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 
@@ -167,6 +171,27 @@ export const postRolloutAction: AdminHandler = handler(async (deps, request) => 
   if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
   return { jsonBody: rolloutActionJson(id, result) };
 });
+
+// ---- GET /api/overview, GET /api/grid, GET /api/policy (what the dashboard shows; scripts may read them too)
+
+export const getOverview: AdminHandler = handler(async (deps) => ({ jsonBody: await readOverview(deps) satisfies Overview }));
+
+const gridQuery = z.object({
+  ring: serversQuery.shape.ring,
+  site: serversQuery.shape.site,
+  search: serversQuery.shape.search,
+  outcome: z.enum(cellOutcomes, { error: `must be one of ${cellOutcomes.join(', ')}` }).optional(),
+  top: z.coerce.number().int().min(1).max(maxGridRowsPerPage).default(100),
+  continuationToken: continuationToken.optional(),
+});
+
+export const getGrid: AdminHandler = handler(async (deps, request) => {
+  const { continuationToken: after, ...query } = parsed(gridQuery, Object.fromEntries(request.query), 'query');
+  const { after: next, ...page } = await readGridPage(deps, { ...query, after });
+  return { jsonBody: { ...page, continuationToken: tokenAfter(next) } satisfies GridPage };
+});
+
+export const getPolicy: AdminHandler = handler(async (deps) => ({ jsonBody: await readPolicyView(deps) satisfies PolicyView }));
 
 // ---- POST /api/connectivity
 

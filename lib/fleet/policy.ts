@@ -21,10 +21,16 @@ export interface PolicySnapshot {
   readonly problems: readonly RowProblem[];
 }
 
-/** Reads the whole Policy table (paged) into rows per scope. An invalid row marks its scope invalid. */
-export async function readPolicy(tables: FleetTables, org: string, options: { logger?: Logger } = {}): Promise<PolicySnapshot> {
+/**
+ * Reads the Policy table (paged) into rows per scope. An invalid row marks its scope invalid.
+ * `servers` narrows the server scopes read to a range of names (both ends included; a few names
+ * between may come along), for callers that need a page of servers and not the whole fleet.
+ */
+export async function readPolicy(tables: FleetTables, org: string, options: { logger?: Logger; servers?: { first: string; last: string } } = {}): Promise<PolicySnapshot> {
   const client = await tables.client('Policy');
-  const { rows, problems } = await readRows(client, 'Policy', policyRow, options);
+  const { servers: range, ...readOptions } = options;
+  const filter = range && odata`PartitionKey eq ${'org'} or (PartitionKey eq ${'server'} and RowKey ge ${range.first} and RowKey le ${range.last + declaredRowKeySuffix})`;
+  const { rows, problems } = await readRows(client, 'Policy', policyRow, { ...readOptions, ...(filter ? { filter } : {}) });
   const scopes = new Map<string, ScopeRows>();
   const key = (scope: string, name: string): string => `${scope}/${name}`;
   for (const row of rows) {

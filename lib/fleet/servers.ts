@@ -61,6 +61,12 @@ export async function* scanServers(tables: FleetTables, org: string, scan: Serve
   }
 }
 
+/** A server search: a substring of the name or the FQDN, in any case. */
+export function serverMatches(row: ServerRow, search: string): boolean {
+  const text = search.toLowerCase();
+  return row.rowKey.includes(text) || row.fqdn.toLowerCase().includes(text);
+}
+
 export type RegistrationChange = 'added' | 'updated' | 'unchanged';
 
 /** Adds a server or updates its registration (idempotent); what the agent reported is kept. */

@@ -1,5 +1,5 @@
-import { readFeedState } from './feeds.js';
-import { latestPackage } from './packages.js';
+import { readFeedState, type FeedState } from './feeds.js';
+import { latestPackage, type StoredPackage } from './packages.js';
 import { listRollouts } from './rollouts.js';
 import { rolloutStates } from './schemas.js';
 import { listServers } from './servers.js';
@@ -51,6 +51,11 @@ export async function fleetStatus(deps: { tables: FleetTables; settings: Setting
 
 async function feedStatus(tables: FleetTables, feed: { name: string; url: string }): Promise<FeedStatus> {
   const [state, current] = await Promise.all([readFeedState(tables, feed.name), latestPackage(tables, feed.name)]);
+  return feedStatusOf(feed, state, current);
+}
+
+/** A feed's record and current package as `emfleet status` shows them (the dashboard adds to it). */
+export function feedStatusOf(feed: { name: string; url: string }, state: FeedState | undefined, current: StoredPackage | undefined): FeedStatus {
   return {
     name: feed.name,
     url: feed.url,

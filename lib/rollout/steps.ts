@@ -343,7 +343,8 @@ async function readResult(tables: FleetTables, server: string, operationId: stri
   return checked.ok && checked.row.status === 'Completed' ? checked.row.outcomes : undefined;
 }
 
-function statusOf(row: RolloutStateRow): RolloutStatus {
+/** What the state machine sees of a stored rollout (also how the dashboard asks which actions it would accept). */
+export function statusOf(row: RolloutStateRow): RolloutStatus {
   return { state: row.state, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, reason: row.reason, ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}) };
 }
 
