@@ -1,5 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import { getRollout, getRollouts, getServers, getStatus, postConnectivity, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -22,3 +22,6 @@ export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollou
 export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
 export const adminRolloutAction = route('adminRolloutAction', 'rollouts/{id}/{action}', 'POST', postRolloutAction);
 export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POST', postConnectivity);
+export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);
+export const adminGrid = route('adminGrid', 'grid', 'GET', getGrid);
+export const adminPolicy = route('adminPolicy', 'policy', 'GET', getPolicy);

@@ -1,0 +1,76 @@
+import type { Settings } from '../config/index.js';
+import { mapWithConcurrency } from '../concurrency.js';
+import { listRollouts, readRollout } from '../fleet/rollouts.js';
+import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
+import type { FleetTables } from '../fleet/storage.js';
+import type { Logger } from '../log.js';
+import { transition } from '../rollout/state.js';
+import { statusOf } from '../rollout/steps.js';
+import { feedView, readCurrentFeeds } from './feeds.js';
+import type { Overview, RolloutActionName, RolloutView, WavePhase } from './types.js';
+
+/** Ended rollouts shown besides the active ones; older ones are only counted. */
+export const recentEndedRollouts = 10;
+const ended = new Set(['Halted', 'Aborted', 'Completed']);
+const actionNames: readonly RolloutActionName[] = ['pause', 'resume', 'abort', 'expedite'];
+
+/**
+ * Feeds and rollouts for the top of the dashboard: every active rollout and the latest that
+ * ended, each with its waves (one partition query per rollout shown, a few at a time).
+ */
+export async function readOverview(deps: { tables: FleetTables; settings: Settings; logger: Logger }, options: { now?: Date } = {}): Promise<Overview> {
+  const [feeds, rollouts] = await Promise.all([readCurrentFeeds(deps), listRollouts(deps.tables, { logger: deps.logger })]);
+  const endedRollouts = rollouts.filter((rollout) => ended.has(rollout.state));
+  const shown = [...rollouts.filter((rollout) => !ended.has(rollout.state)), ...endedRollouts.slice(0, recentEndedRollouts)];
+  const detailed = await mapWithConcurrency(shown, 8, (rollout) => readRollout(deps.tables, rollout.partitionKey));
+  return {
+    org: deps.settings.EMFLEET_ORG,
+    generatedAt: (options.now ?? new Date()).toISOString(),
+    feeds: feeds.map(feedView),
+    rollouts: detailed.map(({ state, waves }) => rolloutView(state, waves)),
+    olderRollouts: Math.max(0, endedRollouts.length - recentEndedRollouts),
+  };
+}
+
+/**
+ * A rollout as the page draws it. The bake of the current wave ends `bakeInMs` after the rollout
+ * entered Baking, which is its last state write (a resume restarts the bake, and an emergency
+ * profile gates at once), so `updatedAt` dates it.
+ */
+export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[]): RolloutView {
+  const status = statusOf(state);
+  return {
+    id: state.partitionKey,
+    feed: state.feed,
+    packageSequence: state.packageSequence,
+    operation: state.operation,
+    state: state.state,
+    reason: state.reason,
+    profile: state.profile,
+    currentWave: state.currentWave,
+    waveCount: state.waveCount,
+    createdAt: state.createdAt.toISOString(),
+    updatedAt: state.updatedAt.toISOString(),
+    actions: actionNames.filter((action) => transition(status, { kind: action, actor: 'dashboard' }).ok),
+    waves: waves.map((wave, index) => {
+      const phase: WavePhase = state.state === 'Completed' || index < state.currentWave ? 'Done' : index === state.currentWave ? 'Current' : 'NotStarted';
+      const baking = state.state === 'Baking' && index === state.currentWave;
+      const bakeInMs = state.profile === 'emergency' ? 0 : wave.bakeInMs;
+      return {
+        index,
+        name: wave.name,
+        servers: wave.servers,
+        succeeded: wave.succeeded,
+        failed: wave.failed,
+        skipped: wave.skipped,
+        pending: Math.max(0, wave.servers - wave.succeeded - wave.failed - wave.skipped),
+        maxConcurrency: wave.maxConcurrency,
+        maxErrors: wave.maxErrors,
+        bakeInMs: wave.bakeInMs,
+        phase,
+        bakeEndsAt: baking ? new Date(state.updatedAt.getTime() + bakeInMs).toISOString() : null,
+        failedServers: wave.failedServers,
+      };
+    }),
+  };
+}

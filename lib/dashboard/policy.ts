@@ -1,0 +1,26 @@
+import type { Settings } from '../config/index.js';
+import { readPolicy } from '../fleet/policy.js';
+import type { FleetTables } from '../fleet/storage.js';
+import type { Logger } from '../log.js';
+import { effectiveScope, type ScopeRows } from '../policy/effective.js';
+import type { PolicyView, ScopePolicyView } from './types.js';
+
+/** Server scopes listed at most; the rest are counted (the grid shows each server's decisions). */
+export const maxPolicyServers = 500;
+
+/** The org's settings and each server's own, every value with where it came from (Bicep, Tables, default). */
+export async function readPolicyView(deps: { tables: FleetTables; settings: Settings; logger: Logger }): Promise<PolicyView> {
+  const snapshot = await readPolicy(deps.tables, deps.settings.EMFLEET_ORG, { logger: deps.logger });
+  const names = [...snapshot.servers.keys()].sort();
+  return {
+    org: scopePolicyView(deps.settings.EMFLEET_ORG, snapshot.org),
+    servers: names.slice(0, maxPolicyServers).map((name) => scopePolicyView(name, snapshot.servers.get(name))),
+    serverScopes: names.length,
+  };
+}
+
+export function scopePolicyView(name: string, rows: ScopeRows | undefined): ScopePolicyView {
+  const scope = effectiveScope(rows);
+  if (!scope.valid) return { name, valid: false, problem: scope.problem };
+  return { name, valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, ring: scope.ring ?? null };
+}

@@ -1,0 +1,174 @@
+/*
+ * What the dashboard's endpoints answer (GET /api/overview, /api/grid, /api/policy): one definition
+ * for the handlers that build it and for the page that reads it (web/dashboard.ts imports these
+ * types only). No imports: the browser build compiles this file too. Times are ISO-8601 UTC.
+ */
+
+/** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
+export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite';
+
+export type RolloutStateName = 'Planned' | 'Running' | 'Baking' | 'Paused' | 'Halted' | 'Aborted' | 'Completed';
+
+export interface SignerView {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serialNumber: string;
+  /** SHA-256 of the signer certificate (hex). */
+  readonly sha256: string;
+  readonly validTo: string;
+}
+
+/**
+ * How the last poll went: `Success` (fetched, unchanged or accepted), `Rejected` (fetched, but
+ * the package failed verification), `Failed` (the feed could not be fetched).
+ */
+export type PollResult = 'Success' | 'Rejected' | 'Failed';
+
+export interface FeedView {
+  readonly name: string;
+  readonly url: string;
+  /** Set when the feed's settings are wrong (no trust anchor…): it is not polled. */
+  readonly problem: string | null;
+  readonly lastPollAt: string | null;
+  readonly lastPollResult: PollResult | null;
+  readonly lastSuccessAt: string | null;
+  readonly lastErrorAt: string | null;
+  readonly lastError: string | null;
+  readonly package: {
+    readonly sequence: number;
+    readonly sha256: string;
+    readonly signingTime: string | null;
+    readonly acceptedAt: string | null;
+    readonly mitigationIds: readonly string[];
+    /** From verifying the stored package under today's trust settings; null when it no longer verifies. */
+    readonly signer: SignerView | null;
+    /** Why the stored package no longer verifies (`UntrustedChain: …` after an anchor change), else null. */
+    readonly verifyProblem: string | null;
+  } | null;
+  readonly lastRejected: {
+    readonly at: string | null;
+    readonly sha256: string;
+    /** The rejection reason code (`BadSignature`, `Rollback`…), null if the record predates codes. */
+    readonly code: string | null;
+    readonly detail: string;
+  } | null;
+}
+
+export type WavePhase = 'Done' | 'Current' | 'NotStarted';
+
+export interface WaveView {
+  readonly index: number;
+  readonly name: string;
+  readonly servers: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+  /** Servers with no counted result yet. */
+  readonly pending: number;
+  readonly maxConcurrency: number;
+  readonly maxErrors: number;
+  readonly bakeInMs: number;
+  readonly phase: WavePhase;
+  /** While the rollout bakes this wave: when the gate judges it. */
+  readonly bakeEndsAt: string | null;
+  readonly failedServers: readonly string[];
+}
+
+export interface RolloutView {
+  readonly id: string;
+  readonly feed: string;
+  readonly packageSequence: number;
+  readonly operation: 'apply' | 'remove';
+  readonly state: RolloutStateName;
+  readonly reason: string;
+  readonly profile: 'default' | 'emergency';
+  readonly currentWave: number;
+  readonly waveCount: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** The actions the state machine would accept now. */
+  readonly actions: readonly RolloutActionName[];
+  readonly waves: readonly WaveView[];
+}
+
+/** GET /api/overview: the feeds and the rollouts (every active one, then the latest that ended). */
+export interface Overview {
+  readonly org: string;
+  readonly generatedAt: string;
+  readonly feeds: readonly FeedView[];
+  readonly rollouts: readonly RolloutView[];
+  /** Ended rollouts left out of `rollouts` (older than the latest few). */
+  readonly olderRollouts: number;
+}
+
+/**
+ * A cell's outcome: a stored result's outcome, or, where a server has no result for a mitigation,
+ * what policy decides (`NotApplicable`, `Blocked`, `Disabled`, `PolicyError`, `Unsupported`),
+ * `Pending` for work not done yet, `Unknown` when the package no longer verifies.
+ */
+export type CellOutcome =
+  | 'Applied' | 'AlreadyApplied' | 'Removed' | 'NotApplicable' | 'Blocked' | 'Disabled' | 'PolicyError' | 'Unsupported'
+  | 'Skipped' | 'Failed' | 'Unreachable' | 'Degraded' | 'Ineffective' | 'RolledBack' | 'Pending' | 'Unknown';
+
+export interface GridCell {
+  readonly outcome: CellOutcome;
+  /** Why, in words: the agent's detail, or the policy's reason. */
+  readonly reason: string;
+  readonly source: 'result' | 'policy';
+  /** When the result was recorded, and by which rollout (results only). */
+  readonly at: string | null;
+  readonly rolloutId: string | null;
+}
+
+export interface GridRow {
+  readonly server: string;
+  readonly fqdn: string;
+  readonly site: string;
+  readonly ring: string;
+  readonly build: string;
+  readonly lastSeen: string | null;
+  /** By mitigation id, one per column. */
+  readonly cells: Readonly<Record<string, GridCell>>;
+}
+
+export interface RowProblemView {
+  readonly table: string;
+  readonly partitionKey: string;
+  readonly rowKey: string;
+  readonly field: string;
+  readonly message: string;
+}
+
+/** GET /api/grid: one page of servers × the current packages' mitigations. */
+export interface GridPage {
+  readonly mitigations: readonly string[];
+  readonly rows: readonly GridRow[];
+  /** Pass back to get the next page; null at the end. */
+  readonly continuationToken: string | null;
+  /** Servers looked at for this page (the filters may have passed over most of them). */
+  readonly scanned: number;
+  readonly problems: readonly RowProblemView[];
+}
+
+export interface Sourced<T> {
+  readonly value: T;
+  readonly source: 'bicep' | 'table' | 'default';
+}
+
+export type ScopePolicyView =
+  | {
+      readonly name: string;
+      readonly valid: true;
+      readonly mitigationsEnabled: Sourced<boolean>;
+      readonly blockedMitigations: Sourced<readonly string[]>;
+      readonly ring: Sourced<string> | null;
+    }
+  | { readonly name: string; readonly valid: false; readonly problem: string };
+
+/** GET /api/policy: the org's settings and each server that has settings of its own. */
+export interface PolicyView {
+  readonly org: ScopePolicyView;
+  readonly servers: readonly ScopePolicyView[];
+  /** Servers with settings of their own, of which `servers` holds the first (by name). */
+  readonly serverScopes: number;
+}
