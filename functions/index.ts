@@ -1,7 +1,8 @@
 import type { FunctionDefinition } from '../lib/functions.js';
-import { adminConnectivity, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
+import { adminConnectivity, adminGrid, adminOverview, adminPolicy, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
 import { applyPoison } from './applyPoison.js';
 import { applyToServer } from './applyToServer.js';
+import { dashboard } from './dashboard.js';
 import { gateWave } from './gateWave.js';
 import { pollOcs } from './pollOcs.js';
 import { reconcile } from './reconcile.js';
@@ -21,4 +22,8 @@ export const allFunctions: readonly FunctionDefinition[] = [
   adminRollout,
   adminRolloutAction,
   adminConnectivity,
+  adminOverview,
+  adminGrid,
+  adminPolicy,
+  dashboard,
 ];
