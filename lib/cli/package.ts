@@ -9,6 +9,7 @@ import { parseSerialList, trustPolicyFromSettings, type TrustPolicy } from '../p
 import { verifyPackage, type VerifiedPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
 import { collect, exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
+import { packageTestCommand } from './package-test.js';
 
 interface TrustFlags {
   readonly trustAnchor: string[];
@@ -48,7 +49,7 @@ export function addTrustOptions(command: Command): Command {
 }
 
 export function packageCommand(io: CliIo, setExitCode: (code: number) => void): Command {
-  const command = new Command('package').description('sign and verify EOCS mitigation packages');
+  const command = new Command('package').description('sign, verify and test EOCS mitigation packages');
 
   addTrustOptions(
     command
@@ -123,6 +124,7 @@ Example:
       else io.stdout(`signed: ${flags.out} (${Buffer.byteLength(signed)} bytes)`);
     });
 
+  command.addCommand(packageTestCommand(io));
   return command;
 }
 
