@@ -141,7 +141,7 @@ describe('emfleet package test', () => {
     const run = await runCli(args(packagePath));
     expect(run.code).toBe(code);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
-    expect(run.stderr).toMatch(stderr);
+    expect(run.stderr.trim()).toMatch(stderr);
     expect(run.stdout).toBe('');
   });
 
