@@ -1,54 +1,32 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as functions from '../../functions/adminApi.js';
-import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps, type AdminHandler } from '../../lib/admin/api.js';
-import { loadSettings } from '../../lib/config/index.js';
+import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
-import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { defaultWaves } from '../../lib/rollout/waves.js';
+import { adminDeps as sharedAdminDeps, adminRequest as request, call, org } from '../helpers/admin.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
-import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
+import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
 
-const org = 'contoso';
 let pki: TestPki;
 
-/** The handlers' dependencies over fresh tables and queues in the run's Azurite; settings as the app would parse them. */
-function adminDeps(fresh: { tables: FleetTables; prefix: string }, settings: Record<string, string> = {}): AdminDeps {
-  const connection = { kind: 'connectionString', connectionString: azuriteConnectionString() } as const;
-  return {
-    tables: fresh.tables,
-    queues: new StorageQueueSender(connection, { prefix: fresh.prefix }),
-    settings: loadSettings({ AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: fresh.prefix, EMFLEET_ORG: org, EMFLEET_TRUST_ANCHORS: pki.root.certificatePem, ...settings }),
-    logger: silentLogger,
-  };
-}
-
-/** A request as the host builds it: the URL with its query, route parameters, headers, body. */
-function request(method: 'GET' | 'POST', path: string, init: { params?: Record<string, string>; headers?: Record<string, string>; body?: string } = {}): HttpRequest {
-  return new HttpRequest({ method, url: `http://127.0.0.1:7071/api/${path}`, ...(init.params ? { params: init.params } : {}), ...(init.headers ? { headers: init.headers } : {}), ...(init.body === undefined ? {} : { body: { string: init.body } }) });
-}
-
-/** Every handler answers with jsonBody; tests read it as the JSON a client would. */
-async function call(handler: AdminHandler, deps: AdminDeps, httpRequest: HttpRequest): Promise<{ status: number; body: any }> {
-  const response: HttpResponseInit = await handler(deps, httpRequest);
-  return { status: response.status ?? 200, body: response.jsonBody };
-}
+/** The handlers' dependencies, trusting this file's test PKI. */
+const adminDeps = (fresh: { tables: FleetTables; prefix: string }, settings: Record<string, string> = {}): AdminDeps => sharedAdminDeps(fresh, pki.root.certificatePem, settings);
 
 beforeAll(async () => {
   pki = await createTestPki();
 });
 
 describe('functions/adminApi', () => {
-  it('registers one route per endpoint of DESIGN §10, each behind a function key', () => {
+  it('registers one route per endpoint of DESIGN §10 and the dashboard\'s reads, each behind a function key', () => {
     expect(Object.fromEntries(Object.values(functions).map(({ kind, name, options }) => [name, [kind, options.methods, options.route, options.authLevel]]))).toEqual({
       adminStatus: ['http', ['GET'], 'status', 'function'],
       adminServers: ['http', ['GET'], 'servers', 'function'],
@@ -56,6 +34,9 @@ describe('functions/adminApi', () => {
       adminRollout: ['http', ['GET'], 'rollouts/{id}', 'function'],
       adminRolloutAction: ['http', ['POST'], 'rollouts/{id}/{action}', 'function'],
       adminConnectivity: ['http', ['POST'], 'connectivity', 'function'],
+      adminOverview: ['http', ['GET'], 'overview', 'function'],
+      adminGrid: ['http', ['GET'], 'grid', 'function'],
+      adminPolicy: ['http', ['GET'], 'policy', 'function'],
     });
   });
 });
