@@ -2,18 +2,21 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { EmfleetError } from '../errors.js';
 import { evaluateApplicability, formatBuild, parseBuild, type ExchangeBuild } from '../package/build.js';
-import { defaultIisSite } from '../package/format.js';
+import { defaultIisSite, type ProbeExpectation } from '../package/format.js';
 import type { EocsPackage } from '../package/model.js';
 import { parseEocs } from '../package/parse.js';
 import { PackageRejectedError } from '../package/reasons.js';
 import { decodePackageText, defaultXmlLimits, parseXml } from '../package/xml.js';
 import { evaluateInbound, isBlocked, RewriteRuleError, type Evaluation, type RewriteRequest, type SiteRule } from '../iis/rewrite.js';
 import { formatTable } from '../text.js';
-import { collect, readInputFile, UsageError, type CliIo } from './io.js';
+import { collect, exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
 
-/** A request to test and where it came from (`--request 2`, `probes.txt:14`), for messages and --json. */
+/** A request to test and where it came from (`--request 2`, `probes.txt:14`, `EM1 probe 2`), for messages and --json. */
 export interface TestRequest extends RewriteRequest {
   readonly source: string;
+  /** A package probe: what the rules must do to it, on its action's site. */
+  readonly expect?: ProbeExpectation;
+  readonly site?: string;
 }
 
 const token = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -91,8 +94,9 @@ interface Skipped {
 }
 
 /** The package's rewrite rules by site, in package order (the order EM adds them to the site). */
-export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild; site?: string } = {}): { rules: PackageRule[]; skipped: Skipped[] } {
+export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild; site?: string } = {}): { rules: PackageRule[]; probes: TestRequest[]; skipped: Skipped[] } {
   const rules: PackageRule[] = [];
+  const probes: TestRequest[] = [];
   const skipped: Skipped[] = [];
   for (const mitigation of eocs.mitigations) {
     if (options.build && evaluateApplicability(mitigation.applicability, options.build) !== 'Applies') {
@@ -102,8 +106,20 @@ export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild
     for (const action of mitigation.actions) {
       switch (action.kind) {
         case 'IisUrlRewrite':
-          if (options.site === undefined || action.site === options.site) rules.push({ mitigation: mitigation.id, site: action.site, rule: { name: action.ruleName, xml: action.ruleXml } });
-          else skipped.push({ mitigation: mitigation.id, what: `rule "${action.ruleName}" is for site "${action.site}"` });
+          if (options.site === undefined || action.site === options.site) {
+            rules.push({ mitigation: mitigation.id, site: action.site, rule: { name: action.ruleName, xml: action.ruleXml } });
+            for (const probe of action.probes ?? []) {
+              const headers = Object.fromEntries([...probe.headers.map((header) => [header.name, header.value]), ...(probe.cookie === undefined ? [] : [['Cookie', probe.cookie]])]);
+              probes.push({
+                source: `${mitigation.id} probe ${probes.filter((other) => other.source.startsWith(`${mitigation.id} probe `)).length + 1}`,
+                method: probe.method,
+                url: probe.path,
+                ...(Object.keys(headers).length > 0 ? { headers } : {}),
+                expect: probe.expect,
+                site: action.site,
+              });
+            }
+          } else skipped.push({ mitigation: mitigation.id, what: `rule "${action.ruleName}" is for site "${action.site}"` });
           break;
         case 'DisableAppPool':
           skipped.push({ mitigation: mitigation.id, what: `disables app pool ${action.appPool} (not evaluated: every request to it fails)` });
@@ -119,7 +135,7 @@ export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild
       }
     }
   }
-  return { rules, skipped };
+  return { rules, probes, skipped };
 }
 
 export type TestVerdict = 'Blocked' | 'Rewritten' | 'Redirected' | 'Responded' | 'Passed';
@@ -128,6 +144,8 @@ export interface TestResult {
   readonly request: TestRequest;
   readonly site: string;
   readonly verdict: TestVerdict;
+  /** For a probe: whether the rules did what it expects (blocked = isBlocked, as the agent judges it). */
+  readonly met?: boolean;
   readonly mitigation: string | null;
   readonly rule: string | null;
   readonly why: string;
@@ -139,7 +157,7 @@ export function testRequests(rules: readonly PackageRule[], requests: readonly T
   const sites = site !== undefined ? [site] : [...new Set(rules.map((entry) => entry.site))];
   const results: TestResult[] = [];
   for (const request of requests) {
-    for (const name of sites) {
+    for (const name of request.site !== undefined ? [request.site] : sites) {
       const onSite = rules.filter((entry) => entry.site === name);
       const owner = (rule: string): string | null => onSite.find((entry) => entry.rule.name === rule)?.mitigation ?? null;
       let evaluation: Evaluation;
@@ -154,7 +172,8 @@ export function testRequests(rules: readonly PackageRule[], requests: readonly T
         }
         throw error;
       }
-      results.push({ request, site: name, ...describe(evaluation, owner), evaluation });
+      const met = request.expect === undefined ? {} : { met: isBlocked(evaluation.verdict) === (request.expect === 'blocked') };
+      results.push({ request, site: name, ...describe(evaluation, owner), ...met, evaluation });
     }
   }
   return results;
@@ -188,7 +207,7 @@ function describe(evaluation: Evaluation, owner: (rule: string) => string | null
 
 const maxRequestsFileBytes = 1024 * 1024;
 
-export function packageTestCommand(io: CliIo): Command {
+export function packageTestCommand(io: CliIo, setExitCode: (code: number) => void): Command {
   return new Command('test')
     .description('show which IIS rewrite rule of which mitigation blocks, rewrites or passes each request, before anything is signed or rolled out')
     .argument('<file>', 'an EOCS package, signed or not (the signature is not checked here)')
@@ -196,6 +215,7 @@ export function packageTestCommand(io: CliIo): Command {
     .option('--requests <file>', 'a file of requests, one per line in either form; blank lines and # comments are skipped')
     .option('--site <name>', 'only the rules for this IIS site (default: each site in the package)')
     .option('--build <build>', 'only the mitigations that apply to this Exchange build, e.g. 15.2.1118.7')
+    .option('--probes', "also run the package's own <Probe> requests; exit 1 if any does not get what it expects")
     .option('--json', 'print one JSON object on stdout')
     .addHelpText(
       'after',
@@ -206,7 +226,8 @@ Verdicts: Blocked (AbortRequest, or a CustomResponse of 400 or more), Rewritten,
 Responded (a CustomResponse below 400), Passed.
 
 Exit 0 with the table; exit 2 for bad arguments or a malformed request (naming its line);
-exit 1 for a package that cannot be read or parsed, or a rule the evaluator cannot understand.
+exit 1 for a package that cannot be read or parsed, a rule the evaluator cannot understand, or
+(with --probes) a probe the rules do not block or pass as it expects.
 
 Examples:
   emfleet package test mitigations.xml \\
@@ -221,7 +242,7 @@ probes.txt:
   GET /owa/ | Host: mail.contoso.com
   {"method":"GET","url":"/ecp/","serverVariables":{"HTTPS":"on"}}`,
     )
-    .action(async (file: string, flags: { request: string[]; requests?: string; site?: string; build?: string; json?: boolean }) => {
+    .action(async (file: string, flags: { request: string[]; requests?: string; site?: string; build?: string; probes?: boolean; json?: boolean }) => {
       const build = flags.build === undefined ? undefined : parseBuild(flags.build);
       if (flags.build !== undefined && build === undefined) throw new UsageError(`--build "${flags.build}" is not an Exchange build like 15.2.1118.7`);
       if (flags.site !== undefined && flags.site.trim() === '') throw new UsageError('--site is empty');
@@ -231,21 +252,29 @@ probes.txt:
         if (bytes.byteLength > maxRequestsFileBytes) throw new UsageError(`--requests ${flags.requests} is larger than ${maxRequestsFileBytes} bytes`);
         requests.push(...parseRequestsFile(Buffer.from(bytes).toString('utf8'), flags.requests));
       }
-      if (requests.length === 0) throw new UsageError('no requests: give --request "METHOD /path" or --requests FILE');
+      if (requests.length === 0 && !flags.probes) throw new UsageError('no requests: give --request "METHOD /path", --requests FILE or --probes');
 
       const eocs = await readPackage(file);
-      const { rules, skipped } = packageRules(eocs, { ...(build ? { build } : {}), ...(flags.site !== undefined ? { site: flags.site } : {}) });
-      const results = testRequests(rules, requests, flags.site ?? (rules.length === 0 ? defaultIisSite : undefined));
+      const { rules, probes, skipped } = packageRules(eocs, { ...(build ? { build } : {}), ...(flags.site !== undefined ? { site: flags.site } : {}) });
+      const results = testRequests(rules, [...requests, ...(flags.probes ? probes : [])], flags.site ?? (rules.length === 0 ? defaultIisSite : undefined));
+      const failed = results.filter((result) => result.met === false);
+      if (failed.length > 0) {
+        const first = failed[0]!;
+        io.stderr(`emfleet: ${failed.length} of ${results.filter((result) => result.met !== undefined).length} probes did not get what they expect; first: ${first.request.source} must be ${first.request.expect} but was ${first.verdict}`);
+        setExitCode(exitCodes.failed);
+      }
 
       if (flags.json) {
         io.stdout(JSON.stringify(testJson(rules, skipped, results)));
         return;
       }
       const showSite = new Set(results.map((result) => result.site)).size > 1;
-      const header = ['request', ...(showSite ? ['site'] : []), 'verdict', 'mitigation', 'rule', 'why'];
+      const showProbe = results.some((result) => result.met !== undefined);
+      const header = ['request', ...(showSite ? ['site'] : []), ...(showProbe ? ['probe'] : []), 'verdict', 'mitigation', 'rule', 'why'];
       const rows = results.map((result) => [
         `${result.request.method} ${result.request.url}`,
         ...(showSite ? [result.site] : []),
+        ...(showProbe ? [result.met === undefined ? '' : `${result.request.source}: must be ${result.request.expect}, ${result.met ? 'ok' : 'FAILED'}`] : []),
         result.verdict,
         result.mitigation ?? '-',
         result.rule ?? '-',
@@ -277,10 +306,12 @@ function testJson(rules: readonly PackageRule[], skipped: readonly Skipped[], re
     rules: rules.map((entry) => ({ mitigation: entry.mitigation, site: entry.site, rule: entry.rule.name })),
     skipped,
     counts,
-    results: results.map(({ request: { source, ...request }, site, verdict, mitigation, rule, why, evaluation }) => ({
+    probes: { total: results.filter((result) => result.met !== undefined).length, failed: results.filter((result) => result.met === false).length },
+    results: results.map(({ request: { source, expect, site: _probeSite, ...request }, site, verdict, met, mitigation, rule, why, evaluation }) => ({
       source,
       request,
       site,
+      ...(expect === undefined ? {} : { expect, met }),
       verdict,
       mitigation,
       rule,

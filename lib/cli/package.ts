@@ -124,7 +124,7 @@ Example:
       else io.stdout(`signed: ${flags.out} (${Buffer.byteLength(signed)} bytes)`);
     });
 
-  command.addCommand(packageTestCommand(io));
+  command.addCommand(packageTestCommand(io, setExitCode));
   return command;
 }
 

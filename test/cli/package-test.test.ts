@@ -130,8 +130,37 @@ describe('emfleet package test', () => {
     expect(later.stdout).toContain('note: EM1 not applied on build 15.2.1544.4');
   });
 
+  it("--probes runs the package's own probes and says whether each got what it expects", async () => {
+    const file = join(dir, 'catalogue.xml');
+    await writeFile(file, catalogueXml);
+    const run = await runCli(['package', 'test', file, '--probes', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const json = lastJson(run.stdout);
+    expect(json.probes).toEqual({ total: 4, failed: 0 });
+    expect(json.results.map((result: { source: string; expect: string; met: boolean; verdict: string }) => [result.source, result.expect, result.met, result.verdict])).toEqual([
+      ['EM1 probe 1', 'blocked', true, 'Blocked'],
+      ['EM1 probe 2', 'blocked', true, 'Blocked'],
+      ['EM1 probe 3', 'passed', true, 'Passed'],
+      ['EM1 probe 4', 'passed', true, 'Passed'],
+    ]);
+    expect(json.results[3].request.headers).toEqual({ 'User-Agent': 'emfleet-probe', Cookie: 'X-OWA-CANARY=probe' });
+  });
+
+  it('--probes exits 1 when a rule misses what its probes say it must block', async () => {
+    const file = join(dir, 'weak-catalogue.xml');
+    // A case-sensitive, undecoded copy of the rule: the kind of mistake the probes exist to catch.
+    const weak = catalogueXml.replace('{UrlDecode:{REQUEST_URI}}" pattern=".*autodiscover\\.json.*Powershell.*"', '{REQUEST_URI}" pattern="autodiscover\\.json.*powershell" ignoreCase="false"');
+    expect(weak).not.toBe(catalogueXml);
+    await writeFile(file, weak);
+    const run = await runCli(['package', 'test', file, '--probes']);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe('emfleet: 2 of 4 probes did not get what they expect; first: EM1 probe 1 must be blocked but was Passed');
+    expect(run.stdout).toMatch(/^GET \/autodiscover\/autodiscover\.json\?@evil\.com\/%50owershell\s+EM1 probe 2: must be blocked, FAILED\s+Passed\s/m);
+    expect(run.stdout).toMatch(/^GET \/owa\/\s+EM1 probe 4: must be passed, ok\s+Passed\s/m);
+  });
+
   it.each<{ name: string; args: (file: string) => string[]; code: number; stderr: RegExp }>([
-    { name: 'no requests', args: (file) => ['package', 'test', file], code: 2, stderr: /no requests: give --request/ },
+    { name: 'no requests', args: (file) => ['package', 'test', file], code: 2, stderr: /no requests: give --request "METHOD \/path", --requests FILE or --probes/ },
     { name: 'a request without a path', args: (file) => ['package', 'test', file, '--request', 'GET /owa/', '--request', 'GET owa'], code: 2, stderr: /--request 2: "owa" must start with "\/"/ },
     { name: 'a request with a host', args: (file) => ['package', 'test', file, '--request', 'GET https://mail.contoso.com/owa/'], code: 2, stderr: /--request 1: .* must start with "\/"/ },
     { name: 'a bad --build', args: (file) => ['package', 'test', file, '--request', 'GET /', '--build', '15.2'], code: 2, stderr: /--build "15\.2" is not an Exchange build/ },
