@@ -143,10 +143,10 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
     deps.now ? { now: deps.now() } : {},
   );
   if (refusal) {
-    deps.logger.info('RolloutEventRefused', { rolloutId, event: event.kind, reason: refusal });
+    deps.logger.info('RolloutEventRefused', { rolloutId, rolloutEvent: event.kind, reason: refusal });
     return { ok: false, reason: refusal, state };
   }
-  deps.logger.info('RolloutTransition', { rolloutId, event: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
+  deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
   for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
 }

@@ -5,6 +5,7 @@ import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
+import { jsonLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
@@ -112,6 +113,17 @@ describe('rollout steps', () => {
     expect(Object.values(results.rows[0]!.outcomes)[0]).toMatchObject({ outcome: 'Unreachable' });
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
+  });
+
+  it('a transition is logged under its own name in the JSON log, with the event that caused it', async () => {
+    const f = await fleet(relay, pki, agents, [{ name: 'ex31', ring: 'canary', agent: false }]);
+    const id = await accept(f);
+    const lines: string[] = [];
+    const deps = { ...f.deps, logger: jsonLogger((line) => lines.push(line)) };
+    await applyEvent(deps, id, { kind: 'pause', actor: 'alice' });
+    await applyEvent(deps, id, { kind: 'pause', actor: 'alice' });
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(entries.map((entry) => [entry['event'], entry['rolloutEvent'], entry['rolloutId']])).toEqual([['RolloutTransition', 'pause', id], ['RolloutEventRefused', 'pause', id]]);
   });
 
   it('expedite puts the remaining waves on the emergency pace and widens the running window', async () => {
