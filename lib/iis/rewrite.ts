@@ -257,10 +257,10 @@ function parseInboundRule(rule: SiteRule): InboundRule {
   const enabled = attributes.boolean('enabled', true);
   const stopProcessing = attributes.boolean('stopProcessing', false);
   const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
-  // Emitted by IIS Manager; they do not change what the rule does to a request.
+  // URL Rewrite 2.1's output-cache hint: it does not change what the rule does to a request.
   attributes.text('responseCacheDirective');
   attributes.done();
-  // serverVariables set values for the application; they neither block nor rewrite, so they are read for validity only.
+  // <serverVariables> set values for the application: they neither end nor rewrite a request, so they are accepted and ignored.
   const parts = children(element, rule.name, ['match', 'conditions', 'action', 'serverVariables']);
   const matchElement = parts.get('match');
   if (!matchElement) throw new RewriteRuleError(rule.name, 'has no <match>');
