@@ -205,9 +205,21 @@ const declarationKinds: Record<string, Declaration['kind']> = {
   type_declaration: 'type',
 };
 
-/** The file's top-level declarations by name. In a .bicepparam file the parameter assignments appear as `var`. */
+/**
+ * The file's top-level symbols by name: parameters, variables, resources, modules, types. In a
+ * .bicepparam file the parameter assignments appear as `var`.
+ */
 export function declarations(document: BicepDocument): Map<string, Declaration> {
-  const found = new Map<string, Declaration>();
+  return new Map(topLevel(document).filter((item) => item.kind !== 'output').map((item) => [item.name, item]));
+}
+
+/** Outputs have a namespace of their own: `output name` may share a parameter's name. */
+export function outputs(document: BicepDocument): Map<string, Declaration> {
+  return new Map(topLevel(document).filter((item) => item.kind === 'output').map((item) => [item.name, item]));
+}
+
+function topLevel(document: BicepDocument): Declaration[] {
+  const found: Declaration[] = [];
   let pendingDecorators: string[] = [];
   for (const statement of document.root.namedChildren) {
     if (statement.type === 'decorators') {
@@ -220,8 +232,8 @@ export function declarations(document: BicepDocument): Map<string, Declaration> 
       // A param's default follows its type; everything else ends with its value.
       const children = statement.namedChildren;
       const typeIndex = children.findIndex((child) => child.type === 'type');
-      const value = kind === 'param' ? children[typeIndex + 1] : children.length > 1 ? children.at(-1) : undefined;
-      found.set(name, { kind, name, node: statement, value: typeIndex < 0 && kind === 'param' ? undefined : value, decorators: pendingDecorators });
+      const value = kind === 'param' ? (typeIndex < 0 ? undefined : children[typeIndex + 1]) : children.length > 1 ? children.at(-1) : undefined;
+      found.push({ kind, name, node: statement, value, decorators: pendingDecorators });
     }
     pendingDecorators = [];
   }
@@ -246,7 +258,7 @@ export function resources(document: BicepDocument): ResourceDeclaration[] {
     type: fullType(node),
     node,
     existing: node.children.some((child) => child.type === 'existing'),
-    body: resourceBody(node),
+    body: declarationBody(node),
   }));
 }
 
@@ -263,7 +275,8 @@ function fullType(declaration: Node): string {
   return own;
 }
 
-function resourceBody(declaration: Node): Node | undefined {
+/** The object of a resource or module declaration, looking through `[for ...]` and `if (...)`. */
+export function declarationBody(declaration: Node): Node | undefined {
   let value = declaration.namedChildren.at(-1);
   if (value?.type === 'for_statement') value = value.childForFieldName('body') ?? undefined;
   if (value?.type === 'if_statement') value = value.namedChildren.find((child) => child.type === 'object');

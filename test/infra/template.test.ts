@@ -1,0 +1,177 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { agentConfigSchema } from '../../lib/agent/config.js';
+import { declarations, formatProblem, isType, literalValue, outputs, parseBicep, property, resources, stringLiteral, type BicepDocument, type ResourceDeclaration } from '../../lib/infra/bicep.js';
+import { moduleProblems } from '../../lib/infra/modules.js';
+import { allowedRoles } from '../../lib/infra/privilege.js';
+import { orgName, serverName } from '../../lib/fleet/schemas.js';
+import { queueNames } from '../../lib/fleet/queues.js';
+import { tableNames } from '../../lib/fleet/storage.js';
+import { waveProfile } from '../../lib/rollout/waves.js';
+import { allFunctions } from '../../functions/index.js';
+import { repoBicep, repoDocument, repoRoot } from './fixture.js';
+
+/** The template covers every resource the issue asks for, configured the way the code expects. */
+
+async function resource(file: string, type: string): Promise<ResourceDeclaration & { document: BicepDocument }> {
+  const document = await repoDocument(file);
+  const found = resources(document).filter((item) => !item.existing && isType(item, type));
+  expect(found, `${file} declares one ${type}`).toHaveLength(1);
+  return { ...found[0]!, document };
+}
+
+function value(node: ReturnType<typeof property>): unknown {
+  return literalValue(node)?.value;
+}
+
+function path(object: ReturnType<typeof property>, ...keys: string[]): ReturnType<typeof property> {
+  return keys.reduce((at, key) => property(at, key), object);
+}
+
+describe('the template', () => {
+  it('calls every module with the parameters it declares and reads only its outputs', async () => {
+    const documents = await repoBicep();
+    const problems = documents.flatMap((document) =>
+      moduleProblems(document, (target) => documents.find((candidate) => candidate.file === posix.join(posix.dirname(document.file), target))),
+    );
+    expect(problems.map(formatProblem)).toEqual([]);
+    const main = await repoDocument('infra/main.bicep');
+    const broken = await parseBicep('infra/main.bicep', main.text.replace('tablePrefix: tablePrefix', 'tablePrefx: tablePrefix').replace('relay.outputs.host', 'relay.outputs.hostname'));
+    expect(moduleProblems(broken, (target) => documents.find((candidate) => candidate.file === posix.join('infra', target))).map(formatProblem)).toEqual([
+      expect.stringMatching(/^infra\/main\.bicep:\d+:1: module storage: required parameter tablePrefix of infra\/app\/storage\.bicep is not passed/),
+      expect.stringMatching(/^infra\/main\.bicep:\d+:5: module storage: infra\/app\/storage\.bicep has no parameter tablePrefx/),
+      expect.stringMatching(/^infra\/main\.bicep:\d+:\d+: module relay: infra\/app\/relay\.bicep has no output hostname/),
+    ]);
+  });
+
+  it('runs the app on Flex Consumption (FC1), Node.js 22, with a system-assigned identity deploying from blob storage', async () => {
+    const plan = await resource('infra/app/function.bicep', 'Microsoft.Web/serverfarms');
+    expect(value(property(plan.body, 'sku'))).toEqual({ name: 'FC1', tier: 'FlexConsumption' });
+    const site = await resource('infra/app/function.bicep', 'Microsoft.Web/sites');
+    expect(value(property(site.body, 'identity'))).toEqual({ type: 'SystemAssigned' });
+    expect(value(path(site.body, 'properties', 'httpsOnly'))).toBe(true);
+    const config = path(site.body, 'properties', 'functionAppConfig');
+    expect(value(property(config, 'runtime'))).toEqual({ name: 'node', version: '22' });
+    expect(value(path(config, 'deployment', 'storage', 'authentication'))).toEqual({ type: 'SystemAssignedIdentity' });
+  });
+
+  it('keeps storage identity-only, with the queues and tables the code uses', async () => {
+    const storage = await resource('infra/app/storage.bicep', 'Microsoft.Storage/storageAccounts');
+    expect(value(path(storage.body, 'properties', 'allowSharedKeyAccess'))).toBe(false);
+    const variables = declarations(storage.document);
+    expect(value(variables.get('queueNames')?.value)).toEqual([...Object.values(queueNames), `${queueNames.apply}-poison`]);
+    expect(value(variables.get('tableNames')?.value)).toEqual([...tableNames]);
+    for (const type of ['blobServices/containers', 'queueServices/queues', 'tableServices/tables']) await resource('infra/app/storage.bicep', `Microsoft.Storage/storageAccounts/${type}`);
+  });
+
+  it('grants each data-plane role on the one resource that needs it', async () => {
+    const rbac = await repoDocument('infra/app/rbac.bicep');
+    const roleIds = value(declarations(rbac).get('roles')?.value) as Record<string, string>;
+    const typeOf = new Map(resources(rbac).map((item) => [item.symbol, item.type]));
+    const grants = resources(rbac)
+      .filter((item) => isType(item, 'Microsoft.Authorization/roleAssignments'))
+      .map((item) => {
+        const role = /roles\.(\w+)/.exec(path(item.body, 'properties', 'roleDefinitionId')?.text ?? '')?.[1] ?? '';
+        return `${allowedRoles[roleIds[role] ?? '']} on ${typeOf.get(property(item.body, 'scope')?.text ?? '')}`;
+      });
+    expect(new Set(grants)).toEqual(
+      new Set([
+        'Storage Blob Data Owner on Microsoft.Storage/storageAccounts',
+        'Storage Queue Data Contributor on Microsoft.Storage/storageAccounts',
+        'Storage Table Data Contributor on Microsoft.Storage/storageAccounts',
+        'Azure Relay Sender on Microsoft.Relay/namespaces',
+        'Key Vault Secrets User on Microsoft.KeyVault/vaults',
+        'Monitoring Metrics Publisher on Microsoft.Insights/components',
+      ]),
+    );
+  });
+
+  it('gives each server a hybrid connection that needs a token, with a Listen-only rule for its agent', async () => {
+    const relay = await repoDocument('infra/app/relay.bicep');
+    const hybridConnection = await resource('infra/app/relay.bicep', 'Microsoft.Relay/namespaces/hybridConnections');
+    expect(hybridConnection.node.text).toMatch(/= \[for \(item, index\) in servers:/);
+    expect(value(path(hybridConnection.body, 'properties', 'requiresClientAuthorization'))).toBe(true);
+    const listen = await resource('infra/app/relay.bicep', 'Microsoft.Relay/namespaces/hybridConnections/authorizationRules');
+    expect(listen.node.text).toMatch(/= \[for \(item, index\) in servers:/);
+    // The rule's name is the agent's default relay.keyName.
+    expect(value(property(listen.body, 'name'))).toBe(agentConfigSchema.shape.relay.parse({ namespace: 'n', hybridConnection: 'h', key: 'k' }).keyName);
+    expect(declarations(relay).get('sendRuleName')?.value?.text).toBe("'send'");
+  });
+
+  it('keeps the SAS fallback key in Key Vault (RBAC), read from the rule itself', async () => {
+    const vault = await resource('infra/app/keyvault.bicep', 'Microsoft.KeyVault/vaults');
+    expect(value(path(vault.body, 'properties', 'enableRbacAuthorization'))).toBe(true);
+    const secrets = resources(vault.document).filter((item) => isType(item, 'Microsoft.KeyVault/vaults/secrets'));
+    const relayKey = secrets.find((item) => value(property(item.body, 'name')) === 'relay-send-key');
+    expect(path(relayKey?.body, 'properties', 'value')?.text).toBe('sendRule.listKeys().primaryKey');
+  });
+
+  it('puts App Service Authentication with Microsoft Entra ID in front of the admin API, which also needs a function key', async () => {
+    const auth = resources(await repoDocument('infra/app/function.bicep')).find((item) => value(property(item.body, 'name')) === 'authsettingsV2');
+    expect(value(path(auth?.body, 'properties', 'globalValidation'))).toMatchObject({ requireAuthentication: true, unauthenticatedClientAction: 'Return401' });
+    expect(value(path(auth?.body, 'properties', 'identityProviders', 'azureActiveDirectory', 'enabled'))).toBe(true);
+    const http = allFunctions.filter((definition) => definition.kind === 'http');
+    expect(http.length).toBeGreaterThan(0);
+    for (const definition of http) expect(definition.kind === 'http' && definition.options.authLevel, definition.name).toBe('function');
+  });
+
+  it('sends telemetry to Application Insights on a Log Analytics workspace and alerts on halts and poll failures', async () => {
+    const insights = await resource('infra/app/monitoring.bicep', 'Microsoft.Insights/components');
+    expect(path(insights.body, 'properties', 'WorkspaceResourceId')?.text).toBe('workspace.id');
+    await resource('infra/app/monitoring.bicep', 'Microsoft.OperationalInsights/workspaces');
+    const rule = await resource('infra/app/monitoring.bicep', 'Microsoft.Insights/scheduledQueryRules');
+    expect(rule.node.text).toMatch(/= \[for alert in alerts:/);
+    const alerts = value(declarations(rule.document).get('alerts')?.value) as { name: string; events: string[]; state: string }[];
+    expect(alerts.map((alert) => alert.name)).toEqual(['rollout-halted', 'poll-failed']);
+    const logged = loggedEvents();
+    for (const event of alerts.flatMap((alert) => alert.events)) expect(logged, `lib/ logs ${event}`).toContain(event);
+  });
+
+  it('outputs the function app name, the relay namespace and each server\'s hybrid connection', async () => {
+    const main = outputs(await repoDocument('infra/main.bicep'));
+    expect([...main.keys()]).toEqual(expect.arrayContaining(['functionAppName', 'relayNamespace', 'hybridConnections']));
+    expect(main.get('hybridConnections')?.value?.text).toBe('relay.outputs.hybridConnections');
+    expect(outputs(await repoDocument('infra/app/relay.bicep')).get('hybridConnections')?.value?.text).toMatch(/server: item\.name\s+hybridConnection: hybridConnection\[index\]\.name\s+listenRule: listenRule\[index\]\.name/);
+  });
+});
+
+describe('the parameters file', () => {
+  it('is for main.bicep, assigns only its parameters and every required one', async () => {
+    const parameters = await repoDocument('infra/main.bicepparam');
+    expect(stringLiteral(parameters.root.descendantsOfType('using_statement')[0]?.namedChildren[0])).toBe('main.bicep');
+    const declared = [...declarations(await repoDocument('infra/main.bicep')).values()].filter((item) => item.kind === 'param');
+    const assigned = [...declarations(parameters).keys()];
+    expect(assigned.filter((name) => !declared.some((item) => item.name === name))).toEqual([]);
+    expect(declared.filter((item) => item.value === undefined).map((item) => item.name).filter((name) => !assigned.includes(name))).toEqual([]);
+  });
+
+  it('holds a realistic, valid example: servers, hybrid connections, org, waves, pins', async () => {
+    const assigned = declarations(await repoDocument('infra/main.bicepparam'));
+    const servers = value(assigned.get('servers')?.value) as { name: string; hybridConnection?: string }[];
+    expect(servers.length).toBeGreaterThanOrEqual(3);
+    for (const item of servers) {
+      expect(serverName.safeParse(item.name).success, item.name).toBe(true);
+      const hybridConnection = (item.hybridConnection ?? item.name).toLowerCase();
+      expect(agentConfigSchema.shape.relay.safeParse({ namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection, key: 'k' }).success, hybridConnection).toBe(true);
+    }
+    expect(orgName.safeParse(value(assigned.get('org')?.value)).success).toBe(true);
+    expect(waveProfile.safeParse(value(assigned.get('waves')?.value)).error).toBeUndefined();
+    expect(value(assigned.get('trustAnchorSha256')?.value)).toEqual([expect.stringMatching(/^[0-9A-F]{64}$/)]);
+    expect(assigned.get('trustAnchors')?.value?.text).toBe("readEnvironmentVariable('EMFLEET_TRUST_ANCHORS')");
+  });
+});
+
+/** Every event name lib/ logs through a Logger (`logger.info('Name', ...)` and the like). */
+function loggedEvents(): Set<string> {
+  const events = new Set<string>();
+  const walk = (directory: string): void => {
+    for (const entry of readdirSync(directory, { withFileTypes: true })) {
+      const at = join(directory, entry.name);
+      if (entry.isDirectory()) walk(at);
+      else if (entry.name.endsWith('.ts')) for (const match of readFileSync(at, 'utf8').matchAll(/\.(?:info|warn|error)\('([A-Z][A-Za-z]+)'/g)) events.add(match[1]!);
+    }
+  };
+  walk(join(repoRoot, 'lib'));
+  return events;
+}
