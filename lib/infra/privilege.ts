@@ -53,9 +53,9 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
       at(assignment.node, 'no properties.roleDefinitionId');
       continue;
     }
-    const { strings } = reachableStrings(document, roleDefinition);
+    const { strings, complete } = reachableStrings(document, roleDefinition);
     const roleIds = [...new Set(strings.flatMap((text) => text.match(guid) ?? []).map((id) => id.toLowerCase()))];
-    if (roleIds.length === 0) at(roleDefinition, 'cannot tell which role it grants: use a literal role definition ID (or a variable holding one)');
+    if (roleIds.length === 0 || !complete) at(roleDefinition, 'cannot tell which role it grants: use a literal role definition ID (or a variable holding one), not a parameter');
     for (const roleId of roleIds) {
       if (privilegedRoles[roleId]) at(roleDefinition, `grants ${privilegedRoles[roleId]} (${roleId}); grant a data-plane role on one resource instead`);
       else if (!allowedRoles[roleId]) at(roleDefinition, `grants role ${roleId}, which is not one of the roles emfleet needs (lib/infra/privilege.ts allowedRoles)`);

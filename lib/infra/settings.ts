@@ -1,3 +1,4 @@
+import type { Node } from 'web-tree-sitter';
 import { isType, objectProperties, problemAt, property, resources, stringLiteral, type BicepDocument, type InfraProblem } from './bicep.js';
 
 /**
@@ -47,17 +48,17 @@ export const localOnlySettings: Readonly<Record<string, string>> = {
  * Microsoft.Web/sites/config resource named `appsettings`, which must be an object literal so
  * every name is visible. Undefined when the file has none.
  */
-export function appSettingNames(document: BicepDocument): { names: string[]; problems: InfraProblem[] } | undefined {
+export function appSettingNames(document: BicepDocument): { names: string[]; values: Map<string, Node>; problems: InfraProblem[] } | undefined {
   const configs = resources(document).filter((resource) => isType(resource, 'Microsoft.Web/sites/config') && stringLiteral(property(resource.body, 'name')) === 'appsettings');
   if (configs.length === 0) return undefined;
   const problems: InfraProblem[] = configs.slice(1).map((extra) => problemAt(document, extra.node, 'a second appsettings resource: each replaces all app settings, so keep them in one'));
   const settings = property(configs[0]!.body, 'properties');
   if (settings?.type !== 'object') {
     problems.push(problemAt(document, settings ?? configs[0]!.node, 'appsettings properties must be an object literal, so every setting name is visible'));
-    return { names: [], problems };
+    return { names: [], values: new Map(), problems };
   }
-  const names = objectProperties(settings).map((entry) => entry.key);
+  const entries = objectProperties(settings);
   const spreads = settings.namedChildren.filter((child) => child.type !== 'object_property' && child.type !== 'comment');
   for (const spread of spreads) problems.push(problemAt(document, spread, 'appsettings must list each setting by name'));
-  return { names, problems };
+  return { names: entries.map((entry) => entry.key), values: new Map(entries.map((entry) => [entry.key, entry.value])), problems };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadSettings, settingNames } from '../../lib/config/index.js';
-import { findBicepFiles, formatProblem, loadBicepFiles, parseBicep } from '../../lib/infra/bicep.js';
+import { declarations, findBicepFiles, formatProblem, literalValue, loadBicepFiles, parseBicep } from '../../lib/infra/bicep.js';
 import { appSettingNames, hostSettings, localOnlySettings } from '../../lib/infra/settings.js';
 import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { emfleetVersion } from '../../lib/version.js';
@@ -50,11 +50,27 @@ describe('settings', () => {
     const settings = (properties: string): string =>
       `resource site 'Microsoft.Web/sites@2024-04-01' existing = {\n  name: 'app'\n}\nresource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {\n  parent: site\n  name: 'appsettings'\n  properties: ${properties}\n}\n`;
     const listed = appSettingNames(await parseBicep('ok.bicep', settings("{\n    // a comment\n    EMFLEET_ORG: org\n    'AzureWebJobsStorage__accountName': 'st'\n  }")));
-    expect(listed).toEqual({ names: ['EMFLEET_ORG', 'AzureWebJobsStorage__accountName'], problems: [] });
+    expect(listed?.names).toEqual(['EMFLEET_ORG', 'AzureWebJobsStorage__accountName']);
+    expect(listed?.problems).toEqual([]);
     const hidden = appSettingNames(await parseBicep('bad.bicep', settings("union(common, {\n    EMFLEET_ORG: org\n  })")));
     expect(hidden?.problems.map(formatProblem)).toEqual(['bad.bicep:7:15: appsettings properties must be an object literal, so every setting name is visible']);
     const nested = appSettingNames(await parseBicep('nested.bicep', "resource site 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'app'\n  resource config 'config' = {\n    name: 'appsettings'\n    properties: {\n      EMFLEET_ORG: 'contoso'\n    }\n  }\n}\n"));
     expect(nested?.names).toEqual(['EMFLEET_ORG']);
+  });
+
+  it('main.bicep passes settings straight from parameters whose defaults are lib/config\'s defaults', async () => {
+    const main = (await loadBicepFiles([`${root}infra/main.bicep`], root))[0]!;
+    const parameters = declarations(main);
+    const defaults = loadSettings({});
+    const fromParameters = [...appSettingNames(main)!.values].filter(([, value]) => parameters.get(value.text)?.kind === 'param');
+    expect(fromParameters.map(([name]) => name)).toEqual(expect.arrayContaining(['EMFLEET_SIGNER_SUBJECT', 'EMFLEET_SIGNER_EKU', 'EMFLEET_OCS_URL', 'EMFLEET_POLL_SCHEDULE', 'EMFLEET_RECONCILE_SCHEDULE']));
+    for (const [name, value] of fromParameters) {
+      const fallback = parameters.get(value.text)!.value;
+      if (fallback === undefined) continue;
+      const literal = literalValue(fallback)?.value;
+      expect(typeof literal, `${name}: default of ${value.text}`).toBe('string');
+      expect(loadSettings({ [name]: literal as string })[name as keyof typeof defaults], name).toEqual(defaults[name as keyof typeof defaults]);
+    }
   });
 
   it('a setting missing from Bicep is noticed', async () => {

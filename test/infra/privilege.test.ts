@@ -80,6 +80,11 @@ describe('least privilege', () => {
       text: `param role string\n${storage}${assignment({ scope: 'storage', role: 'role' })}`,
       message: /^bad\.bicep:9:23: role assignment grant: cannot tell which role it grants/,
     },
+    {
+      name: 'a role partly from a parameter',
+      text: `param role string\n${storage}${assignment({ scope: 'storage', role: "true ? '974c5e8b-45b9-4653-ba55-5f855dd0fb88' : role" })}`,
+      message: /^bad\.bicep:9:23: role assignment grant: cannot tell which role it grants/,
+    },
     { name: 'a privileged role mentioned anywhere', text: "var roles = {\n  owner: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'\n}\n", message: /^bad\.bicep:2:11: mentions the Owner role/ },
   ])('rejects a role assignment with $name', async ({ text, message }) => {
     const found = await problems(text);
