@@ -149,6 +149,11 @@ export function property(object: Node | undefined, key: string): Node | undefine
   return objectProperties(object).find((entry) => entry.key === key)?.value;
 }
 
+/** Comments, and `#disable-next-line` linter directives, sit among an array's or object's items. */
+export function isComment(node: Node): boolean {
+  return node.type === 'comment' || node.type === 'diagnostic_comment';
+}
+
 /** A literal (string, number, boolean, null, array, object of literals) as a JavaScript value. */
 export function literalValue(node: Node | undefined): { value: unknown } | undefined {
   if (!node) return undefined;
@@ -165,7 +170,7 @@ export function literalValue(node: Node | undefined): { value: unknown } | undef
       return { value: null };
     case 'array': {
       const items: unknown[] = [];
-      for (const item of node.namedChildren) {
+      for (const item of node.namedChildren.filter((child) => !isComment(child))) {
         const literal = literalValue(item);
         if (!literal) return undefined;
         items.push(literal.value);

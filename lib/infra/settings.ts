@@ -1,5 +1,5 @@
 import type { Node } from 'web-tree-sitter';
-import { isType, objectProperties, problemAt, property, resources, stringLiteral, type BicepDocument, type InfraProblem } from './bicep.js';
+import { isComment, isType, objectProperties, problemAt, property, resources, stringLiteral, type BicepDocument, type InfraProblem } from './bicep.js';
 
 /**
  * The one list of app settings that are not simply "every name in lib/config": what the Functions
@@ -58,7 +58,7 @@ export function appSettingNames(document: BicepDocument): { names: string[]; val
     return { names: [], values: new Map(), problems };
   }
   const entries = objectProperties(settings);
-  const spreads = settings.namedChildren.filter((child) => child.type !== 'object_property' && child.type !== 'comment');
+  const spreads = settings.namedChildren.filter((child) => child.type !== 'object_property' && !isComment(child));
   for (const spread of spreads) problems.push(problemAt(document, spread, 'appsettings must list each setting by name'));
   return { names: entries.map((entry) => entry.key), values: new Map(entries.map((entry) => [entry.key, entry.value])), problems };
 }
