@@ -167,6 +167,8 @@ function renderRollout(rollout: RolloutView): HTMLElement {
     h('p', { class: 'meta' }, `${rollout.operation} · feed ${rollout.feed} package #${rollout.packageSequence} · ${rollout.profile} profile · wave ${Math.min(rollout.currentWave + 1, rollout.waveCount)} of ${rollout.waveCount} · started `, time(rollout.createdAt)),
     rollout.reason && h('p', { class: 'reason' }, rollout.reason),
     h('ol', { class: 'waves' }, rollout.waves.map((wave) => renderWave(rollout, wave))),
+    // An ended rollout takes no action: no row of dead buttons.
+    rollout.actions.length > 0 &&
     h(
       'div',
       { class: 'buttons' },
@@ -428,19 +430,20 @@ const sourced = <T>(value: Sourced<T> | null, show: (value: T) => string): HTMLE
 const enabledText = (enabled: boolean): string => (enabled ? '✓ enabled' : '‖ disabled');
 const blockedText = (ids: readonly string[]): string => (ids.length > 0 ? ids.join(', ') : 'none');
 
-function scopeRow(scope: ScopePolicyView): HTMLElement {
-  if (!scope.valid) return h('tr', {}, h('th', { scope: 'row' }, scope.name), h('td', { colspan: 6, class: 'problem' }, `⚠ invalid policy, nothing is applied or removed here: ${scope.problem}`));
-  return h('tr', {}, h('th', { scope: 'row' }, scope.name), sourced(scope.mitigationsEnabled, enabledText), sourced(scope.blockedMitigations, blockedText), sourced(scope.ring, (ring) => ring));
+/** A scope's row; rings are set per server only, so the org's table has no ring columns. */
+function scopeRow(scope: ScopePolicyView, withRing: boolean): HTMLElement {
+  if (!scope.valid) return h('tr', {}, h('th', { scope: 'row' }, scope.name), h('td', { colspan: withRing ? 6 : 4, class: 'problem' }, `⚠ invalid policy, nothing is applied or removed here: ${scope.problem}`));
+  return h('tr', {}, h('th', { scope: 'row' }, scope.name), sourced(scope.mitigationsEnabled, enabledText), sourced(scope.blockedMitigations, blockedText), withRing && sourced(scope.ring, (ring) => ring));
 }
 
 function renderPolicy(policy: PolicyView): Node[] {
-  const head = (first: string): HTMLElement =>
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, first), h('th', { scope: 'col' }, 'Mitigations'), h('th', { scope: 'col' }, 'from'), h('th', { scope: 'col' }, 'Blocked'), h('th', { scope: 'col' }, 'from'), h('th', { scope: 'col' }, 'Ring'), h('th', { scope: 'col' }, 'from')));
+  const columns = (first: string, withRing: boolean): HTMLElement =>
+    h('thead', {}, h('tr', {}, [first, 'Mitigations', 'from', 'Blocked', 'from', ...(withRing ? ['Ring', 'from'] : [])].map((name) => h('th', { scope: 'col' }, name))));
   return [
-    h('table', { class: 'policy' }, h('caption', {}, 'Organization'), head('Org'), h('tbody', {}, scopeRow(policy.org))),
+    h('table', { class: 'policy' }, h('caption', {}, 'Organization'), columns('Org', false), h('tbody', {}, scopeRow(policy.org, false))),
     policy.servers.length === 0
       ? h('p', { class: 'muted' }, 'No server has settings of its own.')
-      : h('table', { class: 'policy' }, h('caption', {}, `Servers with settings of their own (${policy.serverScopes}${policy.serverScopes > policy.servers.length ? `, first ${policy.servers.length} shown` : ''})`), head('Server'), h('tbody', {}, policy.servers.map(scopeRow))),
+      : h('table', { class: 'policy' }, h('caption', {}, `Servers with settings of their own (${policy.serverScopes}${policy.serverScopes > policy.servers.length ? `, first ${policy.servers.length} shown` : ''})`), columns('Server', true), h('tbody', {}, policy.servers.map((scope) => scopeRow(scope, true)))),
   ];
 }
 
