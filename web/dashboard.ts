@@ -29,7 +29,7 @@ class ApiError extends Error {
 }
 
 async function api<T>(method: 'GET' | 'POST', path: string): Promise<T> {
-  const response = await fetch(path, { method, headers: functionKey ? { 'x-functions-key': functionKey } : {}, cache: 'no-store', credentials: 'same-origin' });
+  const response = await fetch(path, { method, headers: functionKey ? { 'x-functions-key': functionKey } : {}, cache: 'no-store', credentials: 'same-origin', signal: AbortSignal.timeout(20_000) });
   const body = (await response.json().catch(() => undefined)) as { detail?: string } | undefined;
   if (!response.ok) throw new ApiError(response.status, body?.detail ?? `${response.status} ${response.statusText}`);
   return body as T;
@@ -335,9 +335,16 @@ function renderGrid(page: GridPage): Node[] {
             const key = cellKey(row.server, id);
             const description = describeCell(row, id, cell);
             const show = (): void => void (byId('cell-detail').textContent = description);
+            const focused = (event: Event): void => {
+              // The focused cell (by keyboard or by click) becomes the grid's one tab stop.
+              for (const other of document.querySelectorAll<HTMLElement>('#grid td[tabindex="0"]')) other.tabIndex = -1;
+              (event.currentTarget as HTMLElement).tabIndex = 0;
+              grid.active = key;
+              show();
+            };
             return h(
               'td',
-              { class: `cell o-${cell.outcome}`, tabindex: key === grid.active ? 0 : -1, 'data-focus-key': key, 'data-outcome': cell.outcome, title: description, 'aria-label': description, onfocus: show, onmouseenter: show },
+              { class: `cell o-${cell.outcome}`, tabindex: key === grid.active ? 0 : -1, 'data-focus-key': key, 'data-outcome': cell.outcome, title: description, 'aria-label': description, onfocus: focused, onmouseenter: show },
               h('span', { 'aria-hidden': 'true' }, style.symbol),
               ` ${style.label}`,
             );
@@ -369,12 +376,7 @@ function moveFocus(event: KeyboardEvent, page: GridPage): void {
   if (!move) return;
   event.preventDefault();
   const next = keys[Math.max(0, Math.min(keys.length - 1, move[0]))]?.[Math.max(0, Math.min(page.mitigations.length - 1, move[1]))];
-  const element = next === undefined ? null : document.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(next)}"]`);
-  if (!element || next === undefined) return;
-  target.tabIndex = -1;
-  element.tabIndex = 0;
-  grid.active = next;
-  element.focus();
+  if (next !== undefined) document.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(next)}"]`)?.focus();
 }
 
 function renderPager(page: GridPage): void {

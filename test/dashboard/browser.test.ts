@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardUrl } from '../../lib/dashboard/page.js';
+import { readRows } from '../../lib/fleet/rows.js';
+import { auditRow } from '../../lib/fleet/schemas.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { fqdn, startWorld, waitFor, type Deployment, type World } from '../helpers/e2e.js';
@@ -101,6 +103,9 @@ describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real brows
       await waitFor('the API to show the rollout paused', async () => (await rolloutState(d, 'microsoft-000002-apply')) === 'Paused');
       await expectText(page, `${second} .rollout-state`, /Paused/);
       await expectText(page, '#notice', /Pause: microsoft-000002-apply is now Paused/);
+      // Audited as the CLI's and the API's actions are (locally the caller is the function key; Entra ID names the user in Azure).
+      const audit = await readRows(await d.tables.client('Audit'), 'Audit', auditRow);
+      expect(audit.rows.filter((row) => row.action.startsWith('rollout.')).map((row) => [row.action, row.target, row.actor])).toEqual([['rollout.pause', 'rollout:microsoft-000002-apply', 'function-key']]);
 
       // Abort asks first; Cancel leaves the rollout as it was.
       await page.click(`${second} button[data-action="abort"]`);
