@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { exchangeBuild, serverName } from '../fleet/schemas.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+import { defaultHealthEndpoints, defaultProbeRoundDeadlineInMs, defaultProbeTimeoutInMs } from './probes.js';
+
+const endpointPath = z.string().regex(/^\/[^\s?#\u0000-\u001f\u007f]{1,255}$/, 'must be a path such as /owa/healthcheck.htm');
 
 /** agent.json: everything one agent needs. Paths are relative to the file. */
 export const agentConfigSchema = z
@@ -41,6 +44,13 @@ export const agentConfigSchema = z
           stateFile: z.string().optional(),
           failOn: z.array(z.string()).default([]),
           delayInMs: z.number().int().nonnegative().default(0),
+          /** Virtual directory → extra pools and services it needs: a server where a change takes down more than it declares. */
+          couplings: z
+            .record(
+              z.string().regex(/^\/[A-Za-z0-9-]{1,64}$/, 'must be a virtual directory such as /ecp'),
+              z.object({ appPools: z.array(z.string().min(1)).optional(), services: z.array(z.string().min(1)).optional() }).strict(),
+            )
+            .optional(),
         })
         .strict(),
       z
@@ -53,6 +63,25 @@ export const agentConfigSchema = z
     ]),
     stateDirectory: z.string().min(1),
     replyWithinMs: z.number().int().min(100).max(50_000).default(20_000),
+    /** Health and effectiveness probes of this server's own front end (docs/agent.md). */
+    probes: z
+      .object({
+        /**
+         * Default https://{server}: the server itself, so certificate checks may be relaxed for it.
+         * A simulated server without one gets its own simulated front end on loopback.
+         */
+        baseUrl: z
+          .string()
+          .regex(/^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/, 'must be http(s)://host[:port][/prefix] without query or credentials')
+          .optional(),
+        endpoints: z.array(endpointPath).min(1).max(50).default([...defaultHealthEndpoints]),
+        timeoutInMs: z.number().int().min(100).max(30_000).default(defaultProbeTimeoutInMs),
+        /** A whole round (all endpoints, or all of a rule's probes) ends by then; the relay allows 60 s per reply. */
+        roundDeadlineInMs: z.number().int().min(100).max(45_000).default(defaultProbeRoundDeadlineInMs),
+      })
+      .strict()
+      .refine((probes) => probes.timeoutInMs <= probes.roundDeadlineInMs, { message: 'timeoutInMs must not exceed roundDeadlineInMs', path: ['timeoutInMs'] })
+      .prefault({}),
   })
   .strict();
 

@@ -8,9 +8,11 @@ import { emfleetVersion } from '../version.js';
 import type { Applier } from './applier.js';
 import { PowerShellApplier } from './appliers/powershell.js';
 import { SimulatedApplier } from './appliers/simulated.js';
+import { startSimulatedExchange, type SimulatedExchange } from './appliers/simulated-front-end.js';
 import type { AgentConfig } from './config.js';
 import { Journal } from './journal.js';
 import { startRelayListener, type ListenerState } from './listener.js';
+import { Prober } from './probes.js';
 import { AgentService } from './service.js';
 
 export interface RunningAgent {
@@ -42,6 +44,9 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
   const repaired = await journal.repair(applier, logger);
   if (repaired.length > 0) logger.warn('AgentRepairedJournal', { server: config.server, mitigationIds: repaired });
 
+  // A simulated server with nowhere else to be probed serves its own front end, so its probes are real HTTP too.
+  const frontEnd = config.applier.kind === 'simulated' && config.probes.baseUrl === undefined ? await startSimulatedExchange() : undefined;
+  const baseUrl = frontEnd?.add({ name: 'server', stateFile: simulatedStateFile(config), server: config.server, ...(config.applier.kind === 'simulated' && config.applier.couplings ? { couplings: config.applier.couplings } : {}) });
   const service = new AgentService({
     identity: { server: config.server, build: config.build, agentVersion: emfleetVersion },
     trust,
@@ -49,6 +54,7 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
     journal,
     logger,
     replyWithinMs: config.replyWithinMs,
+    prober: createProber(config, baseUrl),
   });
   const endpoint = config.relay.endpoint ?? `wss://${config.relay.namespace}:443`;
   const resource = `http://${config.relay.namespace}/${config.relay.hybridConnection}`;
@@ -60,17 +66,37 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
     ...(options.onState ? { onState: options.onState } : {}),
   });
   logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay.hybridConnection, applier: applier.kind, agentVersion: emfleetVersion });
-  return { service, ready: listener.ready, close: () => listener.close() };
+  return { service, ready: listener.ready, close: () => closeAll(listener, frontEnd) };
+}
+
+async function closeAll(listener: { close(): Promise<void> }, frontEnd: SimulatedExchange | undefined): Promise<void> {
+  await listener.close();
+  await frontEnd?.stop();
+}
+
+function simulatedStateFile(config: AgentConfig): string {
+  return (config.applier.kind === 'simulated' ? config.applier.stateFile : undefined) ?? join(config.stateDirectory, 'simulated-server.json');
 }
 
 export function createApplier(config: AgentConfig): Applier {
   const applier = config.applier;
   switch (applier.kind) {
     case 'simulated':
-      return new SimulatedApplier(applier.stateFile ?? join(config.stateDirectory, 'simulated-server.json'), { failOn: applier.failOn, delayInMs: applier.delayInMs });
+      return new SimulatedApplier(simulatedStateFile(config), { failOn: applier.failOn, delayInMs: applier.delayInMs });
     case 'powershell':
       return new PowerShellApplier({ executable: applier.executable, timeoutInMs: applier.timeoutInMs });
   }
+}
+
+/** Probes the server's own front end: https://{server} unless the config (or a simulated server's own front end) says where. */
+export function createProber(config: AgentConfig, simulatedBaseUrl?: string): Prober {
+  return new Prober({
+    baseUrl: config.probes.baseUrl ?? simulatedBaseUrl ?? `https://${config.server}`,
+    ownNames: [config.server],
+    endpoints: config.probes.endpoints,
+    timeoutInMs: config.probes.timeoutInMs,
+    roundDeadlineInMs: config.probes.roundDeadlineInMs,
+  });
 }
 
 async function readKeyFile(path: string): Promise<string> {

@@ -16,8 +16,11 @@ import {
   type RemoveRequest,
   type StatusReply,
 } from '../relay/protocol.js';
+import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
-import type { Journal } from './journal.js';
+import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
+import type { Journal, JournalEntry } from './journal.js';
+import type { EndpointHealth, Prober } from './probes.js';
 
 export interface AgentRequest {
   readonly method: string;
@@ -42,6 +45,8 @@ export interface AgentServiceOptions {
   readonly applier: Applier;
   readonly journal: Journal;
   readonly logger: Logger;
+  /** Probes this server's own front end before and after every change (health) and after a rewrite (effectiveness). */
+  readonly prober: Prober;
   /** Answer within this, well under the relay's 60 s; longer work replies 202 and shows in /status. */
   readonly replyWithinMs?: number;
   readonly now?: () => Date;
@@ -149,15 +154,18 @@ export class AgentService {
     }
     if (!this.#build) return failAll(`this agent's build "${this.#options.identity.build}" is not an Exchange build; fix its configuration`);
     const outcomes: Record<string, MitigationOutcome> = {};
+    const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
       const mitigation = verified.package.mitigations.find((candidate) => candidate.id === id);
-      outcomes[id] = mitigation ? await this.#applyOne(mitigation, request.operationId) : { outcome: 'Failed', detail: `${id} is not in the signed package (sha256 ${verified.sha256})` };
+      outcomes[id] = mitigation
+        ? await this.#applyOne(mitigation, request.operationId, request.onDegraded ?? defaultOnDegraded, health)
+        : { outcome: 'Failed', detail: `${id} is not in the signed package (sha256 ${verified.sha256})` };
       logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'apply', ...outcomes[id] });
     }
     return outcomes;
   }
 
-  async #applyOne(mitigation: Mitigation, operationId: string): Promise<MitigationOutcome> {
+  async #applyOne(mitigation: Mitigation, operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
     const applicability = evaluateApplicability(mitigation.applicability, this.#build!);
     if (applicability !== 'Applies') {
       return { outcome: 'NotApplicable', detail: `build ${this.#options.identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
@@ -165,24 +173,31 @@ export class AgentService {
     const unsupported = mitigation.actions.find((action) => action.kind === 'Unsupported');
     if (unsupported) return { outcome: 'Unsupported', detail: unsupported.why };
     try {
-      return await this.#change(mitigation.id, mitigation.actions as ApplicableAction[], operationId);
+      return await this.#change(mitigation.id, mitigation.actions as ApplicableAction[], operationId, onDegraded, health);
     } catch (error) {
       return { outcome: 'Failed', detail: errorText(error) };
     }
   }
 
   /**
-   * Journal first, then change. A mitigation this agent applied before keeps its original prior
-   * state, so reapplying after drift and removing later still restore what was there before emfleet.
+   * Journal first, then change, then prove it (DESIGN §8): the health endpoints are probed before
+   * and after, and a rewrite rule must block its must-block requests and pass its must-pass ones.
+   * A change that takes an endpoint down (one it does not declare) or blocks a must-pass request
+   * is Degraded, and by default undone from the journal (RolledBack). A rule that blocks nothing it
+   * must is Ineffective and stays: it harms nothing, and the result says it does not protect.
+   * A mitigation this agent applied before keeps its original prior state, so reapplying after
+   * drift and removing later still restore what was there before emfleet.
    */
-  async #change(mitigationId: string, actions: ApplicableAction[], operationId: string): Promise<MitigationOutcome> {
+  async #change(mitigationId: string, actions: ApplicableAction[], operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
     const { applier, journal } = this.#options;
     const existing = journal.get(mitigationId);
     const inPlace = await allApplied(applier, actions);
     if (inPlace && existing?.state === 'applied') return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing.operationId}` };
-    if (inPlace && !existing && actions.some((action) => action.kind !== 'DoNothing')) {
+    const changes = actions.some((action) => action.kind !== 'DoNothing');
+    if (inPlace && !existing && changes) {
       return { outcome: 'AlreadyApplied', detail: 'already in place on this server (not applied by emfleet; removal will leave it)' };
     }
+    const before = changes ? await health.current() : [];
     const priors = existing ? existing.priors : await captureAll(applier, actions);
     await journal.put({ mitigationId, operationId, state: 'applying', actions, priors, at: new Date().toISOString() });
     try {
@@ -197,23 +212,81 @@ export class AgentService {
       else await journal.drop(mitigationId);
       return { outcome: 'Failed', detail: `${errorText(error)}; prior state restored` };
     }
-    await journal.put({ mitigationId, operationId, state: 'applied', actions, priors, at: new Date().toISOString() });
-    return { outcome: 'Applied', detail: actions.map(describeAction).join('; ') };
+    const applied: JournalEntry = { mitigationId, operationId, state: 'applied', actions, priors, at: new Date().toISOString() };
+    await journal.put(applied);
+    const done = actions.map(describeAction).join('; ');
+    if (!changes) return { outcome: 'Applied', detail: done };
+
+    const proof = await this.#prove(mitigationId, actions, before, health);
+    const degraded = [...proof.wentDown.map((change) => describeChange(change, 'apply')), ...proof.harmed];
+    const endpoints = proof.wentDown.map((change) => change.endpoint);
+    if (degraded.length === 0) {
+      return proof.missed.length > 0
+        ? { outcome: 'Ineffective', detail: outcomeDetail(done, `ineffective: ${proof.missed.join('; ')}`, 'the rule stays (it harms nothing); it does not protect against these requests') }
+        : { outcome: 'Applied', detail: outcomeDetail(done, ...proof.notes) };
+    }
+    const found = [`degraded: ${degraded.join('; ')}`, ...(proof.missed.length > 0 ? [`also ineffective: ${proof.missed.join('; ')}`] : [])];
+    if (onDegraded === 'keep') {
+      return { outcome: 'Degraded', detail: outcomeDetail(done, ...found, 'kept (policy onDegraded=keep)'), ...(endpoints.length > 0 ? { endpoints } : {}) };
+    }
+    try {
+      await journal.put({ ...applied, state: 'removing' });
+      for (const prior of [...priors].reverse()) await applier.restore(prior);
+      await journal.drop(mitigationId);
+    } catch (error) {
+      return { outcome: 'Failed', detail: outcomeDetail(done, ...found, `rolling back failed (${errorText(error)}); the journal keeps the prior state and the agent retries at start`), ...(endpoints.length > 0 ? { endpoints } : {}) };
+    }
+    const afterRollback = await health.refresh();
+    const stillDown = newlyUnhealthy(before, afterRollback);
+    const recovery = stillDown.length === 0 ? 'every endpoint healthy as before' : `still down: ${stillDown.map((change) => describeChange(change, 'rollback')).join('; ')}`;
+    return { outcome: 'RolledBack', detail: outcomeDetail(done, ...found, `rolled back to the prior state (policy onDegraded=rollback); ${recovery}`), ...(endpoints.length > 0 ? { endpoints } : {}) };
+  }
+
+  /** After a change: the health probes, and each rewrite rule's probes. */
+  async #prove(mitigationId: string, actions: readonly ApplicableAction[], before: readonly EndpointHealth[], health: HealthTracker): Promise<{ wentDown: HealthChange[]; harmed: string[]; missed: string[]; notes: string[] }> {
+    const expectedDown = actions.flatMap((action) => action.expectedDown ?? []);
+    const after = await health.refresh();
+    const wentDown = newlyUnhealthy(before, after, expectedDown);
+    const declared = downAsDeclared(before, after, expectedDown).map(endpointName);
+    const notes = [`health: ${after.filter((endpoint) => endpoint.healthy).length}/${after.length} endpoints healthy${declared.length > 0 ? `, ${declared.join(', ')} down as declared` : ''}`];
+    const harmed: string[] = [];
+    const missed: string[] = [];
+    for (const action of actions) {
+      if (action.kind !== 'IisUrlRewrite') continue;
+      const { probes, source } = probesFor(mitigationId, action.probes);
+      if (probes.length === 0) {
+        notes.push(`rule "${action.ruleName}" not proven: no probes in the package and none built in for ${mitigationId}`);
+        continue;
+      }
+      const judged = judgeEffectiveness(probes, await this.#options.prober.sendAll(probes), customResponseStatus(action.ruleXml));
+      harmed.push(...judged.harmed);
+      missed.push(...judged.missed);
+      notes.push(`rule "${action.ruleName}" checked with ${source} probes: ${judged.blocked}/${judged.mustBlock} must-block blocked, ${judged.passed}/${judged.mustPass} must-pass passed`, ...judged.unproven.map((what) => `unproven: ${what}`));
+    }
+    return { wentDown, harmed, missed, notes };
   }
 
   async #remove(request: RemoveRequest): Promise<Record<string, MitigationOutcome>> {
     const { applier, journal, logger } = this.#options;
     const outcomes: Record<string, MitigationOutcome> = {};
+    const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
       const entry = journal.get(id);
       if (!entry) {
         outcomes[id] = { outcome: 'Skipped', detail: `${id} was not applied by this agent; nothing to restore` };
       } else {
         try {
+          const changes = entry.actions.some((action) => action.kind !== 'DoNothing');
+          const before = changes ? await health.current() : [];
           await journal.put({ ...entry, state: 'removing' });
           for (const prior of [...entry.priors].reverse()) await applier.restore(prior);
           await journal.drop(id);
-          outcomes[id] = { outcome: 'Removed', detail: 'prior state restored' };
+          // A removal puts back what was there before emfleet; if that takes something down, say so (there is nothing to roll back to).
+          const wentDown = changes ? newlyUnhealthy(before, await health.refresh()) : [];
+          outcomes[id] =
+            wentDown.length === 0
+              ? { outcome: 'Removed', detail: 'prior state restored' }
+              : { outcome: 'Degraded', detail: clip(`prior state restored; degraded: ${wentDown.map((change) => describeChange(change, 'removal')).join('; ')}`, 2000), endpoints: wentDown.map((change) => change.endpoint) };
         } catch (error) {
           outcomes[id] = { outcome: 'Failed', detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal at start` };
         }
@@ -222,6 +295,33 @@ export class AgentService {
     }
     return outcomes;
   }
+}
+
+/**
+ * The health of the endpoints as last probed within one operation: the "after" of one change is
+ * the "before" of the next, so a server is probed once per change, not twice.
+ */
+class HealthTracker {
+  readonly #prober: Prober;
+  #last: EndpointHealth[] | undefined;
+
+  constructor(prober: Prober) {
+    this.#prober = prober;
+  }
+
+  async current(): Promise<EndpointHealth[]> {
+    return this.#last ?? this.refresh();
+  }
+
+  async refresh(): Promise<EndpointHealth[]> {
+    this.#last = await this.#prober.health();
+    return this.#last;
+  }
+}
+
+/** The protocol carries at most 2,000 characters of detail. */
+function outcomeDetail(...parts: string[]): string {
+  return clip(parts.join('; '), 2000);
 }
 
 async function captureAll(applier: Applier, actions: readonly ApplicableAction[]): Promise<PriorState[]> {

@@ -178,13 +178,25 @@ export const outcomes = [
 ] as const;
 export type Outcome = (typeof outcomes)[number];
 
+/** What the agent does when a change takes a health endpoint down or blocks a must-pass request (policy `onDegraded`). */
+export const onDegradedPolicies = ['rollback', 'keep'] as const;
+export type OnDegraded = (typeof onDegradedPolicies)[number];
+export const defaultOnDegraded: OnDegraded = 'rollback';
+
+/** One mitigation's result on one server; `endpoints` names the health endpoints a Degraded or RolledBack change took down. */
+export const mitigationResult = z.object({
+  outcome: z.enum(outcomes),
+  detail: z.string().default(''),
+  endpoints: z.array(z.string().max(256)).max(50).optional(),
+});
+
 export const resultRow = z.object({
   partitionKey: storedServerName,
   rowKey: tableKey,
   rolloutId: z.string().default(''),
   operation: z.enum(rolloutOperations),
   status: z.enum(['InProgress', 'Completed']),
-  outcomes: jsonText(z.record(mitigationId, z.object({ outcome: z.enum(outcomes), detail: z.string().default('') }))),
+  outcomes: jsonText(z.record(mitigationId, mitigationResult)),
   at: z.date(),
   expiresAt: z.date().optional(),
 });

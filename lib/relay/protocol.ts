@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { mitigationId, outcomes } from '../fleet/schemas.js';
+import { mitigationId, onDegradedPolicies, outcomes } from '../fleet/schemas.js';
 
 /**
  * What the cloud and the agent say to each other through the relay. Both sides validate every
@@ -17,6 +17,11 @@ export const applyRequest = z
     /** The signed package exactly as accepted, base64; the agent verifies it itself. */
     packageBase64: z.string().min(1).max(2 * 1024 * 1024),
     mitigationIds: z.array(mitigationId).min(1).max(100),
+    /**
+     * The server's policy for a change that degrades it; absent means `rollback`. The cloud sends it
+     * only when it is `keep`, so agents that predate it keep working under the default.
+     */
+    onDegraded: z.enum(onDegradedPolicies).optional(),
   })
   .strict();
 export type ApplyRequest = z.infer<typeof applyRequest>;
@@ -34,6 +39,8 @@ export const pingRequest = z.object({ nonce: z.string().max(128).optional() }).s
 export const mitigationOutcome = z.object({
   outcome: z.enum(outcomes),
   detail: z.string().max(2000).default(''),
+  /** The health endpoints a Degraded or RolledBack change took down, e.g. /ecp/healthcheck.htm. */
+  endpoints: z.array(z.string().max(256)).max(50).optional(),
 });
 export type MitigationOutcome = z.infer<typeof mitigationOutcome>;
 

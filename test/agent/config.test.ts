@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { join, resolve } from 'node:path';
 import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
 import { ConfigError } from '../../lib/errors.js';
+import { defaultHealthEndpoints } from '../../lib/agent/probes.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 
 const base = resolve('/srv/emfleet/agent');
@@ -29,6 +30,7 @@ function fullConfig(): Record<string, unknown> {
     applier: { kind: 'simulated', stateFile: 'state/server.json', failOn: ['MSExchangeUM'], delayInMs: 50 },
     stateDirectory: 'state',
     replyWithinMs: 15_000,
+    probes: { baseUrl: 'https://localhost:444/prefix', endpoints: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'], timeoutInMs: 2000, roundDeadlineInMs: 10_000 },
   };
 }
 
@@ -83,6 +85,7 @@ describe('parseAgentConfig', () => {
       applier: { kind: 'simulated', stateFile: join(base, 'state', 'server.json'), failOn: ['MSExchangeUM'], delayInMs: 50 },
       stateDirectory: join(base, 'state'),
       replyWithinMs: 15_000,
+      probes: { baseUrl: 'https://localhost:444/prefix', endpoints: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'], timeoutInMs: 2000, roundDeadlineInMs: 10_000 },
     });
   });
 
@@ -93,11 +96,34 @@ describe('parseAgentConfig', () => {
     expect(config.applier).toEqual({ kind: 'powershell', executable: 'powershell.exe', timeoutInMs: 120_000 });
     expect(config.stateDirectory).toBe('/var/lib/emfleet');
     expect(config.replyWithinMs).toBe(20_000);
+    // probes: the server itself (https://{server}, set by the agent), the nine Exchange endpoints
+    expect(config.probes).toEqual({ endpoints: [...defaultHealthEndpoints], timeoutInMs: 5000, roundDeadlineInMs: 15_000 });
+  });
+
+  it.each([
+    ['a base URL with a query', (json: Record<string, any>) => (json.probes.baseUrl = 'https://ex01/?a=1'), /^agent\.json: probes\.baseUrl: /],
+    ['a base URL with credentials', (json: Record<string, any>) => (json.probes.baseUrl = 'https://user:pw@ex01'), /^agent\.json: probes\.baseUrl: /],
+    ['a base URL of another scheme', (json: Record<string, any>) => (json.probes.baseUrl = 'ftp://ex01'), /^agent\.json: probes\.baseUrl: /],
+    ['an endpoint that is not a path', (json: Record<string, any>) => (json.probes.endpoints = ['owa/healthcheck.htm']), /^agent\.json: probes\.endpoints\.0: /],
+    ['no endpoints', (json: Record<string, any>) => (json.probes.endpoints = []), /^agent\.json: probes\.endpoints: /],
+    ['a timeout beyond the round deadline', (json: Record<string, any>) => (json.probes.timeoutInMs = 12_000), /^agent\.json: probes\.timeoutInMs: timeoutInMs must not exceed roundDeadlineInMs/],
+    ['a round deadline past the relay\'s reply budget', (json: Record<string, any>) => (json.probes.roundDeadlineInMs = 60_000), /^agent\.json: probes\.roundDeadlineInMs: /],
+    ['an unknown probe setting', (json: Record<string, any>) => (json.probes.insecure = true), /^agent\.json: probes: .*insecure/],
+  ])('probes: %s is refused and named', (_name, change, message) => {
+    expect(configError(edited(change)).message).toMatch(message);
   });
 
   it('simulated applier defaults: no faults, state file left unset when not given', () => {
     const config = parseAgentConfig(edited((json) => (json.applier = { kind: 'simulated' }), minimalConfig), base);
     expect(config.applier).toEqual({ kind: 'simulated', failOn: [], delayInMs: 0 });
+  });
+
+  it('a simulated server can be coupled: a virtual directory that also needs other pools or services', () => {
+    const couplings = { '/ecp': { appPools: ['MSExchangeOWAAppPool'] }, '/ews': { services: ['MSExchangeIS'] } };
+    const config = parseAgentConfig(edited((json) => (json.applier = { kind: 'simulated', couplings }), minimalConfig), base);
+    expect(config.applier).toEqual({ kind: 'simulated', failOn: [], delayInMs: 0, couplings });
+    expect(configError(edited((json) => (json.applier = { kind: 'simulated', couplings: { ecp: {} } }), minimalConfig)).message).toMatch(/^agent\.json: applier\.couplings\.ecp: /);
+    expect(configError(edited((json) => (json.applier = { kind: 'simulated', couplings: { '/ecp': { pools: [] } } }), minimalConfig)).message).toMatch(/^agent\.json: applier\.couplings\.\/ecp: .*pools/);
   });
 
   it('does not change its input', () => {

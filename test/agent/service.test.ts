@@ -1,14 +1,20 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Applier, ApplicableAction, PriorState } from '../../lib/agent/applier.js';
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { Journal } from '../../lib/agent/journal.js';
+import { Prober } from '../../lib/agent/probes.js';
 import { AgentService, type AgentResponse } from '../../lib/agent/service.js';
+import { owaPoolTakesDownEcp, type Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
 import { verifyPackage } from '../../lib/package/verify.js';
 import { errorReply, operationReply, pingReply, statusReply, type MitigationOutcome, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
+import { simulatedExchange } from '../helpers/agents.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';
 
@@ -27,14 +33,37 @@ const faultyXml = `<?xml version="1.0" encoding="utf-8"?>
   <Config id="EM10" desc="Two changes">
     <ActionList>
       <Action type="DisableService" scope="Server" desc="Stop UM"><Value>MSExchangeUM</Value></Action>
-      <Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value></Action>
+      <Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value><ExpectedDown endpoint="/owa/healthcheck.htm"/></Action>
     </ActionList>
   </Config>
   <Config id="EM2" desc="Disable OWA app pool">
-    <ActionList><Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value></Action></ActionList>
+    <ActionList><Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value><ExpectedDown endpoint="/owa/healthcheck.htm"/></Action></ActionList>
   </Config>
   <Config id="EM3" desc="Disable UM service">
     <ActionList><Action type="DisableService" scope="Server" desc="Stop UM"><Value>MSExchangeUM</Value></Action></ActionList>
+  </Config>
+</EOCS>
+`;
+
+/** Mitigations for the probes: an undeclared takedown, rules that miss, harm, answer with a status, or carry no probes. */
+const probeXml = `<?xml version="1.0" encoding="utf-8"?>
+<EOCS version="1.0.4">
+  <Config id="EM20" desc="Disable the ECP pool without saying so">
+    <ActionList><Action type="DisableAppPool" scope="Server" desc="Stop ECP"><Value>MSExchangeECPAppPool</Value></Action></ActionList>
+  </Config>
+  <Config id="M1" desc="The first CVE-2022-41040 rule: the URL path only">
+    <ActionList><Action type="IisUrlRewrite" scope="Server" desc="rewrite"><Value><rule name="M1 path only" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule></Value></Action></ActionList>
+  </Config>
+  <Config id="EM22" desc="Blocks OWA's start page by mistake">
+    <ActionList><Action type="IisUrlRewrite" scope="Server" desc="rewrite"><Value><rule name="EM22" stopProcessing="true"><match url="^(owa/|ecp/evil)$"/><action type="AbortRequest"/></rule></Value>
+      <Probe path="/ecp/evil" expect="blocked"/><Probe path="/owa/" expect="passed"/></Action></ActionList>
+  </Config>
+  <Config id="EM23" desc="Answers 403">
+    <ActionList><Action type="IisUrlRewrite" scope="Server" desc="rewrite"><Value><rule name="EM23" stopProcessing="true"><match url="^ecp/evil"/><action type="CustomResponse" statusCode="403" statusReason="Forbidden" statusDescription="no"/></rule></Value>
+      <Probe path="/ecp/evil?x=1" expect="blocked"/><Probe method="POST" path="/ecp/fine" expect="passed"><Header name="X-Probe" value="1"/></Probe></Action></ActionList>
+  </Config>
+  <Config id="EM24" desc="A rule nobody wrote probes for">
+    <ActionList><Action type="IisUrlRewrite" scope="Server" desc="rewrite"><Value><rule name="EM24"><match url="^nothing/"/><action type="AbortRequest"/></rule></Value></Action></ActionList>
   </Config>
 </EOCS>
 `;
@@ -43,6 +72,7 @@ let pki: TestPki;
 let otherPki: TestPki;
 let signedCatalogue: string;
 let signedFaulty: string;
+let signedProbes: string;
 /** EM1's rule exactly as the verifier hands it to the agent. */
 let em1RuleXml: string;
 
@@ -52,6 +82,7 @@ beforeAll(async () => {
   [pki, otherPki] = await Promise.all([createTestPki('emfleet Agent Test'), createTestPki('emfleet Impostor')]);
   signedCatalogue = pki.sign(catalogueXml);
   signedFaulty = pki.sign(faultyXml);
+  signedProbes = pki.sign(probeXml);
   const verified = verifyPackage(Buffer.from(signedCatalogue), { trust: pki.trust });
   if (!verified.ok) throw new Error(`test data: the signed catalogue does not verify: ${verified.detail}`);
   const action = verified.package.mitigations.find((mitigation) => mitigation.id === 'EM1')?.actions[0];
@@ -73,6 +104,11 @@ interface AgentOptions {
   /** Changes to the default server before the agent starts. */
   readonly initial?: (state: SimulatedServer) => void;
   readonly wrap?: (applier: Applier) => Applier;
+  /** What else goes down with a stopped pool or service on this server (a broken server). */
+  readonly couplings?: Couplings;
+  /** Probe somewhere else than the server's simulated front end (e.g. a front end that hangs). */
+  readonly probeBaseUrl?: string;
+  readonly probeTimeoutInMs?: number;
 }
 
 interface Agent {
@@ -83,6 +119,8 @@ interface Agent {
   readonly service: AgentService;
   readonly logger: ReturnType<typeof recordingLogger>;
 }
+
+let servers = 0;
 
 async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
@@ -98,12 +136,15 @@ async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   }
   const journal = await Journal.open(journalFile);
   const logger = recordingLogger();
+  const frontEnd = (await simulatedExchange()).add({ name: `ex${++servers}`, stateFile, server: identity.server, ...(options.couplings ? { couplings: options.couplings } : {}) });
+  const prober = new Prober({ baseUrl: options.probeBaseUrl ?? frontEnd, ownNames: [identity.server], timeoutInMs: options.probeTimeoutInMs ?? 5000 });
   const service = new AgentService({
     identity: { ...identity, build: options.build ?? '15.2.1118.7' },
     trust: pki.trust,
     applier: options.wrap ? options.wrap(applier) : applier,
     journal,
     logger,
+    prober,
     ...(options.replyWithinMs === undefined ? {} : { replyWithinMs: options.replyWithinMs }),
   });
   return { stateFile, journalFile, applier, journal, service, logger };
@@ -116,8 +157,8 @@ function send(agent: Agent, method: string, path: string, body?: unknown): Promi
 
 const base64 = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
 
-function apply(agent: Agent, operationId: string, mitigationIds: string[], xml: string = signedCatalogue): Promise<AgentResponse> {
-  return send(agent, 'POST', '/apply', { operationId, packageBase64: base64(xml), mitigationIds });
+function apply(agent: Agent, operationId: string, mitigationIds: string[], xml: string = signedCatalogue, extra: { onDegraded?: string } = {}): Promise<AgentResponse> {
+  return send(agent, 'POST', '/apply', { operationId, packageBase64: base64(xml), mitigationIds, ...extra });
 }
 
 function remove(agent: Agent, operationId: string, mitigationIds: string[]): Promise<AgentResponse> {
@@ -239,9 +280,12 @@ describe('AgentService apply', () => {
     expect(reply.operationId).toBe('rollout-1:ex01');
     expect(reply.status).toBe('Completed');
     expect(Object.keys(reply.outcomes).sort()).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
-    expect(outcome(reply.outcomes, 'EM1')).toEqual({ outcome: 'Applied', detail: `URL Rewrite rule "${em1RuleName}" added to ${site}` });
-    expect(outcome(reply.outcomes, 'EM2')).toEqual({ outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off' });
-    expect(outcome(reply.outcomes, 'EM3')).toEqual({ outcome: 'Applied', detail: 'service MSExchangeUM stopped and disabled' });
+    expect(outcome(reply.outcomes, 'EM1')).toEqual({
+      outcome: 'Applied',
+      detail: `URL Rewrite rule "${em1RuleName}" added to ${site}; health: 9/9 endpoints healthy; rule "${em1RuleName}" checked with package probes: 2/2 must-block blocked, 2/2 must-pass passed`,
+    });
+    expect(outcome(reply.outcomes, 'EM2')).toEqual({ outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 8/9 endpoints healthy, owa down as declared' });
+    expect(outcome(reply.outcomes, 'EM3')).toEqual({ outcome: 'Applied', detail: 'service MSExchangeUM stopped and disabled; health: 8/9 endpoints healthy' });
 
     expect(await model(agent)).toEqual(
       defaultWith((state) => {
@@ -424,6 +468,169 @@ describe('AgentService failures', () => {
   });
 });
 
+// ---- probes -------------------------------------------------------------------------------------
+
+describe('AgentService proves each change with probes', () => {
+  it('a change that takes an undeclared endpoint down is RolledBack: named, the model byte-identical to before, the journal empty', async () => {
+    const agent = await startAgent({ couplings: owaPoolTakesDownEcp });
+    const before = await readFile(agent.stateFile);
+    const outcomes = completed(await apply(agent, 'op-broken', ['EM2', 'EM3']));
+    const em2 = outcome(outcomes, 'EM2');
+    expect(em2).toMatchObject({ outcome: 'RolledBack', endpoints: ['/ecp/healthcheck.htm'] });
+    expect(em2.detail).toBe(
+      'app pool MSExchangeOWAAppPool stopped, auto-start off; degraded: ecp: 503 after apply (was 200); rolled back to the prior state (policy onDegraded=rollback); every endpoint healthy as before',
+    );
+    expect(agent.journal.get('EM2')).toBeUndefined();
+    // EM3 ran after the rollback and changed only the UM service
+    expect(outcome(outcomes, 'EM3').outcome).toBe('Applied');
+    completed(await remove(agent, 'op-broken-undo', ['EM3']));
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(agent.journal.entries()).toEqual([]);
+    expect((await status(agent)).applied).toEqual([]);
+  });
+
+  it('the server alone: RolledBack leaves exactly the state before (one mitigation, nothing else)', async () => {
+    const agent = await startAgent({ couplings: owaPoolTakesDownEcp });
+    const before = await readFile(agent.stateFile);
+    expect(outcome(completed(await apply(agent, 'op-broken-alone', ['EM2'])), 'EM2').outcome).toBe('RolledBack');
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    await expect(Journal.open(agent.journalFile).then((journal) => journal.entries())).resolves.toEqual([]);
+  });
+
+  it('onDegraded=keep: Degraded, naming the endpoint, and the change stays applied', async () => {
+    const agent = await startAgent({ couplings: owaPoolTakesDownEcp });
+    const em2 = outcome(completed(await apply(agent, 'op-keep', ['EM2'], signedCatalogue, { onDegraded: 'keep' })), 'EM2');
+    expect(em2).toEqual({
+      outcome: 'Degraded',
+      detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; degraded: ecp: 503 after apply (was 200); kept (policy onDegraded=keep)',
+      endpoints: ['/ecp/healthcheck.htm'],
+    });
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    expect(agent.journal.get('EM2')?.state).toBe('applied');
+    expect((await status(agent)).applied).toEqual(['EM2']);
+  });
+
+  it('an endpoint the action declares is not counted; the same kind of change undeclared is', async () => {
+    const agent = await startAgent();
+    expect(outcome(completed(await apply(agent, 'op-declared', ['EM2'])), 'EM2')).toMatchObject({ outcome: 'Applied', detail: expect.stringContaining('owa down as declared') });
+    const undeclared = outcome(completed(await apply(agent, 'op-undeclared', ['EM20'], signedProbes)), 'EM20');
+    expect(undeclared).toMatchObject({ outcome: 'RolledBack', endpoints: ['/ecp/healthcheck.htm'] });
+    expect(undeclared.detail).toContain('ecp: 503 after apply (was 200)');
+    // OWA was already down (EM2) and is not blamed on EM20
+    expect(undeclared.detail).not.toContain('owa');
+    expect((await model(agent)).appPools.MSExchangeECPAppPool).toEqual({ state: 'Started', autoStart: true });
+  });
+
+  it('a rule that lets the attack through is Ineffective, not Applied (built-in probes for M1), and stays in place', async () => {
+    const agent = await startAgent();
+    const m1 = outcome(completed(await apply(agent, 'op-m1', ['M1'], signedProbes)), 'M1');
+    expect(m1.outcome).toBe('Ineffective');
+    expect(m1.detail).toMatch(/^URL Rewrite rule "M1 path only" added to Default Web Site; ineffective: must-block GET \/autodiscover\/autodiscover\.json\?@evil\.com\/owa\/&Email=.* passed \(200\); must-block GET \/autodiscover\/autodiscover\.json\?@evil\.com\/%50owershell passed \(200\); the rule stays/);
+    expect(m1).not.toHaveProperty('endpoints');
+    expect((await model(agent)).sites[site]!.rules.map((rule) => rule.name)).toEqual(['M1 path only']);
+    expect(agent.journal.get('M1')?.state).toBe('applied');
+  });
+
+  it('a rule appended after a catch-all rewrite never sees the request: Ineffective', async () => {
+    const agent = await startAgent({
+      initial: (state) => {
+        state.sites[site]!.rules.push({ name: 'Contoso front door', xml: '<rule name="Contoso front door"><match url=".*"/><action type="Rewrite" url="/owa/"/></rule>' });
+      },
+    });
+    const em1 = outcome(completed(await apply(agent, 'op-shadowed', ['EM1'])), 'EM1');
+    expect(em1.outcome).toBe('Ineffective');
+    expect(em1.detail).toContain('ineffective: must-block GET /autodiscover/autodiscover.json?@evil.com/owa/');
+  });
+
+  it('a rule that blocks a must-pass request Degrades the server and is RolledBack, the model as before', async () => {
+    const agent = await startAgent();
+    const before = await readFile(agent.stateFile);
+    const em22 = outcome(completed(await apply(agent, 'op-harm', ['EM22'], signedProbes)), 'EM22');
+    expect(em22.outcome).toBe('RolledBack');
+    expect(em22.detail).toContain('degraded: must-pass GET /owa/ was blocked (aborted (connection reset without an answer))');
+    expect(em22).not.toHaveProperty('endpoints');
+    expect(await readFile(agent.stateFile)).toEqual(before);
+  });
+
+  it('a CustomResponse rule blocks with its own status; must-pass requests keep their method and headers', async () => {
+    const agent = await startAgent();
+    const em23 = outcome(completed(await apply(agent, 'op-403', ['EM23'], signedProbes)), 'EM23');
+    expect(em23).toEqual({
+      outcome: 'Applied',
+      detail: 'URL Rewrite rule "EM23" added to Default Web Site; health: 9/9 endpoints healthy; rule "EM23" checked with package probes: 1/1 must-block blocked, 1/1 must-pass passed',
+    });
+  });
+
+  it('a rule with probes neither in the package nor built in is Applied, saying it is not proven', async () => {
+    const agent = await startAgent();
+    const em24 = outcome(completed(await apply(agent, 'op-unproven', ['EM24'], signedProbes)), 'EM24');
+    expect(em24).toEqual({
+      outcome: 'Applied',
+      detail: 'URL Rewrite rule "EM24" added to Default Web Site; health: 9/9 endpoints healthy; rule "EM24" not proven: no probes in the package and none built in for EM24',
+    });
+  });
+
+  it('a removal that puts back something that takes an endpoint down is Degraded, naming it', async () => {
+    const blocker = `<rule name="${em1RuleName}"><match url="^ecp/"/><action type="AbortRequest"/></rule>`;
+    const agent = await startAgent({
+      initial: (state) => {
+        state.sites[site]!.rules.push({ name: em1RuleName, xml: blocker });
+      },
+    });
+    // ECP was down before (the old rule of the same name); EM1 replaces the rule, so ECP comes up
+    expect(outcome(completed(await apply(agent, 'op-replace', ['EM1', 'EM3'])), 'EM1').outcome).toBe('Applied');
+    const removed = completed(await remove(agent, 'op-put-back', ['EM1', 'EM3']));
+    expect(outcome(removed, 'EM1')).toEqual({
+      outcome: 'Degraded',
+      detail: 'prior state restored; degraded: ecp: aborted (connection reset without an answer) after removal (was 200)',
+      endpoints: ['/ecp/healthcheck.htm'],
+    });
+    expect(outcome(removed, 'EM3')).toEqual({ outcome: 'Removed', detail: 'prior state restored' });
+    expect((await model(agent)).sites[site]!.rules).toEqual([{ name: em1RuleName, xml: blocker }]);
+    expect(agent.journal.entries()).toEqual([]);
+  });
+
+  it('a rollback that fails is Failed, and the journal keeps the prior state for the next start', async () => {
+    const agent = await startAgent({ couplings: owaPoolTakesDownEcp, faults: { failRestoreOn: ['MSExchangeOWAAppPool'] } });
+    const em2 = outcome(completed(await apply(agent, 'op-stuck', ['EM2'])), 'EM2');
+    expect(em2.outcome).toBe('Failed');
+    expect(em2.detail).toMatch(/degraded: ecp: 503 after apply \(was 200\); rolling back failed \(simulated failure restoring MSExchangeOWAAppPool\); the journal keeps the prior state/);
+    expect(agent.journal.get('EM2')).toMatchObject({ state: 'removing', priors: [{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
+  });
+
+  describe('a front end that never answers', () => {
+    let hung: http.Server;
+    let hungUrl: string;
+    beforeAll(async () => {
+      hung = http.createServer(() => undefined);
+      hung.listen(0, '127.0.0.1');
+      await once(hung, 'listening');
+      hungUrl = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      hung.closeAllConnections();
+      await new Promise((resolve) => hung.close(resolve));
+    });
+
+    it('every probe times out cleanly: the operation completes, nothing is blamed on the change, a rule not shown blocking is Ineffective', async () => {
+      const agent = await startAgent({ probeBaseUrl: hungUrl, probeTimeoutInMs: 200 });
+      const started = performance.now();
+      const outcomes = completed(await apply(agent, 'op-hung', ['EM1', 'EM2']));
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(outcome(outcomes, 'EM2')).toEqual({ outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 0/9 endpoints healthy' });
+      const em1 = outcome(outcomes, 'EM1');
+      expect(em1.outcome).toBe('Ineffective');
+      expect(em1.detail).toContain('must-block GET /autodiscover/autodiscover.json?@evil.com/%50owershell got no answer (timeout after 200 ms)');
+    });
+  });
+
+  it('onDegraded is rollback or keep, nothing else', async () => {
+    const agent = await startAgent();
+    badRequest(await apply(agent, 'op-bad-policy', ['EM2'], signedCatalogue, { onDegraded: 'ignore' }), /^onDegraded: /);
+    expect(agent.journal.entries()).toEqual([]);
+  });
+});
+
 // ---- remove -------------------------------------------------------------------------------------
 
 describe('AgentService remove', () => {
@@ -459,7 +666,7 @@ describe('AgentService remove', () => {
         state.sites[site]!.rules.push(
           { name: 'Contoso first', xml: '<rule name="Contoso first"><match url="^first/"/><action type="AbortRequest"/></rule>' },
           { name: em1RuleName, xml: legacyRule },
-          { name: 'Contoso last', xml: '<rule name="Contoso last"><match url=".*"/><action type="Rewrite" url="/owa"/></rule>' },
+          { name: 'Contoso last', xml: '<rule name="Contoso last"><match url="^last/(.*)"/><action type="Rewrite" url="/owa/{R:1}"/></rule>' },
         );
       },
     });
@@ -528,7 +735,7 @@ describe('AgentService scheduling', () => {
       done = (await status(agent)).operations.find((reply) => reply.operationId === 'op-long' && reply.status === 'Completed');
     }
     expect(done, 'the operation never completed in /status').toBeDefined();
-    expect(done!.outcomes).toEqual({ EM2: { outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off' } });
+    expect(done!.outcomes).toEqual({ EM2: { outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 8/9 endpoints healthy, owa down as declared' } });
     expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
     expect((await status(agent)).operations.filter((reply) => reply.operationId === 'op-long')).toHaveLength(1);
 

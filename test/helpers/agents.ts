@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
 import { startAgent, type RunningAgent } from '../../lib/agent/run.js';
+import { startSimulatedExchange, type Couplings, type SimulatedExchange } from '../../lib/agent/appliers/simulated-front-end.js';
 import { startRelayEmulator, type RelayEmulator } from '../../lib/local/relay.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { AgentClient, RelaySender } from '../../lib/relay/sender.js';
@@ -28,8 +29,23 @@ export async function relayWithClient(options: { deadlineInMs?: number } = {}): 
   };
 }
 
-/** agent.json for a simulated Exchange server listening on the emulator; written to disk, as an admin would. */
-export async function writeAgentConfig(relay: RelayEmulator, pki: TestPki, overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number } = {}): Promise<{ path: string; config: AgentConfig; directory: string }> {
+let exchange: Promise<SimulatedExchange> | undefined;
+
+/** A simulated Exchange front end shared by a test file, for agent services built without startAgent. */
+export function simulatedExchange(): Promise<SimulatedExchange> {
+  exchange ??= startSimulatedExchange({ unref: true });
+  return exchange;
+}
+
+/**
+ * agent.json for a simulated Exchange server listening on the emulator; written to disk, as an
+ * admin would. Without `probes.baseUrl` the agent probes its own simulated front end.
+ */
+export async function writeAgentConfig(
+  relay: RelayEmulator,
+  pki: TestPki,
+  overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number; couplings?: Couplings; probes?: Record<string, unknown> } = {},
+): Promise<{ path: string; config: AgentConfig; directory: string }> {
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
   const server = overrides.server ?? 'ex01.contoso.com';
   await writeFile(join(directory, 'root.pem'), pki.root.certificatePem);
@@ -39,9 +55,10 @@ export async function writeAgentConfig(relay: RelayEmulator, pki: TestPki, overr
     build: overrides.build ?? '15.2.1118.7',
     relay: { namespace: '127.0.0.1', hybridConnection: server.split('.')[0], endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
     trust: { anchors: ['root.pem'] },
-    applier: overrides.applier ?? { kind: 'simulated' },
+    applier: { ...(overrides.applier ?? { kind: 'simulated' }), ...(overrides.couplings ? { couplings: overrides.couplings } : {}) },
     stateDirectory: 'state',
     ...(overrides.replyWithinMs === undefined ? {} : { replyWithinMs: overrides.replyWithinMs }),
+    ...(overrides.probes ? { probes: overrides.probes } : {}),
   };
   const path = join(directory, 'agent.json');
   await writeFile(path, JSON.stringify(json, null, 2));

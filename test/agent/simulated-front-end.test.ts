@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplicableAction } from '../../lib/agent/applier.js';
 import { SimulatedApplier } from '../../lib/agent/appliers/simulated.js';
 import { defaultHealthEndpoints, Prober } from '../../lib/agent/probes.js';
-import { frontEndProtocols, owaPoolTakesDownEcp, startSimulatedExchange, type SimulatedExchange } from '../../lib/local/exchange.js';
+import { frontEndProtocols, owaPoolTakesDownEcp, startSimulatedExchange, type SimulatedExchange } from '../../lib/agent/appliers/simulated-front-end.js';
 import { parseEocs } from '../../lib/package/parse.js';
 import { parseXml } from '../../lib/package/xml.js';
 import { catalogueXml } from '../helpers/packages.js';

@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readSimulatedServer, defaultSimulatedServer, type SimulatedServer } from '../agent/appliers/simulated.js';
-import { evaluateInbound, RewriteRuleError } from '../iis/rewrite.js';
-import { defaultIisSite } from '../package/format.js';
+import { readSimulatedServer, defaultSimulatedServer, type SimulatedServer } from './simulated.js';
+import { evaluateInbound, RewriteRuleError } from '../../iis/rewrite.js';
+import { defaultIisSite } from '../../package/format.js';
 
 /**
  * The Exchange front end (the "Default Web Site") of simulated servers, for local runs and tests:
@@ -73,8 +73,11 @@ export interface SimulatedExchange {
   stop(): Promise<void>;
 }
 
-/** One loopback HTTP listener serving the front ends of many simulated servers, each under `/<name>`. */
-export async function startSimulatedExchange(options: { port?: number } = {}): Promise<SimulatedExchange> {
+/**
+ * One loopback HTTP listener serving the front ends of many simulated servers, each under `/<name>`.
+ * `unref`: do not keep the process alive for it (a test file's shared front end).
+ */
+export async function startSimulatedExchange(options: { port?: number; unref?: boolean } = {}): Promise<SimulatedExchange> {
   const frontEnds = new Map<string, SimulatedFrontEnd>();
   const server = http.createServer((request, response) => {
     void serve(frontEnds, request, response).catch(() => {
@@ -83,6 +86,7 @@ export async function startSimulatedExchange(options: { port?: number } = {}): P
   });
   server.listen(options.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
+  if (options.unref) server.unref();
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
