@@ -28,10 +28,36 @@ export function appContext(logger: Logger, environment: Record<string, string | 
   const settings = loadSettings(environment);
   return {
     settings,
-    ...storageClients(storageConnectionFromSettings(settings), settings),
+    ...deploymentClients(settings),
     logger,
     notify: createNotifier({ ...(settings.EMFLEET_NOTIFY_URL ? { url: settings.EMFLEET_NOTIFY_URL } : {}), logger }),
   };
+}
+
+/**
+ * Storage clients for the life of the worker process, as the Functions host keeps it between
+ * invocations: each table and queue is created (or found) once, not on every invocation (that was
+ * four of a queue step's storage requests), and the clients' kept-alive connections are reused.
+ * A few deployments are kept (tests run several in one process).
+ */
+const clientsByDeployment = new Map<string, Pick<AppContext, 'tables' | 'queues'>>();
+const keptDeployments = 8;
+
+function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'queues'> {
+  const connection = storageConnectionFromSettings(settings);
+  const key = JSON.stringify([connection, settings.EMFLEET_TABLE_PREFIX ?? '', settings.EMFLEET_QUEUE_PREFIX ?? '']);
+  let clients = clientsByDeployment.get(key);
+  if (clients) {
+    clientsByDeployment.delete(key);
+  } else {
+    clients = storageClients(connection, settings);
+  }
+  clientsByDeployment.set(key, clients);
+  for (const oldest of clientsByDeployment.keys()) {
+    if (clientsByDeployment.size <= keptDeployments) break;
+    clientsByDeployment.delete(oldest);
+  }
+  return clients;
 }
 
 /** Functions' own log, with every entry a JSON object carrying the event and its context. */
