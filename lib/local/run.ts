@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { allFunctions } from '../../functions/index.js';
 import { parseAgentConfig } from '../agent/config.js';
 import { startAgent, type RunningAgent } from '../agent/run.js';
+import { dashboardUrl } from '../dashboard/page.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { readRows } from '../fleet/rows.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
@@ -157,6 +158,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
+      say(`dashboard: ${dashboardUrl(host.httpUrl, host.functionKey)}`);
       say('press Ctrl-C to stop');
       await options.stopRequested;
     }

@@ -84,6 +84,10 @@ describe('npm start without --once', () => {
       const status = await fetch(url!, { headers: { 'x-functions-key': key! } });
       expect(status.status).toBe(200);
       expect(await status.json()).toMatchObject({ org: 'contoso', servers: { total: 3 } });
+      const [, dashboard] = /dashboard: (\S+)/.exec(stdout) ?? [];
+      const page = await fetch(dashboard!);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
       const started = descendants(child.pid!);
       expect(started.length).toBeGreaterThan(0); // Azurite at least
 
