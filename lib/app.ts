@@ -115,11 +115,16 @@ export async function runPollCycle(app: AppContext): Promise<Record<string, Poll
 
 let cachedAgents: { key: string; client: Promise<AgentClient> } | undefined;
 
-/** What the queue steps need; the relay client is kept for the life of the process (connection reuse). */
-export async function stepDeps(app: AppContext): Promise<StepDeps> {
+/** The relay client, kept for the life of the process (connection reuse). */
+function agentClient(app: AppContext): Promise<AgentClient> {
   const key = `${app.settings.EMFLEET_RELAY_ENDPOINT ?? ''}|${app.settings.EMFLEET_RELAY_NAMESPACE ?? ''}|${app.settings.EMFLEET_RELAY_SEND_KEY_NAME}|${app.settings.EMFLEET_RELAY_SEND_KEY ?? ''}`;
   if (cachedAgents?.key !== key) cachedAgents = { key, client: agentClientFromSettings(app.settings) };
-  return { tables: app.tables, queues: app.queues, agents: await cachedAgents.client, org: app.settings.EMFLEET_ORG, logger: app.logger, notify: app.notify };
+  return cachedAgents.client;
+}
+
+/** What the queue steps need. */
+export async function stepDeps(app: AppContext): Promise<StepDeps> {
+  return { tables: app.tables, queues: app.queues, agents: await agentClient(app), org: app.settings.EMFLEET_ORG, logger: app.logger, notify: app.notify };
 }
 
 /** Parses a queue message; an invalid one is recorded with its id and not retried (the handler returns). */
@@ -151,5 +156,10 @@ export function queueStepHandler<T>(
 export async function runReconcileCycle(app: AppContext): Promise<ReconcileReport[]> {
   const { feeds, problems } = feedsFromSettings(app.settings);
   for (const problem of problems) app.logger.error('FeedMisconfigured', problem);
-  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, notify: app.notify }, feeds);
+  // Without a relay the agents cannot be asked; drift is then judged on what rollouts recorded.
+  const agents = await agentClient(app).catch((error: unknown) => {
+    app.logger.warn('ReconcileWithoutStatusSweep', { error: error instanceof Error ? error.message : String(error) });
+    return undefined;
+  });
+  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, notify: app.notify, ...(agents ? { agents } : {}) }, feeds);
 }

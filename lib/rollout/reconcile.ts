@@ -6,9 +6,13 @@ import { findDrift, type LeftAlone } from './drift.js';
 import { assignWaves } from './plan.js';
 import type { Feed, PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
+import { sweepReportedState, type AgentStatusSource } from './sweep.js';
 
-/** What a poll needs, less the feed fetch: reconcile works from stored packages only. */
-export type ReconcileDeps = Omit<PollDeps, 'fetch'>;
+/**
+ * What a poll needs, less the feed fetch (reconcile works from stored packages only), plus the
+ * agents to ask what is in place. Without `agents`, the reported state is what rollouts recorded.
+ */
+export type ReconcileDeps = Omit<PollDeps, 'fetch'> & { readonly agents?: AgentStatusSource };
 
 export interface ReconcileReport {
   readonly feed: string;
@@ -36,8 +40,9 @@ export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Pr
     else deps.logger.error('StoredPackageNoLongerVerifies', { feed: feed.name, sequence: stored.sequence, reason: verified.reason, detail: verified.detail });
   }
   const knownIds = new Set([...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)));
-  const running = (await listRollouts(deps.tables, { logger: deps.logger })).filter((rollout) => active.has(rollout.state));
-  const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
+  const rollouts = await listRollouts(deps.tables, { logger: deps.logger });
+  const running = rollouts.filter((rollout) => active.has(rollout.state));
+  const snapshot = await freshSnapshot(deps, [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)));
   const reports: ReconcileReport[] = [];
   let withdrawnHandled = false;
   for (const [feed, { sequence, eocs }] of current) {
@@ -52,8 +57,7 @@ export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Pr
     for (const server of leftAlone) deps.logger.warn('DriftLeftAlone', { feed, ...server });
     const ids = [...new Set(work.flatMap((server) => [...server.apply, ...server.remove]))].sort();
     const plan = { operation: 'apply' as const, mitigationIds: ids, waves: assignWaves(work, deps.waves), leftOut: [] };
-    const hour = now.toISOString().slice(0, 13).replace(/[-T]/g, '');
-    const rolloutId = work.length > 0 ? await startPlannedRollout(deps, { id: `${feed}-reconcile-${hour}`, feed, packageSequence: sequence, plan }, now) : undefined;
+    const rolloutId = work.length > 0 ? await startPlannedRollout(deps, { id: reconcileRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey)), feed, packageSequence: sequence, plan }, now) : undefined;
     if (rolloutId) {
       deps.logger.warn('DriftFound', { feed, rolloutId, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
       await deps.notify?.({ kind: 'DriftFound', servers: work.map((server) => server.server), rolloutId });
@@ -61,4 +65,26 @@ export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Pr
     reports.push({ feed, ...(rolloutId ? { rolloutId } : {}), servers: work.length, leftAlone });
   }
   return reports;
+}
+
+/** The fleet as the planner needs it; when agents can be asked (and some feed is not busy), with what is really in place. */
+async function freshSnapshot(deps: ReconcileDeps, sweep: boolean): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
+  const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
+  if (!deps.agents || !sweep) return snapshot;
+  const { applied } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers);
+  return { ...snapshot, servers: snapshot.servers.map((server) => ({ ...server, reportedApplied: applied.get(server.name) ?? server.reportedApplied })) };
+}
+
+/**
+ * One id per feed and hour, so a retried timer invocation finds the rollout it started
+ * (startPlannedRollout is idempotent by id). A further reconcile in the same hour, after that
+ * rollout ended, gets a numbered id instead of silently finding the finished one.
+ */
+export function reconcileRolloutId(feed: string, now: Date, existing: readonly string[]): string {
+  const base = `${feed}-reconcile-${now.toISOString().slice(0, 13).replace(/[-T]/g, '')}`;
+  const taken = new Set(existing);
+  if (!taken.has(base)) return base;
+  let attempt = 2;
+  while (taken.has(`${base}-${attempt}`)) attempt += 1;
+  return `${base}-${attempt}`;
 }
