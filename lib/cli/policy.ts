@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { changePolicy, readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { getServer, listServers } from '../fleet/servers.js';
-import { mitigationId, serverName } from '../fleet/schemas.js';
+import { mitigationId, onDegradedPolicies, serverName } from '../fleet/schemas.js';
 import { declaredLayers, parseDeclaredPolicy } from '../policy/declared.js';
-import { effectiveScope, type EffectiveScope, type PolicyLayer, type ScopeRows } from '../policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveScope, type PolicyLayer, type ScopeRows } from '../policy/effective.js';
 import { explainPackage } from '../policy/explain.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
@@ -44,18 +44,27 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
         io.stdout(`server ${name}`);
         for (const line of scopeLines(scope, snapshot.servers.get(name))) io.stdout(`  ${line}`);
         const effective = effectiveJson(org, scope);
-        io.stdout(`  effective: ${effective.mitigationsEnabled ? 'enabled' : `disabled (${effective.disabledBy})`}; blocked ${effective.blocked.map((block) => `${block.id} (${block.scope})`).join(', ') || 'none'}`);
+        io.stdout(`  effective: ${effective.mitigationsEnabled ? 'enabled' : `disabled (${effective.disabledBy})`}; blocked ${effective.blocked.map((block) => `${block.id} (${block.scope})`).join(', ') || 'none'}; on degraded ${effective.onDegraded.value} (${effective.onDegraded.scope})`);
       }
     });
 
-  addActorOption(addStorageOptions(scopeOptions(command.command('set').description('turn mitigations on or off for the org or one server'))))
-    .requiredOption('--enabled <true|false>', 'whether emfleet may apply and remove mitigations there')
-    .addHelpText('after', '\nExample:\n  emfleet policy set --server ex01.contoso.com --enabled false')
-    .action(async (flags: ScopeFlags & { enabled: string; actor?: string }) => {
-      const enabled = checkedValue(z.enum(['true', 'false'], { error: 'must be true or false' }), flags.enabled, '--enabled') === 'true';
+  addActorOption(addStorageOptions(scopeOptions(command.command('set').description('turn mitigations on or off, and choose what happens to a change that degrades a server, for the org or one server'))))
+    .option('--enabled <true|false>', 'whether emfleet may apply and remove mitigations there')
+    .option('--on-degraded <rollback|keep>', 'when a change takes a health endpoint down or blocks a must-pass request: roll it back (default) or keep it and report Degraded')
+    .addHelpText('after', '\nExamples:\n  emfleet policy set --server ex01.contoso.com --enabled false\n  emfleet policy set --org --on-degraded keep')
+    .action(async (flags: ScopeFlags & { enabled?: string; onDegraded?: string; actor?: string }) => {
+      if (flags.enabled === undefined && flags.onDegraded === undefined) throw new UsageError('give --enabled true|false, --on-degraded rollback|keep, or both');
+      const enabled = flags.enabled === undefined ? undefined : checkedValue(z.enum(['true', 'false'], { error: 'must be true or false' }), flags.enabled, '--enabled') === 'true';
+      const onDegraded = flags.onDegraded === undefined ? undefined : checkedValue(z.enum(onDegradedPolicies, { error: 'must be rollback or keep' }), flags.onDegraded, '--on-degraded');
       const { context, target } = await resolveScope(flags, io);
-      const change = await changePolicy(context.tables, target, (table) => ({ ...table, mitigationsEnabled: enabled }), { actor: context.actor, action: 'policy.set' });
-      report(io, flags, target, change.changed, `mitigations ${enabled ? 'enabled' : 'disabled'}`, change.after);
+      const change = await changePolicy(
+        context.tables,
+        target,
+        (table) => ({ ...table, ...(enabled === undefined ? {} : { mitigationsEnabled: enabled }), ...(onDegraded === undefined ? {} : { onDegraded }) }),
+        { actor: context.actor, action: 'policy.set' },
+      );
+      const what = [...(enabled === undefined ? [] : [`mitigations ${enabled ? 'enabled' : 'disabled'}`]), ...(onDegraded === undefined ? [] : [`on degraded: ${onDegraded}`])].join(', ');
+      report(io, flags, target, change.changed, what, change.after);
     });
 
   for (const verb of ['block', 'unblock'] as const) {
@@ -110,7 +119,7 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
         return;
       }
       for (const problem of snapshot.problems) io.stderr(`warning: invalid policy row: ${describeRowProblem(problem)}`);
-      for (const line of formatTable(['SERVER', 'MITIGATION', 'DECISION', 'REASON', 'DETAIL'], decisions.map((row) => [row.server, row.mitigation, row.decision, row.reason, row.detail]))) {
+      for (const line of formatTable(['SERVER', 'MITIGATION', 'DECISION', 'REASON', 'ON-DEGRADED', 'DETAIL'], decisions.map((row) => [row.server, row.mitigation, row.decision, row.reason, `${row.onDegraded.value} (${row.onDegraded.scope})`, row.detail]))) {
         io.stdout(line);
       }
     });
@@ -152,7 +161,7 @@ function report(io: CliIo, flags: StorageFlags, target: PolicyTarget, changed: b
 
 function scopeJson(scope: EffectiveScope): Record<string, unknown> {
   if (!scope.valid) return { valid: false, problem: scope.problem };
-  return { valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, ...(scope.ring ? { ring: scope.ring } : {}) };
+  return { valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, ...(scope.ring ? { ring: scope.ring } : {}), onDegraded: scope.onDegraded };
 }
 
 /** Each value with its source, and the declared value a Tables edit hides, so nobody is surprised by it. */
@@ -167,11 +176,13 @@ function scopeLines(scope: EffectiveScope, rows: ScopeRows | undefined): string[
     `mitigations enabled: ${scope.mitigationsEnabled.value} (${scope.mitigationsEnabled.source}${hidden('mitigationsEnabled', String)})`,
     `blocked: ${list(scope.blockedMitigations.value)} (${scope.blockedMitigations.source}${hidden('blockedMitigations', list)})`,
     ...(scope.ring ? [`ring: ${scope.ring.value} (${scope.ring.source}${hidden('ring', String)})`] : []),
+    `on degraded: ${scope.onDegraded.value} (${scope.onDegraded.source}${hidden('onDegraded', String)})`,
   ];
 }
 
-function effectiveJson(org: EffectiveScope, server: EffectiveScope): { mitigationsEnabled: boolean; disabledBy?: string; blocked: { id: string; scope: string; source: string }[] } {
-  if (!org.valid || !server.valid) return { mitigationsEnabled: false, disabledBy: 'invalid policy', blocked: [] };
+function effectiveJson(org: EffectiveScope, server: EffectiveScope): { mitigationsEnabled: boolean; disabledBy?: string; blocked: { id: string; scope: string; source: string }[]; onDegraded: ReturnType<typeof effectiveOnDegraded> } {
+  const onDegraded = effectiveOnDegraded(org, server);
+  if (!org.valid || !server.valid) return { mitigationsEnabled: false, disabledBy: 'invalid policy', blocked: [], onDegraded };
   const disabledBy = !org.mitigationsEnabled.value ? 'org' : !server.mitigationsEnabled.value ? 'server' : undefined;
   return {
     mitigationsEnabled: disabledBy === undefined,
@@ -180,5 +191,6 @@ function effectiveJson(org: EffectiveScope, server: EffectiveScope): { mitigatio
       ...org.blockedMitigations.value.map((id) => ({ id, scope: 'org', source: org.blockedMitigations.source })),
       ...server.blockedMitigations.value.map((id) => ({ id, scope: 'server', source: server.blockedMitigations.source })),
     ],
+    onDegraded,
   };
 }

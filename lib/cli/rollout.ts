@@ -118,7 +118,7 @@ function planLines(plan: RolloutPlan): string[] {
   for (const wave of plan.waves) {
     lines.push(`wave ${wave.index + 1} ${wave.name}: ${wave.servers.length} servers, ${wave.maxConcurrency} at a time, halt after ${wave.maxErrors} failures, bake ${wave.bakeInMs / 60_000} min`);
     if (wave.servers.length > 0) {
-      for (const line of formatTable(['SERVER', 'APPLY', 'REMOVE'], wave.servers.map((server) => [server.server, server.apply.join(',') || '-', server.remove.join(',') || '-']))) lines.push(`  ${line}`);
+      for (const line of formatTable(['SERVER', 'APPLY', 'REMOVE', 'ON-DEGRADED'], wave.servers.map((server) => [server.server, server.apply.join(',') || '-', server.remove.join(',') || '-', server.onDegraded]))) lines.push(`  ${line}`);
     }
   }
   lines.push(`left out: ${plan.leftOut.length} servers`);

@@ -59,6 +59,7 @@ export function layerOf(row: PolicyRow): PolicyLayer {
     ...(row.mitigationsEnabled === undefined ? {} : { mitigationsEnabled: row.mitigationsEnabled }),
     ...(row.blockedMitigations === undefined ? {} : { blockedMitigations: row.blockedMitigations }),
     ...(row.ring === undefined ? {} : { ring: row.ring }),
+    ...(row.onDegraded === undefined ? {} : { onDegraded: row.onDegraded }),
   };
 }
 
@@ -70,6 +71,7 @@ function policyEntity(target: PolicyTarget, source: 'bicep' | 'table', layer: Po
     ...(layer.mitigationsEnabled === undefined ? {} : { mitigationsEnabled: layer.mitigationsEnabled }),
     ...(layer.blockedMitigations === undefined ? {} : { blockedMitigations: JSON.stringify([...layer.blockedMitigations].sort()) }),
     ...(layer.ring === undefined ? {} : { ring: layer.ring }),
+    ...(layer.onDegraded === undefined ? {} : { onDegraded: layer.onDegraded }),
     changedBy: actor,
     changedAt: now,
   };
@@ -81,6 +83,7 @@ export function sameLayer(a: PolicyLayer | undefined, b: PolicyLayer | undefined
       mitigationsEnabled: layer?.mitigationsEnabled ?? null,
       blockedMitigations: layer?.blockedMitigations ? [...layer.blockedMitigations].sort() : null,
       ring: layer?.ring ?? null,
+      onDegraded: layer?.onDegraded ?? null,
     });
   return normal(a) === normal(b);
 }

@@ -2,7 +2,7 @@ import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { describeRowProblem, readRows, validateRow } from './rows.js';
-import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
+import { rolloutStateRow, waveRow, type OnDegraded, type RolloutStateRow, type WaveRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 import { odata } from '@azure/data-tables';
 import { upsertAction, writeInTransactions } from './batch.js';
@@ -122,6 +122,8 @@ export interface PlanRow {
   readonly hybridConnection: string;
   readonly apply: readonly string[];
   readonly remove: readonly string[];
+  /** Stored only when it is keep: rollback is what a row without it means. */
+  readonly onDegraded?: OnDegraded;
 }
 
 export const planRowKey = (wave: number, index: number): string => `plan-${String(wave).padStart(2, '0')}-${String(index).padStart(6, '0')}`;
@@ -139,6 +141,7 @@ export async function writePlanRows(tables: FleetTables, rolloutId: string, rows
         hybridConnection: row.hybridConnection,
         apply: JSON.stringify(row.apply),
         remove: JSON.stringify(row.remove),
+        ...(row.onDegraded === 'keep' ? { onDegraded: row.onDegraded } : {}),
       }),
     ),
   );

@@ -62,6 +62,11 @@ export type PolicySource = (typeof policySources)[number];
 export const policyScopes = ['org', 'server'] as const;
 export type PolicyScope = (typeof policyScopes)[number];
 
+/** What the agent does when a change takes a health endpoint down or blocks a must-pass request (policy `onDegraded`). */
+export const onDegradedPolicies = ['rollback', 'keep'] as const;
+export type OnDegraded = (typeof onDegradedPolicies)[number];
+export const defaultOnDegraded: OnDegraded = 'rollback';
+
 /** Declared (Bicep) rows carry this row-key suffix so they sit beside the Tables-edited row of the same scope. */
 export const declaredRowKeySuffix = '|bicep';
 
@@ -73,6 +78,7 @@ export const policyRow = z
     mitigationsEnabled: z.boolean().optional(),
     blockedMitigations: mitigationIdList.optional(),
     ring: ringName.optional(),
+    onDegraded: z.enum(onDegradedPolicies).optional(),
     changedBy: z.string().max(256).default(''),
     changedAt: z.date().optional(),
   })
@@ -178,11 +184,6 @@ export const outcomes = [
 ] as const;
 export type Outcome = (typeof outcomes)[number];
 
-/** What the agent does when a change takes a health endpoint down or blocks a must-pass request (policy `onDegraded`). */
-export const onDegradedPolicies = ['rollback', 'keep'] as const;
-export type OnDegraded = (typeof onDegradedPolicies)[number];
-export const defaultOnDegraded: OnDegraded = 'rollback';
-
 /** One mitigation's result on one server; `endpoints` names the health endpoints a Degraded or RolledBack change took down. */
 export const mitigationResult = z.object({
   outcome: z.enum(outcomes),
@@ -209,5 +210,7 @@ export const planRow = z.object({
   hybridConnection: z.string().min(1),
   apply: mitigationIdList,
   remove: mitigationIdList,
+  /** The server's effective onDegraded when the rollout was planned; rows written before it existed mean rollback. */
+  onDegraded: z.enum(onDegradedPolicies).default(defaultOnDegraded),
 });
 export type PlanRowEntity = z.infer<typeof planRow>;

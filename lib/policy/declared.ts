@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { mitigationId, ringName, serverName } from '../fleet/schemas.js';
+import { mitigationId, onDegradedPolicies, ringName, serverName } from '../fleet/schemas.js';
 import type { PolicyLayer } from './effective.js';
 
 const scopeSettings = {
   mitigationsEnabled: z.boolean().optional(),
   blockedMitigations: z.array(mitigationId).optional(),
+  /** rollback (default): the agent undoes a change that degrades the server; keep: it reports Degraded and leaves it. */
+  onDegraded: z.enum(onDegradedPolicies).optional(),
 };
 
 /**

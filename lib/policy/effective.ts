@@ -1,8 +1,12 @@
+import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
+
 /** One layer of policy for a scope (org or server), as one row declares it. Unset fields inherit. */
 export interface PolicyLayer {
   readonly mitigationsEnabled?: boolean;
   readonly blockedMitigations?: readonly string[];
   readonly ring?: string;
+  /** What the agent does when a change degrades the server: roll it back (default) or keep it. */
+  readonly onDegraded?: OnDegraded;
 }
 
 /** The rows found for one scope: the Tables-edited layer, the declared (Bicep) layer, and any invalid row. */
@@ -26,12 +30,13 @@ export type EffectiveScope =
       readonly mitigationsEnabled: Sourced<boolean>;
       readonly blockedMitigations: Sourced<readonly string[]>;
       readonly ring?: Sourced<string>;
+      readonly onDegraded: Sourced<OnDegraded>;
     }
   | { readonly valid: false; readonly problem: string };
 
 /**
  * Field by field, a Tables-edited value overrides the declared one, which overrides the default
- * (enabled, nothing blocked). A scope with an invalid row has no effective policy.
+ * (enabled, nothing blocked, roll back what degrades). A scope with an invalid row has no effective policy.
  *
  * @example effectiveScope({ bicep: { mitigationsEnabled: false }, table: { mitigationsEnabled: true } })
  *          → mitigationsEnabled { value: true, source: 'table' }
@@ -51,5 +56,26 @@ export function effectiveScope(rows: ScopeRows | undefined): EffectiveScope {
     mitigationsEnabled: pick('mitigationsEnabled') ?? { value: true, source: 'default' },
     blockedMitigations: pick('blockedMitigations') ?? { value: [], source: 'default' },
     ...(ring === undefined ? {} : { ring }),
+    onDegraded: pick('onDegraded') ?? { value: defaultOnDegraded, source: 'default' },
   };
+}
+
+export interface EffectiveOnDegraded {
+  readonly value: OnDegraded;
+  /** Which scope set it: the server's own setting wins over the org's. */
+  readonly scope: 'server' | 'org' | 'default';
+  readonly source: ValueSource;
+}
+
+/**
+ * A server's onDegraded: its own setting, else the org's, else rollback. An invalid scope leaves the
+ * server alone altogether (nothing is applied), so the default stands for it.
+ *
+ * @example effectiveOnDegraded(effectiveScope({ table: { onDegraded: 'keep' } }), effectiveScope(undefined))
+ *          → { value: 'keep', scope: 'org', source: 'table' }
+ */
+export function effectiveOnDegraded(org: EffectiveScope, server: EffectiveScope): EffectiveOnDegraded {
+  if (server.valid && server.onDegraded.source !== 'default') return { value: server.onDegraded.value, scope: 'server', source: server.onDegraded.source };
+  if (org.valid && org.onDegraded.source !== 'default') return { value: org.onDegraded.value, scope: 'org', source: org.onDegraded.source };
+  return { value: defaultOnDegraded, scope: 'default', source: 'default' };
 }

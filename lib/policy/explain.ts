@@ -1,13 +1,15 @@
 import type { Mitigation } from '../package/model.js';
 import { decide, type PolicyDecision, type ServerFacts } from './decide.js';
-import { effectiveScope, type ScopeRows } from './effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded, type ScopeRows } from './effective.js';
 
 export interface ExplainedDecision extends PolicyDecision {
   readonly server: string;
   readonly mitigation: string;
+  /** What the agent does if applying it degrades the server, and which scope said so. */
+  readonly onDegraded: EffectiveOnDegraded;
 }
 
-/** Every server × every mitigation of a package, with the decision and its reason; servers by name. */
+/** Every server × every mitigation of a package, with the decision, its reason and the onDegraded policy; servers by name. */
 export function explainPackage(
   orgRows: ScopeRows | undefined,
   serverRows: ReadonlyMap<string, ScopeRows>,
@@ -19,6 +21,7 @@ export function explainPackage(
     .sort((a, b) => a.name.localeCompare(b.name))
     .flatMap((facts) => {
       const server = effectiveScope(serverRows.get(facts.name));
-      return mitigations.map((mitigation) => ({ server: facts.name, mitigation: mitigation.id, ...decide(org, server, facts, mitigation) }));
+      const onDegraded = effectiveOnDegraded(org, server);
+      return mitigations.map((mitigation) => ({ server: facts.name, mitigation: mitigation.id, ...decide(org, server, facts, mitigation), onDegraded }));
     });
 }

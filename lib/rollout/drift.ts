@@ -1,6 +1,6 @@
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone } from '../policy/decide.js';
-import { effectiveScope, type ScopeRows } from '../policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
 import type { PlannedServerFacts, ServerDecision, ServerWork } from './plan.js';
 
 export interface DriftInput {
@@ -45,7 +45,7 @@ export function findDrift(input: DriftInput): { work: ServerWork[]; leftAlone: L
     }
     if (apply.length + remove.length + withdrawn.length === 0) continue;
     const ring = scope.valid && scope.ring ? scope.ring.value : server.ring;
-    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove: [...remove, ...withdrawn], decisions, ring });
+    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove: [...remove, ...withdrawn], decisions, onDegraded: effectiveOnDegraded(org, scope).value, ring });
   }
   return { work, leftAlone: alone };
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone, type PolicyDecision, type PolicyReason, type ServerFacts } from '../policy/decide.js';
-import { effectiveScope, type ScopeRows } from '../policy/effective.js';
+import type { OnDegraded } from '../fleet/schemas.js';
+import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
 import { parseDurationInMs } from './duration.js';
 import { resolveCount, type WaveProfile, type WaveSelector } from './waves.js';
 
@@ -26,6 +27,8 @@ export interface PlannedServer {
   readonly apply: readonly string[];
   readonly remove: readonly string[];
   readonly decisions: readonly ServerDecision[];
+  /** The server's effective policy for a change that degrades it, sent to its agent with the apply. */
+  readonly onDegraded: OnDegraded;
 }
 
 export interface PlannedWave {
@@ -80,7 +83,7 @@ export function planRollout(input: PlanInput): RolloutPlan {
       continue;
     }
     const ring = scope.valid && scope.ring ? scope.ring.value : server.ring;
-    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove, decisions, ring });
+    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove, decisions, onDegraded: effectiveOnDegraded(org, scope).value, ring });
   }
 
   const waves = assignWaves(work, input.waves);

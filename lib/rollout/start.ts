@@ -29,7 +29,9 @@ export async function startPlannedRollout(
   now: Date,
 ): Promise<string | undefined> {
   const { plan } = rollout;
-  const planRows: PlanRow[] = plan.waves.flatMap((wave) => wave.servers.map((server, index) => ({ wave: wave.index, index, server: server.server, hybridConnection: server.hybridConnection, apply: server.apply, remove: server.remove })));
+  const planRows: PlanRow[] = plan.waves.flatMap((wave) =>
+    wave.servers.map((server, index) => ({ wave: wave.index, index, server: server.server, hybridConnection: server.hybridConnection, apply: server.apply, remove: server.remove, onDegraded: server.onDegraded })),
+  );
   const where = { rolloutId: rollout.id, feed: rollout.feed, packageSequence: rollout.packageSequence, operation: plan.operation, mitigationIds: plan.mitigationIds };
   if (planRows.length === 0) {
     deps.logger.info('RolloutNotNeeded', { ...where, leftOut: plan.leftOut.length });

@@ -11,14 +11,14 @@ import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, 
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
-import type { MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
+import type { ApplyRequest, MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
 import { RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
 import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
 
 /** The slice of AgentClient the steps use. */
 export interface AgentPort {
-  apply(hybridConnection: string, request: { operationId: string; packageBase64: string; mitigationIds: string[] }): Promise<OperationReply>;
+  apply(hybridConnection: string, request: ApplyRequest): Promise<OperationReply>;
   remove(hybridConnection: string, request: { operationId: string; mitigationIds: string[] }): Promise<OperationReply>;
   status(hybridConnection: string): Promise<StatusReply>;
 }
@@ -218,7 +218,9 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
   try {
     if (plan.apply.length > 0) {
       const packageBase64 = await packageForRollout(deps.tables, state.feed, state.packageSequence);
-      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64, mitigationIds: [...plan.apply] });
+      // onDegraded goes only when it is not the default, so agents that predate it still accept the request.
+      const onDegraded = plan.onDegraded === 'keep' ? { onDegraded: plan.onDegraded } : {};
+      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64, mitigationIds: [...plan.apply], ...onDegraded });
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
     if (plan.remove.length > 0) {
@@ -290,8 +292,11 @@ async function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes
     }
     const applied = new Set(checked.row.reportedApplied);
     for (const [id, result] of Object.entries(outcomes)) {
-      if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied') applied.add(id);
-      if (result.outcome === 'Removed' || (result.outcome === 'NotApplicable' && plan.remove.includes(id))) applied.delete(id);
+      // A Degraded or Ineffective apply stays in place (keep policy, a rule that harms nothing); a RolledBack one does not; a Degraded removal did remove.
+      const kept = plan.apply.includes(id) && (result.outcome === 'Degraded' || result.outcome === 'Ineffective');
+      const gone = result.outcome === 'Removed' || result.outcome === 'RolledBack' || (plan.remove.includes(id) && (result.outcome === 'NotApplicable' || result.outcome === 'Degraded'));
+      if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied' || kept) applied.add(id);
+      if (gone) applied.delete(id);
     }
     return { kind: 'write', entity: { ...current, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: deps.now?.() ?? new Date() } };
   });

@@ -94,8 +94,31 @@ describe('an admin in a fresh Azurite', () => {
     expect(text.stdout).toMatch(/blocked: EM3 \(table; overrides bicep: EM2\)/);
   });
 
+  it('sets what happens to a change that degrades a server, per org and per server, and shows and explains it', async () => {
+    const org = await emfleet('policy', 'set', '--org', '--on-degraded', 'keep', '--actor', 'carol');
+    expect(org.code, org.stderr).toBe(0);
+    expect(org.stdout).toBe('org contoso: on degraded: keep\n');
+    expect((await emfleet('policy', 'set', '--org', '--on-degraded', 'keep')).stdout).toBe('org contoso: no change (on degraded: keep already)\n');
+    const server = await emfleet('policy', 'set', '--server', 'ex01.contoso.com', '--on-degraded', 'rollback', '--enabled', 'true', '--json');
+    expect(JSON.parse(server.stdout)).toMatchObject({ ok: true, changed: true, policy: { mitigationsEnabled: true, onDegraded: 'rollback' } });
+
+    const shown = JSON.parse((await emfleet('policy', 'show', '--json')).stdout);
+    expect(shown.org.onDegraded).toEqual({ value: 'keep', source: 'table' });
+    const effective = Object.fromEntries(shown.servers.map((entry: { name: string; effective: { onDegraded: unknown } }) => [entry.name, entry.effective.onDegraded]));
+    expect(effective['ex01.contoso.com']).toEqual({ value: 'rollback', scope: 'server', source: 'table' });
+    expect(effective['ex03.contoso.com']).toEqual({ value: 'keep', scope: 'org', source: 'table' });
+    expect((await emfleet('policy', 'show', '--server', 'ex01.contoso.com')).stdout).toMatch(/on degraded: rollback \(table\)[\s\S]*effective: .*on degraded rollback \(server\)/);
+
+    const explained = await emfleet('policy', 'explain', '--package', packagePath, '--trust-anchor', rootPath, '--server', 'ex02.contoso.com');
+    expect(explained.stdout.split('\n')[0]).toMatch(/^SERVER\s+MITIGATION\s+DECISION\s+REASON\s+ON-DEGRADED\s+DETAIL/);
+    expect(explained.stdout).toMatch(/ex02\.contoso\.com\s+EM1\s+Skip\s+Disabled \(server\)\s+keep \(org\)/);
+    expect(await auditRows()).toContainEqual(expect.objectContaining({ action: 'policy.set', actor: 'carol', target: 'org:contoso', after: JSON.stringify({ blockedMitigations: ['EM3'], onDegraded: 'keep' }) }));
+  });
+
   it.each([
     { name: 'unknown server', args: ['policy', 'set', '--server', 'nope.contoso.com', '--enabled', 'false'], message: /no server "nope\.contoso\.com"/ },
+    { name: '--on-degraded ignore', args: ['policy', 'set', '--org', '--on-degraded', 'ignore'], message: /--on-degraded "ignore" must be rollback or keep/ },
+    { name: 'set with nothing to set', args: ['policy', 'set', '--org'], message: /give --enabled true\|false, --on-degraded rollback\|keep, or both/ },
     { name: 'malformed id', args: ['policy', 'block', '--org', 'EM1', 'bad id!'], message: /mitigation id "bad id!" must be a mitigation id/ },
     { name: '--enabled maybe', args: ['policy', 'set', '--org', '--enabled', 'maybe'], message: /--enabled "maybe" must be true or false/ },
     { name: 'both scopes', args: ['policy', 'set', '--org', '--server', 'ex01.contoso.com', '--enabled', 'true'], message: /exactly one of --org or --server/ },

@@ -107,8 +107,32 @@ describe('readPolicy', () => {
       valid: true,
       mitigationsEnabled: { value: false, source: 'bicep' },
       blockedMitigations: { value: ['EM1'], source: 'table' },
+      onDegraded: { value: 'rollback', source: 'default' },
     });
     expect(snapshot.org).toEqual({ table: { mitigationsEnabled: true } });
+  });
+
+  it('onDegraded round-trips: set in Tables, synced from the declaration, and a bad value makes the scope invalid', async () => {
+    const { tables, prefix } = freshTables();
+    await changePolicy(tables, { scope: 'server', name: 'ex01.contoso.com' }, (table) => ({ ...table, onDegraded: 'keep' }), { actor: 'alice', action: 'policy.set' });
+    await syncDeclaredPolicy(tables, 'contoso', declare({ org: { onDegraded: 'keep' }, servers: { 'ex02.contoso.com': { onDegraded: 'rollback' } } }), { actor: 'bicep' });
+    const again = await changePolicy(tables, { scope: 'server', name: 'ex01.contoso.com' }, (table) => ({ ...table, onDegraded: 'keep' }), { actor: 'alice', action: 'policy.set' });
+    expect(again.changed).toBe(false);
+    expect(await policyRows(tables, prefix)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ partitionKey: 'server', rowKey: 'ex01.contoso.com', source: 'table', onDegraded: 'keep' }),
+        expect.objectContaining({ partitionKey: 'org', rowKey: 'contoso|bicep', source: 'bicep', onDegraded: 'keep' }),
+        expect.objectContaining({ partitionKey: 'server', rowKey: 'ex02.contoso.com|bicep', source: 'bicep', onDegraded: 'rollback' }),
+      ]),
+    );
+    const snapshot = await readPolicy(tables, 'contoso');
+    expect(snapshot.org).toEqual({ bicep: { onDegraded: 'keep' } });
+    expect(snapshot.servers.get('ex01.contoso.com')).toEqual({ table: { onDegraded: 'keep' } });
+    expect(snapshot.servers.get('ex02.contoso.com')).toEqual({ bicep: { onDegraded: 'rollback' } });
+
+    await rawTable(prefix, 'Policy').createEntity({ partitionKey: 'server', rowKey: 'ex03.contoso.com', source: 'table', onDegraded: 'ignore' });
+    const withBad = await readPolicy(tables, 'contoso');
+    expect(withBad.servers.get('ex03.contoso.com')?.problem).toMatch(/onDegraded/);
   });
 });
 
@@ -190,12 +214,14 @@ describe('syncDeclaredPolicy', () => {
       valid: true,
       mitigationsEnabled: { value: true, source: 'table' },
       blockedMitigations: { value: ['EM1'], source: 'bicep' },
+      onDegraded: { value: 'rollback', source: 'default' },
     });
     // Another org's scope is untouched by contoso's rows.
     expect(effectiveScope((await readPolicy(tables, 'fabrikam')).org)).toEqual({
       valid: true,
       mitigationsEnabled: { value: true, source: 'default' },
       blockedMitigations: { value: [], source: 'default' },
+      onDegraded: { value: 'rollback', source: 'default' },
     });
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { queueNames, StorageQueueSender, type QueueName } from '../../lib/fleet/queues.js';
 import { registerServer } from '../../lib/fleet/servers.js';
@@ -21,14 +22,19 @@ export interface Fleet {
   deps: StepDeps;
 }
 
-export async function fleet(relay: Awaited<ReturnType<typeof relayWithClient>>, pki: TestPki, agents: RunningAgent[], servers: { name: string; ring: string; build?: string; failOn?: string[]; agent?: boolean }[]): Promise<Fleet> {
+export async function fleet(
+  relay: Awaited<ReturnType<typeof relayWithClient>>,
+  pki: TestPki,
+  agents: RunningAgent[],
+  servers: { name: string; ring: string; build?: string; failOn?: string[]; agent?: boolean; couplings?: Couplings }[],
+): Promise<Fleet> {
   const { tables } = freshTables();
   const queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: `q${randomBytes(4).toString('hex')}` });
   for (const server of servers) {
     const hybridConnection = `${server.name}-${randomBytes(3).toString('hex')}`;
     await registerServer(tables, 'contoso', { name: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
     if (server.agent === false) continue;
-    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] } });
+    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] }, ...(server.couplings ? { couplings: server.couplings } : {}) });
     agents.push(await runAgent({ ...config, relay: { ...config.relay, hybridConnection } }));
   }
   return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };

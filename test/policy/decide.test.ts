@@ -23,6 +23,7 @@ function scope(options: ScopeOptions = {}): EffectiveScope {
     valid: true,
     mitigationsEnabled: { value: options.enabled ?? true, source: options.enabledSource ?? 'default' },
     blockedMitigations: { value: options.blocked ?? [], source: options.blockedSource ?? 'default' },
+    onDegraded: { value: 'rollback', source: 'default' },
   };
 }
 

@@ -44,6 +44,13 @@ describe('parseDeclaredPolicy', () => {
     expect(policy.rings).toEqual({});
   });
 
+  it('onDegraded per org and per server becomes part of their layers', () => {
+    const policy = parsed({ org: { onDegraded: 'keep' }, servers: { 'EX01.contoso.com': { onDegraded: 'rollback' } }, rings: { canary: ['ex01.contoso.com'] } });
+    const layers = declaredLayers(policy);
+    expect(layers.org).toEqual({ onDegraded: 'keep' });
+    expect(layers.servers.get('ex01.contoso.com')).toEqual({ onDegraded: 'rollback', ring: 'canary' });
+  });
+
   it('an org without servers or rings is valid', () => {
     const policy = parsed({ org: { mitigationsEnabled: false } });
     expect(policy.org).toEqual({ mitigationsEnabled: false });
@@ -117,6 +124,12 @@ describe('parseDeclaredPolicy', () => {
       name: 'top level is a list',
       value: [],
       path: '(top)',
+    },
+    {
+      name: 'onDegraded that is neither rollback nor keep',
+      value: { servers: { ex01: { onDegraded: 'ignore' } } },
+      path: 'servers.ex01.onDegraded',
+      mentions: '"rollback"',
     },
   ])('$name → error names $path', ({ value, path, mentions }) => {
     const error = rejected(JSON.stringify(value));

@@ -1,22 +1,24 @@
 import { describe, it, expect } from 'vitest';
-import { effectiveScope, type EffectiveScope, type ScopeRows } from '../../lib/policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveScope, type ScopeRows } from '../../lib/policy/effective.js';
+
+const rollback = { value: 'rollback', source: 'default' } as const;
 
 describe('effectiveScope', () => {
   it.each<{ name: string; rows: ScopeRows | undefined; expected: EffectiveScope }>([
     {
       name: 'no rows at all → defaults: enabled, nothing blocked, no ring',
       rows: undefined,
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: rollback },
     },
     {
       name: 'empty rows → defaults',
       rows: {},
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: rollback },
     },
     {
       name: 'empty layers → defaults',
       rows: { table: {}, bicep: {} },
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: rollback },
     },
     {
       name: 'bicep only',
@@ -26,6 +28,7 @@ describe('effectiveScope', () => {
         mitigationsEnabled: { value: false, source: 'bicep' },
         blockedMitigations: { value: ['EM1', 'EM2'], source: 'bicep' },
         ring: { value: 'canary', source: 'bicep' },
+        onDegraded: rollback,
       },
     },
     {
@@ -36,32 +39,33 @@ describe('effectiveScope', () => {
         mitigationsEnabled: { value: false, source: 'table' },
         blockedMitigations: { value: ['EM3'], source: 'table' },
         ring: { value: 'broad', source: 'table' },
+        onDegraded: rollback,
       },
     },
     {
       name: 'bicep disabled + table enabled → enabled, from table',
       rows: { bicep: { mitigationsEnabled: false }, table: { mitigationsEnabled: true } },
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: [], source: 'default' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: rollback },
     },
     {
       name: 'bicep enabled + table disabled → disabled, from table',
       rows: { bicep: { mitigationsEnabled: true }, table: { mitigationsEnabled: false } },
-      expected: { valid: true, mitigationsEnabled: { value: false, source: 'table' }, blockedMitigations: { value: [], source: 'default' } },
+      expected: { valid: true, mitigationsEnabled: { value: false, source: 'table' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: rollback },
     },
     {
       name: 'bicep blocks EM1 + table sets only mitigationsEnabled → blocked EM1 from bicep, enabled from table',
       rows: { bicep: { blockedMitigations: ['EM1'] }, table: { mitigationsEnabled: true } },
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: ['EM1'], source: 'bicep' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: ['EM1'], source: 'bicep' }, onDegraded: rollback },
     },
     {
       name: 'table blockedMitigations [] overrides bicep [EM1]',
       rows: { bicep: { blockedMitigations: ['EM1'] }, table: { blockedMitigations: [] } },
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'table' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'table' }, onDegraded: rollback },
     },
     {
       name: 'table blockedMitigations replaces bicep, not merged',
       rows: { bicep: { blockedMitigations: ['EM1'] }, table: { blockedMitigations: ['EM2'] } },
-      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: ['EM2'], source: 'table' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: ['EM2'], source: 'table' }, onDegraded: rollback },
     },
     {
       name: 'ring from bicep when table has none',
@@ -71,6 +75,7 @@ describe('effectiveScope', () => {
         mitigationsEnabled: { value: false, source: 'table' },
         blockedMitigations: { value: [], source: 'default' },
         ring: { value: 'early', source: 'bicep' },
+        onDegraded: rollback,
       },
     },
     {
@@ -81,7 +86,18 @@ describe('effectiveScope', () => {
         mitigationsEnabled: { value: true, source: 'default' },
         blockedMitigations: { value: [], source: 'default' },
         ring: { value: 'canary', source: 'table' },
+        onDegraded: rollback,
       },
+    },
+    {
+      name: 'onDegraded from bicep',
+      rows: { bicep: { onDegraded: 'keep' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: { value: 'keep', source: 'bicep' } },
+    },
+    {
+      name: 'onDegraded from table overrides bicep',
+      rows: { bicep: { onDegraded: 'keep' }, table: { onDegraded: 'rollback' } },
+      expected: { valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: { value: 'rollback', source: 'table' } },
     },
     {
       name: 'a problem makes the scope invalid, whatever the layers say',
@@ -112,5 +128,20 @@ describe('effectiveScope', () => {
     const snapshot = JSON.stringify(rows);
     effectiveScope(rows);
     expect(JSON.stringify(rows)).toBe(snapshot);
+  });
+});
+
+describe('effectiveOnDegraded', () => {
+  const scope = (rows: ScopeRows | undefined): EffectiveScope => effectiveScope(rows);
+  it.each<{ name: string; org: ScopeRows | undefined; server: ScopeRows | undefined; expected: ReturnType<typeof effectiveOnDegraded> }>([
+    { name: 'nothing set anywhere → rollback, by default', org: undefined, server: undefined, expected: { value: 'rollback', scope: 'default', source: 'default' } },
+    { name: 'org keep → keep, from the org', org: { table: { onDegraded: 'keep' } }, server: undefined, expected: { value: 'keep', scope: 'org', source: 'table' } },
+    { name: 'org keep, server rollback → the server wins', org: { bicep: { onDegraded: 'keep' } }, server: { table: { onDegraded: 'rollback' } }, expected: { value: 'rollback', scope: 'server', source: 'table' } },
+    { name: 'org rollback, server keep (bicep) → keep, from the server', org: { table: { onDegraded: 'rollback' } }, server: { bicep: { onDegraded: 'keep' } }, expected: { value: 'keep', scope: 'server', source: 'bicep' } },
+    { name: 'server sets other fields only → the org decides', org: { table: { onDegraded: 'keep' } }, server: { table: { mitigationsEnabled: true } }, expected: { value: 'keep', scope: 'org', source: 'table' } },
+    { name: 'invalid server scope → the org\'s setting (the server is left alone anyway)', org: { table: { onDegraded: 'keep' } }, server: { problem: 'bad row' }, expected: { value: 'keep', scope: 'org', source: 'table' } },
+    { name: 'invalid org scope → default', org: { problem: 'bad row', table: { onDegraded: 'keep' } }, server: undefined, expected: { value: 'rollback', scope: 'default', source: 'default' } },
+  ])('$name', ({ org, server, expected }) => {
+    expect(effectiveOnDegraded(scope(org), scope(server))).toEqual(expected);
   });
 });

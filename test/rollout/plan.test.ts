@@ -308,8 +308,26 @@ describe('planRollout: who is left out, and what each server gets', () => {
           expect.objectContaining({ mitigation: 'EM4', decision: 'Remove', reason: 'NotApplicable (fixed)' }),
           expect.objectContaining({ mitigation: 'EM3', decision: 'Apply', reason: 'Applicable' }),
         ],
+        onDegraded: 'rollback',
       },
     ]);
+  });
+
+  it('each planned server carries its effective onDegraded: its own setting, else the org\'s, else rollback', () => {
+    const plan = planRollout(
+      input({
+        mitigationIds: ['EM3'],
+        servers: [server('ex01.contoso.com'), server('ex02.contoso.com'), server('ex03.contoso.com')],
+        orgPolicy: { bicep: { onDegraded: 'keep' } },
+        serverPolicy: new Map<string, ScopeRows>([['ex02.contoso.com', { table: { onDegraded: 'rollback' } }]]),
+      }),
+    );
+    expect(plan.waves.flatMap((wave) => wave.servers.map((planned) => [planned.server, planned.onDegraded]))).toEqual([
+      ['ex01.contoso.com', 'keep'],
+      ['ex02.contoso.com', 'rollback'],
+      ['ex03.contoso.com', 'keep'],
+    ]);
+    expect(planRollout(input({ mitigationIds: ['EM3'], servers: [server('ex04.contoso.com')] })).waves.flatMap((wave) => wave.servers.map((planned) => planned.onDegraded))).toEqual(['rollback']);
   });
 
   it('a server applies only the ids its build needs', () => {

@@ -4,6 +4,8 @@ import { queueNames } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer } from '../../lib/fleet/servers.js';
+import { owaPoolTakesDownEcp } from '../../lib/agent/appliers/simulated-front-end.js';
+import { changePolicy } from '../../lib/fleet/policy.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { jsonLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
@@ -65,6 +67,18 @@ describe('rollout steps', () => {
     expect(rollout.state.reason).toMatch(/^WaveHalted: wave 1 had 1 failures, over its budget of 0 \(ex01\.contoso\.com\)/);
     expect(rollout.waves[1]).toMatchObject({ dispatched: 0, succeeded: 0, failed: 0 });
     expect((await readResults(f.tables, 'ex02.contoso.com')).rows).toEqual([]);
+  });
+
+  it('the server\'s effective onDegraded reaches its agent: keep leaves a degrading change applied and reports Degraded', async () => {
+    const f = await fleet(relay, pki, agents, [{ name: 'ex41', ring: 'canary', couplings: owaPoolTakesDownEcp }, { name: 'ex42', ring: 'broad' }]);
+    await changePolicy(f.tables, { scope: 'org', name: 'contoso' }, (table) => ({ ...table, onDegraded: 'keep' }), { actor: 'alice', action: 'policy.set' });
+    const id = await accept(f);
+    await runQueues(f);
+    const [result] = (await readResults(f.tables, 'ex41.contoso.com')).rows;
+    expect(result!.outcomes.EM2).toMatchObject({ outcome: 'Degraded', endpoints: ['/ecp/healthcheck.htm'], detail: expect.stringContaining('kept (policy onDegraded=keep)') });
+    // kept: still applied, so the server reports it
+    expect((await getServer(f.tables, 'contoso', 'ex41.contoso.com')).reportedApplied).toContain('EM2');
+    expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
   });
 
   it('a message delivered twice never applies or counts twice', async () => {
