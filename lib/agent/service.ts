@@ -77,7 +77,8 @@ export class AgentService {
       case agentPaths.ping:
         return method === 'POST' ? this.#ping(request) : notAllowed(method, route);
       case agentPaths.status:
-        return method === 'GET' ? json(200, this.status()) : notAllowed(method, route);
+        if (method !== 'GET') return notAllowed(method, route);
+        return json(200, new URLSearchParams(request.path.split('?')[1] ?? '').get('verify') === 'true' ? await this.verifiedStatus() : this.status());
       case agentPaths.apply:
         return method === 'POST' ? this.#startOperation(request, applyRequest, (body) => this.#apply(body)) : notAllowed(method, route);
       case agentPaths.remove:
@@ -93,9 +94,30 @@ export class AgentService {
       ...this.#options.identity,
       applied: entries.filter((entry) => entry.state === 'applied').map((entry) => entry.mitigationId).sort(),
       blocked: [],
+      drifted: [],
       journal: { entries: entries.length, pending: entries.filter((entry) => entry.state !== 'applied').length },
       operations: [...this.#operations.values()].map((operation) => operation.reply),
     };
+  }
+
+  /**
+   * Status with each applied mitigation re-checked on the server, so a rule deleted or a pool
+   * started by hand is reported as drifted and reconcile applies it again. Not serialised with
+   * changes: it only reads, and a change in flight is in the journal as pending, not applied.
+   */
+  async verifiedStatus(): Promise<StatusReply> {
+    const base = this.status();
+    const drifted: string[] = [];
+    for (const entry of this.#options.journal.entries().filter((candidate) => candidate.state === 'applied')) {
+      const inPlace = await allApplied(this.#options.applier, entry.actions).catch((error: unknown) => {
+        // A check that cannot run says nothing about the server: keep reporting what the journal says.
+        this.#options.logger.warn('StatusCheckFailed', { mitigationId: entry.mitigationId, error: errorText(error) });
+        return true;
+      });
+      if (!inPlace) drifted.push(entry.mitigationId);
+    }
+    if (drifted.length > 0) this.#options.logger.warn('MitigationDrifted', { mitigationIds: drifted });
+    return { ...base, applied: base.applied.filter((id) => !drifted.includes(id)), drifted: drifted.sort() };
   }
 
   #ping(request: AgentRequest): AgentResponse {

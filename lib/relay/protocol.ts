@@ -60,6 +60,8 @@ export const statusReply = z.object({
   agentVersion: z.string().max(64),
   applied: z.array(mitigationId),
   blocked: z.array(mitigationId).default([]),
+  /** With `?verify=true`: journalled as applied but no longer in place on the server (changed by hand). */
+  drifted: z.array(mitigationId).default([]),
   journal: z.object({ entries: z.number().int().nonnegative(), pending: z.number().int().nonnegative() }),
   operations: z.array(operationReply).max(1000).default([]),
 });

@@ -373,8 +373,9 @@ export class AgentClient {
     return this.#call(hybridConnection, 'POST', agentPaths.remove, checked(removeRequest, request), operationReply);
   }
 
-  async status(hybridConnection: string): Promise<StatusReply> {
-    return this.#call(hybridConnection, 'GET', agentPaths.status, undefined, statusReply);
+  /** `verify`: the agent re-checks on the server that each applied mitigation is still in place (slower; for reconcile). */
+  async status(hybridConnection: string, options: { verify?: boolean } = {}): Promise<StatusReply> {
+    return this.#call(hybridConnection, 'GET', options.verify ? `${agentPaths.status}?verify=true` : agentPaths.status, undefined, statusReply);
   }
 
   async ping(hybridConnection: string, request: z.input<typeof pingRequest> = {}): Promise<PingReply> {

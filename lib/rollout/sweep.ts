@@ -8,7 +8,7 @@ import type { StatusReply } from '../relay/protocol.js';
 
 /** The one agent call the sweep makes. */
 export interface AgentStatusSource {
-  status(hybridConnection: string): Promise<StatusReply>;
+  status(hybridConnection: string, options: { verify?: boolean }): Promise<StatusReply>;
 }
 
 export interface SweepDeps {
@@ -50,7 +50,7 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
   const unreachable: string[] = [];
   await mapWithConcurrency(servers, sweepConcurrency, async (server) => {
     try {
-      applied.set(server.name, [...(await deps.agents.status(server.hybridConnection)).applied].sort());
+      applied.set(server.name, [...(await deps.agents.status(server.hybridConnection, { verify: true })).applied].sort());
     } catch (error) {
       unreachable.push(server.name);
       deps.logger.info('StatusSweepNoReply', { server: server.name, error: error instanceof Error ? error.message : String(error) });

@@ -188,8 +188,8 @@ function outcome(outcomes: Record<string, MitigationOutcome>, id: string): Mitig
   return found!;
 }
 
-async function status(agent: Agent): Promise<StatusReply> {
-  const response = await send(agent, 'GET', '/status');
+async function status(agent: Agent, path = '/status'): Promise<StatusReply> {
+  const response = await send(agent, 'GET', path);
   expect(response.status).toBe(200);
   const json: unknown = JSON.parse(response.body);
   const parsed = statusReply.safeParse(json);
@@ -751,7 +751,7 @@ describe('AgentService status and ping', () => {
   it('status reports identity, the applied journal ids and the operations', async () => {
     const agent = await startAgent();
     const empty = await status(agent);
-    expect(empty).toEqual({ server: identity.server, build: '15.2.1118.7', agentVersion: identity.agentVersion, applied: [], blocked: [], journal: { entries: 0, pending: 0 }, operations: [] });
+    expect(empty).toEqual({ server: identity.server, build: '15.2.1118.7', agentVersion: identity.agentVersion, applied: [], blocked: [], drifted: [], journal: { entries: 0, pending: 0 }, operations: [] });
 
     completed(await apply(agent, 'op-status', ['EM3', 'EM1', 'EM2']));
     const after = await status(agent);
@@ -761,6 +761,23 @@ describe('AgentService status and ping', () => {
 
     completed(await remove(agent, 'op-status-remove', ['EM2']));
     expect((await status(agent)).applied).toEqual(['EM1', 'EM3']);
+  });
+
+  it('status?verify=true re-checks each applied mitigation on the server and reports what was undone by hand as drifted', async () => {
+    const agent = await startAgent();
+    completed(await apply(agent, 'op-verify', ['EM1', 'EM2', 'EM3']));
+    expect(await status(agent, '/status?verify=true')).toMatchObject({ applied: ['EM1', 'EM2', 'EM3'], drifted: [] });
+
+    // An admin deletes the rewrite rule in IIS Manager and starts the OWA pool again.
+    const state = JSON.parse(await readFile(agent.stateFile, 'utf8')) as SimulatedServer;
+    state.sites[site]!.rules = [];
+    state.appPools['MSExchangeOWAAppPool'] = { state: 'Started', autoStart: true };
+    await writeFile(agent.stateFile, JSON.stringify(state));
+
+    expect(await status(agent, '/status?verify=true')).toMatchObject({ applied: ['EM3'], drifted: ['EM1', 'EM2'] });
+    expect(agent.logger.named('MitigationDrifted').map((event) => event.fields)).toEqual([{ mitigationIds: ['EM1', 'EM2'] }]);
+    // Without verify, status stays the cheap journal view (the cloud polls it for operation results).
+    expect(await status(agent)).toMatchObject({ applied: ['EM1', 'EM2', 'EM3'], drifted: [] });
   });
 
   it('ping echoes the nonce with server, build and agent version', async () => {

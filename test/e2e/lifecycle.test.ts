@@ -89,12 +89,8 @@ describe('a mitigation after it was applied', () => {
     expect((await d.agents.get('ex03')!.readState()).sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['EEMS EM1 - Autodiscover Rule']);
   });
 
-  // Issue 7 asks for this, and it cannot pass yet: reconcile compares the package with
-  // Servers.reportedApplied, which only results of emfleet's own operations update, and the
-  // agent's GET /status reports its journal, not what is in place. Both are needed: the agent's
-  // status re-checks each journalled mitigation (the journal keeps the actions for that), and
-  // reconcile (or a sweep before it) records what agents report. Unskip once they exist.
-  it.skip('removed by hand on one server: reconcile puts it back there', async () => {
+  // Reconcile's status sweep asks the agent, which re-checks each applied mitigation on the server.
+  it('removed by hand on one server: reconcile puts it back there', async () => {
     const d = await world.deploy([{ name: 'ex05', ring: 'canary' }, { name: 'ex06', ring: 'broad' }], { waves });
     await rolledOut(d);
     const agent = d.agents.get('ex06')!;

@@ -60,7 +60,7 @@ describe('AgentClient through the relay emulator to a hyco-https listener', () =
 
     const detail = 'x'.repeat(2000);
     const operations = Array.from({ length: 60 }, (_, index) => ({ operationId: `op-${index}`, status: 'Completed' as const, outcomes: { EM1: { outcome: 'Applied' as const, detail } } }));
-    const big: StatusReply = { server: 'ex01.contoso.com', build: '15.2.1544.4', agentVersion: '0.1.0', applied: ['EM1'], blocked: [], journal: { entries: 1, pending: 0 }, operations };
+    const big: StatusReply = { server: 'ex01.contoso.com', build: '15.2.1544.4', agentVersion: '0.1.0', applied: ['EM1'], blocked: [], drifted: [], journal: { entries: 1, pending: 0 }, operations };
     agent.overrides.set('/status', async () => agent.json(200, big));
     // One connection, so the requests after a big reply surely use the connection it came back on.
     const oneConnection = new RelaySender({ baseUrl: relay.emulator.baseUrl, auth: { kind: 'sas', ...rules.send }, maxSockets: 1, timeoutMs: 5000 });

@@ -67,7 +67,7 @@ export function testAgent(server = 'ex01.contoso.com') {
         return json(200, { operationId: parsed.operationId, status: 'Completed', outcomes });
       }
       case 'GET /status': {
-        const status: StatusReply = { server, build: '15.2.1544.4', agentVersion: '0.1.0', applied: [...applied].sort(), blocked: [], journal: { entries: applied.size, pending: 0 }, operations: [] };
+        const status: StatusReply = { server, build: '15.2.1544.4', agentVersion: '0.1.0', applied: [...applied].sort(), blocked: [], drifted: [], journal: { entries: applied.size, pending: 0 }, operations: [] };
         return json(200, status);
       }
       case 'POST /ping': {

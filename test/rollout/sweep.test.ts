@@ -69,9 +69,9 @@ describe('sweepReportedState', () => {
     const { servers } = await fleetSnapshot(f.tables, 'contoso', silentLogger);
     // Between the snapshot and the sweep's write, a rollout step records CUSTOM1 as applied.
     const racing: AgentStatusSource = {
-      status: async (hybridConnection) => {
+      status: async (hybridConnection, options) => {
         await setReported(f, 'sw04.contoso.com', ['CUSTOM1', 'EM1', 'EM2', 'PING1']);
-        return relay.client.status(hybridConnection);
+        return relay.client.status(hybridConnection, options);
       },
     };
     await sweepReportedState({ tables: f.tables, org: 'contoso', logger: silentLogger, agents: racing }, servers);
