@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { fleetStatus } from '../fleet/status.js';
 import type { Notify } from '../notify.js';
 import { changeRollout } from '../rollout/admin.js';
+import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
 
 /** What the handlers need; the Functions app passes its AppContext, tests pass their own. */
@@ -149,7 +150,7 @@ export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { 
 export const getRollout: AdminHandler = handler(async (deps, request) => {
   const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
   const { state, waves } = await readRollout(deps.tables, id);
-  return { jsonBody: rolloutDetailJson(state, waves) };
+  return { jsonBody: rolloutDetailJson(state, waves, await rolloutProblems(deps.tables, id, waves)) };
 });
 
 /**

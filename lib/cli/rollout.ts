@@ -4,6 +4,7 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
+import { rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
@@ -66,12 +67,16 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     .action(async (id: string, flags: StorageFlags) => {
       const context = fleetContext(flags, io);
       const { state, waves } = await readRollout(context.tables, id);
+      const problems = await rolloutProblems(context.tables, id, waves);
       if (flags.json) {
-        io.stdout(JSON.stringify(rolloutDetailJson(state, waves)));
+        io.stdout(JSON.stringify(rolloutDetailJson(state, waves, problems)));
         return;
       }
       io.stdout(`${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`);
       for (const line of formatTable(['WAVE', 'SERVERS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'PENDING', 'BUDGET'], waves.map((wave, index) => [`${index + 1} ${wave.name}`, String(wave.servers), String(wave.succeeded), String(wave.failed), String(wave.skipped), String(wave.servers - wave.succeeded - wave.failed - wave.skipped), String(wave.maxErrors)]))) io.stdout(`  ${line}`);
+      if (problems.length === 0) return;
+      io.stdout('failures (what the probes found, or why it failed):');
+      for (const line of formatTable(['WAVE', 'SERVER', 'MITIGATION', 'OUTCOME', 'DETAIL'], problems.map((problem) => [`${problem.wave + 1} ${problem.waveName}`, problem.server, problem.mitigation, problem.outcome, problem.detail]))) io.stdout(`  ${line}`);
     });
 
   for (const action of ['pause', 'resume', 'abort', 'expedite'] as const) {

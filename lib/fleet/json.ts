@@ -24,9 +24,12 @@ export function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
   return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
-/** The bitset of counted servers is bookkeeping for redelivered results, meaningless to readers. */
-export function rolloutDetailJson(state: RolloutStateRow, waves: readonly WaveRow[]): Record<string, unknown> {
-  return { ...rolloutJson(state), waves: waves.map(({ counted: _counted, ...wave }) => wave) };
+/**
+ * The bitset of counted servers is bookkeeping for redelivered results, meaningless to readers.
+ * `problems`: each failing mitigation of the servers the waves name, with what the probes found.
+ */
+export function rolloutDetailJson(state: RolloutStateRow, waves: readonly WaveRow[], problems: readonly unknown[] = []): Record<string, unknown> {
+  return { ...rolloutJson(state), waves: waves.map(({ counted: _counted, ...wave }) => ({ ...wave, failureNotes: wave.failureNotes ?? {} })), problems };
 }
 
 /** The outcome of pause/resume/abort/expedite: the new state, or why the state machine refused. */

@@ -111,7 +111,7 @@ export async function updateRolloutState(
 
 /** A wave row as stored: lists as JSON text. */
 export function waveEntity(wave: WaveRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
-  return { ...wave, failedServers: JSON.stringify(wave.failedServers) };
+  return { ...wave, failedServers: JSON.stringify(wave.failedServers), ...(wave.failureNotes ? { failureNotes: JSON.stringify(wave.failureNotes) } : {}) };
 }
 
 /** One server's part of a planned rollout, stored before the rollout becomes visible. */

@@ -175,6 +175,8 @@ export const waveRow = z.object({
   counted: z.string().default(''),
   /** The first failing servers, named in the halt reason. */
   failedServers: jsonText(z.array(z.string())).default([]),
+  /** What the probes found on those servers ("EM2 RolledBack: ecp"), by server, for the halt reason. */
+  failureNotes: jsonText(z.record(z.string(), z.string())).optional(),
 });
 export type WaveRow = z.infer<typeof waveRow>;
 

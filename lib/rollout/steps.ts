@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clip, endpointName } from '../agent/checks.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
 import { readPackage } from '../fleet/packages.js';
@@ -40,8 +41,11 @@ export interface StepDeps {
 
 const sendConcurrency = 16;
 const maxNamedFailures = 50;
+const maxNoteLength = 200;
 /** Outcomes that count against a wave's error budget. */
-const failures: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective'];
+export const failureOutcomes: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack'];
+/** What the probes found: the halt reason names the mitigation and the endpoints. */
+const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
 
 /** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
@@ -67,7 +71,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage)
     deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
     return;
   }
-  const operationId = operationIdOf(message, plan.server);
+  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server);
   const context = { ...where, server: plan.server, operationId };
   if (state.state === 'Paused') {
     await deps.queues.send(queueNames.apply, message, { delayInMs: deps.pausedRecheckMs ?? 30_000 });
@@ -88,7 +92,8 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage)
   }
   const verdict = verdictOf(outcomes);
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict });
+  const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) });
 }
 
 /** The poison handler: a server whose messages kept failing is Unreachable and counts as a failure. */
@@ -96,7 +101,7 @@ export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage)
   const state = await readState(deps.tables, message.rolloutId);
   const plan = await readPlanRow(deps.tables, message);
   if (!state || !plan) return;
-  const operationId = operationIdOf(message, plan.server);
+  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server);
   // The poison message's own dequeue count starts again at 1; what matters is that the host gave up.
   const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries' }]));
   if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
@@ -113,7 +118,7 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
     wave: message.wave,
     counts: { servers: wave.row.servers, succeeded: wave.row.succeeded, failed: wave.row.failed, skipped: wave.row.skipped },
     maxErrors: wave.row.maxErrors,
-    failedServers: wave.row.failedServers,
+    failedServers: wave.row.failedServers.map((server) => (wave.row.failureNotes?.[server] ? `${server} [${wave.row.failureNotes[server]}]` : server)),
   });
 }
 
@@ -175,7 +180,7 @@ async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateR
  * twice is harmless because results are keyed by operation id. When the last result is in, the
  * rollout moves on to bake.
  */
-async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped' } | undefined): Promise<void> {
+async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped'; note?: string } | undefined): Promise<void> {
   const client = await deps.tables.client('Rollouts');
   for (let attempt = 1; attempt <= 25; attempt++) {
     const stored = await readWave(deps.tables, rolloutId, waveIndex);
@@ -185,7 +190,10 @@ async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: 
     if (result && !bitIsSet(wave.counted, result.index)) {
       wave.counted = withBit(wave.counted, result.index);
       wave[result.verdict] += 1;
-      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) wave.failedServers = [...wave.failedServers, result.server];
+      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) {
+        wave.failedServers = [...wave.failedServers, result.server];
+        if (result.note) wave.failureNotes = { ...(wave.failureNotes ?? {}), [result.server]: result.note };
+      }
     }
     const done = wave.succeeded + wave.failed + wave.skipped;
     const sending = state?.state === 'Running' && state.currentWave === waveIndex;
@@ -302,16 +310,25 @@ async function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes
   });
 }
 
+/** "EM2 RolledBack: ecp" for each mitigation a probe failed, so the halt reason says what went down where; undefined when none. */
+function failureNote(outcomes: Record<string, MitigationOutcome>): string | undefined {
+  const found = Object.entries(outcomes)
+    .filter(([, result]) => probeFailures.includes(result.outcome))
+    .map(([id, result]) => `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`);
+  return found.length > 0 ? clip(found.join('; '), maxNoteLength) : undefined;
+}
+
 function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | 'failed' | 'skipped' {
   const values = Object.values(outcomes).map((result) => result.outcome);
-  if (values.some((outcome) => failures.includes(outcome))) return 'failed';
+  if (values.some((outcome) => failureOutcomes.includes(outcome))) return 'failed';
   if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
   return 'succeeded';
 }
 
-function operationIdOf(message: ApplyServerMessage, server: string): string {
+/** The operation id of one server's part of a rollout wave: its Results row key, and what the agent is asked under. */
+export function operationIdOf(rolloutId: string, wave: number, server: string): string {
   // Operation ids must stay within the agent protocol's 128 characters whatever the rollout id.
-  const id = `${message.rolloutId}.w${message.wave}.${server}`;
+  const id = `${rolloutId}.w${wave}.${server}`;
   return id.length <= 120 ? id : `op.${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
 }
 

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { storePackage } from '../../lib/fleet/packages.js';
+import { upsertResults } from '../../lib/fleet/results.js';
+import { createRollout, readRollout, waveEntity } from '../../lib/fleet/rollouts.js';
+import { operationIdOf } from '../../lib/rollout/steps.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
@@ -132,6 +135,36 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite', () => {
     expect(text.stdout).toMatch(/servers: 12 \(canary 2, broad 10\)/);
     const json = JSON.parse((await emfleet('status', '--json')).stdout);
     expect(json.rollouts.total).toBeGreaterThanOrEqual(1);
+  });
+
+  it('shows what went wrong on the servers that failed: the probes\' findings with the endpoints', async () => {
+    const tables = new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: env['EMFLEET_TABLE_PREFIX']! });
+    const halted = 'microsoft-000009-apply';
+    await createRollout(tables, { id: halted, feed: 'microsoft', packageSequence: 9, operation: 'apply', waves: [{ name: 'canary', servers: 2 }, { name: 'broad', servers: 8 }] });
+    const waves = (await readRollout(tables, halted)).waves;
+    await (await tables.client('Rollouts')).updateEntity(waveEntity({ ...waves[0]!, failed: 2, failedServers: ['ex01.contoso.com', 'ex02.contoso.com'], failureNotes: { 'ex01.contoso.com': 'EM2 RolledBack: ecp' } }), 'Replace');
+    const rolledBack = { outcome: 'RolledBack' as const, detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; degraded: ecp: 503 after apply (was 200); rolled back to the prior state (policy onDegraded=rollback); every endpoint healthy as before', endpoints: ['/ecp/healthcheck.htm'] };
+    await upsertResults(tables, [
+      { server: 'ex01.contoso.com', operationId: operationIdOf(halted, 0, 'ex01.contoso.com'), rolloutId: halted, operation: 'apply', status: 'Completed', at: new Date(), outcomes: { EM1: { outcome: 'Applied', detail: 'fine' }, EM2: rolledBack } },
+      { server: 'ex02.contoso.com', operationId: operationIdOf(halted, 0, 'ex02.contoso.com'), rolloutId: halted, operation: 'apply', status: 'Completed', at: new Date(), outcomes: { EM3: { outcome: 'Failed', detail: 'simulated failure changing MSExchangeUM; prior state restored' } } },
+    ]);
+
+    const shown = await emfleet('rollout', 'show', halted);
+    expect(shown.code, shown.stderr).toBe(0);
+    const lines = shown.stdout.split('\n');
+    const failures = lines.indexOf('failures (what the probes found, or why it failed):');
+    expect(failures).toBeGreaterThan(0);
+    expect(lines[failures + 1]).toMatch(/^  WAVE\s+SERVER\s+MITIGATION\s+OUTCOME\s+DETAIL/);
+    expect(lines[failures + 2]).toMatch(/^  1 canary\s+ex01\.contoso\.com\s+EM2\s+RolledBack\s+app pool MSExchangeOWAAppPool stopped, auto-start off; degraded: ecp: 503 after apply \(was 200\)/);
+    expect(lines[failures + 3]).toMatch(/^  1 canary\s+ex02\.contoso\.com\s+EM3\s+Failed\s+simulated failure/);
+    expect(shown.stdout).not.toMatch(/EM1\s+Applied/);
+
+    const json = JSON.parse((await emfleet('rollout', 'show', halted, '--json')).stdout);
+    expect(json.waves[0].failureNotes).toEqual({ 'ex01.contoso.com': 'EM2 RolledBack: ecp' });
+    expect(json.problems).toEqual([
+      { wave: 0, waveName: 'canary', server: 'ex01.contoso.com', mitigation: 'EM2', ...rolledBack },
+      { wave: 0, waveName: 'canary', server: 'ex02.contoso.com', mitigation: 'EM3', outcome: 'Failed', detail: 'simulated failure changing MSExchangeUM; prior state restored' },
+    ]);
   });
 
   it('names an unknown rollout', async () => {

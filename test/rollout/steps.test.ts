@@ -9,6 +9,7 @@ import { changePolicy } from '../../lib/fleet/policy.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { jsonLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
+import { rolloutProblems } from '../../lib/rollout/problems.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
 import { relayWithClient } from '../helpers/agents.js';
@@ -79,6 +80,30 @@ describe('rollout steps', () => {
     // kept: still applied, so the server reports it
     expect((await getServer(f.tables, 'contoso', 'ex41.contoso.com')).reportedApplied).toContain('EM2');
     expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
+  });
+
+  it('a change that degrades the canaries is RolledBack there: the gate halts, naming the servers and the endpoints, and no later wave is touched', async () => {
+    const f = await fleet(relay, pki, agents, [
+      { name: 'ex51', ring: 'canary', couplings: owaPoolTakesDownEcp },
+      { name: 'ex52', ring: 'canary', couplings: owaPoolTakesDownEcp },
+      { name: 'ex53', ring: 'broad' },
+    ]);
+    const id = await accept(f);
+    await runQueues(f);
+    const rollout = await readRollout(f.tables, id);
+    expect(rollout.state.state).toBe('Halted');
+    expect(rollout.state.reason).toBe(
+      'WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex51.contoso.com [EM2 RolledBack: ecp], ex52.contoso.com [EM2 RolledBack: ecp])',
+    );
+    expect(rollout.waves[0]).toMatchObject({ failed: 2, failureNotes: { 'ex51.contoso.com': 'EM2 RolledBack: ecp', 'ex52.contoso.com': 'EM2 RolledBack: ecp' } });
+    expect(rollout.waves[1]).toMatchObject({ dispatched: 0, succeeded: 0, failed: 0 });
+    expect((await readResults(f.tables, 'ex53.contoso.com')).rows).toEqual([]);
+    // rolled back: not applied there, so nothing to remove later
+    expect((await getServer(f.tables, 'contoso', 'ex51.contoso.com')).reportedApplied).toEqual(['EM1', 'EM3', 'PING1']);
+    expect(await rolloutProblems(f.tables, id, rollout.waves)).toEqual([
+      expect.objectContaining({ wave: 0, waveName: 'canary', server: 'ex51.contoso.com', mitigation: 'EM2', outcome: 'RolledBack', endpoints: ['/ecp/healthcheck.htm'], detail: expect.stringContaining('ecp: 503 after apply (was 200)') }),
+      expect.objectContaining({ wave: 0, server: 'ex52.contoso.com', mitigation: 'EM2', outcome: 'RolledBack' }),
+    ]);
   });
 
   it('a message delivered twice never applies or counts twice', async () => {
