@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { allFunctions } from '../../functions/index.js';
 import { SimulatedApplier, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
+import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
 import type { AgentConfig } from '../../lib/agent/config.js';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
@@ -52,6 +53,8 @@ export interface E2eServer {
   readonly failOn?: readonly string[];
   /** Each change takes this long, so a test can act while a server is being worked on. */
   readonly delayInMs?: number;
+  /** What else goes down on this server when a pool or service stops (a broken server, as `npm start --break`). */
+  readonly couplings?: Couplings;
   /** false: registered, but no agent listens. */
   readonly agent?: boolean;
   /** The server as it is before emfleet touches it (default: a fresh Exchange install). */
@@ -157,7 +160,12 @@ export async function startWorld(): Promise<World> {
       const build = server.build ?? '15.2.1118.7';
       await registerServer(tables, 'contoso', { name: fqdn(server.name), build, ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
       if (server.agent === false) continue;
-      const { config } = await writeAgentConfig(relay.relay, pki, { server: fqdn(server.name), build, applier: { kind: 'simulated', failOn: server.failOn ?? [], delayInMs: server.delayInMs ?? 0 } });
+      const { config } = await writeAgentConfig(relay.relay, pki, {
+        server: fqdn(server.name),
+        build,
+        applier: { kind: 'simulated', failOn: server.failOn ?? [], delayInMs: server.delayInMs ?? 0 },
+        ...(server.couplings ? { couplings: server.couplings } : {}),
+      });
       const agent = e2eAgent({ ...config, relay: { ...config.relay, hybridConnection } });
       if (server.state) await agent.writeState(server.state);
       await agent.restart();
