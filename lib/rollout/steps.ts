@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { clip, endpointName } from '../agent/checks.js';
-import { mapWithConcurrency } from '../concurrency.js';
+import { groupCommit, mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
 import { readPackage } from '../fleet/packages.js';
-import { getEntityOrUndefined, mutateEntity } from '../fleet/optimistic.js';
+import { maxTransactionSize } from '../fleet/batch.js';
+import { getEntityOrUndefined, mutateEntity, type Mutation } from '../fleet/optimistic.js';
 import { queueNames, type QueueSender } from '../fleet/queues.js';
 import { upsertResults } from '../fleet/results.js';
 import { planRowKey, updateRolloutState, waveEntity, waveKey } from '../fleet/rollouts.js';
+import { odata, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
 import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
@@ -41,11 +42,9 @@ export interface StepDeps {
 
 const sendConcurrency = 16;
 const maxNamedFailures = 50;
-const maxNoteLength = 200;
 /** Outcomes that count against a wave's error budget. */
-export const failureOutcomes: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack'];
-/** What the probes found: the halt reason names the mitigation and the endpoints. */
-const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
+const failures: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective'];
+
 
 /** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
@@ -62,11 +61,14 @@ export async function startWave(deps: StepDeps, message: StartWaveMessage): Prom
  * no completed result exists; the result is counted once (a bit per plan index in the wave row);
  * then the window slides on. Relay failures are thrown, so the host retries the message and, after
  * maxDequeueCount, hands it to the poison handler.
+ *
+ * Storage round trips per server: the state row, the result, the message sent on and the host's
+ * delete; plan rows are read a page at a time, and the Servers rows and the wave's counters of the
+ * results that finish together are written together (group commit).
  */
-export async function applyToServer(deps: StepDeps, message: ApplyServerMessage): Promise<void> {
+export async function applyToServer(deps: StepDeps, message: ApplyServerMessage, delivery?: Delivery): Promise<void> {
   const where = { rolloutId: message.rolloutId, wave: message.wave, index: message.index };
-  const state = await readState(deps.tables, message.rolloutId);
-  const plan = await readPlanRow(deps.tables, message);
+  const [state, plan] = await Promise.all([readState(deps.tables, message.rolloutId), readPlanRow(deps.tables, message)]);
   if (!state || !plan) {
     deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
     return;
@@ -78,11 +80,15 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage)
     deps.logger.info('ApplyHeld', { ...context, reason: 'rollout paused' });
     return;
   }
-  const existing = await readResult(deps.tables, plan.server, operationId);
+  const running = state.state === 'Running' && state.currentWave === message.wave;
+  // A first delivery of a message for a running wave has no result of its own yet; should it be a
+  // duplicate of a message already done, the agent answers the same operation id from memory.
+  // Anything else may have one (a retry, a rollout stopped since), and it must not be overwritten.
+  const existing = running && firstDelivery(delivery) ? undefined : await readResult(deps.tables, plan.server, operationId);
   let outcomes: Record<string, MitigationOutcome>;
   if (existing) {
     outcomes = existing;
-  } else if (state.state !== 'Running' || state.currentWave !== message.wave) {
+  } else if (!running) {
     outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` }]));
     await recordResult(deps, plan, operationId, state, outcomes);
   } else {
@@ -92,8 +98,16 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage)
   }
   const verdict = verdictOf(outcomes);
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
-  const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict });
+}
+
+/** What the queue trigger tells about a delivery (the host's trigger metadata). */
+export interface Delivery {
+  readonly triggerMetadata?: Record<string, unknown> | undefined;
+}
+
+function firstDelivery(delivery: Delivery | undefined): boolean {
+  return delivery?.triggerMetadata?.['dequeueCount'] === 1;
 }
 
 /** The poison handler: a server whose messages kept failing is Unreachable and counts as a failure. */
@@ -118,7 +132,7 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
     wave: message.wave,
     counts: { servers: wave.row.servers, succeeded: wave.row.succeeded, failed: wave.row.failed, skipped: wave.row.skipped },
     maxErrors: wave.row.maxErrors,
-    failedServers: wave.row.failedServers.map((server) => (wave.row.failureNotes?.[server] ? `${server} [${wave.row.failureNotes[server]}]` : server)),
+    failedServers: wave.row.failedServers,
   });
 }
 
@@ -173,35 +187,46 @@ async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateR
   }
 }
 
+type CountedResult = { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped' };
+
 /**
  * Counts one server's result (once: the wave row keeps a bit per plan index) and slides the
- * window: sends the next servers so that at most maxConcurrency are in flight. Messages are sent
- * before the row is written; if the write loses a race the step starts over, and a message sent
- * twice is harmless because results are keyed by operation id. When the last result is in, the
- * rollout moves on to bake.
+ * window: sends the next servers so that at most maxConcurrency are in flight. The results of one
+ * wave that finish while its row is being written are counted together in the next write (group
+ * commit), so concurrent servers do not fight over the row's ETag. Messages are sent before the
+ * row is written; if the write loses a race (another host instance) the step starts over, sending
+ * only what it has not sent yet, and a message sent twice is harmless because results are keyed by
+ * operation id. When the last result is in, the rollout moves on to bake.
  */
-async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped'; note?: string } | undefined): Promise<void> {
+function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: CountedResult | undefined): Promise<void> {
+  return countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}`, { deps, rolloutId, waveIndex, result });
+}
+
+const countTogether = groupCommit(async (_key: string, batch: readonly { deps: StepDeps; rolloutId: string; waveIndex: number; result: CountedResult | undefined }[]): Promise<void> => {
+  const { deps, rolloutId, waveIndex } = batch[0]!;
+  const results = batch.flatMap((entry) => (entry.result ? [entry.result] : []));
   const client = await deps.tables.client('Rollouts');
+  const sent = new Set<number>();
   for (let attempt = 1; attempt <= 25; attempt++) {
-    const stored = await readWave(deps.tables, rolloutId, waveIndex);
+    const { state, wave: stored } = await readStateAndWave(deps.tables, rolloutId, waveIndex);
     if (!stored) return;
-    const state = await readState(deps.tables, rolloutId);
     const wave: WaveRow = { ...stored.row };
-    if (result && !bitIsSet(wave.counted, result.index)) {
+    for (const result of results) {
+      if (bitIsSet(wave.counted, result.index)) continue;
       wave.counted = withBit(wave.counted, result.index);
       wave[result.verdict] += 1;
-      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) {
-        wave.failedServers = [...wave.failedServers, result.server];
-        if (result.note) wave.failureNotes = { ...(wave.failureNotes ?? {}), [result.server]: result.note };
-      }
+      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) wave.failedServers = [...wave.failedServers, result.server];
     }
     const done = wave.succeeded + wave.failed + wave.skipped;
     const sending = state?.state === 'Running' && state.currentWave === waveIndex;
     const target = sending ? Math.min(wave.servers, done + wave.maxConcurrency) : wave.dispatched;
-    const fresh = range(wave.dispatched, target);
+    const fresh = range(wave.dispatched, target).filter((index) => !sent.has(index));
     wave.dispatched = Math.max(wave.dispatched, target);
     const changed = JSON.stringify(wave) !== JSON.stringify(stored.row);
-    await mapWithConcurrency(fresh, sendConcurrency, (index) => deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index }));
+    await mapWithConcurrency(fresh, sendConcurrency, async (index) => {
+      await deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index });
+      sent.add(index);
+    });
     if (changed) {
       try {
         await client.updateEntity(waveEntity(wave), 'Replace', { etag: stored.etag });
@@ -213,12 +238,25 @@ async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: 
         throw error;
       }
     }
-    if (done >= wave.servers && state?.state === 'Running' && state.currentWave === waveIndex) {
+    if (done >= wave.servers && sending) {
       await applyEvent(deps, rolloutId, { kind: 'waveFinished', wave: waveIndex });
     }
     return;
   }
   throw new Error(`wave ${waveIndex + 1} of ${rolloutId} kept changing; the message will be retried`);
+});
+
+/** Distinct clients (one deployment each) never share a batch. */
+const instanceIds = new WeakMap<object, number>();
+let lastInstanceId = 0;
+function instanceKey(...instances: object[]): string {
+  return instances
+    .map((instance) => {
+      let id = instanceIds.get(instance);
+      if (id === undefined) instanceIds.set(instance, (id = ++lastInstanceId));
+      return String(id);
+    })
+    .join('/');
 }
 
 async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEntity, operationId: string): Promise<Record<string, MitigationOutcome>> {
@@ -289,38 +327,70 @@ async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: st
 }
 
 /** What the agent now has applied, as far as this operation tells: kept on the Servers row for policy and drift. */
-async function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes: Record<string, MitigationOutcome>): Promise<void> {
-  const client = await deps.tables.client('Servers');
-  await mutateEntity(client, deps.org, plan.server, (current) => {
-    if (!current) return { kind: 'keep' };
-    const checked = validateRow('Servers', serverRow, current);
-    if (!checked.ok) {
-      deps.logger.warn('InvalidRow', { ...checked.problem });
-      return { kind: 'keep' };
-    }
-    const applied = new Set(checked.row.reportedApplied);
-    for (const [id, result] of Object.entries(outcomes)) {
-      // A Degraded or Ineffective apply stays in place (keep policy, a rule that harms nothing); a RolledBack one does not; a Degraded removal did remove.
-      const kept = plan.apply.includes(id) && (result.outcome === 'Degraded' || result.outcome === 'Ineffective');
-      const gone = result.outcome === 'Removed' || result.outcome === 'RolledBack' || (plan.remove.includes(id) && (result.outcome === 'NotApplicable' || result.outcome === 'Degraded'));
-      if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied' || kept) applied.add(id);
-      if (gone) applied.delete(id);
-    }
-    return { kind: 'write', entity: { ...current, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: deps.now?.() ?? new Date() } };
-  });
+function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+  return reportTogether(`${instanceKey(deps.tables)}|${deps.org}`, { deps, plan, outcomes, at: deps.now?.() ?? new Date() });
 }
 
-/** "EM2 RolledBack: ecp" for each mitigation a probe failed, so the halt reason says what went down where; undefined when none. */
-function failureNote(outcomes: Record<string, MitigationOutcome>): string | undefined {
-  const found = Object.entries(outcomes)
-    .filter(([, result]) => probeFailures.includes(result.outcome))
-    .map(([id, result]) => `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`);
-  return found.length > 0 ? clip(found.join('; '), maxNoteLength) : undefined;
+type Report = { deps: StepDeps; plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date };
+
+/**
+ * The Servers rows of the results that finish together (one org partition), read in one query and
+ * written in one transaction, each conditional on the ETag it was read with. Should the
+ * transaction fail (a row changed since), each row is written on its own with its ETag loop.
+ */
+const reportTogether = groupCommit(async (_key: string, reports: readonly Report[]): Promise<void> => {
+  const { deps } = reports[0]!;
+  const client = await deps.tables.client('Servers');
+  for (let start = 0; start < reports.length; start += maxTransactionSize) {
+    const chunk = reports.slice(start, start + maxTransactionSize);
+    const names = [...new Set(chunk.map((report) => report.plan.server))];
+    const filter = [odata`PartitionKey eq ${deps.org}`, `(${names.map((name) => odata`RowKey eq ${name}`).join(' or ')})`].join(' and ');
+    const current = new Map<string, TableEntity<Record<string, unknown>> & { etag: string }>();
+    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) current.set(entity.rowKey!, entity as TableEntity<Record<string, unknown>> & { etag: string });
+    const actions: TransactionAction[] = [];
+    for (const name of names) {
+      const entity = current.get(name);
+      if (!entity) continue;
+      let row: Record<string, unknown> = entity;
+      for (const report of chunk.filter((candidate) => candidate.plan.server === name)) row = reportedRow(report, row) ?? row;
+      if (row !== entity) actions.push(['update', { partitionKey: deps.org, rowKey: name, reportedApplied: row['reportedApplied'], lastSeen: row['lastSeen'] }, 'Merge', { etag: entity.etag }]);
+    }
+    if (actions.length === 0) continue;
+    try {
+      await client.submitTransaction(actions);
+    } catch {
+      for (const report of chunk) await mutateEntity(client, deps.org, report.plan.server, (entity) => (entity ? writeOrKeep(reportedRow(report, entity)) : { kind: 'keep' }));
+    }
+  }
+});
+
+/** The Servers row with this operation's outcomes in its reported state; undefined if the row is invalid. */
+function reportedRow({ deps, plan, outcomes, at }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
+  const checked = validateRow('Servers', serverRow, current);
+  if (!checked.ok) {
+    deps.logger.warn('InvalidRow', { ...checked.problem });
+    return undefined;
+  }
+  const applied = new Set(checked.row.reportedApplied);
+  for (const [id, result] of Object.entries(outcomes)) {
+    // A Degraded or Ineffective apply stays in place (keep policy, a rule that harms nothing); a RolledBack one does not; a Degraded removal did remove.
+    const kept = plan.apply.includes(id) && (result.outcome === 'Degraded' || result.outcome === 'Ineffective');
+    const gone = result.outcome === 'Removed' || result.outcome === 'RolledBack' || (plan.remove.includes(id) && (result.outcome === 'NotApplicable' || result.outcome === 'Degraded'));
+    if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied' || kept) applied.add(id);
+    if (gone) applied.delete(id);
+  }
+  return { ...current, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: at };
+}
+
+function writeOrKeep(entity: Record<string, unknown> | undefined): Mutation {
+  if (!entity) return { kind: 'keep' };
+  const { etag: _etag, timestamp: _timestamp, ...rest } = entity;
+  return { kind: 'write', entity: rest as TableEntity<Record<string, unknown>> };
 }
 
 function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | 'failed' | 'skipped' {
   const values = Object.values(outcomes).map((result) => result.outcome);
-  if (values.some((outcome) => failureOutcomes.includes(outcome))) return 'failed';
+  if (values.some((outcome) => failures.includes(outcome))) return 'failed';
   if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
   return 'succeeded';
 }
@@ -349,12 +419,68 @@ async function readWave(tables: FleetTables, rolloutId: string, wave: number): P
   return { row: checked.row, etag: checked.etag };
 }
 
-async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Promise<PlanRowEntity | undefined> {
+/** The state row and one wave row in one round trip: the range from `state` to that wave's key (plan rows sort before). */
+async function readStateAndWave(tables: FleetTables, rolloutId: string, wave: number): Promise<{ state: RolloutStateRow | undefined; wave: { row: WaveRow; etag: string } | undefined }> {
   const client = await tables.client('Rollouts');
-  const entity = await getEntityOrUndefined(client, message.rolloutId, planRowKey(message.wave, message.index));
-  if (!entity) return undefined;
-  const checked = validateRow('Rollouts', planRow, entity);
-  return checked.ok ? checked.row : undefined;
+  let state: RolloutStateRow | undefined;
+  let found: { row: WaveRow; etag: string } | undefined;
+  for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'state'} and RowKey le ${waveKey(wave)}` } })) {
+    if (entity.rowKey === 'state') {
+      const checked = validateRow('Rollouts', rolloutStateRow, entity);
+      state = checked.ok ? checked.row : undefined;
+    } else if (entity.rowKey === waveKey(wave)) {
+      const checked = validateRow('Rollouts', waveRow, entity);
+      if (!checked.ok) throw new Error(describeRowProblem(checked.problem));
+      found = { row: checked.row, etag: checked.etag };
+    }
+  }
+  return { state, wave: found };
+}
+
+/**
+ * Plan rows never change once the rollout exists, so a worker reads them a page at a time (one
+ * range query for the next servers of the wave) and keeps a bounded number of pages.
+ */
+const planPages = new Map<string, Promise<Map<number, PlanRowEntity>>>();
+const planPageSize = 100;
+const keptPlanPages = 200;
+
+async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Promise<PlanRowEntity | undefined> {
+  const first = message.index - (message.index % planPageSize);
+  const key = `${instanceKey(tables)}|${message.rolloutId}|${message.wave}|${first}`;
+  const cached = planPages.get(key);
+  const rows = await (cached ?? cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first)));
+  if (cached) {
+    // Most recently used last, so the oldest pages go first.
+    planPages.delete(key);
+    planPages.set(key, cached);
+  }
+  const row = rows.get(message.index);
+  // A page cached before its rows existed (a message that came before its rollout) is read again.
+  if (!row && cached) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
+  return row;
+}
+
+function cachePlanPage(key: string, page: Promise<Map<number, PlanRowEntity>>): Promise<Map<number, PlanRowEntity>> {
+  page.catch(() => planPages.delete(key));
+  planPages.delete(key);
+  planPages.set(key, page);
+  for (const oldest of planPages.keys()) {
+    if (planPages.size <= keptPlanPages) break;
+    planPages.delete(oldest);
+  }
+  return page;
+}
+
+async function readPlanPage(tables: FleetTables, rolloutId: string, wave: number, first: number): Promise<Map<number, PlanRowEntity>> {
+  const client = await tables.client('Rollouts');
+  const filter = odata`PartitionKey eq ${rolloutId} and RowKey ge ${planRowKey(wave, first)} and RowKey lt ${planRowKey(wave, first + planPageSize)}`;
+  const rows = new Map<number, PlanRowEntity>();
+  for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
+    const checked = validateRow('Rollouts', planRow, entity);
+    if (checked.ok) rows.set(Number(checked.row.rowKey.slice(checked.row.rowKey.lastIndexOf('-') + 1)), checked.row);
+  }
+  return rows;
 }
 
 async function readResult(tables: FleetTables, server: string, operationId: string): Promise<Record<string, MitigationOutcome> | undefined> {
