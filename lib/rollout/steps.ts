@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clip, endpointName } from '../agent/checks.js';
 import { groupCommit, mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
 import { readPackage } from '../fleet/packages.js';
@@ -42,9 +43,11 @@ export interface StepDeps {
 
 const sendConcurrency = 16;
 const maxNamedFailures = 50;
+const maxNoteLength = 200;
 /** Outcomes that count against a wave's error budget. */
-const failures: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective'];
-
+export const failureOutcomes: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack'];
+/** What the probes found: the halt reason names the mitigation and the endpoints. */
+const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
 
 /** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
@@ -98,7 +101,8 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   }
   const verdict = verdictOf(outcomes);
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict });
+  const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) });
 }
 
 /** What the queue trigger tells about a delivery (the host's trigger metadata). */
@@ -132,7 +136,7 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
     wave: message.wave,
     counts: { servers: wave.row.servers, succeeded: wave.row.succeeded, failed: wave.row.failed, skipped: wave.row.skipped },
     maxErrors: wave.row.maxErrors,
-    failedServers: wave.row.failedServers,
+    failedServers: wave.row.failedServers.map((server) => (wave.row.failureNotes?.[server] ? `${server} [${wave.row.failureNotes[server]}]` : server)),
   });
 }
 
@@ -187,7 +191,7 @@ async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateR
   }
 }
 
-type CountedResult = { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped' };
+type CountedResult = { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped'; note?: string };
 
 /**
  * Counts one server's result (once: the wave row keeps a bit per plan index) and slides the
@@ -215,7 +219,10 @@ const countTogether = groupCommit(async (_key: string, batch: readonly { deps: S
       if (bitIsSet(wave.counted, result.index)) continue;
       wave.counted = withBit(wave.counted, result.index);
       wave[result.verdict] += 1;
-      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) wave.failedServers = [...wave.failedServers, result.server];
+      if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) {
+        wave.failedServers = [...wave.failedServers, result.server];
+        if (result.note) wave.failureNotes = { ...(wave.failureNotes ?? {}), [result.server]: result.note };
+      }
     }
     const done = wave.succeeded + wave.failed + wave.skipped;
     const sending = state?.state === 'Running' && state.currentWave === waveIndex;
@@ -388,9 +395,17 @@ function writeOrKeep(entity: Record<string, unknown> | undefined): Mutation {
   return { kind: 'write', entity: rest as TableEntity<Record<string, unknown>> };
 }
 
+/** "EM2 RolledBack: ecp" for each mitigation a probe failed, so the halt reason says what went down where; undefined when none. */
+function failureNote(outcomes: Record<string, MitigationOutcome>): string | undefined {
+  const found = Object.entries(outcomes)
+    .filter(([, result]) => probeFailures.includes(result.outcome))
+    .map(([id, result]) => `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`);
+  return found.length > 0 ? clip(found.join('; '), maxNoteLength) : undefined;
+}
+
 function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | 'failed' | 'skipped' {
   const values = Object.values(outcomes).map((result) => result.outcome);
-  if (values.some((outcome) => failures.includes(outcome))) return 'failed';
+  if (values.some((outcome) => failureOutcomes.includes(outcome))) return 'failed';
   if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
   return 'succeeded';
 }
