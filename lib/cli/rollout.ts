@@ -4,7 +4,7 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
-import { rolloutProblems } from '../rollout/problems.js';
+import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
@@ -76,7 +76,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       for (const line of formatTable(['WAVE', 'SERVERS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'PENDING', 'BUDGET'], waves.map((wave, index) => [`${index + 1} ${wave.name}`, String(wave.servers), String(wave.succeeded), String(wave.failed), String(wave.skipped), String(wave.servers - wave.succeeded - wave.failed - wave.skipped), String(wave.maxErrors)]))) io.stdout(`  ${line}`);
       if (problems.length === 0) return;
       io.stdout('failures (what the probes found, or why it failed):');
-      for (const line of formatTable(['WAVE', 'SERVER', 'MITIGATION', 'OUTCOME', 'DETAIL'], problems.map((problem) => [`${problem.wave + 1} ${problem.waveName}`, problem.server, problem.mitigation, problem.outcome, problem.detail]))) io.stdout(`  ${line}`);
+      for (const line of problemTable(problems)) io.stdout(`  ${line}`);
     });
 
   for (const action of ['pause', 'resume', 'abort', 'expedite'] as const) {

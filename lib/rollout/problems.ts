@@ -3,6 +3,7 @@ import { getEntityOrUndefined } from '../fleet/optimistic.js';
 import { validateRow } from '../fleet/rows.js';
 import { resultRow, type Outcome, type WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
+import { formatTable } from '../text.js';
 import { failureOutcomes, operationIdOf } from './steps.js';
 
 /** One failing mitigation on one server of a rollout, as its result says: what the probes found, or why it failed. */
@@ -32,4 +33,9 @@ export async function rolloutProblems(tables: FleetTables, rolloutId: string, wa
       .map(([mitigation, result]): RolloutProblem => ({ wave, waveName, server, mitigation, outcome: result.outcome, detail: result.detail, ...(result.endpoints ? { endpoints: result.endpoints } : {}) }));
   });
   return found.flat();
+}
+
+/** The failures as a table (`emfleet rollout show`, `npm start`'s summary): wave, server, mitigation, outcome and the agent's detail. */
+export function problemTable(problems: readonly RolloutProblem[]): string[] {
+  return formatTable(['WAVE', 'SERVER', 'MITIGATION', 'OUTCOME', 'DETAIL'], problems.map((problem) => [`${problem.wave + 1} ${problem.waveName}`, problem.server, problem.mitigation, problem.outcome, problem.detail]));
 }
