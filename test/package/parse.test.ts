@@ -544,7 +544,19 @@ describe('parseXml: strict parsing before the model', () => {
     { name: 'bare ampersand in text', text: '<EOCS version="1.0.4">a & b</EOCS>' },
     { name: 'character reference to NUL', text: '<EOCS version="1.0.4" desc="a&#0;b"/>' },
     { name: 'raw control character U+0001', text: '<EOCS version="1.0.4" desc="a\u0001b"/>' },
+    { name: 'bare ampersand after a comment that holds one', text: '<EOCS version="1.0.4"><!-- a & b -->c & d</EOCS>' },
+    { name: 'bare ampersand after a CDATA section that holds one', text: '<EOCS version="1.0.4"><![CDATA[a & b]]><a x="&amp;"/>c & d</EOCS>' },
+    { name: 'bare ampersand far after the last reference', text: `<EOCS version="1.0.4" desc="&amp;">${'<a x="1">t</a>'.repeat(2000)}<a x="a & b"/></EOCS>` },
   ])('$name → Malformed', ({ text }) => {
     expect(rejection(() => parseXml(text)).reason).toBe('Malformed');
+  });
+
+  it('ampersands in comments, CDATA and processing instructions are not references; those in text and attributes are checked wherever they are', () => {
+    const text = `<EOCS version="1.0.4"><!-- a & b --><?pi a & b?><![CDATA[a & b]]>${'<a x="1">t</a>'.repeat(2000)}<a x="&lt;&#x41;">&gt;&#65;</a></EOCS>`;
+    const document = parseXml(text);
+    expect(document.getElementsByTagName('a')).toHaveLength(2001);
+    expect(document.getElementsByTagName('a').item(2000)!.getAttribute('x')).toBe('<A');
+    const offset = text.lastIndexOf('</a>');
+    expect(rejection(() => parseXml(`${text.slice(0, offset)}&${text.slice(offset)}`)).detail).toContain(`bare "&" at offset ${offset}`);
   });
 });
