@@ -50,6 +50,6 @@ describe('README', () => {
   });
 
   it('documents every npm start flag', () => {
-    for (const flag of ['--once', '--servers', '--faulty', '--unreachable', '--port', '--json']) expect(section('Quick start')).toContain(`\`${flag}`);
+    for (const flag of ['--once', '--servers', '--faulty', '--unreachable', '--break', '--port', '--json']) expect(section('Quick start')).toContain(`\`${flag}`);
   });
 });

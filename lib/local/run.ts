@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { allFunctions } from '../../functions/index.js';
 import { parseAgentConfig } from '../agent/config.js';
+import { owaPoolTakesDownEcp } from '../agent/appliers/simulated-front-end.js';
 import { startAgent, type RunningAgent } from '../agent/run.js';
 import { dashboardUrl } from '../dashboard/page.js';
 import { mapWithConcurrency } from '../concurrency.js';
@@ -26,6 +27,7 @@ import { signPackage } from '../package/sign.js';
 import { trustPolicyFromSettings } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
 import { planRollout } from '../rollout/plan.js';
+import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { fleetSnapshot } from '../rollout/start.js';
 import { defaultWaves } from '../rollout/waves.js';
 import { startAzurite } from './azurite.js';
@@ -41,6 +43,8 @@ export interface LocalRunOptions {
   readonly faulty: number;
   /** The last N servers have no agent. */
   readonly unreachable: number;
+  /** On the first N servers of the canary ring, stopping the OWA pool also takes ECP down, undeclared: a health-gated halt with rollback. */
+  readonly break?: number;
   readonly once: boolean;
   readonly port: number;
   /** Where progress lines go (stdout, or stderr under --json). */
@@ -124,7 +128,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
           build: server.build,
           relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' },
           trust: { anchors: ['root.pem'] },
-          applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [] },
+          applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [], ...(server.broken ? { couplings: owaPoolTakesDownEcp } : {}) },
           stateDirectory: server.hybridConnection,
         },
         work,
@@ -133,7 +137,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       await agent.ready;
       agents.push(agent);
     });
-    say(`${fleet.length} servers registered, ${agents.length} agents listening (${options.faulty} faulty, ${options.unreachable} unreachable)`);
+    say(`${fleet.length} servers registered, ${agents.length} agents listening (${options.faulty} faulty, ${options.break ?? 0} broken, ${options.unreachable} unreachable)`);
 
     // A local host.json with short retries, so an unreachable agent reaches the poison queue in seconds.
     const hostJson = JSON.parse(await readFile(resolve('host.json'), 'utf8'));
@@ -155,6 +159,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     say('');
     for (const line of summaryLines(summary)) say(line);
     for (const line of outcomeTable(cells, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
+    for (const line of await haltedProblems(tables)) say(line);
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
@@ -176,14 +181,18 @@ interface LocalServer {
   readonly hybridConnection: string;
   readonly agent: boolean;
   readonly faulty: boolean;
+  /** Its OWA pool takes ECP down with it (--break). */
+  readonly broken: boolean;
 }
 
 /** A mixed fleet: a canary ring, three sites, and some servers already on fixed builds. */
-function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable'>): LocalServer[] {
-  const canary = Math.max(1, Math.ceil(options.servers / 10), options.faulty);
+function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable' | 'break'>): LocalServer[] {
+  const broken = options.break ?? 0;
+  const canary = Math.max(1, Math.ceil(options.servers / 10), options.faulty, broken);
   return Array.from({ length: options.servers }, (_, index) => {
     const number = String(index + 1).padStart(3, '0');
-    const build = index % 7 === 3 ? '15.2.1544.9' : index % 5 === 2 ? '15.1.2507.16' : '15.2.1118.7';
+    // A faulty or broken server is on a build every mitigation applies to, so its fault shows.
+    const build = index < Math.max(options.faulty, broken) ? '15.2.1118.7' : index % 7 === 3 ? '15.2.1544.9' : index % 5 === 2 ? '15.1.2507.16' : '15.2.1118.7';
     return {
       name: `ex${number}.contoso.com`,
       build,
@@ -192,6 +201,7 @@ function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreacha
       hybridConnection: `ex${number}`,
       agent: index < options.servers - options.unreachable,
       faulty: index < options.faulty,
+      broken: index < broken,
     };
   });
 }
@@ -299,4 +309,15 @@ function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly s
     });
   }
   return formatTable(['SERVER', ...mitigations], servers.map((server) => [server, ...mitigations.map((id) => label(server, id))]));
+}
+
+/** For each halted rollout, what failed where and why (the probes' findings, the applier's error). */
+async function haltedProblems(tables: FleetTables): Promise<string[]> {
+  const halted = (await listRollouts(tables)).filter((rollout) => rollout.state === 'Halted');
+  const lines: string[] = [];
+  for (const rollout of halted) {
+    const { waves } = await readRollout(tables, rollout.partitionKey);
+    lines.push('', `why ${rollout.partitionKey} halted:`, ...problemTable(await rolloutProblems(tables, rollout.partitionKey, waves)));
+  }
+  return lines;
 }

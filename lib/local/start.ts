@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 process.env['EMFLEET_LOCAL_HOST'] = '1';
 const { runLocal } = await import('./run.js');
 
-/** `npm start [-- --once --servers N --faulty N --unreachable N --port P --json]`. */
+/** `npm start [-- --once --servers N --faulty N --unreachable N --break N --port P --json]`. */
 async function main(argv: readonly string[]): Promise<number> {
   const count = (flag: string, minimum: number, maximum: number) => (text: string): number => {
     const value = Number(text);
@@ -17,6 +17,7 @@ async function main(argv: readonly string[]): Promise<number> {
     .option('--servers <n>', 'how many simulated servers', count('--servers', 1, 2000), 20)
     .option('--faulty <n>', 'the first N servers of the canary ring fail every apply', count('--faulty', 0, 2000), 0)
     .option('--unreachable <n>', 'the last N servers have no agent', count('--unreachable', 0, 2000), 0)
+    .option('--break <n>', "the first N canary servers' OWA pool takes ECP down with it, undeclared: a health-gated halt with automatic rollback", count('--break', 0, 2000), 0)
     .option('--port <p>', 'port of the admin API (0: any free port)', count('--port', 0, 65535), 0)
     .option('--json', 'progress on stderr; the last line of stdout is the summary as one JSON object')
     .exitOverride();
@@ -25,9 +26,9 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
   }
-  const flags = program.opts<{ once?: boolean; servers: number; faulty: number; unreachable: number; port: number; json?: boolean }>();
-  if (flags.faulty + flags.unreachable > flags.servers) {
-    process.stderr.write('npm start: --faulty and --unreachable together cannot exceed --servers\n');
+  const flags = program.opts<{ once?: boolean; servers: number; faulty: number; unreachable: number; break: number; port: number; json?: boolean }>();
+  if (Math.max(flags.faulty, flags.break) + flags.unreachable > flags.servers) {
+    process.stderr.write('npm start: --faulty or --break, with --unreachable, cannot exceed --servers\n');
     return 2;
   }
   const stopRequested = new Promise<void>((resolve) => {
@@ -39,6 +40,7 @@ async function main(argv: readonly string[]): Promise<number> {
     servers: flags.servers,
     faulty: flags.faulty,
     unreachable: flags.unreachable,
+    break: flags.break,
     once: Boolean(flags.once),
     port: flags.port,
     progress: flags.json ? write(process.stderr) : write(process.stdout),

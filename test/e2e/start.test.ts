@@ -46,6 +46,19 @@ describe('npm start', () => {
     // The canary ring is ex001 (faulty) and nothing else; everything outside it is still to do.
     expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, Pending: 30, NotApplicable: 6 });
   });
+
+  it('--break: the canary OWA pool takes ECP down, so both canaries roll back and the rollout halts there', async () => {
+    const { code, summary, progress } = await npmStart(['--servers', '12', '--break', '2']);
+    expect(code).toBe(0);
+    const [rollout] = summary.rollouts;
+    expect(rollout?.state).toBe('Halted');
+    expect(rollout!.waves[0]).toMatchObject({ name: 'canary', servers: 2, succeeded: 0, failed: 2, state: 'Halted' });
+    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
+    // Both canaries: PING1, EM1 and EM3 applied, EM2 rolled back; the ten others untouched.
+    expect(summary.outcomes).toEqual({ Applied: 6, RolledBack: 2, Pending: 32, NotApplicable: 8 });
+    expect(progress).toMatch(/ex001\.contoso\.com \[EM2 RolledBack: ecp\], ex002\.contoso\.com \[EM2 RolledBack: ecp\]/);
+    expect(progress).toMatch(/ex002\.contoso\.com +EM2 +RolledBack .*ecp: 503 after apply \(was 200\); rolled back/);
+  });
 });
 
 /** Every process started under `pid`, read from /proc (Linux): field 4 of /proc/N/stat is the parent. */
