@@ -56,7 +56,9 @@ describe('npm start', () => {
     expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
     // Both canaries: PING1, EM1 and EM3 applied, EM2 rolled back; the ten others untouched.
     expect(summary.outcomes).toEqual({ Applied: 6, RolledBack: 2, Pending: 32, NotApplicable: 8 });
-    expect(progress).toMatch(/ex001\.contoso\.com \[EM2 RolledBack: ecp\], ex002\.contoso\.com \[EM2 RolledBack: ecp\]/);
+    const reason = /Halted — (WaveHalted: .*)/.exec(progress)?.[1] ?? '';
+    expect(reason).toContain('ex001.contoso.com [EM2 RolledBack: ecp]');
+    expect(reason).toContain('ex002.contoso.com [EM2 RolledBack: ecp]');
     expect(progress).toMatch(/ex002\.contoso\.com +EM2 +RolledBack .*ecp: 503 after apply \(was 200\); rolled back/);
   });
 });
