@@ -71,7 +71,7 @@ export async function startWave(deps: StepDeps, message: StartWaveMessage): Prom
  */
 export async function applyToServer(deps: StepDeps, message: ApplyServerMessage, delivery?: Delivery): Promise<void> {
   const where = { rolloutId: message.rolloutId, wave: message.wave, index: message.index };
-  const [state, plan] = await Promise.all([readState(deps.tables, message.rolloutId), readPlanRow(deps.tables, message)]);
+  const [state, plan] = await Promise.all([readStateNow(deps.tables, message.rolloutId), readPlanRow(deps.tables, message)]);
   if (!state || !plan) {
     deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
     return;
@@ -96,8 +96,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
     await recordResult(deps, plan, operationId, state, outcomes);
   } else {
     outcomes = await callAgent(deps, state, plan, operationId);
-    await recordResult(deps, plan, operationId, state, outcomes);
-    await updateReportedState(deps, plan, outcomes);
+    await Promise.all([recordResult(deps, plan, operationId, state, outcomes), updateReportedState(deps, plan, outcomes)]);
   }
   const verdict = verdictOf(outcomes);
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
@@ -416,6 +415,18 @@ export function operationIdOf(rolloutId: string, wave: number, server: string): 
   const id = `${rolloutId}.w${wave}.${server}`;
   return id.length <= 120 ? id : `op.${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
 }
+
+/**
+ * The state row as it is now, for deliveries that start together: each caller gets a read issued
+ * after its call (so a pause or abort written before a delivery starts is seen by it), and the
+ * callers that come while one read is under way share the next read (a window of 16 starting at
+ * once reads the row twice, not 16 times). The row is shared: callers only read it.
+ */
+function readStateNow(tables: FleetTables, rolloutId: string): Promise<RolloutStateRow | undefined> {
+  return stateReads(`${instanceKey(tables)}|${rolloutId}`, { tables, rolloutId });
+}
+
+const stateReads = groupCommit((_key: string, callers: readonly { tables: FleetTables; rolloutId: string }[]) => readState(callers[0]!.tables, callers[0]!.rolloutId));
 
 async function readState(tables: FleetTables, rolloutId: string): Promise<RolloutStateRow | undefined> {
   const client = await tables.client('Rollouts');

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countsBetween, startCountingProxy, type CountingProxy } from '../../bench/proxy.js';
+import type { RunningAgent } from '../../lib/agent/run.js';
+import { queueNames } from '../../lib/fleet/queues.js';
+import { readResults } from '../../lib/fleet/results.js';
+import { readRollout } from '../../lib/fleet/rollouts.js';
+import { FleetTables } from '../../lib/fleet/storage.js';
+import { catalogueXml } from '../../lib/local/catalogue.js';
+import type { ApplyServerMessage } from '../../lib/rollout/messages.js';
+import { applyToServer, startWave } from '../../lib/rollout/steps.js';
+import { relayWithClient } from '../helpers/agents.js';
+import { azuriteConnectionString } from '../helpers/fleet.js';
+import { acceptPackage, drain, fleet } from '../helpers/rollouts.js';
+import { createTestPki, type TestPki } from '../helpers/packages.js';
+
+/**
+ * The storage round trips of one window of deliveries that start together, counted at the wire:
+ * what the steps share between them (the state row, plan rows, the wave's counters, the Servers
+ * rows) is read or written once or twice, not once per server; what is each server's own (its
+ * result, its next message) once per server.
+ */
+let pki: TestPki;
+let relay: Awaited<ReturnType<typeof relayWithClient>>;
+let proxy: CountingProxy;
+const agents: RunningAgent[] = [];
+
+beforeAll(async () => {
+  pki = await createTestPki();
+  relay = await relayWithClient();
+  proxy = await startCountingProxy(azuriteConnectionString());
+});
+
+afterAll(async () => {
+  for (const agent of agents) await agent.close();
+  await relay?.stop();
+  await proxy?.stop();
+});
+
+describe('a window of 16 deliveries', () => {
+  it('reads the state row twice and no result, writes one result per server, and counts all 16 once', async () => {
+    const names = Array.from({ length: 16 }, (_, index) => `fw${String(index + 1).padStart(2, '0')}`);
+    const f = await fleet(relay, pki, agents, names.map((name) => ({ name, ring: 'broad' })));
+    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 16, maxErrors: 0, bake: 'PT0S' }]);
+    // startWave's message, then the window it sends.
+    expect(await drain(f.queues, queueNames.waves)).toHaveLength(1);
+    await startWave(f.deps, { rolloutId: id, wave: 0 });
+    const window = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
+    expect(window).toHaveLength(16);
+    // The same tables, reached through the counting proxy.
+    const prefix = f.tables.namespace.split('|').at(-1)!;
+    const deps = { ...f.deps, tables: new FleetTables({ kind: 'connectionString', connectionString: proxy.connectionString }, { prefix }) };
+    await deps.tables.client('Rollouts');
+    await deps.tables.client('Results');
+    await deps.tables.client('Servers');
+    const before = proxy.counts();
+    await Promise.all(window.map((message) => applyToServer(deps, message, { triggerMetadata: { dequeueCount: 1 } })));
+    const counts = Object.fromEntries(countsBetween(before, proxy.counts()));
+    // Two state reads (the first delivery's, then one shared by the 15 that came during it), no
+    // result read on a first delivery, the stored package once per process, and the move to
+    // baking when the last result is in (its state row and wave row): 5, where each delivery
+    // reading its own state and result made it 32 and more.
+    expect(counts['table:getEntity']).toBeLessThanOrEqual(5);
+    // One result per server; the Servers rows of the results that finish together in one transaction.
+    expect(counts['table:batch']).toBeLessThan(2 * 16);
+    expect((await readRollout(f.tables, id)).waves[0]).toMatchObject({ servers: 16, succeeded: 16, failed: 0, skipped: 0 });
+    for (const name of names) expect((await readResults(f.tables, `${name}.contoso.com`)).rows).toHaveLength(1);
+  });
+});
