@@ -20,44 +20,72 @@ export interface CountingProxy {
 export async function startCountingProxy(connectionString: string): Promise<CountingProxy> {
   const counts = new Map<string, number>();
   const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
-  const servers: net.Server[] = [];
-  const sockets = new Set<net.Socket>();
+  const forwarders: Forwarder[] = [];
   let rewritten = connectionString;
   for (const [service, field] of [['queue', 'QueueEndpoint'], ['table', 'TableEndpoint']] as const) {
     const endpoint = new RegExp(`${field}=([^;]+)`).exec(connectionString)?.[1];
     if (!endpoint) throw new Error(`the connection string has no ${field}`);
     const target = new URL(endpoint);
-    const server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), target.hostname);
-      for (const socket of [client, upstream]) {
-        sockets.add(socket);
-        socket.setNoDelay(true);
-        socket.on('close', () => sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      const frame = requestFramer((method, path) => count(`${service}:${operation(service, method, path)}`));
-      client.on('data', (chunk: Buffer) => {
-        frame(chunk);
-        if (!upstream.write(chunk)) client.pause();
-      });
-      upstream.on('drain', () => client.resume());
-      upstream.pipe(client);
-      client.on('end', () => upstream.end());
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    const port = (server.address() as net.AddressInfo).port;
-    rewritten = rewritten.replace(endpoint, `${target.protocol}//127.0.0.1:${port}${target.pathname}`);
+    const forwarder = await forward(target, (method, path) => count(`${service}:${operation(service, method, path)}`));
+    forwarders.push(forwarder);
+    rewritten = rewritten.replace(endpoint, `${target.protocol}//127.0.0.1:${forwarder.port}${target.pathname}`);
   }
   return {
     connectionString: rewritten,
     counts: () => new Map(counts),
+    stop: async () => void (await Promise.all(forwarders.map((forwarder) => forwarder.stop()))),
+  };
+}
+
+/** Requests to one HTTP endpoint (e.g. the relay emulator, for the senders), counted the same way. */
+export interface RequestCounter {
+  /** `http://127.0.0.1:PORT` in front of the target. */
+  readonly baseUrl: string;
+  count(): number;
+  stop(): Promise<void>;
+}
+
+export async function startRequestCounter(baseUrl: string): Promise<RequestCounter> {
+  let requests = 0;
+  const target = new URL(baseUrl);
+  const forwarder = await forward(target, () => void (requests += 1));
+  return { baseUrl: `${target.protocol}//127.0.0.1:${forwarder.port}`, count: () => requests, stop: () => forwarder.stop() };
+}
+
+interface Forwarder {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** A loopback TCP listener that pipes each connection to `target`, reporting the requests the client side writes. */
+async function forward(target: URL, onRequest: (method: string, path: string) => void): Promise<Forwarder> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    const frame = requestFramer(onRequest);
+    client.on('data', (chunk: Buffer) => {
+      frame(chunk);
+      if (!upstream.write(chunk)) client.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    upstream.pipe(client);
+    client.on('end', () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
     stop: async () => {
       for (const socket of sockets) socket.destroy();
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }

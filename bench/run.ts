@@ -1,0 +1,213 @@
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { formatTable } from '../lib/text.js';
+import { measureVerify, type VerifyFigures } from './verify.js';
+import { countsBetween, total } from './proxy.js';
+import { startWorld, type World } from './world.js';
+
+/**
+ * `npm run bench [-- --quick --json --servers 1000,10000 --idle 100,1000,10000 --concurrency 16]`
+ * (issue 9): emfleet against the ceiling of a fan-out, storage transactions per server, the idle
+ * hour, the verifier against raw RSA + parse, and the local host's memory. Ratios, not absolute
+ * times, are the figures: the machine is small and shared.
+ */
+interface Flags {
+  quick?: boolean;
+  json?: boolean;
+  servers?: number[];
+  idle?: number[];
+  concurrency: number;
+  hostJson?: string;
+}
+
+interface FanoutFigures {
+  readonly servers: number;
+  readonly rolloutMs: number;
+  readonly ceilingMs: number;
+  readonly ratio: number;
+  readonly txPerServer: number;
+  readonly storage: Record<string, number>;
+  readonly peakRssMiB: number;
+  /** CPU seconds by part during each run (Azurite, host, agents, relay + proxy, the ceiling's sender). */
+  readonly cpu: { readonly rollout: Record<string, number>; readonly ceiling: Record<string, number> };
+}
+
+interface IdleFigures {
+  readonly servers: number;
+  readonly ocsRequests: number;
+  /** Requests the poll and the reconcile made, the host's polling of its queues left out. */
+  readonly storageTx: number;
+  readonly storage: Record<string, number>;
+  /** The host's own polling of its (empty) trigger queues while the cycle ran. */
+  readonly hostPolls: number;
+  /** Requests to agents through the relay (reconcile asks each agent what is in place). */
+  readonly agentRequests: number;
+}
+
+const targets = { fanoutRatio: 1.5, txPerServer: 6, verifyRatio: 2, peakRssMiB: 300 };
+
+function sizes(flag: string) {
+  return (text: string): number[] => {
+    const values = text.split(',').map((part) => Number(part.trim()));
+    if (values.some((value) => !Number.isInteger(value) || value < 1 || value > 20_000)) throw new InvalidArgumentError(`${flag} takes server counts from 1 to 20000, comma-separated`);
+    return values;
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command('npm run bench')
+    .description('measure a fan-out against its ceiling, storage transactions per server, the idle hour, package verification and the local host\'s memory')
+    .option('--quick', 'smaller fleets (under a minute)')
+    .option('--json', 'progress on stderr; the last line of stdout is one JSON object with every figure')
+    .option('--servers <list>', 'fan-out fleet sizes (default 1000,10000; --quick 100,1000)', sizes('--servers'))
+    .option('--idle <list>', 'idle-hour fleet sizes (default 100,1000,10000)', sizes('--idle'))
+    .option('--concurrency <n>', 'the wave\'s maxConcurrency, and the ceiling\'s', (text) => {
+      const value = Number(text);
+      if (!Number.isInteger(value) || value < 1 || value > 1000) throw new InvalidArgumentError('--concurrency must be a whole number from 1 to 1000');
+      return value;
+    }, 16)
+    .option('--host-json <path>', 'run the local host with this host.json instead of the repository\'s (to compare queue settings)')
+    .exitOverride();
+  try {
+    program.parse([...argv]);
+  } catch (error) {
+    return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
+  }
+  const flags = program.opts<Flags>();
+  const fanoutSizes = flags.servers ?? (flags.quick ? [100, 1000] : [1000, 10_000]);
+  const idleSizes = flags.idle ?? [100, 1000, 10_000];
+  const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(line + '\n');
+  const started = Date.now();
+  say(`emfleet bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}; fan-out ${fanoutSizes.join(', ')}, idle ${idleSizes.join(', ')}, concurrency ${flags.concurrency}`);
+
+  say('verify: 64 KiB package, verifyPackage against RSA-SHA256 verify + XML parse');
+  const verify = await measureVerify({ iterations: flags.quick ? 40 : 100 });
+  say(`  verifyPackage ${verify.verifyMs.toFixed(2)} ms, raw ${verify.baselineMs.toFixed(2)} ms: ${verify.ratio.toFixed(2)}x`);
+
+  const deployOptions = { concurrency: flags.concurrency, ...(flags.hostJson ? { hostJsonPath: resolve(flags.hostJson) } : {}) };
+  const world = await startWorld();
+  const idle: IdleFigures[] = [];
+  const fanout: FanoutFigures[] = [];
+  try {
+    for (const servers of idleSizes) idle.push(await idleHour(world, servers, deployOptions, say));
+    for (const servers of fanoutSizes) fanout.push(await fanOut(world, servers, deployOptions, say));
+  } finally {
+    await world.close();
+  }
+
+  const largest = fanout.reduce<FanoutFigures | undefined>((best, figures) => (!best || figures.servers > best.servers ? figures : best), undefined);
+  const summary = {
+    fanoutRatio: round(largest?.ratio ?? NaN, 2),
+    txPerServer: round(largest?.txPerServer ?? NaN, 2),
+    idleOcsRequests: Object.fromEntries(idle.map((figures) => [figures.servers, figures.ocsRequests])),
+    idleStorageTx: Object.fromEntries(idle.map((figures) => [figures.servers, figures.storageTx])),
+    verifyRatio: round(verify.ratio, 2),
+    peakRssMiB: round(largest?.peakRssMiB ?? NaN, 1),
+    servers: largest?.servers ?? 0,
+    fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1) })),
+    idle,
+    verify: { ...verify, verifyMs: round(verify.verifyMs, 3), baselineMs: round(verify.baselineMs, 3), ratio: round(verify.ratio, 2) },
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  say('');
+  for (const line of report(fanout, idle, verify)) say(line);
+  say(`elapsed ${summary.elapsedSeconds} s`);
+  if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  return 0;
+}
+
+async function fanOut(world: World, servers: number, options: { concurrency: number; hostJsonPath?: string }, say: (line: string) => void): Promise<FanoutFigures> {
+  say(`fan-out to ${servers} servers: starting ${servers} agents`);
+  const deployment = await world.deploy(servers, { ...options, agents: true });
+  try {
+    const ceiling = await deployment.ceiling();
+    say(`  ceiling: ${servers} applies straight through the relay in ${(ceiling.ms / 1000).toFixed(1)} s (${JSON.stringify(ceiling.outcomes)})`);
+    const rollout = await deployment.rollOut();
+    const tx = total(rollout.storage);
+    say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB`);
+    say(`  CPU seconds, ceiling: ${describeCpu(ceiling.cpu)}; emfleet: ${describeCpu(rollout.cpu)}`);
+    return {
+      servers,
+      rolloutMs: rollout.ms,
+      ceilingMs: ceiling.ms,
+      ratio: rollout.ms / ceiling.ms,
+      txPerServer: tx / servers,
+      storage: Object.fromEntries([...rollout.storage].sort(([a], [b]) => a.localeCompare(b))),
+      peakRssMiB: rollout.peakRssMiB,
+      cpu: { rollout: roundAll(rollout.cpu), ceiling: roundAll(ceiling.cpu) },
+    };
+  } finally {
+    await deployment.stop();
+  }
+}
+
+async function idleHour(world: World, servers: number, options: { concurrency: number; hostJsonPath?: string }, say: (line: string) => void): Promise<IdleFigures> {
+  const deployment = await world.deploy(servers, { ...options, agents: false });
+  try {
+    // The package is accepted while the fleet is empty, then every server reports it applied: nothing is left to do.
+    await deployment.runTimer('pollOcs');
+    await deployment.markAllApplied();
+    const ocsBefore = world.ocsRequests();
+    const relayBefore = world.relayRequests();
+    const before = world.proxy.counts();
+    await deployment.runTimer('pollOcs');
+    await deployment.runTimer('reconcile');
+    const storage = countsBetween(before, world.proxy.counts());
+    const rollouts = await deployment.rollouts();
+    if (Object.keys(rollouts).length > 0) throw new Error(`the idle hour at ${servers} servers started rollouts: ${JSON.stringify(rollouts)}`);
+    const hostPolls = storage.get('queue:receive') ?? 0;
+    storage.delete('queue:receive');
+    const figures = { servers, ocsRequests: world.ocsRequests() - ocsBefore, storageTx: total(storage), storage: Object.fromEntries(storage), hostPolls, agentRequests: world.relayRequests() - relayBefore };
+    say(`idle hour at ${servers} servers: ${figures.ocsRequests} OCS request(s), ${figures.storageTx} storage requests ${JSON.stringify(figures.storage)} (+${hostPolls} host polls of empty queues), ${figures.agentRequests} agent requests through the relay`);
+    return figures;
+  } finally {
+    await deployment.stop();
+  }
+}
+
+function report(fanout: readonly FanoutFigures[], idle: readonly IdleFigures[], verify: VerifyFigures): string[] {
+  const mark = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+  const rows: string[][] = [];
+  for (const figures of fanout) {
+    rows.push([`fan-out ${figures.servers}`, `emfleet ${(figures.rolloutMs / 1000).toFixed(1)} s / ceiling ${(figures.ceilingMs / 1000).toFixed(1)} s = ${figures.ratio.toFixed(2)}`, `<= ${targets.fanoutRatio}`, mark(figures.ratio <= targets.fanoutRatio)]);
+    rows.push([`storage tx/server ${figures.servers}`, figures.txPerServer.toFixed(2), `<= ${targets.txPerServer}`, mark(figures.txPerServer <= targets.txPerServer)]);
+    rows.push([`host peak RSS ${figures.servers}`, `${figures.peakRssMiB.toFixed(0)} MiB`, `< ${targets.peakRssMiB} MiB`, mark(figures.peakRssMiB < targets.peakRssMiB)]);
+  }
+  const smallest = idle[0];
+  for (const figures of idle) {
+    const allowed = smallest ? Math.max(smallest.storageTx, 1) * Math.max(1, figures.servers / Math.max(smallest.servers, 1000)) : Infinity;
+    rows.push([`idle hour ${figures.servers}: OCS requests`, String(figures.ocsRequests), '1', mark(figures.ocsRequests === 1)]);
+    rows.push([`idle hour ${figures.servers}: storage tx`, `${figures.storageTx} (+${figures.hostPolls} host polls)`, 'grows <= N/1000', mark(figures.storageTx <= allowed)]);
+    rows.push([`idle hour ${figures.servers}: agent requests`, String(figures.agentRequests), '(reconcile asks each agent)', '']);
+  }
+  rows.push([`verify ${Math.round(verify.bytes / 1024)} KiB`, `${verify.verifyMs.toFixed(2)} ms / raw ${verify.baselineMs.toFixed(2)} ms = ${verify.ratio.toFixed(2)}`, `<= ${targets.verifyRatio}`, mark(verify.ratio <= targets.verifyRatio)]);
+  const lines = formatTable(['FIGURE', 'MEASURED', 'TARGET', ''], rows);
+  const biggest = fanout.at(-1);
+  if (biggest) {
+    lines.push('', `storage requests per server at ${biggest.servers}, by operation:`);
+    lines.push(...formatTable(['OPERATION', 'PER SERVER'], Object.entries(biggest.storage).sort(([, a], [, b]) => b - a).map(([operation, count]) => [operation, (count / biggest.servers).toFixed(3)])));
+  }
+  return lines;
+}
+
+function describeCpu(cpu: Record<string, number>): string {
+  return Object.entries(cpu).map(([part, seconds]) => `${part} ${seconds.toFixed(1)}`).join(', ');
+}
+
+function roundAll(values: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, round(value, 2)]));
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`npm run bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

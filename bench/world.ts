@@ -1,0 +1,311 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { upsertAction, writeInTransactions } from '../lib/fleet/batch.js';
+import { readRows, validateRow } from '../lib/fleet/rows.js';
+import { listRollouts, readRollout } from '../lib/fleet/rollouts.js';
+import { resultRow, serverRow } from '../lib/fleet/schemas.js';
+import { FleetTables } from '../lib/fleet/storage.js';
+import { catalogueXml } from '../lib/local/catalogue.js';
+import { startAzurite, type RunningAzurite } from '../lib/local/azurite.js';
+import { createDevPki, type DevPki } from '../lib/local/pki.js';
+import { startRelayEmulator, type RelayEmulator } from '../lib/local/relay.js';
+import { signPackage } from '../lib/package/sign.js';
+import type { AgentSpec } from './agents.js';
+import type { CeilingResult } from './ceiling.js';
+import { childPidsMatching, cpuSecondsOf, memoryOf, startWorker, type Worker } from './ipc.js';
+import { countsBetween, startCountingProxy, startRequestCounter, type CountingProxy } from './proxy.js';
+
+/**
+ * Everything a fan-out or an idle hour runs on, shared by the deployments of one bench run:
+ * Azurite behind the counting proxy, the dev PKI and the signed demo catalogue, an OCS emulator
+ * (ETag, 304 when unchanged, requests counted), the relay emulator, and the agent processes.
+ */
+export interface World {
+  readonly azurite: RunningAzurite;
+  readonly proxy: CountingProxy;
+  readonly relay: RelayEmulator;
+  readonly signed: string;
+  readonly mitigationIds: readonly string[];
+  /** Requests the OCS emulator has answered so far. */
+  ocsRequests(): number;
+  /** Requests sent to agents through the relay so far (the app's and the ceiling's). */
+  relayRequests(): number;
+  deploy(servers: number, options: DeployOptions): Promise<Deployment>;
+  close(): Promise<void>;
+}
+
+export interface DeployOptions {
+  /** Real agents for every server (a fan-out); without, the servers are registered only (an idle hour). */
+  readonly agents: boolean;
+  /** The wave's maxConcurrency, and the ceiling's. */
+  readonly concurrency: number;
+  /** Another host.json than the repository's, to compare queue settings. */
+  readonly hostJsonPath?: string;
+}
+
+export interface Deployment {
+  readonly servers: number;
+  readonly hostPid: number;
+  /** Runs a timer function in the host process; resolves when it has finished. */
+  runTimer(name: 'pollOcs' | 'reconcile'): Promise<void>;
+  /** Polls OCS (the package is accepted and rolled out) and waits until no rollout is active. */
+  rollOut(): Promise<RolloutRun>;
+  /** The same apply requests straight to the agents from one process (agents reset first if they already applied). */
+  ceiling(): Promise<CeilingRun>;
+  /** The servers as if every mitigation of the package were applied: what an idle hour starts from. */
+  markAllApplied(): Promise<void>;
+  /** Every rollout so far, by state. */
+  rollouts(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+/** CPU seconds used during a phase, by part: Azurite, the local host, the agent processes, this process (relay emulator, proxy), the ceiling's sender. */
+export type CpuSeconds = Record<string, number>;
+
+export interface CeilingRun extends CeilingResult {
+  readonly cpu: CpuSeconds;
+}
+
+export interface RolloutRun {
+  readonly ms: number;
+  readonly cpu: CpuSeconds;
+  readonly storage: Map<string, number>;
+  readonly peakRssMiB: number;
+  readonly rollouts: readonly { id: string; state: string; succeeded: number; failed: number; skipped: number; servers: number }[];
+}
+
+const org = 'contoso';
+/** On the demo catalogue's build lines, so every mitigation applies everywhere. */
+const build = '15.2.1118.7';
+const agentProcesses = 2;
+const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base64') }, send: { keyName: 'send', key: randomBytes(32).toString('base64') } };
+
+export async function startWorld(): Promise<World> {
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const azurite = await startAzurite();
+    stops.push(() => azurite.stop());
+    const [azuritePid] = await childPidsMatching('azurite');
+    const proxy = await startCountingProxy(azurite.connectionString);
+    stops.push(() => proxy.stop());
+    const pki: DevPki = await createDevPki();
+    const signed = signPackage(catalogueXml, { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem] });
+    const mitigationIds = [...catalogueXml.matchAll(/<Config id="([^"]+)"/g)].map((match) => match[1]!);
+    const etag = `"${createHash('sha256').update(signed).digest('hex')}"`;
+    let ocsRequests = 0;
+    const ocs = http.createServer((request, response) => {
+      ocsRequests += 1;
+      if (request.headers['if-none-match'] === etag) return void response.writeHead(304, { etag }).end();
+      response.writeHead(200, { 'content-type': 'application/xml', etag }).end(signed);
+    });
+    ocs.listen(0, '127.0.0.1');
+    await once(ocs, 'listening');
+    stops.push(() => new Promise((resolve) => ocs.close(() => resolve())));
+    const ocsUrl = `http://127.0.0.1:${(ocs.address() as AddressInfo).port}/getexchangemitigations`;
+    const relay = await startRelayEmulator({ rules });
+    stops.push(() => relay.stop());
+    // Senders go through a counter; listeners connect to the emulator directly.
+    const relaySenders = await startRequestCounter(relay.baseUrl);
+    stops.push(() => relaySenders.stop());
+    const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const stateRoot = await mkdtemp(join(shm, 'emfleet-bench-'));
+    stops.push(() => rm(stateRoot, { recursive: true, force: true }));
+    let deployments = 0;
+
+    const deploy = async (servers: number, options: DeployOptions): Promise<Deployment> => {
+      const number = ++deployments;
+      const id = `b${number}${randomBytes(3).toString('hex')}`;
+      const settings: Record<string, string> = {
+        AzureWebJobsStorage: proxy.connectionString,
+        EMFLEET_TABLE_PREFIX: id,
+        EMFLEET_QUEUE_PREFIX: id,
+        EMFLEET_ORG: org,
+        EMFLEET_OCS_URL: ocsUrl,
+        EMFLEET_TRUST_ANCHORS: pki.root.certificatePem,
+        EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
+        EMFLEET_RELAY_ENDPOINT: relaySenders.baseUrl,
+        EMFLEET_RELAY_SEND_KEY_NAME: rules.send.keyName,
+        EMFLEET_RELAY_SEND_KEY: rules.send.key,
+        // Timers run when the bench says so.
+        EMFLEET_POLL_SCHEDULE: '0 0 0 1 1 *',
+        EMFLEET_RECONCILE_SCHEDULE: '0 0 0 1 1 *',
+        // One wave, no bake: the fan-out is measured, not the waiting.
+        EMFLEET_WAVES: JSON.stringify([{ name: 'all', select: { percent: 100 }, maxConcurrency: options.concurrency, maxErrors: 0, bake: 'PT0S' }]),
+      };
+      // The bench reads and seeds Azurite directly, so only the app's own requests are counted.
+      const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString }, { prefix: id });
+      const names = Array.from({ length: servers }, (_, index) => `ex${String(index + 1).padStart(5, '0')}.contoso.com`);
+      const specs: AgentSpec[] = names.map((name, index) => ({ server: name, build, hybridConnection: `${id}-${index + 1}` }));
+      const seed = async (applied: readonly string[]): Promise<void> => {
+        const client = await tables.client('Servers');
+        const rows = specs.map((spec) => {
+          const entity = { partitionKey: org, rowKey: spec.server, fqdn: spec.server, build, site: 'HQ', ring: 'broad', relayHybridConnection: spec.hybridConnection, relayPath: '', agentVersion: '', reportedApplied: JSON.stringify(applied), reportedBlocked: '[]' };
+          const checked = validateRow('Servers', serverRow, entity);
+          if (!checked.ok) throw new Error(`bench server row: ${checked.problem.field}: ${checked.problem.message}`);
+          return upsertAction(entity);
+        });
+        await writeInTransactions(client, rows);
+      };
+      const stopsHere: (() => Promise<void>)[] = [];
+      const workers: Worker[] = [];
+      if (options.agents) {
+        await seed([]);
+        for (let index = 0; index < agentProcesses; index++) workers.push(startWorker('agents'));
+        stopsHere.push(async () => {
+          await Promise.all(workers.map((worker) => worker.call({ kind: 'stop' }).catch(() => undefined)));
+          await Promise.all(workers.map((worker) => worker.exit()));
+        });
+        await Promise.all(
+          workers.map((worker, index) =>
+            worker.call({
+              kind: 'start',
+              agents: specs.filter((_, position) => position % workers.length === index),
+              relayEndpoint: relay.baseUrl.replace(/^http/, 'ws'),
+              keyName: rules.listen.keyName,
+              key: rules.listen.key,
+              anchorPem: pki.root.certificatePem,
+              stateRoot: join(stateRoot, `${id}-${index}`),
+            }),
+          ),
+        );
+      }
+      /** CPU seconds of each part so far; a phase's use is the difference of two readings. */
+      const cpuReading = async (): Promise<CpuSeconds> => {
+        const { user, system } = process.cpuUsage();
+        const agents = await Promise.all(workers.map((worker) => cpuSecondsOf(worker.pid)));
+        return {
+          azurite: azuritePid === undefined ? NaN : await cpuSecondsOf(azuritePid),
+          host: await cpuSecondsOf(host.pid),
+          agents: agents.reduce((sum, seconds) => sum + seconds, 0),
+          'relay + proxy': (user + system) / 1e6,
+        };
+      };
+      const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds => Object.fromEntries(Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]));
+      const host = startWorker('host', settings);
+      stopsHere.push(async () => {
+        await host.call({ kind: 'stop' }).catch(() => undefined);
+        await host.exit();
+      });
+      await host.call({ kind: 'start', ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}) });
+      let agentsUsed = false;
+
+      const rolloutRows = async (): Promise<RolloutRun['rollouts']> => {
+        const states = await listRollouts(tables);
+        return Promise.all(
+          states.map(async (state) => {
+            const { waves } = await readRollout(tables, state.partitionKey);
+            const sum = (field: 'succeeded' | 'failed' | 'skipped' | 'servers'): number => waves.reduce((all, wave) => all + wave[field], 0);
+            return { id: state.partitionKey, state: state.state, succeeded: sum('succeeded'), failed: sum('failed'), skipped: sum('skipped'), servers: sum('servers') };
+          }),
+        );
+      };
+
+      const deployment: Deployment = {
+        servers,
+        hostPid: host.pid,
+        runTimer: async (name) => {
+          await host.call({ kind: 'runTimer', name });
+        },
+        rollOut: async () => {
+          if (agentsUsed) await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
+          agentsUsed = true;
+          const before = proxy.counts();
+          const cpuBefore = await cpuReading();
+          const started = Date.now();
+          await host.call({ kind: 'runTimer', name: 'pollOcs' });
+          let rollouts: RolloutRun['rollouts'];
+          for (;;) {
+            rollouts = await rolloutRows();
+            if (rollouts.length > 0 && rollouts.every((rollout) => ['Completed', 'Halted', 'Aborted'].includes(rollout.state))) break;
+            if (rollouts.length === 0 && Date.now() - started > 60_000) throw new Error('pollOcs started no rollout');
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          const ms = Date.now() - started;
+          const cpu = cpuBetween(cpuBefore, await cpuReading());
+          const storage = countsBetween(before, proxy.counts());
+          const { peakRssMiB } = await memoryOf(host.pid);
+          await checkExactlyOnce(tables, rollouts, servers, mitigationIds, workers);
+          return { ms, cpu, storage, peakRssMiB, rollouts };
+        },
+        ceiling: async () => {
+          if (agentsUsed) await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
+          agentsUsed = true;
+          const ceiling = startWorker('ceiling', settings);
+          try {
+            const before = await cpuReading();
+            const senderBefore = await cpuSecondsOf(ceiling.pid);
+            const result = await ceiling.call<CeilingResult>({ kind: 'run', hybridConnections: specs.map((spec) => spec.hybridConnection), packageBase64: Buffer.from(signed).toString('base64'), mitigationIds, concurrency: options.concurrency });
+            const cpu = { ...cpuBetween(before, await cpuReading()), sender: (await cpuSecondsOf(ceiling.pid)) - senderBefore };
+            return { ...result, cpu };
+          } finally {
+            await ceiling.exit();
+          }
+        },
+        markAllApplied: () => seed(mitigationIds),
+        rollouts: async () => {
+          const byState: Record<string, number> = {};
+          for (const rollout of await listRollouts(tables)) byState[rollout.state] = (byState[rollout.state] ?? 0) + 1;
+          return byState;
+        },
+        stop: async () => {
+          for (const stop of stopsHere.reverse()) await stop();
+        },
+      };
+      return deployment;
+    };
+
+    return {
+      azurite,
+      proxy,
+      relay,
+      signed,
+      mitigationIds,
+      ocsRequests: () => ocsRequests,
+      relayRequests: () => relaySenders.count(),
+      deploy,
+      close: async () => {
+        for (const stop of stops.reverse()) await stop().catch(() => undefined);
+      },
+    };
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Fails loudly unless every server got exactly one result, counted once: the wave counts add up to
+ * the servers, the Results table holds one row per server with every mitigation Applied, and each
+ * agent reports the whole package applied.
+ */
+async function checkExactlyOnce(tables: FleetTables, rollouts: RolloutRun['rollouts'], servers: number, mitigationIds: readonly string[], workers: readonly Worker[]): Promise<void> {
+  const problems: string[] = [];
+  if (rollouts.length !== 1) problems.push(`${rollouts.length} rollouts instead of 1`);
+  for (const rollout of rollouts) {
+    if (rollout.state !== 'Completed') problems.push(`rollout ${rollout.id} is ${rollout.state}`);
+    if (rollout.servers !== servers || rollout.succeeded !== servers || rollout.failed !== 0 || rollout.skipped !== 0) {
+      problems.push(`rollout ${rollout.id} counted ${rollout.succeeded} succeeded, ${rollout.failed} failed, ${rollout.skipped} skipped of ${rollout.servers} planned, for ${servers} servers`);
+    }
+  }
+  const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow);
+  const perServer = new Map<string, number>();
+  for (const row of rows) perServer.set(row.partitionKey, (perServer.get(row.partitionKey) ?? 0) + 1);
+  const doubled = [...perServer.values()].filter((count) => count > 1).length;
+  const notApplied = rows.filter((row) => mitigationIds.some((id) => row.outcomes[id]?.outcome !== 'Applied')).length;
+  if (perServer.size !== servers || doubled > 0 || notApplied > 0) problems.push(`Results: ${perServer.size} servers of ${servers} have a result, ${doubled} have more than one, ${notApplied} rows are not all Applied`);
+  const applied: Record<string, number> = {};
+  for (const worker of workers) {
+    const summary = await worker.call<{ applied: Record<string, number> }>({ kind: 'summary' });
+    for (const [set, count] of Object.entries(summary.applied)) applied[set] = (applied[set] ?? 0) + count;
+  }
+  const whole = [...mitigationIds].sort().join(',');
+  if (applied[whole] !== servers) problems.push(`agents report ${JSON.stringify(applied)}; expected ${servers} with ${whole}`);
+  if (problems.length > 0) throw new Error(`the rollout lost or doubled results:\n  ${problems.join('\n  ')}`);
+}
+
