@@ -431,16 +431,17 @@ const sourced = <T>(value: Sourced<T> | null, show: (value: T) => string): HTMLE
   value === null ? [h('td', {}, '—'), h('td', {}, 'not set')] : [h('td', {}, show(value.value)), h('td', { class: `source source-${value.source}` }, sourceLabels[value.source])];
 const enabledText = (enabled: boolean): string => (enabled ? '✓ enabled' : '‖ disabled');
 const blockedText = (ids: readonly string[]): string => (ids.length > 0 ? ids.join(', ') : 'none');
+const onDegradedText = (choice: 'rollback' | 'keep'): string => (choice === 'rollback' ? '↺ roll back' : '▼ keep');
 
 /** A scope's row; rings are set per server only, so the org's table has no ring columns. */
 function scopeRow(scope: ScopePolicyView, withRing: boolean): HTMLElement {
-  if (!scope.valid) return h('tr', {}, h('th', { scope: 'row' }, scope.name), h('td', { colspan: withRing ? 6 : 4, class: 'problem' }, `⚠ invalid policy, nothing is applied or removed here: ${scope.problem}`));
-  return h('tr', {}, h('th', { scope: 'row' }, scope.name), sourced(scope.mitigationsEnabled, enabledText), sourced(scope.blockedMitigations, blockedText), withRing && sourced(scope.ring, (ring) => ring));
+  if (!scope.valid) return h('tr', {}, h('th', { scope: 'row' }, scope.name), h('td', { colspan: withRing ? 8 : 6, class: 'problem' }, `⚠ invalid policy, nothing is applied or removed here: ${scope.problem}`));
+  return h('tr', {}, h('th', { scope: 'row' }, scope.name), sourced(scope.mitigationsEnabled, enabledText), sourced(scope.blockedMitigations, blockedText), sourced(scope.onDegraded, onDegradedText), withRing && sourced(scope.ring, (ring) => ring));
 }
 
 function renderPolicy(policy: PolicyView): Node[] {
   const columns = (first: string, withRing: boolean): HTMLElement =>
-    h('thead', {}, h('tr', {}, [first, 'Mitigations', 'from', 'Blocked', 'from', ...(withRing ? ['Ring', 'from'] : [])].map((name) => h('th', { scope: 'col' }, name))));
+    h('thead', {}, h('tr', {}, [first, 'Mitigations', 'from', 'Blocked', 'from', 'If degraded', 'from', ...(withRing ? ['Ring', 'from'] : [])].map((name) => h('th', { scope: 'col' }, name))));
   return [
     h('table', { class: 'policy' }, h('caption', {}, 'Organization'), columns('Org', false), h('tbody', {}, scopeRow(policy.org, false))),
     policy.servers.length === 0

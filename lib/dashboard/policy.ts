@@ -22,5 +22,5 @@ export async function readPolicyView(deps: { tables: FleetTables; settings: Sett
 export function scopePolicyView(name: string, rows: ScopeRows | undefined): ScopePolicyView {
   const scope = effectiveScope(rows);
   if (!scope.valid) return { name, valid: false, problem: scope.problem };
-  return { name, valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, ring: scope.ring ?? null };
+  return { name, valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, onDegraded: scope.onDegraded, ring: scope.ring ?? null };
 }

@@ -161,6 +161,8 @@ export type ScopePolicyView =
       readonly valid: true;
       readonly mitigationsEnabled: Sourced<boolean>;
       readonly blockedMitigations: Sourced<readonly string[]>;
+      /** What the agent does with a change that degrades the server: roll it back or keep it. */
+      readonly onDegraded: Sourced<'rollback' | 'keep'>;
       readonly ring: Sourced<string> | null;
     }
   | { readonly name: string; readonly valid: false; readonly problem: string };

@@ -56,7 +56,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
     for (const server of servers) await registerServer(fresh.tables, org, { ...server, name: fqdn(server.name) }, { actor: 'test' });
     await registerServer(fresh.tables, org, { name: 'lab01.contoso.com', build: '15.2.1118.7' }, { actor: 'test' });
 
-    const declared = parseDeclaredPolicy(JSON.stringify({ org: { blockedMitigations: ['EM3'] }, servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'] } } }));
+    const declared = parseDeclaredPolicy(JSON.stringify({ org: { blockedMitigations: ['EM3'] }, servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'], onDegraded: 'keep' } } }));
     if (!declared.ok) throw new Error(declared.error);
     await syncDeclaredPolicy(fresh.tables, org, declaredLayers(declared.policy), { actor: 'bicep' });
     await changePolicy(fresh.tables, { scope: 'org', name: org }, () => ({ mitigationsEnabled: true }), { actor: 'alice', action: 'policy.set' });
@@ -211,10 +211,10 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const { status, body } = await get<PolicyView>(getPolicy, deps, 'policy');
       expect(status).toBe(200);
       expect(body).toEqual({
-        org: { name: org, valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: ['EM3'], source: 'bicep' }, ring: null },
+        org: { name: org, valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: ['EM3'], source: 'bicep' }, onDegraded: { value: 'rollback', source: 'default' }, ring: null },
         servers: [
-          { name: fqdn('ex04'), valid: true, mitigationsEnabled: { value: false, source: 'table' }, blockedMitigations: { value: [], source: 'default' }, ring: null },
-          { name: fqdn('ex05'), valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: ['PING1'], source: 'bicep' }, ring: null },
+          { name: fqdn('ex04'), valid: true, mitigationsEnabled: { value: false, source: 'table' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: { value: 'rollback', source: 'default' }, ring: null },
+          { name: fqdn('ex05'), valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: ['PING1'], source: 'bicep' }, onDegraded: { value: 'keep', source: 'bicep' }, ring: null },
         ],
         serverScopes: 2,
       });
