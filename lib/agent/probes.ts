@@ -122,11 +122,12 @@ export class Prober {
     return mapWithConcurrency(requests, this.#concurrency, (request) => {
       const left = deadline - Date.now();
       if (left <= 0) return Promise.resolve({ kind: 'timeout', detail: `not sent: the probe round's ${this.#roundDeadlineInMs} ms deadline passed` } as const);
-      return this.send(request, Math.min(this.#timeoutInMs, left));
+      // Cut short by the round, the answer says so: the request's own timeout did not pass.
+      return left < this.#timeoutInMs ? this.send(request, left, `timeout: the probe round's ${this.#roundDeadlineInMs} ms deadline passed`) : this.send(request);
     });
   }
 
-  send(request: ProbeRequest, timeoutInMs = this.#timeoutInMs): Promise<ProbeAnswer> {
+  send(request: ProbeRequest, timeoutInMs = this.#timeoutInMs, timeoutDetail = `timeout after ${timeoutInMs} ms`): Promise<ProbeAnswer> {
     const url = this.#url;
     const prefix = url.pathname.replace(/\/+$/, '');
     const headers: Record<string, string> = { 'user-agent': 'emfleet-agent-probe' };
@@ -158,7 +159,7 @@ export class Prober {
         outgoing.destroy();
       });
       const timer = setTimeout(() => {
-        settle({ kind: 'timeout', detail: `timeout after ${timeoutInMs} ms` });
+        settle({ kind: 'timeout', detail: timeoutDetail });
         outgoing.destroy();
       }, timeoutInMs);
       outgoing.on('error', (error: NodeJS.ErrnoException) => settle(classifyError(error)));
