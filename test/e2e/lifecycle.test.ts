@@ -1,30 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultSimulatedServer, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { listRollouts } from '../../lib/fleet/rollouts.js';
 import { getServer, registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import { fqdn, startWorld, type Deployment, type World } from '../helpers/e2e.js';
+import { allApplied, type Deployment, fqdn, useWorld } from '../helpers/e2e.js';
 
 /**
  * What happens to a mitigation after it is applied: withdrawn by Microsoft, made unnecessary by an
  * update, removed by hand. Each ends with the simulated server's IIS, app pools and services read
  * back from the agent's state file.
  */
-let world: World;
-
-beforeAll(async () => {
-  world = await startWorld();
-});
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 const waves = [
   { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
   { name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 0, bake: 'PT0S' },
 ];
-const applied = { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' };
 const withoutConfig = (xml: string, id: string): string => xml.replace(new RegExp(`\\s*<Config id="${id}"[\\s\\S]*?</Config>`), '');
 
 /** A server with a rewrite rule of its own and the UM service already stopped by an admin. */
@@ -66,7 +57,7 @@ describe('a mitigation after it was applied', () => {
     expect(await d.waveCounts('microsoft-000002-remove')).toEqual([['canary', 1, 1, 0, 0], ['broad', 1, 1, 0, 0]]);
     const owaStopped = { state: 'Stopped', autoStart: false };
     for (const [name, before] of [['ex01', lived()], ['ex02', defaultSimulatedServer()]] as const) {
-      expect(await d.outcomes(name)).toEqual([applied, { EM1: 'Removed', EM3: 'Removed' }]);
+      expect(await d.outcomes(name)).toEqual([allApplied, { EM1: 'Removed', EM3: 'Removed' }]);
       expect(await d.agents.get(name)!.readState()).toEqual({ ...before, appPools: { ...before.appPools, MSExchangeOWAAppPool: owaStopped } });
       expect((await getServer(d.tables, 'contoso', fqdn(name))).reportedApplied).toEqual(['EM2', 'PING1']);
     }
@@ -82,10 +73,10 @@ describe('a mitigation after it was applied', () => {
     const id = await reconciled(d);
     expect((await d.rollout(id)).state.state).toBe('Completed');
     expect(await d.waveCounts(id)).toEqual([['canary', 0, 0, 0, 0], ['broad', 1, 1, 0, 0]]);
-    expect(await d.outcomes('ex04')).toEqual([applied, { EM1: 'Removed' }]);
+    expect(await d.outcomes('ex04')).toEqual([allApplied, { EM1: 'Removed' }]);
     expect((await d.agents.get('ex04')!.readState()).sites['Default Web Site']!.rules).toEqual([]);
     expect((await getServer(d.tables, 'contoso', fqdn('ex04'))).reportedApplied).toEqual(['EM2', 'EM3', 'PING1']);
-    expect(await d.outcomes('ex03')).toEqual([applied]);
+    expect(await d.outcomes('ex03')).toEqual([allApplied]);
     expect((await d.agents.get('ex03')!.readState()).sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['EEMS EM1 - Autodiscover Rule']);
   });
 
@@ -103,6 +94,6 @@ describe('a mitigation after it was applied', () => {
     expect(await d.waveCounts(id)).toEqual([['canary', 0, 0, 0, 0], ['broad', 1, 1, 0, 0]]);
     expect((await d.outcomes('ex06')).at(-1)).toEqual({ EM1: 'Applied' });
     expect(await agent.readState()).toEqual(mitigated);
-    expect(await d.outcomes('ex05')).toEqual([applied]);
+    expect(await d.outcomes('ex05')).toEqual([allApplied]);
   });
 });

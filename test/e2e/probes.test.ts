@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { owaPoolTakesDownEcp } from '../../lib/agent/appliers/simulated-front-end.js';
-import { startWorld, type World } from '../helpers/e2e.js';
+import { useWorld } from '../helpers/e2e.js';
 
 /**
  * The health gate end to end (issue 11), as `npm start --break 2` shows it: on the first two canary
@@ -8,15 +8,7 @@ import { startWorld, type World } from '../helpers/e2e.js';
  * agents see it in their probes, roll EM2 back from the journal, and the canary's gate halts the
  * rollout, naming the servers and the endpoint; no server of a later wave is touched.
  */
-let world: World;
-
-beforeAll(async () => {
-  world = await startWorld();
-});
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 describe('a change that degrades servers', () => {
   it('--break 2: both canaries RolledBack, exactly as they were, the rollout Halted at the canary naming them and ECP, no later wave touched', async () => {

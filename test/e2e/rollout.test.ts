@@ -1,18 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWorld, type World } from '../helpers/e2e.js';
+import { describe, expect, it } from 'vitest';
+import { allApplied, useWorld } from '../helpers/e2e.js';
 
 /** A rollout from the poll to its end, run by the local Functions host against real agents. */
-let world: World;
+const world = useWorld();
 
-beforeAll(async () => {
-  world = await startWorld();
-});
-
-afterAll(async () => {
-  await world?.close();
-});
-
-const applied = { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' };
 
 describe('a rollout run by the local Functions host', () => {
   it('polls, rolls out in three waves with a real bake, and completes; the admin API shows it', async () => {
@@ -23,7 +14,7 @@ describe('a rollout run by the local Functions host', () => {
     expect(rollouts).toEqual([expect.objectContaining({ id: 'microsoft-000001-apply', state: 'Completed' })]);
     const shown = (await d.api('GET', '/api/rollouts/microsoft-000001-apply')).body as { waves: { name: string; servers: number; succeeded: number }[] };
     expect(shown.waves.map((wave) => [wave.name, wave.servers, wave.succeeded])).toEqual([['canary', 1, 1], ['early', 2, 2], ['broad', 1, 1]]);
-    for (const server of ['ex01', 'ex02', 'ex03', 'ex04']) expect(await d.outcomes(server)).toEqual([applied]);
+    for (const server of ['ex01', 'ex02', 'ex03', 'ex04']) expect(await d.outcomes(server)).toEqual([allApplied]);
     expect((await d.api('GET', '/api/status')).status).toBe(200);
     expect((await fetch(`${d.host.httpUrl}/api/status`)).status).toBe(401);
   });

@@ -1,22 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultSimulatedServer } from '../../lib/agent/appliers/simulated.js';
-import { serverBeingWorkedOn, startWorld, waitFor, type World } from '../helpers/e2e.js';
+import { allApplied, serverBeingWorkedOn, useWorld, waitFor } from '../helpers/e2e.js';
 
 /**
  * An admin steering a running rollout through the admin API: pause and resume, abort. The agents
  * take a moment per change, so the test can act while a server is being worked on.
  */
-let world: World;
+const world = useWorld();
 
-beforeAll(async () => {
-  world = await startWorld();
-});
-
-afterAll(async () => {
-  await world?.close();
-});
-
-const applied = { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' };
 const rolloutId = 'microsoft-000001-apply';
 
 describe('steering a running rollout', () => {
@@ -36,7 +27,7 @@ describe('steering a running rollout', () => {
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state).toMatchObject({ state: 'Paused', resumeTo: 'Running' });
     expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['broad', 3, 1, 0, 0]]);
-    for (const name of broad) expect(await d.outcomes(name)).toEqual(name === first ? [applied] : []);
+    for (const name of broad) expect(await d.outcomes(name)).toEqual(name === first ? [allApplied] : []);
     for (const name of broad.filter((server) => server !== first)) {
       expect(d.agents.get(name)!.running!.service.status().operations).toEqual([]);
       expect(await d.agents.get(name)!.readState()).toEqual(defaultSimulatedServer());
@@ -47,7 +38,7 @@ describe('steering a running rollout', () => {
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state.state).toBe('Completed');
     expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['broad', 3, 3, 0, 0]]);
-    for (const name of ['ex01', ...broad]) expect(await d.outcomes(name)).toEqual([applied]);
+    for (const name of ['ex01', ...broad]) expect(await d.outcomes(name)).toEqual([allApplied]);
   });
 
   it('abort: the server being worked on finishes, queued messages end Skipped, nothing else is touched', async () => {
@@ -73,7 +64,7 @@ describe('steering a running rollout', () => {
     expect((await d.rollout(rolloutId)).state).toMatchObject({ state: 'Aborted', reason: expect.stringMatching(/^Aborted by /) });
     expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['early', 3, 1, 0, 1], ['broad', 2, 0, 0, 0]]);
     const byOutcome = Object.fromEntries(await Promise.all(early.map(async (name) => [name, await d.outcomes(name)] as const)));
-    expect(byOutcome[first]).toEqual([applied]);
+    expect(byOutcome[first]).toEqual([allApplied]);
     const skipped = early.filter((name) => byOutcome[name]!.length > 0 && name !== first);
     expect(skipped).toHaveLength(1);
     expect(byOutcome[skipped[0]!]).toEqual([{ PING1: 'Skipped', EM1: 'Skipped', EM2: 'Skipped', EM3: 'Skipped' }]);

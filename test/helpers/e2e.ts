@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { onTestFinished } from 'vitest';
+import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { allFunctions } from '../../functions/index.js';
 import { SimulatedApplier, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
@@ -42,6 +42,32 @@ export interface World {
   signed(xml?: string, ageInMs?: number): string;
   deploy(servers: readonly E2eServer[], options?: DeployOptions): Promise<Deployment>;
   close(): Promise<void>;
+}
+
+/** Every mitigation of the demo catalogue applied: a server's result after a clean apply. */
+export const allApplied = { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' } as const;
+
+/**
+ * The test file's world: started before its tests, closed after them. The returned object stands
+ * for it from the first test on (it is not usable at collection time, before beforeAll ran).
+ */
+export function useWorld(): Omit<World, 'close' | 'pki'> {
+  let world: World | undefined;
+  beforeAll(async () => {
+    world = await startWorld();
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+  const started = (): World => {
+    if (!world) throw new Error('the e2e world is used before beforeAll started it');
+    return world;
+  };
+  return {
+    serve: (body) => started().serve(body),
+    signed: (xml, ageInMs) => started().signed(xml, ageInMs),
+    deploy: (servers, options) => started().deploy(servers, options),
+  };
 }
 
 export interface E2eServer {
