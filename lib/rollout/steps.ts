@@ -89,19 +89,26 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   // Anything else may have one (a retry, a rollout stopped since), and it must not be overwritten.
   const existing = running && firstDelivery(delivery) ? undefined : await readResult(deps.tables, plan.server, operationId);
   let outcomes: Record<string, MitigationOutcome>;
+  let recorded: Promise<void> | undefined;
   if (existing) {
     outcomes = existing;
   } else if (!running) {
     outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` }]));
-    await recordResult(deps, plan, operationId, state, outcomes);
+    recorded = recordResult(deps, plan, operationId, state, outcomes);
   } else {
     outcomes = await callAgent(deps, state, plan, operationId);
-    await Promise.all([recordResult(deps, plan, operationId, state, outcomes), updateReportedState(deps, plan, outcomes)]);
+    recorded = recordResult(deps, plan, operationId, state, outcomes);
   }
   const verdict = verdictOf(outcomes);
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
   const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) });
+  // What the agent answered goes on the Servers row too (again on a redelivery, in case that write was lost).
+  const fromAgent = Object.values(outcomes).some((result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable');
+  await accountAndDispatch(deps, message.rolloutId, message.wave, {
+    result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
+    ...(recorded ? { recorded } : {}),
+    ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date() } } : {}),
+  });
 }
 
 /** What the queue trigger tells about a delivery (the host's trigger metadata). */
@@ -123,7 +130,7 @@ export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage)
   const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries' }]));
   if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
   deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { index: message.index, server: plan.server, verdict: 'failed' });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, { result: { index: message.index, server: plan.server, verdict: 'failed' } });
 }
 
 /** gateWave: after the bake, judge the wave against its error budget. */
@@ -192,26 +199,60 @@ async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateR
 
 type CountedResult = { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped'; note?: string };
 
-/**
- * Counts one server's result (once: the wave row keeps a bit per plan index) and slides the
- * window: sends the next servers so that at most maxConcurrency are in flight. The results of one
- * wave that finish while its row is being written are counted together in the next write (group
- * commit), so concurrent servers do not fight over the row's ETag. Messages are sent before the
- * row is written; if the write loses a race (another host instance) the step starts over, sending
- * only what it has not sent yet, and a message sent twice is harmless because results are keyed by
- * operation id. When the last result is in, the rollout moves on to bake.
- */
-function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, result: CountedResult | undefined): Promise<void> {
-  return countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}`, { deps, rolloutId, waveIndex, result });
+/** One server's part of a count. */
+interface Counted {
+  readonly result: CountedResult;
+  /** Its result row being written: a result is counted only once it is stored. */
+  readonly recorded?: Promise<void>;
+  /** What the agent answered, for the Servers row's reported state. */
+  readonly report?: Report;
 }
 
-const countTogether = groupCommit(async (_key: string, batch: readonly { deps: StepDeps; rolloutId: string; waveIndex: number; result: CountedResult | undefined }[]): Promise<void> => {
+type Report = { plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date };
+type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; counted: Counted | undefined };
+
+/**
+ * Counts one server's result (once: the wave row keeps a bit per plan index), puts what the agent
+ * answered on its Servers row, and slides the window: sends the next servers so that at most
+ * maxConcurrency are in flight. The servers of one wave that finish while a count is being
+ * written go together in the next (group commit): their Servers rows in one transaction, the wave
+ * row in one ETag write, so concurrent servers do not fight over the row. The rows are read while
+ * the results are still being stored. Messages are sent before the wave row is written; if the
+ * write loses a race (another host instance) the step starts over, sending only what it has not
+ * sent yet, and a message sent twice is harmless because results are keyed by operation id. When
+ * the last result is in, the rollout moves on to bake.
+ */
+async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, counted: Counted | undefined): Promise<void> {
+  const entry: CountEntry = { deps, rolloutId, waveIndex, counted };
+  const notStored = (await countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}`, entry)).get(entry);
+  if (notStored) throw notStored.reason;
+}
+
+const countTogether = groupCommit(async (_key: string, batch: readonly CountEntry[]): Promise<Map<CountEntry, { reason: unknown }>> => {
   const { deps, rolloutId, waveIndex } = batch[0]!;
-  const results = batch.flatMap((entry) => (entry.result ? [entry.result] : []));
+  const [stored, read, servers] = await Promise.all([
+    Promise.allSettled(batch.map((entry) => entry.counted?.recorded)),
+    readStateAndWave(deps.tables, rolloutId, waveIndex),
+    readServerRows(deps, batch.flatMap((entry) => (entry.counted?.report ? [entry.counted.report.plan.server] : []))),
+  ]);
+  // A result that could not be stored is not counted: its message fails and is delivered again.
+  const notStored = new Map<CountEntry, { reason: unknown }>();
+  stored.forEach((outcome, position) => {
+    if (outcome.status === 'rejected') notStored.set(batch[position]!, { reason: outcome.reason });
+  });
+  const counted = batch.flatMap((entry) => (entry.counted && !notStored.has(entry) ? [entry.counted] : []));
+  await Promise.all([
+    writeReports(deps, counted.flatMap((entry) => (entry.report ? [entry.report] : [])), servers),
+    countResults(deps, rolloutId, waveIndex, counted.map((entry) => entry.result), read),
+  ]);
+  return notStored;
+});
+
+async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>): Promise<void> {
   const client = await deps.tables.client('Rollouts');
   const sent = new Set<number>();
   for (let attempt = 1; attempt <= 25; attempt++) {
-    const { state, wave: stored } = await readStateAndWave(deps.tables, rolloutId, waveIndex);
+    const { state, wave: stored } = attempt === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
     if (!stored) return;
     const wave: WaveRow = { ...stored.row };
     for (const result of results) {
@@ -250,7 +291,7 @@ const countTogether = groupCommit(async (_key: string, batch: readonly { deps: S
     return;
   }
   throw new Error(`wave ${waveIndex + 1} of ${rolloutId} kept changing; the message will be retried`);
-});
+}
 
 /** Distinct clients (one deployment each) never share a batch. */
 const instanceIds = new WeakMap<object, number>();
@@ -332,46 +373,55 @@ async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: st
   ]);
 }
 
-/** What the agent now has applied, as far as this operation tells: kept on the Servers row for policy and drift. */
-function updateReportedState(deps: StepDeps, plan: PlanRowEntity, outcomes: Record<string, MitigationOutcome>): Promise<void> {
-  return reportTogether(`${instanceKey(deps.tables)}|${deps.org}`, { deps, plan, outcomes, at: deps.now?.() ?? new Date() });
+type ServerEntity = TableEntity<Record<string, unknown>> & { etag: string };
+
+/** The Servers rows of a count's servers (one org partition), 100 names a query. */
+async function readServerRows(deps: StepDeps, servers: readonly string[]): Promise<Map<string, ServerEntity>> {
+  const rows = new Map<string, ServerEntity>();
+  const names = [...new Set(servers)];
+  if (names.length === 0) return rows;
+  const client = await deps.tables.client('Servers');
+  for (let start = 0; start < names.length; start += maxTransactionSize) {
+    const chunk = names.slice(start, start + maxTransactionSize);
+    const filter = [odata`PartitionKey eq ${deps.org}`, `(${chunk.map((name) => odata`RowKey eq ${name}`).join(' or ')})`].join(' and ');
+    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) rows.set(entity.rowKey!, entity as ServerEntity);
+  }
+  return rows;
 }
 
-type Report = { deps: StepDeps; plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date };
-
 /**
- * The Servers rows of the results that finish together (one org partition), read in one query and
- * written in one transaction, each conditional on the ETag it was read with. Should the
- * transaction fail (a row changed since), each row is written on its own with its ETag loop.
+ * What the agents now have applied, as far as these operations tell: kept on the Servers rows for
+ * policy and drift. Written in one transaction per 100, each row conditional on the ETag it was
+ * read with; should a transaction fail (a row changed since), each row is written on its own with
+ * its ETag loop.
  */
-const reportTogether = groupCommit(async (_key: string, reports: readonly Report[]): Promise<void> => {
-  const { deps } = reports[0]!;
+async function writeReports(deps: StepDeps, reports: readonly Report[], current: ReadonlyMap<string, ServerEntity>): Promise<void> {
+  if (reports.length === 0) return;
   const client = await deps.tables.client('Servers');
-  for (let start = 0; start < reports.length; start += maxTransactionSize) {
-    const chunk = reports.slice(start, start + maxTransactionSize);
-    const names = [...new Set(chunk.map((report) => report.plan.server))];
-    const filter = [odata`PartitionKey eq ${deps.org}`, `(${names.map((name) => odata`RowKey eq ${name}`).join(' or ')})`].join(' and ');
-    const current = new Map<string, TableEntity<Record<string, unknown>> & { etag: string }>();
-    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) current.set(entity.rowKey!, entity as TableEntity<Record<string, unknown>> & { etag: string });
+  const names = [...new Set(reports.map((report) => report.plan.server))];
+  for (let start = 0; start < names.length; start += maxTransactionSize) {
+    const chunk = names.slice(start, start + maxTransactionSize);
     const actions: TransactionAction[] = [];
-    for (const name of names) {
+    for (const name of chunk) {
       const entity = current.get(name);
       if (!entity) continue;
       let row: Record<string, unknown> = entity;
-      for (const report of chunk.filter((candidate) => candidate.plan.server === name)) row = reportedRow(report, row) ?? row;
+      for (const report of reports.filter((candidate) => candidate.plan.server === name)) row = reportedRow(deps, report, row) ?? row;
       if (row !== entity) actions.push(['update', { partitionKey: deps.org, rowKey: name, reportedApplied: row['reportedApplied'], lastSeen: row['lastSeen'] }, 'Merge', { etag: entity.etag }]);
     }
     if (actions.length === 0) continue;
     try {
       await client.submitTransaction(actions);
     } catch {
-      for (const report of chunk) await mutateEntity(client, deps.org, report.plan.server, (entity) => (entity ? writeOrKeep(reportedRow(report, entity)) : { kind: 'keep' }));
+      for (const report of reports.filter((candidate) => chunk.includes(candidate.plan.server))) {
+        await mutateEntity(client, deps.org, report.plan.server, (entity) => (entity ? writeOrKeep(reportedRow(deps, report, entity)) : { kind: 'keep' }));
+      }
     }
   }
-});
+}
 
 /** The Servers row with this operation's outcomes in its reported state; undefined if the row is invalid. */
-function reportedRow({ deps, plan, outcomes, at }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
+function reportedRow(deps: StepDeps, { plan, outcomes, at }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
   const checked = validateRow('Servers', serverRow, current);
   if (!checked.ok) {
     deps.logger.warn('InvalidRow', { ...checked.problem });

@@ -65,4 +65,34 @@ describe('a window of 16 deliveries', () => {
     expect((await readRollout(f.tables, id)).waves[0]).toMatchObject({ servers: 16, succeeded: 16, failed: 0, skipped: 0 });
     for (const name of names) expect((await readResults(f.tables, `${name}.contoso.com`)).rows).toHaveLength(1);
   });
+
+  it('a result that cannot be stored is not counted; its redelivery stores and counts it once, and the agent applies once', async () => {
+    const f = await fleet(relay, pki, agents, [{ name: 'fz01', ring: 'broad' }]);
+    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }]);
+    await drain(f.queues, queueNames.waves);
+    await startWave(f.deps, { rolloutId: id, wave: 0 });
+    const [message] = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
+    // Fault injection: every write to Results fails, as during a storage outage.
+    const tables = f.tables;
+    const brokenResults = new Proxy(tables, {
+      get(target, property) {
+        if (property !== 'client') return Reflect.get(target, property, target);
+        return async (name: Parameters<FleetTables['client']>[0]) => {
+          const client = await target.client(name);
+          if (name !== 'Results') return client;
+          return new Proxy(client, { get: (inner, key) => (key === 'submitTransaction' ? async () => Promise.reject(new Error('injected: Results unavailable')) : Reflect.get(inner, key, inner)) });
+        };
+      },
+    });
+    await expect(applyToServer({ ...f.deps, tables: brokenResults }, message!, { triggerMetadata: { dequeueCount: 1 } })).rejects.toThrow('injected: Results unavailable');
+    expect((await readRollout(tables, id)).waves[0]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
+    expect((await readResults(tables, 'fz01.contoso.com')).rows).toEqual([]);
+    // The host delivers the message again.
+    await applyToServer(f.deps, message!, { triggerMetadata: { dequeueCount: 2 } });
+    expect((await readRollout(tables, id)).waves[0]).toMatchObject({ servers: 1, succeeded: 1, failed: 0, skipped: 0 });
+    expect((await readResults(tables, 'fz01.contoso.com')).rows).toHaveLength(1);
+    const agent = agents.at(-1)!;
+    expect(agent.service.status().operations).toHaveLength(1);
+    expect(agent.service.status().applied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+  });
 });
