@@ -10,7 +10,9 @@ import { upsertAction, writeInTransactions } from '../lib/fleet/batch.js';
 import { readRows, validateRow } from '../lib/fleet/rows.js';
 import { listRollouts, readRollout } from '../lib/fleet/rollouts.js';
 import { resultRow, serverRow } from '../lib/fleet/schemas.js';
-import { FleetTables } from '../lib/fleet/storage.js';
+import { FleetTables, tableNames } from '../lib/fleet/storage.js';
+import { TableClient } from '@azure/data-tables';
+import { QueueServiceClient } from '@azure/storage-queue';
 import { catalogueXml } from '../lib/local/catalogue.js';
 import { startAzurite, type RunningAzurite } from '../lib/local/azurite.js';
 import { createDevPki, type DevPki } from '../lib/local/pki.js';
@@ -43,6 +45,8 @@ export interface World {
 export interface DeployOptions {
   /** Real agents for every server (a fan-out); without, the servers are registered only (an idle hour). */
   readonly agents: boolean;
+  /** Told how long the agents took to start (and to start again after a reset). */
+  readonly onAgentsStarted?: (ms: number, what: 'started' | 'reset') => void;
   /** The wave's maxConcurrency, and the ceiling's. */
   readonly concurrency: number;
   /** Another host.json than the repository's, to compare queue settings. */
@@ -152,7 +156,14 @@ export async function startWorld(): Promise<World> {
         });
         await writeInTransactions(client, rows);
       };
-      const stopsHere: (() => Promise<void>)[] = [];
+      // Each deployment's tables and queues go when it stops, so Azurite holds one deployment at a time.
+      const stopsHere: (() => Promise<void>)[] = [
+        async () => {
+          await Promise.all(tableNames.map((table) => TableClient.fromConnectionString(azurite.connectionString, `${id}${table}`, { allowInsecureConnection: true }).deleteTable()));
+          const queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
+          for await (const queue of queues.listQueues({ prefix: id.toLowerCase() })) await queues.deleteQueue(queue.name);
+        },
+      ];
       const workers: Worker[] = [];
       if (options.agents) {
         await seed([]);
@@ -161,6 +172,7 @@ export async function startWorld(): Promise<World> {
           await Promise.all(workers.map((worker) => worker.call({ kind: 'stop' }).catch(() => undefined)));
           await Promise.all(workers.map((worker) => worker.exit()));
         });
+        const starting = Date.now();
         await Promise.all(
           workers.map((worker, index) =>
             worker.call({
@@ -174,6 +186,7 @@ export async function startWorld(): Promise<World> {
             }),
           ),
         );
+        options.onAgentsStarted?.(Date.now() - starting, 'started');
       }
       /** CPU seconds of each part so far; a phase's use is the difference of two readings. */
       const cpuReading = async (): Promise<CpuSeconds> => {
@@ -194,6 +207,16 @@ export async function startWorld(): Promise<World> {
       });
       await host.call({ kind: 'start', ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}) });
       let agentsUsed = false;
+      /** Every server as it was before any change: needed before a second run over the same agents. */
+      const resetAgents = async (): Promise<void> => {
+        if (!agentsUsed) {
+          agentsUsed = true;
+          return;
+        }
+        const resetting = Date.now();
+        await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
+        options.onAgentsStarted?.(Date.now() - resetting, 'reset');
+      };
 
       const rolloutRows = async (): Promise<RolloutRun['rollouts']> => {
         const states = await listRollouts(tables);
@@ -213,8 +236,7 @@ export async function startWorld(): Promise<World> {
           await host.call({ kind: 'runTimer', name });
         },
         rollOut: async () => {
-          if (agentsUsed) await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
-          agentsUsed = true;
+          await resetAgents();
           const before = proxy.counts();
           const cpuBefore = await cpuReading();
           const started = Date.now();
@@ -234,8 +256,7 @@ export async function startWorld(): Promise<World> {
           return { ms, cpu, storage, peakRssMiB, rollouts };
         },
         ceiling: async () => {
-          if (agentsUsed) await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
-          agentsUsed = true;
+          await resetAgents();
           const ceiling = startWorker('ceiling', settings);
           try {
             const before = await cpuReading();
