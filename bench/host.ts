@@ -11,6 +11,10 @@ const { silentLogger } = await import('../lib/log.js');
 
 type LocalHost = Awaited<ReturnType<typeof startLocalHost>>;
 let host: LocalHost | undefined;
+/** Warnings and errors by event (InvocationFailed, QueuePollFailed…): a rollout that needed retries says so. */
+const problems: Record<string, number> = {};
+const count = (event: string): void => void (problems[event] = (problems[event] ?? 0) + 1);
+const logger = { ...silentLogger, warn: count, error: count };
 
 serveCommands(async (command: Command) => {
   switch (command.kind) {
@@ -19,7 +23,7 @@ serveCommands(async (command: Command) => {
       host = await startLocalHost({ definitions: allFunctions, settings, connectionString: settings['AzureWebJobsStorage']!,
         // The deployment's queues carry its prefix, as StorageQueueSender names them.
         ...(settings['EMFLEET_QUEUE_PREFIX'] ? { queuePrefix: settings['EMFLEET_QUEUE_PREFIX'] } : {}),
-        logger: silentLogger,
+        logger,
         ...(typeof command['hostJsonPath'] === 'string' ? { hostJsonPath: command['hostJsonPath'] } : {}) });
       return {};
     }
@@ -29,6 +33,8 @@ serveCommands(async (command: Command) => {
       await host.runTimer(String(command['name']));
       return { ms: Date.now() - started };
     }
+    case 'problems':
+      return { ...problems };
     case 'stop':
       await host?.stop();
       host = undefined;

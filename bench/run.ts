@@ -31,6 +31,8 @@ interface FanoutFigures {
   readonly txPerServer: number;
   readonly storage: Record<string, number>;
   readonly peakRssMiB: number;
+  /** Warnings and errors the host logged during the rollout, by event. */
+  readonly problems: Record<string, number>;
   /** CPU seconds by part during each run (Azurite, host, agents, relay + proxy, the ceiling's sender). */
   readonly cpu: { readonly rollout: Record<string, number>; readonly ceiling: Record<string, number> };
 }
@@ -130,6 +132,7 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
     const tx = total(rollout.storage);
     say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB`);
     say(`  CPU seconds, ceiling: ${describeCpu(ceiling.cpu)}; emfleet: ${describeCpu(rollout.cpu)}`);
+    if (Object.keys(rollout.problems).length > 0) say(`  the host logged ${JSON.stringify(rollout.problems)}`);
     return {
       servers,
       rolloutMs: rollout.ms,
@@ -139,6 +142,7 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
       txPerServer: tx / servers,
       storage: Object.fromEntries([...rollout.storage].sort(([a], [b]) => a.localeCompare(b))),
       peakRssMiB: rollout.peakRssMiB,
+      problems: rollout.problems,
       cpu: { rollout: roundAll(rollout.cpu), ceiling: roundAll(ceiling.cpu) },
     };
   } finally {

@@ -78,6 +78,8 @@ export interface CeilingRun extends CeilingResult {
 
 export interface RolloutRun {
   readonly ms: number;
+  /** Warnings and errors the host logged, by event (e.g. InvocationFailed: a delivery that will be retried). */
+  readonly problems: Record<string, number>;
   readonly cpu: CpuSeconds;
   readonly storage: Map<string, number>;
   readonly peakRssMiB: number;
@@ -252,8 +254,9 @@ export async function startWorld(): Promise<World> {
           const cpu = cpuBetween(cpuBefore, await cpuReading());
           const storage = countsBetween(before, proxy.counts());
           const { peakRssMiB } = await memoryOf(host.pid);
+          const problems = await host.call<Record<string, number>>({ kind: 'problems' });
           await checkExactlyOnce(tables, rollouts, servers, mitigationIds, workers);
-          return { ms, cpu, storage, peakRssMiB, rollouts };
+          return { ms, cpu, storage, peakRssMiB, rollouts, problems };
         },
         ceiling: async () => {
           await resetAgents();
