@@ -92,6 +92,38 @@ describe('SimulatedApplier state file', () => {
     await expectApplierError(applier.apply(pool('MSExchangeECPAppPool')), 'StateCorrupt', /server\.json/);
   });
 
+  it('a hand edit of the file after a read is seen by the next read, even one of the same size', async () => {
+    const applier = new SimulatedApplier(stateFile);
+    await applier.apply(pool());
+    expect(await applier.isApplied(service())).toBe(false);
+    // "Running" and "Stopped", "Automatic" and "Disabled ": the file keeps its size, only its contents and time change.
+    const text = await readFile(stateFile, 'utf8');
+    const edited = text.replace(/("MSExchangeUM": \{\s*"status": )"Running"(,\s*"startType": )"Automatic"/, '$1"Stopped"$2"Disabled" ');
+    expect(edited).not.toBe(text);
+    expect(edited.length).toBe(text.length);
+    await writeFile(stateFile, edited);
+    expect(await applier.isApplied(service())).toBe(true);
+    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+  });
+
+  it('a read hands out a copy: changing it changes neither the file nor the next read', async () => {
+    const applier = new SimulatedApplier(stateFile);
+    const first = await applier.read();
+    first.appPools.MSExchangeOWAAppPool = { state: 'Stopped', autoStart: false };
+    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+  });
+
+  it('a state file deleted after use is the default server again, and is written again', async () => {
+    const applier = new SimulatedApplier(stateFile);
+    await applier.apply(pool());
+    await rm(join(stateFile, '..'), { recursive: true, force: true });
+    expect(await applier.read()).toEqual(defaultSimulatedServer());
+    await applier.apply(service());
+    expect((await stored()).services.MSExchangeUM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+  });
+
   it('writes atomically: no temporary file is left beside the state file', async () => {
     const applier = new SimulatedApplier(stateFile);
     await applier.apply(pool());

@@ -8,8 +8,8 @@ import { defaultIisSite } from '../../package/format.js';
 /**
  * The Exchange front end (the "Default Web Site") of simulated servers, for local runs and tests:
  * the agents probe it over real HTTP exactly as they probe a real server. Each request reads the
- * server's simulated model (the file its SimulatedApplier writes), so what a mitigation changes
- * shows at once:
+ * server's simulated model (the file its SimulatedApplier writes; parsed again only when the file
+ * changed), so what a mitigation changes shows at once:
  *
  * 1. W3SVC stopped: the connection is closed without an answer (IIS is not listening).
  * 2. The app pool behind the URL stopped (or a service it needs stopped): 503, as http.sys answers
