@@ -1,11 +1,12 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { C14nCanonicalization, ExclusiveCanonicalization } from 'xml-crypto';
+import { findAncestorNsForElement } from 'xml-crypto/lib/utils.js';
 import type { Document, Element } from '@xmldom/xmldom';
 import { algorithms, DSIG_NS, element } from './format.js';
 import { isRollback, type AcceptedMark } from './freshness.js';
 import type { EocsPackage } from './model.js';
 import { elementChildren, parseEocs } from './parse.js';
 import { PackageRejectedError, reject, type RejectionReason } from './reasons.js';
-import { restrictedSignedXml } from './signed-xml.js';
 import {
   buildChain,
   checkRevocation,
@@ -84,7 +85,7 @@ function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<Verified
   const certificates = keyInfoCertificates(signature);
   const signer = findSigner(certificates);
 
-  const signedContent = checkSignatureValue(text, signature, signer);
+  const signedContent = checkSignatureValue(document, signature, signer);
   const eocs = parseEocs(parseXml(signedContent, limits));
 
   if (eocs.signingTime && eocs.signingTime.getTime() > now.getTime() + clockSkewInMs) {
@@ -227,23 +228,58 @@ function keyInfoCertificates(signature: Element): X509Certificate[] {
   });
 }
 
-/** Returns the canonical signed content (the document without its Signature). */
-function checkSignatureValue(text: string, signature: Element, signer: X509Certificate): string {
-  const signedXml = restrictedSignedXml({ publicCert: signer.toString() });
+/**
+ * Checks the one Reference's digest over the document without its Signature, then SignatureValue
+ * over SignedInfo, on the document parsed and shape-checked above (so what is verified is what
+ * was checked: no second parser), and returns the canonical signed content. Canonicalization is
+ * xml-crypto's; the rest is Node's crypto over emfleet's allow-list (checkSignedInfo ran first).
+ * Order as in XML-DSig core validation: reference, then signature. Detaches the Signature.
+ */
+function checkSignatureValue(document: Document, signature: Element, signer: X509Certificate): string {
+  const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
+  const signedInfoCanonical = canonicalize(algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo')), signedInfo, findAncestorNsForElement(signedInfo));
+  const reference = onlyChild(signedInfo, 'Reference', 'SignedInfo');
+  const [, referenceCanonicalization] = dsigChildren(onlyChild(reference, 'Transforms', 'Reference'), 'Transform').map(algorithmOf);
+  const digestAlgorithm = digestHashes[algorithmOf(onlyChild(reference, 'DigestMethod', 'Reference'))]!;
+  const digestValue = base64Of(onlyChild(reference, 'DigestValue', 'Reference'));
+  const signatureHash = signatureHashes[algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo'))]!;
+  const signatureValue = base64Of(onlyChild(signature, 'SignatureValue', 'Signature'));
+
+  // The enveloped-signature transform: the whole document (URI="") without the Signature.
+  const root = document.documentElement!;
+  root.removeChild(signature);
+  const signedContent = canonicalize(referenceCanonicalization!, root, []);
+  if (!createHash(digestAlgorithm).update(signedContent, 'utf8').digest().equals(digestValue)) {
+    reject('BadSignature', 'the digest of the signed content does not match');
+  }
   let valid: boolean;
   try {
-    signedXml.loadSignature(signature);
-    valid = signedXml.checkSignature(text);
+    valid = cryptoVerify(signatureHash, Buffer.from(signedInfoCanonical, 'utf8'), signer.publicKey, signatureValue);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const detail = message.startsWith('invalid signature')
-      ? 'the SignatureValue does not match SignedInfo under the signer certificate key'
-      : oneLine(message);
-    return reject('BadSignature', detail, error);
+    return reject('BadSignature', `the signer certificate key cannot check the SignatureValue: ${error instanceof Error ? oneLine(error.message) : String(error)}`, error);
   }
-  const signed = signedXml.getSignedReferences();
-  if (!valid || signed.length !== 1) reject('BadSignature', 'the digest of the signed content does not match');
-  return signed[0]!;
+  if (!valid) reject('BadSignature', 'the SignatureValue does not match SignedInfo under the signer certificate key');
+  return signedContent;
+}
+
+const canonicalizers: Readonly<Record<string, C14nCanonicalization | ExclusiveCanonicalization>> = {
+  [algorithms.canonicalization.c14n]: new C14nCanonicalization(),
+  [algorithms.canonicalization.excC14n]: new ExclusiveCanonicalization(),
+};
+const digestHashes: Readonly<Record<string, string>> = { [algorithms.digest.sha256]: 'sha256', [algorithms.digest.sha512]: 'sha512' };
+const signatureHashes: Readonly<Record<string, string>> = { [algorithms.signature.rsaSha256]: 'sha256', [algorithms.signature.rsaSha512]: 'sha512' };
+
+function canonicalize(algorithm: string, node: Element, ancestorNamespaces: ReturnType<typeof findAncestorNsForElement>): string {
+  const canonicalizer = canonicalizers[algorithm];
+  if (!canonicalizer) return reject('UnsupportedAlgorithm', `canonicalization algorithm ${algorithm || '(none)'} is not allowed`);
+  // xml-crypto's canonicalizers are typed for its own xmldom; ours is the same DOM shape.
+  return String(canonicalizer.process(node as never, { ancestorNamespaces, defaultNsForPrefix: { ds: DSIG_NS } }));
+}
+
+function base64Of(node: Element): Buffer {
+  const text = (node.textContent ?? '').replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) reject('BadSignature', `${node.localName} is not base64`);
+  return Buffer.from(text, 'base64');
 }
 
 function signerInfo(signer: X509Certificate): SignerInfo {
