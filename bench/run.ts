@@ -97,7 +97,9 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const servers of idleSizes) idle.push(await idleHour(world, servers, deployOptions, say));
     for (const servers of fanoutSizes) fanout.push(await fanOut(world, servers, deployOptions, say));
   } finally {
+    const closing = Date.now();
     await world.close();
+    say(`Azurite, relay and emulators stopped in ${((Date.now() - closing) / 1000).toFixed(1)} s`);
   }
 
   const largest = fanout.reduce<FanoutFigures | undefined>((best, figures) => (!best || figures.servers > best.servers ? figures : best), undefined);
@@ -129,6 +131,7 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
     const ceiling = await deployment.ceiling();
     say(`  ceiling: ${servers} applies straight through the relay in ${(ceiling.ms / 1000).toFixed(1)} s (${JSON.stringify(ceiling.outcomes)})`);
     const rollout = await deployment.rollOut();
+    say(`  results checked (exactly one per server) in ${(rollout.checkMs / 1000).toFixed(1)} s`);
     const tx = total(rollout.storage);
     say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB`);
     say(`  CPU seconds, ceiling: ${describeCpu(ceiling.cpu)}; emfleet: ${describeCpu(rollout.cpu)}`);
@@ -146,7 +149,9 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
       cpu: { rollout: roundAll(rollout.cpu), ceiling: roundAll(ceiling.cpu) },
     };
   } finally {
+    const stopping = Date.now();
     await deployment.stop();
+    say(`  ${servers} servers' deployment stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
   }
 }
 
