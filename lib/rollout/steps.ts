@@ -230,9 +230,27 @@ async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: 
 
 const countTogether = groupCommit(async (_key: string, batch: readonly CountEntry[]): Promise<Map<CountEntry, { reason: unknown }>> => {
   const { deps, rolloutId, waveIndex } = batch[0]!;
+  // A server's slot is free once its agent has answered: the next servers are sent as soon as the
+  // wave row is read, while the results and Servers rows are still being written. Should a result
+  // then fail to store, its redelivery is answered from the agent's memory (same operation id), so
+  // no agent is asked to change more than maxConcurrency at a time. `dispatched` is written past
+  // every index sent here, so no later commit sends them again.
+  const sent = new Set<number>();
+  const reading = readStateAndWave(deps.tables, rolloutId, waveIndex);
   const [stored, read, servers] = await Promise.all([
     Promise.allSettled(batch.map((entry) => entry.counted?.recorded)),
-    readStateAndWave(deps.tables, rolloutId, waveIndex),
+    reading.then(async (first) => {
+      const { state, wave } = first;
+      if (!wave || state?.state !== 'Running' || state.currentWave !== waveIndex) return first;
+      const answered = batch.filter((entry) => entry.counted && !bitIsSet(wave.row.counted, entry.counted.result.index)).length;
+      const done = wave.row.succeeded + wave.row.failed + wave.row.skipped;
+      const target = Math.min(wave.row.servers, done + answered + wave.row.maxConcurrency);
+      await mapWithConcurrency(range(wave.row.dispatched, target), sendConcurrency, async (index) => {
+        await deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index });
+        sent.add(index);
+      });
+      return first;
+    }),
     readServerRows(deps, batch.flatMap((entry) => (entry.counted?.report ? [entry.counted.report.plan.server] : []))),
   ]);
   // A result that could not be stored is not counted: its message fails and is delivered again.
@@ -243,14 +261,13 @@ const countTogether = groupCommit(async (_key: string, batch: readonly CountEntr
   const counted = batch.flatMap((entry) => (entry.counted && !notStored.has(entry) ? [entry.counted] : []));
   await Promise.all([
     writeReports(deps, counted.flatMap((entry) => (entry.report ? [entry.report] : [])), servers),
-    countResults(deps, rolloutId, waveIndex, counted.map((entry) => entry.result), read),
+    countResults(deps, rolloutId, waveIndex, counted.map((entry) => entry.result), read, sent),
   ]);
   return notStored;
 });
 
-async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>): Promise<void> {
+async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>, sent: Set<number>): Promise<void> {
   const client = await deps.tables.client('Rollouts');
-  const sent = new Set<number>();
   for (let attempt = 1; attempt <= 25; attempt++) {
     const { state, wave: stored } = attempt === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
     if (!stored) return;
@@ -268,7 +285,7 @@ async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number
     const sending = state?.state === 'Running' && state.currentWave === waveIndex;
     const target = sending ? Math.min(wave.servers, done + wave.maxConcurrency) : wave.dispatched;
     const fresh = range(wave.dispatched, target).filter((index) => !sent.has(index));
-    wave.dispatched = Math.max(wave.dispatched, target);
+    wave.dispatched = Math.max(wave.dispatched, target, ...[...sent].map((index) => index + 1));
     const changed = JSON.stringify(wave) !== JSON.stringify(stored.row);
     await mapWithConcurrency(fresh, sendConcurrency, async (index) => {
       await deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index });

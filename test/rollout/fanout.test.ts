@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { countsBetween, startCountingProxy, type CountingProxy } from '../../bench/proxy.js';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { queueNames } from '../../lib/fleet/queues.js';
@@ -64,6 +64,49 @@ describe('a window of 16 deliveries', () => {
     expect(counts['table:batch']).toBeLessThan(2 * 16);
     expect((await readRollout(f.tables, id)).waves[0]).toMatchObject({ servers: 16, succeeded: 16, failed: 0, skipped: 0 });
     for (const name of names) expect((await readResults(f.tables, `${name}.contoso.com`)).rows).toHaveLength(1);
+  });
+
+  it("frees a server's slot when its agent answers: the next server is sent while the result is still being stored, and nothing is sent twice", async () => {
+    const f = await fleet(relay, pki, agents, [{ name: 'fr01', ring: 'broad' }, { name: 'fr02', ring: 'broad' }]);
+    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' }]);
+    await drain(f.queues, queueNames.waves);
+    await startWave(f.deps, { rolloutId: id, wave: 0 });
+    const window = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
+    expect(window).toHaveLength(1);
+    // Fault injection: writes to Results wait until the test lets them through (a slow storage write).
+    let letThrough!: () => void;
+    const held = new Promise<void>((resolve) => (letThrough = resolve));
+    const tables = f.tables;
+    const slowResults = new Proxy(tables, {
+      get(target, property) {
+        if (property !== 'client') return Reflect.get(target, property, target);
+        return async (name: Parameters<FleetTables['client']>[0]) => {
+          const client = await target.client(name);
+          if (name !== 'Results') return client;
+          return new Proxy(client, {
+            get: (inner, key) => (key === 'submitTransaction' ? async (...args: Parameters<typeof inner.submitTransaction>) => (await held, inner.submitTransaction(...args)) : Reflect.get(inner, key, inner)),
+          });
+        };
+      },
+    });
+    const delivery = applyToServer({ ...f.deps, tables: slowResults }, window[0]!, { triggerMetadata: { dequeueCount: 1 } });
+    const next = await vi.waitFor(
+      async () => {
+        const sent = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
+        if (sent.length === 0) throw new Error('the next server was not sent while the result was being stored');
+        return sent;
+      },
+      { timeout: 20_000, interval: 20 },
+    );
+    expect(next).toEqual([{ rolloutId: id, wave: 0, index: 1 }]);
+    expect((await readResults(tables, 'fr01.contoso.com')).rows).toEqual([]);
+    expect((await readResults(tables, 'fr02.contoso.com')).rows).toEqual([]);
+    letThrough();
+    await delivery;
+    expect((await readRollout(tables, id)).waves[0]).toMatchObject({ servers: 2, succeeded: 1, dispatched: 2 });
+    await applyToServer(f.deps, next[0]!, { triggerMetadata: { dequeueCount: 1 } });
+    expect((await readRollout(tables, id)).waves[0]).toMatchObject({ servers: 2, succeeded: 2, failed: 0, skipped: 0, dispatched: 2 });
+    expect(await drain(f.queues, queueNames.apply)).toEqual([]);
   });
 
   it('a result that cannot be stored is not counted; its redelivery stores and counts it once, and the agent applies once', async () => {
