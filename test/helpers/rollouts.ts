@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { queueNames, StorageQueueSender, type QueueName } from '../../lib/fleet/queues.js';
@@ -8,9 +9,9 @@ import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { applyToServer, gateWave, startWave, type StepDeps } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { runAgent, writeAgentConfig, type relayWithClient } from './agents.js';
+import { relayWithClient, runAgent, writeAgentConfig } from './agents.js';
 import { azuriteConnectionString, freshTables } from './fleet.js';
-import type { TestPki } from './packages.js';
+import { createTestPki, type TestPki } from './packages.js';
 
 /**
  * A fleet for rollout tests: fresh tables and queues, registered servers, and a real agent (simulated
@@ -38,6 +39,44 @@ export async function fleet(
     agents.push(await runAgent({ ...config, relay: { ...config.relay, hybridConnection } }));
   }
   return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };
+}
+
+/**
+ * A test file's test PKI, relay emulator with its client, and the agents its fleets start: made
+ * before the file's tests, the agents closed and the relay stopped after them.
+ */
+export function useFleets(): {
+  readonly pki: TestPki;
+  readonly relay: Awaited<ReturnType<typeof relayWithClient>>;
+  /** The agents started so far, in order. */
+  readonly agents: readonly RunningAgent[];
+  fleet(servers: Parameters<typeof fleet>[3]): Promise<Fleet>;
+} {
+  let pki: TestPki | undefined;
+  let relay: Awaited<ReturnType<typeof relayWithClient>> | undefined;
+  const agents: RunningAgent[] = [];
+  beforeAll(async () => {
+    pki = await createTestPki();
+    relay = await relayWithClient();
+  });
+  afterAll(async () => {
+    for (const agent of agents) await agent.close();
+    await relay?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useFleets() is used before beforeAll made its PKI and relay');
+    return value;
+  };
+  return {
+    get pki() {
+      return started(pki);
+    },
+    get relay() {
+      return started(relay);
+    },
+    agents,
+    fleet: (servers) => fleet(started(relay), started(pki), agents, servers),
+  };
 }
 
 export async function drain(queues: StorageQueueSender, queue: QueueName): Promise<unknown[]> {

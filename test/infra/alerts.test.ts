@@ -1,16 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningAgent } from '../../lib/agent/run.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { appContext, invocationLogger, runPollCycle } from '../../lib/app.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { declarations, literalValue, stringLiteral } from '../../lib/infra/bicep.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { relayWithClient } from '../helpers/agents.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
-import { createTestPki, type TestPki } from '../helpers/packages.js';
-import { acceptPackage, fleet, runQueues } from '../helpers/rollouts.js';
+import { acceptPackage, runQueues, useFleets } from '../helpers/rollouts.js';
 import { repoDocument } from './fixture.js';
 
 /**
@@ -25,22 +22,13 @@ interface Alert {
 }
 
 let alerts: Alert[];
-let pki: TestPki;
-let relay: Awaited<ReturnType<typeof relayWithClient>>;
-const agents: RunningAgent[] = [];
+const env = useFleets();
 
 beforeAll(async () => {
   const monitoring = declarations(await repoDocument('infra/app/monitoring.bicep'));
   alerts = literalValue(monitoring.get('alerts')?.value)?.value as Alert[];
   // The filter below is this query's: one JSON object per message, its event (and state) compared.
   expect(stringLiteral(monitoring.get('queryTemplate')?.value)).toMatch(/\| extend entry = parse_json\(message\)\n\| where tostring\(entry\.event\) in \(\{0\}\)\{1\}/);
-  pki = await createTestPki();
-  relay = await relayWithClient();
-});
-
-afterAll(async () => {
-  for (const agent of agents) await agent.close();
-  await relay?.stop();
 });
 
 /** What Functions sends to App Insights as `traces.message`, one entry per log call. */
@@ -69,10 +57,10 @@ describe('alert rules match what the app logs', () => {
       { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
       { name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 1, bake: 'PT0S' },
     ];
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
     const { context, messages } = capturingContext('gateWave');
     f.deps = { ...f.deps, logger: invocationLogger(context) };
-    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const id = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
     expect(firing(alert('rollout-halted'), messages)).toEqual([expect.objectContaining({ rolloutId: id, state: 'Halted' })]);
@@ -86,7 +74,7 @@ describe('alert rules match what the app logs', () => {
       EMFLEET_ORG: 'contoso',
       // Nothing listens on port 1: the fetch fails at once.
       EMFLEET_OCS_URL: 'http://127.0.0.1:1/getexchangemitigations',
-      EMFLEET_TRUST_ANCHORS: pki.root.certificatePem,
+      EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
       EMFLEET_FEEDS: JSON.stringify([{ name: 'contoso', url: 'http://127.0.0.1:1/feed.xml', trustAnchors: 'no PEM here and no such file', signerSubject: 'Contoso', signerEku: '1.2.3' }]),
     });
     await runPollCycle(app);

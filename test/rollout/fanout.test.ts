@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { countsBetween, startCountingProxy, type CountingProxy } from '../../bench/proxy.js';
-import type { RunningAgent } from '../../lib/agent/run.js';
 import { queueNames } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
@@ -8,10 +7,8 @@ import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import type { ApplyServerMessage } from '../../lib/rollout/messages.js';
 import { applyToServer, startWave } from '../../lib/rollout/steps.js';
-import { relayWithClient } from '../helpers/agents.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
-import { acceptPackage, drain, fleet } from '../helpers/rollouts.js';
-import { createTestPki, type TestPki } from '../helpers/packages.js';
+import { acceptPackage, drain, useFleets } from '../helpers/rollouts.js';
 
 /**
  * The storage round trips of one window of deliveries that start together, counted at the wire:
@@ -19,28 +16,22 @@ import { createTestPki, type TestPki } from '../helpers/packages.js';
  * rows) is read or written once or twice, not once per server; what is each server's own (its
  * result, its next message) once per server.
  */
-let pki: TestPki;
-let relay: Awaited<ReturnType<typeof relayWithClient>>;
+const env = useFleets();
 let proxy: CountingProxy;
-const agents: RunningAgent[] = [];
 
 beforeAll(async () => {
-  pki = await createTestPki();
-  relay = await relayWithClient();
   proxy = await startCountingProxy(azuriteConnectionString());
 });
 
 afterAll(async () => {
-  for (const agent of agents) await agent.close();
-  await relay?.stop();
   await proxy?.stop();
 });
 
 describe('a window of 16 deliveries', () => {
   it('reads the state row twice and no result, writes one result per server, and counts all 16 once', async () => {
     const names = Array.from({ length: 16 }, (_, index) => `fw${String(index + 1).padStart(2, '0')}`);
-    const f = await fleet(relay, pki, agents, names.map((name) => ({ name, ring: 'broad' })));
-    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 16, maxErrors: 0, bake: 'PT0S' }]);
+    const f = await env.fleet(names.map((name) => ({ name, ring: 'broad' })));
+    const id = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 16, maxErrors: 0, bake: 'PT0S' }]);
     // startWave's message, then the window it sends.
     expect(await drain(f.queues, queueNames.waves)).toHaveLength(1);
     await startWave(f.deps, { rolloutId: id, wave: 0 });
@@ -67,8 +58,8 @@ describe('a window of 16 deliveries', () => {
   });
 
   it("frees a server's slot when its agent answers: the next server is sent while the result is still being stored, and nothing is sent twice", async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'fr01', ring: 'broad' }, { name: 'fr02', ring: 'broad' }]);
-    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' }]);
+    const f = await env.fleet([{ name: 'fr01', ring: 'broad' }, { name: 'fr02', ring: 'broad' }]);
+    const id = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' }]);
     await drain(f.queues, queueNames.waves);
     await startWave(f.deps, { rolloutId: id, wave: 0 });
     const window = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
@@ -110,8 +101,8 @@ describe('a window of 16 deliveries', () => {
   });
 
   it('a result that cannot be stored is not counted; its redelivery stores and counts it once, and the agent applies once', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'fz01', ring: 'broad' }]);
-    const id = await acceptPackage(f, pki, pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }]);
+    const f = await env.fleet([{ name: 'fz01', ring: 'broad' }]);
+    const id = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }]);
     await drain(f.queues, queueNames.waves);
     await startWave(f.deps, { rolloutId: id, wave: 0 });
     const [message] = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
@@ -134,7 +125,7 @@ describe('a window of 16 deliveries', () => {
     await applyToServer(f.deps, message!, { triggerMetadata: { dequeueCount: 2 } });
     expect((await readRollout(tables, id)).waves[0]).toMatchObject({ servers: 1, succeeded: 1, failed: 0, skipped: 0 });
     expect((await readResults(tables, 'fz01.contoso.com')).rows).toHaveLength(1);
-    const agent = agents.at(-1)!;
+    const agent = env.agents.at(-1)!;
     expect(agent.service.status().operations).toHaveLength(1);
     expect(agent.service.status().applied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
   });

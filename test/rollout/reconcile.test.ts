@@ -1,31 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningAgent } from '../../lib/agent/run.js';
+import { describe, expect, it } from 'vitest';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { reconcile } from '../../lib/rollout/reconcile.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { relayWithClient } from '../helpers/agents.js';
-import { createTestPki, type TestPki } from '../helpers/packages.js';
-import { acceptPackage, fleet, runQueues, type Fleet } from '../helpers/rollouts.js';
+import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 
 const waves: WaveProfile = [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }];
-let pki: TestPki;
-let relay: Awaited<ReturnType<typeof relayWithClient>>;
-const agents: RunningAgent[] = [];
+const env = useFleets();
 
-beforeAll(async () => {
-  pki = await createTestPki();
-  relay = await relayWithClient();
-});
-
-afterAll(async () => {
-  for (const agent of agents) await agent.close();
-  await relay?.stop();
-});
-
-const run = (f: Fleet) => reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger }, [{ name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust }]);
+const run = (f: Fleet) => reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger }, [{ name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust }]);
 
 async function setReported(f: Fleet, server: string, fields: Record<string, unknown>): Promise<void> {
   const client = await f.tables.client('Servers');
@@ -34,8 +19,8 @@ async function setReported(f: Fleet, server: string, fields: Record<string, unkn
 
 describe('reconcile', () => {
   it('finds nothing to do after a completed rollout', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'broad' }]);
-    await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const f = await env.fleet([{ name: 'ex01', ring: 'broad' }]);
+    await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     const [report] = await run(f);
     expect(report).toMatchObject({ feed: 'microsoft', servers: 0 });
@@ -43,13 +28,13 @@ describe('reconcile', () => {
   });
 
   it('reapplies what a server lost, removes what its new build fixes, and waits while a rollout is under way', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
-    const first = await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const f = await env.fleet([{ name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
+    const first = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     expect((await run(f))[0]).toMatchObject({ deferred: first });
     await runQueues(f);
 
     // ex02's agent lost EM3 (removed by hand, as its status would report); ex03 was updated past EM2's range.
-    await relay.client.remove((await getServer(f.tables, 'contoso', 'ex02.contoso.com')).relayHybridConnection, { operationId: 'by-hand', mitigationIds: ['EM3'] });
+    await env.relay.client.remove((await getServer(f.tables, 'contoso', 'ex02.contoso.com')).relayHybridConnection, { operationId: 'by-hand', mitigationIds: ['EM3'] });
     await setReported(f, 'ex02.contoso.com', { reportedApplied: JSON.stringify(['EM1', 'EM2', 'PING1']) });
     await setReported(f, 'ex03.contoso.com', { build: '15.2.1544.9' });
 
@@ -64,8 +49,8 @@ describe('reconcile', () => {
   });
 
   it('reports, but does not touch, a disabled server holding a withdrawn mitigation', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex04', ring: 'broad' }]);
-    await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const f = await env.fleet([{ name: 'ex04', ring: 'broad' }]);
+    await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     await setReported(f, 'ex04.contoso.com', { reportedApplied: JSON.stringify(['EM1', 'EM2', 'EM3', 'OLD9', 'PING1']) });
     const policy = await f.tables.client('Policy');

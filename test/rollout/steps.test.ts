@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningAgent } from '../../lib/agent/run.js';
+import { describe, expect, it } from 'vitest';
 import { queueNames } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
@@ -12,9 +11,7 @@ import { changeRollout } from '../../lib/rollout/admin.js';
 import { rolloutProblems } from '../../lib/rollout/problems.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { relayWithClient } from '../helpers/agents.js';
-import { createTestPki, type TestPki } from '../helpers/packages.js';
-import { acceptPackage, drain, fleet, runQueues, runRounds, type Fleet } from '../helpers/rollouts.js';
+import { acceptPackage, drain, type Fleet, runQueues, runRounds, useFleets } from '../helpers/rollouts.js';
 
 /**
  * The rollout steps end to end with real parts (Azurite tables and queues, the relay emulator,
@@ -24,27 +21,15 @@ const waves: WaveProfile = [
   { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
   { name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 1, bake: 'PT0S' },
 ];
-let pki: TestPki;
-let relay: Awaited<ReturnType<typeof relayWithClient>>;
-const agents: RunningAgent[] = [];
-
-beforeAll(async () => {
-  pki = await createTestPki();
-  relay = await relayWithClient();
-});
-
-afterAll(async () => {
-  for (const agent of agents) await agent.close();
-  await relay?.stop();
-});
+const env = useFleets();
 
 function accept(f: Fleet): Promise<string> {
-  return acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+  return acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
 }
 
 describe('rollout steps', () => {
   it('a two-wave rollout completes: every server applied, results recorded, reported state updated', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
     const id = await accept(f);
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
@@ -57,7 +42,7 @@ describe('rollout steps', () => {
   });
 
   it('a canary failure over budget halts the rollout, names the server, and touches no later wave', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
     const notified: unknown[] = [];
     f.deps = { ...f.deps, notify: async (event) => void notified.push(event) };
     const id = await accept(f);
@@ -71,7 +56,7 @@ describe('rollout steps', () => {
   });
 
   it('the server\'s effective onDegraded reaches its agent: keep leaves a degrading change applied and reports Degraded', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex41', ring: 'canary', couplings: owaPoolTakesDownEcp }, { name: 'ex42', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex41', ring: 'canary', couplings: owaPoolTakesDownEcp }, { name: 'ex42', ring: 'broad' }]);
     await changePolicy(f.tables, { scope: 'org', name: 'contoso' }, (table) => ({ ...table, onDegraded: 'keep' }), { actor: 'alice', action: 'policy.set' });
     const id = await accept(f);
     await runQueues(f);
@@ -83,7 +68,7 @@ describe('rollout steps', () => {
   });
 
   it('a change that degrades the canaries is RolledBack there: the gate halts, naming the servers and the endpoints, and no later wave is touched', async () => {
-    const f = await fleet(relay, pki, agents, [
+    const f = await env.fleet([
       { name: 'ex51', ring: 'canary', couplings: owaPoolTakesDownEcp },
       { name: 'ex52', ring: 'canary', couplings: owaPoolTakesDownEcp },
       { name: 'ex53', ring: 'broad' },
@@ -107,7 +92,7 @@ describe('rollout steps', () => {
   });
 
   it('a message delivered twice never applies or counts twice', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }]);
     const id = await accept(f);
     const [start] = await drain(f.queues, queueNames.waves);
     await startWave(f.deps, start as never);
@@ -119,7 +104,7 @@ describe('rollout steps', () => {
   });
 
   it('pause holds messages without touching servers; resume carries on; abort skips what is left', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }]);
     const id = await accept(f);
     await runRounds(f, 1);
     expect((await applyEvent(f.deps, id, { kind: 'pause', actor: 'alice' })).ok).toBe(true);
@@ -132,7 +117,7 @@ describe('rollout steps', () => {
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Completed');
 
-    const g = await fleet(relay, pki, agents, [{ name: 'ex04', ring: 'canary' }, { name: 'ex05', ring: 'broad' }]);
+    const g = await env.fleet([{ name: 'ex04', ring: 'canary' }, { name: 'ex05', ring: 'broad' }]);
     const other = await accept(g);
     expect((await applyEvent(g.deps, other, { kind: 'abort', actor: 'bob' })).ok).toBe(true);
     await runQueues(g);
@@ -141,7 +126,7 @@ describe('rollout steps', () => {
   });
 
   it('a poisoned message records the server Unreachable and counts it as a failure', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex06', ring: 'canary', agent: false }, { name: 'ex07', ring: 'broad' }]);
+    const f = await env.fleet([{ name: 'ex06', ring: 'canary', agent: false }, { name: 'ex07', ring: 'broad' }]);
     const id = await accept(f);
     const [start] = await drain(f.queues, queueNames.waves);
     await startWave(f.deps, start as never);
@@ -155,7 +140,7 @@ describe('rollout steps', () => {
   });
 
   it('a transition is logged under its own name in the JSON log, with the event that caused it', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex31', ring: 'canary', agent: false }]);
+    const f = await env.fleet([{ name: 'ex31', ring: 'canary', agent: false }]);
     const id = await accept(f);
     const lines: string[] = [];
     const deps = { ...f.deps, logger: jsonLogger((line) => lines.push(line)) };
@@ -166,7 +151,7 @@ describe('rollout steps', () => {
   });
 
   it('expedite puts the remaining waves on the emergency pace and widens the running window', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'ex21', ring: 'canary', agent: false }, ...['ex22', 'ex23', 'ex24', 'ex25', 'ex26'].map((name) => ({ name, ring: 'broad', agent: false }))]);
+    const f = await env.fleet([{ name: 'ex21', ring: 'canary', agent: false }, ...['ex22', 'ex23', 'ex24', 'ex25', 'ex26'].map((name) => ({ name, ring: 'broad', agent: false }))]);
     const id = await accept(f);
     await drain(f.queues, queueNames.waves);
     const emergency: WaveProfile = [{ name: 'all', select: { percent: 100 }, maxConcurrency: '100%', maxErrors: '50%', bake: 'PT0S' }];
@@ -182,7 +167,7 @@ describe('rollout steps', () => {
   // one wave row: every result must be counted exactly once, a redelivered one not again.
   it('counts 40 concurrent results on one wave exactly once, redeliveries included', async () => {
     const names = Array.from({ length: 40 }, (_, index) => `ex${String(100 + index)}`);
-    const f = await fleet(relay, pki, agents, names.map((name) => ({ name, ring: 'broad', agent: false })));
+    const f = await env.fleet(names.map((name) => ({ name, ring: 'broad', agent: false })));
     const id = await accept(f);
     const broad = (await readRollout(f.tables, id)).waves.findIndex((wave) => wave.servers === 40);
     const deliveries = [...names.keys(), ...names.keys()].slice(0, 50).map((index) => ({ rolloutId: id, wave: broad, index }));

@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningAgent } from '../../lib/agent/run.js';
+import { describe, expect, it } from 'vitest';
 import { getServer, registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
@@ -7,25 +6,11 @@ import { reconcileRolloutId } from '../../lib/rollout/reconcile.js';
 import { fleetSnapshot } from '../../lib/rollout/start.js';
 import { sweepReportedState, type AgentStatusSource } from '../../lib/rollout/sweep.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { relayWithClient } from '../helpers/agents.js';
 import { recordingLogger } from '../helpers/logs.js';
-import { createTestPki, type TestPki } from '../helpers/packages.js';
-import { acceptPackage, fleet, runQueues, type Fleet } from '../helpers/rollouts.js';
+import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 
 const waves: WaveProfile = [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }];
-let pki: TestPki;
-let relay: Awaited<ReturnType<typeof relayWithClient>>;
-const agents: RunningAgent[] = [];
-
-beforeAll(async () => {
-  pki = await createTestPki();
-  relay = await relayWithClient();
-});
-
-afterAll(async () => {
-  for (const agent of agents) await agent.close();
-  await relay?.stop();
-});
+const env = useFleets();
 
 async function setReported(f: Fleet, server: string, applied: string[]): Promise<void> {
   const client = await f.tables.client('Servers');
@@ -36,8 +21,8 @@ const reported = async (f: Fleet, server: string): Promise<readonly string[]> =>
 
 describe('sweepReportedState', () => {
   it('asks every agent, corrects only the rows that differ, and keeps the last known state of a server that does not answer', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'sw01', ring: 'broad' }, { name: 'sw02', ring: 'broad' }]);
-    await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const f = await env.fleet([{ name: 'sw01', ring: 'broad' }, { name: 'sw02', ring: 'broad' }]);
+    await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     await registerServer(f.tables, 'contoso', { name: 'sw03.contoso.com', build: '15.2.1118.7', ring: 'broad', relayHybridConnection: 'sw03-no-agent' }, { actor: 'test' });
     const all = ['EM1', 'EM2', 'EM3', 'PING1'];
@@ -49,7 +34,7 @@ describe('sweepReportedState', () => {
 
     const logger = recordingLogger();
     const { servers } = await fleetSnapshot(f.tables, 'contoso', silentLogger);
-    const report = await sweepReportedState({ tables: f.tables, org: 'contoso', logger, agents: relay.client }, servers);
+    const report = await sweepReportedState({ tables: f.tables, org: 'contoso', logger, agents: env.relay.client }, servers);
 
     expect(report.changed).toEqual(['sw01.contoso.com']);
     expect(report.unreachable).toEqual(['sw03.contoso.com']);
@@ -62,8 +47,8 @@ describe('sweepReportedState', () => {
   });
 
   it('writes the difference it saw, so a result recorded meanwhile by a rollout step survives', async () => {
-    const f = await fleet(relay, pki, agents, [{ name: 'sw04', ring: 'broad' }]);
-    await acceptPackage(f, pki, pki.sign(catalogueXml), waves);
+    const f = await env.fleet([{ name: 'sw04', ring: 'broad' }]);
+    await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     await setReported(f, 'sw04.contoso.com', ['EM1', 'EM2', 'PING1']);
     const { servers } = await fleetSnapshot(f.tables, 'contoso', silentLogger);
@@ -71,7 +56,7 @@ describe('sweepReportedState', () => {
     const racing: AgentStatusSource = {
       status: async (hybridConnection, options) => {
         await setReported(f, 'sw04.contoso.com', ['CUSTOM1', 'EM1', 'EM2', 'PING1']);
-        return relay.client.status(hybridConnection, options);
+        return env.relay.client.status(hybridConnection, options);
       },
     };
     await sweepReportedState({ tables: f.tables, org: 'contoso', logger: silentLogger, agents: racing }, servers);
