@@ -248,15 +248,21 @@ function children(element: Element, rule: string, allowed: readonly string[]): M
   return found;
 }
 
+/** The attributes inbound and outbound rules share. */
+function ruleHead(attributes: Attributes, rule: SiteRule): { name: string; enabled: boolean; stopProcessing: boolean; syntax: PatternSyntax } {
+  // The site knows the rule by SiteRule.name (what the agent stored); the attribute is read for validity.
+  attributes.text('name');
+  return { name: rule.name, enabled: attributes.boolean('enabled', true), stopProcessing: attributes.boolean('stopProcessing', false), syntax: patternSyntax(attributes) };
+}
+
+function patternSyntax(attributes: Attributes): PatternSyntax {
+  return attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
+}
+
 function parseInboundRule(rule: SiteRule): InboundRule {
   const element = parseRuleElement(rule, ['rule']);
   const attributes = new Attributes(element, rule.name);
-  // The site knows the rule by SiteRule.name (what the agent stored); the attribute is read for validity.
-  attributes.text('name');
-  const name = rule.name;
-  const enabled = attributes.boolean('enabled', true);
-  const stopProcessing = attributes.boolean('stopProcessing', false);
-  const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
+  const { name, enabled, stopProcessing, syntax } = ruleHead(attributes, rule);
   // URL Rewrite 2.1's output-cache hint: it does not change what the rule does to a request.
   attributes.text('responseCacheDirective');
   attributes.done();
@@ -355,16 +361,12 @@ function parseOutboundElement(rule: SiteRule): OutboundRule | PreCondition {
     const attributes = new Attributes(element, rule.name);
     const name = attributes.required('name');
     const logicalGrouping = attributes.choice('logicalGrouping', ['MatchAll', 'MatchAny'] as const, 'MatchAll');
-    const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
+    const syntax = patternSyntax(attributes);
     attributes.done();
     return { name, logicalGrouping, items: parseConditionItems(rule.name, syntax, element) };
   }
   const attributes = new Attributes(element, rule.name);
-  attributes.text('name');
-  const name = rule.name;
-  const enabled = attributes.boolean('enabled', true);
-  const stopProcessing = attributes.boolean('stopProcessing', false);
-  const syntax = attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
+  const { name, enabled, stopProcessing, syntax } = ruleHead(attributes, rule);
   const preCondition = attributes.text('preCondition');
   attributes.done();
   const parts = children(element, rule.name, ['match', 'conditions', 'action']);
