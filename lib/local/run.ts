@@ -154,12 +154,12 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     await host.idle();
     const verified = verifyPackage(Buffer.from(signed), { trust: trustPolicyFromSettings(loadSettings(settings)) });
     if (!verified.ok) throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
-    const cells = await fleetCells(tables, verified.package);
-    const summary = await summarize(tables, fleet.length, signed, verified.package, cells);
+    const [cells, rollouts] = await Promise.all([fleetCells(tables, verified.package), allRollouts(tables)]);
+    const summary = summarize(rollouts, fleet.length, signed, verified.package, cells);
     say('');
     for (const line of summaryLines(summary)) say(line);
     for (const line of outcomeTable(cells, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
-    for (const line of await haltedProblems(tables)) say(line);
+    for (const line of await haltedProblems(tables, rollouts)) say(line);
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
@@ -228,11 +228,10 @@ async function pollOutcome(tables: FleetTables): Promise<string> {
 /** Rollout and wave progress until no rollout is active any more. */
 async function watch(tables: FleetTables, display: ProgressDisplay): Promise<void> {
   for (;;) {
-    const rollouts = await listRollouts(tables);
-    const detailed = await Promise.all(rollouts.map((rollout) => readRollout(tables, rollout.partitionKey)));
+    const rollouts = await allRollouts(tables);
     const now = new Date();
-    display.show(detailed.flatMap((rollout) => rolloutLines(rollout, { terminal: display.terminal, now })));
-    if (rollouts.length > 0 && rollouts.every((rollout) => !activeStates.has(rollout.state))) return;
+    display.show(rollouts.flatMap((rollout) => rolloutLines(rollout, { terminal: display.terminal, now })));
+    if (rollouts.length > 0 && rollouts.every((rollout) => !activeStates.has(rollout.state.state))) return;
     await new Promise((resolveTimer) => setTimeout(resolveTimer, 500));
   }
 }
@@ -266,15 +265,20 @@ async function fleetCells(tables: FleetTables, eocs: EocsPackage): Promise<Map<s
   return cells;
 }
 
-async function summarize(tables: FleetTables, servers: number, signed: string, eocs: EocsPackage, cells: Map<string, Map<string, Cell>>): Promise<LocalRunSummary> {
-  const rollouts = await listRollouts(tables);
-  const detailed = await Promise.all(rollouts.map((rollout) => readRollout(tables, rollout.partitionKey)));
+/** Every rollout with its waves, newest first. */
+async function allRollouts(tables: FleetTables): Promise<DetailedRollout[]> {
+  return Promise.all((await listRollouts(tables)).map((rollout) => readRollout(tables, rollout.partitionKey)));
+}
+
+type DetailedRollout = Awaited<ReturnType<typeof readRollout>>;
+
+function summarize(rollouts: readonly DetailedRollout[], servers: number, signed: string, eocs: EocsPackage, cells: Map<string, Map<string, Cell>>): LocalRunSummary {
   const outcomes: Record<string, number> = {};
   for (const server of cells.values()) for (const cell of server.values()) outcomes[cell.outcome] = (outcomes[cell.outcome] ?? 0) + 1;
   return {
     servers,
     package: { sha256: createHash('sha256').update(signed).digest('hex'), mitigations: eocs.mitigations.map((mitigation) => mitigation.id) },
-    rollouts: detailed.map(({ state, waves }) => ({
+    rollouts: rollouts.map(({ state, waves }) => ({
       id: state.partitionKey,
       operation: state.operation,
       state: state.state,
@@ -312,12 +316,10 @@ function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly s
 }
 
 /** For each halted rollout, what failed where and why (the probes' findings, the applier's error). */
-async function haltedProblems(tables: FleetTables): Promise<string[]> {
-  const halted = (await listRollouts(tables)).filter((rollout) => rollout.state === 'Halted');
+async function haltedProblems(tables: FleetTables, rollouts: readonly DetailedRollout[]): Promise<string[]> {
   const lines: string[] = [];
-  for (const rollout of halted) {
-    const { waves } = await readRollout(tables, rollout.partitionKey);
-    lines.push('', `why ${rollout.partitionKey} halted:`, ...problemTable(await rolloutProblems(tables, rollout.partitionKey, waves)));
+  for (const { state, waves } of rollouts.filter((rollout) => rollout.state.state === 'Halted')) {
+    lines.push('', `why ${state.partitionKey} halted:`, ...problemTable(await rolloutProblems(tables, state.partitionKey, waves)));
   }
   return lines;
 }
