@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { join, relative, sep } from 'node:path';
-import { Language, Parser, type Node } from 'web-tree-sitter';
+import type { Node } from 'web-tree-sitter';
+import { grammarParser, syntaxErrorNodes } from './tree-sitter.js';
 
 /**
  * Bicep read with the tree-sitter-bicep grammar (the Bicep CLI is not available everywhere the
@@ -28,17 +28,6 @@ export interface BicepDocument {
   readonly root: Node;
 }
 
-let parser: Promise<Parser> | undefined;
-
-function bicepParser(): Promise<Parser> {
-  parser ??= (async () => {
-    await Parser.init();
-    const language = await Language.load(createRequire(import.meta.url).resolve('tree-sitter-bicep/tree-sitter-bicep.wasm'));
-    return new Parser().setLanguage(language);
-  })();
-  return parser;
-}
-
 /**
  * tree-sitter-bicep 1.1 knows `param NAME TYPE = value` but not a parameters file's untyped
  * `param NAME = value` (an object value even parses as a type). `var` plus two spaces has the
@@ -49,7 +38,7 @@ const parameterAssignment = /^([ \t]*)param(?=[ \t]+[A-Za-z_][A-Za-z0-9_]*[ \t]*
 export async function parseBicep(file: string, text: string): Promise<BicepDocument> {
   const kind = file.endsWith('.bicepparam') ? 'bicepparam' : 'bicep';
   const source = kind === 'bicepparam' ? text.replace(parameterAssignment, '$1var  ') : text;
-  const tree = (await bicepParser()).parse(source);
+  const tree = (await grammarParser('tree-sitter-bicep/tree-sitter-bicep.wasm')).parse(source);
   if (!tree) throw new Error(`tree-sitter returned no tree for ${file}`);
   return { file, kind, text, root: tree.rootNode };
 }
@@ -82,20 +71,9 @@ export function problemAt(document: BicepDocument, node: Node, message: string):
 
 /** ERROR and MISSING nodes, and typed declarations where a parameters file may only assign. */
 export function syntaxProblems(document: BicepDocument): InfraProblem[] {
-  const problems: InfraProblem[] = [];
-  const walk = (node: Node): void => {
-    if (node.isMissing) {
-      problems.push(problemAt(document, node, `syntax error: missing ${node.type}`));
-      return;
-    }
-    if (node.isError) {
-      const near = node.text.split('\n')[0]!.slice(0, 40);
-      problems.push(problemAt(document, node, `syntax error near ${JSON.stringify(near)}`));
-      return;
-    }
-    for (const child of node.children) if (child.hasError || child.isMissing) walk(child);
-  };
-  walk(document.root);
+  const problems = syntaxErrorNodes(document.root).map((node) =>
+    problemAt(document, node, node.isMissing ? `syntax error: missing ${node.type}` : `syntax error near ${JSON.stringify(node.text.split('\n')[0]!.slice(0, 40))}`),
+  );
   if (document.kind === 'bicepparam') {
     for (const declaration of document.root.descendantsOfType('parameter_declaration')) {
       problems.push(problemAt(document, declaration, 'a parameters file assigns values (param NAME = value); declare the parameter and its type in the .bicep file'));

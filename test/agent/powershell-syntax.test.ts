@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Language, Parser } from 'web-tree-sitter';
+import type { Parser } from 'web-tree-sitter';
+import { grammarParser, syntaxErrorNodes } from '../../lib/infra/tree-sitter.js';
 
 /**
  * PowerShell cannot run here, so the scripts the applier sends are at least parsed by a real
@@ -12,22 +12,13 @@ const scripts = readdirSync(goldenDirectory).filter((name) => name.endsWith('.ps
 let parser: Parser;
 
 beforeAll(async () => {
-  await Parser.init();
-  const wasm = createRequire(import.meta.url).resolve('tree-sitter-powershell/tree-sitter-powershell.wasm');
-  parser = new Parser();
-  parser.setLanguage(await Language.load(wasm));
+  parser = await grammarParser('tree-sitter-powershell/tree-sitter-powershell.wasm');
 });
 
 function syntaxProblems(text: string): string[] {
   const tree = parser.parse(text);
   if (!tree) return ['the parser returned nothing'];
-  const problems: string[] = [];
-  const walk = (node: NonNullable<typeof tree.rootNode>): void => {
-    if (node.isError || node.isMissing) problems.push(`${node.isMissing ? 'missing' : 'error'} ${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`);
-    for (const child of node.children) if (child) walk(child);
-  };
-  walk(tree.rootNode);
-  return problems;
+  return syntaxErrorNodes(tree.rootNode).map((node) => `${node.isMissing ? 'missing' : 'error'} ${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`);
 }
 
 describe('generated PowerShell parses', () => {
