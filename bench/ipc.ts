@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -25,15 +26,22 @@ export interface Worker {
 }
 
 /**
+ * EMFLEET_BENCH_CPU_PROF=agents,host,azurite (process names) writes a V8 CPU profile of those
+ * processes into dist/bench-profiles/<name>/ when they end (open them in Chrome DevTools or VS Code).
+ */
+export function profileArgs(name: string): string[] {
+  const profiled = (process.env['EMFLEET_BENCH_CPU_PROF'] ?? '').split(',').includes(name);
+  return profiled ? ['--cpu-prof', `--cpu-prof-dir=${resolve('dist/bench-profiles', name)}`] : [];
+}
+
+/**
  * Starts `dist/bench/<script>.js` with an IPC channel; its stderr is passed through.
- * EMFLEET_BENCH_CPU_PROF=agents,host (worker names) writes a V8 CPU profile of those workers
- * into dist/bench-profiles/<worker>/ when they end (open them in Chrome DevTools or VS Code).
+ * Profiled when EMFLEET_BENCH_CPU_PROF names it (`profileArgs`).
  */
 export function startWorker(script: string, env: Record<string, string> = {}): Worker {
   const path = fileURLToPath(new URL(`./${script}.js`, import.meta.url));
-  const profiled = (process.env['EMFLEET_BENCH_CPU_PROF'] ?? '').split(',').includes(script);
   // hyco-https uses util._extend; its deprecation warning says nothing about emfleet.
-  const execArgv = ['--no-deprecation', ...(profiled ? ['--cpu-prof', `--cpu-prof-dir=dist/bench-profiles/${script}`] : [])];
+  const execArgv = ['--no-deprecation', ...profileArgs(script)];
   const child: ChildProcess = fork(path, [], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let next = 1;

@@ -20,7 +20,7 @@ import { startRelayEmulator, type RelayEmulator } from '../lib/local/relay.js';
 import { signPackage } from '../lib/package/sign.js';
 import type { AgentSpec } from './agents.js';
 import type { CeilingResult } from './ceiling.js';
-import { childPidsMatching, cpuSecondsOf, memoryOf, startWorker, type Worker } from './ipc.js';
+import { childPidsMatching, cpuSecondsOf, memoryOf, profileArgs, startWorker, type Worker } from './ipc.js';
 import { countsBetween, startCountingProxy, startRequestCounter, type CountingProxy } from './proxy.js';
 
 /**
@@ -97,7 +97,7 @@ const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base
 export async function startWorld(): Promise<World> {
   const stops: (() => Promise<void>)[] = [];
   try {
-    const azurite = await startAzurite();
+    const azurite = await startAzurite({ execArgv: profileArgs('azurite') });
     stops.push(() => azurite.stop());
     const [azuritePid] = await childPidsMatching('azurite');
     const proxy = await startCountingProxy(azurite.connectionString);

@@ -128,14 +128,27 @@ export interface PlanRow {
 
 export const planRowKey = (wave: number, index: number): string => `plan-${String(wave).padStart(2, '0')}-${String(index).padStart(6, '0')}`;
 
-/** Plan rows go in transactions of 100 (one partition per rollout): 10,000 servers are 100 round trips. */
+/** Servers a page of plan rows holds: one partition, one transaction, one query. */
+export const planPageSize = 100;
+
+/**
+ * Plan rows sit a page to a partition of their own (`<rollout>|plan-WW-PPPP`), beside the rollout's
+ * partition of state and wave rows: a page is written in one transaction and read by its partition
+ * key, the state and wave rows that every step reads and writes stay in a partition of a few rows,
+ * and a 10,000-server plan is spread over 100 partitions instead of loading one (a partition's
+ * target in Azure is 2,000 entities a second).
+ */
+export const planPartitionKey = (rolloutId: string, wave: number, index: number): string =>
+  `${rolloutId}|plan-${String(wave).padStart(2, '0')}-${String(Math.floor(index / planPageSize)).padStart(4, '0')}`;
+
+/** Plan rows go in transactions of 100, one per page: 10,000 servers are 100 round trips. */
 export async function writePlanRows(tables: FleetTables, rolloutId: string, rows: readonly PlanRow[]): Promise<void> {
   const client = await tables.client('Rollouts');
   await writeInTransactions(
     client,
     rows.map((row) =>
       upsertAction({
-        partitionKey: rolloutId,
+        partitionKey: planPartitionKey(rolloutId, row.wave, row.index),
         rowKey: planRowKey(row.wave, row.index),
         server: row.server,
         hybridConnection: row.hybridConnection,

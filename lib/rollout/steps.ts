@@ -7,7 +7,7 @@ import { maxTransactionSize } from '../fleet/batch.js';
 import { getEntityOrUndefined, mutateEntity, type Mutation } from '../fleet/optimistic.js';
 import { queueNames, type QueueSender } from '../fleet/queues.js';
 import { upsertResults } from '../fleet/results.js';
-import { planRowKey, updateRolloutState, waveEntity, waveKey } from '../fleet/rollouts.js';
+import { planPageSize, planPartitionKey, updateRolloutState, waveEntity, waveKey } from '../fleet/rollouts.js';
 import { odata, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
 import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
@@ -532,10 +532,9 @@ async function readStateAndWave(tables: FleetTables, rolloutId: string, wave: nu
 
 /**
  * Plan rows never change once the rollout exists, so a worker reads them a page at a time (one
- * range query for the next servers of the wave) and keeps a bounded number of pages.
+ * partition query for the next servers of the wave) and keeps a bounded number of pages.
  */
 const planPages = new Map<string, Promise<Map<number, PlanRowEntity>>>();
-const planPageSize = 100;
 const keptPlanPages = 200;
 
 async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Promise<PlanRowEntity | undefined> {
@@ -567,7 +566,7 @@ function cachePlanPage(key: string, page: Promise<Map<number, PlanRowEntity>>): 
 
 async function readPlanPage(tables: FleetTables, rolloutId: string, wave: number, first: number): Promise<Map<number, PlanRowEntity>> {
   const client = await tables.client('Rollouts');
-  const filter = odata`PartitionKey eq ${rolloutId} and RowKey ge ${planRowKey(wave, first)} and RowKey lt ${planRowKey(wave, first + planPageSize)}`;
+  const filter = odata`PartitionKey eq ${planPartitionKey(rolloutId, wave, first)}`;
   const rows = new Map<number, PlanRowEntity>();
   for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
     const checked = validateRow('Rollouts', planRow, entity);

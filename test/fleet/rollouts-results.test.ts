@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
-import { createRollout, readRollout, RolloutNotFoundError, updateRolloutState, type NewRollout } from '../../lib/fleet/rollouts.js';
+import { createRollout, readRollout, RolloutNotFoundError, updateRolloutState, writePlanRows, type NewRollout, type PlanRow } from '../../lib/fleet/rollouts.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
 
@@ -80,6 +80,26 @@ describe('rollouts', () => {
     await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(RolloutNotFoundError);
   });
 
+
+  it('writePlanRows puts each page of 100 servers in a partition of its own, beside the rollout\'s state and wave rows', async () => {
+    const { tables, prefix } = freshTables();
+    await createRollout(tables, rollout);
+    const rows: PlanRow[] = [
+      ...Array.from({ length: 2 }, (_, index) => ({ wave: 0, index, server: `ex${index}.contoso.com`, hybridConnection: `hc-${index}`, apply: ['EM1'], remove: [] })),
+      ...Array.from({ length: 250 }, (_, index) => ({ wave: 2, index, server: `ex${100 + index}.contoso.com`, hybridConnection: `hc-${100 + index}`, apply: ['EM1'], remove: [] })),
+    ];
+    const client = rawTable(prefix, 'Rollouts');
+    await writePlanRows(tables, rollout.id, rows);
+    const stored = await allEntities(client);
+    const byPartition = new Map<string, string[]>();
+    for (const row of stored) byPartition.set(String(row['partitionKey']), [...(byPartition.get(String(row['partitionKey'])) ?? []), String(row['rowKey'])]);
+    expect([...byPartition.keys()].sort()).toEqual([rollout.id, `${rollout.id}|plan-00-0000`, `${rollout.id}|plan-02-0000`, `${rollout.id}|plan-02-0001`, `${rollout.id}|plan-02-0002`]);
+    expect(byPartition.get(rollout.id)?.sort()).toEqual(['state', 'wave-00', 'wave-01', 'wave-02']);
+    expect(byPartition.get(`${rollout.id}|plan-02-0001`)).toHaveLength(100);
+    expect(byPartition.get(`${rollout.id}|plan-02-0001`)?.[0]).toBe('plan-02-000100');
+    expect(byPartition.get(`${rollout.id}|plan-02-0002`)).toHaveLength(50);
+    expect(stored.find((row) => row['rowKey'] === 'plan-02-000249')).toMatchObject({ partitionKey: `${rollout.id}|plan-02-0002`, server: 'ex349.contoso.com', hybridConnection: 'hc-349' });
+  });
 });
 
 describe('results', () => {
