@@ -7,6 +7,7 @@ import { isRollback, type AcceptedMark } from './freshness.js';
 import type { EocsPackage } from './model.js';
 import { elementChildren, parseEocs } from './parse.js';
 import { PackageRejectedError, reject, type RejectionReason } from './reasons.js';
+import { reduceToSignedNodes } from './signed-nodes.js';
 import {
   buildChain,
   checkRevocation,
@@ -63,7 +64,8 @@ const maxKeyInfoCertificates = 10;
 /**
  * The one verifier, used by the cloud and by the agent (DESIGN §4). Never throws for anything
  * the package contains: every problem becomes a rejection with a reason code and a detail.
- * The model is built from the canonical signed bytes only, never from the unsigned DOM.
+ * The model is read from the very DOM that was canonicalized and digested, after it was brought to
+ * the node set the digest covers (signed-nodes.ts): no unsigned DOM, no second parser.
  */
 export function verifyPackage(bytes: Uint8Array, options: VerifyOptions): VerifyResult {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -85,8 +87,8 @@ function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<Verified
   const certificates = keyInfoCertificates(signature);
   const signer = findSigner(certificates);
 
-  const signedContent = checkSignatureValue(document, signature, signer);
-  const eocs = parseEocs(parseXml(signedContent, limits));
+  checkSignatureValue(document, signature, signer);
+  const eocs = parseEocs(document);
 
   if (eocs.signingTime && eocs.signingTime.getTime() > now.getTime() + clockSkewInMs) {
     reject('Malformed', `signingTime ${eocs.signingTime.toISOString()} is in the future`);
@@ -231,11 +233,12 @@ function keyInfoCertificates(signature: Element): X509Certificate[] {
 /**
  * Checks the one Reference's digest over the document without its Signature, then SignatureValue
  * over SignedInfo, on the document parsed and shape-checked above (so what is verified is what
- * was checked: no second parser), and returns the canonical signed content. Canonicalization is
- * xml-crypto's; the rest is Node's crypto over emfleet's allow-list (checkSignedInfo ran first).
- * Order as in XML-DSig core validation: reference, then signature. Detaches the Signature.
+ * was checked: no second parser). Canonicalization is xml-crypto's; the rest is Node's crypto over
+ * emfleet's allow-list (checkSignedInfo ran first). Order as in XML-DSig core validation: reference,
+ * then signature. Leaves the document as the node set that was digested: the Signature detached,
+ * the rest reduced by reduceToSignedNodes.
  */
-function checkSignatureValue(document: Document, signature: Element, signer: X509Certificate): string {
+function checkSignatureValue(document: Document, signature: Element, signer: X509Certificate): void {
   const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
   const signedInfoCanonical = canonicalize(algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo')), signedInfo, findAncestorNsForElement(signedInfo));
   const reference = onlyChild(signedInfo, 'Reference', 'SignedInfo');
@@ -248,6 +251,7 @@ function checkSignatureValue(document: Document, signature: Element, signer: X50
   // The enveloped-signature transform: the whole document (URI="") without the Signature.
   const root = document.documentElement!;
   root.removeChild(signature);
+  reduceToSignedNodes(root);
   const signedContent = canonicalize(referenceCanonicalization!, root, []);
   if (!createHash(digestAlgorithm).update(signedContent, 'utf8').digest().equals(digestValue)) {
     reject('BadSignature', 'the digest of the signed content does not match');
@@ -259,7 +263,6 @@ function checkSignatureValue(document: Document, signature: Element, signer: X50
     return reject('BadSignature', `the signer certificate key cannot check the SignatureValue: ${error instanceof Error ? oneLine(error.message) : String(error)}`, error);
   }
   if (!valid) reject('BadSignature', 'the SignatureValue does not match SignedInfo under the signer certificate key');
-  return signedContent;
 }
 
 const canonicalizers: Readonly<Record<string, C14nCanonicalization | ExclusiveCanonicalization>> = {

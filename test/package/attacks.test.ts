@@ -4,8 +4,10 @@
  * rejected with its specific reason code, and no forged mitigation may ever reach a verified model.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
+import { DOMParser } from '@xmldom/xmldom';
+import { C14nCanonicalization } from 'xml-crypto';
 import { createDevPki, issueCertificate, type DevPki, type IssuedCertificate } from '../../lib/local/pki.js';
-import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
+import { DSIG_NS, microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import type { EocsPackage } from '../../lib/package/model.js';
 import type { RejectionReason } from '../../lib/package/reasons.js';
 import { signPackage } from '../../lib/package/sign.js';
@@ -415,7 +417,7 @@ describe('signature wrapping: a forged Config never reaches a verified model', (
 describe('comments (and other C14N-equivalent edits) inside signed text', () => {
   // C14N without comments drops comments, turns CDATA into text and resolves character references, so
   // these edits leave the digest unchanged and the package verifies (observed). What matters is that the
-  // model comes from the canonical signed bytes: the value is whole, never cut at the comment.
+  // model says what was signed: the value is whole, never cut at the comment.
   it.each([
     { name: 'empty comment in an app-pool name', from: '<Value>MSExchangeOWAAppPool</Value>', to: '<Value>MSExchange<!---->OWAAppPool</Value>' },
     { name: 'comment in a service name', from: '<Value>MSExchangeUM</Value>', to: '<Value>MSExchange<!-- W3SVC -->UM</Value>' },
@@ -424,6 +426,9 @@ describe('comments (and other C14N-equivalent edits) inside signed text', () => 
     { name: 'character reference in a service name', from: '<Value>MSExchangeUM</Value>', to: '<Value>MSExchange&#85;M</Value>' },
     { name: 'comment inside the IIS rule', from: '<action type="AbortRequest"/>', to: '<!-- allow --><action type="AbortRequest"/>' },
     { name: 'comment between Configs', from: '<Config id="EM3"', to: '<!-- <Config id="EVIL"/> --><Config id="EM3"' },
+    { name: 'CDATA holding markup-like text in a service name', from: '<Value>MSExchangeUM</Value>', to: '<Value><![CDATA[MSExchange]]>UM</Value>' },
+    { name: 'attributes swapped and single-quoted in the IIS rule', from: '<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true">', to: "<rule stopProcessing='true'  name='EEMS EM1 - Autodiscover Rule' >" },
+    { name: 'an empty rule element written with an end tag', from: '<action type="AbortRequest"/>', to: '<action type="AbortRequest" ></action>' },
   ])('$name: verifies with the whole, original model', ({ from, to }) => {
     const result = verify(mutate(fx.catalogue, from, to));
     if (!result.ok) throw new Error(`${result.reason}: ${result.detail}`);
@@ -431,6 +436,33 @@ describe('comments (and other C14N-equivalent edits) inside signed text', () => 
     const [, , em2, em3] = result.package.mitigations;
     expect(em2!.actions[0]).toMatchObject({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' });
     expect(em3!.actions[0]).toMatchObject({ kind: 'DisableService', service: 'MSExchangeUM' });
+  });
+});
+
+describe('edits the canonical form does not see are refused, not read', () => {
+  // The model is read from the DOM that was canonicalized, so wherever xml-crypto's C14N writes two
+  // different DOMs the same way, a change there would keep the digest: each edit below is first shown
+  // to leave the canonical form as it was (or to be one EOCS never has), then to be refused.
+  const canonicalWithoutSignature = (signed: string): string => {
+    const document = new DOMParser().parseFromString(signed, 'text/xml');
+    const root = document.documentElement!;
+    root.removeChild(root.getElementsByTagNameNS(DSIG_NS, 'Signature').item(0)!);
+    return String(new C14nCanonicalization().process(root as never, {}));
+  };
+
+  it.each([
+    { name: 'a processing instruction standing for the end of a service name', from: '<Value>MSExchangeUM</Value>', to: '<Value>MSExchange<?x UM?></Value>', sameCanonical: true },
+    { name: 'an attribute named xmlns… on an action (left out of the canonical form)', from: '<Action type="DisableService"', to: '<Action xmlnsUnsupported="1" type="DisableService"', sameCanonical: true },
+    { name: 'an empty processing instruction (xml-crypto cannot canonicalize it)', from: '<Value>MSExchangeUM</Value>', to: '<Value>MSExchangeUM<?x?></Value>', sameCanonical: false },
+    { name: 'a namespace declaration below the root', from: '<rule name=', to: '<rule xmlns:x="urn:x" name=', sameCanonical: false },
+    { name: 'a namespace URI with a quote on the root (written unescaped, it reads as an attribute)', from: '<EOCS version="1.0.4"', to: '<EOCS xmlns:a="urn:x&quot; b=&quot;1" version="1.0.4"', sameCanonical: false },
+  ])('$name → Malformed', ({ from, to, sameCanonical }) => {
+    const edited = mutate(fx.catalogue, from, to);
+    if (sameCanonical) expect(canonicalWithoutSignature(edited)).toBe(canonicalWithoutSignature(fx.catalogue));
+    const result = verify(edited);
+    expect(result.ok, result.ok ? `verified: ${verifiedIds(result).join(', ')}` : '').toBe(false);
+    expect(!result.ok && result.reason).toBe('Malformed');
+    expect(!result.ok && result.detail).toMatch(/processing instruction|reserved|namespace/);
   });
 });
 
