@@ -33,6 +33,10 @@ serveCommands(async (command: Command) => {
       await host.runTimer(String(command['name']));
       return { ms: Date.now() - started };
     }
+    case 'liveHeap': {
+      (globalThis as { gc?: () => void }).gc?.();
+      return { liveHeapMiB: process.memoryUsage().heapUsed / 1048576 };
+    }
     case 'problems':
       return { ...problems };
     case 'stop':

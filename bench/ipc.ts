@@ -38,10 +38,10 @@ export function profileArgs(name: string): string[] {
  * Starts `dist/bench/<script>.js` with an IPC channel; its stderr is passed through.
  * Profiled when EMFLEET_BENCH_CPU_PROF names it (`profileArgs`).
  */
-export function startWorker(script: string, env: Record<string, string> = {}): Worker {
+export function startWorker(script: string, env: Record<string, string> = {}, nodeOptions: readonly string[] = []): Worker {
   const path = fileURLToPath(new URL(`./${script}.js`, import.meta.url));
   // hyco-https uses util._extend; its deprecation warning says nothing about emfleet.
-  const execArgv = ['--no-deprecation', ...profileArgs(script)];
+  const execArgv = ['--no-deprecation', ...nodeOptions, ...profileArgs(script)];
   const child: ChildProcess = fork(path, [], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let next = 1;

@@ -31,6 +31,8 @@ interface FanoutFigures {
   readonly txPerServer: number;
   readonly storage: Record<string, number>;
   readonly peakRssMiB: number;
+  /** The host's heap after a full collection at the end: the peak above is mostly garbage V8 had not collected yet. */
+  readonly liveHeapMiB: number;
   /** Warnings and errors the host logged during the rollout, by event. */
   readonly problems: Record<string, number>;
   /** CPU seconds by part during each run (Azurite, host, agents, relay + proxy, the ceiling's sender). */
@@ -111,7 +113,7 @@ async function main(argv: readonly string[]): Promise<number> {
     verifyRatio: round(verify.ratio, 2),
     peakRssMiB: round(largest?.peakRssMiB ?? NaN, 1),
     servers: largest?.servers ?? 0,
-    fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), cpuRatio: round(figures.cpuRatio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1) })),
+    fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), cpuRatio: round(figures.cpuRatio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1), liveHeapMiB: round(figures.liveHeapMiB, 1) })),
     idle,
     verify: { ...verify, verifyMs: round(verify.verifyMs, 3), baselineMs: round(verify.baselineMs, 3), ratio: round(verify.ratio, 2) },
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
@@ -126,14 +128,14 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function fanOut(world: World, servers: number, options: { concurrency: number; hostJsonPath?: string }, say: (line: string) => void): Promise<FanoutFigures> {
   say(`fan-out to ${servers} servers: starting ${servers} agents`);
-  const deployment = await world.deploy(servers, { ...options, agents: true, onAgentsStarted: (ms, what) => say(`  ${servers} agents ${what} in ${(ms / 1000).toFixed(1)} s`) });
+  const deployment = await world.deploy(servers, { ...options, agents: true, onStep: (step, ms) => say(`  ${step} in ${(ms / 1000).toFixed(1)} s`) });
   try {
     const ceiling = await deployment.ceiling();
     say(`  ceiling: ${servers} applies straight through the relay in ${(ceiling.ms / 1000).toFixed(1)} s (${JSON.stringify(ceiling.outcomes)})`);
     const rollout = await deployment.rollOut();
     say(`  results checked (exactly one per server) in ${(rollout.checkMs / 1000).toFixed(1)} s`);
     const tx = total(rollout.storage);
-    say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB`);
+    say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB (live heap after a full GC ${rollout.liveHeapMiB.toFixed(0)} MiB)`);
     say(`  CPU seconds, ceiling: ${describeCpu(ceiling.cpu)}; emfleet: ${describeCpu(rollout.cpu)}`);
     if (Object.keys(rollout.problems).length > 0) say(`  the host logged ${JSON.stringify(rollout.problems)}`);
     return {
@@ -145,6 +147,7 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
       txPerServer: tx / servers,
       storage: Object.fromEntries([...rollout.storage].sort(([a], [b]) => a.localeCompare(b))),
       peakRssMiB: rollout.peakRssMiB,
+      liveHeapMiB: rollout.liveHeapMiB,
       problems: rollout.problems,
       cpu: { rollout: roundAll(rollout.cpu), ceiling: roundAll(ceiling.cpu) },
     };
@@ -187,6 +190,7 @@ function report(fanout: readonly FanoutFigures[], idle: readonly IdleFigures[], 
     rows.push([`fan-out ${figures.servers}, CPU`, `${figures.cpuRatio.toFixed(2)} (all processes' CPU seconds, emfleet / ceiling)`, '', '']);
     rows.push([`storage tx/server ${figures.servers}`, figures.txPerServer.toFixed(2), `<= ${targets.txPerServer}`, mark(figures.txPerServer <= targets.txPerServer)]);
     rows.push([`host peak RSS ${figures.servers}`, `${figures.peakRssMiB.toFixed(0)} MiB`, `< ${targets.peakRssMiB} MiB`, mark(figures.peakRssMiB < targets.peakRssMiB)]);
+    rows.push([`host live heap ${figures.servers}`, `${figures.liveHeapMiB.toFixed(0)} MiB (after a full GC, once the rollout completed)`, '', '']);
   }
   // Paged reads grow by one round trip per 1,000 servers: compare each size with the smallest.
   const smallest = idle.reduce<IdleFigures | undefined>((least, figures) => (!least || figures.servers < least.servers ? figures : least), undefined);

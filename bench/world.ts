@@ -6,12 +6,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { upsertAction, writeInTransactions } from '../lib/fleet/batch.js';
+import { writeInTransactions } from '../lib/fleet/batch.js';
 import { readRows, validateRow } from '../lib/fleet/rows.js';
 import { listRollouts, readRollout } from '../lib/fleet/rollouts.js';
 import { resultRow, serverRow } from '../lib/fleet/schemas.js';
 import { FleetTables, tableNames } from '../lib/fleet/storage.js';
-import { TableClient } from '@azure/data-tables';
+import { TableClient, type TransactionAction } from '@azure/data-tables';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { catalogueXml } from '../lib/local/catalogue.js';
 import { startAzurite, type RunningAzurite } from '../lib/local/azurite.js';
@@ -46,7 +46,8 @@ export interface DeployOptions {
   /** Real agents for every server (a fan-out); without, the servers are registered only (an idle hour). */
   readonly agents: boolean;
   /** Told how long the agents took to start (and to start again after a reset). */
-  readonly onAgentsStarted?: (ms: number, what: 'started' | 'reset') => void;
+  /** Each set-up step as it ends (agents started, servers seeded, host started, agents reset), with its time. */
+  readonly onStep?: (step: string, ms: number) => void;
   /** The wave's maxConcurrency, and the ceiling's. */
   readonly concurrency: number;
   /** Another host.json than the repository's, to compare queue settings. */
@@ -83,6 +84,8 @@ export interface RolloutRun {
   readonly cpu: CpuSeconds;
   readonly storage: Map<string, number>;
   readonly peakRssMiB: number;
+  /** The host's heap after a full collection once the rollout has completed: what it still holds. */
+  readonly liveHeapMiB: number;
   /** How long the exact-once check took (not part of ms). */
   readonly checkMs: number;
   readonly rollouts: readonly { id: string; state: string; succeeded: number; failed: number; skipped: number; servers: number }[];
@@ -156,7 +159,8 @@ export async function startWorld(): Promise<World> {
           const entity = { partitionKey: org, rowKey: spec.server, fqdn: spec.server, build, site: 'HQ', ring: 'broad', relayHybridConnection: spec.hybridConnection, relayPath: '', agentVersion: '', reportedApplied: JSON.stringify(applied), reportedBlocked: '[]' };
           const checked = validateRow('Servers', serverRow, entity);
           if (!checked.ok) throw new Error(`bench server row: ${checked.problem.field}: ${checked.problem.message}`);
-          return upsertAction(entity);
+          // Each deployment's tables are new, and Azurite's insert scans the partition once where an upsert scans it twice.
+          return ['create', entity] as TransactionAction;
         });
         await writeInTransactions(client, rows);
       };
@@ -170,7 +174,8 @@ export async function startWorld(): Promise<World> {
       ];
       const workers: Worker[] = [];
       // Seeding is Azurite's work, starting agents the agent processes': done side by side.
-      const seeding = options.agents ? seed([]) : Promise.resolve();
+      const seedingStarted = Date.now();
+      const seeding = options.agents ? seed([]).then(() => options.onStep?.(`${servers} servers seeded`, Date.now() - seedingStarted)) : Promise.resolve();
       seeding.catch(() => undefined);
       if (options.agents) {
         for (let index = 0; index < agentProcesses; index++) workers.push(startWorker('agents'));
@@ -192,7 +197,7 @@ export async function startWorld(): Promise<World> {
             }),
           ),
         );
-        options.onAgentsStarted?.(Date.now() - starting, 'started');
+        options.onStep?.(`${servers} agents started`, Date.now() - starting);
       }
       /** CPU seconds of each part so far; a phase's use is the difference of two readings. */
       const cpuReading = async (): Promise<CpuSeconds> => {
@@ -206,12 +211,15 @@ export async function startWorld(): Promise<World> {
         };
       };
       const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds => Object.fromEntries(Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]));
-      const host = startWorker('host', settings);
+      // --expose-gc only lets the bench ask for a full collection after the rollout (liveHeapMiB); V8 collects as usual.
+      const host = startWorker('host', settings, ['--expose-gc']);
       stopsHere.push(async () => {
         await host.call({ kind: 'stop' }).catch(() => undefined);
         await host.exit();
       });
+      const hostStarting = Date.now();
       await host.call({ kind: 'start', ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}) });
+      options.onStep?.('host started', Date.now() - hostStarting);
       await seeding;
       let agentsUsed = false;
       /** Every server as it was before any change: needed before a second run over the same agents. */
@@ -222,7 +230,7 @@ export async function startWorld(): Promise<World> {
         }
         const resetting = Date.now();
         await Promise.all(workers.map((worker) => worker.call({ kind: 'reset' })));
-        options.onAgentsStarted?.(Date.now() - resetting, 'reset');
+        options.onStep?.(`${servers} agents reset`, Date.now() - resetting);
       };
 
       const rolloutRows = async (): Promise<RolloutRun['rollouts']> => {
@@ -264,10 +272,11 @@ export async function startWorld(): Promise<World> {
           const cpu = cpuBetween(cpuBefore, await cpuReading());
           const storage = countsBetween(before, proxy.counts());
           const { peakRssMiB } = await memoryOf(host.pid);
+          const { liveHeapMiB } = await host.call<{ liveHeapMiB: number }>({ kind: 'liveHeap' });
           const problems = await host.call<Record<string, number>>({ kind: 'problems' });
           const checking = Date.now();
           await checkExactlyOnce(tables, rollouts, servers, mitigationIds, workers);
-          return { ms, cpu, storage, peakRssMiB, rollouts, problems, checkMs: Date.now() - checking };
+          return { ms, cpu, storage, peakRssMiB, liveHeapMiB, rollouts, problems, checkMs: Date.now() - checking };
         },
         ceiling: async () => {
           await resetAgents();
