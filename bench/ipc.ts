@@ -113,16 +113,3 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** This process's children whose command line contains `text` (e.g. Azurite, started by lib/local/azurite). */
-export async function childPidsMatching(text: string): Promise<number[]> {
-  const { readFile, readdir } = await import('node:fs/promises');
-  const pids: number[] = [];
-  for (const thread of await readdir(`/proc/${process.pid}/task`)) {
-    const children = await readFile(`/proc/${process.pid}/task/${thread}/children`, 'utf8').catch(() => '');
-    for (const pid of children.split(' ').filter(Boolean).map(Number)) {
-      const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (command.includes(text)) pids.push(pid);
-    }
-  }
-  return pids;
-}

@@ -20,7 +20,7 @@ import { startRelayEmulator, type RelayEmulator } from '../lib/local/relay.js';
 import { signPackage } from '../lib/package/sign.js';
 import type { AgentSpec } from './agents.js';
 import type { CeilingResult } from './ceiling.js';
-import { childPidsMatching, cpuSecondsOf, memoryOf, profileArgs, startWorker, type Worker } from './ipc.js';
+import { cpuSecondsOf, memoryOf, profileArgs, startWorker, type Worker } from './ipc.js';
 import { countsBetween, startCountingProxy, startRequestCounter, type CountingProxy } from './proxy.js';
 
 /**
@@ -100,9 +100,9 @@ const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base
 export async function startWorld(): Promise<World> {
   const stops: (() => Promise<void>)[] = [];
   try {
-    const azurite = await startAzurite({ execArgv: profileArgs('azurite') });
+    // A process per service, as Azure serves queues and tables apart (see startAzurite).
+    const azurite = await startAzurite({ execArgv: profileArgs('azurite'), processPerService: true });
     stops.push(() => azurite.stop());
-    const [azuritePid] = await childPidsMatching('azurite');
     const proxy = await startCountingProxy(azurite.connectionString);
     stops.push(() => proxy.stop());
     const pki: DevPki = await createDevPki();
@@ -165,12 +165,12 @@ export async function startWorld(): Promise<World> {
         await writeInTransactions(client, rows);
       };
       // Each deployment's tables and queues go when it stops, so Azurite holds one deployment at a time.
-      const stopsHere: (() => Promise<void>)[] = [
-        async () => {
+      const stopsHere: [string, () => Promise<void>][] = [
+        ['storage deleted', async () => {
           await Promise.all(tableNames.map((table) => TableClient.fromConnectionString(azurite.connectionString, `${id}${table}`, { allowInsecureConnection: true }).deleteTable()));
           const queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
           for await (const queue of queues.listQueues({ prefix: id.toLowerCase() })) await queues.deleteQueue(queue.name);
-        },
+        }],
       ];
       const workers: Worker[] = [];
       // Seeding is Azurite's work, starting agents the agent processes': done side by side.
@@ -179,10 +179,10 @@ export async function startWorld(): Promise<World> {
       seeding.catch(() => undefined);
       if (options.agents) {
         for (let index = 0; index < agentProcesses; index++) workers.push(startWorker('agents'));
-        stopsHere.push(async () => {
+        stopsHere.push(['agents stopped', async () => {
           await Promise.all(workers.map((worker) => worker.call({ kind: 'stop' }).catch(() => undefined)));
           await Promise.all(workers.map((worker) => worker.exit()));
-        });
+        }]);
         const starting = Date.now();
         await Promise.all(
           workers.map((worker, index) =>
@@ -204,7 +204,7 @@ export async function startWorld(): Promise<World> {
         const { user, system } = process.cpuUsage();
         const agents = await Promise.all(workers.map((worker) => cpuSecondsOf(worker.pid)));
         return {
-          azurite: azuritePid === undefined ? NaN : await cpuSecondsOf(azuritePid),
+          azurite: (await Promise.all(azurite.pids.map(cpuSecondsOf))).reduce((sum, seconds) => sum + seconds, 0),
           host: await cpuSecondsOf(host.pid),
           agents: agents.reduce((sum, seconds) => sum + seconds, 0),
           'relay + proxy': (user + system) / 1e6,
@@ -213,10 +213,10 @@ export async function startWorld(): Promise<World> {
       const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds => Object.fromEntries(Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]));
       // --expose-gc only lets the bench ask for a full collection after the rollout (liveHeapMiB); V8 collects as usual.
       const host = startWorker('host', settings, ['--expose-gc']);
-      stopsHere.push(async () => {
+      stopsHere.push(['host stopped', async () => {
         await host.call({ kind: 'stop' }).catch(() => undefined);
         await host.exit();
-      });
+      }]);
       const hostStarting = Date.now();
       await host.call({ kind: 'start', ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}) });
       options.onStep?.('host started', Date.now() - hostStarting);
@@ -298,7 +298,11 @@ export async function startWorld(): Promise<World> {
           return byState;
         },
         stop: async () => {
-          for (const stop of stopsHere.reverse()) await stop();
+          for (const [step, stop] of stopsHere.reverse()) {
+            const stopping = Date.now();
+            await stop();
+            options.onStep?.(step, Date.now() - stopping);
+          }
         },
       };
       return deployment;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,11 +15,16 @@ export interface AzuritePorts {
   readonly table: number;
 }
 
+type Service = 'blob' | 'queue' | 'table';
+const services: readonly Service[] = ['blob', 'queue', 'table'];
+
 export interface RunningAzurite {
   readonly connectionString: string;
   readonly endpoints: { readonly blob: string; readonly queue: string; readonly table: string };
   /** The ports it listens on; give them to a later start to get the same connection string. */
   readonly ports: AzuritePorts;
+  /** Its processes (one, or one per service). */
+  readonly pids: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -31,8 +37,15 @@ export interface AzuriteOptions {
   readonly location?: string;
   /** Fixed ports (default: free ones, chosen by the system). */
   readonly ports?: AzuritePorts;
-  /** Node options for Azurite's process (the bench's `--cpu-prof`). */
+  /** Node options for Azurite's processes (the bench's `--cpu-prof`). */
   readonly execArgv?: readonly string[];
+  /**
+   * One process per service instead of one for all three. Each Azurite service is single-threaded;
+   * in one process a queue's housekeeping (its extent GC, quadratic in the messages it held) holds up
+   * every table request, where Azure serves queues and tables from separate front ends. The bench
+   * uses it; in-memory only.
+   */
+  readonly processPerService?: boolean;
 }
 
 /**
@@ -43,17 +56,31 @@ export interface AzuriteOptions {
  * address, as an Azure Storage account does after an outage.
  */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
-  const entry = createRequire(import.meta.url).resolve('azurite/dist/src/azurite.js');
+  if (options.processPerService && options.location !== undefined) throw new Error('Azurite with a process per service runs in memory only');
   const workspace = await mkdtemp(join(tmpdir(), 'emfleet-azurite-'));
-  const ports = options.ports ?? { blob: 0, queue: 0, table: 0 };
+  // The table service's own main reports the port it was given, not the one it got: give it a free one.
+  const ports = options.ports ?? (options.processPerService ? { blob: 0, queue: 0, table: await freePort() } : { blob: 0, queue: 0, table: 0 });
   const persistence = options.location === undefined ? ['--inMemoryPersistence'] : ['--location', options.location];
-  const child = spawn(
-    process.execPath,
-    [...(options.execArgv ?? []), entry, ...persistence, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry', '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table)],
-    { cwd: workspace, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const common = [...persistence, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry'];
+  const groups: readonly (readonly Service[])[] = options.processPerService ? services.map((service) => [service]) : [services];
+  const children: ChildProcess[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(children.map(stopChild));
+    await rm(workspace, { recursive: true, force: true });
+  };
   try {
-    const endpoints = await readEndpoints(child, options.timeoutInMs ?? 20_000);
+    const found = await Promise.all(
+      groups.map((group) => {
+        const entry = createRequire(import.meta.url).resolve(group.length === 1 ? `azurite/dist/src/${group[0]}/main.js` : 'azurite/dist/src/azurite.js');
+        const child = spawn(process.execPath, [...(options.execArgv ?? []), entry, ...common, ...group.flatMap((service) => [`--${service}Port`, String(ports[service])])], {
+          cwd: workspace,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        return readEndpoints(child, group, options.timeoutInMs ?? 20_000);
+      }),
+    );
+    const endpoints = Object.assign({}, ...found) as RunningAzurite['endpoints'];
     const connectionString = [
       'DefaultEndpointsProtocol=http',
       `AccountName=${account}`,
@@ -67,21 +94,18 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
       connectionString,
       endpoints,
       ports: { blob: port(endpoints.blob), queue: port(endpoints.queue), table: port(endpoints.table) },
-      stop: async () => {
-        await stopChild(child);
-        await rm(workspace, { recursive: true, force: true });
-      },
+      pids: children.map((child) => child.pid!),
+      stop: stopAll,
     };
   } catch (error) {
-    await stopChild(child);
-    await rm(workspace, { recursive: true, force: true });
+    await stopAll();
     throw error;
   }
 }
 
-function readEndpoints(child: ChildProcess, timeoutInMs: number): Promise<RunningAzurite['endpoints']> {
+function readEndpoints(child: ChildProcess, expected: readonly Service[], timeoutInMs: number): Promise<Partial<RunningAzurite['endpoints']>> {
   return new Promise((resolve, reject) => {
-    const found: Partial<Record<'blob' | 'queue' | 'table', string>> = {};
+    const found: Partial<Record<Service, string>> = {};
     let output = '';
     const timer = setTimeout(() => fail(new Error(`Azurite did not start within ${timeoutInMs} ms: ${output.slice(-500)}`)), timeoutInMs);
     const fail = (error: Error): void => {
@@ -90,21 +114,33 @@ function readEndpoints(child: ChildProcess, timeoutInMs: number): Promise<Runnin
     };
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      for (const match of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at (http:\/\/[^\s]+)/g)) {
-        found[match[1]!.toLowerCase() as 'blob' | 'queue' | 'table'] = match[2]!;
+      // azurite.js and the blob and queue mains print the address they listen at; the table main prints the port it was given.
+      for (const match of output.matchAll(/Azurite (Blob|Queue|Table) service (?:is successfully listening at|successfully listens on|successfully started on) (?:http:\/\/)?([^\s]+)/g)) {
+        found[match[1]!.toLowerCase() as Service] = `http://${match[2]!}`;
       }
-      if (found.blob && found.queue && found.table) {
+      if (expected.every((service) => found[service] !== undefined)) {
         clearTimeout(timer);
         child.stdout?.off('data', onData);
         child.stdout?.resume();
         child.stderr?.resume();
-        resolve({ blob: found.blob, queue: found.queue, table: found.table });
+        resolve(found);
       }
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.once('exit', (code) => fail(new Error(`Azurite exited with code ${code}: ${output.slice(-500)}`)));
     child.once('error', fail);
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
   });
 }
 

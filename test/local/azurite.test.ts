@@ -49,4 +49,27 @@ describe('startAzurite', () => {
       await second.stop();
     }
   });
+
+  it('with a process per service: three processes, tables and queues each at their own address, all stopped after', async () => {
+    const azurite = await startAzurite({ processPerService: true });
+    try {
+      expect(azurite.pids).toHaveLength(3);
+      expect(new Set([azurite.ports.blob, azurite.ports.queue, azurite.ports.table]).size).toBe(3);
+      const table = TableClient.fromConnectionString(azurite.connectionString, 'things', { allowInsecureConnection: true });
+      const queue = new QueueClient(azurite.connectionString, 'split-test');
+      await table.createTable();
+      await table.createEntity({ partitionKey: 'p', rowKey: 'r', value: 2 });
+      await queue.createIfNotExists();
+      await queue.sendMessage('apart');
+      expect((await table.getEntity<{ value: number }>('p', 'r')).value).toBe(2);
+      expect((await queue.receiveMessages()).receivedMessageItems.map((message) => message.messageText)).toEqual(['apart']);
+    } finally {
+      await azurite.stop();
+    }
+    for (const pid of azurite.pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('refuses a process per service with a location (in memory only)', async () => {
+    await expect(startAzurite({ processPerService: true, location: tmpdir() })).rejects.toThrow(/in memory only/);
+  });
 });
