@@ -239,6 +239,9 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
   }
 
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node leaves an upgraded socket's errors to the handler: a peer that resets while being
+    // refused (or mid-handshake) would otherwise be an uncaught exception that ends the emulator.
+    socket.on('error', () => socket.destroy());
     const url = new URL(request.url ?? '/', baseUrl);
     const match = /^\/\$hc\/(.+?)\/?$/.exec(url.pathname);
     const hybridConnection = match ? decodeURIComponent(match[1]!) : '';

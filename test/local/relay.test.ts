@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket, type RawData } from 'ws';
 import { startRelayEmulator, type RelayEmulator, type RelayRule } from '../../lib/local/relay.js';
@@ -77,6 +79,21 @@ describe('relay emulator', () => {
     expect(await upgradeOutcome(uri, { ServiceBusAuthorization: sendToken(hc) })).toBe(401);
     expect(await upgradeOutcome(uri, { ServiceBusAuthorization: listenToken('other')() })).toBe(403);
     expect(await upgradeOutcome(uri.replace('sb-hc-action=listen', 'sb-hc-action=connect'), { ServiceBusAuthorization: listenToken(hc)() })).toBe(400);
+  });
+
+  it('survives a listener that resets its connection while being refused (no unhandled socket error)', async () => {
+    const { port } = new URL(emulator.baseUrl);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.on('error', () => {});
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(`GET /$hc/${hc}?sb-hc-action=listen HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nServiceBusAuthorization: ${listenToken(hc, { keyName: 'listen', key: 'wrong' })()}\r\n\r\n`);
+      // Once the 401 is here the emulator has ended its side; a reset now reaches a half-closed socket.
+      await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+      socket.resetAndDestroy();
+    }
+    await sleep(100);
+    expect(await upgradeOutcome(emulator.listenUri(hc), { ServiceBusAuthorization: listenToken(hc)() })).toBe('open');
   });
 
   it('answers senders itself: 401 without or with a bad token, 403 for another entity, 502 with no listener', async () => {
