@@ -4,7 +4,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { formatTable } from '../lib/text.js';
 import { measureVerify, type VerifyFigures } from './verify.js';
 import { countsBetween, total } from './proxy.js';
-import { startWorld, type World } from './world.js';
+import { defaultHostMemoryMb, heapOptionsFor, startWorld, type DeployOptions, type World } from './world.js';
+
+type DeployOptionsOf = Pick<DeployOptions, 'concurrency' | 'hostJsonPath' | 'hostMemoryMb'>;
 
 /**
  * `npm run bench [-- --quick --json --servers 1000,10000 --idle 100,1000,10000 --concurrency 16]`
@@ -19,6 +21,7 @@ interface Flags {
   idle?: number[];
   concurrency: number;
   hostJson?: string;
+  hostMemory: number;
 }
 
 interface FanoutFigures {
@@ -74,6 +77,11 @@ async function main(argv: readonly string[]): Promise<number> {
       return value;
     }, 16)
     .option('--host-json <path>', 'run the local host with this host.json instead of the repository\'s (to compare queue settings)')
+    .option('--host-memory <MB>', 'size the host\'s heap as Node does on an instance with this much memory (the Flex Consumption instance infra/main.bicep deploys; 0: this machine\'s own defaults)', (text) => {
+      const value = Number(text);
+      if (!Number.isInteger(value) || (value !== 0 && (value < 512 || value > 65_536))) throw new InvalidArgumentError('--host-memory takes 0 or a whole number of MB from 512 to 65536');
+      return value;
+    }, defaultHostMemoryMb)
     .exitOverride();
   try {
     program.parse([...argv]);
@@ -85,13 +93,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const idleSizes = flags.idle ?? [100, 1000, 10_000];
   const started = Date.now();
   const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line.startsWith('  ') || line === '' ? '' : `[${String(Math.round((Date.now() - started) / 1000)).padStart(3)} s] `}${line}\n`);
-  say(`emfleet bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}; fan-out ${fanoutSizes.join(', ')}, idle ${idleSizes.join(', ')}, concurrency ${flags.concurrency}`);
+  say(`emfleet bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}; fan-out ${fanoutSizes.join(', ')}, idle ${idleSizes.join(', ')}, concurrency ${flags.concurrency}; host heap sized for ${flags.hostMemory > 0 ? `a ${flags.hostMemory} MB instance (${heapOptionsFor(flags.hostMemory).join(' ')})` : 'this machine'}`);
 
   say('verify: 64 KiB package, verifyPackage against RSA-SHA256 verify + XML parse');
   const verify = await measureVerify({ iterations: flags.quick ? 40 : 100 });
   say(`  verifyPackage ${verify.verifyMs.toFixed(2)} ms, raw ${verify.baselineMs.toFixed(2)} ms: ${verify.ratio.toFixed(2)}x`);
 
-  const deployOptions = { concurrency: flags.concurrency, ...(flags.hostJson ? { hostJsonPath: resolve(flags.hostJson) } : {}) };
+  const deployOptions = { concurrency: flags.concurrency, ...(flags.hostJson ? { hostJsonPath: resolve(flags.hostJson) } : {}), ...(flags.hostMemory > 0 ? { hostMemoryMb: flags.hostMemory } : {}) };
   const world = await startWorld();
   const idle: IdleFigures[] = [];
   const fanout: FanoutFigures[] = [];
@@ -113,6 +121,7 @@ async function main(argv: readonly string[]): Promise<number> {
     verifyRatio: round(verify.ratio, 2),
     peakRssMiB: round(largest?.peakRssMiB ?? NaN, 1),
     servers: largest?.servers ?? 0,
+    hostMemoryMb: flags.hostMemory,
     fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), cpuRatio: round(figures.cpuRatio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1), liveHeapMiB: round(figures.liveHeapMiB, 1) })),
     idle,
     verify: { ...verify, verifyMs: round(verify.verifyMs, 3), baselineMs: round(verify.baselineMs, 3), ratio: round(verify.ratio, 2) },
@@ -126,7 +135,7 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function fanOut(world: World, servers: number, options: { concurrency: number; hostJsonPath?: string }, say: (line: string) => void): Promise<FanoutFigures> {
+async function fanOut(world: World, servers: number, options: DeployOptionsOf, say: (line: string) => void): Promise<FanoutFigures> {
   say(`fan-out to ${servers} servers: starting ${servers} agents`);
   const deployment = await world.deploy(servers, { ...options, agents: true, onStep: (step, ms) => say(`  ${step} in ${(ms / 1000).toFixed(1)} s`) });
   try {
@@ -158,7 +167,7 @@ async function fanOut(world: World, servers: number, options: { concurrency: num
   }
 }
 
-async function idleHour(world: World, servers: number, options: { concurrency: number; hostJsonPath?: string }, say: (line: string) => void): Promise<IdleFigures> {
+async function idleHour(world: World, servers: number, options: DeployOptionsOf, say: (line: string) => void): Promise<IdleFigures> {
   const deployment = await world.deploy(servers, { ...options, agents: false });
   try {
     // The package is accepted while the fleet is empty, then every server reports it applied: nothing is left to do.

@@ -45,13 +45,25 @@ export interface World {
 export interface DeployOptions {
   /** Real agents for every server (a fan-out); without, the servers are registered only (an idle hour). */
   readonly agents: boolean;
-  /** Told how long the agents took to start (and to start again after a reset). */
   /** Each set-up step as it ends (agents started, servers seeded, host started, agents reset), with its time. */
   readonly onStep?: (step: string, ms: number) => void;
   /** The wave's maxConcurrency, and the ceiling's. */
   readonly concurrency: number;
   /** Another host.json than the repository's, to compare queue settings. */
   readonly hostJsonPath?: string;
+  /**
+   * The memory of the instance the host stands in for, in MB: its V8 heap is sized as Node sizes it
+   * there (old generation a quarter of the memory, V8's default). Undefined: this machine's defaults.
+   */
+  readonly hostMemoryMb?: number;
+}
+
+/** infra/main.bicep's instanceMemoryMB, the memory of the instance the host stands in for (a test keeps them equal). */
+export const defaultHostMemoryMb = 2048;
+
+/** V8 gives the old generation a quarter of the memory it is told the machine has (Node tells it the container's limit). */
+export function heapOptionsFor(memoryMb: number | undefined): string[] {
+  return memoryMb === undefined ? [] : [`--max-old-space-size=${Math.floor(memoryMb / 4)}`];
 }
 
 export interface Deployment {
@@ -212,7 +224,7 @@ export async function startWorld(): Promise<World> {
       };
       const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds => Object.fromEntries(Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]));
       // --expose-gc only lets the bench ask for a full collection after the rollout (liveHeapMiB); V8 collects as usual.
-      const host = startWorker('host', settings, ['--expose-gc']);
+      const host = startWorker('host', settings, ['--expose-gc', ...heapOptionsFor(options.hostMemoryMb)]);
       stopsHere.push(['host stopped', async () => {
         await host.call({ kind: 'stop' }).catch(() => undefined);
         await host.exit();
