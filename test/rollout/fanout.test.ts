@@ -68,18 +68,7 @@ describe('a window of 16 deliveries', () => {
     let letThrough!: () => void;
     const held = new Promise<void>((resolve) => (letThrough = resolve));
     const tables = f.tables;
-    const slowResults = new Proxy(tables, {
-      get(target, property) {
-        if (property !== 'client') return Reflect.get(target, property, target);
-        return async (name: Parameters<FleetTables['client']>[0]) => {
-          const client = await target.client(name);
-          if (name !== 'Results') return client;
-          return new Proxy(client, {
-            get: (inner, key) => (key === 'submitTransaction' ? async (...args: Parameters<typeof inner.submitTransaction>) => (await held, inner.submitTransaction(...args)) : Reflect.get(inner, key, inner)),
-          });
-        };
-      },
-    });
+    const slowResults = withResultsTransactions(tables, async (submit) => (await held, submit()));
     const delivery = applyToServer({ ...f.deps, tables: slowResults }, window[0]!, { triggerMetadata: { dequeueCount: 1 } });
     const next = await vi.waitFor(
       async () => {
@@ -108,16 +97,7 @@ describe('a window of 16 deliveries', () => {
     const [message] = (await drain(f.queues, queueNames.apply)) as ApplyServerMessage[];
     // Fault injection: every write to Results fails, as during a storage outage.
     const tables = f.tables;
-    const brokenResults = new Proxy(tables, {
-      get(target, property) {
-        if (property !== 'client') return Reflect.get(target, property, target);
-        return async (name: Parameters<FleetTables['client']>[0]) => {
-          const client = await target.client(name);
-          if (name !== 'Results') return client;
-          return new Proxy(client, { get: (inner, key) => (key === 'submitTransaction' ? async () => Promise.reject(new Error('injected: Results unavailable')) : Reflect.get(inner, key, inner)) });
-        };
-      },
-    });
+    const brokenResults = withResultsTransactions(tables, () => Promise.reject(new Error('injected: Results unavailable')));
     await expect(applyToServer({ ...f.deps, tables: brokenResults }, message!, { triggerMetadata: { dequeueCount: 1 } })).rejects.toThrow('injected: Results unavailable');
     expect((await readRollout(tables, id)).waves[0]).toMatchObject({ succeeded: 0, failed: 0, skipped: 0 });
     expect((await readResults(tables, 'fz01.contoso.com')).rows).toEqual([]);
@@ -130,3 +110,22 @@ describe('a window of 16 deliveries', () => {
     expect(agent.service.status().applied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
   });
 });
+
+/**
+ * Fault injection: the same tables, but every transaction on Results goes through `intercept`,
+ * which may delay, fail, or pass it on with `submit`.
+ */
+function withResultsTransactions(tables: FleetTables, intercept: (submit: () => Promise<unknown>) => Promise<unknown>): FleetTables {
+  return new Proxy(tables, {
+    get(target, property) {
+      if (property !== 'client') return Reflect.get(target, property, target);
+      return async (name: Parameters<FleetTables['client']>[0]) => {
+        const client = await target.client(name);
+        if (name !== 'Results') return client;
+        return new Proxy(client, {
+          get: (inner, key) => (key === 'submitTransaction' ? (...args: Parameters<typeof inner.submitTransaction>) => intercept(() => inner.submitTransaction(...args)) : Reflect.get(inner, key, inner)),
+        });
+      };
+    },
+  });
+}
