@@ -32,6 +32,14 @@ export const settingsSchema = z.object({
   EMFLEET_TRUST_ANCHORS: z.string().optional(),
   /** Comma-separated SHA-256 fingerprints; every trust anchor must match one. */
   EMFLEET_TRUST_ANCHOR_SHA256: commaList.optional(),
+  /**
+   * PEM text, or a file path, of the roots of the time-stamp authorities whose RFC 3161
+   * countersignature dates a package (Microsoft Root Certificate Authority 2010). Unset: time
+   * stamps are not checked and certificates must be valid now.
+   */
+  EMFLEET_TIMESTAMP_ANCHORS: z.string().optional(),
+  /** Comma-separated SHA-256 fingerprints; every timestamp anchor must match one. */
+  EMFLEET_TIMESTAMP_ANCHOR_SHA256: commaList.optional(),
   EMFLEET_SIGNER_SUBJECT: z.string().min(1).default(microsoftSignerSubjectCn),
   EMFLEET_SIGNER_EKU: z
     .string()

@@ -5,15 +5,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+import { timeStampingEku, type TimestampAuthority } from '../package/timestamp.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-const keyAlgorithm = {
-  name: 'RSASSA-PKCS1-v1_5',
-  hash: 'SHA-256',
-  publicExponent: new Uint8Array([1, 0, 1]),
-  modulusLength: 2048,
-};
+const keyAlgorithms = {
+  RSA: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
+  ECDSA: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
+} as const;
+type KeyAlgorithmName = keyof typeof keyAlgorithms;
 
 export interface IssuedCertificate {
   readonly certificatePem: string;
@@ -28,28 +28,40 @@ export interface IssueOptions {
   readonly issuer?: IssuedCertificate;
   readonly ca?: boolean;
   readonly extendedKeyUsages?: readonly string[];
+  /** Marks the extended key usage critical (RFC 3161 asks that of a time-stamp authority). */
+  readonly extendedKeyUsageCritical?: boolean;
+  /** basicConstraints pathLenConstraint of a CA. */
+  readonly pathLength?: number;
+  /** Key usage bits (x509.KeyUsageFlags); default keyCertSign + cRLSign for a CA, digitalSignature otherwise. */
+  readonly keyUsages?: number;
+  /** More extensions, e.g. a critical one no verifier knows (tests). */
+  readonly extraExtensions?: readonly x509.Extension[];
   readonly notBefore?: Date;
   readonly notAfter?: Date;
   /** Hex; random when absent. */
   readonly serialNumber?: string;
+  /** The certified key's type; RSA-2048 by default (tests make ECDSA P-256 ones). */
+  readonly keyAlgorithm?: KeyAlgorithmName;
 }
 
-/** One X.509 certificate and its RSA-2048 key, made with @peculiar/x509 (Node has no builder). */
+/** One X.509 certificate and its key (RSA-2048 by default), made with @peculiar/x509 (Node has no builder). */
 export async function issueCertificate(options: IssueOptions): Promise<IssuedCertificate> {
+  const keyAlgorithm = keyAlgorithms[options.keyAlgorithm ?? 'RSA'];
   const keys = (await webcrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const notBefore = options.notBefore ?? new Date(Date.now() - 60 * 60 * 1000);
   const notAfter = options.notAfter ?? new Date(notBefore.getTime() + 5 * 365 * 24 * 60 * 60 * 1000);
   const ca = options.ca ?? false;
   const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(ca, undefined, true),
+    new x509.BasicConstraintsExtension(ca, options.pathLength, true),
     new x509.KeyUsagesExtension(
-      ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature,
+      options.keyUsages ?? (ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature),
       true,
     ),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ...(options.extraExtensions ?? []),
   ];
   if (options.extendedKeyUsages && options.extendedKeyUsages.length > 0) {
-    extensions.push(new x509.ExtendedKeyUsageExtension([...options.extendedKeyUsages]));
+    extensions.push(new x509.ExtendedKeyUsageExtension([...options.extendedKeyUsages], options.extendedKeyUsageCritical ?? false));
   }
   const subject = `CN=${options.subjectCn}`;
   const serial = options.serialNumber === undefined ? {} : { serialNumber: options.serialNumber };
@@ -64,7 +76,7 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
       notAfter,
       publicKey: keys.publicKey,
       signingKey: options.issuer.keys.privateKey,
-      signingAlgorithm: keyAlgorithm,
+      signingAlgorithm: options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? keyAlgorithms.ECDSA : keyAlgorithms.RSA,
       extensions,
     });
   } else {
@@ -92,6 +104,9 @@ export interface DevPki {
   readonly root: IssuedCertificate;
   readonly intermediate: IssuedCertificate;
   readonly signer: IssuedCertificate;
+  /** A time-stamp authority under its own root, as Microsoft's (Root Certificate Authority 2010) is apart from the signer's. */
+  readonly timestampRoot: IssuedCertificate;
+  readonly timestampAuthority: IssuedCertificate;
 }
 
 export interface DevPkiOptions {
@@ -102,7 +117,10 @@ export interface DevPkiOptions {
   readonly label?: string;
 }
 
-/** root → intermediate → signer with Microsoft's signer subject and EKU, for local runs and tests. */
+/**
+ * root → intermediate → signer with Microsoft's signer subject and EKU, and a time-stamp authority
+ * (timestamping EKU) under a second root, for local runs and tests.
+ */
 export async function createDevPki(options: DevPkiOptions = {}): Promise<DevPki> {
   const label = options.label ?? 'emfleet Dev';
   const validity = {
@@ -117,7 +135,20 @@ export async function createDevPki(options: DevPkiOptions = {}): Promise<DevPki>
     extendedKeyUsages: options.signerExtendedKeyUsages ?? [microsoftSignerEku],
     ...validity,
   });
-  return { root, intermediate, signer };
+  const timestampRoot = await issueCertificate({ subjectCn: `${label} Time-Stamp Root CA`, ca: true, ...validity });
+  const timestampAuthority = await issueCertificate({
+    subjectCn: `${label} Time-Stamp Service`,
+    issuer: timestampRoot,
+    extendedKeyUsages: [timeStampingEku],
+    extendedKeyUsageCritical: true,
+    ...validity,
+  });
+  return { root, intermediate, signer, timestampRoot, timestampAuthority };
+}
+
+/** The dev TSA as `signPackage` takes it. */
+export function devTimestampAuthority(pki: Pick<DevPki, 'timestampAuthority'>): TimestampAuthority {
+  return { privateKeyPem: pki.timestampAuthority.privateKeyPem, certificatePem: pki.timestampAuthority.certificatePem };
 }
 
 export const devPkiFiles = {
@@ -125,19 +156,20 @@ export const devPkiFiles = {
   intermediate: 'intermediate.pem',
   signer: 'signer.pem',
   signerKey: 'signer.key',
+  timestampRoot: 'tsa-root.pem',
+  timestampAuthority: 'tsa.pem',
+  timestampAuthorityKey: 'tsa.key',
 } as const;
 
 export async function writeDevPki(pki: DevPki, directory: string): Promise<Record<keyof typeof devPkiFiles, string>> {
   await mkdir(directory, { recursive: true });
-  const paths = {
-    root: join(directory, devPkiFiles.root),
-    intermediate: join(directory, devPkiFiles.intermediate),
-    signer: join(directory, devPkiFiles.signer),
-    signerKey: join(directory, devPkiFiles.signerKey),
-  };
+  const paths = Object.fromEntries(Object.entries(devPkiFiles).map(([key, name]) => [key, join(directory, name)])) as Record<keyof typeof devPkiFiles, string>;
   await writeFile(paths.root, pki.root.certificatePem + '\n');
   await writeFile(paths.intermediate, pki.intermediate.certificatePem + '\n');
   await writeFile(paths.signer, pki.signer.certificatePem + '\n');
   await writeFile(paths.signerKey, pki.signer.privateKeyPem, { mode: 0o600 });
+  await writeFile(paths.timestampRoot, pki.timestampRoot.certificatePem + '\n');
+  await writeFile(paths.timestampAuthority, pki.timestampAuthority.certificatePem + '\n');
+  await writeFile(paths.timestampAuthorityKey, pki.timestampAuthority.privateKeyPem, { mode: 0o600 });
   return paths;
 }

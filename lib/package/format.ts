@@ -20,7 +20,12 @@ export const element = {
   signature: 'Signature',
 } as const;
 
-export const rootAttributes = ['version', 'signingTime', 'sequence'] as const;
+/**
+ * `signingTime` is not among them: a time the signer writes proves nothing. The signing time is
+ * the RFC 3161 time stamp's (verify.ts); packages signed before emfleet used time stamps list
+ * their `signingTime` attribute as unknown.
+ */
+export const rootAttributes = ['version', 'sequence'] as const;
 export const configAttributes = ['id', 'desc'] as const;
 export const actionAttributes = ['type', 'scope', 'desc'] as const;
 export const rangeAttributes = ['min', 'max'] as const;

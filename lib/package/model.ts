@@ -4,7 +4,10 @@ import type { ActionType, ProbeExpectation } from './format.js';
 /** The typed form of an EOCS document; built only from signed content. */
 export interface EocsPackage {
   readonly version: string;
-  /** emfleet's signing stamp (root attribute `signingTime`); absent in packages that predate it. */
+  /**
+   * The trusted signing time: the genTime of the package's RFC 3161 time stamp, verified against a
+   * timestamp anchor (set by the verifier, never read from the content). Absent without one.
+   */
   readonly signingTime?: Date;
   /** Monotonic number for the organization's own feeds (root attribute `sequence`). */
   readonly sequence?: number;

@@ -49,25 +49,13 @@ export function parseEocs(document: Document): EocsPackage {
   }
 
   const version = root.getAttribute('version') ?? '';
-  const signingTime = parseSigningTime(root.getAttribute('signingTime'));
   const sequence = parseSequence(root.getAttribute('sequence'));
   return {
     version,
-    ...(signingTime === undefined ? {} : { signingTime }),
     ...(sequence === undefined ? {} : { sequence }),
     mitigations,
     unknown,
   };
-}
-
-function parseSigningTime(text: string | null): Date | undefined {
-  if (text === null) return undefined;
-  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$/;
-  const time = new Date(text);
-  if (!iso.test(text) || Number.isNaN(time.getTime())) {
-    reject('Malformed', `${element.root}@signingTime "${text}" is not an ISO-8601 time with a zone`);
-  }
-  return time;
 }
 
 function parseSequence(text: string | null): number | undefined {

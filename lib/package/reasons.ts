@@ -10,6 +10,7 @@ export const rejectionReasons = {
   WrongSigner: 'the signer certificate has the wrong subject or extended key usage',
   Expired: 'a certificate in the chain was not valid at signing time',
   Revoked: 'a certificate in the chain is on the revoked-serials deny-list',
+  BadTimestamp: 'the RFC 3161 time stamp of the signature is present but not valid or not trusted',
   Rollback: 'the package is older than the last accepted package from the same feed',
 } as const;
 

@@ -7,6 +7,12 @@ import { reject } from './reasons.js';
 /** Who may sign packages for one feed. */
 export interface TrustPolicy {
   readonly anchors: readonly X509Certificate[];
+  /**
+   * Roots of the time-stamp authorities whose RFC 3161 countersignature is trusted as the signing
+   * time (Microsoft Root Certificate Authority 2010 for Microsoft's feed). Empty: time stamps are
+   * not checked and certificates must be valid now.
+   */
+  readonly timestampAnchors: readonly X509Certificate[];
   readonly signerSubjectCn: string;
   readonly signerEku: string;
   /** Upper-case hex serials without leading zeros. */
@@ -18,6 +24,10 @@ export interface TrustPolicyInput {
   readonly anchorPems: readonly string[];
   /** SHA-256 fingerprints (hex, colons optional); when given, every anchor must match one. */
   readonly anchorSha256?: readonly string[];
+  /** PEM texts of timestamp anchors; none: time stamps are not checked. */
+  readonly timestampAnchorPems?: readonly string[];
+  /** SHA-256 fingerprints; when given, every timestamp anchor must match one. */
+  readonly timestampAnchorSha256?: readonly string[];
   readonly signerSubjectCn?: string;
   readonly signerEku?: string;
   readonly revokedSerials?: readonly string[];
@@ -31,18 +41,12 @@ export function createTrustPolicy(input: TrustPolicyInput): TrustPolicy {
   if (anchors.length === 0) {
     throw new ConfigError('no trust anchor configured: set EMFLEET_TRUST_ANCHORS or pass --trust-anchor PEM');
   }
-  const pins = (input.anchorSha256 ?? []).map(normalizeFingerprint);
-  for (const pin of pins) {
-    if (!/^[0-9A-F]{64}$/.test(pin)) throw new ConfigError(`anchor SHA-256 pin "${pin}" is not 64 hex digits`);
+  checkPins(anchors, input.anchorSha256 ?? [], 'trust anchor');
+  const timestampAnchors = (input.timestampAnchorPems ?? []).flatMap((pem, index) => certificatesFromPem(pem, `timestamp anchor ${index + 1}`));
+  if (timestampAnchors.length === 0 && (input.timestampAnchorSha256 ?? []).length > 0) {
+    throw new ConfigError('timestamp anchor SHA-256 pins are set but no timestamp anchor: set EMFLEET_TIMESTAMP_ANCHORS or pass --timestamp-anchor PEM');
   }
-  if (pins.length > 0) {
-    for (const anchor of anchors) {
-      const actual = normalizeFingerprint(anchor.fingerprint256);
-      if (!pins.includes(actual)) {
-        throw new ConfigError(`trust anchor "${anchor.subject.replace(/\n/g, ', ')}" has SHA-256 ${actual}, which matches no configured pin`);
-      }
-    }
-  }
+  checkPins(timestampAnchors, input.timestampAnchorSha256 ?? [], 'timestamp anchor');
   const revoked = (input.revokedSerials ?? []).map((serial) => {
     const normalized = normalizeSerial(serial);
     if (!/^[0-9A-F]+$/.test(normalized)) throw new ConfigError(`revoked serial "${serial}" is not hexadecimal`);
@@ -50,10 +54,26 @@ export function createTrustPolicy(input: TrustPolicyInput): TrustPolicy {
   });
   return {
     anchors,
+    timestampAnchors,
     signerSubjectCn: input.signerSubjectCn ?? microsoftSignerSubjectCn,
     signerEku: input.signerEku ?? microsoftSignerEku,
     revokedSerials: new Set(revoked),
   };
+}
+
+/** When pins are given, every anchor must match one: a swapped file is a configuration error, not trust. */
+function checkPins(anchors: readonly X509Certificate[], pinTexts: readonly string[], what: string): void {
+  const pins = pinTexts.map(normalizeFingerprint);
+  for (const pin of pins) {
+    if (!/^[0-9A-F]{64}$/.test(pin)) throw new ConfigError(`${what} SHA-256 pin "${pin}" is not 64 hex digits`);
+  }
+  if (pins.length === 0) return;
+  for (const anchor of anchors) {
+    const actual = normalizeFingerprint(anchor.fingerprint256);
+    if (!pins.includes(actual)) {
+      throw new ConfigError(`${what} "${anchor.subject.replace(/\n/g, ', ')}" has SHA-256 ${actual}, which matches no configured pin`);
+    }
+  }
 }
 
 /** A setting that is either PEM text or a file path (DESIGN: `EMFLEET_TRUST_ANCHORS`). */
@@ -103,17 +123,17 @@ const maxChainLength = 8;
 export function buildChain(
   signer: X509Certificate,
   intermediates: readonly X509Certificate[],
-  policy: TrustPolicy,
+  anchors: readonly X509Certificate[],
 ): X509Certificate[] {
   const chain = [signer];
   let current = signer;
   while (chain.length <= maxChainLength) {
-    if (policy.anchors.some((anchor) => anchor.fingerprint256 === current.fingerprint256)) return chain;
-    const anchor = policy.anchors.find((candidate) => issues(candidate, current));
+    if (anchors.some((anchor) => anchor.fingerprint256 === current.fingerprint256)) return chain;
+    const anchor = anchors.find((candidate) => issues(candidate, current));
     if (anchor) return [...chain, anchor];
     const issuer = intermediates.find((candidate) => !chain.includes(candidate) && issues(candidate, current));
     if (!issuer) {
-      reject('UntrustedChain', `no configured trust anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`);
+      reject('UntrustedChain', `no configured anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`);
     }
     chain.push(issuer);
     current = issuer;
@@ -123,15 +143,6 @@ export function buildChain(
 
 function issues(issuer: X509Certificate, subject: X509Certificate): boolean {
   return issuer.ca && subject.checkIssued(issuer) && subject.verify(issuer.publicKey);
-}
-
-/** The certificate in KeyInfo that issued none of the others: the one that signed. */
-export function findSigner(certificates: readonly X509Certificate[]): X509Certificate {
-  const leaves = certificates.filter((candidate) => !certificates.some((other) => other !== candidate && issues(candidate, other)));
-  if (leaves.length !== 1) {
-    reject('UntrustedChain', `KeyInfo must hold one signer and its issuers; found ${leaves.length} unrelated end certificates`);
-  }
-  return leaves[0]!;
 }
 
 export function checkRevocation(chain: readonly X509Certificate[], policy: TrustPolicy): void {
@@ -182,6 +193,8 @@ function oneLine(distinguishedName: string): string {
 export interface TrustSettings {
   readonly EMFLEET_TRUST_ANCHORS?: string | undefined;
   readonly EMFLEET_TRUST_ANCHOR_SHA256?: readonly string[] | undefined;
+  readonly EMFLEET_TIMESTAMP_ANCHORS?: string | undefined;
+  readonly EMFLEET_TIMESTAMP_ANCHOR_SHA256?: readonly string[] | undefined;
   readonly EMFLEET_SIGNER_SUBJECT: string;
   readonly EMFLEET_SIGNER_EKU: string;
   readonly EMFLEET_REVOKED_SERIALS?: readonly string[] | undefined;
@@ -192,6 +205,8 @@ export function trustPolicyFromSettings(settings: TrustSettings): TrustPolicy {
   return createTrustPolicy({
     anchorPems: settings.EMFLEET_TRUST_ANCHORS ? [readPemSetting(settings.EMFLEET_TRUST_ANCHORS, 'EMFLEET_TRUST_ANCHORS')] : [],
     anchorSha256: settings.EMFLEET_TRUST_ANCHOR_SHA256 ?? [],
+    timestampAnchorPems: settings.EMFLEET_TIMESTAMP_ANCHORS ? [readPemSetting(settings.EMFLEET_TIMESTAMP_ANCHORS, 'EMFLEET_TIMESTAMP_ANCHORS')] : [],
+    timestampAnchorSha256: settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256 ?? [],
     signerSubjectCn: settings.EMFLEET_SIGNER_SUBJECT,
     signerEku: settings.EMFLEET_SIGNER_EKU,
     revokedSerials: settings.EMFLEET_REVOKED_SERIALS ?? [],

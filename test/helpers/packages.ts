@@ -1,5 +1,5 @@
 import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/package/build.js';
-import { createDevPki, type DevPki } from '../../lib/local/pki.js';
+import { createDevPki, devTimestampAuthority, type DevPki } from '../../lib/local/pki.js';
 export { catalogueXml } from '../../lib/local/catalogue.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';
 import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js';
@@ -16,21 +16,26 @@ export const ping1Xml = `<?xml version="1.0" encoding="utf-8"?>
 `;
 
 export interface TestPki extends DevPki {
+  /** The signer's root as trust anchor and the TSA's root as timestamp anchor. */
   readonly trust: TrustPolicy;
+  /**
+   * Signs in Microsoft's real shape: CRLF, KeyValue + X509Data with signer, intermediate and root,
+   * and the `ts-countersig` Object with an RFC 3161 token from the test TSA (at `signingTime`).
+   */
   sign(xml: string, options?: SignOptions): string;
 }
 
-/** A real three-level PKI; RSA key generation is slow, so make one per test file. */
+/** A real three-level PKI and a TSA; RSA key generation is slow, so make one per test file. */
 export async function createTestPki(label = 'emfleet Test'): Promise<TestPki> {
   const pki = await createDevPki({ label });
   return {
     ...pki,
-    trust: createTrustPolicy({ anchorPems: [pki.root.certificatePem] }),
+    trust: createTrustPolicy({ anchorPems: [pki.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem] }),
     sign: (xml, options) =>
       signPackage(
         xml,
-        { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem] },
-        options,
+        { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] },
+        { timestampAuthority: devTimestampAuthority(pki), ...options },
       ),
   };
 }

@@ -1,0 +1,334 @@
+import { createHash, createPrivateKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  Attribute,
+  CertificateChoices,
+  CertificateSet,
+  DigestAlgorithmIdentifiers,
+  EncapsulatedContent,
+  EncapsulatedContentInfo,
+  IssuerAndSerialNumber,
+  SignedData,
+  SignerIdentifier,
+  SignerInfo,
+  SignerInfos,
+  id_contentType,
+  id_messageDigest,
+  id_signedData,
+} from '@peculiar/asn1-cms';
+import { fromBER, ObjectIdentifier, type AsnType as AsnBlock } from 'asn1js';
+import { AsnArray, AsnConvert, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
+import { id_ct_tstInfo, MessageImprint, TSTInfo } from '@peculiar/asn1-tsp';
+import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
+import { validatePath } from './path.js';
+import { PackageRejectedError, reject } from './reasons.js';
+
+/** The time-stamp authority's extended key usage (RFC 3161 §2.3). */
+export const timeStampingEku = '1.3.6.1.5.5.7.3.8';
+/** `CounterSignature` of Microsoft's packages: `<Object Id="ts-countersig">` in the Signature. */
+export const counterSignature = {
+  namespace: 'http://schemas.microsoft.com/xmldsig/timestamp/2003',
+  element: 'CounterSignature',
+  format: 'cms-timestamp-message',
+  objectId: 'ts-countersig',
+} as const;
+/** The policy Microsoft's time-stamp service names; emfleet's own TSA uses it too. */
+export const microsoftTimestampPolicy = '1.3.6.1.4.1.601.10.3.1';
+
+/** Hashes a token may use for its imprint and its signature. SHA-1 and MD5 are refused. */
+const hashes: Readonly<Record<string, string>> = {
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+const sha256Oid = '2.16.840.1.101.3.4.2.1';
+/** Signature algorithms of the SignerInfo: the key type they need and the hash they imply (none: the digestAlgorithm's). */
+const signatureAlgorithms: Readonly<Record<string, { keyType: string; hash?: string }>> = {
+  '1.2.840.113549.1.1.1': { keyType: 'rsa' },
+  '1.2.840.113549.1.1.11': { keyType: 'rsa', hash: 'sha256' },
+  '1.2.840.113549.1.1.12': { keyType: 'rsa', hash: 'sha384' },
+  '1.2.840.113549.1.1.13': { keyType: 'rsa', hash: 'sha512' },
+  '1.2.840.10045.4.3.2': { keyType: 'ec', hash: 'sha256' },
+  '1.2.840.10045.4.3.3': { keyType: 'ec', hash: 'sha384' },
+  '1.2.840.10045.4.3.4': { keyType: 'ec', hash: 'sha512' },
+};
+const sha256WithRsa = '1.2.840.113549.1.1.11';
+
+/**
+ * CMS CertificateChoices, read without decoding: X.509 certificates (a universal SEQUENCE) are
+ * kept as their bytes for Node's X509Certificate (decoding them with the schema would cost
+ * milliseconds each), and the other choices ([0] obsolete PKCS#6 extended certificates, [1]
+ * version 1 attribute certificates as Microsoft's tokens carry, [2] version 2 attribute
+ * certificates, [3] other formats) are read as opaque sequences and skipped.
+ */
+class OpaqueSequence {
+  first?: ArrayBuffer;
+  second?: ArrayBuffer;
+  third?: ArrayBuffer;
+}
+AsnProp({ type: AsnPropTypes.Any })(OpaqueSequence.prototype, 'first');
+AsnProp({ type: AsnPropTypes.Any, optional: true })(OpaqueSequence.prototype, 'second');
+AsnProp({ type: AsnPropTypes.Any, optional: true })(OpaqueSequence.prototype, 'third');
+AsnType({ type: AsnTypeTypes.Sequence })(OpaqueSequence);
+
+class RawCertificateChoices {
+  certificate?: ArrayBuffer;
+}
+AsnProp({ type: AsnPropTypes.Any })(RawCertificateChoices.prototype, 'certificate');
+for (const tag of [0, 1, 2, 3]) AsnProp({ type: OpaqueSequence, context: tag, implicit: true })(RawCertificateChoices.prototype, `notX509${tag}`);
+AsnType({ type: AsnTypeTypes.Choice })(RawCertificateChoices);
+
+class RawCertificateSet extends AsnArray<RawCertificateChoices> {
+  constructor(items?: RawCertificateChoices[]) {
+    super(items);
+    Object.setPrototypeOf(this, RawCertificateSet.prototype);
+  }
+}
+AsnType({ type: AsnTypeTypes.Set, itemType: RawCertificateChoices })(RawCertificateSet);
+
+/** SignedData whose `certificates` are RawCertificateChoices. */
+class TimestampSignedData extends SignedData {}
+AsnProp({ type: RawCertificateSet, context: 0, implicit: true, optional: true })(TimestampSignedData.prototype, 'certificates');
+
+/** The DER SET OF the signed attributes: what the SignerInfo's signature covers (RFC 5652 §5.4). */
+class SignedAttributes extends AsnArray<Attribute> {
+  constructor(items?: Attribute[]) {
+    super(items);
+    Object.setPrototypeOf(this, SignedAttributes.prototype);
+  }
+}
+AsnType({ type: AsnTypeTypes.Set, itemType: Attribute })(SignedAttributes);
+
+export interface VerifiedTimestamp {
+  /** TSTInfo genTime: when the TSA saw the SignatureValue (milliseconds kept). */
+  readonly time: Date;
+  readonly policy: string;
+  /** Subjects from the TSA certificate to the timestamp anchor. */
+  readonly chain: readonly string[];
+}
+
+export interface TimestampCheck {
+  /** The token: a CMS ContentInfo, DER or BER (indefinite lengths). */
+  readonly token: Uint8Array;
+  /** The decoded bytes of the package's SignatureValue: what the imprint must be a hash of. */
+  readonly signatureValue: Uint8Array;
+  /** Certificates beside the token (the Object's X509Data), used as candidates with the token's own. */
+  readonly certificates: readonly X509Certificate[];
+  /**
+   * Builds the chain from the TSA certificate to a timestamp anchor and checks it against the
+   * deny-list: the verifier's, so both chains follow the same rules.
+   */
+  readonly chainTo: (leaf: X509Certificate, intermediates: readonly X509Certificate[]) => X509Certificate[];
+  readonly now: Date;
+  readonly clockSkewInMs: number;
+}
+
+/**
+ * Verifies an RFC 3161 time-stamp token over a package's SignatureValue, with @peculiar/asn1-cms
+ * and @peculiar/asn1-tsp for the structures and Node's crypto for the signature: the token's
+ * SignedData holds one SignerInfo whose signed attributes name TSTInfo and carry the digest of the
+ * encapsulated TSTInfo; its signature verifies under a certificate with the timestamping EKU that
+ * chains to a timestamp anchor and is valid at genTime; the imprint is the hash (SHA-256 or
+ * stronger, from the token) of the SignatureValue bytes. Any failure is `BadTimestamp`.
+ */
+export function verifyTimestamp(check: TimestampCheck): VerifiedTimestamp {
+  try {
+    return verifyTimestampOrThrow(check);
+  } catch (error) {
+    if (error instanceof PackageRejectedError) {
+      if (error.reason === 'BadTimestamp') throw error;
+      return reject('BadTimestamp', `the time-stamp authority: ${error.detail}`, error);
+    }
+    return reject('BadTimestamp', `the CounterSignature is not a readable RFC 3161 token: ${error instanceof Error ? oneLine(error.message) : String(error)}`, error);
+  }
+}
+
+function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
+  const signedData = AsnParser.fromASN(signedDataOf(check.token), TimestampSignedData);
+  const encapsulated = signedData.encapContentInfo;
+  if (encapsulated.eContentType !== id_ct_tstInfo) bad(`the token encapsulates ${encapsulated.eContentType}, not TSTInfo`);
+  const content = encapsulated.eContent?.single?.buffer ?? encapsulated.eContent?.any;
+  if (!content) bad('the token encapsulates no TSTInfo');
+  const tstInfoBytes = Buffer.from(content);
+  const tstInfo = AsnConvert.parse(tstInfoBytes, TSTInfo);
+
+  const imprintHash = hashes[tstInfo.messageImprint.hashAlgorithm.algorithm];
+  if (!imprintHash) bad(`the imprint uses hash ${tstInfo.messageImprint.hashAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`);
+  const imprint = Buffer.from(tstInfo.messageImprint.hashedMessage.buffer);
+  if (!createHash(imprintHash).update(check.signatureValue).digest().equals(imprint)) {
+    bad('the token time-stamps another value: its imprint is not the hash of this SignatureValue');
+  }
+
+  if (signedData.signerInfos.length !== 1) bad(`the token has ${signedData.signerInfos.length} SignerInfos; a time-stamp token has exactly one`);
+  const signerInfo = signedData.signerInfos[0]!;
+  const digestHash = hashes[signerInfo.digestAlgorithm.algorithm];
+  if (!digestHash) bad(`the token's signature uses digest ${signerInfo.digestAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`);
+  const attributes = signerInfo.signedAttrs;
+  if (!attributes || attributes.length === 0) bad('the token has no signed attributes');
+  const contentType = singleAttribute(attributes, id_contentType);
+  if (objectIdentifierOf(contentType) !== id_ct_tstInfo) bad('the signed content-type attribute is not TSTInfo');
+  const messageDigest = Buffer.from(AsnConvert.parse(singleAttribute(attributes, id_messageDigest), OctetString).buffer);
+  if (!createHash(digestHash).update(tstInfoBytes).digest().equals(messageDigest)) bad('the signed message-digest attribute does not match the TSTInfo');
+
+  const algorithm = signatureAlgorithms[signerInfo.signatureAlgorithm.algorithm];
+  if (!algorithm) bad(`the token's signature algorithm ${signerInfo.signatureAlgorithm.algorithm} is not allowed`);
+  if (algorithm.hash !== undefined && algorithm.hash !== digestHash) bad(`the token's signature algorithm hashes with ${algorithm.hash}, its digestAlgorithm is ${digestHash}`);
+  const signedBytes = Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes)));
+  const signature = Buffer.from(signerInfo.signature.buffer);
+
+  const choices = (signedData as unknown as { certificates?: RawCertificateSet }).certificates ?? [];
+  const tokenCertificates = choices.flatMap((choice) => (choice.certificate ? x509OrNothing(choice.certificate) : []));
+  const candidates = [...tokenCertificates, ...check.certificates];
+  const tsa = candidates.find((candidate) => identifies(signerInfo.sid, candidate) && keyVerifies(candidate.publicKey, algorithm.keyType, digestHash, signedBytes, signature));
+  if (!tsa) bad('no certificate in the token or its X509Data is the one that signed it');
+
+  if (!(tsa.keyUsage ?? []).includes(timeStampingEku)) bad(`the TSA certificate "${oneLine(tsa.subject)}" lacks extended key usage ${timeStampingEku} (timeStamping)`);
+  const time = tstInfo.genTime;
+  if (time.getTime() > check.now.getTime() + check.clockSkewInMs) bad(`the time stamp ${time.toISOString()} is in the future`);
+  const chain = check.chainTo(tsa, candidates.filter((candidate) => candidate !== tsa));
+  validatePath(chain, 'BadTimestamp');
+  for (const certificate of chain) {
+    if (time < certificate.validFromDate || time > certificate.validToDate) {
+      bad(`certificate "${oneLine(certificate.subject)}" is valid ${certificate.validFromDate.toISOString()} to ${certificate.validToDate.toISOString()}, not at the time stamp ${time.toISOString()}`);
+    }
+  }
+  return { time, policy: tstInfo.policy, chain: chain.map((certificate) => oneLine(certificate.subject)) };
+}
+
+/**
+ * The token decoded once (asn1js reads BER, indefinite lengths included), its ContentInfo
+ * unwrapped to the SignedData node for @peculiar/asn1-cms: decoding the content again from its
+ * bytes would double the cost of the largest part.
+ */
+function signedDataOf(token: Uint8Array): AsnBlock {
+  const decoded = fromBER(new Uint8Array(token));
+  if (decoded.offset === -1) bad(`the token is not BER/DER: ${decoded.result.error}`);
+  if (decoded.offset !== token.byteLength) bad(`the token has ${token.byteLength - decoded.offset} bytes after its end`);
+  const contentInfo = AsnParser.fromASN(decoded.result, ContentInfoShape);
+  if (contentInfo.contentType !== id_signedData) bad(`the token is a CMS ${contentInfo.contentType}, not SignedData`);
+  return contentInfo.content;
+}
+
+/** ContentInfo with its content left decoded (asn1-cms's keeps it as bytes to decode again). */
+class ContentInfoShape {
+  contentType = '';
+  content!: AsnBlock;
+}
+AsnProp({ type: AsnPropTypes.ObjectIdentifier })(ContentInfoShape.prototype, 'contentType');
+AsnProp({ type: AsnPropTypes.Any, context: 0, converter: { fromASN: (value: AsnBlock) => value, toASN: (value: unknown) => value as AsnBlock } })(ContentInfoShape.prototype, 'content');
+AsnType({ type: AsnTypeTypes.Sequence })(ContentInfoShape);
+
+/** A SEQUENCE in the certificate set that is not an X.509 certificate is skipped like the other choices. */
+function x509OrNothing(bytes: ArrayBuffer): X509Certificate[] {
+  try {
+    return [new X509Certificate(Buffer.from(bytes))];
+  } catch {
+    return [];
+  }
+}
+
+function objectIdentifierOf(value: ArrayBuffer): string | undefined {
+  const parsed = fromBER(value).result;
+  return parsed instanceof ObjectIdentifier ? parsed.getValue() : undefined;
+}
+
+function singleAttribute(attributes: readonly Attribute[], type: string): ArrayBuffer {
+  const matching = attributes.filter((attribute) => attribute.attrType === type);
+  if (matching.length !== 1 || matching[0]!.attrValues.length !== 1) bad(`the token must have exactly one signed ${type} attribute with one value`);
+  return matching[0]!.attrValues[0]!;
+}
+
+function identifies(sid: SignerIdentifier, certificate: X509Certificate): boolean {
+  if (sid.issuerAndSerialNumber) {
+    const serial = Buffer.from(sid.issuerAndSerialNumber.serialNumber).toString('hex').toUpperCase().replace(/^0+(?=.)/, '');
+    return serial === certificate.serialNumber.toUpperCase().replace(/^0+(?=.)/, '');
+  }
+  if (sid.subjectKeyIdentifier) {
+    const wanted = Buffer.from(sid.subjectKeyIdentifier.buffer).toString('hex').toUpperCase();
+    const parsed = AsnConvert.parse(certificate.raw, Certificate);
+    const ski = parsed.tbsCertificate.extensions?.find((extension) => extension.extnID === '2.5.29.14');
+    return ski !== undefined && Buffer.from(AsnConvert.parse(ski.extnValue, OctetString).buffer).toString('hex').toUpperCase() === wanted;
+  }
+  return false;
+}
+
+function keyVerifies(key: KeyObject, keyType: string, hash: string, data: Buffer, signature: Buffer): boolean {
+  if (key.asymmetricKeyType !== keyType) return false;
+  try {
+    return cryptoVerify(hash, data, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+function bad(detail: string): never {
+  return reject('BadTimestamp', detail);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+export interface TimestampAuthority {
+  readonly privateKeyPem: string;
+  readonly certificatePem: string;
+  /** Its issuers, carried in the Object's X509Data as Microsoft's packages carry theirs. */
+  readonly chainPems?: readonly string[];
+}
+
+/**
+ * An RFC 3161 token over `message` (the SignatureValue bytes), as a time-stamp authority answers:
+ * TSTInfo with a SHA-256 imprint and `time` as genTime, signed (RSA, SHA-256) by the TSA key with
+ * the TSA certificate in the token, and encoded with the outer indefinite lengths Microsoft's
+ * tokens use (BER), so every verifier test reads BER.
+ */
+export function createTimestampToken(message: Uint8Array, authority: TimestampAuthority, time: Date): Buffer {
+  const certificate = new X509Certificate(authority.certificatePem);
+  const key = createPrivateKey(authority.privateKeyPem);
+  const tstInfo = new TSTInfo({
+    policy: microsoftTimestampPolicy,
+    messageImprint: new MessageImprint({
+      hashAlgorithm: new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null }),
+      hashedMessage: new OctetString(createHash('sha256').update(message).digest()),
+    }),
+    serialNumber: toArrayBuffer(Buffer.concat([Buffer.from([0x01]), randomBytes(8)])),
+    genTime: time,
+  });
+  const tstInfoBytes = Buffer.from(AsnConvert.serialize(tstInfo));
+  const attributes = [
+    new Attribute({ attrType: id_contentType, attrValues: [new ObjectIdentifier({ value: id_ct_tstInfo }).toBER()] }),
+    new Attribute({ attrType: id_messageDigest, attrValues: [AsnConvert.serialize(new OctetString(createHash('sha256').update(tstInfoBytes).digest()))] }),
+  ];
+  const parsedCertificate = AsnConvert.parse(certificate.raw, Certificate);
+  const signerInfo = new SignerInfo({
+    version: 1,
+    sid: new SignerIdentifier({
+      issuerAndSerialNumber: new IssuerAndSerialNumber({
+        issuer: parsedCertificate.tbsCertificate.issuer,
+        serialNumber: parsedCertificate.tbsCertificate.serialNumber,
+      }),
+    }),
+    digestAlgorithm: new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null }),
+    signedAttrs: attributes,
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: sha256WithRsa, parameters: null }),
+    signature: new OctetString(cryptoSign('sha256', Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes))), key)),
+  });
+  const signedData = new SignedData({
+    version: 3,
+    digestAlgorithms: new DigestAlgorithmIdentifiers([new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null })]),
+    encapContentInfo: new EncapsulatedContentInfo({ eContentType: id_ct_tstInfo, eContent: new EncapsulatedContent({ single: new OctetString(tstInfoBytes) }) }),
+    certificates: new CertificateSet([new CertificateChoices({ certificate: parsedCertificate })]),
+    signerInfos: new SignerInfos([signerInfo]),
+  });
+  return indefiniteContentInfo(Buffer.from(AsnConvert.serialize(signedData)));
+}
+
+/** `SEQUENCE { signedData OID, [0] { SignedData } }` with both outer lengths indefinite, as in Microsoft's tokens. */
+function indefiniteContentInfo(signedData: Buffer): Buffer {
+  const signedDataOid = Buffer.from('06092a864886f70d010702', 'hex');
+  const endOfContents = Buffer.from([0, 0]);
+  return Buffer.concat([Buffer.from([0x30, 0x80]), signedDataOid, Buffer.from([0xa0, 0x80]), signedData, endOfContents, endOfContents]);
+}
+
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
