@@ -133,7 +133,10 @@ export function buildChain(
     if (anchor) return [...chain, anchor];
     const issuer = intermediates.find((candidate) => !chain.includes(candidate) && issues(candidate, current));
     if (!issuer) {
-      reject('UntrustedChain', `no configured anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`);
+      if (chain.length > 1 && current.checkIssued(current)) {
+        reject('UntrustedChain', `the chain ends at the root "${describe(current)}" (issuer of "${describe(chain[chain.length - 2]!)}"), which is not a configured trust anchor`);
+      }
+      reject('UntrustedChain', `no configured trust anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`);
     }
     chain.push(issuer);
     current = issuer;

@@ -44,9 +44,11 @@ describe('xmlsec1 fixtures', () => {
     const result = verified(ping1);
     expect(result.package.mitigations.map((mitigation) => mitigation.id)).toEqual(['PING1']);
     expect(result.package.mitigations[0]!.actions).toEqual([{ kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' }]);
-    expect(result.package.signingTime).toEqual(new Date('2026-11-01T00:00:00Z'));
+    // Their signingTime attribute predates time stamps: not trusted, listed, certificates checked at `now`.
+    expect(result.package.signingTime).toBeUndefined();
+    expect(result.timestamp).toEqual({ status: 'absent' });
     expect(result.package.sequence).toBeUndefined();
-    expect(result.package.unknown).toEqual([]);
+    expect(result.package.unknown).toEqual(['EOCS@signingTime']);
     expect(result.chain).toEqual(chain);
   });
 
@@ -54,8 +56,8 @@ describe('xmlsec1 fixtures', () => {
     const result = verified(full);
     expect(result.package.version).toBe('1.0.4');
     expect(result.package.sequence).toBe(12);
-    expect(result.package.signingTime).toEqual(new Date('2026-11-02T12:00:00Z'));
-    expect(result.package.unknown).toEqual([]);
+    expect(result.package.signingTime).toBeUndefined();
+    expect(result.package.unknown).toEqual(['EOCS@signingTime']);
     expect(result.chain).toEqual(chain);
     expect(result.signer.subject).toBe('CN=Microsoft Exchange XML Signing');
     expect(result.signer.issuer).toBe('CN=emfleet Interop Intermediate CA');

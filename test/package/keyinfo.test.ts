@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyPackage } from '../../lib/package/verify.js';
 import { bytes, catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';
 
-/** What .NET's SignedXml puts in KeyInfo besides certificates; the certificate alone decides the key. */
+/** What .NET's SignedXml puts in KeyInfo besides certificates; the certificate alone decides the key, a KeyValue must be it. */
 let pki: TestPki;
 let signed: string;
 
@@ -12,14 +12,19 @@ beforeAll(async () => {
 });
 
 function withKeyInfo(extra: string): string {
-  expect(signed).toContain('<KeyInfo><X509Data>');
-  return signed.replace('<KeyInfo><X509Data>', `<KeyInfo>${extra}<X509Data>`);
+  expect(signed).toContain('<KeyInfo><KeyValue>');
+  return signed.replace('<KeyInfo><KeyValue>', `<KeyInfo>${extra}<KeyValue>`);
 }
 
 describe('KeyInfo contents', () => {
-  it('a KeyName and an RSA KeyValue beside X509Data are accepted (and not used)', () => {
-    const result = verifyPackage(bytes(withKeyInfo('<KeyName>Microsoft Exchange XML Signing</KeyName><KeyValue><RSAKeyValue><Modulus>AAAA</Modulus><Exponent>AQAB</Exponent></RSAKeyValue></KeyValue>')), { trust: pki.trust });
+  it("a KeyName beside the signer's KeyValue and X509Data is accepted (and not used)", () => {
+    const result = verifyPackage(bytes(withKeyInfo('<KeyName>Microsoft Exchange XML Signing</KeyName>')), { trust: pki.trust });
     expect(result.ok, result.ok ? '' : `${result.reason}: ${result.detail}`).toBe(true);
+  });
+
+  it('a second KeyValue that is not the signer certificate key is BadSignature', () => {
+    const result = verifyPackage(bytes(withKeyInfo('<KeyValue><RSAKeyValue><Modulus>AAAA</Modulus><Exponent>AQAB</Exponent></RSAKeyValue></KeyValue>')), { trust: pki.trust });
+    expect(!result.ok && result.reason).toBe('BadSignature');
   });
 
   it.each([
