@@ -19,7 +19,9 @@ import {
   type ProbeExpectation,
 } from './format.js';
 import { isSupportedActionType, type EocsPackage, type Mitigation, type MitigationAction, type ProbeSpec } from './model.js';
-import { reject } from './reasons.js';
+import { PackageRejectedError, reject } from './reasons.js';
+import { reduceToSignedNodes } from './signed-nodes.js';
+import { defaultXmlLimits, parseXml } from './xml.js';
 
 /**
  * EOCS document → typed model. Known elements that are wrong are `Malformed` (with the path);
@@ -167,11 +169,7 @@ function parseAction(action: Element, path: string, unknown: string[]): Mitigati
     case 'DisableService':
       return { kind: 'DisableService', ...declared, service: windowsName(value, valuePath, 'service') };
     case 'IisUrlRewrite': {
-      const rules = elementChildren(value);
-      if (rules.length !== 1 || rules[0]!.localName !== element.iisRule || rules[0]!.namespaceURI) {
-        reject('Malformed', `${valuePath} must hold exactly one <${element.iisRule}> element`);
-      }
-      const rule = rules[0]!;
+      const rule = ruleOf(value, valuePath);
       const ruleName = rule.getAttribute('name') ?? '';
       if (ruleName.trim() === '') reject('Malformed', `${valuePath}/${element.iisRule} has no name`);
       const site = value.getAttribute('site') ?? defaultIisSite;
@@ -180,6 +178,38 @@ function parseAction(action: Element, path: string, unknown: string[]): Mitigati
     }
   }
 }
+
+/**
+ * The `<rule>` of an IisUrlRewrite Value: an element (emfleet's packages), or its markup as text
+ * (CDATA or escaped), since Microsoft has not published which its packages use. Text is parsed with
+ * the same strict parser and caps, and reduced the same way as signed content, so both forms give
+ * the same model.
+ */
+function ruleOf(value: Element, valuePath: string): Element {
+  const elements = elementChildren(value);
+  const text = elements.length === 0 ? (value.textContent ?? '').trim() : '';
+  if (text !== '') return ruleFromText(text, valuePath);
+  if (elements.length !== 1 || elements[0]!.localName !== element.iisRule || elements[0]!.namespaceURI || hasText(value)) {
+    reject('Malformed', `${valuePath} must hold exactly one <${element.iisRule}> element, or its markup as text`);
+  }
+  return elements[0]!;
+}
+
+function ruleFromText(text: string, valuePath: string): Element {
+  let rule: Element;
+  try {
+    rule = parseXml(text, { ...defaultXmlLimits, maxBytes: ruleTextMaxCharacters }).documentElement!;
+    reduceToSignedNodes(rule, { path: `${valuePath}/${element.iisRule}`, namespacesOnRoot: false });
+  } catch (error) {
+    if (error instanceof PackageRejectedError) reject('Malformed', `${valuePath} holds text that is not a <${element.iisRule}> element: ${error.detail}`, error);
+    throw error;
+  }
+  if (rule.localName !== element.iisRule || rule.namespaceURI) reject('Malformed', `${valuePath} holds text whose element is <${rule.nodeName}>, not <${element.iisRule}>`);
+  return rule;
+}
+
+/** A rule is a few hundred characters; the package cap applies to the whole text anyway. */
+const ruleTextMaxCharacters = 64 * 1024;
 
 /** `<Probe method="GET" path="/..." expect="blocked|passed" cookie="..."><Header name="" value=""/></Probe>` */
 function parseProbes(action: Element, path: string): ProbeSpec[] {

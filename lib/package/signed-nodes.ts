@@ -22,12 +22,12 @@ const unescapedInNamespace = /[&<>"\r\n\t]/;
  * - a namespace URI with a character that would need escaping: written unescaped, so it could stand
  *   for an attribute.
  */
-export function reduceToSignedNodes(root: Element): void {
-  reduce(root, root, `<${element.root}>`);
+export function reduceToSignedNodes(root: Element, options: { readonly path?: string; readonly namespacesOnRoot?: boolean } = {}): void {
+  reduce(root, options.namespacesOnRoot === false ? undefined : root, options.path ?? `<${element.root}>`);
   root.normalize();
 }
 
-function reduce(node: Element, root: Element, path: string): void {
+function reduce(node: Element, root: Element | undefined, path: string): void {
   checkAttributes(node, node === root, path);
   putAttributesInCanonicalOrder(node);
   for (let child = node.firstChild; child !== null; ) {

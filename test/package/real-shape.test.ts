@@ -10,6 +10,7 @@ import { signPackage } from '../../lib/package/sign.js';
 import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js';
 import { verifyPackage, type VerifyResult } from '../../lib/package/verify.js';
 import { parseXml } from '../../lib/package/xml.js';
+import { parseEocs } from '../../lib/package/parse.js';
 import { bytes, catalogueXml, createTestPki, ping1Xml, type TestPki } from '../helpers/packages.js';
 
 const fixtures = new URL('./fixtures/microsoft/', import.meta.url);
@@ -310,6 +311,34 @@ describe('packages in the real shape from emfleet package sign', () => {
     const result = verify(forged);
     expect(reasonOf(result)).toBe('BadSignature');
     expect(failure(result)).toContain('needs an RSA key');
+  });
+
+  it.each([
+    { name: 'in CDATA', wrap: (rule: string) => `<![CDATA[${rule}]]>` },
+    { name: 'escaped', wrap: (rule: string) => rule.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;') },
+    { name: 'escaped, with other attribute order and quotes', wrap: (rule: string) => rule.replace('<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true">', "<rule stopProcessing='true' name='EEMS EM1 - Autodiscover Rule'>").replace(/</g, '&lt;') },
+  ])('an IisUrlRewrite rule given as text ($name) gives the same model as the element', ({ wrap }) => {
+    const rule = /<rule [\s\S]*?<\/rule>/.exec(catalogueXml)![0];
+    const asText = catalogueXml.replace(rule, wrap(rule));
+    expect(asText).not.toBe(catalogueXml);
+    const element = verify(fx.pki.sign(catalogueXml));
+    const text = verify(fx.pki.sign(asText));
+    expect(text.ok, failure(text)).toBe(true);
+    expect(text.ok && text.package.mitigations).toEqual(element.ok && element.package.mitigations);
+  });
+
+  it.each([
+    { name: 'text that is not XML', value: '&lt;rule name="x"' },
+    { name: 'text holding another element', value: '&lt;action type="AbortRequest"/&gt;' },
+    { name: 'text with a DOCTYPE', value: '&lt;!DOCTYPE rule&gt;&lt;rule name="x"/&gt;' },
+    { name: 'text declaring a namespace', value: '&lt;rule xmlns:x="urn:x" name="x"/&gt;' },
+    { name: 'text beside a rule element', value: 'junk<rule name="x"/>' },
+  ])('an IisUrlRewrite Value with $name is Malformed', ({ value }) => {
+    const xml = catalogueXml.replace(/<Value site="Default Web Site">[\s\S]*?<\/rule>\s*<\/Value>/, `<Value site="Default Web Site">${value}</Value>`);
+    expect(xml).not.toBe(catalogueXml);
+    // The signer refuses such a document, as it refuses anything the verifier would.
+    expect(() => fx.pki.sign(xml)).toThrow(/Malformed|not a valid EOCS document/);
+    expect(() => parseEocs(parseXml(xml))).toThrow(expect.objectContaining({ reason: 'Malformed', detail: expect.stringContaining('Value') }));
   });
 
   it('the dev TSA certificate carries the timestamping EKU, critical', () => {
