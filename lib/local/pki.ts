@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+import { devPkiFiles } from './pki-files.js';
 import { timeStampingEku, type TimestampAuthority } from '../package/timestamp.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -151,15 +152,7 @@ export function devTimestampAuthority(pki: Pick<DevPki, 'timestampAuthority'>): 
   return { privateKeyPem: pki.timestampAuthority.privateKeyPem, certificatePem: pki.timestampAuthority.certificatePem };
 }
 
-export const devPkiFiles = {
-  root: 'root.pem',
-  intermediate: 'intermediate.pem',
-  signer: 'signer.pem',
-  signerKey: 'signer.key',
-  timestampRoot: 'tsa-root.pem',
-  timestampAuthority: 'tsa.pem',
-  timestampAuthorityKey: 'tsa.key',
-} as const;
+export { devPkiFiles };
 
 export async function writeDevPki(pki: DevPki, directory: string): Promise<Record<keyof typeof devPkiFiles, string>> {
   await mkdir(directory, { recursive: true });

@@ -8,7 +8,7 @@ import { runCli } from '../helpers/cli.js';
 
 const fixtures = new URL('../package/fixtures/xmlsec1/', import.meta.url);
 let dir: string;
-let pki: { root: string; intermediate: string; signer: string; signerKey: string };
+let pki: { root: string; intermediate: string; signer: string; signerKey: string; timestampRoot: string; timestampAuthority: string; timestampAuthorityKey: string };
 let signedPath: string;
 
 beforeAll(async () => {
@@ -18,9 +18,9 @@ beforeAll(async () => {
   pki = JSON.parse(made.stdout).files;
   await writeFile(join(dir, 'catalogue.xml'), catalogueXml);
   signedPath = join(dir, 'catalogue.signed.xml');
-  const signed = await runCli(['package', 'sign', join(dir, 'catalogue.xml'), '--key', pki.signerKey, '--cert', pki.signer, '--chain', pki.intermediate, '--sequence', '7', '--out', signedPath]);
+  const signed = await runCli(['package', 'sign', join(dir, 'catalogue.xml'), '--key', pki.signerKey, '--cert', pki.signer, '--chain', pki.intermediate, '--chain', pki.root, '--dev-tsa', join(dir, 'pki'), '--sequence', '7', '--out', signedPath]);
   expect(signed.code, signed.stderr).toBe(0);
-  expect(signed.stdout).toMatch(/^signed: /);
+  expect(signed.stdout).toMatch(/^signed: .*time-stamped/);
 });
 
 describe('emfleet dev pki', () => {
@@ -30,6 +30,10 @@ describe('emfleet dev pki', () => {
     expect(signer.keyUsage).toContain('1.3.6.1.4.1.311.76.57.1.11');
     expect(await readFile(pki.signerKey, 'utf8')).toContain('BEGIN PRIVATE KEY');
     expect(new X509Certificate(await readFile(pki.intermediate)).ca).toBe(true);
+    const tsa = new X509Certificate(await readFile(pki.timestampAuthority));
+    expect(tsa.keyUsage).toEqual(['1.3.6.1.5.5.7.3.8']);
+    expect(tsa.checkIssued(new X509Certificate(await readFile(pki.timestampRoot)))).toBe(true);
+    expect(await readFile(pki.timestampAuthorityKey, 'utf8')).toContain('BEGIN PRIVATE KEY');
   });
 
   it('refuses to replace an existing PKI without --force', async () => {
@@ -43,7 +47,39 @@ describe('emfleet package verify', () => {
   it('prints one verified line and exits 0', async () => {
     const run = await runCli(['package', 'verify', signedPath, '--trust-anchor', pki.root]);
     expect(run.code).toBe(0);
-    expect(run.stdout.trim()).toBe('verified: 4 mitigations (PING1, EM1, EM2, EM3) signed by CN=Microsoft Exchange XML Signing');
+    expect(run.stdout.trim()).toBe('verified: 4 mitigations (PING1, EM1, EM2, EM3) signed by CN=Microsoft Exchange XML Signing, time stamp not checked (no timestamp anchor)');
+  });
+
+  it('with --timestamp-anchor (or EMFLEET_TIMESTAMP_ANCHORS, pinned) the time stamp is the signing time', async () => {
+    const run = await runCli(['package', 'verify', signedPath, '--trust-anchor', pki.root, '--timestamp-anchor', pki.timestampRoot, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const json = JSON.parse(run.stdout);
+    expect(json.signingTime).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(json.timestamp).toMatchObject({ status: 'verified', time: json.signingTime, chain: ['CN=emfleet Dev Time-Stamp Service', 'CN=emfleet Dev Time-Stamp Root CA'] });
+    const fingerprint = new X509Certificate(await readFile(pki.timestampRoot)).fingerprint256;
+    const byEnvironment = await runCli(['package', 'verify', signedPath], { env: { EMFLEET_TRUST_ANCHORS: pki.root, EMFLEET_TIMESTAMP_ANCHORS: pki.timestampRoot, EMFLEET_TIMESTAMP_ANCHOR_SHA256: fingerprint } });
+    expect(byEnvironment.code, byEnvironment.stderr).toBe(0);
+    expect(byEnvironment.stdout).toMatch(/, time-stamped \d{4}-/);
+    const wrongPin = await runCli(['package', 'verify', signedPath, '--trust-anchor', pki.root, '--timestamp-anchor', pki.timestampRoot, '--timestamp-anchor-sha256', 'AB'.repeat(32)]);
+    expect(wrongPin.code).toBe(2);
+    expect(wrongPin.stderr).toMatch(/timestamp anchor .* matches no configured pin/);
+    const wrongRoot = await runCli(['package', 'verify', signedPath, '--trust-anchor', pki.root, '--timestamp-anchor', pki.root]);
+    expect(wrongRoot.code).toBe(1);
+    expect(wrongRoot.stderr).toMatch(/^rejected: BadTimestamp: /);
+  });
+
+  it("verifies Microsoft's genuine 2021 package with both Microsoft roots, dated by its time stamp", async () => {
+    const microsoft = new URL('../package/fixtures/microsoft/', import.meta.url);
+    const run = await runCli([
+      'package', 'verify', new URL('getexchangemitigations-2021-09-29.xml', microsoft).pathname,
+      '--trust-anchor', new URL('MicrosoftRootCertificateAuthority2011.pem', microsoft).pathname,
+      '--anchor-sha256', '847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61',
+      '--timestamp-anchor', new URL('MicrosoftRootCertificateAuthority2010.pem', microsoft).pathname,
+      '--timestamp-anchor-sha256', 'DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E',
+      '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, signingTime: '2021-09-15T16:42:08.621Z', mitigations: [{ id: 'PING1' }] });
   });
 
   it('prints the JSON contract with --json', async () => {
@@ -137,14 +173,16 @@ describe('emfleet package verify', () => {
 
 describe('emfleet package sign', () => {
   it.each([
-    { name: 'already signed input', input: 'SIGNED', extra: [], message: /already signed/ },
-    { name: 'key of another certificate', input: 'CATALOGUE', extra: ['--cert', 'ROOT'], message: /does not belong to the signer certificate/ },
+    { name: 'already signed input', input: 'SIGNED', extra: ['--no-timestamp'], message: /already signed/ },
+    { name: 'key of another certificate', input: 'CATALOGUE', extra: ['--cert', 'ROOT', '--no-timestamp'], message: /signing key does not belong to its certificate/ },
+    { name: 'no time-stamp authority', input: 'CATALOGUE', extra: [], message: /give a time-stamp authority/ },
+    { name: 'TSA key of another certificate', input: 'CATALOGUE', extra: ['--tsa-key', 'TSAKEY', '--tsa-cert', 'ROOT'], message: /time-stamp authority key does not belong to its certificate/ },
     { name: 'bad sequence', input: 'CATALOGUE', extra: ['--sequence', 'seven'], message: /--sequence "seven"/ },
-    { name: 'not an EOCS document', input: 'ROOT', extra: [], message: /not a valid EOCS document/ },
+    { name: 'not an EOCS document', input: 'ROOT', extra: ['--no-timestamp'], message: /not a valid EOCS document/ },
   ])('exits 2 and writes nothing: $name', async ({ input, extra, message }) => {
     const out = join(dir, `never-${Math.random().toString(16).slice(2)}.xml`);
     const resolve = (arg: string): string =>
-      ({ SIGNED: signedPath, CATALOGUE: join(dir, 'catalogue.xml'), ROOT: pki.root } as Record<string, string>)[arg] ?? arg;
+      ({ SIGNED: signedPath, CATALOGUE: join(dir, 'catalogue.xml'), ROOT: pki.root, TSAKEY: pki.timestampAuthorityKey } as Record<string, string>)[arg] ?? arg;
     const args = ['package', 'sign', resolve(input), '--key', pki.signerKey, '--cert', pki.signer, '--out', out, ...extra.map(resolve)];
     const run = await runCli(args);
     expect(run.code).toBe(2);
