@@ -8,6 +8,20 @@ import { defaultHealthEndpoints, defaultProbeRoundDeadlineInMs, defaultProbeTime
 
 const endpointPath = z.string().regex(/^\/[^\s?#\u0000-\u001f\u007f]{1,255}$/, 'must be a path such as /owa/healthcheck.htm');
 
+const feedTrustSchema = z
+  .object({
+    /** PEM files (or PEM text) of the anchors this entry trusts. */
+    anchors: z.array(z.string().min(1)).min(1),
+    anchorSha256: z.array(z.string()).default([]),
+    signerSubject: z.string().min(1).default(microsoftSignerSubjectCn),
+    signerEku: z.string().regex(/^\d+(\.\d+)+$/).default(microsoftSignerEku),
+    revokedSerials: z.array(z.string()).default([]),
+    /** PEM files (or PEM text) of the time-stamp authorities' roots (Microsoft Root Certificate Authority 2010); none: time stamps are not checked. */
+    timestampAnchors: z.array(z.string().min(1)).default([]),
+    timestampAnchorSha256: z.array(z.string()).default([]),
+  })
+  .strict();
+
 /** agent.json: everything one agent needs. Paths are relative to the file. */
 export const agentConfigSchema = z
   .object({
@@ -27,16 +41,12 @@ export const agentConfigSchema = z
       })
       .strict()
       .refine((relay) => (relay.key === undefined) !== (relay.keyFile === undefined), { message: 'give exactly one of key or keyFile', path: ['key'] }),
-    trust: z
-      .object({
-        /** PEM files (or PEM text) of the anchors this agent trusts, whatever the cloud says. */
-        anchors: z.array(z.string().min(1)).min(1),
-        anchorSha256: z.array(z.string()).default([]),
-        signerSubject: z.string().min(1).default(microsoftSignerSubjectCn),
-        signerEku: z.string().regex(/^\d+(\.\d+)+$/).default(microsoftSignerEku),
-        revokedSerials: z.array(z.string()).default([]),
-      })
-      .strict(),
+    /**
+     * What this agent trusts, whatever the cloud says: one entry per feed it serves, each binding
+     * its anchors to its own signer (subject CN, EKU), so a key of one feed cannot sign for another.
+     * A single object is one entry.
+     */
+    trust: z.preprocess((trust) => (Array.isArray(trust) ? trust : [trust]), z.array(feedTrustSchema).min(1).max(10)),
     applier: z.discriminatedUnion('kind', [
       z
         .object({
@@ -109,7 +119,7 @@ export function parseAgentConfig(json: unknown, baseDirectory: string, where = '
   return {
     ...config,
     relay: { ...config.relay, ...(config.relay.keyFile === undefined ? {} : { keyFile: absolute(config.relay.keyFile) }) },
-    trust: { ...config.trust, anchors: config.trust.anchors.map(absolute) },
+    trust: config.trust.map((entry) => ({ ...entry, anchors: entry.anchors.map(absolute), timestampAnchors: entry.timestampAnchors.map(absolute) })),
     applier: config.applier.kind === 'simulated' && config.applier.stateFile !== undefined ? { ...config.applier, stateFile: absolute(config.applier.stateFile) } : config.applier,
     stateDirectory: absolute(config.stateDirectory),
   };

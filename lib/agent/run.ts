@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createTrustPolicy, readPemSetting } from '../package/trust.js';
+import { createTrustPolicy, readPemSetting, type TrustPolicy } from '../package/trust.js';
 import { createSasToken } from '../relay/sas.js';
 import { emfleetVersion } from '../version.js';
 import type { Applier } from './applier.js';
@@ -31,13 +31,7 @@ const listenTokenLifetimeSeconds = 3600;
  */
 export async function startAgent(config: AgentConfig, options: { logger: Logger; onState?: (state: ListenerState) => void }): Promise<RunningAgent> {
   const logger = options.logger;
-  const trust = createTrustPolicy({
-    anchorPems: config.trust.anchors.map((anchor) => readPemSetting(anchor, 'agent trust anchor')),
-    anchorSha256: config.trust.anchorSha256,
-    signerSubjectCn: config.trust.signerSubject,
-    signerEku: config.trust.signerEku,
-    revokedSerials: config.trust.revokedSerials,
-  });
+  const trust = agentTrustPolicies(config);
   const key = config.relay.key ?? (await readKeyFile(config.relay.keyFile!));
   const applier = createApplier(config);
   const journal = await Journal.open(join(config.stateDirectory, 'journal.json'));
@@ -67,6 +61,21 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
   });
   logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay.hybridConnection, applier: applier.kind, agentVersion: emfleetVersion });
   return { service, ready: listener.ready, close: () => closeAll(listener, frontEnd) };
+}
+
+/** One trust policy per `trust` entry of agent.json: each binds its anchors to its own signer. */
+export function agentTrustPolicies(config: Pick<AgentConfig, 'trust'>): TrustPolicy[] {
+  return config.trust.map((entry, index) =>
+    createTrustPolicy({
+      anchorPems: entry.anchors.map((anchor) => readPemSetting(anchor, `agent trust[${index}] anchor`)),
+      anchorSha256: entry.anchorSha256,
+      timestampAnchorPems: entry.timestampAnchors.map((anchor) => readPemSetting(anchor, `agent trust[${index}] timestamp anchor`)),
+      timestampAnchorSha256: entry.timestampAnchorSha256,
+      signerSubjectCn: entry.signerSubject,
+      signerEku: entry.signerEku,
+      revokedSerials: entry.revokedSerials,
+    }),
+  );
 }
 
 async function closeAll(listener: { close(): Promise<void> }, frontEnd: SimulatedExchange | undefined): Promise<void> {

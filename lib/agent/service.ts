@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { evaluateApplicability, parseBuild, type ExchangeBuild } from '../package/build.js';
 import type { Mitigation } from '../package/model.js';
 import type { TrustPolicy } from '../package/trust.js';
-import { verifyPackage } from '../package/verify.js';
+import { verifyPackageWithAny } from '../package/verify.js';
 import type { Logger } from '../log.js';
 import {
   agentPaths,
@@ -41,7 +41,8 @@ export interface AgentIdentity {
 
 export interface AgentServiceOptions {
   readonly identity: AgentIdentity;
-  readonly trust: TrustPolicy;
+  /** One policy per feed the agent serves: each anchor is bound to its own signer subject and EKU. */
+  readonly trust: readonly TrustPolicy[];
   readonly applier: Applier;
   readonly journal: Journal;
   readonly logger: Logger;
@@ -169,7 +170,7 @@ export class AgentService {
     const { logger, trust } = this.#options;
     const failAll = (detail: string): Record<string, MitigationOutcome> =>
       Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Failed' as const, detail }]));
-    const verified = verifyPackage(Buffer.from(request.packageBase64, 'base64'), { trust, ...(this.#options.now ? { now: this.#options.now() } : {}) });
+    const verified = verifyPackageWithAny(Buffer.from(request.packageBase64, 'base64'), trust, this.#options.now ? { now: this.#options.now() } : {});
     if (!verified.ok) {
       logger.warn('PackageRejected', { operationId: request.operationId, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
       return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);

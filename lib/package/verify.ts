@@ -84,6 +84,23 @@ export function verifyPackage(bytes: Uint8Array, options: VerifyOptions): Verify
   }
 }
 
+/**
+ * Verifies against several trust policies, each binding its anchors to its own signer identity
+ * (an agent serving Microsoft's feed and an organization's): accepted when one accepts. Otherwise
+ * the rejection reported is that of the first policy the chain reached (not UntrustedChain), so a
+ * package signed under feed A's anchor by feed B's signer is WrongSigner, not UntrustedChain.
+ */
+export function verifyPackageWithAny(bytes: Uint8Array, policies: readonly TrustPolicy[], options: Omit<VerifyOptions, 'trust'> = {}): VerifyResult {
+  if (policies.length === 0) throw new RangeError('verifyPackageWithAny needs at least one trust policy');
+  const rejections: RejectedPackage[] = [];
+  for (const trust of policies) {
+    const result = verifyPackage(bytes, { ...options, trust });
+    if (result.ok) return result;
+    rejections.push(result);
+  }
+  return rejections.find((rejection) => rejection.reason !== 'UntrustedChain') ?? rejections[0]!;
+}
+
 function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<VerifiedPackage, 'ok' | 'sha256'> {
   const limits = options.limits ?? defaultXmlLimits;
   const now = options.now ?? new Date();

@@ -20,13 +20,18 @@ function fullConfig(): Record<string, unknown> {
       keyName: 'listen-ex01',
       keyFile: 'secrets/listen.key',
     },
-    trust: {
-      anchors: ['anchors/root.pem', '/etc/emfleet/other-root.pem', pem],
-      anchorSha256: ['AB'.repeat(32)],
-      signerSubject: 'Microsoft Exchange Server Auth Certificate',
-      signerEku: '1.3.6.1.4.1.311.10.3.13',
-      revokedSerials: ['01AB'],
-    },
+    trust: [
+      {
+        anchors: ['anchors/root.pem', '/etc/emfleet/other-root.pem', pem],
+        anchorSha256: ['AB'.repeat(32)],
+        signerSubject: 'Microsoft Exchange Server Auth Certificate',
+        signerEku: '1.3.6.1.4.1.311.10.3.13',
+        revokedSerials: ['01AB'],
+        timestampAnchors: ['anchors/tsa-root.pem'],
+        timestampAnchorSha256: ['CD'.repeat(32)],
+      },
+      { anchors: ['anchors/contoso-root.pem'], signerSubject: 'Contoso Mitigations', signerEku: '1.3.6.1.4.1.99999.1' },
+    ],
     applier: { kind: 'simulated', stateFile: 'state/server.json', failOn: ['MSExchangeUM'], delayInMs: 50 },
     stateDirectory: 'state',
     replyWithinMs: 15_000,
@@ -75,13 +80,18 @@ describe('parseAgentConfig', () => {
         keyName: 'listen-ex01',
         keyFile: join(base, 'secrets', 'listen.key'),
       },
-      trust: {
-        anchors: [join(base, 'anchors', 'root.pem'), '/etc/emfleet/other-root.pem', pem],
-        anchorSha256: ['AB'.repeat(32)],
-        signerSubject: 'Microsoft Exchange Server Auth Certificate',
-        signerEku: '1.3.6.1.4.1.311.10.3.13',
-        revokedSerials: ['01AB'],
-      },
+      trust: [
+        {
+          anchors: [join(base, 'anchors', 'root.pem'), '/etc/emfleet/other-root.pem', pem],
+          anchorSha256: ['AB'.repeat(32)],
+          signerSubject: 'Microsoft Exchange Server Auth Certificate',
+          signerEku: '1.3.6.1.4.1.311.10.3.13',
+          revokedSerials: ['01AB'],
+          timestampAnchors: [join(base, 'anchors', 'tsa-root.pem')],
+          timestampAnchorSha256: ['CD'.repeat(32)],
+        },
+        { anchors: [join(base, 'anchors', 'contoso-root.pem')], anchorSha256: [], signerSubject: 'Contoso Mitigations', signerEku: '1.3.6.1.4.1.99999.1', revokedSerials: [], timestampAnchors: [], timestampAnchorSha256: [] },
+      ],
       applier: { kind: 'simulated', stateFile: join(base, 'state', 'server.json'), failOn: ['MSExchangeUM'], delayInMs: 50 },
       stateDirectory: join(base, 'state'),
       replyWithinMs: 15_000,
@@ -92,7 +102,7 @@ describe('parseAgentConfig', () => {
   it('fills defaults and leaves PEM text and absolute paths alone', () => {
     const config = parseAgentConfig(minimalConfig(), base);
     expect(config.relay).toEqual({ namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex02', key: 'c2VjcmV0', keyName: 'listen' });
-    expect(config.trust).toEqual({ anchors: [pem], anchorSha256: [], signerSubject: microsoftSignerSubjectCn, signerEku: microsoftSignerEku, revokedSerials: [] });
+    expect(config.trust).toEqual([{ anchors: [pem], anchorSha256: [], signerSubject: microsoftSignerSubjectCn, signerEku: microsoftSignerEku, revokedSerials: [], timestampAnchors: [], timestampAnchorSha256: [] }]);
     expect(config.applier).toEqual({ kind: 'powershell', executable: 'powershell.exe', timeoutInMs: 120_000 });
     expect(config.stateDirectory).toBe('/var/lib/emfleet');
     expect(config.replyWithinMs).toBe(20_000);
@@ -159,7 +169,7 @@ describe('parseAgentConfig', () => {
   it('an unknown key anywhere is refused and named (strict)', () => {
     expect(configError({ ...fullConfig(), trustEverything: true }).message).toMatch(/^agent\.json: \(top\): .*"trustEverything"/);
     expect(configError(edited((json) => (json.relay.sharedAccessKey = 'x'))).message).toMatch(/^agent\.json: relay: .*sharedAccessKey/);
-    expect(configError(edited((json) => (json.trust.allowUnsigned = true))).message).toMatch(/^agent\.json: trust: .*allowUnsigned/);
+    expect(configError(edited((json) => (json.trust[0].allowUnsigned = true))).message).toMatch(/^agent\.json: trust\.0: .*allowUnsigned/);
     expect(configError(edited((json) => (json.applier.script = 'Stop-Service'))).message).toMatch(/^agent\.json: applier: .*script/);
     expect(configError(edited((json) => (json.applier = { kind: 'powershell', stateFile: 'x' }))).message).toMatch(/^agent\.json: applier: .*stateFile/);
   });
@@ -167,7 +177,7 @@ describe('parseAgentConfig', () => {
   it('other fields are named too', () => {
     expect(configError(edited((json) => (json.server = 'ex01 ; evil'))).message).toMatch(/^agent\.json: server: /);
     expect(configError(edited((json) => (json.relay.endpoint = 'http://127.0.0.1:9443/path'))).message).toMatch(/^agent\.json: relay\.endpoint: /);
-    expect(configError(edited((json) => (json.trust.anchors = []))).message).toMatch(/^agent\.json: trust\.anchors: /);
+    expect(configError(edited((json) => (json.trust[0].anchors = []))).message).toMatch(/^agent\.json: trust\.0\.anchors: /);
     expect(configError(edited((json) => (json.replyWithinMs = 60_000))).message).toMatch(/^agent\.json: replyWithinMs: /);
     expect(configError(edited((json) => (json.applier.delayInMs = -1))).message).toMatch(/^agent\.json: applier\.delayInMs: /);
     expect(configError(edited((json) => delete json.stateDirectory)).message).toMatch(/^agent\.json: stateDirectory: /);

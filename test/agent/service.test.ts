@@ -140,7 +140,7 @@ async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   const prober = new Prober({ baseUrl: options.probeBaseUrl ?? frontEnd, ownNames: [identity.server], timeoutInMs: options.probeTimeoutInMs ?? 5000 });
   const service = new AgentService({
     identity: { ...identity, build: options.build ?? '15.2.1118.7' },
-    trust: pki.trust,
+    trust: [pki.trust],
     applier: options.wrap ? options.wrap(applier) : applier,
     journal,
     logger,
