@@ -84,7 +84,15 @@ export function feedsFromSettings(settings: Settings): { feeds: Feed[]; problems
   add(microsoftFeedName, settings.EMFLEET_OCS_URL, () => trustPolicyFromSettings(settings));
   for (const feed of settings.EMFLEET_FEEDS) {
     add(feed.name, feed.url, () =>
-      createTrustPolicy({ anchorPems: [readPemSetting(feed.trustAnchors, `EMFLEET_FEEDS ${feed.name}`)], anchorSha256: feed.anchorSha256, signerSubjectCn: feed.signerSubject, signerEku: feed.signerEku }),
+      createTrustPolicy({
+        anchorPems: [readPemSetting(feed.trustAnchors, `EMFLEET_FEEDS ${feed.name}`)],
+        anchorSha256: feed.anchorSha256,
+        timestampAnchorPems: feed.timestampAnchors === undefined ? [] : [readPemSetting(feed.timestampAnchors, `EMFLEET_FEEDS ${feed.name} timestampAnchors`)],
+        timestampAnchorSha256: feed.timestampAnchorSha256,
+        signerSubjectCn: feed.signerSubject,
+        signerEku: feed.signerEku,
+        revokedSerials: feed.revokedSerials,
+      }),
     );
   }
   return { feeds, problems };

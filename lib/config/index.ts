@@ -15,6 +15,11 @@ const orgFeedSchema = z
     anchorSha256: z.array(z.string()).default([]),
     signerSubject: z.string().min(1),
     signerEku: z.string().regex(/^\d+(\.\d+)+$/),
+    /** Hex serials of this feed's certificates that must not sign (its own deny-list, apart from EMFLEET_REVOKED_SERIALS). */
+    revokedSerials: z.array(z.string()).default([]),
+    /** PEM text or a file path of the roots of the time-stamp authorities this feed's packages are countersigned by. */
+    timestampAnchors: z.string().min(1).optional(),
+    timestampAnchorSha256: z.array(z.string()).default([]),
   })
   .strict();
 export type OrgFeedSetting = z.infer<typeof orgFeedSchema>;
