@@ -79,7 +79,12 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const azurite = await startAzurite();
     stops.push(() => azurite.stop());
     const pki = await devPki(resolve('.emfleet', 'pki'));
-    const signed = signPackage(catalogueXml, { privateKeyPem: pki.signerKey, certificatePem: pki.signer, chainPems: [pki.intermediate] });
+    // Microsoft's shape: KeyValue, signer, intermediate and root in KeyInfo, and the dev TSA's RFC 3161 countersignature.
+    const signed = signPackage(
+      catalogueXml,
+      { privateKeyPem: pki.signerKey, certificatePem: pki.signer, chainPems: [pki.intermediate, pki.root] },
+      { timestampAuthority: { privateKeyPem: pki.timestampAuthorityKey, certificatePem: pki.timestampAuthority } },
+    );
     const feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
     feed.listen(0, '127.0.0.1');
     await once(feed, 'listening');
@@ -95,6 +100,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       EMFLEET_ORG: 'contoso',
       EMFLEET_OCS_URL: feedUrl,
       EMFLEET_TRUST_ANCHORS: pki.root,
+      EMFLEET_TIMESTAMP_ANCHORS: pki.timestampRoot,
       EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
       EMFLEET_RELAY_ENDPOINT: relay.baseUrl,
       EMFLEET_RELAY_SEND_KEY_NAME: rules.send.keyName,
@@ -114,6 +120,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const work = await mkdtemp(join(tmpdir(), 'emfleet-local-'));
     stops.push(() => rm(work, { recursive: true, force: true }));
     await writeFile(join(work, 'root.pem'), pki.root);
+    await writeFile(join(work, 'tsa-root.pem'), pki.timestampRoot);
     await writeFile(join(work, 'listen.key'), rules.listen.key);
     const agents: RunningAgent[] = [];
     stops.push(async () => {
@@ -127,7 +134,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
           server: server.name,
           build: server.build,
           relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' },
-          trust: { anchors: ['root.pem'] },
+          trust: { anchors: ['root.pem'], timestampAnchors: ['tsa-root.pem'] },
           applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [], ...(server.broken ? { couplings: owaPoolTakesDownEcp } : {}) },
           stateDirectory: server.hybridConnection,
         },
@@ -206,14 +213,19 @@ function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreacha
   });
 }
 
-async function devPki(directory: string): Promise<{ root: string; intermediate: string; signer: string; signerKey: string }> {
+type DevPkiTexts = Record<keyof typeof devPkiFiles, string>;
+
+/** The dev PKI under .emfleet/pki, made on first run (again when it predates the time-stamp authority). */
+async function devPki(directory: string): Promise<DevPkiTexts> {
+  const names = Object.keys(devPkiFiles) as (keyof typeof devPkiFiles)[];
   const file = (name: keyof typeof devPkiFiles): string => join(directory, devPkiFiles[name]);
-  await access(file('root')).catch(async () => {
+  const complete = await Promise.all(names.map((name) => access(file(name)).then(() => true, () => false)));
+  if (!complete.every(Boolean)) {
     await mkdir(directory, { recursive: true });
     await writeDevPki(await createDevPki(), directory);
-  });
-  const [root, intermediate, signer, signerKey] = await Promise.all((['root', 'intermediate', 'signer', 'signerKey'] as const).map((name) => readFile(file(name), 'utf8')));
-  return { root: root!, intermediate: intermediate!, signer: signer!, signerKey: signerKey! };
+  }
+  const texts = await Promise.all(names.map((name) => readFile(file(name), 'utf8')));
+  return Object.fromEntries(names.map((name, index) => [name, texts[index]!])) as DevPkiTexts;
 }
 
 /** What the first poll did: the package accepted (or why not), as the admin would ask. */

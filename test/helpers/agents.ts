@@ -49,12 +49,13 @@ export async function writeAgentConfig(
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
   const server = overrides.server ?? 'ex01.contoso.com';
   await writeFile(join(directory, 'root.pem'), pki.root.certificatePem);
+  await writeFile(join(directory, 'tsa-root.pem'), pki.timestampRoot.certificatePem);
   await writeFile(join(directory, 'listen.key'), relayRules.listen.key);
   const json = {
     server,
     build: overrides.build ?? '15.2.1118.7',
     relay: { namespace: '127.0.0.1', hybridConnection: server.split('.')[0], endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
-    trust: { anchors: ['root.pem'] },
+    trust: { anchors: ['root.pem'], timestampAnchors: ['tsa-root.pem'] },
     applier: { ...(overrides.applier ?? { kind: 'simulated' }), ...(overrides.couplings ? { couplings: overrides.couplings } : {}) },
     stateDirectory: 'state',
     ...(overrides.replyWithinMs === undefined ? {} : { replyWithinMs: overrides.replyWithinMs }),

@@ -167,6 +167,7 @@ export async function startWorld(): Promise<World> {
       EMFLEET_ORG: 'contoso',
       EMFLEET_OCS_URL: feedUrl,
       EMFLEET_TRUST_ANCHORS: pki.root.certificatePem,
+      EMFLEET_TIMESTAMP_ANCHORS: pki.timestampRoot.certificatePem,
       EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
       EMFLEET_RELAY_ENDPOINT: relay.relay.baseUrl,
       EMFLEET_RELAY_SEND_KEY_NAME: relayRules.send.keyName,
