@@ -38,6 +38,12 @@ param trustAnchors string
 @description('EMFLEET_TRUST_ANCHOR_SHA256: SHA-256 fingerprints every trust anchor must match.')
 param trustAnchorSha256 string[] = []
 
+@description('EMFLEET_TIMESTAMP_ANCHORS: PEM text of the roots of the time-stamp authorities whose RFC 3161 countersignature dates a package (Microsoft Root Certificate Authority 2010 for Microsoft\'s feed). Empty: time stamps are not checked and the signer must be valid now, which Microsoft\'s yearly rotated signing certificate is not for long.')
+param timestampAnchors string = ''
+
+@description('EMFLEET_TIMESTAMP_ANCHOR_SHA256: SHA-256 fingerprints every timestamp anchor must match.')
+param timestampAnchorSha256 string[] = []
+
 @description('EMFLEET_SIGNER_SUBJECT: the signer certificate\'s required CN.')
 param signerSubject string = 'Microsoft Exchange XML Signing'
 
@@ -181,6 +187,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // emfleet (lib/config).
     EMFLEET_TRUST_ANCHORS: trustAnchors
     EMFLEET_TRUST_ANCHOR_SHA256: join(trustAnchorSha256, ',')
+    EMFLEET_TIMESTAMP_ANCHORS: timestampAnchors
+    EMFLEET_TIMESTAMP_ANCHOR_SHA256: join(timestampAnchorSha256, ',')
     EMFLEET_SIGNER_SUBJECT: signerSubject
     EMFLEET_SIGNER_EKU: signerEku
     EMFLEET_REVOKED_SERIALS: join(revokedSerials, ',')

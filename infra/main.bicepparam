@@ -1,5 +1,6 @@
 // Contoso's deployment: two sites, ten Exchange servers, keyless relay sending.
 //   export EMFLEET_TRUST_ANCHORS="$(cat MicrosoftRootCertificateAuthority2011.pem)"
+//   export EMFLEET_TIMESTAMP_ANCHORS="$(cat MicrosoftRootCertificateAuthority2010.pem)"
 //   az deployment group create --resource-group rg-emfleet --template-file infra/main.bicep --parameters infra/main.bicepparam
 
 using 'main.bicep'
@@ -31,6 +32,14 @@ param adminApiClientId = '6f0b2a51-9c3d-4e8f-a1b7-2d4c6e8f0a13'
 param trustAnchors = readEnvironmentVariable('EMFLEET_TRUST_ANCHORS')
 param trustAnchorSha256 = [
   '847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61'
+]
+
+// Microsoft Root Certificate Authority 2010, the root of Microsoft's time-stamp service: the RFC
+// 3161 countersignature of each package is its signing time, so packages signed by a certificate
+// that has since expired (Microsoft rotates it yearly) still verify.
+param timestampAnchors = readEnvironmentVariable('EMFLEET_TIMESTAMP_ANCHORS')
+param timestampAnchorSha256 = [
+  'DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E'
 ]
 
 param waves = [
