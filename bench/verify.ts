@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { DOMParser } from '@xmldom/xmldom';
 import { catalogueXml } from '../lib/local/catalogue.js';
-import { createDevPki } from '../lib/local/pki.js';
+import { createDevPki, devTimestampAuthority } from '../lib/local/pki.js';
 import { signPackage } from '../lib/package/sign.js';
 import { createTrustPolicy } from '../lib/package/trust.js';
 import { verifyPackage } from '../lib/package/verify.js';
@@ -27,9 +27,14 @@ const targetBytes = 64 * 1024;
 export async function measureVerify(options: { iterations: number }): Promise<VerifyFigures> {
   const pki = await createDevPki({ label: 'emfleet Bench' });
   const xml = paddedCatalogue(targetBytes - 5_000);
-  const signed = signPackage(xml, { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem] });
+  // Microsoft's shape: KeyValue, the chain with its root, and an RFC 3161 countersignature checked against its anchor.
+  const signed = signPackage(
+    xml,
+    { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] },
+    { timestampAuthority: devTimestampAuthority(pki) },
+  );
   const bytes = Buffer.from(signed);
-  const trust = createTrustPolicy({ anchorPems: [pki.root.certificatePem] });
+  const trust = createTrustPolicy({ anchorPems: [pki.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem] });
   const first = verifyPackage(bytes, { trust });
   if (!first.ok) throw new Error(`the 64 KiB bench package does not verify: ${first.reason}: ${first.detail}`);
   const publicKey = createPublicKey(pki.signer.certificatePem);

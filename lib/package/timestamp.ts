@@ -15,7 +15,7 @@ import {
   id_messageDigest,
   id_signedData,
 } from '@peculiar/asn1-cms';
-import { fromBER, ObjectIdentifier, type AsnType as AsnBlock } from 'asn1js';
+import { Constructed, fromBER, ObjectIdentifier, Sequence, type AsnType as AsnBlock } from 'asn1js';
 import { AsnArray, AsnConvert, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
 import { id_ct_tstInfo, MessageImprint, TSTInfo } from '@peculiar/asn1-tsp';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
@@ -53,42 +53,6 @@ const signatureAlgorithms: Readonly<Record<string, { keyType: string; hash?: str
 };
 const sha256WithRsa = '1.2.840.113549.1.1.11';
 
-/**
- * CMS CertificateChoices, read without decoding: X.509 certificates (a universal SEQUENCE) are
- * kept as their bytes for Node's X509Certificate (decoding them with the schema would cost
- * milliseconds each), and the other choices ([0] obsolete PKCS#6 extended certificates, [1]
- * version 1 attribute certificates as Microsoft's tokens carry, [2] version 2 attribute
- * certificates, [3] other formats) are read as opaque sequences and skipped.
- */
-class OpaqueSequence {
-  first?: ArrayBuffer;
-  second?: ArrayBuffer;
-  third?: ArrayBuffer;
-}
-AsnProp({ type: AsnPropTypes.Any })(OpaqueSequence.prototype, 'first');
-AsnProp({ type: AsnPropTypes.Any, optional: true })(OpaqueSequence.prototype, 'second');
-AsnProp({ type: AsnPropTypes.Any, optional: true })(OpaqueSequence.prototype, 'third');
-AsnType({ type: AsnTypeTypes.Sequence })(OpaqueSequence);
-
-class RawCertificateChoices {
-  certificate?: ArrayBuffer;
-}
-AsnProp({ type: AsnPropTypes.Any })(RawCertificateChoices.prototype, 'certificate');
-for (const tag of [0, 1, 2, 3]) AsnProp({ type: OpaqueSequence, context: tag, implicit: true })(RawCertificateChoices.prototype, `notX509${tag}`);
-AsnType({ type: AsnTypeTypes.Choice })(RawCertificateChoices);
-
-class RawCertificateSet extends AsnArray<RawCertificateChoices> {
-  constructor(items?: RawCertificateChoices[]) {
-    super(items);
-    Object.setPrototypeOf(this, RawCertificateSet.prototype);
-  }
-}
-AsnType({ type: AsnTypeTypes.Set, itemType: RawCertificateChoices })(RawCertificateSet);
-
-/** SignedData whose `certificates` are RawCertificateChoices. */
-class TimestampSignedData extends SignedData {}
-AsnProp({ type: RawCertificateSet, context: 0, implicit: true, optional: true })(TimestampSignedData.prototype, 'certificates');
-
 /** The DER SET OF the signed attributes: what the SignerInfo's signature covers (RFC 5652 §5.4). */
 class SignedAttributes extends AsnArray<Attribute> {
   constructor(items?: Attribute[]) {
@@ -118,8 +82,6 @@ export interface TimestampCheck {
    * deny-list: the verifier's, so both chains follow the same rules.
    */
   readonly chainTo: (leaf: X509Certificate, intermediates: readonly X509Certificate[]) => X509Certificate[];
-  readonly now: Date;
-  readonly clockSkewInMs: number;
 }
 
 /**
@@ -128,7 +90,8 @@ export interface TimestampCheck {
  * SignedData holds one SignerInfo whose signed attributes name TSTInfo and carry the digest of the
  * encapsulated TSTInfo; its signature verifies under a certificate with the timestamping EKU that
  * chains to a timestamp anchor and is valid at genTime; the imprint is the hash (SHA-256 or
- * stronger, from the token) of the SignatureValue bytes. Any failure is `BadTimestamp`.
+ * stronger, from the token) of the SignatureValue bytes. Any failure is `BadTimestamp`. The
+ * result depends on nothing but its input (no clock), so the caller may keep it.
  */
 export function verifyTimestamp(check: TimestampCheck): VerifiedTimestamp {
   try {
@@ -143,7 +106,7 @@ export function verifyTimestamp(check: TimestampCheck): VerifiedTimestamp {
 }
 
 function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
-  const signedData = AsnParser.fromASN(signedDataOf(check.token), TimestampSignedData);
+  const { signedData, tokenCertificates } = signedDataOf(check.token);
   const encapsulated = signedData.encapContentInfo;
   if (encapsulated.eContentType !== id_ct_tstInfo) bad(`the token encapsulates ${encapsulated.eContentType}, not TSTInfo`);
   const content = encapsulated.eContent?.single?.buffer ?? encapsulated.eContent?.any;
@@ -175,15 +138,12 @@ function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
   const signedBytes = Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes)));
   const signature = Buffer.from(signerInfo.signature.buffer);
 
-  const choices = (signedData as unknown as { certificates?: RawCertificateSet }).certificates ?? [];
-  const tokenCertificates = choices.flatMap((choice) => (choice.certificate ? x509OrNothing(choice.certificate) : []));
   const candidates = [...tokenCertificates, ...check.certificates];
   const tsa = candidates.find((candidate) => identifies(signerInfo.sid, candidate) && keyVerifies(candidate.publicKey, algorithm.keyType, digestHash, signedBytes, signature));
   if (!tsa) bad('no certificate in the token or its X509Data is the one that signed it');
 
   if (!(tsa.keyUsage ?? []).includes(timeStampingEku)) bad(`the TSA certificate "${oneLine(tsa.subject)}" lacks extended key usage ${timeStampingEku} (timeStamping)`);
   const time = tstInfo.genTime;
-  if (time.getTime() > check.now.getTime() + check.clockSkewInMs) bad(`the time stamp ${time.toISOString()} is in the future`);
   const chain = check.chainTo(tsa, candidates.filter((candidate) => candidate !== tsa));
   validatePath(chain, 'BadTimestamp');
   for (const certificate of chain) {
@@ -196,16 +156,26 @@ function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
 
 /**
  * The token decoded once (asn1js reads BER, indefinite lengths included), its ContentInfo
- * unwrapped to the SignedData node for @peculiar/asn1-cms: decoding the content again from its
- * bytes would double the cost of the largest part.
+ * unwrapped to the SignedData node for @peculiar/asn1-cms. The certificate set is taken from the
+ * decoded node as it is: X.509 certificates (universal SEQUENCEs) as their bytes for Node's
+ * X509Certificate, the other CertificateChoices ([0] extended certificates, [1] version 1 attribute
+ * certificates as Microsoft's tokens carry, [2], [3]) skipped. asn1-cms would re-encode each
+ * certificate and does not know [0] and [1]; decoding a part again would double its cost.
  */
-function signedDataOf(token: Uint8Array): AsnBlock {
+function signedDataOf(token: Uint8Array): { signedData: SignedData; tokenCertificates: X509Certificate[] } {
   const decoded = fromBER(new Uint8Array(token));
   if (decoded.offset === -1) bad(`the token is not BER/DER: ${decoded.result.error}`);
   if (decoded.offset !== token.byteLength) bad(`the token has ${token.byteLength - decoded.offset} bytes after its end`);
   const contentInfo = AsnParser.fromASN(decoded.result, ContentInfoShape);
   if (contentInfo.contentType !== id_signedData) bad(`the token is a CMS ${contentInfo.contentType}, not SignedData`);
-  return contentInfo.content;
+  const node = contentInfo.content;
+  if (!(node instanceof Sequence)) bad('the token\'s SignedData is not a SEQUENCE');
+  const isCertificateSet = (child: AsnBlock): boolean => child.idBlock.tagClass === 3 && child.idBlock.tagNumber === 0;
+  const certificateSet = node.valueBlock.value.find(isCertificateSet);
+  node.valueBlock.value = node.valueBlock.value.filter((child) => !isCertificateSet(child));
+  const choices = certificateSet instanceof Constructed ? certificateSet.valueBlock.value : [];
+  const tokenCertificates = choices.flatMap((choice) => (choice instanceof Sequence ? x509OrNothing(choice.valueBeforeDecodeView) : []));
+  return { signedData: AsnParser.fromASN(node, SignedData), tokenCertificates };
 }
 
 /** ContentInfo with its content left decoded (asn1-cms's keeps it as bytes to decode again). */
@@ -218,7 +188,7 @@ AsnProp({ type: AsnPropTypes.Any, context: 0, converter: { fromASN: (value: AsnB
 AsnType({ type: AsnTypeTypes.Sequence })(ContentInfoShape);
 
 /** A SEQUENCE in the certificate set that is not an X.509 certificate is skipped like the other choices. */
-function x509OrNothing(bytes: ArrayBuffer): X509Certificate[] {
+function x509OrNothing(bytes: Uint8Array): X509Certificate[] {
   try {
     return [new X509Certificate(Buffer.from(bytes))];
   } catch {

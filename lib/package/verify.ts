@@ -256,13 +256,23 @@ function keyInfoCertificates(signature: Element): X509Certificate[] {
   return values.map((value, index) => certificateOf(value, `KeyInfo certificate ${index + 1}`, 'Malformed'));
 }
 
+/** The same certificates come in every package of a feed (signer, CAs, TSA): each is decoded once. */
+const decodedCertificates = new Map<string, X509Certificate>();
+const maxDecodedCertificates = 64;
+
 function certificateOf(value: Element, what: string, reason: RejectionReason): X509Certificate {
   const base64 = (value.textContent ?? '').replace(/\s+/g, '');
+  const known = decodedCertificates.get(base64);
+  if (known) return known;
+  let certificate: X509Certificate;
   try {
-    return new X509Certificate(Buffer.from(base64, 'base64'));
+    certificate = new X509Certificate(Buffer.from(base64, 'base64'));
   } catch (error) {
     return reject(reason, `${what} is not a valid X.509 certificate`, error);
   }
+  if (decodedCertificates.size >= maxDecodedCertificates) decodedCertificates.clear();
+  decodedCertificates.set(base64, certificate);
+  return certificate;
 }
 
 /** The key type each allowed SignatureMethod needs: an EC key never verifies under an RSA URI. */
@@ -282,17 +292,19 @@ function findSigner(signature: Element, certificates: readonly X509Certificate[]
   const method = algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo'));
   const hash = signatureHashes[method]!;
   const keyType = signatureKeyTypes[method]!;
-  const verifying = certificates.filter((certificate) => {
+  const verifies = (certificate: X509Certificate): boolean => {
     if (certificate.publicKey.asymmetricKeyType !== keyType) return false;
     try {
       return cryptoVerify(hash, signedInfoCanonical, certificate.publicKey, signatureValue);
     } catch {
       return false;
     }
-  });
-  const signer = verifying.find((certificate) => !certificate.ca);
+  };
+  // End certificates first: the signer is usually the first one, and each try is an RSA verify.
+  const signer = certificates.find((certificate) => !certificate.ca && verifies(certificate));
   if (signer) return signer;
-  if (verifying.length > 0) reject('WrongSigner', `the certificate whose key made the signature, "${describe(verifying[0]!)}", is a CA; packages are signed by an end certificate`);
+  const caSigner = certificates.find((certificate) => certificate.ca && verifies(certificate));
+  if (caSigner) reject('WrongSigner', `the certificate whose key made the signature, "${describe(caSigner)}", is a CA; packages are signed by an end certificate`);
   const mismatched = certificates.filter((certificate) => !certificate.ca && certificate.publicKey.asymmetricKeyType !== keyType);
   const why = mismatched.length > 0 ? ` (SignatureMethod ${method} needs an ${keyType.toUpperCase()} key; ${mismatched.map((certificate) => `"${describe(certificate)}" has an ${certificate.publicKey.asymmetricKeyType?.toUpperCase()} key`).join(', ')})` : '';
   return reject('BadSignature', `the SignatureValue does not match SignedInfo under the key of any KeyInfo certificate${why}`);
@@ -352,19 +364,43 @@ function checkTimestamp(signature: Element, signatureValue: Buffer, trust: Trust
     .flatMap((data) => dsigChildren(data, 'X509Certificate'))
     .map((value, index) => certificateOf(value, `countersignature certificate ${index + 1}`, 'BadTimestamp'));
   if (certificates.length > maxKeyInfoCertificates) reject('TooLarge', `the countersignature Object holds more than ${maxKeyInfoCertificates} certificates`);
-  const verified = verifyTimestamp({
-    token: base64Of(node, 'BadTimestamp'),
-    signatureValue,
-    certificates,
-    chainTo: (leaf, intermediates) => {
-      const chain = buildChain(leaf, intermediates, trust.timestampAnchors);
-      checkRevocation(chain, trust);
-      return chain;
-    },
-    now,
-    clockSkewInMs,
-  });
+  const token = base64Of(node, 'BadTimestamp');
+  const key = createHash('sha256').update(token).update(signatureValue).update(certificates.map((certificate) => certificate.fingerprint256).join()).digest('base64');
+  const verified =
+    verifiedTimestamps.get(trust)?.get(key) ??
+    remember(
+      trust,
+      key,
+      verifyTimestamp({
+        token,
+        signatureValue,
+        certificates,
+        chainTo: (leaf, intermediates) => {
+          const chain = buildChain(leaf, intermediates, trust.timestampAnchors);
+          checkRevocation(chain, trust);
+          return chain;
+        },
+      }),
+    );
+  if (verified.time.getTime() > now.getTime() + clockSkewInMs) reject('BadTimestamp', `the time stamp ${verified.time.toISOString()} is in the future`);
   return { status: 'verified', ...verified };
+}
+
+/**
+ * Verified time stamps per trust policy, by token, SignatureValue and certificates: the same
+ * package is verified again and again (every poll checks the stored one, reconcile, the
+ * dashboard), and decoding the token is the largest part of verifying it. The verdict depends on
+ * nothing else (the clock check above is made each time); rejections are not kept.
+ */
+const verifiedTimestamps = new WeakMap<TrustPolicy, Map<string, VerifiedTimestamp>>();
+const maxVerifiedTimestampsPerPolicy = 32;
+
+function remember(trust: TrustPolicy, key: string, verified: VerifiedTimestamp): VerifiedTimestamp {
+  let entries = verifiedTimestamps.get(trust);
+  if (!entries) verifiedTimestamps.set(trust, (entries = new Map()));
+  if (entries.size >= maxVerifiedTimestampsPerPolicy) entries.clear();
+  entries.set(key, verified);
+  return verified;
 }
 
 /**
