@@ -23,6 +23,9 @@ import { relayRules, relayWithClient, runAgent, writeAgentConfig } from './agent
 import { azuriteConnectionString } from './fleet.js';
 import { recordingLogger } from './logs.js';
 import { createTestPki, type TestPki } from './packages.js';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 /**
  * End-to-end tests run the whole cloud side as the Functions host does (lib/local/host: timers,
@@ -272,17 +275,6 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
       running = await runAgent(config, logger);
     },
   };
-}
-
-/** Polls until `probe` is truthy; fails naming what it waited for. No fixed sleeps in e2e tests. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
-  }
 }
 
 /** The server whose agent is working on an operation right now, if any. */
