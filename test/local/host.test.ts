@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { HttpResponse, input, output, type HttpFunctionOptions, type HttpRequest, type InvocationContext, type Timer, type TimerFunctionOptions } from '@azure/functions';
 import { QueueClient } from '@azure/storage-queue';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { systemTimers, type Timers } from '../../lib/clock.js';
 import type { FunctionDefinition } from '../../lib/functions.js';
 import { startLocalHost, type LocalHost, type LocalHostOptions } from '../../lib/local/host.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
+import { recordingTimers } from '../helpers/clock.js';
 import { waitFor } from '../helpers/wait.js';
 import { gate, recordingLogger } from '../relay/fixture.js';
 
@@ -60,19 +60,6 @@ async function sendJson(name: string, value: unknown): Promise<void> {
 async function messageCount(name: string): Promise<number> {
   const queue = rawQueue(name);
   return (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
-}
-
-/** The system's timers, recording every delay the host asks for: its waits, as data. */
-function recordingTimers(): Timers & { delays: number[] } {
-  const delays: number[] = [];
-  return {
-    delays,
-    setTimeout: (callback, delayMs) => {
-      delays.push(delayMs);
-      return systemTimers.setTimeout(callback, delayMs);
-    },
-    clearTimeout: systemTimers.clearTimeout,
-  };
 }
 
 /**
