@@ -93,7 +93,7 @@ describe('groupCommit', () => {
     const b = submit('b', 2);
     await tick();
     expect(batches).toEqual([{ key: 'a', items: [1] }, { key: 'b', items: [2] }]);
-    release.splice(0).forEach((resolve) => resolve());
+    for (const resolve of release.splice(0)) resolve();
     expect(await Promise.all([a, b])).toEqual([1, 1]);
   });
 });

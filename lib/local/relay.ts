@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { silentLogger, type Logger } from '../log.js';
 import { verifySasToken } from '../relay/sas.js';
 

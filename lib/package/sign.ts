@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type X509Certificate } from 'node:crypto';
 import { XMLSerializer } from '@xmldom/xmldom';
 import { ConfigError } from '../errors.js';
 import { algorithms, DSIG_NS, element } from './format.js';

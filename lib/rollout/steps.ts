@@ -52,7 +52,7 @@ const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffectiv
 /** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
   const state = await readState(deps.tables, message.rolloutId);
-  if (!state || state.state !== 'Running' || state.currentWave !== message.wave) {
+  if (state?.state !== 'Running' || state.currentWave !== message.wave) {
     deps.logger.info('StartWaveIgnored', { rolloutId: message.rolloutId, wave: message.wave, state: state?.state ?? 'missing', currentWave: state?.currentWave });
     return;
   }
@@ -106,7 +106,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   const fromAgent = Object.values(outcomes).some((result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable');
   await accountAndDispatch(deps, message.rolloutId, message.wave, {
     result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
-    ...(recorded ? { recorded } : {}),
+    ...(recorded === undefined ? {} : { recorded }),
     ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date() } } : {}),
   });
 }

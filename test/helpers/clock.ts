@@ -22,7 +22,14 @@ export function manualTimers(): Timers & { readonly pending: { delayMs: number; 
       // A real handle that does nothing, so a caller may clear or unref it as usual.
       const handle = systemTimers.setTimeout(() => undefined, 0);
       systemTimers.clearTimeout(handle);
-      const entry = { delayMs, handle, fire: () => void (pending.splice(pending.indexOf(entry), 1), callback()) };
+      const entry = {
+        delayMs,
+        handle,
+        fire: () => {
+          pending.splice(pending.indexOf(entry), 1);
+          callback();
+        },
+      };
       pending.push(entry);
       return handle;
     },

@@ -114,7 +114,7 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
   const down = unavailable(state, frontEnd, url);
   if (down) return void response.writeHead(503, { 'content-type': 'text/plain' }).end(`Service Unavailable (${down})`);
 
-  let verdict;
+  let verdict: ReturnType<typeof evaluateInbound>['verdict'];
   try {
     verdict = evaluateInbound(state.sites[defaultIisSite]?.rules ?? [], { method: request.method ?? 'GET', url, headers: flatten(request.headers), serverVariables: { HTTPS: 'off' } }).verdict;
   } catch (error) {

@@ -158,6 +158,7 @@ export class SimulatedApplier implements Applier {
     const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.service;
     if (this.#faults.failRestoreOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
     await this.#change((state) => {
+      // biome-ignore lint/nursery/useExhaustiveSwitchCases: DoNothing returned above; TypeScript keeps that narrowing in this closure, Biome does not.
       switch (prior.kind) {
         case 'IisUrlRewrite': {
           const rules = site(state, prior.site).rules.filter((rule) => rule.name !== prior.ruleName);
