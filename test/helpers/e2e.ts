@@ -23,7 +23,7 @@ import { relayRules, relayWithClient, runAgent, writeAgentConfig } from './agent
 import { azuriteConnectionString } from './fleet.js';
 import { recordingLogger } from './logs.js';
 import { createTestPki, type TestPki } from './packages.js';
-import { waitFor } from './wait.js';
+import { patienceMs, waitFor } from './wait.js';
 
 export { waitFor };
 
@@ -219,7 +219,7 @@ export async function startWorld(): Promise<World> {
       waveCounts: async (id) => (await readRollout(tables, id)).waves.map((wave) => [wave.name, wave.servers, wave.succeeded, wave.failed, wave.skipped]),
       results: async (name) => (await readResults(tables, fqdn(name))).rows.sort((a, b) => a.at.getTime() - b.at.getTime()),
       outcomes: async (name) => (await deployment.results(name)).map((row) => Object.fromEntries(Object.entries(row.outcomes).map(([id, result]) => [id, result.outcome]))),
-      settled: async (id, states = ['Completed', 'Halted', 'Aborted'], timeoutMs = 15_000) => {
+      settled: async (id, states = ['Completed', 'Halted', 'Aborted'], timeoutMs = patienceMs) => {
         await waitFor(`rollout ${id} to be ${states.join(' or ')}`, async () => states.includes((await readRollout(tables, id).catch(() => undefined))?.state.state ?? ''), { timeoutMs });
       },
       stop: () => {
