@@ -12,6 +12,7 @@ const { HttpRequest, HttpResponse, InvocationContext, trigger } = functions;
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { FunctionDefinition } from '../functions.js';
 import { type Now, systemNow, systemTimers, type TimerHandle, type Timers } from '../clock.js';
+import { definedOnly } from '../defined.js';
 import { jsonLogger, type Logger } from '../log.js';
 
 /*
@@ -282,7 +283,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         } catch (error) {
           throw new Error(`function ${definition.name}: schedule "${definition.options.schedule}": ${errorText(error)}`, { cause: error });
         }
-        timerWorkers.push({ definition, schedule, trigger: trigger.timer({ schedule, runOnStartup: definition.options.runOnStartup, useMonitor: definition.options.useMonitor }), last: undefined, timer: undefined });
+        timerWorkers.push({ definition, schedule, trigger: trigger.timer({ schedule, ...definedOnly({ runOnStartup: definition.options.runOnStartup, useMonitor: definition.options.useMonitor }) }), last: undefined, timer: undefined });
         break;
       }
       case 'storageQueue': {
@@ -589,7 +590,7 @@ function refuseUnboundOptions(definition: FunctionDefinition): void {
 
 function httpRoute(definition: Extract<FunctionDefinition, { kind: 'http' }>): Route {
   // The library's own trigger builder supplies the defaults the real host gets (authLevel, methods).
-  const effective = trigger.http({ authLevel: definition.options.authLevel, methods: definition.options.methods, route: definition.options.route });
+  const effective = trigger.http(definedOnly({ authLevel: definition.options.authLevel, methods: definition.options.methods, route: definition.options.route }));
   const template = (definition.options.route ?? definition.name).replace(/^\/+|\/+$/g, '');
   const segments = template === '' ? [] : template.split('/').map((segment) => {
     const param = /^\{([A-Za-z_][A-Za-z0-9_]*)(\?)?\}$/.exec(segment);

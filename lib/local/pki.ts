@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
+// Node's webcrypto is the standard Crypto at run time; its TypeScript type differs from the DOM one x509 names.
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const keyAlgorithm = {
