@@ -542,14 +542,14 @@ async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Pr
   const key = `${instanceKey(tables)}|${message.rolloutId}|${message.wave}|${first}`;
   const cached = planPages.get(key);
   const rows = await (cached ?? cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first)));
-  if (cached) {
+  if (cached !== undefined) {
     // Most recently used last, so the oldest pages go first.
     planPages.delete(key);
     planPages.set(key, cached);
   }
   const row = rows.get(message.index);
   // A page cached before its rows existed (a message that came before its rollout) is read again.
-  if (!row && cached) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
+  if (!row && cached !== undefined) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
   return row;
 }
 
