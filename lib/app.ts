@@ -1,7 +1,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { loadSettings, type Settings } from './config/index.js';
 import { syncDeclaredPolicy } from './fleet/policy.js';
-import { StorageQueueSender } from './fleet/queues.js';
+import type { StorageQueueSender } from './fleet/queues.js';
 import { storageClients } from './fleet/clients.js';
 import { storageConnectionFromSettings, type FleetTables } from './fleet/storage.js';
 import type { Logger } from './log.js';

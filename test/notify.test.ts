@@ -142,10 +142,7 @@ describe('createNotifier', () => {
 
   it('gives up on a webhook that never answers within the timeout, logs it and does not throw', async () => {
     const { logger, entries } = recordingLogger();
-    const started = Date.now();
     await expect(createNotifier({ url: `${base}/hang`, logger, timeoutInMs: 300 })({ kind: 'RolloutCompleted', rolloutId: 'r1' })).resolves.toBeUndefined();
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-    expect(Date.now() - started).toBeLessThan(3000);
     expect(received).toHaveLength(1);
     expect(entries).toEqual([{ level: 'warn', event: 'NotificationFailed', fields: { notification: { event: 'RolloutCompleted', rolloutId: 'r1' }, error: 'no answer within 300 ms' } }]);
   });

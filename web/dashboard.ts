@@ -478,7 +478,7 @@ let again = false;
 
 /** One refresh at a time; asked during one, another follows it. */
 async function refresh(): Promise<void> {
-  if (refreshing) {
+  if (refreshing !== undefined) {
     again = true;
     return refreshing;
   }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { systemTimers, type Timers } from '../clock.js';
 import { mapWithConcurrency } from '../concurrency.js';
 
 /**
@@ -61,6 +62,8 @@ export interface ProberOptions {
   readonly concurrency?: number;
   /** Name resolution for the base URL's host (tests point a server name at loopback without DNS). */
   readonly lookup?: LookupFunction;
+  /** Each request's timeout is set on these. */
+  readonly timers?: Timers;
 }
 
 /**
@@ -82,6 +85,7 @@ export class Prober {
   readonly #roundDeadlineInMs: number;
   readonly #concurrency: number;
   readonly #lookup: LookupFunction | undefined;
+  readonly #timers: Timers;
 
   constructor(options: ProberOptions) {
     const url = new URL(options.baseUrl);
@@ -98,6 +102,7 @@ export class Prober {
     this.#timeoutInMs = options.timeoutInMs ?? defaultProbeTimeoutInMs;
     this.#roundDeadlineInMs = options.roundDeadlineInMs ?? defaultProbeRoundDeadlineInMs;
     this.#concurrency = options.concurrency ?? 16;
+    this.#timers = options.timers ?? systemTimers;
     this.#lookup = options.lookup;
   }
 
@@ -150,7 +155,7 @@ export class Prober {
       const settle = (answer: ProbeAnswer): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        this.#timers.clearTimeout(timer);
         resolve(answer);
       };
       const outgoing = (url.protocol === 'https:' ? https : http).request(options, (response) => {
@@ -158,7 +163,7 @@ export class Prober {
         response.resume();
         outgoing.destroy();
       });
-      const timer = setTimeout(() => {
+      const timer = this.#timers.setTimeout(() => {
         settle({ kind: 'timeout', detail: timeoutDetail });
         outgoing.destroy();
       }, timeoutInMs);

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { EmfleetError } from '../errors.js';
 
 /** Where a command writes. Tests and the real binary use the same commands. */
@@ -31,7 +31,7 @@ export class UsageError extends EmfleetError {
  * input is refused by size without loading it.
  */
 export async function readInputFile(path: string, maxBytes: number): Promise<Uint8Array> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (error) {

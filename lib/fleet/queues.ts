@@ -1,4 +1,4 @@
-import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { StorageConnection } from './storage.js';
 
 /** emfleet's queues (DESIGN §7); the host moves messages that keep failing to `<name>-poison`. */

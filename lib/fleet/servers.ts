@@ -33,13 +33,13 @@ export async function listServers(tables: FleetTables, org: string, options: { l
 
 /** Where a scan of the Servers table starts and what Tables filters out. */
 export interface ServerScan {
-  /** An empty ring or site selects the servers that have none. */
-  readonly ring?: string;
-  readonly site?: string;
+  /** An empty ring or site selects the servers that have none; undefined, any. */
+  readonly ring?: string | undefined;
+  readonly site?: string | undefined;
   /** A server name (lower case): the scan starts after it. */
-  readonly after?: string;
+  readonly after?: string | undefined;
   /** Rows a round trip (Tables serves at most 1,000). */
-  readonly pageSize?: number;
+  readonly pageSize?: number | undefined;
 }
 
 /**

@@ -90,13 +90,13 @@ export function stringLiteral(node: Node | undefined): string | undefined {
   let value = '';
   for (const part of node.namedChildren) {
     if (part.type === 'string_content') value += part.text;
-    else if (part.type === 'escape_sequence') value += unescape(part.text);
+    else if (part.type === 'escape_sequence') value += unescapeSequence(part.text);
     else return undefined;
   }
   return value;
 }
 
-function unescape(sequence: string): string {
+function unescapeSequence(sequence: string): string {
   const simple: Record<string, string> = { '\\n': '\n', '\\r': '\r', '\\t': '\t', "\\'": "'", '\\\\': '\\', '\\$': '$' };
   const unicode = /^\\u\{([0-9A-Fa-f]+)\}$/.exec(sequence);
   return simple[sequence] ?? (unicode ? String.fromCodePoint(Number.parseInt(unicode[1]!, 16)) : sequence);

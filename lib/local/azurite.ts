@@ -77,7 +77,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         children.push(child);
-        return readEndpoints(child, group, options.timeoutInMs ?? 20_000);
+        return readEndpoints(child, group, options.timeoutInMs ?? 60_000);
       }),
     );
     const endpoints = Object.assign({}, ...found) as RunningAzurite['endpoints'];

@@ -11,6 +11,8 @@ import functions, { type Cookie, type FunctionTrigger, type HttpMethod, type Inv
 const { HttpRequest, HttpResponse, InvocationContext, trigger } = functions;
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { FunctionDefinition } from '../functions.js';
+import { type Now, systemNow, systemTimers, type TimerHandle, type Timers } from '../clock.js';
+import { definedOnly } from '../defined.js';
 import { jsonLogger, type Logger } from '../log.js';
 
 /*
@@ -171,7 +173,9 @@ export interface LocalHostOptions {
   readonly functionKey?: string;
   readonly logger?: Logger;
   /** The clock timers are scheduled by. */
-  readonly now?: () => Date;
+  readonly now?: Now;
+  /** Every wait the host takes (polls, schedules, idle checks, the stop deadline) goes through these. */
+  readonly timers?: Timers;
   /** The shortest queue polling interval, where back-off starts after a poll that found messages; idle() checks at it too. */
   readonly pollIntervalMs?: number;
   /** How long stop() waits for running invocations before it gives up on them. */
@@ -210,7 +214,7 @@ interface QueueWorker {
   inFlight: number;
   fetching: boolean;
   backoffMs: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
 }
 
 interface TimerWorker {
@@ -218,7 +222,7 @@ interface TimerWorker {
   readonly schedule: string;
   readonly trigger: FunctionTrigger;
   last: Date | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
 }
 
 interface Route {
@@ -234,7 +238,8 @@ const errorText = (error: unknown): string => (error instanceof Error ? error.me
 
 export async function startLocalHost(options: LocalHostOptions): Promise<LocalHost> {
   const logger = options.logger ?? jsonLogger();
-  const now = options.now ?? (() => new Date());
+  const now = options.now ?? systemNow;
+  const timers = options.timers ?? systemTimers;
   const pollIntervalMs = options.pollIntervalMs ?? minPollingIntervalMs;
   const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
   const functionKey = options.functionKey ?? randomBytes(32).toString('base64url');
@@ -266,7 +271,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     return client;
   };
 
-  const timers: TimerWorker[] = [];
+  const timerWorkers: TimerWorker[] = [];
   const queues: QueueWorker[] = [];
   const routes: Route[] = [];
   for (const definition of options.definitions) {
@@ -278,7 +283,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         } catch (error) {
           throw new Error(`function ${definition.name}: schedule "${definition.options.schedule}": ${errorText(error)}`, { cause: error });
         }
-        timers.push({ definition, schedule, trigger: trigger.timer({ schedule, runOnStartup: definition.options.runOnStartup, useMonitor: definition.options.useMonitor }), last: undefined, timer: undefined });
+        timerWorkers.push({ definition, schedule, trigger: trigger.timer({ schedule, ...definedOnly({ runOnStartup: definition.options.runOnStartup, useMonitor: definition.options.useMonitor }) }), last: undefined, timer: undefined });
         break;
       }
       case 'storageQueue': {
@@ -351,7 +356,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   };
 
   const waitFor = (worker: TimerWorker, due: Date): void => {
-    worker.timer = setTimeout(() => void fire(worker, due), Math.min(Math.max(due.getTime() - now().getTime(), 0), maxTimerDelayMs));
+    worker.timer = timers.setTimeout(() => void fire(worker, due), Math.min(Math.max(due.getTime() - now().getTime(), 0), maxTimerDelayMs));
   };
   const fire = async (worker: TimerWorker, due: Date): Promise<void> => {
     worker.timer = undefined;
@@ -414,7 +419,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
 
   const schedulePoll = (worker: QueueWorker, delayMs: number): void => {
     if (stopped || worker.timer !== undefined || worker.fetching) return;
-    worker.timer = setTimeout(() => {
+    worker.timer = timers.setTimeout(() => {
       worker.timer = undefined;
       void track(poll(worker));
     }, delayMs);
@@ -514,26 +519,26 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
 
   // ---- start
 
-  for (const worker of timers) {
+  for (const worker of timerWorkers) {
     waitFor(worker, nextOccurrence(worker.schedule, now()));
     if (worker.definition.options.runOnStartup) void track(runTimerOnce(worker)).catch(() => undefined);
   }
   for (const worker of queues) void track(poll(worker));
   logger.info('LocalHostStarted', {
     httpUrl: origin,
-    timers: timers.map((worker) => ({ name: worker.definition.name, schedule: worker.schedule })),
+    timers: timerWorkers.map((worker) => ({ name: worker.definition.name, schedule: worker.schedule })),
     queues: queues.map((worker) => ({ name: worker.definition.name, queue: worker.queueName })),
     routes: routes.map((route) => ({ name: route.definition.name, route: `/api/${route.template}`, methods: route.methods, authLevel: route.authLevel })),
   });
 
-  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => timers.setTimeout(resolve, ms));
   let stopping: Promise<void> | undefined;
 
   return {
     httpUrl: origin,
     functionKey,
     runTimer: (name) => {
-      const worker = timers.find((candidate) => candidate.definition.name === name);
+      const worker = timerWorkers.find((candidate) => candidate.definition.name === name);
       if (!worker) return Promise.reject(new Error(`no timer function named ${name}`));
       return track(runTimerOnce(worker));
     },
@@ -551,13 +556,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     stop: () => {
       stopping ??= (async () => {
         stopped = true;
-        for (const worker of [...timers, ...queues]) clearTimeout(worker.timer);
+        for (const worker of [...timerWorkers, ...queues]) timers.clearTimeout(worker.timer);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        let giveUp: NodeJS.Timeout | undefined;
-        const deadline = new Promise<'timeout'>((resolve) => (giveUp = setTimeout(() => resolve('timeout'), stopTimeoutMs)));
+        let giveUp: TimerHandle | undefined;
+        const deadline = new Promise<'timeout'>((resolve) => (giveUp = timers.setTimeout(() => resolve('timeout'), stopTimeoutMs)));
         if ((await Promise.race([Promise.allSettled([...running]), deadline])) === 'timeout') logger.warn('LocalHostStopTimedOut', { stillRunning: running.size, stopTimeoutMs });
-        clearTimeout(giveUp);
+        timers.clearTimeout(giveUp);
         server.closeAllConnections();
         await closed;
         logger.info('LocalHostStopped', {});
@@ -585,7 +590,7 @@ function refuseUnboundOptions(definition: FunctionDefinition): void {
 
 function httpRoute(definition: Extract<FunctionDefinition, { kind: 'http' }>): Route {
   // The library's own trigger builder supplies the defaults the real host gets (authLevel, methods).
-  const effective = trigger.http({ authLevel: definition.options.authLevel, methods: definition.options.methods, route: definition.options.route });
+  const effective = trigger.http(definedOnly({ authLevel: definition.options.authLevel, methods: definition.options.methods, route: definition.options.route }));
   const template = (definition.options.route ?? definition.name).replace(/^\/+|\/+$/g, '');
   const segments = template === '' ? [] : template.split('/').map((segment) => {
     const param = /^\{([A-Za-z_][A-Za-z0-9_]*)(\?)?\}$/.exec(segment);

@@ -8,6 +8,7 @@ import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.
 import { devPkiFiles } from './pki-files.js';
 import { timeStampingEku, type TimestampAuthority } from '../package/timestamp.js';
 
+// Node's webcrypto is the standard Crypto at run time; its TypeScript type differs from the DOM one x509 names.
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const keyAlgorithms = {

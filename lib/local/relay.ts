@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { silentLogger, type Logger } from '../log.js';
 import { verifySasToken } from '../relay/sas.js';
 
@@ -337,6 +337,7 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
   /** Handles a `response` head; returns the exchange whose body frame comes next, if any. */
   function onResponseHead(parsed: unknown, mayAnswer: (exchange: Exchange) => boolean): Exchange | undefined {
     if (!isObject(parsed) || !isObject(parsed['response'])) return undefined;
+    // Only an object is known here; each field is checked where it is used (String(), typeof).
     const head = parsed['response'] as unknown as RelayResponseHead;
     const exchange = exchanges.get(String(head.requestId));
     if (!exchange || !mayAnswer(exchange)) return undefined;

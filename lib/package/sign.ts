@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, type X509Certificate } from 'node:crypto';
 import { XMLSerializer, type Element } from '@xmldom/xmldom';
 import { C14nCanonicalization } from 'xml-crypto';
 import { findAncestorNsForElement } from 'xml-crypto/lib/utils.js';

@@ -37,6 +37,7 @@ function reduce(node: Element, root: Element | undefined, path: string): void {
         node.removeChild(child);
         break;
       case child.CDATA_SECTION_NODE:
+        // xmldom's ChildNode type has no `data`; a CDATA section node does (CharacterData).
         node.replaceChild(node.ownerDocument!.createTextNode((child as unknown as { data: string }).data), child);
         break;
       case child.PROCESSING_INSTRUCTION_NODE:

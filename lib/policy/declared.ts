@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { mitigationId, onDegradedPolicies, ringName, serverName } from '../fleet/schemas.js';
+import { definedOnly } from '../defined.js';
 import type { PolicyLayer } from './effective.js';
 
 const scopeSettings = {
@@ -63,15 +64,11 @@ export function parseDeclaredPolicy(text: string, where = 'EMFLEET_POLICY'): { o
 /** The rows the declaration stands for: one for the org, one per server it mentions (settings or ring). */
 export function declaredLayers(policy: DeclaredPolicy): DeclaredLayers {
   const servers = new Map<string, PolicyLayer>();
-  for (const [name, settings] of Object.entries(policy.servers)) servers.set(name.toLowerCase(), withoutUndefined(settings));
+  for (const [name, settings] of Object.entries(policy.servers)) servers.set(name.toLowerCase(), definedOnly(settings));
   for (const [ring, members] of Object.entries(policy.rings)) {
     for (const member of members.map((name) => name.toLowerCase())) servers.set(member, { ...servers.get(member), ring });
   }
-  return { org: withoutUndefined(policy.org), servers };
-}
-
-function withoutUndefined(layer: PolicyLayer): PolicyLayer {
-  return Object.fromEntries(Object.entries(layer).filter(([, value]) => value !== undefined)) as PolicyLayer;
+  return { org: definedOnly(policy.org), servers };
 }
 
 /** org.blockedMitigations[1], servers["ex01.contoso.com"]: readable even when keys hold dots. */

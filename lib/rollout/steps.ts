@@ -52,7 +52,7 @@ const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffectiv
 /** startWave: send the first window of the wave (DESIGN §7). Late or stray messages change nothing. */
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
   const state = await readState(deps.tables, message.rolloutId);
-  if (!state || state.state !== 'Running' || state.currentWave !== message.wave) {
+  if (state?.state !== 'Running' || state.currentWave !== message.wave) {
     deps.logger.info('StartWaveIgnored', { rolloutId: message.rolloutId, wave: message.wave, state: state?.state ?? 'missing', currentWave: state?.currentWave });
     return;
   }
@@ -106,7 +106,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   const fromAgent = Object.values(outcomes).some((result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable');
   await accountAndDispatch(deps, message.rolloutId, message.wave, {
     result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
-    ...(recorded ? { recorded } : {}),
+    ...(recorded === undefined ? {} : { recorded }),
     ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date() } } : {}),
   });
 }
@@ -542,14 +542,14 @@ async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Pr
   const key = `${instanceKey(tables)}|${message.rolloutId}|${message.wave}|${first}`;
   const cached = planPages.get(key);
   const rows = await (cached ?? cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first)));
-  if (cached) {
+  if (cached !== undefined) {
     // Most recently used last, so the oldest pages go first.
     planPages.delete(key);
     planPages.set(key, cached);
   }
   const row = rows.get(message.index);
   // A page cached before its rows existed (a message that came before its rollout) is read again.
-  if (!row && cached) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
+  if (!row && cached !== undefined) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
   return row;
 }
 

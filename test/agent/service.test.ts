@@ -5,7 +5,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Applier, ApplicableAction, PriorState } from '../../lib/agent/applier.js';
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { Journal } from '../../lib/agent/journal.js';
@@ -17,6 +16,7 @@ import { errorReply, operationReply, pingReply, statusReply, type MitigationOutc
 import { simulatedExchange } from '../helpers/agents.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';
+import { waitFor } from '../helpers/wait.js';
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
@@ -222,6 +222,7 @@ class RecordingApplier implements Applier {
   maxConcurrent = 0;
   readonly #inner: Applier;
   #active = 0;
+  #step = 0;
 
   constructor(inner: Applier) {
     this.#inner = inner;
@@ -246,12 +247,13 @@ class RecordingApplier implements Applier {
   async #record<T>(call: string, name: string, run: () => Promise<T>): Promise<T> {
     this.#active++;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.#active);
-    const start = performance.now();
+    // Steps of one counter, not clock readings: the order of starts and ends is what the tests check.
+    const start = ++this.#step;
     try {
       return await run();
     } finally {
       this.#active--;
-      this.calls.push({ call, target: name, start, end: performance.now() });
+      this.calls.push({ call, target: name, start, end: ++this.#step });
     }
   }
 }
@@ -614,9 +616,8 @@ describe('AgentService proves each change with probes', () => {
 
     it('every probe times out cleanly: the operation completes, nothing is blamed on the change, a rule not shown blocking is Ineffective', async () => {
       const agent = await startAgent({ probeBaseUrl: hungUrl, probeTimeoutInMs: 200 });
-      const started = performance.now();
+      // The front end never answers: the timeouts in the details, not a stopwatch, show each probe was cut off.
       const outcomes = completed(await apply(agent, 'op-hung', ['EM1', 'EM2']));
-      expect(performance.now() - started).toBeLessThan(5000);
       expect(outcome(outcomes, 'EM2')).toEqual({ outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 0/9 endpoints healthy' });
       const em1 = outcome(outcomes, 'EM1');
       expect(em1.outcome).toBe('Ineffective');
@@ -717,9 +718,8 @@ describe('AgentService scheduling', () => {
   it('long work replies 202 InProgress, then /status shows it Completed, and the same POST then gets 200', async () => {
     const agent = await startAgent({ replyWithinMs: 100, faults: { delayInMs: 400 } });
     const request = { operationId: 'op-long', packageBase64: base64(signedCatalogue), mitigationIds: ['EM2'] };
-    const started = performance.now();
+    // The change takes 400 ms: a 202 InProgress is the reply at replyWithinMs, before the work ended.
     const first = await send(agent, 'POST', '/apply', request);
-    expect(performance.now() - started).toBeLessThan(350);
     expect(first.status).toBe(202);
     expect(operation(first)).toEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
     expect((await status(agent)).operations).toContainEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
@@ -728,14 +728,8 @@ describe('AgentService scheduling', () => {
     const retry = await send(agent, 'POST', '/apply', request);
     expect(retry.status).toBe(202);
 
-    let done: OperationReply | undefined;
-    const deadline = Date.now() + 5_000;
-    while (!done && Date.now() < deadline) {
-      await sleep(50);
-      done = (await status(agent)).operations.find((reply) => reply.operationId === 'op-long' && reply.status === 'Completed');
-    }
-    expect(done, 'the operation never completed in /status').toBeDefined();
-    expect(done!.outcomes).toEqual({ EM2: { outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 8/9 endpoints healthy, owa down as declared' } });
+    const done = await waitFor('op-long to show Completed in /status', async () => (await status(agent)).operations.find((reply) => reply.operationId === 'op-long' && reply.status === 'Completed'));
+    expect(done.outcomes).toEqual({ EM2: { outcome: 'Applied', detail: 'app pool MSExchangeOWAAppPool stopped, auto-start off; health: 8/9 endpoints healthy, owa down as declared' } });
     expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
     expect((await status(agent)).operations.filter((reply) => reply.operationId === 'op-long')).toHaveLength(1);
 

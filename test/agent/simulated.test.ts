@@ -6,6 +6,8 @@ import { ApplierError, type ApplicableAction, type PriorState } from '../../lib/
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { ruleFingerprint } from '../../lib/agent/rules.js';
 import { EmfleetError } from '../../lib/errors.js';
+import { manualTimers } from '../helpers/clock.js';
+import { waitFor } from '../helpers/wait.js';
 
 // ---- test data ----------------------------------------------------------------------------------
 
@@ -285,11 +287,18 @@ describe('SimulatedApplier faults', () => {
   });
 
   it('delayInMs delays every change', async () => {
-    const applier = new SimulatedApplier(stateFile, { delayInMs: 150 });
+    const timers = manualTimers();
+    const applier = new SimulatedApplier(stateFile, { delayInMs: 150 }, { timers });
     await applier.read();
-    const started = performance.now();
-    await applier.apply(pool());
-    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+    let applied = false;
+    const applying = applier.apply(pool()).then(() => (applied = true));
+    const [delay] = await waitFor('the applier to wait', () => (timers.pending.length > 0 ? timers.pending : undefined));
+    expect(delay!.delayMs).toBe(150);
+    // Nothing changed while it waits.
+    expect(applied).toBe(false);
+    expect(await applier.isApplied(pool())).toBe(false);
+    delay!.fire();
+    await applying;
     expect(await applier.isApplied(pool())).toBe(true);
   });
 });

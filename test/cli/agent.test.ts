@@ -12,6 +12,7 @@ import { emfleetBin, runCli, type CliRun } from '../helpers/cli.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
+import { waitFor } from '../helpers/wait.js';
 
 let pki: TestPki;
 let fixture: Awaited<ReturnType<typeof relayWithClient>>;
@@ -37,11 +38,8 @@ describe('emfleet agent', () => {
       buffered = complete.pop() ?? '';
       lines.push(...complete.filter(Boolean));
     });
-    const until = Date.now() + 15_000;
-    while (!lines.some((line) => line.includes('"listening"'))) {
-      if (Date.now() > until || child.exitCode !== null) throw new Error(`agent did not start listening: ${lines.join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor('the agent to log that it listens, or to exit', () => lines.some((line) => line.includes('"listening"')) || child.exitCode !== null);
+    expect(child.exitCode, `agent exited before listening: ${lines.join('\n')}`).toBeNull();
     expect(await fixture.client.ping('ex07')).toMatchObject({ server: 'ex07.contoso.com', build: '15.2.1118.7' });
     for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
 

@@ -11,6 +11,7 @@ import { auditRow } from '../../lib/fleet/schemas.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { fqdn, startWorld, waitFor, type Deployment, type World } from '../helpers/e2e.js';
+import { patienceMs } from '../helpers/wait.js';
 
 /*
  * The dashboard in a real browser (headless Chromium through playwright-core) against the whole
@@ -52,7 +53,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real browser' : `the dashboard in a real browser (skipped: ${howToEnable})`, () => {
-  it('shows a rollout complete and the fleet grid, pauses a running rollout through the API, asks before aborting', { timeout: 60_000 }, async () => {
+  it('shows a rollout complete and the fleet grid, pauses a running rollout through the API, asks before aborting', { timeout: 240_000 }, async () => {
     const d = await world.deploy(
       [{ name: 'ex01', ring: 'canary' }, { name: 'ex02', ring: 'broad' }, { name: 'ex03', ring: 'broad' }, { name: 'ex04', ring: 'broad', build: '15.2.1544.9' }],
       // A failed delivery comes back a minute later: a server without an agent keeps its rollout running.
@@ -87,7 +88,7 @@ describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real brows
       expect(await page.locator(':focus').getAttribute('data-focus-key')).toBe(`cell/${fqdn('ex01')}/EM2`);
       await expectText(page, '#cell-detail', new RegExp(`${fqdn('ex01')} · EM2: Applied`));
       await page.selectOption('select[name="outcome"]', 'NotApplicable');
-      await expect.poll(() => page.locator('#grid tbody tr').count(), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => page.locator('#grid tbody tr').count(), { timeout: patienceMs }).toBe(1);
       expect(await page.locator('#grid tbody th').textContent()).toBe(fqdn('ex04'));
       await page.selectOption('select[name="outcome"]', '');
 
@@ -126,7 +127,7 @@ describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real brows
 const rolloutCard = (id: string): string => `article.rollout[data-rollout="${id}"]`;
 
 async function expectText(page: Page, selector: string, pattern: RegExp): Promise<void> {
-  await expect.poll(async () => (await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => null)) ?? '', { timeout: 15_000 }).toMatch(pattern);
+  await expect.poll(async () => (await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => null)) ?? '', { timeout: patienceMs }).toMatch(pattern);
 }
 
 async function rolloutState(d: Deployment, id: string): Promise<string | undefined> {

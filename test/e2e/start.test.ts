@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LocalRunSummary } from '../../lib/local/run.js';
+import { patienceMs, waitFor } from '../helpers/wait.js';
 
 /** `npm start` as a user runs it (the compiled script, from the repository root), with --once --json. */
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -107,7 +108,8 @@ describe('npm start without --once', () => {
       expect(started.length).toBeGreaterThan(0); // Azurite at least
 
       child.kill('SIGINT');
-      expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))])).toBe(0);
+      await waitFor('emfleet start to exit after SIGINT', () => child.exitCode !== null, { timeoutMs: patienceMs });
+      expect(await exited).toBe(0);
       expect(started.filter(alive)).toEqual([]);
       await expect(fetch(url!, { headers: { 'x-functions-key': key! } })).rejects.toThrow();
     } finally {

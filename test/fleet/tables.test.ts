@@ -1,4 +1,4 @@
-import { TableClient, TableServiceClient, type TransactionAction } from '@azure/data-tables';
+import { type TableClient, TableServiceClient, type TransactionAction } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
 import { ConcurrencyConflictError, mutateEntity } from '../../lib/fleet/optimistic.js';

@@ -23,6 +23,9 @@ import { relayRules, relayWithClient, runAgent, writeAgentConfig } from './agent
 import { azuriteConnectionString } from './fleet.js';
 import { recordingLogger } from './logs.js';
 import { createTestPki, type TestPki } from './packages.js';
+import { patienceMs, waitFor } from './wait.js';
+
+export { waitFor };
 
 /**
  * End-to-end tests run the whole cloud side as the Functions host does (lib/local/host: timers,
@@ -217,7 +220,7 @@ export async function startWorld(): Promise<World> {
       waveCounts: async (id) => (await readRollout(tables, id)).waves.map((wave) => [wave.name, wave.servers, wave.succeeded, wave.failed, wave.skipped]),
       results: async (name) => (await readResults(tables, fqdn(name))).rows.sort((a, b) => a.at.getTime() - b.at.getTime()),
       outcomes: async (name) => (await deployment.results(name)).map((row) => Object.fromEntries(Object.entries(row.outcomes).map(([id, result]) => [id, result.outcome]))),
-      settled: async (id, states = ['Completed', 'Halted', 'Aborted'], timeoutMs = 15_000) => {
+      settled: async (id, states = ['Completed', 'Halted', 'Aborted'], timeoutMs = patienceMs) => {
         await waitFor(`rollout ${id} to be ${states.join(' or ')}`, async () => states.includes((await readRollout(tables, id).catch(() => undefined))?.state.state ?? ''), { timeoutMs });
       },
       stop: () => {
@@ -273,17 +276,6 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
       running = await runAgent(config, logger);
     },
   };
-}
-
-/** Polls until `probe` is truthy; fails naming what it waited for. No fixed sleeps in e2e tests. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
-  }
 }
 
 /** The server whose agent is working on an operation right now, if any. */

@@ -79,10 +79,10 @@ describe('fetchFeed', () => {
   });
 
   it('gives up at the deadline', async () => {
-    const started = Date.now();
+    // /slow never completes its answer: only the deadline ends the fetch.
     const error = await failure(fetchFeed({ url: `${base}/slow`, timeoutInMs: 300, proxy: null }));
     expect(error.kind).toBe('Timeout');
-    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(error.message).toContain('300 ms');
   });
 
   it('refuses a body over the cap, declared or streamed', async () => {

@@ -175,11 +175,10 @@ describe('RelaySender failures', () => {
       return agent.json(200, {});
     });
     await relay.listen(agent.handler).ready;
-    const started = Date.now();
+    // The agent never answers until the gate opens: only the sender's deadline ends the call.
     const error = await relay.client.ping(relay.hybridConnection).catch((caught: unknown) => caught);
     slow.open();
     expect(error).toMatchObject({ name: 'RelayTimeoutError', code: 'Timeout', message: expect.stringContaining('within 300 ms') as unknown });
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(() => new RelaySender({ baseUrl: relay.emulator.baseUrl, auth: { kind: 'sas', ...rules.send }, timeoutMs: 60_000 })).toThrow(ConfigError);
   });
 });

@@ -4,6 +4,7 @@ import { startRelayEmulator, type RelayEmulator, type RelayEmulatorOptions, type
 import { applyRequest, removeRequest, pingRequest, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
 import { createSasToken } from '../../lib/relay/sas.js';
 import { recordingLogger } from '../helpers/logs.js';
+import { waitFor as waitUntil } from '../helpers/wait.js';
 export { recordingLogger, type LoggedEvent } from '../helpers/logs.js';
 import { AgentClient, RelaySender, type RelaySenderOptions } from '../../lib/relay/sender.js';
 
@@ -21,19 +22,14 @@ export function gate(): { opened: Promise<void>; open(): void } {
   return { opened, open };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** A Listen token as the agent makes it: for http://{host}/{hc}, signed with the listen rule. */
 export function listenToken(hybridConnection: string, rule: RelayRule = rules.listen): () => string {
   return () => createSasToken(`http://127.0.0.1/${hybridConnection}`, rule.keyName, rule.key);
 }
 
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+/** Waits until `condition` holds, failing with `what` (see test/helpers/wait.ts). */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  await waitUntil(what, () => condition(), { timeoutMs });
 }
 
 /**

@@ -76,7 +76,7 @@ describe('a window of 16 deliveries', () => {
         if (sent.length === 0) throw new Error('the next server was not sent while the result was being stored');
         return sent;
       },
-      { timeout: 20_000, interval: 20 },
+      { timeout: 60_000, interval: 20 },
     );
     expect(next).toEqual([{ rolloutId: id, wave: 0, index: 1 }]);
     expect((await readResults(tables, 'fr01.contoso.com')).rows).toEqual([]);

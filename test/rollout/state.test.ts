@@ -38,8 +38,8 @@ interface AcceptedRow {
   readonly name: string;
   readonly from: RolloutStatus;
   readonly event: RolloutEvent;
-  /** Fields of the new status (the rest must be as before). */
-  readonly to: Partial<RolloutStatus>;
+  /** Fields of the new status (the rest must be as before); undefined: the field is gone. */
+  readonly to: { readonly [K in keyof RolloutStatus]?: RolloutStatus[K] | undefined };
   readonly effects: readonly RolloutEffect[];
   /** Substring of the new reason, when it matters. */
   readonly reason?: string;

@@ -12,6 +12,7 @@ import { rolloutProblems } from '../../lib/rollout/problems.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
 import { acceptPackage, drain, type Fleet, runQueues, runRounds, useFleets } from '../helpers/rollouts.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The rollout steps end to end with real parts (Azurite tables and queues, the relay emulator,
@@ -113,9 +114,8 @@ describe('rollout steps', () => {
     expect((await readRollout(f.tables, id)).state.state).toBe('Paused');
     expect((await readRollout(f.tables, id)).waves.map((wave) => wave.succeeded + wave.failed)).toEqual(before);
     expect((await applyEvent(f.deps, id, { kind: 'resume', actor: 'alice' })).ok).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await runQueues(f);
-    expect((await readRollout(f.tables, id)).state.state).toBe('Completed');
+    // The held messages come back after pausedRecheckMs (queue visibility): run the queues until they have.
+    await waitFor('the held messages to come back and the rollout to complete', async () => (await runRounds(f, 100)) && (await readRollout(f.tables, id)).state.state === 'Completed');
 
     const g = await env.fleet([{ name: 'ex04', ring: 'canary' }, { name: 'ex05', ring: 'broad' }]);
     const other = await accept(g);

@@ -49,7 +49,7 @@ export const frontEndProtocols: readonly FrontEndProtocol[] = [
  * Extra dependencies of one simulated server, by virtual directory: a server where stopping
  * something takes down more than a mitigation declares (a "broken" server for `npm start --break`).
  */
-export type Couplings = Readonly<Record<string, { readonly appPools?: readonly string[]; readonly services?: readonly string[] }>>;
+export type Couplings = Readonly<Record<string, { readonly appPools?: readonly string[] | undefined; readonly services?: readonly string[] | undefined }>>;
 
 /** The `--break` server: stopping the OWA pool (EM2, which declares only OWA down) also takes ECP down. */
 export const owaPoolTakesDownEcp: Couplings = { '/ecp': { appPools: ['MSExchangeOWAAppPool'] } };
@@ -114,7 +114,7 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
   const down = unavailable(state, frontEnd, url);
   if (down) return void response.writeHead(503, { 'content-type': 'text/plain' }).end(`Service Unavailable (${down})`);
 
-  let verdict;
+  let verdict: ReturnType<typeof evaluateInbound>['verdict'];
   try {
     verdict = evaluateInbound(state.sites[defaultIisSite]?.rules ?? [], { method: request.method ?? 'GET', url, headers: flatten(request.headers), serverVariables: { HTTPS: 'off' } }).verdict;
   } catch (error) {

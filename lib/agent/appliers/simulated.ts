@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { ApplierError, type Applier, type ApplicableAction, type PriorState } from '../applier.js';
 import { ruleFingerprint } from '../rules.js';
+import { systemTimers, type Timers } from '../../clock.js';
 
 const serviceStartType = z.enum(['Automatic', 'AutomaticDelayedStart', 'Manual', 'Disabled']);
 
@@ -53,10 +53,12 @@ export class SimulatedApplier implements Applier {
   readonly kind = 'simulated';
   readonly #file: string;
   readonly #faults: SimulatedFaults;
+  readonly #timers: Timers;
 
-  constructor(stateFile: string, faults: SimulatedFaults = {}) {
+  constructor(stateFile: string, faults: SimulatedFaults = {}, options: { timers?: Timers } = {}) {
     this.#file = stateFile;
     this.#faults = faults;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   /** A copy of the model to keep or change; the file is created with the default server on first use. */
@@ -128,7 +130,8 @@ export class SimulatedApplier implements Applier {
 
   async apply(action: ApplicableAction): Promise<void> {
     if (action.kind === 'DoNothing') return;
-    if (this.#faults.delayInMs) await sleep(this.#faults.delayInMs);
+    const delayInMs = this.#faults.delayInMs;
+    if (delayInMs) await new Promise((resolve) => this.#timers.setTimeout(() => resolve(undefined), delayInMs));
     const name = targetName(action);
     if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
     await this.#change((state) => {
@@ -155,6 +158,7 @@ export class SimulatedApplier implements Applier {
     const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.service;
     if (this.#faults.failRestoreOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
     await this.#change((state) => {
+      // biome-ignore lint/nursery/useExhaustiveSwitchCases: DoNothing returned above; TypeScript keeps that narrowing in this closure, Biome does not.
       switch (prior.kind) {
         case 'IisUrlRewrite': {
           const rules = site(state, prior.site).rules.filter((rule) => rule.name !== prior.ruleName);

@@ -1,0 +1,166 @@
+/**
+ * Import rules, written from DESIGN §2 (layout) and STYLE ("layers are checked, not hoped for"):
+ * which folder may import which. `npm run lint` runs them (depcruise), so a break fails `npm test`.
+ *
+ * Each rule is written as it must be. What the tree breaks today is listed in `knownBreaks`, one
+ * commented entry per import, and allowed by the rule's `pathNot`: the vocabulary redesign (issue 24)
+ * removes them. A new break is not allowed by adding it here without saying which issue removes it.
+ */
+
+/** Storage: the Tables and queues adapters, and the storage SDKs themselves. */
+const storage = ['^lib/fleet/', '^node_modules/@azure/(data-tables|storage-queue)/'];
+/** Network: the OCS client, the relay sender, webhooks, raw sockets and the HTTP/WebSocket stacks. */
+const network = [
+  '^lib/(ocs|relay)/',
+  '^lib/notify\\.ts$',
+  '^(http|https|http2|net|tls|dgram|dns)$',
+  '^node_modules/(ws|hyco-https|https-proxy-agent|undici)/',
+];
+const azureSdk = ['^node_modules/@azure/'];
+/** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
+const pureRollout = '^lib/rollout/(diff|drift|duration|messages|plan|state|waves)\\.ts$';
+/** What runs only on a developer's machine or in CI: never shipped code's dependency. */
+const notProduction = ['^lib/local/', '^bench/', '^test/'];
+
+/** Today's breaks, by rule: `from` → `to` as regular expressions over paths. Issue 24 removes them. */
+const knownBreaks = {
+  functionsThin: [
+    // The queue triggers call the rollout steps and parse their messages directly, and build their
+    // queue sender; DESIGN wants one lib/app entry point per trigger.
+    ['^functions/(startWave|applyToServer|gateWave|applyPoison)\\.ts$', '^lib/(rollout/(steps|messages)|fleet/queues)\\.ts$'],
+    // The HTTP triggers call the admin API and the dashboard page handlers directly.
+    ['^functions/adminApi\\.ts$', '^lib/admin/api\\.ts$'],
+    ['^functions/dashboard\\.ts$', '^lib/dashboard/page\\.ts$'],
+  ],
+  // The policy decision and the pure rollout modules read the row types from lib/fleet/schemas.ts,
+  // which is vocabulary, not storage: the redesign moves the vocabulary to a leaf folder.
+  policyIsPure: [['^lib/policy/', '^lib/fleet/schemas\\.ts$']],
+  pureRolloutIsPure: [[pureRollout, '^lib/fleet/schemas\\.ts$']],
+  agentAlone: [
+    // The agent reads the row types (outcomes, mitigation states) from lib/fleet/schemas.ts.
+    ['^lib/agent/', '^lib/fleet/schemas\\.ts$'],
+  ],
+  productionNotDev: [
+    // `emfleet dev pki` makes the local run's test PKI: a developer command in the shipped CLI. The
+    // PKI maker belongs beside it (or the command in a dev-only entry point): issue 24.
+    ['^lib/cli/dev\\.ts$', '^lib/local/pki\\.ts$'],
+  ],
+  folderCycles: [
+    // Folder names (no trailing slash): a folder in a cycle today is exempt as a whole, since a folder
+    // rule cannot name the edge. The cycles, and the edges that make them:
+    // - fleet ↔ policy: lib/fleet/policy.ts (the Policy table) imports lib/policy's types, and lib/policy
+    //   reads the row types from lib/fleet/schemas.ts;
+    // - fleet/schemas.ts is the vocabulary everyone reads (agent, relay/protocol, config, rollout, policy),
+    //   while lib/fleet itself imports config (status.ts) and the rollout steps import fleet: every
+    //   folder that reads the vocabulary is in a cycle through lib/fleet;
+    // - config ↔ rollout ↔ fleet: lib/config/index.ts reads the wave profile schema from
+    //   lib/rollout/waves.ts; lib/relay/settings.ts and lib/fleet/status.ts read the Settings type.
+    // The redesign (issue 24) moves the vocabulary to a leaf folder, which ends them all.
+    ['^lib/(fleet|policy|config|rollout|relay|agent)$'],
+  ],
+};
+const list = (value) => (value === undefined ? [] : [value].flat());
+
+/**
+ * A rule, and its known breaks as narrow exemptions: the rule holds for every module but the breaks'
+ * `from`; each of those gets the same rule less that one `to`.
+ */
+const withBreaks = (rule, breaks = []) => [
+  { ...rule, from: { ...rule.from, pathNot: [...list(rule.from.pathNot), ...breaks.map(([from]) => from)] } },
+  ...breaks.map(([from, to]) => ({
+    ...rule,
+    name: `${rule.name}-known-break`,
+    comment: `${rule.comment} Known break, removed by issue 24: ${from} → ${to}.`,
+    from: { path: from },
+    to: { ...rule.to, pathNot: [...list(rule.to.pathNot), to] },
+  })),
+];
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    ...withBreaks(
+      {
+        name: 'functions-thin',
+        comment: 'functions/ registers triggers only: it imports lib/app*.ts and lib/functions.ts (DESIGN §2).',
+        severity: 'error',
+        from: { path: '^functions/' },
+        to: { path: '^(lib|bench|test|web)/', pathNot: '^lib/(app[^/]*|functions)\\.ts$' },
+      },
+      knownBreaks.functionsThin,
+    ),
+    ...withBreaks(
+      {
+        name: 'policy-is-pure',
+        comment: 'lib/policy decides from plain data: no storage, network or Azure SDK (DESIGN §6).',
+        severity: 'error',
+        from: { path: '^lib/policy/' },
+        to: { path: [...storage, ...network, ...azureSdk] },
+      },
+      knownBreaks.policyIsPure,
+    ),
+    ...withBreaks(
+      {
+        name: 'pure-rollout-is-pure',
+        comment: "lib/rollout's planner and gate decisions take and return plain data (STYLE: decisions are pure).",
+        severity: 'error',
+        from: { path: pureRollout },
+        to: { path: [...storage, ...network, ...azureSdk] },
+      },
+      knownBreaks.pureRolloutIsPure,
+    ),
+    {
+      name: 'package-no-io',
+      comment: 'lib/package parses, signs and verifies bytes: no storage or network (DESIGN §4).',
+      severity: 'error',
+      from: { path: '^lib/package/' },
+      to: { path: [...storage, ...network] },
+    },
+    ...withBreaks(
+      {
+        name: 'agent-alone',
+        comment: 'The on-prem agent ships alone: never lib/fleet, lib/rollout or lib/local (DESIGN §8).',
+        severity: 'error',
+        from: { path: '^lib/agent/' },
+        to: { path: '^lib/(fleet|rollout|local)/' },
+      },
+      knownBreaks.agentAlone,
+    ),
+    ...withBreaks(
+      {
+        name: 'production-not-dev',
+        comment: 'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
+        severity: 'error',
+        from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
+        to: { path: notProduction },
+      },
+      knownBreaks.productionNotDev,
+    ),
+    {
+      name: 'no-folder-cycles',
+      comment: 'Folders form layers: no folder imports, through any path, a folder that imports it back.',
+      severity: 'error',
+      scope: 'folder',
+      from: { pathNot: knownBreaks.folderCycles.map(([folder]) => folder) },
+      to: { circular: true },
+    },
+    {
+      name: 'no-module-cycles',
+      comment: 'No import cycles between modules either.',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    // functions/index.ts only gathers the registrations for the local host (lib/local/run.ts) and tests;
+    // left in, that one dev-harness edge puts every folder in a cycle through lib ↔ functions.
+    exclude: { path: ['^(dist|node_modules|\\.emfleet)/', '^functions/index\\.ts$'] },
+    // TypeScript 7 has no JavaScript API for dependency-cruiser yet: swc parses the sources, and sees
+    // type-only imports too (a layer that names another's types depends on it).
+    parser: 'swc',
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    moduleSystems: ['es6', 'cjs'],
+  },
+};
