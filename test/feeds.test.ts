@@ -2,7 +2,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { feedsFromSettings } from '../lib/app.js';
 import { loadSettings } from '../lib/config/index.js';
+import { readFileSync } from 'node:fs';
 import { createDevPki, type DevPki } from '../lib/local/pki.js';
+import { verifyPackage } from '../lib/package/verify.js';
 
 let microsoft: DevPki;
 let contoso: DevPki;
@@ -36,6 +38,19 @@ describe('feedsFromSettings', () => {
     expect([...contosoFeed!.trust.revokedSerials]).toEqual(['C0FFEE']);
     expect(microsoftFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([microsoft.timestampRoot.certificate.fingerprint256]);
     expect(contosoFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([contoso.timestampRoot.certificate.fingerprint256]);
+  });
+
+  it("the cloud's Microsoft feed, configured as infra/main.bicepparam does, verifies Microsoft's genuine 2021 package", () => {
+    const fixtures = new URL('./package/fixtures/microsoft/', import.meta.url);
+    const settings = loadSettings({
+      EMFLEET_TRUST_ANCHORS: new URL('MicrosoftRootCertificateAuthority2011.pem', fixtures).pathname,
+      EMFLEET_TRUST_ANCHOR_SHA256: '847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61',
+      EMFLEET_TIMESTAMP_ANCHORS: new URL('MicrosoftRootCertificateAuthority2010.pem', fixtures).pathname,
+      EMFLEET_TIMESTAMP_ANCHOR_SHA256: 'DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E',
+    });
+    const [feed] = feedsFromSettings(settings).feeds;
+    const result = verifyPackage(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), { trust: feed!.trust });
+    expect(result.ok && result.package.signingTime?.toISOString()).toBe('2021-09-15T16:42:08.621Z');
   });
 
   it('a timestamp anchor that matches no pin makes the feed a configuration problem', () => {

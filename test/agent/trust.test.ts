@@ -2,6 +2,7 @@
  * Agent trust binds each anchor to its own signer (issue 19): an agent serving Microsoft's feed and
  * an organization's feed accepts each feed's signer only under that feed's anchor.
  */
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { agentTrustPolicies } from '../../lib/agent/run.js';
 import { parseAgentConfig } from '../../lib/agent/config.js';
@@ -73,6 +74,32 @@ describe('agent trust with two feeds', () => {
     const result = verifyPackageWithAny(signed(contoso, microsoftNamedUnderContoso), agentTrust());
     expect(reasonOf(result)).toBe('WrongSigner');
     expect(result.ok ? '' : result.detail).toContain(contosoSubject);
+  });
+
+  it("verifies Microsoft's genuine 2021 package with Microsoft's roots in agent.json", () => {
+    const fixtures = new URL('../package/fixtures/microsoft/', import.meta.url);
+    const config = parseAgentConfig(
+      {
+        server: 'ex01',
+        build: '15.2.1544.4',
+        relay: { namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex01', key: 'c2VjcmV0' },
+        trust: [
+          {
+            anchors: ['MicrosoftRootCertificateAuthority2011.pem'],
+            anchorSha256: ['847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61'],
+            timestampAnchors: ['MicrosoftRootCertificateAuthority2010.pem'],
+            timestampAnchorSha256: ['DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E'],
+          },
+          { anchors: [contoso.root.certificatePem], signerSubject: contosoSubject, signerEku: contosoEku },
+        ],
+        applier: { kind: 'powershell' },
+        stateDirectory: 'state',
+      },
+      fixtures.pathname,
+    );
+    const result = verifyPackageWithAny(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), agentTrustPolicies(config));
+    expect(result.ok, result.ok ? '' : `${result.reason}: ${result.detail}`).toBe(true);
+    expect(result.ok && result.package.signingTime?.toISOString()).toBe('2021-09-15T16:42:08.621Z');
   });
 
   it('refuses a package chaining to neither anchor: UntrustedChain', async () => {
