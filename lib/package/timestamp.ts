@@ -238,6 +238,15 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
+/** What a TSA may hash the message with; SHA-1 only so tests can show the verifier refuses it. */
+export type ImprintHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+const imprintHashOids: Readonly<Record<ImprintHash, string>> = {
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+};
+
 export interface TimestampAuthority {
   readonly privateKeyPem: string;
   readonly certificatePem: string;
@@ -251,14 +260,15 @@ export interface TimestampAuthority {
  * the TSA certificate in the token, and encoded with the outer indefinite lengths Microsoft's
  * tokens use (BER), so every verifier test reads BER.
  */
-export function createTimestampToken(message: Uint8Array, authority: TimestampAuthority, time: Date): Buffer {
+export function createTimestampToken(message: Uint8Array, authority: TimestampAuthority, time: Date, options: { readonly imprintHash?: ImprintHash } = {}): Buffer {
   const certificate = new X509Certificate(authority.certificatePem);
   const key = createPrivateKey(authority.privateKeyPem);
+  const imprintHash = options.imprintHash ?? 'sha256';
   const tstInfo = new TSTInfo({
     policy: microsoftTimestampPolicy,
     messageImprint: new MessageImprint({
-      hashAlgorithm: new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null }),
-      hashedMessage: new OctetString(createHash('sha256').update(message).digest()),
+      hashAlgorithm: new AlgorithmIdentifier({ algorithm: imprintHashOids[imprintHash], parameters: null }),
+      hashedMessage: new OctetString(createHash(imprintHash).update(message).digest()),
     }),
     serialNumber: toArrayBuffer(Buffer.concat([Buffer.from([0x01]), randomBytes(8)])),
     genTime: time,

@@ -199,6 +199,10 @@ describe('packages in the real shape from emfleet package sign', () => {
       mutate: (signed) => withToken(signed, createTimestampToken(Buffer.from('another SignatureValue'), devTimestampAuthority(fx.pki), new Date())),
     },
     {
+      name: 'a SHA-1 imprint (of the right SignatureValue)',
+      mutate: (signed) => withToken(signed, createTimestampToken(signatureValueOf(signed), devTimestampAuthority(fx.pki), new Date(), { imprintHash: 'sha1' })),
+    },
+    {
       name: 'TSA without the timestamping EKU',
       mutate: (signed) =>
         withToken(signed, createTimestampToken(signatureValueOf(signed), { privateKeyPem: fx.tsaWithoutEku.privateKeyPem, certificatePem: fx.tsaWithoutEku.certificatePem }, new Date())),
@@ -224,6 +228,12 @@ describe('packages in the real shape from emfleet package sign', () => {
     expect(reasonOf(verify(signed))).toBe('ok');
     const result = verify(mutate(signed));
     expect(reasonOf(result), failure(result)).toBe('BadTimestamp');
+  });
+
+  it('a SHA-512 imprint verifies: the hash is the token\'s', () => {
+    const signed = fx.pki.sign(ping1Xml);
+    const sha512 = withToken(signed, createTimestampToken(signatureValueOf(signed), devTimestampAuthority(fx.pki), new Date(Date.now() - 1000), { imprintHash: 'sha512' }));
+    expect(reasonOf(verify(sha512))).toBe('ok');
   });
 
   it('a time stamp is not checked without a timestamp anchor (certificates then checked now)', () => {
