@@ -15,7 +15,7 @@ import {
   id_messageDigest,
   id_signedData,
 } from '@peculiar/asn1-cms';
-import { Constructed, fromBER, ObjectIdentifier, Sequence, type AsnType as AsnBlock } from 'asn1js';
+import { Constructed, fromBER, ObjectIdentifier, OctetString as OctetStringBlock, Sequence, type AsnType as AsnBlock } from 'asn1js';
 import { AsnArray, AsnConvert, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
 import { id_ct_tstInfo, MessageImprint, TSTInfo } from '@peculiar/asn1-tsp';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
@@ -142,6 +142,7 @@ function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
   const tsa = candidates.find((candidate) => identifies(signerInfo.sid, candidate) && keyVerifies(candidate.publicKey, algorithm.keyType, digestHash, signedBytes, signature));
   if (!tsa) bad('no certificate in the token or its X509Data is the one that signed it');
 
+  checkSigningCertificate(attributes, tsa);
   if (!(tsa.keyUsage ?? []).includes(timeStampingEku)) bad(`the TSA certificate "${oneLine(tsa.subject)}" lacks extended key usage ${timeStampingEku} (timeStamping)`);
   const time = tstInfo.genTime;
   const chain = check.chainTo(tsa, candidates.filter((candidate) => candidate !== tsa));
@@ -152,6 +153,44 @@ function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
     }
   }
   return { time, policy: tstInfo.policy, chain: chain.map((certificate) => oneLine(certificate.subject)) };
+}
+
+/** ESS signing-certificate attributes (RFC 2634, RFC 5816): the signed hash of the TSA's certificate. */
+const id_aa_signingCertificate = '1.2.840.113549.1.9.16.2.12';
+const id_aa_signingCertificateV2 = '1.2.840.113549.1.9.16.2.47';
+
+/**
+ * A token names the certificate of its signer in a signed ESS attribute (Microsoft's carry
+ * signingCertificateV2): when it does, the first ESSCertID's hash must be the hash of the
+ * certificate whose key verified, so a certificate with the same key cannot be swapped in.
+ */
+function checkSigningCertificate(attributes: readonly Attribute[], tsa: X509Certificate): void {
+  for (const [type, defaultHash] of [
+    [id_aa_signingCertificateV2, 'sha256'],
+    [id_aa_signingCertificate, 'sha1'],
+  ] as const) {
+    const attribute = attributes.find((candidate) => candidate.attrType === type);
+    if (!attribute) continue;
+    const essCertId = firstEssCertId(attribute.attrValues[0]);
+    const [first, second] = essCertId;
+    const hashOid = first instanceof Sequence ? objectIdentifierOf(first.valueBlock.value[0]?.toBER() ?? new ArrayBuffer(0)) : undefined;
+    const hash = hashOid === undefined ? defaultHash : hashes[hashOid];
+    const certHash = first instanceof Sequence ? second : first;
+    if (!hash || !(certHash instanceof OctetStringBlock)) bad(`the signed ${type} attribute is not an ESSCertID the verifier can check`);
+    if (!createHash(hash).update(tsa.raw).digest().equals(Buffer.from(certHash.valueBlock.valueHexView))) {
+      bad(`the signed ${type} attribute names another certificate than "${oneLine(tsa.subject)}", whose key signed the token`);
+    }
+    return;
+  }
+}
+
+/** SigningCertificate(V2) ::= SEQUENCE { certs SEQUENCE OF ESSCertID(v2), … }: the elements of the first ESSCertID. */
+function firstEssCertId(value: ArrayBuffer | undefined): AsnBlock[] {
+  const decoded = value === undefined ? undefined : fromBER(value).result;
+  const certs = decoded instanceof Sequence ? decoded.valueBlock.value[0] : undefined;
+  const first = certs instanceof Sequence ? certs.valueBlock.value[0] : undefined;
+  if (!(first instanceof Sequence)) bad('a signed signing-certificate attribute holds no ESSCertID');
+  return first.valueBlock.value;
 }
 
 /**
@@ -260,7 +299,12 @@ export interface TimestampAuthority {
  * the TSA certificate in the token, and encoded with the outer indefinite lengths Microsoft's
  * tokens use (BER), so every verifier test reads BER.
  */
-export function createTimestampToken(message: Uint8Array, authority: TimestampAuthority, time: Date, options: { readonly imprintHash?: ImprintHash } = {}): Buffer {
+export function createTimestampToken(
+  message: Uint8Array,
+  authority: TimestampAuthority,
+  time: Date,
+  options: { readonly imprintHash?: ImprintHash; /** The certificate the token names as its signer; the TSA's own unless a test says otherwise. */ readonly namedCertificatePem?: string } = {},
+): Buffer {
   const certificate = new X509Certificate(authority.certificatePem);
   const key = createPrivateKey(authority.privateKeyPem);
   const imprintHash = options.imprintHash ?? 'sha256';
@@ -274,8 +318,10 @@ export function createTimestampToken(message: Uint8Array, authority: TimestampAu
     genTime: time,
   });
   const tstInfoBytes = Buffer.from(AsnConvert.serialize(tstInfo));
+  const named = options.namedCertificatePem === undefined ? certificate : new X509Certificate(options.namedCertificatePem);
   const attributes = [
     new Attribute({ attrType: id_contentType, attrValues: [new ObjectIdentifier({ value: id_ct_tstInfo }).toBER()] }),
+    new Attribute({ attrType: id_aa_signingCertificateV2, attrValues: [signingCertificateV2(named)] }),
     new Attribute({ attrType: id_messageDigest, attrValues: [AsnConvert.serialize(new OctetString(createHash('sha256').update(tstInfoBytes).digest()))] }),
   ];
   const parsedCertificate = AsnConvert.parse(certificate.raw, Certificate);
@@ -300,6 +346,12 @@ export function createTimestampToken(message: Uint8Array, authority: TimestampAu
     signerInfos: new SignerInfos([signerInfo]),
   });
   return indefiniteContentInfo(Buffer.from(AsnConvert.serialize(signedData)));
+}
+
+/** SigningCertificateV2 with one ESSCertIDv2: the SHA-256 of the certificate (the default hash, so not written). */
+function signingCertificateV2(certificate: X509Certificate): ArrayBuffer {
+  const essCertIdV2 = new Sequence({ value: [new OctetStringBlock({ valueHex: createHash('sha256').update(certificate.raw).digest() })] });
+  return new Sequence({ value: [new Sequence({ value: [essCertIdV2] })] }).toBER();
 }
 
 /** `SEQUENCE { signedData OID, [0] { SignedData } }` with both outer lengths indefinite, as in Microsoft's tokens. */

@@ -203,6 +203,11 @@ describe('packages in the real shape from emfleet package sign', () => {
       mutate: (signed) => withToken(signed, createTimestampToken(signatureValueOf(signed), devTimestampAuthority(fx.pki), new Date(), { imprintHash: 'sha1' })),
     },
     {
+      name: 'a token whose signed signingCertificateV2 names another certificate than its signer',
+      mutate: (signed) =>
+        withToken(signed, createTimestampToken(signatureValueOf(signed), devTimestampAuthority(fx.pki), new Date(), { namedCertificatePem: fx.otherTsa.timestampAuthority.certificatePem })),
+    },
+    {
       name: 'TSA without the timestamping EKU',
       mutate: (signed) =>
         withToken(signed, createTimestampToken(signatureValueOf(signed), { privateKeyPem: fx.tsaWithoutEku.privateKeyPem, certificatePem: fx.tsaWithoutEku.certificatePem }, new Date())),
