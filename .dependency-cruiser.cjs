@@ -69,7 +69,7 @@ const withBreaks = (rule, breaks = []) => [
   { ...rule, from: { ...rule.from, pathNot: [...list(rule.from.pathNot), ...breaks.map(([from]) => from)] } },
   ...breaks.map(([from, to]) => ({
     ...rule,
-    name: `${rule.name}-known-break`,
+    name: rule.name,
     comment: `${rule.comment} Known break, removed by issue 24: ${from} → ${to}.`,
     from: { path: from },
     to: { ...rule.to, pathNot: [...list(rule.to.pathNot), to] },
