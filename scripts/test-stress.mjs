@@ -19,16 +19,18 @@ const runs = option('runs', 3);
 const busy = option('busy', 2);
 
 const loops = Array.from({ length: busy }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
-const stopLoops = () => {
-  for (const loop of loops) if (loop.exitCode === null && loop.signalCode === null) loop.kill('SIGKILL');
+/** The suite run under way, ended with the busy loops if this script is stopped. */
+let current;
+const stopAll = () => {
+  for (const child of [...loops, current]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 };
-process.on('exit', stopLoops);
+process.on('exit', stopAll);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
 const run = (command, args) =>
   new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    current = spawn(command, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+    current.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 
 const log = (line) => process.stdout.write(`test:stress: ${line}\n`);
