@@ -6,7 +6,7 @@ import type { RolloutState } from '../../lib/fleet/schemas.js';
 
 /** A three-wave rollout on the default profile, at wave `currentWave` (0-based). */
 function status(state: RolloutState, changes: Partial<RolloutStatus> = {}): RolloutStatus {
-  return Object.freeze({ state, currentWave: 0, waveCount: 3, profile: 'default', reason: '', ...changes });
+  return Object.freeze({ state, currentWave: 0, waveCount: 3, profile: 'default', reason: '', attempt: 0, halts: state === 'Halted' ? 1 : 0, ...changes });
 }
 
 const ACTOR = 'alice@contoso.com';
