@@ -4,6 +4,7 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
+import { rolloutActions, type RolloutAction } from '../rollout/state.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
@@ -79,12 +80,13 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
       for (const line of problemTable(problems)) io.stdout(`  ${line}`);
     });
 
-  for (const action of ['pause', 'resume', 'abort', 'expedite'] as const) {
-    const descriptions = {
+  for (const action of rolloutActions) {
+    const descriptions: Record<RolloutAction, string> = {
       pause: 'stop sending to more servers; queued work waits until resume',
       resume: 'carry on a paused rollout where it stopped',
-      abort: 'end the rollout: no further server is touched; queued work ends as Skipped',
+      abort: 'end the rollout (a halted one too): no further server is touched; queued work ends as Skipped; what is applied stays, and so does the hold on its mitigations',
       expedite: 'switch to the emergency profile: skip the rest of the current bake',
+      retry: 'run a halted wave again: its failed and unreached servers, with new operation ids and a fresh error count, then the remaining waves and gates; ends the hold',
     };
     addActorOption(addStorageOptions(command.command(action).description(descriptions[action]).argument('<id>', 'rollout id')))
       .addHelpText('after', `\nExample:\n  emfleet rollout ${action} microsoft-000042-apply`)

@@ -4,7 +4,7 @@ import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
-import { transition } from '../rollout/state.js';
+import { rolloutActions, transition } from '../rollout/state.js';
 import { statusOf } from '../rollout/steps.js';
 import { feedView, readCurrentFeeds } from './feeds.js';
 import type { Overview, RolloutActionName, RolloutView, WavePhase } from './types.js';
@@ -12,7 +12,7 @@ import type { Overview, RolloutActionName, RolloutView, WavePhase } from './type
 /** Ended rollouts shown besides the active ones; older ones are only counted. */
 export const recentEndedRollouts = 10;
 const ended = new Set(['Halted', 'Aborted', 'Completed']);
-const actionNames: readonly RolloutActionName[] = ['pause', 'resume', 'abort', 'expedite'];
+const actionNames: readonly RolloutActionName[] = rolloutActions;
 
 /**
  * Feeds and rollouts for the top of the dashboard: every active rollout and the latest that
@@ -51,7 +51,11 @@ export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[]): 
     waveCount: state.waveCount,
     createdAt: state.createdAt.toISOString(),
     updatedAt: state.updatedAt.toISOString(),
-    actions: actionNames.filter((action) => transition(status, { kind: action, actor: 'dashboard' }).ok),
+    // Only what would change something: a retry of a halt already retried is accepted, but not offered.
+    actions: actionNames.filter((action) => {
+      const result = transition(status, { kind: action, actor: 'dashboard' });
+      return result.ok && result.status !== status;
+    }),
     waves: waves.map((wave, index) => {
       const phase: WavePhase = state.state === 'Completed' || index < state.currentWave ? 'Done' : index === state.currentWave ? 'Current' : 'NotStarted';
       const baking = state.state === 'Baking' && index === state.currentWave;

@@ -5,7 +5,7 @@
  */
 
 /** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
-export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite';
+export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite' | 'retry';
 
 export type RolloutStateName = 'Planned' | 'Running' | 'Baking' | 'Paused' | 'Halted' | 'Aborted' | 'Completed';
 

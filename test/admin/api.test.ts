@@ -33,6 +33,7 @@ describe('functions/adminApi', () => {
       adminRollouts: ['http', ['GET'], 'rollouts', 'function'],
       adminRollout: ['http', ['GET'], 'rollouts/{id}', 'function'],
       adminRolloutAction: ['http', ['POST'], 'rollouts/{id}/{action}', 'function'],
+      adminReconcile: ['http', ['POST'], 'reconcile', 'function'],
       adminConnectivity: ['http', ['POST'], 'connectivity', 'function'],
       adminOverview: ['http', ['GET'], 'overview', 'function'],
       adminGrid: ['http', ['GET'], 'grid', 'function'],
