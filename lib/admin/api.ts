@@ -22,6 +22,8 @@ import { changeRollout } from '../rollout/admin.js';
 import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
 import { rolloutActions } from '../rollout/state.js';
+import { heldBy } from '../rollout/holds.js';
+import { latestPackage } from '../fleet/packages.js';
 
 /** What the handlers need; the Functions app passes its AppContext, tests pass their own. */
 export interface AdminDeps {
@@ -151,7 +153,8 @@ export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { 
 export const getRollout: AdminHandler = handler(async (deps, request) => {
   const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
   const { state, waves } = await readRollout(deps.tables, id);
-  return { jsonBody: rolloutDetailJson(state, waves, await rolloutProblems(deps.tables, id, waves)) };
+  const [problems, current] = await Promise.all([rolloutProblems(deps.tables, id, waves), latestPackage(deps.tables, state.feed)]);
+  return { jsonBody: rolloutDetailJson(state, waves, problems, heldBy(state, current?.content)) };
 });
 
 /**

@@ -88,6 +88,10 @@ export interface RolloutView {
   readonly updatedAt: string;
   /** The actions the state machine would accept now. */
   readonly actions: readonly RolloutActionName[];
+  /** The mitigations it holds (Halted or Aborted): reconcile does not reapply them. */
+  readonly holds: readonly string[];
+  /** How many servers a retry would send again (the halted wave's failed and unreached ones); 0 unless Halted. */
+  readonly retryServers: number;
   readonly waves: readonly WaveView[];
 }
 

@@ -125,6 +125,8 @@ export const packageRow = z.object({
   signingTime: z.date().optional(),
   signedSequence: z.number().int().nonnegative().optional(),
   mitigationIds: mitigationIdList,
+  /** By mitigation id, the SHA-256 of its content: what tells a hold whether the feed changed it. */
+  content: jsonText(z.record(mitigationId, z.string().regex(/^[0-9a-f]{64}$/))).optional(),
   acceptedAt: z.date(),
   xmlBytes: z.number().int().min(1).max(maxStoredPackageBytes),
   ...Object.fromEntries(packageChunkProperties.map((name) => [name, z.instanceof(Uint8Array).optional()])),

@@ -87,6 +87,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     feed: feed.name,
     bytes: fetched.bytes,
     mitigationIds: verified.package.mitigations.map((mitigation) => mitigation.id),
+    content: contentHashes(verified.package.mitigations),
     ...(verified.package.signingTime ? { signingTime: verified.package.signingTime } : {}),
     ...(verified.package.sequence === undefined ? {} : { signedSequence: verified.package.sequence }),
   }, { now: now() });
