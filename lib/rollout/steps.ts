@@ -199,7 +199,7 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
   const event: RolloutEvent = { kind: 'retry', actor };
   let effects: readonly RolloutEffect[] = [];
   let refusal: string | undefined;
-  let resent = 0;
+  let resent: number | undefined;
   const current = await readState(deps.tables, rolloutId);
   const state = await updateRolloutStateAndWave(
     deps.tables,
@@ -209,6 +209,7 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
       const result = transition(statusOf(stored), event);
       refusal = result.ok ? undefined : result.reason;
       effects = result.ok ? result.effects : [];
+      resent = undefined;
       if (!result.ok || JSON.stringify(result.status) === JSON.stringify(statusOf(stored))) return undefined;
       const next = retriedWave(wave, wave.attempt + 1);
       resent = next.servers - next.succeeded;
@@ -219,6 +220,10 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
   if (refusal) {
     deps.logger.info('RolloutEventRefused', { rolloutId, rolloutEvent: event.kind, reason: refusal });
     return { ok: false, reason: refusal, state };
+  }
+  if (resent === undefined) {
+    deps.logger.info('RolloutRetryAlreadyDone', { rolloutId, state: state.state, wave: state.currentWave, attempt: state.attempt, reason: state.reason });
+    return { ok: true, state };
   }
   deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, attempt: state.attempt, resent, reason: state.reason });
   for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
