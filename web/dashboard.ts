@@ -182,7 +182,7 @@ function renderRollout(rollout: RolloutView): HTMLElement {
     h('p', { class: 'meta' }, `${rollout.operation} · feed ${rollout.feed} package #${rollout.packageSequence} · ${rollout.profile} profile · wave ${Math.min(rollout.currentWave + 1, rollout.waveCount)} of ${rollout.waveCount} · started `, time(rollout.createdAt)),
     rollout.reason && h('p', { class: 'reason' }, rollout.reason),
     rollout.holds.length > 0 &&
-      h('p', { class: 'hold' }, `Holds ${rollout.holds.join(', ')}: reconcile does not reapply ${rollout.holds.length === 1 ? 'it' : 'them'} until the rollout is retried or the feed publishes different content.`),
+      h('p', { class: 'hold' }, `Holds ${rollout.holds.join(', ')}: reconcile does not reapply ${rollout.holds.length === 1 ? 'it' : 'them'} until ${rollout.state === 'Halted' ? 'the rollout is retried or ' : ''}the feed publishes different content.`),
     h('ol', { class: 'waves' }, rollout.waves.map((wave) => renderWave(rollout, wave))),
     // Only the actions the state accepts: no row of dead buttons, none at all once the rollout has ended.
     rollout.actions.length > 0 &&

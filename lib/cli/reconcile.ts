@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { runReconcileCycle } from '../app.js';
 import { silentLogger } from '../log.js';
 import { createNotifier } from '../notify.js';
+import { holdEnds } from '../rollout/holds.js';
 import type { ReconcileReport } from '../rollout/reconcile.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
@@ -32,7 +33,7 @@ function reportLines(report: ReconcileReport): string[] {
   if (report.deferred) lines.push(`feed ${report.feed}: left for later, rollout ${report.deferred} is under way`);
   else if (report.changes.length === 0) lines.push(`feed ${report.feed}: no drift to fix${report.held.length > 0 ? ` (${report.held.length} servers held)` : ''}`);
   else lines.push(`feed ${report.feed}: ${report.dryRun ? 'would start a fix-up rollout' : `fix-up rollout ${report.rolloutId ?? '(not started)'}`} for ${report.changes.length} servers`);
-  for (const hold of report.holds) lines.push(`  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): not reapplied until it is retried or the feed publishes different content`);
+  for (const hold of report.holds) lines.push(`  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): ${holdEnds(hold.state)}`);
   for (const change of report.changes) {
     for (const { mitigation, reason } of change.reapply) lines.push(`  ${change.server}: ${would}reapply ${mitigation} (${reason})`);
     for (const { mitigation, reason } of change.remove) lines.push(`  ${change.server}: ${would}remove ${mitigation} (${reason})`);

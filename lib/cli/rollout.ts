@@ -5,7 +5,7 @@ import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
 import { rolloutActions, type RolloutAction } from '../rollout/state.js';
-import { heldBy } from '../rollout/holds.js';
+import { heldBy, holdEnds } from '../rollout/holds.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
@@ -76,7 +76,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
         return;
       }
       io.stdout(`${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`);
-      if (holds.length > 0) io.stdout(`holds ${holds.join(', ')}: reconcile does not reapply them until the rollout is retried${state.state === 'Halted' ? ` (emfleet rollout retry ${id})` : ''} or the feed publishes different content`);
+      if (holds.length > 0) io.stdout(`holds ${holds.join(', ')}: ${holdEnds(state.state)}${state.state === 'Halted' ? ` (emfleet rollout retry ${id})` : ''}`);
       for (const line of formatTable(['WAVE', 'SERVERS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'PENDING', 'BUDGET'], waves.map((wave, index) => [`${index + 1} ${wave.name}`, String(wave.servers), String(wave.succeeded), String(wave.failed), String(wave.skipped), String(wave.servers - wave.succeeded - wave.failed - wave.skipped), String(wave.maxErrors)]))) io.stdout(`  ${line}`);
       if (problems.length === 0) return;
       io.stdout('failures (what the probes found, or why it failed):');

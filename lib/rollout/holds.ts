@@ -61,6 +61,11 @@ export function activeHolds(rollouts: readonly HoldingRollout[], current: Readon
   return [...holds.values()];
 }
 
+/** How a hold ends, in words: a halted rollout can be retried, an aborted one only outlived by new content. */
+export function holdEnds(state: RolloutState): string {
+  return `not reapplied until ${state === 'Halted' ? 'the rollout is retried or ' : ''}the feed publishes different content`;
+}
+
 /** What a hold kept from one server. */
 export interface HeldOnServer {
   readonly server: string;
