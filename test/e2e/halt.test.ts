@@ -58,6 +58,14 @@ describe('a halted rollout', () => {
     await d.settled(rolloutId, ['Halted', 'Completed', 'Aborted'], 30_000);
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state).toMatchObject({ state: 'Halted', halts: 2, attempt: 1, reason: expect.stringMatching(/^WaveHalted: wave 1 \(retry 1\) had 2 failures, over its budget of 0 \(ex01\.contoso\.com, ex02\.contoso\.com\)/) });
+    // What failed on the retry, read under the retry's operation ids.
+    expect(((await d.api('GET', `/api/rollouts/${rolloutId}`)).body as { problems: { server: string; mitigation: string; outcome: string }[] }).problems.map((problem) => [problem.server, problem.mitigation, problem.outcome])).toEqual([
+      ['ex01.contoso.com', 'EM3', 'Failed'],
+      ['ex02.contoso.com', 'EM1', 'Unreachable'],
+      ['ex02.contoso.com', 'EM2', 'Unreachable'],
+      ['ex02.contoso.com', 'EM3', 'Unreachable'],
+      ['ex02.contoso.com', 'PING1', 'Unreachable'],
+    ]);
     expect(await d.waveCounts(rolloutId)).toEqual([['canary', 3, 1, 2, 0], ['broad', 2, 0, 0, 0]]);
     expect(await rowKeys(d, 'ex01')).toEqual([`${rolloutId}.w0.ex01.contoso.com`, `${rolloutId}.w0.r1.ex01.contoso.com`]);
     expect(await rowKeys(d, 'ex02')).toEqual([`${rolloutId}.w0.ex02.contoso.com`, `${rolloutId}.w0.r1.ex02.contoso.com`]);
@@ -89,6 +97,10 @@ describe('a halted rollout', () => {
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state.state).toBe('Halted');
 
+    // On demand, as a dry run: what reconcile would do and what the halt holds, nothing written.
+    const dryRun = await d.api('POST', '/api/reconcile?dryRun=true');
+    expect(dryRun).toMatchObject({ status: 200, body: { dryRun: true, feeds: [{ feed: 'microsoft', servers: 0, changes: [], held: [{ server: 'ex11.contoso.com', holds: [{ mitigation: 'EM3', rolloutId }] }, { server: 'ex13.contoso.com' }] }] } });
+    expect(await d.api('POST', '/api/reconcile?dryRun=maybe')).toMatchObject({ status: 400, body: { error: 'InvalidQuery', detail: 'query dryRun: must be true or false' } });
     expect(await d.api('POST', `/api/rollouts/${rolloutId}/abort`)).toMatchObject({ status: 200, body: { state: 'Aborted', reason: expect.stringMatching(/^Aborted by function-key after WaveHalted: wave 1 had 1 failures/) } });
     await d.host.runTimer('reconcile');
     await d.host.idle();
