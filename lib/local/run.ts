@@ -345,7 +345,12 @@ function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly s
 async function haltedProblems(tables: FleetTables, rollouts: readonly DetailedRollout[]): Promise<string[]> {
   const lines: string[] = [];
   for (const { state, waves } of rollouts.filter((rollout) => rollout.state.state === 'Halted')) {
-    lines.push('', `why ${state.partitionKey} halted:`, ...problemTable(await rolloutProblems(tables, state.partitionKey, waves)));
+    lines.push(
+      '',
+      `why ${state.partitionKey} halted:`,
+      ...problemTable(await rolloutProblems(tables, state.partitionKey, waves)),
+      `it holds its mitigations: reconcile does not reapply them. Once the cause is fixed: emfleet rollout retry ${state.partitionKey}; or emfleet rollout abort ${state.partitionKey}`,
+    );
   }
   return lines;
 }
