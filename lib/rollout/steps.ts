@@ -175,7 +175,7 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
       refusal = undefined;
       effects = result.effects;
       // An event that changes nothing (a retry of a halt already retried) is not written again.
-      if (result.status === statusOf(current) || JSON.stringify(result.status) === JSON.stringify(statusOf(current))) return undefined;
+      if (JSON.stringify(result.status) === JSON.stringify(statusOf(current))) return undefined;
       return stateChanges(result.status);
     },
     deps.now ? { now: deps.now() } : {},
@@ -200,13 +200,14 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
   let effects: readonly RolloutEffect[] = [];
   let refusal: string | undefined;
   let resent: number | undefined;
-  const current = await readState(deps.tables, rolloutId);
+  const waveIndex = (await readState(deps.tables, rolloutId))?.currentWave ?? 0;
   const state = await updateRolloutStateAndWave(
     deps.tables,
     rolloutId,
-    current?.currentWave ?? 0,
+    waveIndex,
     (stored, wave) => {
-      const result = transition(statusOf(stored), event);
+      // Halted on a later wave since the state was read (a retry went on and halted again): ask again.
+      const result = stored.currentWave === waveIndex ? transition(statusOf(stored), event) : { ok: false as const, reason: `retry refused: the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again` };
       refusal = result.ok ? undefined : result.reason;
       effects = result.ok ? result.effects : [];
       resent = undefined;
