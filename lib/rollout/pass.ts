@@ -18,11 +18,13 @@ export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>)
  * indices. Servers the pass does not send (they succeeded before a retry) count as done.
  */
 export function nextWindow(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'>, answered: number): { position: number; index: number }[] {
-  const indices = passIndices(wave);
-  const doneInPass = wave.succeeded + wave.failed + wave.skipped - (wave.servers - indices.length);
-  const target = Math.min(indices.length, doneInPass + answered + wave.maxConcurrency);
+  // On the hot path of every count: a first pass (position = plan index) builds no list of its servers.
+  const indices = wave.attempt === 0 ? undefined : passIndices(wave);
+  const length = indices?.length ?? wave.servers;
+  const doneInPass = wave.succeeded + wave.failed + wave.skipped - (wave.servers - length);
+  const target = Math.min(length, doneInPass + answered + wave.maxConcurrency);
   const window: { position: number; index: number }[] = [];
-  for (let position = wave.dispatched; position < target; position++) window.push({ position, index: indices[position]! });
+  for (let position = wave.dispatched; position < target; position++) window.push({ position, index: indices ? indices[position]! : position });
   return window;
 }
 
@@ -35,7 +37,9 @@ export function nextWindow(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass' | 
 export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
   const indices = passIndices(wave);
   const unknown = wave.failedIndices === '' && wave.failed + wave.skipped > 0;
-  const again = unknown ? indices : indices.filter((index) => !bitIsSet(wave.counted, index) || bitIsSet(wave.failedIndices, index));
+  const counted = Buffer.from(wave.counted, 'base64');
+  const failed = Buffer.from(wave.failedIndices, 'base64');
+  const again = unknown ? indices : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
   const { failureNotes: _failureNotes, ...rest } = wave;
   return { ...rest, attempt, pass: bitsOf(again), succeeded: wave.servers - again.length, failed: 0, skipped: 0, dispatched: 0, counted: '', failedIndices: '', failedServers: [] };
 }
@@ -46,7 +50,10 @@ export function retryCount(wave: WaveRow): number {
 }
 
 export function bitIsSet(bits: string, index: number): boolean {
-  const bytes = Buffer.from(bits, 'base64');
+  return isSetIn(Buffer.from(bits, 'base64'), index);
+}
+
+function isSetIn(bytes: Buffer, index: number): boolean {
   return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
 }
 
