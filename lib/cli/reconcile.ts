@@ -39,6 +39,6 @@ function reportLines(report: ReconcileReport): string[] {
     for (const { mitigation, reason } of change.remove) lines.push(`  ${change.server}: ${would}remove ${mitigation} (${reason})`);
   }
   for (const server of report.held) for (const { mitigation, rolloutId } of server.holds) lines.push(`  ${server.server}: ${mitigation} held by ${rolloutId}`);
-  for (const server of report.leftAlone) lines.push(`  ${server.server}: left alone (${server.reason}), though it holds ${server.ids.join(', ')}`);
+  for (const server of report.leftAlone) lines.push(`  ${server.server}: left alone (${server.reason}), though ${server.ids.join(', ')} ${server.ids.length === 1 ? 'is' : 'are'} applied there and withdrawn`);
   return lines;
 }
