@@ -1,5 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -21,6 +21,7 @@ export const adminServers = route('adminServers', 'servers', 'GET', getServers);
 export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollouts);
 export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
 export const adminRolloutAction = route('adminRolloutAction', 'rollouts/{id}/{action}', 'POST', postRolloutAction);
+export const adminReconcile = route('adminReconcile', 'reconcile', 'POST', postReconcile);
 export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POST', postConnectivity);
 export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);
 export const adminGrid = route('adminGrid', 'grid', 'GET', getGrid);

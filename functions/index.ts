@@ -1,5 +1,5 @@
 import type { FunctionDefinition } from '../lib/functions.js';
-import { adminConnectivity, adminGrid, adminOverview, adminPolicy, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
+import { adminConnectivity, adminGrid, adminReconcile, adminOverview, adminPolicy, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
 import { applyPoison } from './applyPoison.js';
 import { applyToServer } from './applyToServer.js';
 import { dashboard } from './dashboard.js';
@@ -22,6 +22,7 @@ export const allFunctions: readonly FunctionDefinition[] = [
   adminRollout,
   adminRolloutAction,
   adminConnectivity,
+  adminReconcile,
   adminOverview,
   adminGrid,
   adminPolicy,

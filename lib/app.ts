@@ -1,7 +1,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { loadSettings, type Settings } from './config/index.js';
 import { syncDeclaredPolicy } from './fleet/policy.js';
-import type { StorageQueueSender } from './fleet/queues.js';
+import type { QueueSender, StorageQueueSender } from './fleet/queues.js';
 import { storageClients } from './fleet/clients.js';
 import { storageConnectionFromSettings, type FleetTables } from './fleet/storage.js';
 import type { Logger } from './log.js';
@@ -11,7 +11,7 @@ import { createTrustPolicy, readPemSetting, trustPolicyFromSettings } from './pa
 import { declaredLayers, parseDeclaredPolicy } from './policy/declared.js';
 import { pollFeed, type Feed, type PollOutcome } from './rollout/poll.js';
 import { recordInvalidMessage, type StepDeps } from './rollout/steps.js';
-import { reconcile, type ReconcileReport } from './rollout/reconcile.js';
+import { reconcile, type ReconcileOptions, type ReconcileReport } from './rollout/reconcile.js';
 import { agentClientFromSettings } from './relay/settings.js';
 import type { AgentClient } from './relay/sender.js';
 
@@ -124,7 +124,7 @@ export async function runPollCycle(app: AppContext): Promise<Record<string, Poll
 let cachedAgents: { key: string; client: Promise<AgentClient> } | undefined;
 
 /** The relay client, kept for the life of the process (connection reuse). */
-function agentClient(app: AppContext): Promise<AgentClient> {
+function agentClient(app: Pick<AppContext, 'settings'>): Promise<AgentClient> {
   const key = `${app.settings.EMFLEET_RELAY_ENDPOINT ?? ''}|${app.settings.EMFLEET_RELAY_NAMESPACE ?? ''}|${app.settings.EMFLEET_RELAY_SEND_KEY_NAME}|${app.settings.EMFLEET_RELAY_SEND_KEY ?? ''}`;
   if (cachedAgents?.key !== key) cachedAgents = { key, client: agentClientFromSettings(app.settings) };
   return cachedAgents.client;
@@ -160,8 +160,8 @@ export function queueStepHandler<T>(
   };
 }
 
-/** The hourly drift check over every feed's current package. */
-export async function runReconcileCycle(app: AppContext): Promise<ReconcileReport[]> {
+/** The hourly drift check over every feed's current package (also on demand: `emfleet reconcile`, `POST /api/reconcile`). */
+export async function runReconcileCycle(app: Omit<AppContext, 'queues' | 'notify'> & { queues: QueueSender; notify?: Notify | undefined }, options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
   const { feeds, problems } = feedsFromSettings(app.settings);
   for (const problem of problems) app.logger.error('FeedMisconfigured', problem);
   // Without a relay the agents cannot be asked; drift is then judged on what rollouts recorded.
@@ -169,5 +169,5 @@ export async function runReconcileCycle(app: AppContext): Promise<ReconcileRepor
     app.logger.warn('ReconcileWithoutStatusSweep', { error: error instanceof Error ? error.message : String(error) });
     return undefined;
   });
-  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, notify: app.notify, ...(agents ? { agents } : {}) }, feeds);
+  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, ...(app.notify ? { notify: app.notify } : {}), ...(agents ? { agents } : {}) }, feeds, options);
 }

@@ -7,6 +7,9 @@ export type NotifyEvent =
   | { readonly kind: 'RolloutHalted'; readonly rolloutId: string; readonly reason: string }
   | { readonly kind: 'RolloutCompleted'; readonly rolloutId: string }
   | { readonly kind: 'RolloutAborted'; readonly rolloutId: string; readonly reason: string }
+  | { readonly kind: 'RolloutRetried'; readonly rolloutId: string; readonly reason: string }
+  /** Reconcile left these mitigations alone on these servers: a halted or aborted rollout holds them. */
+  | { readonly kind: 'RolloutHeld'; readonly rolloutId: string; readonly feed: string; readonly mitigationIds: readonly string[]; readonly servers: readonly string[] }
   | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string };
 
 /** Resolves once the webhook answered, failed or timed out; never rejects. */
@@ -59,7 +62,7 @@ export function createNotifier(options: NotifierOptions): Notify {
 function notificationPayload(event: NotifyEvent): { text: string; emfleet: Record<string, unknown> } {
   const { kind, ...fields } = event;
   const structured: Record<string, unknown> =
-    event.kind === 'DriftFound' ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length } : fields;
+    event.kind === 'DriftFound' || event.kind === 'RolloutHeld' ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length } : fields;
   return { text: `emfleet: ${describe(event)}`, emfleet: { event: kind, ...structured } };
 }
 
@@ -77,11 +80,19 @@ function describe(event: NotifyEvent): string {
       return `rollout ${event.rolloutId} completed`;
     case 'RolloutAborted':
       return `rollout ${event.rolloutId} aborted: ${oneLine(event.reason)}`;
-    case 'DriftFound': {
-      const named = event.servers.slice(0, maxTextServers).join(', ') + (event.servers.length > maxTextServers ? ` and ${event.servers.length - maxTextServers} more` : '');
-      return `drift found on ${event.servers.length} server${event.servers.length === 1 ? '' : 's'} (${named})${event.rolloutId ? `; fix-up rollout ${event.rolloutId}` : ''}`;
-    }
+    case 'RolloutRetried':
+      return `rollout ${event.rolloutId} retried: ${oneLine(event.reason)}`;
+    case 'RolloutHeld':
+      return `rollout ${event.rolloutId} holds ${event.mitigationIds.join(', ')} of feed ${event.feed}: reconcile left ${serverList(event.servers)} without them until the rollout is retried or the feed publishes different content`;
+    case 'DriftFound':
+      return `drift found on ${serverList(event.servers)}${event.rolloutId ? `; fix-up rollout ${event.rolloutId}` : ''}`;
   }
+}
+
+/** "3 servers (ex01, ex02, ex03)", the first ten named. */
+function serverList(servers: readonly string[]): string {
+  const named = servers.slice(0, maxTextServers).join(', ') + (servers.length > maxTextServers ? ` and ${servers.length - maxTextServers} more` : '');
+  return `${servers.length} server${servers.length === 1 ? '' : 's'} (${named})`;
 }
 
 const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim();

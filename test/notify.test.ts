@@ -100,6 +100,12 @@ describe('createNotifier', () => {
     },
     { name: 'a completed rollout', event: { kind: 'RolloutCompleted', rolloutId: 'microsoft-000042-apply' }, text: 'emfleet: rollout microsoft-000042-apply completed' },
     { name: 'an aborted rollout', event: { kind: 'RolloutAborted', rolloutId: 'microsoft-000042-apply', reason: 'Aborted by alice' }, text: 'emfleet: rollout microsoft-000042-apply aborted: Aborted by alice' },
+    { name: 'a retried rollout', event: { kind: 'RolloutRetried', rolloutId: 'microsoft-000042-apply', reason: 'Retried by alice: wave 1 sent again to its failed and unreached servers' }, text: 'emfleet: rollout microsoft-000042-apply retried: Retried by alice: wave 1 sent again to its failed and unreached servers' },
+    {
+      name: 'a hold',
+      event: { kind: 'RolloutHeld', rolloutId: 'microsoft-000042-apply', feed: 'microsoft', mitigationIds: ['EM1', 'EM3'], servers: ['ex01', 'ex02'] },
+      text: 'emfleet: rollout microsoft-000042-apply holds EM1, EM3 of feed microsoft: reconcile left 2 servers (ex01, ex02) without them until the rollout is retried or the feed publishes different content',
+    },
     { name: 'drift on one server', event: { kind: 'DriftFound', servers: ['ex01'] }, text: 'emfleet: drift found on 1 server (ex01)' },
     {
       name: 'drift with a fix-up rollout',

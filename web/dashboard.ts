@@ -144,11 +144,26 @@ const stateSymbols: Record<RolloutStateName, { symbol: string; kind: string }> =
   Completed: { symbol: '✓', kind: 'good' },
 };
 
-const actionLabels: Record<RolloutActionName, string> = { pause: 'Pause', resume: 'Resume', abort: 'Abort', expedite: 'Expedite' };
-const confirmed: Partial<Record<RolloutActionName, string>> = {
-  abort: 'Aborting stops the rollout for good: servers not reached yet keep their current state. Mitigations already applied stay applied.',
-  expedite: 'Expediting puts the remaining waves on the emergency profile: wider concurrency, a larger error budget and no bake.',
-};
+/** In the order the buttons stand; a rollout shows those its state accepts (halted: Retry, Abort; paused: Resume, Abort…). */
+const actionLabels: Record<RolloutActionName, string> = { retry: 'Retry', resume: 'Resume', pause: 'Pause', abort: 'Abort', expedite: 'Expedite' };
+
+/** What the confirmation says an action will do; undefined: no confirmation (pause, resume). */
+function confirmation(rollout: RolloutView, action: RolloutActionName): string | undefined {
+  const held = rollout.holds.length > 0 ? rollout.holds.join(', ') : undefined;
+  const wave = rollout.waves[rollout.currentWave];
+  switch (action) {
+    case 'retry':
+      return `Retrying sends wave ${rollout.currentWave + 1}${wave ? ` (${wave.name})` : ''} again to its ${rollout.retryServers} failed and unreached servers, with new operation ids and a fresh error budget, then carries on through the remaining waves and their gates.${held ? ` The hold on ${held} ends.` : ''} If the wave fails again, the rollout halts again.`;
+    case 'abort':
+      return rollout.state === 'Halted'
+        ? `Aborting ends the halted rollout for good: nothing more is sent. Mitigations already applied stay applied${held ? `, and the hold on ${held} stays: reconcile will not reapply them until the feed publishes different content` : ''}.`
+        : 'Aborting stops the rollout for good: servers not reached yet keep their current state. Mitigations already applied stay applied.';
+    case 'expedite':
+      return 'Expediting puts the remaining waves on the emergency profile: wider concurrency, a larger error budget and no bake.';
+    default:
+      return undefined;
+  }
+}
 
 function renderRollouts(overview: Overview): Node[] {
   if (overview.rollouts.length === 0) return [h('p', { class: 'muted' }, 'No rollouts yet.')];
@@ -166,22 +181,23 @@ function renderRollout(rollout: RolloutView): HTMLElement {
     h('h3', {}, rollout.id, ' ', h('span', { class: 'rollout-state', 'data-state': rollout.state }, badge(state.kind, state.symbol, rollout.state))),
     h('p', { class: 'meta' }, `${rollout.operation} · feed ${rollout.feed} package #${rollout.packageSequence} · ${rollout.profile} profile · wave ${Math.min(rollout.currentWave + 1, rollout.waveCount)} of ${rollout.waveCount} · started `, time(rollout.createdAt)),
     rollout.reason && h('p', { class: 'reason' }, rollout.reason),
+    rollout.holds.length > 0 &&
+      h('p', { class: 'hold' }, `Holds ${rollout.holds.join(', ')}: reconcile does not reapply ${rollout.holds.length === 1 ? 'it' : 'them'} until ${rollout.state === 'Halted' ? 'the rollout is retried or ' : ''}the feed publishes different content.`),
     h('ol', { class: 'waves' }, rollout.waves.map((wave) => renderWave(rollout, wave))),
-    // An ended rollout takes no action: no row of dead buttons.
+    // Only the actions the state accepts: no row of dead buttons, none at all once the rollout has ended.
     rollout.actions.length > 0 &&
     h(
       'div',
       { class: 'buttons' },
-      (Object.keys(actionLabels) as RolloutActionName[]).map((action) =>
+      (Object.keys(actionLabels) as RolloutActionName[]).filter((action) => rollout.actions.includes(action)).map((action) =>
         h(
           'button',
           {
             type: 'button',
             class: action === 'abort' ? 'danger' : undefined,
-            disabled: !rollout.actions.includes(action),
             'data-action': action,
             'data-focus-key': `${rollout.id}/${action}`,
-            onclick: () => void act(rollout.id, action),
+            onclick: () => void act(rollout, action),
           },
           actionLabels[action],
         ),
@@ -222,8 +238,9 @@ function tickBakes(): void {
   for (const element of document.querySelectorAll<HTMLElement>('[data-bake-ends]')) element.textContent = bakeText(element.dataset['bakeEnds']!);
 }
 
-async function act(rolloutId: string, action: RolloutActionName): Promise<void> {
-  const warning = confirmed[action];
+async function act(rollout: RolloutView, action: RolloutActionName): Promise<void> {
+  const rolloutId = rollout.id;
+  const warning = confirmation(rollout, action);
   if (warning && !(await confirmAction(`${actionLabels[action]} ${rolloutId}?`, warning))) return;
   try {
     const result = await api<{ state?: string; reason?: string }>('POST', `/api/rollouts/${encodeURIComponent(rolloutId)}/${action}`);

@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
+import { runReconcileCycle } from '../app.js';
 import type { Settings } from '../config/index.js';
 import { connectivityProbesFromSettings, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
@@ -20,6 +21,9 @@ import type { Notify } from '../notify.js';
 import { changeRollout } from '../rollout/admin.js';
 import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
+import { rolloutActions } from '../rollout/state.js';
+import { heldBy } from '../rollout/holds.js';
+import { latestPackage } from '../fleet/packages.js';
 
 /** What the handlers need; the Functions app passes its AppContext, tests pass their own. */
 export interface AdminDeps {
@@ -73,7 +77,6 @@ function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query'
 
 /** The id format queue messages accept, so the API takes exactly the ids the engine can hold. */
 const rolloutId = startWaveMessage.shape.rolloutId;
-const rolloutActions = ['pause', 'resume', 'abort', 'expedite'] as const;
 
 // ---- GET /api/status
 
@@ -150,7 +153,8 @@ export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { 
 export const getRollout: AdminHandler = handler(async (deps, request) => {
   const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
   const { state, waves } = await readRollout(deps.tables, id);
-  return { jsonBody: rolloutDetailJson(state, waves, await rolloutProblems(deps.tables, id, waves)) };
+  const [problems, current] = await Promise.all([rolloutProblems(deps.tables, id, waves), latestPackage(deps.tables, state.feed)]);
+  return { jsonBody: rolloutDetailJson(state, waves, problems, heldBy(state, current?.content)) };
 });
 
 /**
@@ -193,6 +197,17 @@ export const getGrid: AdminHandler = handler(async (deps, request) => {
 });
 
 export const getPolicy: AdminHandler = handler(async (deps) => ({ jsonBody: await readPolicyView(deps) satisfies PolicyView }));
+
+// ---- POST /api/reconcile
+
+const reconcileQuery = z.object({ dryRun: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false') });
+
+/** `emfleet reconcile` over HTTP: the hourly fix-up now; `?dryRun=true` reports what it would do and writes nothing. */
+export const postReconcile: AdminHandler = handler(async (deps, request) => {
+  const dryRun = parsed(reconcileQuery, Object.fromEntries(request.query), 'query').dryRun === 'true';
+  const feeds = await runReconcileCycle(dryRun ? { ...deps, notify: undefined } : deps, { dryRun });
+  return { jsonBody: { dryRun, feeds } };
+});
 
 // ---- POST /api/connectivity
 

@@ -6,6 +6,7 @@ import { devCommand } from './dev.js';
 import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
 import { packageCommand } from './package.js';
 import { policyCommand } from './policy.js';
+import { reconcileCommand } from './reconcile.js';
 import { rolloutCommand } from './rollout.js';
 import { serversCommand } from './servers.js';
 import { statusCommand } from './status.js';
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program.addCommand(serversCommand(io));
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
   program.addCommand(rolloutCommand(io, (code) => (exitCode = code)));
+  program.addCommand(reconcileCommand(io));
   program.addCommand(agentCommand(io));
   program.addCommand(connectivityCommand(io, (code) => (exitCode = code)));
   program.addCommand(devCommand(io));

@@ -4,6 +4,8 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
 import { changeRollout } from '../rollout/admin.js';
+import { rolloutActions, type RolloutAction } from '../rollout/state.js';
+import { heldBy, holdEnds } from '../rollout/holds.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
@@ -67,24 +69,27 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     .action(async (id: string, flags: StorageFlags) => {
       const context = fleetContext(flags, io);
       const { state, waves } = await readRollout(context.tables, id);
-      const problems = await rolloutProblems(context.tables, id, waves);
+      const [problems, current] = await Promise.all([rolloutProblems(context.tables, id, waves), latestPackage(context.tables, state.feed)]);
+      const holds = heldBy(state, current?.content);
       if (flags.json) {
-        io.stdout(JSON.stringify(rolloutDetailJson(state, waves, problems)));
+        io.stdout(JSON.stringify(rolloutDetailJson(state, waves, problems, holds)));
         return;
       }
       io.stdout(`${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`);
+      if (holds.length > 0) io.stdout(`holds ${holds.join(', ')}: ${holdEnds(state.state)}${state.state === 'Halted' ? ` (emfleet rollout retry ${id})` : ''}`);
       for (const line of formatTable(['WAVE', 'SERVERS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'PENDING', 'BUDGET'], waves.map((wave, index) => [`${index + 1} ${wave.name}`, String(wave.servers), String(wave.succeeded), String(wave.failed), String(wave.skipped), String(wave.servers - wave.succeeded - wave.failed - wave.skipped), String(wave.maxErrors)]))) io.stdout(`  ${line}`);
       if (problems.length === 0) return;
       io.stdout('failures (what the probes found, or why it failed):');
       for (const line of problemTable(problems)) io.stdout(`  ${line}`);
     });
 
-  for (const action of ['pause', 'resume', 'abort', 'expedite'] as const) {
-    const descriptions = {
+  for (const action of rolloutActions) {
+    const descriptions: Record<RolloutAction, string> = {
       pause: 'stop sending to more servers; queued work waits until resume',
       resume: 'carry on a paused rollout where it stopped',
-      abort: 'end the rollout: no further server is touched; queued work ends as Skipped',
+      abort: 'end the rollout (a halted one too): no further server is touched; queued work ends as Skipped; what is applied stays, and so does the hold on its mitigations',
       expedite: 'switch to the emergency profile: skip the rest of the current bake',
+      retry: 'run a halted wave again: its failed and unreached servers, with new operation ids and a fresh error count, then the remaining waves and gates; ends the hold',
     };
     addActorOption(addStorageOptions(command.command(action).description(descriptions[action]).argument('<id>', 'rollout id')))
       .addHelpText('after', `\nExample:\n  emfleet rollout ${action} microsoft-000042-apply`)

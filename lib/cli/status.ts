@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { fleetStatus } from '../fleet/status.js';
 import { silentLogger } from '../log.js';
+import { holdEnds } from '../rollout/holds.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 
@@ -22,5 +23,6 @@ export function statusCommand(io: CliIo): Command {
       const counts = (record: Record<string, number>): string => Object.entries(record).filter(([, count]) => count > 0).map(([name, count]) => `${name} ${count}`).join(', ') || 'none';
       io.stdout(`servers: ${status.servers.total} (${counts(status.servers.byRing)})${status.servers.invalidRows ? `, ${status.servers.invalidRows} invalid rows skipped` : ''}`);
       io.stdout(`rollouts: ${status.rollouts.total} (${counts(status.rollouts.byState)})`);
+      for (const hold of status.holds) io.stdout(`  hold: ${hold.mitigation} of feed ${hold.feed} held by ${hold.rolloutId} (${hold.state}): ${holdEnds(hold.state)}`);
     });
 }

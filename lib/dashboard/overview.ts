@@ -4,7 +4,10 @@ import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
-import { transition } from '../rollout/state.js';
+import { currentContent } from '../fleet/status.js';
+import { heldBy } from '../rollout/holds.js';
+import { retryCount } from '../rollout/pass.js';
+import { rolloutActions, transition } from '../rollout/state.js';
 import { statusOf } from '../rollout/steps.js';
 import { feedView, readCurrentFeeds } from './feeds.js';
 import type { Overview, RolloutActionName, RolloutView, WavePhase } from './types.js';
@@ -12,22 +15,24 @@ import type { Overview, RolloutActionName, RolloutView, WavePhase } from './type
 /** Ended rollouts shown besides the active ones; older ones are only counted. */
 export const recentEndedRollouts = 10;
 const ended = new Set(['Halted', 'Aborted', 'Completed']);
-const actionNames: readonly RolloutActionName[] = ['pause', 'resume', 'abort', 'expedite'];
+const actionNames: readonly RolloutActionName[] = rolloutActions;
 
 /**
  * Feeds and rollouts for the top of the dashboard: every active rollout and the latest that
- * ended, each with its waves (one partition query per rollout shown, a few at a time).
+ * ended, each with its waves (one partition query per rollout shown, a few at a time) and, for a
+ * halted or aborted one, the mitigations it holds.
  */
 export async function readOverview(deps: { tables: FleetTables; settings: Settings; logger: Logger }, options: { now?: Date } = {}): Promise<Overview> {
   const [feeds, rollouts] = await Promise.all([readCurrentFeeds(deps), listRollouts(deps.tables, { logger: deps.logger })]);
   const endedRollouts = rollouts.filter((rollout) => ended.has(rollout.state));
   const shown = [...rollouts.filter((rollout) => !ended.has(rollout.state)), ...endedRollouts.slice(0, recentEndedRollouts)];
   const detailed = await mapWithConcurrency(shown, 8, (rollout) => readRollout(deps.tables, rollout.partitionKey));
+  const content = currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])));
   return {
     org: deps.settings.EMFLEET_ORG,
     generatedAt: (options.now ?? new Date()).toISOString(),
     feeds: feeds.map(feedView),
-    rollouts: detailed.map(({ state, waves }) => rolloutView(state, waves)),
+    rollouts: detailed.map(({ state, waves }) => rolloutView(state, waves, content.get(state.feed))),
     olderRollouts: Math.max(0, endedRollouts.length - recentEndedRollouts),
   };
 }
@@ -37,8 +42,9 @@ export async function readOverview(deps: { tables: FleetTables; settings: Settin
  * entered Baking, which is its last state write (a resume restarts the bake, and an emergency
  * profile gates at once), so `updatedAt` dates it.
  */
-export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[]): RolloutView {
+export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[], feedContent?: Readonly<Record<string, string>>): RolloutView {
   const status = statusOf(state);
+  const halted = state.state === 'Halted' ? waves[state.currentWave] : undefined;
   return {
     id: state.partitionKey,
     feed: state.feed,
@@ -51,7 +57,13 @@ export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[]): 
     waveCount: state.waveCount,
     createdAt: state.createdAt.toISOString(),
     updatedAt: state.updatedAt.toISOString(),
-    actions: actionNames.filter((action) => transition(status, { kind: action, actor: 'dashboard' }).ok),
+    // Only what would change something: a retry of a halt already retried is accepted, but not offered.
+    actions: actionNames.filter((action) => {
+      const result = transition(status, { kind: action, actor: 'dashboard' });
+      return result.ok && result.status !== status;
+    }),
+    holds: heldBy(state, feedContent),
+    retryServers: halted ? retryCount(halted) : 0,
     waves: waves.map((wave, index) => {
       const phase: WavePhase = state.state === 'Completed' || index < state.currentWave ? 'Done' : index === state.currentWave ? 'Current' : 'NotStarted';
       const baking = state.state === 'Baking' && index === state.currentWave;

@@ -5,7 +5,7 @@
  */
 
 /** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
-export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite';
+export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite' | 'retry';
 
 export type RolloutStateName = 'Planned' | 'Running' | 'Baking' | 'Paused' | 'Halted' | 'Aborted' | 'Completed';
 
@@ -88,6 +88,10 @@ export interface RolloutView {
   readonly updatedAt: string;
   /** The actions the state machine would accept now. */
   readonly actions: readonly RolloutActionName[];
+  /** The mitigations it holds (Halted or Aborted): reconcile does not reapply them. */
+  readonly holds: readonly string[];
+  /** How many servers a retry would send again (the halted wave's failed and unreached ones); 0 unless Halted. */
+  readonly retryServers: number;
   readonly waves: readonly WaveView[];
 }
 

@@ -21,15 +21,16 @@ export function serverJson(row: ServerRow): Record<string, unknown> {
 }
 
 export function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
-  return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+  return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, attempt: row.attempt, halts: row.halts, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
 /**
- * The bitset of counted servers is bookkeeping for redelivered results, meaningless to readers.
+ * The bitsets (servers counted, failed, sent by a retry) are bookkeeping, meaningless to readers.
  * `problems`: each failing mitigation of the servers the waves name, with what the probes found.
+ * `holds`: the mitigations this rollout holds now (Halted or Aborted), which reconcile does not reapply.
  */
-export function rolloutDetailJson(state: RolloutStateRow, waves: readonly WaveRow[], problems: readonly unknown[] = []): Record<string, unknown> {
-  return { ...rolloutJson(state), waves: waves.map(({ counted: _counted, ...wave }) => ({ ...wave, failureNotes: wave.failureNotes ?? {} })), problems };
+export function rolloutDetailJson(state: RolloutStateRow, waves: readonly WaveRow[], problems: readonly unknown[] = [], holds: readonly string[] = []): Record<string, unknown> {
+  return { ...rolloutJson(state), holds, waves: waves.map(({ counted: _counted, pass: _pass, failedIndices: _failedIndices, ...wave }) => ({ ...wave, failureNotes: wave.failureNotes ?? {} })), problems };
 }
 
 /** The outcome of pause/resume/abort/expedite: the new state, or why the state machine refused. */

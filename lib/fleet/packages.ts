@@ -15,6 +15,8 @@ export interface StoredPackage {
   /** The package's own EOCS@sequence, for organization feeds. */
   readonly signedSequence?: number;
   readonly mitigationIds: readonly string[];
+  /** By mitigation id, the SHA-256 of its content (lib/rollout/holds.ts); absent on rows stored before holds existed. */
+  readonly content?: Readonly<Record<string, string>>;
   readonly acceptedAt: Date;
   readonly bytes: Uint8Array;
 }
@@ -61,6 +63,7 @@ export async function storePackage(tables: FleetTables, input: NewPackage, optio
       ...(input.signingTime === undefined ? {} : { signingTime: input.signingTime }),
       ...(input.signedSequence === undefined ? {} : { signedSequence: input.signedSequence }),
       mitigationIds: JSON.stringify(input.mitigationIds),
+      ...(input.content === undefined ? {} : { content: JSON.stringify(input.content) }),
       acceptedAt: options.now ?? new Date(),
       xmlBytes: input.bytes.byteLength,
       ...chunks,
@@ -103,6 +106,7 @@ export async function readPackage(tables: FleetTables, feed: string, sequence: n
     ...(row.signingTime === undefined ? {} : { signingTime: row.signingTime }),
     ...(row.signedSequence === undefined ? {} : { signedSequence: row.signedSequence }),
     mitigationIds: row.mitigationIds,
+    ...(row.content === undefined ? {} : { content: row.content }),
     acceptedAt: row.acceptedAt,
     bytes,
   };

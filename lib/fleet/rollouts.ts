@@ -1,7 +1,8 @@
 import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
-import { describeRowProblem, readRows, validateRow } from './rows.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConcurrencyConflictError, mutateEntity, getEntityOrUndefined } from './optimistic.js';
+import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
 import { rolloutStateRow, waveRow, type OnDegraded, type RolloutStateRow, type WaveRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 import { odata } from '@azure/data-tables';
@@ -24,6 +25,8 @@ export interface NewRollout {
   readonly operation: 'apply' | 'remove';
   readonly waves: readonly { readonly name: string; readonly servers: number; readonly maxConcurrency?: number; readonly maxErrors?: number; readonly bakeInMs?: number }[];
   readonly profile?: 'default' | 'emergency';
+  /** The mitigations it applies, with the SHA-256 of each one's content: what a halt holds. */
+  readonly applies?: Readonly<Record<string, string>>;
 }
 
 /** The state row and one row per wave, in one transaction (one partition per rollout). */
@@ -45,6 +48,9 @@ export async function createRollout(tables: FleetTables, rollout: NewRollout, op
         waveCount: rollout.waves.length,
         currentWave: 0,
         profile: rollout.profile ?? 'default',
+        attempt: 0,
+        halts: 0,
+        applies: JSON.stringify(rollout.applies ?? {}),
         createdAt: now,
         updatedAt: now,
       },
@@ -66,6 +72,9 @@ export async function createRollout(tables: FleetTables, rollout: NewRollout, op
             bakeInMs: wave.bakeInMs ?? 0,
             dispatched: 0,
             counted: '',
+            attempt: 0,
+            pass: '',
+            failedIndices: '',
             failedServers: '[]',
           },
         ] as ['create', Record<string, unknown> & { partitionKey: string; rowKey: string }],
@@ -90,7 +99,7 @@ export async function readRollout(tables: FleetTables, rolloutId: string): Promi
 export async function updateRolloutState(
   tables: FleetTables,
   rolloutId: string,
-  next: (current: RolloutStateRow) => Partial<Pick<RolloutStateRow, 'state' | 'reason' | 'currentWave' | 'profile' | 'resumeTo'>> | undefined,
+  next: (current: RolloutStateRow) => Partial<Pick<RolloutStateRow, StateChange>> | undefined,
   options: { now?: Date } = {},
 ): Promise<RolloutStateRow> {
   const client = await tables.client('Rollouts');
@@ -103,15 +112,62 @@ export async function updateRolloutState(
     result = checked.row;
     if (changes === undefined) return { kind: 'keep' };
     result = { ...checked.row, ...changes, updatedAt: options.now ?? new Date() };
-    // Tables has no null: a field set to undefined (resumeTo after a resume) is left out of the row.
-    return { kind: 'write', entity: Object.fromEntries(Object.entries(result).filter(([, value]) => value !== undefined)) as RolloutStateRow };
+    return { kind: 'write', entity: rolloutStateEntity(result) };
   });
   return result!;
 }
 
+/** What the state machine changes on a state row. */
+export type StateChange = 'state' | 'reason' | 'currentWave' | 'profile' | 'resumeTo' | 'attempt' | 'halts';
+
+/** A state row as stored: the held mitigations as JSON text; a field set to undefined (resumeTo after a resume) left out, since Tables has no null. */
+export function rolloutStateEntity(row: RolloutStateRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+  const { etag: _etag, timestamp: _timestamp, ...rest } = row as RolloutStateRow & { etag?: string; timestamp?: string };
+  return Object.fromEntries(Object.entries({ ...rest, applies: JSON.stringify(row.applies) }).filter(([, value]) => value !== undefined)) as Record<string, unknown> & { partitionKey: string; rowKey: string };
+}
+
+/**
+ * Moves the state row and one wave row together (a retry resets the wave as it restarts the
+ * rollout): one transaction in the rollout's partition, conditional on both ETags; when either
+ * row changed since it was read, both are read again and `next` decides again.
+ */
+export async function updateRolloutStateAndWave(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+  next: (state: RolloutStateRow, wave: WaveRow) => { state: Partial<Pick<RolloutStateRow, StateChange>>; wave: WaveRow } | undefined,
+  options: { now?: Date } = {},
+): Promise<RolloutStateRow> {
+  const client = await tables.client('Rollouts');
+  const maxAttempts = 25;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const [stateEntity, waveStored] = await Promise.all([getEntityOrUndefined(client, rolloutId, 'state'), getEntityOrUndefined(client, rolloutId, waveKey(wave))]);
+    if (!stateEntity) throw new RolloutNotFoundError(rolloutId);
+    const state = validateRow('Rollouts', rolloutStateRow, stateEntity);
+    if (!state.ok) throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
+    const waveChecked = waveStored ? validateRow('Rollouts', waveRow, waveStored) : undefined;
+    if (!waveChecked?.ok) throw new EmfleetError('InvalidRow', waveChecked ? describeRowProblem(waveChecked.problem) : `rollout ${rolloutId} has no row for wave ${wave + 1}`, { context: { rolloutId, wave } });
+    const changes = next(state.row, waveChecked.row);
+    if (changes === undefined) return state.row;
+    const updated: RolloutStateRow = { ...state.row, ...changes.state, updatedAt: options.now ?? new Date() };
+    try {
+      await client.submitTransaction([
+        ['update', rolloutStateEntity(updated), 'Replace', { etag: stateEntity.etag }],
+        ['update', waveEntity(changes.wave), 'Replace', { etag: waveStored!.etag }],
+      ]);
+      return updated;
+    } catch (error) {
+      if (!isStatus(error, 412)) throw error;
+      await sleep(Math.random() * Math.min(1_000, 5 * 2 ** attempt));
+    }
+  }
+  throw new ConcurrencyConflictError('Rollouts', rolloutId, 'state', maxAttempts, undefined);
+}
+
 /** A wave row as stored: lists as JSON text. */
 export function waveEntity(wave: WaveRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
-  return { ...wave, failedServers: JSON.stringify(wave.failedServers), ...(wave.failureNotes ? { failureNotes: JSON.stringify(wave.failureNotes) } : {}) };
+  const { failureNotes: _failureNotes, ...rest } = wave;
+  return { ...rest, failedServers: JSON.stringify(wave.failedServers), ...(wave.failureNotes ? { failureNotes: JSON.stringify(wave.failureNotes) } : {}) };
 }
 
 /** One server's part of a planned rollout, stored before the rollout becomes visible. */

@@ -125,6 +125,8 @@ export const packageRow = z.object({
   signingTime: z.date().optional(),
   signedSequence: z.number().int().nonnegative().optional(),
   mitigationIds: mitigationIdList,
+  /** By mitigation id, the SHA-256 of its content: what tells a hold whether the feed changed it. */
+  content: jsonText(z.record(mitigationId, z.string().regex(/^[0-9a-f]{64}$/))).optional(),
   acceptedAt: z.date(),
   xmlBytes: z.number().int().min(1).max(maxStoredPackageBytes),
   ...Object.fromEntries(packageChunkProperties.map((name) => [name, z.instanceof(Uint8Array).optional()])),
@@ -153,6 +155,15 @@ export const rolloutStateRow = z.object({
   currentWave: z.number().int().nonnegative(),
   profile: z.enum(['default', 'emergency']).default('default'),
   resumeTo: z.enum(['Planned', 'Running', 'Baking']).optional(),
+  /** Retries of the current wave (0: its first pass); messages and operation ids carry it. */
+  attempt: z.number().int().nonnegative().default(0),
+  /** How often the rollout halted. */
+  halts: z.number().int().nonnegative().default(0),
+  /**
+   * The mitigations the rollout applies, each with the SHA-256 of its content in the package: what
+   * a halt or an abort holds (lib/rollout/holds.ts). Rows written before holds existed hold nothing.
+   */
+  applies: jsonText(z.record(mitigationId, z.string().regex(/^[0-9a-f]{64}$/))).default({}),
   createdAt: z.date(),
   updatedAt: z.date(),
 });
@@ -173,6 +184,12 @@ export const waveRow = z.object({
   dispatched: z.number().int().nonnegative().default(0),
   /** Base64 bitset of the plan indices already counted, so a redelivered result never counts twice. */
   counted: z.string().default(''),
+  /** Retries of this wave (0: its first pass, which sends every plan index). */
+  attempt: z.number().int().nonnegative().default(0),
+  /** Base64 bitset of the plan indices a retry sends (the first pass sends them all). */
+  pass: z.string().default(''),
+  /** Base64 bitset of the plan indices counted failed or skipped in this pass: what a retry sends again. */
+  failedIndices: z.string().default(''),
   /** The first failing servers, named in the halt reason. */
   failedServers: jsonText(z.array(z.string())).default([]),
   /** What the probes found on those servers ("EM2 RolledBack: ecp"), by server, for the halt reason. */

@@ -7,6 +7,7 @@ import type { FleetTables } from './storage.js';
 import type { Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { microsoftFeedName } from '../ocs/client.js';
+import { activeHolds, type Hold } from '../rollout/holds.js';
 
 const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
 
@@ -27,14 +28,17 @@ export interface FleetStatus {
   readonly feeds: readonly FeedStatus[];
   readonly servers: { readonly total: number; readonly invalidRows: number; readonly byRing: Record<string, number> };
   readonly rollouts: { readonly total: number; readonly byState: Record<string, number> };
+  /** Mitigations a halted or aborted rollout holds: reconcile does not reapply them. */
+  readonly holds: readonly Hold[];
 }
 
 /** Each feed's polling and current package, and how many servers and rollouts there are. */
 export async function fleetStatus(deps: { tables: FleetTables; settings: Settings; logger: Logger }): Promise<FleetStatus> {
   const { tables, settings, logger } = deps;
   const feeds = [{ name: microsoftFeedName, url: settings.EMFLEET_OCS_URL }, ...settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url }))];
+  const packages = new Map<string, StoredPackage | undefined>();
   const [feedStates, servers, rollouts] = await Promise.all([
-    Promise.all(feeds.map((feed) => feedStatus(tables, feed))),
+    Promise.all(feeds.map((feed) => feedStatus(tables, feed, packages))),
     listServers(tables, settings.EMFLEET_ORG, { logger }),
     listRollouts(tables, { logger }),
   ]);
@@ -46,12 +50,22 @@ export async function fleetStatus(deps: { tables: FleetTables; settings: Setting
     feeds: feedStates,
     servers: { total: servers.rows.length, invalidRows: servers.problems.length, byRing },
     rollouts: { total: rollouts.length, byState },
+    holds: activeHolds(rollouts, currentContent(feedStates.map((feed) => feed.name), packages)),
   };
 }
 
-async function feedStatus(tables: FleetTables, feed: { name: string; url: string }): Promise<FeedStatus> {
+async function feedStatus(tables: FleetTables, feed: { name: string; url: string }, packages: Map<string, StoredPackage | undefined>): Promise<FeedStatus> {
   const [state, current] = await Promise.all([readFeedState(tables, feed.name), latestPackage(tables, feed.name)]);
+  packages.set(feed.name, current);
   return feedStatusOf(feed, state, current);
+}
+
+/** Each feed's current content as stored with its package; a feed without it (no package, an older row) keeps its holds. */
+export function currentContent(feeds: readonly string[], packages: ReadonlyMap<string, StoredPackage | undefined>): Map<string, Readonly<Record<string, string>>> {
+  return new Map(feeds.flatMap((feed) => {
+    const content = packages.get(feed)?.content;
+    return content ? [[feed, content] as const] : [];
+  }));
 }
 
 /** A feed's record and current package as `emfleet status` shows them (the dashboard adds to it). */

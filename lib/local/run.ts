@@ -78,7 +78,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   try {
     const azurite = await startAzurite();
     stops.push(() => azurite.stop());
-    const pki = await devPki(resolve('.emfleet', 'pki'));
+    const pkiDirectory = resolve('.emfleet', 'pki');
+    const pki = await devPki(pkiDirectory);
     // Microsoft's shape: KeyValue, signer, intermediate and root in KeyInfo, and the dev TSA's RFC 3161 countersignature.
     const signed = signPackage(
       catalogueXml,
@@ -99,8 +100,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       AzureWebJobsStorage: azurite.connectionString,
       EMFLEET_ORG: 'contoso',
       EMFLEET_OCS_URL: feedUrl,
-      EMFLEET_TRUST_ANCHORS: pki.root,
-      EMFLEET_TIMESTAMP_ANCHORS: pki.timestampRoot,
+      // Paths, not the PEM text: the export lines for a second terminal stay short.
+      EMFLEET_TRUST_ANCHORS: join(pkiDirectory, devPkiFiles.root),
+      EMFLEET_TIMESTAMP_ANCHORS: join(pkiDirectory, devPkiFiles.timestampRoot),
       EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
       EMFLEET_RELAY_ENDPOINT: relay.baseUrl,
       EMFLEET_RELAY_SEND_KEY_NAME: rules.send.keyName,
@@ -171,6 +173,10 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
       say(`dashboard: ${dashboardUrl(host.httpUrl, host.functionKey)}`);
+      say('');
+      say('emfleet commands in another terminal reach this run after these lines (e.g. npx emfleet status, npx emfleet rollout retry ID, npx emfleet reconcile --dry-run):');
+      for (const line of exportLines(settings)) say(line);
+      say('');
       say('press Ctrl-C to stop');
       await options.stopRequested;
     }
@@ -178,6 +184,14 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   } finally {
     await stopAll();
   }
+}
+
+/**
+ * `export NAME='value'` for every setting the local run's functions run with, quoted for sh and
+ * bash, so `emfleet` in another shell works against the same storage, org, trust and relay.
+ */
+export function exportLines(settings: Readonly<Record<string, string>>): string[] {
+  return Object.entries(settings).map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`);
 }
 
 interface LocalServer {
@@ -331,7 +345,12 @@ function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly s
 async function haltedProblems(tables: FleetTables, rollouts: readonly DetailedRollout[]): Promise<string[]> {
   const lines: string[] = [];
   for (const { state, waves } of rollouts.filter((rollout) => rollout.state.state === 'Halted')) {
-    lines.push('', `why ${state.partitionKey} halted:`, ...problemTable(await rolloutProblems(tables, state.partitionKey, waves)));
+    lines.push(
+      '',
+      `why ${state.partitionKey} halted:`,
+      ...problemTable(await rolloutProblems(tables, state.partitionKey, waves)),
+      `it holds its mitigations: reconcile does not reapply them. Once the cause is fixed: emfleet rollout retry ${state.partitionKey}; or emfleet rollout abort ${state.partitionKey}`,
+    );
   }
   return lines;
 }

@@ -4,15 +4,15 @@ import { mutateEntity } from '../fleet/optimistic.js';
 import { readRollout, waveEntity, waveKey } from '../fleet/rollouts.js';
 import { validateRow } from '../fleet/rows.js';
 import { waveRow } from '../fleet/schemas.js';
-import { applyEvent, type EventDeps } from './steps.js';
+import type { RolloutAction } from './state.js';
+import { applyEvent, retryRollout, type EventDeps } from './steps.js';
 import { resolveCount, type WaveProfile } from './waves.js';
-
-export type RolloutAction = 'pause' | 'resume' | 'abort' | 'expedite';
 
 /**
  * An admin's action on a rollout (CLI and admin API alike): one state-machine event, audited
  * whether it took effect or was refused, so the record says who tried what. Expedite also puts
- * the remaining waves on the emergency profile's pace.
+ * the remaining waves on the emergency profile's pace; retry also resets the halted wave for the
+ * servers it sends again.
  */
 export async function changeRollout(
   deps: EventDeps,
@@ -21,7 +21,7 @@ export async function changeRollout(
   actor: string,
   options: { emergencyWaves?: WaveProfile } = {},
 ): Promise<Awaited<ReturnType<typeof applyEvent>>> {
-  const result = await applyEvent(deps, rolloutId, { kind: action, actor });
+  const result = action === 'retry' ? await retryRollout(deps, rolloutId, actor) : await applyEvent(deps, rolloutId, { kind: action, actor });
   if (action === 'expedite' && result.ok && options.emergencyWaves) await speedUp(deps, rolloutId, options.emergencyWaves);
   await writeAudit(deps.tables, [{ actor, action: `rollout.${action}`, target: `rollout:${rolloutId}`, source: 'table', before: null, after: result.ok ? { state: result.state?.state, reason: result.state?.reason } : { refused: result.reason } }], deps.now?.());
   return result;

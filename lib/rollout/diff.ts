@@ -14,8 +14,8 @@ export interface PackageDiff {
  * freshness check: withdrawal removes protection, so it is never inferred from an older package.
  */
 export function diffPackages(previous: EocsPackage | undefined, next: EocsPackage): PackageDiff {
-  const before = new Map((previous?.mitigations ?? []).map((mitigation) => [mitigation.id, fingerprint(mitigation)]));
-  const after = new Map(next.mitigations.map((mitigation) => [mitigation.id, fingerprint(mitigation)]));
+  const before = new Map((previous?.mitigations ?? []).map((mitigation) => [mitigation.id, mitigationContent(mitigation)]));
+  const after = new Map(next.mitigations.map((mitigation) => [mitigation.id, mitigationContent(mitigation)]));
   const sorted = (ids: Iterable<string>): string[] => [...ids].sort();
   return {
     added: sorted([...after.keys()].filter((id) => !before.has(id))),
@@ -29,6 +29,7 @@ export function isEmptyDiff(diff: PackageDiff): boolean {
   return diff.added.length === 0 && diff.changed.length === 0 && diff.withdrawn.length === 0;
 }
 
-function fingerprint(mitigation: Mitigation): string {
+/** What a mitigation does and applies to, as text (its description aside): equal text, same content. */
+export function mitigationContent(mitigation: Mitigation): string {
   return JSON.stringify({ applicability: mitigation.applicability, actions: mitigation.actions.map(({ description: _description, ...action }) => action) });
 }

@@ -9,6 +9,7 @@ import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/c
 import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
 import { diffPackages, isEmptyDiff, type PackageDiff } from './diff.js';
+import { contentHashes } from './holds.js';
 import { planRollout } from './plan.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
 import type { WaveProfile } from './waves.js';
@@ -86,6 +87,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     feed: feed.name,
     bytes: fetched.bytes,
     mitigationIds: verified.package.mitigations.map((mitigation) => mitigation.id),
+    content: contentHashes(verified.package.mitigations),
     ...(verified.package.signingTime ? { signingTime: verified.package.signingTime } : {}),
     ...(verified.package.sequence === undefined ? {} : { signedSequence: verified.package.sequence }),
   }, { now: now() });
@@ -105,7 +107,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     for (const [operation, mitigationIds] of [['apply', [...diff.added, ...diff.changed]], ['remove', diff.withdrawn]] as const) {
       if (mitigationIds.length === 0) continue;
       const plan = planRollout({ operation, mitigationIds, mitigations: verified.package.mitigations, ...snapshot, waves: deps.waves });
-      const id = await startPlannedRollout(deps, { id: `${feed.name}-${String(stored.sequence).padStart(6, '0')}-${operation}`, feed: feed.name, packageSequence: stored.sequence, plan }, now());
+      const id = await startPlannedRollout(deps, { id: `${feed.name}-${String(stored.sequence).padStart(6, '0')}-${operation}`, feed: feed.name, packageSequence: stored.sequence, plan, content: contentHashes(verified.package.mitigations) }, now());
       if (id) rollouts.push(id);
     }
   }

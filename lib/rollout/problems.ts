@@ -23,9 +23,10 @@ export interface RolloutProblem {
  */
 export async function rolloutProblems(tables: FleetTables, rolloutId: string, waves: readonly WaveRow[]): Promise<RolloutProblem[]> {
   const client = await tables.client('Results');
-  const servers = waves.flatMap((wave, index) => wave.failedServers.map((server) => ({ wave: index, waveName: wave.name, server })));
-  const found = await mapWithConcurrency(servers, 8, async ({ wave, waveName, server }) => {
-    const entity = await getEntityOrUndefined(client, server, operationIdOf(rolloutId, wave, server));
+  const servers = waves.flatMap((wave, index) => wave.failedServers.map((server) => ({ wave: index, waveName: wave.name, attempt: wave.attempt, server })));
+  const found = await mapWithConcurrency(servers, 8, async ({ wave, waveName, attempt, server }) => {
+    // The failures a wave names are those of its latest pass (a retry's, under its own operation ids).
+    const entity = await getEntityOrUndefined(client, server, operationIdOf(rolloutId, wave, server, attempt));
     const checked = entity ? validateRow('Results', resultRow, entity) : undefined;
     if (!checked?.ok) return [];
     return Object.entries(checked.row.outcomes)

@@ -3,7 +3,8 @@ import { listRollouts } from '../fleet/rollouts.js';
 import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { findDrift, type LeftAlone } from './drift.js';
-import { assignWaves } from './plan.js';
+import { activeHolds, contentHashes, withoutHeld, type HeldOnServer, type Hold } from './holds.js';
+import { assignWaves, type ServerWork } from './plan.js';
 import type { Feed, PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
 import { sweepReportedState, type AgentStatusSource } from './sweep.js';
@@ -20,6 +21,25 @@ export interface ReconcileReport {
   readonly servers: number;
   readonly leftAlone: readonly LeftAlone[];
   readonly deferred?: string;
+  /** Per server, what the fix-up reapplies and removes, and why. */
+  readonly changes: readonly ServerChange[];
+  /** Per server, the mitigations a halted or aborted rollout kept from it. */
+  readonly held: readonly HeldOnServer[];
+  /** The holds in force for this feed. */
+  readonly holds: readonly Hold[];
+  /** Nothing was written, sent or notified: this is what a reconcile would do now. */
+  readonly dryRun: boolean;
+}
+
+export interface ServerChange {
+  readonly server: string;
+  readonly reapply: readonly { readonly mitigation: string; readonly reason: string }[];
+  readonly remove: readonly { readonly mitigation: string; readonly reason: string }[];
+}
+
+export interface ReconcileOptions {
+  /** Read and decide only: the sweep's answers are not stored, no rollout starts, nothing is notified. */
+  readonly dryRun?: boolean;
 }
 
 const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
@@ -27,9 +47,11 @@ const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 /**
  * The hourly fix-up (DESIGN §1, §7): per feed, the drift between the current package under
  * current policy and what servers report, rolled out through the same waves and brake. A feed
- * with a rollout still under way is left for the next hour, so fix-ups never pile up.
+ * with a rollout still under way is left for the next hour, so fix-ups never pile up. What a
+ * halted or aborted rollout holds is never reapplied (ReconcileHeld); removals go ahead.
  */
-export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Promise<ReconcileReport[]> {
+export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[], options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
+  const dryRun = options.dryRun ?? false;
   const now = deps.now?.() ?? new Date();
   const current = new Map<string, { sequence: number; eocs: EocsPackage }>();
   for (const feed of feeds) {
@@ -42,36 +64,75 @@ export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[]): Pr
   const knownIds = new Set([...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)));
   const rollouts = await listRollouts(deps.tables, { logger: deps.logger });
   const running = rollouts.filter((rollout) => active.has(rollout.state));
-  const snapshot = await freshSnapshot(deps, [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)));
+  const snapshot = await freshSnapshot(deps, [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)), dryRun);
+  const holds = activeHolds(rollouts, new Map([...current].map(([feed, { eocs }]) => [feed, contentHashes(eocs.mitigations)])));
   const reports: ReconcileReport[] = [];
   let withdrawnHandled = false;
   for (const [feed, { sequence, eocs }] of current) {
     const busy = running.find((rollout) => rollout.feed === feed);
     if (busy) {
       deps.logger.info('ReconcileDeferred', { feed, rolloutId: busy.partitionKey, state: busy.state });
-      reports.push({ feed, servers: 0, leftAlone: [], deferred: busy.partitionKey });
+      reports.push({ feed, servers: 0, leftAlone: [], deferred: busy.partitionKey, changes: [], held: [], holds: holds.filter((hold) => hold.feed === feed), dryRun });
       continue;
     }
-    const { work, leftAlone } = findDrift({ ...snapshot, mitigations: eocs.mitigations, knownIds, removeWithdrawn: !withdrawnHandled });
+    const drift = findDrift({ ...snapshot, mitigations: eocs.mitigations, knownIds, removeWithdrawn: !withdrawnHandled });
+    const { leftAlone } = drift;
     withdrawnHandled = true;
     for (const server of leftAlone) deps.logger.warn('DriftLeftAlone', { feed, ...server });
+    const { work, held } = withoutHeld(drift.work, holds, feed);
+    await reportHeld(deps, feed, held, dryRun);
     const ids = [...new Set(work.flatMap((server) => [...server.apply, ...server.remove]))].sort();
     const plan = { operation: 'apply' as const, mitigationIds: ids, waves: assignWaves(work, deps.waves), leftOut: [] };
-    const rolloutId = work.length > 0 ? await startPlannedRollout(deps, { id: reconcileRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey)), feed, packageSequence: sequence, plan }, now) : undefined;
+    const content = contentHashes(eocs.mitigations);
+    const rolloutId = work.length > 0 && !dryRun ? await startPlannedRollout(deps, { id: reconcileRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey)), feed, packageSequence: sequence, plan, content }, now) : undefined;
     if (rolloutId) {
       deps.logger.warn('DriftFound', { feed, rolloutId, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
       await deps.notify?.({ kind: 'DriftFound', servers: work.map((server) => server.server), rolloutId });
     }
-    reports.push({ feed, ...(rolloutId ? { rolloutId } : {}), servers: work.length, leftAlone });
+    reports.push({ feed, ...(rolloutId ? { rolloutId } : {}), servers: work.length, leftAlone, changes: work.map(changeOf), held, holds: holds.filter((hold) => hold.feed === feed), dryRun });
   }
   return reports;
 }
 
+/** One line a holding rollout: which mitigations it kept from how many servers (and, for real, a notification). */
+async function reportHeld(deps: ReconcileDeps, feed: string, held: readonly HeldOnServer[], dryRun: boolean): Promise<void> {
+  const byRollout = new Map<string, { mitigations: Set<string>; servers: string[] }>();
+  for (const server of held) {
+    for (const { rolloutId, mitigation } of server.holds) {
+      const entry = byRollout.get(rolloutId) ?? { mitigations: new Set<string>(), servers: [] };
+      entry.mitigations.add(mitigation);
+      if (entry.servers.at(-1) !== server.server) entry.servers.push(server.server);
+      byRollout.set(rolloutId, entry);
+    }
+  }
+  for (const [rolloutId, { mitigations, servers }] of byRollout) {
+    const mitigationIds = [...mitigations].sort();
+    deps.logger.warn('ReconcileHeld', { feed, rolloutId, mitigationIds, servers: servers.length, serverNames: servers.slice(0, namedInLog), dryRun });
+    if (!dryRun) await deps.notify?.({ kind: 'RolloutHeld', rolloutId, feed, mitigationIds, servers });
+  }
+}
+
+/** How many servers a log line names; the count covers the rest. */
+const namedInLog = 20;
+
+/** What the fix-up does on one server, each with the policy's reason. */
+function changeOf(server: ServerWork): ServerChange {
+  const why = (id: string): string => {
+    const decision = server.decisions.find((candidate) => candidate.mitigation === id);
+    return decision ? `${decision.reason}: ${decision.detail}` : '';
+  };
+  return {
+    server: server.server,
+    reapply: server.apply.map((mitigation) => ({ mitigation, reason: `not in place; ${why(mitigation)}` })),
+    remove: server.remove.map((mitigation) => ({ mitigation, reason: why(mitigation) })),
+  };
+}
+
 /** The fleet as the planner needs it; when agents can be asked (and some feed is not busy), with what is really in place. */
-async function freshSnapshot(deps: ReconcileDeps, sweep: boolean): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
+async function freshSnapshot(deps: ReconcileDeps, sweep: boolean, dryRun: boolean): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
   const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
   if (!deps.agents || !sweep) return snapshot;
-  const { applied } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers);
+  const { applied } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers, { dryRun });
   return { ...snapshot, servers: snapshot.servers.map((server) => ({ ...server, reportedApplied: applied.get(server.name) ?? server.reportedApplied })) };
 }
 

@@ -25,7 +25,7 @@ export async function fleetSnapshot(tables: FleetTables, org: string, logger: Lo
  */
 export async function startPlannedRollout(
   deps: { tables: FleetTables; queues: QueueSender; logger: Logger },
-  rollout: { id: string; feed: string; packageSequence: number; plan: RolloutPlan },
+  rollout: { id: string; feed: string; packageSequence: number; plan: RolloutPlan; content: Readonly<Record<string, string>> },
   now: Date,
 ): Promise<string | undefined> {
   const { plan } = rollout;
@@ -38,8 +38,10 @@ export async function startPlannedRollout(
     return undefined;
   }
   await writePlanRows(deps.tables, rollout.id, planRows);
+  // What a halt of this rollout would hold: each mitigation it applies, on its content in the package.
+  const applies = Object.fromEntries([...new Set(planRows.flatMap((row) => row.apply))].sort().flatMap((id) => (rollout.content[id] ? [[id, rollout.content[id]]] : [])));
   try {
-    await createRollout(deps.tables, { id: rollout.id, feed: rollout.feed, packageSequence: rollout.packageSequence, operation: plan.operation, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length, maxConcurrency: wave.maxConcurrency, maxErrors: wave.maxErrors, bakeInMs: wave.bakeInMs })) }, { now });
+    await createRollout(deps.tables, { id: rollout.id, feed: rollout.feed, packageSequence: rollout.packageSequence, operation: plan.operation, applies, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length, maxConcurrency: wave.maxConcurrency, maxErrors: wave.maxErrors, bakeInMs: wave.bakeInMs })) }, { now });
   } catch (error) {
     if (!isStatus(error, 409)) throw error;
   }

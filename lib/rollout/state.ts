@@ -9,6 +9,10 @@ export interface RolloutStatus {
   readonly resumeTo?: 'Planned' | 'Running' | 'Baking';
   readonly profile: 'default' | 'emergency';
   readonly reason: string;
+  /** How often the current wave was retried: 0 on its first pass. Operation ids and messages carry it. */
+  readonly attempt: number;
+  /** How often the rollout halted: a retry after the last halt is recognised by it. */
+  readonly halts: number;
 }
 
 export interface WaveCounts {
@@ -27,31 +31,42 @@ export type RolloutEvent =
   | { readonly kind: 'pause'; readonly actor: string }
   | { readonly kind: 'resume'; readonly actor: string }
   | { readonly kind: 'abort'; readonly actor: string }
-  | { readonly kind: 'expedite'; readonly actor: string };
+  | { readonly kind: 'expedite'; readonly actor: string }
+  /** Send the halted wave again to its failed and unreached servers, then carry on. */
+  | { readonly kind: 'retry'; readonly actor: string };
+
+/** The admin's actions, as the CLI, the admin API and the dashboard name them. */
+export const rolloutActions = ['pause', 'resume', 'abort', 'expedite', 'retry'] as const;
+export type RolloutAction = (typeof rolloutActions)[number];
 
 /** What the caller must do after writing the new state (and only after the write succeeded). */
 export type RolloutEffect =
   | { readonly kind: 'startWave'; readonly wave: number }
   | { readonly kind: 'scheduleGate'; readonly wave: number; readonly immediately: boolean }
-  | { readonly kind: 'notify'; readonly event: 'RolloutHalted' | 'RolloutCompleted' | 'RolloutAborted' };
+  | { readonly kind: 'notify'; readonly event: 'RolloutHalted' | 'RolloutCompleted' | 'RolloutAborted' | 'RolloutRetried' };
 
 export type TransitionResult =
   | { readonly ok: true; readonly status: RolloutStatus; readonly effects: readonly RolloutEffect[] }
   | { readonly ok: false; readonly reason: string };
 
-const terminal: readonly RolloutState[] = ['Halted', 'Aborted', 'Completed'];
+const terminal: readonly RolloutState[] = ['Aborted', 'Completed'];
+/** States a rollout can be retried out of: a halt waits for a person. */
+const retriable: readonly RolloutState[] = ['Halted'];
 
 /**
  * Every state change of a rollout, as one pure function (DESIGN §7):
  * Planned → Running (start) → Baking (wave finished) → Running next wave / Completed / Halted (gate);
- * Paused from Planned, Running or Baking and back; Aborted from any state that is not final.
+ * Paused from Planned, Running or Baking and back; Halted → Running (retry: the halted wave again,
+ * for its failed and unreached servers); Aborted from any state that is not final, Halted included.
  * Events that arrive late (a gate for a wave already judged, a finish after an abort) are refused
- * with a reason rather than applied twice: queue messages can be delivered more than once.
+ * with a reason rather than applied twice: queue messages can be delivered more than once. A
+ * retry of a halt already retried changes nothing and is accepted: two retries of one halt are one.
  */
 export function transition(status: RolloutStatus, event: RolloutEvent): TransitionResult {
   const refuse = (why: string): TransitionResult => ({ ok: false, reason: `${event.kind} refused: ${why} (rollout is ${status.state}, wave ${status.currentWave + 1} of ${status.waveCount})` });
   const to = (changes: Partial<RolloutStatus>, effects: RolloutEffect[] = []): TransitionResult => ({ ok: true, status: { ...status, ...changes }, effects });
-  if (terminal.includes(status.state)) return refuse('the rollout has ended');
+  if (terminal.includes(status.state)) return refuse(event.kind === 'retry' ? 'the rollout has ended; only a halted rollout is retried' : 'the rollout has ended');
+  if (status.state === 'Halted' && event.kind !== 'retry' && event.kind !== 'abort') return refuse('a halted rollout waits for retry or abort');
 
   switch (event.kind) {
     case 'start':
@@ -66,13 +81,14 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       if (status.state !== 'Baking' || event.wave !== status.currentWave) return refuse(`wave ${event.wave + 1} is not baking`);
       if (event.counts.failed > event.maxErrors) {
         const named = event.failedServers.slice(0, 10).join(', ') + (event.failedServers.length > 10 ? ` and ${event.failedServers.length - 10} more` : '');
+        const pass = status.attempt > 0 ? ` (retry ${status.attempt})` : '';
         return to(
-          { state: 'Halted', reason: `WaveHalted: wave ${event.wave + 1} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}` },
+          { state: 'Halted', halts: status.halts + 1, reason: `WaveHalted: wave ${event.wave + 1}${pass} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}` },
           [{ kind: 'notify', event: 'RolloutHalted' }],
         );
       }
       if (event.wave + 1 >= status.waveCount) return to({ state: 'Completed', reason: '' }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
-      return to({ state: 'Running', currentWave: event.wave + 1 }, [{ kind: 'startWave', wave: event.wave + 1 }]);
+      return to({ state: 'Running', currentWave: event.wave + 1, attempt: 0 }, [{ kind: 'startWave', wave: event.wave + 1 }]);
     }
 
     case 'pause':
@@ -89,7 +105,19 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
     }
 
     case 'abort':
-      return to({ state: 'Aborted', reason: `Aborted by ${event.actor}` }, [{ kind: 'notify', event: 'RolloutAborted' }]);
+      // What the halt found stays in the reason: an aborted halt still holds its mitigations.
+      return to({ state: 'Aborted', reason: `Aborted by ${event.actor}${status.state === 'Halted' ? ` after ${status.reason}` : ''}` }, [{ kind: 'notify', event: 'RolloutAborted' }]);
+
+    case 'retry':
+      if (!retriable.includes(status.state)) {
+        // The halt was retried already (a resent request, a second click): nothing more to do.
+        if (status.halts > 0) return { ok: true, status, effects: [] };
+        return refuse('only a halted rollout is retried');
+      }
+      return to(
+        { state: 'Running', attempt: status.attempt + 1, reason: `Retried by ${event.actor}: wave ${status.currentWave + 1} sent again to its failed and unreached servers` },
+        [{ kind: 'startWave', wave: status.currentWave }, { kind: 'notify', event: 'RolloutRetried' }],
+      );
 
     case 'expedite':
       if (status.profile === 'emergency') return refuse('already on the emergency profile');

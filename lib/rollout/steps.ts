@@ -7,7 +7,7 @@ import { maxTransactionSize } from '../fleet/batch.js';
 import { getEntityOrUndefined, mutateEntity, type Mutation } from '../fleet/optimistic.js';
 import { queueNames, type QueueSender } from '../fleet/queues.js';
 import { upsertResults } from '../fleet/results.js';
-import { planPageSize, planPartitionKey, updateRolloutState, waveEntity, waveKey } from '../fleet/rollouts.js';
+import { planPageSize, planPartitionKey, updateRolloutState, updateRolloutStateAndWave, waveEntity, waveKey } from '../fleet/rollouts.js';
 import { odata, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
 import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
@@ -17,6 +17,7 @@ import type { Notify } from '../notify.js';
 import type { ApplyRequest, MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
 import { RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
+import { bitIsSet, nextWindow, retriedWave, withBit } from './pass.js';
 import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
 
 /** The slice of AgentClient the steps use. */
@@ -56,7 +57,7 @@ export async function startWave(deps: StepDeps, message: StartWaveMessage): Prom
     deps.logger.info('StartWaveIgnored', { rolloutId: message.rolloutId, wave: message.wave, state: state?.state ?? 'missing', currentWave: state?.currentWave });
     return;
   }
-  await accountAndDispatch(deps, message.rolloutId, message.wave, undefined);
+  await accountAndDispatch(deps, message.rolloutId, message.wave, state.attempt, undefined);
 }
 
 /**
@@ -76,14 +77,19 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
     deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
     return;
   }
-  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server);
+  const attempt = message.attempt ?? 0;
+  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server, attempt);
   const context = { ...where, server: plan.server, operationId };
+  if (message.wave === state.currentWave && attempt !== state.attempt) {
+    deps.logger.info('ApplyIgnored', { ...context, reason: `superseded: wave ${message.wave + 1} is on retry ${state.attempt}` });
+    return;
+  }
   if (state.state === 'Paused') {
     await deps.queues.send(queueNames.apply, message, { delayInMs: deps.pausedRecheckMs ?? 30_000 });
     deps.logger.info('ApplyHeld', { ...context, reason: 'rollout paused' });
     return;
   }
-  const running = state.state === 'Running' && state.currentWave === message.wave;
+  const running = state.state === 'Running' && state.currentWave === message.wave && state.attempt === attempt;
   // A first delivery of a message for a running wave has no result of its own yet; should it be a
   // duplicate of a message already done, the agent answers the same operation id from memory.
   // Anything else may have one (a retry, a rollout stopped since), and it must not be overwritten.
@@ -104,7 +110,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
   // What the agent answered goes on the Servers row too (again on a redelivery, in case that write was lost).
   const fromAgent = Object.values(outcomes).some((result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable');
-  await accountAndDispatch(deps, message.rolloutId, message.wave, {
+  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, {
     result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
     ...(recorded === undefined ? {} : { recorded }),
     ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date() } } : {}),
@@ -125,12 +131,14 @@ export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage)
   const state = await readState(deps.tables, message.rolloutId);
   const plan = await readPlanRow(deps.tables, message);
   if (!state || !plan) return;
-  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server);
+  const attempt = message.attempt ?? 0;
+  if (message.wave === state.currentWave && attempt !== state.attempt) return;
+  const operationId = operationIdOf(message.rolloutId, message.wave, plan.server, attempt);
   // The poison message's own dequeue count starts again at 1; what matters is that the host gave up.
   const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries' }]));
   if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
   deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, { result: { index: message.index, server: plan.server, verdict: 'failed' } });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, { result: { index: message.index, server: plan.server, verdict: 'failed' } });
 }
 
 /** gateWave: after the bake, judge the wave against its error budget. */
@@ -166,8 +174,9 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
       }
       refusal = undefined;
       effects = result.effects;
-      const next = result.status;
-      return { state: next.state, currentWave: next.currentWave, reason: next.reason, profile: next.profile, resumeTo: next.resumeTo };
+      // An event that changes nothing (a retry of a halt already retried) is not written again.
+      if (JSON.stringify(result.status) === JSON.stringify(statusOf(current))) return undefined;
+      return stateChanges(result.status);
     },
     deps.now ? { now: deps.now() } : {},
   );
@@ -178,6 +187,53 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
   deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
   for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
+}
+
+/**
+ * Retry (DESIGN §7): the halted wave's servers that failed or were never reached are sent again
+ * under new operation ids with a fresh error count, then the rollout carries on as usual. The
+ * state row and the wave row change together, in one transaction. Retrying a halt that was
+ * already retried changes nothing, and is answered as done.
+ */
+export async function retryRollout(deps: EventDeps, rolloutId: string, actor: string): Promise<Awaited<ReturnType<typeof applyEvent>>> {
+  const event: RolloutEvent = { kind: 'retry', actor };
+  let effects: readonly RolloutEffect[] = [];
+  let refusal: string | undefined;
+  let resent: number | undefined;
+  const waveIndex = (await readState(deps.tables, rolloutId))?.currentWave ?? 0;
+  const state = await updateRolloutStateAndWave(
+    deps.tables,
+    rolloutId,
+    waveIndex,
+    (stored, wave) => {
+      // Halted on a later wave since the state was read (a retry went on and halted again): ask again.
+      const result = stored.currentWave === waveIndex ? transition(statusOf(stored), event) : { ok: false as const, reason: `retry refused: the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again` };
+      refusal = result.ok ? undefined : result.reason;
+      effects = result.ok ? result.effects : [];
+      resent = undefined;
+      if (!result.ok || JSON.stringify(result.status) === JSON.stringify(statusOf(stored))) return undefined;
+      const next = retriedWave(wave, wave.attempt + 1);
+      resent = next.servers - next.succeeded;
+      return { state: { ...stateChanges(result.status), attempt: next.attempt }, wave: next };
+    },
+    deps.now ? { now: deps.now() } : {},
+  );
+  if (refusal) {
+    deps.logger.info('RolloutEventRefused', { rolloutId, rolloutEvent: event.kind, reason: refusal });
+    return { ok: false, reason: refusal, state };
+  }
+  if (resent === undefined) {
+    deps.logger.info('RolloutRetryAlreadyDone', { rolloutId, state: state.state, wave: state.currentWave, attempt: state.attempt, reason: state.reason });
+    return { ok: true, state };
+  }
+  deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, attempt: state.attempt, resent, reason: state.reason });
+  for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
+  return { ok: true, state };
+}
+
+/** The fields of the state row the state machine moves. */
+function stateChanges(next: RolloutStatus): Partial<RolloutStateRow> {
+  return { state: next.state, currentWave: next.currentWave, reason: next.reason, profile: next.profile, resumeTo: next.resumeTo, attempt: next.attempt, halts: next.halts };
 }
 
 async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateRow, effect: RolloutEffect): Promise<void> {
@@ -209,7 +265,7 @@ interface Counted {
 }
 
 type Report = { plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date };
-type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; counted: Counted | undefined };
+type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; attempt: number; counted: Counted | undefined };
 
 /**
  * Counts one server's result (once: the wave row keeps a bit per plan index), puts what the agent
@@ -222,14 +278,14 @@ type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; counte
  * sent yet, and a message sent twice is harmless because results are keyed by operation id. When
  * the last result is in, the rollout moves on to bake.
  */
-async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, counted: Counted | undefined): Promise<void> {
-  const entry: CountEntry = { deps, rolloutId, waveIndex, counted };
-  const notStored = (await countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}`, entry)).get(entry);
+async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, attempt: number, counted: Counted | undefined): Promise<void> {
+  const entry: CountEntry = { deps, rolloutId, waveIndex, attempt, counted };
+  const notStored = (await countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}|${attempt}`, entry)).get(entry);
   if (notStored) throw notStored.reason;
 }
 
 const countTogether = groupCommit(async (_key: string, batch: readonly CountEntry[]): Promise<Map<CountEntry, { reason: unknown }>> => {
-  const { deps, rolloutId, waveIndex } = batch[0]!;
+  const { deps, rolloutId, waveIndex, attempt } = batch[0]!;
   // A server's slot is free once its agent has answered: the next servers are sent as soon as the
   // wave row is read, while the results and Servers rows are still being written. Should a result
   // then fail to store, its redelivery is answered from the agent's memory (same operation id), so
@@ -241,13 +297,11 @@ const countTogether = groupCommit(async (_key: string, batch: readonly CountEntr
     Promise.allSettled(batch.map((entry) => entry.counted?.recorded)),
     reading.then(async (first) => {
       const { state, wave } = first;
-      if (!wave || state?.state !== 'Running' || state.currentWave !== waveIndex) return first;
+      if (!wave || state?.state !== 'Running' || state.currentWave !== waveIndex || wave.row.attempt !== attempt) return first;
       const answered = batch.filter((entry) => entry.counted && !bitIsSet(wave.row.counted, entry.counted.result.index)).length;
-      const done = wave.row.succeeded + wave.row.failed + wave.row.skipped;
-      const target = Math.min(wave.row.servers, done + answered + wave.row.maxConcurrency);
-      await mapWithConcurrency(range(wave.row.dispatched, target), sendConcurrency, async (index) => {
-        await deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index });
-        sent.add(index);
+      await mapWithConcurrency(nextWindow(wave.row, answered), sendConcurrency, async ({ position, index }) => {
+        await deps.queues.send(queueNames.apply, applyMessage(rolloutId, waveIndex, index, attempt));
+        sent.add(position);
       });
       return first;
     }),
@@ -261,42 +315,47 @@ const countTogether = groupCommit(async (_key: string, batch: readonly CountEntr
   const counted = batch.flatMap((entry) => (entry.counted && !notStored.has(entry) ? [entry.counted] : []));
   await Promise.all([
     writeReports(deps, counted.flatMap((entry) => (entry.report ? [entry.report] : [])), servers),
-    countResults(deps, rolloutId, waveIndex, counted.map((entry) => entry.result), read, sent),
+    countResults(deps, rolloutId, waveIndex, attempt, counted.map((entry) => entry.result), read, sent),
   ]);
   return notStored;
 });
 
-async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>, sent: Set<number>): Promise<void> {
+/**
+ * `sent` holds positions in the wave's pass (lib/rollout/pass.ts); results of another pass than
+ * the wave's current one (a message older than a retry) are not counted.
+ */
+async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, attempt: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>, sent: Set<number>): Promise<void> {
   const client = await deps.tables.client('Rollouts');
-  for (let attempt = 1; attempt <= 25; attempt++) {
-    const { state, wave: stored } = attempt === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
-    if (!stored) return;
+  for (let round = 1; round <= 25; round++) {
+    const { state, wave: stored } = round === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
+    if (!stored || stored.row.attempt !== attempt) return;
     const wave: WaveRow = { ...stored.row };
     for (const result of results) {
       if (bitIsSet(wave.counted, result.index)) continue;
       wave.counted = withBit(wave.counted, result.index);
       wave[result.verdict] += 1;
+      if (result.verdict !== 'succeeded') wave.failedIndices = withBit(wave.failedIndices, result.index);
       if (result.verdict === 'failed' && wave.failedServers.length < maxNamedFailures) {
         wave.failedServers = [...wave.failedServers, result.server];
         if (result.note) wave.failureNotes = { ...(wave.failureNotes ?? {}), [result.server]: result.note };
       }
     }
     const done = wave.succeeded + wave.failed + wave.skipped;
-    const sending = state?.state === 'Running' && state.currentWave === waveIndex;
-    const target = sending ? Math.min(wave.servers, done + wave.maxConcurrency) : wave.dispatched;
-    const fresh = range(wave.dispatched, target).filter((index) => !sent.has(index));
-    wave.dispatched = Math.max(wave.dispatched, target, ...[...sent].map((index) => index + 1));
+    const sending = state?.state === 'Running' && state.currentWave === waveIndex && state.attempt === attempt;
+    const window = sending ? nextWindow(wave, 0) : [];
+    const fresh = window.filter(({ position }) => !sent.has(position));
+    wave.dispatched = Math.max(wave.dispatched, ...window.map(({ position }) => position + 1), ...[...sent].map((position) => position + 1));
     const changed = JSON.stringify(wave) !== JSON.stringify(stored.row);
-    await mapWithConcurrency(fresh, sendConcurrency, async (index) => {
-      await deps.queues.send(queueNames.apply, { rolloutId, wave: waveIndex, index });
-      sent.add(index);
+    await mapWithConcurrency(fresh, sendConcurrency, async ({ position, index }) => {
+      await deps.queues.send(queueNames.apply, applyMessage(rolloutId, waveIndex, index, attempt));
+      sent.add(position);
     });
     if (changed) {
       try {
         await client.updateEntity(waveEntity(wave), 'Replace', { etag: stored.etag });
       } catch (error) {
         if (isStatus(error, 412)) {
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1000, 5 * 2 ** attempt)));
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1000, 5 * 2 ** round)));
           continue;
         }
         throw error;
@@ -308,6 +367,11 @@ async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number
     return;
   }
   throw new Error(`wave ${waveIndex + 1} of ${rolloutId} kept changing; the message will be retried`);
+}
+
+/** A first pass's messages keep the shape they had before retries existed. */
+function applyMessage(rolloutId: string, wave: number, index: number, attempt: number): ApplyServerMessage {
+  return { rolloutId, wave, index, ...(attempt > 0 ? { attempt } : {}) };
 }
 
 /** Distinct clients (one deployment each) never share a batch. */
@@ -477,9 +541,10 @@ function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | '
 }
 
 /** The operation id of one server's part of a rollout wave: its Results row key, and what the agent is asked under. */
-export function operationIdOf(rolloutId: string, wave: number, server: string): string {
+export function operationIdOf(rolloutId: string, wave: number, server: string, attempt = 0): string {
   // Operation ids must stay within the agent protocol's 128 characters whatever the rollout id.
-  const id = `${rolloutId}.w${wave}.${server}`;
+  // A retry is a new operation: the agent must not answer it from its memory of the failed one.
+  const id = `${rolloutId}.w${wave}${attempt > 0 ? `.r${attempt}` : ''}.${server}`;
   return id.length <= 120 ? id : `op.${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
 }
 
@@ -585,23 +650,7 @@ async function readResult(tables: FleetTables, server: string, operationId: stri
 
 /** What the state machine sees of a stored rollout (also how the dashboard asks which actions it would accept). */
 export function statusOf(row: RolloutStateRow): RolloutStatus {
-  return { state: row.state, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, reason: row.reason, ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}) };
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from) }, (_, offset) => from + offset);
-}
-
-function bitIsSet(bits: string, index: number): boolean {
-  const bytes = Buffer.from(bits, 'base64');
-  return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
-}
-
-function withBit(bits: string, index: number): string {
-  const bytes = Buffer.from(bits, 'base64');
-  const grown = bytes.length > index >> 3 ? Buffer.from(bytes) : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
-  grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
-  return grown.toString('base64');
+  return { state: row.state, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, reason: row.reason, attempt: row.attempt, halts: row.halts, ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}) };
 }
 
 /** Recorded when a queue message fails its schema: it is not retried. */

@@ -45,7 +45,7 @@ const namedInLog = 20;
  * with an ETag mutation so a result written meanwhile by a rollout step is never lost. A server
  * that does not answer keeps its last known state: silence is not evidence of removal.
  */
-export async function sweepReportedState(deps: SweepDeps, servers: readonly SweptServer[]): Promise<SweepReport> {
+export async function sweepReportedState(deps: SweepDeps, servers: readonly SweptServer[], options: { dryRun?: boolean } = {}): Promise<SweepReport> {
   const applied = new Map<string, readonly string[]>();
   const unreachable: string[] = [];
   await mapWithConcurrency(servers, sweepConcurrency, async (server) => {
@@ -63,6 +63,10 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
     const removed = server.reportedApplied.filter((id) => !now.includes(id));
     return added.length + removed.length > 0 ? [{ server: server.name, added, removed }] : [];
   });
+  if (options.dryRun) {
+    deps.logger.info('StatusSweepDone', { servers: servers.length, answered: applied.size, differs: deltas.length, unreachable: unreachable.length, unreachableServers: unreachable.sort().slice(0, namedInLog), dryRun: true });
+    return { applied, changed: deltas.map((delta) => delta.server), unreachable };
+  }
   const client = await deps.tables.client('Servers');
   // The delta, not the snapshot, is written: a rollout step that recorded a result since the sweep read the row keeps it.
   await mapWithConcurrency(deltas, sweepConcurrency, (delta) =>

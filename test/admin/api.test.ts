@@ -33,6 +33,7 @@ describe('functions/adminApi', () => {
       adminRollouts: ['http', ['GET'], 'rollouts', 'function'],
       adminRollout: ['http', ['GET'], 'rollouts/{id}', 'function'],
       adminRolloutAction: ['http', ['POST'], 'rollouts/{id}/{action}', 'function'],
+      adminReconcile: ['http', ['POST'], 'reconcile', 'function'],
       adminConnectivity: ['http', ['POST'], 'connectivity', 'function'],
       adminOverview: ['http', ['GET'], 'overview', 'function'],
       adminGrid: ['http', ['GET'], 'grid', 'function'],
@@ -143,7 +144,7 @@ describe('a fleet with a rollout under way', () => {
   });
 
   it.each<{ name: string; params: { id: string; action: string }; headers: Record<string, string>; status: number; error: string; detail: unknown }>([
-    { name: 'an unknown action', params: { id: 'microsoft-000001-apply', action: 'delete' }, headers: {}, status: 400, error: 'InvalidRoute', detail: 'route action: must be one of pause, resume, abort, expedite' },
+    { name: 'an unknown action', params: { id: 'microsoft-000001-apply', action: 'delete' }, headers: {}, status: 400, error: 'InvalidRoute', detail: 'route action: must be one of pause, resume, abort, expedite, retry' },
     { name: 'a bad rollout id', params: { id: 'a b', action: 'pause' }, headers: {}, status: 400, error: 'InvalidRoute', detail: expect.stringMatching(/^route id: /) },
     { name: 'an empty principal name', params: { id: 'microsoft-000001-apply', action: 'pause' }, headers: { 'x-ms-client-principal-name': '  ' }, status: 400, error: 'InvalidHeader', detail: expect.stringMatching(/^header x-ms-client-principal-name: /) },
     { name: 'an unknown rollout', params: { id: 'microsoft-000077-apply', action: 'pause' }, headers: {}, status: 404, error: 'RolloutNotFound', detail: 'no rollout "microsoft-000077-apply"' },

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { storePackage } from '../../lib/fleet/packages.js';
+import { latestPackage, storePackage } from '../../lib/fleet/packages.js';
 import { upsertResults } from '../../lib/fleet/results.js';
 import { createRollout, readRollout, waveEntity } from '../../lib/fleet/rollouts.js';
 import { operationIdOf } from '../../lib/rollout/steps.js';
@@ -96,7 +96,7 @@ describe('emfleet rollout plan', () => {
   });
 });
 
-describe('emfleet rollout list|show|pause|resume|abort|expedite', () => {
+describe('emfleet rollout list|show|pause|resume|abort|expedite|retry, emfleet reconcile', () => {
   let id: string;
 
   beforeAll(async () => {
@@ -165,6 +165,49 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite', () => {
       { wave: 0, waveName: 'canary', server: 'ex01.contoso.com', mitigation: 'EM2', ...rolledBack },
       { wave: 0, waveName: 'canary', server: 'ex02.contoso.com', mitigation: 'EM3', outcome: 'Failed', detail: 'simulated failure changing MSExchangeUM; prior state restored' },
     ]);
+  });
+
+  it('a halted rollout: resume refused, show and reconcile --dry-run name the hold, retry (twice: one retry) sends the failed server again', async () => {
+    const tables = new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: env['EMFLEET_TABLE_PREFIX']! });
+    const halted = 'microsoft-000010-apply';
+    const em3 = (await latestPackage(tables, 'microsoft'))!.content!['EM3']!;
+    await createRollout(tables, { id: halted, feed: 'microsoft', packageSequence: 2, operation: 'apply', applies: { EM3: em3 }, waves: [{ name: 'canary', servers: 2 }, { name: 'broad', servers: 8 }] });
+    const client = await tables.client('Rollouts');
+    await client.updateEntity({ partitionKey: halted, rowKey: 'state', state: 'Halted', halts: 1, reason: 'WaveHalted: wave 1 had 1 failures, over its budget of 0 (ex02.contoso.com)' }, 'Merge');
+    const [canary] = (await readRollout(tables, halted)).waves;
+    const bits = (...indices: number[]): string => Buffer.from([indices.reduce((byte, index) => byte | (1 << index), 0)]).toString('base64');
+    await client.updateEntity(waveEntity({ ...canary!, succeeded: 1, failed: 1, dispatched: 2, counted: bits(0, 1), failedIndices: bits(1), failedServers: ['ex02.contoso.com'] }), 'Replace');
+
+    // The rollout planned by the test above would keep reconcile waiting.
+    expect((await emfleet('rollout', 'abort', 'microsoft-000009-apply')).code).toBe(0);
+    const resumed = await emfleet('rollout', 'resume', halted);
+    expect(resumed.code).toBe(1);
+    expect(resumed.stdout).toMatch(/resume refused: a halted rollout waits for retry or abort/);
+    expect((await emfleet('rollout', 'show', halted)).stdout).toMatch(new RegExp(`^holds EM3: not reapplied until the rollout is retried or the feed publishes different content \\(emfleet rollout retry ${halted}\\)$`, 'm'));
+    expect(JSON.parse((await emfleet('rollout', 'show', halted, '--json')).stdout)).toMatchObject({ state: 'Halted', holds: ['EM3'] });
+    expect(JSON.parse((await emfleet('status', '--json')).stdout).holds).toContainEqual({ feed: 'microsoft', mitigation: 'EM3', rolloutId: halted, state: 'Halted', packageSequence: 2 });
+
+    // The dry run: per server what would be reapplied, and what the halted (EM3) and the aborted rollout (EM2) hold. Nothing is written.
+    const before = JSON.parse((await emfleet('rollout', 'list', '--json')).stdout) as unknown[];
+    const dry = await emfleet('reconcile', '--dry-run');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^feed microsoft: would start a fix-up rollout for 11 servers$/m);
+    expect(dry.stdout).toMatch(new RegExp(`^  hold: EM3 held by ${halted} \\(Halted, package 2\\)`, 'm'));
+    expect(dry.stdout).toMatch(/^ {2}hold: EM2 held by microsoft-000002-apply \(Aborted, package 2\)/m);
+    expect(dry.stdout).toMatch(/^ {2}ex01\.contoso\.com: would reapply PING1 \(not in place; Applicable: PING1 applies to build 15\.2\.1118\.7\)$/m);
+    expect(dry.stdout).toMatch(new RegExp(`^  ex01\\.contoso\\.com: EM3 held by ${halted}$`, 'm'));
+    expect(dry.stdout).not.toMatch(/would reapply EM[23]/);
+    expect(JSON.parse((await emfleet('rollout', 'list', '--json')).stdout)).toHaveLength(before.length);
+
+    const retried = await emfleet('rollout', 'retry', halted, '--actor', 'carol', '--json');
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ ok: true, state: 'Running', reason: 'Retried by carol: wave 1 sent again to its failed and unreached servers' });
+    const again = await emfleet('rollout', 'retry', halted, '--actor', 'carol');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`^${halted}: Running \\(Retried by carol`));
+    const { state, waves } = await readRollout(tables, halted);
+    expect(state).toMatchObject({ state: 'Running', attempt: 1, halts: 1 });
+    expect(waves[0]).toMatchObject({ attempt: 1, pass: bits(1), succeeded: 1, failed: 0, dispatched: 0, counted: '', failedServers: [] });
   });
 
   it('names an unknown rollout', async () => {

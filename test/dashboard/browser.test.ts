@@ -122,6 +122,46 @@ describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real brows
       await browser.close();
     }
   });
+  it('a halted rollout: shows its hold, offers Retry and Abort only, each asking first and saying what it does; Retry sends the failed canary again', { timeout: 60_000 }, async () => {
+    const d = await world.deploy([{ name: 'ex21', ring: 'canary', failOn: ['MSExchangeUM'] }, { name: 'ex22', ring: 'canary' }, { name: 'ex23', ring: 'broad' }], { waves });
+    await d.host.runTimer('pollOcs');
+    await d.settled('microsoft-000001-apply');
+    const browser = await chromium.launch({ executablePath: executablePath!, headless: true, args: ['--no-sandbox'] });
+    const problems: string[] = [];
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+      page.on('console', (message) => void (message.type() === 'error' && problems.push(`console: ${message.text()}`)));
+      page.on('pageerror', (error) => void problems.push(`page: ${error.message}`));
+      await page.goto(dashboardUrl(d.host.httpUrl, d.host.functionKey));
+      const card = rolloutCard('microsoft-000001-apply');
+      await expectText(page, `${card} .rollout-state`, /Halted/);
+      await expectText(page, `${card} .hold`, /^Holds EM1, EM2, EM3, PING1: reconcile does not reapply them until the rollout is retried or the feed publishes different content\.$/);
+      expect(await page.locator(`${card} button[data-action]`).evaluateAll((buttons) => buttons.map((button) => button.getAttribute('data-action')))).toEqual(['retry', 'abort']);
+
+      // Abort asks first, saying the hold stays; Cancel leaves it halted.
+      await page.click(`${card} button[data-action="abort"]`);
+      await expectText(page, '#confirm-title', /^Abort microsoft-000001-apply\?$/);
+      await expectText(page, '#confirm-text', /the hold on EM1, EM2, EM3, PING1 stays/);
+      await page.click('#confirm-cancel');
+      expect(await rolloutState(d, 'microsoft-000001-apply')).toBe('Halted');
+
+      // Retry asks first, saying whom it sends again and that the hold ends; confirmed, the canary's failed server goes again.
+      await page.click(`${card} button[data-action="retry"]`);
+      await expectText(page, '#confirm-title', /^Retry microsoft-000001-apply\?$/);
+      await expectText(page, '#confirm-text', /^Retrying sends wave 1 \(canary\) again to its 1 failed and unreached servers, .* The hold on EM1, EM2, EM3, PING1 ends\./);
+      await page.click('#confirm-ok');
+      await expectText(page, '#notice', /^Retry: microsoft-000001-apply is now Running\.$/);
+      // ex21 still fails: the rollout halts again, with the retry in its reason.
+      await expectText(page, `${card} .reason`, /^WaveHalted: wave 1 \(retry 1\) had 1 failures/);
+      expect((await d.results('ex21')).map((row) => row.rowKey)).toEqual(['microsoft-000001-apply.w0.ex21.contoso.com', 'microsoft-000001-apply.w0.r1.ex21.contoso.com']);
+      expect(await d.results('ex22')).toHaveLength(1);
+      const audit = await readRows(await d.tables.client('Audit'), 'Audit', auditRow);
+      expect(audit.rows.filter((row) => row.action.startsWith('rollout.')).map((row) => [row.action, row.target])).toEqual([['rollout.retry', 'rollout:microsoft-000001-apply']]);
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
 });
 
 const rolloutCard = (id: string): string => `article.rollout[data-rollout="${id}"]`;

@@ -45,6 +45,9 @@ const stateRow = (changes: Partial<RolloutStateRow>): RolloutStateRow => ({
   waveCount: 3,
   currentWave: 1,
   profile: 'default',
+  attempt: 0,
+  halts: 0,
+  applies: {},
   createdAt: at(0),
   updatedAt: at(30),
   ...changes,
@@ -63,6 +66,9 @@ const waveRow = (index: number, changes: Partial<WaveRow> = {}): WaveRow => ({
   bakeInMs: 60_000,
   dispatched: 0,
   counted: '',
+  attempt: 0,
+  pass: '',
+  failedIndices: '',
   failedServers: [],
   ...changes,
 });
@@ -95,11 +101,23 @@ describe('rolloutView', () => {
     { state: 'Running' as const, actions: ['pause', 'abort', 'expedite'] },
     { state: 'Baking' as const, actions: ['pause', 'abort', 'expedite'] },
     { state: 'Paused' as const, resumeTo: 'Running' as const, actions: ['resume', 'abort', 'expedite'] },
-    { state: 'Halted' as const, actions: [] },
+    { state: 'Halted' as const, actions: ['abort', 'retry'] },
     { state: 'Aborted' as const, actions: [] },
     { state: 'Completed' as const, actions: [] },
-  ])('$state: offers $actions', ({ state, resumeTo, actions }) => {
-    expect(rolloutView(stateRow({ state, ...(resumeTo ? { resumeTo } : {}) }), waves).actions).toEqual(actions);
+    { state: 'Running' as const, halts: 1, actions: ['pause', 'abort', 'expedite'] },
+  ])('$state: offers $actions', ({ state, resumeTo, halts, actions }) => {
+    expect(rolloutView(stateRow({ state, ...(resumeTo ? { resumeTo } : {}), ...(halts ? { halts } : {}) }), waves).actions).toEqual(actions);
+  });
+
+  it('a halted rollout: what it holds (lifted where the feed changed the content) and how many servers a retry sends again', () => {
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    // Wave 2 (current): plan indices 0-9, of which 0-6 succeeded, 7 and 8 failed, 9 was never counted.
+    const counted = Buffer.from([0xff, 0x01]).toString('base64');
+    const failedIndices = Buffer.from([0x80, 0x01]).toString('base64');
+    const halted = [waves[0]!, waveRow(1, { succeeded: 7, failed: 2, counted, failedIndices }), waves[2]!];
+    const view = rolloutView(stateRow({ state: 'Halted', halts: 1, applies: { EM1: a, EM2: a } }), halted, { EM1: a, EM2: b });
+    expect(view).toMatchObject({ holds: ['EM1'], retryServers: 3, actions: ['abort', 'retry'] });
+    expect(rolloutView(stateRow({ state: 'Running', applies: { EM1: a } }), halted, { EM1: a })).toMatchObject({ holds: [], retryServers: 0 });
   });
 
   it('offers no expedite once on the emergency profile; a completed rollout has every wave done', () => {

@@ -121,7 +121,9 @@ export interface E2eAgent {
   /** A change made on the server by hand, behind the agent's back. */
   writeState(state: SimulatedServer): Promise<void>;
   /** Stops the agent and starts it again with the same state, e.g. configured with a new build. */
-  restart(changes?: { build?: string }): Promise<void>;
+  restart(changes?: { build?: string; failOn?: readonly string[] }): Promise<void>;
+  /** Stops the agent: the server no longer answers through the relay. */
+  stop(): Promise<void>;
 }
 
 export interface Deployment {
@@ -269,11 +271,15 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
       await mkdir(config.stateDirectory, { recursive: true });
       await writeFile(stateFile, JSON.stringify(state, null, 2));
     },
-    restart: async (changes = {}) => {
+    restart: async ({ failOn, ...changes } = {}) => {
       await running?.close();
       running = undefined;
-      config = { ...config, ...changes };
+      config = { ...config, ...changes, ...(failOn && config.applier.kind === 'simulated' ? { applier: { ...config.applier, failOn: [...failOn] } } : {}) };
       running = await runAgent(config, logger);
+    },
+    stop: async () => {
+      await running?.close();
+      running = undefined;
     },
   };
 }

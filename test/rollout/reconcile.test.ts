@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { readRollout } from '../../lib/fleet/rollouts.js';
-import { getServer } from '../../lib/fleet/servers.js';
+import { listRollouts, readRollout } from '../../lib/fleet/rollouts.js';
+import { getServer, registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
+import { changeRollout } from '../../lib/rollout/admin.js';
+import { pollFeed } from '../../lib/rollout/poll.js';
 import { reconcile } from '../../lib/rollout/reconcile.js';
 import type { WaveProfile } from '../../lib/rollout/waves.js';
+import { recordingLogger } from '../helpers/logs.js';
 import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 
 const waves: WaveProfile = [{ name: 'all', select: { percent: 100 }, maxConcurrency: 4, maxErrors: 0, bake: 'PT0S' }];
@@ -60,3 +63,89 @@ describe('reconcile', () => {
     expect(report?.leftAlone).toEqual([{ server: 'ex04.contoso.com', ids: ['OLD9'], reason: 'Disabled (server)' }]);
   });
 });
+
+describe('reconcile with a halted rollout', () => {
+  /** The catalogue without EM3: the first package; the second adds EM3, which ex21's agent fails to apply. */
+  const withoutEm3 = catalogueXml.replace(/ {2}<Config id="EM3"[\s\S]*?<\/Config>\n/, '');
+  /** EM3 with different content (an applicability range), still stopping the service ex21 fails on. */
+  const em3Changed = catalogueXml.replace('<Config id="EM3" desc="Disable UM service">', '<Config id="EM3" desc="Disable UM service">\n    <Applicability><Range min="15.1.0.0" max="15.2.9999.0"/></Applicability>');
+  const signed = (xml: string, minutesAgo: number): string => env.pki.sign(xml, { signingTime: new Date(Date.now() - minutesAgo * 60_000) });
+  const poll = (f: Fleet, xml: string) =>
+    pollFeed({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust });
+  const reported = async (f: Fleet, server: string): Promise<readonly string[]> => (await getServer(f.tables, 'contoso', `${server}.contoso.com`)).reportedApplied;
+
+  it('starts nothing for held ids, still reapplies other ids and removes blocked ones; the same content again keeps the hold, different content lifts it', async () => {
+    const f = await env.fleet([{ name: 'ex21', ring: 'broad', failOn: ['MSExchangeUM'] }, { name: 'ex22', ring: 'broad' }]);
+    expect(await poll(f, signed(withoutEm3, 5))).toMatchObject({ kind: 'accepted', rollouts: ['microsoft-000001-apply'] });
+    await runQueues(f);
+    expect(await poll(f, signed(catalogueXml, 4))).toMatchObject({ kind: 'accepted', rollouts: ['microsoft-000002-apply'] });
+    await runQueues(f);
+    const halted = await readRollout(f.tables, 'microsoft-000002-apply');
+    expect(halted.state).toMatchObject({ state: 'Halted', applies: { EM3: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(await reported(f, 'ex21')).toEqual(['EM1', 'EM2', 'PING1']);
+
+    // ex22 lost EM1 by hand and has EM3 blocked now; ex23 joined the fleet with nothing applied.
+    await setReported(f, 'ex22.contoso.com', { reportedApplied: JSON.stringify(['EM2', 'EM3', 'PING1']) });
+    const policy = await f.tables.client('Policy');
+    await policy.createEntity({ partitionKey: 'server', rowKey: 'ex22.contoso.com', source: 'table', blockedMitigations: JSON.stringify(['EM3']) });
+    const ex23 = await env.fleet([{ name: 'ex23', ring: 'broad' }]);
+    const hybridConnection = (await getServer(ex23.tables, 'contoso', 'ex23.contoso.com')).relayHybridConnection;
+    await registerServer(f.tables, 'contoso', { name: 'ex23.contoso.com', build: '15.2.1118.7', ring: 'broad', relayHybridConnection: hybridConnection }, { actor: 'test' });
+
+    const logger = recordingLogger();
+    const [report] = await reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger }, [{ name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust }]);
+    expect(report?.holds).toEqual([{ feed: 'microsoft', mitigation: 'EM3', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }]);
+    expect(report?.held).toEqual([
+      { server: 'ex21.contoso.com', holds: [{ mitigation: 'EM3', rolloutId: 'microsoft-000002-apply' }] },
+      { server: 'ex23.contoso.com', holds: [{ mitigation: 'EM3', rolloutId: 'microsoft-000002-apply' }] },
+    ]);
+    expect(report?.changes.map((change) => [change.server, change.reapply.map((item) => item.mitigation), change.remove.map((item) => item.mitigation)])).toEqual([
+      ['ex22.contoso.com', ['EM1'], ['EM3']],
+      ['ex23.contoso.com', ['PING1', 'EM1', 'EM2'], []],
+    ]);
+    expect(report?.changes[0]?.remove[0]?.reason).toMatch(/^Blocked \(server\)/);
+    expect(logger.named('ReconcileHeld')[0]?.fields).toMatchObject({ feed: 'microsoft', rolloutId: 'microsoft-000002-apply', mitigationIds: ['EM3'], servers: 2 });
+    await runQueues(f);
+    expect((await readRollout(f.tables, report!.rolloutId!)).state.state).toBe('Completed');
+    expect(await reported(f, 'ex22')).toEqual(['EM1', 'EM2', 'PING1']);
+    expect(await reported(f, 'ex23')).toEqual(['EM1', 'EM2', 'PING1']);
+
+    // Again, and with the same content signed anew (a new sequence): nothing starts, EM3 stays held.
+    expect((await run(f))[0]).toMatchObject({ servers: 0, held: [{ server: 'ex21.contoso.com' }, { server: 'ex23.contoso.com' }] });
+    expect(await poll(f, signed(catalogueXml, 3))).toMatchObject({ kind: 'accepted', sequence: 3, rollouts: [] });
+    const [sameContent] = await run(f);
+    expect(sameContent).toMatchObject({ servers: 0, holds: [{ mitigation: 'EM3', rolloutId: 'microsoft-000002-apply' }] });
+    expect(sameContent?.rolloutId).toBeUndefined();
+
+    // Different content for EM3 lifts the hold: the poll rolls it out (and, on ex21, halts again: a hold of its own).
+    expect(await poll(f, signed(em3Changed, 2))).toMatchObject({ kind: 'accepted', diff: { changed: ['EM3'] }, rollouts: ['microsoft-000004-apply'] });
+    expect((await run(f))[0]).toMatchObject({ deferred: 'microsoft-000004-apply', holds: [] });
+    await runQueues(f);
+    expect((await run(f))[0]?.holds).toEqual([{ feed: 'microsoft', mitigation: 'EM3', rolloutId: 'microsoft-000004-apply', state: 'Halted', packageSequence: 4 }]);
+  });
+
+  it('a retry lifts the hold; a dry run reports what it would do and writes nothing', async () => {
+    const f = await env.fleet([{ name: 'ex31', ring: 'broad', failOn: ['MSExchangeUM'] }, { name: 'ex32', ring: 'broad' }]);
+    const rolloutId = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
+    await runQueues(f);
+    expect((await readRollout(f.tables, rolloutId)).state.state).toBe('Halted');
+    await setReported(f, 'ex32.contoso.com', { reportedApplied: JSON.stringify(['EM2', 'PING1']) });
+
+    const before = await rolloutIds(f);
+    const [dry] = await reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger }, [{ name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust }], { dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, servers: 0, changes: [], held: [{ server: 'ex31.contoso.com' }, { server: 'ex32.contoso.com', holds: [{ mitigation: 'EM1', rolloutId }, { mitigation: 'EM3', rolloutId }] }] });
+    expect(await rolloutIds(f)).toEqual(before);
+
+    expect(await changeRollout(f.deps, rolloutId, 'retry', 'alice')).toMatchObject({ ok: true, state: { state: 'Running', attempt: 1 } });
+    const [during] = await run(f);
+    expect(during).toMatchObject({ deferred: rolloutId, holds: [] });
+    await runQueues(f);
+    // ex31 still fails: halted again, holding again.
+    expect((await readRollout(f.tables, rolloutId)).state).toMatchObject({ state: 'Halted', halts: 2, reason: expect.stringMatching(/^WaveHalted: wave 1 \(retry 1\) had 1 failures/) });
+    expect((await run(f))[0]?.holds.map((hold) => hold.mitigation)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+  });
+});
+
+async function rolloutIds(f: Fleet): Promise<string[]> {
+  return (await listRollouts(f.tables)).map((rollout) => rollout.partitionKey);
+}

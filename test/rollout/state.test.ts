@@ -6,7 +6,7 @@ import type { RolloutState } from '../../lib/fleet/schemas.js';
 
 /** A three-wave rollout on the default profile, at wave `currentWave` (0-based). */
 function status(state: RolloutState, changes: Partial<RolloutStatus> = {}): RolloutStatus {
-  return Object.freeze({ state, currentWave: 0, waveCount: 3, profile: 'default', reason: '', ...changes });
+  return Object.freeze({ state, currentWave: 0, waveCount: 3, profile: 'default', reason: '', attempt: 0, halts: state === 'Halted' ? 1 : 0, ...changes });
 }
 
 const ACTOR = 'alice@contoso.com';
@@ -26,6 +26,7 @@ const pause: RolloutEvent = { kind: 'pause', actor: ACTOR };
 const resume: RolloutEvent = { kind: 'resume', actor: ACTOR };
 const abort: RolloutEvent = { kind: 'abort', actor: ACTOR };
 const expedite: RolloutEvent = { kind: 'expedite', actor: ACTOR };
+const retry: RolloutEvent = { kind: 'retry', actor: ACTOR };
 
 function accepted(result: TransitionResult): { status: RolloutStatus; effects: readonly RolloutEffect[] } {
   if (!result.ok) throw new Error(`expected the transition to be accepted, it was refused: ${result.reason}`);
@@ -103,15 +104,30 @@ const acceptedRows: readonly AcceptedRow[] = [
     name: 'gate over budget → Halted, notify',
     from: status('Baking', { currentWave: 0 }),
     event: gate(0, 1, 0),
-    to: { state: 'Halted', currentWave: 0 },
+    to: { state: 'Halted', currentWave: 0, halts: 1 },
     effects: [{ kind: 'notify', event: 'RolloutHalted' }],
     reason: 'WaveHalted',
+  },
+  {
+    name: 'gate over budget counts the halt',
+    from: status('Baking', { currentWave: 1, halts: 2, attempt: 2 }),
+    event: gate(1, 1, 0),
+    to: { state: 'Halted', halts: 3, attempt: 2 },
+    effects: [{ kind: 'notify', event: 'RolloutHalted' }],
+    reason: 'WaveHalted: wave 2 (retry 2) had 1 failures',
+  },
+  {
+    name: 'gate within budget after a retry → the next wave starts on its first pass',
+    from: status('Baking', { currentWave: 0, halts: 1, attempt: 1 }),
+    event: gate(0, 0, 0),
+    to: { state: 'Running', currentWave: 1, attempt: 0, halts: 1 },
+    effects: [{ kind: 'startWave', wave: 1 }],
   },
   {
     name: 'gate over budget on the last wave → Halted, not Completed',
     from: status('Baking', { currentWave: 2 }),
     event: gate(2, 3, 2),
-    to: { state: 'Halted', currentWave: 2 },
+    to: { state: 'Halted', currentWave: 2, halts: 1 },
     effects: [{ kind: 'notify', event: 'RolloutHalted' }],
     reason: 'WaveHalted',
   },
@@ -164,7 +180,48 @@ const acceptedRows: readonly AcceptedRow[] = [
     to: { state: 'Baking', currentWave: 1, resumeTo: undefined },
     effects: [{ kind: 'scheduleGate', wave: 1, immediately: true }],
   },
+  // retry
+  {
+    name: 'retry of a halted rollout → Running the same wave on its next pass, send it, notify',
+    from: status('Halted', { currentWave: 1, reason: 'WaveHalted: wave 2 had 3 failures' }),
+    event: retry,
+    to: { state: 'Running', currentWave: 1, attempt: 1, halts: 1 },
+    effects: [{ kind: 'startWave', wave: 1 }, { kind: 'notify', event: 'RolloutRetried' }],
+    reason: `Retried by ${ACTOR}: wave 2 sent again to its failed and unreached servers`,
+  },
+  {
+    name: 'retry of a rollout halted again → the pass after',
+    from: status('Halted', { currentWave: 0, attempt: 1, halts: 2 }),
+    event: retry,
+    to: { state: 'Running', attempt: 2, halts: 2 },
+    effects: [{ kind: 'startWave', wave: 0 }, { kind: 'notify', event: 'RolloutRetried' }],
+  },
+  {
+    name: 'retry of a halted emergency rollout keeps its profile',
+    from: status('Halted', { currentWave: 2, profile: 'emergency' }),
+    event: retry,
+    to: { state: 'Running', currentWave: 2, attempt: 1, profile: 'emergency' },
+    effects: [{ kind: 'startWave', wave: 2 }, { kind: 'notify', event: 'RolloutRetried' }],
+  },
+  ...(['Running', 'Baking', 'Paused'] as const).map(
+    (state): AcceptedRow => ({
+      name: `retry when ${state} after a retry (the same halt retried twice) → accepted, nothing changes, nothing sent`,
+      from: status(state, { currentWave: 1, attempt: 1, halts: 1, reason: 'Retried by bob', ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}) }),
+      event: retry,
+      to: {},
+      effects: [],
+      reason: 'Retried by bob',
+    }),
+  ),
   // abort
+  {
+    name: 'abort of a halted rollout → Aborted, the halt reason kept, notify',
+    from: status('Halted', { currentWave: 0, reason: 'WaveHalted: wave 1 had 2 failures, over its budget of 0' }),
+    event: abort,
+    to: { state: 'Aborted', currentWave: 0 },
+    effects: [{ kind: 'notify', event: 'RolloutAborted' }],
+    reason: `Aborted by ${ACTOR} after WaveHalted: wave 1 had 2 failures`,
+  },
   ...(['Planned', 'Running', 'Baking', 'Paused'] as const).map(
     (state): AcceptedRow => ({
       name: `abort from ${state} → Aborted, notify`,
@@ -211,7 +268,7 @@ interface RefusedRow {
   readonly event: RolloutEvent;
 }
 
-const allEvents: readonly RolloutEvent[] = [start, finished(0), gate(0, 0, 0), pause, resume, abort, expedite];
+const allEvents: readonly RolloutEvent[] = [start, finished(0), gate(0, 0, 0), pause, resume, abort, expedite, retry];
 
 const refusedRows: readonly RefusedRow[] = [
   { name: 'start when Running', from: status('Running'), event: start },
@@ -234,8 +291,13 @@ const refusedRows: readonly RefusedRow[] = [
   { name: 'resume when Baking', from: status('Baking'), event: resume },
   { name: 'expedite on the emergency profile (twice)', from: status('Running', { profile: 'emergency' }), event: expedite },
   { name: 'expedite on the emergency profile while Baking', from: status('Baking', { profile: 'emergency' }), event: expedite },
-  ...(['Halted', 'Aborted', 'Completed'] as const).flatMap((state) =>
-    allEvents.map((event): RefusedRow => ({ name: `${event.kind} when ${state} (final)`, from: status(state, { currentWave: 0 }), event })),
+  ...(['Planned', 'Running', 'Baking'] as const).map((state): RefusedRow => ({ name: `retry when ${state}, never halted`, from: status(state), event: retry })),
+  { name: 'retry when Paused, never halted', from: status('Paused', { resumeTo: 'Running' }), event: retry },
+  ...allEvents
+    .filter((event) => event.kind !== 'retry' && event.kind !== 'abort')
+    .map((event): RefusedRow => ({ name: `${event.kind} when Halted (waits for retry or abort)`, from: status('Halted'), event })),
+  ...(['Aborted', 'Completed'] as const).flatMap((state) =>
+    allEvents.map((event): RefusedRow => ({ name: `${event.kind} when ${state} (final)`, from: status(state, { currentWave: 0, halts: 1 }), event })),
   ),
 ];
 
@@ -263,6 +325,18 @@ describe('transition: refused', () => {
       expect(result.reason).toContain(`${row.event.kind} refused`);
       expect(result.reason).toContain(row.from.state);
     }
+  });
+
+  it.each([
+    { state: 'Completed' as const, because: 'the rollout has ended; only a halted rollout is retried' },
+    { state: 'Aborted' as const, because: 'the rollout has ended; only a halted rollout is retried' },
+    { state: 'Running' as const, because: 'only a halted rollout is retried' },
+  ])('retry when $state says why: $because', ({ state, because }) => {
+    expect(transition(status(state, { halts: 0 }), retry)).toEqual({ ok: false, reason: `retry refused: ${because} (rollout is ${state}, wave 1 of 3)` });
+  });
+
+  it('a halted rollout refuses resume, naming what it waits for', () => {
+    expect(transition(status('Halted'), resume)).toEqual({ ok: false, reason: 'resume refused: a halted rollout waits for retry or abort (rollout is Halted, wave 1 of 3)' });
   });
 
   it('every state and event is covered by the tables', () => {
@@ -361,6 +435,38 @@ describe('transition: walks', () => {
     expect(result.status.state).toBe('Halted');
     expect(transition(result.status, gate(0, 0, 1)).ok).toBe(false);
     expect(transition(result.status, resume).ok).toBe(false);
+  });
+
+  it('halt, retry, halt again with a new reason, retry, then on to Completed', () => {
+    const result = walk(status('Planned', { waveCount: 2, halts: 0 }), [start, finished(0), gate(0, 2, 0), retry, finished(0), gate(0, 1, 0), retry, finished(0), gate(0, 0, 0), finished(1), gate(1, 0, 0)]);
+    expect(result.states).toEqual(['Planned', 'Running', 'Baking', 'Halted', 'Running', 'Baking', 'Halted', 'Running', 'Baking', 'Running', 'Baking', 'Completed']);
+    expect(result.effects.filter((effect) => effect.kind !== 'scheduleGate')).toEqual([
+      { kind: 'startWave', wave: 0 },
+      { kind: 'notify', event: 'RolloutHalted' },
+      { kind: 'startWave', wave: 0 },
+      { kind: 'notify', event: 'RolloutRetried' },
+      { kind: 'notify', event: 'RolloutHalted' },
+      { kind: 'startWave', wave: 0 },
+      { kind: 'notify', event: 'RolloutRetried' },
+      { kind: 'startWave', wave: 1 },
+      { kind: 'notify', event: 'RolloutCompleted' },
+    ]);
+    expect(result.status).toMatchObject({ halts: 2, attempt: 0, currentWave: 1 });
+  });
+
+  it('the second halt has a reason of its own', () => {
+    const first = walk(status('Planned', { halts: 0 }), [start, finished(0), gate(0, 2, 0)]).status;
+    const second = walk(first, [retry, finished(0), gate(0, 1, 0)]).status;
+    expect(first.reason).toMatch(/^WaveHalted: wave 1 had 2 failures/);
+    expect(second.reason).toMatch(/^WaveHalted: wave 1 \(retry 1\) had 1 failures/);
+  });
+
+  it('a retry of the same halt sent twice is one retry', () => {
+    const halted = walk(status('Planned', { halts: 0 }), [start, finished(0), gate(0, 2, 0)]).status;
+    const once = accepted(transition(halted, retry));
+    const twice = accepted(transition(once.status, retry));
+    expect(twice.status).toBe(once.status);
+    expect(twice.effects).toEqual([]);
   });
 
   it('a gate delivered twice moves the rollout on once', () => {

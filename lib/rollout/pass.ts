@@ -1,0 +1,78 @@
+import type { WaveRow } from '../fleet/schemas.js';
+
+/*
+ * A wave's pass: the plan indices it sends, in order. The first pass sends every server of the
+ * wave; a retry sends only those that did not succeed (failed, skipped or never counted), under
+ * new operation ids, with the error count started afresh. Pure: the steps read the wave row, ask
+ * these functions, and write once.
+ */
+
+/** The plan indices the wave's current pass sends, in order. */
+export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>): number[] {
+  return wave.attempt === 0 ? Array.from({ length: wave.servers }, (_, index) => index) : setBits(wave.pass);
+}
+
+/**
+ * The next positions of the pass to send so that at most `maxConcurrency` servers are in flight,
+ * given `answered` results about to be counted: positions from `dispatched` on, with their plan
+ * indices. Servers the pass does not send (they succeeded before a retry) count as done.
+ */
+export function nextWindow(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'>, answered: number): { position: number; index: number }[] {
+  // On the hot path of every count: a first pass (position = plan index) builds no list of its servers.
+  const indices = wave.attempt === 0 ? undefined : passIndices(wave);
+  const length = indices?.length ?? wave.servers;
+  const doneInPass = wave.succeeded + wave.failed + wave.skipped - (wave.servers - length);
+  const target = Math.min(length, doneInPass + answered + wave.maxConcurrency);
+  const window: { position: number; index: number }[] = [];
+  for (let position = wave.dispatched; position < target; position++) window.push({ position, index: indices ? indices[position]! : position });
+  return window;
+}
+
+/**
+ * The wave row for retry number `attempt`: the pass holds the servers of the current pass that did
+ * not succeed, the servers that did count as succeeded, and everything else starts afresh. A row
+ * written before failures were kept per index (`failedIndices` empty with failures counted) cannot
+ * tell who failed: its whole pass is sent again, which agents answer AlreadyApplied where done.
+ */
+export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
+  const indices = passIndices(wave);
+  const unknown = wave.failedIndices === '' && wave.failed + wave.skipped > 0;
+  const counted = Buffer.from(wave.counted, 'base64');
+  const failed = Buffer.from(wave.failedIndices, 'base64');
+  const again = unknown ? indices : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
+  const { failureNotes: _failureNotes, ...rest } = wave;
+  return { ...rest, attempt, pass: bitsOf(again), succeeded: wave.servers - again.length, failed: 0, skipped: 0, dispatched: 0, counted: '', failedIndices: '', failedServers: [] };
+}
+
+/** The servers a retry of this wave would send again (plan indices), for the dashboard's confirmation and the CLI. */
+export function retryCount(wave: WaveRow): number {
+  return wave.servers - retriedWave(wave, wave.attempt + 1).succeeded;
+}
+
+export function bitIsSet(bits: string, index: number): boolean {
+  return isSetIn(Buffer.from(bits, 'base64'), index);
+}
+
+function isSetIn(bytes: Buffer, index: number): boolean {
+  return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
+}
+
+export function withBit(bits: string, index: number): string {
+  const bytes = Buffer.from(bits, 'base64');
+  const grown = bytes.length > index >> 3 ? Buffer.from(bytes) : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
+  grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
+  return grown.toString('base64');
+}
+
+function bitsOf(indices: readonly number[]): string {
+  const bytes = Buffer.alloc(indices.length === 0 ? 0 : (Math.max(...indices) >> 3) + 1);
+  for (const index of indices) bytes[index >> 3] = bytes[index >> 3]! | (1 << (index & 7));
+  return bytes.toString('base64');
+}
+
+function setBits(bits: string): number[] {
+  const bytes = Buffer.from(bits, 'base64');
+  const indices: number[] = [];
+  for (let byte = 0; byte < bytes.length; byte++) for (let bit = 0; bit < 8; bit++) if (bytes[byte]! & (1 << bit)) indices.push(byte * 8 + bit);
+  return indices;
+}
