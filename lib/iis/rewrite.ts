@@ -62,6 +62,63 @@ export class RewriteRuleError extends EmfleetError {
   }
 }
 
+/**
+ * A site's inbound rules as IIS merges them: those inherited from applicationHost.config, the
+ * site's own web.config (where Microsoft's EOMT writes, and where emfleet writes), and each
+ * application's web.config, which can add rules, `<remove name>` one or `<clear/>` them all.
+ */
+export interface SiteRewriteConfig {
+  readonly inheritedRules?: readonly SiteRule[];
+  readonly rules: readonly SiteRule[];
+  /** By application path (`/owa`, `/mapi`): what its web.config says in `<rewrite><rules>`. */
+  readonly applications?: Readonly<Record<string, ApplicationRewriteConfig>>;
+}
+
+export interface ApplicationRewriteConfig {
+  readonly clear?: boolean;
+  readonly remove?: readonly string[];
+  readonly rules?: readonly SiteRule[];
+}
+
+/** The application a request path falls in: the longest application path that prefixes it, or the site root. */
+export function applicationOf(site: SiteRewriteConfig, path: string): string | undefined {
+  const lower = path.toLowerCase();
+  return Object.keys(site.applications ?? {})
+    .filter((application) => lower === application.toLowerCase() || lower.startsWith(`${application.toLowerCase()}/`))
+    .sort((a, b) => b.length - a.length)[0];
+}
+
+/**
+ * The rules in force for a request path, in evaluation order: the parent's first, then the
+ * application's own; a `<clear/>` drops everything inherited, a `<remove>` one rule by name
+ * (case-insensitive, as IIS compares collection keys). The same walk as HealthChecker's
+ * Get-URLRewriteRule.ps1 (CSS-Exchange Diagnostics/HealthChecker/Analyzer/Get-URLRewriteRule.ps1,
+ * lines 8-16 and 44-109: web.config first, then the applicationHost.config location, stopping at a clear).
+ */
+export function effectiveRules(site: SiteRewriteConfig, path: string): SiteRule[] {
+  const inherited = [...(site.inheritedRules ?? []), ...site.rules];
+  const application = applicationOf(site, path);
+  if (application === undefined) return inherited;
+  const config = site.applications![application]!;
+  const removed = new Set((config.remove ?? []).map((name) => name.toLowerCase()));
+  const kept = config.clear ? [] : inherited.filter((rule) => !removed.has(rule.name.toLowerCase()));
+  return [...kept, ...(config.rules ?? [])];
+}
+
+/**
+ * Where a rule of the site's root is not in force: each application whose web.config clears the
+ * inherited rules or removes this one, with the reason (HealthChecker reports the same for
+ * ProxyNotShell: Invoke-AnalyzerSecurityCve-2022-41040.NotPublished.ps1, lines 87-107).
+ */
+export function cancellations(site: SiteRewriteConfig, ruleName: string): string[] {
+  const name = ruleName.toLowerCase();
+  return Object.entries(site.applications ?? {}).flatMap(([application, config]) => {
+    if (config.clear) return [`${application}: its web.config clears the inherited rules (<clear/>)`];
+    if ((config.remove ?? []).some((removed) => removed.toLowerCase() === name)) return [`${application}: its web.config removes the rule (<remove name="${ruleName}"/>)`];
+    return [];
+  });
+}
+
 /** Blocked = aborted, or a custom response with status >= 400. */
 export function isBlocked(verdict: RewriteVerdict): boolean {
   return verdict.kind === 'aborted' || (verdict.kind === 'customResponse' && verdict.statusCode >= 400);

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readSimulatedServer, defaultSimulatedServer, type SimulatedServer } from './simulated.js';
-import { evaluateInbound, RewriteRuleError } from '../../iis/rewrite.js';
+import { effectiveRules, evaluateInbound, RewriteRuleError } from '../../iis/rewrite.js';
 import { defaultIisSite } from '../../package/format.js';
 
 /**
@@ -116,7 +116,9 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
 
   let verdict: ReturnType<typeof evaluateInbound>['verdict'];
   try {
-    verdict = evaluateInbound(state.sites[defaultIisSite]?.rules ?? [], { method: request.method ?? 'GET', url, headers: flatten(request.headers), serverVariables: { HTTPS: 'off' } }).verdict;
+    // The rules in force where the request lands: an application's web.config can clear or remove the site's.
+    const site = state.sites[defaultIisSite];
+    verdict = evaluateInbound(site ? effectiveRules(site, pathOf(url)) : [], { method: request.method ?? 'GET', url, headers: flatten(request.headers), serverVariables: { HTTPS: 'off' } }).verdict;
   } catch (error) {
     if (!(error instanceof RewriteRuleError)) throw error;
     return void response.writeHead(500, 'URL Rewrite Module Error.', { 'content-type': 'text/plain' }).end(`500.52 ${error.message}`);

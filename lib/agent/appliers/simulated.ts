@@ -1,17 +1,34 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { ApplierError, type Applier, type ApplicableAction, type PriorState } from '../applier.js';
+import { cancellations, effectiveRules } from '../../iis/rewrite.js';
+import { ApplierError, healthManagerServices, type Applier, type ApplicableAction, type ApplyReport, type PriorState } from '../applier.js';
 import { ruleFingerprint } from '../rules.js';
 import { systemTimers, type Timers } from '../../clock.js';
 
 const serviceStartType = z.enum(['Automatic', 'AutomaticDelayedStart', 'Manual', 'Disabled']);
+const siteRule = z.object({ name: z.string(), xml: z.string() });
 
 /** The slice of an Exchange server's IIS and service manager that mitigations touch. */
 export const simulatedServerSchema = z.object({
-  sites: z.record(z.string(), z.object({ rules: z.array(z.object({ name: z.string(), xml: z.string() })) })),
-  appPools: z.record(z.string(), z.object({ state: z.enum(['Started', 'Stopped']), autoStart: z.boolean() })),
-  services: z.record(z.string(), z.object({ status: z.enum(['Running', 'Stopped']), startType: serviceStartType })),
+  sites: z.record(
+    z.string(),
+    z.object({
+      /** The site's own web.config, where Microsoft's scripts and emfleet write rules. */
+      rules: z.array(siteRule),
+      /** Rules of applicationHost.config (server level or the site's <location>): in force, not the site's own. */
+      inheritedRules: z.array(siteRule).optional(),
+      /** Each application's web.config: `<clear/>`, `<remove name>`, its own rules. */
+      applications: z.record(z.string(), z.object({ clear: z.boolean().optional(), remove: z.array(z.string()).optional(), rules: z.array(siteRule).optional() })).optional(),
+    }),
+  ),
+  /** startMode absent is IIS's default, OnDemand. */
+  appPools: z.record(z.string(), z.object({ state: z.enum(['Started', 'Stopped']), autoStart: z.boolean(), startMode: z.literal('AlwaysRunning').optional() })),
+  services: z.record(z.string(), z.object({ status: z.enum(['Running', 'Stopped']), startType: serviceStartType, dependsOn: z.array(z.string()).optional() })),
+  /** false: IIS has no RewriteModule in globalModules (URL Rewrite not installed). Absent: installed. */
+  urlRewriteInstalled: z.boolean().optional(),
+  /** What shows Exchange setup running (ExSetup.exe), absent when it is not. */
+  setupRunning: z.string().optional(),
 });
 export type SimulatedServer = z.infer<typeof simulatedServerSchema>;
 
@@ -28,7 +45,7 @@ export function defaultSimulatedServer(): SimulatedServer {
     'MSExchangeRpcProxyFrontEndAppPool',
     'MSExchangePowerShellFrontEndAppPool',
   ];
-  const services = ['MSExchangeHM', 'MSExchangeIS', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeUM', 'MSExchangeMitigation', 'W3SVC'];
+  const services = ['MSExchangeHM', 'MSExchangeHMRecovery', 'MSExchangeIS', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeUM', 'MSExchangeMitigation', 'W3SVC'];
   return {
     sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
     appPools: Object.fromEntries(pools.map((pool) => [pool, { state: 'Started' as const, autoStart: true }])),
@@ -99,13 +116,31 @@ export class SimulatedApplier implements Applier {
       }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
-        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart };
+        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart, startMode: pool.startMode ?? 'OnDemand' };
       }
       case 'DisableService': {
         const service = windowsService(state, action.service);
-        return { kind: 'DisableService', service: action.service, status: service.status, startType: service.startType };
+        const dependents = runningDependents(state, action.service);
+        return { kind: 'DisableService', service: action.service, status: service.status, startType: service.startType, ...(dependents.length > 0 ? { runningDependents: dependents } : {}) };
       }
     }
+  }
+
+  async captureHealthManager(): Promise<Extract<PriorState, { kind: 'HealthManager' }>> {
+    const state = this.#current();
+    const present = healthManagerServices.filter((name) => state.services[name] !== undefined);
+    return { kind: 'HealthManager', services: present.map((name) => ({ service: name, status: state.services[name]!.status, startType: state.services[name]!.startType })) };
+  }
+
+  async holdHealthManager(): Promise<void> {
+    if (this.#faults.failOn?.includes('MSExchangeHM')) throw new ApplierError('InjectedFault', 'simulated failure stopping MSExchangeHM');
+    await this.#change((state) => {
+      for (const name of healthManagerServices) if (state.services[name]) state.services[name] = { ...state.services[name], status: 'Stopped', startType: 'Disabled' };
+    });
+  }
+
+  async exchangeSetupRunning(): Promise<string | undefined> {
+    return this.#current().setupRunning;
   }
 
   async isApplied(action: ApplicableAction): Promise<boolean> {
@@ -114,8 +149,10 @@ export class SimulatedApplier implements Applier {
       case 'DoNothing':
         return true;
       case 'IisUrlRewrite': {
+        // In force at the site root and in every application (a <clear/> or <remove> below cancels it).
         const wanted = ruleFingerprint(action.ruleXml);
-        return site(state, action.site).rules.some((rule) => ruleFingerprint(rule.xml) === wanted);
+        const config = site(state, action.site);
+        return ['/', ...Object.keys(config.applications ?? {})].every((path) => effectiveRules(config, path).some((rule) => ruleFingerprint(rule.xml) === wanted));
       }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
@@ -128,51 +165,69 @@ export class SimulatedApplier implements Applier {
     }
   }
 
-  async apply(action: ApplicableAction): Promise<void> {
-    if (action.kind === 'DoNothing') return;
+  async apply(action: ApplicableAction): Promise<ApplyReport> {
+    if (action.kind === 'DoNothing') return { notInForce: [] };
     const delayInMs = this.#faults.delayInMs;
     if (delayInMs) await new Promise((resolve) => this.#timers.setTimeout(() => resolve(undefined), delayInMs));
     const name = targetName(action);
     if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
+    let notInForce: string[] = [];
     await this.#change((state) => {
       switch (action.kind) {
         case 'IisUrlRewrite': {
-          const rules = site(state, action.site).rules.filter((rule) => rule.name !== action.ruleName);
-          state.sites[action.site] = { rules: [...rules, { name: action.ruleName, xml: action.ruleXml }] };
+          const config = site(state, action.site);
+          assertRewriteInstalled(state);
+          assertNotInherited(config, action.site, action.ruleName);
+          // Replaced where it stands (IIS evaluates rules in order), else added last.
+          const rules = [...config.rules];
+          const position = rules.findIndex((rule) => rule.name === action.ruleName);
+          rules.splice(position === -1 ? rules.length : position, position === -1 ? 0 : 1, { name: action.ruleName, xml: action.ruleXml });
+          state.sites[action.site] = { ...config, rules };
+          notInForce = cancellations(config, action.ruleName);
           return;
         }
         case 'DisableAppPool':
           appPool(state, action.appPool);
+          // As Microsoft: startMode OnDemand and autoStart off first, then stop (IIS's default startMode is OnDemand: no key).
           state.appPools[action.appPool] = { state: 'Stopped', autoStart: false };
           return;
         case 'DisableService':
-          windowsService(state, action.service);
-          state.services[action.service] = { status: 'Stopped', startType: 'Disabled' };
+          for (const dependent of runningDependents(state, action.service)) state.services[dependent] = { ...state.services[dependent]!, status: 'Stopped' };
+          state.services[action.service] = { ...windowsService(state, action.service), status: 'Stopped', startType: 'Disabled' };
           return;
       }
     });
+    return { notInForce };
   }
 
   async restore(prior: PriorState): Promise<void> {
     if (prior.kind === 'DoNothing') return;
-    const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.service;
+    const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.kind === 'DisableService' ? prior.service : 'MSExchangeHM';
     if (this.#faults.failRestoreOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
     await this.#change((state) => {
       // biome-ignore lint/nursery/useExhaustiveSwitchCases: DoNothing returned above; TypeScript keeps that narrowing in this closure, Biome does not.
       switch (prior.kind) {
         case 'IisUrlRewrite': {
-          const rules = site(state, prior.site).rules.filter((rule) => rule.name !== prior.ruleName);
-          if (prior.previousRuleXml !== null) rules.splice(prior.previousRulePosition ?? rules.length, 0, { name: prior.ruleName, xml: prior.previousRuleXml });
-          state.sites[prior.site] = { rules };
+          const config = site(state, prior.site);
+          const rules = config.rules.filter((rule) => rule.name !== prior.ruleName);
+          if (prior.previousRuleXml !== null) {
+            // The same check as apply: a second rule of one name gives HTTP 500.19 for the whole site.
+            assertNotInherited(config, prior.site, prior.ruleName);
+            rules.splice(Math.min(prior.previousRulePosition ?? rules.length, rules.length), 0, { name: prior.ruleName, xml: prior.previousRuleXml });
+          }
+          state.sites[prior.site] = { ...config, rules };
           return;
         }
         case 'DisableAppPool':
           appPool(state, prior.appPool);
-          state.appPools[prior.appPool] = { state: prior.state, autoStart: prior.autoStart };
+          state.appPools[prior.appPool] = { state: prior.state, autoStart: prior.autoStart, ...(prior.startMode === 'AlwaysRunning' ? { startMode: 'AlwaysRunning' as const } : {}) };
           return;
         case 'DisableService':
-          windowsService(state, prior.service);
-          state.services[prior.service] = { status: prior.status, startType: prior.startType };
+          state.services[prior.service] = { ...windowsService(state, prior.service), status: prior.status, startType: prior.startType };
+          for (const dependent of prior.runningDependents ?? []) state.services[dependent] = { ...windowsService(state, dependent), status: 'Running' };
+          return;
+        case 'HealthManager':
+          for (const service of prior.services) state.services[service.service] = { ...windowsService(state, service.service), status: service.status, startType: service.startType };
           return;
       }
     });
@@ -233,6 +288,30 @@ function readModel(file: string): SimulatedServer | undefined {
   // Remembered under the identity seen before reading: a write racing the read makes the next read read again.
   parsed.set(file, { version: current, state: checked.data });
   return checked.data;
+}
+
+/** Running services that depend on `name`, directly or through another: stopping it stops them. */
+function runningDependents(state: SimulatedServer, name: string): string[] {
+  const found: string[] = [];
+  const visit = (target: string): void => {
+    for (const [candidate, service] of Object.entries(state.services)) {
+      if (found.includes(candidate) || service.status !== 'Running' || !(service.dependsOn ?? []).includes(target)) continue;
+      found.push(candidate);
+      visit(candidate);
+    }
+  };
+  visit(name);
+  return found;
+}
+
+function assertRewriteInstalled(state: SimulatedServer): void {
+  if (state.urlRewriteInstalled === false) throw new ApplierError('UrlRewriteMissing', 'IIS URL Rewrite is not installed (no RewriteModule in globalModules)');
+}
+
+function assertNotInherited(config: SimulatedServer['sites'][string], siteName: string, ruleName: string): void {
+  if ((config.inheritedRules ?? []).some((rule) => rule.name.toLowerCase() === ruleName.toLowerCase())) {
+    throw new ApplierError('DuplicateRule', `site "${siteName}" already inherits a rule named "${ruleName}" from applicationHost.config; a second one would make IIS refuse the site (HTTP 500.19)`);
+  }
 }
 
 function targetName(action: Exclude<ApplicableAction, { kind: 'DoNothing' }>): string {
