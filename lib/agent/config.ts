@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve, win32 } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { exchangeBuild, serverName } from '../fleet/schemas.js';
@@ -66,12 +66,21 @@ export const agentConfigSchema = z
       z
         .object({
           kind: z.literal('powershell'),
-          executable: z.string().default('powershell.exe'),
-          timeoutInMs: z.number().int().min(1000).default(120_000),
+          /** Default: %SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe (Sysnative from a 32-bit process). A full path, never a name the search path resolves. */
+          executable: z
+            .string()
+            .refine((path) => win32.isAbsolute(path) && /^([A-Za-z]:\\|\\\\)/.test(path), 'must be a full path such as C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe')
+            .optional(),
+          /** Per script; Exchange services can take minutes to stop. The script's own waits end 30 s earlier. */
+          timeoutInMs: z.number().int().min(60_000).default(300_000),
         })
         .strict(),
     ]),
     stateDirectory: z.string().min(1),
+    /** Whether a request's `onDegraded: keep` may leave a degraded change in place; otherwise the agent rolls back whatever the request says. */
+    allowKeepOnDegraded: z.boolean().default(false),
+    /** Restores that failed (and changes a crash interrupted) are retried this often while serving. */
+    retryRestoresEveryInMs: z.number().int().min(1000).default(300_000),
     replyWithinMs: z.number().int().min(100).max(50_000).default(20_000),
     /** Health and effectiveness probes of this server's own front end (docs/agent.md). */
     probes: z

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { HycoRequest, HycoResponse, HycoWebSocket, Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { maxRequestBodyBytes } from '../relay/protocol.js';
 
 /**
  * The only place that touches hyco-https (old, unmaintained, with its own ws@6). It gives the agent
@@ -51,6 +52,8 @@ export interface RelayListenerOptions {
   readonly renewEveryMs?: number;
   /** Unsolicited pongs on the control channel, so NATs and load balancers keep it (default 30 s). */
   readonly keepAliveMs?: number;
+  /** A request body larger than this is not read (default maxRequestBodyBytes). */
+  readonly maxBodyBytes?: number;
 }
 
 export interface RelayListener {
@@ -72,6 +75,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   const logger = options.logger ?? silentLogger;
   const hybridConnection = hybridConnectionOf(options.listenUri);
   const where = { hybridConnection };
+  const maxBodyBytes = options.maxBodyBytes ?? maxRequestBodyBytes;
   const channels = new Set<HycoWebSocket>();
   let state: ListenerState | undefined;
   let closed = false;
@@ -105,6 +109,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   // hyco-https emits 'requestchannel' for rendezvous sockets it reads requests from; we emit it for
   // response rendezvous sockets too. Either way they are ours to close.
   server.on('requestchannel', (channel: HycoWebSocket) => {
+    limitFrames(channel, maxBodyBytes);
     channels.add(channel);
     channel.once('close', () => channels.delete(channel));
     // hyco-https opens response rendezvous sockets without an error listener: a refused one
@@ -211,11 +216,16 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   async function serve(request: HycoRequest, response: HycoResponse): Promise<void> {
     let reply: RelayReply;
     try {
-      const body = await readAll(request);
+      const body = await readAll(request, maxBodyBytes);
       reply = await options.handler({ method: request.method, path: pathAfter(hybridConnection, request.url), headers: request.headers, body });
     } catch (error) {
-      logger.error('RelayListenerHandlerFailed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
-      reply = { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'InternalError', detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000) }) };
+      if (error instanceof RequestTooLargeError) {
+        logger.warn('RelayListenerRequestTooLarge', { ...where, method: request.method, path: request.url, maxBodyBytes });
+        reply = { status: 413, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'TooLarge', detail: error.message }) };
+      } else {
+        logger.error('RelayListenerHandlerFailed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
+        reply = { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'InternalError', detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000) }) };
+      }
     }
     const channel = response.socket;
     response.once('socket', (socket: HycoWebSocket) => {
@@ -283,13 +293,46 @@ function pathAfter(hybridConnection: string, target: string): string {
   return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
-function readAll(request: HycoRequest): Promise<Buffer> {
+/**
+ * A rendezvous socket carries a request body as one WebSocket message; ws reads its length from
+ * the frame header first. With the limit set, a larger message closes the socket (1009) before its
+ * payload is read, instead of being buffered whole and refused afterwards. hyco-https creates these
+ * sockets itself with ws's default (100 MiB) and offers no option, so the receiver's limit is set
+ * here, when the socket opens and before the request's message arrives.
+ */
+function limitFrames(channel: HycoWebSocket, maxBytes: number): void {
+  const receiver = (channel as unknown as { _receiver?: { _maxPayload: number } })._receiver;
+  if (receiver) receiver._maxPayload = maxBytes;
+}
+
+/** The body, read no further than maxBytes (a small body comes inside the control channel's message, itself capped by the relay at 64 KiB). */
+function readAll(request: HycoRequest, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer | string) => chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+    let bytes = 0;
+    const onData = (chunk: Buffer | string): void => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      bytes += buffer.length;
+      if (bytes > maxBytes) {
+        request.removeListener('data', onData);
+        request.pause();
+        reject(new RequestTooLargeError(maxBytes));
+        return;
+      }
+      chunks.push(buffer);
+    };
+    request.on('data', onData);
     request.on('end', () => resolve(Buffer.concat(chunks)));
     request.on('error', reject);
   });
+}
+
+class RequestTooLargeError extends EmfleetError {
+  override readonly name = 'RequestTooLargeError';
+
+  constructor(maxBytes: number) {
+    super('RequestTooLarge', `the request body is larger than ${maxBytes} bytes`, { context: { maxBytes } });
+  }
 }
 
 /**

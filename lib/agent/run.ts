@@ -14,6 +14,7 @@ import { Journal } from './journal.js';
 import { startRelayListener, type ListenerState } from './listener.js';
 import { Prober } from './probes.js';
 import { AgentService } from './service.js';
+import { secureStateDirectory } from './state-directory.js';
 
 export interface RunningAgent {
   readonly service: AgentService;
@@ -34,9 +35,8 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
   const trust = agentTrustPolicies(config);
   const key = config.relay.key ?? (await readKeyFile(config.relay.keyFile!));
   const applier = createApplier(config);
+  await secureStateDirectory(config.stateDirectory, { windows: (directory) => (applier instanceof PowerShellApplier ? applier : new PowerShellApplier()).secureStateDirectory(directory) });
   const journal = await Journal.open(join(config.stateDirectory, 'journal.json'));
-  const repaired = await journal.repair(applier, logger);
-  if (repaired.length > 0) logger.warn('AgentRepairedJournal', { server: config.server, mitigationIds: repaired });
 
   // A simulated server with nowhere else to be probed serves its own front end, so its probes are real HTTP too.
   const frontEnd = config.applier.kind === 'simulated' && config.probes.baseUrl === undefined ? await startSimulatedExchange() : undefined;
@@ -49,7 +49,22 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
     logger,
     replyWithinMs: config.replyWithinMs,
     prober: createProber(config, baseUrl),
+    allowKeepOnDegraded: config.allowKeepOnDegraded,
   });
+  // What a crash or a failed restore left is retried now and on a schedule while serving; it never
+  // stops the agent from starting (an agent that does not start cannot be reached to fix anything).
+  const repairPending = async (when: 'start' | 'schedule'): Promise<void> => {
+    try {
+      const { repaired, failed } = await service.repair();
+      if (repaired.length > 0) logger.warn('AgentRepairedJournal', { server: config.server, when, mitigationIds: repaired });
+      if (failed.length > 0) logger.error('AgentRepairPending', { server: config.server, when, mitigationIds: failed, retryInMs: config.retryRestoresEveryInMs });
+    } catch (error) {
+      logger.error('AgentRepairPending', { server: config.server, when, error: (error as Error).message, retryInMs: config.retryRestoresEveryInMs });
+    }
+  };
+  await repairPending('start');
+  const repairTimer = setInterval(() => void repairPending('schedule'), config.retryRestoresEveryInMs);
+  repairTimer.unref();
   const endpoint = config.relay.endpoint ?? `wss://${config.relay.namespace}:443`;
   const resource = `http://${config.relay.namespace}/${config.relay.hybridConnection}`;
   const listener = startRelayListener({
@@ -60,7 +75,14 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
     ...(options.onState ? { onState: options.onState } : {}),
   });
   logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay.hybridConnection, applier: applier.kind, agentVersion: emfleetVersion });
-  return { service, ready: listener.ready, close: () => closeAll(listener, frontEnd) };
+  return {
+    service,
+    ready: listener.ready,
+    close: () => {
+      clearInterval(repairTimer);
+      return closeAll(listener, frontEnd);
+    },
+  };
 }
 
 /** One trust policy per `trust` entry of agent.json: each binds its anchors to its own signer. */
@@ -93,7 +115,7 @@ export function createApplier(config: AgentConfig): Applier {
     case 'simulated':
       return new SimulatedApplier(simulatedStateFile(config), { failOn: applier.failOn, delayInMs: applier.delayInMs });
     case 'powershell':
-      return new PowerShellApplier({ executable: applier.executable, timeoutInMs: applier.timeoutInMs });
+      return new PowerShellApplier({ ...(applier.executable === undefined ? {} : { executable: applier.executable }), timeoutInMs: applier.timeoutInMs });
   }
 }
 

@@ -17,9 +17,10 @@ import {
   type StatusReply,
 } from '../relay/protocol.js';
 import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
+import { describeMark, isRollback } from '../package/freshness.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
-import type { Journal, JournalEntry } from './journal.js';
+import { priorTarget, type Journal, type JournalEntry } from './journal.js';
 import type { EndpointHealth, Prober } from './probes.js';
 
 export interface AgentRequest {
@@ -51,6 +52,8 @@ export interface AgentServiceOptions {
   /** Answer within this, well under the relay's 60 s; longer work replies 202 and shows in /status. */
   readonly replyWithinMs?: number;
   readonly now?: () => Date;
+  /** `onDegraded: keep` in a request is honoured only when this agent's own config allows it (default: rolled back anyway). */
+  readonly allowKeepOnDegraded?: boolean;
 }
 
 const rememberedOperations = 1000;
@@ -108,6 +111,12 @@ export class AgentService {
    */
   async verifiedStatus(): Promise<StatusReply> {
     const base = this.status();
+    // Setup stops and disables Exchange services itself: that is not drift, and re-applying now would break it.
+    const setup = await this.#setupRunning();
+    if (setup) {
+      this.#options.logger.info('StatusCheckPaused', { reason: setup });
+      return base;
+    }
     const drifted: string[] = [];
     for (const entry of this.#options.journal.entries().filter((candidate) => candidate.state === 'applied')) {
       const inPlace = await allApplied(this.#options.applier, entry.actions).catch((error: unknown) => {
@@ -153,6 +162,34 @@ export class AgentService {
     return finished ? json(200, finished) : json(202, operation.reply);
   }
 
+  /**
+   * Retries what the journal holds unfinished (a crash, a restore that failed): at start and on a
+   * schedule while serving, one at a time with changes, never while Exchange setup runs.
+   */
+  async repair(): Promise<{ repaired: string[]; failed: string[] }> {
+    return this.#serially(async () => {
+      const pending = this.#options.journal.entries().filter((entry) => entry.state !== 'applied');
+      if (pending.length === 0) return { repaired: [], failed: [] };
+      const setup = await this.#setupRunning();
+      if (setup) {
+        this.#options.logger.warn('JournalRepairPaused', { reason: setup, mitigationIds: pending.map((entry) => entry.mitigationId) });
+        return { repaired: [], failed: pending.map((entry) => entry.mitigationId) };
+      }
+      return this.#options.journal.repair(this.#options.applier, this.#options.logger);
+    });
+  }
+
+  /** Why changes must wait (Exchange setup is running), or undefined. A check that fails does not stop the agent. */
+  async #setupRunning(): Promise<string | undefined> {
+    try {
+      const setup = await this.#options.applier.exchangeSetupRunning();
+      return setup === undefined ? undefined : `Exchange setup is running (${setup}); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates`;
+    } catch (error) {
+      this.#options.logger.warn('SetupCheckFailed', { error: errorText(error) });
+      return undefined;
+    }
+  }
+
   #serially<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#tail.then(work, work);
     this.#tail = run.catch(() => undefined);
@@ -176,16 +213,48 @@ export class AgentService {
       return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);
     }
     if (!this.#build) return failAll(`this agent's build "${this.#options.identity.build}" is not an Exchange build; fix its configuration`);
+    const stale = await this.#acceptFresh(verified.signer.subject, verified.sha256, verified.package);
+    if (stale) {
+      logger.warn('PackageRejected', { operationId: request.operationId, reason: 'Rollback', detail: stale, sha256: verified.sha256 });
+      return failAll(`package rejected by the agent: Rollback: ${stale}`);
+    }
+    const setup = await this.#setupRunning();
+    if (setup) return Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]));
+    // The agent's own config decides whether a degraded change may stay; a request alone cannot.
+    const onDegraded = request.onDegraded === 'keep' && !this.#options.allowKeepOnDegraded ? 'rollback' : (request.onDegraded ?? defaultOnDegraded);
+    if (onDegraded !== (request.onDegraded ?? defaultOnDegraded)) logger.warn('OnDegradedOverridden', { operationId: request.operationId, requested: request.onDegraded, used: onDegraded, why: 'allowKeepOnDegraded is false in agent.json' });
     const outcomes: Record<string, MitigationOutcome> = {};
     const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
       const mitigation = verified.package.mitigations.find((candidate) => candidate.id === id);
       outcomes[id] = mitigation
-        ? await this.#applyOne(mitigation, request.operationId, request.onDegraded ?? defaultOnDegraded, health)
+        ? await this.#applyOne(mitigation, request.operationId, onDegraded, health)
         : { outcome: 'Failed', detail: `${id} is not in the signed package (sha256 ${verified.sha256})` };
       logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'apply', ...outcomes[id] });
     }
     return outcomes;
+  }
+
+  /**
+   * The agent's own freshness check (DESIGN §4): per feed (the signer), the last accepted package's
+   * signing time and sequence; an older package is refused, so a holder of the relay's Send right
+   * cannot replay an old package to withdraw or undo newer mitigations. Returns why it is refused.
+   */
+  async #acceptFresh(feed: string, sha256: string, candidate: { readonly signingTime?: Date; readonly sequence?: number }): Promise<string | undefined> {
+    const journal = this.#options.journal;
+    const last = journal.lastAccepted(feed);
+    if (last?.sha256 === sha256) return undefined;
+    const lastMark = { ...(last?.signingTime ? { signingTime: new Date(last.signingTime) } : {}), ...(last?.sequence === undefined ? {} : { sequence: last.sequence }) };
+    if (last && isRollback(candidate, lastMark)) {
+      return `this agent already accepted a newer package from ${feed} (${describeMark(lastMark)}, sha256 ${last.sha256}); this one is ${describeMark(candidate)}`;
+    }
+    await journal.accept(feed, {
+      sha256,
+      ...(candidate.signingTime ? { signingTime: candidate.signingTime.toISOString() } : {}),
+      ...(candidate.sequence === undefined ? {} : { sequence: candidate.sequence }),
+      at: (this.#options.now?.() ?? new Date()).toISOString(),
+    });
+    return undefined;
   }
 
   async #applyOne(mitigation: Mitigation, operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
@@ -213,56 +282,114 @@ export class AgentService {
    */
   async #change(mitigationId: string, actions: ApplicableAction[], operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
     const { applier, journal } = this.#options;
-    const existing = journal.get(mitigationId);
+    let existing = journal.get(mitigationId);
+    const same = existing?.state === 'applied' && sameActions(existing.actions, actions);
     const inPlace = await allApplied(applier, actions);
-    if (inPlace && existing?.state === 'applied') return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing.operationId}` };
+    if (inPlace && same) return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing!.operationId}` };
     const changes = actions.some((action) => action.kind !== 'DoNothing');
     if (inPlace && !existing && changes) {
+      const shared = await this.#sharedPriors(mitigationId, actions);
+      if (shared) {
+        await journal.put({ mitigationId, operationId, state: 'applied', actions, priors: shared.priors, at: new Date().toISOString() });
+        return { outcome: 'AlreadyApplied', detail: `already in place: ${shared.holders.join(', ')} made the same change; it is put back only when no mitigation needs it` };
+      }
       return { outcome: 'AlreadyApplied', detail: 'already in place on this server (not applied by emfleet; removal will leave it)' };
     }
+    const warnings: string[] = [];
     const before = changes ? await health.current() : [];
-    const priors = existing ? existing.priors : await captureAll(applier, actions);
-    await journal.put({ mitigationId, operationId, state: 'applying', actions, priors, at: new Date().toISOString() });
+    // Applied before with other actions (or a removal left unfinished): the old change is undone
+    // from the journal first, so that removal later restores what was there before the new one.
+    let carried: readonly PriorState[] = [];
+    if (existing && !same) {
+      warnings.push(...(await journal.undo(existing, applier)));
+      carried = journal.get(mitigationId)?.priors ?? [];
+      existing = undefined;
+    }
+    const priors = existing ? existing.priors : await this.#capture(mitigationId, actions, carried, warnings);
+    const applying: JournalEntry = { mitigationId, operationId, state: 'applying', actions, priors, at: new Date().toISOString() };
+    await journal.put(applying);
+    const notInForce: string[] = [];
     try {
-      for (const action of actions) await applier.apply(action);
+      if (priors.some((prior) => prior.kind === 'HealthManager')) warnings.push(...(await holdHealthManager(applier)));
+      for (const action of actions) notInForce.push(...(await applier.apply(action)).notInForce);
     } catch (error) {
       try {
-        for (const prior of [...priors].reverse()) await applier.restore(prior);
+        warnings.push(...(await journal.undo(applying, applier)));
       } catch (restoreError) {
-        return { outcome: 'Failed', detail: `${errorText(error)}; restoring the prior state failed too (${errorText(restoreError)}); the journal keeps it and the agent retries at start` };
+        return { outcome: 'Failed', detail: outcomeDetail(`${errorText(error)}; restoring the prior state failed too (${errorText(restoreError)}); the journal keeps it and the agent retries`, ...warnings) };
       }
-      if (existing) await journal.put(existing);
-      else await journal.drop(mitigationId);
-      return { outcome: 'Failed', detail: `${errorText(error)}; prior state restored` };
+      // After drift, the prior state is what was there before emfleet: the mitigation is no longer applied.
+      return { outcome: 'Failed', detail: outcomeDetail(`${errorText(error)}; prior state restored${existing ? `; ${mitigationId} is no longer applied (it had drifted and could not be applied again)` : ''}`, ...warnings) };
     }
     const applied: JournalEntry = { mitigationId, operationId, state: 'applied', actions, priors, at: new Date().toISOString() };
     await journal.put(applied);
-    const done = actions.map(describeAction).join('; ');
+    const done = [actions.map(describeAction).join('; '), ...warnings].join('; ');
     if (!changes) return { outcome: 'Applied', detail: done };
 
     const proof = await this.#prove(mitigationId, actions, before, health);
     const degraded = [...proof.wentDown.map((change) => describeChange(change, 'apply')), ...proof.harmed];
     const endpoints = proof.wentDown.map((change) => change.endpoint);
+    // A rule an application's web.config clears or removes is not in force there (HealthChecker flags the same).
+    const missed = [...notInForce.map((where) => `rule not in force at ${where}`), ...proof.missed];
     if (degraded.length === 0) {
-      return proof.missed.length > 0
-        ? { outcome: 'Ineffective', detail: outcomeDetail(done, `ineffective: ${proof.missed.join('; ')}`, 'the rule stays (it harms nothing); it does not protect against these requests') }
+      return missed.length > 0
+        ? { outcome: 'Ineffective', detail: outcomeDetail(done, `ineffective: ${missed.join('; ')}`, 'the rule stays (it harms nothing); it does not protect against these requests') }
         : { outcome: 'Applied', detail: outcomeDetail(done, ...proof.notes) };
     }
-    const found = [`degraded: ${degraded.join('; ')}`, ...(proof.missed.length > 0 ? [`also ineffective: ${proof.missed.join('; ')}`] : [])];
+    const found = [`degraded: ${degraded.join('; ')}`, ...(missed.length > 0 ? [`also ineffective: ${missed.join('; ')}`] : [])];
     if (onDegraded === 'keep') {
       return { outcome: 'Degraded', detail: outcomeDetail(done, ...found, 'kept (policy onDegraded=keep)'), ...(endpoints.length > 0 ? { endpoints } : {}) };
     }
+    const rollbackWarnings: string[] = [];
     try {
-      await journal.put({ ...applied, state: 'removing' });
-      for (const prior of [...priors].reverse()) await applier.restore(prior);
-      await journal.drop(mitigationId);
+      rollbackWarnings.push(...(await journal.undo(applied, applier)));
     } catch (error) {
-      return { outcome: 'Failed', detail: outcomeDetail(done, ...found, `rolling back failed (${errorText(error)}); the journal keeps the prior state and the agent retries at start`), ...(endpoints.length > 0 ? { endpoints } : {}) };
+      return { outcome: 'Failed', detail: outcomeDetail(done, ...found, `rolling back failed (${errorText(error)}); the journal keeps the prior state and the agent retries`), ...(endpoints.length > 0 ? { endpoints } : {}) };
     }
     const afterRollback = await health.refresh();
     const stillDown = newlyUnhealthy(before, afterRollback);
     const recovery = stillDown.length === 0 ? 'every endpoint healthy as before' : `still down: ${stillDown.map((change) => describeChange(change, 'rollback')).join('; ')}`;
-    return { outcome: 'RolledBack', detail: outcomeDetail(done, ...found, `rolled back to the prior state (policy onDegraded=rollback); ${recovery}`), ...(endpoints.length > 0 ? { endpoints } : {}) };
+    return { outcome: 'RolledBack', detail: outcomeDetail(done, ...found, `rolled back to the prior state (policy onDegraded=rollback); ${recovery}`, ...rollbackWarnings), ...(endpoints.length > 0 ? { endpoints } : {}) };
+  }
+
+  /**
+   * The prior state of everything the actions touch. A target another journal entry holds (a pool
+   * two mitigations stop; the Health Manager every pool or service mitigation holds) takes that
+   * entry's prior: it is what was there before emfleet, and the last holder to go restores it.
+   */
+  async #capture(mitigationId: string, actions: readonly ApplicableAction[], carried: readonly PriorState[], warnings: string[]): Promise<PriorState[]> {
+    const { applier, journal } = this.#options;
+    const known = (prior: PriorState): PriorState => carried.find((candidate) => priorTarget(candidate) === priorTarget(prior)) ?? journal.heldElsewhere(prior, mitigationId) ?? prior;
+    const priors: PriorState[] = [];
+    if (actions.some(holdsHealthManager)) {
+      try {
+        priors.push(known(await applier.captureHealthManager()));
+      } catch (error) {
+        warnings.push(`warning: the Health Manager could not be read (${errorText(error)}), so it is not held stopped; Managed Availability may start again what this mitigation stops`);
+      }
+    }
+    for (const action of actions) priors.push(known(await applier.capture(action)));
+    return priors;
+  }
+
+  /** When every change of the actions is one other mitigations of this agent made: their priors and names. */
+  async #sharedPriors(mitigationId: string, actions: readonly ApplicableAction[]): Promise<{ priors: PriorState[]; holders: string[] } | undefined> {
+    const { applier, journal } = this.#options;
+    const priors: PriorState[] = [];
+    const holders = new Set<string>();
+    const changing = actions.filter((action) => action.kind !== 'DoNothing');
+    if (changing.some(holdsHealthManager)) {
+      const healthManager = journal.heldElsewhere({ kind: 'HealthManager', services: [] }, mitigationId);
+      if (healthManager) priors.push(healthManager);
+    }
+    for (const action of changing) {
+      const fresh = await applier.capture(action);
+      const holder = journal.entries().find((entry) => entry.mitigationId !== mitigationId && entry.state === 'applied' && entry.priors.some((prior) => priorTarget(prior) === priorTarget(fresh)));
+      if (!holder) return undefined;
+      holders.add(holder.mitigationId);
+      priors.push(journal.heldElsewhere(fresh, mitigationId)!);
+    }
+    return { priors, holders: [...holders].sort() };
   }
 
   /** After a change: the health probes, and each rewrite rule's probes. */
@@ -291,6 +418,8 @@ export class AgentService {
 
   async #remove(request: RemoveRequest): Promise<Record<string, MitigationOutcome>> {
     const { applier, journal, logger } = this.#options;
+    const setup = await this.#setupRunning();
+    if (setup) return Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]));
     const outcomes: Record<string, MitigationOutcome> = {};
     const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
@@ -301,17 +430,15 @@ export class AgentService {
         try {
           const changes = entry.actions.some((action) => action.kind !== 'DoNothing');
           const before = changes ? await health.current() : [];
-          await journal.put({ ...entry, state: 'removing' });
-          for (const prior of [...entry.priors].reverse()) await applier.restore(prior);
-          await journal.drop(id);
+          const warnings = await journal.undo(entry, applier);
           // A removal puts back what was there before emfleet; if that takes something down, say so (there is nothing to roll back to).
           const wentDown = changes ? newlyUnhealthy(before, await health.refresh()) : [];
           outcomes[id] =
             wentDown.length === 0
-              ? { outcome: 'Removed', detail: 'prior state restored' }
-              : { outcome: 'Degraded', detail: clip(`prior state restored; degraded: ${wentDown.map((change) => describeChange(change, 'removal')).join('; ')}`, 2000), endpoints: wentDown.map((change) => change.endpoint) };
+              ? { outcome: 'Removed', detail: outcomeDetail('prior state restored', ...warnings) }
+              : { outcome: 'Degraded', detail: outcomeDetail(`prior state restored; degraded: ${wentDown.map((change) => describeChange(change, 'removal')).join('; ')}`, ...warnings), endpoints: wentDown.map((change) => change.endpoint) };
         } catch (error) {
-          outcomes[id] = { outcome: 'Failed', detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal at start` };
+          outcomes[id] = { outcome: 'Failed', detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal` };
         }
       }
       logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'remove', ...outcomes[id] });
@@ -347,11 +474,38 @@ function outcomeDetail(...parts: string[]): string {
   return clip(parts.join('; '), 2000);
 }
 
-async function captureAll(applier: Applier, actions: readonly ApplicableAction[]): Promise<PriorState[]> {
-  const priors: PriorState[] = [];
-  for (const action of actions) priors.push(await applier.capture(action));
-  return priors;
+/** Pool and service mitigations hold the Health Manager, which would start again what they stop. */
+function holdsHealthManager(action: ApplicableAction): boolean {
+  return action.kind === 'DisableAppPool' || action.kind === 'DisableService';
 }
+
+/** Holds the Health Manager stopped and disabled; trouble is a warning, never the mitigation's failure. */
+async function holdHealthManager(applier: Applier): Promise<string[]> {
+  try {
+    await applier.holdHealthManager();
+    return [];
+  } catch (error) {
+    return [`warning: the Health Manager could not be held stopped (${errorText(error)}); Managed Availability may start again what this mitigation stops`];
+  }
+}
+
+/** The same actions as signed, whatever the order of their keys. */
+function sameActions(a: readonly ApplicableAction[], b: readonly ApplicableAction[]): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

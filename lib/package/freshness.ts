@@ -20,3 +20,11 @@ export function isRollback(candidate: AcceptedMark, last: AcceptedMark): boolean
   }
   return last.sequence !== undefined || last.signingTime !== undefined;
 }
+
+/** "sequence 7, signed 2026-…" for messages. */
+export function describeMark(mark: AcceptedMark): string {
+  const parts = [];
+  if (mark.sequence !== undefined) parts.push(`sequence ${mark.sequence}`);
+  if (mark.signingTime !== undefined) parts.push(`signed ${mark.signingTime.toISOString()}`);
+  return parts.join(', ') || 'no sequence or signing time';
+}

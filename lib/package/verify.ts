@@ -3,7 +3,7 @@ import { C14nCanonicalization, ExclusiveCanonicalization } from 'xml-crypto';
 import { findAncestorNsForElement } from 'xml-crypto/lib/utils.js';
 import type { Document, Element } from '@xmldom/xmldom';
 import { algorithms, DSIG_NS, element } from './format.js';
-import { isRollback, type AcceptedMark } from './freshness.js';
+import { describeMark, isRollback, type AcceptedMark } from './freshness.js';
 import type { EocsPackage } from './model.js';
 import { elementChildren, parseEocs } from './parse.js';
 import { PackageRejectedError, reject, type RejectionReason } from './reasons.js';
@@ -454,11 +454,4 @@ function signerInfo(signer: X509Certificate): SignerInfo {
     validFrom: signer.validFromDate.toISOString(),
     validTo: signer.validToDate.toISOString(),
   };
-}
-
-function describeMark(mark: AcceptedMark): string {
-  const parts = [];
-  if (mark.sequence !== undefined) parts.push(`sequence ${mark.sequence}`);
-  if (mark.signingTime !== undefined) parts.push(`signed ${mark.signingTime.toISOString()}`);
-  return parts.join(', ') || 'no sequence or signing time';
 }

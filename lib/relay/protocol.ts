@@ -6,6 +6,9 @@ import { mitigationId, onDegradedPolicies, outcomes } from '../fleet/schemas.js'
  * message with these schemas; a message that fails is answered 400 (agent) or treated as an
  * unusable reply (cloud), never half-understood.
  */
+/** The largest request body an agent reads: an apply with the largest packageBase64, and room for its JSON. */
+export const maxRequestBodyBytes = 2 * 1024 * 1024 + 64 * 1024;
+
 export const agentPaths = { apply: '/apply', remove: '/remove', status: '/status', ping: '/ping' } as const;
 
 /** Operation ids name one (rollout, server, mitigation set); a retried request reuses its id. */

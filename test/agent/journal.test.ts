@@ -87,9 +87,10 @@ describe('Journal', () => {
     const logger = recordingLogger();
     const restarted = await Journal.open(journalFile);
     expect(restarted.entries().map((entry) => entry.state)).toEqual(['applying', 'applying']);
-    const repaired = await restarted.repair(applier, logger);
+    const { repaired, failed } = await restarted.repair(applier, logger);
 
     expect(repaired.sort()).toEqual(['EM1', 'EM2']);
+    expect(failed).toEqual([]);
     expect(await applier.read()).toEqual(before);
     expect(restarted.entries()).toEqual([]);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
@@ -104,7 +105,7 @@ describe('Journal', () => {
     const journal = await Journal.open(journalFile);
     await journalBeforeChange(journal, 'EM2', em2);
     const restarted = await Journal.open(journalFile);
-    expect(await restarted.repair(applier, silentLogger)).toEqual(['EM2']);
+    expect(await restarted.repair(applier, silentLogger)).toEqual({ repaired: ['EM2'], failed: [] });
     expect(await applier.read()).toEqual(before);
     expect(restarted.entries()).toEqual([]);
   });
@@ -129,7 +130,7 @@ describe('Journal', () => {
     // dies before restoring
     const logger = recordingLogger();
     const restarted = await Journal.open(journalFile);
-    expect(await restarted.repair(applier, logger)).toEqual(['EM2']);
+    expect(await restarted.repair(applier, logger)).toEqual({ repaired: ['EM2'], failed: [] });
     expect(await applier.read()).toEqual(before);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
     expect(logger.events).toContainEqual(expect.objectContaining({ level: 'warn', event: 'JournalRepaired', fields: expect.objectContaining({ mitigationId: 'EM2', interrupted: 'removing' }) }));
@@ -144,23 +145,26 @@ describe('Journal', () => {
     const journalBytes = await readFile(journalFile);
 
     const restarted = await Journal.open(journalFile);
-    expect(await restarted.repair(applier, silentLogger)).toEqual([]);
+    expect(await restarted.repair(applier, silentLogger)).toEqual({ repaired: [], failed: [] });
     expect(restarted.entries()).toEqual([{ ...entry, state: 'applied' }]);
     expect(await readFile(join(directory, 'server.json'))).toEqual(changed);
     expect(await readFile(journalFile)).toEqual(journalBytes);
     expect(await applier.isApplied(em2[0]!)).toBe(true);
   });
 
-  it('a repair that cannot restore keeps the entry, so the next start retries', async () => {
+  it('a repair that cannot restore keeps the entry, logs why and goes on, so the next try finishes it', async () => {
     const journal = await Journal.open(journalFile);
     await journalBeforeChange(journal, 'EM2', em2);
     await applyAll(em2);
     const broken = new SimulatedApplier(join(directory, 'server.json'), { failRestoreOn: ['MSExchangeOWAAppPool'] });
     const restarted = await Journal.open(journalFile);
-    await expect(restarted.repair(broken, silentLogger)).rejects.toThrow(/MSExchangeOWAAppPool/);
-    expect((await Journal.open(journalFile)).get('EM2')?.state).toBe('applying');
-    // the next start, with a working IIS, finishes it
-    expect(await (await Journal.open(journalFile)).repair(applier, silentLogger)).toEqual(['EM2']);
+    const logger = recordingLogger();
+    // Before: the first failure threw out of repair, and the agent did not start.
+    expect(await restarted.repair(broken, logger)).toEqual({ repaired: [], failed: ['EM2'] });
+    expect(logger.events.find((line) => line.event === 'JournalRepairFailed')).toMatchObject({ level: 'error', fields: { mitigationId: 'EM2', error: expect.stringMatching(/MSExchangeOWAAppPool/) } });
+    expect((await Journal.open(journalFile)).get('EM2')?.state).toBe('removing');
+    // the next try, with a working IIS, finishes it
+    expect(await (await Journal.open(journalFile)).repair(applier, silentLogger)).toEqual({ repaired: ['EM2'], failed: [] });
     expect(await applier.isApplied(em2[0]!)).toBe(false);
   });
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Applier, ApplicableAction, PriorState } from '../../lib/agent/applier.js';
+import type { Applier, ApplicableAction, ApplyReport, PriorState } from '../../lib/agent/applier.js';
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { Journal } from '../../lib/agent/journal.js';
 import { Prober } from '../../lib/agent/probes.js';
@@ -109,6 +109,7 @@ interface AgentOptions {
   /** Probe somewhere else than the server's simulated front end (e.g. a front end that hangs). */
   readonly probeBaseUrl?: string;
   readonly probeTimeoutInMs?: number;
+  readonly allowKeepOnDegraded?: boolean;
 }
 
 interface Agent {
@@ -146,6 +147,7 @@ async function startAgent(options: AgentOptions = {}): Promise<Agent> {
     logger,
     prober,
     ...(options.replyWithinMs === undefined ? {} : { replyWithinMs: options.replyWithinMs }),
+    ...(options.allowKeepOnDegraded === undefined ? {} : { allowKeepOnDegraded: options.allowKeepOnDegraded }),
   });
   return { stateFile, journalFile, applier, journal, service, logger };
 }
@@ -209,6 +211,20 @@ async function model(agent: Agent): Promise<SimulatedServer> {
   return JSON.parse(await readFile(agent.stateFile, 'utf8')) as SimulatedServer;
 }
 
+/** MSExchangeHM and MSExchangeHMRecovery as a fresh server has them, journaled before the first pool or service mitigation holds them. */
+const healthManagerPrior: PriorState = {
+  kind: 'HealthManager',
+  services: [
+    { service: 'MSExchangeHM', status: 'Running', startType: 'Automatic' },
+    { service: 'MSExchangeHMRecovery', status: 'Running', startType: 'Automatic' },
+  ],
+};
+
+function holdingHealthManager(state: SimulatedServer): void {
+  state.services.MSExchangeHM = { status: 'Stopped', startType: 'Disabled' };
+  state.services.MSExchangeHMRecovery = { status: 'Stopped', startType: 'Disabled' };
+}
+
 function defaultWith(change: (state: SimulatedServer) => void): SimulatedServer {
   const state = defaultSimulatedServer();
   change(state);
@@ -236,12 +252,24 @@ class RecordingApplier implements Applier {
     return this.#record('isApplied', target(action), () => this.#inner.isApplied(action));
   }
 
-  apply(action: ApplicableAction): Promise<void> {
+  apply(action: ApplicableAction): Promise<ApplyReport> {
     return this.#record('apply', target(action), () => this.#inner.apply(action));
   }
 
   restore(prior: PriorState): Promise<void> {
     return this.#record('restore', target(prior), () => this.#inner.restore(prior));
+  }
+
+  captureHealthManager(): Promise<Extract<PriorState, { kind: 'HealthManager' }>> {
+    return this.#record('captureHealthManager', 'MSExchangeHM', () => this.#inner.captureHealthManager());
+  }
+
+  holdHealthManager(): Promise<void> {
+    return this.#record('holdHealthManager', 'MSExchangeHM', () => this.#inner.holdHealthManager());
+  }
+
+  exchangeSetupRunning(): Promise<string | undefined> {
+    return this.#inner.exchangeSetupRunning();
   }
 
   async #record<T>(call: string, name: string, run: () => Promise<T>): Promise<T> {
@@ -268,6 +296,8 @@ function target(action: ApplicableAction | PriorState): string {
       return action.appPool;
     case 'DisableService':
       return action.service;
+    case 'HealthManager':
+      return 'MSExchangeHM';
   }
 }
 
@@ -294,6 +324,8 @@ describe('AgentService apply', () => {
         state.sites[site]!.rules.push({ name: em1RuleName, xml: em1RuleXml });
         state.appPools.MSExchangeOWAAppPool = { state: 'Stopped', autoStart: false };
         state.services.MSExchangeUM = { status: 'Stopped', startType: 'Disabled' };
+        // Held stopped and disabled while a pool or service mitigation is active, as Microsoft does.
+        holdingHealthManager(state);
       }),
     );
     expect(em1RuleXml).toContain('<add input="{UrlDecode:{REQUEST_URI}}" pattern=".*autodiscover\\.json.*Powershell.*"/>');
@@ -302,8 +334,9 @@ describe('AgentService apply', () => {
       expect(agent.journal.get(id)).toMatchObject({ mitigationId: id, operationId: 'rollout-1:ex01', state: 'applied' });
     }
     expect(agent.journal.get('EM1')?.priors).toEqual([{ kind: 'IisUrlRewrite', site, ruleName: em1RuleName, previousRuleXml: null }]);
-    expect(agent.journal.get('EM2')?.priors).toEqual([{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }]);
-    expect(agent.journal.get('EM3')?.priors).toEqual([{ kind: 'DisableService', service: 'MSExchangeUM', status: 'Running', startType: 'Automatic' }]);
+    expect(agent.journal.get('EM2')?.priors).toEqual([healthManagerPrior, { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }]);
+    // EM3 shares the Health Manager's prior with EM2: both journal what was there before emfleet.
+    expect(agent.journal.get('EM3')?.priors).toEqual([healthManagerPrior, { kind: 'DisableService', service: 'MSExchangeUM', status: 'Running', startType: 'Automatic' }]);
     // the journal is on disk
     expect((await Journal.open(agent.journalFile)).entries().map((entry) => entry.mitigationId).sort()).toEqual(expect.arrayContaining(['EM1', 'EM2', 'EM3']));
     expect(agent.logger.events.filter((line) => line.event === 'MitigationOutcome').map((line) => line.fields.mitigationId)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
@@ -426,7 +459,7 @@ describe('AgentService failures', () => {
     const result = outcome(completed(await apply(agent, 'op-fail-twice', ['EM2'])), 'EM2');
     expect(result.outcome).toBe('Failed');
     expect(result.detail).toMatch(/restoring the prior state failed too .*the journal keeps it/);
-    expect(agent.journal.get('EM2')).toMatchObject({ state: 'applying', priors: [{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
+    expect(agent.journal.get('EM2')).toMatchObject({ state: 'removing', priors: [healthManagerPrior, { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
   });
 
   it('a change that fails is Failed with the prior state restored; other ids in the request still run', async () => {
@@ -499,8 +532,17 @@ describe('AgentService proves each change with probes', () => {
     await expect(Journal.open(agent.journalFile).then((journal) => journal.entries())).resolves.toEqual([]);
   });
 
-  it('onDegraded=keep: Degraded, naming the endpoint, and the change stays applied', async () => {
+  it('onDegraded=keep is not honoured unless the agent allows it (allowKeepOnDegraded): the change is rolled back', async () => {
     const agent = await startAgent({ couplings: owaPoolTakesDownEcp });
+    const before = await readFile(agent.stateFile);
+    const em2 = outcome(completed(await apply(agent, 'op-keep-refused', ['EM2'], signedCatalogue, { onDegraded: 'keep' })), 'EM2');
+    expect(em2).toMatchObject({ outcome: 'RolledBack', detail: expect.stringContaining('rolled back to the prior state (policy onDegraded=rollback)') });
+    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(agent.logger.events.find((line) => line.event === 'OnDegradedOverridden')).toMatchObject({ level: 'warn', fields: { requested: 'keep', used: 'rollback' } });
+  });
+
+  it('onDegraded=keep: Degraded, naming the endpoint, and the change stays applied', async () => {
+    const agent = await startAgent({ couplings: owaPoolTakesDownEcp, allowKeepOnDegraded: true });
     const em2 = outcome(completed(await apply(agent, 'op-keep', ['EM2'], signedCatalogue, { onDegraded: 'keep' })), 'EM2');
     expect(em2).toEqual({
       outcome: 'Degraded',
@@ -597,7 +639,7 @@ describe('AgentService proves each change with probes', () => {
     const em2 = outcome(completed(await apply(agent, 'op-stuck', ['EM2'])), 'EM2');
     expect(em2.outcome).toBe('Failed');
     expect(em2.detail).toMatch(/degraded: ecp: 503 after apply \(was 200\); rolling back failed \(simulated failure restoring MSExchangeOWAAppPool\); the journal keeps the prior state/);
-    expect(agent.journal.get('EM2')).toMatchObject({ state: 'removing', priors: [{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
+    expect(agent.journal.get('EM2')).toMatchObject({ state: 'removing', priors: [healthManagerPrior, { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }] });
   });
 
   describe('a front end that never answers', () => {

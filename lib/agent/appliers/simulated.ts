@@ -116,7 +116,7 @@ export class SimulatedApplier implements Applier {
       }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
-        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart, startMode: pool.startMode ?? 'OnDemand' };
+        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart, ...(pool.startMode ? { startMode: pool.startMode } : {}) };
       }
       case 'DisableService': {
         const service = windowsService(state, action.service);
