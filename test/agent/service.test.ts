@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -898,3 +899,191 @@ function tamper(signed: string): string {
   if (edited === signed) throw new Error('test data: nothing to tamper with');
   return edited;
 }
+
+// ---- faithful to Microsoft's scripts (issue 21) and the agent's own safety (issue 19) -----------
+
+/** An applier whose applies can be made to fail from the test, after the fact. */
+class SwitchableApplier extends RecordingApplier {
+  failApply = false;
+
+  override apply(action: ApplicableAction): Promise<ApplyReport> {
+    if (this.failApply && action.kind !== 'DoNothing') return Promise.reject(new Error(`IIS refused ${target(action)}`));
+    return super.apply(action);
+  }
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+const mitigationXml = (id: string, action: string, root = ''): string => `<?xml version="1.0" encoding="utf-8"?>
+<EOCS version="1.0.4"${root}>
+  <Config id="${id}" desc="test">
+    <ActionList>${action}</ActionList>
+  </Config>
+</EOCS>
+`;
+const disableService = (name: string): string => `<Action type="DisableService" scope="Server" desc="Stop ${name}"><Value>${name}</Value></Action>`;
+const disableOwaPool = '<Action type="DisableAppPool" scope="Server" desc="Stop OWA"><Value>MSExchangeOWAAppPool</Value><ExpectedDown endpoint="/owa/healthcheck.htm"/></Action>';
+
+describe('AgentService: the Health Manager', () => {
+  it('is held stopped and disabled while any pool or service mitigation is active, and restored after the last one goes', async () => {
+    const agent = await startAgent();
+    const before = await model(agent);
+    completed(await apply(agent, 'hm-1', ['EM2', 'EM3']));
+    expect((await model(agent)).services.MSExchangeHM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect((await model(agent)).services.MSExchangeHMRecovery).toEqual({ status: 'Stopped', startType: 'Disabled' });
+
+    expect(outcome(completed(await remove(agent, 'hm-2', ['EM2'])), 'EM2').outcome).toBe('Removed');
+    // EM3 still needs it held: removing EM2 alone must not start it (before: never held at all).
+    expect((await model(agent)).services.MSExchangeHM).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+
+    expect(outcome(completed(await remove(agent, 'hm-3', ['EM3'])), 'EM3').outcome).toBe('Removed');
+    expect(await model(agent)).toEqual(before);
+    expect(agent.journal.entries()).toEqual([]);
+  });
+
+  it('trouble holding it is a warning in the reply, not the mitigation failing', async () => {
+    const agent = await startAgent({ faults: { failOn: ['MSExchangeHM'] } });
+    const em2 = outcome(completed(await apply(agent, 'hm-warn', ['EM2'])), 'EM2');
+    expect(em2.outcome).toBe('Applied');
+    expect(em2.detail).toMatch(/warning: the Health Manager could not be held stopped \(simulated failure stopping MSExchangeHM\)/);
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+  });
+
+  it('trouble restoring it is a warning; the removal is done and the agent retries the Health Manager', async () => {
+    const agent = await startAgent({ faults: { failRestoreOn: ['MSExchangeHM'] } });
+    completed(await apply(agent, 'hm-r1', ['EM2']));
+    const removed = outcome(completed(await remove(agent, 'hm-r2', ['EM2'])), 'EM2');
+    expect(removed.outcome).toBe('Removed');
+    expect(removed.detail).toMatch(/warning: the Health Manager was not restored .*the agent retries/);
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+    expect((await status(agent)).applied).toEqual([]);
+    expect(agent.journal.get('EM2')).toMatchObject({ state: 'removing', priors: [healthManagerPrior] });
+  });
+});
+
+describe('AgentService: shared targets and changed mitigations', () => {
+  it('two mitigations stopping one pool: the pool comes back only when the last one is removed', async () => {
+    const agent = await startAgent();
+    const signed = pki.sign(mitigationXml('EM40', disableOwaPool + disableService('MSExchangeUM')));
+    completed(await apply(agent, 'share-1', ['EM2']));
+    expect(outcome(completed(await apply(agent, 'share-2', ['EM40'], signed)), 'EM40').outcome).toBe('Applied');
+    expect(agent.journal.get('EM40')?.priors).toContainEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true });
+
+    completed(await remove(agent, 'share-3', ['EM2']));
+    // Before: EM2's removal started the pool EM40 still needs.
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    completed(await remove(agent, 'share-4', ['EM40']));
+    expect(await model(agent)).toEqual(defaultSimulatedServer());
+  });
+
+  it('a mitigation whose change another one already made is journaled with it, not left "not applied by emfleet"', async () => {
+    const agent = await startAgent();
+    const signed = pki.sign(mitigationXml('EM41', disableOwaPool));
+    completed(await apply(agent, 'same-1', ['EM2']));
+    expect(outcome(completed(await apply(agent, 'same-2', ['EM41'], signed)), 'EM41')).toMatchObject({ outcome: 'AlreadyApplied', detail: expect.stringContaining('EM2 made the same change') });
+    completed(await remove(agent, 'same-3', ['EM2']));
+    expect((await model(agent)).appPools.MSExchangeOWAAppPool.state).toBe('Stopped');
+    completed(await remove(agent, 'same-4', ['EM41']));
+    expect(await model(agent)).toEqual(defaultSimulatedServer());
+  });
+
+  it('applied again with other actions: the old change is restored first, removal restores exactly what the new one changed', async () => {
+    const agent = await startAgent();
+    const v1 = pki.sign(mitigationXml('EM50', disableService('MSExchangeUM')));
+    const v2 = pki.sign(mitigationXml('EM50', disableService('MSExchangeTransport')));
+    completed(await apply(agent, 'v1', ['EM50'], v1));
+    expect((await model(agent)).services.MSExchangeUM.status).toBe('Stopped');
+    expect(outcome(completed(await apply(agent, 'v2', ['EM50'], v2)), 'EM50').outcome).toBe('Applied');
+    const during = await model(agent);
+    expect(during.services.MSExchangeUM).toEqual({ status: 'Running', startType: 'Automatic' });
+    expect(during.services.MSExchangeTransport).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect(agent.journal.get('EM50')?.priors).toEqual([healthManagerPrior, { kind: 'DisableService', service: 'MSExchangeTransport', status: 'Running', startType: 'Automatic' }]);
+
+    expect(outcome(completed(await remove(agent, 'v-remove', ['EM50'])), 'EM50').outcome).toBe('Removed');
+    // Before: the journal kept v1's priors, so Transport stayed disabled after "Removed".
+    expect(await model(agent)).toEqual(defaultSimulatedServer());
+    expect(agent.journal.entries()).toEqual([]);
+  });
+
+  it('a failed reapply after drift restores the prior state and is not recorded as applied', async () => {
+    let switchable: SwitchableApplier | undefined;
+    const agent = await startAgent({ wrap: (applier) => (switchable = new SwitchableApplier(applier)) });
+    completed(await apply(agent, 'drift-1', ['EM3']));
+    // Someone starts UM by hand: drift.
+    await writeFile(agent.stateFile, JSON.stringify(defaultWith((state) => holdingHealthManager(state)), null, 2));
+    expect((await status(agent, '/status?verify=true')).drifted).toEqual(['EM3']);
+    switchable!.failApply = true;
+    const reapplied = outcome(completed(await apply(agent, 'drift-2', ['EM3'])), 'EM3');
+    expect(reapplied.outcome).toBe('Failed');
+    expect(reapplied.detail).toMatch(/prior state restored; EM3 is no longer applied/);
+    // Before: the old entry was put back as applied, so status went on reporting EM3 applied.
+    expect((await status(agent)).applied).toEqual([]);
+    expect(agent.journal.get('EM3')).toBeUndefined();
+    expect(await model(agent)).toEqual(defaultSimulatedServer());
+  });
+});
+
+describe('AgentService: the server as IIS and the service manager have it', () => {
+  it('a rule an application cancels (<clear/> in its web.config) is not reported applied, with the reason', async () => {
+    const agent = await startAgent({ initial: (state) => (state.sites[site]!.applications = { '/mapi': { clear: true }, '/owa': {} }) });
+    const em1 = outcome(completed(await apply(agent, 'clear-1', ['EM1'])), 'EM1');
+    expect(em1.outcome).toBe('Ineffective');
+    expect(em1.detail).toContain('rule not in force at /mapi: its web.config clears the inherited rules (<clear/>)');
+    expect((await status(agent, '/status?verify=true')).drifted).toEqual(['EM1']);
+  });
+
+  it('a rule of the same name is replaced where it stands, and removal puts the old one back at its position', async () => {
+    const old = { name: em1RuleName, xml: `<rule name="${em1RuleName}"><match url="^old"/><action type="AbortRequest"/></rule>` };
+    const first = { name: 'first', xml: '<rule name="first"><match url="^first"/><action type="AbortRequest"/></rule>' };
+    const last = { name: 'last', xml: '<rule name="last"><match url="^last"/><action type="AbortRequest"/></rule>' };
+    const agent = await startAgent({ initial: (state) => (state.sites[site]!.rules = [first, old, last]) });
+    completed(await apply(agent, 'pos-1', ['EM1']));
+    expect((await model(agent)).sites[site]!.rules.map((rule) => rule.name)).toEqual(['first', em1RuleName, 'last']);
+    expect(agent.journal.get('EM1')?.priors).toEqual([{ kind: 'IisUrlRewrite', site, ruleName: em1RuleName, previousRuleXml: old.xml, previousRulePosition: 1 }]);
+    completed(await remove(agent, 'pos-2', ['EM1']));
+    expect((await model(agent)).sites[site]!.rules).toEqual([first, old, last]);
+  });
+
+  it('running dependents of a stopped service are stopped with it and started again on removal', async () => {
+    const agent = await startAgent({ initial: (state) => (state.services.MSExchangeUMCR = { status: 'Running', startType: 'Automatic', dependsOn: ['MSExchangeUM'] }) });
+    completed(await apply(agent, 'dep-1', ['EM3']));
+    expect((await model(agent)).services.MSExchangeUMCR?.status).toBe('Stopped');
+    expect(agent.journal.get('EM3')?.priors[1]).toMatchObject({ kind: 'DisableService', service: 'MSExchangeUM', runningDependents: ['MSExchangeUMCR'] });
+    completed(await remove(agent, 'dep-2', ['EM3']));
+    expect((await model(agent)).services.MSExchangeUMCR).toEqual({ status: 'Running', startType: 'Automatic', dependsOn: ['MSExchangeUM'] });
+  });
+
+  it('while Exchange setup runs, applies and removals wait (Skipped) and drift is not reported', async () => {
+    const agent = await startAgent();
+    completed(await apply(agent, 'setup-0', ['EM3']));
+    const running = await model(agent);
+    running.setupRunning = 'ExSetup.exe is running (process 4242)';
+    running.services.MSExchangeUM = { status: 'Running', startType: 'Manual' };
+    await writeFile(agent.stateFile, JSON.stringify(running, null, 2));
+    const applied = completed(await apply(agent, 'setup-1', ['EM2', 'EM3']));
+    expect(outcome(applied, 'EM2')).toEqual({ outcome: 'Skipped', detail: expect.stringContaining('Exchange setup is running (ExSetup.exe is running (process 4242))') });
+    expect(outcome(applied, 'EM3').outcome).toBe('Skipped');
+    expect(outcome(completed(await remove(agent, 'setup-2', ['EM3'])), 'EM3').outcome).toBe('Skipped');
+    expect((await status(agent, '/status?verify=true')).drifted).toEqual([]);
+    expect(await model(agent)).toEqual(running);
+  });
+});
+
+describe('AgentService: freshness of packages', () => {
+  it('refuses a package older than the last one it accepted from the feed (Rollback), and accepts the same one again', async () => {
+    const agent = await startAgent();
+    const at = (minutesAgo: number): Date => new Date(Math.floor(Date.now() / 60_000) * 60_000 - minutesAgo * 60_000);
+    const newer = pki.sign(catalogueXml, { signingTime: at(10) });
+    const older = pki.sign(catalogueXml, { signingTime: at(20) });
+    const verified = verifyPackage(Buffer.from(newer), { trust: pki.trust });
+    const feed = verified.ok ? verified.signer.subject : 'unverified';
+    expect(outcome(completed(await apply(agent, 'fresh-1', ['EM3'], newer)), 'EM3').outcome).toBe('Applied');
+    // Before: the agent accepted any verified package, so a replay of an old one passed.
+    const replay = outcome(completed(await apply(agent, 'fresh-2', ['PING1'], older)), 'PING1');
+    expect(replay).toEqual({ outcome: 'Failed', detail: `package rejected by the agent: Rollback: this agent already accepted a newer package from ${feed} (signed ${at(10).toISOString()}, sha256 ${sha256(newer)}); this one is signed ${at(20).toISOString()}` });
+    expect(outcome(completed(await apply(agent, 'fresh-3', ['PING1'], newer)), 'PING1').outcome).toBe('Applied');
+    // Kept on disk, so a restart does not forget it.
+    expect((await Journal.open(agent.journalFile)).lastAccepted(feed)).toMatchObject({ sha256: sha256(newer), signingTime: at(10).toISOString() });
+  });
+});
