@@ -34,6 +34,8 @@ function fullConfig(): Record<string, unknown> {
     ],
     applier: { kind: 'simulated', stateFile: 'state/server.json', failOn: ['MSExchangeUM'], delayInMs: 50 },
     stateDirectory: 'state',
+    allowKeepOnDegraded: true,
+    retryRestoresEveryInMs: 60_000,
     replyWithinMs: 15_000,
     probes: { baseUrl: 'https://localhost:444/prefix', endpoints: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'], timeoutInMs: 2000, roundDeadlineInMs: 10_000 },
   };
@@ -94,6 +96,8 @@ describe('parseAgentConfig', () => {
       ],
       applier: { kind: 'simulated', stateFile: join(base, 'state', 'server.json'), failOn: ['MSExchangeUM'], delayInMs: 50 },
       stateDirectory: join(base, 'state'),
+      allowKeepOnDegraded: true,
+      retryRestoresEveryInMs: 60_000,
       replyWithinMs: 15_000,
       probes: { baseUrl: 'https://localhost:444/prefix', endpoints: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'], timeoutInMs: 2000, roundDeadlineInMs: 10_000 },
     });
@@ -103,8 +107,11 @@ describe('parseAgentConfig', () => {
     const config = parseAgentConfig(minimalConfig(), base);
     expect(config.relay).toEqual({ namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex02', key: 'c2VjcmV0', keyName: 'listen' });
     expect(config.trust).toEqual([{ anchors: [pem], anchorSha256: [], signerSubject: microsoftSignerSubjectCn, signerEku: microsoftSignerEku, revokedSerials: [], timestampAnchors: [], timestampAnchorSha256: [] }]);
-    expect(config.applier).toEqual({ kind: 'powershell', executable: 'powershell.exe', timeoutInMs: 120_000 });
+    // No executable: the agent uses Windows PowerShell by full path (windowsPowerShellPath); Exchange services can take minutes.
+    expect(config.applier).toEqual({ kind: 'powershell', timeoutInMs: 300_000 });
     expect(config.stateDirectory).toBe('/var/lib/emfleet');
+    expect(config.allowKeepOnDegraded).toBe(false);
+    expect(config.retryRestoresEveryInMs).toBe(300_000);
     expect(config.replyWithinMs).toBe(20_000);
     // probes: the server itself (https://{server}, set by the agent), the nine Exchange endpoints
     expect(config.probes).toEqual({ endpoints: [...defaultHealthEndpoints], timeoutInMs: 5000, roundDeadlineInMs: 15_000 });
@@ -121,6 +128,19 @@ describe('parseAgentConfig', () => {
     ['an unknown probe setting', (json: Record<string, any>) => (json.probes.insecure = true), /^agent\.json: probes: .*insecure/],
   ])('probes: %s is refused and named', (_name, change, message) => {
     expect(configError(edited(change)).message).toMatch(message);
+  });
+
+  it.each([
+    ['powershell.exe', /^agent\.json: applier\.executable: must be a full path/],
+    ['WindowsPowerShell\\v1.0\\powershell.exe', /^agent\.json: applier\.executable: must be a full path/],
+    ['\\Windows\\powershell.exe', /^agent\.json: applier\.executable: must be a full path/],
+  ])('the PowerShell executable %j is refused: only a full path, never the search path', (executable, message) => {
+    expect(configError(edited((json) => (json.applier = { kind: 'powershell', executable }), minimalConfig)).message).toMatch(message);
+  });
+
+  it('the PowerShell executable may be given by full path', () => {
+    const executable = 'D:\\Windows\\Sysnative\\WindowsPowerShell\\v1.0\\powershell.exe';
+    expect(parseAgentConfig(edited((json) => (json.applier = { kind: 'powershell', executable }), minimalConfig), base).applier).toEqual({ kind: 'powershell', executable, timeoutInMs: 300_000 });
   });
 
   it('simulated applier defaults: no faults, state file left unset when not given', () => {
