@@ -95,6 +95,25 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
     expect(agent.requests.at(-1)?.path).toBe('/status?verbose=1');
   });
 
+  it('does not read a request body past its cap: the rendezvous is closed at the frame header, the handler never sees it, and the listener keeps serving', async () => {
+    relay = await relayFixture();
+    const agent = testAgent();
+    const logger = recordingLogger();
+    await relay.listen(agent.handler, { maxBodyBytes: 100_000, logger }).ready;
+    const request = (characters: number, operationId: string) => ({ operationId, packageBase64: 'A'.repeat(characters), mitigationIds: ['EM1'] });
+
+    // Before: the whole body was buffered and handed over, whatever its size.
+    await expect(relay.client.apply(relay.hybridConnection, request(150_000, 'too-big'))).rejects.toThrow();
+    expect(agent.requests.filter((seen) => seen.path === '/apply')).toEqual([]);
+    // Refused by ws at the frame header (1009), not read and then refused.
+    await waitFor(() => logger.named('RelayListenerRendezvousFailed').some((line) => /Max payload size exceeded/.test(String(line.fields.error))), 'the refused frame to be logged');
+    expect(logger.named('RelayListenerRequestTooLarge')).toEqual([]);
+
+    const fits = await relay.client.apply(relay.hybridConnection, request(90_000, 'fits'));
+    expect(fits.outcomes['EM1']?.outcome).toBe('Applied');
+    expect((await relay.client.ping(relay.hybridConnection, { nonce: 'after' })).nonce).toBe('after');
+  });
+
   it('survives a reply whose rendezvous the relay refuses (the request expired) and keeps serving', async () => {
     relay = await relayFixture({ emulator: { deadlineInMs: 200 } });
     const agent = testAgent();
