@@ -305,6 +305,65 @@ describe('SimulatedApplier faults', () => {
 
 // ---- rule fingerprints --------------------------------------------------------------------------
 
+describe('SimulatedApplier as IIS and Microsoft's scripts behave', () => {
+  const other = `<rule name="${ruleName}"><match url="^other"/><action type="AbortRequest"/></rule>`;
+
+  it('refuses to put a rule back beside an inherited one of the same name (HTTP 500.19 for the whole site), as apply does', async () => {
+    await seed((state) => (state.sites[site]!.inheritedRules = [{ name: ruleName.toUpperCase(), xml: other }]));
+    const applier = new SimulatedApplier(stateFile);
+    await expectApplierError(applier.apply(rewrite()), 'DuplicateRule', /already inherits a rule named/, 'apply');
+    const prior: PriorState = { kind: 'IisUrlRewrite', site, ruleName, previousRuleXml: other, previousRulePosition: 0 };
+    await expectApplierError(applier.restore(prior), 'DuplicateRule', /HTTP 500\.19/, 'restore');
+    expect((await stored()).sites[site]!.rules).toEqual([]);
+  });
+
+  it('says plainly that URL Rewrite is not installed', async () => {
+    await seed((state) => (state.urlRewriteInstalled = false));
+    await expectApplierError(new SimulatedApplier(stateFile).apply(rewrite()), 'UrlRewriteMissing', /URL Rewrite is not installed \(no RewriteModule in globalModules\)/);
+  });
+
+  it('a rule cancelled in one application is reported not in force there, and not applied', async () => {
+    await seed((state) => (state.sites[site]!.applications = { '/owa': {}, '/mapi': { remove: [ruleName.toLowerCase()] } }));
+    const applier = new SimulatedApplier(stateFile);
+    expect(await applier.apply(rewrite())).toEqual({ notInForce: [`/mapi: its web.config removes the rule (<remove name="${ruleName}"/>)`] });
+    expect(await applier.isApplied(rewrite())).toBe(false);
+  });
+
+  it('captures, holds and restores the Health Manager (MSExchangeHM and MSExchangeHMRecovery)', async () => {
+    await seed((state) => (state.services.MSExchangeHMRecovery = { status: 'Running', startType: 'AutomaticDelayedStart' }));
+    const applier = new SimulatedApplier(stateFile);
+    const prior = await applier.captureHealthManager();
+    expect(prior).toEqual({
+      kind: 'HealthManager',
+      services: [
+        { service: 'MSExchangeHM', status: 'Running', startType: 'Automatic' },
+        { service: 'MSExchangeHMRecovery', status: 'Running', startType: 'AutomaticDelayedStart' },
+      ],
+    });
+    await applier.holdHealthManager();
+    expect((await stored()).services.MSExchangeHMRecovery).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    await applier.restore(prior);
+    expect((await stored()).services.MSExchangeHMRecovery).toEqual({ status: 'Running', startType: 'AutomaticDelayedStart' });
+  });
+
+  it('an AlwaysRunning pool is set OnDemand with auto-start off, and put back AlwaysRunning', async () => {
+    await seed((state) => (state.appPools.MSExchangeOWAAppPool = { state: 'Started', autoStart: true, startMode: 'AlwaysRunning' }));
+    const applier = new SimulatedApplier(stateFile);
+    const prior = await applier.capture(pool());
+    expect(prior).toEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true, startMode: 'AlwaysRunning' });
+    await applier.apply(pool());
+    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    await applier.restore(prior);
+    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true, startMode: 'AlwaysRunning' });
+  });
+
+  it('reports Exchange setup running', async () => {
+    expect(await new SimulatedApplier(stateFile).exchangeSetupRunning()).toBeUndefined();
+    await seed((state) => (state.setupRunning = 'ExSetup.exe is running (process 7)'));
+    expect(await new SimulatedApplier(stateFile).exchangeSetupRunning()).toBe('ExSetup.exe is running (process 7)');
+  });
+});
+
 describe('ruleFingerprint', () => {
   const base = '<rule name="EM1" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>';
 

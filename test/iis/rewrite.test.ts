@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EmfleetError } from '../../lib/errors.js';
-import { evaluateInbound, evaluateOutbound, isBlocked, RewriteRuleError, type RewriteRequest, type RewriteVerdict, type SiteRule } from '../../lib/iis/rewrite.js';
+import { cancellations, effectiveRules, evaluateInbound, evaluateOutbound, isBlocked, RewriteRuleError, type RewriteRequest, type RewriteVerdict, type SiteRewriteConfig, type SiteRule } from '../../lib/iis/rewrite.js';
 
 const rule = (name: string, body: string, attributes = ''): SiteRule => ({ name, xml: `<rule name="${name}"${attributes ? ` ${attributes}` : ''}>${body}</rule>` });
 const get = (url: string, extra: Partial<RewriteRequest> = {}): RewriteRequest => ({ method: 'GET', url, ...extra });
@@ -379,5 +379,38 @@ describe('outbound rules', () => {
     { name: 'a missing precondition', rules: [rule('r', '<match serverVariable="RESPONSE_Server" pattern=".+"/><action type="Rewrite" value=""/>', 'preCondition="Nope"')], message: /preCondition "Nope" is not defined/ },
   ])('refuses $name', ({ rules, message }) => {
     expect(() => evaluateOutbound(rules, get('/'), response)).toThrow(message);
+  });
+});
+
+describe('effectiveRules and cancellations: what each application of a site has in force', () => {
+  const rule = (name: string): SiteRule => ({ name, xml: `<rule name="${name}"><match url="^${name}"/><action type="AbortRequest"/></rule>` });
+  const config: SiteRewriteConfig = {
+    inheritedRules: [rule('server')],
+    rules: [rule('EEMS EM1'), rule('site')],
+    applications: {
+      '/owa': {},
+      '/mapi': { clear: true, rules: [rule('mapi')] },
+      '/ecp': { remove: ['eems em1'] },
+      '/owa/calendar': { rules: [rule('calendar')] },
+    },
+  };
+
+  it.each([
+    { name: 'the site root', path: '/', rules: ['server', 'EEMS EM1', 'site'] },
+    { name: 'an application without rewrite settings', path: '/owa/auth/logon.aspx', rules: ['server', 'EEMS EM1', 'site'] },
+    { name: 'the longest matching application, case-insensitive', path: '/OWA/Calendar/x', rules: ['server', 'EEMS EM1', 'site', 'calendar'] },
+    { name: 'a <clear/>: only its own rules', path: '/mapi/nspi', rules: ['mapi'] },
+    { name: 'a <remove> by name, case-insensitive', path: '/ecp/default.aspx', rules: ['server', 'site'] },
+    { name: 'a path that only starts like an application', path: '/ecpx', rules: ['server', 'EEMS EM1', 'site'] },
+  ])('$name', ({ path, rules }) => {
+    expect(effectiveRules(config, path).map((found) => found.name)).toEqual(rules);
+  });
+
+  it('names every application that cancels a rule of the site, and why', () => {
+    expect(cancellations(config, 'EEMS EM1')).toEqual([
+      '/mapi: its web.config clears the inherited rules (<clear/>)',
+      '/ecp: its web.config removes the rule (<remove name="EEMS EM1"/>)',
+    ]);
+    expect(cancellations({ rules: [rule('a')] }, 'a')).toEqual([]);
   });
 });
