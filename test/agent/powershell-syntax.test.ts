@@ -1,13 +1,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Parser } from 'web-tree-sitter';
+import { powerShellScriptDirectory } from '../../lib/agent/appliers/powershell.js';
 import { grammarParser, syntaxErrorNodes } from '../../lib/infra/tree-sitter.js';
 
 /**
- * PowerShell cannot run here, so the scripts the applier sends are at least parsed by a real
+ * PowerShell cannot run here, so the scripts the applier ships are at least parsed by a real
  * PowerShell grammar (tree-sitter-powershell): a syntax error would otherwise only show on Windows.
  */
-const goldenDirectory = new URL('./golden/powershell/', import.meta.url);
+const goldenDirectory = pathToFileURL(powerShellScriptDirectory);
 const scripts = readdirSync(goldenDirectory).filter((name) => name.endsWith('.ps1'));
 let parser: Parser;
 
@@ -23,7 +25,7 @@ function syntaxProblems(text: string): string[] {
 
 describe('generated PowerShell parses', () => {
   it('there are scripts to check', () => {
-    expect(scripts.length).toBeGreaterThanOrEqual(8);
+    expect(scripts.length).toBeGreaterThanOrEqual(17);
   });
 
   it.each(scripts)('%s', (name) => {

@@ -305,7 +305,7 @@ describe('SimulatedApplier faults', () => {
 
 // ---- rule fingerprints --------------------------------------------------------------------------
 
-describe('SimulatedApplier as IIS and Microsoft's scripts behave', () => {
+describe("SimulatedApplier as IIS and Microsoft's scripts behave", () => {
   const other = `<rule name="${ruleName}"><match url="^other"/><action type="AbortRequest"/></rule>`;
 
   it('refuses to put a rule back beside an inherited one of the same name (HTTP 500.19 for the whole site), as apply does', async () => {
