@@ -56,9 +56,15 @@ describe('a mitigation after it was applied', () => {
     expect((await listRollouts(d.tables)).map((rollout) => [rollout.partitionKey, rollout.state])).toEqual([['microsoft-000002-remove', 'Completed'], ['microsoft-000001-apply', 'Completed']]);
     expect(await d.waveCounts('microsoft-000002-remove')).toEqual([['canary', 1, 1, 0, 0], ['broad', 1, 1, 0, 0]]);
     const owaStopped = { state: 'Stopped', autoStart: false };
+    // EM2 (a pool) is still applied, so the Health Manager stays held stopped and disabled.
+    const held = { status: 'Stopped', startType: 'Disabled' };
     for (const [name, before] of [['ex01', lived()], ['ex02', defaultSimulatedServer()]] as const) {
       expect(await d.outcomes(name)).toEqual([allApplied, { EM1: 'Removed', EM3: 'Removed' }]);
-      expect(await d.agents.get(name)!.readState()).toEqual({ ...before, appPools: { ...before.appPools, MSExchangeOWAAppPool: owaStopped } });
+      expect(await d.agents.get(name)!.readState()).toEqual({
+        ...before,
+        appPools: { ...before.appPools, MSExchangeOWAAppPool: owaStopped },
+        services: { ...before.services, MSExchangeHM: held, MSExchangeHMRecovery: held },
+      });
       expect((await getServer(d.tables, 'contoso', fqdn(name))).reportedApplied).toEqual(['EM2', 'PING1']);
     }
   });
