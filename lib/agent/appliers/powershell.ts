@@ -143,7 +143,7 @@ function asciiJson(value: unknown): string {
 }
 
 /** The process to start for one script: constant arguments, the values on standard input. */
-export function scriptInvocation(name: PowerShellScriptName, input: Record<string, unknown>, options: InvocationOptions = {}): ScriptInvocation {
+function scriptInvocation(name: PowerShellScriptName, input: Record<string, unknown>, options: InvocationOptions = {}): ScriptInvocation {
   return {
     executable: options.executable ?? windowsPowerShellPath(),
     args: ['-NoLogo', '-NoProfile', '-NonInteractive', '-File', scriptPath(name)],

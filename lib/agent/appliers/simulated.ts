@@ -134,6 +134,9 @@ export class SimulatedApplier implements Applier {
 
   async holdHealthManager(): Promise<void> {
     if (this.#faults.failOn?.includes('MSExchangeHM')) throw new ApplierError('InjectedFault', 'simulated failure stopping MSExchangeHM');
+    // Held already (another mitigation holds it): nothing to write, which thousands of simulated agents notice.
+    const current = this.#current();
+    if (healthManagerServices.every((name) => !current.services[name] || (current.services[name].status === 'Stopped' && current.services[name].startType === 'Disabled'))) return;
     await this.#change((state) => {
       for (const name of healthManagerServices) if (state.services[name]) state.services[name] = { ...state.services[name], status: 'Stopped', startType: 'Disabled' };
     });
