@@ -21,6 +21,7 @@ import { describeMark, isRollback } from '../package/freshness.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
 import { priorTarget, type Journal, type JournalEntry } from './journal.js';
+import { ruleFingerprint } from './rules.js';
 import type { EndpointHealth, Prober } from './probes.js';
 
 export interface AgentRequest {
@@ -489,9 +490,25 @@ async function holdHealthManager(applier: Applier): Promise<string[]> {
   }
 }
 
-/** The same actions as signed, whatever the order of their keys. */
+/**
+ * Whether two action lists change the same things the same way. Descriptions, probes and declared
+ * endpoints may differ (a newer package reworded): that is no reason to undo and redo a change.
+ */
 function sameActions(a: readonly ApplicableAction[], b: readonly ApplicableAction[]): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+  return canonicalJson(a.map(effectOf)) === canonicalJson(b.map(effectOf));
+}
+
+function effectOf(action: ApplicableAction): Record<string, unknown> {
+  switch (action.kind) {
+    case 'DoNothing':
+      return { kind: action.kind };
+    case 'IisUrlRewrite':
+      return { kind: action.kind, site: action.site, ruleName: action.ruleName, rule: ruleFingerprint(action.ruleXml) };
+    case 'DisableAppPool':
+      return { kind: action.kind, appPool: action.appPool.toLowerCase() };
+    case 'DisableService':
+      return { kind: action.kind, service: action.service.toLowerCase() };
+  }
 }
 
 function canonicalJson(value: unknown): string {

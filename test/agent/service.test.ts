@@ -1006,6 +1006,14 @@ describe('AgentService: shared targets and changed mitigations', () => {
     expect(agent.journal.entries()).toEqual([]);
   });
 
+  it('applied again with only its wording changed: nothing is undone', async () => {
+    const agent = await startAgent();
+    completed(await apply(agent, 'word-1', ['EM51'], pki.sign(mitigationXml('EM51', disableService('MSExchangeUM')))));
+    const reworded = pki.sign(mitigationXml('EM51', disableService('MSExchangeUM').replace('desc="Stop MSExchangeUM"', 'desc="Disable Unified Messaging"')));
+    expect(outcome(completed(await apply(agent, 'word-2', ['EM51'], reworded)), 'EM51').outcome).toBe('AlreadyApplied');
+    expect(agent.journal.get('EM51')?.priors[1]).toMatchObject({ service: 'MSExchangeUM', status: 'Running' });
+  });
+
   it('a failed reapply after drift restores the prior state and is not recorded as applied', async () => {
     let switchable: SwitchableApplier | undefined;
     const agent = await startAgent({ wrap: (applier) => (switchable = new SwitchableApplier(applier)) });
