@@ -44,7 +44,7 @@ export function simulatedExchange(): Promise<SimulatedExchange> {
 export async function writeAgentConfig(
   relay: RelayEmulator,
   pki: TestPki,
-  overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number; couplings?: Couplings; probes?: Record<string, unknown> } = {},
+  overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number; couplings?: Couplings; probes?: Record<string, unknown>; allowKeepOnDegraded?: boolean } = {},
 ): Promise<{ path: string; config: AgentConfig; directory: string }> {
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
   const server = overrides.server ?? 'ex01.contoso.com';
@@ -60,6 +60,7 @@ export async function writeAgentConfig(
     stateDirectory: 'state',
     ...(overrides.replyWithinMs === undefined ? {} : { replyWithinMs: overrides.replyWithinMs }),
     ...(overrides.probes ? { probes: overrides.probes } : {}),
+    ...(overrides.allowKeepOnDegraded === undefined ? {} : { allowKeepOnDegraded: overrides.allowKeepOnDegraded }),
   };
   const path = join(directory, 'agent.json');
   await writeFile(path, JSON.stringify(json, null, 2));

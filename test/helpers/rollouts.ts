@@ -27,7 +27,7 @@ export async function fleet(
   relay: Awaited<ReturnType<typeof relayWithClient>>,
   pki: TestPki,
   agents: RunningAgent[],
-  servers: { name: string; ring: string; build?: string; failOn?: string[]; agent?: boolean; couplings?: Couplings }[],
+  servers: { name: string; ring: string; build?: string; failOn?: string[]; agent?: boolean; couplings?: Couplings; allowKeepOnDegraded?: boolean }[],
 ): Promise<Fleet> {
   const { tables } = freshTables();
   const queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: `q${randomBytes(4).toString('hex')}` });
@@ -35,7 +35,7 @@ export async function fleet(
     const hybridConnection = `${server.name}-${randomBytes(3).toString('hex')}`;
     await registerServer(tables, 'contoso', { name: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
     if (server.agent === false) continue;
-    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] }, ...(server.couplings ? { couplings: server.couplings } : {}) });
+    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] }, ...(server.couplings ? { couplings: server.couplings } : {}), ...(server.allowKeepOnDegraded ? { allowKeepOnDegraded: true } : {}) });
     agents.push(await runAgent({ ...config, relay: { ...config.relay, hybridConnection } }));
   }
   return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };

@@ -57,7 +57,8 @@ describe('rollout steps', () => {
   });
 
   it('the server\'s effective onDegraded reaches its agent: keep leaves a degrading change applied and reports Degraded', async () => {
-    const f = await env.fleet([{ name: 'ex41', ring: 'canary', couplings: owaPoolTakesDownEcp }, { name: 'ex42', ring: 'broad' }]);
+    // The agent's own config must allow keep (allowKeepOnDegraded); a request alone cannot.
+    const f = await env.fleet([{ name: 'ex41', ring: 'canary', couplings: owaPoolTakesDownEcp, allowKeepOnDegraded: true }, { name: 'ex42', ring: 'broad' }]);
     await changePolicy(f.tables, { scope: 'org', name: 'contoso' }, (table) => ({ ...table, onDegraded: 'keep' }), { actor: 'alice', action: 'policy.set' });
     const id = await accept(f);
     await runQueues(f);
