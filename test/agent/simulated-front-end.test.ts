@@ -137,3 +137,17 @@ it('a server it does not serve is 404', async () => {
   const prober = new Prober({ baseUrl: `${exchange.url}/nobody`, ownNames: ['nobody'], endpoints: ['/owa/healthcheck.htm'] });
   expect(await prober.health()).toEqual([{ endpoint: '/owa/healthcheck.htm', healthy: false, detail: '404' }]);
 });
+
+describe('rules in force per application', () => {
+  it('a rule of the site does not run in an application whose web.config clears the inherited rules', async () => {
+    const { applier, prober, stateFile } = server();
+    const state = await applier.read();
+    state.sites['Default Web Site']!.applications = { '/mapi': { clear: true } };
+    await import('node:fs/promises').then((fs) => fs.writeFile(stateFile, JSON.stringify(state)));
+    await applier.apply(rule('block health', '<rule name="block health"><match url="healthcheck\\.htm"/><action type="AbortRequest"/></rule>'));
+    const down = await unhealthy(prober);
+    // Before: the site's rules ran everywhere, so /mapi was blocked too.
+    expect(Object.keys(down)).not.toContain('/mapi/healthcheck.htm');
+    expect(Object.keys(down)).toHaveLength(defaultHealthEndpoints.length - 1);
+  });
+});
