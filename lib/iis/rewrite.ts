@@ -68,16 +68,16 @@ export class RewriteRuleError extends EmfleetError {
  * application's web.config, which can add rules, `<remove name>` one or `<clear/>` them all.
  */
 export interface SiteRewriteConfig {
-  readonly inheritedRules?: readonly SiteRule[];
+  readonly inheritedRules?: readonly SiteRule[] | undefined;
   readonly rules: readonly SiteRule[];
   /** By application path (`/owa`, `/mapi`): what its web.config says in `<rewrite><rules>`. */
-  readonly applications?: Readonly<Record<string, ApplicationRewriteConfig>>;
+  readonly applications?: Readonly<Record<string, ApplicationRewriteConfig>> | undefined;
 }
 
 export interface ApplicationRewriteConfig {
-  readonly clear?: boolean;
-  readonly remove?: readonly string[];
-  readonly rules?: readonly SiteRule[];
+  readonly clear?: boolean | undefined;
+  readonly remove?: readonly string[] | undefined;
+  readonly rules?: readonly SiteRule[] | undefined;
 }
 
 /** The application a request path falls in: the longest application path that prefixes it, or the site root. */

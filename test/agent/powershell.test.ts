@@ -211,7 +211,7 @@ describe('the shipped scripts', () => {
     for (const pattern of has) expect(text).toMatch(pattern);
     for (const pattern of hasNot) expect(text).not.toMatch(pattern);
     const positions = order.map((fragment) => text.indexOf(fragment));
-    positions.forEach((position, index) => expect(position, `"${order[index]}" in ${script}`).toBeGreaterThanOrEqual(0));
+    for (const [index, position] of positions.entries()) expect(position, `"${order[index]}" in ${script}`).toBeGreaterThanOrEqual(0);
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
   });
 
