@@ -7,6 +7,7 @@ import type { PingReply } from './relay/protocol.js';
 import { agentClientFromSettings } from './relay/settings.js';
 import { trustPolicyFromSettings, type TrustPolicy } from './package/trust.js';
 import { verifyPackage } from './package/verify.js';
+import { relayAddress } from './relay/route.js';
 
 export interface ConnectivityCheck {
   readonly name: string;
@@ -55,7 +56,7 @@ export function connectivityProbesFromSettings(settings: Settings, servers: Conn
 /** The agents to ping: one registered server, or all of them. */
 export async function connectivityTargets(tables: FleetTables, org: string, server?: string): Promise<{ name: string; hybridConnection: string }[]> {
   const rows = server === undefined ? (await listServers(tables, org)).rows : [await getServer(tables, org, server)];
-  return rows.map((row) => ({ name: row.rowKey, hybridConnection: row.relayHybridConnection || row.rowKey }));
+  return rows.map((row) => ({ name: row.rowKey, hybridConnection: relayAddress(row) }));
 }
 
 /**

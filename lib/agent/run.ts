@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -8,18 +9,22 @@ import { emfleetVersion } from '../version.js';
 import type { Applier } from './applier.js';
 import { PowerShellApplier } from './appliers/powershell.js';
 import { SimulatedApplier } from './appliers/simulated.js';
-import { startSimulatedExchange, type SimulatedExchange } from './appliers/simulated-front-end.js';
-import type { AgentConfig } from './config.js';
+import { startSimulatedExchange } from './appliers/simulated-front-end.js';
+import type { AgentConfig, HubConfig } from './config.js';
+import { createHubForwarder } from './hub.js';
 import { Journal } from './journal.js';
-import { startRelayListener, type ListenerState } from './listener.js';
+import { startRelayListener, type ListenerState, type RelayListenerOptions } from './listener.js';
 import { Prober } from './probes.js';
 import { AgentService } from './service.js';
 import { secureStateDirectory } from './state-directory.js';
+import { parseSiteSecret, startSiteLinkListener } from './site-link.js';
 
 export interface RunningAgent {
   readonly service: AgentService;
-  /** Resolves when the relay has accepted the listener. */
+  /** Resolves when the relay has accepted the listener (at once for an agent only behind its site hub). */
   readonly ready: Promise<void>;
+  /** Where the agent listens for its site hub, and the fingerprint the hub pins. */
+  readonly siteLink?: { readonly url: string; readonly certificateSha256: string };
   close(): Promise<void>;
 }
 
@@ -33,7 +38,6 @@ const listenTokenLifetimeSeconds = 3600;
 export async function startAgent(config: AgentConfig, options: { logger: Logger; onState?: (state: ListenerState) => void }): Promise<RunningAgent> {
   const logger = options.logger;
   const trust = agentTrustPolicies(config);
-  const key = config.relay.key ?? (await readKeyFile(config.relay.keyFile!));
   const applier = createApplier(config);
   await secureStateDirectory(config.stateDirectory, { windows: (directory) => (applier instanceof PowerShellApplier ? applier : new PowerShellApplier()).secureStateDirectory(directory) });
   const journal = await Journal.open(join(config.stateDirectory, 'journal.json'));
@@ -65,22 +69,29 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
   await repairPending('start');
   const repairTimer = setInterval(() => void repairPending('schedule'), config.retryRestoresEveryInMs);
   repairTimer.unref();
-  const endpoint = config.relay.endpoint ?? `wss://${config.relay.namespace}:443`;
-  const resource = `http://${config.relay.namespace}/${config.relay.hybridConnection}`;
-  const listener = startRelayListener({
-    listenUri: `${endpoint}/$hc/${encodeURIComponent(config.relay.hybridConnection)}?sb-hc-action=listen`,
-    token: () => createSasToken(resource, config.relay.keyName, key, { expiresInSeconds: listenTokenLifetimeSeconds }),
-    handler: async (request) => service.handle(request),
-    logger,
-    ...(options.onState ? { onState: options.onState } : {}),
-  });
-  logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay.hybridConnection, applier: applier.kind, agentVersion: emfleetVersion });
+  const listener = config.relay ? startRelayListener(relayListenerOptions(config.relay, await readRelayKey(config.relay), async (request) => service.handle(request), logger, options.onState)) : undefined;
+  const siteLink = config.siteLink
+    ? await startSiteLinkListener({
+        host: config.siteLink.host,
+        port: config.siteLink.port,
+        certificatePem: readPemSetting(config.siteLink.certificate, 'siteLink certificate'),
+        privateKeyPem: await readSecretText(config.siteLink.privateKey, 'siteLink private key'),
+        secret: await readSiteSecret(config.siteLink),
+        relayPath: config.siteLink.relayPath ?? config.server.toLowerCase(),
+        handler: async (request) => service.handle(request),
+        logger,
+      })
+    : undefined;
+  logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay?.hybridConnection, siteLink: siteLink?.url, applier: applier.kind, agentVersion: emfleetVersion });
   return {
     service,
-    ready: listener.ready,
-    close: () => {
+    ready: listener?.ready ?? Promise.resolve(),
+    ...(siteLink ? { siteLink: { url: siteLink.url, certificateSha256: siteLink.certificateSha256 } } : {}),
+    close: async () => {
       clearInterval(repairTimer);
-      return closeAll(listener, frontEnd);
+      await listener?.close();
+      await siteLink?.close();
+      await frontEnd?.stop();
     },
   };
 }
@@ -100,9 +111,60 @@ export function agentTrustPolicies(config: Pick<AgentConfig, 'trust'>): TrustPol
   );
 }
 
-async function closeAll(listener: { close(): Promise<void> }, frontEnd: SimulatedExchange | undefined): Promise<void> {
-  await listener.close();
-  await frontEnd?.stop();
+export interface RunningHub {
+  /** Resolves when the relay has accepted the hub's listener. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A site relay hub: listens on the site's hybrid connection and forwards to the site's agents (lib/agent/hub.ts). */
+export async function startHub(config: HubConfig, options: { logger: Logger; onState?: (state: ListenerState) => void }): Promise<RunningHub> {
+  const logger = options.logger;
+  const hubName = config.name ?? hostname();
+  const forwarder = createHubForwarder({
+    hubName,
+    site: config.site,
+    agents: new Map(Object.entries(config.agents).map(([relayPath, agent]) => [relayPath.toLowerCase(), agent])),
+    secret: await readSiteSecret(config),
+    forwardTimeoutInMs: config.forwardTimeoutInMs,
+    logger,
+  });
+  const listener = startRelayListener(relayListenerOptions(config.relay, await readRelayKey(config.relay), forwarder.handle, logger, options.onState));
+  logger.info('HubStarted', { hub: hubName, site: config.site, hybridConnection: config.relay.hybridConnection, agents: Object.keys(config.agents).length, forwardTimeoutInMs: config.forwardTimeoutInMs, agentVersion: emfleetVersion });
+  return {
+    ready: listener.ready,
+    close: async () => {
+      await listener.close();
+      forwarder.close();
+    },
+  };
+}
+
+type RelaySettings = NonNullable<AgentConfig['relay']>;
+
+function relayListenerOptions(relay: RelaySettings, key: string, handler: RelayListenerOptions['handler'], logger: Logger, onState: ((state: ListenerState) => void) | undefined): RelayListenerOptions {
+  const endpoint = relay.endpoint ?? `wss://${relay.namespace}:443`;
+  const resource = `http://${relay.namespace}/${relay.hybridConnection}`;
+  return {
+    listenUri: `${endpoint}/$hc/${encodeURIComponent(relay.hybridConnection)}?sb-hc-action=listen`,
+    token: () => createSasToken(resource, relay.keyName, key, { expiresInSeconds: listenTokenLifetimeSeconds }),
+    handler,
+    logger,
+    ...(onState ? { onState } : {}),
+  };
+}
+
+async function readRelayKey(relay: RelaySettings): Promise<string> {
+  return relay.key ?? (await readKeyFile(relay.keyFile!, 'the listen key file'));
+}
+
+async function readSiteSecret(source: { secret?: string | undefined; secretFile?: string | undefined }): Promise<Buffer> {
+  return parseSiteSecret(source.secret ?? (await readKeyFile(source.secretFile!, 'the site secret file')), source.secretFile ?? 'the site secret');
+}
+
+/** PEM text as given, or the file it names. */
+async function readSecretText(setting: string, what: string): Promise<string> {
+  return setting.includes('-----BEGIN') ? setting : readKeyFile(setting, `the ${what} file`);
 }
 
 function simulatedStateFile(config: AgentConfig): string {
@@ -130,13 +192,13 @@ export function createProber(config: AgentConfig, simulatedBaseUrl?: string): Pr
   });
 }
 
-async function readKeyFile(path: string): Promise<string> {
+async function readKeyFile(path: string, what: string): Promise<string> {
   try {
     const key = (await readFile(path, 'utf8')).trim();
-    if (key === '') throw new ConfigError(`the listen key file ${path} is empty`);
+    if (key === '') throw new ConfigError(`${what} ${path} is empty`);
     return key;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    throw new ConfigError(`cannot read the listen key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new ConfigError(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   }
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
-import { loadAgentConfig } from '../agent/config.js';
-import { startAgent } from '../agent/run.js';
+import { loadAgentConfig, loadHubConfig, readConfigMode } from '../agent/config.js';
+import { startAgent, startHub } from '../agent/run.js';
+import { ConfigError } from '../errors.js';
 import { jsonLogger } from '../log.js';
 import type { CliIo } from './io.js';
 
@@ -15,10 +16,22 @@ const exampleConfig = `{
   "stateDirectory": "C:\\\\ProgramData\\\\emfleet\\\\state"
 }`;
 
+const exampleHubConfig = `{
+  "mode": "hub",
+  "site": "Amsterdam",
+  "relay": { "namespace": "contoso-emfleet.servicebus.windows.net", "hybridConnection": "site-amsterdam",
+             "keyName": "listen", "keyFile": "C:\\\\ProgramData\\\\emfleet\\\\listen.key" },
+  "secretFile": "C:\\\\ProgramData\\\\emfleet\\\\site.secret",
+  "agents": {
+    "ex01.contoso.com": { "url": "https://ex01.contoso.com:8443", "certificateSha256": "9F:86:D0:...:0A:08" }
+  }
+}`;
+
 export function agentCommand(io: CliIo): Command {
   return new Command('agent')
-    .description('run the on-prem agent: listen on the server\'s Azure Relay hybrid connection and apply verified mitigations')
-    .requiredOption('--config <agent.json>', 'the agent configuration (paths in it are relative to the file)')
+    .description('run the on-prem agent: listen on the server\'s Azure Relay hybrid connection (or for its site hub) and apply verified mitigations; with --hub, run a site relay hub')
+    .requiredOption('--config <agent.json>', 'the agent (or hub) configuration (paths in it are relative to the file)')
+    .option('--hub', 'run as the site relay hub: the config must say "mode": "hub"; the hub forwards, it never applies')
     .addHelpText(
       'after',
       `
@@ -29,21 +42,36 @@ SIGTERM. Logs are JSON lines on stdout.
 Example agent.json:
 ${exampleConfig}
 
-Example:
-  emfleet agent --config C:\\ProgramData\\emfleet\\agent.json`,
+A server behind its site's relay hub has "siteLink" (certificate, privateKey, secretFile, port)
+in place of (or beside) "relay"; its Servers row then has the site's hybrid connection and a
+relayPath. The site hub (the same program, --hub) listens on the site's hybrid connection and
+forwards /{relayPath}/... to that agent over the LAN: HTTPS pinned to the agent's certificate,
+each request signed with the secret the site's agents and hub share. It holds no signing key and
+no state; two hubs on one hybrid connection share the load.
+
+Example hub.json:
+${exampleHubConfig}
+
+Examples:
+  emfleet agent --config C:\\ProgramData\\emfleet\\agent.json
+  emfleet agent --hub --config C:\\ProgramData\\emfleet\\hub.json`,
     )
-    .action(async (flags: { config: string }) => {
-      const config = await loadAgentConfig(flags.config);
+    .action(async (flags: { config: string; hub?: boolean }) => {
       const logger = jsonLogger(io.stdout);
-      const agent = await startAgent(config, { logger, onState: (state) => logger.info('RelayListener', { state, server: config.server }) });
+      const mode = await readConfigMode(flags.config);
+      if (flags.hub && mode !== 'hub') throw new ConfigError(`${flags.config}: --hub needs a hub configuration ("mode": "hub")`);
+      const running =
+        mode === 'hub'
+          ? await loadHubConfig(flags.config).then((config) => startHub(config, { logger, onState: (state) => logger.info('RelayListener', { state, site: config.site }) }))
+          : await loadAgentConfig(flags.config).then((config) => startAgent(config, { logger, onState: (state) => logger.info('RelayListener', { state, server: config.server }) }));
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
-          logger.info('AgentStopping', { server: config.server, signal });
+          logger.info('AgentStopping', { mode, signal });
           resolve();
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
-      await agent.close();
+      await running.close();
     });
 }

@@ -19,6 +19,7 @@ import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, fleetContext, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
+import { relayAddress } from '../relay/route.js';
 
 export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): Command {
   const command = new Command('rollout').description('rollouts of mitigation packages in waves');
@@ -42,7 +43,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
         operation: 'apply',
         mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id),
         mitigations: eocs.mitigations,
-        servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: row.relayHybridConnection || row.rowKey })),
+        servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: relayAddress(row) })),
         orgPolicy: policy.org,
         serverPolicy: policy.servers,
         waves: flags.emergency ? context.settings.EMFLEET_EMERGENCY_WAVES : context.settings.EMFLEET_WAVES,

@@ -78,6 +78,20 @@ export const pingReply = z.object({
 });
 export type PingReply = z.infer<typeof pingReply>;
 
+/**
+ * What a site relay hub answers when it cannot hand a request on to the server's agent (as
+ * errorReply codes). The cloud treats the last two as it treats a relay that found no listener:
+ * retried, then Unreachable, with the hub's words as the detail.
+ */
+export const hubRefusals = {
+  /** 404: the hub has no agent of that name (the Servers row's relayPath names a server of another site). */
+  notBehindHub: 'NotBehindThisHub',
+  /** 503: the hub could not reach the agent over the site LAN (refused, reset, pin or secret mismatch). */
+  agentUnreachable: 'AgentUnreachable',
+  /** 503: the agent did not answer within the hub's forward deadline. */
+  agentTimeout: 'AgentTimeout',
+} as const;
+
 /** Every error reply carries a code and one line saying what was wrong. */
 export const errorReply = z.object({ error: z.string().max(64), detail: z.string().max(2000) });
 export type ErrorReply = z.infer<typeof errorReply>;

@@ -7,17 +7,20 @@ import {
   agentPaths,
   applyRequest,
   errorReply,
+  hubRefusals,
   operationReply,
   pingReply,
   pingRequest,
   removeRequest,
   statusReply,
   type ApplyRequest,
+  type ErrorReply,
   type OperationReply,
   type PingReply,
   type RemoveRequest,
   type StatusReply,
 } from './protocol.js';
+import { parseRelayAddress } from './route.js';
 import { createSasToken } from './sas.js';
 
 type ErrorOptions = { cause?: unknown; context?: Record<string, unknown> };
@@ -190,24 +193,29 @@ export class RelaySender {
     return agent;
   }
 
-  async send(hybridConnection: string, request: RelayRequest): Promise<RelayResponse> {
-    const url = this.#url(hybridConnection, request.path);
-    const token = await this.#token(hybridConnection);
+  /**
+   * `address` is a relay address (lib/relay/route.ts): a hybrid connection, or a site hub's
+   * hybrid connection and the server's relay path. The token is for the hybrid connection; each
+   * address has its own pool, so one server's requests never queue behind another's at a hub.
+   */
+  async send(address: string, request: RelayRequest): Promise<RelayResponse> {
+    const url = this.#url(address, request.path);
+    const token = await this.#token(parseRelayAddress(address).hybridConnection);
     const timeoutMs = request.timeoutMs ?? this.#timeoutMs;
     if (!(timeoutMs > 0 && timeoutMs < relayLimitMs)) throw new ConfigError(`relay timeout must be between 0 and ${relayLimitMs} ms, got ${timeoutMs}`);
     const body = request.body === undefined ? undefined : Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body, 'utf8');
     const headers: Record<string, string> = { ...request.headers, ServiceBusAuthorization: token };
     if (body !== undefined) headers['content-length'] = String(body.length);
-    const context = { hybridConnection, path: request.path };
+    const context = { hybridConnection: address, path: request.path };
     const deadline = Date.now() + timeoutMs;
     let response: RelayResponse;
     try {
-      response = await this.#exchange(this.#agentFor(hybridConnection), url, request.method, headers, body, deadline, timeoutMs, context);
+      response = await this.#exchange(this.#agentFor(address), url, request.method, headers, body, deadline, timeoutMs, context);
     } catch (error) {
       // A keep-alive connection the relay closed while idle fails on first write; Node's advice is
       // to retry such a request once on a fresh connection. Agent requests are idempotent by id.
       if (!(error instanceof StaleConnection)) throw error;
-      response = await this.#exchange(this.#agentFor(hybridConnection), url, request.method, headers, body, deadline, timeoutMs, context).catch((retryError: unknown) => {
+      response = await this.#exchange(this.#agentFor(address), url, request.method, headers, body, deadline, timeoutMs, context).catch((retryError: unknown) => {
         throw retryError instanceof StaleConnection ? unreachable(retryError.cause, context) : retryError;
       });
     }
@@ -236,7 +244,7 @@ export class RelaySender {
       const cached = this.#sasTokens.get(hybridConnection);
       if (cached && cached.renewAt > now) return cached.token;
       // The audience Azure expects: http://{namespace}/{hc}, without port, query or $hc.
-      const resource = `http://${this.#base.hostname}/${hybridConnection.split('/').filter(Boolean).join('/')}`;
+      const resource = `http://${this.#base.hostname}/${hybridConnection}`;
       const token = createSasToken(resource, this.#auth.keyName, this.#auth.key, { expiresInSeconds: tokenLifetimeSeconds, now: new Date(now) });
       this.#sasTokens.set(hybridConnection, { token, renewAt: now + tokenLifetimeSeconds * 1000 - tokenRefreshMarginMs });
       return token;
@@ -400,12 +408,30 @@ export class AgentClient {
     if (response.status < 200 || response.status > 299) {
       const refusal = errorReply.safeParse(json);
       if (!refusal.success) throw invalidReply(refusal.error, `error reply ${response.status} to ${path} on ${hybridConnection}`, context);
-      throw new AgentError(refusal.data.error, response.status, refusal.data.detail, { context });
+      throw refusalError(refusal.data, response.status, context);
     }
     const reply = schema.safeParse(json);
     if (!reply.success) throw invalidReply(reply.error, `reply ${response.status} to ${path} on ${hybridConnection}`, context);
     return reply.data;
   }
+}
+
+/**
+ * A site hub's "cannot reach the agent" is, to the cloud, what a relay without a listener is: the
+ * message is retried, and the hub's words (`hubAnswer`) become the Unreachable detail.
+ */
+function refusalError(refusal: ErrorReply, status: number, context: Record<string, unknown>): EmfleetError {
+  const where = String(context['hybridConnection']);
+  const hubContext = { context: { ...context, hubAnswer: refusal.detail } };
+  if (refusal.error === hubRefusals.agentUnreachable) return new RelayUnreachableError(`the site hub could not reach the agent for ${where}: ${refusal.detail}`, hubContext);
+  if (refusal.error === hubRefusals.agentTimeout) return new RelayTimeoutError(`the agent for ${where} did not answer its site hub in time: ${refusal.detail}`, hubContext);
+  return new AgentError(refusal.error, status, refusal.detail, { context });
+}
+
+/** The site hub's own words about a server it could not reach, if that is what an error is. */
+export function hubAnswerOf(error: unknown): string | undefined {
+  const answer = error instanceof EmfleetError ? error.context['hubAnswer'] : undefined;
+  return typeof answer === 'string' ? answer : undefined;
 }
 
 function checked<T>(schema: z.ZodType<T>, request: unknown): T {

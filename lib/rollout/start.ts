@@ -7,12 +7,13 @@ import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { PlanInput, RolloutPlan } from './plan.js';
 import { applyEvent } from './steps.js';
+import { relayAddress } from '../relay/route.js';
 
 /** Servers and policy as the planner needs them, read in pages. */
 export async function fleetSnapshot(tables: FleetTables, org: string, logger: Logger): Promise<Pick<PlanInput, 'servers' | 'orgPolicy' | 'serverPolicy'>> {
   const [{ rows }, policy] = await Promise.all([listServers(tables, org, { logger }), readPolicy(tables, org, { logger })]);
   return {
-    servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: row.relayHybridConnection || row.rowKey })),
+    servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: relayAddress(row) })),
     orgPolicy: policy.org,
     serverPolicy: policy.servers,
   };

@@ -15,7 +15,8 @@ import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import type { ApplyRequest, MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
-import { RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
+import { parseRelayAddress } from '../relay/route.js';
+import { hubAnswerOf, RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
 import { bitIsSet, nextWindow, retriedWave, withBit } from './pass.js';
 import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
@@ -126,7 +127,12 @@ function firstDelivery(delivery: Delivery | undefined): boolean {
   return delivery?.triggerMetadata?.['dequeueCount'] === 1;
 }
 
-/** The poison handler: a server whose messages kept failing is Unreachable and counts as a failure. */
+/**
+ * The poison handler: a server whose messages kept failing is Unreachable and counts as a failure.
+ * Behind a site hub, the detail is the hub's last answer about the agent when there was one (the
+ * hub was up, the agent was not), else the site whose hub did not answer; the wave's note (and so
+ * the halt reason) names the site.
+ */
 export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage): Promise<void> {
   const state = await readState(deps.tables, message.rolloutId);
   const plan = await readPlanRow(deps.tables, message);
@@ -135,10 +141,24 @@ export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage)
   if (message.wave === state.currentWave && attempt !== state.attempt) return;
   const operationId = operationIdOf(message.rolloutId, message.wave, plan.server, attempt);
   // The poison message's own dequeue count starts again at 1; what matters is that the host gave up.
-  const outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries' }]));
-  if (!(await readResult(deps.tables, plan.server, operationId))) await recordResult(deps, plan, operationId, state, outcomes);
-  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, { result: { index: message.index, server: plan.server, verdict: 'failed' } });
+  const stored = await readStoredResult(deps.tables, plan.server, operationId);
+  const { relayPath, hybridConnection } = parseRelayAddress(plan.hybridConnection);
+  const site = relayPath === undefined ? undefined : await siteOf(deps, plan.server);
+  const hub = site === undefined ? undefined : `site ${site || '(none)'}'s relay hub on ${hybridConnection}`;
+  const hubAnswered = stored?.status === 'InProgress' && Object.keys(stored.outcomes).length > 0 ? stored.outcomes : undefined;
+  const detail = hub ? `${hub} did not answer for ${relayPath}; the host gave up after maxDequeueCount deliveries` : 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries';
+  const outcomes = hubAnswered ?? Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail }]));
+  if (stored?.status !== 'Completed') await recordResult(deps, plan, operationId, state, outcomes);
+  const note = hub ? clip(hubAnswered ? `Unreachable behind ${hub}` : `Unreachable: ${hub} down`, maxNoteLength) : undefined;
+  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId, ...(site === undefined ? {} : { site, hybridConnection, hubAnswered: hubAnswered !== undefined }) });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, { result: { index: message.index, server: plan.server, verdict: 'failed', ...(note ? { note } : {}) } });
+}
+
+async function siteOf(deps: StepDeps, server: string): Promise<string> {
+  const client = await deps.tables.client('Servers');
+  const entity = await getEntityOrUndefined(client, deps.org, server);
+  const checked = entity ? validateRow('Servers', serverRow, entity) : undefined;
+  return checked?.ok ? checked.row.site : '';
 }
 
 /** gateWave: after the bake, judge the wave against its error budget. */
@@ -403,7 +423,13 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
     }
   } catch (error) {
     // The relay did not deliver or answer: retry the whole message (the agent recognises the operation id).
-    if (error instanceof RelayUnreachableError || error instanceof RelayTimeoutError) throw error;
+    if (error instanceof RelayUnreachableError || error instanceof RelayTimeoutError) {
+      // A site hub that could not reach the agent said why: kept (not counted), so that if the host
+      // gives up, the poison handler records the hub's words as the Unreachable detail.
+      const hubAnswer = hubAnswerOf(error);
+      if (hubAnswer !== undefined) await recordAttempt(deps, plan, operationId, state, Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: clip(hubAnswer, 2000) }])));
+      throw error;
+    }
     const detail = error instanceof Error ? error.message : String(error);
     for (const id of [...plan.apply, ...plan.remove]) outcomes[id] ??= { outcome: 'Failed', detail };
   }
@@ -446,6 +472,13 @@ async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationRep
     current = status.operations.find((operation) => operation.operationId === reply.operationId) ?? current;
   }
   return current;
+}
+
+/** The last failed attempt's outcomes, InProgress: not a result (nothing counts it), only what the poison handler reports. */
+async function recordAttempt(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+  await upsertResults(deps.tables, [
+    { server: plan.server, operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'InProgress', outcomes, at: deps.now?.() ?? new Date() },
+  ]);
 }
 
 async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
@@ -641,11 +674,16 @@ async function readPlanPage(tables: FleetTables, rolloutId: string, wave: number
 }
 
 async function readResult(tables: FleetTables, server: string, operationId: string): Promise<Record<string, MitigationOutcome> | undefined> {
+  const stored = await readStoredResult(tables, server, operationId);
+  return stored?.status === 'Completed' ? stored.outcomes : undefined;
+}
+
+async function readStoredResult(tables: FleetTables, server: string, operationId: string): Promise<{ status: 'InProgress' | 'Completed'; outcomes: Record<string, MitigationOutcome> } | undefined> {
   const client = await tables.client('Results');
   const entity = await getEntityOrUndefined(client, server, operationId);
   if (!entity) return undefined;
   const checked = validateRow('Results', resultRow, entity);
-  return checked.ok && checked.row.status === 'Completed' ? checked.row.outcomes : undefined;
+  return checked.ok ? { status: checked.row.status, outcomes: checked.row.outcomes } : undefined;
 }
 
 /** What the state machine sees of a stored rollout (also how the dashboard asks which actions it would accept). */

@@ -9,8 +9,10 @@ import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { allFunctions } from '../../functions/index.js';
 import { SimulatedApplier, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
-import type { AgentConfig } from '../../lib/agent/config.js';
-import type { RunningAgent } from '../../lib/agent/run.js';
+import { parseHubConfig, type AgentConfig, type HubConfig } from '../../lib/agent/config.js';
+import type { HubAgent } from '../../lib/agent/hub.js';
+import { startHub, type RunningAgent, type RunningHub } from '../../lib/agent/run.js';
+import { issueCertificate } from '../../lib/local/pki.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
@@ -88,6 +90,8 @@ export interface E2eServer {
   readonly agent?: boolean;
   /** The server as it is before emfleet touches it (default: a fresh Exchange install). */
   readonly state?: SimulatedServer;
+  /** Behind this site's relay hub (Servers row: the site's hybrid connection and a relayPath) instead of its own hybrid connection. */
+  readonly site?: string;
 }
 
 export interface DeployOptions {
@@ -97,6 +101,8 @@ export interface DeployOptions {
   readonly queues?: Record<string, unknown>;
   /** Another Azurite than the run's. */
   readonly connectionString?: string;
+  /** Hubs started per site (default 1); all listen on the site's one hybrid connection. */
+  readonly hubsPerSite?: number;
 }
 
 export const defaultWaves = [
@@ -134,6 +140,8 @@ export interface Deployment {
   /** Writes to this deployment's queues, as the functions do. */
   readonly queues: StorageQueueSender;
   readonly agents: ReadonlyMap<string, E2eAgent>;
+  /** Each site's relay hubs, by site name. */
+  readonly hubs: ReadonlyMap<string, readonly E2eHub[]>;
   api(method: 'GET' | 'POST', path: string): Promise<{ status: number; body: unknown }>;
   rollout(id: string): ReturnType<typeof readRollout>;
   /** Each wave as [name, servers, succeeded, failed, skipped]. */
@@ -187,21 +195,44 @@ export async function startWorld(): Promise<World> {
     const connection = { kind: 'connectionString' as const, connectionString };
     const tables = new FleetTables(connection, { prefix: tablePrefix });
     const agents = new Map<string, E2eAgent>();
+    const sites = new Map<string, { hybridConnection: string; secret: string; agents: Record<string, HubAgent> }>();
     for (const server of servers) {
-      const hybridConnection = `${server.name}-${randomBytes(3).toString('hex')}`;
+      const site = server.site === undefined ? undefined : sites.get(server.site) ?? { hybridConnection: `site-${server.site.toLowerCase()}-${randomBytes(3).toString('hex')}`, secret: randomBytes(32).toString('base64'), agents: {} };
+      if (server.site !== undefined && site) sites.set(server.site, site);
+      const hybridConnection = site?.hybridConnection ?? `${server.name}-${randomBytes(3).toString('hex')}`;
       const build = server.build ?? '15.2.1118.7';
-      await registerServer(tables, 'contoso', { name: fqdn(server.name), build, ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
-      if (server.agent === false) continue;
+      await registerServer(tables, 'contoso', { name: fqdn(server.name), build, ring: server.ring, relayHybridConnection: hybridConnection, ...(site ? { site: server.site!, relayPath: fqdn(server.name) } : {}) }, { actor: 'test' });
+      if (server.agent === false) {
+        // Listed at its hub, but nothing listens there: the hub cannot reach it.
+        if (site) site.agents[fqdn(server.name)] = { url: 'https://127.0.0.1:1', certificateSha256: 'AA'.repeat(32) };
+        continue;
+      }
       const { config } = await writeAgentConfig(relay.relay, pki, {
         server: fqdn(server.name),
         build,
         applier: { kind: 'simulated', failOn: server.failOn ?? [], delayInMs: server.delayInMs ?? 0 },
         ...(server.couplings ? { couplings: server.couplings } : {}),
       });
-      const agent = e2eAgent({ ...config, relay: { ...config.relay, hybridConnection } });
+      const { relay: ownRelay, ...rest } = config;
+      const agent = e2eAgent(site ? { ...rest, siteLink: await siteLinkFor(site.secret) } : { ...config, relay: { ...ownRelay!, hybridConnection } });
       if (server.state) await agent.writeState(server.state);
       await agent.restart();
+      if (site) site.agents[fqdn(server.name)] = agent.running!.siteLink!;
       agents.set(server.name, agent);
+    }
+    const hubs = new Map<string, E2eHub[]>();
+    for (const [name, site] of sites) {
+      const config = parseHubConfig(
+        { mode: 'hub', site: name, relay: { namespace: '127.0.0.1', hybridConnection: site.hybridConnection, endpoint: relay.relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, key: relayRules.listen.key }, secret: site.secret, agents: site.agents, forwardTimeoutInMs: 5000 },
+        directory,
+      );
+      const started: E2eHub[] = [];
+      for (let index = 1; index <= (options.hubsPerSite ?? 1); index++) {
+        const hub = e2eHub({ ...config, name: `${name}-hub${index}` });
+        await hub.start();
+        started.push(hub);
+      }
+      hubs.set(name, started);
     }
     const hostJsonPath = join(directory, `host-${queuePrefix}.json`);
     await writeFile(hostJsonPath, JSON.stringify({ version: '2.0', extensions: { queues: { ...fastQueues, ...options.queues } } }));
@@ -214,6 +245,7 @@ export async function startWorld(): Promise<World> {
       logger,
       queues: new StorageQueueSender(connection, { prefix: queuePrefix }),
       agents,
+      hubs,
       api: async (method, path) => {
         const response = await fetch(`${host.httpUrl}${path}`, { method, headers: { 'x-functions-key': host.functionKey } });
         return { status: response.status, body: await response.json().catch(() => undefined) };
@@ -228,6 +260,7 @@ export async function startWorld(): Promise<World> {
       stop: () => {
         stopping ??= (async () => {
           await host.stop();
+          for (const site of hubs.values()) for (const hub of site) await hub.stop();
           for (const agent of agents.values()) await agent.running?.close();
         })();
         return stopping;
@@ -255,6 +288,42 @@ export async function startWorld(): Promise<World> {
   };
 }
 
+export interface E2eHub {
+  readonly name: string;
+  /** The hub's own log (HubForwarded, HubRefused, HubForwardFailed). */
+  readonly logger: RecordingLogger;
+  readonly running: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function e2eHub(config: HubConfig): E2eHub {
+  const logger = recordingLogger();
+  let running: RunningHub | undefined;
+  return {
+    name: config.name!,
+    logger,
+    get running() {
+      return running !== undefined;
+    },
+    start: async () => {
+      running ??= await startHub(config, { logger });
+      await running.ready;
+    },
+    stop: async () => {
+      const stopping = running;
+      running = undefined;
+      await stopping?.close();
+    },
+  };
+}
+
+/** An agent's site link on loopback: its own self-signed certificate and the site's secret. */
+async function siteLinkFor(secret: string): Promise<NonNullable<AgentConfig['siteLink']>> {
+  const tls = await issueCertificate({ subjectCn: 'localhost' });
+  return { host: '127.0.0.1', port: 0, certificate: tls.certificatePem, privateKey: tls.privateKeyPem, secret };
+}
+
 function e2eAgent(initial: AgentConfig): E2eAgent {
   let config = initial;
   const logger = recordingLogger();
@@ -276,6 +345,8 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
       running = undefined;
       config = { ...config, ...changes, ...(failOn && config.applier.kind === 'simulated' ? { applier: { ...config.applier, failOn: [...failOn] } } : {}) };
       running = await runAgent(config, logger);
+      // Restarted on the same port, where its hub expects it.
+      if (running.siteLink && config.siteLink) config = { ...config, siteLink: { ...config.siteLink, port: Number(new URL(running.siteLink.url).port) } };
     },
     stop: async () => {
       await running?.close();

@@ -36,7 +36,7 @@ export async function fleet(
     await registerServer(tables, 'contoso', { name: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
     if (server.agent === false) continue;
     const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] }, ...(server.couplings ? { couplings: server.couplings } : {}), ...(server.allowKeepOnDegraded ? { allowKeepOnDegraded: true } : {}) });
-    agents.push(await runAgent({ ...config, relay: { ...config.relay, hybridConnection } }));
+    agents.push(await runAgent({ ...config, relay: { ...config.relay!, hybridConnection } }));
   }
   return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };
 }

@@ -95,7 +95,7 @@ describe('the template', () => {
     const listen = await resource('infra/app/relay.bicep', 'Microsoft.Relay/namespaces/hybridConnections/authorizationRules');
     expect(listen.node.text).toMatch(/= \[for \(item, index\) in servers:/);
     // The rule's name is the agent's default relay.keyName.
-    expect(value(property(listen.body, 'name'))).toBe(agentConfigSchema.shape.relay.parse({ namespace: 'n', hybridConnection: 'h', key: 'k' }).keyName);
+    expect(value(property(listen.body, 'name'))).toBe(agentConfigSchema.shape.relay.unwrap().parse({ namespace: 'n', hybridConnection: 'h', key: 'k' }).keyName);
     expect(declarations(relay).get('sendRuleName')?.value?.text).toBe("'send'");
   });
 
