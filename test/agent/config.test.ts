@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { join, resolve } from 'node:path';
-import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
+import { parseAgentConfig, parseHubConfig, type AgentConfig } from '../../lib/agent/config.js';
 import { ConfigError } from '../../lib/errors.js';
 import { defaultHealthEndpoints } from '../../lib/agent/probes.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
@@ -202,5 +202,65 @@ describe('parseAgentConfig', () => {
     expect(configError(edited((json) => (json.applier.delayInMs = -1))).message).toMatch(/^agent\.json: applier\.delayInMs: /);
     expect(configError(edited((json) => delete json.stateDirectory)).message).toMatch(/^agent\.json: stateDirectory: /);
     expect(configError('not an object').message).toMatch(/^agent\.json: \(top\): /);
+  });
+});
+
+describe('an agent behind its site hub (siteLink)', () => {
+  const siteLink = { certificate: 'tls/agent.pem', privateKey: 'tls/agent.key', secretFile: 'site.secret' };
+
+  it('siteLink instead of relay: defaults filled, paths resolved', () => {
+    const config = parseAgentConfig(edited((json) => {
+      delete json.relay;
+      json.siteLink = siteLink;
+    }), base);
+    expect(config.relay).toBeUndefined();
+    expect(config.siteLink).toEqual({ host: '0.0.0.0', port: 8443, certificate: join(base, 'tls/agent.pem'), privateKey: join(base, 'tls/agent.key'), secretFile: join(base, 'site.secret') });
+  });
+
+  it.each([
+    { name: 'neither relay nor siteLink', change: (json: Record<string, any>) => delete json.relay, message: /^agent\.json: relay: give relay .*, siteLink .*, or both$/ },
+    { name: 'both secret and secretFile', change: (json: Record<string, any>) => (json.siteLink = { ...siteLink, secret: 'x' }), message: /^agent\.json: siteLink\.secret: give exactly one of secret or secretFile$/ },
+    { name: 'a relay path of two segments', change: (json: Record<string, any>) => (json.siteLink = { ...siteLink, relayPath: 'a/b' }), message: /^agent\.json: siteLink\.relayPath: / },
+    { name: 'a port past 65535', change: (json: Record<string, any>) => (json.siteLink = { ...siteLink, port: 70_000 }), message: /^agent\.json: siteLink\.port: / },
+  ])('$name is refused and named', ({ change, message }) => {
+    expect(configError(edited(change)).message).toMatch(message);
+  });
+});
+
+describe('parseHubConfig', () => {
+  const hub = (): Record<string, any> => ({
+    mode: 'hub',
+    site: 'Amsterdam',
+    relay: { namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'site-amsterdam', keyFile: 'listen.key' },
+    secretFile: 'site.secret',
+    agents: { 'ex01.contoso.com': { url: 'https://ex01.contoso.com:8443', certificateSha256: 'ab:'.repeat(31) + 'ab' } },
+  });
+  const hubError = (json: unknown): string => {
+    try {
+      parseHubConfig(json, base, 'hub.json');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error('expected parseHubConfig to throw');
+  };
+
+  it('a hub config: forward deadline defaulted inside the relay\'s 60 s, paths resolved', () => {
+    const config = parseHubConfig(hub(), base);
+    expect(config).toMatchObject({ mode: 'hub', site: 'Amsterdam', forwardTimeoutInMs: 25_000, secretFile: join(base, 'site.secret'), relay: { keyName: 'listen', keyFile: join(base, 'listen.key') } });
+  });
+
+  it.each([
+    { name: 'a forward deadline past 55 s', change: (json: Record<string, any>) => (json.forwardTimeoutInMs = 60_000), message: /^hub\.json: forwardTimeoutInMs: / },
+    { name: 'no agents', change: (json: Record<string, any>) => (json.agents = {}), message: /^hub\.json: agents: must list at least one agent$/ },
+    { name: 'an agent over plain http', change: (json: Record<string, any>) => (json.agents['ex01.contoso.com'].url = 'http://ex01:8443'), message: /^hub\.json: agents\.ex01\.contoso\.com\.url: must be https/ },
+    { name: 'a short fingerprint', change: (json: Record<string, any>) => (json.agents['ex01.contoso.com'].certificateSha256 = 'abcd'), message: /^hub\.json: agents\.ex01\.contoso\.com\.certificateSha256: / },
+    { name: 'no site', change: (json: Record<string, any>) => (json.site = ''), message: /^hub\.json: site: must name the site$/ },
+    { name: 'trust anchors (a hub verifies nothing)', change: (json: Record<string, any>) => (json.trust = { anchors: ['root.pem'] }), message: /^hub\.json: \(top\): .*trust/ },
+    { name: 'an applier (a hub applies nothing)', change: (json: Record<string, any>) => (json.applier = { kind: 'powershell' }), message: /^hub\.json: \(top\): .*applier/ },
+  ])('$name is refused and named', ({ change, message }) => {
+    const json = hub();
+    change(json);
+    expect(hubError(json)).toMatch(message);
   });
 });

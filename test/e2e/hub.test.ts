@@ -130,6 +130,9 @@ describe('when the hub or an agent behind it is down', () => {
     const { state } = await d.rollout(rolloutId);
     expect(state).toMatchObject({ state: 'Halted', reason: expect.stringContaining("ex41.contoso.com [Unreachable: site Leiden's relay hub on site-leiden-") });
     expect(d.logger.named('ServerUnreachable')[0]?.fields).toMatchObject({ server: fqdn('ex41'), site: 'Leiden', hubAnswered: false });
+    // The dashboard's overview shows the rollout's reason, so it names the site too.
+    const overview = JSON.stringify((await d.api('GET', '/api/overview')).body);
+    expect(overview).toContain("Unreachable: site Leiden's relay hub");
     expect(d.agents.get('ex41')!.running!.service.status().operations).toEqual([]);
     expect(await d.outcomes('ex42')).toEqual([]);
   });
