@@ -5,11 +5,11 @@ metadata description = 'emfleet: Functions on Flex Consumption, Storage (identit
 
 targetScope = 'resourceGroup'
 
-import { server } from 'app/types.bicep'
+import { site } from 'app/types.bicep'
 
 @minLength(2)
 @maxLength(12)
-@description('Short name of this deployment (lower-case letters, digits, hyphens); resource names are built from it and a hash of the resource group.')
+@description('Short name of this deployment (lower-case letters, digits, single hyphens, starting with a letter); resource names are built from it and a hash of the resource group.')
 param name string = 'emfleet'
 
 param location string = resourceGroup().location
@@ -18,9 +18,8 @@ param tags object = {}
 @description('EMFLEET_ORG: the organization this deployment serves.')
 param org string
 
-@minLength(1)
-@description('The Exchange servers: one hybrid connection with a Listen-only rule each.')
-param servers server[]
+@description('The sites: one hybrid connection with a Listen-only rule each, for the site\'s relay hub. Servers are not listed here: `emfleet servers add NAME --site S` registers them (README "Add a server").')
+param sites site[] = []
 
 @allowed([
   'managedIdentity'
@@ -71,7 +70,8 @@ param pollSchedule string = '0 0 * * * *'
 @description('EMFLEET_RECONCILE_SCHEDULE: 6-field NCRONTAB, UTC.')
 param reconcileSchedule string = '0 30 * * * *'
 
-@description('EMFLEET_TABLE_PREFIX: prefix of the table names, so several deployments can share an account.')
+@maxLength(32)
+@description('EMFLEET_TABLE_PREFIX: prefix of the table names (letters and digits, starting with a letter), so several deployments can share an account.')
 param tablePrefix string = ''
 
 @secure()
@@ -84,13 +84,42 @@ param alertEmails string[] = []
 @description('Object IDs of the people or groups who run the emfleet CLI against this deployment\'s tables and queues.')
 param operatorPrincipalIds string[] = []
 
-@description('Flex Consumption scale limit; one instance runs many rollout steps at once.')
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption scale limit (1-1000); one instance runs many rollout steps at once.')
 param maximumInstanceCount int = 40
 
 param instanceMemoryMB int = 2048
 
-var token = uniqueString(resourceGroup().id, name)
-var functionAppName = 'func-${name}-${token}'
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+@description('The storage account\'s redundancy. Standard_ZRS (zone-redundant) where the region offers it with Flex Consumption; Standard_LRS deploys everywhere.')
+param storageSku string = 'Standard_LRS'
+
+@allowed([
+  'default'
+  'recover'
+])
+@description('Key Vault create mode: \'recover\' once, after the resource group was deleted and created again within the vault\'s 90-day soft-delete retention (its name is still taken by its deleted self, and purge protection forbids purging it).')
+param keyVaultCreateMode string = 'default'
+
+// Bicep has no pattern decorator: names are checked here, and a bad one fails the deployment
+// (fail() stops it with the message) before any resource is created from it.
+var lowerLetters = 'abcdefghijklmnopqrstuvwxyz'
+var digits = '0123456789'
+var nameBadCharacters = filter(range(0, length(name)), i => !contains('${lowerLetters}${digits}-', substring(name, i, 1)))
+var tablePrefixBadCharacters = filter(range(0, length(tablePrefix)), i => !contains('${lowerLetters}${digits}', toLower(substring(tablePrefix, i, 1))))
+var nameIsValid = empty(nameBadCharacters) && !contains(name, '--') && contains(lowerLetters, first(name)) && !endsWith(name, '-')
+var tablePrefixIsValid = empty(tablePrefixBadCharacters) && (empty(tablePrefix) || !contains(digits, first(tablePrefix)))
+var deploymentName = nameIsValid ? name : fail('name \'${name}\' must be lower-case letters, digits and single hyphens, start with a letter and not end with a hyphen')
+var checkedTablePrefix = tablePrefixIsValid ? tablePrefix : fail('tablePrefix \'${tablePrefix}\' must be letters and digits, starting with a letter (Azure table names are alphanumeric)')
+
+var token = uniqueString(resourceGroup().id, deploymentName)
+var functionAppName = 'func-${deploymentName}-${token}'
 var deploymentContainerName = 'app-package'
 
 // Policy as code: validated against policy.schema.json by editors and by the test suite, synced
@@ -100,10 +129,11 @@ var declaredPolicy = loadJsonContent('policy.json')
 module storage 'app/storage.bicep' = {
   name: 'storage'
   params: {
-    name: take('st${replace(name, '-', '')}${token}', 24)
+    name: take('st${replace(deploymentName, '-', '')}${token}', 24)
     location: location
     tags: tags
-    tablePrefix: tablePrefix
+    skuName: storageSku
+    tablePrefix: checkedTablePrefix
     deploymentContainerName: deploymentContainerName
   }
 }
@@ -111,7 +141,7 @@ module storage 'app/storage.bicep' = {
 module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
   params: {
-    name: '${name}-${token}'
+    name: '${deploymentName}-${token}'
     location: location
     tags: tags
     alertEmails: alertEmails
@@ -121,10 +151,10 @@ module monitoring 'app/monitoring.bicep' = {
 module relay 'app/relay.bicep' = {
   name: 'relay'
   params: {
-    name: 'relay-${name}-${token}'
+    name: 'relay-${deploymentName}-${token}'
     location: location
     tags: tags
-    servers: servers
+    sites: sites
     relayAuth: relayAuth
   }
 }
@@ -132,9 +162,10 @@ module relay 'app/relay.bicep' = {
 module keyVault 'app/keyvault.bicep' = {
   name: 'keyvault'
   params: {
-    name: take('kv-${name}-${token}', 24)
+    name: take('kv-${deploymentName}-${token}', 24)
     location: location
     tags: tags
+    createMode: keyVaultCreateMode
     relayNamespaceName: relay.outputs.name
     relaySendRuleName: relay.outputs.sendRuleName
     notifyUrl: notifyUrl
@@ -193,7 +224,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     EMFLEET_SIGNER_EKU: signerEku
     EMFLEET_REVOKED_SERIALS: join(revokedSerials, ',')
     EMFLEET_STORAGE_ACCOUNT: storage.outputs.name
-    EMFLEET_TABLE_PREFIX: tablePrefix
+    EMFLEET_TABLE_PREFIX: checkedTablePrefix
     EMFLEET_ORG: org
     EMFLEET_POLICY: string(declaredPolicy)
     EMFLEET_OCS_URL: ocsUrl
@@ -218,7 +249,7 @@ output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.hostName
 @description('The relay namespace host name (agent.json relay.namespace).')
 output relayNamespace string = relay.outputs.host
-@description('Each server\'s hybrid connection and listen rule (agent.json relay.hybridConnection and relay.keyName).')
+@description('Each site\'s hybrid connection and listen rule (hub.json relay.hybridConnection and relay.keyName).')
 output hybridConnections array = relay.outputs.hybridConnections
 output storageAccountName string = storage.outputs.name
 output keyVaultName string = keyVault.outputs.name

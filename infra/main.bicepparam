@@ -1,6 +1,10 @@
-// Contoso's deployment: two sites, ten Exchange servers, keyless relay sending.
+// Contoso's deployment: two sites (their servers are registered with `emfleet servers add --site`,
+// not listed here), keyless relay sending. The ids and the trust anchor come from the environment
+// of whoever deploys, so nothing made up is deployed (README.md "Prerequisites"):
 //   export EMFLEET_TRUST_ANCHORS="$(cat MicrosoftRootCertificateAuthority2011.pem)"
 //   export EMFLEET_TIMESTAMP_ANCHORS="$(cat MicrosoftRootCertificateAuthority2010.pem)"
+//   export EMFLEET_ADMIN_API_CLIENT_ID=$appId                    # the admin API's app registration
+//   export EMFLEET_OPERATOR_OBJECT_IDS="$(az ad signed-in-user show --query id -o tsv)"   # comma-separated
 //   az deployment group create --resource-group rg-emfleet --template-file infra/main.bicep --parameters infra/main.bicepparam
 
 using 'main.bicep'
@@ -8,25 +12,17 @@ using 'main.bicep'
 param name = 'contoso'
 param org = 'contoso'
 
-// One hybrid connection per server (named after it unless given); add a server here, deploy,
-// then give its agent the listen key (README.md "Add a server").
-param servers = [
-  { name: 'ex01.contoso.com' }
-  { name: 'ex02.contoso.com' }
-  { name: 'ex03.contoso.com' }
-  { name: 'ex04.contoso.com' }
-  { name: 'ex05.contoso.com' }
-  { name: 'ex06.contoso.com' }
-  { name: 'ex07.contoso.com' }
-  { name: 'ex08.contoso.com' }
-  { name: 'ex09.contoso.com' }
-  { name: 'ex10.fabrikam.contoso.com', hybridConnection: 'ex10-fabrikam' }
+// One hybrid connection per site, for its relay hub (`emfleet agent --hub`); named site-{name}
+// unless given. A site added later: `emfleet sites add NAME` (no redeployment).
+param sites = [
+  { name: 'Amsterdam' }
+  { name: 'Fabrikam', hybridConnection: 'site-fabrikam-hq' }
 ]
 
 param relayAuth = 'managedIdentity'
 
 // The app registration created for the admin API (README.md "Prerequisites").
-param adminApiClientId = '6f0b2a51-9c3d-4e8f-a1b7-2d4c6e8f0a13'
+param adminApiClientId = readEnvironmentVariable('EMFLEET_ADMIN_API_CLIENT_ID')
 
 // Microsoft Root Certificate Authority 2011, supplied by the admin and pinned by fingerprint.
 param trustAnchors = readEnvironmentVariable('EMFLEET_TRUST_ANCHORS')
@@ -55,9 +51,8 @@ param alertEmails = [
   'exchange-admins@contoso.com'
 ]
 
-param operatorPrincipalIds = [
-  '0c1d7e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f'
-]
+// Object ids of the operators (people or groups), comma-separated; none: no operator roles.
+param operatorPrincipalIds = filter(split(readEnvironmentVariable('EMFLEET_OPERATOR_OBJECT_IDS', ''), ','), id => !empty(trim(id)))
 
 param tags = {
   workload: 'emfleet'

@@ -1,20 +1,26 @@
-// Azure Relay: one hybrid connection per server, each with a Listen-only rule for its agent.
-// The app sends with its managed identity (Azure Relay Sender, in rbac.bicep); a namespace-level
-// Send-only rule exists only in the documented SAS fallback (relayAuth = 'sasKey').
+// Azure Relay: the namespace and one hybrid connection per site, each with a Listen-only rule for
+// the site's relay hub. Servers are inventory, not infrastructure: `emfleet servers add --site`
+// registers a server behind its site's hub (no Azure resource at all), and the few servers that
+// need a hybrid connection of their own get it from `emfleet servers add --own-hybrid-connection`
+// through the management SDK, never from this template (ARM's 800-resource limit, and a full
+// redeployment per server). The app sends with its managed identity (Azure Relay Sender, in
+// rbac.bicep); a namespace-level Send-only rule exists only in the documented SAS fallback
+// (relayAuth = 'sasKey').
 
-import { server } from 'types.bicep'
+import { site } from 'types.bicep'
 
 param name string
 param location string
 param tags object
-param servers server[]
+param sites site[]
 @allowed([
   'managedIdentity'
   'sasKey'
 ])
 param relayAuth string
 
-var hybridConnectionNames = [for item in servers: toLower(item.?hybridConnection ?? item.name)]
+// lib/relay/route.ts siteHybridConnectionName: what `emfleet sites add` creates for a site.
+var hybridConnectionNames = [for item in sites: toLower(item.?hybridConnection ?? 'site-${item.name}')]
 // EMFLEET_RELAY_SEND_KEY_NAME in the SAS fallback.
 var sendRuleName = 'send'
 
@@ -28,7 +34,7 @@ resource namespace 'Microsoft.Relay/namespaces@2024-01-01' = {
   }
 }
 
-resource hybridConnection 'Microsoft.Relay/namespaces/hybridConnections@2024-01-01' = [for (item, index) in servers: {
+resource hybridConnection 'Microsoft.Relay/namespaces/hybridConnections@2024-01-01' = [for (item, index) in sites: {
   parent: namespace
   name: hybridConnectionNames[index]
   properties: {
@@ -38,9 +44,9 @@ resource hybridConnection 'Microsoft.Relay/namespaces/hybridConnections@2024-01-
   }
 }]
 
-// The agent's key (agent.json relay.keyName "listen"): it can accept requests on its own
-// hybrid connection and do nothing else.
-resource listenRule 'Microsoft.Relay/namespaces/hybridConnections/authorizationRules@2024-01-01' = [for (item, index) in servers: {
+// The hub's key (hub.json relay.keyName "listen"): it can accept requests on its site's hybrid
+// connection and do nothing else.
+resource listenRule 'Microsoft.Relay/namespaces/hybridConnections/authorizationRules@2024-01-01' = [for (item, index) in sites: {
   parent: hybridConnection[index]
   name: 'listen'
   properties: {
@@ -65,8 +71,8 @@ output name string = namespace.name
 @description('EMFLEET_RELAY_NAMESPACE: the namespace host name, e.g. contoso-emfleet.servicebus.windows.net.')
 output host string = split(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':')[0]
 output sendRuleName string = relayAuth == 'sasKey' ? sendRuleName : ''
-output hybridConnections array = [for (item, index) in servers: {
-  server: item.name
+output hybridConnections array = [for (item, index) in sites: {
+  site: item.name
   hybridConnection: hybridConnection[index].name
   listenRule: listenRule[index].name
 }]

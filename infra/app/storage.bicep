@@ -4,6 +4,8 @@
 param name string
 param location string
 param tags object
+@description('Standard_LRS, Standard_ZRS (where the region offers it), Standard_GRS or Standard_GZRS.')
+param skuName string
 @description('EMFLEET_TABLE_PREFIX: lets several deployments share one account.')
 param tablePrefix string
 param deploymentContainerName string
@@ -31,7 +33,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_ZRS'
+    name: skuName
   }
   properties: {
     allowSharedKeyAccess: false

@@ -1,11 +1,11 @@
 // Types shared by main.bicep and its modules.
 
 @export()
-@description('An Exchange server with its emfleet agent.')
-type server = {
-  @description('The server name as registered with `emfleet servers add` (its FQDN).')
+@description('A site: its Exchange servers sit behind one relay hub (`emfleet agent --hub`) listening on the site\'s hybrid connection.')
+type site = {
+  @description('The site name as given to `emfleet servers add --site` (the Servers row\'s site).')
   name: string
 
-  @description('The hybrid connection its agent listens on; default: the server name in lower case, which is also what `emfleet servers add` records when --relay-hc is not given.')
+  @description('The site\'s hybrid connection; default: site-{name in lower case}, which is also what `emfleet sites add` creates.')
   hybridConnection: string?
 }

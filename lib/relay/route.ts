@@ -37,3 +37,8 @@ export function parseRelayAddress(address: string): RelayRoute {
   const [hybridConnection = '', ...rest] = address.split('/').filter(Boolean);
   return { hybridConnection, relayPath: rest.length === 0 ? undefined : rest.join('/') };
 }
+
+/** The hybrid connection `emfleet sites add` creates for a site, and infra/app/relay.bicep's default: site-{name}, lower case. */
+export function siteHybridConnectionName(site: string): string {
+  return `site-${site}`.toLowerCase();
+}
