@@ -9,6 +9,7 @@ import { policyCommand } from './policy.js';
 import { reconcileCommand } from './reconcile.js';
 import { rolloutCommand } from './rollout.js';
 import { serversCommand } from './servers.js';
+import { sitesCommand } from './sites.js';
 import { statusCommand } from './status.js';
 
 /** Runs `emfleet` with `argv` (as process.argv: node, script, ...) and returns the exit code. */
@@ -22,6 +23,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
   program.addCommand(statusCommand(io));
   program.addCommand(serversCommand(io));
+  program.addCommand(sitesCommand(io));
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
   program.addCommand(rolloutCommand(io, (code) => (exitCode = code)));
   program.addCommand(reconcileCommand(io));

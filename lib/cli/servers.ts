@@ -6,37 +6,53 @@ import { exchangeBuild, ringName, serverName, siteName } from '../fleet/schemas.
 import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
+import { addRelayManagementOptions, defaultRelayManagement, describeProvisioning, serverRelayPlacement, type RelayManagementFactory, type ServerRelayFlags } from './sites.js';
 
-export function serversCommand(io: CliIo): Command {
+export function serversCommand(io: CliIo, relayManagement: RelayManagementFactory = defaultRelayManagement): Command {
   const command = new Command('servers').description('the Exchange servers emfleet manages (Servers table)');
 
-  addActorOption(
-    addStorageOptions(
-      command
-        .command('add')
-        .description('register a server, or update its registration (idempotent)')
-        .argument('<name>', 'server name or FQDN (stored in lower case)')
-        .requiredOption('--build <build>', 'Exchange build, e.g. 15.2.1544.4')
-        .option('--ring <ring>', 'rollout ring (canary, early, broad...)')
-        .option('--site <site>', 'AD site or datacenter')
-        .option('--relay-hc <name>', 'Azure Relay hybrid connection the agent listens on (default: the server name)')
-        .option('--fqdn <fqdn>', 'fully qualified name (default: the name)'),
+  addRelayManagementOptions(
+    addActorOption(
+      addStorageOptions(
+        command
+          .command('add')
+          .description('register a server, or update its registration (idempotent)')
+          .argument('<name>', 'server name or FQDN (stored in lower case)')
+          .requiredOption('--build <build>', 'Exchange build, e.g. 15.2.1544.4')
+          .option('--ring <ring>', 'rollout ring (canary, early, broad...)')
+          .option('--site <site>', 'its site: the server is reached through the site\'s relay hub (hybrid connection site-{site}, relay path the server name)')
+          .option('--own-hybrid-connection', 'reach it on a hybrid connection of its own instead, created now (with a Listen-only rule) through Azure Resource Manager')
+          .option('--relay-hc <name>', 'the hybrid connection: its own (default: the server name) or, with --site, the site\'s (default: site-{site})')
+          .option('--fqdn <fqdn>', 'fully qualified name (default: the name)'),
+      ),
     ),
   )
-    .addHelpText('after', '\nExample:\n  emfleet servers add ex01.contoso.com --build 15.2.1544.4 --ring canary --site HQ')
-    .action(async (name: string, flags: StorageFlags & { build: string; ring?: string; site?: string; relayHc?: string; fqdn?: string }) => {
+    .addHelpText(
+      'after',
+      `
+Examples:
+  emfleet servers add ex01.contoso.com --build 15.2.1544.4 --ring canary --site Amsterdam
+  emfleet servers add ex99.contoso.com --build 15.2.1544.4 --own-hybrid-connection --resource-group rg-emfleet`,
+    )
+    .action(async (name: string, flags: StorageFlags & ServerRelayFlags & { build: string; ring?: string; fqdn?: string }) => {
+      const server = checkedValue(serverName, name, 'server name').toLowerCase();
       const registration = {
-        name: checkedValue(serverName, name, 'server name').toLowerCase(),
+        name: server,
         build: checkedValue(exchangeBuild, flags.build, '--build'),
         ...(flags.ring === undefined ? {} : { ring: checkedValue(ringName, flags.ring, '--ring') }),
         ...(flags.site === undefined ? {} : { site: checkedValue(siteName, flags.site, '--site') }),
-        ...(flags.relayHc === undefined ? {} : { relayHybridConnection: flags.relayHc }),
         ...(flags.fqdn === undefined ? {} : { fqdn: checkedValue(serverName, flags.fqdn, '--fqdn').toLowerCase() }),
       };
       const context = fleetContext(flags, io);
-      const { change, row } = await registerServer(context.tables, context.org, registration, { actor: context.actor });
-      if (flags.json) io.stdout(JSON.stringify({ ok: true, change, server: serverJson(row) }));
-      else io.stdout(`${change} server ${row.rowKey} (build ${row.build}${row.ring ? `, ring ${row.ring}` : ''}${row.site ? `, site ${row.site}` : ''})`);
+      const { provisioned, ...placement } = await serverRelayPlacement(server, flags, io, relayManagement);
+      const { change, row } = await registerServer(context.tables, context.org, { ...registration, ...placement }, { actor: context.actor });
+      if (flags.json) {
+        io.stdout(JSON.stringify({ ok: true, change, server: serverJson(row), ...(provisioned ? { provisioned } : {}) }));
+        return;
+      }
+      if (provisioned) io.stdout(describeProvisioning(provisioned));
+      io.stdout(`${change} server ${row.rowKey} (build ${row.build}${row.ring ? `, ring ${row.ring}` : ''}${row.site ? `, site ${row.site}` : ''}${row.relayPath ? `, behind the hub on ${row.relayHybridConnection}` : ''})`);
+      if (row.relayPath) io.stdout(`Add it to the site hub's hub.json "agents": "${row.relayPath}": { "url": "https://${row.fqdn}:8443", "certificateSha256": "<its agent's certificate fingerprint>" }`);
     });
 
   addStorageOptions(command.command('list').description('list registered servers'))
