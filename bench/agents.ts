@@ -18,9 +18,18 @@ export interface AgentSpec {
   readonly hybridConnection: string;
 }
 
+/** Agents behind site hubs listen on loopback for their hub instead of on the relay. */
+export interface BenchSiteLink {
+  /** One certificate for every bench agent (the hub pins it); real agents each have their own. */
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly secret: string;
+}
+
 export interface StartAgents extends Command {
   readonly kind: 'start';
   readonly agents: readonly AgentSpec[];
+  readonly siteLink?: BenchSiteLink;
   /** ws://127.0.0.1:PORT of the relay emulator. */
   readonly relayEndpoint: string;
   readonly keyName: string;
@@ -35,10 +44,12 @@ const startConcurrency = 64;
 
 let running: RunningAgent[] = [];
 let last: StartAgents | undefined;
+/** Each site-linked agent's port, kept over a reset so its hub finds it again. */
+const ports = new Map<string, number>();
 /** The front ends of this process's servers, which their agents probe before and after each change. */
 let exchange: SimulatedExchange | undefined;
 
-async function start(command: StartAgents): Promise<{ agents: number; ms: number }> {
+async function start(command: StartAgents): Promise<{ agents: number; ms: number; links: Record<string, string> }> {
   const started = Date.now();
   last = command;
   exchange ??= await startSimulatedExchange();
@@ -50,7 +61,9 @@ async function start(command: StartAgents): Promise<{ agents: number; ms: number
       {
         server: spec.server,
         build: spec.build,
-        relay: { namespace: '127.0.0.1', hybridConnection: spec.hybridConnection, endpoint: command.relayEndpoint, keyName: command.keyName, key: command.key },
+        ...(command.siteLink
+          ? { siteLink: { host: '127.0.0.1', port: ports.get(spec.server) ?? 0, certificate: command.siteLink.certificatePem, privateKey: command.siteLink.privateKeyPem, secret: command.siteLink.secret } }
+          : { relay: { namespace: '127.0.0.1', hybridConnection: spec.hybridConnection, endpoint: command.relayEndpoint, keyName: command.keyName, key: command.key } }),
         trust: { anchors: [command.anchorPem] },
         applier: { kind: 'simulated' },
         stateDirectory,
@@ -60,10 +73,12 @@ async function start(command: StartAgents): Promise<{ agents: number; ms: number
     );
     const agent = await startAgent(config, { logger: silentLogger });
     await agent.ready;
+    if (agent.siteLink) ports.set(spec.server, Number(new URL(agent.siteLink.url).port));
     return agent;
   });
   running = [...running, ...agents];
-  return { agents: agents.length, ms: Date.now() - started };
+  const links = Object.fromEntries(command.agents.flatMap((spec, index) => (agents[index]?.siteLink ? [[spec.server, agents[index].siteLink.url]] : [])));
+  return { agents: agents.length, ms: Date.now() - started, links };
 }
 
 async function stop(): Promise<void> {

@@ -1,17 +1,19 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { defaultPricePerListenerMonthUsd, relayCost, relayQuotas, type LayoutCost } from '../lib/relay/cost.js';
 import { formatTable } from '../lib/text.js';
 import { measureVerify, type VerifyFigures } from './verify.js';
 import { countsBetween, total } from './proxy.js';
 import { defaultHostMemoryMb, heapOptionsFor, startWorld, type DeployOptions, type World } from './world.js';
 
-type DeployOptionsOf = Pick<DeployOptions, 'concurrency' | 'hostJsonPath' | 'hostMemoryMb'>;
+type DeployOptionsOf = Pick<DeployOptions, 'concurrency' | 'hostJsonPath' | 'hostMemoryMb' | 'sites'>;
 
 /**
- * `npm run bench [-- --quick --json --servers 1000,10000 --idle 100,1000,10000 --concurrency 16]`
+ * `npm run bench [-- --quick --json --servers 1000,10000 --idle 100,1000,10000 --concurrency 16 --sites 20]`
  * (issue 9): emfleet against the ceiling of a fan-out, storage transactions per server, the idle
- * hour, the verifier against raw RSA + parse, and the local host's memory. Ratios, not absolute
+ * hour, the verifier against raw RSA + parse, and the local host's memory; (issue 23) the relay's
+ * cost in both layouts and, with --sites, the fan-out through site relay hubs against direct listeners. Ratios, not absolute
  * times, are the figures: the machine is small and shared.
  */
 interface Flags {
@@ -22,10 +24,16 @@ interface Flags {
   concurrency: number;
   hostJson?: string;
   hostMemory: number;
+  sites?: number;
+  hubsPerSite: number;
+  serversPerSite: number;
+  pricePerListener: number;
 }
 
 interface FanoutFigures {
   readonly servers: number;
+  /** Through this many site hubs; undefined: every agent on its own hybrid connection. */
+  readonly sites?: number;
   readonly rolloutMs: number;
   readonly ceilingMs: number;
   readonly ratio: number;
@@ -82,6 +90,14 @@ async function main(argv: readonly string[]): Promise<number> {
       if (!Number.isInteger(value) || (value !== 0 && (value < 512 || value > 65_536))) throw new InvalidArgumentError('--host-memory takes 0 or a whole number of MB from 512 to 65536');
       return value;
     }, defaultHostMemoryMb)
+    .option('--sites <n>', 'also run each fan-out with the servers behind this many site relay hubs, against the same fan-out with direct listeners', wholeNumber('--sites', 1, 10_000))
+    .option('--hubs-per-site <n>', 'hubs per site (fan-out through hubs and the cost model)', wholeNumber('--hubs-per-site', 1, relayQuotas.listenersPerHybridConnection), 2)
+    .option('--servers-per-site <n>', 'servers per site in the cost model', wholeNumber('--servers-per-site', 1, 100_000), 50)
+    .option('--price-per-listener <usd>', `Azure Relay Hybrid Connections price per listener per month (default ${defaultPricePerListenerMonthUsd}, the published list price when written; check yours)`, (text) => {
+      const value = Number(text);
+      if (!(value >= 0) || !Number.isFinite(value)) throw new InvalidArgumentError('--price-per-listener must be a non-negative amount');
+      return value;
+    }, defaultPricePerListenerMonthUsd)
     .exitOverride();
   try {
     program.parse([...argv]);
@@ -105,14 +121,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const fanout: FanoutFigures[] = [];
   try {
     for (const servers of idleSizes) idle.push(await idleHour(world, servers, deployOptions, say));
-    for (const servers of fanoutSizes) fanout.push(await fanOut(world, servers, deployOptions, say));
+    for (const servers of fanoutSizes) {
+      fanout.push(await fanOut(world, servers, deployOptions, say));
+      if (flags.sites) fanout.push(await fanOut(world, servers, { ...deployOptions, sites: { count: Math.min(flags.sites, servers), hubsPerSite: flags.hubsPerSite } }, say));
+    }
   } finally {
     const closing = Date.now();
     await world.close();
     say(`Azurite, relay and emulators stopped in ${((Date.now() - closing) / 1000).toFixed(1)} s`);
   }
 
-  const largest = fanout.reduce<FanoutFigures | undefined>((best, figures) => (!best || figures.servers > best.servers ? figures : best), undefined);
+  const largest = fanout.filter((figures) => figures.sites === undefined).reduce<FanoutFigures | undefined>((best, figures) => (!best || figures.servers > best.servers ? figures : best), undefined);
+  const costSizes = [...new Set([10, 100, 1000, 10_000, ...fanoutSizes, ...idleSizes])].sort((a, b) => a - b);
+  const cost = costSizes.map((servers) => relayCost({ servers, serversPerSite: flags.serversPerSite, hubsPerSite: flags.hubsPerSite, pricePerListenerMonthUsd: flags.pricePerListener }));
   const summary = {
     fanoutRatio: round(largest?.ratio ?? NaN, 2),
     txPerServer: round(largest?.txPerServer ?? NaN, 2),
@@ -125,18 +146,21 @@ async function main(argv: readonly string[]): Promise<number> {
     fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), cpuRatio: round(figures.cpuRatio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1), liveHeapMiB: round(figures.liveHeapMiB, 1) })),
     idle,
     verify: { ...verify, verifyMs: round(verify.verifyMs, 3), baselineMs: round(verify.baselineMs, 3), ratio: round(verify.ratio, 2) },
+    relayCost: { pricePerListenerMonthUsd: flags.pricePerListener, serversPerSite: flags.serversPerSite, hubsPerSite: flags.hubsPerSite, layouts: cost },
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   const print = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(line + '\n');
   print('');
   for (const line of report(fanout, idle, verify)) print(line);
+  print('');
+  for (const line of costReport(cost, flags)) print(line);
   print(`elapsed ${summary.elapsedSeconds} s`);
   if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
   return 0;
 }
 
 async function fanOut(world: World, servers: number, options: DeployOptionsOf, say: (line: string) => void): Promise<FanoutFigures> {
-  say(`fan-out to ${servers} servers: starting ${servers} agents`);
+  say(`fan-out to ${servers} servers${options.sites ? ` behind ${options.sites.count} sites' relay hubs (${options.sites.hubsPerSite} each)` : ''}: starting ${servers} agents`);
   const deployment = await world.deploy(servers, { ...options, agents: true, onStep: (step, ms) => say(`  ${step} in ${(ms / 1000).toFixed(1)} s`) });
   try {
     const ceiling = await deployment.ceiling();
@@ -149,6 +173,7 @@ async function fanOut(world: World, servers: number, options: DeployOptionsOf, s
     if (Object.keys(rollout.problems).length > 0) say(`  the host logged ${JSON.stringify(rollout.problems)}`);
     return {
       servers,
+      ...(options.sites ? { sites: options.sites.count } : {}),
       rolloutMs: rollout.ms,
       ceilingMs: ceiling.ms,
       ratio: rollout.ms / ceiling.ms,
@@ -195,6 +220,13 @@ function report(fanout: readonly FanoutFigures[], idle: readonly IdleFigures[], 
   const mark = (ok: boolean): string => (ok ? 'met' : 'MISSED');
   const rows: string[][] = [];
   for (const figures of fanout) {
+    if (figures.sites !== undefined) {
+      // The same fan-out with direct listeners ran just before: hubs add a LAN hop, not a relay one.
+      const direct = fanout.find((other) => other.servers === figures.servers && other.sites === undefined);
+      rows.push([`fan-out ${figures.servers} via ${figures.sites} site hubs`, `${(figures.rolloutMs / 1000).toFixed(1)} s${direct ? ` / direct ${(direct.rolloutMs / 1000).toFixed(1)} s = ${(figures.rolloutMs / direct.rolloutMs).toFixed(2)}` : ''}; ceiling via hubs ${(figures.ceilingMs / 1000).toFixed(1)} s`, '', '']);
+      rows.push([`fan-out ${figures.servers} via hubs, CPU`, `${figures.cpuRatio.toFixed(2)} (emfleet / ceiling); tx/server ${figures.txPerServer.toFixed(2)}`, '', '']);
+      continue;
+    }
     rows.push([`fan-out ${figures.servers}`, `emfleet ${(figures.rolloutMs / 1000).toFixed(1)} s / ceiling ${(figures.ceilingMs / 1000).toFixed(1)} s = ${figures.ratio.toFixed(2)}`, `<= ${targets.fanoutRatio}`, mark(figures.ratio <= targets.fanoutRatio)]);
     rows.push([`fan-out ${figures.servers}, CPU`, `${figures.cpuRatio.toFixed(2)} (all processes' CPU seconds, emfleet / ceiling)`, '', '']);
     rows.push([`storage tx/server ${figures.servers}`, figures.txPerServer.toFixed(2), `<= ${targets.txPerServer}`, mark(figures.txPerServer <= targets.txPerServer)]);
@@ -219,6 +251,29 @@ function report(fanout: readonly FanoutFigures[], idle: readonly IdleFigures[], 
     lines.push(...formatTable(['OPERATION', 'PER SERVER'], Object.entries(biggest.storage).sort(([, a], [, b]) => b - a).map(([operation, count]) => [operation, (count / biggest.servers).toFixed(3)])));
   }
   return lines;
+}
+
+/** Listeners and monthly price of the relay in both layouts (lib/relay/cost.ts). */
+function costReport(cost: readonly { own: LayoutCost; hub: LayoutCost }[], flags: Flags): string[] {
+  const usd = (value: number): string => `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  const rows = cost.flatMap(({ own, hub }) => [own, hub].map((layout) => [
+    layout.servers.toLocaleString('en-US'),
+    layout.layout === 'own' ? 'own hybrid connection' : `site hubs (${flags.serversPerSite}/site, ${flags.hubsPerSite} hubs)`,
+    String(layout.hybridConnections),
+    String(layout.listeners),
+    usd(layout.monthlyUsd),
+    usd(layout.perServerMonthUsd),
+    String(layout.namespaces),
+  ]));
+  return [`relay cost at ${usd(flags.pricePerListener)} per listener per month (--price-per-listener):`, ...formatTable(['SERVERS', 'LAYOUT', 'HYBRID CONNECTIONS', 'LISTENERS', 'PER MONTH', 'PER SERVER-MONTH', 'NAMESPACES'], rows)];
+}
+
+function wholeNumber(flag: string, min: number, max: number) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${flag} takes a whole number from ${min} to ${max}`);
+    return value;
+  };
 }
 
 function sum(values: Record<string, number>): number {

@@ -18,7 +18,10 @@ import { startAzurite, type RunningAzurite } from '../lib/local/azurite.js';
 import { createDevPki, type DevPki } from '../lib/local/pki.js';
 import { startRelayEmulator, type RelayEmulator } from '../lib/local/relay.js';
 import { signPackage } from '../lib/package/sign.js';
-import type { AgentSpec } from './agents.js';
+import type { AgentSpec, BenchSiteLink } from './agents.js';
+import type { HubSpec } from './hubs.js';
+import { fingerprintOf } from '../lib/agent/site-link.js';
+import { issueCertificate } from '../lib/local/pki.js';
 import type { CeilingResult } from './ceiling.js';
 import { cpuSecondsOf, memoryOf, profileArgs, startWorker, type Worker } from './ipc.js';
 import { countsBetween, startCountingProxy, startRequestCounter, type CountingProxy } from './proxy.js';
@@ -56,6 +59,11 @@ export interface DeployOptions {
    * there (old generation a quarter of the memory, V8's default). Undefined: this machine's defaults.
    */
   readonly hostMemoryMb?: number;
+  /**
+   * Servers behind site relay hubs instead of on hybrid connections of their own: this many sites
+   * (servers split evenly, in name order), each with `hubsPerSite` hubs on its hybrid connection.
+   */
+  readonly sites?: { readonly count: number; readonly hubsPerSite: number };
 }
 
 /** infra/main.bicep's instanceMemoryMB, the memory of the instance the host stands in for (a test keeps them equal). */
@@ -165,10 +173,22 @@ export async function startWorld(): Promise<World> {
       const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString }, { prefix: id });
       const names = Array.from({ length: servers }, (_, index) => `ex${String(index + 1).padStart(5, '0')}.contoso.com`);
       const specs: AgentSpec[] = names.map((name, index) => ({ server: name, build, hybridConnection: `${id}-${index + 1}` }));
+      const serversPerSite = options.sites ? Math.ceil(servers / options.sites.count) : 0;
+      /** Behind hubs: each server's site (1-based) and its site's hybrid connection. */
+      const siteOf = (index: number): { site: string; hybridConnection: string } | undefined =>
+        options.sites ? { site: `site${Math.floor(index / serversPerSite) + 1}`, hybridConnection: `${id}-site-${Math.floor(index / serversPerSite) + 1}` } : undefined;
+      /** What the cloud sends to: the agent's own hybrid connection, or its site's with the server's relay path. */
+      const addressOf = (spec: AgentSpec, index: number): string => {
+        const site = siteOf(index);
+        return site ? `${site.hybridConnection}/${spec.server}` : spec.hybridConnection;
+      };
+      const siteLink = options.sites ? await benchSiteLink() : undefined;
       const seed = async (applied: readonly string[]): Promise<void> => {
         const client = await tables.client('Servers');
-        const rows = specs.map((spec) => {
-          const entity = { partitionKey: org, rowKey: spec.server, fqdn: spec.server, build, site: 'HQ', ring: 'broad', relayHybridConnection: spec.hybridConnection, relayPath: '', agentVersion: '', reportedApplied: JSON.stringify(applied), reportedBlocked: '[]' };
+        const rows = specs.map((spec, index) => {
+          const site = siteOf(index);
+          const placement = site ? { site: site.site, relayHybridConnection: site.hybridConnection, relayPath: spec.server } : { site: 'HQ', relayHybridConnection: spec.hybridConnection, relayPath: '' };
+          const entity = { partitionKey: org, rowKey: spec.server, fqdn: spec.server, build, ring: 'broad', ...placement, agentVersion: '', reportedApplied: JSON.stringify(applied), reportedBlocked: '[]' };
           const checked = validateRow('Servers', serverRow, entity);
           if (!checked.ok) throw new Error(`bench server row: ${checked.problem.field}: ${checked.problem.message}`);
           // Each deployment's tables are new, and Azurite's insert scans the partition once where an upsert scans it twice.
@@ -185,6 +205,7 @@ export async function startWorld(): Promise<World> {
         }],
       ];
       const workers: Worker[] = [];
+      let hubWorker: Worker | undefined;
       // Seeding is Azurite's work, starting agents the agent processes': done side by side.
       const seedingStarted = Date.now();
       const seeding = options.agents ? seed([]).then(() => options.onStep?.(`${servers} servers seeded`, Date.now() - seedingStarted)) : Promise.resolve();
@@ -196,9 +217,9 @@ export async function startWorld(): Promise<World> {
           await Promise.all(workers.map((worker) => worker.exit()));
         }]);
         const starting = Date.now();
-        await Promise.all(
+        const started = await Promise.all(
           workers.map((worker, index) =>
-            worker.call({
+            worker.call<{ links: Record<string, string> }>({
               kind: 'start',
               agents: specs.filter((_, position) => position % workers.length === index),
               relayEndpoint: relay.baseUrl.replace(/^http/, 'ws'),
@@ -206,10 +227,30 @@ export async function startWorld(): Promise<World> {
               key: rules.listen.key,
               anchorPem: pki.root.certificatePem,
               stateRoot: join(stateRoot, `${id}-${index}`),
+              ...(siteLink ? { siteLink } : {}),
             }),
           ),
         );
         options.onStep?.(`${servers} agents started`, Date.now() - starting);
+        if (options.sites && siteLink) {
+          const links: Record<string, string> = Object.assign({}, ...started.map((reply) => reply.links));
+          const hubSpecs = new Map<string, HubSpec>();
+          specs.forEach((spec, index) => {
+            const site = siteOf(index)!;
+            const hub = hubSpecs.get(site.site) ?? { site: site.site, hybridConnection: site.hybridConnection, agents: {} };
+            (hub.agents as Record<string, string>)[spec.server] = links[spec.server]!;
+            hubSpecs.set(site.site, hub);
+          });
+          const hubStarting = Date.now();
+          const hubs = startWorker('hubs');
+          hubWorker = hubs;
+          stopsHere.push(['hubs stopped', async () => {
+            await hubs.call({ kind: 'stop' }).catch(() => undefined);
+            await hubs.exit();
+          }]);
+          await hubs.call({ kind: 'start', hubs: [...hubSpecs.values()], hubsPerSite: options.sites.hubsPerSite, relayEndpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, key: rules.listen.key, secret: siteLink.secret, certificateSha256: siteLink.certificateSha256 });
+          options.onStep?.(`${hubSpecs.size * options.sites.hubsPerSite} hubs started for ${hubSpecs.size} sites`, Date.now() - hubStarting);
+        }
       }
       /** CPU seconds of each part so far; a phase's use is the difference of two readings. */
       const cpuReading = async (): Promise<CpuSeconds> => {
@@ -219,6 +260,7 @@ export async function startWorld(): Promise<World> {
           azurite: (await Promise.all(azurite.pids.map(cpuSecondsOf))).reduce((sum, seconds) => sum + seconds, 0),
           host: await cpuSecondsOf(host.pid),
           agents: agents.reduce((sum, seconds) => sum + seconds, 0),
+          ...(hubWorker ? { hubs: await cpuSecondsOf(hubWorker.pid) } : {}),
           'relay + proxy': (user + system) / 1e6,
         };
       };
@@ -296,7 +338,7 @@ export async function startWorld(): Promise<World> {
           try {
             const before = await cpuReading();
             const senderBefore = await cpuSecondsOf(ceiling.pid);
-            const result = await ceiling.call<CeilingResult>({ kind: 'run', hybridConnections: specs.map((spec) => spec.hybridConnection), packageBase64: Buffer.from(signed).toString('base64'), mitigationIds, concurrency: options.concurrency });
+            const result = await ceiling.call<CeilingResult>({ kind: 'run', hybridConnections: specs.map(addressOf), packageBase64: Buffer.from(signed).toString('base64'), mitigationIds, concurrency: options.concurrency });
             const cpu = { ...cpuBetween(before, await cpuReading()), sender: (await cpuSecondsOf(ceiling.pid)) - senderBefore };
             return { ...result, cpu };
           } finally {
@@ -337,6 +379,19 @@ export async function startWorld(): Promise<World> {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     throw error;
   }
+}
+
+let siteLinkMaterial: Promise<BenchSiteLink & { certificateSha256: string }> | undefined;
+
+/** The bench's one agent certificate and site secret (made once a run: RSA key generation is slow). */
+function benchSiteLink(): Promise<BenchSiteLink & { certificateSha256: string }> {
+  siteLinkMaterial ??= issueCertificate({ subjectCn: 'localhost' }).then((tls) => ({
+    certificatePem: tls.certificatePem,
+    privateKeyPem: tls.privateKeyPem,
+    secret: randomBytes(32).toString('base64'),
+    certificateSha256: fingerprintOf(tls.certificatePem),
+  }));
+  return siteLinkMaterial;
 }
 
 /**
