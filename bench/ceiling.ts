@@ -30,7 +30,7 @@ serveCommands(async (command: Command) => {
   const started = Date.now();
   await mapWithConcurrency(run.hybridConnections, run.concurrency, async (hybridConnection) => {
     // One id per agent; an address behind a hub carries a slash, which ids do not.
-    const operationId = `ceiling.${hybridConnection.replaceAll("/", ":")}`;
+    const operationId = `ceiling.${hybridConnection.replaceAll('/', ':')}`;
     let reply = await agents.apply(hybridConnection, { operationId, packageBase64: run.packageBase64, mitigationIds: [...run.mitigationIds] });
     // As applyToServer does: an agent still at work (202) is asked for the operation until it is done.
     while (reply.status !== 'Completed') {

@@ -6,9 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { allFunctions } from '../../functions/index.js';
-import { parseAgentConfig } from '../agent/config.js';
+import { parseAgentConfig, parseHubConfig } from '../agent/config.js';
+import type { HubAgent } from '../agent/hub.js';
+import { fingerprintOf } from '../agent/site-link.js';
+import { siteHybridConnectionName } from '../relay/route.js';
 import { owaPoolTakesDownEcp } from '../agent/appliers/simulated-front-end.js';
-import { startAgent, type RunningAgent } from '../agent/run.js';
+import { startAgent, startHub, type RunningAgent } from '../agent/run.js';
 import { dashboardUrl } from '../dashboard/page.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { readRows } from '../fleet/rows.js';
@@ -33,7 +36,7 @@ import { defaultWaves } from '../rollout/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
 import { startLocalHost } from './host.js';
-import { createDevPki, devPkiFiles, writeDevPki } from './pki.js';
+import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from './pki.js';
 import { ProgressDisplay, rolloutLines } from './progress.js';
 import { startRelayEmulator } from './relay.js';
 
@@ -45,6 +48,8 @@ export interface LocalRunOptions {
   readonly unreachable: number;
   /** On the first N servers of the canary ring, stopping the OWA pool also takes ECP down, undeclared: a health-gated halt with rollback. */
   readonly break?: number;
+  /** Servers behind this many site relay hubs (one hub a site, on loopback site links); 0: each agent on its own hybrid connection. */
+  readonly sites?: number;
   readonly once: boolean;
   readonly port: number;
   /** Where progress lines go (stdout, or stderr under --json). */
@@ -119,6 +124,17 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     Object.assign(process.env, settings);
     const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString });
     const fleet = fleetOf(options);
+    /** With --sites: each site's hybrid connection, secret, agent certificate and, once started, its agents. */
+    const siteLinks = async (servers: readonly LocalServer[]): Promise<Map<string, LocalSite>> => {
+      const found = new Map<string, LocalSite>();
+      if (!options.sites) return found;
+      for (const name of new Set(servers.map((server) => server.site))) {
+        // One certificate a site (key generation is slow); on a real site each agent has its own.
+        const tls = await issueCertificate({ subjectCn: 'localhost' });
+        found.set(name, { hybridConnection: siteHybridConnectionName(name), secret: randomBytes(32).toString('base64'), tls, certificateSha256: fingerprintOf(tls.certificatePem), agents: {} });
+      }
+      return found;
+    };
     const work = await mkdtemp(join(tmpdir(), 'emfleet-local-'));
     stops.push(() => rm(work, { recursive: true, force: true }));
     await writeFile(join(work, 'root.pem'), pki.root);
@@ -128,14 +144,23 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     stops.push(async () => {
       for (const agent of agents) await agent.close();
     });
+    const sites = await siteLinks(fleet);
     await mapWithConcurrency(fleet, 8, async (server) => {
-      await registerServer(tables, 'contoso', { name: server.name, build: server.build, ring: server.ring, site: server.site, relayHybridConnection: server.hybridConnection }, { actor: 'npm-start' });
-      if (!server.agent) return;
+      const site = sites.get(server.site);
+      const placement = site ? { relayHybridConnection: site.hybridConnection, relayPath: server.name } : { relayHybridConnection: server.hybridConnection };
+      await registerServer(tables, 'contoso', { name: server.name, build: server.build, ring: server.ring, site: server.site, ...placement }, { actor: 'npm-start' });
+      if (!server.agent) {
+        // Listed at its hub, but nothing answers there: the hub's answer becomes its Unreachable detail.
+        if (site) site.agents[server.name] = { url: 'https://127.0.0.1:1', certificateSha256: site.certificateSha256 };
+        return;
+      }
       const config = parseAgentConfig(
         {
           server: server.name,
           build: server.build,
-          relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' },
+          ...(site
+            ? { siteLink: { host: '127.0.0.1', port: 0, certificate: site.tls.certificatePem, privateKey: site.tls.privateKeyPem, secret: site.secret } }
+            : { relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' } }),
           trust: { anchors: ['root.pem'], timestampAnchors: ['tsa-root.pem'] },
           applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [], ...(server.broken ? { couplings: owaPoolTakesDownEcp } : {}) },
           stateDirectory: server.hybridConnection,
@@ -144,9 +169,21 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       );
       const agent = await startAgent(config, { logger: silentLogger });
       await agent.ready;
+      if (site && agent.siteLink) site.agents[server.name] = agent.siteLink;
       agents.push(agent);
     });
-    say(`${fleet.length} servers registered, ${agents.length} agents listening (${options.faulty} faulty, ${options.break ?? 0} broken, ${options.unreachable} unreachable)`);
+    for (const [name, site] of sites) {
+      const hub = await startHub(
+        parseHubConfig(
+          { mode: 'hub', name: `${name}-hub`, site: name, relay: { namespace: '127.0.0.1', hybridConnection: site.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' }, secret: site.secret, agents: site.agents },
+          work,
+        ),
+        { logger: silentLogger },
+      );
+      stops.push(() => hub.close());
+      await hub.ready;
+    }
+    say(`${fleet.length} servers registered, ${agents.length} agents listening${sites.size > 0 ? ` behind ${sites.size} site relay hubs` : ''} (${options.faulty} faulty, ${options.break ?? 0} broken, ${options.unreachable} unreachable)`);
 
     // A local host.json with short retries, so an unreachable agent reaches the poison queue in seconds.
     const hostJson = JSON.parse(await readFile(resolve('host.json'), 'utf8'));
@@ -194,6 +231,14 @@ export function exportLines(settings: Readonly<Record<string, string>>): string[
   return Object.entries(settings).map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`);
 }
 
+interface LocalSite {
+  readonly hybridConnection: string;
+  readonly secret: string;
+  readonly tls: { readonly certificatePem: string; readonly privateKeyPem: string };
+  readonly certificateSha256: string;
+  readonly agents: Record<string, HubAgent>;
+}
+
 interface LocalServer {
   readonly name: string;
   readonly build: string;
@@ -207,7 +252,7 @@ interface LocalServer {
 }
 
 /** A mixed fleet: a canary ring, three sites, and some servers already on fixed builds. */
-function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable' | 'break'>): LocalServer[] {
+function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable' | 'break' | 'sites'>): LocalServer[] {
   const broken = options.break ?? 0;
   const canary = Math.max(1, Math.ceil(options.servers / 10), options.faulty, broken);
   return Array.from({ length: options.servers }, (_, index) => {
@@ -218,7 +263,7 @@ function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreacha
       name: `ex${number}.contoso.com`,
       build,
       ring: index < canary ? 'canary' : 'broad',
-      site: ['HQ', 'DC2', 'DC3'][index % 3]!,
+      site: options.sites ? `Site${(index % options.sites) + 1}` : ['HQ', 'DC2', 'DC3'][index % 3]!,
       hybridConnection: `ex${number}`,
       agent: index < options.servers - options.unreachable,
       faulty: index < options.faulty,

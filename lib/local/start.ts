@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 process.env['EMFLEET_LOCAL_HOST'] = '1';
 const { runLocal } = await import('./run.js');
 
-/** `npm start [-- --once --servers N --faulty N --unreachable N --break N --port P --json]`. */
+/** `npm start [-- --once --servers N --faulty N --unreachable N --break N --sites N --port P --json]`. */
 async function main(argv: readonly string[]): Promise<number> {
   const count = (flag: string, minimum: number, maximum: number) => (text: string): number => {
     const value = Number(text);
@@ -18,6 +18,7 @@ async function main(argv: readonly string[]): Promise<number> {
     .option('--faulty <n>', 'the first N servers of the canary ring fail every apply', count('--faulty', 0, 2000), 0)
     .option('--unreachable <n>', 'the last N servers have no agent', count('--unreachable', 0, 2000), 0)
     .option('--break <n>', "the first N canary servers' OWA pool takes ECP down with it, undeclared: a health-gated halt with automatic rollback", count('--break', 0, 2000), 0)
+    .option('--sites <n>', 'the servers sit behind N sites\' relay hubs (one hybrid connection and hub a site), not on hybrid connections of their own', count('--sites', 0, 200), 0)
     .option('--port <p>', 'port of the admin API (0: any free port)', count('--port', 0, 65535), 0)
     .option('--json', 'progress on stderr; the last line of stdout is the summary as one JSON object')
     .exitOverride();
@@ -26,7 +27,7 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
   }
-  const flags = program.opts<{ once?: boolean; servers: number; faulty: number; unreachable: number; break: number; port: number; json?: boolean }>();
+  const flags = program.opts<{ once?: boolean; servers: number; faulty: number; unreachable: number; break: number; sites: number; port: number; json?: boolean }>();
   if (Math.max(flags.faulty, flags.break) + flags.unreachable > flags.servers) {
     process.stderr.write('npm start: --faulty or --break, with --unreachable, cannot exceed --servers\n');
     return 2;
@@ -41,6 +42,7 @@ async function main(argv: readonly string[]): Promise<number> {
     faulty: flags.faulty,
     unreachable: flags.unreachable,
     break: flags.break,
+    sites: flags.sites,
     once: Boolean(flags.once),
     port: flags.port,
     progress: flags.json ? write(process.stderr) : write(process.stdout),

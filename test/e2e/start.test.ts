@@ -48,6 +48,15 @@ describe('npm start', () => {
     expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, Pending: 30, NotApplicable: 6 });
   });
 
+  it('--sites 3: the same fleet behind three site relay hubs, applied alike; the server without an agent is Unreachable with its hub\'s answer', async () => {
+    const { code, summary, progress } = await npmStart(['--servers', '12', '--sites', '3', '--unreachable', '1']);
+    expect(code).toBe(0);
+    expect(progress).toMatch(/12 servers registered, 11 agents listening behind 3 site relay hubs/);
+    // As without hubs, but ex012 (every mitigation applicable) has no agent behind its hub.
+    expect(summary.outcomes).toEqual({ Applied: 36, NotApplicable: 8, Unreachable: 4 });
+    expect(summary.rollouts[0]!.waves.reduce((total, wave) => total + wave.succeeded, 0)).toBe(11);
+  });
+
   it('--break: the canary OWA pool takes ECP down, so both canaries roll back and the rollout halts there', async () => {
     const { code, summary, progress } = await npmStart(['--servers', '12', '--break', '2']);
     expect(code).toBe(0);
