@@ -62,7 +62,13 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
     const where = { site: options.site, hub: options.hubName, relayPath, method: request.method, path };
     const startedAt = Date.now();
     try {
-      const reply = await forward(relayPath, target, { method: request.method, path, headers: request.headers, body: request.body });
+      const forwarded = { method: request.method, path, headers: request.headers, body: request.body };
+      // A kept-alive connection the agent closed (it restarted) fails on first use: Node's advice is to
+      // retry such a request once on a fresh connection. Agent requests are idempotent by operation id.
+      const reply = await forward(relayPath, target, forwarded).catch((error: unknown) => {
+        if (error instanceof StaleConnection) return forward(relayPath, target, forwarded);
+        throw error;
+      });
       logger.info('HubForwarded', { ...where, status: reply.status, durationInMs: Date.now() - startedAt });
       return reply;
     } catch (error) {
@@ -93,6 +99,7 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
       const timer = setTimeout(() => abort(new ForwardFailure(hubRefusals.agentTimeout, `no answer within ${options.forwardTimeoutInMs} ms`)), options.forwardTimeoutInMs);
       outgoing.on('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        if (!failure && outgoing.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) return reject(new StaleConnection(error.code));
         reject(failure ?? new ForwardFailure(hubRefusals.agentUnreachable, error.code ? `${error.code}${error.code === 'CERT_PIN_MISMATCH' ? `: ${error.message}` : ''}` : error.message));
       });
       outgoing.on('response', (response: http.IncomingMessage) => {
@@ -137,6 +144,13 @@ class ForwardFailure extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** A reused keep-alive connection that turned out closed; the request is sent again once, on a new one. */
+class StaleConnection extends ForwardFailure {
+  constructor(code: string) {
+    super(hubRefusals.agentUnreachable, `${code} on a kept-alive connection`);
   }
 }
 

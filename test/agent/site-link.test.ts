@@ -91,6 +91,21 @@ describe('a hub forwarding to an agent over the LAN', () => {
     forwarder.close();
   });
 
+  it('an agent restarted on its port: the hub\'s kept-alive connection to it is dead, and the request goes through on a new one', async () => {
+    const first = await agent(agentTls);
+    const forwarder = hub({ url: first.url, certificateSha256: first.certificateSha256 });
+    expect((await forwarder.handle(ping)).status).toBe(200);
+    await first.close();
+    const port = Number(new URL(first.url).port);
+    const restarted = await startSiteLinkListener({ host: '127.0.0.1', port, certificatePem: agentTls.certificatePem, privateKeyPem: agentTls.privateKeyPem, secret, relayPath: 'ex01.contoso.com', handler: agentHandler });
+    listeners.push(restarted);
+    seen.length = 0;
+    expect(answer(await forwarder.handle(ping))).toMatchObject({ status: 200 });
+    expect(seen).toHaveLength(1);
+    expect(forwarder.logger.named('HubForwardFailed')).toEqual([]);
+    forwarder.close();
+  });
+
   it('an agent showing another certificate than the pinned one gets nothing: 503 AgentUnreachable naming both', async () => {
     const impostor = await agent(otherTls);
     const forwarder = hub({ url: impostor.url, certificateSha256: agentTls.certificate.fingerprint256 });
