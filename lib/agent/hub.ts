@@ -58,7 +58,8 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
       logger.warn('HubRefused', { site: options.site, hub: options.hubName, relayPath, path: request.path, reason: hubRefusals.notBehindHub });
       return refusal(404, hubRefusals.notBehindHub, `${JSON.stringify(relayPath)} is not behind ${hub}; check the Servers row's site and relayPath`);
     }
-    const path = `${match[2] ?? '/'}${match[3] ?? ''}`;
+    // One leading slash: `//host/...` must not turn into another host when resolved against the agent's URL.
+    const path = `/${(match[2] ?? '/').replace(/^\/+/, '')}${match[3] ?? ''}`;
     const where = { site: options.site, hub: options.hubName, relayPath, method: request.method, path };
     const startedAt = Date.now();
     try {

@@ -91,6 +91,15 @@ describe('a hub forwarding to an agent over the LAN', () => {
     forwarder.close();
   });
 
+  it('a path that would name another host (//host/...) stays a path on the pinned agent', async () => {
+    const listener = await agent(agentTls);
+    const forwarder = hub({ url: listener.url, certificateSha256: listener.certificateSha256 });
+    seen.length = 0;
+    expect((await forwarder.handle({ ...ping, path: '/ex01.contoso.com//evil.example/ping' })).status).toBe(200);
+    expect(seen.map((incoming) => incoming.path)).toEqual(['/evil.example/ping']);
+    forwarder.close();
+  });
+
   it('an agent restarted on its port: the hub\'s kept-alive connection to it is dead, and the request goes through on a new one', async () => {
     const first = await agent(agentTls);
     const forwarder = hub({ url: first.url, certificateSha256: first.certificateSha256 });
