@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
+import { issueCertificate } from '../../lib/local/pki.js';
 import { emfleetBin, runCli, type CliRun } from '../helpers/cli.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
@@ -58,6 +59,52 @@ describe('emfleet agent', () => {
     const run = await runCli(['agent', '--config', broken]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/build: must be an Exchange build/);
+  });
+});
+
+describe('emfleet agent --hub', () => {
+  it('forwards to an agent behind it: ping through the site hybrid connection answers from that agent; SIGTERM stops it', async () => {
+    const tls = await issueCertificate({ subjectCn: 'localhost' });
+    const secret = randomBytes(32).toString('base64');
+    const { config, directory } = await writeAgentConfig(fixture.relay, pki, { server: 'ex08.contoso.com' });
+    const { relay: _relay, ...behindHub } = config;
+    const agent = await runAgent({ ...behindHub, siteLink: { host: '127.0.0.1', port: 0, certificate: tls.certificatePem, privateKey: tls.privateKeyPem, secret } });
+    const hybridConnection = `site-${randomBytes(3).toString('hex')}`;
+    const hubPath = join(directory, 'hub.json');
+    await writeFile(join(directory, 'site.secret'), secret);
+    await writeFile(hubPath, JSON.stringify({
+      mode: 'hub',
+      site: 'Delft',
+      relay: { namespace: '127.0.0.1', hybridConnection, endpoint: fixture.relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
+      secretFile: 'site.secret',
+      agents: { 'ex08.contoso.com': agent.siteLink },
+    }));
+    const child = spawn(process.execPath, [emfleetBin, 'agent', '--hub', '--config', hubPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+    try {
+      const until = Date.now() + 15_000;
+      while (!out.includes('"listening"')) {
+        if (Date.now() > until || child.exitCode !== null) throw new Error(`hub did not start listening: ${out}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(out).toMatch(/"event":"HubStarted".*"site":"Delft"/);
+      expect(await fixture.client.ping(`${hybridConnection}/ex08.contoso.com`)).toMatchObject({ server: 'ex08.contoso.com' });
+      child.kill('SIGTERM');
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(0);
+      expect(out).toMatch(/"event":"HubForwarded".*"relayPath":"ex08.contoso.com"/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await agent.close();
+    }
+  });
+
+  it('--hub with a server\'s agent.json: exit 2, naming what is missing', async () => {
+    const { path } = await writeAgentConfig(fixture.relay, pki);
+    const run = await runCli(['agent', '--hub', '--config', path]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--hub needs a hub configuration \("mode": "hub"\)/);
   });
 });
 
