@@ -474,11 +474,17 @@ async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationRep
   return current;
 }
 
-/** The last failed attempt's outcomes, InProgress: not a result (nothing counts it), only what the poison handler reports. */
+/**
+ * The last failed attempt's outcomes, InProgress: not a result (nothing counts it), only what the
+ * poison handler reports. Conditional on the row read: a Completed result (another delivery of the
+ * same message got through) is never replaced by it.
+ */
 async function recordAttempt(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
-  await upsertResults(deps.tables, [
-    { server: plan.server, operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'InProgress', outcomes, at: deps.now?.() ?? new Date() },
-  ]);
+  const client = await deps.tables.client('Results');
+  await mutateEntity(client, plan.server, operationId, (current): Mutation => {
+    if (current?.['status'] === 'Completed') return { kind: 'keep' };
+    return { kind: 'write', entity: { partitionKey: plan.server, rowKey: operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'InProgress', outcomes: JSON.stringify(outcomes), at: deps.now?.() ?? new Date() } };
+  });
 }
 
 async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
