@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
 import { silentLogger, type Logger } from '../log.js';
 import { hubRefusals } from '../relay/protocol.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual, X509Certificate } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -99,6 +99,7 @@ describe('the template', () => {
     expect(value(property(listen.body, 'name'))).toBe(hubConfigSchema.shape.relay.parse({ namespace: 'n', hybridConnection: 'h', key: 'k' }).keyName);
     expect(declarations(relay).get('sendRuleName')?.value?.text).toBe("'send'");
     // The default name is the one `emfleet sites add` creates.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(declarations(relay).get('hybridConnectionNames')?.value?.text).toBe("[for item in sites: toLower(item.?hybridConnection ?? 'site-${item.name}')]");
     expect(siteHybridConnectionName('Amsterdam')).toBe('site-amsterdam');
     // No parameter, loop or resource anywhere is per server: servers are rows, not resources.
@@ -190,6 +191,7 @@ describe('deployable as written', () => {
     const document = await main();
     const scope = declarations(document);
     expect(scope.get('nameIsValid')?.value?.text).toBe("empty(nameBadCharacters) && !contains(name, '--') && contains(lowerLetters, first(name)) && !endsWith(name, '-')");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(scope.get('nameBadCharacters')?.value?.text).toBe("filter(range(0, length(name)), i => !contains('${lowerLetters}${digits}-', substring(name, i, 1)))");
     expect(value(scope.get('lowerLetters')?.value)).toBe('abcdefghijklmnopqrstuvwxyz');
     expect(scope.get('deploymentName')?.value?.text).toMatch(/^nameIsValid \? name : fail\('name /);
@@ -205,6 +207,7 @@ describe('deployable as written', () => {
     const document = await main();
     const scope = declarations(document);
     expect(scope.get('tablePrefixIsValid')?.value?.text).toBe('empty(tablePrefixBadCharacters) && (empty(tablePrefix) || !contains(digits, first(tablePrefix)))');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(scope.get('tablePrefixBadCharacters')?.value?.text).toContain("!contains('${lowerLetters}${digits}', toLower(substring(tablePrefix, i, 1)))");
     expect(scope.get('checkedTablePrefix')?.value?.text).toMatch(/^tablePrefixIsValid \? tablePrefix : fail\('tablePrefix /);
     expect(document.text).not.toMatch(/: tablePrefix\b/);
