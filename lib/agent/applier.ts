@@ -74,6 +74,11 @@ export interface Applier {
    * in every application of its site: a `<clear/>` or `<remove>` below the site root cancels it).
    */
   isApplied(action: ApplicableAction): Promise<boolean>;
+  /**
+   * The name of the site's rule that does what this action's rule does (found by content), or
+   * undefined; used to adopt a rule found in place (lib/agent/adoption.ts).
+   */
+  ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined>;
   apply(action: ApplicableAction): Promise<ApplyReport>;
   /** Puts back exactly what `capture` (or `captureHealthManager`) read. */
   restore(prior: PriorState): Promise<void>;

@@ -13,6 +13,8 @@ const entrySchema = z.object({
   actions: z.array(z.custom<ApplicableAction>((value) => typeof value === 'object' && value !== null && 'kind' in value)),
   priors: z.array(z.custom<PriorState>((value) => typeof value === 'object' && value !== null && 'kind' in value)),
   at: z.string(),
+  /** Found in place and adopted (lib/agent/adoption.ts): the priors are the change absent. */
+  adopted: z.boolean().optional(),
 });
 export type JournalEntry = z.infer<typeof entrySchema>;
 /** The last package accepted from a feed (identified by its signer): older ones are refused as Rollback. */

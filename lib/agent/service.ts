@@ -18,6 +18,7 @@ import {
 } from '../relay/protocol.js';
 import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
 import { describeMark, isRollback } from '../package/freshness.js';
+import { absentPriors, adoptedDetail } from './adoption.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
 import { priorTarget, type Journal, type JournalEntry } from './journal.js';
@@ -294,7 +295,7 @@ export class AgentService {
         await journal.put({ mitigationId, operationId, state: 'applied', actions, priors: shared.priors, at: new Date().toISOString() });
         return { outcome: 'AlreadyApplied', detail: `already in place: ${shared.holders.join(', ')} made the same change; it is put back only when no mitigation needs it` };
       }
-      return { outcome: 'AlreadyApplied', detail: 'already in place on this server (not applied by emfleet; removal will leave it)' };
+      return this.#adopt(mitigationId, actions, operationId);
     }
     const warnings: string[] = [];
     const before = changes ? await health.current() : [];
@@ -391,6 +392,14 @@ export class AgentService {
       priors.push(journal.heldElsewhere(fresh, mitigationId)!);
     }
     return { priors, holders: [...holders].sort() };
+  }
+
+  /** A change found in place is journaled as found and reported as applied (lib/agent/adoption.ts). */
+  async #adopt(mitigationId: string, actions: ApplicableAction[], operationId: string): Promise<MitigationOutcome> {
+    const priors = await absentPriors(this.#options.applier, actions);
+    await this.#options.journal.put({ mitigationId, operationId, state: 'applied', actions, priors, adopted: true, at: new Date().toISOString() });
+    this.#options.logger.info('MitigationAdopted', { operationId, mitigationId, actions: actions.map(describeAction) });
+    return { outcome: 'AlreadyApplied', detail: adoptedDetail };
   }
 
   /** After a change: the health probes, and each rewrite rule's probes. */

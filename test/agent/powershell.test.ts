@@ -526,6 +526,15 @@ describe('PowerShellApplier', () => {
       expect(calls).toMatchObject([{ script: 'iis-url-rewrite.is-applied', input: { site, ruleName, ruleXml } }]);
     });
 
+    it.each([
+      { reply: { applied: true, ruleName: 'EEMS EM1 - Autodiscover Rule (EM)' }, found: 'EEMS EM1 - Autodiscover Rule (EM)' },
+      { reply: { applied: false, ruleName: null }, found: undefined },
+    ])('names the rule found in place by content, for adoption ($found)', async ({ reply, found }) => {
+      const { run, calls } = scriptedRunner({ 'iis-url-rewrite.is-applied': reply });
+      expect(await new PowerShellApplier({ run }).ruleInPlace(rewrite() as Extract<ScriptedAction, { kind: 'IisUrlRewrite' }>)).toBe(found);
+      expect(calls).toMatchObject([{ script: 'iis-url-rewrite.is-applied', input: { site, ruleName, ruleXml } }]);
+    });
+
     it('applies the rule and reports the applications where it is not in force', async () => {
       const { run, calls } = scriptedRunner({ 'iis-url-rewrite.apply': { ok: true, notInForce: ['/mapi: not in force there; its web.config clears the inherited rules or removes this one'] } });
       expect(await new PowerShellApplier({ run }).apply(rewrite())).toEqual({ notInForce: ['/mapi: not in force there; its web.config clears the inherited rules or removes this one'] });

@@ -253,6 +253,10 @@ class RecordingApplier implements Applier {
     return this.#record('isApplied', target(action), () => this.#inner.isApplied(action));
   }
 
+  ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
+    return this.#record('ruleInPlace', target(action), () => this.#inner.ruleInPlace(action));
+  }
+
   apply(action: ApplicableAction): Promise<ApplyReport> {
     return this.#record('apply', target(action), () => this.#inner.apply(action));
   }
@@ -432,7 +436,7 @@ describe('AgentService apply', () => {
     expect(agent.journal.get('EM2')?.operationId).toBe('op-first');
   });
 
-  it('finds an existing rule by content under another name: AlreadyApplied, and removal leaves it', async () => {
+  it('finds an existing rule by content under another name: adopts it (AlreadyApplied, journaled as found), and removal removes it', async () => {
     const theirs = em1RuleXml.replace(`name="${em1RuleName}"`, 'name="Contoso: block autodiscover PowerShell"').replace(/></g, '>\n  <');
     expect(theirs).not.toContain(em1RuleName);
     const agent = await startAgent({
@@ -442,13 +446,32 @@ describe('AgentService apply', () => {
     });
     const before = await readFile(agent.stateFile);
     const outcomes = completed(await apply(agent, 'op-existing', ['EM1']));
-    expect(outcome(outcomes, 'EM1').outcome).toBe('AlreadyApplied');
-    expect(outcome(outcomes, 'EM1').detail).toMatch(/not applied by emfleet/);
+    expect(outcome(outcomes, 'EM1')).toEqual({ outcome: 'AlreadyApplied', detail: expect.stringMatching(/not applied by emfleet\) and adopted/) });
     expect(await readFile(agent.stateFile)).toEqual(before);
-    expect(agent.journal.entries()).toEqual([]);
+    expect(agent.journal.get('EM1')).toMatchObject({
+      state: 'applied',
+      adopted: true,
+      priors: [{ kind: 'IisUrlRewrite', site, ruleName: 'Contoso: block autodiscover PowerShell', previousRuleXml: null }],
+    });
+    // Reported as applied, so the status sweep and reconcile leave it alone.
+    expect(agent.service.status().applied).toEqual(['EM1']);
+    expect((await agent.service.verifiedStatus()).applied).toEqual(['EM1']);
+    expect(outcome(completed(await apply(agent, 'op-again', ['EM1'])), 'EM1')).toEqual({ outcome: 'AlreadyApplied', detail: 'applied by operation op-existing' });
 
-    expect(outcome(completed(await remove(agent, 'op-remove-existing', ['EM1'])), 'EM1').outcome).toBe('Skipped');
-    expect(await readFile(agent.stateFile)).toEqual(before);
+    expect(outcome(completed(await remove(agent, 'op-remove-existing', ['EM1'])), 'EM1').outcome).toBe('Removed');
+    expect((await model(agent)).sites[site]!.rules).toEqual([]);
+    expect(agent.journal.entries()).toEqual([]);
+  });
+
+  it.each([
+    { name: 'an app pool EM stopped', initial: (state: SimulatedServer) => void (state.appPools['MSExchangeOWAAppPool'] = { state: 'Stopped', autoStart: false }), id: 'EM2', restored: (state: SimulatedServer) => state.appPools['MSExchangeOWAAppPool'], absent: { state: 'Started', autoStart: true } },
+    { name: 'a service an admin disabled', initial: (state: SimulatedServer) => void (state.services['MSExchangeUM'] = { status: 'Stopped', startType: 'Disabled' }), id: 'EM3', restored: (state: SimulatedServer) => state.services['MSExchangeUM'], absent: { status: 'Running', startType: 'Automatic' } },
+  ])('adopts $name; removal puts it back as if the change had never been made', async ({ initial, id, restored, absent }) => {
+    const agent = await startAgent({ initial });
+    expect(outcome(completed(await apply(agent, `op-adopt-${id}`, [id])), id).outcome).toBe('AlreadyApplied');
+    expect(agent.journal.get(id)).toMatchObject({ state: 'applied', adopted: true });
+    expect(outcome(completed(await remove(agent, `op-remove-${id}`, [id])), id).outcome).toBe('Removed');
+    expect(restored(await model(agent))).toEqual(absent);
   });
 });
 

@@ -266,7 +266,7 @@ function decodeClixml(text: string): string {
 const done = z.object({ ok: z.literal(true) });
 const applied = z.object({ ok: z.literal(true), notInForce: z.array(z.string()).default([]) });
 const ruleCapture = z.object({ ruleXml: z.string().nullable(), position: z.number().int().nonnegative().nullable().default(null) });
-const ruleCheck = z.object({ applied: z.boolean() });
+const ruleCheck = z.object({ applied: z.boolean(), ruleName: z.string().nullable().optional() });
 const startMode = z.enum(['OnDemand', 'AlwaysRunning']);
 const appPoolState = z.object({ state: z.enum(['Started', 'Starting', 'Stopped', 'Stopping', 'Unknown']), autoStart: z.boolean() });
 /** Only a settled pool can be put back; a Starting or Stopping one is refused until it settles. */
@@ -347,6 +347,10 @@ export class PowerShellApplier implements Applier {
         return reply.status === 'Stopped' && reply.startType === 'Disabled';
       }
     }
+  }
+
+  async ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
+    return (await this.#call(buildInvocation('isApplied', action, this.#options()), 'iis-url-rewrite.is-applied', ruleCheck)).ruleName ?? undefined;
   }
 
   async apply(action: ApplicableAction): Promise<ApplyReport> {

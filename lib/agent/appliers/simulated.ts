@@ -168,6 +168,11 @@ export class SimulatedApplier implements Applier {
     }
   }
 
+  async ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
+    const wanted = ruleFingerprint(action.ruleXml);
+    return site(this.#current(), action.site).rules.find((rule) => ruleFingerprint(rule.xml) === wanted)?.name;
+  }
+
   async apply(action: ApplicableAction): Promise<ApplyReport> {
     if (action.kind === 'DoNothing') return { notInForce: [] };
     const delayInMs = this.#faults.delayInMs;

@@ -19,5 +19,10 @@ Invoke-EmfleetScript {
     $content = Get-RuleContent $wanted
     $cancelled = @()
     if (Test-RuleContent $rules $content) { $cancelled = Get-Cancellations $manager $in.site $content }
-    $reply = @{ applied = (Test-RuleContent $rules $content) -and $cancelled.Count -eq 0; notInForce = $cancelled }
+    # The name of the rule found, so that a rule found in place (EM's own, an admin's) can be adopted.
+    $ruleName = $null
+    foreach ($rule in $rules) {
+        if ($null -eq $ruleName -and (Get-RuleContent $rule) -ceq $content) { $ruleName = [string] $rule.GetAttributeValue('name') }
+    }
+    $reply = @{ applied = (Test-RuleContent $rules $content) -and $cancelled.Count -eq 0; notInForce = $cancelled; ruleName = $ruleName }
 }
