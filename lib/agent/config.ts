@@ -63,8 +63,11 @@ const siteLinkSchema = z
 export const agentConfigSchema = z
   .object({
     server: serverName,
-    /** The Exchange build of this server, e.g. 15.2.1544.4 (what applicability is judged on). */
-    build: exchangeBuild,
+    /**
+     * An override of the Exchange build the agent detects itself (Setup registry key, ExSetup.exe),
+     * e.g. 15.2.1544.4; leave it out unless detection is wrong.
+     */
+    build: exchangeBuild.optional(),
     relay: relaySchema.optional(),
     /** Listen for the site relay hub on the LAN (lib/agent/site-link.ts); with or instead of `relay`. */
     siteLink: siteLinkSchema.optional(),

@@ -12,6 +12,7 @@ import { SimulatedApplier } from './appliers/simulated.js';
 import { startSimulatedExchange } from './appliers/simulated-front-end.js';
 import type { AgentConfig, HubConfig } from './config.js';
 import { createHubForwarder } from './hub.js';
+import { detectBuild, fileSetupReader, simulatedSetupFile, windowsSetupReader, type DetectedBuild, type SetupReader } from './build-detect.js';
 import { Journal } from './journal.js';
 import { startRelayListener, type ListenerState, type RelayListenerOptions } from './listener.js';
 import { Prober } from './probes.js';
@@ -45,8 +46,12 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
   // A simulated server with nowhere else to be probed serves its own front end, so its probes are real HTTP too.
   const frontEnd = config.applier.kind === 'simulated' && config.probes.baseUrl === undefined ? await startSimulatedExchange() : undefined;
   const baseUrl = frontEnd?.add({ name: 'server', stateFile: simulatedStateFile(config), server: config.server, ...(config.applier.kind === 'simulated' && config.applier.couplings ? { couplings: config.applier.couplings } : {}) });
+  const detect = (): Promise<DetectedBuild> => detectBuild(createSetupReader(config), config.build);
+  const detected = await detect();
+  if (detected.build === undefined) logger.error('BuildNotDetected', { server: config.server, problem: detected.problem, remedy: 'set "build" in agent.json to override' });
   const service = new AgentService({
-    identity: { server: config.server, build: config.build, agentVersion: emfleetVersion },
+    identity: { server: config.server, build: detected.build ?? '', agentVersion: emfleetVersion },
+    detectBuild: detect,
     trust,
     applier,
     journal,
@@ -82,7 +87,7 @@ export async function startAgent(config: AgentConfig, options: { logger: Logger;
         logger,
       })
     : undefined;
-  logger.info('AgentStarted', { server: config.server, build: config.build, hybridConnection: config.relay?.hybridConnection, siteLink: siteLink?.url, applier: applier.kind, agentVersion: emfleetVersion });
+  logger.info('AgentStarted', { server: config.server, build: detected.build ?? '', buildSource: detected.build === undefined ? 'none' : detected.source, hybridConnection: config.relay?.hybridConnection, siteLink: siteLink?.url, applier: applier.kind, agentVersion: emfleetVersion });
   return {
     service,
     ready: listener?.ready ?? Promise.resolve(),
@@ -169,6 +174,11 @@ async function readSecretText(setting: string, what: string): Promise<string> {
 
 function simulatedStateFile(config: AgentConfig): string {
   return (config.applier.kind === 'simulated' ? config.applier.stateFile : undefined) ?? join(config.stateDirectory, 'simulated-server.json');
+}
+
+/** Where this agent reads its Exchange build: Windows' registry and ExSetup.exe, or a simulated server's setup file. */
+export function createSetupReader(config: AgentConfig): SetupReader {
+  return config.applier.kind === 'powershell' ? windowsSetupReader({ executable: config.applier.executable }) : fileSetupReader(simulatedSetupFile(config.stateDirectory));
 }
 
 export function createApplier(config: AgentConfig): Applier {

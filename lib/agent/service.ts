@@ -23,6 +23,7 @@ import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
 import { priorTarget, type Journal, type JournalEntry } from './journal.js';
 import { ruleFingerprint } from './rules.js';
+import type { DetectedBuild } from './build-detect.js';
 import type { EndpointHealth, Prober } from './probes.js';
 
 export interface AgentRequest {
@@ -38,6 +39,7 @@ export interface AgentResponse {
 
 export interface AgentIdentity {
   readonly server: string;
+  /** The Exchange build as last detected ('' while none could be): what applicability is judged on. */
   readonly build: string;
   readonly agentVersion: string;
 }
@@ -56,6 +58,8 @@ export interface AgentServiceOptions {
   readonly now?: () => Date;
   /** `onDegraded: keep` in a request is honoured only when this agent's own config allows it (default: rolled back anyway). */
   readonly allowKeepOnDegraded?: boolean;
+  /** Reads the server's Exchange build again (lib/agent/build-detect.ts): on every status request and before an apply. */
+  readonly detectBuild?: () => Promise<DetectedBuild>;
 }
 
 const rememberedOperations = 1000;
@@ -67,13 +71,45 @@ const rememberedOperations = 1000;
  */
 export class AgentService {
   readonly #options: AgentServiceOptions;
-  readonly #build: ExchangeBuild | undefined;
+  #identity: AgentIdentity;
+  #build: ExchangeBuild | undefined;
+  #detecting: Promise<void> | undefined;
   readonly #operations = new Map<string, { reply: OperationReply; done: Promise<OperationReply> }>();
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: AgentServiceOptions) {
     this.#options = options;
+    this.#identity = options.identity;
     this.#build = parseBuild(options.identity.build);
+  }
+
+  /** What every reply carries, so the cloud keeps the Servers row in step (build, agent version, time). */
+  facts(): { build: string; agentVersion: string; time: string } {
+    return { build: this.#identity.build, agentVersion: this.#identity.agentVersion, time: (this.#options.now?.() ?? new Date()).toISOString() };
+  }
+
+  /**
+   * Reads the build again; concurrent callers share one read. A read that fails keeps the last
+   * build known: a PowerShell timeout is no Cumulative Update.
+   */
+  async refreshBuild(): Promise<void> {
+    const detect = this.#options.detectBuild;
+    if (!detect) return;
+    this.#detecting ??= detect()
+      .then((detected) => {
+        if (detected.build === undefined) {
+          this.#options.logger.warn('BuildNotDetected', { server: this.#identity.server, problem: detected.problem, keeping: this.#identity.build });
+          return;
+        }
+        if (detected.build === this.#identity.build) return;
+        this.#options.logger.warn('ExchangeBuildChanged', { server: this.#identity.server, from: this.#identity.build, to: detected.build, source: detected.source });
+        this.#identity = { ...this.#identity, build: detected.build };
+        this.#build = parseBuild(detected.build);
+      })
+      .finally(() => {
+        this.#detecting = undefined;
+      });
+    await this.#detecting;
   }
 
   async handle(request: AgentRequest): Promise<AgentResponse> {
@@ -84,6 +120,7 @@ export class AgentService {
         return method === 'POST' ? this.#ping(request) : notAllowed(method, route);
       case agentPaths.status:
         if (method !== 'GET') return notAllowed(method, route);
+        await this.refreshBuild();
         return json(200, new URLSearchParams(request.path.split('?')[1] ?? '').get('verify') === 'true' ? await this.verifiedStatus() : this.status());
       case agentPaths.apply:
         return method === 'POST' ? this.#startOperation(request, applyRequest, (body) => this.#apply(body)) : notAllowed(method, route);
@@ -97,7 +134,8 @@ export class AgentService {
   status(): StatusReply {
     const entries = this.#options.journal.entries();
     return {
-      ...this.#options.identity,
+      ...this.#identity,
+      time: this.facts().time,
       applied: entries.filter((entry) => entry.state === 'applied').map((entry) => entry.mitigationId).sort(),
       blocked: [],
       drifted: [],
@@ -135,7 +173,7 @@ export class AgentService {
   #ping(request: AgentRequest): AgentResponse {
     const parsed = parseBody(request.body, pingRequest, true);
     if (!parsed.ok) return parsed.response;
-    const reply: PingReply = { ...this.#options.identity, ...(parsed.value.nonce === undefined ? {} : { nonce: parsed.value.nonce }) };
+    const reply: PingReply = { ...this.#identity, time: this.facts().time, ...(parsed.value.nonce === undefined ? {} : { nonce: parsed.value.nonce }) };
     return json(200, reply);
   }
 
@@ -161,7 +199,7 @@ export class AgentService {
     }
     const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), this.#options.replyWithinMs ?? 20_000).unref());
     const finished = await Promise.race([operation.done, timeout]);
-    return finished ? json(200, finished) : json(202, operation.reply);
+    return finished ? json(200, { ...finished, ...this.facts() }) : json(202, { ...operation.reply, ...this.facts() });
   }
 
   /**
@@ -214,7 +252,8 @@ export class AgentService {
       logger.warn('PackageRejected', { operationId: request.operationId, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
       return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);
     }
-    if (!this.#build) return failAll(`this agent's build "${this.#options.identity.build}" is not an Exchange build; fix its configuration`);
+    await this.refreshBuild();
+    if (!this.#build) return failAll(this.#identity.build === '' ? 'this agent could not detect its Exchange build (see its BuildNotDetected log); set "build" in agent.json to override' : `this agent's build "${this.#identity.build}" is not an Exchange build; fix its configuration`);
     const stale = await this.#acceptFresh(verified.signer.subject, verified.sha256, verified.package);
     if (stale) {
       logger.warn('PackageRejected', { operationId: request.operationId, reason: 'Rollback', detail: stale, sha256: verified.sha256 });
@@ -262,7 +301,7 @@ export class AgentService {
   async #applyOne(mitigation: Mitigation, operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
     const applicability = evaluateApplicability(mitigation.applicability, this.#build!);
     if (applicability !== 'Applies') {
-      return { outcome: 'NotApplicable', detail: `build ${this.#options.identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
+      return { outcome: 'NotApplicable', detail: `build ${this.#identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
     }
     const unsupported = mitigation.actions.find((action) => action.kind === 'Unsupported');
     if (unsupported) return { outcome: 'Unsupported', detail: unsupported.why };

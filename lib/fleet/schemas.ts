@@ -45,7 +45,10 @@ export const serverRow = z.object({
   partitionKey: orgName,
   rowKey: storedServerName,
   fqdn: z.string().max(253).default(''),
+  /** The build policy is judged on: registered, then kept in step with what the agent reports (lib/fleet/agent-facts.ts). */
   build: exchangeBuild,
+  /** What `servers add --build` said; '' on rows older than it. A difference from `build` is shown as a mismatch. */
+  registeredBuild: z.union([exchangeBuild, z.literal('')]).default(''),
   site: siteName.default(''),
   ring: z.union([ringName, z.literal('')]).default(''),
   relayHybridConnection: z.string().max(260).default(''),

@@ -84,7 +84,9 @@ export async function registerServer(tables: FleetTables, org: string, registrat
       partitionKey: org,
       rowKey: name,
       fqdn: registration.fqdn ?? before?.fqdn ?? name,
-      build: registration.build,
+      // Once the agent has reported its build, that one is planned on; the registered one is kept beside it.
+      build: before && before.agentVersion !== '' ? before.build : registration.build,
+      registeredBuild: registration.build,
       site: registration.site ?? before?.site ?? '',
       ring: registration.ring ?? before?.ring ?? '',
       relayHybridConnection: registration.relayHybridConnection ?? before?.relayHybridConnection ?? name,
@@ -115,7 +117,7 @@ export async function removeServer(tables: FleetTables, org: string, serverName:
 }
 
 function registrationOf(row: ServerRow): Record<string, string> {
-  return { build: row.build, fqdn: row.fqdn, site: row.site, ring: row.ring, relayHybridConnection: row.relayHybridConnection, relayPath: row.relayPath };
+  return { build: row.registeredBuild || row.build, fqdn: row.fqdn, site: row.site, ring: row.ring, relayHybridConnection: row.relayHybridConnection, relayPath: row.relayPath };
 }
 
 export async function getServer(tables: FleetTables, org: string, serverName: string): Promise<ServerRow> {

@@ -49,18 +49,31 @@ export type MitigationOutcome = z.infer<typeof mitigationOutcome>;
 
 export const operationStatus = z.enum(['InProgress', 'Completed']);
 
+/**
+ * What every agent reply carries about the agent: its Exchange build as it detected it ('' when it
+ * could not), its version, and its clock. Optional on operation replies, so agents that predate
+ * them keep working.
+ */
+export const agentFacts = {
+  build: z.string().max(32),
+  agentVersion: z.string().max(64),
+  time: z.string().max(40).optional(),
+};
+
 /** The reply to apply/remove: done (200) or still working (202; ask GET /status later). */
 export const operationReply = z.object({
   operationId,
   status: operationStatus,
   outcomes: z.record(mitigationId, mitigationOutcome).default({}),
+  build: agentFacts.build.optional(),
+  agentVersion: agentFacts.agentVersion.optional(),
+  time: agentFacts.time,
 });
 export type OperationReply = z.infer<typeof operationReply>;
 
 export const statusReply = z.object({
   server: z.string().min(1).max(253),
-  build: z.string().max(32),
-  agentVersion: z.string().max(64),
+  ...agentFacts,
   applied: z.array(mitigationId),
   blocked: z.array(mitigationId).default([]),
   /** With `?verify=true`: journalled as applied but no longer in place on the server (changed by hand). */
@@ -72,8 +85,7 @@ export type StatusReply = z.infer<typeof statusReply>;
 
 export const pingReply = z.object({
   server: z.string().min(1).max(253),
-  build: z.string().max(32),
-  agentVersion: z.string().max(64),
+  ...agentFacts,
   nonce: z.string().max(128).optional(),
 });
 export type PingReply = z.infer<typeof pingReply>;

@@ -132,8 +132,12 @@ function changeOf(server: ServerWork): ServerChange {
 async function freshSnapshot(deps: ReconcileDeps, sweep: boolean, dryRun: boolean): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
   const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
   if (!deps.agents || !sweep) return snapshot;
-  const { applied } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers, { dryRun });
-  return { ...snapshot, servers: snapshot.servers.map((server) => ({ ...server, reportedApplied: applied.get(server.name) ?? server.reportedApplied })) };
+  const { applied, builds } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers, { dryRun });
+  // A server whose agent reports a new build is planned on it now: a build past a fix gets the mitigation removed.
+  return {
+    ...snapshot,
+    servers: snapshot.servers.map((server) => ({ ...server, build: builds.get(server.name) ?? server.build, reportedApplied: applied.get(server.name) ?? server.reportedApplied })),
+  };
 }
 
 /**

@@ -5,15 +5,29 @@ import { isStatus } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
-import type { PlanInput, RolloutPlan } from './plan.js';
+import type { ServerRow } from '../fleet/schemas.js';
+import type { PlanInput, PlannedServerFacts, RolloutPlan } from './plan.js';
 import { applyEvent } from './steps.js';
 import { relayAddress } from '../relay/route.js';
 
+/** A server as the planner needs it, with what its agent last reported about itself (for the status sweep). */
+export type SnapshotServer = PlannedServerFacts & Pick<ServerRow, 'registeredBuild' | 'agentVersion' | 'lastSeen'>;
+
 /** Servers and policy as the planner needs them, read in pages. */
-export async function fleetSnapshot(tables: FleetTables, org: string, logger: Logger): Promise<Pick<PlanInput, 'servers' | 'orgPolicy' | 'serverPolicy'>> {
+export async function fleetSnapshot(tables: FleetTables, org: string, logger: Logger): Promise<Pick<PlanInput, 'orgPolicy' | 'serverPolicy'> & { servers: SnapshotServer[] }> {
   const [{ rows }, policy] = await Promise.all([listServers(tables, org, { logger }), readPolicy(tables, org, { logger })]);
   return {
-    servers: rows.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied, ring: row.ring, site: row.site, hybridConnection: relayAddress(row) })),
+    servers: rows.map((row) => ({
+      name: row.rowKey,
+      build: row.build,
+      reportedApplied: row.reportedApplied,
+      ring: row.ring,
+      site: row.site,
+      hybridConnection: relayAddress(row),
+      registeredBuild: row.registeredBuild,
+      agentVersion: row.agentVersion,
+      ...(row.lastSeen ? { lastSeen: row.lastSeen } : {}),
+    })),
     orgPolicy: policy.org,
     serverPolicy: policy.servers,
   };

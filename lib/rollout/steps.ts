@@ -3,6 +3,7 @@ import { clip, endpointName } from '../agent/checks.js';
 import { groupCommit, mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
 import { readPackage } from '../fleet/packages.js';
+import { factsUpdate, type AgentFacts } from '../fleet/agent-facts.js';
 import { maxTransactionSize } from '../fleet/batch.js';
 import { getEntityOrUndefined, mutateEntity, type Mutation } from '../fleet/optimistic.js';
 import { queueNames, type QueueSender } from '../fleet/queues.js';
@@ -96,6 +97,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   // Anything else may have one (a retry, a rollout stopped since), and it must not be overwritten.
   const existing = running && firstDelivery(delivery) ? undefined : await readResult(deps.tables, plan.server, operationId);
   let outcomes: Record<string, MitigationOutcome>;
+  let facts: AgentFacts | undefined;
   let recorded: Promise<void> | undefined;
   if (existing) {
     outcomes = existing;
@@ -103,7 +105,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
     outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` }]));
     recorded = recordResult(deps, plan, operationId, state, outcomes);
   } else {
-    outcomes = await callAgent(deps, state, plan, operationId);
+    ({ outcomes, facts } = await callAgent(deps, state, plan, operationId));
     recorded = recordResult(deps, plan, operationId, state, outcomes);
   }
   const verdict = verdictOf(outcomes);
@@ -114,7 +116,7 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, {
     result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
     ...(recorded === undefined ? {} : { recorded }),
-    ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date() } } : {}),
+    ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date(), ...(facts ? { facts } : {}) } } : {}),
   });
 }
 
@@ -284,7 +286,8 @@ interface Counted {
   readonly report?: Report;
 }
 
-type Report = { plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date };
+/** `facts`: what the agent said about itself in its reply (build, version), kept on the Servers row too. */
+type Report = { plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date; facts?: AgentFacts };
 type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; attempt: number; counted: Counted | undefined };
 
 /**
@@ -407,18 +410,22 @@ function instanceKey(...instances: object[]): string {
     .join('/');
 }
 
-async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEntity, operationId: string): Promise<Record<string, MitigationOutcome>> {
+async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEntity, operationId: string): Promise<{ outcomes: Record<string, MitigationOutcome>; facts?: AgentFacts }> {
   const outcomes: Record<string, MitigationOutcome> = {};
+  let facts: AgentFacts | undefined;
+  const factsOf = (reply: OperationReply): AgentFacts | undefined => (reply.build === undefined ? facts : { build: reply.build, agentVersion: reply.agentVersion });
   try {
     if (plan.apply.length > 0) {
       const packageBase64 = await packageForRollout(deps.tables, state.feed, state.packageSequence);
       // onDegraded goes only when it is not the default, so agents that predate it still accept the request.
       const onDegraded = plan.onDegraded === 'keep' ? { onDegraded: plan.onDegraded } : {};
       const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64, mitigationIds: [...plan.apply], ...onDegraded });
+      facts = factsOf(reply);
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
     if (plan.remove.length > 0) {
       const reply = await deps.agents.remove(plan.hybridConnection, { operationId: `${operationId}.remove`, mitigationIds: [...plan.remove] });
+      facts = factsOf(reply);
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
   } catch (error) {
@@ -433,7 +440,7 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
     const detail = error instanceof Error ? error.message : String(error);
     for (const id of [...plan.apply, ...plan.remove]) outcomes[id] ??= { outcome: 'Failed', detail };
   }
-  return outcomes;
+  return { outcomes, ...(facts ? { facts } : {}) };
 }
 
 /**
@@ -527,7 +534,7 @@ async function writeReports(deps: StepDeps, reports: readonly Report[], current:
       if (!entity) continue;
       let row: Record<string, unknown> = entity;
       for (const report of reports.filter((candidate) => candidate.plan.server === name)) row = reportedRow(deps, report, row) ?? row;
-      if (row !== entity) actions.push(['update', { partitionKey: deps.org, rowKey: name, reportedApplied: row['reportedApplied'], lastSeen: row['lastSeen'] }, 'Merge', { etag: entity.etag }]);
+      if (row !== entity) actions.push(['update', { partitionKey: deps.org, rowKey: name, reportedApplied: row['reportedApplied'], lastSeen: row['lastSeen'], ...agentOwned(row) }, 'Merge', { etag: entity.etag }]);
     }
     if (actions.length === 0) continue;
     try {
@@ -541,7 +548,7 @@ async function writeReports(deps: StepDeps, reports: readonly Report[], current:
 }
 
 /** The Servers row with this operation's outcomes in its reported state; undefined if the row is invalid. */
-function reportedRow(deps: StepDeps, { plan, outcomes, at }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
+function reportedRow(deps: StepDeps, { plan, outcomes, at, facts }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
   const checked = validateRow('Servers', serverRow, current);
   if (!checked.ok) {
     deps.logger.warn('InvalidRow', { ...checked.problem });
@@ -555,7 +562,14 @@ function reportedRow(deps: StepDeps, { plan, outcomes, at }: Report, current: Re
     if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied' || kept) applied.add(id);
     if (gone) applied.delete(id);
   }
-  return { ...current, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: at };
+  const update = facts ? factsUpdate(checked.row, facts, at) : undefined;
+  if (update?.buildChanged) deps.logger.warn('BuildChanged', { server: plan.server, ...update.buildChanged, reason: 'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on' });
+  return { ...current, ...update?.fields, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: at };
+}
+
+/** The build and agent version as the row now has them (an old row may lack the version). */
+function agentOwned(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(['build', 'agentVersion'].flatMap((name) => (row[name] === undefined ? [] : [[name, row[name]]])));
 }
 
 function writeOrKeep(entity: Record<string, unknown> | undefined): Mutation {

@@ -1,5 +1,6 @@
 import { mapWithConcurrency } from '../concurrency.js';
 import { mutateEntity } from '../fleet/optimistic.js';
+import { factsUpdate, recordAgentFacts } from '../fleet/agent-facts.js';
 import { validateRow } from '../fleet/rows.js';
 import { serverRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
@@ -23,11 +24,18 @@ export interface SweptServer {
   readonly name: string;
   readonly hybridConnection: string;
   readonly reportedApplied: readonly string[];
+  /** The row's build and what the agent last reported about itself, kept in step from its status reply. */
+  readonly build: string;
+  readonly registeredBuild: string;
+  readonly agentVersion: string;
+  readonly lastSeen?: Date | undefined;
 }
 
 export interface SweepReport {
   /** What each server that answered has in place now. */
   readonly applied: ReadonlyMap<string, readonly string[]>;
+  /** Servers whose agent reports another Exchange build than their row had, with the new build (already written). */
+  readonly builds: ReadonlyMap<string, string>;
   /** Servers whose stored state differed and was corrected. */
   readonly changed: readonly string[];
   readonly unreachable: readonly string[];
@@ -47,10 +55,13 @@ const namedInLog = 20;
  */
 export async function sweepReportedState(deps: SweepDeps, servers: readonly SweptServer[], options: { dryRun?: boolean } = {}): Promise<SweepReport> {
   const applied = new Map<string, readonly string[]>();
+  const facts = new Map<string, StatusReply>();
   const unreachable: string[] = [];
   await mapWithConcurrency(servers, sweepConcurrency, async (server) => {
     try {
-      applied.set(server.name, [...(await deps.agents.status(server.hybridConnection, { verify: true })).applied].sort());
+      const status = await deps.agents.status(server.hybridConnection, { verify: true });
+      applied.set(server.name, [...status.applied].sort());
+      facts.set(server.name, status);
     } catch (error) {
       unreachable.push(server.name);
       deps.logger.info('StatusSweepNoReply', { server: server.name, error: error instanceof Error ? error.message : String(error) });
@@ -63,9 +74,19 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
     const removed = server.reportedApplied.filter((id) => !now.includes(id));
     return added.length + removed.length > 0 ? [{ server: server.name, added, removed }] : [];
   });
+  const reported = servers.flatMap((server) => {
+    const status = facts.get(server.name);
+    return status ? [{ name: server.name, row: server, facts: { build: status.build, agentVersion: status.agentVersion } }] : [];
+  });
   if (options.dryRun) {
     deps.logger.info('StatusSweepDone', { servers: servers.length, answered: applied.size, differs: deltas.length, unreachable: unreachable.length, unreachableServers: unreachable.sort().slice(0, namedInLog), dryRun: true });
-    return { applied, changed: deltas.map((delta) => delta.server), unreachable };
+    // Planned on the builds the agents report, as a real run would, without writing them.
+    const at = deps.now?.() ?? new Date();
+    const builds = new Map(reported.flatMap((server) => {
+      const to = factsUpdate(server.row, server.facts, at)?.buildChanged?.to;
+      return to === undefined ? [] : [[server.name, to] as const];
+    }));
+    return { applied, builds, changed: deltas.map((delta) => delta.server), unreachable };
   }
   const client = await deps.tables.client('Servers');
   // The delta, not the snapshot, is written: a rollout step that recorded a result since the sweep read the row keeps it.
@@ -81,6 +102,7 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
     }),
   );
   for (const delta of deltas) deps.logger.warn('ReportedStateChanged', { ...delta });
+  const builds = await recordAgentFacts(deps, reported);
   deps.logger.info('StatusSweepDone', { servers: servers.length, answered: applied.size, changed: deltas.length, unreachable: unreachable.length, unreachableServers: unreachable.sort().slice(0, namedInLog) });
-  return { applied, changed: deltas.map((delta) => delta.server), unreachable };
+  return { applied, builds, changed: deltas.map((delta) => delta.server), unreachable };
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Applier, ApplicableAction, ApplyReport, PriorState } from '../../lib/agent/applier.js';
 import { SimulatedApplier, defaultSimulatedServer, type SimulatedFaults, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
+import type { DetectedBuild } from '../../lib/agent/build-detect.js';
 import { Journal } from '../../lib/agent/journal.js';
 import { Prober } from '../../lib/agent/probes.js';
 import { AgentService, type AgentResponse } from '../../lib/agent/service.js';
@@ -111,7 +112,12 @@ interface AgentOptions {
   readonly probeBaseUrl?: string;
   readonly probeTimeoutInMs?: number;
   readonly allowKeepOnDegraded?: boolean;
+  /** The server's Exchange build as detection reads it, changed by the test (a Cumulative Update). */
+  readonly detect?: () => Promise<DetectedBuild>;
 }
+
+/** Every reply carries the agent's clock. */
+const anyTime = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
 interface Agent {
   readonly stateFile: string;
@@ -149,6 +155,7 @@ async function startAgent(options: AgentOptions = {}): Promise<Agent> {
     prober,
     ...(options.replyWithinMs === undefined ? {} : { replyWithinMs: options.replyWithinMs }),
     ...(options.allowKeepOnDegraded === undefined ? {} : { allowKeepOnDegraded: options.allowKeepOnDegraded }),
+    ...(options.detect ? { detectBuild: options.detect } : {}),
   });
   return { stateFile, journalFile, applier, journal, service, logger };
 }
@@ -418,7 +425,7 @@ describe('AgentService apply', () => {
     await writeFile(agent.stateFile, original);
 
     const second = await apply(agent, 'op-same', ['EM2']);
-    expect(second).toEqual(first);
+    expect({ ...operation(second), time: undefined }).toEqual({ ...operation(first), time: undefined });
     expect(await readFile(agent.stateFile)).toEqual(original);
     expect(await readFile(agent.journalFile)).toEqual(journalBefore);
   });
@@ -787,7 +794,7 @@ describe('AgentService scheduling', () => {
     // The change takes 400 ms: a 202 InProgress is the reply at replyWithinMs, before the work ended.
     const first = await send(agent, 'POST', '/apply', request);
     expect(first.status).toBe(202);
-    expect(operation(first)).toEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
+    expect(operation(first)).toEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {}, build: '15.2.1118.7', agentVersion: identity.agentVersion, time: anyTime });
     expect((await status(agent)).operations).toContainEqual({ operationId: 'op-long', status: 'InProgress', outcomes: {} });
 
     // a retry while it runs joins the same operation
@@ -801,7 +808,7 @@ describe('AgentService scheduling', () => {
 
     const again = await send(agent, 'POST', '/apply', request);
     expect(again.status).toBe(200);
-    expect(operation(again)).toEqual(done);
+    expect(operation(again)).toEqual({ ...done, build: '15.2.1118.7', agentVersion: identity.agentVersion, time: anyTime });
   });
 });
 
@@ -811,7 +818,7 @@ describe('AgentService status and ping', () => {
   it('status reports identity, the applied journal ids and the operations', async () => {
     const agent = await startAgent();
     const empty = await status(agent);
-    expect(empty).toEqual({ server: identity.server, build: '15.2.1118.7', agentVersion: identity.agentVersion, applied: [], blocked: [], drifted: [], journal: { entries: 0, pending: 0 }, operations: [] });
+    expect(empty).toEqual({ server: identity.server, build: '15.2.1118.7', agentVersion: identity.agentVersion, time: anyTime, applied: [], blocked: [], drifted: [], journal: { entries: 0, pending: 0 }, operations: [] });
 
     completed(await apply(agent, 'op-status', ['EM3', 'EM1', 'EM2']));
     const after = await status(agent);
@@ -846,11 +853,28 @@ describe('AgentService status and ping', () => {
     expect(response.status).toBe(200);
     const json: unknown = JSON.parse(response.body);
     expect(pingReply.safeParse(json).success).toBe(true);
-    expect(json).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion, nonce: 'n-8f3a' });
+    expect(json).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion, time: anyTime, nonce: 'n-8f3a' });
 
     const bare = await send(agent, 'POST', '/ping');
     expect(bare.status).toBe(200);
-    expect(JSON.parse(bare.body)).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion });
+    expect(JSON.parse(bare.body)).toEqual({ server: identity.server, build: '15.2.1544.4', agentVersion: identity.agentVersion, time: anyTime });
+  });
+
+  it('reads its build again on every status request and judges applies on it: a Cumulative Update past the fix makes EM1 NotApplicable', async () => {
+    let setup: DetectedBuild = { build: '15.2.1118.7', source: 'ExSetup.exe' };
+    const agent = await startAgent({ detect: async () => setup });
+    expect((await status(agent)).build).toBe('15.2.1118.7');
+
+    setup = { build: '15.2.1118.20', source: 'ExSetup.exe' };
+    expect((await status(agent)).build).toBe('15.2.1118.20');
+    expect(agent.logger.named('ExchangeBuildChanged')).toMatchObject([{ fields: { from: '15.2.1118.7', to: '15.2.1118.20', source: 'ExSetup.exe' } }]);
+    const reply = completed(await apply(agent, 'op-after-cu', ['EM1']));
+    expect(outcome(reply, 'EM1')).toEqual({ outcome: 'NotApplicable', detail: 'build 15.2.1118.20 includes the fix of EM1' });
+
+    // A read that fails (PowerShell timed out) keeps the last known build.
+    setup = { build: undefined, problem: 'powershell.exe did not finish within 30000 ms' };
+    expect((await status(agent)).build).toBe('15.2.1118.20');
+    expect(agent.logger.named('BuildNotDetected')).toMatchObject([{ fields: { problem: /did not finish/, keeping: '15.2.1118.20' } }]);
     badRequest(await send(agent, 'POST', '/ping', { nonce: 'x'.repeat(129) }), /^nonce: /);
   });
 });

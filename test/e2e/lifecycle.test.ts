@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { defaultSimulatedServer, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { listRollouts } from '../../lib/fleet/rollouts.js';
-import { getServer, registerServer } from '../../lib/fleet/servers.js';
+import { buildMismatch } from '../../lib/fleet/agent-facts.js';
+import { getServer } from '../../lib/fleet/servers.js';
+import { emfleetVersion } from '../../lib/version.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { allApplied, type Deployment, fqdn, useWorld } from '../helpers/e2e.js';
 
@@ -69,14 +71,18 @@ describe('a mitigation after it was applied', () => {
     }
   });
 
-  it('on a server updated past the fixing build: reconcile removes it there and nowhere else', async () => {
+  it('on a server updated past the fixing build: the agent reports it, nobody types it, and reconcile removes it there and nowhere else', async () => {
     const d = await world.deploy([{ name: 'ex03', ring: 'canary' }, { name: 'ex04', ring: 'broad' }], { waves });
     await rolledOut(d);
-    // EM1 covers 15.2 up to 15.2.1118.19: ex04 gets a cumulative update past it.
-    await registerServer(d.tables, 'contoso', { name: fqdn('ex04'), build: '15.2.1118.20' }, { actor: 'test' });
-    await d.agents.get('ex04')!.restart({ build: '15.2.1118.20' });
+    expect(await getServer(d.tables, 'contoso', fqdn('ex04'))).toMatchObject({ build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: emfleetVersion });
+    // EM1 covers 15.2 up to 15.2.1118.19: ex04 gets a Security Update past it; the agent keeps running.
+    await d.agents.get('ex04')!.installUpdate('15.02.1118.020');
 
     const id = await reconciled(d);
+    expect(d.logger.named('BuildChanged')).toMatchObject([{ fields: { server: fqdn('ex04'), from: '15.2.1118.7', to: '15.2.1118.20', registeredBuild: '15.2.1118.7' } }]);
+    const row = await getServer(d.tables, 'contoso', fqdn('ex04'));
+    expect(row).toMatchObject({ build: '15.2.1118.20', registeredBuild: '15.2.1118.7' });
+    expect(buildMismatch(row)).toEqual({ registered: '15.2.1118.7', reported: '15.2.1118.20' });
     expect((await d.rollout(id)).state.state).toBe('Completed');
     expect(await d.waveCounts(id)).toEqual([['canary', 0, 0, 0, 0], ['broad', 1, 1, 0, 0]]);
     expect(await d.outcomes('ex04')).toEqual([allApplied, { EM1: 'Removed' }]);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { buildMismatch } from '../../lib/fleet/agent-facts.js';
 import { listServers, registerServer, removeServer, ServerNotFoundError } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
@@ -41,7 +42,7 @@ describe('registerServer', () => {
     expect(await auditRows(tables, prefix)).toHaveLength(1);
   });
 
-  it('a new build updates the registration and keeps what the agent reported', async () => {
+  it('a new build updates the registration; the build the agent reported stays the one planned on, and the difference shows', async () => {
     const { tables, prefix } = freshTables();
     await registerServer(tables, 'contoso', { name: 'ex01', build, site: 'HQ', ring: 'early' }, { actor });
     const lastSeen = new Date('2026-11-20T08:00:00.000Z');
@@ -53,7 +54,8 @@ describe('registerServer', () => {
     const updated = await registerServer(tables, 'contoso', { name: 'ex01', build: '15.2.1748.10' }, { actor: 'other@contoso.com' });
     expect(updated.change).toBe('updated');
     expect(updated.row).toMatchObject({
-      build: '15.2.1748.10',
+      build,
+      registeredBuild: '15.2.1748.10',
       site: 'HQ',
       ring: 'early',
       reportedApplied: ['EM1', 'EM2'],
@@ -63,7 +65,8 @@ describe('registerServer', () => {
     });
 
     const [listed] = (await listServers(tables, 'contoso')).rows;
-    expect(listed).toMatchObject({ rowKey: 'ex01', build: '15.2.1748.10', site: 'HQ', ring: 'early', reportedApplied: ['EM1', 'EM2'], reportedBlocked: ['EM3'], agentVersion: '1.2.3', lastSeen });
+    expect(buildMismatch(updated.row)).toEqual({ registered: '15.2.1748.10', reported: build });
+    expect(listed).toMatchObject({ rowKey: 'ex01', build, registeredBuild: '15.2.1748.10', site: 'HQ', ring: 'early', reportedApplied: ['EM1', 'EM2'], reportedBlocked: ['EM3'], agentVersion: '1.2.3', lastSeen });
 
     const audit = await auditRows(tables, prefix);
     expect(audit).toHaveLength(2);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { allFunctions } from '../../functions/index.js';
 import { SimulatedApplier, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import type { Couplings } from '../../lib/agent/appliers/simulated-front-end.js';
+import { simulatedSetupFile } from '../../lib/agent/build-detect.js';
 import { parseHubConfig, type AgentConfig, type HubConfig } from '../../lib/agent/config.js';
 import type { HubAgent } from '../../lib/agent/hub.js';
 import { startHub, type RunningAgent, type RunningHub } from '../../lib/agent/run.js';
@@ -130,6 +131,8 @@ export interface E2eAgent {
   restart(changes?: { build?: string; failOn?: readonly string[] }): Promise<void>;
   /** Stops the agent: the server no longer answers through the relay. */
   stop(): Promise<void>;
+  /** Installs an Exchange update: ExSetup.exe's version becomes this build; the running agent reads it at its next status request. */
+  installUpdate(build: string): Promise<void>;
 }
 
 export interface Deployment {
@@ -213,8 +216,10 @@ export async function startWorld(): Promise<World> {
         applier: { kind: 'simulated', failOn: server.failOn ?? [], delayInMs: server.delayInMs ?? 0 },
         ...(server.couplings ? { couplings: server.couplings } : {}),
       });
-      const { relay: ownRelay, ...rest } = config;
-      const agent = e2eAgent(site ? { ...rest, siteLink: await siteLinkFor(site.secret) } : { ...config, relay: { ...ownRelay!, hybridConnection } });
+      // The agent detects its build from the simulated server's Setup values, as on Windows; no override.
+      const { relay: ownRelay, build: _override, ...rest } = config;
+      const agent = e2eAgent(site ? { ...rest, siteLink: await siteLinkFor(site.secret) } : { ...rest, relay: { ...ownRelay!, hybridConnection } });
+      await agent.installUpdate(build);
       if (server.state) await agent.writeState(server.state);
       await agent.restart();
       if (site) site.agents[fqdn(server.name)] = agent.running!.siteLink!;
@@ -339,6 +344,10 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
     writeState: async (state) => {
       await mkdir(config.stateDirectory, { recursive: true });
       await writeFile(stateFile, JSON.stringify(state, null, 2));
+    },
+    installUpdate: async (build) => {
+      await mkdir(config.stateDirectory, { recursive: true });
+      await writeFile(simulatedSetupFile(config.stateDirectory), JSON.stringify({ ExSetupVersion: build }));
     },
     restart: async ({ failOn, ...changes } = {}) => {
       await running?.close();

@@ -1,0 +1,80 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildFromSetup, detectBuild, fileSetupReader, readSetupScript, windowsSetupReader, type SetupValues } from '../../lib/agent/build-detect.js';
+import { expectGolden } from '../helpers/golden.js';
+
+describe('buildFromSetup', () => {
+  it.each<{ name: string; values: SetupValues; expected: ReturnType<typeof buildFromSetup> }>([
+    { name: 'ExSetup.exe version as Windows writes it (leading zeros)', values: { ExSetupVersion: '15.02.1544.004' }, expected: { build: '15.2.1544.4', source: 'ExSetup.exe' } },
+    {
+      name: 'ExSetup.exe wins over the registry (a Security Update changes only ExSetup)',
+      values: { ExSetupVersion: '15.02.1118.020', MsiProductMajor: 15, MsiProductMinor: 2, MsiBuildMajor: 1118, MsiBuildMinor: 7 },
+      expected: { build: '15.2.1118.20', source: 'ExSetup.exe' },
+    },
+    { name: 'the registry alone (Exchange 2016)', values: { MsiProductMajor: 15, MsiProductMinor: 1, MsiBuildMajor: 2507, MsiBuildMinor: 6 }, expected: { build: '15.1.2507.6', source: 'registry' } },
+    {
+      name: 'an unreadable ExSetup version falls back to the registry',
+      values: { ExSetupVersion: '15.2.x', MsiProductMajor: 15, MsiProductMinor: 2, MsiBuildMajor: 1544, MsiBuildMinor: 4 },
+      expected: { build: '15.2.1544.4', source: 'registry' },
+    },
+    { name: 'nothing at all', values: {}, expected: { build: undefined, problem: 'no ExSetup.exe version; the Setup registry key lacks MsiProductMajor, MsiProductMinor, MsiBuildMajor or MsiBuildMinor' } },
+    {
+      name: 'Exchange 2013 is not supported',
+      values: { ExSetupVersion: '15.00.1497.048' },
+      expected: { build: undefined, problem: 'ExSetup.exe says 15.0.1497.48, which is not Exchange 2016 (15.1), 2019 or SE (15.2); the Setup registry key lacks MsiProductMajor, MsiProductMinor, MsiBuildMajor or MsiBuildMinor' },
+    },
+    {
+      name: 'a registry key missing one number',
+      values: { MsiProductMajor: 15, MsiProductMinor: 2, MsiBuildMajor: 1544 },
+      expected: { build: undefined, problem: 'no ExSetup.exe version; the Setup registry key lacks MsiProductMajor, MsiProductMinor, MsiBuildMajor or MsiBuildMinor' },
+    },
+  ])('$name', ({ values, expected }) => {
+    expect(buildFromSetup(values)).toEqual(expected);
+  });
+});
+
+describe('detectBuild', () => {
+  it('the agent.json build is an override: the server is not read', async () => {
+    const read = async (): Promise<SetupValues> => {
+      throw new Error('must not be read');
+    };
+    expect(await detectBuild(read, '15.2.1544.4')).toEqual({ build: '15.2.1544.4', source: 'agent.json' });
+  });
+
+  it('a read that fails is a problem, not a crash', async () => {
+    expect(await detectBuild(async () => Promise.reject(new Error('access denied')))).toEqual({ build: undefined, problem: 'access denied' });
+  });
+
+  it('a simulated server reads exchange-setup.json; no file, no build', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'emfleet-setup-'));
+    const file = join(directory, 'exchange-setup.json');
+    expect(await detectBuild(fileSetupReader(file))).toMatchObject({ build: undefined });
+    await writeFile(file, JSON.stringify({ ExSetupVersion: '15.02.1748.010' }));
+    expect(await detectBuild(fileSetupReader(file))).toEqual({ build: '15.2.1748.10', source: 'ExSetup.exe' });
+    await writeFile(file, JSON.stringify({ MsiBuildMajor: 'x' }));
+    expect(await detectBuild(fileSetupReader(file))).toEqual({ build: undefined, problem: expect.stringMatching(/exchange-setup\.json: MsiBuildMajor: /) });
+  });
+});
+
+describe('windowsSetupReader', () => {
+  it('runs the constant script (golden) and reads its JSON reply', async () => {
+    await expectGolden(new URL('./golden/build/exchange-build.read.ps1', import.meta.url), readSetupScript);
+    const calls: { executable: string; args: string[]; stdin: string }[] = [];
+    const reader = windowsSetupReader({
+      run: async (invocation) => {
+        calls.push(invocation);
+        return { exitCode: 0, stdout: '{"MsiProductMajor":15,"MsiProductMinor":2,"MsiBuildMajor":1544,"MsiBuildMinor":4,"ExSetupVersion":"15.02.1544.014"}', stderr: '' };
+      },
+    });
+    expect(await detectBuild(reader)).toEqual({ build: '15.2.1544.14', source: 'ExSetup.exe' });
+    expect(calls[0]!.executable).toBe('powershell.exe');
+    expect(Buffer.from(calls[0]!.args.at(-1)!, 'base64').toString('utf16le')).toBe(readSetupScript);
+  });
+
+  it('a failing script is a problem naming its error', async () => {
+    const reader = windowsSetupReader({ run: async () => ({ exitCode: 1, stdout: '', stderr: 'Requested registry access is not allowed.\n' }) });
+    expect(await detectBuild(reader)).toEqual({ build: undefined, problem: 'reading the Exchange build failed (exit code 1): Requested registry access is not allowed.' });
+  });
+});
