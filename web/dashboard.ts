@@ -344,7 +344,9 @@ function renderGrid(page: GridPage): Node[] {
           h('th', { scope: 'row', title: row.fqdn }, row.server),
           h('td', {}, row.site),
           h('td', {}, row.ring),
-          h('td', {}, row.build),
+          row.registeredBuild === null
+            ? h('td', {}, row.build)
+            : h('td', { class: 'build-mismatch', title: `the agent reports ${row.build}; registered ${row.registeredBuild}` }, `${row.build} ≠ ${row.registeredBuild}`),
           page.mitigations.map((id) => {
             const cell = row.cells[id];
             if (!cell) return h('td', {}, '');

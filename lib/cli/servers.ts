@@ -2,11 +2,18 @@ import { Command } from 'commander';
 import { listServers, registerServer, removeServer } from '../fleet/servers.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { serverJson } from '../fleet/json.js';
-import { exchangeBuild, ringName, serverName, siteName } from '../fleet/schemas.js';
+import { buildMismatch } from '../fleet/agent-facts.js';
+import { exchangeBuild, ringName, serverName, siteName, type ServerRow } from '../fleet/schemas.js';
 import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 import { addRelayManagementOptions, defaultRelayManagement, describeProvisioning, serverRelayPlacement, type RelayManagementFactory, type ServerRelayFlags } from './sites.js';
+
+/** The build planned on, and the registered one beside it when the agent reports another. */
+function buildText(row: ServerRow): string {
+  const mismatch = buildMismatch(row);
+  return mismatch ? `${mismatch.reported} ! registered ${mismatch.registered}` : row.build;
+}
 
 export function serversCommand(io: CliIo, relayManagement: RelayManagementFactory = defaultRelayManagement): Command {
   const command = new Command('servers').description('the Exchange servers emfleet manages (Servers table)');
@@ -70,10 +77,12 @@ Examples:
         return;
       }
       const lines = formatTable(
-        ['SERVER', 'BUILD', 'RING', 'SITE', 'LAST SEEN', 'APPLIED'],
-        rows.map((row) => [row.rowKey, row.build, row.ring || '-', row.site || '-', row.lastSeen?.toISOString() ?? 'never', row.reportedApplied.join(',') || '-']),
+        ['SERVER', 'BUILD', 'AGENT', 'RING', 'SITE', 'LAST SEEN', 'APPLIED'],
+        rows.map((row) => [row.rowKey, buildText(row), row.agentVersion || '-', row.ring || '-', row.site || '-', row.lastSeen?.toISOString() ?? 'never', row.reportedApplied.join(',') || '-']),
       );
       for (const line of lines) io.stdout(line);
+      const mismatched = rows.filter((row) => buildMismatch(row));
+      if (mismatched.length > 0) io.stdout(`${mismatched.length} server(s) report another build than registered (marked !): emfleet plans on the reported build; re-run servers add --build to record it`);
     });
 
   addActorOption(addStorageOptions(command.command('remove').description('unregister a server').argument('<name>', 'server name')))

@@ -22,6 +22,10 @@ export function statusCommand(io: CliIo): Command {
       }
       const counts = (record: Record<string, number>): string => Object.entries(record).filter(([, count]) => count > 0).map(([name, count]) => `${name} ${count}`).join(', ') || 'none';
       io.stdout(`servers: ${status.servers.total} (${counts(status.servers.byRing)})${status.servers.invalidRows ? `, ${status.servers.invalidRows} invalid rows skipped` : ''}`);
+      if (status.servers.buildMismatches > 0) {
+        const named = status.servers.buildMismatchServers.map((entry) => `${entry.server} reports ${entry.reported}, registered ${entry.registered}`).join('; ');
+        io.stdout(`build mismatch: ${status.servers.buildMismatches} server(s): ${named}${status.servers.buildMismatches > status.servers.buildMismatchServers.length ? '; …' : ''}`);
+      }
       io.stdout(`rollouts: ${status.rollouts.total} (${counts(status.rollouts.byState)})`);
       for (const hold of status.holds) io.stdout(`  hold: ${hold.mitigation} of feed ${hold.feed} held by ${hold.rolloutId} (${hold.state}): ${holdEnds(hold.state)}`);
     });

@@ -1,5 +1,6 @@
 import { odata } from '@azure/data-tables';
 import type { Settings } from '../config/index.js';
+import { buildMismatch } from '../fleet/agent-facts.js';
 import { readPolicy } from '../fleet/policy.js';
 import { readRows, type RowProblem } from '../fleet/rows.js';
 import { resultRow, type ResultRow, type ServerRow } from '../fleet/schemas.js';
@@ -116,6 +117,7 @@ async function gridRows(deps: { tables: FleetTables; settings: Settings; logger:
       site: server.site,
       ring: server.ring,
       build: server.build,
+      registeredBuild: buildMismatch(server)?.registered ?? null,
       lastSeen: server.lastSeen?.toISOString() ?? null,
       cells: serverCells(columns, byServer.get(server.rowKey) ?? [], (mitigation) => decide(org, scope, facts, mitigation)),
     };

@@ -130,6 +130,8 @@ export interface GridRow {
   readonly site: string;
   readonly ring: string;
   readonly build: string;
+  /** The registered build when the agent reports another (`build`); null when they agree. */
+  readonly registeredBuild: string | null;
   readonly lastSeen: string | null;
   /** By mitigation id, one per column. */
   readonly cells: Readonly<Record<string, GridCell>>;

@@ -1,3 +1,4 @@
+import { buildMismatch } from './agent-facts.js';
 import type { RolloutStateRow, ServerRow, WaveRow } from './schemas.js';
 
 /**
@@ -9,6 +10,9 @@ export function serverJson(row: ServerRow): Record<string, unknown> {
     name: row.rowKey,
     fqdn: row.fqdn,
     build: row.build,
+    registeredBuild: row.registeredBuild,
+    /** The registered build differs from the one the agent reports (a Cumulative Update since `servers add`). */
+    buildMismatch: buildMismatch(row) ?? null,
     site: row.site,
     ring: row.ring,
     relayHybridConnection: row.relayHybridConnection,

@@ -1,3 +1,4 @@
+import { buildMismatch } from './agent-facts.js';
 import { readFeedState, type FeedState } from './feeds.js';
 import { latestPackage, type StoredPackage } from './packages.js';
 import { listRollouts } from './rollouts.js';
@@ -8,6 +9,9 @@ import type { Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { activeHolds, type Hold } from '../rollout/holds.js';
+
+/** How many build mismatches `status` names; the count covers the rest. */
+const namedMismatches = 20;
 
 const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
 
@@ -26,7 +30,14 @@ export interface FeedStatus {
 export interface FleetStatus {
   readonly org: string;
   readonly feeds: readonly FeedStatus[];
-  readonly servers: { readonly total: number; readonly invalidRows: number; readonly byRing: Record<string, number> };
+  readonly servers: {
+    readonly total: number;
+    readonly invalidRows: number;
+    readonly byRing: Record<string, number>;
+    /** Servers whose agent reports another build than was registered; the first few named. */
+    readonly buildMismatches: number;
+    readonly buildMismatchServers: readonly { readonly server: string; readonly registered: string; readonly reported: string }[];
+  };
   readonly rollouts: { readonly total: number; readonly byState: Record<string, number> };
   /** Mitigations a halted or aborted rollout holds: reconcile does not reapply them. */
   readonly holds: readonly Hold[];
@@ -44,11 +55,15 @@ export async function fleetStatus(deps: { tables: FleetTables; settings: Setting
   ]);
   // A ring name cannot hold parentheses, so "(none)" never collides with a real ring.
   const byRing = countBy(servers.rows, (row) => row.ring || '(none)');
+  const mismatches = servers.rows.flatMap((row) => {
+    const mismatch = buildMismatch(row);
+    return mismatch ? [{ server: row.rowKey, ...mismatch }] : [];
+  });
   const byState = { ...Object.fromEntries(rolloutStates.map((state) => [state, 0])), ...countBy(rollouts, (row) => row.state) };
   return {
     org: settings.EMFLEET_ORG,
     feeds: feedStates,
-    servers: { total: servers.rows.length, invalidRows: servers.problems.length, byRing },
+    servers: { total: servers.rows.length, invalidRows: servers.problems.length, byRing, buildMismatches: mismatches.length, buildMismatchServers: mismatches.slice(0, namedMismatches) },
     rollouts: { total: rollouts.length, byState },
     holds: activeHolds(rollouts, currentContent(feedStates.map((feed) => feed.name), packages)),
   };

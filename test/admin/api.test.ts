@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as functions from '../../functions/adminApi.js';
+import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
 import { registerServer } from '../../lib/fleet/servers.js';
@@ -65,6 +66,10 @@ describe('a fleet with a rollout under way', () => {
       await registerServer(fresh.tables, org, { name: `ex${String(index).padStart(2, '0')}.contoso.com`, build: '15.2.1118.7', ring: index <= 2 ? 'canary' : 'broad', site: 'HQ' }, { actor: 'test' });
     }
     await registerServer(fresh.tables, org, { name: 'lab01.contoso.com', build: '15.2.1118.7' }, { actor: 'test' });
+    // lab01's agent reports a later build than was registered.
+    await recordAgentFacts({ tables: fresh.tables, org, logger: silentLogger }, [
+      { name: 'lab01.contoso.com', row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined }, facts: { build: '15.2.1544.4', agentVersion: '0.1.0' } },
+    ]);
     const poll = (xml: string) => pollFeed({ tables: fresh.tables, queues: deps.queues, org, waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }) }, { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust });
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
@@ -91,7 +96,13 @@ describe('a fleet with a rollout under way', () => {
     });
     expect(microsoft.lastRejected.sha256).not.toBe(microsoft.package.sha256);
     expect(contoso).toEqual({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', lastPollAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, package: null });
-    expect(body.servers).toEqual({ total: 13, invalidRows: 0, byRing: { canary: 2, broad: 10, '(none)': 1 } });
+    expect(body.servers).toEqual({
+      total: 13,
+      invalidRows: 0,
+      byRing: { canary: 2, broad: 10, '(none)': 1 },
+      buildMismatches: 1,
+      buildMismatchServers: [{ server: 'lab01.contoso.com', registered: '15.2.1118.7', reported: '15.2.1544.4' }],
+    });
     expect(body.rollouts).toEqual({ total: 1, byState: { Planned: 0, Running: 1, Baking: 0, Paused: 0, Halted: 0, Aborted: 0, Completed: 0 } });
   });
 
@@ -210,7 +221,7 @@ describe('GET /api/servers over a 2,500-server fleet', () => {
   it('shows build, ring, site, last seen and what the agent reported', async () => {
     const { body } = await page('?top=1');
     expect(body.servers).toEqual([
-      { name: name(0), fqdn: name(0), build: '15.2.1544.4', site: 'HQ', ring: 'canary', relayHybridConnection: name(0), relayPath: '', agentVersion: '', lastSeen: '2025-01-01T00:00:00.000Z', reportedApplied: ['EM1'], reportedBlocked: [] },
+      { name: name(0), fqdn: name(0), build: '15.2.1544.4', registeredBuild: '', buildMismatch: null, site: 'HQ', ring: 'canary', relayHybridConnection: name(0), relayPath: '', agentVersion: '', lastSeen: '2025-01-01T00:00:00.000Z', reportedApplied: ['EM1'], reportedBlocked: [] },
     ]);
   });
 

@@ -1,6 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getGrid, getOverview, getPolicy, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
+import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { gridScanBudget } from '../../lib/dashboard/grid.js';
 import type { GridPage, Overview, PolicyView } from '../../lib/dashboard/types.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
@@ -55,6 +56,10 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
     ];
     for (const server of servers) await registerServer(fresh.tables, org, { ...server, name: fqdn(server.name) }, { actor: 'test' });
     await registerServer(fresh.tables, org, { name: 'lab01.contoso.com', build: '15.2.1118.7' }, { actor: 'test' });
+    // lab01's agent reports a later build than was registered: the grid shows both.
+    await recordAgentFacts({ tables: fresh.tables, org, logger: silentLogger }, [
+      { name: 'lab01.contoso.com', row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined }, facts: { build: '15.2.1118.9', agentVersion: '0.1.0' } },
+    ]);
 
     const declared = parseDeclaredPolicy(JSON.stringify({ org: { blockedMitigations: ['EM3'] }, servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'], onDegraded: 'keep' } } }));
     if (!declared.ok) throw new Error(declared.error);
@@ -150,8 +155,9 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
         [fqdn('ex03'), 'DC2', 'broad', '15.2.1544.9'],
         [fqdn('ex04'), 'DC2', 'broad', '15.2.1118.7'],
         [fqdn('ex05'), 'DC3', 'broad', '15.1.2507.16'],
-        ['lab01.contoso.com', '', '', '15.2.1118.7'],
+        ['lab01.contoso.com', '', '', '15.2.1118.9'],
       ]);
+      expect(body.rows.map((row) => row.registeredBuild)).toEqual([null, null, null, null, null, '15.2.1118.7']);
     });
 
     it('says why in each cell: the agent detail for results, the policy reason and its source otherwise', async () => {
@@ -163,7 +169,8 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       expect(cell(fqdn('ex04'), 'EM1')!.reason).toBe(`Disabled (server): mitigations are disabled on ${fqdn('ex04')} (table)`);
       expect(cell(fqdn('ex05'), 'PING1')!.reason).toBe(`Blocked (server): PING1 is blocked on ${fqdn('ex05')} (bicep)`);
       expect(cell(fqdn('ex03'), 'EM3')!.reason).toBe('Blocked (org): EM3 is blocked for the organization (bicep)');
-      expect(cell('lab01.contoso.com', 'EM1')!.reason).toBe('no result yet: EM1 applies to build 15.2.1118.7');
+      // Planned on the build its agent reports.
+      expect(cell('lab01.contoso.com', 'EM1')!.reason).toBe('no result yet: EM1 applies to build 15.2.1118.9');
     });
 
     it.each([

@@ -3,7 +3,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
+import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
+import { silentLogger } from '../../lib/log.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
 import { allEntities, azuriteConnectionString, rawTable } from '../helpers/fleet.js';
 import { createTestPki } from '../helpers/packages.js';
@@ -74,9 +77,30 @@ describe('an admin in a fresh Azurite', () => {
   it('lists servers as text and JSON', async () => {
     const text = await emfleet('servers', 'list');
     expect(text.code).toBe(0);
-    expect(text.stdout.split('\n')[0]).toMatch(/^SERVER\s+BUILD\s+RING/);
+    expect(text.stdout.split('\n')[0]).toMatch(/^SERVER\s+BUILD\s+AGENT\s+RING/);
     const json = JSON.parse((await emfleet('servers', 'list', '--json')).stdout);
     expect(json.servers.map((server: { name: string }) => server.name)).toEqual(['ex01.contoso.com', 'ex02.contoso.com', 'ex03.contoso.com', 'ex04.contoso.com']);
+  });
+
+  it('shows a server whose agent reports another build than registered: servers list, status, --json', async () => {
+    const tables = new FleetTables({ kind: 'connectionString', connectionString: env['AzureWebJobsStorage']! }, { prefix: env['EMFLEET_TABLE_PREFIX']! });
+    expect((await emfleet('servers', 'add', 'ex05.contoso.com', '--build', '15.2.1118.7')).code).toBe(0);
+    // The agent answers after a Security Update.
+    await recordAgentFacts({ tables, org: 'contoso', logger: silentLogger }, [
+      { name: 'ex05.contoso.com', row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined }, facts: { build: '15.2.1118.20', agentVersion: '0.1.0' } },
+    ]);
+    const text = await emfleet('servers', 'list');
+    expect(text.stdout).toMatch(/^ex05\.contoso\.com\s+15\.2\.1118\.20 ! registered 15\.2\.1118\.7\s+0\.1\.0\s/m);
+    expect(text.stdout).toMatch(/^1 server\(s\) report another build than registered/m);
+    const listed = JSON.parse((await emfleet('servers', 'list', '--json')).stdout).servers.find((server: { name: string }) => server.name === 'ex05.contoso.com');
+    expect(listed).toMatchObject({ build: '15.2.1118.20', registeredBuild: '15.2.1118.7', agentVersion: '0.1.0', buildMismatch: { registered: '15.2.1118.7', reported: '15.2.1118.20' } });
+    const status = JSON.parse((await emfleet('status', '--json')).stdout);
+    expect(status.servers).toMatchObject({ buildMismatches: 1, buildMismatchServers: [{ server: 'ex05.contoso.com', registered: '15.2.1118.7', reported: '15.2.1118.20' }] });
+    expect((await emfleet('status')).stdout).toMatch(/^build mismatch: 1 server\(s\): ex05\.contoso\.com reports 15\.2\.1118\.20, registered 15\.2\.1118\.7$/m);
+    // Registering the reported build ends the mismatch.
+    expect((await emfleet('servers', 'add', 'ex05.contoso.com', '--build', '15.2.1118.20')).code).toBe(0);
+    expect(JSON.parse((await emfleet('status', '--json')).stdout).servers.buildMismatches).toBe(0);
+    expect((await emfleet('servers', 'remove', 'ex05.contoso.com')).code).toBe(0);
   });
 
   it('shows where each policy value came from', async () => {
