@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve, win32 } from 'node:path';
+import { dirname, isAbsolute, join, resolve, win32 } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { exchangeBuild, serverName, siteName } from '../fleet/schemas.js';
 import { hybridConnectionPattern, relayPathPattern } from '../relay/route.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+import { defaultLogFiles } from './logging.js';
 import { defaultHealthEndpoints, defaultProbeRoundDeadlineInMs, defaultProbeTimeoutInMs } from './probes.js';
 
 const endpointPath = z.string().regex(/^\/[^\s?#\u0000-\u001f\u007f]{1,255}$/, 'must be a path such as /owa/healthcheck.htm');
@@ -111,6 +112,15 @@ export const agentConfigSchema = z
     allowKeepOnDegraded: z.boolean().default(false),
     /** Restores that failed (and changes a crash interrupted) are retried this often while serving. */
     retryRestoresEveryInMs: z.number().int().min(1000).default(300_000),
+    /** The rotating JSON-lines log (docs/agent.md, "Logs"): {stateDirectory}/logs/agent.log unless said. */
+    logs: z
+      .object({
+        directory: z.string().min(1).optional(),
+        maxBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(defaultLogFiles.maxBytes),
+        keep: z.number().int().min(1).max(100).default(defaultLogFiles.keep),
+      })
+      .strict()
+      .prefault({}),
     replyWithinMs: z.number().int().min(100).max(50_000).default(20_000),
     /** Health and effectiveness probes of this server's own front end (docs/agent.md). */
     probes: z
@@ -193,6 +203,7 @@ export function parseAgentConfig(json: unknown, baseDirectory: string, where = '
     trust: config.trust.map((entry) => ({ ...entry, anchors: entry.anchors.map(absolute), timestampAnchors: entry.timestampAnchors.map(absolute) })),
     applier: config.applier.kind === 'simulated' && config.applier.stateFile !== undefined ? { ...config.applier, stateFile: absolute(config.applier.stateFile) } : config.applier,
     stateDirectory: absolute(config.stateDirectory),
+    logs: { ...config.logs, directory: absolute(config.logs.directory ?? join(config.stateDirectory, 'logs')) },
   };
 }
 

@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { loadAgentConfig, loadHubConfig, readConfigMode } from '../agent/config.js';
+import { agentLogger, noEventLog, rotatingFile, windowsEventLog, type EventLogSink } from '../agent/logging.js';
 import { startAgent, startHub } from '../agent/run.js';
 import { ConfigError } from '../errors.js';
-import { jsonLogger } from '../log.js';
+import { jsonLogger, type Logger } from '../log.js';
 import type { CliIo } from './io.js';
 
 const exampleConfig = `{
   "server": "ex01.contoso.com",
-  "build": "15.2.1544.4",
-  "relay": { "namespace": "contoso-emfleet.servicebus.windows.net", "hybridConnection": "ex01",
+  "relay": { "namespace": "contoso-emfleet.servicebus.windows.net", "hybridConnection": "ex01.contoso.com",
              "keyName": "listen", "keyFile": "C:\\\\ProgramData\\\\emfleet\\\\listen.key" },
   "trust": { "anchors": ["MicrosoftRootCA2011.pem"],
              "anchorSha256": ["847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61"] },
@@ -36,8 +36,12 @@ export function agentCommand(io: CliIo): Command {
       'after',
       `
 The agent re-verifies every package with its own trust anchors, applies only mitigations that
-apply to its own build, journals the prior state before each change, and runs until Ctrl-C or
-SIGTERM. Logs are JSON lines on stdout.
+apply to its own Exchange build (which it reads from ExSetup.exe and the Setup registry key at
+start and on every status request; "build" in agent.json overrides it), adopts a mitigation it
+finds already in place (Exchange Emergency Mitigation's own EEMS rules, an admin's), journals the prior state before each change, and runs until Ctrl-C or
+SIGTERM. Logs are JSON lines in {stateDirectory}\\logs\\agent.log (rotated at 10 MB, 5 files
+kept) and on stdout; the important events also go to the Windows Application event log under the
+source emfleet-agent (ids in docs/agent.md).
 
 Example agent.json:
 ${exampleConfig}
@@ -56,22 +60,43 @@ Examples:
   emfleet agent --config C:\\ProgramData\\emfleet\\agent.json
   emfleet agent --hub --config C:\\ProgramData\\emfleet\\hub.json`,
     )
-    .action(async (flags: { config: string; hub?: boolean }) => {
-      const logger = jsonLogger(io.stdout);
-      const mode = await readConfigMode(flags.config);
-      if (flags.hub && mode !== 'hub') throw new ConfigError(`${flags.config}: --hub needs a hub configuration ("mode": "hub")`);
-      const running =
-        mode === 'hub'
-          ? await loadHubConfig(flags.config).then((config) => startHub(config, { logger, onState: (state) => logger.info('RelayListener', { state, site: config.site }) }))
-          : await loadAgentConfig(flags.config).then((config) => startAgent(config, { logger, onState: (state) => logger.info('RelayListener', { state, server: config.server }) }));
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          logger.info('AgentStopping', { mode, signal });
-          resolve();
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-      });
-      await running.close();
-    });
+    .action(async (flags: { config: string; hub?: boolean }) => runAgentUntilStopped(flags.config, io, flags.hub === true));
+}
+
+/**
+ * Runs the agent (or site hub) of the configuration until SIGINT or SIGTERM (the scheduled task
+ * stopping it). An agent logs to the rotating file under its state directory, to the Windows event
+ * log for the important events, and to standard output (seen when run by hand); a hub to stdout.
+ */
+export async function runAgentUntilStopped(configPath: string, io: CliIo, hub = false): Promise<void> {
+  const mode = await readConfigMode(configPath);
+  if (hub && mode !== 'hub') throw new ConfigError(`${configPath}: --hub needs a hub configuration ("mode": "hub")`);
+  let logger: Logger;
+  let eventLog: EventLogSink = noEventLog;
+  let running: { close(): Promise<void> };
+  if (mode === 'hub') {
+    logger = jsonLogger(io.stdout);
+    const config = await loadHubConfig(configPath);
+    const hubLogger = logger;
+    running = await startHub(config, { logger, onState: (state) => hubLogger.info('RelayListener', { state, site: config.site }) });
+  } else {
+    const config = await loadAgentConfig(configPath);
+    const file = rotatingFile(config.logs.directory!, { maxBytes: config.logs.maxBytes, keep: config.logs.keep });
+    if (process.platform === 'win32') {
+      eventLog = windowsEventLog({ onError: (message) => file.write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'EventLogFailed', error: message })) });
+    }
+    const agentLog = agentLogger({ file, eventLog, echo: io.stdout });
+    logger = agentLog;
+    running = await startAgent(config, { logger, onState: (state) => agentLog.info('RelayListener', { state, server: config.server }) });
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info('AgentStopping', { mode, signal });
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await running.close();
+  eventLog.close();
 }
