@@ -98,6 +98,7 @@ describe('parseAgentConfig', () => {
       stateDirectory: join(base, 'state'),
       allowKeepOnDegraded: true,
       retryRestoresEveryInMs: 60_000,
+      logs: { directory: join(base, 'state', 'logs'), maxBytes: 10 * 1024 * 1024, keep: 5 },
       replyWithinMs: 15_000,
       probes: { baseUrl: 'https://localhost:444/prefix', endpoints: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'], timeoutInMs: 2000, roundDeadlineInMs: 10_000 },
     });
