@@ -1,4 +1,6 @@
 import { agentMain } from './main.js';
 
 // The entry esbuild bundles into emfleet-agent.js (tools/package-agent.ts).
-process.exitCode = await agentMain(process.argv);
+void agentMain(process.argv).then((code) => {
+  process.exitCode = code;
+});

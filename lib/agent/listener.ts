@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import type { HycoRequest, HycoResponse, HycoWebSocket, Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
+import { Server, type HycoRequest, type HycoResponse, type HycoWebSocket, type Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { maxRequestBodyBytes } from '../relay/protocol.js';
@@ -68,8 +67,8 @@ const stableAfterMs = 10_000;
 const wsOpen = 1;
 const wsConnecting = 0;
 
-const require = createRequire(import.meta.url);
-const { Server } = require('hyco-https/lib/HybridConnectionHttpsServer.js') as typeof import('hyco-https/lib/HybridConnectionHttpsServer.js');
+// A static import (Node finds the CommonJS module's named exports), so esbuild bundles it into the
+// agent's single file (tools/package-agent.ts); never the package's index.js (see hyco-https.d.ts).
 
 export function startRelayListener(options: RelayListenerOptions): RelayListener {
   const logger = options.logger ?? silentLogger;

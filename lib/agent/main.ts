@@ -1,4 +1,7 @@
-import { CommanderError } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { loadAgentConfig } from './config.js';
+import { restoreAll } from './restore-all.js';
+import { jsonLogger } from '../log.js';
 import { agentCommand } from '../cli/agent.js';
 import { processIo, type CliIo } from '../cli/io.js';
 import { ConfigError, EmfleetError } from '../errors.js';
@@ -10,14 +13,29 @@ import { emfleetVersion } from '../version.js';
  * command as `emfleet agent`, without the rest of the CLI.
  */
 export async function agentMain(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  let exitCode = 0;
+  const output = { writeOut: (text: string) => io.stdout(text.trimEnd()), writeErr: (text: string) => io.stderr(text.trimEnd()) };
   const program = agentCommand(io)
     .name('emfleet-agent')
     .version(emfleetVersion, '--version', 'print the agent version')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => io.stdout(text.trimEnd()), writeErr: (text) => io.stderr(text.trimEnd()) });
+    .configureOutput(output);
+  program.addCommand(
+    new Command('restore-all')
+      .description('with the agent stopped: put back everything every journaled mitigation changed, and empty the journal (Install-EmfleetAgent.ps1 -Uninstall runs it)')
+      .requiredOption('--config <agent.json>', 'the agent configuration')
+      .exitOverride()
+      .configureOutput(output)
+      .action(async (flags: { config: string }) => {
+        const config = await loadAgentConfig(flags.config);
+        const report = await restoreAll(config, jsonLogger(io.stderr));
+        io.stdout(JSON.stringify(report));
+        if (report.failed.length > 0) exitCode = 1;
+      }),
+  );
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof ConfigError) {

@@ -11,6 +11,8 @@ import { grammarParser, syntaxErrorNodes } from '../../lib/infra/tree-sitter.js'
  */
 const goldenDirectory = pathToFileURL(powerShellScriptDirectory);
 const scripts = readdirSync(goldenDirectory).filter((name) => name.endsWith('.ps1'));
+/** The agent's other constant scripts: reading the Exchange build, writing the event log. */
+const otherScripts = ['./golden/build/exchange-build.read.ps1', './golden/logging/event-log.ps1'];
 let parser: Parser;
 
 beforeAll(async () => {
@@ -30,6 +32,10 @@ describe('generated PowerShell parses', () => {
 
   it.each(scripts)('%s', (name) => {
     expect(syntaxProblems(readFileSync(new URL(name, goldenDirectory), 'utf8'))).toEqual([]);
+  });
+
+  it.each(otherScripts)('%s', (path) => {
+    expect(syntaxProblems(readFileSync(new URL(path, import.meta.url), 'utf8'))).toEqual([]);
   });
 
   it('the check catches a broken script', () => {
