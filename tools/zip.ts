@@ -31,7 +31,7 @@ export function writeZip(entries: readonly ZipEntry[], options: { level?: number
   for (const entry of entries) {
     if (!/^[^/\\][^\\]*$/.test(entry.name) || entry.name.split('/').includes('..')) throw new TypeError(`zip entry name ${JSON.stringify(entry.name)} must be relative, with forward slashes`);
     const name = Buffer.from(entry.name, 'utf8');
-    const packed = deflateRawSync(entry.data, { level: options.level ?? 9 });
+    const packed = deflateRawSync(entry.data, { level: options.level ?? 6 });
     // Deflate that does not shrink (already compressed data) is stored as is.
     const method = packed.length < entry.data.length ? deflated : stored;
     const body = method === deflated ? packed : entry.data;
