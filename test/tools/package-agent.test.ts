@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { SimulatedApplier } from '../../lib/agent/appliers/simulated.js';
+import { SimulatedApplier, defaultSimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { emfleetVersion } from '../../lib/version.js';
 import { packageAgent, type AgentPackage } from '../../tools/package-agent.js';
@@ -127,6 +127,11 @@ describe('the agent zip', () => {
       const log = await readFile(join(config.stateDirectory, 'logs', 'agent.log'), 'utf8');
       const events = log.trim().split('\n').map((line) => (JSON.parse(line) as { event: string }).event);
       expect(events).toEqual(expect.arrayContaining(['AgentStarted', 'RelayListenerListening', 'MitigationOutcome', 'AgentStopping']));
+
+      // What Install-EmfleetAgent.ps1 -Uninstall runs with the agent stopped: everything put back.
+      const { stdout: restoredText } = await execFileAsync(process.execPath, [join(extracted, folder, 'emfleet-agent.js'), 'restore-all', '--config', path], { cwd: extracted });
+      expect(JSON.parse(restoredText)).toEqual({ restored: ['EM1', 'EM2', 'EM3', 'PING1'], failed: [] });
+      expect(await new SimulatedApplier(join(config.stateDirectory, 'simulated-server.json')).read()).toEqual(defaultSimulatedServer());
     });
   });
 });
