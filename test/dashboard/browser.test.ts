@@ -92,6 +92,11 @@ describe.skipIf(!executablePath)(executablePath ? 'the dashboard in a real brows
       expect(await page.locator('#grid tbody th').textContent()).toBe(fqdn('ex04'));
       await page.selectOption('select[name="outcome"]', '');
 
+      // ex03's agent reports a Security Update: the grid shows the build it reports beside the registered one.
+      await d.agents.get('ex03')!.installUpdate('15.02.1118.009');
+      await d.host.runTimer('reconcile');
+      await expectText(page, `#grid tbody tr:has(th[title="${fqdn('ex03')}"]) td.build-mismatch`, /^15\.2\.1118\.9 ≠ 15\.2\.1118\.7$/);
+
       // A second package: a server with no agent keeps its rollout running.
       await registerServer(d.tables, 'contoso', { name: fqdn('ex05'), build: '15.2.1118.7', ring: 'broad', relayHybridConnection: 'ex05-no-agent' }, { actor: 'test' });
       world.serve(world.signed(withEm4, 1000));
