@@ -1,3 +1,5 @@
+// The server module alone, never the package's index.js (see hyco-https.d.ts); a static import
+// (Node finds the CommonJS module's named exports), so esbuild bundles it into the agent's one file.
 import { Server, type HycoRequest, type HycoResponse, type HycoWebSocket, type Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -66,9 +68,6 @@ const reconnectDelaysSeconds = [0, 1, 2, 5, 10, 30] as const;
 const stableAfterMs = 10_000;
 const wsOpen = 1;
 const wsConnecting = 0;
-
-// A static import (Node finds the CommonJS module's named exports), so esbuild bundles it into the
-// agent's single file (tools/package-agent.ts); never the package's index.js (see hyco-https.d.ts).
 
 export function startRelayListener(options: RelayListenerOptions): RelayListener {
   const logger = options.logger ?? silentLogger;
