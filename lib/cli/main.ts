@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, EmfleetError } from '../errors.js';
-import { agentCommand } from './agent.js';
+import { agentCommand } from '../agent/command.js';
 import { connectivityCommand } from './connectivity.js';
 import { devCommand } from './dev.js';
 import { exitCodes, processIo, UsageError, type CliIo } from './io.js';

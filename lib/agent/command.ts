@@ -1,10 +1,18 @@
 import { Command } from 'commander';
-import { loadAgentConfig, loadHubConfig, readConfigMode } from '../agent/config.js';
-import { agentLogger, noEventLog, rotatingFile, windowsEventLog, type EventLogSink } from '../agent/logging.js';
-import { startAgent, startHub } from '../agent/run.js';
 import { ConfigError } from '../errors.js';
 import { jsonLogger, type Logger } from '../log.js';
-import type { CliIo } from './io.js';
+import { loadAgentConfig, loadHubConfig, readConfigMode } from './config.js';
+import { agentLogger, noEventLog, rotatingFile, windowsEventLog, type EventLogSink } from './logging.js';
+import { startAgent, startHub } from './run.js';
+
+/**
+ * Where the agent's command writes: the `emfleet` CLI's io, or the packaged emfleet-agent's own
+ * (lib/agent/main.ts). Declared here so the agent does not depend on the CLI.
+ */
+export interface AgentIo {
+  readonly stdout: (line: string) => void;
+  readonly stderr: (line: string) => void;
+}
 
 const exampleConfig = `{
   "server": "ex01.contoso.com",
@@ -27,7 +35,7 @@ const exampleHubConfig = `{
   }
 }`;
 
-export function agentCommand(io: CliIo): Command {
+export function agentCommand(io: AgentIo): Command {
   return new Command('agent')
     .description('run the on-prem agent: listen on the server\'s Azure Relay hybrid connection (or for its site hub) and apply verified mitigations; with --hub, run a site relay hub')
     .requiredOption('--config <agent.json>', 'the agent (or hub) configuration (paths in it are relative to the file)')
@@ -68,7 +76,7 @@ Examples:
  * stopping it). An agent logs to the rotating file under its state directory, to the Windows event
  * log for the important events, and to standard output (seen when run by hand); a hub to stdout.
  */
-export async function runAgentUntilStopped(configPath: string, io: CliIo, hub = false): Promise<void> {
+export async function runAgentUntilStopped(configPath: string, io: AgentIo, hub = false): Promise<void> {
   const mode = await readConfigMode(configPath);
   if (hub && mode !== 'hub') throw new ConfigError(`${configPath}: --hub needs a hub configuration ("mode": "hub")`);
   let logger: Logger;
