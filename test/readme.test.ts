@@ -88,7 +88,7 @@ describe('README', () => {
       const script = readFileSync(new URL('../lib/agent/install/Install-EmfleetAgent.ps1', import.meta.url), 'utf8');
       const declared = new Set([...script.slice(script.indexOf('param('), script.indexOf('\n)\n')).matchAll(/\]\s*\$(\w+)/g)].map((match) => match[1]));
       const used = [...installCommands.join(' ').replace(/\([^)]*\)/g, '()').matchAll(/ -([A-Z]\w+)/g)].map((match) => match[1]);
-      expect(used).toEqual(['Server', 'RelayNamespace', 'HybridConnection', 'ListenKey', 'TrustAnchor']);
+      expect(used).toEqual(['Server', 'RelayNamespace', 'HybridConnection', 'ListenKey', 'TrustAnchor', 'TimestampAnchor']);
       for (const name of used) expect(declared, name).toContain(name);
       expect(install).toContain('.\\Install-EmfleetAgent.ps1 -Uninstall');
       expect(declared).toContain('Uninstall');

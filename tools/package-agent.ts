@@ -147,7 +147,8 @@ Install (in an elevated 64-bit Windows PowerShell 5.1 on the Exchange Mailbox se
       -RelayNamespace contoso-emfleet.servicebus.windows.net \`
       -HybridConnection ex01.contoso.com \`
       -ListenKey (Read-Host -AsSecureString 'Listen key') \`
-      -TrustAnchor C:\\Temp\\MicrosoftRootCA2011.pem
+      -TrustAnchor C:\\Temp\\MicrosoftRootCA2011.pem \`
+      -TimestampAnchor C:\\Temp\\MicrosoftRootCA2010.pem
 
   The listen key is the primary key of the hybrid connection's "listen" rule (Azure portal, or
   az relay hyco authorization-rule keys list). The script checks the prerequisites, installs to

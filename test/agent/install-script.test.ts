@@ -44,7 +44,7 @@ describe('Install-EmfleetAgent.ps1', () => {
     // The script's own param block is the first; each parameter's variable follows its type or last attribute.
     const block = descendants(tree(script), 'param_block')[0]!;
     const parameters = [...block.text.matchAll(/\]\s*\$(\w+)/g)].map((match) => match[1]);
-    expect(parameters).toEqual(['Server', 'RelayNamespace', 'HybridConnection', 'ListenKey', 'TrustAnchor', 'ListenKeyName', 'Build', 'Uninstall', 'Force', 'InstallDirectory', 'DataDirectory']);
+    expect(parameters).toEqual(['Server', 'RelayNamespace', 'HybridConnection', 'ListenKey', 'TrustAnchor', 'TimestampAnchor', 'ListenKeyName', 'Build', 'Uninstall', 'Force', 'InstallDirectory', 'DataDirectory']);
     expect(script).toMatch(/\[System\.Security\.SecureString\] \$ListenKey/);
   });
 
@@ -86,7 +86,7 @@ describe('golden cases of the pure parts', () => {
   const configCases = JSON.parse(readFileSync(new URL('config-cases.json', golden), 'utf8')) as {
     name: string;
     goldenFile: string;
-    parameters: { Server: string; RelayNamespace: string; HybridConnection: string; ListenKeyName: string; KeyFile: string; Anchors: string[]; StateDirectory: string; Build: string };
+    parameters: { Server: string; RelayNamespace: string; HybridConnection: string; ListenKeyName: string; KeyFile: string; Anchors: string[]; TimestampAnchors: string[]; StateDirectory: string; Build: string };
   }[];
   it.each(configCases)('agent.json: $name ($goldenFile) is ASCII, LF, and what the agent accepts', ({ goldenFile, parameters }) => {
     const bytes = readFileSync(new URL(goldenFile, golden));
@@ -99,9 +99,10 @@ describe('golden cases of the pure parts', () => {
       applier: { kind: 'powershell' },
     });
     expect(config.build).toBe(parameters.Build === '' ? undefined : parameters.Build);
-    const raw = JSON.parse(bytes.toString('ascii')) as { relay: { keyFile: string }; trust: { anchors: string[] }; stateDirectory: string };
+    const raw = JSON.parse(bytes.toString('ascii')) as { relay: { keyFile: string }; trust: { anchors: string[]; timestampAnchors?: string[] }; stateDirectory: string };
     expect(raw.relay.keyFile).toBe(parameters.KeyFile);
     expect(raw.trust.anchors).toEqual(parameters.Anchors);
+    expect(raw.trust.timestampAnchors ?? []).toEqual(parameters.TimestampAnchors);
     expect(raw.stateDirectory).toBe(parameters.StateDirectory);
   });
 });

@@ -20,7 +20,7 @@
     first, unless -Force), then removes the task, the program files and the listen key.
 
 .EXAMPLE
-    .\Install-EmfleetAgent.ps1 -Server ex01.contoso.com -RelayNamespace contoso-emfleet.servicebus.windows.net -HybridConnection ex01.contoso.com -ListenKey (Read-Host -AsSecureString 'Listen key') -TrustAnchor C:\Temp\MicrosoftRootCA2011.pem
+    .\Install-EmfleetAgent.ps1 -Server ex01.contoso.com -RelayNamespace contoso-emfleet.servicebus.windows.net -HybridConnection ex01.contoso.com -ListenKey (Read-Host -AsSecureString 'Listen key') -TrustAnchor C:\Temp\MicrosoftRootCA2011.pem -TimestampAnchor C:\Temp\MicrosoftRootCA2010.pem
 
 .EXAMPLE
     .\Install-EmfleetAgent.ps1 -Uninstall -Force
@@ -49,6 +49,11 @@ param(
     # PEM files of the certificates the agent trusts packages to chain to (Microsoft Root Certificate Authority 2011).
     [Parameter(Mandatory = $true, ParameterSetName = 'Install')]
     [string[]] $TrustAnchor,
+
+    # PEM files of the time-stamp authorities' roots (Microsoft Root Certificate Authority 2010): a
+    # package is then judged at its time-stamped signing time, so a rotated signer is not Expired.
+    [Parameter(ParameterSetName = 'Install')]
+    [string[]] $TimestampAnchor = @(),
 
     [Parameter(ParameterSetName = 'Install')]
     [string] $ListenKeyName = 'listen',
@@ -121,10 +126,13 @@ function New-AgentConfigJson {
         [string] $ListenKeyName,
         [string] $KeyFile,
         [string[]] $Anchors,
+        [string[]] $TimestampAnchors,
         [string] $StateDirectory,
         [string] $Build
     )
     $anchorList = ($Anchors | ForEach-Object { ConvertTo-JsonString $_ }) -join ', '
+    $trust = '"anchors": [' + $anchorList + ']'
+    if ($TimestampAnchors) { $trust += ', "timestampAnchors": [' + (($TimestampAnchors | ForEach-Object { ConvertTo-JsonString $_ }) -join ', ') + ']' }
     $lines = @(
         '{',
         ('  "server": ' + (ConvertTo-JsonString $Server) + ',')
@@ -132,7 +140,7 @@ function New-AgentConfigJson {
     if ($Build) { $lines += ('  "build": ' + (ConvertTo-JsonString $Build) + ',') }
     $lines += @(
         ('  "relay": { "namespace": ' + (ConvertTo-JsonString $RelayNamespace) + ', "hybridConnection": ' + (ConvertTo-JsonString $HybridConnection) + ', "keyName": ' + (ConvertTo-JsonString $ListenKeyName) + ', "keyFile": ' + (ConvertTo-JsonString $KeyFile) + ' },'),
-        ('  "trust": { "anchors": [' + $anchorList + '] },'),
+        ('  "trust": { ' + $trust + ' },'),
         '  "applier": { "kind": "powershell" },',
         ('  "stateDirectory": ' + (ConvertTo-JsonString $StateDirectory)),
         '}'
@@ -263,6 +271,17 @@ function ConvertFrom-SecureKey([System.Security.SecureString] $Secure) {
     }
 }
 
+# PEM certificates copied into the data directory; returns where they are now.
+function Copy-Anchors([string[]] $Files, [string] $Directory) {
+    foreach ($file in $Files) {
+        $text = [System.IO.File]::ReadAllText((Resolve-Path -LiteralPath $file).ProviderPath)
+        if ($text -notmatch '-----BEGIN CERTIFICATE-----') { throw ($file + ' is not a PEM certificate.') }
+        $target = Join-Path $Directory ([System.IO.Path]::GetFileName($file))
+        Write-TextFile $target $text
+        $target
+    }
+}
+
 function Stop-Agent {
     $task = Get-ScheduledTask -TaskPath $TaskPath -TaskName $TaskName -ErrorAction SilentlyContinue
     if ($null -eq $task) { return }
@@ -301,19 +320,13 @@ function Install-Agent {
     Set-PrivateAcl $DataDirectory
     $trustDirectory = Join-Path $DataDirectory 'trust'
     $null = New-Item -ItemType Directory -Force -Path $trustDirectory
-    $anchors = @()
-    foreach ($anchor in $TrustAnchor) {
-        $text = [System.IO.File]::ReadAllText((Resolve-Path -LiteralPath $anchor).ProviderPath)
-        if ($text -notmatch '-----BEGIN CERTIFICATE-----') { throw ($anchor + ' is not a PEM certificate.') }
-        $target = Join-Path $trustDirectory ([System.IO.Path]::GetFileName($anchor))
-        Write-TextFile $target $text
-        $anchors += $target
-    }
+    $anchors = @(Copy-Anchors $TrustAnchor $trustDirectory)
+    $timestampAnchors = @(Copy-Anchors $TimestampAnchor $trustDirectory)
     $keyFile = Join-Path $DataDirectory 'listen.key'
     Write-TextFile $keyFile $key
     Set-PrivateAcl $keyFile
     $configFile = Join-Path $DataDirectory 'agent.json'
-    Write-TextFile $configFile (New-AgentConfigJson -Server $Server.ToLowerInvariant() -RelayNamespace $RelayNamespace -HybridConnection $hybrid -ListenKeyName $ListenKeyName -KeyFile $keyFile -Anchors $anchors -StateDirectory (Join-Path $DataDirectory 'state') -Build $Build)
+    Write-TextFile $configFile (New-AgentConfigJson -Server $Server.ToLowerInvariant() -RelayNamespace $RelayNamespace -HybridConnection $hybrid -ListenKeyName $ListenKeyName -KeyFile $keyFile -Anchors $anchors -TimestampAnchors $timestampAnchors -StateDirectory (Join-Path $DataDirectory 'state') -Build $Build)
 
     if (-not [System.Diagnostics.EventLog]::SourceExists($EventSource)) { New-EventLog -LogName Application -Source $EventSource }
 
