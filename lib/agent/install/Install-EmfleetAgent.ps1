@@ -302,7 +302,7 @@ function Install-Agent {
     if ($warning) { Write-Warning $warning }
 
     $source = $PSScriptRoot
-    foreach ($file in @('node.exe', 'emfleet-agent.js', 'emfleet-agent.cmd', 'README.txt')) {
+    foreach ($file in @('node.exe', 'emfleet-agent.js', 'emfleet-agent.cmd', 'README.txt', 'powershell\emfleet-common.ps1')) {
         if (-not (Test-Path -LiteralPath (Join-Path $source $file))) { throw ($file + ' is not beside this script: run it from the unpacked emfleet-agent zip.') }
     }
     $hybrid = $HybridConnection
@@ -315,6 +315,9 @@ function Install-Agent {
     foreach ($file in @('node.exe', 'emfleet-agent.js', 'emfleet-agent.cmd', 'README.txt', 'Install-EmfleetAgent.ps1')) {
         Copy-Item -LiteralPath (Join-Path $source $file) -Destination $InstallDirectory -Force
     }
+    # The applier's scripts, beside the agent.
+    $null = New-Item -ItemType Directory -Force -Path (Join-Path $InstallDirectory 'powershell')
+    Copy-Item -Path (Join-Path $source 'powershell\*.ps1') -Destination (Join-Path $InstallDirectory 'powershell') -Force
 
     $null = New-Item -ItemType Directory -Force -Path $DataDirectory
     Set-PrivateAcl $DataDirectory
