@@ -61,7 +61,7 @@ describe('README', () => {
 
     it('has the commands the issue names', () => {
       expect(commands).toContain('npm ci && npm run package:agent');
-      expect(emfleetCommands.map((line) => line.split(' --')[0])).toEqual(['npx emfleet servers add ex01.contoso.com', 'npx emfleet test-connectivity']);
+      expect(emfleetCommands.map((line) => line.split(' --')[0])).toEqual(['npx emfleet servers add ex01.contoso.com', 'npx emfleet servers add ex01.contoso.com', 'npx emfleet test-connectivity']);
       expect(installCommands).toHaveLength(1);
     });
 
@@ -94,8 +94,8 @@ describe('README', () => {
       expect(declared).toContain('Uninstall');
     });
 
-    it('names the hybrid connection as infra/main.bicep does: the server FQDN in lower case', () => {
-      expect(readFileSync(new URL('../infra/app/relay.bicep', import.meta.url), 'utf8')).toContain('toLower(item.?hybridConnection ?? item.name)');
+    it('names the hybrid connection as servers add --own-hybrid-connection makes it: the server FQDN in lower case', () => {
+      expect(readFileSync(new URL('../lib/cli/sites.ts', import.meta.url), 'utf8')).toContain("checkedHybridConnection(flags.relayHc ?? server, '--relay-hc')");
       expect(installCommands[0]).toMatch(/-Server ex01\.contoso\.com .*-HybridConnection ex01\.contoso\.com /);
       expect(install).toMatch(/--hybrid-connection-name ex01\.contoso\.com --name listen /);
       // The key goes to the install script's prompt, never through `>` (UTF-16 with a BOM in Windows PowerShell 5.1).
