@@ -16,7 +16,7 @@ import { readOverview } from '../dashboard/overview.js';
 import { readPolicyView } from '../dashboard/policy.js';
 import type { GridPage, Overview, PolicyView } from '../dashboard/types.js';
 import type { Logger } from '../log.js';
-import { fleetStatus } from '../fleet/status.js';
+import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
 import { changeRollout } from '../rollout/admin.js';
 import { rolloutProblems } from '../rollout/problems.js';
@@ -80,7 +80,7 @@ const rolloutId = startWaveMessage.shape.rolloutId;
 
 // ---- GET /api/status
 
-export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await fleetStatus(deps) }));
+export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await readStatus(deps) }));
 
 // ---- GET /api/servers
 
