@@ -16,6 +16,7 @@ import { readOverview } from '../dashboard/overview.js';
 import { readPolicyView } from '../dashboard/policy.js';
 import type { GridPage, Overview, PolicyView } from '../dashboard/types.js';
 import type { Logger } from '../log.js';
+import { readServerView } from './server-view.js';
 import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
 import { changeRollout } from '../rollout/admin.js';
@@ -145,6 +146,13 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
   }
   return { rows, problems, after: undefined };
 }
+
+// ---- GET /api/servers/{name}
+
+export const getServerView: AdminHandler = handler(async (deps, request) => {
+  const { name } = parsed(z.object({ name: serverName.transform((server) => server.toLowerCase()) }), request.params, 'route');
+  return { jsonBody: await readServerView(deps, name) };
+});
 
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 

@@ -14,6 +14,7 @@ import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
+import { latestFromTables } from './rollout.js';
 import { editPolicy, type PolicyEditResult } from '../admin/policy-edit.js';
 import { describePolicyEffect } from '../rollout/fixup.js';
 
@@ -77,27 +78,35 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
   }
 
   addTrustOptions(addStorageOptions(command.command('explain').description('verify a package, then show the decision for each server and mitigation')))
-    .requiredOption('--package <file>', 'the signed package to explain')
+    .option('--package <file>', 'the signed package to explain')
+    .option('--latest', "the feed's current (latest accepted) package, verified again")
+    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
     .option('--server <name>', 'only this server')
-    .addHelpText('after', '\nExample:\n  emfleet policy explain --package mitigations.xml --trust-anchor root.pem --server ex01.contoso.com')
-    .action(async (flags: ScopeFlags & { package: string; trustAnchor: string[] }) => {
+    .addHelpText('after', '\nExamples:\n  emfleet policy explain --latest --server ex01.contoso.com\n  emfleet policy explain --latest --feed contoso --json\n  emfleet policy explain --package mitigations.xml --trust-anchor root.pem')
+    .action(async (flags: ScopeFlags & { package?: string; latest?: boolean; feed?: string; trustAnchor: string[] }) => {
+      if (Boolean(flags.package) === Boolean(flags.latest)) throw new UsageError('give exactly one of --package FILE or --latest');
+      if (flags.feed !== undefined && !flags.latest) throw new UsageError('--feed goes with --latest');
       const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
-      const trust = await trustPolicyFromFlags(flags, io);
-      const verified = verifyPackage(await readInputFile(flags.package, defaultXmlLimits.maxBytes), { trust });
-      if (!verified.ok) {
+      const verified = flags.package ? verifyPackage(await readInputFile(flags.package, defaultXmlLimits.maxBytes), { trust: await trustPolicyFromFlags(flags, io) }) : undefined;
+      if (verified && !verified.ok) {
         if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail }));
         else io.stderr(`rejected: ${verified.reason}: ${verified.detail}`);
         setExitCode(exitCodes.failed);
         return;
       }
       const context = fleetContext(flags, io);
+      const eocs = verified?.ok ? verified.package : await latestFromTables(context, flags.feed, io);
+      if (!eocs) {
+        setExitCode(exitCodes.failed);
+        return;
+      }
       const servers = server === undefined ? (await listServers(context.tables, context.org)).rows : [await getServer(context.tables, context.org, server)];
       const snapshot = await readPolicy(context.tables, context.org);
       const decisions = explainPackage(
         snapshot.org,
         snapshot.servers,
         servers.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied })),
-        verified.package.mitigations,
+        eocs.mitigations,
       );
       if (flags.json) {
         io.stdout(JSON.stringify(decisions));
