@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { UnknownFeedError } from '../admin/feeds.js';
+import { NoPackageError, UnknownFeedError } from '../admin/feeds.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { agentCommand } from './agent.js';
 import { connectivityCommand } from './connectivity.js';
@@ -45,7 +45,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
     }
-    if (error instanceof UsageError || error instanceof ConfigError || error instanceof UnknownFeedError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof UnknownFeedError || error instanceof NoPackageError) {
       io.stderr(`emfleet: ${error.message}`);
       return exitCodes.usage;
     }
