@@ -150,7 +150,7 @@ describe('emfleet test-connectivity', () => {
     // EM's words: a Result line, then a Message line that says what was checked, from where, and what failed.
     expect(text.stdout).toContain(`OCS reachable over HTTPS (${feedUrl})\nResult: Success.\nMessage: The Mitigation Service endpoint ${feedUrl} is accessible from this computer (`);
     expect(text.stdout).toMatch(/The mitigation package verifies\nResult: Success\.\nMessage: The package served by .* verifies against the configured trust: 4 mitigations \(PING1, EM1, EM2, EM3\)/);
-    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\.\nMessage: The emfleet agent of ex01\.contoso\.com \(hybrid connection ex01\.contoso\.com\) answered through Azure Relay from this computer: ex01\.contoso\.com, build 15\.2\.1118\.7/);
+    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\.\nMessage: The emfleet agent of ex01\.contoso\.com \(hybrid connection ex01\) answered through Azure Relay from this computer: ex01\.contoso\.com, build 15\.2\.1118\.7/);
     expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\.\nMessage: Unable to reach the emfleet agent of ex02\.contoso\.com .* through Azure Relay from this computer: .*no listener/);
     expect(text.stdout).toMatch(/1 of 4 checks failed\./);
 
