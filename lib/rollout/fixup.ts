@@ -23,9 +23,11 @@ export type FixUpOutcome =
   | { readonly feed: string; readonly kind: 'started'; readonly rolloutId: string; readonly servers: number; readonly profile: 'default' | 'emergency' }
   | { readonly feed: string; readonly kind: 'nothingToDo' }
   | { readonly feed: string; readonly kind: 'busy'; readonly busyRolloutId: string }
+  | { readonly feed: string; readonly kind: 'held'; readonly heldBy: string }
   | { readonly feed: string; readonly kind: 'noPackage'; readonly detail: string };
 
 const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
+const holding = new Set(['Halted', 'Aborted']);
 
 /**
  * The work a policy change calls for (pure): the drift of the servers in scope, narrowed to the
@@ -39,6 +41,16 @@ export function narrowDrift(work: readonly ServerWork[], scope: FixUpScope): Ser
     .filter((server) => servers === undefined || servers.has(server.server))
     .map((server) => ({ ...server, apply: server.apply.filter(inScope), remove: server.remove.filter(inScope), decisions: server.decisions.filter((decision) => inScope(decision.mitigation)) }))
     .filter((server) => server.apply.length + server.remove.length > 0);
+}
+
+/**
+ * A halted or aborted rollout of the feed's current package holds its mitigations (DESIGN §7): a
+ * fix-up does not re-apply them until an admin retries the rollout; removals still go.
+ */
+export function withoutHeldApplies(work: readonly ServerWork[]): ServerWork[] {
+  return work
+    .map((server) => ({ ...server, apply: [], decisions: server.decisions.filter((decision) => server.remove.includes(decision.mitigation)) }))
+    .filter((server) => server.remove.length > 0);
 }
 
 /** Removals only (a block) may go at the emergency pace; anything that applies takes the normal waves. */
@@ -70,9 +82,11 @@ export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: F
   const [rollouts, snapshot] = await Promise.all([listRollouts(deps.tables, { logger: deps.logger }), fleetSnapshot(deps.tables, deps.org, deps.logger)]);
   for (const { feed, sequence, mitigations } of current) {
     const { work: drift } = findDrift({ ...snapshot, mitigations, knownIds, removeWithdrawn: false });
-    const work = narrowDrift(drift, scope);
+    const narrowed = narrowDrift(drift, scope);
+    const hold = rollouts.find((rollout) => rollout.feed === feed && holding.has(rollout.state) && rollout.packageSequence === sequence);
+    const work = hold ? withoutHeldApplies(narrowed) : narrowed;
     if (work.length === 0) {
-      outcomes.push({ feed, kind: 'nothingToDo' });
+      outcomes.push(hold && narrowed.length > 0 ? { feed, kind: 'held', heldBy: hold.partitionKey } : { feed, kind: 'nothingToDo' });
       continue;
     }
     const busy = rollouts.find((rollout) => rollout.feed === feed && active.has(rollout.state));
@@ -122,6 +136,8 @@ export function describePolicyEffect(effect: PolicyEffect): string[] {
         return `feed ${outcome.feed}: nothing to fix up (every server in scope already matches, or policy leaves it alone)`;
       case 'busy':
         return `feed ${outcome.feed}: rollout ${outcome.busyRolloutId} is still under way; the fix-up runs at the next reconcile after it ends (abort it to act sooner)`;
+      case 'held':
+        return `feed ${outcome.feed}: held by rollout ${outcome.heldBy} (halted or aborted): nothing is re-applied until it is retried`;
       case 'noPackage':
         return `feed ${outcome.feed}: ${outcome.detail}`;
     }

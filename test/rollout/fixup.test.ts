@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describePolicyEffect, fixUpProfile, fixUpRolloutId, narrowDrift } from '../../lib/rollout/fixup.js';
+import { describePolicyEffect, fixUpProfile, fixUpRolloutId, narrowDrift, withoutHeldApplies } from '../../lib/rollout/fixup.js';
 import type { ServerWork } from '../../lib/rollout/plan.js';
 import { notStartedLabel, stoppedRolloutOf } from '../../lib/rollout/unreached.js';
 
@@ -19,6 +19,15 @@ describe('narrowDrift: what a policy change touched', () => {
     const narrowed = narrowDrift(drift, scope);
     expect(narrowed.map((server) => [server.server, server.apply, server.remove])).toEqual(expected);
     for (const server of narrowed) expect(server.decisions.map((decision) => decision.mitigation).sort()).toEqual([...server.apply, ...server.remove].sort());
+  });
+});
+
+describe('withoutHeldApplies: a halted or aborted rollout holds what it would apply', () => {
+  it('keeps the removals, drops the applies and the servers left with nothing', () => {
+    expect(withoutHeldApplies(drift).map((server) => [server.server, server.apply, server.remove, server.decisions.map((decision) => decision.mitigation)])).toEqual([
+      ['ex01', [], ['EM3'], ['EM3']],
+      ['ex03', [], ['EM3'], ['EM3']],
+    ]);
   });
 });
 
@@ -52,10 +61,12 @@ describe('describePolicyEffect', () => {
       { feed: 'microsoft', kind: 'started', rolloutId: 'microsoft-now-1', servers: 2, profile: 'emergency' },
       { feed: 'contoso', kind: 'busy', busyRolloutId: 'contoso-000003-apply' },
       { feed: 'lab', kind: 'nothingToDo' },
+      { feed: 'edge', kind: 'held', heldBy: 'edge-000002-apply' },
     ] })).toEqual([
       'feed microsoft: fix-up rollout microsoft-now-1 started for 2 servers (emergency waves); follow it with: emfleet rollout show microsoft-now-1',
       'feed contoso: rollout contoso-000003-apply is still under way; the fix-up runs at the next reconcile after it ends (abort it to act sooner)',
       'feed lab: nothing to fix up (every server in scope already matches, or policy leaves it alone)',
+      'feed edge: held by rollout edge-000002-apply (halted or aborted): nothing is re-applied until it is retried',
     ]);
   });
 });
