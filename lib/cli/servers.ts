@@ -104,11 +104,11 @@ Examples:
 /** Facts first, then one row per mitigation, as Get-Mitigations.ps1 lists them. */
 export function serverViewLines(view: ServerView): string[] {
   const { server } = view;
-  const reported = server.reportedBuild === null ? 'not reported' : server.reportedBuild === server.registeredBuild ? 'same' : `${server.reportedBuild} (DIFFERS)`;
+  const reported = server.reportedBuild === null ? 'the agent has not reported one' : server.reportedBuild === server.registeredBuild ? `reported the same` : `REPORTED ${server.reportedBuild}`;
   const lines = [
     `server ${server.name}${server.fqdn && server.fqdn !== server.name ? ` (${server.fqdn})` : ''}`,
     `  ring ${server.ring || '-'}, site ${server.site || '-'}, relay ${server.relayHybridConnection}${server.relayPath ? `/${server.relayPath}` : ''}`,
-    `  build: registered ${server.registeredBuild}, reported ${reported}`,
+    `  build: registered ${server.registeredBuild}, ${reported}`,
     `  agent: version ${server.agentVersion ?? 'not reported'}, last seen ${server.lastSeen ?? 'never'}`,
     `  reported applied: ${server.reportedApplied.join(', ') || 'none'}; reported blocked: ${server.reportedBlocked.join(', ') || 'none'}`,
     `  policy: ${view.policy.leftAlone ?? 'enabled'}; on degraded ${view.policy.onDegraded.value} (${view.policy.onDegraded.scope})`,
@@ -122,13 +122,15 @@ export function serverViewLines(view: ServerView): string[] {
         row.mitigation,
         row.decision,
         row.reason,
-        row.lastOutcome ? `${row.lastOutcome.outcome}${row.lastOutcome.detail ? `: ${row.lastOutcome.detail}` : ''}` : (row.pending ?? '-'),
+        row.lastOutcome?.outcome ?? row.pending ?? '-',
         row.lastOutcome?.at ?? '-',
         row.appliedBy ?? '-',
         `${row.reconcile.action} (${row.reconcile.why})`,
       ]),
     ),
   );
+  // The agents' details are long (rules, endpoints, probes): one line each, under the table.
+  for (const row of view.mitigations) if (row.lastOutcome?.detail) lines.push(`${row.mitigation} ${row.lastOutcome.outcome}: ${row.lastOutcome.detail}`);
   for (const row of view.withdrawn) lines.push(`withdrawn ${row.mitigation}: reconcile would ${row.reconcile.action === 'none' ? 'do nothing' : row.reconcile.action} (${row.reconcile.why})`);
   return lines;
 }

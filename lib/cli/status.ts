@@ -53,7 +53,9 @@ export function statusLines(status: FleetStatus): string[] {
   lines.push(`  by outcome (server × mitigation): ${counts(servers.byOutcome)}`);
   lines.push(`build mismatches (registered ≠ reported): ${servers.buildMismatchCount}`);
   for (const mismatch of servers.buildMismatches) lines.push(`  ${mismatch.server}: registered ${mismatch.registered}, reported ${mismatch.reported}`);
-  lines.push(`agents not seen for more than two reconciles (${servers.silentAfterMs / 60_000} min): ${servers.silentAgentCount}`);
+  lines.push(`agents not seen for more than two reconciles (${hoursOrMinutes(servers.silentAfterMs)}): ${servers.silentAgentCount}`);
   for (const agent of servers.silentAgents) lines.push(`  ${agent.server}: last seen ${agent.lastSeen ?? 'never'}`);
   return lines;
 }
+
+const hoursOrMinutes = (ms: number): string => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`);
