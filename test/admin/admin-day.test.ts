@@ -85,6 +85,20 @@ describe('poll now (POST /api/poll, emfleet poll)', () => {
     expect(await call(postPoll, deps, request('POST', 'poll', init))).toMatchObject({ status, body: { error } });
   });
 
+  it('a rejected package: exit 1, the reason code, and the current package stays in force', async () => {
+    const good = contosoXml;
+    contosoXml = good.replace('Ping mitigation', 'Pong mitigation');
+    try {
+      const run = await emfleet('poll', '--feed', 'contoso');
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(/^feed contoso: REJECTED BadSignature: .* \(sha256 [0-9a-f]{64}\); the current package stays in force$/);
+      const status = JSON.parse((await emfleet('status', '--json')).stdout);
+      expect(status.feeds[1]).toMatchObject({ name: 'contoso', lastPollResult: 'Rejected', lastRejected: { code: 'BadSignature' }, package: { sequence: 1 } });
+    } finally {
+      contosoXml = good;
+    }
+  });
+
   it('the CLI names an unknown feed and the configured ones, exit 2', async () => {
     const run = await emfleet('poll', '--feed', 'nope');
     expect(run.code).toBe(2);
