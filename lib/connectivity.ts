@@ -11,8 +11,8 @@ import { relayAddress } from './relay/route.js';
 
 export interface ConnectivityCheck {
   readonly name: string;
-  readonly server?: string;
-  readonly hybridConnection?: string;
+  readonly server?: string | undefined;
+  readonly hybridConnection?: string | undefined;
   readonly result: 'Success' | 'Failed';
   readonly detail: string;
   /** EM's `Message:` line: what was checked, from where, and what failed. */

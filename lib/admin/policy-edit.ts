@@ -4,7 +4,7 @@ import { changePolicy, type PolicyTarget } from '../fleet/policy.js';
 import type { QueueSender } from '../fleet/queues.js';
 import type { OnDegraded } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
-import { nextOccurrence } from '../local/host.js';
+import { nextOccurrence } from '../ncrontab.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import type { PolicyLayer } from '../policy/effective.js';

@@ -9,7 +9,7 @@ import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { readRows } from '../fleet/rows.js';
 import { resultRow, rolloutStates, serverRow, type Outcome, type RolloutStateRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
-import { nextOccurrence } from '../local/host.js';
+import { nextOccurrence } from '../ncrontab.js';
 import type { Logger } from '../log.js';
 import { odata } from '@azure/data-tables';
 

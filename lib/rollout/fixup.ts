@@ -128,18 +128,20 @@ export type PolicyEffect =
 export function describePolicyEffect(effect: PolicyEffect): string[] {
   if (effect.takesEffect === 'nextReconcile') return [`takes effect at the next reconcile, ${effect.at.slice(11, 16)} UTC (${effect.at}); add --now to start the fix-up at once`];
   if (effect.fixUps.length === 0) return ['nothing to fix up: no feed is configured'];
-  return effect.fixUps.map((outcome) => {
-    switch (outcome.kind) {
-      case 'started':
-        return `feed ${outcome.feed}: fix-up rollout ${outcome.rolloutId} started for ${outcome.servers} server${outcome.servers === 1 ? '' : 's'} (${outcome.profile} waves); follow it with: emfleet rollout show ${outcome.rolloutId}`;
-      case 'nothingToDo':
-        return `feed ${outcome.feed}: nothing to fix up (every server in scope already matches, or policy leaves it alone)`;
-      case 'busy':
-        return `feed ${outcome.feed}: rollout ${outcome.busyRolloutId} is still under way; the fix-up runs at the next reconcile after it ends (abort it to act sooner)`;
-      case 'held':
-        return `feed ${outcome.feed}: held by rollout ${outcome.heldBy} (halted or aborted): nothing is re-applied until it is retried`;
-      case 'noPackage':
-        return `feed ${outcome.feed}: ${outcome.detail}`;
-    }
-  });
+  return effect.fixUps.map(describeFixUp);
+}
+
+function describeFixUp(outcome: FixUpOutcome): string {
+  switch (outcome.kind) {
+    case 'started':
+      return `feed ${outcome.feed}: fix-up rollout ${outcome.rolloutId} started for ${outcome.servers} server${outcome.servers === 1 ? '' : 's'} (${outcome.profile} waves); follow it with: emfleet rollout show ${outcome.rolloutId}`;
+    case 'nothingToDo':
+      return `feed ${outcome.feed}: nothing to fix up (every server in scope already matches, or policy leaves it alone)`;
+    case 'busy':
+      return `feed ${outcome.feed}: rollout ${outcome.busyRolloutId} is still under way; the fix-up runs at the next reconcile after it ends (abort it to act sooner)`;
+    case 'held':
+      return `feed ${outcome.feed}: held by rollout ${outcome.heldBy} (halted or aborted): nothing is re-applied until it is retried`;
+    case 'noPackage':
+      return `feed ${outcome.feed}: ${outcome.detail}`;
+  }
 }
