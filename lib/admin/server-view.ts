@@ -14,7 +14,9 @@ import type { Logger } from '../log.js';
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone, type PolicyDecisionKind } from '../policy/decide.js';
 import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded, type ScopeRows } from '../policy/effective.js';
+import { activeHolds, type Hold } from '../rollout/holds.js';
 import { notStartedLabel, stoppedRolloutOf } from '../rollout/unreached.js';
+import { currentContent } from '../fleet/status.js';
 
 /*
  * `emfleet servers show NAME` and `GET /api/servers/{name}`: EM's Get-Mitigations.ps1 for one
@@ -22,7 +24,6 @@ import { notStartedLabel, stoppedRolloutOf } from '../rollout/unreached.js';
  */
 
 const activeStates = new Set(['Planned', 'Running', 'Baking', 'Paused']);
-const holdingStates = new Set(['Halted', 'Aborted']);
 
 /** Who put an applied mitigation in place: an emfleet rollout, or it was found in place and adopted. */
 export type AppliedBy = 'emfleet' | 'adopted';
@@ -84,6 +85,8 @@ export interface ServerViewInput {
   readonly feeds: readonly ViewFeed[];
   readonly results: readonly ResultRow[];
   readonly rollouts: readonly RolloutStateRow[];
+  /** The holds in force (lib/rollout/holds.ts activeHolds). */
+  readonly holds: readonly Hold[];
 }
 
 /** The decision table (pure): per mitigation of every current package, what policy says, what happened, what reconcile would do. */
@@ -98,12 +101,12 @@ export function serverView(input: ServerViewInput): ServerView {
   const seen = new Set<string>();
   for (const feed of input.feeds) {
     const busy = input.rollouts.find((rollout) => rollout.feed === feed.name && activeStates.has(rollout.state));
-    const held = input.rollouts.find((rollout) => rollout.feed === feed.name && holdingStates.has(rollout.state) && rollout.packageSequence === feed.sequence);
     const stopped = stoppedRolloutOf(input.rollouts, feed.name);
     for (const id of feed.mitigationIds) {
       if (seen.has(id)) continue;
       seen.add(id);
       const model = feed.mitigations?.find((mitigation) => mitigation.id === id);
+      const held = input.holds.find((hold) => hold.feed === feed.name && hold.mitigation === id);
       const decision = model ? decide(org, scope, facts, model) : { decision: 'Unknown' as const, reason: 'Unknown', detail: 'the current package no longer verifies, so policy cannot decide' };
       const applied = server.reportedApplied.includes(id);
       const last = history.last.get(id);
@@ -117,7 +120,7 @@ export function serverView(input: ServerViewInput): ServerView {
         pending,
         applied,
         appliedBy: applied ? (history.appliedBy.get(id) ?? 'adopted') : null,
-        reconcile: reconcileAction({ work, decision: decision.decision, frozen: feed.frozen === true, busy: busy?.partitionKey, held: held ? `${held.partitionKey} (${held.state})` : undefined }),
+        reconcile: reconcileAction({ work, decision: decision.decision, frozen: feed.frozen === true, busy: busy?.partitionKey, held: held ? `${held.rolloutId} (${held.state})` : undefined }),
       });
     }
   }
@@ -205,5 +208,6 @@ export async function readServerView(deps: { tables: FleetTables; settings: Sett
     feeds: feeds.flatMap((feed) => (feed.stored ? [{ name: feed.name, sequence: feed.stored.sequence, mitigationIds: feed.stored.mitigationIds, mitigations: feed.verified?.ok ? feed.verified.package.mitigations : undefined }] : [])),
     results: results.rows,
     rollouts,
+    holds: activeHolds(rollouts, currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])))),
   });
 }

@@ -9,6 +9,8 @@ import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { readRows } from '../fleet/rows.js';
 import { resultRow, rolloutStates, serverRow, type Outcome, type RolloutStateRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
+import { currentContent } from '../fleet/status.js';
+import { activeHolds, type Hold } from '../rollout/holds.js';
 import { nextOccurrence } from '../ncrontab.js';
 import type { Logger } from '../log.js';
 import { odata } from '@azure/data-tables';
@@ -30,8 +32,8 @@ const frozenFields = z.object({
 export interface FeedStatus extends FeedView {
   /** Set while the feed is frozen: nothing of it is applied or removed until an admin accepts a package. */
   readonly frozen: { readonly reason: string; readonly since: string | null; readonly sha256: string | null } | null;
-  /** Halted or aborted rollouts of the current package: their mitigations are held (reconcile does not re-apply them). */
-  readonly held: readonly { readonly rolloutId: string; readonly state: string; readonly reason: string }[];
+  /** The feed's mitigations a halted or aborted rollout holds (lib/rollout/holds.ts): reconcile does not re-apply them. */
+  readonly held: readonly Hold[];
 }
 
 export interface BuildMismatch {
@@ -62,6 +64,8 @@ export interface FleetStatus {
   /** Rollouts not yet ended (Planned, Running, Baking, Paused), with each wave's progress. */
   readonly rolloutsInFlight: readonly RolloutView[];
   readonly rollouts: { readonly total: number; readonly byState: Record<string, number> };
+  /** Every hold in force, one per feed and mitigation (as `feeds[].held`, in one list). */
+  readonly holds: readonly Hold[];
   readonly servers: {
     readonly total: number;
     readonly invalidRows: number;
@@ -79,7 +83,6 @@ export interface FleetStatus {
 }
 
 const inFlight = new Set(['Planned', 'Running', 'Baking', 'Paused']);
-const holding = new Set(['Halted', 'Aborted']);
 /** At most this many servers are named in a list (mismatches, silent agents); the count is always whole. */
 export const maxListedServers = 100;
 
@@ -88,6 +91,7 @@ export interface StatusInput {
   readonly now: Date;
   readonly feeds: readonly (FeedView & { readonly frozenRecord?: z.infer<typeof frozenFields> | undefined })[];
   readonly rollouts: readonly RolloutStateRow[];
+  readonly holds: readonly Hold[];
   readonly rolloutsInFlight: readonly RolloutView[];
   readonly servers: readonly StatusServer[];
   readonly invalidServerRows: number;
@@ -116,10 +120,9 @@ export function summarizeStatus(input: StatusInput): FleetStatus {
     feeds: input.feeds.map(({ frozenRecord, ...feed }) => ({
       ...feed,
       frozen: frozenRecord?.frozen ? { reason: frozenRecord.frozenReason ?? '', since: frozenRecord.frozenAt?.toISOString() ?? null, sha256: frozenRecord.frozenSha256 ?? null } : null,
-      held: input.rollouts
-        .filter((rollout) => rollout.feed === feed.name && holding.has(rollout.state) && rollout.packageSequence === feed.package?.sequence)
-        .map((rollout) => ({ rolloutId: rollout.partitionKey, state: rollout.state, reason: rollout.reason })),
+      held: input.holds.filter((hold) => hold.feed === feed.name),
     })),
+    holds: input.holds,
     rolloutsInFlight: input.rolloutsInFlight,
     rollouts: { total: input.rollouts.length, byState: { ...Object.fromEntries(rolloutStates.map((state) => [state, 0])), ...countBy(input.rollouts, (rollout) => rollout.state) } },
     servers: {
@@ -163,6 +166,7 @@ export async function readStatus(deps: { tables: FleetTables; settings: Settings
     now,
     feeds: feeds.map((feed, index) => ({ ...feedView(feed), frozenRecord: frozenRecords[index] })),
     rollouts,
+    holds: activeHolds(rollouts, currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])))),
     rolloutsInFlight: detailed.map(({ state, waves }) => rolloutView(state, waves)),
     servers: servers.rows.map((row) => ({ name: row.rowKey, ring: row.ring, build: row.build, reportedBuild: row.reportedBuild, lastSeen: row.lastSeen })),
     invalidServerRows: servers.problems.length,

@@ -10,6 +10,7 @@ import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
 import { currentPackage, NoPackageError, resolveFeed } from '../admin/feeds.js';
+import { latestPackage } from '../fleet/packages.js';
 import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { readStatus, type FleetStatus } from '../admin/status.js';
 import { silentLogger } from '../log.js';
+import { holdEnds } from '../rollout/holds.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 
@@ -39,7 +40,7 @@ export function statusLines(status: FleetStatus): string[] {
     }
     if (feed.lastRejected) lines.push(`  last rejected: ${feed.lastRejected.at ?? '?'} ${feed.lastRejected.code ?? 'Rejected'}: ${feed.lastRejected.detail} (sha256 ${feed.lastRejected.sha256})`);
     if (feed.frozen) lines.push(`  FROZEN since ${feed.frozen.since ?? '?'}: ${feed.frozen.reason} (nothing of this feed is applied or removed)`);
-    for (const hold of feed.held) lines.push(`  held by ${hold.rolloutId} (${hold.state}${hold.reason ? `: ${hold.reason}` : ''})`);
+    for (const hold of feed.held) lines.push(`  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): ${holdEnds(hold.state)}`);
   }
   lines.push(`rollouts: ${status.rollouts.total} (${counts(status.rollouts.byState)})`);
   for (const rollout of status.rolloutsInFlight) {

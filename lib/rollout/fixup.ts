@@ -3,6 +3,7 @@ import { listRollouts } from '../fleet/rollouts.js';
 import type { Mitigation } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { findDrift } from './drift.js';
+import { activeHolds, contentHashes, withoutHeld } from './holds.js';
 import { assignWaves, type ServerWork } from './plan.js';
 import type { Feed, PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
@@ -27,7 +28,6 @@ export type FixUpOutcome =
   | { readonly feed: string; readonly kind: 'noPackage'; readonly detail: string };
 
 const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
-const holding = new Set(['Halted', 'Aborted']);
 
 /**
  * The work a policy change calls for (pure): the drift of the servers in scope, narrowed to the
@@ -43,16 +43,6 @@ export function narrowDrift(work: readonly ServerWork[], scope: FixUpScope): Ser
     .filter((server) => server.apply.length + server.remove.length > 0);
 }
 
-/**
- * A halted or aborted rollout of the feed's current package holds its mitigations (DESIGN §7): a
- * fix-up does not re-apply them until an admin retries the rollout; removals still go.
- */
-export function withoutHeldApplies(work: readonly ServerWork[]): ServerWork[] {
-  return work
-    .map((server) => ({ ...server, apply: [], decisions: server.decisions.filter((decision) => server.remove.includes(decision.mitigation)) }))
-    .filter((server) => server.remove.length > 0);
-}
-
 /** Removals only (a block) may go at the emergency pace; anything that applies takes the normal waves. */
 export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): 'default' | 'emergency' {
   return hasEmergency && work.length > 0 && work.every((server) => server.apply.length === 0) ? 'emergency' : 'default';
@@ -65,7 +55,7 @@ export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean)
  */
 export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: FixUpScope): Promise<FixUpOutcome[]> {
   const now = deps.now?.() ?? new Date();
-  const current: { feed: string; sequence: number; mitigations: readonly Mitigation[] }[] = [];
+  const current: { feed: string; sequence: number; mitigations: readonly Mitigation[]; content: Record<string, string> }[] = [];
   const outcomes: FixUpOutcome[] = [];
   for (const feed of feeds) {
     const stored = await latestPackage(deps.tables, feed.name);
@@ -74,19 +64,19 @@ export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: F
       continue;
     }
     const verified = verifyPackage(stored.bytes, { trust: feed.trust, now });
-    if (verified.ok) current.push({ feed: feed.name, sequence: stored.sequence, mitigations: verified.package.mitigations });
+    if (verified.ok) current.push({ feed: feed.name, sequence: stored.sequence, mitigations: verified.package.mitigations, content: contentHashes(verified.package.mitigations) });
     else outcomes.push({ feed: feed.name, kind: 'noPackage', detail: `the stored package ${stored.sequence} no longer verifies (${verified.reason}): nothing is changed` });
   }
   if (current.length === 0) return outcomes;
   const knownIds = new Set(current.flatMap(({ mitigations }) => mitigations.map((mitigation) => mitigation.id)));
   const [rollouts, snapshot] = await Promise.all([listRollouts(deps.tables, { logger: deps.logger }), fleetSnapshot(deps.tables, deps.org, deps.logger)]);
-  for (const { feed, sequence, mitigations } of current) {
+  // A halt holds (DESIGN §7, lib/rollout/holds.ts): a fix-up re-applies nothing a halted or aborted rollout holds.
+  const holds = activeHolds(rollouts, new Map(current.map(({ feed, content }) => [feed, content])));
+  for (const { feed, sequence, mitigations, content } of current) {
     const { work: drift } = findDrift({ ...snapshot, mitigations, knownIds, removeWithdrawn: false });
-    const narrowed = narrowDrift(drift, scope);
-    const hold = rollouts.find((rollout) => rollout.feed === feed && holding.has(rollout.state) && rollout.packageSequence === sequence);
-    const work = hold ? withoutHeldApplies(narrowed) : narrowed;
+    const { work, held } = withoutHeld(narrowDrift(drift, scope), holds, feed);
     if (work.length === 0) {
-      outcomes.push(hold && narrowed.length > 0 ? { feed, kind: 'held', heldBy: hold.partitionKey } : { feed, kind: 'nothingToDo' });
+      outcomes.push(held.length > 0 ? { feed, kind: 'held', heldBy: held[0]!.holds[0]!.rolloutId } : { feed, kind: 'nothingToDo' });
       continue;
     }
     const busy = rollouts.find((rollout) => rollout.feed === feed && active.has(rollout.state));
@@ -99,7 +89,7 @@ export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: F
     const waves = profile === 'emergency' ? deps.emergencyWaves! : deps.waves;
     const ids = [...new Set(work.flatMap((server) => [...server.apply, ...server.remove]))].sort();
     const id = fixUpRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey));
-    const rolloutId = await startPlannedRollout(deps, { id, feed, packageSequence: sequence, plan: { operation: 'apply', mitigationIds: ids, waves: assignWaves(work, waves), leftOut: [] } }, now);
+    const rolloutId = await startPlannedRollout(deps, { id, feed, packageSequence: sequence, plan: { operation: 'apply', mitigationIds: ids, waves: assignWaves(work, waves), leftOut: [] }, content }, now);
     if (rolloutId) {
       deps.logger.warn('FixUpStarted', { feed, rolloutId, profile, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
       outcomes.push({ feed, kind: 'started', rolloutId, servers: work.length, profile });

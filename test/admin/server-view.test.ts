@@ -17,7 +17,7 @@ const result = (minute: number, outcomes: Record<string, string>, changes: Parti
   ...changes,
 });
 const rollout = (id: string, state: RolloutStateRow['state'], minute: number, sequence = 1): RolloutStateRow => ({
-  partitionKey: id, rowKey: 'state', feed: 'microsoft', packageSequence: sequence, operation: 'apply', state, reason: state === 'Halted' ? 'WaveHalted: over budget' : '', waveCount: 3, currentWave: 0, profile: 'default', createdAt: at(minute), updatedAt: at(minute),
+  partitionKey: id, rowKey: 'state', feed: 'microsoft', packageSequence: sequence, operation: 'apply', state, reason: state === 'Halted' ? 'WaveHalted: over budget' : '', waveCount: 3, currentWave: 0, profile: 'default', createdAt: at(minute), updatedAt: at(minute), attempt: 0, halts: 0, applies: {},
 });
 
 const base: ServerViewInput = {
@@ -30,6 +30,7 @@ const base: ServerViewInput = {
   feeds: [{ name: 'microsoft', sequence: 1, mitigationIds: ['EM1'], mitigations: [mitigation('EM1')] }],
   results: [],
   rollouts: [],
+  holds: [],
 };
 const view = (changes: Partial<ServerViewInput>, serverChanges: Partial<ServerViewInput['server']> = {}) => serverView({ ...base, ...changes, server: { ...base.server, ...serverChanges } });
 
@@ -55,7 +56,7 @@ describe('servers show: the decision table for one server', () => {
     { name: 'fixed build while applied: removed', input: {}, server: { build: '15.2.9999.5', reportedApplied: ['EM1'] }, row: { decision: 'Remove', reason: 'NotApplicable (fixed)', reconcile: { action: 'remove' } } },
     {
       name: 'the rollout that would apply it halted: Not started, held',
-      input: { rollouts: [rollout('microsoft-000001-apply', 'Halted', 1)] },
+      input: { rollouts: [rollout('microsoft-000001-apply', 'Halted', 1)], holds: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000001-apply', state: 'Halted', packageSequence: 1 }] },
       server: {},
       row: { pending: 'Not started (rollout microsoft-000001-apply halted)', reconcile: { action: 'none', why: 'held by rollout microsoft-000001-apply (Halted): retry it to continue' } },
     },

@@ -10,10 +10,10 @@ const feed = (name: string, sequence: number | null, ids: string[] = []): FeedVi
   package: sequence === null ? null : { sequence, sha256: 'a'.repeat(64), signingTime: null, acceptedAt: null, mitigationIds: ids, signer: null, verifyProblem: null },
 });
 const rollout = (id: string, feedName: string, state: RolloutStateRow['state'], sequence: number): RolloutStateRow => ({
-  partitionKey: id, rowKey: 'state', feed: feedName, packageSequence: sequence, operation: 'apply', state, reason: state === 'Halted' ? 'WaveHalted: 3 failures' : '', waveCount: 2, currentWave: 0, profile: 'default', createdAt: now, updatedAt: now,
+  partitionKey: id, rowKey: 'state', feed: feedName, packageSequence: sequence, operation: 'apply', state, reason: state === 'Halted' ? 'WaveHalted: 3 failures' : '', waveCount: 2, currentWave: 0, profile: 'default', createdAt: now, updatedAt: now, attempt: 0, halts: 0, applies: { EM1: 'a'.repeat(64) },
 });
 const input = (changes: Partial<StatusInput>): StatusInput => ({
-  org: 'contoso', now, feeds: [feed('microsoft', 2, ['EM1', 'EM2'])], rollouts: [], rolloutsInFlight: [], servers: [], invalidServerRows: 0, latestOutcomes: new Map(), reconcileIntervalMs: 3_600_000, ...changes,
+  org: 'contoso', now, feeds: [feed('microsoft', 2, ['EM1', 'EM2'])], rollouts: [], holds: [], rolloutsInFlight: [], servers: [], invalidServerRows: 0, latestOutcomes: new Map(), reconcileIntervalMs: 3_600_000, ...changes,
 });
 
 describe('summarizeStatus', () => {
@@ -61,8 +61,9 @@ describe('summarizeStatus', () => {
     const status = summarizeStatus(input({
       feeds: [{ ...feed('microsoft', 2, ['EM1']), frozenRecord: { frozen: true, frozenReason: 'UntrustedChain: the anchor changed', frozenAt: minutesAgo(10) } }, feed('contoso', null)],
       rollouts: [rollout('microsoft-000002-apply', 'microsoft', 'Halted', 2), rollout('microsoft-000001-apply', 'microsoft', 'Aborted', 1), rollout('contoso-000001-apply', 'contoso', 'Halted', 1)],
+      holds: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }],
     }));
-    expect(status.feeds[0]).toMatchObject({ frozen: { reason: 'UntrustedChain: the anchor changed', since: minutesAgo(10).toISOString(), sha256: null }, held: [{ rolloutId: 'microsoft-000002-apply', state: 'Halted', reason: 'WaveHalted: 3 failures' }] });
+    expect(status.feeds[0]).toMatchObject({ frozen: { reason: 'UntrustedChain: the anchor changed', since: minutesAgo(10).toISOString(), sha256: null }, held: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }] });
     expect(status.feeds[0]).not.toHaveProperty('frozenRecord');
     expect(status.feeds[1]).toMatchObject({ frozen: null, held: [] });
     expect(status.rollouts.byState).toMatchObject({ Halted: 2, Aborted: 1, Running: 0 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describePolicyEffect, fixUpProfile, fixUpRolloutId, narrowDrift, withoutHeldApplies } from '../../lib/rollout/fixup.js';
+import { describePolicyEffect, fixUpProfile, fixUpRolloutId, narrowDrift } from '../../lib/rollout/fixup.js';
 import type { ServerWork } from '../../lib/rollout/plan.js';
 import { notStartedLabel, stoppedRolloutOf } from '../../lib/rollout/unreached.js';
 
@@ -19,15 +19,6 @@ describe('narrowDrift: what a policy change touched', () => {
     const narrowed = narrowDrift(drift, scope);
     expect(narrowed.map((server) => [server.server, server.apply, server.remove])).toEqual(expected);
     for (const server of narrowed) expect(server.decisions.map((decision) => decision.mitigation).sort()).toEqual([...server.apply, ...server.remove].sort());
-  });
-});
-
-describe('withoutHeldApplies: a halted or aborted rollout holds what it would apply', () => {
-  it('keeps the removals, drops the applies and the servers left with nothing', () => {
-    expect(withoutHeldApplies(drift).map((server) => [server.server, server.apply, server.remove, server.decisions.map((decision) => decision.mitigation)])).toEqual([
-      ['ex01', [], ['EM3'], ['EM3']],
-      ['ex03', [], ['EM3'], ['EM3']],
-    ]);
   });
 });
 
