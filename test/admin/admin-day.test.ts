@@ -198,7 +198,11 @@ describe('one server\'s story and a policy change that acts now', () => {
     expect(busy.body.fixUps).toEqual([{ feed: 'microsoft', kind: 'busy', busyRolloutId: started![1] }, { feed: 'contoso', kind: 'nothingToDo' }]);
     const status = await call(getStatus, deps, request('GET', 'status'));
     expect(status.body.rolloutsInFlight.map((rollout: { id: string }) => rollout.id)).toEqual([started![1]]);
-    expect(status.body.feeds.map((feed: { held: { rolloutId: string }[] }) => feed.held.map((hold) => hold.rolloutId))).toEqual([['microsoft-000001-apply'], ['contoso-000001-apply']]);
+    // Each mitigation the aborted rollouts apply is held, one hold per feed and mitigation.
+    expect(status.body.feeds.map((feed: { held: { mitigation: string; rolloutId: string }[] }) => feed.held.map((hold) => `${hold.mitigation} ${hold.rolloutId}`).sort())).toEqual([
+      ['EM1 microsoft-000001-apply', 'EM2 microsoft-000001-apply', 'EM3 microsoft-000001-apply', 'PING1 microsoft-000001-apply'],
+      ['CX1 contoso-000001-apply'],
+    ]);
   });
 
   it.each([
