@@ -90,7 +90,7 @@ describe('the README against a local run', () => {
     };
     const outputs = new Map<string, CliRun>();
     // `servers add … --site S` puts a server behind its site's relay hub, which this run has none of
-    // (test/e2e/hub*.test.ts run hubs); every other example runs.
+    // (test/e2e/hub.test.ts runs hubs); every other example runs.
     for (const example of readmeExamples(readme).filter((command) => !/ --site /.test(command))) {
       const [npx, emfleet, ...args] = shellWords(example);
       expect([npx, emfleet]).toEqual(['npx', 'emfleet']);
