@@ -1,5 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import { getExplain, getGrid, getOverview, getPackage, getPlan, getPolicy, getRollout, getRollouts, getServers, getServerView, getStatus, postConnectivity, postPolicy, postPoll, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -18,6 +18,7 @@ function route(name: string, path: string, method: 'GET' | 'POST', admin: AdminH
 
 export const adminStatus = route('adminStatus', 'status', 'GET', getStatus);
 export const adminServers = route('adminServers', 'servers', 'GET', getServers);
+export const adminServer = route('adminServer', 'servers/{name}', 'GET', getServerView);
 export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollouts);
 export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
 export const adminRolloutAction = route('adminRolloutAction', 'rollouts/{id}/{action}', 'POST', postRolloutAction);
@@ -26,3 +27,8 @@ export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POS
 export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);
 export const adminGrid = route('adminGrid', 'grid', 'GET', getGrid);
 export const adminPolicy = route('adminPolicy', 'policy', 'GET', getPolicy);
+export const adminPoll = route('adminPoll', 'poll', 'POST', postPoll);
+export const adminPackage = route('adminPackage', 'packages/{feed}', 'GET', getPackage);
+export const adminPlan = route('adminPlan', 'plan', 'GET', getPlan);
+export const adminExplain = route('adminExplain', 'explain', 'GET', getExplain);
+export const adminPolicyEdit = route('adminPolicyEdit', 'policy/{action}', 'POST', postPolicy);

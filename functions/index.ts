@@ -1,5 +1,5 @@
 import type { FunctionDefinition } from '../lib/functions.js';
-import { adminConnectivity, adminGrid, adminReconcile, adminOverview, adminPolicy, adminRollout, adminRolloutAction, adminRollouts, adminServers, adminStatus } from './adminApi.js';
+import { adminConnectivity, adminExplain, adminGrid, adminOverview, adminPackage, adminPlan, adminPolicy, adminPolicyEdit, adminPoll, adminReconcile, adminRollout, adminRolloutAction, adminRollouts, adminServer, adminServers, adminStatus } from './adminApi.js';
 import { applyPoison } from './applyPoison.js';
 import { applyToServer } from './applyToServer.js';
 import { dashboard } from './dashboard.js';
@@ -18,6 +18,7 @@ export const allFunctions: readonly FunctionDefinition[] = [
   applyPoison,
   adminStatus,
   adminServers,
+  adminServer,
   adminRollouts,
   adminRollout,
   adminRolloutAction,
@@ -26,5 +27,10 @@ export const allFunctions: readonly FunctionDefinition[] = [
   adminOverview,
   adminGrid,
   adminPolicy,
+  adminPolicyEdit,
+  adminPoll,
+  adminPackage,
+  adminPlan,
+  adminExplain,
   dashboard,
 ];

@@ -11,10 +11,16 @@ import { relayAddress } from './relay/route.js';
 
 export interface ConnectivityCheck {
   readonly name: string;
-  readonly server?: string;
+  readonly server?: string | undefined;
+  readonly hybridConnection?: string | undefined;
   readonly result: 'Success' | 'Failed';
   readonly detail: string;
+  /** EM's `Message:` line: what was checked, from where, and what failed. */
+  readonly message: string;
 }
+
+/** Where EM sends an admin whose server cannot reach OCS. */
+export const connectivityHelpUrl = 'https://aka.ms/HelpConnectivityEEMS';
 
 export interface ConnectivityProbes {
   readonly feedUrl: string;
@@ -63,14 +69,16 @@ export async function connectivityTargets(tables: FleetTables, org: string, serv
  * The checks of `emfleet test-connectivity`, in order. A check that could not run because an
  * earlier one failed is Failed with that reason: it never reads as Success.
  */
-export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck: (check: ConnectivityCheck) => void = () => {}): Promise<ConnectivityCheck[]> {
+export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck: (check: ConnectivityCheck) => void = () => {}, options: { where?: string } = {}): Promise<ConnectivityCheck[]> {
+  const where = options.where ?? 'this computer';
   const checks: ConnectivityCheck[] = [];
-  const record = (check: ConnectivityCheck): void => {
-    checks.push(check);
-    onCheck(check);
+  const record = (check: Omit<ConnectivityCheck, 'message'>): void => {
+    const done = { ...check, message: checkMessage(check, probes.feedUrl, where) };
+    checks.push(done);
+    onCheck(done);
   };
 
-  const feedCheck = `OCS reachable over HTTPS (${probes.feedUrl})`;
+  const feedCheck = ocsCheckName(probes.feedUrl);
   let feed: Buffer | undefined;
   try {
     feed = await probes.fetchFeed();
@@ -79,7 +87,7 @@ export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck:
     record({ name: feedCheck, result: 'Failed', detail: message(error) });
   }
 
-  const packageCheck = 'The mitigation package verifies';
+  const packageCheck = packageCheckName;
   if (feed === undefined) {
     record({ name: packageCheck, result: 'Failed', detail: 'not run: the feed could not be fetched' });
   } else {
@@ -95,7 +103,7 @@ export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck:
     }
   }
 
-  const agentCheck = 'Agent answers through Azure Relay';
+  const agentCheck = agentCheckName;
   let servers: readonly { name: string; hybridConnection: string }[];
   try {
     servers = await probes.servers();
@@ -108,12 +116,35 @@ export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck:
   await mapWithConcurrency(servers, pingConcurrency, async (server) => {
     try {
       const reply = await probes.ping(server.hybridConnection);
-      record({ name: agentCheck, server: server.name, result: 'Success', detail: `${reply.server}, build ${reply.build}, agent ${reply.agentVersion}` });
+      record({ name: agentCheck, server: server.name, hybridConnection: server.hybridConnection, result: 'Success', detail: `${reply.server}, build ${reply.build}, agent ${reply.agentVersion}` });
     } catch (error) {
-      record({ name: agentCheck, server: server.name, result: 'Failed', detail: message(error) });
+      record({ name: agentCheck, server: server.name, hybridConnection: server.hybridConnection, result: 'Failed', detail: message(error) });
     }
   });
   return checks;
+}
+
+const ocsCheckName = (url: string): string => `OCS reachable over HTTPS (${url})`;
+const packageCheckName = 'The mitigation package verifies';
+const agentCheckName = 'Agent answers through Azure Relay';
+
+/**
+ * EM's words where EM has them (Test-MitigationServiceConnectivity.ps1: "The Mitigation Service
+ * endpoint is accessible from this computer." / "Unable to connect to … To learn about
+ * connectivity requirements, see …"), and the same shape for the checks EM does not have.
+ */
+export function checkMessage(check: Omit<ConnectivityCheck, 'message'>, feedUrl: string, where: string): string {
+  const ok = check.result === 'Success';
+  if (check.name === ocsCheckName(feedUrl)) {
+    return ok
+      ? `The Mitigation Service endpoint ${feedUrl} is accessible from ${where} (${check.detail}).`
+      : `Unable to connect to the Mitigation Service endpoint ${feedUrl} from ${where}: ${check.detail}. To learn about connectivity requirements, see ${connectivityHelpUrl}`;
+  }
+  if (check.name === packageCheckName) {
+    return ok ? `The package served by ${feedUrl} verifies against the configured trust: ${check.detail}.` : `The package served by ${feedUrl} was not verified: ${check.detail}.`;
+  }
+  const agent = check.server === undefined ? 'the emfleet agents' : `the emfleet agent of ${check.server}${check.hybridConnection ? ` (hybrid connection ${check.hybridConnection})` : ''}`;
+  return ok ? `${agent[0]!.toUpperCase()}${agent.slice(1)} answered through Azure Relay from ${where}: ${check.detail}.` : `Unable to reach ${agent} through Azure Relay from ${where}: ${check.detail}.`;
 }
 
 function message(error: unknown): string {

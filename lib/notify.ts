@@ -39,8 +39,9 @@ const maxLoggedResponseChars = 200;
 export function createNotifier(options: NotifierOptions): Notify {
   const { url, logger, timeoutInMs = 10_000, fetchImpl = fetch } = options;
   if (!url) return async () => {};
+  const format = webhookFormat(url);
   return async (event) => {
-    const payload = notificationPayload(event);
+    const payload = notificationPayload(event, format);
     // The webhook URL is a secret (whoever has it can post to the channel): it is never logged.
     const context = { notification: payload.emfleet };
     try {
@@ -59,11 +60,52 @@ export function createNotifier(options: NotifierOptions): Notify {
   };
 }
 
-function notificationPayload(event: NotifyEvent): { text: string; emfleet: Record<string, unknown> } {
+/**
+ * What the URL is: a Teams Workflows webhook (Power Automate "When a Teams webhook request is
+ * received", on logic.azure.com or powerplatform.com) takes Adaptive Cards only; Slack's and the
+ * retiring Office 365 connectors' incoming webhooks take `{ text }`.
+ */
+export function webhookFormat(url: string): 'adaptiveCard' | 'text' {
+  let host: string;
+  let path: string;
+  try {
+    ({ hostname: host, pathname: path } = new URL(url));
+  } catch {
+    return 'text';
+  }
+  const workflowHost = host.endsWith('.logic.azure.com') || host.endsWith('.api.powerplatform.com');
+  return workflowHost && /\/workflows\//i.test(path) ? 'adaptiveCard' : 'text';
+}
+
+type Payload = { emfleet: Record<string, unknown> } & ({ text: string } | { type: 'message'; attachments: readonly Record<string, unknown>[] });
+
+export function notificationPayload(event: NotifyEvent, format: 'adaptiveCard' | 'text' = 'text'): Payload {
   const { kind, ...fields } = event;
   const structured: Record<string, unknown> =
     event.kind === 'DriftFound' || event.kind === 'RolloutHeld' ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length } : fields;
-  return { text: `emfleet: ${describe(event)}`, emfleet: { event: kind, ...structured } };
+  const text = `emfleet: ${describe(event)}`;
+  const emfleet = { event: kind, ...structured };
+  if (format === 'text') return { text, emfleet };
+  // The envelope the Workflows "post to a channel" templates read: a message with one Adaptive Card attachment.
+  return {
+    type: 'message',
+    attachments: [
+      {
+        contentType: 'application/vnd.microsoft.card.adaptive',
+        contentUrl: null,
+        content: {
+          $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+          type: 'AdaptiveCard',
+          version: '1.4',
+          body: [
+            { type: 'TextBlock', text: `emfleet: ${kind}`, weight: 'Bolder', size: 'Medium', wrap: true },
+            { type: 'TextBlock', text: describe(event), wrap: true },
+          ],
+        },
+      },
+    ],
+    emfleet,
+  };
 }
 
 function describe(event: NotifyEvent): string {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../lib/log.js';
-import { createNotifier, type NotifyEvent } from '../lib/notify.js';
+import { createNotifier, webhookFormat, type NotifyEvent } from '../lib/notify.js';
 
 interface Received {
   readonly method: string;
@@ -163,5 +163,36 @@ describe('createNotifier', () => {
     await expect(createNotifier({ url: webhook, logger, timeoutInMs: 5000 })({ kind: 'DriftFound', servers: ['ex01'] })).resolves.toBeUndefined();
     expect(entries).toEqual([{ level: 'warn', event: 'NotificationFailed', fields: { notification: { event: 'DriftFound', servers: ['ex01'], serverCount: 1 }, error: expect.stringMatching(error) } }]);
     expect(JSON.stringify(entries)).not.toContain(webhook);
+  });
+});
+
+describe('webhook formats, chosen by the URL', () => {
+  it.each([
+    { name: 'Teams Workflows on logic.azure.com', url: 'https://prod-12.westeurope.logic.azure.com:443/workflows/0123abcd/triggers/manual/paths/invoke?api-version=2016-06-01&sig=x', format: 'adaptiveCard' },
+    { name: 'Teams Workflows on powerplatform.com', url: 'https://default0123.ab.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/0123abcd/triggers/manual/paths/invoke?api-version=1&sig=x', format: 'adaptiveCard' },
+    { name: 'an Office 365 connector', url: 'https://contoso.webhook.office.com/webhookb2/0123@tenant/IncomingWebhook/abc/def', format: 'text' },
+    { name: 'Slack', url: 'https://hooks.slack.com/services/T000/B000/XXXX', format: 'text' },
+    { name: 'a logic app that is not a workflow trigger', url: 'https://prod-12.westeurope.logic.azure.com/other', format: 'text' },
+    { name: 'not a URL', url: 'nonsense', format: 'text' },
+  ] as const)('$name → $format', ({ url, format }) => {
+    expect(webhookFormat(url)).toBe(format);
+  });
+
+  it('posts an Adaptive Card in a message envelope to a Teams Workflows URL, with the same line and the event beside it', async () => {
+    const workflowUrl = 'https://prod-12.westeurope.logic.azure.com:443/workflows/0123abcd/triggers/manual/paths/invoke?api-version=2016-06-01&sig=secret';
+    const asked: string[] = [];
+    // The real POST goes to this file's webhook server; only the address is swapped.
+    const fetchImpl: typeof fetch = (input, init) => (asked.push(String(input)), fetch(`${base}/ok`, init));
+    await createNotifier({ url: workflowUrl, logger: recordingLogger().logger, fetchImpl })({ kind: 'RolloutHalted', rolloutId: 'microsoft-000042-apply', reason: 'WaveHalted: over budget' });
+    expect(asked).toEqual([workflowUrl]);
+    expect(received).toHaveLength(1);
+    const body = received[0]!.body as unknown as { type: string; text?: string; attachments: { contentType: string; content: { type: string; version: string; body: { type: string; text: string }[] } }[]; emfleet: unknown };
+    expect(body.type).toBe('message');
+    expect(body.text).toBeUndefined();
+    expect(body.attachments).toHaveLength(1);
+    expect(body.attachments[0]!.contentType).toBe('application/vnd.microsoft.card.adaptive');
+    expect(body.attachments[0]!.content).toMatchObject({ type: 'AdaptiveCard', version: '1.4' });
+    expect(body.attachments[0]!.content.body.map((block) => block.text)).toEqual(['emfleet: RolloutHalted', 'rollout microsoft-000042-apply halted: WaveHalted: over budget']);
+    expect(body.emfleet).toEqual({ event: 'RolloutHalted', rolloutId: 'microsoft-000042-apply', reason: 'WaveHalted: over budget' });
   });
 });

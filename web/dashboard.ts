@@ -286,6 +286,7 @@ const outcomeStyles: Record<CellOutcome, { symbol: string; label: string }> = {
   Ineffective: { symbol: '≠', label: 'Ineffective' },
   RolledBack: { symbol: '↺', label: 'Rolled back' },
   Pending: { symbol: '…', label: 'Pending' },
+  NotStarted: { symbol: '◌', label: 'Not started' },
   Unknown: { symbol: '?', label: 'Unknown' },
 };
 

@@ -8,7 +8,7 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '.
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
 import type { RowProblem } from '../fleet/rows.js';
-import { ringName, serverName, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
+import { mitigationId, onDegradedPolicies, ringName, serverName, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
 import { getServer, scanServers, serverMatches, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { cellOutcomes, maxGridRowsPerPage, readGridPage } from '../dashboard/grid.js';
@@ -16,7 +16,12 @@ import { readOverview } from '../dashboard/overview.js';
 import { readPolicyView } from '../dashboard/policy.js';
 import type { GridPage, Overview, PolicyView } from '../dashboard/types.js';
 import type { Logger } from '../log.js';
-import { fleetStatus } from '../fleet/status.js';
+import { NoPackageError, currentPackage, resolveFeed, storedPackageJson, UnknownFeedError } from './feeds.js';
+import { explainCurrentPackage, planCurrentPackage } from './plan.js';
+import { editPolicy } from './policy-edit.js';
+import { pollNow } from './poll.js';
+import { readServerView } from './server-view.js';
+import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
 import { changeRollout } from '../rollout/admin.js';
 import { rolloutProblems } from '../rollout/problems.js';
@@ -55,7 +60,7 @@ function handler(run: (deps: AdminDeps, request: HttpRequest) => Promise<HttpRes
       return await run(deps, request);
     } catch (error) {
       if (error instanceof HttpProblem) return problem(error.status, error.error, error.detail);
-      if (error instanceof RolloutNotFoundError || error instanceof ServerNotFoundError) return problem(404, error.code, error.message);
+      if (error instanceof RolloutNotFoundError || error instanceof ServerNotFoundError || error instanceof UnknownFeedError || error instanceof NoPackageError) return problem(404, error.code, error.message);
       const code = error instanceof EmfleetError ? error.code : 'InternalError';
       const detail = error instanceof Error ? error.message : String(error);
       deps.logger.error('AdminRequestFailed', { method: request.method, url: request.url, error: detail });
@@ -80,7 +85,7 @@ const rolloutId = startWaveMessage.shape.rolloutId;
 
 // ---- GET /api/status
 
-export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await fleetStatus(deps) }));
+export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await readStatus(deps) }));
 
 // ---- GET /api/servers
 
@@ -146,6 +151,13 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
   return { rows, problems, after: undefined };
 }
 
+// ---- GET /api/servers/{name}
+
+export const getServerView: AdminHandler = handler(async (deps, request) => {
+  const { name } = parsed(z.object({ name: serverName.transform((server) => server.toLowerCase()) }), request.params, 'route');
+  return { jsonBody: await readServerView(deps, name) };
+});
+
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 
 export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) } }));
@@ -170,9 +182,7 @@ export const postRolloutAction: AdminHandler = handler(async (deps, request) => 
     request.params,
     'route',
   );
-  const principal = request.headers.get(principalHeader);
-  const actor = principal === null ? functionKeyActor : parsed(z.object({ [principalHeader]: z.string().trim().min(1).max(256) }), { [principalHeader]: principal }, 'header')[principalHeader];
-  const result = await changeRollout(deps, id, action, actor, { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
+  const result = await changeRollout(deps, id, action, actorOf(request), { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
   if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
   return { jsonBody: rolloutActionJson(id, result) };
 });
@@ -215,10 +225,7 @@ const connectivityBody = z.object({ server: serverName.transform((name) => name.
 
 /** `emfleet test-connectivity` over HTTP: 200 whatever the checks found; `ok` says whether all passed. */
 export const postConnectivity: AdminHandler = handler(async (deps, request) => {
-  const text = await request.text();
-  const body = text.trim() === '' ? {} : parseJson(text);
-  if (body === undefined) throw new HttpProblem(400, 'InvalidBody', 'body: is not valid JSON');
-  const { server } = parsed(connectivityBody, body, 'body');
+  const { server } = parsed(connectivityBody, await jsonBody(request), 'body');
   const { tables, settings } = deps;
   if (server !== undefined) {
     try {
@@ -228,8 +235,84 @@ export const postConnectivity: AdminHandler = handler(async (deps, request) => {
       if (error instanceof ServerNotFoundError) throw error;
     }
   }
-  const checks = await runConnectivityChecks(connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)));
+  const checks = await runConnectivityChecks(connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)), undefined, { where: 'the function app' });
   return { jsonBody: { ok: checks.every((check) => check.result === 'Success'), checks } };
+});
+
+/** A JSON body, `{}` when empty; text that is not JSON is a 400. */
+async function jsonBody(request: HttpRequest): Promise<unknown> {
+  const text = await request.text();
+  const body = text.trim() === '' ? {} : parseJson(text);
+  if (body === undefined) throw new HttpProblem(400, 'InvalidBody', 'body: is not valid JSON');
+  return body;
+}
+
+/** Who asked: the signed-in user App Service Authentication names, else the function key. */
+function actorOf(request: HttpRequest): string {
+  const principal = request.headers.get(principalHeader);
+  return principal === null ? functionKeyActor : parsed(z.object({ [principalHeader]: z.string().trim().min(1).max(256) }), { [principalHeader]: principal }, 'header')[principalHeader]!;
+}
+
+// ---- POST /api/poll: `emfleet poll`
+
+const feedNameField = z.string().min(1).max(63);
+
+export const postPoll: AdminHandler = handler(async (deps, request) => {
+  const { feed } = parsed(z.object({ feed: feedNameField.optional() }).strict(), await jsonBody(request), 'body');
+  const outcomes = await pollNow(deps, feed === undefined ? {} : { feed });
+  return { jsonBody: { ok: outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted'), outcomes } };
+});
+
+// ---- GET /api/packages/{feed}: `emfleet package show` (with the XML)
+
+export const getPackage: AdminHandler = handler(async (deps, request) => {
+  const { feed: name } = parsed(z.object({ feed: feedNameField }), request.params, 'route');
+  const feed = resolveFeed(deps.settings, name);
+  const current = await currentPackage(deps.tables, feed);
+  if (!current) throw new NoPackageError(feed.name);
+  return { jsonBody: { ...storedPackageJson(feed.name, current), xml: Buffer.from(current.stored.bytes).toString('utf8') } };
+});
+
+// ---- GET /api/plan, GET /api/explain: `rollout plan --latest`, `policy explain --latest`
+
+export const getPlan: AdminHandler = handler(async (deps, request) => {
+  const query = parsed(z.object({ feed: feedNameField.optional(), emergency: z.enum(['true', 'false']).optional() }), Object.fromEntries(request.query), 'query');
+  return { jsonBody: await planCurrentPackage(deps, { feed: query.feed, emergency: query.emergency === 'true' }) };
+});
+
+export const getExplain: AdminHandler = handler(async (deps, request) => {
+  const query = parsed(z.object({ feed: feedNameField.optional(), server: serverName.transform((name) => name.toLowerCase()).optional() }), Object.fromEntries(request.query), 'query');
+  return { jsonBody: await explainCurrentPackage(deps, query) };
+});
+
+// ---- POST /api/policy/{action}: `policy set|block|unblock [--now]`
+
+const policyEditBody = z
+  .object({
+    scope: z.enum(['org', 'server']),
+    server: serverName.transform((name) => name.toLowerCase()).optional(),
+    enabled: z.boolean().optional(),
+    onDegraded: z.enum(onDegradedPolicies).optional(),
+    ids: z.array(mitigationId).min(1).optional(),
+    now: z.boolean().default(false),
+  })
+  .strict()
+  .refine((body) => (body.scope === 'server') === (body.server !== undefined), { message: 'scope "server" needs "server", scope "org" takes none', path: ['server'] });
+
+export const postPolicy: AdminHandler = handler(async (deps, request) => {
+  const { action } = parsed(z.object({ action: z.enum(['set', 'block', 'unblock'], { error: 'must be one of set, block, unblock' }) }), request.params, 'route');
+  const body = parsed(policyEditBody, await jsonBody(request), 'body');
+  const edit =
+    action === 'set'
+      ? { kind: 'set' as const, ...(body.enabled === undefined ? {} : { enabled: body.enabled }), ...(body.onDegraded === undefined ? {} : { onDegraded: body.onDegraded }) }
+      : { kind: action, ids: body.ids ?? [] };
+  if (edit.kind === 'set' && edit.enabled === undefined && edit.onDegraded === undefined) throw new HttpProblem(400, 'InvalidBody', 'body: give enabled, onDegraded, or both');
+  if (edit.kind !== 'set' && edit.ids.length === 0) throw new HttpProblem(400, 'InvalidBody', 'body ids: give the mitigation ids to ' + action);
+  const org = deps.settings.EMFLEET_ORG;
+  if (body.server !== undefined) await getServer(deps.tables, org, body.server);
+  const target = body.server === undefined ? { scope: 'org' as const, name: org } : { scope: 'server' as const, name: body.server };
+  const result = await editPolicy(deps, target, edit, { actor: actorOf(request), now: body.now });
+  return { jsonBody: { ok: true, changed: result.changed, target, policy: result.after, ...result.effect } };
 });
 
 /** The parsed value, or undefined (which no schema here accepts) when the text is not JSON. */

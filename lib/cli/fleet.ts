@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { loadSettings, type Settings } from '../config/index.js';
 import { ConfigError } from '../errors.js';
+import { orgName } from '../fleet/schemas.js';
 import { storageClients } from '../fleet/clients.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
 import { storageConnectionFromSettings, type FleetTables } from '../fleet/storage.js';
@@ -10,6 +11,8 @@ import { UsageError, type CliIo } from './io.js';
 export interface StorageFlags {
   readonly connectionString?: string;
   readonly account?: string;
+  /** The organization (Servers and Policy partition); default EMFLEET_ORG. */
+  readonly org?: string;
   readonly actor?: string;
   readonly json?: boolean;
 }
@@ -19,6 +22,7 @@ export function addStorageOptions(command: Command): Command {
   return command
     .option('--connection-string <cs>', 'storage connection string (default: AzureWebJobsStorage)')
     .option('--account <name>', 'storage account reached with DefaultAzureCredential (default: EMFLEET_STORAGE_ACCOUNT)')
+    .option('--org <name>', 'the organization whose servers and policy to use (default: EMFLEET_ORG)')
     .option('--json', 'print JSON on stdout');
 }
 
@@ -37,7 +41,7 @@ export interface FleetContext {
 /** Storage from --connection-string, else AzureWebJobsStorage, else --account / EMFLEET_STORAGE_ACCOUNT. */
 export function fleetContext(flags: StorageFlags, io: CliIo): FleetContext {
   const context = optionalFleetContext(flags, io);
-  if (!context.tables || !context.queues) throw new UsageError(context.storageProblem ?? 'no storage configured');
+  if (!context.tables || !context.queues) throw new UsageError(context.storageProblem ?? noStorageMessage);
   return { ...context, tables: context.tables, queues: context.queues };
 }
 
@@ -50,18 +54,25 @@ export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<Fleet
     if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
     throw error;
   }
-  const base = { org: settings.EMFLEET_ORG, settings, actor: flags.actor ?? osUser() };
+  const org = flags.org === undefined ? settings.EMFLEET_ORG : checkedValue(orgName, flags.org, '--org');
+  // Everything that reads the org from the settings (status, the poll's rollouts) sees the flag's.
+  settings = { ...settings, EMFLEET_ORG: org };
+  const base = { org, settings, actor: flags.actor ?? osUser() };
+  const AzureWebJobsStorage = flags.connectionString ?? settings.AzureWebJobsStorage;
+  const EMFLEET_STORAGE_ACCOUNT = flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT;
+  if (!AzureWebJobsStorage && !EMFLEET_STORAGE_ACCOUNT) return { ...base, storageProblem: noStorageMessage };
   try {
-    const connection = storageConnectionFromSettings({
-      AzureWebJobsStorage: flags.connectionString ?? settings.AzureWebJobsStorage,
-      EMFLEET_STORAGE_ACCOUNT: flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT,
-    });
-    return { ...base, ...storageClients(connection, settings) };
+    return { ...base, ...storageClients(storageConnectionFromSettings({ AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT }), settings) };
   } catch (error) {
     if (error instanceof ConfigError) return { ...base, storageProblem: error.message };
     throw error;
   }
 }
+
+/** What a new user needs to know: the three ways to name storage, and the local run's lines. */
+export const noStorageMessage =
+  'no storage configured: pass --connection-string CS, or set AzureWebJobsStorage (a connection string), or pass --account NAME / set EMFLEET_STORAGE_ACCOUNT (signed in with DefaultAzureCredential). ' +
+  'For a local run, paste the export lines `npm start` prints (export AzureWebJobsStorage=… and export EMFLEET_…=…) into this shell.';
 
 function osUser(): string {
   try {

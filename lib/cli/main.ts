@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { NoPackageError, UnknownFeedError } from '../admin/feeds.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { agentCommand } from '../agent/command.js';
 import { connectivityCommand } from './connectivity.js';
@@ -7,6 +8,7 @@ import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
 import { packageCommand } from './package.js';
 import { policyCommand } from './policy.js';
 import { reconcileCommand } from './reconcile.js';
+import { pollCommand } from './poll.js';
 import { rolloutCommand } from './rollout.js';
 import { serversCommand } from './servers.js';
 import { sitesCommand } from './sites.js';
@@ -22,6 +24,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .showSuggestionAfterError();
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
   program.addCommand(statusCommand(io));
+  program.addCommand(pollCommand(io, (code) => (exitCode = code)));
   program.addCommand(serversCommand(io));
   program.addCommand(sitesCommand(io));
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
@@ -42,7 +45,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
     }
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof UnknownFeedError || error instanceof NoPackageError) {
       io.stderr(`emfleet: ${error.message}`);
       return exitCodes.usage;
     }

@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadSettings } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { formatBuild } from '../package/build.js';
-import type { Mitigation, MitigationAction } from '../package/model.js';
 import { devPkiFiles } from '../local/pki-files.js';
 import { signPackage } from '../package/sign.js';
 import type { TimestampAuthority } from '../package/timestamp.js';
 import { parseSerialList, trustPolicyFromSettings, type TrustPolicy } from '../package/trust.js';
 import { verifyPackage, type VerifiedPackage } from '../package/verify.js';
+import { currentPackage, NoPackageError, resolveFeed, storedPackageJson, verifiedJson } from '../admin/feeds.js';
+import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import { defaultXmlLimits } from '../package/xml.js';
 import { collect, exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
 import { packageTestCommand } from './package-test.js';
@@ -148,11 +148,39 @@ Example:
         if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
         throw error;
       }
-      const temporary = `${flags.out}.${process.pid}.tmp`;
-      await writeFile(temporary, signed);
-      await rename(temporary, flags.out);
+      await writeFileAtomically(flags.out, signed);
       if (flags.json) io.stdout(JSON.stringify({ ok: true, out: flags.out, bytes: Buffer.byteLength(signed), timestamped: timestampAuthority !== undefined }));
       else io.stdout(`signed: ${flags.out} (${Buffer.byteLength(signed)} bytes${timestampAuthority ? ', time-stamped' : ', no time stamp'})`);
+    });
+
+  addStorageOptions(command.command('show').description("a feed's current stored package: what was accepted, how it verifies today, and the exact signed XML written out"))
+    .option('--feed <name>', 'the feed (default microsoft; or a name from EMFLEET_FEEDS)')
+    .option('--out <file>', 'write the stored signed XML, byte for byte, to this file (for package verify, package test, policy explain --package)')
+    .addHelpText(
+      'after',
+      `
+Verification is run again under today's trust settings (EMFLEET_TRUST_*, or the feed's own in
+EMFLEET_FEEDS), as reconcile does; a package that no longer verifies is shown with the reason.
+The same as GET /api/packages/{feed}.
+
+Examples:
+  emfleet package show
+  emfleet package show --feed contoso --out contoso-current.xml --json`,
+    )
+    .action(async (flags: StorageFlags & { feed?: string; out?: string }) => {
+      const context = fleetContext(flags, io);
+      const feed = resolveFeed(context.settings, flags.feed);
+      const current = await currentPackage(context.tables, feed);
+      if (!current) throw new NoPackageError(feed.name);
+      if (flags.out) await writeFileAtomically(flags.out, current.stored.bytes);
+      const shown = storedPackageJson(feed.name, current);
+      if (flags.json) return void io.stdout(JSON.stringify({ ...shown, ...(flags.out ? { out: flags.out } : {}) }));
+      io.stdout(`feed ${feed.name}: package ${shown.sequence}, sha256 ${shown.sha256}, ${shown.bytes} bytes`);
+      io.stdout(`  signed ${shown.signingTime ?? '(no signing time)'}, accepted ${shown.acceptedAt}`);
+      io.stdout(`  mitigations: ${current.stored.mitigationIds.join(', ') || 'none'}`);
+      if (current.verified.ok) io.stdout(`  verification: verified today: ${describeMitigations(current.verified)} signed by ${current.verified.signer.subject} (issuer ${current.verified.signer.issuer}, serial ${current.verified.signer.serialNumber})`);
+      else io.stdout(`  verification: FAILS today: ${current.verified.reason}: ${current.verified.detail} (the feed is frozen on it: nothing is applied or removed)`);
+      if (flags.out) io.stdout(`  written to ${flags.out}`);
     });
 
   command.addCommand(packageTestCommand(io, setExitCode));
@@ -217,27 +245,9 @@ function describeMitigations(result: VerifiedPackage): string {
   return `${ids.length} mitigation${ids.length === 1 ? '' : 's'} (${ids.join(', ')})`;
 }
 
-function verifiedJson(result: VerifiedPackage): Record<string, unknown> {
-  return {
-    ok: true,
-    sha256: result.sha256,
-    version: result.package.version,
-    signingTime: result.package.signingTime?.toISOString() ?? null,
-    timestamp: result.timestamp.status === 'verified' ? { ...result.timestamp, time: result.timestamp.time.toISOString() } : { status: result.timestamp.status },
-    sequence: result.package.sequence ?? null,
-    mitigations: result.package.mitigations.map(mitigationJson),
-    unknown: result.package.unknown,
-    signer: result.signer,
-    chain: result.chain,
-  };
-}
-
-/** Builds as text: what admins read and what other tools parse. */
-export function mitigationJson(mitigation: Mitigation): Record<string, unknown> {
-  return {
-    id: mitigation.id,
-    description: mitigation.description,
-    applicability: mitigation.applicability.map((range) => ({ min: formatBuild(range.min), max: formatBuild(range.max) })),
-    actions: mitigation.actions.map((action: MitigationAction) => ({ ...action })),
-  };
+/** Written beside and renamed into place, so a reader never sees half a package. */
+async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, data);
+  await rename(temporary, path);
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { changePolicy, readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
+import { silentLogger } from '../log.js';
+import { readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { getServer, listServers } from '../fleet/servers.js';
 import { mitigationId, onDegradedPolicies, serverName } from '../fleet/schemas.js';
@@ -13,11 +14,16 @@ import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, type FleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
+import { latestFromTables } from './rollout.js';
+import { editPolicy, type PolicyEditResult } from '../admin/policy-edit.js';
+import { describePolicyEffect } from '../rollout/fixup.js';
 
 interface ScopeFlags extends StorageFlags {
-  readonly org?: boolean;
+  readonly orgScope?: boolean;
   readonly server?: string;
+  readonly now?: boolean;
 }
+
 
 export function policyCommand(io: CliIo, setExitCode: (code: number) => void): Command {
   const command = new Command('policy').description('who gets which mitigation: org and server policy (Policy table, Bicep)');
@@ -51,68 +57,56 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
   addActorOption(addStorageOptions(scopeOptions(command.command('set').description('turn mitigations on or off, and choose what happens to a change that degrades a server, for the org or one server'))))
     .option('--enabled <true|false>', 'whether emfleet may apply and remove mitigations there')
     .option('--on-degraded <rollback|keep>', 'when a change takes a health endpoint down or blocks a must-pass request: roll it back (default) or keep it and report Degraded')
-    .addHelpText('after', '\nExamples:\n  emfleet policy set --server ex01.contoso.com --enabled false\n  emfleet policy set --org --on-degraded keep')
+    .addHelpText('after', `${takesEffectHelp}\nExamples:\n  emfleet policy set --server ex01.contoso.com --enabled true --now\n  emfleet policy set --org-scope --on-degraded keep`)
     .action(async (flags: ScopeFlags & { enabled?: string; onDegraded?: string; actor?: string }) => {
       if (flags.enabled === undefined && flags.onDegraded === undefined) throw new UsageError('give --enabled true|false, --on-degraded rollback|keep, or both');
       const enabled = flags.enabled === undefined ? undefined : checkedValue(z.enum(['true', 'false'], { error: 'must be true or false' }), flags.enabled, '--enabled') === 'true';
       const onDegraded = flags.onDegraded === undefined ? undefined : checkedValue(z.enum(onDegradedPolicies, { error: 'must be rollback or keep' }), flags.onDegraded, '--on-degraded');
       const { context, target } = await resolveScope(flags, io);
-      const change = await changePolicy(
-        context.tables,
-        target,
-        (table) => ({ ...table, ...(enabled === undefined ? {} : { mitigationsEnabled: enabled }), ...(onDegraded === undefined ? {} : { onDegraded }) }),
-        { actor: context.actor, action: 'policy.set' },
-      );
-      const what = [...(enabled === undefined ? [] : [`mitigations ${enabled ? 'enabled' : 'disabled'}`]), ...(onDegraded === undefined ? [] : [`on degraded: ${onDegraded}`])].join(', ');
-      report(io, flags, target, change.changed, what, change.after);
+      await report(io, flags, target, await editPolicy({ ...context, logger: silentLogger }, target, { kind: 'set', ...(enabled === undefined ? {} : { enabled }), ...(onDegraded === undefined ? {} : { onDegraded }) }, { actor: context.actor, now: Boolean(flags.now) }));
     });
 
   for (const verb of ['block', 'unblock'] as const) {
     addActorOption(addStorageOptions(scopeOptions(command.command(verb).description(verb === 'block' ? 'block mitigations (applied ones are removed)' : 'unblock mitigations'))))
       .argument('<ids...>', 'mitigation ids, e.g. EM1 EM2')
-      .addHelpText('after', `\nExample:\n  emfleet policy ${verb} --org EM1\n  emfleet policy ${verb} --server ex01.contoso.com EM2 EM3`)
+      .addHelpText('after', `${takesEffectHelp}\nExamples:\n  emfleet policy ${verb} --org-scope EM1 --now\n  emfleet policy ${verb} --server ex01.contoso.com EM2 EM3`)
       .action(async (ids: string[], flags: ScopeFlags & { actor?: string }) => {
         const checked = ids.map((id) => checkedValue(mitigationId, id, 'mitigation id'));
         const { context, target } = await resolveScope(flags, io);
-        const change = await changePolicy(
-          context.tables,
-          target,
-          (table, declared) => {
-            const current = new Set(table.blockedMitigations ?? declared?.blockedMitigations ?? []);
-            for (const id of checked) {
-              if (verb === 'block') current.add(id);
-              else current.delete(id);
-            }
-            return { ...table, blockedMitigations: [...current].sort() };
-          },
-          { actor: context.actor, action: `policy.${verb}` },
-        );
-        report(io, flags, target, change.changed, `${verb === 'block' ? 'blocked' : 'unblocked'} ${checked.join(', ')}`, change.after);
+        await report(io, flags, target, await editPolicy({ ...context, logger: silentLogger }, target, { kind: verb, ids: checked }, { actor: context.actor, now: Boolean(flags.now) }));
       });
   }
 
   addTrustOptions(addStorageOptions(command.command('explain').description('verify a package, then show the decision for each server and mitigation')))
-    .requiredOption('--package <file>', 'the signed package to explain')
+    .option('--package <file>', 'the signed package to explain')
+    .option('--latest', "the feed's current (latest accepted) package, verified again")
+    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
     .option('--server <name>', 'only this server')
-    .addHelpText('after', '\nExample:\n  emfleet policy explain --package mitigations.xml --trust-anchor root.pem --server ex01.contoso.com')
-    .action(async (flags: ScopeFlags & { package: string; trustAnchor: string[] }) => {
+    .addHelpText('after', '\nExamples:\n  emfleet policy explain --latest --server ex01.contoso.com\n  emfleet policy explain --latest --feed contoso --json\n  emfleet policy explain --package mitigations.xml --trust-anchor root.pem')
+    .action(async (flags: ScopeFlags & { package?: string; latest?: boolean; feed?: string; trustAnchor: string[] }) => {
+      if (Boolean(flags.package) === Boolean(flags.latest)) throw new UsageError('give exactly one of --package FILE or --latest');
+      if (flags.feed !== undefined && !flags.latest) throw new UsageError('--feed goes with --latest');
       const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
-      const trust = await trustPolicyFromFlags(flags, io);
-      const verified = verifyPackage(await readInputFile(flags.package, defaultXmlLimits.maxBytes), { trust });
-      if (!verified.ok) {
+      const verified = flags.package ? verifyPackage(await readInputFile(flags.package, defaultXmlLimits.maxBytes), { trust: await trustPolicyFromFlags(flags, io) }) : undefined;
+      if (verified && !verified.ok) {
         if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail }));
         else io.stderr(`rejected: ${verified.reason}: ${verified.detail}`);
         setExitCode(exitCodes.failed);
         return;
       }
       const context = fleetContext(flags, io);
+      const eocs = verified?.ok ? verified.package : await latestFromTables(context, flags.feed, io);
+      if (!eocs) {
+        setExitCode(exitCodes.failed);
+        return;
+      }
       const servers = server === undefined ? (await listServers(context.tables, context.org)).rows : [await getServer(context.tables, context.org, server)];
       const snapshot = await readPolicy(context.tables, context.org);
       const decisions = explainPackage(
         snapshot.org,
         snapshot.servers,
         servers.map((row) => ({ name: row.rowKey, build: row.build, reportedApplied: row.reportedApplied })),
-        verified.package.mitigations,
+        eocs.mitigations,
       );
       if (flags.json) {
         io.stdout(JSON.stringify(decisions));
@@ -141,12 +135,23 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
   return command;
 }
 
+/** The scope of a change: `--org-scope` (the organization that --org or EMFLEET_ORG names) or one server. */
 function scopeOptions(command: Command): Command {
-  return command.option('--org', 'the whole organization').option('--server <name>', 'one server');
+  return command
+    .option('--org-scope', 'the whole organization (the one --org or EMFLEET_ORG names)')
+    .option('--server <name>', 'one server')
+    .option('--now', 'start the fix-up for what the change touches at once (a rollout through the waves) instead of at the next reconcile');
 }
 
+const takesEffectHelp = `
+Without --now the change takes effect at the next reconcile (EMFLEET_RECONCILE_SCHEDULE, by default
+half past each hour); the command says when. With --now the servers and mitigations it touches are
+fixed up at once by a rollout through the normal waves (removals only, as after a block, through
+the emergency waves) and its id is printed. Disabling leaves servers alone: nothing is removed.
+`;
+
 async function resolveScope(flags: ScopeFlags, io: CliIo): Promise<{ context: FleetContext; target: PolicyTarget }> {
-  if (Boolean(flags.org) === (flags.server !== undefined)) throw new UsageError('give exactly one of --org or --server NAME');
+  if (Boolean(flags.orgScope) === (flags.server !== undefined)) throw new UsageError('give exactly one of --org-scope or --server NAME');
   const server = flags.server === undefined ? undefined : checkedValue(serverName, flags.server, '--server').toLowerCase();
   const context = fleetContext(flags, io);
   if (server === undefined) return { context, target: { scope: 'org', name: context.org } };
@@ -154,9 +159,14 @@ async function resolveScope(flags: ScopeFlags, io: CliIo): Promise<{ context: Fl
   return { context, target: { scope: 'server', name: server } };
 }
 
-function report(io: CliIo, flags: StorageFlags, target: PolicyTarget, changed: boolean, what: string, after: PolicyLayer): void {
-  if (flags.json) io.stdout(JSON.stringify({ ok: true, changed, target, policy: after }));
-  else io.stdout(`${target.scope} ${target.name}: ${changed ? what : `no change (${what} already)`}`);
+/** What changed, then when it takes effect: the fix-up's rollouts (--now), else the next reconcile's time. */
+function report(io: CliIo, flags: StorageFlags, target: PolicyTarget, result: PolicyEditResult): void {
+  if (flags.json) {
+    io.stdout(JSON.stringify({ ok: true, changed: result.changed, target, policy: result.after, ...result.effect }));
+    return;
+  }
+  io.stdout(`${target.scope} ${target.name}: ${result.changed ? result.what : `no change (${result.what} already)`}`);
+  for (const line of describePolicyEffect(result.effect)) io.stdout(line);
 }
 
 function scopeJson(scope: EffectiveScope): Record<string, unknown> {

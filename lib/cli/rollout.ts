@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { latestPackage } from '../fleet/packages.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
@@ -10,7 +9,8 @@ import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { readPolicy } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { listServers } from '../fleet/servers.js';
-import { microsoftFeedName } from '../ocs/client.js';
+import { currentPackage, NoPackageError, resolveFeed } from '../admin/feeds.js';
+import { latestPackage } from '../fleet/packages.js';
 import type { EocsPackage } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';
@@ -26,13 +26,15 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
 
   addTrustOptions(addStorageOptions(command.command('plan').description('show, without sending anything, which server gets what in which wave, and who is left out and why')))
     .option('--package <file>', 'plan this signed package (verified first)')
-    .option('--latest', 'plan the latest accepted package of the feed')
+    .option('--latest', 'plan the current (latest accepted) package of the feed')
+    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
     .option('--emergency', 'use the emergency wave profile (EMFLEET_EMERGENCY_WAVES)')
-    .addHelpText('after', '\nExample:\n  emfleet rollout plan --package mitigations.xml --trust-anchor root.pem\n  emfleet rollout plan --latest --emergency --json')
-    .action(async (flags: StorageFlags & { package?: string; latest?: boolean; emergency?: boolean; trustAnchor: string[] }) => {
+    .addHelpText('after', '\nExample:\n  emfleet rollout plan --package mitigations.xml --trust-anchor root.pem\n  emfleet rollout plan --latest --feed contoso --emergency --json')
+    .action(async (flags: StorageFlags & { package?: string; latest?: boolean; feed?: string; emergency?: boolean; trustAnchor: string[] }) => {
       if (Boolean(flags.package) === Boolean(flags.latest)) throw new UsageError('give exactly one of --package FILE or --latest');
+      if (flags.feed !== undefined && !flags.latest) throw new UsageError('--feed goes with --latest');
       const context = fleetContext(flags, io);
-      const eocs = flags.package ? await verifiedFromFile(flags, io) : await latestFromTables(context);
+      const eocs = flags.package ? await verifiedFromFile(flags, io) : await latestFromTables(context, flags.feed, io);
       if (!eocs) {
         setExitCode(exitCodes.failed);
         return;
@@ -113,15 +115,6 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     return undefined;
   }
 
-  async function latestFromTables(context: FleetContext): Promise<EocsPackage | undefined> {
-    const stored = await latestPackage(context.tables, microsoftFeedName);
-    if (!stored) throw new UsageError(`no package has been accepted from the ${microsoftFeedName} feed yet; use --package FILE`);
-    const trust = await trustPolicyFromFlags({ trustAnchor: [] }, io);
-    const result = verifyPackage(stored.bytes, { trust });
-    if (result.ok) return result.package;
-    io.stderr(`rejected: the stored package ${stored.sha256} no longer verifies: ${result.reason}: ${result.detail}`);
-    return undefined;
-  }
 }
 
 function planLines(plan: RolloutPlan): string[] {
@@ -135,4 +128,14 @@ function planLines(plan: RolloutPlan): string[] {
   lines.push(`left out: ${plan.leftOut.length} servers`);
   for (const server of plan.leftOut) lines.push(`  ${server.server}: ${server.reason}`);
   return lines;
+}
+
+/** A feed's current package, verified again under today's trust settings (as reconcile does). */
+export async function latestFromTables(context: FleetContext, feedName: string | undefined, io: CliIo): Promise<EocsPackage | undefined> {
+  const feed = resolveFeed(context.settings, feedName);
+  const current = await currentPackage(context.tables, feed);
+  if (!current) throw new NoPackageError(feed.name);
+  if (current.verified.ok) return current.verified.package;
+  io.stderr(`rejected: the stored package ${current.stored.sequence} of feed ${feed.name} (sha256 ${current.stored.sha256}) no longer verifies: ${current.verified.reason}: ${current.verified.detail}`);
+  return undefined;
 }

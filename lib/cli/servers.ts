@@ -8,6 +8,8 @@ import { formatTable } from '../text.js';
 import { addActorOption, addStorageOptions, checkedValue, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
 import { addRelayManagementOptions, defaultRelayManagement, describeProvisioning, serverRelayPlacement, type RelayManagementFactory, type ServerRelayFlags } from './sites.js';
+import { readServerView, type ServerView } from '../admin/server-view.js';
+import { silentLogger } from '../log.js';
 
 /** The build planned on, and the registered one beside it when the agent reports another. */
 function buildText(row: ServerRow): string {
@@ -85,6 +87,16 @@ Examples:
       if (mismatched.length > 0) io.stdout(`${mismatched.length} server(s) report another build than registered (marked !): emfleet plans on the reported build; re-run servers add --build to record it`);
     });
 
+  addStorageOptions(command.command('show').description("one server as EM's Get-Mitigations.ps1 shows it, for the fleet: registration and reported facts, then per mitigation of every current package the policy decision, the last outcome, who applied it, and what reconcile would do").argument('<name>', 'server name or FQDN'))
+    .addHelpText('after', '\nThe same as GET /api/servers/{name}.\n\nExamples:\n  emfleet servers show ex01.contoso.com\n  emfleet servers show ex01.contoso.com --org contoso --json')
+    .action(async (name: string, flags: StorageFlags) => {
+      const server = checkedValue(serverName, name, 'server name').toLowerCase();
+      const context = fleetContext(flags, io);
+      const view = await readServerView({ tables: context.tables, settings: context.settings, logger: silentLogger }, server);
+      if (flags.json) io.stdout(JSON.stringify(view));
+      else for (const line of serverViewLines(view)) io.stdout(line);
+    });
+
   addActorOption(addStorageOptions(command.command('remove').description('unregister a server').argument('<name>', 'server name')))
     .addHelpText('after', '\nExample:\n  emfleet servers remove ex01.contoso.com')
     .action(async (name: string, flags: StorageFlags) => {
@@ -96,4 +108,38 @@ Examples:
     });
 
   return command;
+}
+
+/** Facts first, then one row per mitigation, as Get-Mitigations.ps1 lists them. */
+export function serverViewLines(view: ServerView): string[] {
+  const { server } = view;
+  const reported = server.reportedBuild === null ? 'the agent has not reported one' : server.reportedBuild === server.registeredBuild ? `reported the same` : `REPORTED ${server.reportedBuild}`;
+  const lines = [
+    `server ${server.name}${server.fqdn && server.fqdn !== server.name ? ` (${server.fqdn})` : ''}`,
+    `  ring ${server.ring || '-'}, site ${server.site || '-'}, relay ${server.relayHybridConnection}${server.relayPath ? `/${server.relayPath}` : ''}`,
+    `  build: registered ${server.registeredBuild}, ${reported}`,
+    `  agent: version ${server.agentVersion ?? 'not reported'}, last seen ${server.lastSeen ?? 'never'}`,
+    `  reported applied: ${server.reportedApplied.join(', ') || 'none'}; reported blocked: ${server.reportedBlocked.join(', ') || 'none'}`,
+    `  policy: ${view.policy.leftAlone ?? 'enabled'}; on degraded ${view.policy.onDegraded.value} (${view.policy.onDegraded.scope})`,
+  ];
+  if (view.mitigations.length === 0) return [...lines, 'no current package: no mitigations'];
+  lines.push(
+    ...formatTable(
+      ['FEED', 'MITIGATION', 'DECISION', 'REASON', 'LAST OUTCOME', 'AT', 'APPLIED BY', 'RECONCILE'],
+      view.mitigations.map((row) => [
+        row.feed,
+        row.mitigation,
+        row.decision,
+        row.reason,
+        row.lastOutcome?.outcome ?? row.pending ?? '-',
+        row.lastOutcome?.at ?? '-',
+        row.appliedBy ?? '-',
+        `${row.reconcile.action} (${row.reconcile.why})`,
+      ]),
+    ),
+  );
+  // The agents' details are long (rules, endpoints, probes): one line each, under the table.
+  for (const row of view.mitigations) if (row.lastOutcome?.detail) lines.push(`${row.mitigation} ${row.lastOutcome.outcome}: ${row.lastOutcome.detail}`);
+  for (const row of view.withdrawn) lines.push(`withdrawn ${row.mitigation}: reconcile would ${row.reconcile.action === 'none' ? 'do nothing' : row.reconcile.action} (${row.reconcile.why})`);
+  return lines;
 }

@@ -2,6 +2,8 @@ import { odata } from '@azure/data-tables';
 import type { Settings } from '../config/index.js';
 import { buildMismatch } from '../fleet/agent-facts.js';
 import { readPolicy } from '../fleet/policy.js';
+import { listRollouts } from '../fleet/rollouts.js';
+import { notStartedLabel, stoppedRolloutOf, type StoppedRollout } from '../rollout/unreached.js';
 import { readRows, type RowProblem } from '../fleet/rows.js';
 import { resultRow, type ResultRow, type ServerRow } from '../fleet/schemas.js';
 import { scanServers, serverMatches } from '../fleet/servers.js';
@@ -16,7 +18,7 @@ import type { CellOutcome, GridCell, GridPage, GridRow } from './types.js';
 /** Every cell outcome, once (a Record, so the compiler checks the list against the type). */
 const cellOutcomeSet: Record<CellOutcome, true> = {
   Applied: true, AlreadyApplied: true, Removed: true, NotApplicable: true, Blocked: true, Disabled: true, PolicyError: true, Unsupported: true,
-  Skipped: true, Failed: true, Unreachable: true, Degraded: true, Ineffective: true, RolledBack: true, Pending: true, Unknown: true,
+  Skipped: true, Failed: true, Unreachable: true, Degraded: true, Ineffective: true, RolledBack: true, Pending: true, NotStarted: true, Unknown: true,
 };
 export const cellOutcomes = Object.keys(cellOutcomeSet) as [CellOutcome, ...CellOutcome[]];
 
@@ -44,15 +46,18 @@ export interface GridQuery {
 export interface GridColumn {
   readonly id: string;
   readonly mitigation: Mitigation | undefined;
+  /** The halted or aborted rollout that left the feed's work undone, if any: its unreached cells are "Not started". */
+  readonly stopped?: StoppedRollout | undefined;
 }
 
 /** The current packages' mitigations, feed by feed, each id once (the first feed that has it). */
-export function gridColumns(feeds: readonly CurrentFeed[]): GridColumn[] {
+export function gridColumns(feeds: readonly CurrentFeed[], rollouts: Parameters<typeof stoppedRolloutOf>[0] = []): GridColumn[] {
   const columns = new Map<string, GridColumn>();
   for (const feed of feeds) {
     if (!feed.stored) continue;
     const models = feed.verified?.ok ? feed.verified.package.mitigations : [];
-    for (const id of feed.stored.mitigationIds) if (!columns.has(id)) columns.set(id, { id, mitigation: models.find((model) => model.id === id) });
+    const stopped = stoppedRolloutOf(rollouts, feed.name);
+    for (const id of feed.stored.mitigationIds) if (!columns.has(id)) columns.set(id, { id, mitigation: models.find((model) => model.id === id), ...(stopped ? { stopped } : {}) });
   }
   return [...columns.values()];
 }
@@ -64,7 +69,8 @@ export function gridColumns(feeds: readonly CurrentFeed[]): GridColumn[] {
  * server.
  */
 export async function readGridPage(deps: { tables: FleetTables; settings: Settings; logger: Logger }, query: GridQuery): Promise<Omit<GridPage, 'continuationToken'> & { after: string | undefined }> {
-  const columns = gridColumns(await readCurrentFeeds(deps));
+  const [feeds, rollouts] = await Promise.all([readCurrentFeeds(deps), listRollouts(deps.tables, { logger: deps.logger })]);
+  const columns = gridColumns(feeds, rollouts);
   const rows: GridRow[] = [];
   const problems: RowProblem[] = [];
   const filtering = query.search !== undefined || query.outcome !== undefined;
@@ -138,7 +144,7 @@ export function serverCells(columns: readonly GridColumn[], results: readonly Re
   }
   return Object.fromEntries(
     columns.map((column): [string, GridCell] => {
-      const cell = latest.get(column.id) ?? (column.mitigation ? decisionCell(decideFor(column.mitigation)) : unknownCell);
+      const cell = latest.get(column.id) ?? (column.mitigation ? decisionCell(decideFor(column.mitigation), column.stopped) : unknownCell);
       return [column.id, cell];
     }),
   );
@@ -156,11 +162,14 @@ const outcomeOfSkip: Record<PolicyReason, CellOutcome> = {
   Applicable: 'Pending',
 };
 
-/** A cell without a result: policy's Skip reason, or Pending for work (apply or remove) not done yet. */
-export function decisionCell(decision: PolicyDecision): GridCell {
-  const outcome = decision.decision === 'Skip' ? outcomeOfSkip[decision.reason] : 'Pending';
-  const reason = decision.decision === 'Skip' ? `${decision.reason}: ${decision.detail}` : `no result yet: ${decision.detail}`;
-  return { outcome, reason, source: 'policy', at: null, rolloutId: null };
+/**
+ * A cell without a result: policy's Skip reason, or Pending for work (apply or remove) not done
+ * yet; NotStarted when the rollout that would have done it halted or was aborted.
+ */
+export function decisionCell(decision: PolicyDecision, stopped?: StoppedRollout): GridCell {
+  if (decision.decision === 'Skip') return { outcome: outcomeOfSkip[decision.reason], reason: `${decision.reason}: ${decision.detail}`, source: 'policy', at: null, rolloutId: null };
+  if (stopped) return { outcome: 'NotStarted', reason: `${notStartedLabel(stopped)}: ${decision.detail}`, source: 'policy', at: null, rolloutId: stopped.id };
+  return { outcome: 'Pending', reason: `no result yet: ${decision.detail}`, source: 'policy', at: null, rolloutId: null };
 }
 
 const unknownCell: GridCell = { outcome: 'Unknown', reason: 'no result, and the current package no longer verifies, so policy cannot decide', source: 'policy', at: null, rolloutId: null };

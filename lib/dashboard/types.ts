@@ -108,11 +108,12 @@ export interface Overview {
 /**
  * A cell's outcome: a stored result's outcome, or, where a server has no result for a mitigation,
  * what policy decides (`NotApplicable`, `Blocked`, `Disabled`, `PolicyError`, `Unsupported`),
- * `Pending` for work not done yet, `Unknown` when the package no longer verifies.
+ * `Pending` for work not done yet, `NotStarted` for work a halted or aborted rollout never reached,
+ * `Unknown` when the package no longer verifies.
  */
 export type CellOutcome =
   | 'Applied' | 'AlreadyApplied' | 'Removed' | 'NotApplicable' | 'Blocked' | 'Disabled' | 'PolicyError' | 'Unsupported'
-  | 'Skipped' | 'Failed' | 'Unreachable' | 'Degraded' | 'Ineffective' | 'RolledBack' | 'Pending' | 'Unknown';
+  | 'Skipped' | 'Failed' | 'Unreachable' | 'Degraded' | 'Ineffective' | 'RolledBack' | 'Pending' | 'NotStarted' | 'Unknown';
 
 export interface GridCell {
   readonly outcome: CellOutcome;

@@ -32,6 +32,7 @@ import { verifyPackage } from '../package/verify.js';
 import { planRollout } from '../rollout/plan.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { fleetSnapshot } from '../rollout/start.js';
+import { notStartedLabel, stoppedRolloutOf, type StoppedRollout } from '../rollout/unreached.js';
 import { defaultWaves } from '../rollout/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
@@ -200,7 +201,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     await host.idle();
     const verified = verifyPackage(Buffer.from(signed), { trust: trustPolicyFromSettings(loadSettings(settings)) });
     if (!verified.ok) throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
-    const [cells, rollouts] = await Promise.all([fleetCells(tables, verified.package), allRollouts(tables)]);
+    const rollouts = await allRollouts(tables);
+    const cells = await fleetCells(tables, verified.package, stoppedRolloutOf(rollouts.map(({ state }) => state), microsoftFeedName));
     const summary = summarize(rollouts, fleet.length, signed, verified.package, cells);
     say('');
     for (const line of summaryLines(summary)) say(line);
@@ -309,7 +311,7 @@ async function watch(tables: FleetTables, display: ProgressDisplay): Promise<voi
 
 /** A server's standing on one mitigation: its latest result, else what the planner decided. */
 interface Cell {
-  /** The outcome counted in the summary (`Applied`, `NotApplicable`, `Pending`…). */
+  /** The outcome counted in the summary (`Applied`, `NotApplicable`, `Pending`, `NotStarted`…). */
   readonly outcome: string;
   /** What the table shows: the outcome, or the planner's reason, e.g. `NotApplicable (fixed)`. */
   readonly label: string;
@@ -318,15 +320,16 @@ interface Cell {
 /**
  * Every server × mitigation of the package. Results say what happened; where a server got no
  * result for a mitigation, the same planner the rollout used says why (fixed build, blocked,
- * disabled), and `Pending` marks work a halted or unfinished rollout never reached.
+ * disabled); work not done yet is `Pending`, or `Not started (rollout X halted)` when the rollout
+ * that would have done it halted or was aborted.
  */
-async function fleetCells(tables: FleetTables, eocs: EocsPackage): Promise<Map<string, Map<string, Cell>>> {
+async function fleetCells(tables: FleetTables, eocs: EocsPackage, stopped: StoppedRollout | undefined): Promise<Map<string, Map<string, Cell>>> {
   const [snapshot, results] = await Promise.all([fleetSnapshot(tables, 'contoso', silentLogger), readRows(await tables.client('Results'), 'Results', resultRow)]);
   const plan = planRollout({ operation: 'apply', mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id), mitigations: eocs.mitigations, ...snapshot, waves: defaultWaves });
   const cells = new Map<string, Map<string, Cell>>();
   const decided = [...plan.waves.flatMap((wave) => wave.servers), ...plan.leftOut];
   for (const { server, decisions } of decided) {
-    cells.set(server, new Map(decisions.map((decision) => [decision.mitigation, decision.decision === 'Skip' ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason } : { outcome: 'Pending', label: 'Pending' }])));
+    cells.set(server, new Map(decisions.map((decision) => [decision.mitigation, decision.decision === 'Skip' ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason } : stopped ? { outcome: 'NotStarted', label: notStartedLabel(stopped) } : { outcome: 'Pending', label: 'Pending' }])));
   }
   for (const row of [...results.rows].sort((a, b) => a.at.getTime() - b.at.getTime())) {
     const server = cells.get(row.partitionKey) ?? new Map<string, Cell>();

@@ -31,6 +31,7 @@ describe('functions/adminApi', () => {
     expect(Object.fromEntries(Object.values(functions).map(({ kind, name, options }) => [name, [kind, options.methods, options.route, options.authLevel]]))).toEqual({
       adminStatus: ['http', ['GET'], 'status', 'function'],
       adminServers: ['http', ['GET'], 'servers', 'function'],
+      adminServer: ['http', ['GET'], 'servers/{name}', 'function'],
       adminRollouts: ['http', ['GET'], 'rollouts', 'function'],
       adminRollout: ['http', ['GET'], 'rollouts/{id}', 'function'],
       adminRolloutAction: ['http', ['POST'], 'rollouts/{id}/{action}', 'function'],
@@ -39,6 +40,11 @@ describe('functions/adminApi', () => {
       adminOverview: ['http', ['GET'], 'overview', 'function'],
       adminGrid: ['http', ['GET'], 'grid', 'function'],
       adminPolicy: ['http', ['GET'], 'policy', 'function'],
+      adminPoll: ['http', ['POST'], 'poll', 'function'],
+      adminPackage: ['http', ['GET'], 'packages/{feed}', 'function'],
+      adminPlan: ['http', ['GET'], 'plan', 'function'],
+      adminExplain: ['http', ['GET'], 'explain', 'function'],
+      adminPolicyEdit: ['http', ['POST'], 'policy/{action}', 'function'],
     });
   });
 });
@@ -91,19 +97,27 @@ describe('a fleet with a rollout under way', () => {
       lastSuccessAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       lastErrorAt: null,
       lastError: null,
-      lastRejected: { at: expect.stringMatching(/^\d{4}-/), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), reason: expect.stringMatching(/^BadSignature: /) },
-      package: { sequence: 1, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), signingTime: expect.stringMatching(/^\d{4}-/), acceptedAt: expect.stringMatching(/^\d{4}-/), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] },
+      lastPollResult: 'Rejected',
+      lastRejected: { at: expect.stringMatching(/^\d{4}-/), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), code: 'BadSignature', detail: expect.any(String) },
+      package: {
+        sequence: 1,
+        sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        signingTime: expect.stringMatching(/^\d{4}-/),
+        acceptedAt: expect.stringMatching(/^\d{4}-/),
+        mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
+        signer: expect.objectContaining({ subject: 'CN=Microsoft Exchange XML Signing' }),
+        verifyProblem: null,
+      },
+      frozen: null,
+      held: [],
     });
     expect(microsoft.lastRejected.sha256).not.toBe(microsoft.package.sha256);
-    expect(contoso).toEqual({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', lastPollAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, package: null });
-    expect(body.servers).toEqual({
-      total: 13,
-      invalidRows: 0,
-      byRing: { canary: 2, broad: 10, '(none)': 1 },
-      buildMismatches: 1,
-      buildMismatchServers: [{ server: 'lab01.contoso.com', registered: '15.2.1118.7', reported: '15.2.1544.4' }],
-    });
+    expect(contoso).toMatchObject({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', problem: expect.any(String), lastPollAt: null, lastRejected: null, package: null, frozen: null, held: [] });
+    expect(body.servers).toMatchObject({ total: 13, invalidRows: 0, byRing: { canary: 2, broad: 10, '(none)': 1 }, byOutcome: { NoResult: 52 }, buildMismatchCount: 1, silentAgentCount: 12 });
+    // lab01's agent has answered (lastSeen, a reported build): the one server not silent, the one mismatch.
+    expect(body.servers.buildMismatches).toEqual([{ server: 'lab01.contoso.com', registered: '15.2.1118.7', reported: '15.2.1544.4' }]);
     expect(body.rollouts).toEqual({ total: 1, byState: { Planned: 0, Running: 1, Baking: 0, Paused: 0, Halted: 0, Aborted: 0, Completed: 0 } });
+    expect(body.rolloutsInFlight).toEqual([expect.objectContaining({ id, state: 'Running', waves: [expect.objectContaining({ name: 'canary', servers: 2, pending: 2, phase: 'Current' }), expect.anything(), expect.anything()] })]);
   });
 
   it('GET /api/rollouts lists the rollout; GET /api/rollouts/{id} shows it with its waves', async () => {
@@ -297,9 +311,22 @@ describe('POST /api/connectivity', () => {
     expect(body).toEqual({
       ok: true,
       checks: [
-        { name: expect.stringMatching(/^OCS reachable over HTTPS \(http:\/\/127\.0\.0\.1:\d+\/getexchangemitigations\)$/), result: 'Success', detail: expect.stringMatching(/^\d+ bytes$/) },
-        { name: 'The mitigation package verifies', result: 'Success', detail: expect.stringMatching(/^4 mitigations \(PING1, EM1, EM2, EM3\) signed by /) },
-        { name: 'Agent answers through Azure Relay', server: 'ex01.contoso.com', result: 'Success', detail: expect.stringMatching(/^ex01\.contoso\.com, build 15\.2\.1118\.7, agent /) },
+        {
+          name: expect.stringMatching(/^OCS reachable over HTTPS \(http:\/\/127\.0\.0\.1:\d+\/getexchangemitigations\)$/),
+          result: 'Success',
+          detail: expect.stringMatching(/^\d+ bytes$/),
+          // Run inside the function app: the message says so.
+          message: expect.stringMatching(/^The Mitigation Service endpoint http:\/\/127\.0\.0\.1:\d+\/getexchangemitigations is accessible from the function app \(\d+ bytes\)\.$/),
+        },
+        { name: 'The mitigation package verifies', result: 'Success', detail: expect.stringMatching(/^4 mitigations \(PING1, EM1, EM2, EM3\) signed by /), message: expect.stringMatching(/verifies against the configured trust/) },
+        {
+          name: 'Agent answers through Azure Relay',
+          server: 'ex01.contoso.com',
+          hybridConnection: expect.any(String),
+          result: 'Success',
+          detail: expect.stringMatching(/^ex01\.contoso\.com, build 15\.2\.1118\.7, agent /),
+          message: expect.stringMatching(/^The emfleet agent of ex01\.contoso\.com \(hybrid connection .*\) answered through Azure Relay from the function app: /),
+        },
       ],
     });
   });

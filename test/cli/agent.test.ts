@@ -147,10 +147,11 @@ describe('emfleet test-connectivity', () => {
   it('checks OCS, the package and every agent, and fails when one agent does not answer', async () => {
     const text = await run('test-connectivity');
     expect(text.code).toBe(1);
-    expect(text.stdout).toContain(`OCS reachable over HTTPS (${feedUrl})\nResult: Success.`);
-    expect(text.stdout).toMatch(/The mitigation package verifies\nResult: Success\. 4 mitigations \(PING1, EM1, EM2, EM3\)/);
-    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\. ex01\.contoso\.com, build 15\.2\.1118\.7/);
-    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\. .*no listener/);
+    // EM's words: a Result line, then a Message line that says what was checked, from where, and what failed.
+    expect(text.stdout).toContain(`OCS reachable over HTTPS (${feedUrl})\nResult: Success.\nMessage: The Mitigation Service endpoint ${feedUrl} is accessible from this computer (`);
+    expect(text.stdout).toMatch(/The mitigation package verifies\nResult: Success\.\nMessage: The package served by .* verifies against the configured trust: 4 mitigations \(PING1, EM1, EM2, EM3\)/);
+    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\.\nMessage: The emfleet agent of ex01\.contoso\.com \(hybrid connection ex01\) answered through Azure Relay from this computer: ex01\.contoso\.com, build 15\.2\.1118\.7/);
+    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\.\nMessage: Unable to reach the emfleet agent of ex02\.contoso\.com .* through Azure Relay from this computer: .*no listener/);
     expect(text.stdout).toMatch(/1 of 4 checks failed\./);
 
     const json = JSON.parse((await run('test-connectivity', '--json')).stdout);
@@ -168,7 +169,7 @@ describe('emfleet test-connectivity', () => {
     const down = await runCli(['test-connectivity', '--json'], { env: { ...env, EMFLEET_OCS_URL: 'http://127.0.0.1:9/feed', EMFLEET_RELAY_SEND_KEY: 'wrong' } });
     expect(down.code).toBe(1);
     const checks = JSON.parse(down.stdout).checks as { name: string; result: string; detail: string }[];
-    expect(checks[0]).toMatchObject({ result: 'Failed' });
+    expect(checks[0]).toMatchObject({ result: 'Failed', message: expect.stringMatching(/^Unable to connect to the Mitigation Service endpoint http:\/\/127\.0\.0\.1:9\/feed from this computer: .*To learn about connectivity requirements, see https:\/\/aka\.ms\/HelpConnectivityEEMS$/) });
     expect(checks[1]).toMatchObject({ name: 'The mitigation package verifies', result: 'Failed', detail: 'not run: the feed could not be fetched' });
     expect(checks.filter((check) => check.result === 'Success')).toEqual([]);
     expect(checks.some((check) => /401|send rule/i.test(check.detail))).toBe(true);

@@ -45,7 +45,7 @@ describe('an admin in a fresh Azurite', () => {
       expect(added.code, added.stderr).toBe(0);
       expect(added.stdout).toMatch(new RegExp(`^added server ${name.toLowerCase()}`));
     }
-    expect((await emfleet('policy', 'block', '--org', 'EM3', '--actor', 'alice')).code).toBe(0);
+    expect((await emfleet('policy', 'block', '--org-scope', 'EM3', '--actor', 'alice')).code).toBe(0);
     expect((await emfleet('policy', 'set', '--server', 'ex02.contoso.com', '--enabled', 'false', '--actor', 'bob')).code).toBe(0);
 
     const explained = await emfleet('policy', 'explain', '--package', packagePath, '--trust-anchor', rootPath, '--json');
@@ -119,10 +119,10 @@ describe('an admin in a fresh Azurite', () => {
   });
 
   it('sets what happens to a change that degrades a server, per org and per server, and shows and explains it', async () => {
-    const org = await emfleet('policy', 'set', '--org', '--on-degraded', 'keep', '--actor', 'carol');
+    const org = await emfleet('policy', 'set', '--org-scope', '--on-degraded', 'keep', '--actor', 'carol');
     expect(org.code, org.stderr).toBe(0);
-    expect(org.stdout).toBe('org contoso: on degraded: keep\n');
-    expect((await emfleet('policy', 'set', '--org', '--on-degraded', 'keep')).stdout).toBe('org contoso: no change (on degraded: keep already)\n');
+    expect(org.stdout).toMatch(/^org contoso: on degraded: keep\ntakes effect at the next reconcile, \d\d:30 UTC \(/);
+    expect((await emfleet('policy', 'set', '--org-scope', '--on-degraded', 'keep')).stdout).toMatch(/^org contoso: no change \(on degraded: keep already\)\n/);
     const server = await emfleet('policy', 'set', '--server', 'ex01.contoso.com', '--on-degraded', 'rollback', '--enabled', 'true', '--json');
     expect(JSON.parse(server.stdout)).toMatchObject({ ok: true, changed: true, policy: { mitigationsEnabled: true, onDegraded: 'rollback' } });
 
@@ -141,11 +141,11 @@ describe('an admin in a fresh Azurite', () => {
 
   it.each([
     { name: 'unknown server', args: ['policy', 'set', '--server', 'nope.contoso.com', '--enabled', 'false'], message: /no server "nope\.contoso\.com"/ },
-    { name: '--on-degraded ignore', args: ['policy', 'set', '--org', '--on-degraded', 'ignore'], message: /--on-degraded "ignore" must be rollback or keep/ },
-    { name: 'set with nothing to set', args: ['policy', 'set', '--org'], message: /give --enabled true\|false, --on-degraded rollback\|keep, or both/ },
-    { name: 'malformed id', args: ['policy', 'block', '--org', 'EM1', 'bad id!'], message: /mitigation id "bad id!" must be a mitigation id/ },
-    { name: '--enabled maybe', args: ['policy', 'set', '--org', '--enabled', 'maybe'], message: /--enabled "maybe" must be true or false/ },
-    { name: 'both scopes', args: ['policy', 'set', '--org', '--server', 'ex01.contoso.com', '--enabled', 'true'], message: /exactly one of --org or --server/ },
+    { name: '--on-degraded ignore', args: ['policy', 'set', '--org-scope', '--on-degraded', 'ignore'], message: /--on-degraded "ignore" must be rollback or keep/ },
+    { name: 'set with nothing to set', args: ['policy', 'set', '--org-scope'], message: /give --enabled true\|false, --on-degraded rollback\|keep, or both/ },
+    { name: 'malformed id', args: ['policy', 'block', '--org-scope', 'EM1', 'bad id!'], message: /mitigation id "bad id!" must be a mitigation id/ },
+    { name: '--enabled maybe', args: ['policy', 'set', '--org-scope', '--enabled', 'maybe'], message: /--enabled "maybe" must be true or false/ },
+    { name: 'both scopes', args: ['policy', 'set', '--org-scope', '--server', 'ex01.contoso.com', '--enabled', 'true'], message: /exactly one of --org-scope or --server/ },
     { name: 'bad build', args: ['servers', 'add', 'ex09', '--build', '15.2'], message: /--build "15\.2" must be an Exchange build/ },
     { name: 'remove unknown', args: ['servers', 'remove', 'ex09.contoso.com'], message: /no server "ex09\.contoso\.com"/ },
   ])('rejects bad input in one line and writes nothing: $name', async ({ args, message }) => {
@@ -160,6 +160,8 @@ describe('an admin in a fresh Azurite', () => {
   it('needs storage: a clear message when none is configured', async () => {
     const run = await runCli(['servers', 'list']);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/no storage configured: set AzureWebJobsStorage/);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/no storage configured: pass --connection-string CS, or set AzureWebJobsStorage .*, or pass --account NAME \/ set EMFLEET_STORAGE_ACCOUNT/);
+    expect(run.stderr).toMatch(/the export lines `npm start` prints \(export AzureWebJobsStorage=… and export EMFLEET_…=…\)/);
   });
 });

@@ -131,8 +131,9 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite|retry, emfleet r
   it('emfleet status shows the feed, servers by ring and rollouts by state', async () => {
     const text = await emfleet('status');
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/^org contoso\nfeed microsoft: package 2 \([0-9a-f]{12}…, PING1, EM1, EM2, EM3\)/);
-    expect(text.stdout).toMatch(/servers: 12 \(canary 2, broad 10\)/);
+    expect(text.stdout).toMatch(/^org contoso \(at .*\)\nfeed microsoft: https?:\/\/\S+\n {2}last poll: \S+, Success\n/);
+    expect(text.stdout).toMatch(/ {2}current package: sequence \d, sha256 [0-9a-f]{64}\n {4}signed .* by CN=Microsoft Exchange XML Signing .*\n {4}mitigations: PING1, EM1, EM2, EM3/);
+    expect(text.stdout).toMatch(/servers: 12 by ring \(canary 2, broad 10\)/);
     const json = JSON.parse((await emfleet('status', '--json')).stdout);
     expect(json.rollouts.total).toBeGreaterThanOrEqual(1);
   });

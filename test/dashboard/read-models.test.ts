@@ -168,4 +168,18 @@ describe('grid cells', () => {
   ])('a $decision.decision decision ($decision.reason) is $outcome', ({ decision, outcome, reason }) => {
     expect(decisionCell(decision)).toEqual({ outcome, reason, source: 'policy', at: null, rolloutId: null });
   });
+
+  it('work a halted or aborted rollout never reached is Not started, naming the rollout; a skip stays a skip', () => {
+    const stopped = { id: 'microsoft-000001-apply', state: 'Halted' };
+    expect(decisionCell(apply, stopped)).toEqual({ outcome: 'NotStarted', reason: 'Not started (rollout microsoft-000001-apply halted): applies to build 15.2.1118.7', source: 'policy', at: null, rolloutId: 'microsoft-000001-apply' });
+    expect(decisionCell({ decision: 'Remove', reason: 'Blocked (org)', detail: 'x' }, { id: 'r2', state: 'Aborted' }).reason).toBe('Not started (rollout r2 aborted): x');
+    expect(decisionCell({ decision: 'Skip', reason: 'NotApplicable', detail: 'x' }, stopped).outcome).toBe('NotApplicable');
+  });
+
+  it('a column of a halted feed makes its unreached cells Not started; cells with results keep them', () => {
+    const stopped = { id: 'microsoft-000001-apply', state: 'Halted' };
+    const cells = serverCells([{ id: 'EM1', mitigation: mitigation('EM1'), stopped }, { id: 'EM2', mitigation: mitigation('EM2'), stopped }], [result({ outcomes: { EM1: { outcome: 'Failed', detail: 'boom' } } })], () => apply);
+    expect(cells['EM1']!.outcome).toBe('Failed');
+    expect(cells['EM2']!.outcome).toBe('NotStarted');
+  });
 });

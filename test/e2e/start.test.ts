@@ -39,13 +39,16 @@ describe('npm start', () => {
   });
 
   it('halts on a faulty canary and touches no server outside the canary ring', async () => {
-    const { code, summary } = await npmStart(['--servers', '10', '--faulty', '1']);
+    const { code, summary, progress } = await npmStart(['--servers', '10', '--faulty', '1']);
     expect(code).toBe(0);
     const [rollout] = summary.rollouts;
     expect(rollout?.state).toBe('Halted');
     expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
     // The canary ring is ex001 (faulty) and nothing else; everything outside it is still to do.
-    expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, Pending: 30, NotApplicable: 6 });
+    // The halted rollout never reached them: "Not started (rollout … halted)", not "Pending".
+    expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, NotStarted: 30, NotApplicable: 6 });
+    expect(progress).toMatch(/ex010\.contoso\.com .*Not started \(rollout microsoft-000001-apply halted\)/);
+    expect(progress).not.toMatch(/\bPending\b/);
   });
 
   it('--sites 3: the fleet behind three site relay hubs; the server without an agent is Unreachable with its hub\'s answer, and the halt names its site', async () => {
@@ -69,7 +72,7 @@ describe('npm start', () => {
     expect(rollout!.waves[0]).toMatchObject({ name: 'canary', servers: 2, succeeded: 0, failed: 2, state: 'Halted' });
     expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
     // Both canaries: PING1, EM1 and EM3 applied, EM2 rolled back; the ten others untouched.
-    expect(summary.outcomes).toEqual({ Applied: 6, RolledBack: 2, Pending: 32, NotApplicable: 8 });
+    expect(summary.outcomes).toEqual({ Applied: 6, RolledBack: 2, NotStarted: 32, NotApplicable: 8 });
     const reason = /Halted — (WaveHalted: .*)/.exec(progress)?.[1] ?? '';
     expect(reason).toContain('ex001.contoso.com [EM2 RolledBack: ecp]');
     expect(reason).toContain('ex002.contoso.com [EM2 RolledBack: ecp]');

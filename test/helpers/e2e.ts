@@ -137,6 +137,8 @@ export interface E2eAgent {
 
 export interface Deployment {
   readonly host: LocalHost;
+  /** The app settings the host runs with: what `npm start`'s export lines give a second terminal. */
+  readonly settings: Readonly<Record<string, string>>;
   readonly tables: FleetTables;
   /** Everything the host and the functions logged. */
   readonly logger: RecordingLogger;
@@ -246,6 +248,7 @@ export async function startWorld(): Promise<World> {
     let stopping: Promise<void> | undefined;
     const deployment: Deployment = {
       host,
+      settings,
       tables,
       logger,
       queues: new StorageQueueSender(connection, { prefix: queuePrefix }),
