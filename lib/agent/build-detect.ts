@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseBuild, formatBuild } from '../package/build.js';
 import { ApplierError } from './applier.js';
-import { spawnScriptRunner, type ScriptRunner } from './appliers/powershell.js';
+import { callScript, scriptInvocation, spawnScriptRunner, type ScriptRunner } from './appliers/powershell.js';
 
 /*
  * The agent reads its Exchange build from the server itself (docs/agent.md, "The Exchange build"),
@@ -68,55 +68,17 @@ export function buildFromSetup(values: SetupValues): DetectedBuild {
   return { build: undefined, problem: problems.join('; ') };
 }
 
-/** What -EncodedCommand expects: base64 of the script's UTF-16LE text (for the agent's own constant scripts). */
-export function encodeCommand(text: string): string {
-  return Buffer.from(text, 'utf16le').toString('base64');
-}
-
 /** Reads the Setup values of this server. */
 export type SetupReader = () => Promise<SetupValues>;
 
-/** Constant text; it reads HKLM\SOFTWARE\Microsoft\ExchangeServer\v15\Setup and Bin\ExSetup.exe under its MsiInstallPath. */
-export const readSetupScript = String.raw`# emfleet exchange-build.read: the Exchange build of this server, from Setup's registry key and ExSetup.exe.
-$ErrorActionPreference = 'Stop'
-$ProgressPreference = 'SilentlyContinue'
-$WarningPreference = 'SilentlyContinue'
-Set-StrictMode -Version 2.0
-try {
-    $reply = @{}
-    $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('SOFTWARE\Microsoft\ExchangeServer\v15\Setup')
-    if ($null -ne $key) {
-        foreach ($name in @('MsiProductMajor', 'MsiProductMinor', 'MsiBuildMajor', 'MsiBuildMinor')) {
-            $value = $key.GetValue($name)
-            if ($null -ne $value) { $reply[$name] = [int] $value }
-        }
-        $installPath = $key.GetValue('MsiInstallPath')
-        if ($null -ne $installPath) {
-            $exSetup = Join-Path ([string] $installPath) 'Bin\ExSetup.exe'
-            if (Test-Path -LiteralPath $exSetup) { $reply['ExSetupVersion'] = [string] (Get-Item -LiteralPath $exSetup).VersionInfo.FileVersion }
-        }
-    }
-    [Console]::Out.Write((ConvertTo-Json -InputObject $reply -Compress))
-} catch {
-    [Console]::Error.WriteLine($_.Exception.Message)
-    exit 1
-}
-`;
-
-/** The Windows reader: one constant PowerShell script, nothing passed in. */
+/**
+ * The Windows reader: the constant script exchange-build.read.ps1 (it reads
+ * HKLM\SOFTWARE\Microsoft\ExchangeServer\v15\Setup and Bin\ExSetup.exe under its MsiInstallPath),
+ * run like the applier's scripts, nothing passed in.
+ */
 export function windowsSetupReader(options: { executable?: string | undefined; timeoutInMs?: number; run?: ScriptRunner } = {}): SetupReader {
-  const run = options.run ?? spawnScriptRunner;
-  const executable = options.executable ?? 'powershell.exe';
-  return async () => {
-    const result = await run({
-      executable,
-      args: ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-EncodedCommand', encodeCommand(readSetupScript)],
-      stdin: '',
-      timeoutInMs: options.timeoutInMs ?? 30_000,
-    });
-    if (result.exitCode !== 0) throw new ApplierError('ScriptFailed', `reading the Exchange build failed (exit code ${result.exitCode}): ${result.stderr.trim() || 'no error message'}`);
-    return parseSetupJson(result.stdout, 'the build script');
-  };
+  const runner = { run: options.run ?? spawnScriptRunner, timeoutInMs: options.timeoutInMs ?? 30_000 };
+  return () => callScript(runner, scriptInvocation('exchange-build.read', {}, { ...(options.executable === undefined ? {} : { executable: options.executable }), timeoutInMs: runner.timeoutInMs }), 'exchange-build.read', setupValues);
 }
 
 /**

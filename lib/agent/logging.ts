@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { encodeCommand } from './build-detect.js';
+import { environmentExits, errorText, readableText, scriptArguments, windowsPowerShellPath } from './appliers/powershell.js';
 
 /*
  * The agent's logs where Exchange admins look (docs/agent.md, "Logs"): every event as a JSON line
@@ -87,35 +87,31 @@ export interface EventLogSink {
 export const noEventLog: EventLogSink = { write: () => {}, close: () => {} };
 
 /**
- * One long-lived PowerShell that writes each line it reads (JSON: id, type, message) with
- * Write-EventLog: values as data, never script text, and no process per event. The source is
- * registered by Install-EmfleetAgent.ps1 (New-EventLog needs Administrators once). A PowerShell that
- * died is started again for the next event; the file log never depends on it.
+ * One long-lived PowerShell running event-log.write.ps1 (like the applier's scripts: by full path,
+ * with -File), which writes each line it reads (JSON: id, type, message) with Write-EventLog: values
+ * as data, never script text, and no process per event. The source is registered by
+ * Install-EmfleetAgent.ps1 (New-EventLog needs Administrators once). A PowerShell that died is
+ * started again for the next event; the file log never depends on it.
  */
-export const eventLogScript = String.raw`# emfleet event-log: writes each JSON line of standard input to the Application log.
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 2.0
-while ($null -ne ($line = [Console]::In.ReadLine())) {
-    try {
-        $entry = ConvertFrom-Json -InputObject $line
-        Write-EventLog -LogName Application -Source 'emfleet-agent' -EventId ([int] $entry.id) -EntryType ([string] $entry.type) -Message ([string] $entry.message)
-    } catch {
-        [Console]::Error.WriteLine($_.Exception.Message)
-    }
+export function eventLogProcess(): { executable: string; args: string[] } {
+  return { executable: windowsPowerShellPath(), args: scriptArguments('event-log.write') };
 }
-`;
 
+/** The sink writing through eventLogProcess(); executable and args replace it in tests. */
 export function windowsEventLog(options: { executable?: string; args?: readonly string[]; onError?: (message: string) => void } = {}): EventLogSink {
-  const executable = options.executable ?? 'powershell.exe';
-  const args = options.args ?? ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-EncodedCommand', encodeCommand(eventLogScript)];
+  const executable = options.executable ?? eventLogProcess().executable;
+  const args = options.args ?? eventLogProcess().args;
   let child: ChildProcessWithoutNullStreams | undefined;
   const start = (): ChildProcessWithoutNullStreams => {
     const started = spawn(executable, [...args], { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     started.on('error', (error) => options.onError?.(`cannot write to the event log: ${error.message}`));
-    started.stderr.on('data', (chunk: Buffer) => options.onError?.(`event log: ${chunk.toString('utf8').trim()}`));
+    started.stderr.on('data', (chunk: Buffer) => options.onError?.(`event log: ${errorText(readableText(chunk))}`));
     started.stdin.on('error', () => undefined);
-    started.on('exit', () => {
+    started.on('exit', (code) => {
       if (child === started) child = undefined;
+      // The script's environment checks (Constrained Language mode, a 32-bit process) say why it stopped.
+      const environment = code === null ? undefined : environmentExits[code];
+      if (environment) options.onError?.(`cannot write to the event log (${environment.code}): ${environment.message}`);
     });
     // The agent's stop must not wait for it.
     started.unref();

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildFromSetup, detectBuild, fileSetupReader, readSetupScript, windowsSetupReader, type SetupValues } from '../../lib/agent/build-detect.js';
-import { expectGolden } from '../helpers/golden.js';
+import { buildFromSetup, detectBuild, fileSetupReader, windowsSetupReader, type SetupValues } from '../../lib/agent/build-detect.js';
+import { powerShellScriptFiles, scriptPath, windowsPowerShellPath, type ScriptRunner } from '../../lib/agent/appliers/powershell.js';
 
 describe('buildFromSetup', () => {
   it.each<{ name: string; values: SetupValues; expected: ReturnType<typeof buildFromSetup> }>([
@@ -59,22 +60,42 @@ describe('detectBuild', () => {
 });
 
 describe('windowsSetupReader', () => {
-  it('runs the constant script (golden) and reads its JSON reply', async () => {
-    await expectGolden(new URL('./golden/build/exchange-build.read.ps1', import.meta.url), readSetupScript);
-    const calls: { executable: string; args: string[]; stdin: string }[] = [];
+  const reply = '{"MsiProductMajor":15,"MsiProductMinor":2,"MsiBuildMajor":1544,"MsiBuildMinor":4,"ExSetupVersion":"15.02.1544.014"}';
+
+  it('runs the shipped exchange-build.read.ps1 by full path with -File, nothing passed in, and reads its JSON reply', async () => {
+    const calls: Parameters<ScriptRunner>[0][] = [];
     const reader = windowsSetupReader({
       run: async (invocation) => {
         calls.push(invocation);
-        return { exitCode: 0, stdout: '{"MsiProductMajor":15,"MsiProductMinor":2,"MsiBuildMajor":1544,"MsiBuildMinor":4,"ExSetupVersion":"15.02.1544.014"}', stderr: '' };
+        return { exitCode: 0, stdout: reply, stderr: '' };
       },
     });
     expect(await detectBuild(reader)).toEqual({ build: '15.2.1544.14', source: 'ExSetup.exe' });
-    expect(calls[0]!.executable).toBe('powershell.exe');
-    expect(Buffer.from(calls[0]!.args.at(-1)!, 'base64').toString('utf16le')).toBe(readSetupScript);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.executable).toBe(windowsPowerShellPath());
+    expect(calls[0]!.args).toEqual(['-NoLogo', '-NoProfile', '-NonInteractive', '-File', scriptPath('exchange-build.read')]);
+    expect(calls[0]!.args.join(' ')).not.toMatch(/EncodedCommand|ExecutionPolicy|Bypass/);
+    expect(powerShellScriptFiles()).toContain(scriptPath('exchange-build.read'));
+    expect(existsSync(scriptPath('exchange-build.read'))).toBe(true);
+    // Only the wait bound on standard input: the script acts on nothing from outside.
+    expect(Object.keys(JSON.parse(calls[0]!.stdin))).toEqual(['waitSeconds']);
+    expect(calls[0]!.timeoutInMs).toBe(30_000);
   });
 
-  it('a failing script is a problem naming its error', async () => {
-    const reader = windowsSetupReader({ run: async () => ({ exitCode: 1, stdout: '', stderr: 'Requested registry access is not allowed.\n' }) });
-    expect(await detectBuild(reader)).toEqual({ build: undefined, problem: 'reading the Exchange build failed (exit code 1): Requested registry access is not allowed.' });
+  it('uses the configured PowerShell and timeout', async () => {
+    const calls: Parameters<ScriptRunner>[0][] = [];
+    const reader = windowsSetupReader({ executable: 'D:\\PowerShell\\powershell.exe', timeoutInMs: 60_000, run: async (invocation) => (calls.push(invocation), { exitCode: 0, stdout: '{}', stderr: '' }) });
+    expect(await reader()).toEqual({});
+    expect(calls[0]).toMatchObject({ executable: 'D:\\PowerShell\\powershell.exe', timeoutInMs: 60_000 });
+  });
+
+  it.each([
+    { name: 'a failing script (its JSON error on stderr)', result: { exitCode: 1, stdout: '', stderr: '{"error":"Requested registry access is not allowed."}' }, problem: 'PowerShell script exchange-build.read failed (exit code 1): Requested registry access is not allowed.' },
+    { name: 'Constrained Language mode', result: { exitCode: 3, stdout: '', stderr: '' }, problem: expect.stringMatching(/^PowerShell script exchange-build\.read did not run: PowerShell runs the script in Constrained Language mode/) },
+    { name: 'a 32-bit PowerShell', result: { exitCode: 4, stdout: '', stderr: '' }, problem: expect.stringMatching(/^PowerShell script exchange-build\.read did not run: PowerShell runs as a 32-bit process/) },
+    { name: 'a reply that is not JSON', result: { exitCode: 0, stdout: 'WARNING: x', stderr: '' }, problem: expect.stringMatching(/^PowerShell script exchange-build\.read replied with something that is not JSON: "WARNING: x"/) },
+    { name: 'a reply with a value of the wrong type', result: { exitCode: 0, stdout: '{"MsiBuildMajor":"x"}', stderr: '' }, problem: expect.stringMatching(/^PowerShell script exchange-build\.read replied with an unusable MsiBuildMajor \("x"\)/) },
+  ])('$name is a problem naming what went wrong', async ({ result, problem }) => {
+    expect(await detectBuild(windowsSetupReader({ run: async () => result }))).toEqual({ build: undefined, problem });
   });
 });

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { agentLogger, eventIds, eventLogEntry, eventLogScript, noEventLog, rotatingFile, windowsEventLog, type EventLogEntry } from '../../lib/agent/logging.js';
-import { expectGolden } from '../helpers/golden.js';
+import { agentLogger, eventIds, eventLogEntry, eventLogProcess, noEventLog, rotatingFile, windowsEventLog, type EventLogEntry } from '../../lib/agent/logging.js';
+import { powerShellScriptFiles, scriptPath, windowsPowerShellPath } from '../../lib/agent/appliers/powershell.js';
 
 describe('eventLogEntry', () => {
   it.each([
@@ -70,8 +71,27 @@ describe('agentLogger', () => {
 });
 
 describe('windowsEventLog', () => {
-  it('feeds one long-lived process a JSON line per event, non-ASCII escaped (golden script)', async () => {
-    await expectGolden(new URL('./golden/logging/event-log.ps1', import.meta.url), eventLogScript);
+  it('runs the shipped event-log.write.ps1 by full path with -File', () => {
+    expect(eventLogProcess()).toEqual({ executable: windowsPowerShellPath(), args: ['-NoLogo', '-NoProfile', '-NonInteractive', '-File', scriptPath('event-log.write')] });
+    expect(eventLogProcess().args.join(' ')).not.toMatch(/EncodedCommand|ExecutionPolicy|Bypass/);
+    expect(powerShellScriptFiles()).toContain(scriptPath('event-log.write'));
+    expect(existsSync(scriptPath('event-log.write'))).toBe(true);
+  });
+
+  it.each([
+    { name: 'a line the script could not write (its JSON error)', script: `process.stderr.write('{"error":"The source emfleet-agent is not registered on this computer."}\\n')`, message: 'event log: The source emfleet-agent is not registered on this computer.' },
+    { name: 'Constrained Language mode (exit 3)', script: 'process.exit(3)', message: expect.stringMatching(/^cannot write to the event log \(ConstrainedLanguage\): PowerShell runs the script in Constrained Language mode/) },
+    { name: 'a 32-bit PowerShell (exit 4)', script: 'process.exit(4)', message: expect.stringMatching(/^cannot write to the event log \(Not64Bit\): /) },
+  ])('reports $name', async ({ script, message }) => {
+    const errors: string[] = [];
+    // Node stands in for powershell.exe.
+    const sink = windowsEventLog({ executable: process.execPath, args: ['-e', script], onError: (text) => errors.push(text) });
+    sink.write({ id: 1000, type: 'Information', message: 'AgentStarted' });
+    await vi.waitFor(() => expect(errors).toEqual([message]), { timeout: 10_000 });
+    sink.close();
+  });
+
+  it('feeds one long-lived process a JSON line per event, non-ASCII escaped', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'emfleet-eventlog-'));
     const out = join(directory, 'events.jsonl');
     // Node stands in for powershell.exe: it appends what it reads.

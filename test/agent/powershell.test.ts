@@ -154,7 +154,8 @@ describe('the shipped scripts', () => {
       'if (-not [Environment]::Is64BitProcess) { exit 4 }',
       ". (Join-Path $PSScriptRoot 'emfleet-common.ps1')",
     ]);
-    expect(lines).toContain('Invoke-EmfleetScript {');
+    // The event log writer is long-lived: it reads standard input line by line, not once.
+    expect(lines).toContain(name === 'event-log.write' ? 'while ($null -ne ($line = [Console]::In.ReadLine())) {' : 'Invoke-EmfleetScript {');
     expect((await scriptText(name)).split('\n')[0]).toMatch(new RegExp(`^# emfleet ${name.replace(/\./g, '\\.')}: `));
   });
 
@@ -203,6 +204,8 @@ describe('the shipped scripts', () => {
     { name: 'and started again on restore', script: 'service.restore', order: ['Set-StartType $service ([string] $in.startType)', 'Start-ServiceBounded $service', 'foreach ($name in $in.runningDependents) { Start-ServiceBounded (Get-RequiredService $name) }'] },
     { name: 'pool and service scripts no longer touch the Health Manager themselves (the agent holds it, journaled)', script: 'app-pool.apply', hasNot: [/MSExchangeHM/] },
     { name: 'setup is detected by ExSetup.exe and the roles\' Watermark', script: 'exchange-setup.read', has: [/Get-Process -Name 'ExSetup'/, /GetValue\('Watermark'\)/] },
+    { name: 'the build: the Setup key\'s four numbers and ExSetup.exe\'s file version under MsiInstallPath (HealthChecker)', script: 'exchange-build.read', has: [/OpenSubKey\('SOFTWARE\\Microsoft\\ExchangeServer\\v15\\Setup'\)/, /@\('MsiProductMajor', 'MsiProductMinor', 'MsiBuildMajor', 'MsiBuildMinor'\)/, /\$reply\[\$name\] = \[int\] \$value/, /Join-Path \(\[string\] \$installPath\) 'Bin\\ExSetup\.exe'/, /\$reply\['ExSetupVersion'\] = \[string\] \(Get-Item -LiteralPath \$exSetup\)\.VersionInfo\.FileVersion/] },
+    { name: 'the event log: each line\'s id, type and message as data to the emfleet-agent source, a failed line reported as ASCII JSON and the next one still written', script: 'event-log.write', has: [/Write-EventLog -LogName Application -Source 'emfleet-agent' -EventId \(\[int\] \$entry\.id\) -EntryType \(\[string\] \$entry\.type\) -Message \(\[string\] \$entry\.message\)/, /\[Console\]::Error\.WriteLine\(\(ConvertTo-AsciiJson @\{ error = \$_\.Exception\.Message \}\)\)/], hasNot: [/\bexit 1\b/], order: ['while ($null -ne ($line = [Console]::In.ReadLine())) {', 'try {', '$entry = ConvertFrom-Json -InputObject $line', 'Write-EventLog -LogName', '} catch {'] },
     { name: 'the state directory: writers of the journal other than SYSTEM and Administrators are reported before anything changes', script: 'state-directory.secure', has: [/\$allowed = @\('S-1-5-18', 'S-1-5-32-544'\)/, /SetAccessRuleProtection\(\$true, \$false\)/], order: ['Get-Acl -LiteralPath $journal', 'if ($writers.Count -eq 0) {', 'Set-Acl -LiteralPath $directory'] },
   ];
 

@@ -3,11 +3,11 @@ import { once } from 'node:events';
 import { readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { powerShellScriptDirectory } from '../../lib/agent/appliers/powershell.js';
+import { powerShellScriptDirectory, powerShellScriptFiles } from '../../lib/agent/appliers/powershell.js';
 import { SimulatedApplier, defaultSimulatedServer } from '../../lib/agent/appliers/simulated.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { emfleetVersion } from '../../lib/version.js';
@@ -47,7 +47,9 @@ describe('the agent zip', () => {
     expect(built.zipPath.endsWith(`${folder}-win-x64.zip`)).toBe(true);
     const file = (name: string): Buffer => entries.find((entry) => entry.name === `${folder}/${name}`)!.data;
     const scripts = readdirSync(join(root, 'lib', 'agent', 'appliers', 'powershell')).filter((name) => name.endsWith('.ps1')).sort();
-    expect(scripts).toContain('emfleet-common.ps1');
+    // Every script the agent runs (the applier's, the build reader, the event log writer) and their libraries.
+    expect(scripts).toEqual(powerShellScriptFiles().map((path) => basename(path)).sort());
+    expect(scripts).toEqual(expect.arrayContaining(['emfleet-common.ps1', 'exchange-build.read.ps1', 'event-log.write.ps1']));
     expect(entries.map((entry) => entry.name)).toEqual([
       `${folder}/node.exe`,
       `${folder}/emfleet-agent.js`,

@@ -14,7 +14,7 @@ import { ApplierError, type Applier, type ApplicableAction, type ApplyReport, ty
 
 // ---- the scripts ---------------------------------------------------------------------------------
 
-/** The scripts the agent runs, each a file `<name>.ps1` in powerShellScriptDirectory. */
+/** The scripts the agent runs (the applier's and the agent's own), each a file `<name>.ps1` in powerShellScriptDirectory. */
 export const powerShellScripts = [
   'iis-url-rewrite.capture',
   'iis-url-rewrite.is-applied',
@@ -31,6 +31,9 @@ export const powerShellScripts = [
   'health-manager.restore',
   'exchange-setup.read',
   'state-directory.secure',
+  // The agent's own, outside the applier: lib/agent/build-detect.ts and lib/agent/logging.ts.
+  'exchange-build.read',
+  'event-log.write',
 ] as const;
 export type PowerShellScriptName = (typeof powerShellScripts)[number];
 
@@ -67,7 +70,7 @@ export function windowsPowerShellPath(environment: NodeJS.ProcessEnv = process.e
 }
 
 /** Exit codes of the scripts' first lines (the environment checks) and what they mean. */
-const environmentExits: Readonly<Record<number, { code: string; message: string }>> = {
+export const environmentExits: Readonly<Record<number, { code: string; message: string }>> = {
   3: {
     code: 'ConstrainedLanguage',
     message:
@@ -142,11 +145,16 @@ function asciiJson(value: unknown): string {
   return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (character) => '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
+/** powershell.exe's arguments for one script: constant, the script by full path with -File. */
+export function scriptArguments(name: PowerShellScriptName): string[] {
+  return ['-NoLogo', '-NoProfile', '-NonInteractive', '-File', scriptPath(name)];
+}
+
 /** The process to start for one script: constant arguments, the values on standard input. */
-function scriptInvocation(name: PowerShellScriptName, input: Record<string, unknown>, options: InvocationOptions = {}): ScriptInvocation {
+export function scriptInvocation(name: PowerShellScriptName, input: Record<string, unknown>, options: InvocationOptions = {}): ScriptInvocation {
   return {
     executable: options.executable ?? windowsPowerShellPath(),
-    args: ['-NoLogo', '-NoProfile', '-NonInteractive', '-File', scriptPath(name)],
+    args: scriptArguments(name),
     stdin: asciiJson({ ...input, waitSeconds: waitSeconds(options.timeoutInMs ?? defaultTimeoutInMs) }),
   };
 }
@@ -237,7 +245,7 @@ export function readableText(bytes: Buffer): string {
  * ("#< CLIXML" then <Objs>); those are unwrapped, and what is not an error record there
  * (progress) is not an error.
  */
-function errorText(stderr: string): string {
+export function errorText(stderr: string): string {
   const text = stderr.trim();
   if (text.startsWith('{')) {
     const parsed = z.object({ error: z.string() }).safeParse(safeJson(text));
@@ -390,38 +398,47 @@ export class PowerShellApplier implements Applier {
     return { executable: this.#executable, timeoutInMs: this.#timeoutInMs };
   }
 
-  async #call<T>(invocation: ScriptInvocation, script: PowerShellScriptName, reply: z.ZodType<T>): Promise<T> {
-    let result: Awaited<ReturnType<ScriptRunner>>;
-    try {
-      result = await this.#run({ ...invocation, timeoutInMs: this.#timeoutInMs });
-    } catch (error) {
-      if (error instanceof ApplierError) throw error;
-      throw new ApplierError('SpawnFailed', `cannot run PowerShell script ${script}: ${(error as Error).message}`, { cause: error, context: { script } });
-    }
-
-    const environment = environmentExits[result.exitCode];
-    if (environment) throw new ApplierError(environment.code, `PowerShell script ${script} did not run: ${environment.message}`, { context: { script, exitCode: result.exitCode } });
-    const message = errorText(result.stderr);
-    if (result.exitCode !== 0 || message !== '') {
-      throw new ApplierError('ScriptFailed', `PowerShell script ${script} failed (exit code ${result.exitCode}): ${message || 'no error message'}`, {
-        context: { script, exitCode: result.exitCode },
-      });
-    }
-
-    let json: unknown;
-    try {
-      json = JSON.parse(result.stdout);
-    } catch {
-      throw new ApplierError('BadReply', `PowerShell script ${script} replied with something that is not JSON: ${JSON.stringify(result.stdout.slice(0, 200))}`, { context: { script } });
-    }
-    const parsed = reply.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.path.map(String).join('.') || '(reply)';
-      throw new ApplierError('BadReply', `PowerShell script ${script} replied with an unusable ${field} (${JSON.stringify(valueAt(json, issue.path)) ?? 'missing'}): ${issue.message}`, {
-        context: { script, field },
-      });
-    }
-    return parsed.data;
+  #call<T>(invocation: ScriptInvocation, script: PowerShellScriptName, reply: z.ZodType<T>): Promise<T> {
+    return callScript({ run: this.#run, timeoutInMs: this.#timeoutInMs }, invocation, script, reply);
   }
+}
+
+/**
+ * Runs one script and reads its reply: a script that did not run (Constrained Language mode, a
+ * 32-bit process), failed (its JSON error on standard error) or replied with something unusable is
+ * an ApplierError naming the script.
+ */
+export async function callScript<T>(runner: { run: ScriptRunner; timeoutInMs: number }, invocation: ScriptInvocation, script: PowerShellScriptName, reply: z.ZodType<T>): Promise<T> {
+  let result: Awaited<ReturnType<ScriptRunner>>;
+  try {
+    result = await runner.run({ ...invocation, timeoutInMs: runner.timeoutInMs });
+  } catch (error) {
+    if (error instanceof ApplierError) throw error;
+    throw new ApplierError('SpawnFailed', `cannot run PowerShell script ${script}: ${(error as Error).message}`, { cause: error, context: { script } });
+  }
+
+  const environment = environmentExits[result.exitCode];
+  if (environment) throw new ApplierError(environment.code, `PowerShell script ${script} did not run: ${environment.message}`, { context: { script, exitCode: result.exitCode } });
+  const message = errorText(result.stderr);
+  if (result.exitCode !== 0 || message !== '') {
+    throw new ApplierError('ScriptFailed', `PowerShell script ${script} failed (exit code ${result.exitCode}): ${message || 'no error message'}`, {
+      context: { script, exitCode: result.exitCode },
+    });
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(result.stdout);
+  } catch {
+    throw new ApplierError('BadReply', `PowerShell script ${script} replied with something that is not JSON: ${JSON.stringify(result.stdout.slice(0, 200))}`, { context: { script } });
+  }
+  const parsed = reply.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map(String).join('.') || '(reply)';
+    throw new ApplierError('BadReply', `PowerShell script ${script} replied with an unusable ${field} (${JSON.stringify(valueAt(json, issue.path)) ?? 'missing'}): ${issue.message}`, {
+      context: { script, field },
+    });
+  }
+  return parsed.data;
 }
