@@ -17,6 +17,10 @@ export const feedStateRow = z.object({
   lastRejectedAt: z.date().optional(),
   lastRejectedSha256: z.string().default(''),
   lastRejectedReason: z.string().default(''),
+  /** Set while the feed is frozen (lib/rollout/frozen.ts): its current package no longer verifies, or it left the settings. */
+  frozenAt: z.date().optional(),
+  frozenReason: z.string().default(''),
+  frozenDetail: z.string().default(''),
 });
 export type FeedState = z.infer<typeof feedStateRow>;
 

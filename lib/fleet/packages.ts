@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { EmfleetError } from '../errors.js';
+import { odata } from '@azure/data-tables';
 import { getEntityOrUndefined } from './optimistic.js';
-import { describeRowProblem, isStatus, validateRow } from './rows.js';
+import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
 import { maxStoredPackageBytes, packageChunkBytes, packageChunkProperties, packagePointerRow, packageRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -119,4 +120,14 @@ export async function latestPackage(tables: FleetTables, feed: string): Promise<
   const pointer = validateRow('Packages', packagePointerRow, pointerEntity);
   if (!pointer.ok) throw new PackageStoreError(describeRowProblem(pointer.problem), { feed });
   return readPackage(tables, feed, pointer.row.sequence);
+}
+
+/**
+ * Every feed that has an accepted package, whatever the settings say now: a feed that vanished
+ * from the settings still has mitigations in place, and reconcile must see it to leave them alone.
+ */
+export async function listStoredFeeds(tables: FleetTables): Promise<string[]> {
+  const client = await tables.client('Packages');
+  const { rows } = await readRows(client, 'Packages', packagePointerRow, { filter: odata`RowKey eq ${pointerRowKey}` });
+  return rows.map((row) => row.partitionKey).sort();
 }
