@@ -18,6 +18,7 @@ export function statusCommand(io: CliIo): Command {
         const current = feed.package ? `package ${feed.package.sequence} (${feed.package.sha256.slice(0, 12)}…, ${feed.package.mitigationIds.join(', ')})` : 'no package accepted yet';
         io.stdout(`feed ${feed.name}: ${current}`);
         io.stdout(`  last poll ${feed.lastPollAt ?? 'never'}, last success ${feed.lastSuccessAt ?? 'never'}${feed.lastError ? `, last error ${feed.lastErrorAt}: ${feed.lastError}` : ''}`);
+        if (feed.frozen) io.stdout(`  FROZEN since ${feed.frozen.since ?? 'unknown'}: ${feed.frozen.reason}: ${feed.frozen.detail} (nothing of this feed is applied or removed until a verified package of it arrives)`);
         if (feed.lastRejected) io.stdout(`  last rejected ${feed.lastRejected.at}: ${feed.lastRejected.reason} (sha256 ${feed.lastRejected.sha256.slice(0, 12)}…)`);
       }
       const counts = (record: Record<string, number>): string => Object.entries(record).filter(([, count]) => count > 0).map(([name, count]) => `${name} ${count}`).join(', ') || 'none';

@@ -1,6 +1,6 @@
 import { buildMismatch } from './agent-facts.js';
 import { readFeedState, type FeedState } from './feeds.js';
-import { latestPackage, type StoredPackage } from './packages.js';
+import { latestPackage, listStoredFeeds, type StoredPackage } from './packages.js';
 import { listRollouts } from './rollouts.js';
 import { rolloutStates } from './schemas.js';
 import { listServers } from './servers.js';
@@ -24,6 +24,8 @@ export interface FeedStatus {
   readonly lastError: string | null;
   readonly lastRejected: { readonly at: string | null; readonly sha256: string; readonly reason: string } | null;
   readonly package: { readonly sequence: number; readonly sha256: string; readonly signingTime: string | null; readonly acceptedAt: string | null; readonly mitigationIds: readonly string[] } | null;
+  /** Set while reconcile keeps the feed frozen (lib/rollout/frozen.ts): nothing of it is applied or removed. */
+  readonly frozen: { readonly since: string | null; readonly reason: string; readonly detail: string } | null;
 }
 
 /** What `GET /api/status` and `emfleet status` show. */
@@ -49,7 +51,7 @@ export async function fleetStatus(deps: { tables: FleetTables; settings: Setting
   const feeds = [{ name: microsoftFeedName, url: settings.EMFLEET_OCS_URL }, ...settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url }))];
   const packages = new Map<string, StoredPackage | undefined>();
   const [feedStates, servers, rollouts] = await Promise.all([
-    Promise.all(feeds.map((feed) => feedStatus(tables, feed, packages))),
+    Promise.all(feeds.map((feed) => feedStatus(tables, feed, packages))).then(async (configured) => [...configured, ...(await unconfiguredFrozenFeeds(tables, feeds))]),
     listServers(tables, settings.EMFLEET_ORG, { logger }),
     listRollouts(tables, { logger }),
   ]);
@@ -83,6 +85,13 @@ export function currentContent(feeds: readonly string[], packages: ReadonlyMap<s
   }));
 }
 
+/** Feeds gone from the settings that reconcile keeps frozen because servers still have their mitigations (no URL any more). */
+async function unconfiguredFrozenFeeds(tables: FleetTables, configured: readonly { name: string }[]): Promise<FeedStatus[]> {
+  const names = (await listStoredFeeds(tables)).filter((name) => !configured.some((feed) => feed.name === name));
+  const found = await Promise.all(names.map((name) => feedStatus(tables, { name, url: '' }, new Map())));
+  return found.filter((feed) => feed.frozen !== null);
+}
+
 /** A feed's record and current package as `emfleet status` shows them (the dashboard adds to it). */
 export function feedStatusOf(feed: { name: string; url: string }, state: FeedState | undefined, current: StoredPackage | undefined): FeedStatus {
   return {
@@ -94,6 +103,7 @@ export function feedStatusOf(feed: { name: string; url: string }, state: FeedSta
     lastError: state?.lastError || null,
     lastRejected: state?.lastRejectedSha256 ? { at: iso(state.lastRejectedAt), sha256: state.lastRejectedSha256, reason: state.lastRejectedReason } : null,
     package: current ? { sequence: current.sequence, sha256: current.sha256, signingTime: iso(current.signingTime), acceptedAt: iso(current.acceptedAt), mitigationIds: current.mitigationIds } : null,
+    frozen: state?.frozenReason ? { since: iso(state.frozenAt), reason: state.frozenReason, detail: state.frozenDetail } : null,
   };
 }
 

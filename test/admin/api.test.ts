@@ -6,6 +6,8 @@ import * as functions from '../../functions/adminApi.js';
 import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
+import { updateFeedState } from '../../lib/fleet/feeds.js';
+import { storePackage } from '../../lib/fleet/packages.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
@@ -95,7 +97,7 @@ describe('a fleet with a rollout under way', () => {
       package: { sequence: 1, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), signingTime: expect.stringMatching(/^\d{4}-/), acceptedAt: expect.stringMatching(/^\d{4}-/), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] },
     });
     expect(microsoft.lastRejected.sha256).not.toBe(microsoft.package.sha256);
-    expect(contoso).toEqual({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', lastPollAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, package: null });
+    expect(contoso).toEqual({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', lastPollAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, package: null, frozen: null });
     expect(body.servers).toEqual({
       total: 13,
       invalidRows: 0,
@@ -163,6 +165,23 @@ describe('a fleet with a rollout under way', () => {
     const before = await allEntities(rawTable(fresh.prefix, 'Audit'));
     expect(await call(postRolloutAction, deps, request('POST', `rollouts/${params.id}/${params.action}`, { params, headers }))).toEqual({ status, body: { error, detail } });
     expect(await allEntities(rawTable(fresh.prefix, 'Audit'))).toHaveLength(before.length);
+  });
+});
+
+describe('GET /api/status with frozen feeds', () => {
+  it('shows each frozen feed with why and since when, also one gone from the settings; a retired feed is not shown', async () => {
+    const fresh = freshTables();
+    const deps = adminDeps(fresh);
+    for (const feed of ['microsoft', 'gone', 'retired']) await storePackage(fresh.tables, { feed, bytes: Buffer.from(pki.sign(catalogueXml)), mitigationIds: ['PING1'] });
+    const since = new Date('2026-12-07T10:30:00Z');
+    await updateFeedState(fresh.tables, 'microsoft', () => ({ frozenAt: since, frozenReason: 'Revoked', frozenDetail: 'serial 01 is revoked' }));
+    await updateFeedState(fresh.tables, 'gone', () => ({ frozenAt: since, frozenReason: 'NotConfigured', frozenDetail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS' }));
+    const { status, body } = await call(getStatus, deps, request('GET', 'status'));
+    expect(status).toBe(200);
+    expect(body.feeds.map((feed: { name: string; url: string; frozen: unknown }) => [feed.name, feed.url, feed.frozen])).toEqual([
+      ['microsoft', deps.settings.EMFLEET_OCS_URL, { since: since.toISOString(), reason: 'Revoked', detail: 'serial 01 is revoked' }],
+      ['gone', '', { since: since.toISOString(), reason: 'NotConfigured', detail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS' }],
+    ]);
   });
 });
 
