@@ -131,3 +131,14 @@ export async function listStoredFeeds(tables: FleetTables): Promise<string[]> {
   const { rows } = await readRows(client, 'Packages', packagePointerRow, { filter: odata`RowKey eq ${pointerRowKey}` });
   return rows.map((row) => row.partitionKey).sort();
 }
+
+/** The accepted packages of a feed with these exact bytes (by SHA-256), oldest first: the feed's replay history. */
+export async function acceptedWithSha256(tables: FleetTables, feed: string, sha256: string): Promise<{ sequence: number; sha256: string }[]> {
+  const client = await tables.client('Packages');
+  const found: { sequence: number; sha256: string }[] = [];
+  const entities = client.listEntities<{ sha256: string }>({ queryOptions: { filter: odata`PartitionKey eq ${feed} and sha256 eq ${sha256}`, select: ['RowKey', 'sha256'] } });
+  for await (const entity of entities) {
+    if (/^\d{10}$/.test(entity.rowKey ?? '')) found.push({ sequence: Number(entity.rowKey), sha256: entity.sha256 });
+  }
+  return found.sort((a, b) => a.sequence - b.sequence);
+}
