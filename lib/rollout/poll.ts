@@ -84,7 +84,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     const { reason, detail, sha256 } = rejection;
     deps.logger.warn('PackageRejected', { ...where, reason, detail, sha256 });
     await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now(), lastRejectedAt: now(), lastRejectedSha256: sha256, lastRejectedReason: `${reason}: ${detail}` }));
-    await writeAudit(deps.tables, [{ actor: system, action: 'package.rejected', target: `feed:${feed.name}`, source: 'ocs', before: null, after: { sha256, reason, detail } }], now());
+    await writeAudit(deps.tables, [{ actor: system, action: 'package.rejected', target: `feed:${feed.name}`, source: 'ocs', before: null, after: { sha256, reason, detail } }], now(), { logger: deps.logger });
     await deps.notify?.({ kind: 'PackageRejected', feed: feed.name, sha256, reason, detail });
     return { kind: 'rejected', reason, detail, sha256 };
   }
@@ -110,7 +110,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     deps.logger.info('PollUnchanged', { ...where, sha256: verified.sha256 });
     return { kind: 'unchanged' };
   }
-  await writeAudit(deps.tables, [{ actor: system, action: 'package.accepted', target: `feed:${feed.name}`, source: 'ocs', before: previous ? { sequence: previous.sequence, sha256: previous.sha256 } : null, after: { sequence: stored.sequence, sha256: verified.sha256, ...diff, ...(approvedBy ? { approvedBy } : {}) } }], now());
+  await writeAudit(deps.tables, [{ actor: system, action: 'package.accepted', target: `feed:${feed.name}`, source: 'ocs', before: previous ? { sequence: previous.sequence, sha256: previous.sha256 } : null, after: { sequence: stored.sequence, sha256: verified.sha256, ...diff, ...(approvedBy ? { approvedBy } : {}) } }], now(), { logger: deps.logger });
   deps.logger.info('PackageAccepted', { ...where, sequence: stored.sequence, sha256: verified.sha256, added: diff.added, changed: diff.changed, withdrawn: diff.withdrawn, ...(approvedBy ? { approvedBy } : {}) });
   await deps.notify?.({ kind: 'PackageAccepted', feed: feed.name, sequence: stored.sequence, sha256: verified.sha256, added: diff.added, changed: diff.changed, withdrawn: diff.withdrawn });
 
@@ -156,7 +156,7 @@ async function holdForAdmin(deps: PollDeps, feed: Feed, held: { sha256: string; 
   deps.logger.warn('PackageHeld', { ...fields, url: feed.url, reason: 'the package carries no trusted signing time or sequence to show it is newer, and it would withdraw mitigations', approve: `emfleet feed accept ${held.sha256} --feed ${feed.name}` });
   await updateFeedState(deps.tables, feed.name, () => ({ etag: '', lastModified: '', lastPollAt: now, lastSuccessAt: now, heldSha256: held.sha256, heldAt: again ? state.heldAt : now, heldWithdrawn: [...held.diff.withdrawn] }));
   if (!again) {
-    await writeAudit(deps.tables, [{ actor: system, action: 'package.held', target: `feed:${feed.name}`, source: 'ocs', before: { sequence: held.previous.sequence, sha256: held.previous.sha256 }, after: fields }], now);
+    await writeAudit(deps.tables, [{ actor: system, action: 'package.held', target: `feed:${feed.name}`, source: 'ocs', before: { sequence: held.previous.sequence, sha256: held.previous.sha256 }, after: fields }], now, { logger: deps.logger });
     await deps.notify?.({ kind: 'PackageHeld', feed: feed.name, sha256: held.sha256, withdrawn: held.diff.withdrawn });
   }
   return { kind: 'held', sha256: held.sha256, withdrawn: held.diff.withdrawn };
@@ -183,7 +183,7 @@ export async function approveHeldPackage(deps: PollDeps, feed: Feed, sha256: str
     throw new HeldPackageError(`feed ${feed.name} holds no package with SHA-256 ${wanted}${held}`, { feed: feed.name, sha256: wanted });
   }
   await updateFeedState(deps.tables, feed.name, () => ({ approvedSha256: wanted, approvedBy: actor }));
-  await writeAudit(deps.tables, [{ actor, action: 'package.approved', target: `feed:${feed.name}`, source: 'admin', before: { heldSha256: state.heldSha256, withdrawn: state.heldWithdrawn }, after: { sha256: wanted } }], now);
+  await writeAudit(deps.tables, [{ actor, action: 'package.approved', target: `feed:${feed.name}`, source: 'admin', before: { heldSha256: state.heldSha256, withdrawn: state.heldWithdrawn }, after: { sha256: wanted } }], now, { logger: deps.logger });
   deps.logger.info('PackageApproved', { feed: feed.name, sha256: wanted, actor, withdrawn: state.heldWithdrawn });
   return pollFeed(deps, feed);
 }
