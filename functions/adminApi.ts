@@ -1,5 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import { getGrid, getOverview, getPolicy, getRollout, getRollouts, getServers, getStatus, postConnectivity, postFeedAccept, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -7,7 +7,8 @@ import { register } from '../lib/functions.js';
  * The admin API (DESIGN §10), one function per route rather than one catch-all dispatcher: the
  * host matches routes and methods itself (a wrong method is its 404, not ours), each route has
  * its own name in the logs and metrics, and the local host supports only {name} parameters.
- * All need a function key; App Service Authentication in front adds the signed-in user.
+ * All need a function key; in Azure, App Service Authentication in front signs the caller in, and
+ * each handler checks the app role its route needs (lib/admin/auth.ts).
  */
 
 /** One admin route: a function key, one method, the handler given the app's dependencies. */
@@ -26,3 +27,4 @@ export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POS
 export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);
 export const adminGrid = route('adminGrid', 'grid', 'GET', getGrid);
 export const adminPolicy = route('adminPolicy', 'policy', 'GET', getPolicy);
+export const adminFeedAccept = route('adminFeedAccept', 'feeds/{feed}/accept', 'POST', postFeedAccept);

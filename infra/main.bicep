@@ -237,6 +237,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     EMFLEET_POLL_SCHEDULE: pollSchedule
     EMFLEET_RECONCILE_SCHEDULE: reconcileSchedule
     EMFLEET_FEEDS: empty(feeds) ? '' : string(feeds)
+    // Every admin route needs a Microsoft Entra sign-in with the app role emfleet.Reader or emfleet.Operator (lib/admin/auth.ts).
+    EMFLEET_ADMIN_AUTH: 'entra'
     EMFLEET_NOTIFY_URL: empty(notifyUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notifyUrlSecretUri})'
   }
   dependsOn: [

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { adminAuthModes } from '../admin/auth.js';
 import { jsonText, orgName } from '../fleet/schemas.js';
 import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedUrl } from '../ocs/client.js';
@@ -85,6 +86,12 @@ export const settingsSchema = z.object({
   EMFLEET_NOTIFY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** The waves `--emergency` and `rollout expedite` switch to. */
   EMFLEET_EMERGENCY_WAVES: jsonText(waveProfile).default(defaultEmergencyWaves),
+  /**
+   * Who may call the admin API (lib/admin/auth.ts): `entra`, a Microsoft Entra sign-in through App
+   * Service Authentication with the app role emfleet.Reader or emfleet.Operator; `functionKey`,
+   * the function key alone, for local runs only.
+   */
+  EMFLEET_ADMIN_AUTH: z.enum(adminAuthModes, { error: `must be one of ${adminAuthModes.join(', ')}` }).default('entra'),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
