@@ -104,6 +104,24 @@ describe('least privilege', () => {
     expect(await problems(text)).toEqual([expect.stringMatching(message)]);
   });
 
+  const customRole = (dataActions: string[], actions: string[] = []): string =>
+    `${storage}resource appender 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {\n  name: guid('a')\n  properties: {\n    roleName: 'r'\n    type: 'CustomRole'\n    permissions: [\n      {\n        actions: [${actions.map((action) => `\n          '${action}'`).join('')}\n        ]\n        dataActions: [${dataActions.map((action) => `\n          '${action}'`).join('')}\n        ]\n      }\n    ]\n    assignableScopes: [\n      resourceGroup().id\n    ]\n  }\n}\n${assignment({ scope: 'storage', role: 'appender.id' })}`;
+  const read = 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read';
+  const add = 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action';
+
+  it('accepts a custom role that only reads and inserts table rows (the Audit table\'s append-only operators)', async () => {
+    expect(await problems(customRole([read, add]))).toEqual([]);
+  });
+
+  it.each([
+    { name: 'update (rewriting audit rows)', role: customRole([read, add, 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/update/action']), message: /custom role appender: has data action "Microsoft\.Storage\/storageAccounts\/tableServices\/tables\/entities\/update\/action", which is not one emfleet needs/ },
+    { name: 'delete', role: customRole([read, 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/delete']), message: /custom role appender: has data action ".*entities\/delete"/ },
+    { name: 'a wildcard', role: customRole(['Microsoft.Storage/*']), message: /custom role appender: has data action "Microsoft\.Storage\/\*"/ },
+    { name: 'management actions', role: customRole([read], ['Microsoft.Authorization/roleAssignments/write']), message: /custom role appender: has management actions \["Microsoft\.Authorization\/roleAssignments\/write"\]/ },
+  ])('rejects a custom role with $name', async ({ role, message }) => {
+    expect(await problems(role)).toEqual([expect.stringMatching(message)]);
+  });
+
   it('sees nested rule declarations as the types they are', async () => {
     const nested = "resource ns 'Microsoft.Relay/namespaces@2024-01-01' = {\n  name: 'ns'\n  resource hc 'hybridConnections' = {\n    name: 'ex01'\n    resource listen 'authorizationRules' = {\n      name: 'listen'\n      properties: {\n        rights: [\n          'Listen'\n          'Send'\n        ]\n      }\n    }\n  }\n}\n";
     expect(await problems(nested)).toEqual([expect.stringMatching(/^bad\.bicep:8:17: relay rule listen: an agent's rule must be \['Listen'\] only/)]);

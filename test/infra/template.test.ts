@@ -66,26 +66,43 @@ describe('the template', () => {
     for (const type of ['blobServices/containers', 'queueServices/queues', 'tableServices/tables']) await resource('infra/app/storage.bicep', `Microsoft.Storage/storageAccounts/${type}`);
   });
 
-  it('grants each data-plane role on the one resource that needs it', async () => {
+  it('grants each data-plane role on the one resource that needs it; operators get the tables and queues the CLI uses, Audit append-only', async () => {
     const rbac = await repoDocument('infra/app/rbac.bicep');
     const roleIds = value(declarations(rbac).get('roles')?.value) as Record<string, string>;
-    const typeOf = new Map(resources(rbac).map((item) => [item.symbol, item.type]));
+    const declared = new Map(resources(rbac).map((item) => [item.symbol, item]));
     const grants = resources(rbac)
       .filter((item) => isType(item, 'Microsoft.Authorization/roleAssignments'))
       .map((item) => {
-        const role = /roles\.(\w+)/.exec(path(item.body, 'properties', 'roleDefinitionId')?.text ?? '')?.[1] ?? '';
-        return `${allowedRoles[roleIds[role] ?? '']} on ${typeOf.get(property(item.body, 'scope')?.text ?? '')}`;
+        const definition = path(item.body, 'properties', 'roleDefinitionId')?.text ?? '';
+        const role = allowedRoles[roleIds[/roles\.(\w+)/.exec(definition)?.[1] ?? ''] ?? ''] ?? (definition === 'auditAppender.id' ? 'emfleet Audit Appender' : definition);
+        const scope = declared.get(property(item.body, 'scope')?.text ?? '');
+        const scopeName = value(property(scope?.body, 'name'));
+        return `${item.symbol}: ${role} on ${scope?.type.split('@')[0]}${typeof scopeName === 'string' ? ` ${scopeName}` : ''}`;
       });
-    expect(new Set(grants)).toEqual(
-      new Set([
-        'Storage Blob Data Owner on Microsoft.Storage/storageAccounts',
-        'Storage Queue Data Contributor on Microsoft.Storage/storageAccounts',
-        'Storage Table Data Contributor on Microsoft.Storage/storageAccounts',
-        'Azure Relay Sender on Microsoft.Relay/namespaces',
-        'Key Vault Secrets User on Microsoft.KeyVault/vaults',
-        'Monitoring Metrics Publisher on Microsoft.Insights/components',
-      ]),
-    );
+    expect(grants).toEqual([
+      'appBlob: Storage Blob Data Owner on Microsoft.Storage/storageAccounts',
+      'appQueue: Storage Queue Data Contributor on Microsoft.Storage/storageAccounts',
+      'appTable: Storage Table Data Contributor on Microsoft.Storage/storageAccounts',
+      'appRelaySender: Azure Relay Sender on Microsoft.Relay/namespaces',
+      'appSecrets: Key Vault Secrets User on Microsoft.KeyVault/vaults',
+      'appTelemetry: Monitoring Metrics Publisher on Microsoft.Insights/components',
+      'operatorServers: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorPolicy: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorRollouts: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorPackages: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorResults: Storage Table Data Reader on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorAudit: emfleet Audit Appender on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorWaves: Storage Queue Data Message Sender on Microsoft.Storage/storageAccounts/queueServices/queues emfleet-waves',
+      'operatorGate: Storage Queue Data Message Sender on Microsoft.Storage/storageAccounts/queueServices/queues emfleet-gate',
+    ]);
+    // Each operator table grant is on the table of its name (with the deployment's prefix).
+    for (const [grant, table] of [['operatorServers', 'serversTable'], ['operatorPolicy', 'policyTable'], ['operatorRollouts', 'rolloutsTable'], ['operatorPackages', 'packagesTable'], ['operatorResults', 'resultsTable'], ['operatorAudit', 'auditTable']] as const) {
+      expect(property(declared.get(grant)?.body, 'scope')?.text).toBe(table);
+      expect(property(declared.get(table)?.body, 'name')?.text).toBe(`'\${tablePrefix}${table.replace(/Table$/, '').replace(/^./, (first) => first.toUpperCase())}'`);
+    }
+    expect(value(path(declared.get('auditAppender')?.body, 'properties', 'permissions'))).toEqual([
+      { actions: [], notActions: [], dataActions: ['Microsoft.Storage/storageAccounts/tableServices/tables/entities/read', 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'], notDataActions: [] },
+    ]);
   });
 
   it('gives each site a hybrid connection that needs a token, with a Listen-only rule for its hub, and nothing per server', async () => {
