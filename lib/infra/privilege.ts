@@ -157,3 +157,30 @@ function privilegedRoleMentions(document: BicepDocument): InfraProblem[] {
   }
   return problems;
 }
+
+/** The rule Azure Relay creates in every namespace: Manage, Send and Listen on every hybrid connection. */
+export const relayRootRuleName = 'RootManageSharedAccessKey';
+
+/**
+ * Over the whole deployment: a relay namespace it creates has its default RootManageSharedAccessKey
+ * watched (an activity log alert on reading, regenerating or re-creating its keys), since a
+ * deployment cannot delete that rule (infra/README.md deletes it by hand); and nothing declares
+ * a rule of that name again.
+ */
+export function relayRootKeyProblems(documents: readonly BicepDocument[]): InfraProblem[] {
+  const problems: InfraProblem[] = [];
+  const watched = documents.some((document) =>
+    resources(document).some((resource) => !resource.existing && isType(resource, 'Microsoft.Insights/activityLogAlerts') && resource.body?.text.includes(`/authorizationRules/${relayRootRuleName}`) && resource.body.text.includes('Microsoft.Relay/namespaces/authorizationRules/listKeys/action')),
+  );
+  for (const document of documents) {
+    for (const resource of resources(document).filter((item) => !item.existing)) {
+      if (isType(resource, 'Microsoft.Relay/namespaces') && !watched) {
+        problems.push(problemAt(document, resource.node, `relay namespace ${resource.symbol}: its default ${relayRootRuleName} (Manage) is not watched; add an activity log alert on Microsoft.Relay/namespaces/authorizationRules/listKeys/action for it`));
+      }
+      if (/^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type) && literalValue(property(resource.body, 'name'))?.value === relayRootRuleName) {
+        problems.push(problemAt(document, resource.node, `relay rule ${resource.symbol}: declares ${relayRootRuleName} again; emfleet's rules are Listen per hybrid connection and, in the SAS fallback, one Send rule`));
+      }
+    }
+  }
+  return problems;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatProblem, parseBicep } from '../../lib/infra/bicep.js';
-import { privilegeProblems } from '../../lib/infra/privilege.js';
+import { privilegeProblems, relayRootKeyProblems } from '../../lib/infra/privilege.js';
 import { repoBicep, repoDocument } from './fixture.js';
 
 async function problems(text: string): Promise<string[]> {
@@ -26,6 +26,18 @@ function assignment(lines: { scope?: string; role?: string }): string {
 describe('least privilege', () => {
   it('the deployment grants only data-plane roles on single resources, and agents only Listen', async () => {
     expect((await repoBicep()).flatMap(privilegeProblems).map(formatProblem)).toEqual([]);
+  });
+
+  it('watches the relay namespace\'s default RootManageSharedAccessKey (a deployment cannot delete it): an alert on reading or regenerating its keys', async () => {
+    const documents = await repoBicep();
+    expect(relayRootKeyProblems(documents).map(formatProblem)).toEqual([]);
+    const monitoring = await repoDocument('infra/app/monitoring.bicep');
+    const unwatched = await parseBicep('infra/app/monitoring.bicep', monitoring.text.replace(/resource relayRootKeyAlert [\s\S]*?\n}\n/, ''));
+    expect(unwatched.text).not.toBe(monitoring.text);
+    const withoutAlert = documents.map((document) => (document.file === 'infra/app/monitoring.bicep' ? unwatched : document));
+    expect(relayRootKeyProblems(withoutAlert).map(formatProblem)).toEqual([expect.stringMatching(/^infra\/app\/relay\.bicep:\d+:\d+: relay namespace namespace: its default RootManageSharedAccessKey \(Manage\) is not watched/)]);
+    const redeclared = await parseBicep('bad.bicep', "resource ns 'Microsoft.Relay/namespaces@2024-01-01' existing = {\n  name: 'ns'\n}\nresource root 'Microsoft.Relay/namespaces/authorizationRules@2024-01-01' = {\n  parent: ns\n  name: 'RootManageSharedAccessKey'\n  properties: {\n    rights: [\n      'Listen'\n    ]\n  }\n}\n");
+    expect(relayRootKeyProblems([...documents, redeclared]).map(formatProblem)).toEqual([expect.stringMatching(/^bad\.bicep:4:1: relay rule root: declares RootManageSharedAccessKey again/)]);
   });
 
   it('sees every role assignment of the deployment, with the role it grants', async () => {

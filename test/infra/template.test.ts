@@ -57,6 +57,12 @@ describe('the template', () => {
     expect(value(path(config, 'deployment', 'storage', 'authentication'))).toEqual({ type: 'SystemAssignedIdentity' });
   });
 
+  it('keeps Storage\'s own log of every table write and delete in the Log Analytics workspace', async () => {
+    const logs = await resource('infra/app/storage.bicep', 'Microsoft.Insights/diagnosticSettings');
+    expect(property(logs.body, 'scope')?.text).toBe('storage::tableService');
+    expect(value(path(logs.body, 'properties', 'logs'))).toEqual([{ category: 'StorageWrite', enabled: true }, { category: 'StorageDelete', enabled: true }]);
+  });
+
   it('keeps storage identity-only, with the queues and tables the code uses', async () => {
     const storage = await resource('infra/app/storage.bicep', 'Microsoft.Storage/storageAccounts');
     expect(value(path(storage.body, 'properties', 'allowSharedKeyAccess'))).toBe(false);
@@ -138,6 +144,10 @@ describe('the template', () => {
     const auth = resources(await repoDocument('infra/app/function.bicep')).find((item) => value(property(item.body, 'name')) === 'authsettingsV2');
     expect(value(path(auth?.body, 'properties', 'globalValidation'))).toMatchObject({ requireAuthentication: true, unauthenticatedClientAction: 'Return401' });
     expect(value(path(auth?.body, 'properties', 'identityProviders', 'azureActiveDirectory', 'enabled'))).toBe(true);
+    // Only the listed principals, when given; the app checks the app roles on every route either way.
+    expect(path(auth?.body, 'properties', 'identityProviders', 'azureActiveDirectory', 'validation', 'defaultAuthorizationPolicy')?.text).toMatch(/allowedPrincipals: \{\s*identities: adminApiPrincipalIds/);
+    const settings = resources(await repoDocument('infra/main.bicep')).find((item) => value(property(item.body, 'name')) === 'appsettings');
+    expect(value(path(settings?.body, 'properties', 'EMFLEET_ADMIN_AUTH'))).toBe('entra');
     const http = allFunctions.filter((definition) => definition.kind === 'http');
     expect(http.length).toBeGreaterThan(0);
     for (const definition of http) expect(definition.kind === 'http' && definition.options.authLevel, definition.name).toBe('function');
