@@ -80,6 +80,19 @@ var alerts = [
     dimension: 'feed'
     window: 'PT15M'
   }
+  {
+    name: 'feed-frozen'
+    displayName: 'emfleet: a feed is frozen or holds a package for an admin'
+    description: 'A feed\'s current package no longer verifies, or the feed left the settings with mitigations applied (FeedFrozen): nothing of it is applied or removed until a verified package of it arrives. Or a package without a trusted signing time would withdraw mitigations (PackageHeld): `emfleet rollout plan` shows it, `emfleet feed accept SHA` approves it. `emfleet status` shows the reason.'
+    severity: 1
+    events: [
+      'FeedFrozen'
+      'PackageHeld'
+    ]
+    state: ''
+    dimension: 'feed'
+    window: 'PT1H'
+  }
 ]
 
 var queryTemplate = '''traces

@@ -79,21 +79,21 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
   // that package no longer verifies under today's trust settings (a revoked signer, a new anchor).
   const lastAccepted = previous ? acceptedMark(previous) : undefined;
   const verified = verifyPackage(fetched.bytes, { trust: feed.trust, now: now(), ...(lastAccepted ? { lastAccepted } : {}) });
-  const rejection = verified.ok ? await replayRejection(deps, feed.name, verified.sha256, previous) : verified;
-  if (rejection) {
-    const { reason, detail, sha256 } = rejection;
+  const reject = async ({ reason, detail, sha256 }: { reason: string; detail: string; sha256: string }): Promise<PollOutcome> => {
     deps.logger.warn('PackageRejected', { ...where, reason, detail, sha256 });
     await updateFeedState(deps.tables, feed.name, () => ({ ...validators, lastPollAt: now(), lastSuccessAt: now(), lastRejectedAt: now(), lastRejectedSha256: sha256, lastRejectedReason: `${reason}: ${detail}` }));
     await writeAudit(deps.tables, [{ actor: system, action: 'package.rejected', target: `feed:${feed.name}`, source: 'ocs', before: null, after: { sha256, reason, detail } }], now(), { logger: deps.logger });
     await deps.notify?.({ kind: 'PackageRejected', feed: feed.name, sha256, reason, detail });
     return { kind: 'rejected', reason, detail, sha256 };
-  }
-  if (!verified.ok) throw new Error('unreachable: a failed verification is a rejection');
+  };
+  if (!verified.ok) return reject(verified);
+  const replay = await replayRejection(deps, feed.name, verified.sha256, previous);
+  if (replay) return reject(replay);
 
   const diff = previousModel?.ok ? diffPackages(previousModel.package, verified.package) : previous ? diffAgainstIds(previous.mitigationIds, verified.package) : diffPackages(undefined, verified.package);
   const approvedBy = state?.approvedSha256 === verified.sha256 ? state.approvedBy : undefined;
-  if (lastAccepted && compareFreshness(verified.package, lastAccepted) === 'unknown' && diff.withdrawn.length > 0 && approvedBy === undefined) {
-    return holdForAdmin(deps, feed, { sha256: verified.sha256, diff, previous: previous! }, now());
+  if (previous && lastAccepted && compareFreshness(verified.package, lastAccepted) === 'unknown' && diff.withdrawn.length > 0 && approvedBy === undefined) {
+    return holdForAdmin(deps, feed, { sha256: verified.sha256, diff, previous }, now());
   }
 
   const stored = await storePackage(deps.tables, {

@@ -160,7 +160,7 @@ describe('the template', () => {
     const rule = await resource('infra/app/monitoring.bicep', 'Microsoft.Insights/scheduledQueryRules');
     expect(rule.node.text).toMatch(/= \[for alert in alerts:/);
     const alerts = value(declarations(rule.document).get('alerts')?.value) as { name: string; events: string[]; state: string }[];
-    expect(alerts.map((alert) => alert.name)).toEqual(['rollout-halted', 'poll-failed']);
+    expect(alerts.map((alert) => alert.name)).toEqual(['rollout-halted', 'poll-failed', 'feed-frozen']);
     const logged = loggedEvents();
     for (const event of alerts.flatMap((alert) => alert.events)) expect(logged, `lib/ logs ${event}`).toContain(event);
   });
