@@ -7,12 +7,12 @@
  * (EMFLEET_ADMIN_AUTH=functionKey) is for local runs, where there is no sign-in.
  */
 
+import type { AdminAuthMode } from '../config/index.js';
+
 /** The app roles of the admin API's app registration (infra/README.md says how to create them). */
 export const appRoles = { Reader: 'emfleet.Reader', Operator: 'emfleet.Operator' } as const;
 export type AdminRole = keyof typeof appRoles;
 
-export const adminAuthModes = ['entra', 'functionKey'] as const;
-export type AdminAuthMode = (typeof adminAuthModes)[number];
 
 /** Who the audit names for a caller with the function key only. */
 export const functionKeyActor = 'function-key';

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { adminAuthModes } from '../admin/auth.js';
 import { jsonText, orgName } from '../fleet/schemas.js';
 import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
+
+/** How the admin API admits callers (lib/admin/auth.ts): a Microsoft Entra sign-in with an app role, or the function key alone (local runs). */
+export const adminAuthModes = ['entra', 'functionKey'] as const;
+export type AdminAuthMode = (typeof adminAuthModes)[number];
 
 /** An organization feed: custom mitigations signed by its own CA (`emfleet package sign`). */
 const orgFeedSchema = z

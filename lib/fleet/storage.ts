@@ -1,7 +1,6 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import { ConfigError } from '../errors.js';
-import { isStatus } from './rows.js';
 
 /** The six tables of DESIGN §5. */
 export const tableNames = ['Servers', 'Policy', 'Packages', 'Rollouts', 'Results', 'Audit'] as const;
@@ -77,7 +76,7 @@ export class FleetTables {
     } catch (error) {
       // The deployment creates the tables (infra/app/storage.bicep); an operator whose roles are
       // scoped to single tables may use them but not create tables in the account (403).
-      if (this.#connection.kind !== 'account' || !isStatus(error, 403)) throw error;
+      if (this.#connection.kind !== 'account' || (error as { statusCode?: number }).statusCode !== 403) throw error;
     }
     return client;
   }

@@ -1,9 +1,7 @@
 import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/package/build.js';
 import { createDevPki, devTimestampAuthority, type DevPki } from '../../lib/local/pki.js';
 export { catalogueXml } from '../../lib/local/catalogue.js';
-import { algorithms } from '../../lib/package/format.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';
-import { restrictedSignedXml } from '../../lib/package/signed-xml.js';
 import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js';
 
 /** The public PING1 sample layout as OCS serves it. */
@@ -25,33 +23,20 @@ export interface TestPki extends DevPki {
    * and the `ts-countersig` Object with an RFC 3161 token from the test TSA (at `signingTime`).
    */
   sign(xml: string, options?: SignOptions): string;
-  /** Signed as `sign` does, but with no signing time at all (neither EOCS@signingTime nor a timestamp): a package whose age cannot be told. */
+  /** Signed as `sign` does, but without a time stamp: a package whose age cannot be told. */
   signUntimed(xml: string): string;
 }
 
 /** A real three-level PKI and a TSA; RSA key generation is slow, so make one per test file. */
 export async function createTestPki(label = 'emfleet Test'): Promise<TestPki> {
   const pki = await createDevPki({ label });
+  const identity = { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] };
   return {
     ...pki,
     trust: createTrustPolicy({ anchorPems: [pki.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem] }),
     sign: (xml, options) =>
-      signPackage(
-        xml,
-        { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] },
-        { timestampAuthority: devTimestampAuthority(pki), ...options },
-      ),
-    signUntimed: (xml) => {
-      const signed = restrictedSignedXml({
-        privateKey: pki.signer.privateKeyPem,
-        signatureAlgorithm: algorithms.signature.rsaSha256,
-        canonicalizationAlgorithm: algorithms.canonicalization.c14n,
-        getKeyInfoContent: () => `<X509Data>${[pki.signer, pki.intermediate].map((issued) => `<X509Certificate>${issued.certificate.raw.toString('base64')}</X509Certificate>`).join('')}</X509Data>`,
-      });
-      signed.addReference({ xpath: '/*', isEmptyUri: true, transforms: [algorithms.envelopedSignature, algorithms.canonicalization.c14n], digestAlgorithm: algorithms.digest.sha256 });
-      signed.computeSignature(xml, { location: { reference: '/*', action: 'append' } });
-      return signed.getSignedXml();
-    },
+      signPackage(xml, identity, { timestampAuthority: devTimestampAuthority(pki), ...options }),
+    signUntimed: (xml) => signPackage(xml, identity),
   };
 }
 

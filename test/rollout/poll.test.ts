@@ -191,7 +191,7 @@ describe('pollFeed when the stored package no longer verifies', () => {
     const fresh = freshTables();
     let body = '';
     const pollDeps: PollDeps = { tables: fresh.tables, queues: new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: fresh.prefix }), org: 'contoso', waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(body) }) };
-    const bothRoots = createTrustPolicy({ anchorPems: [pki.root.certificatePem, other.root.certificatePem] });
+    const bothRoots = createTrustPolicy({ anchorPems: [pki.root.certificatePem, other.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem, other.timestampRoot.certificatePem] });
     body = pki.sign(catalogueXml, { signingTime: signedAt(10) });
     expect(await pollFeed(pollDeps, { name: 'microsoft', url: 'http://feed.invalid/', trust: bothRoots })).toMatchObject({ kind: 'accepted', sequence: 1 });
 
