@@ -372,6 +372,7 @@ describe('the Entra gate: every route checks the app role it needs', () => {
       getPolicy: 'Reader',
       postRolloutAction: 'Operator',
       postFeedAccept: 'Operator',
+      postReconcile: 'Operator',
       postConnectivity: 'Operator',
     });
   });
