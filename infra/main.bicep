@@ -201,7 +201,7 @@ module rbac 'app/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     operatorPrincipalIds: operatorPrincipalIds
-    tablePrefix: tablePrefix
+    tablePrefix: checkedTablePrefix
   }
 }
 
