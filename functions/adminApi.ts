@@ -1,5 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import { getExplain, getGrid, getOverview, getPackage, getPlan, getPolicy, getRollout, getRollouts, getServers, getServerView, getStatus, postConnectivity, postPolicy, postPoll, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import { getExplain, getGrid, getOverview, getPackage, getPlan, getPolicy, getRollout, getRollouts, getServers, getServerView, getStatus, postConnectivity, postFeedAccept, postPolicy, postPoll, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -7,7 +7,8 @@ import { register } from '../lib/functions.js';
  * The admin API (DESIGN §10), one function per route rather than one catch-all dispatcher: the
  * host matches routes and methods itself (a wrong method is its 404, not ours), each route has
  * its own name in the logs and metrics, and the local host supports only {name} parameters.
- * All need a function key; App Service Authentication in front adds the signed-in user.
+ * All need a function key; in Azure, App Service Authentication in front signs the caller in, and
+ * each handler checks the app role its route needs (lib/admin/auth.ts).
  */
 
 /** One admin route: a function key, one method, the handler given the app's dependencies. */
@@ -32,3 +33,4 @@ export const adminPackage = route('adminPackage', 'packages/{feed}', 'GET', getP
 export const adminPlan = route('adminPlan', 'plan', 'GET', getPlan);
 export const adminExplain = route('adminExplain', 'explain', 'GET', getExplain);
 export const adminPolicyEdit = route('adminPolicyEdit', 'policy/{action}', 'POST', postPolicy);
+export const adminFeedAccept = route('adminFeedAccept', 'feeds/{feed}/accept', 'POST', postFeedAccept);

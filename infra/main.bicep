@@ -84,6 +84,9 @@ param alertEmails string[] = []
 @description('Object IDs of the people or groups who run the emfleet CLI against this deployment\'s tables and queues.')
 param operatorPrincipalIds string[] = []
 
+@description('Object IDs of the users and service principals App Service Authentication lets call the admin API; empty: any holder of a token for the app registration (the app still requires the app role emfleet.Reader or emfleet.Operator).')
+param adminApiPrincipalIds string[] = []
+
 @minValue(1)
 @maxValue(1000)
 @description('Flex Consumption scale limit (1-1000); one instance runs many rollout steps at once.')
@@ -135,6 +138,7 @@ module storage 'app/storage.bicep' = {
     skuName: storageSku
     tablePrefix: checkedTablePrefix
     deploymentContainerName: deploymentContainerName
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -145,6 +149,7 @@ module monitoring 'app/monitoring.bicep' = {
     location: location
     tags: tags
     alertEmails: alertEmails
+    relayNamespaceId: relay.outputs.id
   }
 }
 
@@ -182,6 +187,7 @@ module functionApp 'app/function.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     adminApiClientId: adminApiClientId
+    adminApiPrincipalIds: adminApiPrincipalIds
   }
 }
 
@@ -195,6 +201,7 @@ module rbac 'app/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     operatorPrincipalIds: operatorPrincipalIds
+    tablePrefix: checkedTablePrefix
   }
 }
 
@@ -237,6 +244,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     EMFLEET_POLL_SCHEDULE: pollSchedule
     EMFLEET_RECONCILE_SCHEDULE: reconcileSchedule
     EMFLEET_FEEDS: empty(feeds) ? '' : string(feeds)
+    // Every admin route needs a Microsoft Entra sign-in with the app role emfleet.Reader or emfleet.Operator (lib/admin/auth.ts).
+    EMFLEET_ADMIN_AUTH: 'entra'
     EMFLEET_NOTIFY_URL: empty(notifyUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notifyUrlSecretUri})'
   }
   dependsOn: [

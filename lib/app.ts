@@ -169,5 +169,5 @@ export async function runReconcileCycle(app: Omit<AppContext, 'queues' | 'notify
     app.logger.warn('ReconcileWithoutStatusSweep', { error: error instanceof Error ? error.message : String(error) });
     return undefined;
   });
-  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, ...(app.notify ? { notify: app.notify } : {}), ...(agents ? { agents } : {}) }, feeds, options);
+  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, ...(app.notify ? { notify: app.notify } : {}), feedProblems: problems, ...(agents ? { agents } : {}) }, feeds, options);
 }

@@ -10,7 +10,10 @@ export type NotifyEvent =
   | { readonly kind: 'RolloutRetried'; readonly rolloutId: string; readonly reason: string }
   /** Reconcile left these mitigations alone on these servers: a halted or aborted rollout holds them. */
   | { readonly kind: 'RolloutHeld'; readonly rolloutId: string; readonly feed: string; readonly mitigationIds: readonly string[]; readonly servers: readonly string[] }
-  | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string };
+  | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string }
+  | { readonly kind: 'FeedFrozen'; readonly feed: string; readonly sequence: number; readonly sha256: string; readonly reason: string; readonly detail: string; readonly mitigationIds: readonly string[] }
+  | { readonly kind: 'FeedThawed'; readonly feed: string; readonly sequence: number }
+  | { readonly kind: 'PackageHeld'; readonly feed: string; readonly sha256: string; readonly withdrawn: readonly string[] };
 
 /** Resolves once the webhook answered, failed or timed out; never rejects. */
 export type Notify = (event: NotifyEvent) => Promise<void>;
@@ -128,6 +131,12 @@ function describe(event: NotifyEvent): string {
       return `rollout ${event.rolloutId} holds ${event.mitigationIds.join(', ')} of feed ${event.feed}: reconcile left ${serverList(event.servers)} without them until the rollout is retried or the feed publishes different content`;
     case 'DriftFound':
       return `drift found on ${serverList(event.servers)}${event.rolloutId ? `; fix-up rollout ${event.rolloutId}` : ''}`;
+    case 'FeedFrozen':
+      return `feed ${event.feed} is frozen (${event.reason}: ${oneLine(event.detail)}): its package ${event.sequence} no longer verifies or is no longer configured; ${event.mitigationIds.join(', ') || 'none of its mitigations'} stay as they are, nothing of it is applied or removed until a verified package of the feed arrives`;
+    case 'FeedThawed':
+      return `feed ${event.feed} is no longer frozen: its package ${event.sequence} verifies again`;
+    case 'PackageHeld':
+      return `feed ${event.feed} holds a package for an admin (sha256 ${event.sha256.slice(0, 12)}): it carries no trusted signing time and would withdraw ${event.withdrawn.join(', ')}; approve with emfleet feed accept ${event.sha256} --feed ${event.feed}`;
   }
 }
 

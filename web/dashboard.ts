@@ -110,6 +110,7 @@ function renderFeeds(feeds: readonly FeedView[]): Node[] {
       { class: 'card feed' },
       h('h3', {}, feed.name, ' ', h('small', {}, feed.url)),
       feed.problem && h('p', { class: 'problem' }, badge('bad', '⚠', 'Misconfigured'), ` ${feed.problem}`),
+      feed.frozen && h('p', { class: 'problem frozen' }, badge('bad', '❄', `Frozen: ${feed.frozen.reason}`), ` since `, time(feed.frozen.since), ` ${feed.frozen.detail}. Nothing of this feed is applied or removed until a verified package of it arrives.`),
       h(
         'dl',
         {},

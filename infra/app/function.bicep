@@ -15,6 +15,8 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 @description('Application (client) ID of the Microsoft Entra app registration that fronts the admin API.')
 param adminApiClientId string
+@description('Object IDs of the users and service principals allowed to call the admin API at all (App Service Authentication); empty: any principal the app registration issues tokens to, which the app then checks for an app role.')
+param adminApiPrincipalIds string[]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${name}'
@@ -85,9 +87,13 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 }
 
 // App Service Authentication in front of the admin API: a caller needs a Microsoft Entra token for
-// the app registration AND the function key. The signed-in name reaches the app as
-// x-ms-client-principal-name, which lib/admin/api.ts records in the audit log. Timers and queue
-// triggers do not pass through it.
+// the app registration AND the function key. The signed-in principal reaches the app as
+// x-ms-client-principal (its claims, app roles included); lib/admin/auth.ts requires the app role
+// emfleet.Reader or emfleet.Operator on every route and the audit names the principal. Only the
+// principals in adminApiPrincipalIds get past this gate when the list is given. Requiring an app
+// role assignment for the token itself (appRoleAssignmentRequired) and creating the app roles is
+// done in Microsoft Entra ID, not here: infra/README.md. Timers and queue triggers do not pass
+// through it.
 resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'authsettingsV2'
@@ -113,6 +119,11 @@ resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
             'api://${adminApiClientId}'
             adminApiClientId
           ]
+          defaultAuthorizationPolicy: empty(adminApiPrincipalIds) ? {} : {
+            allowedPrincipals: {
+              identities: adminApiPrincipalIds
+            }
+          }
         }
       }
     }

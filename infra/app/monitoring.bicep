@@ -6,6 +6,8 @@ param location string
 param tags object
 @description('Who is told when an alert fires; empty: the alerts show in Azure Monitor only.')
 param alertEmails string[]
+@description('The relay namespace, whose default RootManageSharedAccessKey is watched.')
+param relayNamespaceId string
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${name}'
@@ -78,6 +80,19 @@ var alerts = [
     dimension: 'feed'
     window: 'PT15M'
   }
+  {
+    name: 'feed-frozen'
+    displayName: 'emfleet: a feed is frozen or holds a package for an admin'
+    description: 'A feed\'s current package no longer verifies, or the feed left the settings with mitigations applied (FeedFrozen): nothing of it is applied or removed until a verified package of it arrives. Or a package without a trusted signing time would withdraw mitigations (PackageHeld): `emfleet rollout plan` shows it, `emfleet feed accept SHA` approves it. `emfleet status` shows the reason.'
+    severity: 1
+    events: [
+      'FeedFrozen'
+      'PackageHeld'
+    ]
+    state: ''
+    dimension: 'feed'
+    window: 'PT1H'
+  }
 ]
 
 var queryTemplate = '''traces
@@ -134,5 +149,61 @@ resource alertRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for al
   }
 }]
 
+// Azure Relay creates every namespace with the rule RootManageSharedAccessKey (Manage, Send and
+// Listen on every hybrid connection: whoever holds its key can call any agent and impersonate any
+// of them). emfleet never uses it. A deployment cannot delete it (Bicep deletes nothing it does not
+// declare, and a deployment script that could would need a management role the privilege check
+// refuses), so infra/README.md deletes it by hand after the first deployment, and this alert fires
+// whenever anyone reads, regenerates or re-creates its keys: every use of the key starts there.
+resource relayRootKeyAlert 'Microsoft.Insights/activityLogAlerts@2020-10-01' = {
+  name: 'relay-root-key-${name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    enabled: true
+    description: 'Someone read, regenerated or re-created the keys of the relay namespace\'s RootManageSharedAccessKey, which emfleet never uses (Manage on every hybrid connection). Delete the rule (infra/README.md) and find out who.'
+    scopes: [
+      relayNamespaceId
+    ]
+    condition: {
+      allOf: [
+        {
+          field: 'category'
+          equals: 'Administrative'
+        }
+        {
+          field: 'resourceId'
+          equals: '${relayNamespaceId}/authorizationRules/RootManageSharedAccessKey'
+        }
+        {
+          anyOf: [
+            {
+              field: 'operationName'
+              equals: 'Microsoft.Relay/namespaces/authorizationRules/listKeys/action'
+            }
+            {
+              field: 'operationName'
+              equals: 'Microsoft.Relay/namespaces/authorizationRules/regenerateKeys/action'
+            }
+            {
+              field: 'operationName'
+              equals: 'Microsoft.Relay/namespaces/authorizationRules/write'
+            }
+          ]
+        }
+      ]
+    }
+    actions: {
+      actionGroups: empty(alertEmails) ? [] : [
+        {
+          actionGroupId: actionGroup.id
+        }
+      ]
+    }
+  }
+}
+
 output appInsightsName string = appInsights.name
+@description('The Log Analytics workspace: Storage\'s own logs of table writes go there too.')
+output workspaceId string = workspace.id
 output connectionString string = appInsights.properties.ConnectionString

@@ -68,6 +68,7 @@ resource sendRule 'Microsoft.Relay/namespaces/authorizationRules@2024-01-01' = i
 }
 
 output name string = namespace.name
+output id string = namespace.id
 @description('EMFLEET_RELAY_NAMESPACE: the namespace host name, e.g. contoso-emfleet.servicebus.windows.net.')
 output host string = split(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':')[0]
 output sendRuleName string = relayAuth == 'sasKey' ? sendRuleName : ''

@@ -9,6 +9,8 @@ param skuName string
 @description('EMFLEET_TABLE_PREFIX: lets several deployments share one account.')
 param tablePrefix string
 param deploymentContainerName string
+@description('Log Analytics workspace that keeps Storage\'s own log of every table write and delete.')
+param workspaceId string
 
 // lib/fleet/queues.ts queueNames (+ the host's poison queue for apply) and lib/fleet/storage.ts
 // tableNames; a test keeps these lists equal to the code's.
@@ -71,6 +73,28 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     resource table 'tables' = [for table in tableNames: {
       name: '${tablePrefix}${table}'
     }]
+  }
+}
+
+// Storage's own record of every write and delete on the tables, with the caller's Entra identity,
+// in the Log Analytics workspace (StorageTableLogs), where operators have no role: the copy of the
+// Audit table for changes made outside the app (the CLI writes the tables directly); changes made
+// through the app are also logged as AuditRecorded to Application Insights (lib/fleet/audit.ts).
+resource tableLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  scope: storage::tableService
+  name: 'emfleet-table-writes'
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -15,7 +15,8 @@ import { cellOutcomes, maxGridRowsPerPage, readGridPage } from '../dashboard/gri
 import { readOverview } from '../dashboard/overview.js';
 import { readPolicyView } from '../dashboard/policy.js';
 import type { GridPage, Overview, PolicyView } from '../dashboard/types.js';
-import type { Logger } from '../log.js';
+import { redactUrl, type Logger } from '../log.js';
+import { authorize, type AdminRole, type Caller } from './auth.js';
 import { NoPackageError, currentPackage, resolveFeed, storedPackageJson, UnknownFeedError } from './feeds.js';
 import { explainCurrentPackage, planCurrentPackage } from './plan.js';
 import { editPolicy } from './policy-edit.js';
@@ -23,7 +24,9 @@ import { pollNow } from './poll.js';
 import { readServerView } from './server-view.js';
 import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
+import { feedsFromSettings } from '../app.js';
 import { changeRollout } from '../rollout/admin.js';
+import { approveHeldPackage, HeldPackageError } from '../rollout/poll.js';
 import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
 import { rolloutActions } from '../rollout/state.js';
@@ -40,7 +43,8 @@ export interface AdminDeps {
   readonly notify?: Notify;
 }
 
-export type AdminHandler = (deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>;
+/** A route's handler, with the app role its callers need (checked before it runs). */
+export type AdminHandler = ((deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>) & { readonly role: AdminRole };
 
 /** A request the handler cannot serve as asked: answered with its status and `{error, detail}`. */
 class HttpProblem extends Error {
@@ -53,20 +57,31 @@ class HttpProblem extends Error {
   }
 }
 
-/** Maps what went wrong to a status: bad input 400, unknown rollout or server 404, the rest 500 (logged). */
-function handler(run: (deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>): AdminHandler {
-  return async (deps, request) => {
+/**
+ * Every route is built here, with the role it needs: the caller is authorized first (401/403,
+ * lib/admin/auth.ts), then what went wrong maps to a status: bad input 400, unknown rollout or
+ * server 404, the rest 500 (logged).
+ */
+function handler(role: AdminRole, run: (deps: AdminDeps, request: HttpRequest, caller: Caller) => Promise<HttpResponseInit>): AdminHandler {
+  const handle = async (deps: AdminDeps, request: HttpRequest): Promise<HttpResponseInit> => {
+    const authorization = authorize(request.headers, role, deps.settings.EMFLEET_ADMIN_AUTH);
+    if (!authorization.ok) {
+      deps.logger.warn('AdminRequestRefused', { method: request.method, url: redactUrl(request.url), status: authorization.status, error: authorization.error, detail: authorization.detail });
+      return problem(authorization.status, authorization.error, authorization.detail);
+    }
     try {
-      return await run(deps, request);
+      return await run(deps, request, authorization.caller);
     } catch (error) {
       if (error instanceof HttpProblem) return problem(error.status, error.error, error.detail);
       if (error instanceof RolloutNotFoundError || error instanceof ServerNotFoundError || error instanceof UnknownFeedError || error instanceof NoPackageError) return problem(404, error.code, error.message);
       const code = error instanceof EmfleetError ? error.code : 'InternalError';
       const detail = error instanceof Error ? error.message : String(error);
-      deps.logger.error('AdminRequestFailed', { method: request.method, url: request.url, error: detail });
+      // Never the raw URL: it carries the function key as code= when a caller puts it there.
+      deps.logger.error('AdminRequestFailed', { method: request.method, url: redactUrl(request.url), error: detail });
       return problem(500, code, detail);
     }
   };
+  return Object.assign(handle, { role });
 }
 
 const problem = (status: number, error: string, detail: string): HttpResponseInit => ({ status, jsonBody: { error, detail } });
@@ -85,7 +100,7 @@ const rolloutId = startWaveMessage.shape.rolloutId;
 
 // ---- GET /api/status
 
-export const getStatus: AdminHandler = handler(async (deps) => ({ jsonBody: await readStatus(deps) }));
+export const getStatus: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readStatus(deps) }));
 
 // ---- GET /api/servers
 
@@ -117,7 +132,7 @@ const serversQuery = z.object({
   continuationToken: continuationToken.optional(),
 });
 
-export const getServers: AdminHandler = handler(async (deps, request) => {
+export const getServers: AdminHandler = handler('Reader', async (deps, request) => {
   const query = parsed(serversQuery, Object.fromEntries(request.query), 'query');
   const page = await readServersPage(deps.tables, deps.settings.EMFLEET_ORG, query);
   return {
@@ -153,43 +168,36 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
 
 // ---- GET /api/servers/{name}
 
-export const getServerView: AdminHandler = handler(async (deps, request) => {
+export const getServerView: AdminHandler = handler('Reader', async (deps, request) => {
   const { name } = parsed(z.object({ name: serverName.transform((server) => server.toLowerCase()) }), request.params, 'route');
   return { jsonBody: await readServerView(deps, name) };
 });
 
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 
-export const getRollouts: AdminHandler = handler(async (deps) => ({ jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) } }));
+export const getRollouts: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) } }));
 
-export const getRollout: AdminHandler = handler(async (deps, request) => {
+export const getRollout: AdminHandler = handler('Reader', async (deps, request) => {
   const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
   const { state, waves } = await readRollout(deps.tables, id);
   const [problems, current] = await Promise.all([rolloutProblems(deps.tables, id, waves), latestPackage(deps.tables, state.feed)]);
   return { jsonBody: rolloutDetailJson(state, waves, problems, heldBy(state, current?.content)) };
 });
 
-/**
- * App Service Authentication puts the signed-in user in this header, and callers cannot set it
- * themselves; without it the caller can only have used the function key.
- */
-const principalHeader = 'x-ms-client-principal-name';
-const functionKeyActor = 'function-key';
-
-export const postRolloutAction: AdminHandler = handler(async (deps, request) => {
+export const postRolloutAction: AdminHandler = handler('Operator', async (deps, request, caller) => {
   const { id, action } = parsed(
     z.object({ id: rolloutId, action: z.enum(rolloutActions, { error: `must be one of ${rolloutActions.join(', ')}` }) }),
     request.params,
     'route',
   );
-  const result = await changeRollout(deps, id, action, actorOf(request), { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
+  const result = await changeRollout(deps, id, action, caller.actor, { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
   if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
   return { jsonBody: rolloutActionJson(id, result) };
 });
 
 // ---- GET /api/overview, GET /api/grid, GET /api/policy (what the dashboard shows; scripts may read them too)
 
-export const getOverview: AdminHandler = handler(async (deps) => ({ jsonBody: await readOverview(deps) satisfies Overview }));
+export const getOverview: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readOverview(deps) satisfies Overview }));
 
 const gridQuery = z.object({
   ring: serversQuery.shape.ring,
@@ -200,20 +208,48 @@ const gridQuery = z.object({
   continuationToken: continuationToken.optional(),
 });
 
-export const getGrid: AdminHandler = handler(async (deps, request) => {
+export const getGrid: AdminHandler = handler('Reader', async (deps, request) => {
   const { continuationToken: after, ...query } = parsed(gridQuery, Object.fromEntries(request.query), 'query');
   const { after: next, ...page } = await readGridPage(deps, { ...query, after });
   return { jsonBody: { ...page, continuationToken: tokenAfter(next) } satisfies GridPage };
 });
 
-export const getPolicy: AdminHandler = handler(async (deps) => ({ jsonBody: await readPolicyView(deps) satisfies PolicyView }));
+export const getPolicy: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readPolicyView(deps) satisfies PolicyView }));
+
+// ---- POST /api/feeds/{feed}/accept
+
+const feedAcceptBody = z.object({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').transform((sha) => sha.toLowerCase()) }).strict();
+
+/**
+ * `emfleet feed accept SHA` over HTTP: approves the package the feed holds for an admin (audited
+ * with the signed-in operator), then polls the feed so it rolls out. 404 when the feed is not in
+ * the settings, 409 when it holds no package with that SHA-256.
+ */
+export const postFeedAccept: AdminHandler = handler('Operator', async (deps, request, caller) => {
+  const { feed: name } = parsed(z.object({ feed: z.string().min(1).max(64) }), request.params, 'route');
+  const text = await request.text();
+  const { sha256 } = parsed(feedAcceptBody, parseJson(text), 'body');
+  const { feeds, problems } = feedsFromSettings(deps.settings);
+  const feed = feeds.find((candidate) => candidate.name === name);
+  if (!feed) {
+    const problem = problems.find((candidate) => candidate.feed === name);
+    throw new HttpProblem(404, 'FeedNotFound', problem ? `feed ${name} cannot be polled: ${problem.error}` : `no feed named ${name} in the settings`);
+  }
+  try {
+    const outcome = await approveHeldPackage({ tables: deps.tables, queues: deps.queues, org: deps.settings.EMFLEET_ORG, waves: deps.settings.EMFLEET_WAVES, logger: deps.logger, ...(deps.notify ? { notify: deps.notify } : {}) }, feed, sha256, caller.actor);
+    return { jsonBody: { feed: name, sha256, approvedBy: caller.actor, outcome } };
+  } catch (error) {
+    if (error instanceof HeldPackageError) throw new HttpProblem(409, error.code, error.message);
+    throw error;
+  }
+});
 
 // ---- POST /api/reconcile
 
 const reconcileQuery = z.object({ dryRun: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false') });
 
 /** `emfleet reconcile` over HTTP: the hourly fix-up now; `?dryRun=true` reports what it would do and writes nothing. */
-export const postReconcile: AdminHandler = handler(async (deps, request) => {
+export const postReconcile: AdminHandler = handler('Operator', async (deps, request) => {
   const dryRun = parsed(reconcileQuery, Object.fromEntries(request.query), 'query').dryRun === 'true';
   const feeds = await runReconcileCycle(dryRun ? { ...deps, notify: undefined } : deps, { dryRun });
   return { jsonBody: { dryRun, feeds } };
@@ -224,7 +260,7 @@ export const postReconcile: AdminHandler = handler(async (deps, request) => {
 const connectivityBody = z.object({ server: serverName.transform((name) => name.toLowerCase()).optional() }).strict();
 
 /** `emfleet test-connectivity` over HTTP: 200 whatever the checks found; `ok` says whether all passed. */
-export const postConnectivity: AdminHandler = handler(async (deps, request) => {
+export const postConnectivity: AdminHandler = handler('Operator', async (deps, request) => {
   const { server } = parsed(connectivityBody, await jsonBody(request), 'body');
   const { tables, settings } = deps;
   if (server !== undefined) {
@@ -247,17 +283,11 @@ async function jsonBody(request: HttpRequest): Promise<unknown> {
   return body;
 }
 
-/** Who asked: the signed-in user App Service Authentication names, else the function key. */
-function actorOf(request: HttpRequest): string {
-  const principal = request.headers.get(principalHeader);
-  return principal === null ? functionKeyActor : parsed(z.object({ [principalHeader]: z.string().trim().min(1).max(256) }), { [principalHeader]: principal }, 'header')[principalHeader]!;
-}
-
 // ---- POST /api/poll: `emfleet poll`
 
 const feedNameField = z.string().min(1).max(63);
 
-export const postPoll: AdminHandler = handler(async (deps, request) => {
+export const postPoll: AdminHandler = handler('Operator', async (deps, request) => {
   const { feed } = parsed(z.object({ feed: feedNameField.optional() }).strict(), await jsonBody(request), 'body');
   const outcomes = await pollNow(deps, feed === undefined ? {} : { feed });
   return { jsonBody: { ok: outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted'), outcomes } };
@@ -265,7 +295,7 @@ export const postPoll: AdminHandler = handler(async (deps, request) => {
 
 // ---- GET /api/packages/{feed}: `emfleet package show` (with the XML)
 
-export const getPackage: AdminHandler = handler(async (deps, request) => {
+export const getPackage: AdminHandler = handler('Reader', async (deps, request) => {
   const { feed: name } = parsed(z.object({ feed: feedNameField }), request.params, 'route');
   const feed = resolveFeed(deps.settings, name);
   const current = await currentPackage(deps.tables, feed);
@@ -275,12 +305,12 @@ export const getPackage: AdminHandler = handler(async (deps, request) => {
 
 // ---- GET /api/plan, GET /api/explain: `rollout plan --latest`, `policy explain --latest`
 
-export const getPlan: AdminHandler = handler(async (deps, request) => {
+export const getPlan: AdminHandler = handler('Reader', async (deps, request) => {
   const query = parsed(z.object({ feed: feedNameField.optional(), emergency: z.enum(['true', 'false']).optional() }), Object.fromEntries(request.query), 'query');
   return { jsonBody: await planCurrentPackage(deps, { feed: query.feed, emergency: query.emergency === 'true' }) };
 });
 
-export const getExplain: AdminHandler = handler(async (deps, request) => {
+export const getExplain: AdminHandler = handler('Reader', async (deps, request) => {
   const query = parsed(z.object({ feed: feedNameField.optional(), server: serverName.transform((name) => name.toLowerCase()).optional() }), Object.fromEntries(request.query), 'query');
   return { jsonBody: await explainCurrentPackage(deps, query) };
 });
@@ -299,7 +329,7 @@ const policyEditBody = z
   .strict()
   .refine((body) => (body.scope === 'server') === (body.server !== undefined), { message: 'scope "server" needs "server", scope "org" takes none', path: ['server'] });
 
-export const postPolicy: AdminHandler = handler(async (deps, request) => {
+export const postPolicy: AdminHandler = handler('Operator', async (deps, request, caller) => {
   const { action } = parsed(z.object({ action: z.enum(['set', 'block', 'unblock'], { error: 'must be one of set, block, unblock' }) }), request.params, 'route');
   const body = parsed(policyEditBody, await jsonBody(request), 'body');
   const edit =
@@ -311,7 +341,7 @@ export const postPolicy: AdminHandler = handler(async (deps, request) => {
   const org = deps.settings.EMFLEET_ORG;
   if (body.server !== undefined) await getServer(deps.tables, org, body.server);
   const target = body.server === undefined ? { scope: 'org' as const, name: org } : { scope: 'server' as const, name: body.server };
-  const result = await editPolicy(deps, target, edit, { actor: actorOf(request), now: body.now });
+  const result = await editPolicy(deps, target, edit, { actor: caller.actor, now: body.now });
   return { jsonBody: { ok: true, changed: result.changed, target, policy: result.after, ...result.effect } };
 });
 

@@ -58,5 +58,7 @@ export function describePollOutcome(outcome: PollNowOutcome): string {
       return `feed ${outcome.feed}: FAILED to fetch: ${outcome.error}`;
     case 'misconfigured':
       return `feed ${outcome.feed}: NOT POLLED, its settings are wrong: ${outcome.error}`;
+    case 'held':
+      return `feed ${outcome.feed}: HELD package (sha256 ${outcome.sha256}): no trusted signing time, and it would withdraw ${outcome.withdrawn.join(', ')}; approve with: emfleet feed accept ${outcome.sha256} --feed ${outcome.feed}`;
   }
 }

@@ -1,11 +1,11 @@
-import { z } from 'zod';
 import type { Settings } from '../config/index.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { feedView, readCurrentFeeds, type CurrentFeed } from '../dashboard/feeds.js';
 import { rolloutView } from '../dashboard/overview.js';
 import type { FeedView, RolloutView } from '../dashboard/types.js';
 import { buildMismatch } from '../fleet/agent-facts.js';
-import { getEntityOrUndefined } from '../fleet/optimistic.js';
+import { readFeedState } from '../fleet/feeds.js';
+import { latestPackage, listStoredFeeds } from '../fleet/packages.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { readRows } from '../fleet/rows.js';
 import { resultRow, rolloutStates, serverRow, type Outcome, type RolloutStateRow } from '../fleet/schemas.js';
@@ -22,17 +22,7 @@ import { odata } from '@azure/data-tables';
  * partition query per rollout shown); the summary itself is a pure function over plain data.
  */
 
-/** Fields other parts of emfleet may keep on a feed's record; shown when present. */
-const frozenFields = z.object({
-  frozen: z.boolean().optional(),
-  frozenReason: z.string().optional(),
-  frozenAt: z.date().optional(),
-  frozenSha256: z.string().optional(),
-});
-
 export interface FeedStatus extends FeedView {
-  /** Set while the feed is frozen: nothing of it is applied or removed until an admin accepts a package. */
-  readonly frozen: { readonly reason: string; readonly since: string | null; readonly sha256: string | null } | null;
   /** The feed's mitigations a halted or aborted rollout holds (lib/rollout/holds.ts): reconcile does not re-apply them. */
   readonly held: readonly Hold[];
 }
@@ -92,7 +82,7 @@ export const maxListedServers = 100;
 export interface StatusInput {
   readonly org: string;
   readonly now: Date;
-  readonly feeds: readonly (FeedView & { readonly frozenRecord?: z.infer<typeof frozenFields> | undefined })[];
+  readonly feeds: readonly FeedView[];
   readonly rollouts: readonly RolloutStateRow[];
   readonly holds: readonly Hold[];
   readonly rolloutsInFlight: readonly RolloutView[];
@@ -123,9 +113,8 @@ export function summarizeStatus(input: StatusInput): FleetStatus {
   return {
     org: input.org,
     generatedAt: input.now.toISOString(),
-    feeds: input.feeds.map(({ frozenRecord, ...feed }) => ({
+    feeds: input.feeds.map((feed) => ({
       ...feed,
-      frozen: frozenRecord?.frozen ? { reason: frozenRecord.frozenReason ?? '', since: frozenRecord.frozenAt?.toISOString() ?? null, sha256: frozenRecord.frozenSha256 ?? null } : null,
       held: input.holds.filter((hold) => hold.feed === feed.name),
     })),
     holds: input.holds,
@@ -163,14 +152,14 @@ export async function readStatus(deps: { tables: FleetTables; settings: Settings
     readLatestOutcomes(tables, logger),
   ]);
   const running = rollouts.filter((rollout) => inFlight.has(rollout.state));
-  const [detailed, frozenRecords] = await Promise.all([
+  const [detailed, unconfigured] = await Promise.all([
     mapWithConcurrency(running, 8, (rollout) => readRollout(tables, rollout.partitionKey)),
-    Promise.all(feeds.map((feed) => readFrozenRecord(tables, feed))),
+    unconfiguredFrozenFeeds(tables, feeds),
   ]);
   return summarizeStatus({
     org: settings.EMFLEET_ORG,
     now,
-    feeds: feeds.map((feed, index) => ({ ...feedView(feed), frozenRecord: frozenRecords[index] })),
+    feeds: [...feeds.map(feedView), ...unconfigured],
     rollouts,
     holds: activeHolds(rollouts, currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])))),
     rolloutsInFlight: detailed.map(({ state, waves }) => rolloutView(state, waves)),
@@ -182,10 +171,16 @@ export async function readStatus(deps: { tables: FleetTables; settings: Settings
 }
 
 
-async function readFrozenRecord(tables: FleetTables, feed: CurrentFeed): Promise<z.infer<typeof frozenFields> | undefined> {
-  const entity = await getEntityOrUndefined(await tables.client('Packages'), feed.name, 'feed');
-  const parsed = frozenFields.safeParse(entity ?? {});
-  return parsed.success ? parsed.data : undefined;
+/** Feeds gone from the settings that reconcile keeps frozen because servers still have their mitigations (no URL any more). */
+async function unconfiguredFrozenFeeds(tables: FleetTables, configured: readonly CurrentFeed[]): Promise<FeedView[]> {
+  const names = (await listStoredFeeds(tables)).filter((name) => !configured.some((feed) => feed.name === name));
+  const found = await Promise.all(
+    names.map(async (name) => {
+      const [state, stored] = await Promise.all([readFeedState(tables, name), latestPackage(tables, name)]);
+      return feedView({ name, url: '', problem: 'not in the settings', state, stored, verified: undefined });
+    }),
+  );
+  return found.filter((feed) => feed.frozen !== null);
 }
 
 /**

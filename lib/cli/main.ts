@@ -4,6 +4,7 @@ import { ConfigError, EmfleetError } from '../errors.js';
 import { agentCommand } from '../agent/command.js';
 import { connectivityCommand } from './connectivity.js';
 import { devCommand } from './dev.js';
+import { feedCommand } from './feed.js';
 import { exitCodes, processIo, UsageError, type CliIo } from './io.js';
 import { packageCommand } from './package.js';
 import { policyCommand } from './policy.js';
@@ -30,6 +31,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program.addCommand(policyCommand(io, (code) => (exitCode = code)));
   program.addCommand(rolloutCommand(io, (code) => (exitCode = code)));
   program.addCommand(reconcileCommand(io));
+  program.addCommand(feedCommand(io, (code) => (exitCode = code)));
   program.addCommand(agentCommand(io));
   program.addCommand(connectivityCommand(io, (code) => (exitCode = code)));
   program.addCommand(devCommand(io));

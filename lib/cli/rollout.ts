@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { readFeedState } from '../fleet/feeds.js';
+import { microsoftFeedName } from '../ocs/client.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
@@ -50,8 +52,9 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
         serverPolicy: policy.servers,
         waves: flags.emergency ? context.settings.EMFLEET_EMERGENCY_WAVES : context.settings.EMFLEET_WAVES,
       });
-      if (flags.json) io.stdout(JSON.stringify(plan));
-      else for (const line of planLines(plan)) io.stdout(line);
+      const held = await heldPackages(context);
+      if (flags.json) io.stdout(JSON.stringify({ ...plan, held }));
+      else for (const line of [...planLines(plan), ...heldLines(held)]) io.stdout(line);
     });
 
   addStorageOptions(command.command('list').description('rollouts, newest first'))
@@ -115,6 +118,29 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     return undefined;
   }
 
+}
+
+/** A package a feed holds for an admin instead of rolling it out (lib/rollout/poll.ts). */
+interface HeldPackage {
+  readonly feed: string;
+  readonly sha256: string;
+  readonly heldAt: string | null;
+  readonly withdrawn: readonly string[];
+  readonly approvedBy: string | null;
+}
+
+/** Every configured feed's held package: the plan is not the whole story while one waits for an admin. */
+async function heldPackages(context: FleetContext): Promise<HeldPackage[]> {
+  const names = [microsoftFeedName, ...context.settings.EMFLEET_FEEDS.map((feed) => feed.name)];
+  const states = await Promise.all(names.map(async (feed) => ({ feed, state: await readFeedState(context.tables, feed) })));
+  return states.flatMap(({ feed, state }) => (state?.heldSha256 ? [{ feed, sha256: state.heldSha256, heldAt: state.heldAt?.toISOString() ?? null, withdrawn: state.heldWithdrawn, approvedBy: state.approvedSha256 === state.heldSha256 ? state.approvedBy : null }] : []));
+}
+
+function heldLines(held: readonly HeldPackage[]): string[] {
+  return held.flatMap((item) => [
+    `held for an admin: feed ${item.feed} package ${item.sha256} (since ${item.heldAt ?? 'unknown'}): no trusted signing time, and it would withdraw ${item.withdrawn.join(', ')}`,
+    item.approvedBy ? `  approved by ${item.approvedBy}; it rolls out when the feed next serves it` : `  not rolled out; to approve: emfleet feed accept ${item.sha256} --feed ${item.feed}`,
+  ]);
 }
 
 function planLines(plan: RolloutPlan): string[] {

@@ -39,7 +39,7 @@ export function statusLines(status: FleetStatus): string[] {
       lines.push('  current package: none accepted yet');
     }
     if (feed.lastRejected) lines.push(`  last rejected: ${feed.lastRejected.at ?? '?'} ${feed.lastRejected.code ?? 'Rejected'}: ${feed.lastRejected.detail} (sha256 ${feed.lastRejected.sha256})`);
-    if (feed.frozen) lines.push(`  FROZEN since ${feed.frozen.since ?? '?'}: ${feed.frozen.reason} (nothing of this feed is applied or removed)`);
+    if (feed.frozen) lines.push(`  FROZEN since ${feed.frozen.since ?? '?'}: ${feed.frozen.reason}: ${feed.frozen.detail} (nothing of this feed is applied or removed until a verified package of it arrives)`);
     for (const hold of feed.held) lines.push(`  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): ${holdEnds(hold.state)}`);
   }
   lines.push(`rollouts: ${status.rollouts.total} (${counts(status.rollouts.byState)})`);

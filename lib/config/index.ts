@@ -5,6 +5,10 @@ import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/wav
 import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
+/** How the admin API admits callers (lib/admin/auth.ts): a Microsoft Entra sign-in with an app role, or the function key alone (local runs). */
+export const adminAuthModes = ['entra', 'functionKey'] as const;
+export type AdminAuthMode = (typeof adminAuthModes)[number];
+
 /** An organization feed: custom mitigations signed by its own CA (`emfleet package sign`). */
 const orgFeedSchema = z
   .object({
@@ -85,6 +89,12 @@ export const settingsSchema = z.object({
   EMFLEET_NOTIFY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** The waves `--emergency` and `rollout expedite` switch to. */
   EMFLEET_EMERGENCY_WAVES: jsonText(waveProfile).default(defaultEmergencyWaves),
+  /**
+   * Who may call the admin API (lib/admin/auth.ts): `entra`, a Microsoft Entra sign-in through App
+   * Service Authentication with the app role emfleet.Reader or emfleet.Operator; `functionKey`,
+   * the function key alone, for local runs only.
+   */
+  EMFLEET_ADMIN_AUTH: z.enum(adminAuthModes, { error: `must be one of ${adminAuthModes.join(', ')}` }).default('entra'),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

@@ -63,6 +63,7 @@ export function feedView(current: CurrentFeed): FeedView {
       signer: verified?.ok ? { subject: verified.signer.subject, issuer: verified.signer.issuer, serialNumber: verified.signer.serialNumber, sha256: verified.signer.sha256, validTo: verified.signer.validTo } : null,
       verifyProblem: verified === undefined ? (current.problem ?? null) : verified.ok ? null : `${verified.reason}: ${verified.detail}`,
     },
+    frozen: status.frozen,
     lastRejected: status.lastRejected && rejected ? { at: status.lastRejected.at, sha256: status.lastRejected.sha256, ...rejected } : null,
   };
 }

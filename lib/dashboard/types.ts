@@ -45,6 +45,8 @@ export interface FeedView {
     /** Why the stored package no longer verifies (`UntrustedChain: …` after an anchor change), else null. */
     readonly verifyProblem: string | null;
   } | null;
+  /** Set while reconcile keeps the feed frozen: nothing of it is applied or removed (lib/rollout/frozen.ts). */
+  readonly frozen: { readonly since: string | null; readonly reason: string; readonly detail: string } | null;
   readonly lastRejected: {
     readonly at: string | null;
     readonly sha256: string;

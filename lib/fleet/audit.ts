@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { upsertAction, writeInTransactions } from './batch.js';
+import type { Logger } from '../log.js';
+import { writeInTransactions } from './batch.js';
+import { isStatus } from './rows.js';
 import type { FleetTables } from './storage.js';
 
 /** One change, as the Audit table keeps it: who, what, on what, old → new, from where. */
@@ -15,6 +17,7 @@ export interface AuditEntry {
 }
 
 const maxTicks = 9_999_999_999_999;
+
 
 /**
  * Partition = UTC day (yyyymmdd); row key = inverted milliseconds, so a day reads newest first,
@@ -36,8 +39,23 @@ export function auditEntity(entry: AuditEntry, at: Date): Record<string, unknown
   };
 }
 
-export async function writeAudit(tables: FleetTables, entries: readonly AuditEntry[], now: Date = new Date()): Promise<void> {
+/**
+ * Appends entries (create, never update: operators may only add to the Audit table) with the
+ * Microsoft Entra identity Storage sees beside the actor the caller names. With a logger (the
+ * Functions app passes its invocation logger) each entry is logged too as `AuditRecorded`, which
+ * Application Insights keeps as a second copy an operator cannot edit; writes made outside the app
+ * (the CLI) are recorded by Storage's own resource logs (infra/app/storage.bicep).
+ */
+export async function writeAudit(tables: FleetTables, entries: readonly AuditEntry[], now: Date = new Date(), options: { logger?: Logger } = {}): Promise<void> {
   if (entries.length === 0) return;
+  const identity = await tables.identity();
   const client = await tables.client('Audit');
-  await writeInTransactions(client, entries.map((entry) => upsertAction(auditEntity(entry, now))));
+  const entities = entries.map((entry) => ({ ...auditEntity(entry, now), ...(identity ? { identity } : {}) }));
+  try {
+    await writeInTransactions(client, entities.map((entity) => ['create', entity] as const));
+  } catch (error) {
+    // Row keys are unique (time + random): a conflict is this very write, retried after a lost answer.
+    if (!isStatus(error, 409)) throw error;
+  }
+  for (const entity of entities) options.logger?.info('AuditRecorded', { ...entity, at: now.toISOString() });
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { validateRow } from './rows.js';
-import { tableKey } from './schemas.js';
+import { mitigationIdList, tableKey } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
 /** What emfleet remembers about polling one feed: validators, connectivity, the last rejection. */
@@ -17,6 +17,17 @@ export const feedStateRow = z.object({
   lastRejectedAt: z.date().optional(),
   lastRejectedSha256: z.string().default(''),
   lastRejectedReason: z.string().default(''),
+  /** Set while the feed is frozen (lib/rollout/frozen.ts): its current package no longer verifies, or it left the settings. */
+  frozenAt: z.date().optional(),
+  frozenReason: z.string().default(''),
+  frozenDetail: z.string().default(''),
+  /** A verified package whose age cannot be told and that would withdraw mitigations, held for an admin (lib/rollout/poll.ts). */
+  heldSha256: z.string().default(''),
+  heldAt: z.date().optional(),
+  heldWithdrawn: mitigationIdList.default([]),
+  /** What `emfleet feed accept SHA` (or the API) approved: the next poll that finds this package rolls it out. */
+  approvedSha256: z.string().default(''),
+  approvedBy: z.string().default(''),
 });
 export type FeedState = z.infer<typeof feedStateRow>;
 
@@ -35,7 +46,7 @@ export async function updateFeedState(tables: FleetTables, feed: string, change:
     const checked = current ? validateRow('Packages', feedStateRow, current) : undefined;
     const base: Partial<FeedState> = checked?.ok ? checked.row : {};
     const next = { ...base, ...change(base), partitionKey: feed, rowKey: 'feed' };
-    const defined = Object.fromEntries(Object.entries(next).filter(([, value]) => value !== undefined)) as Record<string, unknown> & { partitionKey: string; rowKey: string };
+    const defined = Object.fromEntries(Object.entries(next).filter(([, value]) => value !== undefined).map(([key, value]) => [key, Array.isArray(value) ? JSON.stringify(value) : value])) as Record<string, unknown> & { partitionKey: string; rowKey: string };
     return { kind: 'write', entity: defined };
   });
 }

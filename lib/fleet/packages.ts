@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { EmfleetError } from '../errors.js';
+import { odata } from '@azure/data-tables';
 import { getEntityOrUndefined } from './optimistic.js';
-import { describeRowProblem, isStatus, validateRow } from './rows.js';
+import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
 import { maxStoredPackageBytes, packageChunkBytes, packageChunkProperties, packagePointerRow, packageRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -119,4 +120,25 @@ export async function latestPackage(tables: FleetTables, feed: string): Promise<
   const pointer = validateRow('Packages', packagePointerRow, pointerEntity);
   if (!pointer.ok) throw new PackageStoreError(describeRowProblem(pointer.problem), { feed });
   return readPackage(tables, feed, pointer.row.sequence);
+}
+
+/**
+ * Every feed that has an accepted package, whatever the settings say now: a feed that vanished
+ * from the settings still has mitigations in place, and reconcile must see it to leave them alone.
+ */
+export async function listStoredFeeds(tables: FleetTables): Promise<string[]> {
+  const client = await tables.client('Packages');
+  const { rows } = await readRows(client, 'Packages', packagePointerRow, { filter: odata`RowKey eq ${pointerRowKey}` });
+  return rows.map((row) => row.partitionKey).sort();
+}
+
+/** The accepted packages of a feed with these exact bytes (by SHA-256), oldest first: the feed's replay history. */
+export async function acceptedWithSha256(tables: FleetTables, feed: string, sha256: string): Promise<{ sequence: number; sha256: string }[]> {
+  const client = await tables.client('Packages');
+  const found: { sequence: number; sha256: string }[] = [];
+  const entities = client.listEntities<{ sha256: string }>({ queryOptions: { filter: odata`PartitionKey eq ${feed} and sha256 eq ${sha256}`, select: ['RowKey', 'sha256'] } });
+  for await (const entity of entities) {
+    if (/^\d{10}$/.test(entity.rowKey ?? '')) found.push({ sequence: Number(entity.rowKey), sha256: entity.sha256 });
+  }
+  return found.sort((a, b) => a.sequence - b.sequence);
 }

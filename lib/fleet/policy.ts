@@ -186,7 +186,7 @@ export async function syncDeclaredPolicy(
       if (attempt < 5 && isStatus(error, 412, 409, 404)) continue;
       throw error;
     }
-    await writeAudit(tables, audit, now);
+    await writeAudit(tables, audit, now, context.logger ? { logger: context.logger } : {});
     const deleted = actions.filter((action) => action[0] === 'delete').length;
     return { upserted: actions.length - deleted, deleted, unchanged };
   }

@@ -1,4 +1,5 @@
 import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { isStatus } from './rows.js';
 import type { StorageConnection } from './storage.js';
 
 /** emfleet's queues (DESIGN §7); the host moves messages that keep failing to `<name>-poison`. */
@@ -17,9 +18,11 @@ export class StorageQueueSender implements QueueSender {
   readonly #service: Promise<QueueServiceClient>;
   readonly #queues = new Map<string, Promise<QueueClient>>();
   readonly #prefix: string;
+  readonly #entra: boolean;
 
   constructor(connection: StorageConnection, options: { prefix?: string } = {}) {
     this.#prefix = (options.prefix ?? '').toLowerCase();
+    this.#entra = connection.kind === 'account';
     this.#service = connection.kind === 'connectionString'
       ? Promise.resolve(QueueServiceClient.fromConnectionString(connection.connectionString))
       : import('@azure/identity').then(({ DefaultAzureCredential }) => new QueueServiceClient(`https://${connection.accountName}.queue.core.windows.net`, new DefaultAzureCredential()));
@@ -36,7 +39,13 @@ export class StorageQueueSender implements QueueSender {
     if (!client) {
       client = this.#service.then(async (service) => {
         const queueClient = service.getQueueClient(name);
-        await queueClient.createIfNotExists();
+        try {
+          await queueClient.createIfNotExists();
+        } catch (error) {
+          // The deployment creates the queues (infra/app/storage.bicep); an operator who may only
+          // send to a queue (its role scoped to that queue) may not create it (403).
+          if (!this.#entra || !isStatus(error, 403)) throw error;
+        }
         return queueClient;
       });
       this.#queues.set(name, client);

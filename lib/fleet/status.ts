@@ -12,6 +12,8 @@ export interface FeedStatus {
   readonly lastError: string | null;
   readonly lastRejected: { readonly at: string | null; readonly sha256: string; readonly reason: string } | null;
   readonly package: { readonly sequence: number; readonly sha256: string; readonly signingTime: string | null; readonly acceptedAt: string | null; readonly mitigationIds: readonly string[] } | null;
+  /** Set while reconcile keeps the feed frozen (lib/rollout/frozen.ts): nothing of it is applied or removed. */
+  readonly frozen: { readonly since: string | null; readonly reason: string; readonly detail: string } | null;
 }
 
 /** Each feed's current content as stored with its package; a feed without it (no package, an older row) keeps its holds. */
@@ -33,5 +35,6 @@ export function feedStatusOf(feed: { name: string; url: string }, state: FeedSta
     lastError: state?.lastError || null,
     lastRejected: state?.lastRejectedSha256 ? { at: iso(state.lastRejectedAt), sha256: state.lastRejectedSha256, reason: state.lastRejectedReason } : null,
     package: current ? { sequence: current.sequence, sha256: current.sha256, signingTime: iso(current.signingTime), acceptedAt: iso(current.acceptedAt), mitigationIds: current.mitigationIds } : null,
+    frozen: state?.frozenReason ? { since: iso(state.frozenAt), reason: state.frozenReason, detail: state.frozenDetail } : null,
   };
 }

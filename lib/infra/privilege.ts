@@ -3,8 +3,8 @@ import { isType, literalValue, problemAt, property, reachableStrings, resources,
 
 /**
  * Least privilege, read from the Bicep tree: every role assignment on one named resource, with a
- * data-plane role emfleet needs; every Azure Relay rule with a single right, and agents' rules on
- * hybrid connections Listen only.
+ * data-plane role emfleet needs or a custom role of data actions it needs; every Azure Relay rule
+ * with a single right, and agents' rules on hybrid connections Listen only.
  */
 
 /** The roles a deployment may grant, by built-in role definition ID. */
@@ -15,7 +15,18 @@ export const allowedRoles: Readonly<Record<string, string>> = {
   '26baccc8-eea7-41f1-98f4-1762cc7f685d': 'Azure Relay Sender',
   '4633458b-17de-408a-b874-0445c86b69e6': 'Key Vault Secrets User',
   '3913510d-42f4-4e42-8a64-420c390055eb': 'Monitoring Metrics Publisher',
+  '76199698-9eea-4c19-bc75-cec21354c6b6': 'Storage Table Data Reader',
+  'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a': 'Storage Queue Data Message Sender',
 };
+
+/**
+ * The data actions a custom role of the deployment may hold: reading and inserting table rows
+ * (the Audit table's append-only operators). No management actions, no update, replace or delete.
+ */
+export const allowedCustomDataActions: readonly string[] = [
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read',
+  'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action',
+];
 
 /** Roles that manage resources or hand out access: never granted, named so the message says which. */
 export const privilegedRoles: Readonly<Record<string, string>> = {
@@ -32,7 +43,35 @@ const broadScopes = new Set(['subscription', 'resourcegroup', 'managementgroup',
 const broadScopeTypes = new Set(['microsoft.resources/resourcegroups', 'microsoft.resources/subscriptions', 'microsoft.management/managementgroups']);
 
 export function privilegeProblems(document: BicepDocument): InfraProblem[] {
-  return [...roleAssignmentProblems(document), ...relayRuleProblems(document), ...privilegedRoleMentions(document)].sort((a, b) => a.line - b.line || a.column - b.column);
+  return [...roleAssignmentProblems(document), ...customRoleProblems(document), ...relayRuleProblems(document), ...privilegedRoleMentions(document)].sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/** The custom roles the file defines, by symbol: a role assignment may grant one as `symbol.id`. */
+function customRoles(document: BicepDocument): Map<string, ReturnType<typeof resources>[number]> {
+  return new Map(resources(document).filter((resource) => !resource.existing && isType(resource, 'Microsoft.Authorization/roleDefinitions')).map((resource) => [resource.symbol, resource]));
+}
+
+/** A custom role holds no management action and only the data actions emfleet needs (allowedCustomDataActions). */
+function customRoleProblems(document: BicepDocument): InfraProblem[] {
+  const problems: InfraProblem[] = [];
+  for (const [symbol, role] of customRoles(document)) {
+    const permissionsNode = property(property(role.body, 'properties'), 'permissions');
+    const permissions = literalValue(permissionsNode)?.value;
+    const at = (node: Node | undefined, message: string): void => void problems.push(problemAt(document, node ?? role.node, `custom role ${symbol}: ${message}`));
+    if (!Array.isArray(permissions)) {
+      at(permissionsNode, 'permissions must be a literal list, so the check can see them');
+      continue;
+    }
+    for (const permission of permissions as Record<string, unknown>[]) {
+      const actions = permission['actions'];
+      if (Array.isArray(actions) && actions.length > 0) at(permissionsNode, `has management actions ${JSON.stringify(actions)}; a custom role of emfleet holds data actions only`);
+      const dataActions = permission['dataActions'];
+      for (const action of Array.isArray(dataActions) ? dataActions : []) {
+        if (typeof action !== 'string' || !allowedCustomDataActions.includes(action)) at(permissionsNode, `has data action ${JSON.stringify(action)}, which is not one emfleet needs (lib/infra/privilege.ts allowedCustomDataActions)`);
+      }
+    }
+  }
+  return problems;
 }
 
 function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
@@ -53,6 +92,9 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
       at(assignment.node, 'no properties.roleDefinitionId');
       continue;
     }
+    // `auditAppender.id`: a custom role this file defines, checked on its own (customRoleProblems).
+    const custom = /^(\w+)\.id$/.exec(roleDefinition.text)?.[1];
+    if (custom !== undefined && customRoles(document).has(custom)) continue;
     const { strings, complete } = reachableStrings(document, roleDefinition);
     const roleIds = [...new Set(strings.flatMap((text) => text.match(guid) ?? []).map((id) => id.toLowerCase()))];
     if (roleIds.length === 0 || !complete) at(roleDefinition, 'cannot tell which role it grants: use a literal role definition ID (or a variable holding one), not a parameter');
@@ -111,6 +153,33 @@ function privilegedRoleMentions(document: BicepDocument): InfraProblem[] {
     for (const id of text.text.match(guid) ?? []) {
       const role = privilegedRoles[id.toLowerCase()];
       if (role) problems.push(problemAt(document, text, `mentions the ${role} role (${id}); emfleet grants data-plane roles only`));
+    }
+  }
+  return problems;
+}
+
+/** The rule Azure Relay creates in every namespace: Manage, Send and Listen on every hybrid connection. */
+export const relayRootRuleName = 'RootManageSharedAccessKey';
+
+/**
+ * Over the whole deployment: a relay namespace it creates has its default RootManageSharedAccessKey
+ * watched (an activity log alert on reading, regenerating or re-creating its keys), since a
+ * deployment cannot delete that rule (infra/README.md deletes it by hand); and nothing declares
+ * a rule of that name again.
+ */
+export function relayRootKeyProblems(documents: readonly BicepDocument[]): InfraProblem[] {
+  const problems: InfraProblem[] = [];
+  const watched = documents.some((document) =>
+    resources(document).some((resource) => !resource.existing && isType(resource, 'Microsoft.Insights/activityLogAlerts') && resource.body?.text.includes(`/authorizationRules/${relayRootRuleName}`) && resource.body.text.includes('Microsoft.Relay/namespaces/authorizationRules/listKeys/action')),
+  );
+  for (const document of documents) {
+    for (const resource of resources(document).filter((item) => !item.existing)) {
+      if (isType(resource, 'Microsoft.Relay/namespaces') && !watched) {
+        problems.push(problemAt(document, resource.node, `relay namespace ${resource.symbol}: its default ${relayRootRuleName} (Manage) is not watched; add an activity log alert on Microsoft.Relay/namespaces/authorizationRules/listKeys/action for it`));
+      }
+      if (/^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type) && literalValue(property(resource.body, 'name'))?.value === relayRootRuleName) {
+        problems.push(problemAt(document, resource.node, `relay rule ${resource.symbol}: declares ${relayRootRuleName} again; emfleet's rules are Listen per hybrid connection and, in the SAS fallback, one Send rule`));
+      }
     }
   }
   return problems;

@@ -13,7 +13,7 @@ import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '
 import type { FunctionDefinition } from '../functions.js';
 import { type Now, systemNow, systemTimers, type TimerHandle, type Timers } from '../clock.js';
 import { definedOnly } from '../defined.js';
-import { jsonLogger, type Logger } from '../log.js';
+import { jsonLogger, redactUrl, type Logger } from '../log.js';
 import { nextOccurrence } from '../ncrontab.js';
 
 /*
@@ -417,7 +417,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const server = http.createServer((incoming, outgoing) => {
     void track(
       handleHttp(incoming, outgoing).catch((error: unknown) => {
-        logger.error('HttpRequestFailed', { path: incoming.url, error: errorText(error) });
+        logger.error('HttpRequestFailed', { path: redactUrl(incoming.url ?? ''), error: errorText(error) });
         if (!outgoing.headersSent) outgoing.writeHead(500);
         outgoing.end();
       }),

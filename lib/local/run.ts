@@ -115,6 +115,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       EMFLEET_RELAY_SEND_KEY: rules.send.key,
       EMFLEET_POLL_SCHEDULE: '0 0 * * * *',
       EMFLEET_RECONCILE_SCHEDULE: '0 30 * * * *',
+      // No App Service Authentication on one machine: the function key alone opens the admin API.
+      EMFLEET_ADMIN_AUTH: 'functionKey',
       // Bakes of seconds, not hours, so a local run shows every wave.
       EMFLEET_WAVES: JSON.stringify([
         { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 5, maxErrors: 0, bake: 'PT3S' },

@@ -23,7 +23,7 @@ export async function changeRollout(
 ): Promise<Awaited<ReturnType<typeof applyEvent>>> {
   const result = action === 'retry' ? await retryRollout(deps, rolloutId, actor) : await applyEvent(deps, rolloutId, { kind: action, actor });
   if (action === 'expedite' && result.ok && options.emergencyWaves) await speedUp(deps, rolloutId, options.emergencyWaves);
-  await writeAudit(deps.tables, [{ actor, action: `rollout.${action}`, target: `rollout:${rolloutId}`, source: 'table', before: null, after: result.ok ? { state: result.state?.state, reason: result.state?.reason } : { refused: result.reason } }], deps.now?.());
+  await writeAudit(deps.tables, [{ actor, action: `rollout.${action}`, target: `rollout:${rolloutId}`, source: 'table', before: null, after: result.ok ? { state: result.state?.state, reason: result.state?.reason } : { refused: result.reason } }], deps.now?.(), { logger: deps.logger });
   return result;
 }
 

@@ -25,6 +25,24 @@ export function diffPackages(previous: EocsPackage | undefined, next: EocsPackag
   };
 }
 
+/**
+ * The diff against a previous package that can no longer be read (it no longer verifies under
+ * today's trust settings), from the ids recorded when it was accepted: what it had and the new one
+ * lacks is withdrawn; what both have counts as changed, since sameness cannot be shown (reapplying
+ * an unchanged mitigation is AlreadyApplied).
+ */
+export function diffAgainstIds(previousIds: readonly string[], next: EocsPackage): PackageDiff {
+  const before = new Set(previousIds);
+  const after = new Set(next.mitigations.map((mitigation) => mitigation.id));
+  const sorted = (ids: Iterable<string>): string[] => [...ids].sort();
+  return {
+    added: sorted([...after].filter((id) => !before.has(id))),
+    changed: sorted([...after].filter((id) => before.has(id))),
+    withdrawn: sorted([...before].filter((id) => !after.has(id))),
+    unchanged: [],
+  };
+}
+
 export function isEmptyDiff(diff: PackageDiff): boolean {
   return diff.added.length === 0 && diff.changed.length === 0 && diff.withdrawn.length === 0;
 }

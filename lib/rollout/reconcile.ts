@@ -1,8 +1,7 @@
-import { latestPackage } from '../fleet/packages.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import type { EocsPackage } from '../package/model.js';
-import { verifyPackage } from '../package/verify.js';
 import { findDrift, type LeftAlone } from './drift.js';
+import { checkStoredFeeds, frozenFeeds, frozenIds, recordFrozenFeeds, type FrozenReason } from './frozen.js';
 import { activeHolds, contentHashes, withoutHeld, type HeldOnServer, type Hold } from './holds.js';
 import { assignWaves, type ServerWork } from './plan.js';
 import type { Feed, PollDeps } from './poll.js';
@@ -13,7 +12,11 @@ import { sweepReportedState, type AgentStatusSource } from './sweep.js';
  * What a poll needs, less the feed fetch (reconcile works from stored packages only), plus the
  * agents to ask what is in place. Without `agents`, the reported state is what rollouts recorded.
  */
-export type ReconcileDeps = Omit<PollDeps, 'fetch'> & { readonly agents?: AgentStatusSource };
+export type ReconcileDeps = Omit<PollDeps, 'fetch'> & {
+  readonly agents?: AgentStatusSource;
+  /** Feeds whose settings cannot be used (lib/app.ts feedsFromSettings): frozen as `Misconfigured`, with this error. */
+  readonly feedProblems?: readonly { feed: string; error: string }[];
+};
 
 export interface ReconcileReport {
   readonly feed: string;
@@ -29,6 +32,8 @@ export interface ReconcileReport {
   readonly holds: readonly Hold[];
   /** Nothing was written, sent or notified: this is what a reconcile would do now. */
   readonly dryRun: boolean;
+  /** Set when the feed is frozen: nothing of it was applied or removed. */
+  readonly frozen?: FrozenReason;
 }
 
 export interface ServerChange {
@@ -53,20 +58,17 @@ const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[], options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
   const dryRun = options.dryRun ?? false;
   const now = deps.now?.() ?? new Date();
-  const current = new Map<string, { sequence: number; eocs: EocsPackage }>();
-  for (const feed of feeds) {
-    const stored = await latestPackage(deps.tables, feed.name);
-    if (!stored) continue;
-    const verified = verifyPackage(stored.bytes, { trust: feed.trust, now });
-    if (verified.ok) current.set(feed.name, { sequence: stored.sequence, eocs: verified.package });
-    else deps.logger.error('StoredPackageNoLongerVerifies', { feed: feed.name, sequence: stored.sequence, reason: verified.reason, detail: verified.detail });
-  }
-  const knownIds = new Set([...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)));
+  const checks = await checkStoredFeeds(deps.tables, feeds, deps.feedProblems ?? [], now);
+  const current = new Map<string, { sequence: number; eocs: EocsPackage }>(checks.flatMap(({ feed, sequence, verdict }) => (verdict.ok ? [[feed, { sequence, eocs: verdict.package }] as const] : [])));
   const rollouts = await listRollouts(deps.tables, { logger: deps.logger });
   const running = rollouts.filter((rollout) => active.has(rollout.state));
   const snapshot = await freshSnapshot(deps, [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)), dryRun);
   const holds = activeHolds(rollouts, new Map([...current].map(([feed, { eocs }]) => [feed, contentHashes(eocs.mitigations)])));
-  const reports: ReconcileReport[] = [];
+  // A frozen feed's ids stay known, so no other feed's fix-up withdraws them (DESIGN §4).
+  const frozen = frozenFeeds(checks, new Set(snapshot.servers.flatMap((server) => server.reportedApplied)));
+  await recordFrozenFeeds(deps, checks, frozen, now, { dryRun });
+  const knownIds = new Set([...[...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)), ...frozenIds(frozen)]);
+  const reports: ReconcileReport[] = frozen.map(({ feed, reason }) => ({ feed, servers: 0, leftAlone: [], changes: [], held: [], holds: [], dryRun, frozen: reason }));
   let withdrawnHandled = false;
   for (const [feed, { sequence, eocs }] of current) {
     const busy = running.find((rollout) => rollout.feed === feed);

@@ -4,15 +4,19 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as functions from '../../functions/adminApi.js';
 import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
-import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
+import * as api from '../../lib/admin/api.js';
+import { getRollout, getRollouts, getServers, getStatus, maxServersPerPage, postConnectivity, postFeedAccept, postRolloutAction, type AdminDeps, type AdminHandler } from '../../lib/admin/api.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
+import { updateFeedState } from '../../lib/fleet/feeds.js';
+import { storePackage } from '../../lib/fleet/packages.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { defaultWaves } from '../../lib/rollout/waves.js';
-import { adminDeps as sharedAdminDeps, adminRequest as request, call, org } from '../helpers/admin.js';
+import { appRoles } from '../../lib/admin/auth.js';
+import { adminDeps as sharedAdminDeps, adminLogLines, adminRequest as request, call, org, principalHeaderValue, testFunctionKey } from '../helpers/admin.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
@@ -45,6 +49,7 @@ describe('functions/adminApi', () => {
       adminPlan: ['http', ['GET'], 'plan', 'function'],
       adminExplain: ['http', ['GET'], 'explain', 'function'],
       adminPolicyEdit: ['http', ['POST'], 'policy/{action}', 'function'],
+      adminFeedAccept: ['http', ['POST'], 'feeds/{feed}/accept', 'function'],
     });
   });
 });
@@ -55,7 +60,8 @@ describe('a storage failure', () => {
     const broken = { client: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:10002')) } as unknown as FleetTables;
     const deps = { ...adminDeps(freshTables()), tables: broken, logger: { ...silentLogger, error: (event: string, fields?: Record<string, unknown>) => void errors.push({ event, ...fields }) } };
     expect(await call(getRollouts, deps, request('GET', 'rollouts'))).toEqual({ status: 500, body: { error: 'InternalError', detail: 'connect ECONNREFUSED 127.0.0.1:10002' } });
-    expect(errors).toEqual([{ event: 'AdminRequestFailed', method: 'GET', url: 'http://127.0.0.1:7071/api/rollouts', error: 'connect ECONNREFUSED 127.0.0.1:10002' }]);
+    // The function key the caller put in the query is masked (it was logged as it came before).
+    expect(errors).toEqual([{ event: 'AdminRequestFailed', method: 'GET', url: 'http://127.0.0.1:7071/api/rollouts?code=***', error: 'connect ECONNREFUSED 127.0.0.1:10002' }]);
   });
 });
 
@@ -144,8 +150,11 @@ describe('a fleet with a rollout under way', () => {
   });
 
   it('POST /api/rollouts/{id}/{action}: each action moves the state, a refusal is 409, and the audit names the signed-in user or the function key', async () => {
-    const act = (action: string, headers?: Record<string, string>) => call(postRolloutAction, deps, request('POST', `rollouts/${id}/${action}`, { params: { id, action }, ...(headers ? { headers } : {}) }));
-    const alice = { 'x-ms-client-principal-name': 'alice@contoso.com' };
+    const localDeps = { ...deps, settings: { ...deps.settings, EMFLEET_ADMIN_AUTH: 'functionKey' as const } };
+    const act = (action: string, headers?: Record<string, string>) =>
+      headers ? call(postRolloutAction, deps, request('POST', `rollouts/${id}/${action}`, { params: { id, action }, headers })) : call(postRolloutAction, localDeps, request('POST', `rollouts/${id}/${action}`, { params: { id, action }, signedIn: false }));
+    const signedIn = (name: string) => ({ 'x-ms-client-principal': principalHeaderValue({ name, roles: [appRoles.Operator] }) });
+    const alice = signedIn('alice@contoso.com');
 
     expect(await act('pause', alice)).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Paused', reason: 'Paused by alice@contoso.com' } });
     const again = await act('pause', alice);
@@ -153,7 +162,7 @@ describe('a fleet with a rollout under way', () => {
     expect(again.body).toMatchObject({ error: 'Refused', detail: expect.stringMatching(/^pause refused: already paused/), ok: false, rolloutId: id, state: 'Paused', refused: again.body.detail });
     expect(await act('resume')).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Running', reason: 'Resumed by function-key' } });
     expect(await act('expedite', alice)).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Running', reason: 'Expedited by alice@contoso.com' } });
-    expect(await act('abort', { 'x-ms-client-principal-name': 'bob@contoso.com' })).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Aborted', reason: 'Aborted by bob@contoso.com' } });
+    expect(await act('abort', signedIn('bob@contoso.com'))).toEqual({ status: 200, body: { ok: true, rolloutId: id, state: 'Aborted', reason: 'Aborted by bob@contoso.com' } });
     expect((await act('resume')).body.detail).toMatch(/^resume refused: the rollout has ended/);
 
     const audit = (await allEntities(rawTable(fresh.prefix, 'Audit'))).filter((row) => String(row['action']).startsWith('rollout.'));
@@ -171,12 +180,30 @@ describe('a fleet with a rollout under way', () => {
   it.each<{ name: string; params: { id: string; action: string }; headers: Record<string, string>; status: number; error: string; detail: unknown }>([
     { name: 'an unknown action', params: { id: 'microsoft-000001-apply', action: 'delete' }, headers: {}, status: 400, error: 'InvalidRoute', detail: 'route action: must be one of pause, resume, abort, expedite, retry' },
     { name: 'a bad rollout id', params: { id: 'a b', action: 'pause' }, headers: {}, status: 400, error: 'InvalidRoute', detail: expect.stringMatching(/^route id: /) },
-    { name: 'an empty principal name', params: { id: 'microsoft-000001-apply', action: 'pause' }, headers: { 'x-ms-client-principal-name': '  ' }, status: 400, error: 'InvalidHeader', detail: expect.stringMatching(/^header x-ms-client-principal-name: /) },
+    { name: 'a principal header that is not the platform\'s', params: { id: 'microsoft-000001-apply', action: 'pause' }, headers: { 'x-ms-client-principal': 'not base64 JSON' }, status: 401, error: 'Unauthenticated', detail: expect.stringMatching(/^the x-ms-client-principal header is not/) },
+    { name: 'a reader', params: { id: 'microsoft-000001-apply', action: 'pause' }, headers: { 'x-ms-client-principal': principalHeaderValue({ name: 'rita@contoso.com', roles: [appRoles.Reader] }) }, status: 403, error: 'Forbidden', detail: expect.stringMatching(/^rita@contoso\.com needs the app role emfleet\.Operator; it has emfleet\.Reader/) },
     { name: 'an unknown rollout', params: { id: 'microsoft-000077-apply', action: 'pause' }, headers: {}, status: 404, error: 'RolloutNotFound', detail: 'no rollout "microsoft-000077-apply"' },
   ])('POST /api/rollouts/{id}/{action} answers $status for $name and changes nothing', async ({ params, headers, status, error, detail }) => {
     const before = await allEntities(rawTable(fresh.prefix, 'Audit'));
     expect(await call(postRolloutAction, deps, request('POST', `rollouts/${params.id}/${params.action}`, { params, headers }))).toEqual({ status, body: { error, detail } });
     expect(await allEntities(rawTable(fresh.prefix, 'Audit'))).toHaveLength(before.length);
+  });
+});
+
+describe('GET /api/status with frozen feeds', () => {
+  it('shows each frozen feed with why and since when, also one gone from the settings; a retired feed is not shown', async () => {
+    const fresh = freshTables();
+    const deps = adminDeps(fresh);
+    for (const feed of ['microsoft', 'gone', 'retired']) await storePackage(fresh.tables, { feed, bytes: Buffer.from(pki.sign(catalogueXml)), mitigationIds: ['PING1'] });
+    const since = new Date('2026-12-07T10:30:00Z');
+    await updateFeedState(fresh.tables, 'microsoft', () => ({ frozenAt: since, frozenReason: 'Revoked', frozenDetail: 'serial 01 is revoked' }));
+    await updateFeedState(fresh.tables, 'gone', () => ({ frozenAt: since, frozenReason: 'NotConfigured', frozenDetail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS' }));
+    const { status, body } = await call(getStatus, deps, request('GET', 'status'));
+    expect(status).toBe(200);
+    expect(body.feeds.map((feed: { name: string; url: string; frozen: unknown }) => [feed.name, feed.url, feed.frozen])).toEqual([
+      ['microsoft', deps.settings.EMFLEET_OCS_URL, { since: since.toISOString(), reason: 'Revoked', detail: 'serial 01 is revoked' }],
+      ['gone', '', { since: since.toISOString(), reason: 'NotConfigured', detail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS' }],
+    ]);
   });
 });
 
@@ -349,5 +376,86 @@ describe('POST /api/connectivity', () => {
     { name: 'a body that is not JSON', body: 'server=ex01', status: 400, error: 'InvalidBody', detail: /^body: is not valid JSON$/ },
   ])('answers $status for $name', async ({ body, status, error, detail }) => {
     expect(await connectivity(body)).toEqual({ status, body: { error, detail: expect.stringMatching(detail) } });
+  });
+});
+
+describe('the Entra gate: every route checks the app role it needs', () => {
+  const handlers = Object.entries(api).filter((entry): entry is [string, AdminHandler] => typeof entry[1] === 'function' && 'role' in entry[1]);
+  const fresh = freshTables();
+  let deps: AdminDeps;
+  beforeAll(() => {
+    deps = adminDeps(fresh);
+  });
+  const reader = { 'x-ms-client-principal': principalHeaderValue({ name: 'rita@contoso.com', objectId: '1111', roles: [appRoles.Reader] }) };
+
+  it('reads need emfleet.Reader (or Operator); every change needs emfleet.Operator', () => {
+    expect(Object.fromEntries(handlers.map(([name, handler]) => [name, handler.role]))).toEqual({
+      getStatus: 'Reader',
+      getServers: 'Reader',
+      getRollouts: 'Reader',
+      getRollout: 'Reader',
+      getOverview: 'Reader',
+      getGrid: 'Reader',
+      getPolicy: 'Reader',
+      postRolloutAction: 'Operator',
+      postFeedAccept: 'Operator',
+      postReconcile: 'Operator',
+      postConnectivity: 'Operator',
+    });
+  });
+
+  it.each(handlers.map(([name, handler]) => ({ name, handler })))('$name: 401 without a sign-in (the function key alone), 403 for a principal without the role', async ({ handler }) => {
+    const method = handler.role === 'Reader' ? 'GET' : 'POST';
+    const params = { id: 'microsoft-000001-apply', action: 'pause', feed: 'microsoft' };
+    expect(await call(handler, deps, request(method, 'x', { params, signedIn: false }))).toEqual({ status: 401, body: { error: 'Unauthenticated', detail: expect.stringMatching(/needs a Microsoft Entra sign-in/) } });
+    const nobody = { 'x-ms-client-principal': principalHeaderValue({ name: 'mallory@contoso.com', roles: ['SomeOtherApp.Admin'] }) };
+    expect(await call(handler, deps, request(method, 'x', { params, headers: nobody }))).toMatchObject({ status: 403, body: { error: 'Forbidden' } });
+    const asReader = await call(handler, deps, request(method, 'x', { params, headers: reader }));
+    if (handler.role === 'Operator') expect(asReader).toEqual({ status: 403, body: { error: 'Forbidden', detail: expect.stringMatching(/^rita@contoso\.com \(oid 1111\) needs the app role emfleet\.Operator; it has emfleet\.Reader/) } });
+    else expect(asReader.status).not.toBe(403);
+  });
+
+  it('lets the function key alone through only where EMFLEET_ADMIN_AUTH=functionKey (local runs)', async () => {
+    const local = adminDeps(fresh, { EMFLEET_ADMIN_AUTH: 'functionKey' });
+    expect((await call(getStatus, local, request('GET', 'status', { signedIn: false }))).status).toBe(200);
+    expect(deps.settings.EMFLEET_ADMIN_AUTH).toBe('entra');
+  });
+});
+
+describe('POST /api/feeds/{feed}/accept', () => {
+  it('approves the held package as the signed-in operator (audited), polls, and rolls it out; 409 for a SHA-256 not held, 404 for an unknown feed', async () => {
+    const fresh = freshTables();
+    let body = pki.signUntimed(catalogueXml);
+    const ocs = http.createServer((_request, response) => void response.writeHead(200).end(body));
+    ocs.listen(0, '127.0.0.1');
+    await once(ocs, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(ocs.address() as AddressInfo).port}/getexchangemitigations`;
+      const deps = adminDeps(fresh, { EMFLEET_OCS_URL: url });
+      const poll = () => pollFeed({ tables: fresh.tables, queues: deps.queues, org, waves: defaultWaves, logger: silentLogger }, { name: 'microsoft', url, trust: pki.trust });
+      expect(await poll()).toMatchObject({ kind: 'accepted' });
+      body = pki.signUntimed(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''));
+      const held = await poll();
+      if (held.kind !== 'held') throw new Error(JSON.stringify(held));
+      const accept = (feed: string, sha256: string) => call(postFeedAccept, deps, request('POST', `feeds/${feed}/accept`, { params: { feed }, headers: { 'x-ms-client-principal': principalHeaderValue({ name: 'olga@contoso.com', objectId: '2222', roles: [appRoles.Operator] }) }, body: JSON.stringify({ sha256 }) }));
+      expect(await accept('microsoft', 'b'.repeat(64))).toEqual({ status: 409, body: { error: 'NotHeld', detail: expect.stringContaining(`the package held is ${held.sha256}`) } });
+      expect(await accept('nosuch', held.sha256)).toEqual({ status: 404, body: { error: 'FeedNotFound', detail: 'no feed named nosuch in the settings' } });
+      expect(await accept('microsoft', 'xyz')).toMatchObject({ status: 400, body: { error: 'InvalidBody' } });
+      const accepted = await accept('microsoft', held.sha256.toUpperCase());
+      expect(accepted).toMatchObject({ status: 200, body: { feed: 'microsoft', sha256: held.sha256, approvedBy: 'olga@contoso.com (oid 2222)', outcome: { kind: 'accepted', sequence: 2, diff: { withdrawn: ['EM3'] } } } });
+      const audit = await allEntities(rawTable(fresh.prefix, 'Audit'));
+      expect(audit.filter((row) => row['action'] === 'package.approved').map((row) => row['actor'])).toEqual(['olga@contoso.com (oid 2222)']);
+    } finally {
+      ocs.closeAllConnections();
+      ocs.close();
+    }
+  });
+});
+
+describe('the admin tests\' logs', () => {
+  it('never hold the function key, though every request carried it in the query and a header', () => {
+    expect(adminLogLines.length).toBeGreaterThan(0);
+    expect(adminLogLines.filter((line) => line.includes(testFunctionKey))).toEqual([]);
+    expect(adminLogLines.some((line) => line.includes('code=***'))).toBe(true);
   });
 });

@@ -15,7 +15,7 @@ import { silentLogger } from '../../lib/log.js';
 import { declaredLayers, parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { defaultWaves } from '../../lib/rollout/waves.js';
-import { adminDeps, adminRequest, call, org } from '../helpers/admin.js';
+import { adminDeps, adminLogLines, adminRequest, call, org, testFunctionKey } from '../helpers/admin.js';
 import { freshTables } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
 
@@ -127,7 +127,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const paused = await call(postRolloutAction, deps, adminRequest('POST', `rollouts/${rolloutId}/pause`, { params: { id: rolloutId, action: 'pause' } }));
       expect(paused.status).toBe(200);
       const after = (await get<Overview>(getOverview, deps, 'overview')).body;
-      expect(after.rollouts[0]).toMatchObject({ state: 'Paused', reason: 'Paused by function-key', actions: ['resume', 'abort', 'expedite'] });
+      expect(after.rollouts[0]).toMatchObject({ state: 'Paused', reason: 'Paused by operator@contoso.com', actions: ['resume', 'abort', 'expedite'] });
       await call(postRolloutAction, deps, adminRequest('POST', `rollouts/${rolloutId}/resume`, { params: { id: rolloutId, action: 'resume' } }));
     });
   });
@@ -337,5 +337,11 @@ describe('GET /api/grid over a 2,500-server fleet', () => {
     const third = (await get<GridPage>(getGrid, deps, `grid?outcome=Failed&continuationToken=${second.continuationToken}`)).body;
     expect(third.rows.map((row) => row.server)).toEqual([name(2400)]);
     expect(third.continuationToken).toBeNull();
+  });
+});
+
+describe('the dashboard API tests\' logs', () => {
+  it('never hold the function key', () => {
+    expect(adminLogLines.filter((line) => line.includes(testFunctionKey))).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ import type { RolloutStateRow } from '../../lib/fleet/schemas.js';
 const now = new Date(Date.UTC(2026, 10, 1, 12, 0));
 const minutesAgo = (minutes: number): Date => new Date(now.getTime() - minutes * 60_000);
 const feed = (name: string, sequence: number | null, ids: string[] = []): FeedView => ({
-  name, url: `https://${name}.example/feed`, problem: null, lastPollAt: null, lastPollResult: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null,
+  name, url: `https://${name}.example/feed`, problem: null, lastPollAt: null, lastPollResult: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastRejected: null, frozen: null,
   package: sequence === null ? null : { sequence, sha256: 'a'.repeat(64), signingTime: null, acceptedAt: null, mitigationIds: ids, signer: null, verifyProblem: null },
 });
 const rollout = (id: string, feedName: string, state: RolloutStateRow['state'], sequence: number): RolloutStateRow => ({
@@ -60,12 +60,11 @@ describe('summarizeStatus', () => {
 
   it('shows a feed frozen where its record says so, and the halted or aborted rollouts of its current package as holds', () => {
     const status = summarizeStatus(input({
-      feeds: [{ ...feed('microsoft', 2, ['EM1']), frozenRecord: { frozen: true, frozenReason: 'UntrustedChain: the anchor changed', frozenAt: minutesAgo(10) } }, feed('contoso', null)],
+      feeds: [{ ...feed('microsoft', 2, ['EM1']), frozen: { reason: 'UntrustedChain', detail: 'the anchor changed', since: minutesAgo(10).toISOString() } }, feed('contoso', null)],
       rollouts: [rollout('microsoft-000002-apply', 'microsoft', 'Halted', 2), rollout('microsoft-000001-apply', 'microsoft', 'Aborted', 1), rollout('contoso-000001-apply', 'contoso', 'Halted', 1)],
       holds: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }],
     }));
-    expect(status.feeds[0]).toMatchObject({ frozen: { reason: 'UntrustedChain: the anchor changed', since: minutesAgo(10).toISOString(), sha256: null }, held: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }] });
-    expect(status.feeds[0]).not.toHaveProperty('frozenRecord');
+    expect(status.feeds[0]).toMatchObject({ frozen: { reason: 'UntrustedChain', detail: 'the anchor changed', since: minutesAgo(10).toISOString() }, held: [{ feed: 'microsoft', mitigation: 'EM1', rolloutId: 'microsoft-000002-apply', state: 'Halted', packageSequence: 2 }] });
     expect(status.feeds[1]).toMatchObject({ frozen: null, held: [] });
     expect(status.rollouts.byState).toMatchObject({ Halted: 2, Aborted: 1, Running: 0 });
   });

@@ -193,6 +193,7 @@ export async function startWorld(): Promise<World> {
       // Timers run when the test says so.
       EMFLEET_POLL_SCHEDULE: '0 0 0 1 1 *',
       EMFLEET_RECONCILE_SCHEDULE: '0 0 0 1 1 *',
+      EMFLEET_ADMIN_AUTH: 'functionKey',
       EMFLEET_WAVES: JSON.stringify(options.waves ?? defaultWaves),
     };
     // The handlers read their settings as the Functions host gives them: from the environment.

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { appContext, invocationLogger, runPollCycle } from '../../lib/app.js';
+import { appContext, invocationLogger, runPollCycle, runReconcileCycle } from '../../lib/app.js';
+import { pollFeed } from '../../lib/rollout/poll.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { declarations, literalValue, stringLiteral } from '../../lib/infra/bicep.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
@@ -83,5 +84,15 @@ describe('alert rules match what the app logs', () => {
       ['PollFailed', 'microsoft'],
     ]);
     expect(firing(alert('rollout-halted'), messages)).toEqual([]);
+  });
+
+  it('feed-frozen fires when reconcile freezes a feed whose signer was revoked, once per pass', async () => {
+    const settings = { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: `a${randomBytes(5).toString('hex')}`, EMFLEET_ORG: 'contoso', EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem };
+    const accepting = appContext(invocationLogger(capturingContext('pollOcs').context), settings);
+    await pollFeed({ tables: accepting.tables, queues: accepting.queues, org: 'contoso', waves: accepting.settings.EMFLEET_WAVES, logger: accepting.logger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(env.pki.sign(catalogueXml)) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust });
+    const { context, messages } = capturingContext('reconcile');
+    const serial = env.pki.signer.certificate.serialNumber;
+    await runReconcileCycle(appContext(invocationLogger(context), { ...settings, EMFLEET_REVOKED_SERIALS: serial }));
+    expect(firing(alert('feed-frozen'), messages).map((entry) => [entry['event'], entry['feed'], entry['reason']])).toEqual([['FeedFrozen', 'microsoft', 'Revoked']]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatProblem, parseBicep } from '../../lib/infra/bicep.js';
-import { privilegeProblems } from '../../lib/infra/privilege.js';
+import { privilegeProblems, relayRootKeyProblems } from '../../lib/infra/privilege.js';
 import { repoBicep, repoDocument } from './fixture.js';
 
 async function problems(text: string): Promise<string[]> {
@@ -26,6 +26,18 @@ function assignment(lines: { scope?: string; role?: string }): string {
 describe('least privilege', () => {
   it('the deployment grants only data-plane roles on single resources, and agents only Listen', async () => {
     expect((await repoBicep()).flatMap(privilegeProblems).map(formatProblem)).toEqual([]);
+  });
+
+  it('watches the relay namespace\'s default RootManageSharedAccessKey (a deployment cannot delete it): an alert on reading or regenerating its keys', async () => {
+    const documents = await repoBicep();
+    expect(relayRootKeyProblems(documents).map(formatProblem)).toEqual([]);
+    const monitoring = await repoDocument('infra/app/monitoring.bicep');
+    const unwatched = await parseBicep('infra/app/monitoring.bicep', monitoring.text.replace(/resource relayRootKeyAlert [\s\S]*?\n}\n/, ''));
+    expect(unwatched.text).not.toBe(monitoring.text);
+    const withoutAlert = documents.map((document) => (document.file === 'infra/app/monitoring.bicep' ? unwatched : document));
+    expect(relayRootKeyProblems(withoutAlert).map(formatProblem)).toEqual([expect.stringMatching(/^infra\/app\/relay\.bicep:\d+:\d+: relay namespace namespace: its default RootManageSharedAccessKey \(Manage\) is not watched/)]);
+    const redeclared = await parseBicep('bad.bicep', "resource ns 'Microsoft.Relay/namespaces@2024-01-01' existing = {\n  name: 'ns'\n}\nresource root 'Microsoft.Relay/namespaces/authorizationRules@2024-01-01' = {\n  parent: ns\n  name: 'RootManageSharedAccessKey'\n  properties: {\n    rights: [\n      'Listen'\n    ]\n  }\n}\n");
+    expect(relayRootKeyProblems([...documents, redeclared]).map(formatProblem)).toEqual([expect.stringMatching(/^bad\.bicep:4:1: relay rule root: declares RootManageSharedAccessKey again/)]);
   });
 
   it('sees every role assignment of the deployment, with the role it grants', async () => {
@@ -102,6 +114,24 @@ describe('least privilege', () => {
     { name: 'rights from a parameter', text: `param rights array\n${rule('Microsoft.Relay/namespaces/hybridConnections/authorizationRules@2024-01-01', 'rights')}`, message: /^bad\.bicep:13:13: relay rule rule: rights must be a literal list/ },
   ])('rejects $name', async ({ text, message }) => {
     expect(await problems(text)).toEqual([expect.stringMatching(message)]);
+  });
+
+  const customRole = (dataActions: string[], actions: string[] = []): string =>
+    `${storage}resource appender 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {\n  name: guid('a')\n  properties: {\n    roleName: 'r'\n    type: 'CustomRole'\n    permissions: [\n      {\n        actions: [${actions.map((action) => `\n          '${action}'`).join('')}\n        ]\n        dataActions: [${dataActions.map((action) => `\n          '${action}'`).join('')}\n        ]\n      }\n    ]\n    assignableScopes: [\n      resourceGroup().id\n    ]\n  }\n}\n${assignment({ scope: 'storage', role: 'appender.id' })}`;
+  const read = 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/read';
+  const add = 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action';
+
+  it('accepts a custom role that only reads and inserts table rows (the Audit table\'s append-only operators)', async () => {
+    expect(await problems(customRole([read, add]))).toEqual([]);
+  });
+
+  it.each([
+    { name: 'update (rewriting audit rows)', role: customRole([read, add, 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/update/action']), message: /custom role appender: has data action "Microsoft\.Storage\/storageAccounts\/tableServices\/tables\/entities\/update\/action", which is not one emfleet needs/ },
+    { name: 'delete', role: customRole([read, 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/delete']), message: /custom role appender: has data action ".*entities\/delete"/ },
+    { name: 'a wildcard', role: customRole(['Microsoft.Storage/*']), message: /custom role appender: has data action "Microsoft\.Storage\/\*"/ },
+    { name: 'management actions', role: customRole([read], ['Microsoft.Authorization/roleAssignments/write']), message: /custom role appender: has management actions \["Microsoft\.Authorization\/roleAssignments\/write"\]/ },
+  ])('rejects a custom role with $name', async ({ role, message }) => {
+    expect(await problems(role)).toEqual([expect.stringMatching(message)]);
   });
 
   it('sees nested rule declarations as the types they are', async () => {

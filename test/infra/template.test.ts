@@ -57,6 +57,12 @@ describe('the template', () => {
     expect(value(path(config, 'deployment', 'storage', 'authentication'))).toEqual({ type: 'SystemAssignedIdentity' });
   });
 
+  it('keeps Storage\'s own log of every table write and delete in the Log Analytics workspace', async () => {
+    const logs = await resource('infra/app/storage.bicep', 'Microsoft.Insights/diagnosticSettings');
+    expect(property(logs.body, 'scope')?.text).toBe('storage::tableService');
+    expect(value(path(logs.body, 'properties', 'logs'))).toEqual([{ category: 'StorageWrite', enabled: true }, { category: 'StorageDelete', enabled: true }]);
+  });
+
   it('keeps storage identity-only, with the queues and tables the code uses', async () => {
     const storage = await resource('infra/app/storage.bicep', 'Microsoft.Storage/storageAccounts');
     expect(value(path(storage.body, 'properties', 'allowSharedKeyAccess'))).toBe(false);
@@ -66,26 +72,43 @@ describe('the template', () => {
     for (const type of ['blobServices/containers', 'queueServices/queues', 'tableServices/tables']) await resource('infra/app/storage.bicep', `Microsoft.Storage/storageAccounts/${type}`);
   });
 
-  it('grants each data-plane role on the one resource that needs it', async () => {
+  it('grants each data-plane role on the one resource that needs it; operators get the tables and queues the CLI uses, Audit append-only', async () => {
     const rbac = await repoDocument('infra/app/rbac.bicep');
     const roleIds = value(declarations(rbac).get('roles')?.value) as Record<string, string>;
-    const typeOf = new Map(resources(rbac).map((item) => [item.symbol, item.type]));
+    const declared = new Map(resources(rbac).map((item) => [item.symbol, item]));
     const grants = resources(rbac)
       .filter((item) => isType(item, 'Microsoft.Authorization/roleAssignments'))
       .map((item) => {
-        const role = /roles\.(\w+)/.exec(path(item.body, 'properties', 'roleDefinitionId')?.text ?? '')?.[1] ?? '';
-        return `${allowedRoles[roleIds[role] ?? '']} on ${typeOf.get(property(item.body, 'scope')?.text ?? '')}`;
+        const definition = path(item.body, 'properties', 'roleDefinitionId')?.text ?? '';
+        const role = allowedRoles[roleIds[/roles\.(\w+)/.exec(definition)?.[1] ?? ''] ?? ''] ?? (definition === 'auditAppender.id' ? 'emfleet Audit Appender' : definition);
+        const scope = declared.get(property(item.body, 'scope')?.text ?? '');
+        const scopeName = value(property(scope?.body, 'name'));
+        return `${item.symbol}: ${role} on ${scope?.type.split('@')[0]}${typeof scopeName === 'string' ? ` ${scopeName}` : ''}`;
       });
-    expect(new Set(grants)).toEqual(
-      new Set([
-        'Storage Blob Data Owner on Microsoft.Storage/storageAccounts',
-        'Storage Queue Data Contributor on Microsoft.Storage/storageAccounts',
-        'Storage Table Data Contributor on Microsoft.Storage/storageAccounts',
-        'Azure Relay Sender on Microsoft.Relay/namespaces',
-        'Key Vault Secrets User on Microsoft.KeyVault/vaults',
-        'Monitoring Metrics Publisher on Microsoft.Insights/components',
-      ]),
-    );
+    expect(grants).toEqual([
+      'appBlob: Storage Blob Data Owner on Microsoft.Storage/storageAccounts',
+      'appQueue: Storage Queue Data Contributor on Microsoft.Storage/storageAccounts',
+      'appTable: Storage Table Data Contributor on Microsoft.Storage/storageAccounts',
+      'appRelaySender: Azure Relay Sender on Microsoft.Relay/namespaces',
+      'appSecrets: Key Vault Secrets User on Microsoft.KeyVault/vaults',
+      'appTelemetry: Monitoring Metrics Publisher on Microsoft.Insights/components',
+      'operatorServers: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorPolicy: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorRollouts: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorPackages: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorResults: Storage Table Data Reader on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorAudit: emfleet Audit Appender on Microsoft.Storage/storageAccounts/tableServices/tables',
+      'operatorWaves: Storage Queue Data Message Sender on Microsoft.Storage/storageAccounts/queueServices/queues emfleet-waves',
+      'operatorGate: Storage Queue Data Message Sender on Microsoft.Storage/storageAccounts/queueServices/queues emfleet-gate',
+    ]);
+    // Each operator table grant is on the table of its name (with the deployment's prefix).
+    for (const [grant, table] of [['operatorServers', 'serversTable'], ['operatorPolicy', 'policyTable'], ['operatorRollouts', 'rolloutsTable'], ['operatorPackages', 'packagesTable'], ['operatorResults', 'resultsTable'], ['operatorAudit', 'auditTable']] as const) {
+      expect(property(declared.get(grant)?.body, 'scope')?.text).toBe(table);
+      expect(property(declared.get(table)?.body, 'name')?.text).toBe(`'\${tablePrefix}${table.replace(/Table$/, '').replace(/^./, (first) => first.toUpperCase())}'`);
+    }
+    expect(value(path(declared.get('auditAppender')?.body, 'properties', 'permissions'))).toEqual([
+      { actions: [], notActions: [], dataActions: ['Microsoft.Storage/storageAccounts/tableServices/tables/entities/read', 'Microsoft.Storage/storageAccounts/tableServices/tables/entities/add/action'], notDataActions: [] },
+    ]);
   });
 
   it('gives each site a hybrid connection that needs a token, with a Listen-only rule for its hub, and nothing per server', async () => {
@@ -121,6 +144,10 @@ describe('the template', () => {
     const auth = resources(await repoDocument('infra/app/function.bicep')).find((item) => value(property(item.body, 'name')) === 'authsettingsV2');
     expect(value(path(auth?.body, 'properties', 'globalValidation'))).toMatchObject({ requireAuthentication: true, unauthenticatedClientAction: 'Return401' });
     expect(value(path(auth?.body, 'properties', 'identityProviders', 'azureActiveDirectory', 'enabled'))).toBe(true);
+    // Only the listed principals, when given; the app checks the app roles on every route either way.
+    expect(path(auth?.body, 'properties', 'identityProviders', 'azureActiveDirectory', 'validation', 'defaultAuthorizationPolicy')?.text).toMatch(/allowedPrincipals: \{\s*identities: adminApiPrincipalIds/);
+    const settings = resources(await repoDocument('infra/main.bicep')).find((item) => value(property(item.body, 'name')) === 'appsettings');
+    expect(value(path(settings?.body, 'properties', 'EMFLEET_ADMIN_AUTH'))).toBe('entra');
     const http = allFunctions.filter((definition) => definition.kind === 'http');
     expect(http.length).toBeGreaterThan(0);
     for (const definition of http) expect(definition.kind === 'http' && definition.options.authLevel, definition.name).toBe('function');
@@ -133,7 +160,7 @@ describe('the template', () => {
     const rule = await resource('infra/app/monitoring.bicep', 'Microsoft.Insights/scheduledQueryRules');
     expect(rule.node.text).toMatch(/= \[for alert in alerts:/);
     const alerts = value(declarations(rule.document).get('alerts')?.value) as { name: string; events: string[]; state: string }[];
-    expect(alerts.map((alert) => alert.name)).toEqual(['rollout-halted', 'poll-failed']);
+    expect(alerts.map((alert) => alert.name)).toEqual(['rollout-halted', 'poll-failed', 'feed-frozen']);
     const logged = loggedEvents();
     for (const event of alerts.flatMap((alert) => alert.events)) expect(logged, `lib/ logs ${event}`).toContain(event);
   });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { isRollback, type AcceptedMark } from '../../lib/package/freshness.js';
+import { compareFreshness, isRollback, type AcceptedMark, type Freshness } from '../../lib/package/freshness.js';
 
 const t = (iso: string): Date => new Date(iso);
 const earlier = t('2026-11-01T00:00:00Z');
@@ -51,5 +51,21 @@ describe('isRollback', () => {
     { name: 'unmarked candidate after a sequence-only one', candidate: {}, last: { sequence: 7 }, expected: true },
   ])('$name → $expected', ({ candidate, last, expected }) => {
     expect(isRollback(candidate, last)).toBe(expected);
+  });
+});
+
+describe('compareFreshness', () => {
+  it.each<{ name: string; candidate: AcceptedMark; last: AcceptedMark; expected: Freshness }>([
+    { name: 'newer by sequence', candidate: { sequence: 8 }, last: { sequence: 7 }, expected: 'newer' },
+    { name: 'same sequence', candidate: { sequence: 7 }, last: { sequence: 7 }, expected: 'same' },
+    { name: 'older by sequence', candidate: { sequence: 6 }, last: { sequence: 7 }, expected: 'older' },
+    { name: 'newer by signing time', candidate: { signingTime: later }, last: { signingTime: earlier }, expected: 'newer' },
+    { name: 'older by signing time', candidate: { signingTime: earlier }, last: { signingTime: later }, expected: 'older' },
+    { name: 'no mark on the candidate, one on the last: cannot be shown newer', candidate: {}, last: { signingTime: later }, expected: 'older' },
+    { name: 'no mark on either: its age cannot be told', candidate: {}, last: {}, expected: 'unknown' },
+    { name: 'a time on the candidate only (the last predates trusted times)', candidate: { signingTime: later }, last: {}, expected: 'unknown' },
+  ])('$name: $expected', ({ candidate, last, expected }) => {
+    expect(compareFreshness(candidate, last)).toBe(expected);
+    expect(isRollback(candidate, last)).toBe(expected === 'older');
   });
 });

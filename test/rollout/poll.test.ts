@@ -10,7 +10,9 @@ import { readRollout } from '../../lib/fleet/rollouts.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
-import { pollFeed, type Feed, type PollDeps } from '../../lib/rollout/poll.js';
+import type { NotifyEvent } from '../../lib/notify.js';
+import { createTrustPolicy } from '../../lib/package/trust.js';
+import { approveHeldPackage, pollFeed, type Feed, type PollDeps } from '../../lib/rollout/poll.js';
 import { defaultWaves } from '../../lib/rollout/waves.js';
 import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
@@ -120,5 +122,84 @@ describe('pollFeed', () => {
     expect(state?.lastError).toMatch(/HTTP 503/);
     expect(state?.lastErrorAt).toBeInstanceOf(Date);
     expect((await latestPackage(deps.tables, 'microsoft'))?.sequence).toBe(2);
+  });
+});
+
+describe('pollFeed against replay (per feed, every accepted SHA-256 is kept; a package whose age cannot be told may add but not withdraw)', () => {
+  const ping1 = catalogueXml.replace(/\s*<Config id="EM[123]"[\s\S]*?<\/Config>/g, '');
+  const ping1AndEm1 = catalogueXml.replace(/\s*<Config id="EM[23]"[\s\S]*?<\/Config>/g, '');
+  const em2Only = catalogueXml.replace(/\s*<Config id="(EM[13]|PING1)"[\s\S]*?<\/Config>/g, '');
+  let replayDeps: PollDeps & { notified: NotifyEvent[] };
+  let replayFeed: Feed;
+  let bodies: string[];
+  let replayPrefix: string;
+
+  beforeAll(() => {
+    const fresh = freshTables();
+    replayPrefix = fresh.prefix;
+    const notified: NotifyEvent[] = [];
+    bodies = [];
+    replayDeps = { tables: fresh.tables, queues: new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: fresh.prefix }), org: 'contoso', waves: defaultWaves, logger: silentLogger, notify: async (event) => void notified.push(event), fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(bodies.at(-1)!) }), notified };
+    replayFeed = { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust };
+  });
+  const pollServing = (body: string): ReturnType<typeof pollFeed> => {
+    bodies.push(body);
+    return pollFeed(replayDeps, replayFeed);
+  };
+
+  it('accepts untimed packages that only add', async () => {
+    expect(await pollServing(pki.signUntimed(ping1))).toMatchObject({ kind: 'accepted', sequence: 1 });
+    expect(await pollServing(pki.signUntimed(ping1AndEm1))).toMatchObject({ kind: 'accepted', sequence: 2, diff: { added: ['EM1'], withdrawn: [] } });
+  });
+
+  it('rejects a replay of a superseded package as Rollback, though neither carries a time', async () => {
+    const replay = bodies[0]!;
+    const outcome = await pollServing(replay);
+    expect(outcome).toMatchObject({ kind: 'rejected', reason: 'Rollback', detail: expect.stringMatching(/same SHA-256 as package 1, superseded by package 2/) });
+    expect((await latestPackage(replayDeps.tables, 'microsoft'))?.sequence).toBe(2);
+  });
+
+  it('holds an untimed package that would withdraw mitigations for an admin; once accepted (audited) it rolls out', async () => {
+    const body = pki.signUntimed(em2Only);
+    const outcome = await pollServing(body);
+    expect(outcome).toMatchObject({ kind: 'held', withdrawn: ['EM1', 'PING1'] });
+    const sha256 = outcome.kind === 'held' ? outcome.sha256 : '';
+    expect((await latestPackage(replayDeps.tables, 'microsoft'))?.sequence).toBe(2);
+    expect(await readFeedState(replayDeps.tables, 'microsoft')).toMatchObject({ heldSha256: sha256, heldWithdrawn: ['EM1', 'PING1'] });
+    expect(replayDeps.notified.filter((event) => event.kind === 'PackageHeld')).toEqual([expect.objectContaining({ feed: 'microsoft', sha256, withdrawn: ['EM1', 'PING1'] })]);
+    // Held again on the next poll, without telling the channel twice.
+    expect(await pollServing(body)).toMatchObject({ kind: 'held' });
+    expect(replayDeps.notified.filter((event) => event.kind === 'PackageHeld')).toHaveLength(1);
+
+    await expect(approveHeldPackage(replayDeps, replayFeed, 'f'.repeat(64), 'alice@contoso.com')).rejects.toThrow(/no package with SHA-256 f{12}/);
+    const approved = await approveHeldPackage(replayDeps, replayFeed, sha256, 'alice@contoso.com');
+    expect(approved).toMatchObject({ kind: 'accepted', sequence: 3, diff: { withdrawn: ['EM1', 'PING1'] } });
+    const state = await readFeedState(replayDeps.tables, 'microsoft');
+    expect(state?.heldSha256).toBe('');
+    const audit = await allEntities(rawTable(replayPrefix, 'Audit'));
+    expect(audit.filter((row) => row['action'] === 'package.approved').map((row) => [row['actor'], JSON.parse(String(row['after'])).sha256])).toEqual([['alice@contoso.com', sha256]]);
+  });
+});
+
+describe('pollFeed when the stored package no longer verifies', () => {
+  let other: TestPki;
+  beforeAll(async () => {
+    other = await createTestPki('emfleet Second Signer');
+  });
+
+  it('keeps it as the rollback baseline: an older package from a still-trusted signer is Rollback; a newer one may withdraw what the stored one had', async () => {
+    const fresh = freshTables();
+    let body = '';
+    const pollDeps: PollDeps = { tables: fresh.tables, queues: new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: fresh.prefix }), org: 'contoso', waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(body) }) };
+    const bothRoots = createTrustPolicy({ anchorPems: [pki.root.certificatePem, other.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem, other.timestampRoot.certificatePem] });
+    body = pki.sign(catalogueXml, { signingTime: signedAt(10) });
+    expect(await pollFeed(pollDeps, { name: 'microsoft', url: 'http://feed.invalid/', trust: bothRoots })).toMatchObject({ kind: 'accepted', sequence: 1 });
+
+    // The first signer is revoked: the stored package no longer verifies; its time still counts.
+    const revoked: Feed = { name: 'microsoft', url: 'http://feed.invalid/', trust: { ...bothRoots, revokedSerials: new Set([pki.signer.certificate.serialNumber.replace(/^0+/, '').toUpperCase()]) } };
+    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), { signingTime: signedAt(5) });
+    expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'rejected', reason: 'Rollback' });
+    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), { signingTime: signedAt(20) });
+    expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'accepted', sequence: 2, diff: { withdrawn: ['EM3'] } });
   });
 });

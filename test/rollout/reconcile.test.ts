@@ -1,6 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readFeedState } from '../../lib/fleet/feeds.js';
+import { storePackage } from '../../lib/fleet/packages.js';
 import { listRollouts, readRollout } from '../../lib/fleet/rollouts.js';
-import { getServer, registerServer } from '../../lib/fleet/servers.js';
+import { getServer, listServers, registerServer } from '../../lib/fleet/servers.js';
+import type { NotifyEvent } from '../../lib/notify.js';
+import type { TrustPolicy } from '../../lib/package/trust.js';
+import type { Feed } from '../../lib/rollout/poll.js';
+import { createTestPki, ping1Xml, type TestPki } from '../helpers/packages.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
@@ -149,3 +156,62 @@ describe('reconcile with a halted rollout', () => {
 async function rolloutIds(f: Fleet): Promise<string[]> {
   return (await listRollouts(f.tables)).map((rollout) => rollout.partitionKey);
 }
+
+describe('reconcile with a feed whose stored package no longer verifies (fail closed: the feed is frozen)', () => {
+  const everything = ['EM1', 'EM2', 'EM3', 'PING1'];
+  let other: TestPki;
+  beforeAll(async () => {
+    other = await createTestPki('emfleet Other');
+  });
+  const feed = (name: string, trust: TrustPolicy): Feed => ({ name, url: `http://${name}.invalid/`, trust });
+  /** The organization's own feed, verified, with PING1 only: before the fix its fix-up withdrew everything of Microsoft's. */
+  const contoso = (): Feed => feed('contoso', env.pki.trust);
+
+  async function protectedFleet(): Promise<Fleet> {
+    const f = await env.fleet([{ name: `fz${randomBytes(3).toString('hex')}`, ring: 'broad' }]);
+    await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
+    await runQueues(f);
+    await storePackage(f.tables, { feed: 'contoso', bytes: Buffer.from(env.pki.sign(ping1Xml)), mitigationIds: ['PING1'] });
+    expect((await listServers(f.tables, 'contoso')).rows[0]?.reportedApplied).toEqual(everything);
+    return f;
+  }
+
+  const revokedSigner = (): TrustPolicy => ({ ...env.pki.trust, revokedSerials: new Set([env.pki.signer.certificate.serialNumber.replace(/^0+/, '').toUpperCase()]) });
+  const rotatedAnchor = (): TrustPolicy => ({ ...env.pki.trust, anchors: [new X509Certificate(other.root.certificatePem)] });
+
+  it.each([
+    { name: 'the signer serial on the deny-list', feeds: (): Feed[] => [feed('microsoft', revokedSigner()), contoso()], reason: 'Revoked' },
+    { name: 'a rotated anchor', feeds: (): Feed[] => [feed('microsoft', rotatedAnchor()), contoso()], reason: 'UntrustedChain' },
+    { name: 'the feed missing from the settings (or its settings unreadable)', feeds: (): Feed[] => [contoso()], reason: 'NotConfigured' },
+  ])('removes and applies nothing of it with $name; FeedFrozen is logged, notified once and kept on the feed', async ({ feeds, reason }) => {
+    const f = await protectedFleet();
+    const logger = recordingLogger();
+    const notified: NotifyEvent[] = [];
+    const deps = { tables: f.tables, queues: f.queues, org: 'contoso', waves, logger, notify: async (event: NotifyEvent) => void notified.push(event) };
+    const reports = await reconcile(deps, feeds());
+    expect(reports.filter((report) => report.rolloutId !== undefined)).toEqual([]);
+    await runQueues(f);
+    expect((await listServers(f.tables, 'contoso')).rows[0]?.reportedApplied).toEqual(everything);
+    expect(logger.named('FeedFrozen')).toEqual([expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ feed: 'microsoft', reason, mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] }) })]);
+    expect(notified).toEqual([expect.objectContaining({ kind: 'FeedFrozen', feed: 'microsoft', reason })]);
+    expect((await readFeedState(f.tables, 'microsoft'))?.frozenReason).toBe(reason);
+
+    // The next hour: still frozen and logged again, but the channel is not told twice.
+    await reconcile(deps, feeds());
+    expect(logger.named('FeedFrozen')).toHaveLength(2);
+    expect(notified).toHaveLength(1);
+  });
+
+  it('thaws when the stored package verifies again; a frozen feed without applied mitigations is only retired', async () => {
+    const f = await protectedFleet();
+    await reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger }, [contoso()]);
+    expect((await readFeedState(f.tables, 'microsoft'))?.frozenReason).toBe('NotConfigured');
+    const logger = recordingLogger();
+    const notified: NotifyEvent[] = [];
+    const reports = await reconcile({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger, notify: async (event) => void notified.push(event) }, [feed('microsoft', env.pki.trust), contoso()]);
+    expect(reports.filter((report) => report.rolloutId !== undefined)).toEqual([]);
+    expect(logger.named('FeedThawed')).toEqual([expect.objectContaining({ fields: expect.objectContaining({ feed: 'microsoft' }) })]);
+    expect(notified).toEqual([expect.objectContaining({ kind: 'FeedThawed', feed: 'microsoft' })]);
+    expect((await readFeedState(f.tables, 'microsoft'))?.frozenReason).toBe('');
+  });
+});
