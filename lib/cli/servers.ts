@@ -60,7 +60,8 @@ Examples:
         return;
       }
       if (provisioned) io.stdout(describeProvisioning(provisioned));
-      io.stdout(`${change} server ${row.rowKey} (build ${row.build}${row.ring ? `, ring ${row.ring}` : ''}${row.site ? `, site ${row.site}` : ''}${row.relayPath ? `, behind the hub on ${row.relayHybridConnection}` : ''})`);
+      const reported = row.registeredBuild !== '' && row.registeredBuild !== row.build ? `, the agent reports ${row.build}, which emfleet plans on` : '';
+      io.stdout(`${change} server ${row.rowKey} (build ${row.registeredBuild || row.build}${reported}${row.ring ? `, ring ${row.ring}` : ''}${row.site ? `, site ${row.site}` : ''}${row.relayPath ? `, behind the hub on ${row.relayHybridConnection}` : ''})`);
       if (row.relayPath) io.stdout(`Add it to the site hub's hub.json "agents": "${row.relayPath}": { "url": "https://${row.fqdn}:8443", "certificateSha256": "<its agent's certificate fingerprint>" }`);
     });
 

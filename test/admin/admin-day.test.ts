@@ -173,7 +173,7 @@ describe('one server\'s story and a policy change that acts now', () => {
     expect(status).toBe(200);
     expect(changed).toMatchObject({ ok: true, changed: true, target: { scope: 'server', name: 'ex03.contoso.com' }, policy: { blockedMitigations: ['CX1'] }, takesEffect: 'nextReconcile', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:30:00\.000Z$/) });
     const audit = await allEntities(rawTable(fresh.prefix, 'Audit'));
-    expect(audit).toContainEqual(expect.objectContaining({ action: 'policy.block', actor: 'function-key', target: 'server:ex03.contoso.com' }));
+    expect(audit).toContainEqual(expect.objectContaining({ action: 'policy.block', actor: 'operator@contoso.com', target: 'server:ex03.contoso.com' }));
   });
 
   it('with now: what the aborted rollouts hold is not re-applied; a removal starts at once on the emergency waves; a busy feed waits', async () => {

@@ -106,7 +106,7 @@ describe('the README against a local run', () => {
 
     expect(out('status')).toMatch(/feed microsoft: http:\/\/127\.0\.0\.1:\d+\/getexchangemitigations\n {2}last poll: \S+, Success\n {2}current package: sequence 1, sha256 [0-9a-f]{64}\n {4}signed \S+ by CN=Microsoft Exchange XML Signing/);
     expect(out('servers show ex01.contoso.com')).toMatch(/build: registered 15\.2\.1118\.7/);
-    expect(out('servers add ex03.contoso.com --build 15.2.1544.4 --ring canary')).toMatch(/^updated server ex03\.contoso\.com \(build 15\.2\.1544\.4, ring canary/);
+    expect(out('servers add ex03.contoso.com --build 15.2.1544.4 --ring canary')).toMatch(/^updated server ex03\.contoso\.com \(build 15\.2\.1544\.4, the agent reports 15\.2\.1118\.7, which emfleet plans on, ring canary/);
     expect(out('servers show ex01.contoso.com')).toMatch(/microsoft\s+EM1\s+Apply\s+Applicable\s+Applied\s+\S+\s+emfleet\s+none \(in place as policy wants\)/);
     expect(out('servers show ex01.contoso.com')).toMatch(/^EM1 Applied: URL Rewrite rule .* added/m);
     await access(join(cwd, 'current.xml'));
