@@ -27,7 +27,10 @@ const knownBreaks = {
   functionsThin: [
     // The queue triggers call the rollout steps and parse their messages directly, and build their
     // queue sender; DESIGN wants one lib/app entry point per trigger.
-    ['^functions/(startWave|applyToServer|gateWave|applyPoison)\\.ts$', '^lib/(rollout/(steps|messages)|fleet/queues)\\.ts$'],
+    [
+      '^functions/(startWave|applyToServer|gateWave|applyPoison)\\.ts$',
+      '^lib/(rollout/(steps|messages)|fleet/queues)\\.ts$',
+    ],
     // The HTTP triggers call the admin API and the dashboard page handlers directly.
     ['^functions/adminApi\\.ts$', '^lib/admin/api\\.ts$'],
     ['^functions/dashboard\\.ts$', '^lib/dashboard/page\\.ts$'],
@@ -85,7 +88,8 @@ module.exports = {
     ...withBreaks(
       {
         name: 'functions-thin',
-        comment: 'functions/ registers triggers only: it imports lib/app*.ts and lib/functions.ts (DESIGN §2).',
+        comment:
+          'functions/ registers triggers only: it imports lib/app*.ts and lib/functions.ts (DESIGN §2).',
         severity: 'error',
         from: { path: '^functions/' },
         to: { path: '^(lib|bench|test|web)/', pathNot: '^lib/(app[^/]*|functions)\\.ts$' },
@@ -105,7 +109,8 @@ module.exports = {
     ...withBreaks(
       {
         name: 'pure-rollout-is-pure',
-        comment: "lib/rollout's planner and gate decisions take and return plain data (STYLE: decisions are pure).",
+        comment:
+          "lib/rollout's planner and gate decisions take and return plain data (STYLE: decisions are pure).",
         severity: 'error',
         from: { path: pureRollout },
         to: { path: [...storage, ...network, ...azureSdk] },
@@ -132,7 +137,8 @@ module.exports = {
     ...withBreaks(
       {
         name: 'production-not-dev',
-        comment: 'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
+        comment:
+          'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
         severity: 'error',
         from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
         to: { path: notProduction },
@@ -163,7 +169,10 @@ module.exports = {
     // TypeScript 7 has no JavaScript API for dependency-cruiser yet: swc parses the sources, and sees
     // type-only imports too (a layer that names another's types depends on it).
     parser: 'swc',
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+    },
     moduleSystems: ['es6', 'cjs'],
   },
 };

@@ -49,21 +49,43 @@ const ports = new Map<string, number>();
 /** The front ends of this process's servers, which their agents probe before and after each change. */
 let exchange: SimulatedExchange | undefined;
 
-async function start(command: StartAgents): Promise<{ agents: number; ms: number; links: Record<string, string> }> {
+async function start(
+  command: StartAgents,
+): Promise<{ agents: number; ms: number; links: Record<string, string> }> {
   const started = Date.now();
   last = command;
   exchange ??= await startSimulatedExchange();
   const frontEnds = exchange;
   const agents = await mapWithConcurrency(command.agents, startConcurrency, async (spec) => {
     const stateDirectory = join(command.stateRoot, spec.hybridConnection);
-    const probeUrl = frontEnds.add({ name: spec.hybridConnection, server: spec.server, stateFile: join(stateDirectory, 'simulated-server.json') });
+    const probeUrl = frontEnds.add({
+      name: spec.hybridConnection,
+      server: spec.server,
+      stateFile: join(stateDirectory, 'simulated-server.json'),
+    });
     const config = parseAgentConfig(
       {
         server: spec.server,
         build: spec.build,
         ...(command.siteLink
-          ? { siteLink: { host: '127.0.0.1', port: ports.get(spec.server) ?? 0, certificate: command.siteLink.certificatePem, privateKey: command.siteLink.privateKeyPem, secret: command.siteLink.secret } }
-          : { relay: { namespace: '127.0.0.1', hybridConnection: spec.hybridConnection, endpoint: command.relayEndpoint, keyName: command.keyName, key: command.key } }),
+          ? {
+              siteLink: {
+                host: '127.0.0.1',
+                port: ports.get(spec.server) ?? 0,
+                certificate: command.siteLink.certificatePem,
+                privateKey: command.siteLink.privateKeyPem,
+                secret: command.siteLink.secret,
+              },
+            }
+          : {
+              relay: {
+                namespace: '127.0.0.1',
+                hybridConnection: spec.hybridConnection,
+                endpoint: command.relayEndpoint,
+                keyName: command.keyName,
+                key: command.key,
+              },
+            }),
         trust: { anchors: [command.anchorPem] },
         applier: { kind: 'simulated' },
         stateDirectory,
@@ -77,7 +99,11 @@ async function start(command: StartAgents): Promise<{ agents: number; ms: number
     return agent;
   });
   running = [...running, ...agents];
-  const links = Object.fromEntries(command.agents.flatMap((spec, index) => (agents[index]?.siteLink ? [[spec.server, agents[index].siteLink.url]] : [])));
+  const links = Object.fromEntries(
+    command.agents.flatMap((spec, index) =>
+      agents[index]?.siteLink ? [[spec.server, agents[index].siteLink.url]] : [],
+    ),
+  );
   return { agents: agents.length, ms: Date.now() - started, links };
 }
 

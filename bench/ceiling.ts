@@ -31,13 +31,21 @@ serveCommands(async (command: Command) => {
   await mapWithConcurrency(run.hybridConnections, run.concurrency, async (hybridConnection) => {
     // One id per agent; an address behind a hub carries a slash, which ids do not.
     const operationId = `ceiling.${hybridConnection.replaceAll('/', ':')}`;
-    let reply = await agents.apply(hybridConnection, { operationId, packageBase64: run.packageBase64, mitigationIds: [...run.mitigationIds] });
+    let reply = await agents.apply(hybridConnection, {
+      operationId,
+      packageBase64: run.packageBase64,
+      mitigationIds: [...run.mitigationIds],
+    });
     // As applyToServer does: an agent still at work (202) is asked for the operation until it is done.
     while (reply.status !== 'Completed') {
       await new Promise((resolve) => setTimeout(resolve, 200));
-      reply = (await agents.status(hybridConnection)).operations.find((operation) => operation.operationId === operationId) ?? reply;
+      reply =
+        (await agents.status(hybridConnection)).operations.find(
+          (operation) => operation.operationId === operationId,
+        ) ?? reply;
     }
-    for (const result of Object.values(reply.outcomes)) outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
+    for (const result of Object.values(reply.outcomes))
+      outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
   });
   return { ms: Date.now() - started, outcomes } satisfies CeilingResult;
 });

@@ -19,12 +19,20 @@ const logger = { ...silentLogger, warn: count, error: count };
 serveCommands(async (command: Command) => {
   switch (command.kind) {
     case 'start': {
-      const settings = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('EMFLEET_') || name === 'AzureWebJobsStorage')) as Record<string, string>;
-      host = await startLocalHost({ definitions: allFunctions, settings, connectionString: settings['AzureWebJobsStorage']!,
+      const settings = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([name]) => name.startsWith('EMFLEET_') || name === 'AzureWebJobsStorage',
+        ),
+      ) as Record<string, string>;
+      host = await startLocalHost({
+        definitions: allFunctions,
+        settings,
+        connectionString: settings['AzureWebJobsStorage']!,
         // The deployment's queues carry its prefix, as StorageQueueSender names them.
         ...(settings['EMFLEET_QUEUE_PREFIX'] ? { queuePrefix: settings['EMFLEET_QUEUE_PREFIX'] } : {}),
         logger,
-        ...(typeof command['hostJsonPath'] === 'string' ? { hostJsonPath: command['hostJsonPath'] } : {}) });
+        ...(typeof command['hostJsonPath'] === 'string' ? { hostJsonPath: command['hostJsonPath'] } : {}),
+      });
       return {};
     }
     case 'runTimer': {

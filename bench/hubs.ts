@@ -37,13 +37,27 @@ serveCommands(async (command) => {
           {
             mode: 'hub',
             site: spec.site,
-            relay: { namespace: '127.0.0.1', hybridConnection: spec.hybridConnection, endpoint: start.relayEndpoint, keyName: start.keyName, key: start.key },
+            relay: {
+              namespace: '127.0.0.1',
+              hybridConnection: spec.hybridConnection,
+              endpoint: start.relayEndpoint,
+              keyName: start.keyName,
+              key: start.key,
+            },
             secret: start.secret,
-            agents: Object.fromEntries(Object.entries(spec.agents).map(([relayPath, url]) => [relayPath, { url, certificateSha256: start.certificateSha256 }])),
+            agents: Object.fromEntries(
+              Object.entries(spec.agents).map(([relayPath, url]) => [
+                relayPath,
+                { url, certificateSha256: start.certificateSha256 },
+              ]),
+            ),
           },
           process.cwd(),
         );
-        for (let index = 1; index <= start.hubsPerSite; index++) running.push(await startHub({ ...config, name: `${spec.site}-hub${index}` }, { logger: silentLogger }));
+        for (let index = 1; index <= start.hubsPerSite; index++)
+          running.push(
+            await startHub({ ...config, name: `${spec.site}-hub${index}` }, { logger: silentLogger }),
+          );
       }
       await Promise.all(running.map((hub) => hub.ready));
       return { hubs: running.length, ms: Date.now() - started };

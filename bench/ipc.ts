@@ -38,11 +38,19 @@ export function profileArgs(name: string): string[] {
  * Starts `dist/bench/<script>.js` with an IPC channel; its stderr is passed through.
  * Profiled when EMFLEET_BENCH_CPU_PROF names it (`profileArgs`).
  */
-export function startWorker(script: string, env: Record<string, string> = {}, nodeOptions: readonly string[] = []): Worker {
+export function startWorker(
+  script: string,
+  env: Record<string, string> = {},
+  nodeOptions: readonly string[] = [],
+): Worker {
   const path = fileURLToPath(new URL(`./${script}.js`, import.meta.url));
   // hyco-https uses util._extend; its deprecation warning says nothing about emfleet.
   const execArgv = ['--no-deprecation', ...nodeOptions, ...profileArgs(script)];
-  const child: ChildProcess = fork(path, [], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(path, [], {
+    env: { ...process.env, ...env },
+    execArgv,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let next = 1;
   let ended: Error | undefined;
@@ -89,7 +97,11 @@ export function serveCommands(handle: (command: Command) => Promise<unknown>): v
     if (!command) return;
     handle(command).then(
       (reply) => process.send!({ id, reply: reply ?? null } satisfies Envelope),
-      (error: unknown) => process.send!({ id, error: error instanceof Error ? error.stack ?? error.message : String(error) } satisfies Envelope),
+      (error: unknown) =>
+        process.send!({
+          id,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        } satisfies Envelope),
     );
   });
   // The parent disconnecting is the signal to end.
@@ -100,7 +112,8 @@ export function serveCommands(handle: (command: Command) => Promise<unknown>): v
 export async function memoryOf(pid: number): Promise<{ peakRssMiB: number; rssMiB: number }> {
   const { readFile } = await import('node:fs/promises');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  const kib = (field: string): number =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { peakRssMiB: kib('VmHWM') / 1024, rssMiB: kib('VmRSS') / 1024 };
 }
 
@@ -112,4 +125,3 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
-

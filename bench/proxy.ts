@@ -22,13 +22,21 @@ export async function startCountingProxy(connectionString: string): Promise<Coun
   const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
   const forwarders: Forwarder[] = [];
   let rewritten = connectionString;
-  for (const [service, field] of [['queue', 'QueueEndpoint'], ['table', 'TableEndpoint']] as const) {
+  for (const [service, field] of [
+    ['queue', 'QueueEndpoint'],
+    ['table', 'TableEndpoint'],
+  ] as const) {
     const endpoint = new RegExp(`${field}=([^;]+)`).exec(connectionString)?.[1];
     if (!endpoint) throw new Error(`the connection string has no ${field}`);
     const target = new URL(endpoint);
-    const forwarder = await forward(target, (method, path) => count(`${service}:${operation(service, method, path)}`));
+    const forwarder = await forward(target, (method, path) =>
+      count(`${service}:${operation(service, method, path)}`),
+    );
     forwarders.push(forwarder);
-    rewritten = rewritten.replace(endpoint, `${target.protocol}//127.0.0.1:${forwarder.port}${target.pathname}`);
+    rewritten = rewritten.replace(
+      endpoint,
+      `${target.protocol}//127.0.0.1:${forwarder.port}${target.pathname}`,
+    );
   }
   return {
     connectionString: rewritten,
@@ -49,7 +57,11 @@ export async function startRequestCounter(baseUrl: string): Promise<RequestCount
   let requests = 0;
   const target = new URL(baseUrl);
   const forwarder = await forward(target, () => void (requests += 1));
-  return { baseUrl: `${target.protocol}//127.0.0.1:${forwarder.port}`, count: () => requests, stop: () => forwarder.stop() };
+  return {
+    baseUrl: `${target.protocol}//127.0.0.1:${forwarder.port}`,
+    count: () => requests,
+    stop: () => forwarder.stop(),
+  };
 }
 
 interface Forwarder {
@@ -127,7 +139,8 @@ function operation(service: Service, method: string, target: string): string {
   }
   const [resource = ''] = parts;
   if (resource === '$batch') return 'batch';
-  if (resource.startsWith('Tables')) return method === 'POST' ? 'createTable' : method === 'DELETE' ? 'deleteTable' : 'listTables';
+  if (resource.startsWith('Tables'))
+    return method === 'POST' ? 'createTable' : method === 'DELETE' ? 'deleteTable' : 'listTables';
   const keyed = /\(PartitionKey=.*RowKey=.*\)$/.test(resource);
   switch (method) {
     case 'GET':

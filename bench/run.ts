@@ -1,7 +1,12 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { defaultPricePerListenerMonthUsd, relayCost, relayQuotas, type LayoutCost } from '../lib/relay/cost.js';
+import {
+  defaultPricePerListenerMonthUsd,
+  relayCost,
+  relayQuotas,
+  type LayoutCost,
+} from '../lib/relay/cost.js';
 import { formatTable } from '../lib/text.js';
 import { measureVerify, type VerifyFigures } from './verify.js';
 import { countsBetween, total } from './proxy.js';
@@ -67,37 +72,79 @@ const targets = { fanoutRatio: 1.5, txPerServer: 6, verifyRatio: 2, peakRssMiB: 
 function sizes(flag: string) {
   return (text: string): number[] => {
     const values = text.split(',').map((part) => Number(part.trim()));
-    if (values.some((value) => !Number.isInteger(value) || value < 1 || value > 20_000)) throw new InvalidArgumentError(`${flag} takes server counts from 1 to 20000, comma-separated`);
+    if (values.some((value) => !Number.isInteger(value) || value < 1 || value > 20_000))
+      throw new InvalidArgumentError(`${flag} takes server counts from 1 to 20000, comma-separated`);
     return values;
   };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('npm run bench')
-    .description('measure a fan-out against its ceiling, storage transactions per server, the idle hour, package verification and the local host\'s memory')
+    .description(
+      "measure a fan-out against its ceiling, storage transactions per server, the idle hour, package verification and the local host's memory",
+    )
     .option('--quick', 'smaller fleets (under a minute)')
     .option('--json', 'progress on stderr; the last line of stdout is one JSON object with every figure')
-    .option('--servers <list>', 'fan-out fleet sizes (default 1000,10000; --quick 100,500)', sizes('--servers'))
+    .option(
+      '--servers <list>',
+      'fan-out fleet sizes (default 1000,10000; --quick 100,500)',
+      sizes('--servers'),
+    )
     .option('--idle <list>', 'idle-hour fleet sizes (default 100,1000,10000)', sizes('--idle'))
-    .option('--concurrency <n>', 'the wave\'s maxConcurrency, and the ceiling\'s', (text) => {
-      const value = Number(text);
-      if (!Number.isInteger(value) || value < 1 || value > 1000) throw new InvalidArgumentError('--concurrency must be a whole number from 1 to 1000');
-      return value;
-    }, 16)
-    .option('--host-json <path>', 'run the local host with this host.json instead of the repository\'s (to compare queue settings)')
-    .option('--host-memory <MB>', 'size the host\'s heap as Node does on an instance with this much memory (the Flex Consumption instance infra/main.bicep deploys; 0: this machine\'s own defaults)', (text) => {
-      const value = Number(text);
-      if (!Number.isInteger(value) || (value !== 0 && (value < 512 || value > 65_536))) throw new InvalidArgumentError('--host-memory takes 0 or a whole number of MB from 512 to 65536');
-      return value;
-    }, defaultHostMemoryMb)
-    .option('--sites <n>', 'also run each fan-out with the servers behind this many site relay hubs, against the same fan-out with direct listeners', wholeNumber('--sites', 1, 10_000))
-    .option('--hubs-per-site <n>', 'hubs per site (fan-out through hubs and the cost model)', wholeNumber('--hubs-per-site', 1, relayQuotas.listenersPerHybridConnection), 2)
-    .option('--servers-per-site <n>', 'servers per site in the cost model', wholeNumber('--servers-per-site', 1, 100_000), 50)
-    .option('--price-per-listener <usd>', `Azure Relay Hybrid Connections price per listener per month (default ${defaultPricePerListenerMonthUsd}, the published list price when written; check yours)`, (text) => {
-      const value = Number(text);
-      if (!(value >= 0) || !Number.isFinite(value)) throw new InvalidArgumentError('--price-per-listener must be a non-negative amount');
-      return value;
-    }, defaultPricePerListenerMonthUsd)
+    .option(
+      '--concurrency <n>',
+      "the wave's maxConcurrency, and the ceiling's",
+      (text) => {
+        const value = Number(text);
+        if (!Number.isInteger(value) || value < 1 || value > 1000)
+          throw new InvalidArgumentError('--concurrency must be a whole number from 1 to 1000');
+        return value;
+      },
+      16,
+    )
+    .option(
+      '--host-json <path>',
+      "run the local host with this host.json instead of the repository's (to compare queue settings)",
+    )
+    .option(
+      '--host-memory <MB>',
+      "size the host's heap as Node does on an instance with this much memory (the Flex Consumption instance infra/main.bicep deploys; 0: this machine's own defaults)",
+      (text) => {
+        const value = Number(text);
+        if (!Number.isInteger(value) || (value !== 0 && (value < 512 || value > 65_536)))
+          throw new InvalidArgumentError('--host-memory takes 0 or a whole number of MB from 512 to 65536');
+        return value;
+      },
+      defaultHostMemoryMb,
+    )
+    .option(
+      '--sites <n>',
+      'also run each fan-out with the servers behind this many site relay hubs, against the same fan-out with direct listeners',
+      wholeNumber('--sites', 1, 10_000),
+    )
+    .option(
+      '--hubs-per-site <n>',
+      'hubs per site (fan-out through hubs and the cost model)',
+      wholeNumber('--hubs-per-site', 1, relayQuotas.listenersPerHybridConnection),
+      2,
+    )
+    .option(
+      '--servers-per-site <n>',
+      'servers per site in the cost model',
+      wholeNumber('--servers-per-site', 1, 100_000),
+      50,
+    )
+    .option(
+      '--price-per-listener <usd>',
+      `Azure Relay Hybrid Connections price per listener per month (default ${defaultPricePerListenerMonthUsd}, the published list price when written; check yours)`,
+      (text) => {
+        const value = Number(text);
+        if (!(value >= 0) || !Number.isFinite(value))
+          throw new InvalidArgumentError('--price-per-listener must be a non-negative amount');
+        return value;
+      },
+      defaultPricePerListenerMonthUsd,
+    )
     .exitOverride();
   try {
     program.parse([...argv]);
@@ -108,14 +155,25 @@ async function main(argv: readonly string[]): Promise<number> {
   const fanoutSizes = flags.servers ?? (flags.quick ? [100, 500] : [1000, 10_000]);
   const idleSizes = flags.idle ?? [100, 1000, 10_000];
   const started = Date.now();
-  const say = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(`${line.startsWith('  ') || line === '' ? '' : `[${String(Math.round((Date.now() - started) / 1000)).padStart(3)} s] `}${line}\n`);
-  say(`emfleet bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}; fan-out ${fanoutSizes.join(', ')}, idle ${idleSizes.join(', ')}, concurrency ${flags.concurrency}; host heap sized for ${flags.hostMemory > 0 ? `a ${flags.hostMemory} MB instance (${heapOptionsFor(flags.hostMemory).join(' ')})` : 'this machine'}`);
+  const say = (line: string): void =>
+    void (flags.json ? process.stderr : process.stdout).write(
+      `${line.startsWith('  ') || line === '' ? '' : `[${String(Math.round((Date.now() - started) / 1000)).padStart(3)} s] `}${line}\n`,
+    );
+  say(
+    `emfleet bench: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}; fan-out ${fanoutSizes.join(', ')}, idle ${idleSizes.join(', ')}, concurrency ${flags.concurrency}; host heap sized for ${flags.hostMemory > 0 ? `a ${flags.hostMemory} MB instance (${heapOptionsFor(flags.hostMemory).join(' ')})` : 'this machine'}`,
+  );
 
   say('verify: 64 KiB package, verifyPackage against RSA-SHA256 verify + XML parse');
   const verify = await measureVerify({ iterations: flags.quick ? 40 : 100 });
-  say(`  verifyPackage ${verify.verifyMs.toFixed(2)} ms, raw ${verify.baselineMs.toFixed(2)} ms: ${verify.ratio.toFixed(2)}x`);
+  say(
+    `  verifyPackage ${verify.verifyMs.toFixed(2)} ms, raw ${verify.baselineMs.toFixed(2)} ms: ${verify.ratio.toFixed(2)}x`,
+  );
 
-  const deployOptions = { concurrency: flags.concurrency, ...(flags.hostJson ? { hostJsonPath: resolve(flags.hostJson) } : {}), ...(flags.hostMemory > 0 ? { hostMemoryMb: flags.hostMemory } : {}) };
+  const deployOptions = {
+    concurrency: flags.concurrency,
+    ...(flags.hostJson ? { hostJsonPath: resolve(flags.hostJson) } : {}),
+    ...(flags.hostMemory > 0 ? { hostMemoryMb: flags.hostMemory } : {}),
+  };
   const world = await startWorld();
   const idle: IdleFigures[] = [];
   const fanout: FanoutFigures[] = [];
@@ -123,7 +181,18 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const servers of idleSizes) idle.push(await idleHour(world, servers, deployOptions, say));
     for (const servers of fanoutSizes) {
       fanout.push(await fanOut(world, servers, deployOptions, say));
-      if (flags.sites) fanout.push(await fanOut(world, servers, { ...deployOptions, sites: { count: Math.min(flags.sites, servers), hubsPerSite: flags.hubsPerSite } }, say));
+      if (flags.sites)
+        fanout.push(
+          await fanOut(
+            world,
+            servers,
+            {
+              ...deployOptions,
+              sites: { count: Math.min(flags.sites, servers), hubsPerSite: flags.hubsPerSite },
+            },
+            say,
+          ),
+        );
     }
   } finally {
     const closing = Date.now();
@@ -131,9 +200,21 @@ async function main(argv: readonly string[]): Promise<number> {
     say(`Azurite, relay and emulators stopped in ${((Date.now() - closing) / 1000).toFixed(1)} s`);
   }
 
-  const largest = fanout.filter((figures) => figures.sites === undefined).reduce<FanoutFigures | undefined>((best, figures) => (!best || figures.servers > best.servers ? figures : best), undefined);
+  const largest = fanout
+    .filter((figures) => figures.sites === undefined)
+    .reduce<FanoutFigures | undefined>(
+      (best, figures) => (!best || figures.servers > best.servers ? figures : best),
+      undefined,
+    );
   const costSizes = [...new Set([10, 100, 1000, 10_000, ...fanoutSizes, ...idleSizes])].sort((a, b) => a - b);
-  const cost = costSizes.map((servers) => relayCost({ servers, serversPerSite: flags.serversPerSite, hubsPerSite: flags.hubsPerSite, pricePerListenerMonthUsd: flags.pricePerListener }));
+  const cost = costSizes.map((servers) =>
+    relayCost({
+      servers,
+      serversPerSite: flags.serversPerSite,
+      hubsPerSite: flags.hubsPerSite,
+      pricePerListenerMonthUsd: flags.pricePerListener,
+    }),
+  );
   const summary = {
     fanoutRatio: round(largest?.ratio ?? NaN, 2),
     txPerServer: round(largest?.txPerServer ?? NaN, 2),
@@ -143,13 +224,31 @@ async function main(argv: readonly string[]): Promise<number> {
     peakRssMiB: round(largest?.peakRssMiB ?? NaN, 1),
     servers: largest?.servers ?? 0,
     hostMemoryMb: flags.hostMemory,
-    fanout: fanout.map((figures) => ({ ...figures, ratio: round(figures.ratio, 2), cpuRatio: round(figures.cpuRatio, 2), txPerServer: round(figures.txPerServer, 2), peakRssMiB: round(figures.peakRssMiB, 1), liveHeapMiB: round(figures.liveHeapMiB, 1) })),
+    fanout: fanout.map((figures) => ({
+      ...figures,
+      ratio: round(figures.ratio, 2),
+      cpuRatio: round(figures.cpuRatio, 2),
+      txPerServer: round(figures.txPerServer, 2),
+      peakRssMiB: round(figures.peakRssMiB, 1),
+      liveHeapMiB: round(figures.liveHeapMiB, 1),
+    })),
     idle,
-    verify: { ...verify, verifyMs: round(verify.verifyMs, 3), baselineMs: round(verify.baselineMs, 3), ratio: round(verify.ratio, 2) },
-    relayCost: { pricePerListenerMonthUsd: flags.pricePerListener, serversPerSite: flags.serversPerSite, hubsPerSite: flags.hubsPerSite, layouts: cost },
+    verify: {
+      ...verify,
+      verifyMs: round(verify.verifyMs, 3),
+      baselineMs: round(verify.baselineMs, 3),
+      ratio: round(verify.ratio, 2),
+    },
+    relayCost: {
+      pricePerListenerMonthUsd: flags.pricePerListener,
+      serversPerSite: flags.serversPerSite,
+      hubsPerSite: flags.hubsPerSite,
+      layouts: cost,
+    },
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
-  const print = (line: string): void => void (flags.json ? process.stderr : process.stdout).write(line + '\n');
+  const print = (line: string): void =>
+    void (flags.json ? process.stderr : process.stdout).write(line + '\n');
   print('');
   for (const line of report(fanout, idle, verify)) print(line);
   print('');
@@ -159,18 +258,34 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function fanOut(world: World, servers: number, options: DeployOptionsOf, say: (line: string) => void): Promise<FanoutFigures> {
-  say(`fan-out to ${servers} servers${options.sites ? ` behind ${options.sites.count} sites' relay hubs (${options.sites.hubsPerSite} each)` : ''}: starting ${servers} agents`);
-  const deployment = await world.deploy(servers, { ...options, agents: true, onStep: (step, ms) => say(`  ${step} in ${(ms / 1000).toFixed(1)} s`) });
+async function fanOut(
+  world: World,
+  servers: number,
+  options: DeployOptionsOf,
+  say: (line: string) => void,
+): Promise<FanoutFigures> {
+  say(
+    `fan-out to ${servers} servers${options.sites ? ` behind ${options.sites.count} sites' relay hubs (${options.sites.hubsPerSite} each)` : ''}: starting ${servers} agents`,
+  );
+  const deployment = await world.deploy(servers, {
+    ...options,
+    agents: true,
+    onStep: (step, ms) => say(`  ${step} in ${(ms / 1000).toFixed(1)} s`),
+  });
   try {
     const ceiling = await deployment.ceiling();
-    say(`  ceiling: ${servers} applies straight through the relay in ${(ceiling.ms / 1000).toFixed(1)} s (${JSON.stringify(ceiling.outcomes)})`);
+    say(
+      `  ceiling: ${servers} applies straight through the relay in ${(ceiling.ms / 1000).toFixed(1)} s (${JSON.stringify(ceiling.outcomes)})`,
+    );
     const rollout = await deployment.rollOut();
     say(`  results checked (exactly one per server) in ${(rollout.checkMs / 1000).toFixed(1)} s`);
     const tx = total(rollout.storage);
-    say(`  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB (live heap after a full GC ${rollout.liveHeapMiB.toFixed(0)} MiB)`);
+    say(
+      `  emfleet: rollout of ${servers} servers in ${(rollout.ms / 1000).toFixed(1)} s, ${tx} storage requests, host peak RSS ${rollout.peakRssMiB.toFixed(0)} MiB (live heap after a full GC ${rollout.liveHeapMiB.toFixed(0)} MiB)`,
+    );
     say(`  CPU seconds, ceiling: ${describeCpu(ceiling.cpu)}; emfleet: ${describeCpu(rollout.cpu)}`);
-    if (Object.keys(rollout.problems).length > 0) say(`  the host logged ${JSON.stringify(rollout.problems)}`);
+    if (Object.keys(rollout.problems).length > 0)
+      say(`  the host logged ${JSON.stringify(rollout.problems)}`);
     return {
       servers,
       ...(options.sites ? { sites: options.sites.count } : {}),
@@ -192,7 +307,12 @@ async function fanOut(world: World, servers: number, options: DeployOptionsOf, s
   }
 }
 
-async function idleHour(world: World, servers: number, options: DeployOptionsOf, say: (line: string) => void): Promise<IdleFigures> {
+async function idleHour(
+  world: World,
+  servers: number,
+  options: DeployOptionsOf,
+  say: (line: string) => void,
+): Promise<IdleFigures> {
   const deployment = await world.deploy(servers, { ...options, agents: false });
   try {
     // The package is accepted while the fleet is empty, then every server reports it applied: nothing is left to do.
@@ -205,73 +325,164 @@ async function idleHour(world: World, servers: number, options: DeployOptionsOf,
     await deployment.runTimer('reconcile');
     const storage = countsBetween(before, world.proxy.counts());
     const rollouts = await deployment.rollouts();
-    if (Object.keys(rollouts).length > 0) throw new Error(`the idle hour at ${servers} servers started rollouts: ${JSON.stringify(rollouts)}`);
+    if (Object.keys(rollouts).length > 0)
+      throw new Error(`the idle hour at ${servers} servers started rollouts: ${JSON.stringify(rollouts)}`);
     const hostPolls = storage.get('queue:receive') ?? 0;
     storage.delete('queue:receive');
-    const figures = { servers, ocsRequests: world.ocsRequests() - ocsBefore, storageTx: total(storage), storage: Object.fromEntries(storage), hostPolls, agentRequests: world.relayRequests() - relayBefore };
-    say(`idle hour at ${servers} servers: ${figures.ocsRequests} OCS request(s), ${figures.storageTx} storage requests ${JSON.stringify(figures.storage)} (+${hostPolls} host polls of empty queues), ${figures.agentRequests} agent requests through the relay`);
+    const figures = {
+      servers,
+      ocsRequests: world.ocsRequests() - ocsBefore,
+      storageTx: total(storage),
+      storage: Object.fromEntries(storage),
+      hostPolls,
+      agentRequests: world.relayRequests() - relayBefore,
+    };
+    say(
+      `idle hour at ${servers} servers: ${figures.ocsRequests} OCS request(s), ${figures.storageTx} storage requests ${JSON.stringify(figures.storage)} (+${hostPolls} host polls of empty queues), ${figures.agentRequests} agent requests through the relay`,
+    );
     return figures;
   } finally {
     await deployment.stop();
   }
 }
 
-function report(fanout: readonly FanoutFigures[], idle: readonly IdleFigures[], verify: VerifyFigures): string[] {
+function report(
+  fanout: readonly FanoutFigures[],
+  idle: readonly IdleFigures[],
+  verify: VerifyFigures,
+): string[] {
   const mark = (ok: boolean): string => (ok ? 'met' : 'MISSED');
   const rows: string[][] = [];
   for (const figures of fanout) {
     if (figures.sites !== undefined) {
       // The same fan-out with direct listeners ran just before: hubs add a LAN hop, not a relay one.
       const direct = fanout.find((other) => other.servers === figures.servers && other.sites === undefined);
-      rows.push([`fan-out ${figures.servers} via ${figures.sites} site hubs`, `${(figures.rolloutMs / 1000).toFixed(1)} s${direct ? ` / direct ${(direct.rolloutMs / 1000).toFixed(1)} s = ${(figures.rolloutMs / direct.rolloutMs).toFixed(2)}` : ''}; ceiling via hubs ${(figures.ceilingMs / 1000).toFixed(1)} s`, '', '']);
-      rows.push([`fan-out ${figures.servers} via hubs, CPU`, `${figures.cpuRatio.toFixed(2)} (emfleet / ceiling); tx/server ${figures.txPerServer.toFixed(2)}`, '', '']);
+      rows.push([
+        `fan-out ${figures.servers} via ${figures.sites} site hubs`,
+        `${(figures.rolloutMs / 1000).toFixed(1)} s${direct ? ` / direct ${(direct.rolloutMs / 1000).toFixed(1)} s = ${(figures.rolloutMs / direct.rolloutMs).toFixed(2)}` : ''}; ceiling via hubs ${(figures.ceilingMs / 1000).toFixed(1)} s`,
+        '',
+        '',
+      ]);
+      rows.push([
+        `fan-out ${figures.servers} via hubs, CPU`,
+        `${figures.cpuRatio.toFixed(2)} (emfleet / ceiling); tx/server ${figures.txPerServer.toFixed(2)}`,
+        '',
+        '',
+      ]);
       continue;
     }
-    rows.push([`fan-out ${figures.servers}`, `emfleet ${(figures.rolloutMs / 1000).toFixed(1)} s / ceiling ${(figures.ceilingMs / 1000).toFixed(1)} s = ${figures.ratio.toFixed(2)}`, `<= ${targets.fanoutRatio}`, mark(figures.ratio <= targets.fanoutRatio)]);
-    rows.push([`fan-out ${figures.servers}, CPU`, `${figures.cpuRatio.toFixed(2)} (all processes' CPU seconds, emfleet / ceiling)`, '', '']);
-    rows.push([`storage tx/server ${figures.servers}`, figures.txPerServer.toFixed(2), `<= ${targets.txPerServer}`, mark(figures.txPerServer <= targets.txPerServer)]);
-    rows.push([`host peak RSS ${figures.servers}`, `${figures.peakRssMiB.toFixed(0)} MiB`, `< ${targets.peakRssMiB} MiB`, mark(figures.peakRssMiB < targets.peakRssMiB)]);
-    rows.push([`host live heap ${figures.servers}`, `${figures.liveHeapMiB.toFixed(0)} MiB (after a full GC, once the rollout completed)`, '', '']);
+    rows.push([
+      `fan-out ${figures.servers}`,
+      `emfleet ${(figures.rolloutMs / 1000).toFixed(1)} s / ceiling ${(figures.ceilingMs / 1000).toFixed(1)} s = ${figures.ratio.toFixed(2)}`,
+      `<= ${targets.fanoutRatio}`,
+      mark(figures.ratio <= targets.fanoutRatio),
+    ]);
+    rows.push([
+      `fan-out ${figures.servers}, CPU`,
+      `${figures.cpuRatio.toFixed(2)} (all processes' CPU seconds, emfleet / ceiling)`,
+      '',
+      '',
+    ]);
+    rows.push([
+      `storage tx/server ${figures.servers}`,
+      figures.txPerServer.toFixed(2),
+      `<= ${targets.txPerServer}`,
+      mark(figures.txPerServer <= targets.txPerServer),
+    ]);
+    rows.push([
+      `host peak RSS ${figures.servers}`,
+      `${figures.peakRssMiB.toFixed(0)} MiB`,
+      `< ${targets.peakRssMiB} MiB`,
+      mark(figures.peakRssMiB < targets.peakRssMiB),
+    ]);
+    rows.push([
+      `host live heap ${figures.servers}`,
+      `${figures.liveHeapMiB.toFixed(0)} MiB (after a full GC, once the rollout completed)`,
+      '',
+      '',
+    ]);
   }
   // Paged reads grow by one round trip per 1,000 servers: compare each size with the smallest.
-  const smallest = idle.reduce<IdleFigures | undefined>((least, figures) => (!least || figures.servers < least.servers ? figures : least), undefined);
+  const smallest = idle.reduce<IdleFigures | undefined>(
+    (least, figures) => (!least || figures.servers < least.servers ? figures : least),
+    undefined,
+  );
   for (const figures of idle) {
     const pages = (servers: number): number => Math.ceil(servers / 1000);
     const growth = smallest ? figures.storageTx - smallest.storageTx : 0;
     const allowed = smallest ? pages(figures.servers) - pages(smallest.servers) : 0;
-    rows.push([`idle hour ${figures.servers}: OCS requests`, String(figures.ocsRequests), '1', mark(figures.ocsRequests === 1)]);
-    rows.push([`idle hour ${figures.servers}: storage tx`, `${figures.storageTx} (+${figures.hostPolls} host polls)`, smallest && figures !== smallest ? `<= ${smallest.storageTx} + ${allowed} (N/1000)` : 'grows <= N/1000', mark(growth <= allowed)]);
-    rows.push([`idle hour ${figures.servers}: agent requests`, String(figures.agentRequests), '(reconcile asks each agent)', '']);
+    rows.push([
+      `idle hour ${figures.servers}: OCS requests`,
+      String(figures.ocsRequests),
+      '1',
+      mark(figures.ocsRequests === 1),
+    ]);
+    rows.push([
+      `idle hour ${figures.servers}: storage tx`,
+      `${figures.storageTx} (+${figures.hostPolls} host polls)`,
+      smallest && figures !== smallest ? `<= ${smallest.storageTx} + ${allowed} (N/1000)` : 'grows <= N/1000',
+      mark(growth <= allowed),
+    ]);
+    rows.push([
+      `idle hour ${figures.servers}: agent requests`,
+      String(figures.agentRequests),
+      '(reconcile asks each agent)',
+      '',
+    ]);
   }
-  rows.push([`verify ${Math.round(verify.bytes / 1024)} KiB`, `${verify.verifyMs.toFixed(2)} ms / raw ${verify.baselineMs.toFixed(2)} ms = ${verify.ratio.toFixed(2)}`, `<= ${targets.verifyRatio}`, mark(verify.ratio <= targets.verifyRatio)]);
+  rows.push([
+    `verify ${Math.round(verify.bytes / 1024)} KiB`,
+    `${verify.verifyMs.toFixed(2)} ms / raw ${verify.baselineMs.toFixed(2)} ms = ${verify.ratio.toFixed(2)}`,
+    `<= ${targets.verifyRatio}`,
+    mark(verify.ratio <= targets.verifyRatio),
+  ]);
   const lines = formatTable(['FIGURE', 'MEASURED', 'TARGET', ''], rows);
   const biggest = fanout.at(-1);
   if (biggest) {
     lines.push('', `storage requests per server at ${biggest.servers}, by operation:`);
-    lines.push(...formatTable(['OPERATION', 'PER SERVER'], Object.entries(biggest.storage).sort(([, a], [, b]) => b - a).map(([operation, count]) => [operation, (count / biggest.servers).toFixed(3)])));
+    lines.push(
+      ...formatTable(
+        ['OPERATION', 'PER SERVER'],
+        Object.entries(biggest.storage)
+          .sort(([, a], [, b]) => b - a)
+          .map(([operation, count]) => [operation, (count / biggest.servers).toFixed(3)]),
+      ),
+    );
   }
   return lines;
 }
 
 /** Listeners and monthly price of the relay in both layouts (lib/relay/cost.ts). */
 function costReport(cost: readonly { own: LayoutCost; hub: LayoutCost }[], flags: Flags): string[] {
-  const usd = (value: number): string => `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
-  const rows = cost.flatMap(({ own, hub }) => [own, hub].map((layout) => [
-    layout.servers.toLocaleString('en-US'),
-    layout.layout === 'own' ? 'own hybrid connection' : `site hubs (${flags.serversPerSite}/site, ${flags.hubsPerSite} hubs)`,
-    String(layout.hybridConnections),
-    String(layout.listeners),
-    usd(layout.monthlyUsd),
-    usd(layout.perServerMonthUsd),
-    String(layout.namespaces),
-  ]));
-  return [`relay cost at ${usd(flags.pricePerListener)} per listener per month (--price-per-listener):`, ...formatTable(['SERVERS', 'LAYOUT', 'HYBRID CONNECTIONS', 'LISTENERS', 'PER MONTH', 'PER SERVER-MONTH', 'NAMESPACES'], rows)];
+  const usd = (value: number): string =>
+    `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  const rows = cost.flatMap(({ own, hub }) =>
+    [own, hub].map((layout) => [
+      layout.servers.toLocaleString('en-US'),
+      layout.layout === 'own'
+        ? 'own hybrid connection'
+        : `site hubs (${flags.serversPerSite}/site, ${flags.hubsPerSite} hubs)`,
+      String(layout.hybridConnections),
+      String(layout.listeners),
+      usd(layout.monthlyUsd),
+      usd(layout.perServerMonthUsd),
+      String(layout.namespaces),
+    ]),
+  );
+  return [
+    `relay cost at ${usd(flags.pricePerListener)} per listener per month (--price-per-listener):`,
+    ...formatTable(
+      ['SERVERS', 'LAYOUT', 'HYBRID CONNECTIONS', 'LISTENERS', 'PER MONTH', 'PER SERVER-MONTH', 'NAMESPACES'],
+      rows,
+    ),
+  ];
 }
 
 function wholeNumber(flag: string, min: number, max: number) {
   return (text: string): number => {
     const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${flag} takes a whole number from ${min} to ${max}`);
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new InvalidArgumentError(`${flag} takes a whole number from ${min} to ${max}`);
     return value;
   };
 }
@@ -281,7 +492,9 @@ function sum(values: Record<string, number>): number {
 }
 
 function describeCpu(cpu: Record<string, number>): string {
-  return Object.entries(cpu).map(([part, seconds]) => `${part} ${seconds.toFixed(1)}`).join(', ');
+  return Object.entries(cpu)
+    .map(([part, seconds]) => `${part} ${seconds.toFixed(1)}`)
+    .join(', ');
 }
 
 function roundAll(values: Record<string, number>): Record<string, number> {
@@ -296,7 +509,9 @@ function round(value: number, digits: number): number {
 main(process.argv).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`npm run bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `npm run bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -30,13 +30,21 @@ export async function measureVerify(options: { iterations: number }): Promise<Ve
   // Microsoft's shape: KeyValue, the chain with its root, and an RFC 3161 countersignature checked against its anchor.
   const signed = signPackage(
     xml,
-    { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] },
+    {
+      privateKeyPem: pki.signer.privateKeyPem,
+      certificatePem: pki.signer.certificatePem,
+      chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem],
+    },
     { timestampAuthority: devTimestampAuthority(pki) },
   );
   const bytes = Buffer.from(signed);
-  const trust = createTrustPolicy({ anchorPems: [pki.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem] });
+  const trust = createTrustPolicy({
+    anchorPems: [pki.root.certificatePem],
+    timestampAnchorPems: [pki.timestampRoot.certificatePem],
+  });
   const first = verifyPackage(bytes, { trust });
-  if (!first.ok) throw new Error(`the 64 KiB bench package does not verify: ${first.reason}: ${first.detail}`);
+  if (!first.ok)
+    throw new Error(`the 64 KiB bench package does not verify: ${first.reason}: ${first.detail}`);
   const publicKey = createPublicKey(pki.signer.certificatePem);
   const signature = sign('sha256', bytes, createPrivateKey(pki.signer.privateKeyPem));
   const baseline = (): void => {
@@ -70,7 +78,13 @@ export async function measureVerify(options: { iterations: number }): Promise<Ve
   }
   const verifyMs = median(fullTimes);
   const baselineMs = median(baselineTimes);
-  return { bytes: bytes.length, iterations: options.iterations, verifyMs, baselineMs, ratio: verifyMs / baselineMs };
+  return {
+    bytes: bytes.length,
+    iterations: options.iterations,
+    verifyMs,
+    baselineMs,
+    ratio: verifyMs / baselineMs,
+  };
 }
 
 /** The demo catalogue with DoNothing configs added until the unsigned text is about `size` bytes. */

@@ -108,14 +108,24 @@ export interface RolloutRun {
   readonly liveHeapMiB: number;
   /** How long the exact-once check took (not part of ms). */
   readonly checkMs: number;
-  readonly rollouts: readonly { id: string; state: string; succeeded: number; failed: number; skipped: number; servers: number }[];
+  readonly rollouts: readonly {
+    id: string;
+    state: string;
+    succeeded: number;
+    failed: number;
+    skipped: number;
+    servers: number;
+  }[];
 }
 
 const org = 'contoso';
 /** On the demo catalogue's build lines, so every mitigation applies everywhere. */
 const build = '15.2.1118.7';
 const agentProcesses = 2;
-const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base64') }, send: { keyName: 'send', key: randomBytes(32).toString('base64') } };
+const rules = {
+  listen: { keyName: 'listen', key: randomBytes(32).toString('base64') },
+  send: { keyName: 'send', key: randomBytes(32).toString('base64') },
+};
 
 export async function startWorld(): Promise<World> {
   const stops: (() => Promise<void>)[] = [];
@@ -126,7 +136,11 @@ export async function startWorld(): Promise<World> {
     const proxy = await startCountingProxy(azurite.connectionString);
     stops.push(() => proxy.stop());
     const pki: DevPki = await createDevPki();
-    const signed = signPackage(catalogueXml, { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem] });
+    const signed = signPackage(catalogueXml, {
+      privateKeyPem: pki.signer.privateKeyPem,
+      certificatePem: pki.signer.certificatePem,
+      chainPems: [pki.intermediate.certificatePem],
+    });
     const mitigationIds = [...catalogueXml.matchAll(/<Config id="([^"]+)"/g)].map((match) => match[1]!);
     const etag = `"${createHash('sha256').update(signed).digest('hex')}"`;
     let ocsRequests = 0;
@@ -167,16 +181,39 @@ export async function startWorld(): Promise<World> {
         EMFLEET_POLL_SCHEDULE: '0 0 0 1 1 *',
         EMFLEET_RECONCILE_SCHEDULE: '0 0 0 1 1 *',
         // One wave, no bake: the fan-out is measured, not the waiting.
-        EMFLEET_WAVES: JSON.stringify([{ name: 'all', select: { percent: 100 }, maxConcurrency: options.concurrency, maxErrors: 0, bake: 'PT0S' }]),
+        EMFLEET_WAVES: JSON.stringify([
+          {
+            name: 'all',
+            select: { percent: 100 },
+            maxConcurrency: options.concurrency,
+            maxErrors: 0,
+            bake: 'PT0S',
+          },
+        ]),
       };
       // The bench reads and seeds Azurite directly, so only the app's own requests are counted.
-      const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString }, { prefix: id });
-      const names = Array.from({ length: servers }, (_, index) => `ex${String(index + 1).padStart(5, '0')}.contoso.com`);
-      const specs: AgentSpec[] = names.map((name, index) => ({ server: name, build, hybridConnection: `${id}-${index + 1}` }));
+      const tables = new FleetTables(
+        { kind: 'connectionString', connectionString: azurite.connectionString },
+        { prefix: id },
+      );
+      const names = Array.from(
+        { length: servers },
+        (_, index) => `ex${String(index + 1).padStart(5, '0')}.contoso.com`,
+      );
+      const specs: AgentSpec[] = names.map((name, index) => ({
+        server: name,
+        build,
+        hybridConnection: `${id}-${index + 1}`,
+      }));
       const serversPerSite = options.sites ? Math.ceil(servers / options.sites.count) : 0;
       /** Behind hubs: each server's site (1-based) and its site's hybrid connection. */
       const siteOf = (index: number): { site: string; hybridConnection: string } | undefined =>
-        options.sites ? { site: `site${Math.floor(index / serversPerSite) + 1}`, hybridConnection: `${id}-site-${Math.floor(index / serversPerSite) + 1}` } : undefined;
+        options.sites
+          ? {
+              site: `site${Math.floor(index / serversPerSite) + 1}`,
+              hybridConnection: `${id}-site-${Math.floor(index / serversPerSite) + 1}`,
+            }
+          : undefined;
       /** What the cloud sends to: the agent's own hybrid connection, or its site's with the server's relay path. */
       const addressOf = (spec: AgentSpec, index: number): string => {
         const site = siteOf(index);
@@ -187,10 +224,23 @@ export async function startWorld(): Promise<World> {
         const client = await tables.client('Servers');
         const rows = specs.map((spec, index) => {
           const site = siteOf(index);
-          const placement = site ? { site: site.site, relayHybridConnection: site.hybridConnection, relayPath: spec.server } : { site: 'HQ', relayHybridConnection: spec.hybridConnection, relayPath: '' };
-          const entity = { partitionKey: org, rowKey: spec.server, fqdn: spec.server, build, ring: 'broad', ...placement, agentVersion: '', reportedApplied: JSON.stringify(applied), reportedBlocked: '[]' };
+          const placement = site
+            ? { site: site.site, relayHybridConnection: site.hybridConnection, relayPath: spec.server }
+            : { site: 'HQ', relayHybridConnection: spec.hybridConnection, relayPath: '' };
+          const entity = {
+            partitionKey: org,
+            rowKey: spec.server,
+            fqdn: spec.server,
+            build,
+            ring: 'broad',
+            ...placement,
+            agentVersion: '',
+            reportedApplied: JSON.stringify(applied),
+            reportedBlocked: '[]',
+          };
           const checked = validateRow('Servers', serverRow, entity);
-          if (!checked.ok) throw new Error(`bench server row: ${checked.problem.field}: ${checked.problem.message}`);
+          if (!checked.ok)
+            throw new Error(`bench server row: ${checked.problem.field}: ${checked.problem.message}`);
           // Each deployment's tables are new, and Azurite's insert scans the partition once where an upsert scans it twice.
           return ['create', entity] as TransactionAction;
         });
@@ -198,24 +248,39 @@ export async function startWorld(): Promise<World> {
       };
       // Each deployment's tables and queues go when it stops, so Azurite holds one deployment at a time.
       const stopsHere: [string, () => Promise<void>][] = [
-        ['storage deleted', async () => {
-          await Promise.all(tableNames.map((table) => TableClient.fromConnectionString(azurite.connectionString, `${id}${table}`, { allowInsecureConnection: true }).deleteTable()));
-          const queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
-          for await (const queue of queues.listQueues({ prefix: id.toLowerCase() })) await queues.deleteQueue(queue.name);
-        }],
+        [
+          'storage deleted',
+          async () => {
+            await Promise.all(
+              tableNames.map((table) =>
+                TableClient.fromConnectionString(azurite.connectionString, `${id}${table}`, {
+                  allowInsecureConnection: true,
+                }).deleteTable(),
+              ),
+            );
+            const queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
+            for await (const queue of queues.listQueues({ prefix: id.toLowerCase() }))
+              await queues.deleteQueue(queue.name);
+          },
+        ],
       ];
       const workers: Worker[] = [];
       let hubWorker: Worker | undefined;
       // Seeding is Azurite's work, starting agents the agent processes': done side by side.
       const seedingStarted = Date.now();
-      const seeding = options.agents ? seed([]).then(() => options.onStep?.(`${servers} servers seeded`, Date.now() - seedingStarted)) : Promise.resolve();
+      const seeding = options.agents
+        ? seed([]).then(() => options.onStep?.(`${servers} servers seeded`, Date.now() - seedingStarted))
+        : Promise.resolve();
       seeding.catch(() => undefined);
       if (options.agents) {
         for (let index = 0; index < agentProcesses; index++) workers.push(startWorker('agents'));
-        stopsHere.push(['agents stopped', async () => {
-          await Promise.all(workers.map((worker) => worker.call({ kind: 'stop' }).catch(() => undefined)));
-          await Promise.all(workers.map((worker) => worker.exit()));
-        }]);
+        stopsHere.push([
+          'agents stopped',
+          async () => {
+            await Promise.all(workers.map((worker) => worker.call({ kind: 'stop' }).catch(() => undefined)));
+            await Promise.all(workers.map((worker) => worker.exit()));
+          },
+        ]);
         const starting = Date.now();
         const started = await Promise.all(
           workers.map((worker, index) =>
@@ -237,19 +302,38 @@ export async function startWorld(): Promise<World> {
           const hubSpecs = new Map<string, HubSpec>();
           specs.forEach((spec, index) => {
             const site = siteOf(index)!;
-            const hub = hubSpecs.get(site.site) ?? { site: site.site, hybridConnection: site.hybridConnection, agents: {} };
+            const hub = hubSpecs.get(site.site) ?? {
+              site: site.site,
+              hybridConnection: site.hybridConnection,
+              agents: {},
+            };
             (hub.agents as Record<string, string>)[spec.server] = links[spec.server]!;
             hubSpecs.set(site.site, hub);
           });
           const hubStarting = Date.now();
           const hubs = startWorker('hubs');
           hubWorker = hubs;
-          stopsHere.push(['hubs stopped', async () => {
-            await hubs.call({ kind: 'stop' }).catch(() => undefined);
-            await hubs.exit();
-          }]);
-          await hubs.call({ kind: 'start', hubs: [...hubSpecs.values()], hubsPerSite: options.sites.hubsPerSite, relayEndpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, key: rules.listen.key, secret: siteLink.secret, certificateSha256: siteLink.certificateSha256 });
-          options.onStep?.(`${hubSpecs.size * options.sites.hubsPerSite} hubs started for ${hubSpecs.size} sites`, Date.now() - hubStarting);
+          stopsHere.push([
+            'hubs stopped',
+            async () => {
+              await hubs.call({ kind: 'stop' }).catch(() => undefined);
+              await hubs.exit();
+            },
+          ]);
+          await hubs.call({
+            kind: 'start',
+            hubs: [...hubSpecs.values()],
+            hubsPerSite: options.sites.hubsPerSite,
+            relayEndpoint: relay.baseUrl.replace(/^http/, 'ws'),
+            keyName: rules.listen.keyName,
+            key: rules.listen.key,
+            secret: siteLink.secret,
+            certificateSha256: siteLink.certificateSha256,
+          });
+          options.onStep?.(
+            `${hubSpecs.size * options.sites.hubsPerSite} hubs started for ${hubSpecs.size} sites`,
+            Date.now() - hubStarting,
+          );
         }
       }
       /** CPU seconds of each part so far; a phase's use is the difference of two readings. */
@@ -257,22 +341,34 @@ export async function startWorld(): Promise<World> {
         const { user, system } = process.cpuUsage();
         const agents = await Promise.all(workers.map((worker) => cpuSecondsOf(worker.pid)));
         return {
-          azurite: (await Promise.all(azurite.pids.map(cpuSecondsOf))).reduce((sum, seconds) => sum + seconds, 0),
+          azurite: (await Promise.all(azurite.pids.map(cpuSecondsOf))).reduce(
+            (sum, seconds) => sum + seconds,
+            0,
+          ),
           host: await cpuSecondsOf(host.pid),
           agents: agents.reduce((sum, seconds) => sum + seconds, 0),
           ...(hubWorker ? { hubs: await cpuSecondsOf(hubWorker.pid) } : {}),
           'relay + proxy': (user + system) / 1e6,
         };
       };
-      const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds => Object.fromEntries(Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]));
+      const cpuBetween = (before: CpuSeconds, after: CpuSeconds): CpuSeconds =>
+        Object.fromEntries(
+          Object.entries(after).map(([part, seconds]) => [part, seconds - (before[part] ?? 0)]),
+        );
       // --expose-gc only lets the bench ask for a full collection after the rollout (liveHeapMiB); V8 collects as usual.
       const host = startWorker('host', settings, ['--expose-gc', ...heapOptionsFor(options.hostMemoryMb)]);
-      stopsHere.push(['host stopped', async () => {
-        await host.call({ kind: 'stop' }).catch(() => undefined);
-        await host.exit();
-      }]);
+      stopsHere.push([
+        'host stopped',
+        async () => {
+          await host.call({ kind: 'stop' }).catch(() => undefined);
+          await host.exit();
+        },
+      ]);
       const hostStarting = Date.now();
-      await host.call({ kind: 'start', ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}) });
+      await host.call({
+        kind: 'start',
+        ...(options.hostJsonPath ? { hostJsonPath: options.hostJsonPath } : {}),
+      });
       options.onStep?.('host started', Date.now() - hostStarting);
       await seeding;
       let agentsUsed = false;
@@ -292,8 +388,16 @@ export async function startWorld(): Promise<World> {
         return Promise.all(
           states.map(async (state) => {
             const { waves } = await readRollout(tables, state.partitionKey);
-            const sum = (field: 'succeeded' | 'failed' | 'skipped' | 'servers'): number => waves.reduce((all, wave) => all + wave[field], 0);
-            return { id: state.partitionKey, state: state.state, succeeded: sum('succeeded'), failed: sum('failed'), skipped: sum('skipped'), servers: sum('servers') };
+            const sum = (field: 'succeeded' | 'failed' | 'skipped' | 'servers'): number =>
+              waves.reduce((all, wave) => all + wave[field], 0);
+            return {
+              id: state.partitionKey,
+              state: state.state,
+              succeeded: sum('succeeded'),
+              failed: sum('failed'),
+              skipped: sum('skipped'),
+              servers: sum('servers'),
+            };
           }),
         );
       };
@@ -330,7 +434,16 @@ export async function startWorld(): Promise<World> {
           const problems = await host.call<Record<string, number>>({ kind: 'problems' });
           const checking = Date.now();
           await checkExactlyOnce(tables, rollouts, servers, mitigationIds, workers);
-          return { ms, cpu, storage, peakRssMiB, liveHeapMiB, rollouts, problems, checkMs: Date.now() - checking };
+          return {
+            ms,
+            cpu,
+            storage,
+            peakRssMiB,
+            liveHeapMiB,
+            rollouts,
+            problems,
+            checkMs: Date.now() - checking,
+          };
         },
         ceiling: async () => {
           await resetAgents();
@@ -338,8 +451,17 @@ export async function startWorld(): Promise<World> {
           try {
             const before = await cpuReading();
             const senderBefore = await cpuSecondsOf(ceiling.pid);
-            const result = await ceiling.call<CeilingResult>({ kind: 'run', hybridConnections: specs.map(addressOf), packageBase64: Buffer.from(signed).toString('base64'), mitigationIds, concurrency: options.concurrency });
-            const cpu = { ...cpuBetween(before, await cpuReading()), sender: (await cpuSecondsOf(ceiling.pid)) - senderBefore };
+            const result = await ceiling.call<CeilingResult>({
+              kind: 'run',
+              hybridConnections: specs.map(addressOf),
+              packageBase64: Buffer.from(signed).toString('base64'),
+              mitigationIds,
+              concurrency: options.concurrency,
+            });
+            const cpu = {
+              ...cpuBetween(before, await cpuReading()),
+              sender: (await cpuSecondsOf(ceiling.pid)) - senderBefore,
+            };
             return { ...result, cpu };
           } finally {
             await ceiling.exit();
@@ -348,7 +470,8 @@ export async function startWorld(): Promise<World> {
         markAllApplied: () => seed(mitigationIds),
         rollouts: async () => {
           const byState: Record<string, number> = {};
-          for (const rollout of await listRollouts(tables)) byState[rollout.state] = (byState[rollout.state] ?? 0) + 1;
+          for (const rollout of await listRollouts(tables))
+            byState[rollout.state] = (byState[rollout.state] ?? 0) + 1;
           return byState;
         },
         stop: async () => {
@@ -399,28 +522,47 @@ function benchSiteLink(): Promise<BenchSiteLink & { certificateSha256: string }>
  * the servers, the Results table holds one row per server with every mitigation Applied, and each
  * agent reports the whole package applied.
  */
-async function checkExactlyOnce(tables: FleetTables, rollouts: RolloutRun['rollouts'], servers: number, mitigationIds: readonly string[], workers: readonly Worker[]): Promise<void> {
+async function checkExactlyOnce(
+  tables: FleetTables,
+  rollouts: RolloutRun['rollouts'],
+  servers: number,
+  mitigationIds: readonly string[],
+  workers: readonly Worker[],
+): Promise<void> {
   const problems: string[] = [];
   if (rollouts.length !== 1) problems.push(`${rollouts.length} rollouts instead of 1`);
   for (const rollout of rollouts) {
     if (rollout.state !== 'Completed') problems.push(`rollout ${rollout.id} is ${rollout.state}`);
-    if (rollout.servers !== servers || rollout.succeeded !== servers || rollout.failed !== 0 || rollout.skipped !== 0) {
-      problems.push(`rollout ${rollout.id} counted ${rollout.succeeded} succeeded, ${rollout.failed} failed, ${rollout.skipped} skipped of ${rollout.servers} planned, for ${servers} servers`);
+    if (
+      rollout.servers !== servers ||
+      rollout.succeeded !== servers ||
+      rollout.failed !== 0 ||
+      rollout.skipped !== 0
+    ) {
+      problems.push(
+        `rollout ${rollout.id} counted ${rollout.succeeded} succeeded, ${rollout.failed} failed, ${rollout.skipped} skipped of ${rollout.servers} planned, for ${servers} servers`,
+      );
     }
   }
   const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow);
   const perServer = new Map<string, number>();
   for (const row of rows) perServer.set(row.partitionKey, (perServer.get(row.partitionKey) ?? 0) + 1);
   const doubled = [...perServer.values()].filter((count) => count > 1).length;
-  const notApplied = rows.filter((row) => mitigationIds.some((id) => row.outcomes[id]?.outcome !== 'Applied')).length;
-  if (perServer.size !== servers || doubled > 0 || notApplied > 0) problems.push(`Results: ${perServer.size} servers of ${servers} have a result, ${doubled} have more than one, ${notApplied} rows are not all Applied`);
+  const notApplied = rows.filter((row) =>
+    mitigationIds.some((id) => row.outcomes[id]?.outcome !== 'Applied'),
+  ).length;
+  if (perServer.size !== servers || doubled > 0 || notApplied > 0)
+    problems.push(
+      `Results: ${perServer.size} servers of ${servers} have a result, ${doubled} have more than one, ${notApplied} rows are not all Applied`,
+    );
   const applied: Record<string, number> = {};
   for (const worker of workers) {
     const summary = await worker.call<{ applied: Record<string, number> }>({ kind: 'summary' });
     for (const [set, count] of Object.entries(summary.applied)) applied[set] = (applied[set] ?? 0) + count;
   }
   const whole = [...mitigationIds].sort().join(',');
-  if (applied[whole] !== servers) problems.push(`agents report ${JSON.stringify(applied)}; expected ${servers} with ${whole}`);
-  if (problems.length > 0) throw new Error(`the rollout lost or doubled results:\n  ${problems.join('\n  ')}`);
+  if (applied[whole] !== servers)
+    problems.push(`agents report ${JSON.stringify(applied)}; expected ${servers} with ${whole}`);
+  if (problems.length > 0)
+    throw new Error(`the rollout lost or doubled results:\n  ${problems.join('\n  ')}`);
 }
-

@@ -1,5 +1,24 @@
 import type { HttpHandler } from '@azure/functions';
-import { getExplain, getGrid, getOverview, getPackage, getPlan, getPolicy, getRollout, getRollouts, getServers, getServerView, getStatus, postConnectivity, postFeedAccept, postPolicy, postPoll, postReconcile, postRolloutAction, type AdminHandler } from '../lib/admin/api.js';
+import {
+  getExplain,
+  getGrid,
+  getOverview,
+  getPackage,
+  getPlan,
+  getPolicy,
+  getRollout,
+  getRollouts,
+  getServers,
+  getServerView,
+  getStatus,
+  postConnectivity,
+  postFeedAccept,
+  postPolicy,
+  postPoll,
+  postReconcile,
+  postRolloutAction,
+  type AdminHandler,
+} from '../lib/admin/api.js';
 import { appContext, invocationLogger } from '../lib/app.js';
 import { register } from '../lib/functions.js';
 
@@ -14,7 +33,11 @@ import { register } from '../lib/functions.js';
 /** One admin route: a function key, one method, the handler given the app's dependencies. */
 function route(name: string, path: string, method: 'GET' | 'POST', admin: AdminHandler) {
   const handler: HttpHandler = (request, context) => admin(appContext(invocationLogger(context)), request);
-  return register({ kind: 'http', name, options: { route: path, methods: [method], authLevel: 'function', handler } });
+  return register({
+    kind: 'http',
+    name,
+    options: { route: path, methods: [method], authLevel: 'function', handler },
+  });
 }
 
 export const adminStatus = route('adminStatus', 'status', 'GET', getStatus);
@@ -22,7 +45,12 @@ export const adminServers = route('adminServers', 'servers', 'GET', getServers);
 export const adminServer = route('adminServer', 'servers/{name}', 'GET', getServerView);
 export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollouts);
 export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
-export const adminRolloutAction = route('adminRolloutAction', 'rollouts/{id}/{action}', 'POST', postRolloutAction);
+export const adminRolloutAction = route(
+  'adminRolloutAction',
+  'rollouts/{id}/{action}',
+  'POST',
+  postRolloutAction,
+);
 export const adminReconcile = route('adminReconcile', 'reconcile', 'POST', postReconcile);
 export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POST', postConnectivity);
 export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);

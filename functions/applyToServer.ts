@@ -7,5 +7,9 @@ import { applyToServer as run } from '../lib/rollout/steps.js';
 export const applyToServer = register({
   kind: 'storageQueue',
   name: 'applyToServer',
-  options: { queueName: queueNames.apply, connection: 'AzureWebJobsStorage', handler: queueStepHandler(queueNames.apply, applyServerMessage, run) },
+  options: {
+    queueName: queueNames.apply,
+    connection: 'AzureWebJobsStorage',
+    handler: queueStepHandler(queueNames.apply, applyServerMessage, run),
+  },
 });

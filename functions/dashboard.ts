@@ -7,6 +7,11 @@ import { register } from '../lib/functions.js';
  * The fleet dashboard (issue 10): GET /api/dashboard is the page, /api/dashboard/{asset} its
  * script and stylesheet. The same function key as the admin API, whose endpoints the page reads.
  */
-const handler: HttpHandler = (request, context) => serveDashboard(request, { logger: invocationLogger(context) });
+const handler: HttpHandler = (request, context) =>
+  serveDashboard(request, { logger: invocationLogger(context) });
 
-export const dashboard = register({ kind: 'http', name: 'dashboard', options: { route: 'dashboard/{asset?}', methods: ['GET'], authLevel: 'function', handler } });
+export const dashboard = register({
+  kind: 'http',
+  name: 'dashboard',
+  options: { route: 'dashboard/{asset?}', methods: ['GET'], authLevel: 'function', handler },
+});

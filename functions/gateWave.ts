@@ -7,5 +7,9 @@ import { gateWave as run } from '../lib/rollout/steps.js';
 export const gateWave = register({
   kind: 'storageQueue',
   name: 'gateWave',
-  options: { queueName: queueNames.gate, connection: 'AzureWebJobsStorage', handler: queueStepHandler(queueNames.gate, gateWaveMessage, run) },
+  options: {
+    queueName: queueNames.gate,
+    connection: 'AzureWebJobsStorage',
+    handler: queueStepHandler(queueNames.gate, gateWaveMessage, run),
+  },
 });

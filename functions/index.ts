@@ -1,5 +1,22 @@
 import type { FunctionDefinition } from '../lib/functions.js';
-import { adminConnectivity, adminExplain, adminGrid, adminOverview, adminPackage, adminPlan, adminPolicy, adminPolicyEdit, adminPoll, adminReconcile, adminRollout, adminRolloutAction, adminRollouts, adminServer, adminServers, adminStatus } from './adminApi.js';
+import {
+  adminConnectivity,
+  adminExplain,
+  adminGrid,
+  adminOverview,
+  adminPackage,
+  adminPlan,
+  adminPolicy,
+  adminPolicyEdit,
+  adminPoll,
+  adminReconcile,
+  adminRollout,
+  adminRolloutAction,
+  adminRollouts,
+  adminServer,
+  adminServers,
+  adminStatus,
+} from './adminApi.js';
 import { applyPoison } from './applyPoison.js';
 import { applyToServer } from './applyToServer.js';
 import { dashboard } from './dashboard.js';

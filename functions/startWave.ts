@@ -7,5 +7,9 @@ import { startWave as run } from '../lib/rollout/steps.js';
 export const startWave = register({
   kind: 'storageQueue',
   name: 'startWave',
-  options: { queueName: queueNames.waves, connection: 'AzureWebJobsStorage', handler: queueStepHandler(queueNames.waves, startWaveMessage, run) },
+  options: {
+    queueName: queueNames.waves,
+    connection: 'AzureWebJobsStorage',
+    handler: queueStepHandler(queueNames.waves, startWaveMessage, run),
+  },
 });

@@ -24,13 +24,19 @@ export interface AppContext {
   readonly notify: Notify;
 }
 
-export function appContext(logger: Logger, environment: Record<string, string | undefined> = process.env): AppContext {
+export function appContext(
+  logger: Logger,
+  environment: Record<string, string | undefined> = process.env,
+): AppContext {
   const settings = loadSettings(environment);
   return {
     settings,
     ...deploymentClients(settings),
     logger,
-    notify: createNotifier({ ...(settings.EMFLEET_NOTIFY_URL ? { url: settings.EMFLEET_NOTIFY_URL } : {}), logger }),
+    notify: createNotifier({
+      ...(settings.EMFLEET_NOTIFY_URL ? { url: settings.EMFLEET_NOTIFY_URL } : {}),
+      logger,
+    }),
   };
 }
 
@@ -45,7 +51,11 @@ const keptDeployments = 8;
 
 function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'queues'> {
   const connection = storageConnectionFromSettings(settings);
-  const key = JSON.stringify([connection, settings.EMFLEET_TABLE_PREFIX ?? '', settings.EMFLEET_QUEUE_PREFIX ?? '']);
+  const key = JSON.stringify([
+    connection,
+    settings.EMFLEET_TABLE_PREFIX ?? '',
+    settings.EMFLEET_QUEUE_PREFIX ?? '',
+  ]);
   let clients = clientsByDeployment.get(key);
   if (clients) {
     clientsByDeployment.delete(key);
@@ -62,7 +72,8 @@ function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'que
 
 /** Functions' own log, with every entry a JSON object carrying the event and its context. */
 export function invocationLogger(context: InvocationContext): Logger {
-  const entry = (event: string, fields: Record<string, unknown> = {}): string => JSON.stringify({ event, invocationId: context.invocationId, ...fields });
+  const entry = (event: string, fields: Record<string, unknown> = {}): string =>
+    JSON.stringify({ event, invocationId: context.invocationId, ...fields });
   return {
     info: (event, fields) => context.log(entry(event, fields)),
     warn: (event, fields) => context.warn(entry(event, fields)),
@@ -71,7 +82,10 @@ export function invocationLogger(context: InvocationContext): Logger {
 }
 
 /** Microsoft's feed (EMFLEET_OCS_URL with the EMFLEET_TRUST_* settings), then each organization feed. */
-export function feedsFromSettings(settings: Settings): { feeds: Feed[]; problems: { feed: string; error: string }[] } {
+export function feedsFromSettings(settings: Settings): {
+  feeds: Feed[];
+  problems: { feed: string; error: string }[];
+} {
   const feeds: Feed[] = [];
   const problems: { feed: string; error: string }[] = [];
   const add = (name: string, url: string, trust: () => Feed['trust']): void => {
@@ -87,7 +101,10 @@ export function feedsFromSettings(settings: Settings): { feeds: Feed[]; problems
       createTrustPolicy({
         anchorPems: [readPemSetting(feed.trustAnchors, `EMFLEET_FEEDS ${feed.name}`)],
         anchorSha256: feed.anchorSha256,
-        timestampAnchorPems: feed.timestampAnchors === undefined ? [] : [readPemSetting(feed.timestampAnchors, `EMFLEET_FEEDS ${feed.name} timestampAnchors`)],
+        timestampAnchorPems:
+          feed.timestampAnchors === undefined
+            ? []
+            : [readPemSetting(feed.timestampAnchors, `EMFLEET_FEEDS ${feed.name} timestampAnchors`)],
         timestampAnchorSha256: feed.timestampAnchorSha256,
         signerSubjectCn: feed.signerSubject,
         signerEku: feed.signerEku,
@@ -102,11 +119,17 @@ export function feedsFromSettings(settings: Settings): { feeds: Feed[]; problems
  * The hourly cycle: bring the declared policy into Tables, then poll every feed. Feeds are
  * independent: one that fails or is misconfigured is logged and the others still run.
  */
-export async function runPollCycle(app: AppContext): Promise<Record<string, PollOutcome | { kind: 'misconfigured'; error: string }>> {
+export async function runPollCycle(
+  app: AppContext,
+): Promise<Record<string, PollOutcome | { kind: 'misconfigured'; error: string }>> {
   const { settings, tables, logger } = app;
   if (settings.EMFLEET_POLICY) {
     const declared = parseDeclaredPolicy(settings.EMFLEET_POLICY);
-    if (declared.ok) await syncDeclaredPolicy(tables, settings.EMFLEET_ORG, declaredLayers(declared.policy), { actor: 'bicep', logger });
+    if (declared.ok)
+      await syncDeclaredPolicy(tables, settings.EMFLEET_ORG, declaredLayers(declared.policy), {
+        actor: 'bicep',
+        logger,
+      });
     else logger.error('DeclaredPolicyInvalid', { error: declared.error });
   }
   const { feeds, problems } = feedsFromSettings(settings);
@@ -116,7 +139,17 @@ export async function runPollCycle(app: AppContext): Promise<Record<string, Poll
     outcomes[problem.feed] = { kind: 'misconfigured', error: problem.error };
   }
   for (const feed of feeds) {
-    outcomes[feed.name] = await pollFeed({ tables, queues: app.queues, org: settings.EMFLEET_ORG, waves: settings.EMFLEET_WAVES, logger, notify: app.notify }, feed);
+    outcomes[feed.name] = await pollFeed(
+      {
+        tables,
+        queues: app.queues,
+        org: settings.EMFLEET_ORG,
+        waves: settings.EMFLEET_WAVES,
+        logger,
+        notify: app.notify,
+      },
+      feed,
+    );
   }
   return outcomes;
 }
@@ -132,15 +165,39 @@ function agentClient(app: Pick<AppContext, 'settings'>): Promise<AgentClient> {
 
 /** What the queue steps need. */
 export async function stepDeps(app: AppContext): Promise<StepDeps> {
-  return { tables: app.tables, queues: app.queues, agents: await agentClient(app), org: app.settings.EMFLEET_ORG, logger: app.logger, notify: app.notify };
+  return {
+    tables: app.tables,
+    queues: app.queues,
+    agents: await agentClient(app),
+    org: app.settings.EMFLEET_ORG,
+    logger: app.logger,
+    notify: app.notify,
+  };
 }
 
 /** Parses a queue message; an invalid one is recorded with its id and not retried (the handler returns). */
-export async function parseMessage<T>(app: AppContext, schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, message: unknown, context: InvocationContext, queue: string): Promise<T | undefined> {
+export async function parseMessage<T>(
+  app: AppContext,
+  schema: {
+    safeParse(
+      value: unknown,
+    ):
+      | { success: true; data: T }
+      | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  },
+  message: unknown,
+  context: InvocationContext,
+  queue: string,
+): Promise<T | undefined> {
   const parsed = schema.safeParse(message);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  await recordInvalidMessage(app, queue, String(context.triggerMetadata?.['id'] ?? ''), `${issue.path.join('.') || 'message'}: ${issue.message}`);
+  await recordInvalidMessage(
+    app,
+    queue,
+    String(context.triggerMetadata?.['id'] ?? ''),
+    `${issue.path.join('.') || 'message'}: ${issue.message}`,
+  );
   return undefined;
 }
 
@@ -161,13 +218,31 @@ export function queueStepHandler<T>(
 }
 
 /** The hourly drift check over every feed's current package (also on demand: `emfleet reconcile`, `POST /api/reconcile`). */
-export async function runReconcileCycle(app: Omit<AppContext, 'queues' | 'notify'> & { queues: QueueSender; notify?: Notify | undefined }, options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
+export async function runReconcileCycle(
+  app: Omit<AppContext, 'queues' | 'notify'> & { queues: QueueSender; notify?: Notify | undefined },
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport[]> {
   const { feeds, problems } = feedsFromSettings(app.settings);
   for (const problem of problems) app.logger.error('FeedMisconfigured', problem);
   // Without a relay the agents cannot be asked; drift is then judged on what rollouts recorded.
   const agents = await agentClient(app).catch((error: unknown) => {
-    app.logger.warn('ReconcileWithoutStatusSweep', { error: error instanceof Error ? error.message : String(error) });
+    app.logger.warn('ReconcileWithoutStatusSweep', {
+      error: error instanceof Error ? error.message : String(error),
+    });
     return undefined;
   });
-  return reconcile({ tables: app.tables, queues: app.queues, org: app.settings.EMFLEET_ORG, waves: app.settings.EMFLEET_WAVES, logger: app.logger, ...(app.notify ? { notify: app.notify } : {}), feedProblems: problems, ...(agents ? { agents } : {}) }, feeds, options);
+  return reconcile(
+    {
+      tables: app.tables,
+      queues: app.queues,
+      org: app.settings.EMFLEET_ORG,
+      waves: app.settings.EMFLEET_WAVES,
+      logger: app.logger,
+      ...(app.notify ? { notify: app.notify } : {}),
+      feedProblems: problems,
+      ...(agents ? { agents } : {}),
+    },
+    feeds,
+    options,
+  );
 }

@@ -2,8 +2,13 @@
  * Runs `work` over `items` with at most `limit` in flight; results keep the input order.
  * The first failure rejects after the work already started has settled.
  */
-export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
+export async function mapWithConcurrency<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
   const results = new Array<R>(items.length);
   let next = 0;
   let failure: { error: unknown } | undefined;
@@ -28,13 +33,21 @@ export async function mapWithConcurrency<T, R>(items: readonly T[], limit: numbe
  * carried its item (its result, or its error). Keys flush independently of each other.
  * For many writers of one hot row: one read-modify-write per batch instead of one per writer.
  */
-export function groupCommit<T, R>(flush: (key: string, items: readonly T[]) => Promise<R>): (key: string, item: T) => Promise<R> {
-  const queues = new Map<string, { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[]>();
+export function groupCommit<T, R>(
+  flush: (key: string, items: readonly T[]) => Promise<R>,
+): (key: string, item: T) => Promise<R> {
+  const queues = new Map<
+    string,
+    { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[]
+  >();
   const drain = async (key: string): Promise<void> => {
     for (let batch = queues.get(key); batch && batch.length > 0; batch = queues.get(key)) {
       queues.set(key, []);
       try {
-        const result = await flush(key, batch.map((entry) => entry.item));
+        const result = await flush(
+          key,
+          batch.map((entry) => entry.item),
+        );
         for (const entry of batch) entry.resolve(result);
       } catch (error) {
         for (const entry of batch) entry.reject(error);

@@ -40,7 +40,10 @@ const pingConcurrency = 16;
  * The probes as the app's settings describe them (`emfleet test-connectivity` and the admin API
  * alike); `servers` says which agents to ping.
  */
-export function connectivityProbesFromSettings(settings: Settings, servers: ConnectivityProbes['servers']): ConnectivityProbes {
+export function connectivityProbesFromSettings(
+  settings: Settings,
+  servers: ConnectivityProbes['servers'],
+): ConnectivityProbes {
   let client: ReturnType<typeof agentClientFromSettings> | undefined;
   return {
     feedUrl: settings.EMFLEET_OCS_URL,
@@ -60,8 +63,13 @@ export function connectivityProbesFromSettings(settings: Settings, servers: Conn
 }
 
 /** The agents to ping: one registered server, or all of them. */
-export async function connectivityTargets(tables: FleetTables, org: string, server?: string): Promise<{ name: string; hybridConnection: string }[]> {
-  const rows = server === undefined ? (await listServers(tables, org)).rows : [await getServer(tables, org, server)];
+export async function connectivityTargets(
+  tables: FleetTables,
+  org: string,
+  server?: string,
+): Promise<{ name: string; hybridConnection: string }[]> {
+  const rows =
+    server === undefined ? (await listServers(tables, org)).rows : [await getServer(tables, org, server)];
   return rows.map((row) => ({ name: row.rowKey, hybridConnection: relayAddress(row) }));
 }
 
@@ -69,7 +77,11 @@ export async function connectivityTargets(tables: FleetTables, org: string, serv
  * The checks of `emfleet test-connectivity`, in order. A check that could not run because an
  * earlier one failed is Failed with that reason: it never reads as Success.
  */
-export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck: (check: ConnectivityCheck) => void = () => {}, options: { where?: string } = {}): Promise<ConnectivityCheck[]> {
+export async function runConnectivityChecks(
+  probes: ConnectivityProbes,
+  onCheck: (check: ConnectivityCheck) => void = () => {},
+  options: { where?: string } = {},
+): Promise<ConnectivityCheck[]> {
   const where = options.where ?? 'this computer';
   const checks: ConnectivityCheck[] = [];
   const record = (check: Omit<ConnectivityCheck, 'message'>): void => {
@@ -95,7 +107,11 @@ export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck:
       const verified = verifyPackage(feed, { trust: probes.trust() });
       record(
         verified.ok
-          ? { name: packageCheck, result: 'Success', detail: `${verified.package.mitigations.length} mitigations (${verified.package.mitigations.map((mitigation) => mitigation.id).join(', ')}) signed by ${verified.signer.subject}` }
+          ? {
+              name: packageCheck,
+              result: 'Success',
+              detail: `${verified.package.mitigations.length} mitigations (${verified.package.mitigations.map((mitigation) => mitigation.id).join(', ')}) signed by ${verified.signer.subject}`,
+            }
           : { name: packageCheck, result: 'Failed', detail: `${verified.reason}: ${verified.detail}` },
       );
     } catch (error) {
@@ -111,14 +127,27 @@ export async function runConnectivityChecks(probes: ConnectivityProbes, onCheck:
     record({ name: agentCheck, result: 'Failed', detail: `not run: ${message(error)}` });
     return checks;
   }
-  if (servers.length === 0) record({ name: agentCheck, result: 'Failed', detail: 'not run: no servers are registered' });
+  if (servers.length === 0)
+    record({ name: agentCheck, result: 'Failed', detail: 'not run: no servers are registered' });
   // Reported as each answer comes in: with thousands of servers the admin sees progress.
   await mapWithConcurrency(servers, pingConcurrency, async (server) => {
     try {
       const reply = await probes.ping(server.hybridConnection);
-      record({ name: agentCheck, server: server.name, hybridConnection: server.hybridConnection, result: 'Success', detail: `${reply.server}, build ${reply.build}, agent ${reply.agentVersion}` });
+      record({
+        name: agentCheck,
+        server: server.name,
+        hybridConnection: server.hybridConnection,
+        result: 'Success',
+        detail: `${reply.server}, build ${reply.build}, agent ${reply.agentVersion}`,
+      });
     } catch (error) {
-      record({ name: agentCheck, server: server.name, hybridConnection: server.hybridConnection, result: 'Failed', detail: message(error) });
+      record({
+        name: agentCheck,
+        server: server.name,
+        hybridConnection: server.hybridConnection,
+        result: 'Failed',
+        detail: message(error),
+      });
     }
   });
   return checks;
@@ -133,7 +162,11 @@ const agentCheckName = 'Agent answers through Azure Relay';
  * endpoint is accessible from this computer." / "Unable to connect to … To learn about
  * connectivity requirements, see …"), and the same shape for the checks EM does not have.
  */
-export function checkMessage(check: Omit<ConnectivityCheck, 'message'>, feedUrl: string, where: string): string {
+export function checkMessage(
+  check: Omit<ConnectivityCheck, 'message'>,
+  feedUrl: string,
+  where: string,
+): string {
   const ok = check.result === 'Success';
   if (check.name === ocsCheckName(feedUrl)) {
     return ok
@@ -141,10 +174,17 @@ export function checkMessage(check: Omit<ConnectivityCheck, 'message'>, feedUrl:
       : `Unable to connect to the Mitigation Service endpoint ${feedUrl} from ${where}: ${check.detail}. To learn about connectivity requirements, see ${connectivityHelpUrl}`;
   }
   if (check.name === packageCheckName) {
-    return ok ? `The package served by ${feedUrl} verifies against the configured trust: ${check.detail}.` : `The package served by ${feedUrl} was not verified: ${check.detail}.`;
+    return ok
+      ? `The package served by ${feedUrl} verifies against the configured trust: ${check.detail}.`
+      : `The package served by ${feedUrl} was not verified: ${check.detail}.`;
   }
-  const agent = check.server === undefined ? 'the emfleet agents' : `the emfleet agent of ${check.server}${check.hybridConnection ? ` (hybrid connection ${check.hybridConnection})` : ''}`;
-  return ok ? `${agent[0]!.toUpperCase()}${agent.slice(1)} answered through Azure Relay from ${where}: ${check.detail}.` : `Unable to reach ${agent} through Azure Relay from ${where}: ${check.detail}.`;
+  const agent =
+    check.server === undefined
+      ? 'the emfleet agents'
+      : `the emfleet agent of ${check.server}${check.hybridConnection ? ` (hybrid connection ${check.hybridConnection})` : ''}`;
+  return ok
+    ? `${agent[0]!.toUpperCase()}${agent.slice(1)} answered through Azure Relay from ${where}: ${check.detail}.`
+    : `Unable to reach ${agent} through Azure Relay from ${where}: ${check.detail}.`;
 }
 
 function message(error: unknown): string {

@@ -1,4 +1,8 @@
-import functions, { type HttpFunctionOptions, type StorageQueueFunctionOptions, type TimerFunctionOptions } from '@azure/functions';
+import functions, {
+  type HttpFunctionOptions,
+  type StorageQueueFunctionOptions,
+  type TimerFunctionOptions,
+} from '@azure/functions';
 
 // @azure/functions is CommonJS whose exports Node cannot name statically: import the whole module.
 const { app } = functions;
@@ -36,5 +40,9 @@ export function register<T extends FunctionDefinition>(definition: T): T {
 export function isFunctionDefinition(value: unknown): value is FunctionDefinition {
   if (typeof value !== 'object' || value === null) return false;
   const candidate = value as { kind?: unknown; name?: unknown; options?: { handler?: unknown } };
-  return (candidate.kind === 'timer' || candidate.kind === 'storageQueue' || candidate.kind === 'http') && typeof candidate.name === 'string' && typeof candidate.options?.handler === 'function';
+  return (
+    (candidate.kind === 'timer' || candidate.kind === 'storageQueue' || candidate.kind === 'http') &&
+    typeof candidate.name === 'string' &&
+    typeof candidate.options?.handler === 'function'
+  );
 }

@@ -5,16 +5,21 @@ export interface Logger {
   error(event: string, fields?: Record<string, unknown>): void;
 }
 
-export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line + '\n')): Logger {
-  const emit = (level: string) => (event: string, fields: Record<string, unknown> = {}) =>
-    write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }));
+export function jsonLogger(
+  write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+): Logger {
+  const emit =
+    (level: string) =>
+    (event: string, fields: Record<string, unknown> = {}) =>
+      write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }));
   return { info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
 
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** Query parameters that carry a secret: a function key (`code`), a SAS signature, a token. */
-const secretName = /^(code|sig|signature|key|.*[-_]key|token|.*[-_]token|access_token|client_secret|password|sb-hc-token|authorization|cookie|x-ms-client-principal.*)$/i;
+const secretName =
+  /^(code|sig|signature|key|.*[-_]key|token|.*[-_]token|access_token|client_secret|password|sb-hc-token|authorization|cookie|x-ms-client-principal.*)$/i;
 const masked = '***';
 
 /**
@@ -25,7 +30,9 @@ const masked = '***';
  * @example redactUrl('https://app/api/status?code=abc&top=5') === 'https://app/api/status?code=***&top=5'
  */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&;]|^)([^=&?#;]+)=([^&#;]*)/g, (whole, separator: string, name: string) => (secretName.test(decodeURIComponentSafe(name)) ? `${separator}${name}=${masked}` : whole));
+  return url.replace(/([?&;]|^)([^=&?#;]+)=([^&#;]*)/g, (whole, separator: string, name: string) =>
+    secretName.test(decodeURIComponentSafe(name)) ? `${separator}${name}=${masked}` : whole,
+  );
 }
 
 function decodeURIComponentSafe(text: string): string {

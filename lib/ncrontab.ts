@@ -15,8 +15,31 @@ const cronFields: readonly CronField[] = [
   { name: 'minute', min: 0, max: 59 },
   { name: 'hour', min: 0, max: 23 },
   { name: 'day', min: 1, max: 31 },
-  { name: 'month', min: 1, max: 12, names: ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'] },
-  { name: 'weekday', min: 0, max: 6, names: ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    names: [
+      'january',
+      'february',
+      'march',
+      'april',
+      'may',
+      'june',
+      'july',
+      'august',
+      'september',
+      'october',
+      'november',
+      'december',
+    ],
+  },
+  {
+    name: 'weekday',
+    min: 0,
+    max: 6,
+    names: ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'],
+  },
 ];
 
 /** Every Gregorian weekday/date pattern repeats within 400 years, so a schedule silent that long never fires. */
@@ -27,13 +50,17 @@ function parseNcrontab(expression: string): ReadonlySet<number>[] {
     throw new Error(`invalid NCRONTAB expression "${expression}": ${detail}`);
   };
   const parts = expression.trim().split(/\s+/);
-  if (parts.length !== cronFields.length) fail(`expected 6 fields (second minute hour day month weekday), got ${expression.trim() === '' ? 0 : parts.length}`);
+  if (parts.length !== cronFields.length)
+    fail(
+      `expected 6 fields (second minute hour day month weekday), got ${expression.trim() === '' ? 0 : parts.length}`,
+    );
   return cronFields.map((field, index) => {
     const values = new Set<number>();
     const value = (token: string): number => {
       if (/^\d+$/.test(token)) {
         const number = Number(token);
-        if (number < field.min || number > field.max) fail(`${field.name} ${number} is outside ${field.min}-${field.max}`);
+        if (number < field.min || number > field.max)
+          fail(`${field.name} ${number} is outside ${field.min}-${field.max}`);
         return number;
       }
       // NCrontab takes any prefix of a month or weekday name, first match wins ("Jan", "Mon", "T" = Tuesday).
@@ -45,7 +72,8 @@ function parseNcrontab(expression: string): ReadonlySet<number>[] {
     for (const item of parts[index]!.split(',')) {
       const match = /^([^/]*)(?:\/(.*))?$/.exec(item)!;
       const [, range = '', stepText] = match;
-      if (stepText !== undefined && !/^[1-9]\d*$/.test(stepText)) fail(`step "${stepText}" in ${field.name} is not a positive integer`);
+      if (stepText !== undefined && !/^[1-9]\d*$/.test(stepText))
+        fail(`step "${stepText}" in ${field.name} is not a positive integer`);
       const step = stepText === undefined ? 1 : Number(stepText);
       let first: number;
       let last: number;
@@ -76,13 +104,27 @@ function parseNcrontab(expression: string): ReadonlySet<number>[] {
  */
 export function nextOccurrence(expression: string, after: Date): Date {
   if (Number.isNaN(after.getTime())) throw new RangeError('nextOccurrence needs a valid date');
-  const [seconds, minutes, hours, days, months, weekdays] = parseNcrontab(expression) as [ReadonlySet<number>, ReadonlySet<number>, ReadonlySet<number>, ReadonlySet<number>, ReadonlySet<number>, ReadonlySet<number>];
+  const [seconds, minutes, hours, days, months, weekdays] = parseNcrontab(expression) as [
+    ReadonlySet<number>,
+    ReadonlySet<number>,
+    ReadonlySet<number>,
+    ReadonlySet<number>,
+    ReadonlySet<number>,
+    ReadonlySet<number>,
+  ];
   let time = new Date(Math.floor(after.getTime() / 1000) * 1000 + 1000);
   const lastYear = after.getUTCFullYear() + cronHorizonYears;
   while (time.getUTCFullYear() <= lastYear) {
-    const [year, month, day, hour, minute] = [time.getUTCFullYear(), time.getUTCMonth(), time.getUTCDate(), time.getUTCHours(), time.getUTCMinutes()];
+    const [year, month, day, hour, minute] = [
+      time.getUTCFullYear(),
+      time.getUTCMonth(),
+      time.getUTCDate(),
+      time.getUTCHours(),
+      time.getUTCMinutes(),
+    ];
     if (!months.has(month + 1)) time = new Date(Date.UTC(year, month + 1, 1));
-    else if (!days.has(day) || !weekdays.has(time.getUTCDay())) time = new Date(Date.UTC(year, month, day + 1));
+    else if (!days.has(day) || !weekdays.has(time.getUTCDay()))
+      time = new Date(Date.UTC(year, month, day + 1));
     else if (!hours.has(hour)) time = new Date(Date.UTC(year, month, day, hour + 1));
     else if (!minutes.has(minute)) time = new Date(Date.UTC(year, month, day, hour, minute + 1));
     else if (!seconds.has(time.getUTCSeconds())) time = new Date(time.getTime() + 1000);

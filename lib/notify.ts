@@ -2,18 +2,51 @@ import type { Logger } from './log.js';
 
 /** What emfleet tells the admins' channel about, as it happens. */
 export type NotifyEvent =
-  | { readonly kind: 'PackageAccepted'; readonly feed: string; readonly sequence: number; readonly sha256: string; readonly added: readonly string[]; readonly changed: readonly string[]; readonly withdrawn: readonly string[] }
-  | { readonly kind: 'PackageRejected'; readonly feed: string; readonly sha256: string; readonly reason: string; readonly detail: string }
+  | {
+      readonly kind: 'PackageAccepted';
+      readonly feed: string;
+      readonly sequence: number;
+      readonly sha256: string;
+      readonly added: readonly string[];
+      readonly changed: readonly string[];
+      readonly withdrawn: readonly string[];
+    }
+  | {
+      readonly kind: 'PackageRejected';
+      readonly feed: string;
+      readonly sha256: string;
+      readonly reason: string;
+      readonly detail: string;
+    }
   | { readonly kind: 'RolloutHalted'; readonly rolloutId: string; readonly reason: string }
   | { readonly kind: 'RolloutCompleted'; readonly rolloutId: string }
   | { readonly kind: 'RolloutAborted'; readonly rolloutId: string; readonly reason: string }
   | { readonly kind: 'RolloutRetried'; readonly rolloutId: string; readonly reason: string }
   /** Reconcile left these mitigations alone on these servers: a halted or aborted rollout holds them. */
-  | { readonly kind: 'RolloutHeld'; readonly rolloutId: string; readonly feed: string; readonly mitigationIds: readonly string[]; readonly servers: readonly string[] }
+  | {
+      readonly kind: 'RolloutHeld';
+      readonly rolloutId: string;
+      readonly feed: string;
+      readonly mitigationIds: readonly string[];
+      readonly servers: readonly string[];
+    }
   | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string }
-  | { readonly kind: 'FeedFrozen'; readonly feed: string; readonly sequence: number; readonly sha256: string; readonly reason: string; readonly detail: string; readonly mitigationIds: readonly string[] }
+  | {
+      readonly kind: 'FeedFrozen';
+      readonly feed: string;
+      readonly sequence: number;
+      readonly sha256: string;
+      readonly reason: string;
+      readonly detail: string;
+      readonly mitigationIds: readonly string[];
+    }
   | { readonly kind: 'FeedThawed'; readonly feed: string; readonly sequence: number }
-  | { readonly kind: 'PackageHeld'; readonly feed: string; readonly sha256: string; readonly withdrawn: readonly string[] };
+  | {
+      readonly kind: 'PackageHeld';
+      readonly feed: string;
+      readonly sha256: string;
+      readonly withdrawn: readonly string[];
+    };
 
 /** Resolves once the webhook answered, failed or timed out; never rejects. */
 export type Notify = (event: NotifyEvent) => Promise<void>;
@@ -56,7 +89,11 @@ export function createNotifier(options: NotifierOptions): Notify {
       });
       const answer = (await response.text()).slice(0, maxLoggedResponseChars);
       if (response.ok) logger.info('NotificationSent', context);
-      else logger.warn('NotificationFailed', { ...context, error: `the webhook answered ${response.status}${answer ? `: ${answer}` : ''}` });
+      else
+        logger.warn('NotificationFailed', {
+          ...context,
+          error: `the webhook answered ${response.status}${answer ? `: ${answer}` : ''}`,
+        });
     } catch (error) {
       logger.warn('NotificationFailed', { ...context, error: describeFailure(error, timeoutInMs) });
     }
@@ -80,12 +117,17 @@ export function webhookFormat(url: string): 'adaptiveCard' | 'text' {
   return workflowHost && /\/workflows\//i.test(path) ? 'adaptiveCard' : 'text';
 }
 
-type Payload = { emfleet: Record<string, unknown> } & ({ text: string } | { type: 'message'; attachments: readonly Record<string, unknown>[] });
+type Payload = { emfleet: Record<string, unknown> } & (
+  | { text: string }
+  | { type: 'message'; attachments: readonly Record<string, unknown>[] }
+);
 
 export function notificationPayload(event: NotifyEvent, format: 'adaptiveCard' | 'text' = 'text'): Payload {
   const { kind, ...fields } = event;
   const structured: Record<string, unknown> =
-    event.kind === 'DriftFound' || event.kind === 'RolloutHeld' ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length } : fields;
+    event.kind === 'DriftFound' || event.kind === 'RolloutHeld'
+      ? { ...fields, servers: event.servers.slice(0, maxNamedServers), serverCount: event.servers.length }
+      : fields;
   const text = `emfleet: ${describe(event)}`;
   const emfleet = { event: kind, ...structured };
   if (format === 'text') return { text, emfleet };
@@ -114,7 +156,9 @@ export function notificationPayload(event: NotifyEvent, format: 'adaptiveCard' |
 function describe(event: NotifyEvent): string {
   switch (event.kind) {
     case 'PackageAccepted': {
-      const changes = (['added', 'changed', 'withdrawn'] as const).filter((part) => event[part].length > 0).map((part) => `${part} ${event[part].join(', ')}`);
+      const changes = (['added', 'changed', 'withdrawn'] as const)
+        .filter((part) => event[part].length > 0)
+        .map((part) => `${part} ${event[part].join(', ')}`);
       return `feed ${event.feed} accepted package ${event.sequence} (sha256 ${event.sha256.slice(0, 12)}): ${changes.join('; ') || 'no mitigation changed'}`;
     }
     case 'PackageRejected':
@@ -142,7 +186,9 @@ function describe(event: NotifyEvent): string {
 
 /** "3 servers (ex01, ex02, ex03)", the first ten named. */
 function serverList(servers: readonly string[]): string {
-  const named = servers.slice(0, maxTextServers).join(', ') + (servers.length > maxTextServers ? ` and ${servers.length - maxTextServers} more` : '');
+  const named =
+    servers.slice(0, maxTextServers).join(', ') +
+    (servers.length > maxTextServers ? ` and ${servers.length - maxTextServers} more` : '');
   return `${servers.length} server${servers.length === 1 ? '' : 's'} (${named})`;
 }
 
@@ -150,7 +196,8 @@ const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim();
 
 /** fetch says only "fetch failed"; the cause (ENOTFOUND, ECONNREFUSED...) is what an admin can act on. */
 function describeFailure(error: unknown, timeoutInMs: number): string {
-  if (error instanceof DOMException && error.name === 'TimeoutError') return `no answer within ${timeoutInMs} ms`;
+  if (error instanceof DOMException && error.name === 'TimeoutError')
+    return `no answer within ${timeoutInMs} ms`;
   if (!(error instanceof Error)) return String(error);
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
   return `${error.message}${cause}`;

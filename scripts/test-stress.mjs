@@ -18,11 +18,14 @@ const option = (name, fallback) => {
 const runs = option('runs', 3);
 const busy = option('busy', 2);
 
-const loops = Array.from({ length: busy }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+const loops = Array.from({ length: busy }, () =>
+  spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }),
+);
 /** The suite run under way, ended with the busy loops if this script is stopped. */
 let current;
 const stopAll = () => {
-  for (const child of [...loops, current]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of [...loops, current])
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 };
 process.on('exit', stopAll);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
@@ -34,7 +37,9 @@ const run = (command, args) =>
   });
 
 const log = (line) => process.stdout.write(`test:stress: ${line}\n`);
-log(`${busy} busy loop(s) started (pids ${loops.map((loop) => loop.pid).join(', ')}); ${runs} run(s) of the suite`);
+log(
+  `${busy} busy loop(s) started (pids ${loops.map((loop) => loop.pid).join(', ')}); ${runs} run(s) of the suite`,
+);
 // The CLI and e2e tests run the compiled dist/: build once, as npm test does.
 if ((await run('npm', ['run', '-s', 'build'])) !== 0) {
   log('the build failed');

@@ -18,7 +18,11 @@ afterAll(async () => {
   await proxy.stop();
 });
 
-const environment = (tablePrefix: string, queuePrefix: string): Record<string, string> => ({ AzureWebJobsStorage: proxy.connectionString, EMFLEET_TABLE_PREFIX: tablePrefix, EMFLEET_QUEUE_PREFIX: queuePrefix });
+const environment = (tablePrefix: string, queuePrefix: string): Record<string, string> => ({
+  AzureWebJobsStorage: proxy.connectionString,
+  EMFLEET_TABLE_PREFIX: tablePrefix,
+  EMFLEET_QUEUE_PREFIX: queuePrefix,
+});
 
 /** What a queue step does with storage, in miniature: one table read, one queue send. */
 async function invocation(env: Record<string, string>): Promise<void> {
@@ -32,7 +36,12 @@ describe('appContext', () => {
     const env = environment(`a${randomBytes(5).toString('hex')}`, `a${randomBytes(4).toString('hex')}`);
     const before = proxy.counts();
     for (let index = 0; index < 5; index++) await invocation(env);
-    expect(Object.fromEntries(countsBetween(before, proxy.counts()))).toEqual({ 'table:createTable': 1, 'table:query': 5, 'queue:create': 1, 'queue:send': 5 });
+    expect(Object.fromEntries(countsBetween(before, proxy.counts()))).toEqual({
+      'table:createTable': 1,
+      'table:query': 5,
+      'queue:create': 1,
+      'queue:send': 5,
+    });
   });
 
   it('keeps deployments apart: another prefix gets its own tables and queues', async () => {
@@ -42,7 +51,12 @@ describe('appContext', () => {
     await invocation(first);
     await invocation(second);
     await invocation(first);
-    expect(Object.fromEntries(countsBetween(before, proxy.counts()))).toEqual({ 'table:createTable': 2, 'table:query': 3, 'queue:create': 2, 'queue:send': 3 });
+    expect(Object.fromEntries(countsBetween(before, proxy.counts()))).toEqual({
+      'table:createTable': 2,
+      'table:query': 3,
+      'queue:create': 2,
+      'queue:send': 3,
+    });
     expect(appContext(silentLogger, first).tables).not.toBe(appContext(silentLogger, second).tables);
   });
 });

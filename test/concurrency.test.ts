@@ -44,7 +44,10 @@ describe('groupCommit', () => {
     release.shift()!();
     await first;
     await tick();
-    expect(batches).toEqual([{ key: 'w', items: [1] }, { key: 'w', items: [2, 3, 4, 5] }]);
+    expect(batches).toEqual([
+      { key: 'w', items: [1] },
+      { key: 'w', items: [2, 3, 4, 5] },
+    ]);
     release.shift()!();
     // Each submit settles with the flush that carried it.
     expect(await Promise.all([first, ...rest])).toEqual([1, 4, 4, 4, 4]);
@@ -60,11 +63,13 @@ describe('groupCommit', () => {
       await nextTurn();
       seen.push(...items);
     });
-    await Promise.all(Array.from({ length: 1000 }, async (_, item) => {
-      // Writers arrive over seven turns of the event loop, while flushes run.
-      for (let turn = 0; turn < item % 7; turn += 1) await nextTurn();
-      await submit('wave', item);
-    }));
+    await Promise.all(
+      Array.from({ length: 1000 }, async (_, item) => {
+        // Writers arrive over seven turns of the event loop, while flushes run.
+        for (let turn = 0; turn < item % 7; turn += 1) await nextTurn();
+        await submit('wave', item);
+      }),
+    );
     expect(seen).toHaveLength(1000);
     expect(new Set(seen).size).toBe(1000);
     expect(flushes).toBeLessThan(100);
@@ -92,7 +97,10 @@ describe('groupCommit', () => {
     const a = submit('a', 1);
     const b = submit('b', 2);
     await tick();
-    expect(batches).toEqual([{ key: 'a', items: [1] }, { key: 'b', items: [2] }]);
+    expect(batches).toEqual([
+      { key: 'a', items: [1] },
+      { key: 'b', items: [2] },
+    ]);
     for (const resolve of release.splice(0)) resolve();
     expect(await Promise.all([a, b])).toEqual([1, 1]);
   });

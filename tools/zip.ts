@@ -29,7 +29,10 @@ export function writeZip(entries: readonly ZipEntry[], options: { level?: number
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const entry of entries) {
-    if (!/^[^/\\][^\\]*$/.test(entry.name) || entry.name.split('/').includes('..')) throw new TypeError(`zip entry name ${JSON.stringify(entry.name)} must be relative, with forward slashes`);
+    if (!/^[^/\\][^\\]*$/.test(entry.name) || entry.name.split('/').includes('..'))
+      throw new TypeError(
+        `zip entry name ${JSON.stringify(entry.name)} must be relative, with forward slashes`,
+      );
     const name = Buffer.from(entry.name, 'utf8');
     const packed = deflateRawSync(entry.data, { level: options.level ?? 6 });
     // Deflate that does not shrink (already compressed data) is stored as is.
@@ -73,7 +76,8 @@ export function writeZip(entries: readonly ZipEntry[], options: { level?: number
   end.writeUInt16LE(entries.length, 10);
   end.writeUInt32LE(directory.length, 12);
   end.writeUInt32LE(offset, 16);
-  if (offset + directory.length > 0xffffffff || entries.length > 0xffff) throw new RangeError('the zip would need ZIP64');
+  if (offset + directory.length > 0xffffffff || entries.length > 0xffff)
+    throw new RangeError('the zip would need ZIP64');
   return Buffer.concat([...locals, directory, end]);
 }
 
@@ -85,7 +89,8 @@ export function readZip(zip: Buffer): ZipEntry[] {
   let at = zip.readUInt32LE(endAt + 16);
   const entries: ZipEntry[] = [];
   for (let index = 0; index < count; index++) {
-    if (zip.readUInt32LE(at) !== centralHeader) throw new Error(`central directory entry ${index} is damaged`);
+    if (zip.readUInt32LE(at) !== centralHeader)
+      throw new Error(`central directory entry ${index} is damaged`);
     const method = zip.readUInt16LE(at + 10);
     const crc = zip.readUInt32LE(at + 16);
     const packedSize = zip.readUInt32LE(at + 20);
@@ -96,7 +101,8 @@ export function readZip(zip: Buffer): ZipEntry[] {
     const name = zip.subarray(at + 46, at + 46 + nameLength).toString('utf8');
     const dataAt = localAt + 30 + zip.readUInt16LE(localAt + 26) + zip.readUInt16LE(localAt + 28);
     const body = zip.subarray(dataAt, dataAt + packedSize);
-    const data = method === deflated ? inflateRawSync(body) : method === stored ? Buffer.from(body) : undefined;
+    const data =
+      method === deflated ? inflateRawSync(body) : method === stored ? Buffer.from(body) : undefined;
     if (!data) throw new Error(`${name}: compression method ${method} is not supported`);
     if (crc32(data) !== crc) throw new Error(`${name}: CRC-32 does not match`);
     entries.push({ name, data });

@@ -2,13 +2,25 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import { runReconcileCycle } from '../app.js';
 import type { Settings } from '../config/index.js';
-import { connectivityProbesFromSettings, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
+import {
+  connectivityProbesFromSettings,
+  connectivityTargets,
+  runConnectivityChecks,
+} from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
 import type { RowProblem } from '../fleet/rows.js';
-import { mitigationId, onDegradedPolicies, ringName, serverName, siteName, storedServerName, type ServerRow } from '../fleet/schemas.js';
+import {
+  mitigationId,
+  onDegradedPolicies,
+  ringName,
+  serverName,
+  siteName,
+  storedServerName,
+  type ServerRow,
+} from '../fleet/schemas.js';
 import { getServer, scanServers, serverMatches, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { cellOutcomes, maxGridRowsPerPage, readGridPage } from '../dashboard/grid.js';
@@ -44,7 +56,9 @@ export interface AdminDeps {
 }
 
 /** A route's handler, with the app role its callers need (checked before it runs). */
-export type AdminHandler = ((deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>) & { readonly role: AdminRole };
+export type AdminHandler = ((deps: AdminDeps, request: HttpRequest) => Promise<HttpResponseInit>) & {
+  readonly role: AdminRole;
+};
 
 /** A request the handler cannot serve as asked: answered with its status and `{error, detail}`. */
 class HttpProblem extends Error {
@@ -62,29 +76,51 @@ class HttpProblem extends Error {
  * lib/admin/auth.ts), then what went wrong maps to a status: bad input 400, unknown rollout or
  * server 404, the rest 500 (logged).
  */
-function handler(role: AdminRole, run: (deps: AdminDeps, request: HttpRequest, caller: Caller) => Promise<HttpResponseInit>): AdminHandler {
+function handler(
+  role: AdminRole,
+  run: (deps: AdminDeps, request: HttpRequest, caller: Caller) => Promise<HttpResponseInit>,
+): AdminHandler {
   const handle = async (deps: AdminDeps, request: HttpRequest): Promise<HttpResponseInit> => {
     const authorization = authorize(request.headers, role, deps.settings.EMFLEET_ADMIN_AUTH);
     if (!authorization.ok) {
-      deps.logger.warn('AdminRequestRefused', { method: request.method, url: redactUrl(request.url), status: authorization.status, error: authorization.error, detail: authorization.detail });
+      deps.logger.warn('AdminRequestRefused', {
+        method: request.method,
+        url: redactUrl(request.url),
+        status: authorization.status,
+        error: authorization.error,
+        detail: authorization.detail,
+      });
       return problem(authorization.status, authorization.error, authorization.detail);
     }
     try {
       return await run(deps, request, authorization.caller);
     } catch (error) {
       if (error instanceof HttpProblem) return problem(error.status, error.error, error.detail);
-      if (error instanceof RolloutNotFoundError || error instanceof ServerNotFoundError || error instanceof UnknownFeedError || error instanceof NoPackageError) return problem(404, error.code, error.message);
+      if (
+        error instanceof RolloutNotFoundError ||
+        error instanceof ServerNotFoundError ||
+        error instanceof UnknownFeedError ||
+        error instanceof NoPackageError
+      )
+        return problem(404, error.code, error.message);
       const code = error instanceof EmfleetError ? error.code : 'InternalError';
       const detail = error instanceof Error ? error.message : String(error);
       // Never the raw URL: it carries the function key as code= when a caller puts it there.
-      deps.logger.error('AdminRequestFailed', { method: request.method, url: redactUrl(request.url), error: detail });
+      deps.logger.error('AdminRequestFailed', {
+        method: request.method,
+        url: redactUrl(request.url),
+        error: detail,
+      });
       return problem(500, code, detail);
     }
   };
   return Object.assign(handle, { role });
 }
 
-const problem = (status: number, error: string, detail: string): HttpResponseInit => ({ status, jsonBody: { error, detail } });
+const problem = (status: number, error: string, detail: string): HttpResponseInit => ({
+  status,
+  jsonBody: { error, detail },
+});
 
 /** Validates one part of the request; the 400 names the part, the field and what is wrong with it. */
 function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query' | 'body' | 'header'): T {
@@ -92,7 +128,11 @@ function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query'
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const where = issue.path.length > 0 ? `${part} ${issue.path.join('.')}` : part;
-  throw new HttpProblem(400, `Invalid${part[0]!.toUpperCase()}${part.slice(1)}`, `${where}: ${issue.message}`);
+  throw new HttpProblem(
+    400,
+    `Invalid${part[0]!.toUpperCase()}${part.slice(1)}`,
+    `${where}: ${issue.message}`,
+  );
 }
 
 /** The id format queue messages accept, so the API takes exactly the ids the engine can hold. */
@@ -100,7 +140,9 @@ const rolloutId = startWaveMessage.shape.rolloutId;
 
 // ---- GET /api/status
 
-export const getStatus: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readStatus(deps) }));
+export const getStatus: AdminHandler = handler('Reader', async (deps) => ({
+  jsonBody: await readStatus(deps),
+}));
 
 // ---- GET /api/servers
 
@@ -121,13 +163,20 @@ const continuationToken = z
   });
 
 /** The token for a page that ends with `server`; null at the end. */
-const tokenAfter = (server: string | undefined): string | null => (server === undefined ? null : Buffer.from(server, 'utf8').toString('base64url'));
+const tokenAfter = (server: string | undefined): string | null =>
+  server === undefined ? null : Buffer.from(server, 'utf8').toString('base64url');
 
 const serversQuery = z.object({
   // An empty ring or site selects the servers that have none.
   ring: z.union([ringName, z.literal('')]).optional(),
   site: siteName.optional(),
-  search: z.string().trim().min(1).max(253).transform((text) => text.toLowerCase()).optional(),
+  search: z
+    .string()
+    .trim()
+    .min(1)
+    .max(253)
+    .transform((text) => text.toLowerCase())
+    .optional(),
   top: z.coerce.number().int().min(1).max(maxServersPerPage).default(maxServersPerPage),
   continuationToken: continuationToken.optional(),
 });
@@ -149,17 +198,31 @@ export const getServers: AdminHandler = handler('Reader', async (deps, request) 
  * substring of the name or FQDN, which Tables cannot filter on) is applied here, so a search reads
  * Tables in full pages, while without one every row read is served and Tables is asked for `top`.
  */
-async function readServersPage(tables: FleetTables, org: string, query: z.infer<typeof serversQuery>): Promise<{ rows: ServerRow[]; problems: RowProblem[]; after: string | undefined }> {
+async function readServersPage(
+  tables: FleetTables,
+  org: string,
+  query: z.infer<typeof serversQuery>,
+): Promise<{ rows: ServerRow[]; problems: RowProblem[]; after: string | undefined }> {
   const rows: ServerRow[] = [];
   const problems: RowProblem[] = [];
-  const scan = { ring: query.ring, site: query.site, after: query.continuationToken, pageSize: query.search === undefined ? query.top : maxServersPerPage };
+  const scan = {
+    ring: query.ring,
+    site: query.site,
+    after: query.continuationToken,
+    pageSize: query.search === undefined ? query.top : maxServersPerPage,
+  };
   for await (const page of scanServers(tables, org, scan)) {
     for (const [index, checked] of page.entries.entries()) {
       if (!checked.ok) {
         problems.push(checked.problem);
       } else if (query.search === undefined || serverMatches(checked.row, query.search)) {
         rows.push(checked.row);
-        if (rows.length === query.top) return { rows, problems, after: index < page.entries.length - 1 || page.more ? checked.row.rowKey : undefined };
+        if (rows.length === query.top)
+          return {
+            rows,
+            problems,
+            after: index < page.entries.length - 1 || page.more ? checked.row.rowKey : undefined,
+          };
       }
     }
   }
@@ -169,35 +232,55 @@ async function readServersPage(tables: FleetTables, org: string, query: z.infer<
 // ---- GET /api/servers/{name}
 
 export const getServerView: AdminHandler = handler('Reader', async (deps, request) => {
-  const { name } = parsed(z.object({ name: serverName.transform((server) => server.toLowerCase()) }), request.params, 'route');
+  const { name } = parsed(
+    z.object({ name: serverName.transform((server) => server.toLowerCase()) }),
+    request.params,
+    'route',
+  );
   return { jsonBody: await readServerView(deps, name) };
 });
 
 // ---- GET /api/rollouts, GET /api/rollouts/{id}, POST /api/rollouts/{id}/{action}
 
-export const getRollouts: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) } }));
+export const getRollouts: AdminHandler = handler('Reader', async (deps) => ({
+  jsonBody: { rollouts: (await listRollouts(deps.tables, { logger: deps.logger })).map(rolloutJson) },
+}));
 
 export const getRollout: AdminHandler = handler('Reader', async (deps, request) => {
   const { id } = parsed(z.object({ id: rolloutId }), request.params, 'route');
   const { state, waves } = await readRollout(deps.tables, id);
-  const [problems, current] = await Promise.all([rolloutProblems(deps.tables, id, waves), latestPackage(deps.tables, state.feed)]);
+  const [problems, current] = await Promise.all([
+    rolloutProblems(deps.tables, id, waves),
+    latestPackage(deps.tables, state.feed),
+  ]);
   return { jsonBody: rolloutDetailJson(state, waves, problems, heldBy(state, current?.content)) };
 });
 
 export const postRolloutAction: AdminHandler = handler('Operator', async (deps, request, caller) => {
   const { id, action } = parsed(
-    z.object({ id: rolloutId, action: z.enum(rolloutActions, { error: `must be one of ${rolloutActions.join(', ')}` }) }),
+    z.object({
+      id: rolloutId,
+      action: z.enum(rolloutActions, { error: `must be one of ${rolloutActions.join(', ')}` }),
+    }),
     request.params,
     'route',
   );
-  const result = await changeRollout(deps, id, action, caller.actor, { emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES });
-  if (!result.ok) return { status: 409, jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) } };
+  const result = await changeRollout(deps, id, action, caller.actor, {
+    emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES,
+  });
+  if (!result.ok)
+    return {
+      status: 409,
+      jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) },
+    };
   return { jsonBody: rolloutActionJson(id, result) };
 });
 
 // ---- GET /api/overview, GET /api/grid, GET /api/policy (what the dashboard shows; scripts may read them too)
 
-export const getOverview: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readOverview(deps) satisfies Overview }));
+export const getOverview: AdminHandler = handler('Reader', async (deps) => ({
+  jsonBody: (await readOverview(deps)) satisfies Overview,
+}));
 
 const gridQuery = z.object({
   ring: serversQuery.shape.ring,
@@ -209,16 +292,29 @@ const gridQuery = z.object({
 });
 
 export const getGrid: AdminHandler = handler('Reader', async (deps, request) => {
-  const { continuationToken: after, ...query } = parsed(gridQuery, Object.fromEntries(request.query), 'query');
+  const { continuationToken: after, ...query } = parsed(
+    gridQuery,
+    Object.fromEntries(request.query),
+    'query',
+  );
   const { after: next, ...page } = await readGridPage(deps, { ...query, after });
   return { jsonBody: { ...page, continuationToken: tokenAfter(next) } satisfies GridPage };
 });
 
-export const getPolicy: AdminHandler = handler('Reader', async (deps) => ({ jsonBody: await readPolicyView(deps) satisfies PolicyView }));
+export const getPolicy: AdminHandler = handler('Reader', async (deps) => ({
+  jsonBody: (await readPolicyView(deps)) satisfies PolicyView,
+}));
 
 // ---- POST /api/feeds/{feed}/accept
 
-const feedAcceptBody = z.object({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').transform((sha) => sha.toLowerCase()) }).strict();
+const feedAcceptBody = z
+  .object({
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+      .transform((sha) => sha.toLowerCase()),
+  })
+  .strict();
 
 /**
  * `emfleet feed accept SHA` over HTTP: approves the package the feed holds for an admin (audited
@@ -233,10 +329,26 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
   const feed = feeds.find((candidate) => candidate.name === name);
   if (!feed) {
     const problem = problems.find((candidate) => candidate.feed === name);
-    throw new HttpProblem(404, 'FeedNotFound', problem ? `feed ${name} cannot be polled: ${problem.error}` : `no feed named ${name} in the settings`);
+    throw new HttpProblem(
+      404,
+      'FeedNotFound',
+      problem ? `feed ${name} cannot be polled: ${problem.error}` : `no feed named ${name} in the settings`,
+    );
   }
   try {
-    const outcome = await approveHeldPackage({ tables: deps.tables, queues: deps.queues, org: deps.settings.EMFLEET_ORG, waves: deps.settings.EMFLEET_WAVES, logger: deps.logger, ...(deps.notify ? { notify: deps.notify } : {}) }, feed, sha256, caller.actor);
+    const outcome = await approveHeldPackage(
+      {
+        tables: deps.tables,
+        queues: deps.queues,
+        org: deps.settings.EMFLEET_ORG,
+        waves: deps.settings.EMFLEET_WAVES,
+        logger: deps.logger,
+        ...(deps.notify ? { notify: deps.notify } : {}),
+      },
+      feed,
+      sha256,
+      caller.actor,
+    );
     return { jsonBody: { feed: name, sha256, approvedBy: caller.actor, outcome } };
   } catch (error) {
     if (error instanceof HeldPackageError) throw new HttpProblem(409, error.code, error.message);
@@ -246,7 +358,9 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
 
 // ---- POST /api/reconcile
 
-const reconcileQuery = z.object({ dryRun: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false') });
+const reconcileQuery = z.object({
+  dryRun: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+});
 
 /** `emfleet reconcile` over HTTP: the hourly fix-up now; `?dryRun=true` reports what it would do and writes nothing. */
 export const postReconcile: AdminHandler = handler('Operator', async (deps, request) => {
@@ -257,7 +371,9 @@ export const postReconcile: AdminHandler = handler('Operator', async (deps, requ
 
 // ---- POST /api/connectivity
 
-const connectivityBody = z.object({ server: serverName.transform((name) => name.toLowerCase()).optional() }).strict();
+const connectivityBody = z
+  .object({ server: serverName.transform((name) => name.toLowerCase()).optional() })
+  .strict();
 
 /** `emfleet test-connectivity` over HTTP: 200 whatever the checks found; `ok` says whether all passed. */
 export const postConnectivity: AdminHandler = handler('Operator', async (deps, request) => {
@@ -271,7 +387,11 @@ export const postConnectivity: AdminHandler = handler('Operator', async (deps, r
       if (error instanceof ServerNotFoundError) throw error;
     }
   }
-  const checks = await runConnectivityChecks(connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)), undefined, { where: 'the function app' });
+  const checks = await runConnectivityChecks(
+    connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)),
+    undefined,
+    { where: 'the function app' },
+  );
   return { jsonBody: { ok: checks.every((check) => check.result === 'Success'), checks } };
 });
 
@@ -288,9 +408,18 @@ async function jsonBody(request: HttpRequest): Promise<unknown> {
 const feedNameField = z.string().min(1).max(63);
 
 export const postPoll: AdminHandler = handler('Operator', async (deps, request) => {
-  const { feed } = parsed(z.object({ feed: feedNameField.optional() }).strict(), await jsonBody(request), 'body');
+  const { feed } = parsed(
+    z.object({ feed: feedNameField.optional() }).strict(),
+    await jsonBody(request),
+    'body',
+  );
   const outcomes = await pollNow(deps, feed === undefined ? {} : { feed });
-  return { jsonBody: { ok: outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted'), outcomes } };
+  return {
+    jsonBody: {
+      ok: outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted'),
+      outcomes,
+    },
+  };
 });
 
 // ---- GET /api/packages/{feed}: `emfleet package show` (with the XML)
@@ -300,18 +429,36 @@ export const getPackage: AdminHandler = handler('Reader', async (deps, request) 
   const feed = resolveFeed(deps.settings, name);
   const current = await currentPackage(deps.tables, feed);
   if (!current) throw new NoPackageError(feed.name);
-  return { jsonBody: { ...storedPackageJson(feed.name, current), xml: Buffer.from(current.stored.bytes).toString('utf8') } };
+  return {
+    jsonBody: {
+      ...storedPackageJson(feed.name, current),
+      xml: Buffer.from(current.stored.bytes).toString('utf8'),
+    },
+  };
 });
 
 // ---- GET /api/plan, GET /api/explain: `rollout plan --latest`, `policy explain --latest`
 
 export const getPlan: AdminHandler = handler('Reader', async (deps, request) => {
-  const query = parsed(z.object({ feed: feedNameField.optional(), emergency: z.enum(['true', 'false']).optional() }), Object.fromEntries(request.query), 'query');
-  return { jsonBody: await planCurrentPackage(deps, { feed: query.feed, emergency: query.emergency === 'true' }) };
+  const query = parsed(
+    z.object({ feed: feedNameField.optional(), emergency: z.enum(['true', 'false']).optional() }),
+    Object.fromEntries(request.query),
+    'query',
+  );
+  return {
+    jsonBody: await planCurrentPackage(deps, { feed: query.feed, emergency: query.emergency === 'true' }),
+  };
 });
 
 export const getExplain: AdminHandler = handler('Reader', async (deps, request) => {
-  const query = parsed(z.object({ feed: feedNameField.optional(), server: serverName.transform((name) => name.toLowerCase()).optional() }), Object.fromEntries(request.query), 'query');
+  const query = parsed(
+    z.object({
+      feed: feedNameField.optional(),
+      server: serverName.transform((name) => name.toLowerCase()).optional(),
+    }),
+    Object.fromEntries(request.query),
+    'query',
+  );
   return { jsonBody: await explainCurrentPackage(deps, query) };
 });
 
@@ -327,20 +474,38 @@ const policyEditBody = z
     now: z.boolean().default(false),
   })
   .strict()
-  .refine((body) => (body.scope === 'server') === (body.server !== undefined), { message: 'scope "server" needs "server", scope "org" takes none', path: ['server'] });
+  .refine((body) => (body.scope === 'server') === (body.server !== undefined), {
+    message: 'scope "server" needs "server", scope "org" takes none',
+    path: ['server'],
+  });
 
 export const postPolicy: AdminHandler = handler('Operator', async (deps, request, caller) => {
-  const { action } = parsed(z.object({ action: z.enum(['set', 'block', 'unblock'], { error: 'must be one of set, block, unblock' }) }), request.params, 'route');
+  const { action } = parsed(
+    z.object({
+      action: z.enum(['set', 'block', 'unblock'], { error: 'must be one of set, block, unblock' }),
+    }),
+    request.params,
+    'route',
+  );
   const body = parsed(policyEditBody, await jsonBody(request), 'body');
   const edit =
     action === 'set'
-      ? { kind: 'set' as const, ...(body.enabled === undefined ? {} : { enabled: body.enabled }), ...(body.onDegraded === undefined ? {} : { onDegraded: body.onDegraded }) }
+      ? {
+          kind: 'set' as const,
+          ...(body.enabled === undefined ? {} : { enabled: body.enabled }),
+          ...(body.onDegraded === undefined ? {} : { onDegraded: body.onDegraded }),
+        }
       : { kind: action, ids: body.ids ?? [] };
-  if (edit.kind === 'set' && edit.enabled === undefined && edit.onDegraded === undefined) throw new HttpProblem(400, 'InvalidBody', 'body: give enabled, onDegraded, or both');
-  if (edit.kind !== 'set' && edit.ids.length === 0) throw new HttpProblem(400, 'InvalidBody', 'body ids: give the mitigation ids to ' + action);
+  if (edit.kind === 'set' && edit.enabled === undefined && edit.onDegraded === undefined)
+    throw new HttpProblem(400, 'InvalidBody', 'body: give enabled, onDegraded, or both');
+  if (edit.kind !== 'set' && edit.ids.length === 0)
+    throw new HttpProblem(400, 'InvalidBody', 'body ids: give the mitigation ids to ' + action);
   const org = deps.settings.EMFLEET_ORG;
   if (body.server !== undefined) await getServer(deps.tables, org, body.server);
-  const target = body.server === undefined ? { scope: 'org' as const, name: org } : { scope: 'server' as const, name: body.server };
+  const target =
+    body.server === undefined
+      ? { scope: 'org' as const, name: org }
+      : { scope: 'server' as const, name: body.server };
   const result = await editPolicy(deps, target, edit, { actor: caller.actor, now: body.now });
   return { jsonBody: { ok: true, changed: result.changed, target, policy: result.after, ...result.effect } };
 });

@@ -14,7 +14,11 @@ export class UnknownFeedError extends EmfleetError {
   override readonly name = 'UnknownFeedError';
 
   constructor(feed: string, known: readonly string[]) {
-    super('UnknownFeed', `no feed "${feed}" is configured (feeds: ${known.join(', ')}; organization feeds come from EMFLEET_FEEDS)`, { context: { feed } });
+    super(
+      'UnknownFeed',
+      `no feed "${feed}" is configured (feeds: ${known.join(', ')}; organization feeds come from EMFLEET_FEEDS)`,
+      { context: { feed } },
+    );
   }
 }
 
@@ -33,12 +37,18 @@ export function resolveFeed(settings: Settings, name: string = microsoftFeedName
   const { feeds, problems } = feedsFromSettings(settings);
   const feed = feeds.find((candidate) => candidate.name === name);
   if (feed) return feed;
-  throw new EmfleetError('FeedMisconfigured', `feed ${name} cannot be used: ${problems.find((problem) => problem.feed === name)?.error ?? 'unknown problem'}`, { context: { feed: name } });
+  throw new EmfleetError(
+    'FeedMisconfigured',
+    `feed ${name} cannot be used: ${problems.find((problem) => problem.feed === name)?.error ?? 'unknown problem'}`,
+    { context: { feed: name } },
+  );
 }
 
-
 /** A feed's current package and how it verifies today; undefined when none was accepted yet. */
-export async function currentPackage(tables: FleetTables, feed: Feed): Promise<{ stored: StoredPackage; verified: VerifyResult } | undefined> {
+export async function currentPackage(
+  tables: FleetTables,
+  feed: Feed,
+): Promise<{ stored: StoredPackage; verified: VerifyResult } | undefined> {
   const stored = await latestPackage(tables, feed.name);
   return stored && { stored, verified: verifyPackage(stored.bytes, { trust: feed.trust }) };
 }
@@ -48,12 +58,29 @@ export class NoPackageError extends EmfleetError {
   override readonly name = 'NoPackageError';
 
   constructor(feed: string) {
-    super('NoPackage', `no package has been accepted from the ${feed} feed yet (run emfleet poll --feed ${feed}, or use --package FILE)`, { context: { feed } });
+    super(
+      'NoPackage',
+      `no package has been accepted from the ${feed} feed yet (run emfleet poll --feed ${feed}, or use --package FILE)`,
+      { context: { feed } },
+    );
   }
 }
 
 /** `package show --json` and `GET /api/packages/{feed}` (which adds the XML). */
-export function storedPackageJson(feed: string, current: { stored: StoredPackage; verified: VerifyResult }): { feed: string; sequence: number; sha256: string; bytes: number; signingTime: string | null; signedSequence: number | null; acceptedAt: string; mitigationIds: readonly string[]; verification: Record<string, unknown> } {
+export function storedPackageJson(
+  feed: string,
+  current: { stored: StoredPackage; verified: VerifyResult },
+): {
+  feed: string;
+  sequence: number;
+  sha256: string;
+  bytes: number;
+  signingTime: string | null;
+  signedSequence: number | null;
+  acceptedAt: string;
+  mitigationIds: readonly string[];
+  verification: Record<string, unknown>;
+} {
   const { stored, verified } = current;
   return {
     feed,
@@ -64,7 +91,9 @@ export function storedPackageJson(feed: string, current: { stored: StoredPackage
     signedSequence: stored.signedSequence ?? null,
     acceptedAt: stored.acceptedAt.toISOString(),
     mitigationIds: stored.mitigationIds,
-    verification: verified.ok ? verifiedJson(verified) : { ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail },
+    verification: verified.ok
+      ? verifiedJson(verified)
+      : { ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail },
   };
 }
 
@@ -75,7 +104,10 @@ export function verifiedJson(result: VerifiedPackage): Record<string, unknown> {
     sha256: result.sha256,
     version: result.package.version,
     signingTime: result.package.signingTime?.toISOString() ?? null,
-    timestamp: result.timestamp.status === 'verified' ? { ...result.timestamp, time: result.timestamp.time.toISOString() } : { status: result.timestamp.status },
+    timestamp:
+      result.timestamp.status === 'verified'
+        ? { ...result.timestamp, time: result.timestamp.time.toISOString() }
+        : { status: result.timestamp.status },
     sequence: result.package.sequence ?? null,
     mitigations: result.package.mitigations.map(mitigationJson),
     unknown: result.package.unknown,
@@ -89,7 +121,10 @@ export function mitigationJson(mitigation: Mitigation): Record<string, unknown> 
   return {
     id: mitigation.id,
     description: mitigation.description,
-    applicability: mitigation.applicability.map((range) => ({ min: formatBuild(range.min), max: formatBuild(range.max) })),
+    applicability: mitigation.applicability.map((range) => ({
+      min: formatBuild(range.min),
+      max: formatBuild(range.max),
+    })),
     actions: mitigation.actions.map((action: MitigationAction) => ({ ...action })),
   };
 }

@@ -35,12 +35,31 @@ export interface PolicyEditResult {
  * Writes the edit (audited, ETag-checked), then either starts the fix-up for what it touched
  * (`now`) or says when the next reconcile will pick it up. The target must exist (the caller checks).
  */
-export async function editPolicy(deps: PolicyEditDeps, target: PolicyTarget, edit: PolicyEdit, options: { actor: string; now: boolean; clock?: () => Date }): Promise<PolicyEditResult> {
+export async function editPolicy(
+  deps: PolicyEditDeps,
+  target: PolicyTarget,
+  edit: PolicyEdit,
+  options: { actor: string; now: boolean; clock?: () => Date },
+): Promise<PolicyEditResult> {
   const clock = options.clock ?? (() => new Date());
-  const change = await changePolicy(deps.tables, target, (table, declared) => nextLayer(table, declared, edit), { actor: options.actor, action: `policy.${edit.kind}`, now: clock() });
+  const change = await changePolicy(
+    deps.tables,
+    target,
+    (table, declared) => nextLayer(table, declared, edit),
+    { actor: options.actor, action: `policy.${edit.kind}`, now: clock() },
+  );
   const effect: PolicyEffect = options.now
-    ? { takesEffect: 'now', fixUps: await fixUpNow(fixUpDeps(deps, clock), feedsFromSettings(deps.settings).feeds, { ...(target.scope === 'server' ? { servers: [target.name] } : {}), ...(edit.kind === 'set' ? {} : { mitigationIds: edit.ids }) }) }
-    : { takesEffect: 'nextReconcile', at: nextOccurrence(deps.settings.EMFLEET_RECONCILE_SCHEDULE, clock()).toISOString() };
+    ? {
+        takesEffect: 'now',
+        fixUps: await fixUpNow(fixUpDeps(deps, clock), feedsFromSettings(deps.settings).feeds, {
+          ...(target.scope === 'server' ? { servers: [target.name] } : {}),
+          ...(edit.kind === 'set' ? {} : { mitigationIds: edit.ids }),
+        }),
+      }
+    : {
+        takesEffect: 'nextReconcile',
+        at: nextOccurrence(deps.settings.EMFLEET_RECONCILE_SCHEDULE, clock()).toISOString(),
+      };
   return { changed: change.changed, what: describeEdit(edit), after: change.after, effect };
 }
 
@@ -58,9 +77,17 @@ function fixUpDeps(deps: PolicyEditDeps, clock: () => Date): Parameters<typeof f
 }
 
 /** The Tables-edited layer after the edit (pure); a block list starts from the declared one when the table has none. */
-export function nextLayer(table: PolicyLayer, declared: PolicyLayer | undefined, edit: PolicyEdit): PolicyLayer {
+export function nextLayer(
+  table: PolicyLayer,
+  declared: PolicyLayer | undefined,
+  edit: PolicyEdit,
+): PolicyLayer {
   if (edit.kind === 'set') {
-    return { ...table, ...(edit.enabled === undefined ? {} : { mitigationsEnabled: edit.enabled }), ...(edit.onDegraded === undefined ? {} : { onDegraded: edit.onDegraded }) };
+    return {
+      ...table,
+      ...(edit.enabled === undefined ? {} : { mitigationsEnabled: edit.enabled }),
+      ...(edit.onDegraded === undefined ? {} : { onDegraded: edit.onDegraded }),
+    };
   }
   const blocked = new Set(table.blockedMitigations ?? declared?.blockedMitigations ?? []);
   for (const id of edit.ids) {
@@ -72,5 +99,8 @@ export function nextLayer(table: PolicyLayer, declared: PolicyLayer | undefined,
 
 export function describeEdit(edit: PolicyEdit): string {
   if (edit.kind !== 'set') return `${edit.kind === 'block' ? 'blocked' : 'unblocked'} ${edit.ids.join(', ')}`;
-  return [...(edit.enabled === undefined ? [] : [`mitigations ${edit.enabled ? 'enabled' : 'disabled'}`]), ...(edit.onDegraded === undefined ? [] : [`on degraded: ${edit.onDegraded}`])].join(', ');
+  return [
+    ...(edit.enabled === undefined ? [] : [`mitigations ${edit.enabled ? 'enabled' : 'disabled'}`]),
+    ...(edit.onDegraded === undefined ? [] : [`on degraded: ${edit.onDegraded}`]),
+  ].join(', ');
 }

@@ -7,7 +7,10 @@ import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import { pollFeed, type PollDeps, type PollOutcome } from '../rollout/poll.js';
 
-export type PollNowOutcome = { readonly feed: string } & (PollOutcome | { readonly kind: 'misconfigured'; readonly error: string });
+export type PollNowOutcome = { readonly feed: string } & (
+  | PollOutcome
+  | { readonly kind: 'misconfigured'; readonly error: string }
+);
 
 export interface PollNowDeps {
   readonly tables: FleetTables;
@@ -24,10 +27,13 @@ export interface PollNowDeps {
  * named), now; EM's "restart MSExchangeMitigation to check OCS now". Feeds are independent.
  */
 export async function pollNow(deps: PollNowDeps, options: { feed?: string } = {}): Promise<PollNowOutcome[]> {
-  if (options.feed !== undefined && !configuredFeedNames(deps.settings).includes(options.feed)) throw new UnknownFeedError(options.feed, configuredFeedNames(deps.settings));
+  if (options.feed !== undefined && !configuredFeedNames(deps.settings).includes(options.feed))
+    throw new UnknownFeedError(options.feed, configuredFeedNames(deps.settings));
   const { feeds, problems } = feedsFromSettings(deps.settings);
   const wanted = (name: string): boolean => options.feed === undefined || options.feed === name;
-  const outcomes: PollNowOutcome[] = problems.filter((problem) => wanted(problem.feed)).map((problem) => ({ feed: problem.feed, kind: 'misconfigured', error: problem.error }));
+  const outcomes: PollNowOutcome[] = problems
+    .filter((problem) => wanted(problem.feed))
+    .map((problem) => ({ feed: problem.feed, kind: 'misconfigured', error: problem.error }));
   const pollDeps: PollDeps = {
     tables: deps.tables,
     queues: deps.queues,
@@ -38,7 +44,8 @@ export async function pollNow(deps: PollNowDeps, options: { feed?: string } = {}
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   };
-  for (const feed of feeds.filter((candidate) => wanted(candidate.name))) outcomes.push({ feed: feed.name, ...(await pollFeed(pollDeps, feed)) });
+  for (const feed of feeds.filter((candidate) => wanted(candidate.name)))
+    outcomes.push({ feed: feed.name, ...(await pollFeed(pollDeps, feed)) });
   return outcomes;
 }
 
@@ -49,7 +56,11 @@ export function describePollOutcome(outcome: PollNowOutcome): string {
       return `feed ${outcome.feed}: unchanged (the current package stays in force)`;
     case 'accepted': {
       const { diff } = outcome;
-      const changes = [`added ${diff.added.join(', ') || 'none'}`, `changed ${diff.changed.join(', ') || 'none'}`, `withdrawn ${diff.withdrawn.join(', ') || 'none'}`].join('; ');
+      const changes = [
+        `added ${diff.added.join(', ') || 'none'}`,
+        `changed ${diff.changed.join(', ') || 'none'}`,
+        `withdrawn ${diff.withdrawn.join(', ') || 'none'}`,
+      ].join('; ');
       return `feed ${outcome.feed}: accepted package ${outcome.sequence} (sha256 ${outcome.sha256}): ${changes}; ${outcome.rollouts.length > 0 ? `rollouts started: ${outcome.rollouts.join(', ')}` : 'no rollout needed'}`;
     }
     case 'rejected':

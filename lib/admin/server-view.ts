@@ -13,7 +13,12 @@ import { getEntityOrUndefined } from '../fleet/optimistic.js';
 import type { Logger } from '../log.js';
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone, type PolicyDecisionKind } from '../policy/decide.js';
-import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded, type ScopeRows } from '../policy/effective.js';
+import {
+  effectiveOnDegraded,
+  effectiveScope,
+  type EffectiveOnDegraded,
+  type ScopeRows,
+} from '../policy/effective.js';
 import { activeHolds, type Hold } from '../rollout/holds.js';
 import { notStartedLabel, stoppedRolloutOf } from '../rollout/unreached.js';
 import { currentContent } from '../fleet/status.js';
@@ -38,7 +43,12 @@ export interface ServerMitigationView {
   readonly reason: string;
   readonly detail: string;
   /** The latest completed result for it on this server. */
-  readonly lastOutcome: { readonly outcome: Outcome; readonly detail: string; readonly at: string; readonly rolloutId: string | null } | null;
+  readonly lastOutcome: {
+    readonly outcome: Outcome;
+    readonly detail: string;
+    readonly at: string;
+    readonly rolloutId: string | null;
+  } | null;
   /** Without a result: `Pending`, or `Not started (rollout X halted)` when the rollout that would do it stopped. */
   readonly pending: string | null;
   readonly applied: boolean;
@@ -66,7 +76,10 @@ export interface ServerView {
   readonly policy: { readonly leftAlone: string | null; readonly onDegraded: EffectiveOnDegraded };
   readonly mitigations: readonly ServerMitigationView[];
   /** Applied on the server, but in no feed's current package: reconcile removes them (withdrawn). */
-  readonly withdrawn: readonly { readonly mitigation: string; readonly reconcile: { readonly action: ReconcileAction; readonly why: string } }[];
+  readonly withdrawn: readonly {
+    readonly mitigation: string;
+    readonly reconcile: { readonly action: ReconcileAction; readonly why: string };
+  }[];
 }
 
 /** A current package as the view needs it; `mitigations` undefined when it no longer verifies. */
@@ -100,14 +113,22 @@ export function serverView(input: ServerViewInput): ServerView {
   const mitigations: ServerMitigationView[] = [];
   const seen = new Set<string>();
   for (const feed of input.feeds) {
-    const busy = input.rollouts.find((rollout) => rollout.feed === feed.name && activeStates.has(rollout.state));
+    const busy = input.rollouts.find(
+      (rollout) => rollout.feed === feed.name && activeStates.has(rollout.state),
+    );
     const stopped = stoppedRolloutOf(input.rollouts, feed.name);
     for (const id of feed.mitigationIds) {
       if (seen.has(id)) continue;
       seen.add(id);
       const model = feed.mitigations?.find((mitigation) => mitigation.id === id);
       const held = input.holds.find((hold) => hold.feed === feed.name && hold.mitigation === id);
-      const decision = model ? decide(org, scope, facts, model) : { decision: 'Unknown' as const, reason: 'Unknown', detail: 'the current package no longer verifies, so policy cannot decide' };
+      const decision = model
+        ? decide(org, scope, facts, model)
+        : {
+            decision: 'Unknown' as const,
+            reason: 'Unknown',
+            detail: 'the current package no longer verifies, so policy cannot decide',
+          };
       const applied = server.reportedApplied.includes(id);
       const last = history.last.get(id);
       const work = decision.decision === 'Remove' || (decision.decision === 'Apply' && !applied);
@@ -120,7 +141,13 @@ export function serverView(input: ServerViewInput): ServerView {
         pending,
         applied,
         appliedBy: applied ? (history.appliedBy.get(id) ?? 'adopted') : null,
-        reconcile: reconcileAction({ work, decision: decision.decision, frozen: feed.frozen === true, busy: busy?.partitionKey, held: held ? `${held.rolloutId} (${held.state})` : undefined }),
+        reconcile: reconcileAction({
+          work,
+          decision: decision.decision,
+          frozen: feed.frozen === true,
+          busy: busy?.partitionKey,
+          held: held ? `${held.rolloutId} (${held.state})` : undefined,
+        }),
       });
     }
   }
@@ -133,7 +160,10 @@ export function serverView(input: ServerViewInput): ServerView {
         ? { action: 'none' as const, why: `${alone.reason}: emfleet leaves this server alone` }
         : verifiable
           ? { action: 'remove' as const, why: `${id} is in no feed's current package (withdrawn)` }
-          : { action: 'none' as const, why: 'a feed\'s current package no longer verifies: nothing is removed until it does' },
+          : {
+              action: 'none' as const,
+              why: "a feed's current package no longer verifies: nothing is removed until it does",
+            },
     }));
   return {
     server: {
@@ -151,27 +181,48 @@ export function serverView(input: ServerViewInput): ServerView {
       reportedApplied: server.reportedApplied,
       reportedBlocked: server.reportedBlocked,
     },
-    policy: { leftAlone: alone ? `${alone.reason}: ${alone.detail}` : null, onDegraded: effectiveOnDegraded(org, scope) },
+    policy: {
+      leftAlone: alone ? `${alone.reason}: ${alone.detail}` : null,
+      onDegraded: effectiveOnDegraded(org, scope),
+    },
     mitigations,
     withdrawn,
   };
 }
 
 /** Reconcile's choice for one mitigation, first match wins (mirrors lib/rollout/reconcile.ts and DESIGN §4, §7). */
-export function reconcileAction(facts: { work: boolean; decision: PolicyDecisionKind | 'Unknown'; frozen: boolean; busy: string | undefined; held: string | undefined }): { action: ReconcileAction; why: string } {
-  if (facts.decision === 'Unknown') return { action: 'none', why: 'the package no longer verifies: nothing is applied or removed' };
+export function reconcileAction(facts: {
+  work: boolean;
+  decision: PolicyDecisionKind | 'Unknown';
+  frozen: boolean;
+  busy: string | undefined;
+  held: string | undefined;
+}): { action: ReconcileAction; why: string } {
+  if (facts.decision === 'Unknown')
+    return { action: 'none', why: 'the package no longer verifies: nothing is applied or removed' };
   if (facts.frozen) return { action: 'none', why: 'the feed is frozen: nothing is applied or removed' };
-  if (!facts.work) return { action: 'none', why: facts.decision === 'Skip' ? 'policy says skip' : 'in place as policy wants' };
-  if (facts.busy) return { action: 'none', why: `rollout ${facts.busy} is under way; reconcile waits for it` };
-  if (facts.held && facts.decision === 'Apply') return { action: 'none', why: `held by rollout ${facts.held}: retry it to continue` };
-  return facts.decision === 'Apply' ? { action: 'apply', why: 'applicable and not reported applied' } : { action: 'remove', why: 'reported applied, and policy says remove' };
+  if (!facts.work)
+    return {
+      action: 'none',
+      why: facts.decision === 'Skip' ? 'policy says skip' : 'in place as policy wants',
+    };
+  if (facts.busy)
+    return { action: 'none', why: `rollout ${facts.busy} is under way; reconcile waits for it` };
+  if (facts.held && facts.decision === 'Apply')
+    return { action: 'none', why: `held by rollout ${facts.held}: retry it to continue` };
+  return facts.decision === 'Apply'
+    ? { action: 'apply', why: 'applicable and not reported applied' }
+    : { action: 'remove', why: 'reported applied, and policy says remove' };
 }
 
 /**
  * From the result history, oldest first: each mitigation's latest outcome, and whether emfleet
  * applied it (an Applied since the last removal) or found it in place (AlreadyApplied, or no result).
  */
-export function appliedHistory(results: readonly ResultRow[]): { last: Map<string, NonNullable<ServerMitigationView['lastOutcome']>>; appliedBy: Map<string, AppliedBy> } {
+export function appliedHistory(results: readonly ResultRow[]): {
+  last: Map<string, NonNullable<ServerMitigationView['lastOutcome']>>;
+  appliedBy: Map<string, AppliedBy>;
+} {
   const last = new Map<string, NonNullable<ServerMitigationView['lastOutcome']>>();
   const appliedBy = new Map<string, AppliedBy>();
   for (const result of [...results].sort((a, b) => a.at.getTime() - b.at.getTime())) {
@@ -186,14 +237,19 @@ export function appliedHistory(results: readonly ResultRow[]): { last: Map<strin
   return { last, appliedBy };
 }
 
-
-export async function readServerView(deps: { tables: FleetTables; settings: Settings; logger: Logger }, name: string): Promise<ServerView> {
+export async function readServerView(
+  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  name: string,
+): Promise<ServerView> {
   const { tables, settings, logger } = deps;
   const org = settings.EMFLEET_ORG;
   const entity = await getEntityOrUndefined(await tables.client('Servers'), org, name);
   if (!entity) throw new ServerNotFoundError(org, name);
   const checked = validateRow('Servers', serverRow, entity);
-  if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { org, server: name } });
+  if (!checked.ok)
+    throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), {
+      context: { org, server: name },
+    });
   const [feeds, policy, results, rollouts] = await Promise.all([
     readCurrentFeeds(deps),
     readPolicy(tables, org, { logger, servers: { first: name, last: name } }),
@@ -204,9 +260,26 @@ export async function readServerView(deps: { tables: FleetTables; settings: Sett
     server: checked.row,
     orgPolicy: policy.org,
     serverPolicy: policy.servers.get(name),
-    feeds: feeds.flatMap((feed) => (feed.stored ? [{ name: feed.name, sequence: feed.stored.sequence, mitigationIds: feed.stored.mitigationIds, mitigations: feed.verified?.ok ? feed.verified.package.mitigations : undefined }] : [])),
+    feeds: feeds.flatMap((feed) =>
+      feed.stored
+        ? [
+            {
+              name: feed.name,
+              sequence: feed.stored.sequence,
+              mitigationIds: feed.stored.mitigationIds,
+              mitigations: feed.verified?.ok ? feed.verified.package.mitigations : undefined,
+            },
+          ]
+        : [],
+    ),
     results: results.rows,
     rollouts,
-    holds: activeHolds(rollouts, currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])))),
+    holds: activeHolds(
+      rollouts,
+      currentContent(
+        feeds.map((feed) => feed.name),
+        new Map(feeds.map((feed) => [feed.name, feed.stored])),
+      ),
+    ),
   });
 }

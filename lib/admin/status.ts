@@ -105,7 +105,9 @@ export function summarizeStatus(input: StatusInput): FleetStatus {
     }
   }
   const silentAfterMs = 2 * input.reconcileIntervalMs;
-  const silent = input.servers.filter((server) => !server.lastSeen || input.now.getTime() - server.lastSeen.getTime() > silentAfterMs);
+  const silent = input.servers.filter(
+    (server) => !server.lastSeen || input.now.getTime() - server.lastSeen.getTime() > silentAfterMs,
+  );
   const mismatched = input.servers.flatMap((server) => {
     const mismatch = buildMismatch(server);
     return mismatch ? [{ server: server.name, ...mismatch }] : [];
@@ -119,7 +121,13 @@ export function summarizeStatus(input: StatusInput): FleetStatus {
     })),
     holds: input.holds,
     rolloutsInFlight: input.rolloutsInFlight,
-    rollouts: { total: input.rollouts.length, byState: { ...Object.fromEntries(rolloutStates.map((state) => [state, 0])), ...countBy(input.rollouts, (rollout) => rollout.state) } },
+    rollouts: {
+      total: input.rollouts.length,
+      byState: {
+        ...Object.fromEntries(rolloutStates.map((state) => [state, 0])),
+        ...countBy(input.rollouts, (rollout) => rollout.state),
+      },
+    },
     servers: {
       total: input.servers.length,
       invalidRows: input.invalidServerRows,
@@ -128,7 +136,9 @@ export function summarizeStatus(input: StatusInput): FleetStatus {
       byOutcome,
       buildMismatches: mismatched.slice(0, maxListedServers),
       buildMismatchCount: mismatched.length,
-      silentAgents: silent.slice(0, maxListedServers).map((server) => ({ server: server.name, lastSeen: server.lastSeen?.toISOString() ?? null })),
+      silentAgents: silent
+        .slice(0, maxListedServers)
+        .map((server) => ({ server: server.name, lastSeen: server.lastSeen?.toISOString() ?? null })),
       silentAgentCount: silent.length,
       silentAfterMs,
     },
@@ -142,13 +152,19 @@ export function reconcileIntervalMs(schedule: string, now: Date): number {
 }
 
 /** Reads everything the summary needs. */
-export async function readStatus(deps: { tables: FleetTables; settings: Settings; logger: Logger }, options: { now?: Date } = {}): Promise<FleetStatus> {
+export async function readStatus(
+  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  options: { now?: Date } = {},
+): Promise<FleetStatus> {
   const now = options.now ?? new Date();
   const { tables, settings, logger } = deps;
   const [feeds, rollouts, servers, latestOutcomes] = await Promise.all([
     readCurrentFeeds(deps),
     listRollouts(tables, { logger }),
-    readRows(await tables.client('Servers'), 'Servers', serverRow, { filter: odata`PartitionKey eq ${settings.EMFLEET_ORG}`, logger }),
+    readRows(await tables.client('Servers'), 'Servers', serverRow, {
+      filter: odata`PartitionKey eq ${settings.EMFLEET_ORG}`,
+      logger,
+    }),
     readLatestOutcomes(tables, logger),
   ]);
   const running = rollouts.filter((rollout) => inFlight.has(rollout.state));
@@ -161,19 +177,36 @@ export async function readStatus(deps: { tables: FleetTables; settings: Settings
     now,
     feeds: [...feeds.map(feedView), ...unconfigured],
     rollouts,
-    holds: activeHolds(rollouts, currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])))),
+    holds: activeHolds(
+      rollouts,
+      currentContent(
+        feeds.map((feed) => feed.name),
+        new Map(feeds.map((feed) => [feed.name, feed.stored])),
+      ),
+    ),
     rolloutsInFlight: detailed.map(({ state, waves }) => rolloutView(state, waves)),
-    servers: servers.rows.map((row) => ({ name: row.rowKey, ring: row.ring, build: row.build, registeredBuild: row.registeredBuild, agentVersion: row.agentVersion, lastSeen: row.lastSeen })),
+    servers: servers.rows.map((row) => ({
+      name: row.rowKey,
+      ring: row.ring,
+      build: row.build,
+      registeredBuild: row.registeredBuild,
+      agentVersion: row.agentVersion,
+      lastSeen: row.lastSeen,
+    })),
     invalidServerRows: servers.problems.length,
     latestOutcomes,
     reconcileIntervalMs: reconcileIntervalMs(settings.EMFLEET_RECONCILE_SCHEDULE, now),
   });
 }
 
-
 /** Feeds gone from the settings that reconcile keeps frozen because servers still have their mitigations (no URL any more). */
-async function unconfiguredFrozenFeeds(tables: FleetTables, configured: readonly CurrentFeed[]): Promise<FeedView[]> {
-  const names = (await listStoredFeeds(tables)).filter((name) => !configured.some((feed) => feed.name === name));
+async function unconfiguredFrozenFeeds(
+  tables: FleetTables,
+  configured: readonly CurrentFeed[],
+): Promise<FeedView[]> {
+  const names = (await listStoredFeeds(tables)).filter(
+    (name) => !configured.some((feed) => feed.name === name),
+  );
   const found = await Promise.all(
     names.map(async (name) => {
       const [state, stored] = await Promise.all([readFeedState(tables, name), latestPackage(tables, name)]);
@@ -187,8 +220,14 @@ async function unconfiguredFrozenFeeds(tables: FleetTables, configured: readonly
  * Each server's latest completed outcome per mitigation, from one paged scan of Results (the
  * table holds a row per server and operation, so the scan grows with history, not round trips).
  */
-export async function readLatestOutcomes(tables: FleetTables, logger: Logger): Promise<Map<string, Map<string, Outcome>>> {
-  const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow, { filter: odata`status eq ${'Completed'}`, logger });
+export async function readLatestOutcomes(
+  tables: FleetTables,
+  logger: Logger,
+): Promise<Map<string, Map<string, Outcome>>> {
+  const { rows } = await readRows(await tables.client('Results'), 'Results', resultRow, {
+    filter: odata`status eq ${'Completed'}`,
+    logger,
+  });
   const latestAt = new Map<string, number>();
   const latest = new Map<string, Map<string, Outcome>>();
   for (const row of rows) {

@@ -94,7 +94,11 @@ export interface Applier {
 export class ApplierError extends EmfleetError {
   override readonly name = 'ApplierError';
 
-  constructor(code: string, message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super(code, message, options);
   }
 }

@@ -31,7 +31,9 @@ export type SetupValues = z.infer<typeof setupValues>;
 
 export type BuildSource = 'agent.json' | 'ExSetup.exe' | 'registry';
 
-export type DetectedBuild = { readonly build: string; readonly source: BuildSource } | { readonly build: undefined; readonly problem: string };
+export type DetectedBuild =
+  | { readonly build: string; readonly source: BuildSource }
+  | { readonly build: undefined; readonly problem: string };
 
 /** Exchange 2016 is 15.1, Exchange 2019 and Subscription Edition are 15.2. */
 const supportedProducts = new Set(['15.1', '15.2']);
@@ -43,14 +45,25 @@ export function buildFromSetup(values: SetupValues): DetectedBuild {
     { source: 'ExSetup.exe', text: values.ExSetupVersion },
     {
       source: 'registry',
-      text: [values.MsiProductMajor, values.MsiProductMinor, values.MsiBuildMajor, values.MsiBuildMinor].every((part) => part !== undefined)
-        ? [values.MsiProductMajor, values.MsiProductMinor, values.MsiBuildMajor, values.MsiBuildMinor].join('.')
+      text: [
+        values.MsiProductMajor,
+        values.MsiProductMinor,
+        values.MsiBuildMajor,
+        values.MsiBuildMinor,
+      ].every((part) => part !== undefined)
+        ? [values.MsiProductMajor, values.MsiProductMinor, values.MsiBuildMajor, values.MsiBuildMinor].join(
+            '.',
+          )
         : undefined,
     },
   ];
   for (const { source, text } of candidates) {
     if (text === undefined) {
-      problems.push(source === 'ExSetup.exe' ? 'no ExSetup.exe version' : 'the Setup registry key lacks MsiProductMajor, MsiProductMinor, MsiBuildMajor or MsiBuildMinor');
+      problems.push(
+        source === 'ExSetup.exe'
+          ? 'no ExSetup.exe version'
+          : 'the Setup registry key lacks MsiProductMajor, MsiProductMinor, MsiBuildMajor or MsiBuildMinor',
+      );
       continue;
     }
     const build = parseBuild(text);
@@ -59,7 +72,9 @@ export function buildFromSetup(values: SetupValues): DetectedBuild {
       continue;
     }
     if (!supportedProducts.has(`${build[0]}.${build[1]}`)) {
-      problems.push(`${source} says ${formatBuild(build)}, which is not Exchange 2016 (15.1), 2019 or SE (15.2)`);
+      problems.push(
+        `${source} says ${formatBuild(build)}, which is not Exchange 2016 (15.1), 2019 or SE (15.2)`,
+      );
       continue;
     }
     // 15.02.1544.004 as ExSetup writes it is 15.2.1544.4.
@@ -76,9 +91,24 @@ export type SetupReader = () => Promise<SetupValues>;
  * HKLM\SOFTWARE\Microsoft\ExchangeServer\v15\Setup and Bin\ExSetup.exe under its MsiInstallPath),
  * run like the applier's scripts, nothing passed in.
  */
-export function windowsSetupReader(options: { executable?: string | undefined; timeoutInMs?: number; run?: ScriptRunner } = {}): SetupReader {
+export function windowsSetupReader(
+  options: { executable?: string | undefined; timeoutInMs?: number; run?: ScriptRunner } = {},
+): SetupReader {
   const runner = { run: options.run ?? spawnScriptRunner, timeoutInMs: options.timeoutInMs ?? 30_000 };
-  return () => callScript(runner, scriptInvocation('exchange-build.read', {}, { ...(options.executable === undefined ? {} : { executable: options.executable }), timeoutInMs: runner.timeoutInMs }), 'exchange-build.read', setupValues);
+  return () =>
+    callScript(
+      runner,
+      scriptInvocation(
+        'exchange-build.read',
+        {},
+        {
+          ...(options.executable === undefined ? {} : { executable: options.executable }),
+          timeoutInMs: runner.timeoutInMs,
+        },
+      ),
+      'exchange-build.read',
+      setupValues,
+    );
 }
 
 /**
@@ -111,7 +141,11 @@ function parseSetupJson(text: string, where: string): SetupValues {
     throw new ApplierError('BadReply', `${where} did not give JSON: ${JSON.stringify(text.slice(0, 200))}`);
   }
   const parsed = setupValues.safeParse(json);
-  if (!parsed.success) throw new ApplierError('BadReply', `${where}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+  if (!parsed.success)
+    throw new ApplierError(
+      'BadReply',
+      `${where}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`,
+    );
   return parsed.data;
 }
 

@@ -20,19 +20,43 @@ export interface HealthChange {
 }
 
 /** Endpoints healthy before and not after, except those the change declares it takes down (compared without case, as IIS does). */
-export function newlyUnhealthy(before: readonly EndpointHealth[], after: readonly EndpointHealth[], expectedDown: readonly string[] = []): HealthChange[] {
+export function newlyUnhealthy(
+  before: readonly EndpointHealth[],
+  after: readonly EndpointHealth[],
+  expectedDown: readonly string[] = [],
+): HealthChange[] {
   const expected = new Set(expectedDown.map((endpoint) => endpoint.toLowerCase()));
   const earlier = new Map(before.map((health) => [health.endpoint.toLowerCase(), health]));
   return after
-    .filter((health) => !health.healthy && earlier.get(health.endpoint.toLowerCase())?.healthy === true && !expected.has(health.endpoint.toLowerCase()))
-    .map((health) => ({ endpoint: health.endpoint, before: earlier.get(health.endpoint.toLowerCase())!.detail, after: health.detail }));
+    .filter(
+      (health) =>
+        !health.healthy &&
+        earlier.get(health.endpoint.toLowerCase())?.healthy === true &&
+        !expected.has(health.endpoint.toLowerCase()),
+    )
+    .map((health) => ({
+      endpoint: health.endpoint,
+      before: earlier.get(health.endpoint.toLowerCase())!.detail,
+      after: health.detail,
+    }));
 }
 
 /** Declared endpoints that did go down: said in the detail so nobody wonders. */
-export function downAsDeclared(before: readonly EndpointHealth[], after: readonly EndpointHealth[], expectedDown: readonly string[]): string[] {
+export function downAsDeclared(
+  before: readonly EndpointHealth[],
+  after: readonly EndpointHealth[],
+  expectedDown: readonly string[],
+): string[] {
   const expected = new Set(expectedDown.map((endpoint) => endpoint.toLowerCase()));
   const earlier = new Map(before.map((health) => [health.endpoint.toLowerCase(), health]));
-  return after.filter((health) => !health.healthy && earlier.get(health.endpoint.toLowerCase())?.healthy && expected.has(health.endpoint.toLowerCase())).map((health) => health.endpoint);
+  return after
+    .filter(
+      (health) =>
+        !health.healthy &&
+        earlier.get(health.endpoint.toLowerCase())?.healthy &&
+        expected.has(health.endpoint.toLowerCase()),
+    )
+    .map((health) => health.endpoint);
 }
 
 /** "ecp: 503 after apply (was 200)" */
@@ -47,17 +71,39 @@ export function describeChange(change: HealthChange, when: string): string {
  * OWA and Autodiscover requests must still get through.
  */
 const proxyNotShell: readonly ProbeSpec[] = [
-  { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/owa/&Email=autodiscover/autodiscover.json%3F@evil.com&Protocol=XYZ&FooProtocol=Powershell', headers: [], expect: 'blocked' },
-  { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/%50owershell', headers: [], expect: 'blocked' },
-  { method: 'GET', path: '/autodiscover/autodiscover.json?Email=user%40contoso.com&Protocol=ActiveSync', headers: [], expect: 'passed' },
+  {
+    method: 'GET',
+    path: '/autodiscover/autodiscover.json?@evil.com/owa/&Email=autodiscover/autodiscover.json%3F@evil.com&Protocol=XYZ&FooProtocol=Powershell',
+    headers: [],
+    expect: 'blocked',
+  },
+  {
+    method: 'GET',
+    path: '/autodiscover/autodiscover.json?@evil.com/%50owershell',
+    headers: [],
+    expect: 'blocked',
+  },
+  {
+    method: 'GET',
+    path: '/autodiscover/autodiscover.json?Email=user%40contoso.com&Protocol=ActiveSync',
+    headers: [],
+    expect: 'passed',
+  },
   { method: 'GET', path: '/owa/', headers: [], expect: 'passed' },
 ];
 
-export const builtInProbes: Readonly<Record<string, readonly ProbeSpec[]>> = { EM1: proxyNotShell, M1: proxyNotShell, 'M1.1': proxyNotShell };
+export const builtInProbes: Readonly<Record<string, readonly ProbeSpec[]>> = {
+  EM1: proxyNotShell,
+  M1: proxyNotShell,
+  'M1.1': proxyNotShell,
+};
 
 export type ProbeSource = 'package' | 'built-in' | 'none';
 
-export function probesFor(mitigationId: string, declared: readonly ProbeSpec[] | undefined): { probes: readonly ProbeSpec[]; source: ProbeSource } {
+export function probesFor(
+  mitigationId: string,
+  declared: readonly ProbeSpec[] | undefined,
+): { probes: readonly ProbeSpec[]; source: ProbeSource } {
   if (declared && declared.length > 0) return { probes: declared, source: 'package' };
   const builtIn = builtInProbes[mitigationId];
   return builtIn ? { probes: builtIn, source: 'built-in' } : { probes: [], source: 'none' };
@@ -65,7 +111,10 @@ export function probesFor(mitigationId: string, declared: readonly ProbeSpec[] |
 
 /** How a rule answers what it blocks: its CustomResponse status, if it has one (AbortRequest closes the connection). */
 export function customResponseStatus(ruleXml: string): number | undefined {
-  const rule = new DOMParser({ onError: () => undefined }).parseFromString(ruleXml, 'text/xml').documentElement;
+  const rule = new DOMParser({ onError: () => undefined }).parseFromString(
+    ruleXml,
+    'text/xml',
+  ).documentElement;
   const action = rule ? elementChildren(rule).find((child) => child.localName === 'action') : undefined;
   if (action?.getAttribute('type') !== 'CustomResponse') return undefined;
   const status = Number(action.getAttribute('statusCode'));
@@ -77,7 +126,8 @@ export type ProbeResult = 'blocked' | 'passed' | 'unanswered';
 /** Blocked: the connection closed unanswered, or the rule's own CustomResponse status came back. */
 export function judgeAnswer(answer: ProbeAnswer, ruleStatus: number | undefined): ProbeResult {
   if (answer.kind === 'aborted') return 'blocked';
-  if (answer.kind === 'response') return ruleStatus !== undefined && answer.status === ruleStatus ? 'blocked' : 'passed';
+  if (answer.kind === 'response')
+    return ruleStatus !== undefined && answer.status === ruleStatus ? 'blocked' : 'passed';
   return 'unanswered';
 }
 
@@ -97,7 +147,11 @@ export interface Effectiveness {
   readonly mustPass: number;
 }
 
-export function judgeEffectiveness(probes: readonly ProbeSpec[], answers: readonly ProbeAnswer[], ruleStatus: number | undefined): Effectiveness {
+export function judgeEffectiveness(
+  probes: readonly ProbeSpec[],
+  answers: readonly ProbeAnswer[],
+  ruleStatus: number | undefined,
+): Effectiveness {
   const missed: string[] = [];
   const harmed: string[] = [];
   const unproven: string[] = [];
@@ -109,7 +163,10 @@ export function judgeEffectiveness(probes: readonly ProbeSpec[], answers: readon
     const what = `${probe.expect === 'blocked' ? 'must-block' : 'must-pass'} ${probe.method} ${clip(probe.path, 100)}`;
     if (probe.expect === 'blocked') {
       if (result === 'blocked') blocked++;
-      else missed.push(`${what} ${result === 'passed' ? 'passed' : 'got no answer'} (${describeAnswer(answer)})`);
+      else
+        missed.push(
+          `${what} ${result === 'passed' ? 'passed' : 'got no answer'} (${describeAnswer(answer)})`,
+        );
     } else if (result === 'passed') {
       passed++;
     } else if (result === 'blocked') {
@@ -118,7 +175,15 @@ export function judgeEffectiveness(probes: readonly ProbeSpec[], answers: readon
       unproven.push(`${what} got no answer (${describeAnswer(answer)})`);
     }
   });
-  return { missed, harmed, unproven, blocked, mustBlock: probes.filter((probe) => probe.expect === 'blocked').length, passed, mustPass: probes.filter((probe) => probe.expect === 'passed').length };
+  return {
+    missed,
+    harmed,
+    unproven,
+    blocked,
+    mustBlock: probes.filter((probe) => probe.expect === 'blocked').length,
+    passed,
+    mustPass: probes.filter((probe) => probe.expect === 'passed').length,
+  };
 }
 
 export function clip(text: string, length: number): string {

@@ -37,9 +37,17 @@ const exampleHubConfig = `{
 
 export function agentCommand(io: AgentIo): Command {
   return new Command('agent')
-    .description('run the on-prem agent: listen on the server\'s Azure Relay hybrid connection (or for its site hub) and apply verified mitigations; with --hub, run a site relay hub')
-    .requiredOption('--config <agent.json>', 'the agent (or hub) configuration (paths in it are relative to the file)')
-    .option('--hub', 'run as the site relay hub: the config must say "mode": "hub"; the hub forwards, it never applies')
+    .description(
+      "run the on-prem agent: listen on the server's Azure Relay hybrid connection (or for its site hub) and apply verified mitigations; with --hub, run a site relay hub",
+    )
+    .requiredOption(
+      '--config <agent.json>',
+      'the agent (or hub) configuration (paths in it are relative to the file)',
+    )
+    .option(
+      '--hub',
+      'run as the site relay hub: the config must say "mode": "hub"; the hub forwards, it never applies',
+    )
     .addHelpText(
       'after',
       `
@@ -68,7 +76,9 @@ Examples:
   emfleet agent --config C:\\ProgramData\\emfleet\\agent.json
   emfleet agent --hub --config C:\\ProgramData\\emfleet\\hub.json`,
     )
-    .action(async (flags: { config: string; hub?: boolean }) => runAgentUntilStopped(flags.config, io, flags.hub === true));
+    .action(async (flags: { config: string; hub?: boolean }) =>
+      runAgentUntilStopped(flags.config, io, flags.hub === true),
+    );
 }
 
 /**
@@ -78,7 +88,8 @@ Examples:
  */
 export async function runAgentUntilStopped(configPath: string, io: AgentIo, hub = false): Promise<void> {
   const mode = await readConfigMode(configPath);
-  if (hub && mode !== 'hub') throw new ConfigError(`${configPath}: --hub needs a hub configuration ("mode": "hub")`);
+  if (hub && mode !== 'hub')
+    throw new ConfigError(`${configPath}: --hub needs a hub configuration ("mode": "hub")`);
   let logger: Logger;
   let eventLog: EventLogSink = noEventLog;
   let running: { close(): Promise<void> };
@@ -86,16 +97,35 @@ export async function runAgentUntilStopped(configPath: string, io: AgentIo, hub 
     logger = jsonLogger(io.stdout);
     const config = await loadHubConfig(configPath);
     const hubLogger = logger;
-    running = await startHub(config, { logger, onState: (state) => hubLogger.info('RelayListener', { state, site: config.site }) });
+    running = await startHub(config, {
+      logger,
+      onState: (state) => hubLogger.info('RelayListener', { state, site: config.site }),
+    });
   } else {
     const config = await loadAgentConfig(configPath);
-    const file = rotatingFile(config.logs.directory!, { maxBytes: config.logs.maxBytes, keep: config.logs.keep });
+    const file = rotatingFile(config.logs.directory!, {
+      maxBytes: config.logs.maxBytes,
+      keep: config.logs.keep,
+    });
     if (process.platform === 'win32') {
-      eventLog = windowsEventLog({ onError: (message) => file.write(JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'EventLogFailed', error: message })) });
+      eventLog = windowsEventLog({
+        onError: (message) =>
+          file.write(
+            JSON.stringify({
+              time: new Date().toISOString(),
+              level: 'warn',
+              event: 'EventLogFailed',
+              error: message,
+            }),
+          ),
+      });
     }
     const agentLog = agentLogger({ file, eventLog, echo: io.stdout });
     logger = agentLog;
-    running = await startAgent(config, { logger, onState: (state) => agentLog.info('RelayListener', { state, server: config.server }) });
+    running = await startAgent(config, {
+      logger,
+      onState: (state) => agentLog.info('RelayListener', { state, server: config.server }),
+    });
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

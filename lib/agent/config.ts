@@ -8,7 +8,9 @@ import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.
 import { defaultLogFiles } from './logging.js';
 import { defaultHealthEndpoints, defaultProbeRoundDeadlineInMs, defaultProbeTimeoutInMs } from './probes.js';
 
-const endpointPath = z.string().regex(/^\/[^\s?#\u0000-\u001f\u007f]{1,255}$/, 'must be a path such as /owa/healthcheck.htm');
+const endpointPath = z
+  .string()
+  .regex(/^\/[^\s?#\u0000-\u001f\u007f]{1,255}$/, 'must be a path such as /owa/healthcheck.htm');
 
 const feedTrustSchema = z
   .object({
@@ -16,7 +18,10 @@ const feedTrustSchema = z
     anchors: z.array(z.string().min(1)).min(1),
     anchorSha256: z.array(z.string()).default([]),
     signerSubject: z.string().min(1).default(microsoftSignerSubjectCn),
-    signerEku: z.string().regex(/^\d+(\.\d+)+$/).default(microsoftSignerEku),
+    signerEku: z
+      .string()
+      .regex(/^\d+(\.\d+)+$/)
+      .default(microsoftSignerEku),
     revokedSerials: z.array(z.string()).default([]),
     /** PEM files (or PEM text) of the time-stamp authorities' roots (Microsoft Root Certificate Authority 2010); none: time stamps are not checked. */
     timestampAnchors: z.array(z.string().min(1)).default([]),
@@ -30,13 +35,19 @@ const relaySchema = z
     namespace: z.string().min(1),
     hybridConnection: z.string().regex(hybridConnectionPattern, 'must be a hybrid connection name'),
     /** Override of wss://{namespace}:443, for the local relay emulator (ws://127.0.0.1:PORT). */
-    endpoint: z.string().regex(/^wss?:\/\/[^/]+$/, 'must be ws://host:port or wss://host:port').optional(),
+    endpoint: z
+      .string()
+      .regex(/^wss?:\/\/[^/]+$/, 'must be ws://host:port or wss://host:port')
+      .optional(),
     keyName: z.string().min(1).default('listen'),
     key: z.string().min(1).optional(),
     keyFile: z.string().min(1).optional(),
   })
   .strict()
-  .refine((relay) => (relay.key === undefined) !== (relay.keyFile === undefined), { message: 'give exactly one of key or keyFile', path: ['key'] });
+  .refine((relay) => (relay.key === undefined) !== (relay.keyFile === undefined), {
+    message: 'give exactly one of key or keyFile',
+    path: ['key'],
+  });
 
 /** A base64 secret given inline or in a file (exactly one). */
 const secretSource = {
@@ -54,7 +65,10 @@ const siteLinkSchema = z
     certificate: z.string().min(1),
     privateKey: z.string().min(1),
     /** This server's name at the hub (its Servers row's relayPath); default the server name in lower case. */
-    relayPath: z.string().regex(relayPathPattern, 'must be one path segment: letters, digits, . _ -').optional(),
+    relayPath: z
+      .string()
+      .regex(relayPathPattern, 'must be one path segment: letters, digits, . _ -')
+      .optional(),
     ...secretSource,
   })
   .strict()
@@ -77,7 +91,10 @@ export const agentConfigSchema = z
      * its anchors to its own signer (subject CN, EKU), so a key of one feed cannot sign for another.
      * A single object is one entry.
      */
-    trust: z.preprocess((trust) => (Array.isArray(trust) ? trust : [trust]), z.array(feedTrustSchema).min(1).max(10)),
+    trust: z.preprocess(
+      (trust) => (Array.isArray(trust) ? trust : [trust]),
+      z.array(feedTrustSchema).min(1).max(10),
+    ),
     applier: z.discriminatedUnion('kind', [
       z
         .object({
@@ -89,7 +106,12 @@ export const agentConfigSchema = z
           couplings: z
             .record(
               z.string().regex(/^\/[A-Za-z0-9-]{1,64}$/, 'must be a virtual directory such as /ecp'),
-              z.object({ appPools: z.array(z.string().min(1)).optional(), services: z.array(z.string().min(1)).optional() }).strict(),
+              z
+                .object({
+                  appPools: z.array(z.string().min(1)).optional(),
+                  services: z.array(z.string().min(1)).optional(),
+                })
+                .strict(),
             )
             .optional(),
         })
@@ -100,7 +122,10 @@ export const agentConfigSchema = z
           /** Default: %SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe (Sysnative from a 32-bit process). A full path, never a name the search path resolves. */
           executable: z
             .string()
-            .refine((path) => win32.isAbsolute(path) && /^([A-Za-z]:\\|\\\\)/.test(path), 'must be a full path such as C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe')
+            .refine(
+              (path) => win32.isAbsolute(path) && /^([A-Za-z]:\\|\\\\)/.test(path),
+              'must be a full path such as C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe',
+            )
             .optional(),
           /** Per script; Exchange services can take minutes to stop. The script's own waits end 30 s earlier. */
           timeoutInMs: z.number().int().min(60_000).default(300_000),
@@ -116,7 +141,12 @@ export const agentConfigSchema = z
     logs: z
       .object({
         directory: z.string().min(1).optional(),
-        maxBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(defaultLogFiles.maxBytes),
+        maxBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .max(1024 * 1024 * 1024)
+          .default(defaultLogFiles.maxBytes),
         keep: z.number().int().min(1).max(100).default(defaultLogFiles.keep),
       })
       .strict()
@@ -131,20 +161,34 @@ export const agentConfigSchema = z
          */
         baseUrl: z
           .string()
-          .regex(/^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/, 'must be http(s)://host[:port][/prefix] without query or credentials')
+          .regex(
+            /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/,
+            'must be http(s)://host[:port][/prefix] without query or credentials',
+          )
           .optional(),
-        endpoints: z.array(endpointPath).min(1).max(50).default([...defaultHealthEndpoints]),
+        endpoints: z
+          .array(endpointPath)
+          .min(1)
+          .max(50)
+          .default([...defaultHealthEndpoints]),
         timeoutInMs: z.number().int().min(100).max(30_000).default(defaultProbeTimeoutInMs),
         /** A whole round (all endpoints, or all of a rule's probes) ends by then; the relay allows 60 s per reply. */
         roundDeadlineInMs: z.number().int().min(100).max(45_000).default(defaultProbeRoundDeadlineInMs),
       })
       .strict()
-      .refine((probes) => probes.timeoutInMs <= probes.roundDeadlineInMs, { message: 'timeoutInMs must not exceed roundDeadlineInMs', path: ['timeoutInMs'] })
+      .refine((probes) => probes.timeoutInMs <= probes.roundDeadlineInMs, {
+        message: 'timeoutInMs must not exceed roundDeadlineInMs',
+        path: ['timeoutInMs'],
+      })
       .prefault({}),
     mode: z.literal('server').optional(),
   })
   .strict()
-  .refine((config) => config.relay !== undefined || config.siteLink !== undefined, { message: 'give relay (the agent listens on its own hybrid connection), siteLink (it is behind its site hub), or both', path: ['relay'] });
+  .refine((config) => config.relay !== undefined || config.siteLink !== undefined, {
+    message:
+      'give relay (the agent listens on its own hybrid connection), siteLink (it is behind its site hub), or both',
+    path: ['relay'],
+  });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -167,7 +211,12 @@ export const hubConfigSchema = z
         z
           .object({
             url: z.string().regex(/^https:\/\/[^/?#@\s]+$/, 'must be https://host:port'),
-            certificateSha256: z.string().regex(/^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint (64 hex digits, colons allowed)'),
+            certificateSha256: z
+              .string()
+              .regex(
+                /^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/,
+                'must be a SHA-256 fingerprint (64 hex digits, colons allowed)',
+              ),
           })
           .strict(),
       )
@@ -198,12 +247,31 @@ export function parseAgentConfig(json: unknown, baseDirectory: string, where = '
     ...config,
     ...(config.relay ? { relay: absoluteRelay(config.relay, absolute) } : {}),
     ...(config.siteLink
-      ? { siteLink: { ...config.siteLink, certificate: absolute(config.siteLink.certificate), privateKey: absolute(config.siteLink.privateKey), ...(config.siteLink.secretFile === undefined ? {} : { secretFile: absolute(config.siteLink.secretFile) }) } }
+      ? {
+          siteLink: {
+            ...config.siteLink,
+            certificate: absolute(config.siteLink.certificate),
+            privateKey: absolute(config.siteLink.privateKey),
+            ...(config.siteLink.secretFile === undefined
+              ? {}
+              : { secretFile: absolute(config.siteLink.secretFile) }),
+          },
+        }
       : {}),
-    trust: config.trust.map((entry) => ({ ...entry, anchors: entry.anchors.map(absolute), timestampAnchors: entry.timestampAnchors.map(absolute) })),
-    applier: config.applier.kind === 'simulated' && config.applier.stateFile !== undefined ? { ...config.applier, stateFile: absolute(config.applier.stateFile) } : config.applier,
+    trust: config.trust.map((entry) => ({
+      ...entry,
+      anchors: entry.anchors.map(absolute),
+      timestampAnchors: entry.timestampAnchors.map(absolute),
+    })),
+    applier:
+      config.applier.kind === 'simulated' && config.applier.stateFile !== undefined
+        ? { ...config.applier, stateFile: absolute(config.applier.stateFile) }
+        : config.applier,
     stateDirectory: absolute(config.stateDirectory),
-    logs: { ...config.logs, directory: absolute(config.logs.directory ?? join(config.stateDirectory, 'logs')) },
+    logs: {
+      ...config.logs,
+      directory: absolute(config.logs.directory ?? join(config.stateDirectory, 'logs')),
+    },
   };
 }
 
@@ -220,13 +288,19 @@ export function parseHubConfig(json: unknown, baseDirectory: string, where = 'hu
   }
   const absolute = absoluteIn(baseDirectory);
   const config = parsed.data;
-  return { ...config, relay: absoluteRelay(config.relay, absolute), ...(config.secretFile === undefined ? {} : { secretFile: absolute(config.secretFile) }) };
+  return {
+    ...config,
+    relay: absoluteRelay(config.relay, absolute),
+    ...(config.secretFile === undefined ? {} : { secretFile: absolute(config.secretFile) }),
+  };
 }
 
 /** Whether a config file is a hub's (`"mode": "hub"`), before it is validated as one or the other. */
 export async function readConfigMode(path: string): Promise<'hub' | 'server'> {
   const json = await readJson(path);
-  return typeof json === 'object' && json !== null && (json as Record<string, unknown>)['mode'] === 'hub' ? 'hub' : 'server';
+  return typeof json === 'object' && json !== null && (json as Record<string, unknown>)['mode'] === 'hub'
+    ? 'hub'
+    : 'server';
 }
 
 async function readJson(path: string): Promise<unknown> {
@@ -241,6 +315,9 @@ function absoluteIn(baseDirectory: string): (path: string) => string {
   return (path) => (isAbsolute(path) || path.includes('-----BEGIN') ? path : resolve(baseDirectory, path));
 }
 
-function absoluteRelay<T extends { keyFile?: string | undefined }>(relay: T, absolute: (path: string) => string): T {
+function absoluteRelay<T extends { keyFile?: string | undefined }>(
+  relay: T,
+  absolute: (path: string) => string,
+): T {
   return relay.keyFile === undefined ? relay : { ...relay, keyFile: absolute(relay.keyFile) };
 }

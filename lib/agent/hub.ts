@@ -40,7 +40,10 @@ export interface HubForwarderOptions {
 const forwardedHeaders = ['content-type', 'accept'] as const;
 const maxReplyBytes = 16 * 1024 * 1024;
 
-export function createHubForwarder(options: HubForwarderOptions): { handle(request: IncomingRelayRequest): Promise<RelayReply>; close(): void } {
+export function createHubForwarder(options: HubForwarderOptions): {
+  handle(request: IncomingRelayRequest): Promise<RelayReply>;
+  close(): void;
+} {
   const logger = options.logger ?? silentLogger;
   const pinned = new Map<string, PinnedAgent>();
   const agentFor = (relayPath: string, target: HubAgent): PinnedAgent => {
@@ -55,8 +58,18 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
     const relayPath = match ? safeDecode(match[1]!).toLowerCase() : '';
     const target = options.agents.get(relayPath);
     if (!match || !target) {
-      logger.warn('HubRefused', { site: options.site, hub: options.hubName, relayPath, path: request.path, reason: hubRefusals.notBehindHub });
-      return refusal(404, hubRefusals.notBehindHub, `${JSON.stringify(relayPath)} is not behind ${hub}; check the Servers row's site and relayPath`);
+      logger.warn('HubRefused', {
+        site: options.site,
+        hub: options.hubName,
+        relayPath,
+        path: request.path,
+        reason: hubRefusals.notBehindHub,
+      });
+      return refusal(
+        404,
+        hubRefusals.notBehindHub,
+        `${JSON.stringify(relayPath)} is not behind ${hub}; check the Servers row's site and relayPath`,
+      );
     }
     // One leading slash: `//host/...` must not turn into another host when resolved against the agent's URL.
     const path = `/${(match[2] ?? '/').replace(/^\/+/, '')}${match[3] ?? ''}`;
@@ -74,8 +87,17 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
       return reply;
     } catch (error) {
       const failure = error as ForwardFailure;
-      logger.warn('HubForwardFailed', { ...where, reason: failure.refusal, error: failure.message, durationInMs: Date.now() - startedAt });
-      return refusal(503, failure.refusal, `${hub} could not get an answer from ${relayPath} at ${target.url}: ${failure.message}`);
+      logger.warn('HubForwardFailed', {
+        ...where,
+        reason: failure.refusal,
+        error: failure.message,
+        durationInMs: Date.now() - startedAt,
+      });
+      return refusal(
+        503,
+        failure.refusal,
+        `${hub} could not get an answer from ${relayPath} at ${target.url}: ${failure.message}`,
+      );
     }
   }
 
@@ -83,7 +105,12 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
     const url = new URL(request.path, target.url);
     const headers: Record<string, string> = {
       [siteLinkHeaders.relayPath]: relayPath,
-      [siteLinkHeaders.signature]: signSiteRequest(options.secret, { method: request.method, path: request.path, relayPath, body: request.body }),
+      [siteLinkHeaders.signature]: signSiteRequest(options.secret, {
+        method: request.method,
+        path: request.path,
+        relayPath,
+        body: request.body,
+      }),
       'content-length': String(request.body.length),
     };
     for (const name of forwardedHeaders) {
@@ -92,23 +119,45 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
     }
     return new Promise<RelayReply>((resolve, reject) => {
       let failure: ForwardFailure | undefined;
-      const outgoing = https.request(url, { method: request.method, headers, agent: agentFor(relayPath, target) });
+      const outgoing = https.request(url, {
+        method: request.method,
+        headers,
+        agent: agentFor(relayPath, target),
+      });
       const abort = (reason: ForwardFailure): void => {
         failure ??= reason;
         outgoing.destroy();
       };
-      const timer = setTimeout(() => abort(new ForwardFailure(hubRefusals.agentTimeout, `no answer within ${options.forwardTimeoutInMs} ms`)), options.forwardTimeoutInMs);
+      const timer = setTimeout(
+        () =>
+          abort(
+            new ForwardFailure(hubRefusals.agentTimeout, `no answer within ${options.forwardTimeoutInMs} ms`),
+          ),
+        options.forwardTimeoutInMs,
+      );
       outgoing.on('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (!failure && outgoing.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) return reject(new StaleConnection(error.code));
-        reject(failure ?? new ForwardFailure(hubRefusals.agentUnreachable, error.code ? `${error.code}${error.code === 'CERT_PIN_MISMATCH' ? `: ${error.message}` : ''}` : error.message));
+        if (!failure && outgoing.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE'))
+          return reject(new StaleConnection(error.code));
+        reject(
+          failure ??
+            new ForwardFailure(
+              hubRefusals.agentUnreachable,
+              error.code
+                ? `${error.code}${error.code === 'CERT_PIN_MISMATCH' ? `: ${error.message}` : ''}`
+                : error.message,
+            ),
+        );
       });
       outgoing.on('response', (response: http.IncomingMessage) => {
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > maxReplyBytes) abort(new ForwardFailure(hubRefusals.agentUnreachable, `reply larger than ${maxReplyBytes} bytes`));
+          if (size > maxReplyBytes)
+            abort(
+              new ForwardFailure(hubRefusals.agentUnreachable, `reply larger than ${maxReplyBytes} bytes`),
+            );
           else chunks.push(chunk);
         });
         response.on('error', (error: Error) => {
@@ -121,7 +170,13 @@ export function createHubForwarder(options: HubForwarderOptions): { handle(reque
           const body = Buffer.concat(chunks);
           const status = response.statusCode ?? 0;
           // The agent refusing the hub's signature is a site misconfiguration: to the cloud, the agent cannot be reached.
-          if (status === 401 || status === 421) return reject(new ForwardFailure(hubRefusals.agentUnreachable, `the agent refused the hub (${status}): ${body.toString('utf8', 0, 300)}`));
+          if (status === 401 || status === 421)
+            return reject(
+              new ForwardFailure(
+                hubRefusals.agentUnreachable,
+                `the agent refused the hub (${status}): ${body.toString('utf8', 0, 300)}`,
+              ),
+            );
           const type = response.headers['content-type'];
           resolve({ status, headers: typeof type === 'string' ? { 'content-type': type } : {}, body });
         });

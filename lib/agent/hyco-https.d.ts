@@ -37,7 +37,10 @@ declare module 'hyco-https/lib/HybridConnectionHttpsServer.js' {
   }
 
   export class Server extends EventEmitter {
-    constructor(options: ServerOptions, requestListener?: (request: HycoRequest, response: HycoResponse) => void);
+    constructor(
+      options: ServerOptions,
+      requestListener?: (request: HycoRequest, response: HycoResponse) => void,
+    );
     options: ServerOptions;
     controlChannel: HycoWebSocket;
     /** Set by close(); while set, hyco-https schedules no reconnects and no token renewals. */

@@ -10,17 +10,30 @@ const entrySchema = z.object({
   operationId: z.string(),
   state: z.enum(['applying', 'applied', 'removing']),
   /** The actions as signed; kept so status can re-check them and removal needs no package. */
-  actions: z.array(z.custom<ApplicableAction>((value) => typeof value === 'object' && value !== null && 'kind' in value)),
-  priors: z.array(z.custom<PriorState>((value) => typeof value === 'object' && value !== null && 'kind' in value)),
+  actions: z.array(
+    z.custom<ApplicableAction>((value) => typeof value === 'object' && value !== null && 'kind' in value),
+  ),
+  priors: z.array(
+    z.custom<PriorState>((value) => typeof value === 'object' && value !== null && 'kind' in value),
+  ),
   at: z.string(),
   /** Found in place and adopted (lib/agent/adoption.ts): the priors are the change absent. */
   adopted: z.boolean().optional(),
 });
 export type JournalEntry = z.infer<typeof entrySchema>;
 /** The last package accepted from a feed (identified by its signer): older ones are refused as Rollback. */
-const acceptedSchema = z.object({ sha256: z.string(), signingTime: z.string().optional(), sequence: z.number().optional(), at: z.string() });
+const acceptedSchema = z.object({
+  sha256: z.string(),
+  signingTime: z.string().optional(),
+  sequence: z.number().optional(),
+  at: z.string(),
+});
 export type AcceptedPackage = z.infer<typeof acceptedSchema>;
-const journalSchema = z.object({ version: z.literal(1), entries: z.record(z.string(), entrySchema), accepted: z.record(z.string(), acceptedSchema).default({}) });
+const journalSchema = z.object({
+  version: z.literal(1),
+  entries: z.record(z.string(), entrySchema),
+  accepted: z.record(z.string(), acceptedSchema).default({}),
+});
 
 /**
  * What a prior state is about on the server. Two journal entries with a prior of one target share
@@ -71,17 +84,24 @@ export class Journal {
     try {
       text = await readFile(file, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new JournalError(`cannot read the journal ${file}`, { cause: error });
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new JournalError(`cannot read the journal ${file}`, { cause: error });
     }
     if (text !== undefined) {
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch (error) {
-        throw new JournalError(`the journal ${file} is not valid JSON; restore it from backup or remove it after checking the server by hand`, { cause: error });
+        throw new JournalError(
+          `the journal ${file} is not valid JSON; restore it from backup or remove it after checking the server by hand`,
+          { cause: error },
+        );
       }
       const parsed = journalSchema.safeParse(json);
-      if (!parsed.success) throw new JournalError(`the journal ${file} is invalid at ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+      if (!parsed.success)
+        throw new JournalError(
+          `the journal ${file} is invalid at ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`,
+        );
       journal.#entries = new Map(Object.entries(parsed.data.entries));
       journal.#accepted = parsed.data.accepted;
     }
@@ -133,7 +153,9 @@ export class Journal {
     const temporary = `${this.#file}.tmp`;
     const handle = await open(temporary, 'w', 0o600);
     try {
-      await handle.writeFile(JSON.stringify({ version: 1, entries: Object.fromEntries(entries), accepted }, null, 2));
+      await handle.writeFile(
+        JSON.stringify({ version: 1, entries: Object.fromEntries(entries), accepted }, null, 2),
+      );
       await handle.sync();
     } finally {
       await handle.close();
@@ -164,7 +186,9 @@ export class Journal {
         await applier.restore(prior);
       } catch (error) {
         healthManager = prior;
-        warnings.push(`warning: the Health Manager was not restored (${error instanceof Error ? error.message : String(error)}); the agent retries`);
+        warnings.push(
+          `warning: the Health Manager was not restored (${error instanceof Error ? error.message : String(error)}); the agent retries`,
+        );
       }
     }
     if (healthManager) await this.put({ ...entry, state: 'removing', priors: [healthManager] });
@@ -185,16 +209,29 @@ export class Journal {
       try {
         const warnings = await this.undo(entry, applier);
         if (warnings.length > 0) {
-          logger.warn('JournalRepairIncomplete', { mitigationId: entry.mitigationId, operationId: entry.operationId, warnings });
+          logger.warn('JournalRepairIncomplete', {
+            mitigationId: entry.mitigationId,
+            operationId: entry.operationId,
+            warnings,
+          });
           failed.push(entry.mitigationId);
           continue;
         }
       } catch (error) {
-        logger.error('JournalRepairFailed', { mitigationId: entry.mitigationId, operationId: entry.operationId, interrupted: entry.state, error: error instanceof Error ? error.message : String(error) });
+        logger.error('JournalRepairFailed', {
+          mitigationId: entry.mitigationId,
+          operationId: entry.operationId,
+          interrupted: entry.state,
+          error: error instanceof Error ? error.message : String(error),
+        });
         failed.push(entry.mitigationId);
         continue;
       }
-      logger.warn('JournalRepaired', { mitigationId: entry.mitigationId, operationId: entry.operationId, interrupted: entry.state });
+      logger.warn('JournalRepaired', {
+        mitigationId: entry.mitigationId,
+        operationId: entry.operationId,
+        interrupted: entry.state,
+      });
       repaired.push(entry.mitigationId);
     }
     return { repaired, failed };

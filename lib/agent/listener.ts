@@ -1,6 +1,12 @@
 // The server module alone, never the package's index.js (see hyco-https.d.ts); a static import
 // (Node finds the CommonJS module's named exports), so esbuild bundles it into the agent's one file.
-import { Server, type HycoRequest, type HycoResponse, type HycoWebSocket, type Server as HycoServer } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
+import {
+  Server,
+  type HycoRequest,
+  type HycoResponse,
+  type HycoWebSocket,
+  type Server as HycoServer,
+} from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { maxRequestBodyBytes } from '../relay/protocol.js';
@@ -112,7 +118,9 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     channel.once('close', () => channels.delete(channel));
     // hyco-https opens response rendezvous sockets without an error listener: a refused one
     // (expired address, network fault) would throw out of the event loop and end the process.
-    channel.on('error', (error: Error) => logger.warn('RelayListenerRendezvousFailed', { ...where, error: error.message }));
+    channel.on('error', (error: Error) =>
+      logger.warn('RelayListenerRendezvousFailed', { ...where, error: error.message }),
+    );
   });
 
   server.on('listening', () => {
@@ -137,7 +145,11 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
             : 'the listen token does not grant Listen on this hybrid connection (403)',
       });
     } else if (status === '404') {
-      logger.error('RelayListenerRejected', { ...where, status: 404, reason: 'the hybrid connection does not exist (404)' });
+      logger.error('RelayListenerRejected', {
+        ...where,
+        status: 404,
+        reason: 'the hybrid connection does not exist (404)',
+      });
     } else {
       logger.warn('RelayListenerError', { ...where, error: message });
     }
@@ -187,17 +199,20 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
   function startChannelTimers(): void {
     stopChannelTimers();
     const channel = server.controlChannel;
-    renewTimer = setInterval(() => {
-      if (channel.readyState !== wsOpen) return;
-      let token: string;
-      try {
-        token = options.token();
-      } catch (error) {
-        logger.error('RelayListenerTokenFailed', { ...where, error: (error as Error).message });
-        return;
-      }
-      channel.send(JSON.stringify({ renewToken: { token } }));
-    }, options.renewEveryMs ?? 15 * 60_000);
+    renewTimer = setInterval(
+      () => {
+        if (channel.readyState !== wsOpen) return;
+        let token: string;
+        try {
+          token = options.token();
+        } catch (error) {
+          logger.error('RelayListenerTokenFailed', { ...where, error: (error as Error).message });
+          return;
+        }
+        channel.send(JSON.stringify({ renewToken: { token } }));
+      },
+      options.renewEveryMs ?? 15 * 60_000,
+    );
     keepAliveTimer = setInterval(() => {
       if (channel.readyState === wsOpen) channel.pong();
     }, options.keepAliveMs ?? 30_000);
@@ -215,14 +230,40 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     let reply: RelayReply;
     try {
       const body = await readAll(request, maxBodyBytes);
-      reply = await options.handler({ method: request.method, path: pathAfter(hybridConnection, request.url), headers: request.headers, body });
+      reply = await options.handler({
+        method: request.method,
+        path: pathAfter(hybridConnection, request.url),
+        headers: request.headers,
+        body,
+      });
     } catch (error) {
       if (error instanceof RequestTooLargeError) {
-        logger.warn('RelayListenerRequestTooLarge', { ...where, method: request.method, path: request.url, maxBodyBytes });
-        reply = { status: 413, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'TooLarge', detail: error.message }) };
+        logger.warn('RelayListenerRequestTooLarge', {
+          ...where,
+          method: request.method,
+          path: request.url,
+          maxBodyBytes,
+        });
+        reply = {
+          status: 413,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ error: 'TooLarge', detail: error.message }),
+        };
       } else {
-        logger.error('RelayListenerHandlerFailed', { ...where, method: request.method, path: request.url, error: (error as Error).message });
-        reply = { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'InternalError', detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000) }) };
+        logger.error('RelayListenerHandlerFailed', {
+          ...where,
+          method: request.method,
+          path: request.url,
+          error: (error as Error).message,
+        });
+        reply = {
+          status: 500,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            error: 'InternalError',
+            detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000),
+          }),
+        };
       }
     }
     const channel = response.socket;
@@ -234,7 +275,11 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       for (const [name, value] of Object.entries(reply.headers ?? {})) response.setHeader(name, value);
       response.end(Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body, 'utf8'));
     } catch (error) {
-      logger.error('RelayListenerReplyFailed', { ...where, status: reply.status, error: (error as Error).message });
+      logger.error('RelayListenerReplyFailed', {
+        ...where,
+        status: reply.status,
+        error: (error as Error).message,
+      });
     }
     if (channel) dropResponseCloseListeners(channel);
   }
@@ -254,9 +299,14 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     closed = true;
     clearTimeout(reconnectTimer);
     stopChannelTimers();
-    failReady(new EmfleetError('ListenerClosed', `listener on ${hybridConnection} closed before it was ready`));
+    failReady(
+      new EmfleetError('ListenerClosed', `listener on ${hybridConnection} closed before it was ready`),
+    );
     const channel = server.controlChannel;
-    const ended = channel.readyState === wsOpen || channel.readyState === wsConnecting ? new Promise<void>((resolve) => channel.once('close', () => resolve())) : Promise.resolve();
+    const ended =
+      channel.readyState === wsOpen || channel.readyState === wsConnecting
+        ? new Promise<void>((resolve) => channel.once('close', () => resolve()))
+        : Promise.resolve();
     try {
       server.close();
     } catch (error) {
@@ -281,7 +331,8 @@ function hybridConnectionOf(listenUri: string): string {
     throw new ConfigError(`listen URI ${JSON.stringify(listenUri)} is not a URL`, { cause: error });
   }
   const match = /^\/\$hc\/(.+?)\/?$/.exec(url.pathname);
-  if ((url.protocol !== 'wss:' && url.protocol !== 'ws:') || !match) throw new ConfigError(`listen URI ${listenUri} is not wss://{namespace}/$hc/{hybrid connection}`);
+  if ((url.protocol !== 'wss:' && url.protocol !== 'ws:') || !match)
+    throw new ConfigError(`listen URI ${listenUri} is not wss://{namespace}/$hc/{hybrid connection}`);
   return decodeURIComponent(match[1]!);
 }
 
@@ -340,6 +391,7 @@ class RequestTooLargeError extends EmfleetError {
  */
 function dropResponseCloseListeners(socket: HycoWebSocket): void {
   for (const listener of socket.listeners('close')) {
-    if ((listener as { name?: string }).name === 'onServerResponseClose') socket.removeListener('close', listener as () => void);
+    if ((listener as { name?: string }).name === 'onServerResponseClose')
+      socket.removeListener('close', listener as () => void);
   }
 }

@@ -2,7 +2,13 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { environmentExits, errorText, readableText, scriptArguments, windowsPowerShellPath } from './appliers/powershell.js';
+import {
+  environmentExits,
+  errorText,
+  readableText,
+  scriptArguments,
+  windowsPowerShellPath,
+} from './appliers/powershell.js';
 
 /*
  * The agent's logs where Exchange admins look (docs/agent.md, "Logs"): every event as a JSON line
@@ -61,7 +67,11 @@ const outcomeEvents: Partial<Record<string, { name: EventLogName; type: EventLog
  * Which log lines go to the event log, with which id and type, and the text an admin reads in
  * Event Viewer (pure). Routine lines (status checks, every AlreadyApplied) stay in the file only.
  */
-export function eventLogEntry(level: LogLevel, event: string, fields: Record<string, unknown>): EventLogEntry | undefined {
+export function eventLogEntry(
+  level: LogLevel,
+  event: string,
+  fields: Record<string, unknown>,
+): EventLogEntry | undefined {
   let name: EventLogName;
   let type = typeOf[level];
   if (event === 'MitigationOutcome') {
@@ -74,7 +84,9 @@ export function eventLogEntry(level: LogLevel, event: string, fields: Record<str
   } else {
     return undefined;
   }
-  const details = Object.entries(fields).map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  const details = Object.entries(fields).map(
+    ([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`,
+  );
   // The event log caps a message at 31,839 characters; the file has everything.
   return { id: eventIds[name], type, message: [name, ...details].join('\r\n').slice(0, 30_000) };
 }
@@ -98,20 +110,25 @@ export function eventLogProcess(): { executable: string; args: string[] } {
 }
 
 /** The sink writing through eventLogProcess(); executable and args replace it in tests. */
-export function windowsEventLog(options: { executable?: string; args?: readonly string[]; onError?: (message: string) => void } = {}): EventLogSink {
+export function windowsEventLog(
+  options: { executable?: string; args?: readonly string[]; onError?: (message: string) => void } = {},
+): EventLogSink {
   const executable = options.executable ?? eventLogProcess().executable;
   const args = options.args ?? eventLogProcess().args;
   let child: ChildProcessWithoutNullStreams | undefined;
   const start = (): ChildProcessWithoutNullStreams => {
     const started = spawn(executable, [...args], { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     started.on('error', (error) => options.onError?.(`cannot write to the event log: ${error.message}`));
-    started.stderr.on('data', (chunk: Buffer) => options.onError?.(`event log: ${errorText(readableText(chunk))}`));
+    started.stderr.on('data', (chunk: Buffer) =>
+      options.onError?.(`event log: ${errorText(readableText(chunk))}`),
+    );
     started.stdin.on('error', () => undefined);
     started.on('exit', (code) => {
       if (child === started) child = undefined;
       // The script's environment checks (Constrained Language mode, a 32-bit process) say why it stopped.
       const environment = code === null ? undefined : environmentExits[code];
-      if (environment) options.onError?.(`cannot write to the event log (${environment.code}): ${environment.message}`);
+      if (environment)
+        options.onError?.(`cannot write to the event log (${environment.code}): ${environment.message}`);
     });
     // The agent's stop must not wait for it.
     started.unref();
@@ -121,7 +138,12 @@ export function windowsEventLog(options: { executable?: string; args?: readonly 
     write(entry) {
       child ??= start();
       // ASCII JSON: PowerShell reads standard input in the console's code page.
-      child.stdin.write(JSON.stringify(entry).replace(/[\u007f-\uffff]/g, (character) => '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0')) + '\n');
+      child.stdin.write(
+        JSON.stringify(entry).replace(
+          /[\u007f-\uffff]/g,
+          (character) => '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0'),
+        ) + '\n',
+      );
     },
     close() {
       child?.stdin.end();
@@ -143,14 +165,18 @@ export const defaultLogFiles: RotatingFileOptions = { maxBytes: 10 * 1024 * 1024
  * Appends lines to {directory}/agent.log synchronously (a line is on disk before the next step, and
  * the last lines before a crash are kept), rotating at maxBytes.
  */
-export function rotatingFile(directory: string, options: RotatingFileOptions = defaultLogFiles): { write(line: string): void; readonly file: string } {
+export function rotatingFile(
+  directory: string,
+  options: RotatingFileOptions = defaultLogFiles,
+): { write(line: string): void; readonly file: string } {
   const file = join(directory, 'agent.log');
   mkdirSync(directory, { recursive: true });
   let size = statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   const rotate = (): void => {
     rmSync(`${file}.${options.keep - 1}`, { force: true });
     for (let index = options.keep - 2; index >= 1; index--) {
-      if (statSync(`${file}.${index}`, { throwIfNoEntry: false })) renameSync(`${file}.${index}`, `${file}.${index + 1}`);
+      if (statSync(`${file}.${index}`, { throwIfNoEntry: false }))
+        renameSync(`${file}.${index}`, `${file}.${index + 1}`);
     }
     if (options.keep > 1) renameSync(file, `${file}.1`);
     else rmSync(file, { force: true });
@@ -171,13 +197,25 @@ export function rotatingFile(directory: string, options: RotatingFileOptions = d
  * The agent's logger: each event as a JSON line to the file (and to `echo`, e.g. the console when
  * run by hand), the important ones to the event log as well.
  */
-export function agentLogger(sinks: { file: { write(line: string): void }; eventLog: EventLogSink; echo?: (line: string) => void; now?: () => Date }): Logger {
-  const emit = (level: LogLevel) => (event: string, fields: Record<string, unknown> = {}) => {
-    const line = JSON.stringify({ time: (sinks.now?.() ?? new Date()).toISOString(), level, event, ...fields });
-    sinks.file.write(line);
-    sinks.echo?.(line);
-    const entry = eventLogEntry(level, event, fields);
-    if (entry) sinks.eventLog.write(entry);
-  };
+export function agentLogger(sinks: {
+  file: { write(line: string): void };
+  eventLog: EventLogSink;
+  echo?: (line: string) => void;
+  now?: () => Date;
+}): Logger {
+  const emit =
+    (level: LogLevel) =>
+    (event: string, fields: Record<string, unknown> = {}) => {
+      const line = JSON.stringify({
+        time: (sinks.now?.() ?? new Date()).toISOString(),
+        level,
+        event,
+        ...fields,
+      });
+      sinks.file.write(line);
+      sinks.echo?.(line);
+      const entry = eventLogEntry(level, event, fields);
+      if (entry) sinks.eventLog.write(entry);
+    };
   return { info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

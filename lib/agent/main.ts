@@ -18,17 +18,26 @@ const processIo: AgentIo = {
 
 export async function agentMain(argv: readonly string[], io: AgentIo = processIo): Promise<number> {
   let exitCode = 0;
-  const output = { writeOut: (text: string) => io.stdout(text.trimEnd()), writeErr: (text: string) => io.stderr(text.trimEnd()) };
+  const output = {
+    writeOut: (text: string) => io.stdout(text.trimEnd()),
+    writeErr: (text: string) => io.stderr(text.trimEnd()),
+  };
   const program = new Command('emfleet-agent')
-    .description('the emfleet agent: `emfleet-agent --config agent.json` runs it; `emfleet-agent restore-all --config agent.json` undoes every mitigation it applied')
+    .description(
+      'the emfleet agent: `emfleet-agent --config agent.json` runs it; `emfleet-agent restore-all --config agent.json` undoes every mitigation it applied',
+    )
     .version(emfleetVersion, '--version', 'print the agent version')
     .exitOverride()
     .configureOutput(output);
   // Running is the default command, so `emfleet-agent --config agent.json` is all the scheduled task says.
-  program.addCommand(agentCommand(io).name('run').exitOverride().configureOutput(output), { isDefault: true });
+  program.addCommand(agentCommand(io).name('run').exitOverride().configureOutput(output), {
+    isDefault: true,
+  });
   program.addCommand(
     new Command('restore-all')
-      .description('with the agent stopped: put back everything every journaled mitigation changed, and empty the journal (Install-EmfleetAgent.ps1 -Uninstall runs it)')
+      .description(
+        'with the agent stopped: put back everything every journaled mitigation changed, and empty the journal (Install-EmfleetAgent.ps1 -Uninstall runs it)',
+      )
       .requiredOption('--config <agent.json>', 'the agent configuration')
       .exitOverride()
       .configureOutput(output)
@@ -48,7 +57,9 @@ export async function agentMain(argv: readonly string[], io: AgentIo = processIo
       io.stderr(`emfleet-agent: ${error.message}`);
       return 2;
     }
-    io.stderr(`emfleet-agent: ${error instanceof EmfleetError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`);
+    io.stderr(
+      `emfleet-agent: ${error instanceof EmfleetError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`,
+    );
     return 1;
   }
 }

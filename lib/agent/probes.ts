@@ -89,8 +89,16 @@ export class Prober {
 
   constructor(options: ProberOptions) {
     const url = new URL(options.baseUrl);
-    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      throw new TypeError(`probe base URL must be http(s)://host[:port][/prefix] without query or credentials, got ${options.baseUrl}`);
+    if (
+      (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== '' ||
+      url.password !== ''
+    ) {
+      throw new TypeError(
+        `probe base URL must be http(s)://host[:port][/prefix] without query or credentials, got ${options.baseUrl}`,
+      );
     }
     this.#url = url;
     this.baseUrl = options.baseUrl;
@@ -126,13 +134,23 @@ export class Prober {
     const deadline = Date.now() + this.#roundDeadlineInMs;
     return mapWithConcurrency(requests, this.#concurrency, (request) => {
       const left = deadline - Date.now();
-      if (left <= 0) return Promise.resolve({ kind: 'timeout', detail: `not sent: the probe round's ${this.#roundDeadlineInMs} ms deadline passed` } as const);
+      if (left <= 0)
+        return Promise.resolve({
+          kind: 'timeout',
+          detail: `not sent: the probe round's ${this.#roundDeadlineInMs} ms deadline passed`,
+        } as const);
       // Cut short by the round, the answer says so: the request's own timeout did not pass.
-      return left < this.#timeoutInMs ? this.send(request, left, `timeout: the probe round's ${this.#roundDeadlineInMs} ms deadline passed`) : this.send(request);
+      return left < this.#timeoutInMs
+        ? this.send(request, left, `timeout: the probe round's ${this.#roundDeadlineInMs} ms deadline passed`)
+        : this.send(request);
     });
   }
 
-  send(request: ProbeRequest, timeoutInMs = this.#timeoutInMs, timeoutDetail = `timeout after ${timeoutInMs} ms`): Promise<ProbeAnswer> {
+  send(
+    request: ProbeRequest,
+    timeoutInMs = this.#timeoutInMs,
+    timeoutDetail = `timeout after ${timeoutInMs} ms`,
+  ): Promise<ProbeAnswer> {
     const url = this.#url;
     const prefix = url.pathname.replace(/\/+$/, '');
     const headers: Record<string, string> = { 'user-agent': 'emfleet-agent-probe' };
@@ -181,8 +199,10 @@ export class Prober {
   }
 
   #certificateRefusal(certificate: PeerCertificate): string | undefined {
-    if (!certificate || Object.keys(certificate).length === 0) return 'certificate: the server presented none';
-    if (this.#acceptedNames.some((name) => checkServerIdentity(name, certificate) === undefined)) return undefined;
+    if (!certificate || Object.keys(certificate).length === 0)
+      return 'certificate: the server presented none';
+    if (this.#acceptedNames.some((name) => checkServerIdentity(name, certificate) === undefined))
+      return undefined;
     const names = certificate.subjectaltname ?? `CN=${certificate.subject?.CN ?? '?'}`;
     return `certificate for ${names}, not this server (${this.#acceptedNames.join(', ')})`;
   }
@@ -207,7 +227,10 @@ function classifyError(error: NodeJS.ErrnoException): ProbeAnswer {
     case 'EMFLEET_CERT_NAME':
       return { kind: 'failed', detail: error.message };
   }
-  if (error.code?.startsWith('ERR_TLS') || /certificate|self[- ]signed|UNABLE_TO|CERT_/i.test(`${error.code ?? ''} ${error.message}`)) {
+  if (
+    error.code?.startsWith('ERR_TLS') ||
+    /certificate|self[- ]signed|UNABLE_TO|CERT_/i.test(`${error.code ?? ''} ${error.message}`)
+  ) {
     return { kind: 'failed', detail: `certificate: ${error.message}` };
   }
   return { kind: 'failed', detail: error.message || String(error.code) };

@@ -26,10 +26,23 @@ export async function restoreAll(config: AgentConfig, logger: Logger): Promise<R
       for (const prior of [...entry.priors].reverse()) await applier.restore(prior);
       await journal.drop(entry.mitigationId);
       restored.push(entry.mitigationId);
-      logger.info('MitigationOutcome', { mitigationId: entry.mitigationId, operation: 'uninstall', outcome: 'Removed', detail: entry.adopted ? 'adopted change removed' : 'prior state restored' });
+      logger.info('MitigationOutcome', {
+        mitigationId: entry.mitigationId,
+        operation: 'uninstall',
+        outcome: 'Removed',
+        detail: entry.adopted ? 'adopted change removed' : 'prior state restored',
+      });
     } catch (error) {
-      failed.push({ mitigationId: entry.mitigationId, error: error instanceof Error ? error.message : String(error) });
-      logger.error('MitigationOutcome', { mitigationId: entry.mitigationId, operation: 'uninstall', outcome: 'Failed', detail: error instanceof Error ? error.message : String(error) });
+      failed.push({
+        mitigationId: entry.mitigationId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      logger.error('MitigationOutcome', {
+        mitigationId: entry.mitigationId,
+        operation: 'uninstall',
+        outcome: 'Failed',
+        detail: error instanceof Error ? error.message : String(error),
+      });
     }
   }
   return { restored: restored.sort(), failed };

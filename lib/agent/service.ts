@@ -20,7 +20,17 @@ import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
 import { describeMark, isRollback } from '../package/freshness.js';
 import { absentPriors, adoptedDetail } from './adoption.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
-import { clip, customResponseStatus, describeChange, downAsDeclared, endpointName, judgeEffectiveness, newlyUnhealthy, probesFor, type HealthChange } from './checks.js';
+import {
+  clip,
+  customResponseStatus,
+  describeChange,
+  downAsDeclared,
+  endpointName,
+  judgeEffectiveness,
+  newlyUnhealthy,
+  probesFor,
+  type HealthChange,
+} from './checks.js';
 import { priorTarget, type Journal, type JournalEntry } from './journal.js';
 import { ruleFingerprint } from './rules.js';
 import type { DetectedBuild } from './build-detect.js';
@@ -85,7 +95,11 @@ export class AgentService {
 
   /** What every reply carries, so the cloud keeps the Servers row in step (build, agent version, time). */
   facts(): { build: string; agentVersion: string; time: string } {
-    return { build: this.#identity.build, agentVersion: this.#identity.agentVersion, time: (this.#options.now?.() ?? new Date()).toISOString() };
+    return {
+      build: this.#identity.build,
+      agentVersion: this.#identity.agentVersion,
+      time: (this.#options.now?.() ?? new Date()).toISOString(),
+    };
   }
 
   /**
@@ -98,11 +112,20 @@ export class AgentService {
     this.#detecting ??= detect()
       .then((detected) => {
         if (detected.build === undefined) {
-          this.#options.logger.warn('BuildNotDetected', { server: this.#identity.server, problem: detected.problem, keeping: this.#identity.build });
+          this.#options.logger.warn('BuildNotDetected', {
+            server: this.#identity.server,
+            problem: detected.problem,
+            keeping: this.#identity.build,
+          });
           return;
         }
         if (detected.build === this.#identity.build) return;
-        this.#options.logger.warn('ExchangeBuildChanged', { server: this.#identity.server, from: this.#identity.build, to: detected.build, source: detected.source });
+        this.#options.logger.warn('ExchangeBuildChanged', {
+          server: this.#identity.server,
+          from: this.#identity.build,
+          to: detected.build,
+          source: detected.source,
+        });
         this.#identity = { ...this.#identity, build: detected.build };
         this.#build = parseBuild(detected.build);
       })
@@ -121,11 +144,20 @@ export class AgentService {
       case agentPaths.status:
         if (method !== 'GET') return notAllowed(method, route);
         await this.refreshBuild();
-        return json(200, new URLSearchParams(request.path.split('?')[1] ?? '').get('verify') === 'true' ? await this.verifiedStatus() : this.status());
+        return json(
+          200,
+          new URLSearchParams(request.path.split('?')[1] ?? '').get('verify') === 'true'
+            ? await this.verifiedStatus()
+            : this.status(),
+        );
       case agentPaths.apply:
-        return method === 'POST' ? this.#startOperation(request, applyRequest, (body) => this.#apply(body)) : notAllowed(method, route);
+        return method === 'POST'
+          ? this.#startOperation(request, applyRequest, (body) => this.#apply(body))
+          : notAllowed(method, route);
       case agentPaths.remove:
-        return method === 'POST' ? this.#startOperation(request, removeRequest, (body) => this.#remove(body)) : notAllowed(method, route);
+        return method === 'POST'
+          ? this.#startOperation(request, removeRequest, (body) => this.#remove(body))
+          : notAllowed(method, route);
       default:
         return json(404, { error: 'NotFound', detail: `no such agent path ${request.path}` });
     }
@@ -136,10 +168,16 @@ export class AgentService {
     return {
       ...this.#identity,
       time: this.facts().time,
-      applied: entries.filter((entry) => entry.state === 'applied').map((entry) => entry.mitigationId).sort(),
+      applied: entries
+        .filter((entry) => entry.state === 'applied')
+        .map((entry) => entry.mitigationId)
+        .sort(),
       blocked: [],
       drifted: [],
-      journal: { entries: entries.length, pending: entries.filter((entry) => entry.state !== 'applied').length },
+      journal: {
+        entries: entries.length,
+        pending: entries.filter((entry) => entry.state !== 'applied').length,
+      },
       operations: [...this.#operations.values()].map((operation) => operation.reply),
     };
   }
@@ -158,10 +196,15 @@ export class AgentService {
       return base;
     }
     const drifted: string[] = [];
-    for (const entry of this.#options.journal.entries().filter((candidate) => candidate.state === 'applied')) {
+    for (const entry of this.#options.journal
+      .entries()
+      .filter((candidate) => candidate.state === 'applied')) {
       const inPlace = await allApplied(this.#options.applier, entry.actions).catch((error: unknown) => {
         // A check that cannot run says nothing about the server: keep reporting what the journal says.
-        this.#options.logger.warn('StatusCheckFailed', { mitigationId: entry.mitigationId, error: errorText(error) });
+        this.#options.logger.warn('StatusCheckFailed', {
+          mitigationId: entry.mitigationId,
+          error: errorText(error),
+        });
         return true;
       });
       if (!inPlace) drifted.push(entry.mitigationId);
@@ -173,11 +216,19 @@ export class AgentService {
   #ping(request: AgentRequest): AgentResponse {
     const parsed = parseBody(request.body, pingRequest, true);
     if (!parsed.ok) return parsed.response;
-    const reply: PingReply = { ...this.#identity, time: this.facts().time, ...(parsed.value.nonce === undefined ? {} : { nonce: parsed.value.nonce }) };
+    const reply: PingReply = {
+      ...this.#identity,
+      time: this.facts().time,
+      ...(parsed.value.nonce === undefined ? {} : { nonce: parsed.value.nonce }),
+    };
     return json(200, reply);
   }
 
-  async #startOperation<T extends { operationId: string }>(request: AgentRequest, schema: z.ZodType<T>, work: (body: T) => Promise<Record<string, MitigationOutcome>>): Promise<AgentResponse> {
+  async #startOperation<T extends { operationId: string }>(
+    request: AgentRequest,
+    schema: z.ZodType<T>,
+    work: (body: T) => Promise<Record<string, MitigationOutcome>>,
+  ): Promise<AgentResponse> {
     const parsed = parseBody(request.body, schema, false);
     if (!parsed.ok) return parsed.response;
     const { operationId } = parsed.value;
@@ -186,8 +237,19 @@ export class AgentService {
       const reply: OperationReply = { operationId, status: 'InProgress', outcomes: {} };
       const done = this.#serially(async () => {
         const outcomes = await work(parsed.value).catch((error: unknown) => {
-          this.#options.logger.error('OperationFailed', { operationId, error: error instanceof Error ? error.message : String(error) });
-          return Object.fromEntries(idsOf(parsed.value).map((id) => [id, { outcome: 'Failed' as const, detail: `agent error: ${error instanceof Error ? error.message : String(error)}` }]));
+          this.#options.logger.error('OperationFailed', {
+            operationId,
+            error: error instanceof Error ? error.message : String(error),
+          });
+          return Object.fromEntries(
+            idsOf(parsed.value).map((id) => [
+              id,
+              {
+                outcome: 'Failed' as const,
+                detail: `agent error: ${error instanceof Error ? error.message : String(error)}`,
+              },
+            ]),
+          );
         });
         const finished: OperationReply = { operationId, status: 'Completed', outcomes };
         this.#operations.set(operationId, { reply: finished, done: Promise.resolve(finished) });
@@ -197,9 +259,13 @@ export class AgentService {
       this.#operations.set(operationId, operation);
       this.#forgetOldOperations();
     }
-    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), this.#options.replyWithinMs ?? 20_000).unref());
+    const timeout = new Promise<undefined>((resolve) =>
+      setTimeout(() => resolve(undefined), this.#options.replyWithinMs ?? 20_000).unref(),
+    );
     const finished = await Promise.race([operation.done, timeout]);
-    return finished ? json(200, { ...finished, ...this.facts() }) : json(202, { ...operation.reply, ...this.facts() });
+    return finished
+      ? json(200, { ...finished, ...this.facts() })
+      : json(202, { ...operation.reply, ...this.facts() });
   }
 
   /**
@@ -212,7 +278,10 @@ export class AgentService {
       if (pending.length === 0) return { repaired: [], failed: [] };
       const setup = await this.#setupRunning();
       if (setup) {
-        this.#options.logger.warn('JournalRepairPaused', { reason: setup, mitigationIds: pending.map((entry) => entry.mitigationId) });
+        this.#options.logger.warn('JournalRepairPaused', {
+          reason: setup,
+          mitigationIds: pending.map((entry) => entry.mitigationId),
+        });
         return { repaired: [], failed: pending.map((entry) => entry.mitigationId) };
       }
       return this.#options.journal.repair(this.#options.applier, this.#options.logger);
@@ -223,7 +292,9 @@ export class AgentService {
   async #setupRunning(): Promise<string | undefined> {
     try {
       const setup = await this.#options.applier.exchangeSetupRunning();
-      return setup === undefined ? undefined : `Exchange setup is running (${setup}); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates`;
+      return setup === undefined
+        ? undefined
+        : `Exchange setup is running (${setup}); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates`;
     } catch (error) {
       this.#options.logger.warn('SetupCheckFailed', { error: errorText(error) });
       return undefined;
@@ -247,23 +318,54 @@ export class AgentService {
     const { logger, trust } = this.#options;
     const failAll = (detail: string): Record<string, MitigationOutcome> =>
       Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Failed' as const, detail }]));
-    const verified = verifyPackageWithAny(Buffer.from(request.packageBase64, 'base64'), trust, this.#options.now ? { now: this.#options.now() } : {});
+    const verified = verifyPackageWithAny(
+      Buffer.from(request.packageBase64, 'base64'),
+      trust,
+      this.#options.now ? { now: this.#options.now() } : {},
+    );
     if (!verified.ok) {
-      logger.warn('PackageRejected', { operationId: request.operationId, reason: verified.reason, detail: verified.detail, sha256: verified.sha256 });
+      logger.warn('PackageRejected', {
+        operationId: request.operationId,
+        reason: verified.reason,
+        detail: verified.detail,
+        sha256: verified.sha256,
+      });
       return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);
     }
     await this.refreshBuild();
-    if (!this.#build) return failAll(this.#identity.build === '' ? 'this agent could not detect its Exchange build (see its BuildNotDetected log); set "build" in agent.json to override' : `this agent's build "${this.#identity.build}" is not an Exchange build; fix its configuration`);
+    if (!this.#build)
+      return failAll(
+        this.#identity.build === ''
+          ? 'this agent could not detect its Exchange build (see its BuildNotDetected log); set "build" in agent.json to override'
+          : `this agent's build "${this.#identity.build}" is not an Exchange build; fix its configuration`,
+      );
     const stale = await this.#acceptFresh(verified.signer.subject, verified.sha256, verified.package);
     if (stale) {
-      logger.warn('PackageRejected', { operationId: request.operationId, reason: 'Rollback', detail: stale, sha256: verified.sha256 });
+      logger.warn('PackageRejected', {
+        operationId: request.operationId,
+        reason: 'Rollback',
+        detail: stale,
+        sha256: verified.sha256,
+      });
       return failAll(`package rejected by the agent: Rollback: ${stale}`);
     }
     const setup = await this.#setupRunning();
-    if (setup) return Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]));
+    if (setup)
+      return Object.fromEntries(
+        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]),
+      );
     // The agent's own config decides whether a degraded change may stay; a request alone cannot.
-    const onDegraded = request.onDegraded === 'keep' && !this.#options.allowKeepOnDegraded ? 'rollback' : (request.onDegraded ?? defaultOnDegraded);
-    if (onDegraded !== (request.onDegraded ?? defaultOnDegraded)) logger.warn('OnDegradedOverridden', { operationId: request.operationId, requested: request.onDegraded, used: onDegraded, why: 'allowKeepOnDegraded is false in agent.json' });
+    const onDegraded =
+      request.onDegraded === 'keep' && !this.#options.allowKeepOnDegraded
+        ? 'rollback'
+        : (request.onDegraded ?? defaultOnDegraded);
+    if (onDegraded !== (request.onDegraded ?? defaultOnDegraded))
+      logger.warn('OnDegradedOverridden', {
+        operationId: request.operationId,
+        requested: request.onDegraded,
+        used: onDegraded,
+        why: 'allowKeepOnDegraded is false in agent.json',
+      });
     const outcomes: Record<string, MitigationOutcome> = {};
     const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
@@ -271,7 +373,12 @@ export class AgentService {
       outcomes[id] = mitigation
         ? await this.#applyOne(mitigation, request.operationId, onDegraded, health)
         : { outcome: 'Failed', detail: `${id} is not in the signed package (sha256 ${verified.sha256})` };
-      logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'apply', ...outcomes[id] });
+      logger.info('MitigationOutcome', {
+        operationId: request.operationId,
+        mitigationId: id,
+        operation: 'apply',
+        ...outcomes[id],
+      });
     }
     return outcomes;
   }
@@ -281,11 +388,18 @@ export class AgentService {
    * signing time and sequence; an older package is refused, so a holder of the relay's Send right
    * cannot replay an old package to withdraw or undo newer mitigations. Returns why it is refused.
    */
-  async #acceptFresh(feed: string, sha256: string, candidate: { readonly signingTime?: Date; readonly sequence?: number }): Promise<string | undefined> {
+  async #acceptFresh(
+    feed: string,
+    sha256: string,
+    candidate: { readonly signingTime?: Date; readonly sequence?: number },
+  ): Promise<string | undefined> {
     const journal = this.#options.journal;
     const last = journal.lastAccepted(feed);
     if (last?.sha256 === sha256) return undefined;
-    const lastMark = { ...(last?.signingTime ? { signingTime: new Date(last.signingTime) } : {}), ...(last?.sequence === undefined ? {} : { sequence: last.sequence }) };
+    const lastMark = {
+      ...(last?.signingTime ? { signingTime: new Date(last.signingTime) } : {}),
+      ...(last?.sequence === undefined ? {} : { sequence: last.sequence }),
+    };
     if (last && isRollback(candidate, lastMark)) {
       return `this agent already accepted a newer package from ${feed} (${describeMark(lastMark)}, sha256 ${last.sha256}); this one is ${describeMark(candidate)}`;
     }
@@ -298,15 +412,29 @@ export class AgentService {
     return undefined;
   }
 
-  async #applyOne(mitigation: Mitigation, operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
+  async #applyOne(
+    mitigation: Mitigation,
+    operationId: string,
+    onDegraded: OnDegraded,
+    health: HealthTracker,
+  ): Promise<MitigationOutcome> {
     const applicability = evaluateApplicability(mitigation.applicability, this.#build!);
     if (applicability !== 'Applies') {
-      return { outcome: 'NotApplicable', detail: `build ${this.#identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}` };
+      return {
+        outcome: 'NotApplicable',
+        detail: `build ${this.#identity.build} ${applicability === 'Fixed' ? 'includes the fix' : 'is outside the ranges'} of ${mitigation.id}`,
+      };
     }
     const unsupported = mitigation.actions.find((action) => action.kind === 'Unsupported');
     if (unsupported) return { outcome: 'Unsupported', detail: unsupported.why };
     try {
-      return await this.#change(mitigation.id, mitigation.actions as ApplicableAction[], operationId, onDegraded, health);
+      return await this.#change(
+        mitigation.id,
+        mitigation.actions as ApplicableAction[],
+        operationId,
+        onDegraded,
+        health,
+      );
     } catch (error) {
       return { outcome: 'Failed', detail: errorText(error) };
     }
@@ -321,18 +449,35 @@ export class AgentService {
    * A mitigation this agent applied before keeps its original prior state, so reapplying after
    * drift and removing later still restore what was there before emfleet.
    */
-  async #change(mitigationId: string, actions: ApplicableAction[], operationId: string, onDegraded: OnDegraded, health: HealthTracker): Promise<MitigationOutcome> {
+  async #change(
+    mitigationId: string,
+    actions: ApplicableAction[],
+    operationId: string,
+    onDegraded: OnDegraded,
+    health: HealthTracker,
+  ): Promise<MitigationOutcome> {
     const { applier, journal } = this.#options;
     let existing = journal.get(mitigationId);
     const same = existing?.state === 'applied' && sameActions(existing.actions, actions);
     const inPlace = await allApplied(applier, actions);
-    if (inPlace && same) return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing!.operationId}` };
+    if (inPlace && same)
+      return { outcome: 'AlreadyApplied', detail: `applied by operation ${existing!.operationId}` };
     const changes = actions.some((action) => action.kind !== 'DoNothing');
     if (inPlace && !existing && changes) {
       const shared = await this.#sharedPriors(mitigationId, actions);
       if (shared) {
-        await journal.put({ mitigationId, operationId, state: 'applied', actions, priors: shared.priors, at: new Date().toISOString() });
-        return { outcome: 'AlreadyApplied', detail: `already in place: ${shared.holders.join(', ')} made the same change; it is put back only when no mitigation needs it` };
+        await journal.put({
+          mitigationId,
+          operationId,
+          state: 'applied',
+          actions,
+          priors: shared.priors,
+          at: new Date().toISOString(),
+        });
+        return {
+          outcome: 'AlreadyApplied',
+          detail: `already in place: ${shared.holders.join(', ')} made the same change; it is put back only when no mitigation needs it`,
+        };
       }
       return this.#adopt(mitigationId, actions, operationId);
     }
@@ -347,22 +492,49 @@ export class AgentService {
       existing = undefined;
     }
     const priors = existing ? existing.priors : await this.#capture(mitigationId, actions, carried, warnings);
-    const applying: JournalEntry = { mitigationId, operationId, state: 'applying', actions, priors, at: new Date().toISOString() };
+    const applying: JournalEntry = {
+      mitigationId,
+      operationId,
+      state: 'applying',
+      actions,
+      priors,
+      at: new Date().toISOString(),
+    };
     await journal.put(applying);
     const notInForce: string[] = [];
     try {
-      if (priors.some((prior) => prior.kind === 'HealthManager')) warnings.push(...(await holdHealthManager(applier)));
+      if (priors.some((prior) => prior.kind === 'HealthManager'))
+        warnings.push(...(await holdHealthManager(applier)));
       for (const action of actions) notInForce.push(...(await applier.apply(action)).notInForce);
     } catch (error) {
       try {
         warnings.push(...(await journal.undo(applying, applier)));
       } catch (restoreError) {
-        return { outcome: 'Failed', detail: outcomeDetail(`${errorText(error)}; restoring the prior state failed too (${errorText(restoreError)}); the journal keeps it and the agent retries`, ...warnings) };
+        return {
+          outcome: 'Failed',
+          detail: outcomeDetail(
+            `${errorText(error)}; restoring the prior state failed too (${errorText(restoreError)}); the journal keeps it and the agent retries`,
+            ...warnings,
+          ),
+        };
       }
       // After drift, the prior state is what was there before emfleet: the mitigation is no longer applied.
-      return { outcome: 'Failed', detail: outcomeDetail(`${errorText(error)}; prior state restored${existing ? `; ${mitigationId} is no longer applied (it had drifted and could not be applied again)` : ''}`, ...warnings) };
+      return {
+        outcome: 'Failed',
+        detail: outcomeDetail(
+          `${errorText(error)}; prior state restored${existing ? `; ${mitigationId} is no longer applied (it had drifted and could not be applied again)` : ''}`,
+          ...warnings,
+        ),
+      };
     }
-    const applied: JournalEntry = { mitigationId, operationId, state: 'applied', actions, priors, at: new Date().toISOString() };
+    const applied: JournalEntry = {
+      mitigationId,
+      operationId,
+      state: 'applied',
+      actions,
+      priors,
+      at: new Date().toISOString(),
+    };
     await journal.put(applied);
     const done = [actions.map(describeAction).join('; '), ...warnings].join('; ');
     if (!changes) return { outcome: 'Applied', detail: done };
@@ -374,23 +546,57 @@ export class AgentService {
     const missed = [...notInForce.map((where) => `rule not in force at ${where}`), ...proof.missed];
     if (degraded.length === 0) {
       return missed.length > 0
-        ? { outcome: 'Ineffective', detail: outcomeDetail(done, `ineffective: ${missed.join('; ')}`, 'the rule stays (it harms nothing); it does not protect against these requests') }
+        ? {
+            outcome: 'Ineffective',
+            detail: outcomeDetail(
+              done,
+              `ineffective: ${missed.join('; ')}`,
+              'the rule stays (it harms nothing); it does not protect against these requests',
+            ),
+          }
         : { outcome: 'Applied', detail: outcomeDetail(done, ...proof.notes) };
     }
-    const found = [`degraded: ${degraded.join('; ')}`, ...(missed.length > 0 ? [`also ineffective: ${missed.join('; ')}`] : [])];
+    const found = [
+      `degraded: ${degraded.join('; ')}`,
+      ...(missed.length > 0 ? [`also ineffective: ${missed.join('; ')}`] : []),
+    ];
     if (onDegraded === 'keep') {
-      return { outcome: 'Degraded', detail: outcomeDetail(done, ...found, 'kept (policy onDegraded=keep)'), ...(endpoints.length > 0 ? { endpoints } : {}) };
+      return {
+        outcome: 'Degraded',
+        detail: outcomeDetail(done, ...found, 'kept (policy onDegraded=keep)'),
+        ...(endpoints.length > 0 ? { endpoints } : {}),
+      };
     }
     const rollbackWarnings: string[] = [];
     try {
       rollbackWarnings.push(...(await journal.undo(applied, applier)));
     } catch (error) {
-      return { outcome: 'Failed', detail: outcomeDetail(done, ...found, `rolling back failed (${errorText(error)}); the journal keeps the prior state and the agent retries`), ...(endpoints.length > 0 ? { endpoints } : {}) };
+      return {
+        outcome: 'Failed',
+        detail: outcomeDetail(
+          done,
+          ...found,
+          `rolling back failed (${errorText(error)}); the journal keeps the prior state and the agent retries`,
+        ),
+        ...(endpoints.length > 0 ? { endpoints } : {}),
+      };
     }
     const afterRollback = await health.refresh();
     const stillDown = newlyUnhealthy(before, afterRollback);
-    const recovery = stillDown.length === 0 ? 'every endpoint healthy as before' : `still down: ${stillDown.map((change) => describeChange(change, 'rollback')).join('; ')}`;
-    return { outcome: 'RolledBack', detail: outcomeDetail(done, ...found, `rolled back to the prior state (policy onDegraded=rollback); ${recovery}`, ...rollbackWarnings), ...(endpoints.length > 0 ? { endpoints } : {}) };
+    const recovery =
+      stillDown.length === 0
+        ? 'every endpoint healthy as before'
+        : `still down: ${stillDown.map((change) => describeChange(change, 'rollback')).join('; ')}`;
+    return {
+      outcome: 'RolledBack',
+      detail: outcomeDetail(
+        done,
+        ...found,
+        `rolled back to the prior state (policy onDegraded=rollback); ${recovery}`,
+        ...rollbackWarnings,
+      ),
+      ...(endpoints.length > 0 ? { endpoints } : {}),
+    };
   }
 
   /**
@@ -398,15 +604,25 @@ export class AgentService {
    * two mitigations stop; the Health Manager every pool or service mitigation holds) takes that
    * entry's prior: it is what was there before emfleet, and the last holder to go restores it.
    */
-  async #capture(mitigationId: string, actions: readonly ApplicableAction[], carried: readonly PriorState[], warnings: string[]): Promise<PriorState[]> {
+  async #capture(
+    mitigationId: string,
+    actions: readonly ApplicableAction[],
+    carried: readonly PriorState[],
+    warnings: string[],
+  ): Promise<PriorState[]> {
     const { applier, journal } = this.#options;
-    const known = (prior: PriorState): PriorState => carried.find((candidate) => priorTarget(candidate) === priorTarget(prior)) ?? journal.heldElsewhere(prior, mitigationId) ?? prior;
+    const known = (prior: PriorState): PriorState =>
+      carried.find((candidate) => priorTarget(candidate) === priorTarget(prior)) ??
+      journal.heldElsewhere(prior, mitigationId) ??
+      prior;
     const priors: PriorState[] = [];
     if (actions.some(holdsHealthManager)) {
       try {
         priors.push(known(await applier.captureHealthManager()));
       } catch (error) {
-        warnings.push(`warning: the Health Manager could not be read (${errorText(error)}), so it is not held stopped; Managed Availability may start again what this mitigation stops`);
+        warnings.push(
+          `warning: the Health Manager could not be read (${errorText(error)}), so it is not held stopped; Managed Availability may start again what this mitigation stops`,
+        );
       }
     }
     for (const action of actions) priors.push(known(await applier.capture(action)));
@@ -414,7 +630,10 @@ export class AgentService {
   }
 
   /** When every change of the actions is one other mitigations of this agent made: their priors and names. */
-  async #sharedPriors(mitigationId: string, actions: readonly ApplicableAction[]): Promise<{ priors: PriorState[]; holders: string[] } | undefined> {
+  async #sharedPriors(
+    mitigationId: string,
+    actions: readonly ApplicableAction[],
+  ): Promise<{ priors: PriorState[]; holders: string[] } | undefined> {
     const { applier, journal } = this.#options;
     const priors: PriorState[] = [];
     const holders = new Set<string>();
@@ -425,7 +644,14 @@ export class AgentService {
     }
     for (const action of changing) {
       const fresh = await applier.capture(action);
-      const holder = journal.entries().find((entry) => entry.mitigationId !== mitigationId && entry.state === 'applied' && entry.priors.some((prior) => priorTarget(prior) === priorTarget(fresh)));
+      const holder = journal
+        .entries()
+        .find(
+          (entry) =>
+            entry.mitigationId !== mitigationId &&
+            entry.state === 'applied' &&
+            entry.priors.some((prior) => priorTarget(prior) === priorTarget(fresh)),
+        );
       if (!holder) return undefined;
       holders.add(holder.mitigationId);
       priors.push(journal.heldElsewhere(fresh, mitigationId)!);
@@ -434,33 +660,65 @@ export class AgentService {
   }
 
   /** A change found in place is journaled as found and reported as applied (lib/agent/adoption.ts). */
-  async #adopt(mitigationId: string, actions: ApplicableAction[], operationId: string): Promise<MitigationOutcome> {
+  async #adopt(
+    mitigationId: string,
+    actions: ApplicableAction[],
+    operationId: string,
+  ): Promise<MitigationOutcome> {
     const priors = await absentPriors(this.#options.applier, actions);
-    await this.#options.journal.put({ mitigationId, operationId, state: 'applied', actions, priors, adopted: true, at: new Date().toISOString() });
-    this.#options.logger.info('MitigationAdopted', { operationId, mitigationId, actions: actions.map(describeAction) });
+    await this.#options.journal.put({
+      mitigationId,
+      operationId,
+      state: 'applied',
+      actions,
+      priors,
+      adopted: true,
+      at: new Date().toISOString(),
+    });
+    this.#options.logger.info('MitigationAdopted', {
+      operationId,
+      mitigationId,
+      actions: actions.map(describeAction),
+    });
     return { outcome: 'AlreadyApplied', detail: adoptedDetail };
   }
 
   /** After a change: the health probes, and each rewrite rule's probes. */
-  async #prove(mitigationId: string, actions: readonly ApplicableAction[], before: readonly EndpointHealth[], health: HealthTracker): Promise<{ wentDown: HealthChange[]; harmed: string[]; missed: string[]; notes: string[] }> {
+  async #prove(
+    mitigationId: string,
+    actions: readonly ApplicableAction[],
+    before: readonly EndpointHealth[],
+    health: HealthTracker,
+  ): Promise<{ wentDown: HealthChange[]; harmed: string[]; missed: string[]; notes: string[] }> {
     const expectedDown = actions.flatMap((action) => action.expectedDown ?? []);
     const after = await health.refresh();
     const wentDown = newlyUnhealthy(before, after, expectedDown);
     const declared = downAsDeclared(before, after, expectedDown).map(endpointName);
-    const notes = [`health: ${after.filter((endpoint) => endpoint.healthy).length}/${after.length} endpoints healthy${declared.length > 0 ? `, ${declared.join(', ')} down as declared` : ''}`];
+    const notes = [
+      `health: ${after.filter((endpoint) => endpoint.healthy).length}/${after.length} endpoints healthy${declared.length > 0 ? `, ${declared.join(', ')} down as declared` : ''}`,
+    ];
     const harmed: string[] = [];
     const missed: string[] = [];
     for (const action of actions) {
       if (action.kind !== 'IisUrlRewrite') continue;
       const { probes, source } = probesFor(mitigationId, action.probes);
       if (probes.length === 0) {
-        notes.push(`rule "${action.ruleName}" not proven: no probes in the package and none built in for ${mitigationId}`);
+        notes.push(
+          `rule "${action.ruleName}" not proven: no probes in the package and none built in for ${mitigationId}`,
+        );
         continue;
       }
-      const judged = judgeEffectiveness(probes, await this.#options.prober.sendAll(probes), customResponseStatus(action.ruleXml));
+      const judged = judgeEffectiveness(
+        probes,
+        await this.#options.prober.sendAll(probes),
+        customResponseStatus(action.ruleXml),
+      );
       harmed.push(...judged.harmed);
       missed.push(...judged.missed);
-      notes.push(`rule "${action.ruleName}" checked with ${source} probes: ${judged.blocked}/${judged.mustBlock} must-block blocked, ${judged.passed}/${judged.mustPass} must-pass passed`, ...judged.unproven.map((what) => `unproven: ${what}`));
+      notes.push(
+        `rule "${action.ruleName}" checked with ${source} probes: ${judged.blocked}/${judged.mustBlock} must-block blocked, ${judged.passed}/${judged.mustPass} must-pass passed`,
+        ...judged.unproven.map((what) => `unproven: ${what}`),
+      );
     }
     return { wentDown, harmed, missed, notes };
   }
@@ -468,13 +726,19 @@ export class AgentService {
   async #remove(request: RemoveRequest): Promise<Record<string, MitigationOutcome>> {
     const { applier, journal, logger } = this.#options;
     const setup = await this.#setupRunning();
-    if (setup) return Object.fromEntries(request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]));
+    if (setup)
+      return Object.fromEntries(
+        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]),
+      );
     const outcomes: Record<string, MitigationOutcome> = {};
     const health = new HealthTracker(this.#options.prober);
     for (const id of request.mitigationIds) {
       const entry = journal.get(id);
       if (!entry) {
-        outcomes[id] = { outcome: 'Skipped', detail: `${id} was not applied by this agent; nothing to restore` };
+        outcomes[id] = {
+          outcome: 'Skipped',
+          detail: `${id} was not applied by this agent; nothing to restore`,
+        };
       } else {
         try {
           const changes = entry.actions.some((action) => action.kind !== 'DoNothing');
@@ -485,12 +749,27 @@ export class AgentService {
           outcomes[id] =
             wentDown.length === 0
               ? { outcome: 'Removed', detail: outcomeDetail('prior state restored', ...warnings) }
-              : { outcome: 'Degraded', detail: outcomeDetail(`prior state restored; degraded: ${wentDown.map((change) => describeChange(change, 'removal')).join('; ')}`, ...warnings), endpoints: wentDown.map((change) => change.endpoint) };
+              : {
+                  outcome: 'Degraded',
+                  detail: outcomeDetail(
+                    `prior state restored; degraded: ${wentDown.map((change) => describeChange(change, 'removal')).join('; ')}`,
+                    ...warnings,
+                  ),
+                  endpoints: wentDown.map((change) => change.endpoint),
+                };
         } catch (error) {
-          outcomes[id] = { outcome: 'Failed', detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal` };
+          outcomes[id] = {
+            outcome: 'Failed',
+            detail: `${errorText(error)}; the journal keeps the prior state and the agent retries the removal`,
+          };
         }
       }
-      logger.info('MitigationOutcome', { operationId: request.operationId, mitigationId: id, operation: 'remove', ...outcomes[id] });
+      logger.info('MitigationOutcome', {
+        operationId: request.operationId,
+        mitigationId: id,
+        operation: 'remove',
+        ...outcomes[id],
+      });
     }
     return outcomes;
   }
@@ -534,7 +813,9 @@ async function holdHealthManager(applier: Applier): Promise<string[]> {
     await applier.holdHealthManager();
     return [];
   } catch (error) {
-    return [`warning: the Health Manager could not be held stopped (${errorText(error)}); Managed Availability may start again what this mitigation stops`];
+    return [
+      `warning: the Health Manager could not be held stopped (${errorText(error)}); Managed Availability may start again what this mitigation stops`,
+    ];
   }
 }
 
@@ -551,7 +832,12 @@ function effectOf(action: ApplicableAction): Record<string, unknown> {
     case 'DoNothing':
       return { kind: action.kind };
     case 'IisUrlRewrite':
-      return { kind: action.kind, site: action.site, ruleName: action.ruleName, rule: ruleFingerprint(action.ruleXml) };
+      return {
+        kind: action.kind,
+        site: action.site,
+        ruleName: action.ruleName,
+        rule: ruleFingerprint(action.ruleXml),
+      };
     case 'DisableAppPool':
       return { kind: action.kind, appPool: action.appPool.toLowerCase() };
     case 'DisableService':
@@ -570,7 +856,6 @@ function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value);
 }
-
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -598,7 +883,11 @@ function idsOf(body: { operationId: string }): string[] {
   return 'mitigationIds' in body ? (body as { mitigationIds: string[] }).mitigationIds : [];
 }
 
-function parseBody<T>(body: Buffer, schema: z.ZodType<T>, emptyAllowed: boolean): { ok: true; value: T } | { ok: false; response: AgentResponse } {
+function parseBody<T>(
+  body: Buffer,
+  schema: z.ZodType<T>,
+  emptyAllowed: boolean,
+): { ok: true; value: T } | { ok: false; response: AgentResponse } {
   let payload: unknown;
   try {
     payload = body.length === 0 && emptyAllowed ? {} : JSON.parse(body.toString('utf8'));
@@ -608,7 +897,13 @@ function parseBody<T>(body: Buffer, schema: z.ZodType<T>, emptyAllowed: boolean)
   const parsed = schema.safeParse(payload);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { ok: false, response: json(400, { error: 'BadRequest', detail: `${issue.path.join('.') || 'body'}: ${issue.message}` }) };
+    return {
+      ok: false,
+      response: json(400, {
+        error: 'BadRequest',
+        detail: `${issue.path.join('.') || 'body'}: ${issue.message}`,
+      }),
+    };
   }
   return { ok: true, value: parsed.data };
 }

@@ -44,24 +44,47 @@ export interface SignedRequest {
 export function parseSiteSecret(text: string, where: string): Buffer {
   const trimmed = text.trim();
   const secret = /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : Buffer.alloc(0);
-  if (secret.length < minimumSecretBytes) throw new ConfigError(`${where}: the site secret must be base64 of at least ${minimumSecretBytes} random bytes`);
+  if (secret.length < minimumSecretBytes)
+    throw new ConfigError(
+      `${where}: the site secret must be base64 of at least ${minimumSecretBytes} random bytes`,
+    );
   return secret;
 }
 
 function canonical(request: SignedRequest, time: number, nonce: string): string {
   const digest = createHash('sha256').update(request.body).digest('hex');
-  return [signatureVersion, String(time), nonce, request.method.toUpperCase(), request.path, request.relayPath.toLowerCase(), digest].join('\n');
+  return [
+    signatureVersion,
+    String(time),
+    nonce,
+    request.method.toUpperCase(),
+    request.path,
+    request.relayPath.toLowerCase(),
+    digest,
+  ].join('\n');
 }
 
 /** The signature header the hub sends: v1:{unix seconds}:{nonce}:{base64 HMAC}. */
-export function signSiteRequest(secret: Buffer, request: SignedRequest, options: { now?: Date; nonce?: string } = {}): string {
+export function signSiteRequest(
+  secret: Buffer,
+  request: SignedRequest,
+  options: { now?: Date; nonce?: string } = {},
+): string {
   const time = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const nonce = options.nonce ?? randomUUID();
-  const mac = createHmac('sha256', secret).update(canonical(request, time, nonce), 'utf8').digest('base64');
+  const mac = createHmac('sha256', secret)
+    .update(canonical(request, time, nonce), 'utf8')
+    .digest('base64');
   return `${signatureVersion}:${time}:${nonce}:${mac}`;
 }
 
-export type SiteSignatureRejection = 'Missing' | 'BadFormat' | 'BadSignature' | 'Stale' | 'Replayed' | 'WrongServer';
+export type SiteSignatureRejection =
+  | 'Missing'
+  | 'BadFormat'
+  | 'BadSignature'
+  | 'Stale'
+  | 'Replayed'
+  | 'WrongServer';
 
 /** Nonces seen inside the window, so a captured request cannot be sent again. */
 export class NonceCache {
@@ -69,7 +92,8 @@ export class NonceCache {
 
   /** false if the nonce was already used; remembers it until `expiresAt` (ms). */
   remember(nonce: string, expiresAt: number, now: number): boolean {
-    if (this.#seen.size > 1000) for (const [seen, until] of this.#seen) if (until <= now) this.#seen.delete(seen);
+    if (this.#seen.size > 1000)
+      for (const [seen, until] of this.#seen) if (until <= now) this.#seen.delete(seen);
     if (this.#seen.has(nonce)) return false;
     this.#seen.set(nonce, expiresAt);
     return true;
@@ -82,18 +106,42 @@ export function verifySiteRequest(
   request: SignedRequest,
   options: { ownRelayPath: string; nonces: NonceCache; now?: Date },
 ): { ok: true } | { ok: false; reason: SiteSignatureRejection; detail: string } {
-  if (header === undefined || header === '') return { ok: false, reason: 'Missing', detail: `no ${siteLinkHeaders.signature} header: only the site hub may call this listener` };
+  if (header === undefined || header === '')
+    return {
+      ok: false,
+      reason: 'Missing',
+      detail: `no ${siteLinkHeaders.signature} header: only the site hub may call this listener`,
+    };
   const match = /^v1:(\d{1,12}):([A-Za-z0-9-]{1,64}):([A-Za-z0-9+/]+={0,2})$/.exec(header);
-  if (!match) return { ok: false, reason: 'BadFormat', detail: `${siteLinkHeaders.signature} is not v1:{time}:{nonce}:{mac}` };
+  if (!match)
+    return {
+      ok: false,
+      reason: 'BadFormat',
+      detail: `${siteLinkHeaders.signature} is not v1:{time}:{nonce}:{mac}`,
+    };
   const [, timeText, nonce, mac] = match as unknown as [string, string, string, string];
-  const expected = createHmac('sha256', secret).update(canonical(request, Number(timeText), nonce), 'utf8').digest();
+  const expected = createHmac('sha256', secret)
+    .update(canonical(request, Number(timeText), nonce), 'utf8')
+    .digest();
   const given = Buffer.from(mac, 'base64');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'BadSignature', detail: 'the signature does not match this site\'s secret' };
-  if (request.relayPath.toLowerCase() !== options.ownRelayPath.toLowerCase()) return { ok: false, reason: 'WrongServer', detail: `the request is for ${request.relayPath}, this agent is ${options.ownRelayPath}` };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, reason: 'BadSignature', detail: "the signature does not match this site's secret" };
+  if (request.relayPath.toLowerCase() !== options.ownRelayPath.toLowerCase())
+    return {
+      ok: false,
+      reason: 'WrongServer',
+      detail: `the request is for ${request.relayPath}, this agent is ${options.ownRelayPath}`,
+    };
   const now = (options.now ?? new Date()).getTime();
   const time = Number(timeText) * 1000;
-  if (Math.abs(now - time) > signatureWindowMs) return { ok: false, reason: 'Stale', detail: `signed at ${new Date(time).toISOString()}, more than ${signatureWindowMs / 60_000} minutes from this agent's clock` };
-  if (!options.nonces.remember(nonce, time + signatureWindowMs, now)) return { ok: false, reason: 'Replayed', detail: `nonce ${nonce} was already used` };
+  if (Math.abs(now - time) > signatureWindowMs)
+    return {
+      ok: false,
+      reason: 'Stale',
+      detail: `signed at ${new Date(time).toISOString()}, more than ${signatureWindowMs / 60_000} minutes from this agent's clock`,
+    };
+  if (!options.nonces.remember(nonce, time + signatureWindowMs, now))
+    return { ok: false, reason: 'Replayed', detail: `nonce ${nonce} was already used` };
   return { ok: true };
 }
 
@@ -119,7 +167,10 @@ export class PinnedAgent extends https.Agent {
     this.#fingerprint = normaliseFingerprint(certificateSha256);
   }
 
-  override createConnection(options: tls.ConnectionOptions, callback?: (error: Error | null, socket: Duplex) => void): undefined {
+  override createConnection(
+    options: tls.ConnectionOptions,
+    callback?: (error: Error | null, socket: Duplex) => void,
+  ): undefined {
     const socket = tls.connect({ ...options, rejectUnauthorized: false, session: undefined });
     const fail = (error: Error): void => {
       socket.destroy();
@@ -130,7 +181,12 @@ export class PinnedAgent extends https.Agent {
       socket.off('error', fail);
       const presented = normaliseFingerprint(socket.getPeerCertificate().fingerprint256 ?? '');
       if (presented !== this.#fingerprint) {
-        const error = Object.assign(new Error(`the agent presented certificate ${presented || '(none)'}, not the pinned ${this.#fingerprint}`), { code: 'CERT_PIN_MISMATCH' });
+        const error = Object.assign(
+          new Error(
+            `the agent presented certificate ${presented || '(none)'}, not the pinned ${this.#fingerprint}`,
+          ),
+          { code: 'CERT_PIN_MISMATCH' },
+        );
         socket.destroy();
         callback?.(error, socket);
         return;
@@ -166,12 +222,20 @@ export interface SiteLinkListener {
 export async function startSiteLinkListener(options: SiteLinkListenerOptions): Promise<SiteLinkListener> {
   const logger = options.logger ?? silentLogger;
   const nonces = new NonceCache();
-  const server = https.createServer({ cert: options.certificatePem, key: options.privateKeyPem, minVersion: 'TLSv1.2' });
+  const server = https.createServer({
+    cert: options.certificatePem,
+    key: options.privateKeyPem,
+    minVersion: 'TLSv1.2',
+  });
   server.keepAliveTimeout = 60_000;
   server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
     void serve(request, response).catch((error: unknown) => {
       logger.error('SiteLinkRequestFailed', { error: (error as Error).message });
-      if (!response.headersSent) send(response, { status: 500, body: errorBody('InternalError', `agent failed to handle the request: ${(error as Error).message}`) });
+      if (!response.headersSent)
+        send(response, {
+          status: 500,
+          body: errorBody('InternalError', `agent failed to handle the request: ${(error as Error).message}`),
+        });
     });
   });
   // A LAN scanner's half-open handshake is not our problem; it must not end the agent.
@@ -179,15 +243,35 @@ export async function startSiteLinkListener(options: SiteLinkListenerOptions): P
 
   async function serve(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const body = await readBody(request);
-    if (body === undefined) return send(response, { status: 413, body: errorBody('TooLarge', `request body over ${maxRequestBody} bytes`) });
+    if (body === undefined)
+      return send(response, {
+        status: 413,
+        body: errorBody('TooLarge', `request body over ${maxRequestBody} bytes`),
+      });
     const path = request.url ?? '/';
     const relayPath = header(request, siteLinkHeaders.relayPath) ?? '';
-    const verdict = verifySiteRequest(options.secret, header(request, siteLinkHeaders.signature), { method: request.method ?? 'GET', path, relayPath, body }, { ownRelayPath: options.relayPath, nonces, ...(options.now ? { now: options.now() } : {}) });
+    const verdict = verifySiteRequest(
+      options.secret,
+      header(request, siteLinkHeaders.signature),
+      { method: request.method ?? 'GET', path, relayPath, body },
+      { ownRelayPath: options.relayPath, nonces, ...(options.now ? { now: options.now() } : {}) },
+    );
     if (!verdict.ok) {
-      logger.warn('SiteLinkRequestRefused', { reason: verdict.reason, detail: verdict.detail, remote: request.socket.remoteAddress, path });
-      return send(response, { status: verdict.reason === 'WrongServer' ? 421 : 401, body: errorBody(`HubSignature${verdict.reason}`, verdict.detail) });
+      logger.warn('SiteLinkRequestRefused', {
+        reason: verdict.reason,
+        detail: verdict.detail,
+        remote: request.socket.remoteAddress,
+        path,
+      });
+      return send(response, {
+        status: verdict.reason === 'WrongServer' ? 421 : 401,
+        body: errorBody(`HubSignature${verdict.reason}`, verdict.detail),
+      });
     }
-    send(response, await options.handler({ method: request.method ?? 'GET', path, headers: request.headers, body }));
+    send(
+      response,
+      await options.handler({ method: request.method ?? 'GET', path, headers: request.headers, body }),
+    );
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -219,7 +303,11 @@ function header(request: http.IncomingMessage, name: string): string | undefined
 
 function send(response: http.ServerResponse, reply: RelayReply): void {
   const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body, 'utf8');
-  response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers, 'content-length': String(body.length) });
+  response.writeHead(reply.status, {
+    'content-type': 'application/json',
+    ...reply.headers,
+    'content-length': String(body.length),
+  });
   response.end(body);
 }
 

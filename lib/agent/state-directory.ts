@@ -26,29 +26,39 @@ export interface StateDirectoryOptions {
  * to the agent: SYSTEM and Administrators on Windows (an ACL without inheritance), the owner on
  * other systems (mode 700, the journal 600).
  */
-export async function secureStateDirectory(directory: string, options: StateDirectoryOptions = {}): Promise<void> {
+export async function secureStateDirectory(
+  directory: string,
+  options: StateDirectoryOptions = {},
+): Promise<void> {
   const platform = options.platform ?? process.platform;
   const journal = join(directory, 'journal.json');
   if (platform === 'win32') {
     if (!options.windows) throw new TypeError('secureStateDirectory on Windows needs the PowerShell check');
     const writers = await options.windows(directory);
     if (writers.length > 0) {
-      throw new StateDirectoryError(`the journal ${journal} can be written by ${writers.join(', ')}, not only SYSTEM and Administrators; the agent does not start on it. Check it, then remove those rights`, { journal, writers });
+      throw new StateDirectoryError(
+        `the journal ${journal} can be written by ${writers.join(', ')}, not only SYSTEM and Administrators; the agent does not start on it. Check it, then remove those rights`,
+        { journal, writers },
+      );
     }
     return;
   }
   const uid = options.uid ?? process.getuid?.() ?? 0;
-  const unsafe = (mode: number, owner: number): boolean => (mode & 0o022) !== 0 || (owner !== uid && owner !== 0);
+  const unsafe = (mode: number, owner: number): boolean =>
+    (mode & 0o022) !== 0 || (owner !== uid && owner !== 0);
   const existing = await stat(journal).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
   if (existing && unsafe(existing.mode, existing.uid)) {
-    throw new StateDirectoryError(`the journal ${journal} can be written by others (mode ${(existing.mode & 0o777).toString(8)}, owner uid ${existing.uid}); the agent does not start on it. Check it, then chmod 600 and chown it to the agent's user`, {
-      journal,
-      mode: existing.mode & 0o777,
-      owner: existing.uid,
-    });
+    throw new StateDirectoryError(
+      `the journal ${journal} can be written by others (mode ${(existing.mode & 0o777).toString(8)}, owner uid ${existing.uid}); the agent does not start on it. Check it, then chmod 600 and chown it to the agent's user`,
+      {
+        journal,
+        mode: existing.mode & 0o777,
+        owner: existing.uid,
+      },
+    );
   }
   await mkdir(directory, { recursive: true, mode: 0o700 });
   const folder = await stat(directory);
@@ -56,10 +66,13 @@ export async function secureStateDirectory(directory: string, options: StateDire
   if (existing && existing.uid === uid) await chmod(journal, 0o600);
   const after = await stat(directory);
   if (unsafe(after.mode, after.uid)) {
-    throw new StateDirectoryError(`the state directory ${directory} can be written by others (mode ${(after.mode & 0o777).toString(8)}, owner uid ${after.uid}) and is not the agent's to change; use a directory of the agent's own`, {
-      directory,
-      mode: after.mode & 0o777,
-      owner: after.uid,
-    });
+    throw new StateDirectoryError(
+      `the state directory ${directory} can be written by others (mode ${(after.mode & 0o777).toString(8)}, owner uid ${after.uid}) and is not the agent's to change; use a directory of the agent's own`,
+      {
+        directory,
+        mode: after.mode & 0o777,
+        owner: after.uid,
+      },
+    );
   }
 }

@@ -15,18 +15,34 @@ export interface AdminApi {
 /** The function app from --api-url / EMFLEET_API_URL, its function key from --api-key / EMFLEET_API_KEY. */
 export function adminApiFromFlags(flags: AdminApiFlags, io: CliIo): AdminApi {
   const url = flags.apiUrl ?? io.env['EMFLEET_API_URL'];
-  if (!url) throw new UsageError('no function app to ask: pass --api-url URL or set EMFLEET_API_URL (and --api-key / EMFLEET_API_KEY, a function key)');
+  if (!url)
+    throw new UsageError(
+      'no function app to ask: pass --api-url URL or set EMFLEET_API_URL (and --api-key / EMFLEET_API_KEY, a function key)',
+    );
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new UsageError(`--api-url "${url}" is not a URL`);
   }
-  return { baseUrl: parsed.toString().replace(/\/+$/, '').replace(/\/api$/, ''), key: flags.apiKey ?? io.env['EMFLEET_API_KEY'] };
+  return {
+    baseUrl: parsed
+      .toString()
+      .replace(/\/+$/, '')
+      .replace(/\/api$/, ''),
+    key: flags.apiKey ?? io.env['EMFLEET_API_KEY'],
+  };
 }
 
 /** One admin API call; a non-2xx answer is an error carrying the API's own `{error, detail}`. */
-export async function callAdminApi<T>(api: AdminApi, method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>, options: { timeoutInMs?: number } = {}): Promise<T> {
+export async function callAdminApi<T>(
+  api: AdminApi,
+  method: 'GET' | 'POST',
+  path: string,
+  body: unknown,
+  schema: z.ZodType<T>,
+  options: { timeoutInMs?: number } = {},
+): Promise<T> {
   const url = `${api.baseUrl}/api/${path}`;
   let response: Response;
   try {
@@ -37,12 +53,19 @@ export async function callAdminApi<T>(api: AdminApi, method: 'GET' | 'POST', pat
       signal: AbortSignal.timeout(options.timeoutInMs ?? 120_000),
     });
   } catch (error) {
-    throw new EmfleetError('AdminApiUnreachable', `cannot reach ${url}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`, { cause: error });
+    throw new EmfleetError(
+      'AdminApiUnreachable',
+      `cannot reach ${url}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
+      { cause: error },
+    );
   }
   const text = await response.text();
   if (!response.ok) {
     const hint = response.status === 401 ? ' (check --api-key / EMFLEET_API_KEY)' : '';
-    throw new EmfleetError('AdminApiFailed', `${method} ${url} answered ${response.status}${hint}: ${text.slice(0, 300)}`);
+    throw new EmfleetError(
+      'AdminApiFailed',
+      `${method} ${url} answered ${response.status}${hint}: ${text.slice(0, 300)}`,
+    );
   }
   let json: unknown;
   try {
@@ -51,6 +74,10 @@ export async function callAdminApi<T>(api: AdminApi, method: 'GET' | 'POST', pat
     throw new EmfleetError('AdminApiFailed', `${method} ${url} did not answer JSON: ${text.slice(0, 200)}`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new EmfleetError('AdminApiFailed', `${method} ${url} answered an unexpected shape: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+  if (!parsed.success)
+    throw new EmfleetError(
+      'AdminApiFailed',
+      `${method} ${url} answered an unexpected shape: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`,
+    );
   return parsed.data;
 }

@@ -4,12 +4,19 @@ import { Command } from 'commander';
 import { UsageError, type CliIo } from './io.js';
 
 export function devCommand(io: CliIo): Command {
-  const command = new Command('dev').description('tools for local runs and tests (never for production trust)');
+  const command = new Command('dev').description(
+    'tools for local runs and tests (never for production trust)',
+  );
 
   command
     .command('pki')
-    .description('make a development PKI: root → intermediate → signer with the Microsoft signer subject and EKU, and a time-stamp authority under its own root')
-    .requiredOption('--out <dir>', 'directory to write root.pem, intermediate.pem, signer.pem, signer.key, tsa-root.pem, tsa.pem, tsa.key')
+    .description(
+      'make a development PKI: root → intermediate → signer with the Microsoft signer subject and EKU, and a time-stamp authority under its own root',
+    )
+    .requiredOption(
+      '--out <dir>',
+      'directory to write root.pem, intermediate.pem, signer.pem, signer.key, tsa-root.pem, tsa.pem, tsa.key',
+    )
     .option('--force', 'overwrite existing files')
     .option('--json', 'print one JSON object on stdout')
     .addHelpText(
@@ -33,8 +40,12 @@ Example:
       const { createDevPki, devPkiFiles, writeDevPki } = await import('../local/pki.js');
       if (!flags.force) {
         for (const name of Object.values(devPkiFiles)) {
-          const exists = await access(join(flags.out, name)).then(() => true, () => false);
-          if (exists) throw new UsageError(`${join(flags.out, name)} exists; pass --force to replace the PKI`);
+          const exists = await access(join(flags.out, name)).then(
+            () => true,
+            () => false,
+          );
+          if (exists)
+            throw new UsageError(`${join(flags.out, name)} exists; pass --force to replace the PKI`);
         }
       }
       const pki = await createDevPki();
@@ -42,7 +53,15 @@ Example:
       const rootSha256 = pki.root.certificate.fingerprint256.replace(/:/g, '');
       const timestampRootSha256 = pki.timestampRoot.certificate.fingerprint256.replace(/:/g, '');
       if (flags.json) {
-        io.stdout(JSON.stringify({ ok: true, files: paths, rootSha256, timestampRootSha256, signerSubject: pki.signer.certificate.subject }));
+        io.stdout(
+          JSON.stringify({
+            ok: true,
+            files: paths,
+            rootSha256,
+            timestampRootSha256,
+            signerSubject: pki.signer.certificate.subject,
+          }),
+        );
       } else {
         io.stdout(`wrote ${Object.values(paths).join(', ')}`);
         io.stdout(`root SHA-256: ${rootSha256}`);

@@ -21,7 +21,10 @@ export interface StorageFlags {
 export function addStorageOptions(command: Command): Command {
   return command
     .option('--connection-string <cs>', 'storage connection string (default: AzureWebJobsStorage)')
-    .option('--account <name>', 'storage account reached with DefaultAzureCredential (default: EMFLEET_STORAGE_ACCOUNT)')
+    .option(
+      '--account <name>',
+      'storage account reached with DefaultAzureCredential (default: EMFLEET_STORAGE_ACCOUNT)',
+    )
     .option('--org <name>', 'the organization whose servers and policy to use (default: EMFLEET_ORG)')
     .option('--json', 'print JSON on stdout');
 }
@@ -46,7 +49,14 @@ export function fleetContext(flags: StorageFlags, io: CliIo): FleetContext {
 }
 
 /** The same, for commands that still have work to do without storage: the problem is reported, not thrown. */
-export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<FleetContext, 'tables' | 'queues'> & { tables?: FleetTables; queues?: StorageQueueSender; storageProblem?: string } {
+export function optionalFleetContext(
+  flags: StorageFlags,
+  io: CliIo,
+): Omit<FleetContext, 'tables' | 'queues'> & {
+  tables?: FleetTables;
+  queues?: StorageQueueSender;
+  storageProblem?: string;
+} {
   let settings: Settings;
   try {
     settings = loadSettings(io.env);
@@ -62,7 +72,13 @@ export function optionalFleetContext(flags: StorageFlags, io: CliIo): Omit<Fleet
   const EMFLEET_STORAGE_ACCOUNT = flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT;
   if (!AzureWebJobsStorage && !EMFLEET_STORAGE_ACCOUNT) return { ...base, storageProblem: noStorageMessage };
   try {
-    return { ...base, ...storageClients(storageConnectionFromSettings({ AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT }), settings) };
+    return {
+      ...base,
+      ...storageClients(
+        storageConnectionFromSettings({ AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT }),
+        settings,
+      ),
+    };
   } catch (error) {
     if (error instanceof ConfigError) return { ...base, storageProblem: error.message };
     throw error;
@@ -83,7 +99,15 @@ function osUser(): string {
 }
 
 /** Validates one CLI value with a schema; the error names the flag and what is wrong. */
-export function checkedValue<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } }, value: unknown, what: string): T {
+export function checkedValue<T>(
+  schema: {
+    safeParse(
+      value: unknown,
+    ): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } };
+  },
+  value: unknown,
+  what: string,
+): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new UsageError(`${what} "${String(value)}" ${parsed.error.issues[0]!.message}`);
   return parsed.data;

@@ -35,7 +35,9 @@ export async function readInputFile(path: string, maxBytes: number): Promise<Uin
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      cause: error,
+    });
   }
   try {
     const buffer = Buffer.alloc(maxBytes + 1);
@@ -47,7 +49,9 @@ export async function readInputFile(path: string, maxBytes: number): Promise<Uin
     }
     return buffer.subarray(0, filled);
   } catch (error) {
-    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      cause: error,
+    });
   } finally {
     await handle.close();
   }
@@ -55,7 +59,9 @@ export async function readInputFile(path: string, maxBytes: number): Promise<Uin
 
 export async function readTextFile(path: string, what: string): Promise<string> {
   const bytes = await readInputFile(path, 1024 * 1024).catch((error: unknown) => {
-    throw new UsageError(`${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new UsageError(`${what}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   });
   return Buffer.from(bytes).toString('utf8');
 }

@@ -21,7 +21,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   const program = new Command('emfleet')
     .description('Exchange Emergency Mitigation for a whole fleet, from Azure')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => io.stdout(text.trimEnd()), writeErr: (text) => io.stderr(text.trimEnd()) })
+    .configureOutput({
+      writeOut: (text) => io.stdout(text.trimEnd()),
+      writeErr: (text) => io.stderr(text.trimEnd()),
+    })
     .showSuggestionAfterError();
   program.addCommand(packageCommand(io, (code) => (exitCode = code)));
   program.addCommand(statusCommand(io));
@@ -37,7 +40,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program.addCommand(devCommand(io));
   for (const command of program.commands) {
     command.exitOverride().configureOutput(program.configureOutput());
-    for (const subcommand of command.commands) subcommand.exitOverride().configureOutput(program.configureOutput());
+    for (const subcommand of command.commands)
+      subcommand.exitOverride().configureOutput(program.configureOutput());
   }
 
   try {
@@ -47,7 +51,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
     }
-    if (error instanceof UsageError || error instanceof ConfigError || error instanceof UnknownFeedError || error instanceof NoPackageError) {
+    if (
+      error instanceof UsageError ||
+      error instanceof ConfigError ||
+      error instanceof UnknownFeedError ||
+      error instanceof NoPackageError
+    ) {
       io.stderr(`emfleet: ${error.message}`);
       return exitCodes.usage;
     }

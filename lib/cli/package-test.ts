@@ -7,7 +7,14 @@ import type { EocsPackage } from '../package/model.js';
 import { parseEocs } from '../package/parse.js';
 import { PackageRejectedError } from '../package/reasons.js';
 import { decodePackageText, defaultXmlLimits, parseXml } from '../package/xml.js';
-import { evaluateInbound, isBlocked, RewriteRuleError, type Evaluation, type RewriteRequest, type SiteRule } from '../iis/rewrite.js';
+import {
+  evaluateInbound,
+  isBlocked,
+  RewriteRuleError,
+  type Evaluation,
+  type RewriteRequest,
+  type SiteRule,
+} from '../iis/rewrite.js';
 import { formatTable } from '../text.js';
 import { collect, exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
 
@@ -24,9 +31,13 @@ const wireUrl = /^\/[^\s\u0000-\u001f\u007f]*$/;
 const jsonRequestSchema = z
   .object({
     method: z.string().regex(token, 'not an HTTP method'),
-    url: z.string().regex(wireUrl, 'must start with "/" and hold no spaces or control characters (percent-encode them)'),
+    url: z
+      .string()
+      .regex(wireUrl, 'must start with "/" and hold no spaces or control characters (percent-encode them)'),
     headers: z.record(z.string().regex(token, 'not a header name'), z.string()).optional(),
-    serverVariables: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, 'not a server variable name'), z.string()).optional(),
+    serverVariables: z
+      .record(z.string().regex(/^[A-Za-z0-9_]+$/, 'not a server variable name'), z.string())
+      .optional(),
   })
   .strict();
 
@@ -53,7 +64,13 @@ export function parseRequestLine(line: string, source: string): TestRequest {
       return fail(`${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
     }
     const { method, url, headers, serverVariables } = parsed.data;
-    return { source, method, url, ...(headers ? { headers } : {}), ...(serverVariables ? { serverVariables } : {}) };
+    return {
+      source,
+      method,
+      url,
+      ...(headers ? { headers } : {}),
+      ...(serverVariables ? { serverVariables } : {}),
+    };
   }
   const [first, ...headerParts] = text.split(' | ');
   const words = first!.trim().split(/\s+/);
@@ -94,7 +111,10 @@ interface Skipped {
 }
 
 /** The package's rewrite rules by site, in package order (the order EM adds them to the site). */
-export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild; site?: string } = {}): { rules: PackageRule[]; probes: TestRequest[]; skipped: Skipped[] } {
+export function packageRules(
+  eocs: EocsPackage,
+  options: { build?: ExchangeBuild; site?: string } = {},
+): { rules: PackageRule[]; probes: TestRequest[]; skipped: Skipped[] } {
   const rules: PackageRule[] = [];
   const probes: TestRequest[] = [];
   const skipped: Skipped[] = [];
@@ -107,9 +127,16 @@ export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild
       switch (action.kind) {
         case 'IisUrlRewrite':
           if (options.site === undefined || action.site === options.site) {
-            rules.push({ mitigation: mitigation.id, site: action.site, rule: { name: action.ruleName, xml: action.ruleXml } });
+            rules.push({
+              mitigation: mitigation.id,
+              site: action.site,
+              rule: { name: action.ruleName, xml: action.ruleXml },
+            });
             for (const probe of action.probes ?? []) {
-              const headers = Object.fromEntries([...probe.headers.map((header) => [header.name, header.value]), ...(probe.cookie === undefined ? [] : [['Cookie', probe.cookie]])]);
+              const headers = Object.fromEntries([
+                ...probe.headers.map((header) => [header.name, header.value]),
+                ...(probe.cookie === undefined ? [] : [['Cookie', probe.cookie]]),
+              ]);
               probes.push({
                 source: `${mitigation.id} probe ${probes.filter((other) => other.source.startsWith(`${mitigation.id} probe `)).length + 1}`,
                 method: probe.method,
@@ -119,16 +146,29 @@ export function packageRules(eocs: EocsPackage, options: { build?: ExchangeBuild
                 site: action.site,
               });
             }
-          } else skipped.push({ mitigation: mitigation.id, what: `rule "${action.ruleName}" is for site "${action.site}"` });
+          } else
+            skipped.push({
+              mitigation: mitigation.id,
+              what: `rule "${action.ruleName}" is for site "${action.site}"`,
+            });
           break;
         case 'DisableAppPool':
-          skipped.push({ mitigation: mitigation.id, what: `disables app pool ${action.appPool} (not evaluated: every request to it fails)` });
+          skipped.push({
+            mitigation: mitigation.id,
+            what: `disables app pool ${action.appPool} (not evaluated: every request to it fails)`,
+          });
           break;
         case 'DisableService':
-          skipped.push({ mitigation: mitigation.id, what: `disables service ${action.service} (not evaluated)` });
+          skipped.push({
+            mitigation: mitigation.id,
+            what: `disables service ${action.service} (not evaluated)`,
+          });
           break;
         case 'Unsupported':
-          skipped.push({ mitigation: mitigation.id, what: `unsupported action "${action.type}": ${action.why}` });
+          skipped.push({
+            mitigation: mitigation.id,
+            what: `unsupported action "${action.type}": ${action.why}`,
+          });
           break;
         case 'DoNothing':
           break;
@@ -153,13 +193,18 @@ export interface TestResult {
 }
 
 /** Every request against the rules of every site (or of the one site asked for). */
-export function testRequests(rules: readonly PackageRule[], requests: readonly TestRequest[], site: string | undefined): TestResult[] {
+export function testRequests(
+  rules: readonly PackageRule[],
+  requests: readonly TestRequest[],
+  site: string | undefined,
+): TestResult[] {
   const sites = site !== undefined ? [site] : [...new Set(rules.map((entry) => entry.site))];
   const results: TestResult[] = [];
   for (const request of requests) {
     for (const name of request.site !== undefined ? [request.site] : sites) {
       const onSite = rules.filter((entry) => entry.site === name);
-      const owner = (rule: string): string | null => onSite.find((entry) => entry.rule.name === rule)?.mitigation ?? null;
+      const owner = (rule: string): string | null =>
+        onSite.find((entry) => entry.rule.name === rule)?.mitigation ?? null;
       let evaluation: Evaluation;
       try {
         evaluation = evaluateInbound(
@@ -168,26 +213,44 @@ export function testRequests(rules: readonly PackageRule[], requests: readonly T
         );
       } catch (error) {
         if (error instanceof RewriteRuleError) {
-          throw new EmfleetError('InvalidRewriteRule', `mitigation ${owner(error.rule) ?? '?'}: ${error.message}`, { cause: error, context: { ...error.context, mitigation: owner(error.rule) } });
+          throw new EmfleetError(
+            'InvalidRewriteRule',
+            `mitigation ${owner(error.rule) ?? '?'}: ${error.message}`,
+            { cause: error, context: { ...error.context, mitigation: owner(error.rule) } },
+          );
         }
         throw error;
       }
-      const met = request.expect === undefined ? {} : { met: isBlocked(evaluation.verdict) === (request.expect === 'blocked') };
+      const met =
+        request.expect === undefined
+          ? {}
+          : { met: isBlocked(evaluation.verdict) === (request.expect === 'blocked') };
       results.push({ request, site: name, ...describe(evaluation, owner), ...met, evaluation });
     }
   }
   return results;
 }
 
-function describe(evaluation: Evaluation, owner: (rule: string) => string | null): { verdict: TestVerdict; mitigation: string | null; rule: string | null; why: string } {
+function describe(
+  evaluation: Evaluation,
+  owner: (rule: string) => string | null,
+): { verdict: TestVerdict; mitigation: string | null; rule: string | null; why: string } {
   const { verdict } = evaluation;
   const decidedBy = verdict.kind === 'passed' ? undefined : verdict.rule;
-  const why = decidedBy === undefined ? '' : [...evaluation.trace].reverse().find((step) => step.rule === decidedBy && step.matched)?.why ?? '';
+  const why =
+    decidedBy === undefined
+      ? ''
+      : ([...evaluation.trace].reverse().find((step) => step.rule === decidedBy && step.matched)?.why ?? '');
   switch (verdict.kind) {
     case 'aborted':
       return { verdict: 'Blocked', mitigation: owner(verdict.rule), rule: verdict.rule, why };
     case 'customResponse':
-      return { verdict: isBlocked(verdict) ? 'Blocked' : 'Responded', mitigation: owner(verdict.rule), rule: verdict.rule, why };
+      return {
+        verdict: isBlocked(verdict) ? 'Blocked' : 'Responded',
+        mitigation: owner(verdict.rule),
+        rule: verdict.rule,
+        why,
+      };
     case 'redirected':
       return { verdict: 'Redirected', mitigation: owner(verdict.rule), rule: verdict.rule, why };
     case 'passed': {
@@ -200,7 +263,15 @@ function describe(evaluation: Evaluation, owner: (rule: string) => string | null
         };
       }
       const evaluated = evaluation.trace.length;
-      return { verdict: 'Passed', mitigation: null, rule: null, why: evaluated === 0 ? 'no rewrite rules on the site' : `none of ${evaluated} rule${evaluated === 1 ? '' : 's'} ended or rewrote it` };
+      return {
+        verdict: 'Passed',
+        mitigation: null,
+        rule: null,
+        why:
+          evaluated === 0
+            ? 'no rewrite rules on the site'
+            : `none of ${evaluated} rule${evaluated === 1 ? '' : 's'} ended or rewrote it`,
+      };
     }
   }
 }
@@ -209,13 +280,26 @@ const maxRequestsFileBytes = 1024 * 1024;
 
 export function packageTestCommand(io: CliIo, setExitCode: (code: number) => void): Command {
   return new Command('test')
-    .description('show which IIS rewrite rule of which mitigation blocks, rewrites or passes each request, before anything is signed or rolled out')
+    .description(
+      'show which IIS rewrite rule of which mitigation blocks, rewrites or passes each request, before anything is signed or rolled out',
+    )
     .argument('<file>', 'an EOCS package, signed or not (the signature is not checked here)')
-    .option('--request <request>', 'a request: "METHOD /path?query" with optional " | Name: value" headers, or a JSON object (repeatable)', collect, [])
-    .option('--requests <file>', 'a file of requests, one per line in either form; blank lines and # comments are skipped')
+    .option(
+      '--request <request>',
+      'a request: "METHOD /path?query" with optional " | Name: value" headers, or a JSON object (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--requests <file>',
+      'a file of requests, one per line in either form; blank lines and # comments are skipped',
+    )
     .option('--site <name>', 'only the rules for this IIS site (default: each site in the package)')
     .option('--build <build>', 'only the mitigations that apply to this Exchange build, e.g. 15.2.1118.7')
-    .option('--probes', "also run the package's own <Probe> requests; exit 1 if any does not get what it expects")
+    .option(
+      '--probes',
+      "also run the package's own <Probe> requests; exit 1 if any does not get what it expects",
+    )
     .option('--json', 'print one JSON object on stdout')
     .addHelpText(
       'after',
@@ -242,47 +326,85 @@ probes.txt:
   GET /owa/ | Host: mail.contoso.com
   {"method":"GET","url":"/ecp/","serverVariables":{"HTTPS":"on"}}`,
     )
-    .action(async (file: string, flags: { request: string[]; requests?: string; site?: string; build?: string; probes?: boolean; json?: boolean }) => {
-      const build = flags.build === undefined ? undefined : parseBuild(flags.build);
-      if (flags.build !== undefined && build === undefined) throw new UsageError(`--build "${flags.build}" is not an Exchange build like 15.2.1118.7`);
-      if (flags.site !== undefined && flags.site.trim() === '') throw new UsageError('--site is empty');
-      const requests = flags.request.map((line, index) => parseRequestLine(line, `--request ${index + 1}`));
-      if (flags.requests !== undefined) {
-        const bytes = await readInputFile(flags.requests, maxRequestsFileBytes);
-        if (bytes.byteLength > maxRequestsFileBytes) throw new UsageError(`--requests ${flags.requests} is larger than ${maxRequestsFileBytes} bytes`);
-        requests.push(...parseRequestsFile(Buffer.from(bytes).toString('utf8'), flags.requests));
-      }
-      if (requests.length === 0 && !flags.probes) throw new UsageError('no requests: give --request "METHOD /path", --requests FILE or --probes');
+    .action(
+      async (
+        file: string,
+        flags: {
+          request: string[];
+          requests?: string;
+          site?: string;
+          build?: string;
+          probes?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const build = flags.build === undefined ? undefined : parseBuild(flags.build);
+        if (flags.build !== undefined && build === undefined)
+          throw new UsageError(`--build "${flags.build}" is not an Exchange build like 15.2.1118.7`);
+        if (flags.site !== undefined && flags.site.trim() === '') throw new UsageError('--site is empty');
+        const requests = flags.request.map((line, index) => parseRequestLine(line, `--request ${index + 1}`));
+        if (flags.requests !== undefined) {
+          const bytes = await readInputFile(flags.requests, maxRequestsFileBytes);
+          if (bytes.byteLength > maxRequestsFileBytes)
+            throw new UsageError(`--requests ${flags.requests} is larger than ${maxRequestsFileBytes} bytes`);
+          requests.push(...parseRequestsFile(Buffer.from(bytes).toString('utf8'), flags.requests));
+        }
+        if (requests.length === 0 && !flags.probes)
+          throw new UsageError('no requests: give --request "METHOD /path", --requests FILE or --probes');
 
-      const eocs = await readPackage(file);
-      const { rules, probes, skipped } = packageRules(eocs, { ...(build ? { build } : {}), ...(flags.site !== undefined ? { site: flags.site } : {}) });
-      const results = testRequests(rules, [...requests, ...(flags.probes ? probes : [])], flags.site ?? (rules.length === 0 ? defaultIisSite : undefined));
-      const failed = results.filter((result) => result.met === false);
-      if (failed.length > 0) {
-        const first = failed[0]!;
-        io.stderr(`emfleet: ${failed.length} of ${results.filter((result) => result.met !== undefined).length} probes did not get what they expect; first: ${first.request.source} must be ${first.request.expect} but was ${first.verdict}`);
-        setExitCode(exitCodes.failed);
-      }
+        const eocs = await readPackage(file);
+        const { rules, probes, skipped } = packageRules(eocs, {
+          ...(build ? { build } : {}),
+          ...(flags.site !== undefined ? { site: flags.site } : {}),
+        });
+        const results = testRequests(
+          rules,
+          [...requests, ...(flags.probes ? probes : [])],
+          flags.site ?? (rules.length === 0 ? defaultIisSite : undefined),
+        );
+        const failed = results.filter((result) => result.met === false);
+        if (failed.length > 0) {
+          const first = failed[0]!;
+          io.stderr(
+            `emfleet: ${failed.length} of ${results.filter((result) => result.met !== undefined).length} probes did not get what they expect; first: ${first.request.source} must be ${first.request.expect} but was ${first.verdict}`,
+          );
+          setExitCode(exitCodes.failed);
+        }
 
-      if (flags.json) {
-        io.stdout(JSON.stringify(testJson(rules, skipped, results)));
-        return;
-      }
-      const showSite = new Set(results.map((result) => result.site)).size > 1;
-      const showProbe = results.some((result) => result.met !== undefined);
-      const header = ['request', ...(showSite ? ['site'] : []), ...(showProbe ? ['probe'] : []), 'verdict', 'mitigation', 'rule', 'why'];
-      const rows = results.map((result) => [
-        `${result.request.method} ${result.request.url}`,
-        ...(showSite ? [result.site] : []),
-        ...(showProbe ? [result.met === undefined ? '' : `${result.request.source}: must be ${result.request.expect}, ${result.met ? 'ok' : 'FAILED'}`] : []),
-        result.verdict,
-        result.mitigation ?? '-',
-        result.rule ?? '-',
-        result.why,
-      ]);
-      for (const line of formatTable(header, rows)) io.stdout(line);
-      for (const note of skipped) io.stdout(`note: ${note.mitigation} ${note.what}`);
-    });
+        if (flags.json) {
+          io.stdout(JSON.stringify(testJson(rules, skipped, results)));
+          return;
+        }
+        const showSite = new Set(results.map((result) => result.site)).size > 1;
+        const showProbe = results.some((result) => result.met !== undefined);
+        const header = [
+          'request',
+          ...(showSite ? ['site'] : []),
+          ...(showProbe ? ['probe'] : []),
+          'verdict',
+          'mitigation',
+          'rule',
+          'why',
+        ];
+        const rows = results.map((result) => [
+          `${result.request.method} ${result.request.url}`,
+          ...(showSite ? [result.site] : []),
+          ...(showProbe
+            ? [
+                result.met === undefined
+                  ? ''
+                  : `${result.request.source}: must be ${result.request.expect}, ${result.met ? 'ok' : 'FAILED'}`,
+              ]
+            : []),
+          result.verdict,
+          result.mitigation ?? '-',
+          result.rule ?? '-',
+          result.why,
+        ]);
+        for (const line of formatTable(header, rows)) io.stdout(line);
+        for (const note of skipped) io.stdout(`note: ${note.mitigation} ${note.what}`);
+      },
+    );
 }
 
 /** Unreadable or malformed: exit 1 (the package is the problem, not the arguments). */
@@ -292,33 +414,61 @@ async function readPackage(file: string): Promise<EocsPackage> {
     return parseEocs(parseXml(decodePackageText(bytes)));
   } catch (error) {
     if (error instanceof UsageError || error instanceof PackageRejectedError) {
-      throw new EmfleetError('UnreadablePackage', error instanceof UsageError ? error.message : `${file}: ${error.message}`, { cause: error, context: { file } });
+      throw new EmfleetError(
+        'UnreadablePackage',
+        error instanceof UsageError ? error.message : `${file}: ${error.message}`,
+        { cause: error, context: { file } },
+      );
     }
     throw error;
   }
 }
 
-function testJson(rules: readonly PackageRule[], skipped: readonly Skipped[], results: readonly TestResult[]): Record<string, unknown> {
-  const counts: Record<TestVerdict, number> = { Blocked: 0, Rewritten: 0, Redirected: 0, Responded: 0, Passed: 0 };
+function testJson(
+  rules: readonly PackageRule[],
+  skipped: readonly Skipped[],
+  results: readonly TestResult[],
+): Record<string, unknown> {
+  const counts: Record<TestVerdict, number> = {
+    Blocked: 0,
+    Rewritten: 0,
+    Redirected: 0,
+    Responded: 0,
+    Passed: 0,
+  };
   for (const result of results) counts[result.verdict]++;
   return {
     ok: true,
     rules: rules.map((entry) => ({ mitigation: entry.mitigation, site: entry.site, rule: entry.rule.name })),
     skipped,
     counts,
-    probes: { total: results.filter((result) => result.met !== undefined).length, failed: results.filter((result) => result.met === false).length },
-    results: results.map(({ request: { source, expect, site: _probeSite, ...request }, site, verdict, met, mitigation, rule, why, evaluation }) => ({
-      source,
-      request,
-      site,
-      ...(expect === undefined ? {} : { expect, met }),
-      verdict,
-      mitigation,
-      rule,
-      why,
-      outcome: evaluation.verdict,
-      rewrittenBy: evaluation.rewrittenBy,
-      trace: evaluation.trace,
-    })),
+    probes: {
+      total: results.filter((result) => result.met !== undefined).length,
+      failed: results.filter((result) => result.met === false).length,
+    },
+    results: results.map(
+      ({
+        request: { source, expect, site: _probeSite, ...request },
+        site,
+        verdict,
+        met,
+        mitigation,
+        rule,
+        why,
+        evaluation,
+      }) => ({
+        source,
+        request,
+        site,
+        ...(expect === undefined ? {} : { expect, met }),
+        verdict,
+        mitigation,
+        rule,
+        why,
+        outcome: evaluation.verdict,
+        rewrittenBy: evaluation.rewrittenBy,
+        trace: evaluation.trace,
+      }),
+    ),
   };
 }

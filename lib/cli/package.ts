@@ -8,7 +8,13 @@ import { signPackage } from '../package/sign.js';
 import type { TimestampAuthority } from '../package/timestamp.js';
 import { parseSerialList, trustPolicyFromSettings, type TrustPolicy } from '../package/trust.js';
 import { verifyPackage, type VerifiedPackage } from '../package/verify.js';
-import { currentPackage, NoPackageError, resolveFeed, storedPackageJson, verifiedJson } from '../admin/feeds.js';
+import {
+  currentPackage,
+  NoPackageError,
+  resolveFeed,
+  storedPackageJson,
+  verifiedJson,
+} from '../admin/feeds.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import { defaultXmlLimits } from '../package/xml.js';
 import { collect, exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
@@ -28,16 +34,27 @@ interface TrustFlags {
 /** Flags override the app settings; the same trust policy the cloud builds from them. */
 export async function trustPolicyFromFlags(flags: TrustFlags, io: CliIo): Promise<TrustPolicy> {
   const settings = loadSettings(io.env);
-  const anchors = await Promise.all(flags.trustAnchor.map((path) => readTextFile(path, `--trust-anchor ${path}`)));
-  const timestampAnchors = await Promise.all((flags.timestampAnchor ?? []).map((path) => readTextFile(path, `--timestamp-anchor ${path}`)));
-  const deny = flags.denySerials ? parseSerialList(await readTextFile(flags.denySerials, `--deny-serials ${flags.denySerials}`)) : undefined;
+  const anchors = await Promise.all(
+    flags.trustAnchor.map((path) => readTextFile(path, `--trust-anchor ${path}`)),
+  );
+  const timestampAnchors = await Promise.all(
+    (flags.timestampAnchor ?? []).map((path) => readTextFile(path, `--timestamp-anchor ${path}`)),
+  );
+  const deny = flags.denySerials
+    ? parseSerialList(await readTextFile(flags.denySerials, `--deny-serials ${flags.denySerials}`))
+    : undefined;
   try {
     return trustPolicyFromSettings({
       ...settings,
       EMFLEET_TRUST_ANCHORS: anchors.length > 0 ? anchors.join('\n') : settings.EMFLEET_TRUST_ANCHORS,
-      EMFLEET_TRUST_ANCHOR_SHA256: flags.anchorSha256 ? flags.anchorSha256.split(',') : settings.EMFLEET_TRUST_ANCHOR_SHA256,
-      EMFLEET_TIMESTAMP_ANCHORS: timestampAnchors.length > 0 ? timestampAnchors.join('\n') : settings.EMFLEET_TIMESTAMP_ANCHORS,
-      EMFLEET_TIMESTAMP_ANCHOR_SHA256: flags.timestampAnchorSha256 ? flags.timestampAnchorSha256.split(',') : settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256,
+      EMFLEET_TRUST_ANCHOR_SHA256: flags.anchorSha256
+        ? flags.anchorSha256.split(',')
+        : settings.EMFLEET_TRUST_ANCHOR_SHA256,
+      EMFLEET_TIMESTAMP_ANCHORS:
+        timestampAnchors.length > 0 ? timestampAnchors.join('\n') : settings.EMFLEET_TIMESTAMP_ANCHORS,
+      EMFLEET_TIMESTAMP_ANCHOR_SHA256: flags.timestampAnchorSha256
+        ? flags.timestampAnchorSha256.split(',')
+        : settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256,
       EMFLEET_SIGNER_SUBJECT: flags.subject ?? settings.EMFLEET_SIGNER_SUBJECT,
       EMFLEET_SIGNER_EKU: flags.eku ?? settings.EMFLEET_SIGNER_EKU,
       EMFLEET_REVOKED_SERIALS: deny ?? settings.EMFLEET_REVOKED_SERIALS,
@@ -50,13 +67,38 @@ export async function trustPolicyFromFlags(flags: TrustFlags, io: CliIo): Promis
 
 export function addTrustOptions(command: Command): Command {
   return command
-    .option('--trust-anchor <pem>', 'PEM file of a trust anchor (repeatable; default: EMFLEET_TRUST_ANCHORS)', collect, [])
-    .option('--anchor-sha256 <hex>', 'SHA-256 pin(s) the anchors must match, comma-separated (default: EMFLEET_TRUST_ANCHOR_SHA256)')
-    .option('--timestamp-anchor <pem>', 'PEM file of a time-stamp authority root (repeatable; default: EMFLEET_TIMESTAMP_ANCHORS); without one, time stamps are not checked and certificates must be valid now', collect, [])
-    .option('--timestamp-anchor-sha256 <hex>', 'SHA-256 pin(s) the timestamp anchors must match, comma-separated (default: EMFLEET_TIMESTAMP_ANCHOR_SHA256)')
-    .option('--subject <cn>', 'required signer subject CN (default: EMFLEET_SIGNER_SUBJECT or "Microsoft Exchange XML Signing")')
-    .option('--eku <oid>', 'required signer extended key usage (default: EMFLEET_SIGNER_EKU or 1.3.6.1.4.1.311.76.57.1.11)')
-    .option('--deny-serials <file>', 'file of revoked certificate serials, one hex serial per line (default: EMFLEET_REVOKED_SERIALS)');
+    .option(
+      '--trust-anchor <pem>',
+      'PEM file of a trust anchor (repeatable; default: EMFLEET_TRUST_ANCHORS)',
+      collect,
+      [],
+    )
+    .option(
+      '--anchor-sha256 <hex>',
+      'SHA-256 pin(s) the anchors must match, comma-separated (default: EMFLEET_TRUST_ANCHOR_SHA256)',
+    )
+    .option(
+      '--timestamp-anchor <pem>',
+      'PEM file of a time-stamp authority root (repeatable; default: EMFLEET_TIMESTAMP_ANCHORS); without one, time stamps are not checked and certificates must be valid now',
+      collect,
+      [],
+    )
+    .option(
+      '--timestamp-anchor-sha256 <hex>',
+      'SHA-256 pin(s) the timestamp anchors must match, comma-separated (default: EMFLEET_TIMESTAMP_ANCHOR_SHA256)',
+    )
+    .option(
+      '--subject <cn>',
+      'required signer subject CN (default: EMFLEET_SIGNER_SUBJECT or "Microsoft Exchange XML Signing")',
+    )
+    .option(
+      '--eku <oid>',
+      'required signer extended key usage (default: EMFLEET_SIGNER_EKU or 1.3.6.1.4.1.311.76.57.1.11)',
+    )
+    .option(
+      '--deny-serials <file>',
+      'file of revoked certificate serials, one hex serial per line (default: EMFLEET_REVOKED_SERIALS)',
+    );
 }
 
 export function packageCommand(io: CliIo, setExitCode: (code: number) => void): Command {
@@ -93,10 +135,21 @@ Example:
       const result = verifyPackage(await readInputFile(file, defaultXmlLimits.maxBytes), { trust });
       if (result.ok) {
         if (flags.json) io.stdout(JSON.stringify(verifiedJson(result)));
-        else io.stdout(`verified: ${describeMitigations(result)} signed by ${result.signer.subject}${describeTime(result)}`);
+        else
+          io.stdout(
+            `verified: ${describeMitigations(result)} signed by ${result.signer.subject}${describeTime(result)}`,
+          );
         setExitCode(exitCodes.ok);
       } else {
-        if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: result.sha256, reason: result.reason, detail: result.detail }));
+        if (flags.json)
+          io.stdout(
+            JSON.stringify({
+              ok: false,
+              sha256: result.sha256,
+              reason: result.reason,
+              detail: result.detail,
+            }),
+          );
         else io.stderr(`rejected: ${result.reason}: ${result.detail}`);
         setExitCode(exitCodes.failed);
       }
@@ -104,16 +157,34 @@ Example:
 
   command
     .command('sign')
-    .description("sign an EOCS document in the shape of Microsoft's packages (enveloped XML-DSig, RSA-SHA256, KeyValue and chain in KeyInfo, RFC 3161 countersignature)")
+    .description(
+      "sign an EOCS document in the shape of Microsoft's packages (enveloped XML-DSig, RSA-SHA256, KeyValue and chain in KeyInfo, RFC 3161 countersignature)",
+    )
     .argument('<in>', 'the unsigned EOCS document')
     .requiredOption('--key <pem>', "the signer's private key (PEM)")
     .requiredOption('--cert <pem>', "the signer's certificate (PEM)")
-    .option('--chain <pem>', 'an issuer certificate to include after the signer: intermediates, then the root (repeatable)', collect, [])
+    .option(
+      '--chain <pem>',
+      'an issuer certificate to include after the signer: intermediates, then the root (repeatable)',
+      collect,
+      [],
+    )
     .option('--tsa-key <pem>', "the time-stamp authority's private key (PEM), with --tsa-cert")
-    .option('--tsa-cert <pem>', "the time-stamp authority's certificate (PEM; extended key usage timeStamping)")
-    .option('--tsa-chain <pem>', "an issuer of the TSA certificate to include in the countersignature (repeatable)", collect, [])
+    .option(
+      '--tsa-cert <pem>',
+      "the time-stamp authority's certificate (PEM; extended key usage timeStamping)",
+    )
+    .option(
+      '--tsa-chain <pem>',
+      'an issuer of the TSA certificate to include in the countersignature (repeatable)',
+      collect,
+      [],
+    )
     .option('--dev-tsa <dir>', 'time-stamp with the TSA of an `emfleet dev pki` directory (tsa.key, tsa.pem)')
-    .option('--no-timestamp', 'leave the package without a time stamp (verifiers then check certificates at their current time)')
+    .option(
+      '--no-timestamp',
+      'leave the package without a time stamp (verifiers then check certificates at their current time)',
+    )
     .requiredOption('--out <file>', 'where to write the signed package')
     .option('--sequence <n>', 'sequence number for an organization feed (must grow with each package)')
     .option('--json', 'print one JSON object on stdout')
@@ -143,19 +214,42 @@ Example:
       const timestampAuthority = await timestampAuthorityFromFlags(flags);
       let signed: string;
       try {
-        signed = signPackage(xml, identity, { ...(sequence === undefined ? {} : { sequence }), ...(timestampAuthority ? { timestampAuthority } : {}) });
+        signed = signPackage(xml, identity, {
+          ...(sequence === undefined ? {} : { sequence }),
+          ...(timestampAuthority ? { timestampAuthority } : {}),
+        });
       } catch (error) {
         if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
         throw error;
       }
       await writeFileAtomically(flags.out, signed);
-      if (flags.json) io.stdout(JSON.stringify({ ok: true, out: flags.out, bytes: Buffer.byteLength(signed), timestamped: timestampAuthority !== undefined }));
-      else io.stdout(`signed: ${flags.out} (${Buffer.byteLength(signed)} bytes${timestampAuthority ? ', time-stamped' : ', no time stamp'})`);
+      if (flags.json)
+        io.stdout(
+          JSON.stringify({
+            ok: true,
+            out: flags.out,
+            bytes: Buffer.byteLength(signed),
+            timestamped: timestampAuthority !== undefined,
+          }),
+        );
+      else
+        io.stdout(
+          `signed: ${flags.out} (${Buffer.byteLength(signed)} bytes${timestampAuthority ? ', time-stamped' : ', no time stamp'})`,
+        );
     });
 
-  addStorageOptions(command.command('show').description("a feed's current stored package: what was accepted, how it verifies today, and the exact signed XML written out"))
+  addStorageOptions(
+    command
+      .command('show')
+      .description(
+        "a feed's current stored package: what was accepted, how it verifies today, and the exact signed XML written out",
+      ),
+  )
     .option('--feed <name>', 'the feed (default microsoft; or a name from EMFLEET_FEEDS)')
-    .option('--out <file>', 'write the stored signed XML, byte for byte, to this file (for package verify, package test, policy explain --package)')
+    .option(
+      '--out <file>',
+      'write the stored signed XML, byte for byte, to this file (for package verify, package test, policy explain --package)',
+    )
     .addHelpText(
       'after',
       `
@@ -174,12 +268,19 @@ Examples:
       if (!current) throw new NoPackageError(feed.name);
       if (flags.out) await writeFileAtomically(flags.out, current.stored.bytes);
       const shown = storedPackageJson(feed.name, current);
-      if (flags.json) return void io.stdout(JSON.stringify({ ...shown, ...(flags.out ? { out: flags.out } : {}) }));
+      if (flags.json)
+        return void io.stdout(JSON.stringify({ ...shown, ...(flags.out ? { out: flags.out } : {}) }));
       io.stdout(`feed ${feed.name}: package ${shown.sequence}, sha256 ${shown.sha256}, ${shown.bytes} bytes`);
       io.stdout(`  signed ${shown.signingTime ?? '(no signing time)'}, accepted ${shown.acceptedAt}`);
       io.stdout(`  mitigations: ${current.stored.mitigationIds.join(', ') || 'none'}`);
-      if (current.verified.ok) io.stdout(`  verification: verified today: ${describeMitigations(current.verified)} signed by ${current.verified.signer.subject} (issuer ${current.verified.signer.issuer}, serial ${current.verified.signer.serialNumber})`);
-      else io.stdout(`  verification: FAILS today: ${current.verified.reason}: ${current.verified.detail} (the feed is frozen on it: nothing is applied or removed)`);
+      if (current.verified.ok)
+        io.stdout(
+          `  verification: verified today: ${describeMitigations(current.verified)} signed by ${current.verified.signer.subject} (issuer ${current.verified.signer.issuer}, serial ${current.verified.signer.serialNumber})`,
+        );
+      else
+        io.stdout(
+          `  verification: FAILS today: ${current.verified.reason}: ${current.verified.detail} (the feed is frozen on it: nothing is applied or removed)`,
+        );
       if (flags.out) io.stdout(`  written to ${flags.out}`);
     });
 
@@ -203,20 +304,33 @@ interface SignFlags {
 }
 
 async function timestampAuthorityFromFlags(flags: SignFlags): Promise<TimestampAuthority | undefined> {
-  const given = [flags.tsaKey !== undefined || flags.tsaCert !== undefined, flags.devTsa !== undefined].filter(Boolean).length;
+  const given = [
+    flags.tsaKey !== undefined || flags.tsaCert !== undefined,
+    flags.devTsa !== undefined,
+  ].filter(Boolean).length;
   if (!flags.timestamp) {
     if (given > 0) throw new UsageError('--no-timestamp contradicts --tsa-key/--tsa-cert/--dev-tsa');
     return undefined;
   }
-  if (given === 0) throw new UsageError('give a time-stamp authority (--tsa-key and --tsa-cert, or --dev-tsa DIR), or --no-timestamp');
+  if (given === 0)
+    throw new UsageError(
+      'give a time-stamp authority (--tsa-key and --tsa-cert, or --dev-tsa DIR), or --no-timestamp',
+    );
   if (given > 1) throw new UsageError('give either --tsa-key/--tsa-cert or --dev-tsa, not both');
   if (flags.devTsa !== undefined) {
     return {
-      privateKeyPem: await readTextFile(join(flags.devTsa, devPkiFiles.timestampAuthorityKey), `--dev-tsa ${flags.devTsa}`),
-      certificatePem: await readTextFile(join(flags.devTsa, devPkiFiles.timestampAuthority), `--dev-tsa ${flags.devTsa}`),
+      privateKeyPem: await readTextFile(
+        join(flags.devTsa, devPkiFiles.timestampAuthorityKey),
+        `--dev-tsa ${flags.devTsa}`,
+      ),
+      certificatePem: await readTextFile(
+        join(flags.devTsa, devPkiFiles.timestampAuthority),
+        `--dev-tsa ${flags.devTsa}`,
+      ),
     };
   }
-  if (flags.tsaKey === undefined || flags.tsaCert === undefined) throw new UsageError('--tsa-key and --tsa-cert go together');
+  if (flags.tsaKey === undefined || flags.tsaCert === undefined)
+    throw new UsageError('--tsa-key and --tsa-cert go together');
   return {
     privateKeyPem: await readTextFile(flags.tsaKey, `--tsa-key ${flags.tsaKey}`),
     certificatePem: await readTextFile(flags.tsaCert, `--tsa-cert ${flags.tsaCert}`),

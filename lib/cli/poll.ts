@@ -7,7 +7,9 @@ import { exitCodes, type CliIo } from './io.js';
 
 export function pollCommand(io: CliIo, setExitCode: (code: number) => void): Command {
   return addStorageOptions(new Command('poll'))
-    .description('poll OCS (and the organization feeds) now, as the hourly timer does: fetch, verify, store, start rollouts')
+    .description(
+      'poll OCS (and the organization feeds) now, as the hourly timer does: fetch, verify, store, start rollouts',
+    )
     .option('--feed <name>', 'only this feed (microsoft, or a name from EMFLEET_FEEDS)')
     .addHelpText(
       'after',
@@ -23,10 +25,26 @@ Examples:
     .action(async (flags: StorageFlags & { feed?: string }) => {
       const context = fleetContext(flags, io);
       // A webhook that fails is said on stderr; the poll's own events are what stdout prints.
-      const notify = createNotifier({ url: context.settings.EMFLEET_NOTIFY_URL, logger: jsonLogger((line) => io.stderr(line)) });
-      const outcomes = await pollNow({ tables: context.tables, queues: context.queues, settings: context.settings, logger: silentLogger, notify }, flags.feed === undefined ? {} : { feed: flags.feed });
+      const notify = createNotifier({
+        url: context.settings.EMFLEET_NOTIFY_URL,
+        logger: jsonLogger((line) => io.stderr(line)),
+      });
+      const outcomes = await pollNow(
+        {
+          tables: context.tables,
+          queues: context.queues,
+          settings: context.settings,
+          logger: silentLogger,
+          notify,
+        },
+        flags.feed === undefined ? {} : { feed: flags.feed },
+      );
       if (flags.json) io.stdout(JSON.stringify({ outcomes }));
       else for (const outcome of outcomes) io.stdout(describePollOutcome(outcome));
-      setExitCode(outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted') ? exitCodes.ok : exitCodes.failed);
+      setExitCode(
+        outcomes.every((outcome) => outcome.kind === 'unchanged' || outcome.kind === 'accepted')
+          ? exitCodes.ok
+          : exitCodes.failed,
+      );
     });
 }

@@ -13,16 +13,34 @@ export function reconcileCommand(io: CliIo): Command {
     .description(
       'run the hourly fix-up now: ask every agent what is in place (when the relay is configured), then reapply what is missing and remove what is fixed, blocked or withdrawn, in a fix-up rollout; never reapply what a halted or aborted rollout holds',
     )
-    .option('--dry-run', 'print, per server, what would be reapplied or removed and why, and what is held by which rollout; write, send and notify nothing')
+    .option(
+      '--dry-run',
+      'print, per server, what would be reapplied or removed and why, and what is held by which rollout; write, send and notify nothing',
+    )
     .addHelpText('after', '\nExamples:\n  emfleet reconcile --dry-run\n  emfleet reconcile --json')
     .action(async (flags: StorageFlags & { dryRun?: boolean }) => {
       const context = fleetContext(flags, io);
       const dryRun = Boolean(flags.dryRun);
       // A real run notifies as the timer's does; a dry run tells no one.
-      const notify = dryRun ? async () => {} : createNotifier({ ...(context.settings.EMFLEET_NOTIFY_URL ? { url: context.settings.EMFLEET_NOTIFY_URL } : {}), logger: silentLogger });
-      const reports = await runReconcileCycle({ settings: context.settings, tables: context.tables, queues: context.queues, logger: silentLogger, notify }, { dryRun });
+      const notify = dryRun
+        ? async () => {}
+        : createNotifier({
+            ...(context.settings.EMFLEET_NOTIFY_URL ? { url: context.settings.EMFLEET_NOTIFY_URL } : {}),
+            logger: silentLogger,
+          });
+      const reports = await runReconcileCycle(
+        {
+          settings: context.settings,
+          tables: context.tables,
+          queues: context.queues,
+          logger: silentLogger,
+          notify,
+        },
+        { dryRun },
+      );
       if (flags.json) return void io.stdout(JSON.stringify({ dryRun, feeds: reports }));
-      if (reports.length === 0) io.stdout('no feed has a current package that verifies: nothing to reconcile');
+      if (reports.length === 0)
+        io.stdout('no feed has a current package that verifies: nothing to reconcile');
       for (const report of reports) for (const line of reportLines(report)) io.stdout(line);
     });
 }
@@ -30,15 +48,32 @@ export function reconcileCommand(io: CliIo): Command {
 function reportLines(report: ReconcileReport): string[] {
   const lines: string[] = [];
   const would = report.dryRun ? 'would ' : '';
-  if (report.deferred) lines.push(`feed ${report.feed}: left for later, rollout ${report.deferred} is under way`);
-  else if (report.changes.length === 0) lines.push(`feed ${report.feed}: no drift to fix${report.held.length > 0 ? ` (${report.held.length} servers held)` : ''}`);
-  else lines.push(`feed ${report.feed}: ${report.dryRun ? 'would start a fix-up rollout' : `fix-up rollout ${report.rolloutId ?? '(not started)'}`} for ${report.changes.length} servers`);
-  for (const hold of report.holds) lines.push(`  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): ${holdEnds(hold.state)}`);
+  if (report.deferred)
+    lines.push(`feed ${report.feed}: left for later, rollout ${report.deferred} is under way`);
+  else if (report.changes.length === 0)
+    lines.push(
+      `feed ${report.feed}: no drift to fix${report.held.length > 0 ? ` (${report.held.length} servers held)` : ''}`,
+    );
+  else
+    lines.push(
+      `feed ${report.feed}: ${report.dryRun ? 'would start a fix-up rollout' : `fix-up rollout ${report.rolloutId ?? '(not started)'}`} for ${report.changes.length} servers`,
+    );
+  for (const hold of report.holds)
+    lines.push(
+      `  hold: ${hold.mitigation} held by ${hold.rolloutId} (${hold.state}, package ${hold.packageSequence}): ${holdEnds(hold.state)}`,
+    );
   for (const change of report.changes) {
-    for (const { mitigation, reason } of change.reapply) lines.push(`  ${change.server}: ${would}reapply ${mitigation} (${reason})`);
-    for (const { mitigation, reason } of change.remove) lines.push(`  ${change.server}: ${would}remove ${mitigation} (${reason})`);
+    for (const { mitigation, reason } of change.reapply)
+      lines.push(`  ${change.server}: ${would}reapply ${mitigation} (${reason})`);
+    for (const { mitigation, reason } of change.remove)
+      lines.push(`  ${change.server}: ${would}remove ${mitigation} (${reason})`);
   }
-  for (const server of report.held) for (const { mitigation, rolloutId } of server.holds) lines.push(`  ${server.server}: ${mitigation} held by ${rolloutId}`);
-  for (const server of report.leftAlone) lines.push(`  ${server.server}: left alone (${server.reason}), though ${server.ids.join(', ')} ${server.ids.length === 1 ? 'is' : 'are'} applied there and withdrawn`);
+  for (const server of report.held)
+    for (const { mitigation, rolloutId } of server.holds)
+      lines.push(`  ${server.server}: ${mitigation} held by ${rolloutId}`);
+  for (const server of report.leftAlone)
+    lines.push(
+      `  ${server.server}: left alone (${server.reason}), though ${server.ids.join(', ')} ${server.ids.length === 1 ? 'is' : 'are'} applied there and withdrawn`,
+    );
   return lines;
 }

@@ -12,7 +12,9 @@ export type AdminAuthMode = (typeof adminAuthModes)[number];
 /** An organization feed: custom mitigations signed by its own CA (`emfleet package sign`). */
 const orgFeedSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and - (at most 32)'),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and - (at most 32)'),
     url: z.url({ protocol: /^https?$/ }),
     /** PEM text or a file path. */
     trustAnchors: z.string().min(1),
@@ -28,9 +30,12 @@ const orgFeedSchema = z
   .strict();
 export type OrgFeedSetting = z.infer<typeof orgFeedSchema>;
 
-const commaList = z
-  .string()
-  .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
+const commaList = z.string().transform((text) =>
+  text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== ''),
+);
 
 /**
  * Every app setting emfleet reads, parsed once. `local.settings.sample.json` and infra/ list the
@@ -59,9 +64,15 @@ export const settingsSchema = z.object({
   /** Storage by connection string (Azurite, dev). Also the Functions host's own storage. */
   AzureWebJobsStorage: z.string().optional(),
   /** Storage by account name with DefaultAzureCredential (managed identity, production). */
-  EMFLEET_STORAGE_ACCOUNT: z.string().regex(/^[a-z0-9]{3,24}$/, 'must be a storage account name (3-24 lower-case letters and digits)').optional(),
+  EMFLEET_STORAGE_ACCOUNT: z
+    .string()
+    .regex(/^[a-z0-9]{3,24}$/, 'must be a storage account name (3-24 lower-case letters and digits)')
+    .optional(),
   /** Prefix of emfleet's table names, so several deployments can share an account. */
-  EMFLEET_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,40}$/, 'must start with a letter and hold only letters and digits').optional(),
+  EMFLEET_TABLE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9]{0,40}$/, 'must start with a letter and hold only letters and digits')
+    .optional(),
   /** The organization this deployment serves: the Servers partition and the org policy row. */
   EMFLEET_ORG: orgName.default('default'),
   /** Policy as code (JSON, from infra/policy.json); synced into Policy rows with source=bicep. */
@@ -69,7 +80,10 @@ export const settingsSchema = z.object({
   /** The mitigation feed; Microsoft's by default. */
   EMFLEET_OCS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default(microsoftFeedUrl),
   /** Azure Relay namespace host, e.g. contoso-emfleet.servicebus.windows.net. */
-  EMFLEET_RELAY_NAMESPACE: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a host name such as contoso.servicebus.windows.net').optional(),
+  EMFLEET_RELAY_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+$/, 'must be a host name such as contoso.servicebus.windows.net')
+    .optional(),
   /** Override of https://{namespace}, for the local relay emulator (http://127.0.0.1:PORT). */
   EMFLEET_RELAY_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** SAS send rule; without a key the app authenticates with its managed identity (Azure Relay Sender role). */
@@ -78,11 +92,20 @@ export const settingsSchema = z.object({
   /** Rollout waves (JSON list; see lib/rollout/waves.ts); defaults: canary ring, 10%, the rest. */
   EMFLEET_WAVES: jsonText(waveProfile).default(defaultWaves),
   /** Local runs and tests only: a prefix for queue names so several runs share one storage account. Leave unset in Azure. */
-  EMFLEET_QUEUE_PREFIX: z.string().regex(/^[a-z0-9]{1,20}$/, 'must be 1-20 lower-case letters and digits').optional(),
+  EMFLEET_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9]{1,20}$/, 'must be 1-20 lower-case letters and digits')
+    .optional(),
   /** When pollOcs runs: a 6-field NCRONTAB expression in UTC (seconds first); hourly by default. */
-  EMFLEET_POLL_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 0 * * * *"').default('0 0 * * * *'),
+  EMFLEET_POLL_SCHEDULE: z
+    .string()
+    .regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 0 * * * *"')
+    .default('0 0 * * * *'),
   /** When reconcile runs (drift between desired and reported state): hourly, half past, by default. */
-  EMFLEET_RECONCILE_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 30 * * * *"').default('0 30 * * * *'),
+  EMFLEET_RECONCILE_SCHEDULE: z
+    .string()
+    .regex(/^\S+( \S+){5}$/, 'must be a 6-field cron expression such as "0 30 * * * *"')
+    .default('0 30 * * * *'),
   /** The organization's own feeds besides Microsoft's (JSON list), each with its own trust. */
   EMFLEET_FEEDS: jsonText(z.array(orgFeedSchema).max(10)).default([]),
   /** Slack or Microsoft Teams incoming webhook for package, rollout and drift events; a secret (Key Vault reference). Unset: no notifications. */
@@ -94,7 +117,9 @@ export const settingsSchema = z.object({
    * Service Authentication with the app role emfleet.Reader or emfleet.Operator; `functionKey`,
    * the function key alone, for local runs only.
    */
-  EMFLEET_ADMIN_AUTH: z.enum(adminAuthModes, { error: `must be one of ${adminAuthModes.join(', ')}` }).default('entra'),
+  EMFLEET_ADMIN_AUTH: z
+    .enum(adminAuthModes, { error: `must be one of ${adminAuthModes.join(', ')}` })
+    .default('entra'),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;

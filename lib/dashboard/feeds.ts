@@ -26,12 +26,21 @@ export interface CurrentFeed {
  * package is verified again, as reconcile does: that gives its signer and its mitigation model, and
  * shows at once when an anchor change means the current package would no longer be accepted.
  */
-export async function readCurrentFeeds(deps: { tables: FleetTables; settings: Settings }): Promise<CurrentFeed[]> {
+export async function readCurrentFeeds(deps: {
+  tables: FleetTables;
+  settings: Settings;
+}): Promise<CurrentFeed[]> {
   const { feeds, problems } = feedsFromSettings(deps.settings);
-  const configured = [{ name: microsoftFeedName, url: deps.settings.EMFLEET_OCS_URL }, ...deps.settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url }))];
+  const configured = [
+    { name: microsoftFeedName, url: deps.settings.EMFLEET_OCS_URL },
+    ...deps.settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url })),
+  ];
   return Promise.all(
     configured.map(async ({ name, url }) => {
-      const [state, stored] = await Promise.all([readFeedState(deps.tables, name), latestPackage(deps.tables, name)]);
+      const [state, stored] = await Promise.all([
+        readFeedState(deps.tables, name),
+        latestPackage(deps.tables, name),
+      ]);
       const trust = feeds.find((feed) => feed.name === name)?.trust;
       return {
         name,
@@ -60,11 +69,27 @@ export function feedView(current: CurrentFeed): FeedView {
     lastError: status.lastError,
     package: status.package && {
       ...status.package,
-      signer: verified?.ok ? { subject: verified.signer.subject, issuer: verified.signer.issuer, serialNumber: verified.signer.serialNumber, sha256: verified.signer.sha256, validTo: verified.signer.validTo } : null,
-      verifyProblem: verified === undefined ? (current.problem ?? null) : verified.ok ? null : `${verified.reason}: ${verified.detail}`,
+      signer: verified?.ok
+        ? {
+            subject: verified.signer.subject,
+            issuer: verified.signer.issuer,
+            serialNumber: verified.signer.serialNumber,
+            sha256: verified.signer.sha256,
+            validTo: verified.signer.validTo,
+          }
+        : null,
+      verifyProblem:
+        verified === undefined
+          ? (current.problem ?? null)
+          : verified.ok
+            ? null
+            : `${verified.reason}: ${verified.detail}`,
     },
     frozen: status.frozen,
-    lastRejected: status.lastRejected && rejected ? { at: status.lastRejected.at, sha256: status.lastRejected.sha256, ...rejected } : null,
+    lastRejected:
+      status.lastRejected && rejected
+        ? { at: status.lastRejected.at, sha256: status.lastRejected.sha256, ...rejected }
+        : null,
   };
 }
 
@@ -72,7 +97,9 @@ export function feedView(current: CurrentFeed): FeedView {
  * What the last poll came to. A poll stamps `lastPollAt` first and, in the same write, an error or
  * a rejection (lib/rollout/poll.ts), so a stamp at or after `lastPollAt` belongs to the last poll.
  */
-export function pollResultOf(state: Pick<FeedState, 'lastPollAt' | 'lastErrorAt' | 'lastRejectedAt'> | undefined): PollResult | null {
+export function pollResultOf(
+  state: Pick<FeedState, 'lastPollAt' | 'lastErrorAt' | 'lastRejectedAt'> | undefined,
+): PollResult | null {
   if (!state?.lastPollAt) return null;
   if (state.lastErrorAt && state.lastErrorAt >= state.lastPollAt) return 'Failed';
   if (state.lastRejectedAt && state.lastRejectedAt >= state.lastPollAt) return 'Rejected';

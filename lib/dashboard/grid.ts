@@ -17,8 +17,23 @@ import type { CellOutcome, GridCell, GridPage, GridRow } from './types.js';
 
 /** Every cell outcome, once (a Record, so the compiler checks the list against the type). */
 const cellOutcomeSet: Record<CellOutcome, true> = {
-  Applied: true, AlreadyApplied: true, Removed: true, NotApplicable: true, Blocked: true, Disabled: true, PolicyError: true, Unsupported: true,
-  Skipped: true, Failed: true, Unreachable: true, Degraded: true, Ineffective: true, RolledBack: true, Pending: true, NotStarted: true, Unknown: true,
+  Applied: true,
+  AlreadyApplied: true,
+  Removed: true,
+  NotApplicable: true,
+  Blocked: true,
+  Disabled: true,
+  PolicyError: true,
+  Unsupported: true,
+  Skipped: true,
+  Failed: true,
+  Unreachable: true,
+  Degraded: true,
+  Ineffective: true,
+  RolledBack: true,
+  Pending: true,
+  NotStarted: true,
+  Unknown: true,
 };
 export const cellOutcomes = Object.keys(cellOutcomeSet) as [CellOutcome, ...CellOutcome[]];
 
@@ -51,13 +66,22 @@ export interface GridColumn {
 }
 
 /** The current packages' mitigations, feed by feed, each id once (the first feed that has it). */
-export function gridColumns(feeds: readonly CurrentFeed[], rollouts: Parameters<typeof stoppedRolloutOf>[0] = []): GridColumn[] {
+export function gridColumns(
+  feeds: readonly CurrentFeed[],
+  rollouts: Parameters<typeof stoppedRolloutOf>[0] = [],
+): GridColumn[] {
   const columns = new Map<string, GridColumn>();
   for (const feed of feeds) {
     if (!feed.stored) continue;
     const models = feed.verified?.ok ? feed.verified.package.mitigations : [];
     const stopped = stoppedRolloutOf(rollouts, feed.name);
-    for (const id of feed.stored.mitigationIds) if (!columns.has(id)) columns.set(id, { id, mitigation: models.find((model) => model.id === id), ...(stopped ? { stopped } : {}) });
+    for (const id of feed.stored.mitigationIds)
+      if (!columns.has(id))
+        columns.set(id, {
+          id,
+          mitigation: models.find((model) => model.id === id),
+          ...(stopped ? { stopped } : {}),
+        });
   }
   return [...columns.values()];
 }
@@ -68,30 +92,56 @@ export function gridColumns(feeds: readonly CurrentFeed[], rollouts: Parameters<
  * time: one Results query and one Policy query over the chunk's range of names, never one per
  * server.
  */
-export async function readGridPage(deps: { tables: FleetTables; settings: Settings; logger: Logger }, query: GridQuery): Promise<Omit<GridPage, 'continuationToken'> & { after: string | undefined }> {
-  const [feeds, rollouts] = await Promise.all([readCurrentFeeds(deps), listRollouts(deps.tables, { logger: deps.logger })]);
+export async function readGridPage(
+  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  query: GridQuery,
+): Promise<Omit<GridPage, 'continuationToken'> & { after: string | undefined }> {
+  const [feeds, rollouts] = await Promise.all([
+    readCurrentFeeds(deps),
+    listRollouts(deps.tables, { logger: deps.logger }),
+  ]);
   const columns = gridColumns(feeds, rollouts);
   const rows: GridRow[] = [];
   const problems: RowProblem[] = [];
   const filtering = query.search !== undefined || query.outcome !== undefined;
   let scanned = 0;
-  const page = (after: string | undefined) => ({ mitigations: columns.map((column) => column.id), rows, after, scanned, problems });
-  const scan = { ring: query.ring, site: query.site, after: query.after, pageSize: filtering ? 1000 : query.top };
+  const page = (after: string | undefined) => ({
+    mitigations: columns.map((column) => column.id),
+    rows,
+    after,
+    scanned,
+    problems,
+  });
+  const scan = {
+    ring: query.ring,
+    site: query.site,
+    after: query.after,
+    pageSize: filtering ? 1000 : query.top,
+  };
   for await (const { entries, more } of scanServers(deps.tables, deps.settings.EMFLEET_ORG, scan)) {
     const servers: ServerRow[] = [];
     for (const checked of entries) {
       if (!checked.ok) problems.push(checked.problem);
-      else if (query.search === undefined || serverMatches(checked.row, query.search)) servers.push(checked.row);
+      else if (query.search === undefined || serverMatches(checked.row, query.search))
+        servers.push(checked.row);
     }
     scanned += entries.length;
     for (let start = 0; start < servers.length; ) {
       // Without an outcome filter every server is shown, so read no more cells than the page needs.
-      const chunk = servers.slice(start, start + (query.outcome === undefined ? query.top - rows.length : maxGridRowsPerPage));
+      const chunk = servers.slice(
+        start,
+        start + (query.outcome === undefined ? query.top - rows.length : maxGridRowsPerPage),
+      );
       const chunkRows = await gridRows(deps, chunk, columns, problems);
       for (const [offset, row] of chunkRows.entries()) {
-        if (query.outcome !== undefined && !Object.values(row.cells).some((cell) => cell.outcome === query.outcome)) continue;
+        if (
+          query.outcome !== undefined &&
+          !Object.values(row.cells).some((cell) => cell.outcome === query.outcome)
+        )
+          continue;
         rows.push(row);
-        if (rows.length === query.top) return page(start + offset < servers.length - 1 || more ? row.server : undefined);
+        if (rows.length === query.top)
+          return page(start + offset < servers.length - 1 || more ? row.server : undefined);
       }
       start += chunk.length;
     }
@@ -102,17 +152,26 @@ export async function readGridPage(deps: { tables: FleetTables; settings: Settin
 }
 
 /** Rows for servers in name order: their results and their policy, read for the range of names. */
-async function gridRows(deps: { tables: FleetTables; settings: Settings; logger: Logger }, servers: readonly ServerRow[], columns: readonly GridColumn[], problems: RowProblem[]): Promise<GridRow[]> {
+async function gridRows(
+  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  servers: readonly ServerRow[],
+  columns: readonly GridColumn[],
+  problems: RowProblem[],
+): Promise<GridRow[]> {
   const first = servers[0]?.rowKey;
   const last = servers.at(-1)?.rowKey;
   if (first === undefined || last === undefined) return [];
   const [results, policy] = await Promise.all([
-    readRows(await deps.tables.client('Results'), 'Results', resultRow, { filter: odata`PartitionKey ge ${first} and PartitionKey le ${last}`, logger: deps.logger }),
+    readRows(await deps.tables.client('Results'), 'Results', resultRow, {
+      filter: odata`PartitionKey ge ${first} and PartitionKey le ${last}`,
+      logger: deps.logger,
+    }),
     readPolicy(deps.tables, deps.settings.EMFLEET_ORG, { logger: deps.logger, servers: { first, last } }),
   ]);
   problems.push(...results.problems);
   const byServer = new Map<string, ResultRow[]>();
-  for (const row of results.rows) byServer.set(row.partitionKey, [...(byServer.get(row.partitionKey) ?? []), row]);
+  for (const row of results.rows)
+    byServer.set(row.partitionKey, [...(byServer.get(row.partitionKey) ?? []), row]);
   const org = effectiveScope(policy.org);
   return servers.map((server) => {
     const scope = effectiveScope(policy.servers.get(server.rowKey));
@@ -125,7 +184,9 @@ async function gridRows(deps: { tables: FleetTables; settings: Settings; logger:
       build: server.build,
       registeredBuild: buildMismatch(server)?.registered ?? null,
       lastSeen: server.lastSeen?.toISOString() ?? null,
-      cells: serverCells(columns, byServer.get(server.rowKey) ?? [], (mitigation) => decide(org, scope, facts, mitigation)),
+      cells: serverCells(columns, byServer.get(server.rowKey) ?? [], (mitigation) =>
+        decide(org, scope, facts, mitigation),
+      ),
     };
   });
 }
@@ -134,17 +195,29 @@ async function gridRows(deps: { tables: FleetTables; settings: Settings; logger:
  * A server's cells: per mitigation its latest completed result (what happened there); where it has
  * none, what policy decides for it now (why nothing happened, or that something is still to come).
  */
-export function serverCells(columns: readonly GridColumn[], results: readonly ResultRow[], decideFor: (mitigation: Mitigation) => PolicyDecision): Record<string, GridCell> {
+export function serverCells(
+  columns: readonly GridColumn[],
+  results: readonly ResultRow[],
+  decideFor: (mitigation: Mitigation) => PolicyDecision,
+): Record<string, GridCell> {
   const latest = new Map<string, GridCell>();
   for (const result of [...results].sort((a, b) => a.at.getTime() - b.at.getTime())) {
     if (result.status !== 'Completed') continue;
     for (const [id, { outcome, detail }] of Object.entries(result.outcomes)) {
-      latest.set(id, { outcome, reason: detail || `${outcome} by ${result.rolloutId || 'an earlier operation'}`, source: 'result', at: result.at.toISOString(), rolloutId: result.rolloutId || null });
+      latest.set(id, {
+        outcome,
+        reason: detail || `${outcome} by ${result.rolloutId || 'an earlier operation'}`,
+        source: 'result',
+        at: result.at.toISOString(),
+        rolloutId: result.rolloutId || null,
+      });
     }
   }
   return Object.fromEntries(
     columns.map((column): [string, GridCell] => {
-      const cell = latest.get(column.id) ?? (column.mitigation ? decisionCell(decideFor(column.mitigation), column.stopped) : unknownCell);
+      const cell =
+        latest.get(column.id) ??
+        (column.mitigation ? decisionCell(decideFor(column.mitigation), column.stopped) : unknownCell);
       return [column.id, cell];
     }),
   );
@@ -167,9 +240,35 @@ const outcomeOfSkip: Record<PolicyReason, CellOutcome> = {
  * yet; NotStarted when the rollout that would have done it halted or was aborted.
  */
 export function decisionCell(decision: PolicyDecision, stopped?: StoppedRollout): GridCell {
-  if (decision.decision === 'Skip') return { outcome: outcomeOfSkip[decision.reason], reason: `${decision.reason}: ${decision.detail}`, source: 'policy', at: null, rolloutId: null };
-  if (stopped) return { outcome: 'NotStarted', reason: `${notStartedLabel(stopped)}: ${decision.detail}`, source: 'policy', at: null, rolloutId: stopped.id };
-  return { outcome: 'Pending', reason: `no result yet: ${decision.detail}`, source: 'policy', at: null, rolloutId: null };
+  if (decision.decision === 'Skip')
+    return {
+      outcome: outcomeOfSkip[decision.reason],
+      reason: `${decision.reason}: ${decision.detail}`,
+      source: 'policy',
+      at: null,
+      rolloutId: null,
+    };
+  if (stopped)
+    return {
+      outcome: 'NotStarted',
+      reason: `${notStartedLabel(stopped)}: ${decision.detail}`,
+      source: 'policy',
+      at: null,
+      rolloutId: stopped.id,
+    };
+  return {
+    outcome: 'Pending',
+    reason: `no result yet: ${decision.detail}`,
+    source: 'policy',
+    at: null,
+    rolloutId: null,
+  };
 }
 
-const unknownCell: GridCell = { outcome: 'Unknown', reason: 'no result, and the current package no longer verifies, so policy cannot decide', source: 'policy', at: null, rolloutId: null };
+const unknownCell: GridCell = {
+  outcome: 'Unknown',
+  reason: 'no result, and the current package no longer verifies, so policy cannot decide',
+  source: 'policy',
+  at: null,
+  rolloutId: null,
+};

@@ -22,12 +22,26 @@ const actionNames: readonly RolloutActionName[] = rolloutActions;
  * ended, each with its waves (one partition query per rollout shown, a few at a time) and, for a
  * halted or aborted one, the mitigations it holds.
  */
-export async function readOverview(deps: { tables: FleetTables; settings: Settings; logger: Logger }, options: { now?: Date } = {}): Promise<Overview> {
-  const [feeds, rollouts] = await Promise.all([readCurrentFeeds(deps), listRollouts(deps.tables, { logger: deps.logger })]);
+export async function readOverview(
+  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  options: { now?: Date } = {},
+): Promise<Overview> {
+  const [feeds, rollouts] = await Promise.all([
+    readCurrentFeeds(deps),
+    listRollouts(deps.tables, { logger: deps.logger }),
+  ]);
   const endedRollouts = rollouts.filter((rollout) => ended.has(rollout.state));
-  const shown = [...rollouts.filter((rollout) => !ended.has(rollout.state)), ...endedRollouts.slice(0, recentEndedRollouts)];
-  const detailed = await mapWithConcurrency(shown, 8, (rollout) => readRollout(deps.tables, rollout.partitionKey));
-  const content = currentContent(feeds.map((feed) => feed.name), new Map(feeds.map((feed) => [feed.name, feed.stored])));
+  const shown = [
+    ...rollouts.filter((rollout) => !ended.has(rollout.state)),
+    ...endedRollouts.slice(0, recentEndedRollouts),
+  ];
+  const detailed = await mapWithConcurrency(shown, 8, (rollout) =>
+    readRollout(deps.tables, rollout.partitionKey),
+  );
+  const content = currentContent(
+    feeds.map((feed) => feed.name),
+    new Map(feeds.map((feed) => [feed.name, feed.stored])),
+  );
   return {
     org: deps.settings.EMFLEET_ORG,
     generatedAt: (options.now ?? new Date()).toISOString(),
@@ -42,7 +56,11 @@ export async function readOverview(deps: { tables: FleetTables; settings: Settin
  * entered Baking, which is its last state write (a resume restarts the bake, and an emergency
  * profile gates at once), so `updatedAt` dates it.
  */
-export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[], feedContent?: Readonly<Record<string, string>>): RolloutView {
+export function rolloutView(
+  state: RolloutStateRow,
+  waves: readonly WaveRow[],
+  feedContent?: Readonly<Record<string, string>>,
+): RolloutView {
   const status = statusOf(state);
   const halted = state.state === 'Halted' ? waves[state.currentWave] : undefined;
   return {
@@ -65,7 +83,12 @@ export function rolloutView(state: RolloutStateRow, waves: readonly WaveRow[], f
     holds: heldBy(state, feedContent),
     retryServers: halted ? retryCount(halted) : 0,
     waves: waves.map((wave, index) => {
-      const phase: WavePhase = state.state === 'Completed' || index < state.currentWave ? 'Done' : index === state.currentWave ? 'Current' : 'NotStarted';
+      const phase: WavePhase =
+        state.state === 'Completed' || index < state.currentWave
+          ? 'Done'
+          : index === state.currentWave
+            ? 'Current'
+            : 'NotStarted';
       const baking = state.state === 'Baking' && index === state.currentWave;
       const bakeInMs = state.profile === 'emergency' ? 0 : wave.bakeInMs;
       return {

@@ -22,7 +22,8 @@ const assets: Readonly<Record<string, { readonly file: string; readonly contentT
 const pageFile = 'web/dashboard.html';
 
 /** Scripts and styles from this origin only, no inline code, data only from the API, no framing. */
-export const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const contentSecurityPolicy =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const securityHeaders = {
   'content-security-policy': contentSecurityPolicy,
@@ -48,17 +49,33 @@ function projectRoot(): string {
 
 let defaultRoot: string | undefined;
 
-export async function serveDashboard(request: HttpRequest, options: { logger: Logger; root?: string }): Promise<HttpResponseInit> {
+export async function serveDashboard(
+  request: HttpRequest,
+  options: { logger: Logger; root?: string },
+): Promise<HttpResponseInit> {
   const root = options.root ?? (defaultRoot ??= projectRoot());
   const name = request.params['asset'];
   if (name === undefined || name === '') return servePage(request, root, options.logger);
   const asset = Object.hasOwn(assets, name) ? assets[name] : undefined;
-  if (!asset) return { status: 404, headers: { ...securityHeaders, 'cache-control': 'no-store' }, jsonBody: { error: 'NotFound', detail: `the dashboard serves ${Object.keys(assets).join(' and ')} only` } };
+  if (!asset)
+    return {
+      status: 404,
+      headers: { ...securityHeaders, 'cache-control': 'no-store' },
+      jsonBody: {
+        error: 'NotFound',
+        detail: `the dashboard serves ${Object.keys(assets).join(' and ')} only`,
+      },
+    };
   const body = await readAsset(root, asset.file, options.logger);
   if (!body) return notBuilt(asset.file);
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
   // Revalidated every time (an ETag round trip), so a deployment is picked up at once; private: the URL holds a key.
-  const headers = { ...securityHeaders, 'content-type': asset.contentType, 'cache-control': 'private, no-cache', etag };
+  const headers = {
+    ...securityHeaders,
+    'content-type': asset.contentType,
+    'cache-control': 'private, no-cache',
+    etag,
+  };
   if (request.headers.get('if-none-match') === etag) return { status: 304, headers };
   return { status: 200, headers, body };
 }
@@ -80,12 +97,19 @@ async function readAsset(root: string, file: string, logger: Logger): Promise<Bu
   try {
     return await readFile(join(root, file));
   } catch (error) {
-    logger.error('DashboardAssetMissing', { file, error: error instanceof Error ? error.message : String(error) });
+    logger.error('DashboardAssetMissing', {
+      file,
+      error: error instanceof Error ? error.message : String(error),
+    });
     return undefined;
   }
 }
 
-const notBuilt = (file: string): HttpResponseInit => ({ status: 500, headers: { ...securityHeaders, 'cache-control': 'no-store' }, jsonBody: { error: 'DashboardNotBuilt', detail: `${file} is missing: run npm run build` } });
+const notBuilt = (file: string): HttpResponseInit => ({
+  status: 500,
+  headers: { ...securityHeaders, 'cache-control': 'no-store' },
+  jsonBody: { error: 'DashboardNotBuilt', detail: `${file} is missing: run npm run build` },
+});
 
 /**
  * The address to open the dashboard at, for `npm start` to print beside the admin API's:

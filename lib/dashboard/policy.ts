@@ -9,12 +9,18 @@ import type { PolicyView, ScopePolicyView } from './types.js';
 export const maxPolicyServers = 500;
 
 /** The org's settings and each server's own, every value with where it came from (Bicep, Tables, default). */
-export async function readPolicyView(deps: { tables: FleetTables; settings: Settings; logger: Logger }): Promise<PolicyView> {
+export async function readPolicyView(deps: {
+  tables: FleetTables;
+  settings: Settings;
+  logger: Logger;
+}): Promise<PolicyView> {
   const snapshot = await readPolicy(deps.tables, deps.settings.EMFLEET_ORG, { logger: deps.logger });
   const names = [...snapshot.servers.keys()].sort();
   return {
     org: scopePolicyView(deps.settings.EMFLEET_ORG, snapshot.org),
-    servers: names.slice(0, maxPolicyServers).map((name) => scopePolicyView(name, snapshot.servers.get(name))),
+    servers: names
+      .slice(0, maxPolicyServers)
+      .map((name) => scopePolicyView(name, snapshot.servers.get(name))),
     serverScopes: names.length,
   };
 }
@@ -22,5 +28,12 @@ export async function readPolicyView(deps: { tables: FleetTables; settings: Sett
 export function scopePolicyView(name: string, rows: ScopeRows | undefined): ScopePolicyView {
   const scope = effectiveScope(rows);
   if (!scope.valid) return { name, valid: false, problem: scope.problem };
-  return { name, valid: true, mitigationsEnabled: scope.mitigationsEnabled, blockedMitigations: scope.blockedMitigations, onDegraded: scope.onDegraded, ring: scope.ring ?? null };
+  return {
+    name,
+    valid: true,
+    mitigationsEnabled: scope.mitigationsEnabled,
+    blockedMitigations: scope.blockedMitigations,
+    onDegraded: scope.onDegraded,
+    ring: scope.ring ?? null,
+  };
 }

@@ -7,7 +7,14 @@
 /** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
 export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite' | 'retry';
 
-export type RolloutStateName = 'Planned' | 'Running' | 'Baking' | 'Paused' | 'Halted' | 'Aborted' | 'Completed';
+export type RolloutStateName =
+  | 'Planned'
+  | 'Running'
+  | 'Baking'
+  | 'Paused'
+  | 'Halted'
+  | 'Aborted'
+  | 'Completed';
 
 export interface SignerView {
   readonly subject: string;
@@ -114,8 +121,23 @@ export interface Overview {
  * `Unknown` when the package no longer verifies.
  */
 export type CellOutcome =
-  | 'Applied' | 'AlreadyApplied' | 'Removed' | 'NotApplicable' | 'Blocked' | 'Disabled' | 'PolicyError' | 'Unsupported'
-  | 'Skipped' | 'Failed' | 'Unreachable' | 'Degraded' | 'Ineffective' | 'RolledBack' | 'Pending' | 'NotStarted' | 'Unknown';
+  | 'Applied'
+  | 'AlreadyApplied'
+  | 'Removed'
+  | 'NotApplicable'
+  | 'Blocked'
+  | 'Disabled'
+  | 'PolicyError'
+  | 'Unsupported'
+  | 'Skipped'
+  | 'Failed'
+  | 'Unreachable'
+  | 'Degraded'
+  | 'Ineffective'
+  | 'RolledBack'
+  | 'Pending'
+  | 'NotStarted'
+  | 'Unknown';
 
 export interface GridCell {
   readonly outcome: CellOutcome;

@@ -32,13 +32,27 @@ export interface FactsUpdate {
  * agent version when it differs, lastSeen with either or when older than the resolution. An empty
  * or invalid reported build (an agent that could not detect it) never replaces a known one.
  */
-export function factsUpdate(row: Pick<ServerRow, 'build' | 'agentVersion' | 'lastSeen'>, facts: AgentFacts, at: Date): FactsUpdate | undefined {
-  const build = facts.build !== undefined && parseBuild(facts.build) !== undefined && facts.build !== row.build ? facts.build : undefined;
-  const agentVersion = facts.agentVersion !== undefined && facts.agentVersion !== '' && facts.agentVersion !== row.agentVersion ? facts.agentVersion : undefined;
+export function factsUpdate(
+  row: Pick<ServerRow, 'build' | 'agentVersion' | 'lastSeen'>,
+  facts: AgentFacts,
+  at: Date,
+): FactsUpdate | undefined {
+  const build =
+    facts.build !== undefined && parseBuild(facts.build) !== undefined && facts.build !== row.build
+      ? facts.build
+      : undefined;
+  const agentVersion =
+    facts.agentVersion !== undefined && facts.agentVersion !== '' && facts.agentVersion !== row.agentVersion
+      ? facts.agentVersion
+      : undefined;
   const stale = row.lastSeen === undefined || at.getTime() - row.lastSeen.getTime() >= lastSeenResolutionInMs;
   if (build === undefined && agentVersion === undefined && !stale) return undefined;
   return {
-    fields: { ...(build === undefined ? {} : { build }), ...(agentVersion === undefined ? {} : { agentVersion }), lastSeen: at },
+    fields: {
+      ...(build === undefined ? {} : { build }),
+      ...(agentVersion === undefined ? {} : { agentVersion }),
+      lastSeen: at,
+    },
     ...(build === undefined ? {} : { buildChanged: { from: row.build, to: build } }),
   };
 }
@@ -47,8 +61,11 @@ export function factsUpdate(row: Pick<ServerRow, 'build' | 'agentVersion' | 'las
  * A mismatch between the build an admin registered (`servers add --build`) and the one the agent
  * reports, once the agent has reported; shown by `servers list`, `status`, the API and the dashboard.
  */
-export function buildMismatch(row: Pick<ServerRow, 'build' | 'registeredBuild' | 'agentVersion'>): { readonly registered: string; readonly reported: string } | undefined {
-  if (row.agentVersion === '' || row.registeredBuild === '' || row.registeredBuild === row.build) return undefined;
+export function buildMismatch(
+  row: Pick<ServerRow, 'build' | 'registeredBuild' | 'agentVersion'>,
+): { readonly registered: string; readonly reported: string } | undefined {
+  if (row.agentVersion === '' || row.registeredBuild === '' || row.registeredBuild === row.build)
+    return undefined;
   return { registered: row.registeredBuild, reported: row.build };
 }
 
@@ -65,7 +82,10 @@ export interface ReportedServer {
  * row, so a server removed meanwhile stays removed. Logs `BuildChanged` per server and returns the
  * new builds by server, for the caller to plan on.
  */
-export async function recordAgentFacts(deps: { tables: FleetTables; org: string; logger: Logger; now?: () => Date }, servers: readonly ReportedServer[]): Promise<Map<string, string>> {
+export async function recordAgentFacts(
+  deps: { tables: FleetTables; org: string; logger: Logger; now?: () => Date },
+  servers: readonly ReportedServer[],
+): Promise<Map<string, string>> {
   const at = deps.now?.() ?? new Date();
   const updates = servers.flatMap((server) => {
     const update = factsUpdate(server.row, server.facts, at);
@@ -74,12 +94,19 @@ export async function recordAgentFacts(deps: { tables: FleetTables; org: string;
   const builds = new Map<string, string>();
   if (updates.length === 0) return builds;
   const client = await deps.tables.client('Servers');
-  const entity = (name: string, update: FactsUpdate): TableEntity<Record<string, unknown>> => ({ partitionKey: deps.org, rowKey: name, ...update.fields });
+  const entity = (name: string, update: FactsUpdate): TableEntity<Record<string, unknown>> => ({
+    partitionKey: deps.org,
+    rowKey: name,
+    ...update.fields,
+  });
   const chunks: (typeof updates)[] = [];
-  for (let start = 0; start < updates.length; start += maxTransactionSize) chunks.push(updates.slice(start, start + maxTransactionSize));
+  for (let start = 0; start < updates.length; start += maxTransactionSize)
+    chunks.push(updates.slice(start, start + maxTransactionSize));
   await mapWithConcurrency(chunks, 4, async (chunk) => {
     try {
-      await client.submitTransaction(chunk.map(({ server, update }) => ['update', entity(server.name, update), 'Merge']));
+      await client.submitTransaction(
+        chunk.map(({ server, update }) => ['update', entity(server.name, update), 'Merge']),
+      );
     } catch {
       // One row gone (removed meanwhile) fails the whole transaction: the others go one by one.
       await mapWithConcurrency(chunk, 8, async ({ server, update }) => {
@@ -98,8 +125,11 @@ export async function recordAgentFacts(deps: { tables: FleetTables; org: string;
       server: server.name,
       from: update.buildChanged.from,
       to: update.buildChanged.to,
-      ...(server.row.registeredBuild !== '' && server.row.registeredBuild !== update.buildChanged.to ? { registeredBuild: server.row.registeredBuild } : {}),
-      reason: 'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on',
+      ...(server.row.registeredBuild !== '' && server.row.registeredBuild !== update.buildChanged.to
+        ? { registeredBuild: server.row.registeredBuild }
+        : {}),
+      reason:
+        'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on',
     });
   }
   return builds;

@@ -18,12 +18,14 @@ export interface AuditEntry {
 
 const maxTicks = 9_999_999_999_999;
 
-
 /**
  * Partition = UTC day (yyyymmdd); row key = inverted milliseconds, so a day reads newest first,
  * plus a random suffix so entries in the same millisecond never collide.
  */
-export function auditEntity(entry: AuditEntry, at: Date): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+export function auditEntity(
+  entry: AuditEntry,
+  at: Date,
+): Record<string, unknown> & { partitionKey: string; rowKey: string } {
   const day = at.toISOString().slice(0, 10).replace(/-/g, '');
   const inverted = String(maxTicks - at.getTime()).padStart(13, '0');
   return {
@@ -46,13 +48,24 @@ export function auditEntity(entry: AuditEntry, at: Date): Record<string, unknown
  * Application Insights keeps as a second copy an operator cannot edit; writes made outside the app
  * (the CLI) are recorded by Storage's own resource logs (infra/app/storage.bicep).
  */
-export async function writeAudit(tables: FleetTables, entries: readonly AuditEntry[], now: Date = new Date(), options: { logger?: Logger } = {}): Promise<void> {
+export async function writeAudit(
+  tables: FleetTables,
+  entries: readonly AuditEntry[],
+  now: Date = new Date(),
+  options: { logger?: Logger } = {},
+): Promise<void> {
   if (entries.length === 0) return;
   const identity = await tables.identity();
   const client = await tables.client('Audit');
-  const entities = entries.map((entry) => ({ ...auditEntity(entry, now), ...(identity ? { identity } : {}) }));
+  const entities = entries.map((entry) => ({
+    ...auditEntity(entry, now),
+    ...(identity ? { identity } : {}),
+  }));
   try {
-    await writeInTransactions(client, entities.map((entity) => ['create', entity] as const));
+    await writeInTransactions(
+      client,
+      entities.map((entity) => ['create', entity] as const),
+    );
   } catch (error) {
     // Row keys are unique (time + random): a conflict is this very write, retried after a lost answer.
     if (!isStatus(error, 409)) throw error;

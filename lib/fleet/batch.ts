@@ -24,9 +24,12 @@ export async function writeInTransactions(
   }
   const transactions: TransactionAction[][] = [];
   for (const list of byPartition.values()) {
-    for (let start = 0; start < list.length; start += maxTransactionSize) transactions.push(list.slice(start, start + maxTransactionSize));
+    for (let start = 0; start < list.length; start += maxTransactionSize)
+      transactions.push(list.slice(start, start + maxTransactionSize));
   }
-  await mapWithConcurrency(transactions, options.concurrency ?? 8, (transaction) => client.submitTransaction(transaction));
+  await mapWithConcurrency(transactions, options.concurrency ?? 8, (transaction) =>
+    client.submitTransaction(transaction),
+  );
   return transactions.length;
 }
 

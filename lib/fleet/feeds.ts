@@ -40,13 +40,21 @@ export async function readFeedState(tables: FleetTables, feed: string): Promise<
   return checked.ok ? checked.row : undefined;
 }
 
-export async function updateFeedState(tables: FleetTables, feed: string, change: (current: Partial<FeedState>) => Partial<FeedState>): Promise<void> {
+export async function updateFeedState(
+  tables: FleetTables,
+  feed: string,
+  change: (current: Partial<FeedState>) => Partial<FeedState>,
+): Promise<void> {
   const client = await tables.client('Packages');
   await mutateEntity(client, feed, 'feed', (current) => {
     const checked = current ? validateRow('Packages', feedStateRow, current) : undefined;
     const base: Partial<FeedState> = checked?.ok ? checked.row : {};
     const next = { ...base, ...change(base), partitionKey: feed, rowKey: 'feed' };
-    const defined = Object.fromEntries(Object.entries(next).filter(([, value]) => value !== undefined).map(([key, value]) => [key, Array.isArray(value) ? JSON.stringify(value) : value])) as Record<string, unknown> & { partitionKey: string; rowKey: string };
+    const defined = Object.fromEntries(
+      Object.entries(next)
+        .filter(([, value]) => value !== undefined)
+        .map(([key, value]) => [key, Array.isArray(value) ? JSON.stringify(value) : value]),
+    ) as Record<string, unknown> & { partitionKey: string; rowKey: string };
     return { kind: 'write', entity: defined };
   });
 }

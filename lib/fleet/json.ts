@@ -25,7 +25,21 @@ export function serverJson(row: ServerRow): Record<string, unknown> {
 }
 
 export function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
-  return { id: row.partitionKey, feed: row.feed, packageSequence: row.packageSequence, operation: row.operation, state: row.state, reason: row.reason, currentWave: row.currentWave, waveCount: row.waveCount, attempt: row.attempt, halts: row.halts, profile: row.profile, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+  return {
+    id: row.partitionKey,
+    feed: row.feed,
+    packageSequence: row.packageSequence,
+    operation: row.operation,
+    state: row.state,
+    reason: row.reason,
+    currentWave: row.currentWave,
+    waveCount: row.waveCount,
+    attempt: row.attempt,
+    halts: row.halts,
+    profile: row.profile,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
 }
 
 /**
@@ -33,11 +47,36 @@ export function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
  * `problems`: each failing mitigation of the servers the waves name, with what the probes found.
  * `holds`: the mitigations this rollout holds now (Halted or Aborted), which reconcile does not reapply.
  */
-export function rolloutDetailJson(state: RolloutStateRow, waves: readonly WaveRow[], problems: readonly unknown[] = [], holds: readonly string[] = []): Record<string, unknown> {
-  return { ...rolloutJson(state), holds, waves: waves.map(({ counted: _counted, pass: _pass, failedIndices: _failedIndices, ...wave }) => ({ ...wave, failureNotes: wave.failureNotes ?? {} })), problems };
+export function rolloutDetailJson(
+  state: RolloutStateRow,
+  waves: readonly WaveRow[],
+  problems: readonly unknown[] = [],
+  holds: readonly string[] = [],
+): Record<string, unknown> {
+  return {
+    ...rolloutJson(state),
+    holds,
+    waves: waves.map(({ counted: _counted, pass: _pass, failedIndices: _failedIndices, ...wave }) => ({
+      ...wave,
+      failureNotes: wave.failureNotes ?? {},
+    })),
+    problems,
+  };
 }
 
 /** The outcome of pause/resume/abort/expedite: the new state, or why the state machine refused. */
-export function rolloutActionJson(rolloutId: string, result: { readonly ok: boolean; readonly reason?: string | undefined; readonly state?: RolloutStateRow | undefined }): Record<string, unknown> {
-  return { ok: result.ok, rolloutId, ...(result.state ? { state: result.state.state, reason: result.state.reason } : {}), ...(result.reason ? { refused: result.reason } : {}) };
+export function rolloutActionJson(
+  rolloutId: string,
+  result: {
+    readonly ok: boolean;
+    readonly reason?: string | undefined;
+    readonly state?: RolloutStateRow | undefined;
+  },
+): Record<string, unknown> {
+  return {
+    ok: result.ok,
+    rolloutId,
+    ...(result.state ? { state: result.state.state, reason: result.state.reason } : {}),
+    ...(result.reason ? { refused: result.reason } : {}),
+  };
 }

@@ -13,7 +13,13 @@ export class ConcurrencyConflictError extends EmfleetError {
   override readonly name = 'ConcurrencyConflictError';
   readonly current: StoredEntity | undefined;
 
-  constructor(table: string, partitionKey: string, rowKey: string, attempts: number, current: StoredEntity | undefined) {
+  constructor(
+    table: string,
+    partitionKey: string,
+    rowKey: string,
+    attempts: number,
+    current: StoredEntity | undefined,
+  ) {
     super('Conflict', `${table} row (${partitionKey}, ${rowKey}) kept changing under ${attempts} attempts`, {
       context: { table, partitionKey, rowKey, attempts },
     });
@@ -22,7 +28,10 @@ export class ConcurrencyConflictError extends EmfleetError {
 }
 
 /** What a mutation wants: keep the row as it is, write this entity, or delete the row. */
-export type Mutation = { readonly kind: 'keep' } | { readonly kind: 'write'; readonly entity: TableEntity<Record<string, unknown>> } | { readonly kind: 'delete' };
+export type Mutation =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'write'; readonly entity: TableEntity<Record<string, unknown>> }
+  | { readonly kind: 'delete' };
 
 export interface MutationResult {
   readonly before: StoredEntity | undefined;
@@ -50,7 +59,9 @@ export async function mutateEntity(
       if (mutation.kind === 'delete') {
         if (current) await client.deleteEntity(partitionKey, rowKey, { etag: current.etag });
       } else if (current) {
-        await client.updateEntity({ ...mutation.entity, partitionKey, rowKey }, 'Replace', { etag: current.etag });
+        await client.updateEntity({ ...mutation.entity, partitionKey, rowKey }, 'Replace', {
+          etag: current.etag,
+        });
       } else {
         await client.createEntity({ ...mutation.entity, partitionKey, rowKey });
       }
@@ -65,7 +76,11 @@ export async function mutateEntity(
   throw new ConcurrencyConflictError(client.tableName, partitionKey, rowKey, maxAttempts, current);
 }
 
-export async function getEntityOrUndefined(client: TableClient, partitionKey: string, rowKey: string): Promise<StoredEntity | undefined> {
+export async function getEntityOrUndefined(
+  client: TableClient,
+  partitionKey: string,
+  rowKey: string,
+): Promise<StoredEntity | undefined> {
   try {
     return (await client.getEntity<Record<string, unknown>>(partitionKey, rowKey)) as StoredEntity;
   } catch (error) {

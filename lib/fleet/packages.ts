@@ -3,7 +3,13 @@ import { EmfleetError } from '../errors.js';
 import { odata } from '@azure/data-tables';
 import { getEntityOrUndefined } from './optimistic.js';
 import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
-import { maxStoredPackageBytes, packageChunkBytes, packageChunkProperties, packagePointerRow, packageRow } from './schemas.js';
+import {
+  maxStoredPackageBytes,
+  packageChunkBytes,
+  packageChunkProperties,
+  packagePointerRow,
+  packageRow,
+} from './schemas.js';
 import type { FleetTables } from './storage.js';
 
 /** An accepted package exactly as signed, with what the poller needs to compare it. */
@@ -40,22 +46,32 @@ const sequenceKey = (sequence: number): string => String(sequence).padStart(10, 
  * moves the feed's `latest` pointer in the same transaction (conditional on its ETag), so a
  * package is never half-stored. Storing the bytes that are already latest is a no-op.
  */
-export async function storePackage(tables: FleetTables, input: NewPackage, options: { now?: Date } = {}): Promise<{ sequence: number; created: boolean }> {
+export async function storePackage(
+  tables: FleetTables,
+  input: NewPackage,
+  options: { now?: Date } = {},
+): Promise<{ sequence: number; created: boolean }> {
   if (input.bytes.byteLength === 0 || input.bytes.byteLength > maxStoredPackageBytes) {
-    throw new PackageStoreError(`package of ${input.bytes.byteLength} bytes cannot be stored (1 to ${maxStoredPackageBytes} bytes)`, { feed: input.feed });
+    throw new PackageStoreError(
+      `package of ${input.bytes.byteLength} bytes cannot be stored (1 to ${maxStoredPackageBytes} bytes)`,
+      { feed: input.feed },
+    );
   }
   const client = await tables.client('Packages');
   const sha256 = createHash('sha256').update(input.bytes).digest('hex');
   for (let attempt = 1; attempt <= 10; attempt++) {
     const pointerEntity = await getEntityOrUndefined(client, input.feed, pointerRowKey);
     const pointer = pointerEntity ? validateRow('Packages', packagePointerRow, pointerEntity) : undefined;
-    if (pointer && !pointer.ok) throw new PackageStoreError(describeRowProblem(pointer.problem), { feed: input.feed });
+    if (pointer && !pointer.ok)
+      throw new PackageStoreError(describeRowProblem(pointer.problem), { feed: input.feed });
     if (pointer?.row.sha256 === sha256) return { sequence: pointer.row.sequence, created: false };
     const sequence = (pointer?.row.sequence ?? 0) + 1;
     const chunks: Record<string, Uint8Array> = {};
     for (let offset = 0, index = 0; offset < input.bytes.byteLength; offset += packageChunkBytes, index++) {
       // A copy, not a view: the Tables SDK encodes a plain Uint8Array's whole underlying buffer.
-      chunks[packageChunkProperties[index]!] = Buffer.from(input.bytes.subarray(offset, offset + packageChunkBytes));
+      chunks[packageChunkProperties[index]!] = Buffer.from(
+        input.bytes.subarray(offset, offset + packageChunkBytes),
+      );
     }
     const packageEntity = {
       partitionKey: input.feed,
@@ -73,7 +89,9 @@ export async function storePackage(tables: FleetTables, input: NewPackage, optio
     try {
       await client.submitTransaction([
         ['create', packageEntity],
-        pointerEntity ? ['update', newPointer, 'Replace', { etag: pointerEntity.etag }] : ['create', newPointer],
+        pointerEntity
+          ? ['update', newPointer, 'Replace', { etag: pointerEntity.etag }]
+          : ['create', newPointer],
       ]);
       return { sequence, created: true };
     } catch (error) {
@@ -83,7 +101,11 @@ export async function storePackage(tables: FleetTables, input: NewPackage, optio
   throw new PackageStoreError('the feed kept changing while storing a package', { feed: input.feed });
 }
 
-export async function readPackage(tables: FleetTables, feed: string, sequence: number): Promise<StoredPackage | undefined> {
+export async function readPackage(
+  tables: FleetTables,
+  feed: string,
+  sequence: number,
+): Promise<StoredPackage | undefined> {
   const client = await tables.client('Packages');
   const entity = await getEntityOrUndefined(client, feed, sequenceKey(sequence));
   if (!entity) return undefined;
@@ -98,7 +120,10 @@ export async function readPackage(tables: FleetTables, feed: string, sequence: n
   }
   const bytes = Buffer.concat(parts);
   if (bytes.byteLength !== row.xmlBytes || createHash('sha256').update(bytes).digest('hex') !== row.sha256) {
-    throw new PackageStoreError(`Packages row (${feed}, ${sequenceKey(sequence)}): stored bytes do not match their length or SHA-256`, { feed, sequence });
+    throw new PackageStoreError(
+      `Packages row (${feed}, ${sequenceKey(sequence)}): stored bytes do not match their length or SHA-256`,
+      { feed, sequence },
+    );
   }
   return {
     feed,
@@ -128,17 +153,29 @@ export async function latestPackage(tables: FleetTables, feed: string): Promise<
  */
 export async function listStoredFeeds(tables: FleetTables): Promise<string[]> {
   const client = await tables.client('Packages');
-  const { rows } = await readRows(client, 'Packages', packagePointerRow, { filter: odata`RowKey eq ${pointerRowKey}` });
+  const { rows } = await readRows(client, 'Packages', packagePointerRow, {
+    filter: odata`RowKey eq ${pointerRowKey}`,
+  });
   return rows.map((row) => row.partitionKey).sort();
 }
 
 /** The accepted packages of a feed with these exact bytes (by SHA-256), oldest first: the feed's replay history. */
-export async function acceptedWithSha256(tables: FleetTables, feed: string, sha256: string): Promise<{ sequence: number; sha256: string }[]> {
+export async function acceptedWithSha256(
+  tables: FleetTables,
+  feed: string,
+  sha256: string,
+): Promise<{ sequence: number; sha256: string }[]> {
   const client = await tables.client('Packages');
   const found: { sequence: number; sha256: string }[] = [];
-  const entities = client.listEntities<{ sha256: string }>({ queryOptions: { filter: odata`PartitionKey eq ${feed} and sha256 eq ${sha256}`, select: ['RowKey', 'sha256'] } });
+  const entities = client.listEntities<{ sha256: string }>({
+    queryOptions: {
+      filter: odata`PartitionKey eq ${feed} and sha256 eq ${sha256}`,
+      select: ['RowKey', 'sha256'],
+    },
+  });
   for await (const entity of entities) {
-    if (/^\d{10}$/.test(entity.rowKey ?? '')) found.push({ sequence: Number(entity.rowKey), sha256: entity.sha256 });
+    if (/^\d{10}$/.test(entity.rowKey ?? ''))
+      found.push({ sequence: Number(entity.rowKey), sha256: entity.sha256 });
   }
   return found.sort((a, b) => a.sequence - b.sequence);
 }

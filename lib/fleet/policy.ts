@@ -26,11 +26,20 @@ export interface PolicySnapshot {
  * `servers` narrows the server scopes read to a range of names (both ends included; a few names
  * between may come along), for callers that need a page of servers and not the whole fleet.
  */
-export async function readPolicy(tables: FleetTables, org: string, options: { logger?: Logger; servers?: { first: string; last: string } } = {}): Promise<PolicySnapshot> {
+export async function readPolicy(
+  tables: FleetTables,
+  org: string,
+  options: { logger?: Logger; servers?: { first: string; last: string } } = {},
+): Promise<PolicySnapshot> {
   const client = await tables.client('Policy');
   const { servers: range, ...readOptions } = options;
-  const filter = range && odata`PartitionKey eq ${'org'} or (PartitionKey eq ${'server'} and RowKey ge ${range.first} and RowKey le ${range.last + declaredRowKeySuffix})`;
-  const { rows, problems } = await readRows(client, 'Policy', policyRow, { ...readOptions, ...(filter ? { filter } : {}) });
+  const filter =
+    range &&
+    odata`PartitionKey eq ${'org'} or (PartitionKey eq ${'server'} and RowKey ge ${range.first} and RowKey le ${range.last + declaredRowKeySuffix})`;
+  const { rows, problems } = await readRows(client, 'Policy', policyRow, {
+    ...readOptions,
+    ...(filter ? { filter } : {}),
+  });
   const scopes = new Map<string, ScopeRows>();
   const key = (scope: string, name: string): string => `${scope}/${name}`;
   for (const row of rows) {
@@ -40,7 +49,10 @@ export async function readPolicy(tables: FleetTables, org: string, options: { lo
   }
   for (const problem of problems) {
     const { scope, name } = targetOf(problem.partitionKey, problem.rowKey);
-    scopes.set(key(scope, name.toLowerCase()), { ...scopes.get(key(scope, name.toLowerCase())), problem: describeRowProblem(problem) });
+    scopes.set(key(scope, name.toLowerCase()), {
+      ...scopes.get(key(scope, name.toLowerCase())),
+      problem: describeRowProblem(problem),
+    });
   }
   const servers = new Map<string, ScopeRows>();
   for (const [scopeKey, rowsOfScope] of scopes) {
@@ -63,13 +75,21 @@ export function layerOf(row: PolicyRow): PolicyLayer {
   };
 }
 
-function policyEntity(target: PolicyTarget, source: 'bicep' | 'table', layer: PolicyLayer, actor: string, now: Date): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+function policyEntity(
+  target: PolicyTarget,
+  source: 'bicep' | 'table',
+  layer: PolicyLayer,
+  actor: string,
+  now: Date,
+): Record<string, unknown> & { partitionKey: string; rowKey: string } {
   return {
     partitionKey: target.scope,
     rowKey: source === 'bicep' ? `${target.name}${declaredRowKeySuffix}` : target.name,
     source,
     ...(layer.mitigationsEnabled === undefined ? {} : { mitigationsEnabled: layer.mitigationsEnabled }),
-    ...(layer.blockedMitigations === undefined ? {} : { blockedMitigations: JSON.stringify([...layer.blockedMitigations].sort()) }),
+    ...(layer.blockedMitigations === undefined
+      ? {}
+      : { blockedMitigations: JSON.stringify([...layer.blockedMitigations].sort()) }),
     ...(layer.ring === undefined ? {} : { ring: layer.ring }),
     ...(layer.onDegraded === undefined ? {} : { onDegraded: layer.onDegraded }),
     changedBy: actor,
@@ -107,7 +127,11 @@ export async function changePolicy(
 ): Promise<PolicyChange> {
   const client = await tables.client('Policy');
   const now = context.now ?? new Date();
-  const declaredEntity = await getEntityOrUndefined(client, target.scope, `${target.name}${declaredRowKeySuffix}`);
+  const declaredEntity = await getEntityOrUndefined(
+    client,
+    target.scope,
+    `${target.name}${declaredRowKeySuffix}`,
+  );
   const declaredRow = declaredEntity ? validateRow('Policy', policyRow, declaredEntity) : undefined;
   const declared = declaredRow?.ok ? layerOf(declaredRow.row) : undefined;
 
@@ -124,7 +148,20 @@ export async function changePolicy(
   });
   const changed = result.mutation.kind !== 'keep';
   if (changed) {
-    await writeAudit(tables, [{ actor: context.actor, action: context.action, target: `${target.scope}:${target.name}`, source: 'table', before: rawBefore ?? null, after }], now);
+    await writeAudit(
+      tables,
+      [
+        {
+          actor: context.actor,
+          action: context.action,
+          target: `${target.scope}:${target.name}`,
+          source: 'table',
+          before: rawBefore ?? null,
+          after,
+        },
+      ],
+      now,
+    );
   }
   return { before, after, changed };
 }
@@ -151,14 +188,22 @@ export async function syncDeclaredPolicy(
   const now = context.now ?? new Date();
   for (let attempt = 1; ; attempt++) {
     const filter = odata`source eq ${'bicep'}`;
-    const { rows, etags, problems } = await readRows(client, 'Policy', policyRow, { filter, ...(context.logger ? { logger: context.logger } : {}) });
+    const { rows, etags, problems } = await readRows(client, 'Policy', policyRow, {
+      filter,
+      ...(context.logger ? { logger: context.logger } : {}),
+    });
     const existing = new Map<string, { layer: PolicyLayer | undefined; etag: string | undefined }>();
-    for (const row of rows) existing.set(`${row.partitionKey}/${row.rowKey}`, { layer: layerOf(row), etag: etags.get(row) });
-    for (const problem of problems) existing.set(`${problem.partitionKey}/${problem.rowKey}`, { layer: undefined, etag: undefined });
+    for (const row of rows)
+      existing.set(`${row.partitionKey}/${row.rowKey}`, { layer: layerOf(row), etag: etags.get(row) });
+    for (const problem of problems)
+      existing.set(`${problem.partitionKey}/${problem.rowKey}`, { layer: undefined, etag: undefined });
 
     const desired: { target: PolicyTarget; layer: PolicyLayer }[] = [
       { target: { scope: 'org', name: org }, layer: declared.org },
-      ...[...declared.servers].map(([name, layer]) => ({ target: { scope: 'server' as const, name }, layer })),
+      ...[...declared.servers].map(([name, layer]) => ({
+        target: { scope: 'server' as const, name },
+        layer,
+      })),
     ];
     const actions: TransactionAction[] = [];
     const audit = [];
@@ -172,13 +217,29 @@ export async function syncDeclaredPolicy(
         continue;
       }
       const entity = policyEntity(target, 'bicep', layer, context.actor, now);
-      actions.push(current?.etag ? ['update', entity, 'Replace', { etag: current.etag }] : ['upsert', entity, 'Replace']);
-      audit.push({ actor: context.actor, action: 'policy.sync', target: `${target.scope}:${target.name}`, source: 'bicep', before: current?.layer ?? null, after: layer });
+      actions.push(
+        current?.etag ? ['update', entity, 'Replace', { etag: current.etag }] : ['upsert', entity, 'Replace'],
+      );
+      audit.push({
+        actor: context.actor,
+        action: 'policy.sync',
+        target: `${target.scope}:${target.name}`,
+        source: 'bicep',
+        before: current?.layer ?? null,
+        after: layer,
+      });
     }
     for (const [key, current] of existing) {
       const [scope, rowKey] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
       actions.push(['delete', { partitionKey: scope, rowKey }]);
-      audit.push({ actor: context.actor, action: 'policy.sync', target: `${scope}:${rowKey.slice(0, -declaredRowKeySuffix.length)}`, source: 'bicep', before: current.layer ?? null, after: null });
+      audit.push({
+        actor: context.actor,
+        action: 'policy.sync',
+        target: `${scope}:${rowKey.slice(0, -declaredRowKeySuffix.length)}`,
+        source: 'bicep',
+        before: current.layer ?? null,
+        after: null,
+      });
     }
     try {
       await writeInTransactions(client, actions);

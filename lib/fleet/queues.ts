@@ -23,9 +23,16 @@ export class StorageQueueSender implements QueueSender {
   constructor(connection: StorageConnection, options: { prefix?: string } = {}) {
     this.#prefix = (options.prefix ?? '').toLowerCase();
     this.#entra = connection.kind === 'account';
-    this.#service = connection.kind === 'connectionString'
-      ? Promise.resolve(QueueServiceClient.fromConnectionString(connection.connectionString))
-      : import('@azure/identity').then(({ DefaultAzureCredential }) => new QueueServiceClient(`https://${connection.accountName}.queue.core.windows.net`, new DefaultAzureCredential()));
+    this.#service =
+      connection.kind === 'connectionString'
+        ? Promise.resolve(QueueServiceClient.fromConnectionString(connection.connectionString))
+        : import('@azure/identity').then(
+            ({ DefaultAzureCredential }) =>
+              new QueueServiceClient(
+                `https://${connection.accountName}.queue.core.windows.net`,
+                new DefaultAzureCredential(),
+              ),
+          );
   }
 
   /** Queue names carry the deployment's prefix, like table names. */
@@ -56,7 +63,8 @@ export class StorageQueueSender implements QueueSender {
 
   async send(queue: QueueName, message: unknown, options: { delayInMs?: number } = {}): Promise<void> {
     const delayInMs = options.delayInMs ?? 0;
-    if (delayInMs < 0 || delayInMs > maxDelayInMs) throw new RangeError(`a queue message can be delayed 0 to 7 days, got ${delayInMs} ms`);
+    if (delayInMs < 0 || delayInMs > maxDelayInMs)
+      throw new RangeError(`a queue message can be delayed 0 to 7 days, got ${delayInMs} ms`);
     const client = await this.client(queue);
     await client.sendMessage(Buffer.from(JSON.stringify(message), 'utf8').toString('base64'), {
       visibilityTimeout: Math.ceil(delayInMs / 1000),

@@ -5,13 +5,20 @@ import { readRows, type ReadResult } from './rows.js';
 import { resultRow, type ResultRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
-export type ResultRecord = Omit<ResultRow, 'partitionKey' | 'rowKey'> & { readonly server: string; readonly operationId: string };
+export type ResultRecord = Omit<ResultRow, 'partitionKey' | 'rowKey'> & {
+  readonly server: string;
+  readonly operationId: string;
+};
 
 /**
  * Upserts results keyed by (server, operation id): a redelivered message rewrites the same row
  * instead of adding one. Rows of one server go in one transaction (100 at most).
  */
-export async function upsertResults(tables: FleetTables, results: readonly ResultRecord[], options: { concurrency?: number } = {}): Promise<number> {
+export async function upsertResults(
+  tables: FleetTables,
+  results: readonly ResultRecord[],
+  options: { concurrency?: number } = {},
+): Promise<number> {
   const client = await tables.client('Results');
   return writeInTransactions(
     client,
@@ -28,7 +35,14 @@ export async function upsertResults(tables: FleetTables, results: readonly Resul
   );
 }
 
-export async function readResults(tables: FleetTables, server: string, options: { logger?: Logger } = {}): Promise<ReadResult<ResultRow>> {
+export async function readResults(
+  tables: FleetTables,
+  server: string,
+  options: { logger?: Logger } = {},
+): Promise<ReadResult<ResultRow>> {
   const client = await tables.client('Results');
-  return readRows(client, 'Results', resultRow, { filter: odata`PartitionKey eq ${server.toLowerCase()}`, ...options });
+  return readRows(client, 'Results', resultRow, {
+    filter: odata`PartitionKey eq ${server.toLowerCase()}`,
+    ...options,
+  });
 }

@@ -23,15 +23,26 @@ export interface NewRollout {
   readonly feed: string;
   readonly packageSequence: number;
   readonly operation: 'apply' | 'remove';
-  readonly waves: readonly { readonly name: string; readonly servers: number; readonly maxConcurrency?: number; readonly maxErrors?: number; readonly bakeInMs?: number }[];
+  readonly waves: readonly {
+    readonly name: string;
+    readonly servers: number;
+    readonly maxConcurrency?: number;
+    readonly maxErrors?: number;
+    readonly bakeInMs?: number;
+  }[];
   readonly profile?: 'default' | 'emergency';
   /** The mitigations it applies, with the SHA-256 of each one's content: what a halt holds. */
   readonly applies?: Readonly<Record<string, string>>;
 }
 
 /** The state row and one row per wave, in one transaction (one partition per rollout). */
-export async function createRollout(tables: FleetTables, rollout: NewRollout, options: { now?: Date } = {}): Promise<void> {
-  if (rollout.waves.length < 1 || rollout.waves.length > 99) throw new RangeError(`a rollout has 1 to 99 waves, got ${rollout.waves.length}`);
+export async function createRollout(
+  tables: FleetTables,
+  rollout: NewRollout,
+  options: { now?: Date } = {},
+): Promise<void> {
+  if (rollout.waves.length < 1 || rollout.waves.length > 99)
+    throw new RangeError(`a rollout has 1 to 99 waves, got ${rollout.waves.length}`);
   const client = await tables.client('Rollouts');
   const now = options.now ?? new Date();
   await client.submitTransaction([
@@ -82,13 +93,19 @@ export async function createRollout(tables: FleetTables, rollout: NewRollout, op
   ]);
 }
 
-export async function readRollout(tables: FleetTables, rolloutId: string): Promise<{ state: RolloutStateRow; waves: WaveRow[] }> {
+export async function readRollout(
+  tables: FleetTables,
+  rolloutId: string,
+): Promise<{ state: RolloutStateRow; waves: WaveRow[] }> {
   const client = await tables.client('Rollouts');
-  const { rows: waves } = await readRows(client, 'Rollouts', waveRow, { filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'wave-'}` });
+  const { rows: waves } = await readRows(client, 'Rollouts', waveRow, {
+    filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'wave-'}`,
+  });
   const entity = await getEntityOrUndefined(client, rolloutId, 'state');
   if (!entity) throw new RolloutNotFoundError(rolloutId);
   const state = validateRow('Rollouts', rolloutStateRow, entity);
-  if (!state.ok) throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
+  if (!state.ok)
+    throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
   return { state: state.row, waves };
 }
 
@@ -107,7 +124,8 @@ export async function updateRolloutState(
   await mutateEntity(client, rolloutId, 'state', (current) => {
     if (!current) throw new RolloutNotFoundError(rolloutId);
     const checked = validateRow('Rollouts', rolloutStateRow, current);
-    if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { rolloutId } });
+    if (!checked.ok)
+      throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { rolloutId } });
     const changes = next(checked.row);
     result = checked.row;
     if (changes === undefined) return { kind: 'keep' };
@@ -121,9 +139,19 @@ export async function updateRolloutState(
 export type StateChange = 'state' | 'reason' | 'currentWave' | 'profile' | 'resumeTo' | 'attempt' | 'halts';
 
 /** A state row as stored: the held mitigations as JSON text; a field set to undefined (resumeTo after a resume) left out, since Tables has no null. */
-export function rolloutStateEntity(row: RolloutStateRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
-  const { etag: _etag, timestamp: _timestamp, ...rest } = row as RolloutStateRow & { etag?: string; timestamp?: string };
-  return Object.fromEntries(Object.entries({ ...rest, applies: JSON.stringify(row.applies) }).filter(([, value]) => value !== undefined)) as Record<string, unknown> & { partitionKey: string; rowKey: string };
+export function rolloutStateEntity(
+  row: RolloutStateRow,
+): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+  const {
+    etag: _etag,
+    timestamp: _timestamp,
+    ...rest
+  } = row as RolloutStateRow & { etag?: string; timestamp?: string };
+  return Object.fromEntries(
+    Object.entries({ ...rest, applies: JSON.stringify(row.applies) }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  ) as Record<string, unknown> & { partitionKey: string; rowKey: string };
 }
 
 /**
@@ -135,18 +163,32 @@ export async function updateRolloutStateAndWave(
   tables: FleetTables,
   rolloutId: string,
   wave: number,
-  next: (state: RolloutStateRow, wave: WaveRow) => { state: Partial<Pick<RolloutStateRow, StateChange>>; wave: WaveRow } | undefined,
+  next: (
+    state: RolloutStateRow,
+    wave: WaveRow,
+  ) => { state: Partial<Pick<RolloutStateRow, StateChange>>; wave: WaveRow } | undefined,
   options: { now?: Date } = {},
 ): Promise<RolloutStateRow> {
   const client = await tables.client('Rollouts');
   const maxAttempts = 25;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const [stateEntity, waveStored] = await Promise.all([getEntityOrUndefined(client, rolloutId, 'state'), getEntityOrUndefined(client, rolloutId, waveKey(wave))]);
+    const [stateEntity, waveStored] = await Promise.all([
+      getEntityOrUndefined(client, rolloutId, 'state'),
+      getEntityOrUndefined(client, rolloutId, waveKey(wave)),
+    ]);
     if (!stateEntity) throw new RolloutNotFoundError(rolloutId);
     const state = validateRow('Rollouts', rolloutStateRow, stateEntity);
-    if (!state.ok) throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
+    if (!state.ok)
+      throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
     const waveChecked = waveStored ? validateRow('Rollouts', waveRow, waveStored) : undefined;
-    if (!waveChecked?.ok) throw new EmfleetError('InvalidRow', waveChecked ? describeRowProblem(waveChecked.problem) : `rollout ${rolloutId} has no row for wave ${wave + 1}`, { context: { rolloutId, wave } });
+    if (!waveChecked?.ok)
+      throw new EmfleetError(
+        'InvalidRow',
+        waveChecked
+          ? describeRowProblem(waveChecked.problem)
+          : `rollout ${rolloutId} has no row for wave ${wave + 1}`,
+        { context: { rolloutId, wave } },
+      );
     const changes = next(state.row, waveChecked.row);
     if (changes === undefined) return state.row;
     const updated: RolloutStateRow = { ...state.row, ...changes.state, updatedAt: options.now ?? new Date() };
@@ -165,9 +207,15 @@ export async function updateRolloutStateAndWave(
 }
 
 /** A wave row as stored: lists as JSON text. */
-export function waveEntity(wave: WaveRow): Record<string, unknown> & { partitionKey: string; rowKey: string } {
+export function waveEntity(
+  wave: WaveRow,
+): Record<string, unknown> & { partitionKey: string; rowKey: string } {
   const { failureNotes: _failureNotes, ...rest } = wave;
-  return { ...rest, failedServers: JSON.stringify(wave.failedServers), ...(wave.failureNotes ? { failureNotes: JSON.stringify(wave.failureNotes) } : {}) };
+  return {
+    ...rest,
+    failedServers: JSON.stringify(wave.failedServers),
+    ...(wave.failureNotes ? { failureNotes: JSON.stringify(wave.failureNotes) } : {}),
+  };
 }
 
 /** One server's part of a planned rollout, stored before the rollout becomes visible. */
@@ -182,7 +230,8 @@ export interface PlanRow {
   readonly onDegraded?: OnDegraded;
 }
 
-export const planRowKey = (wave: number, index: number): string => `plan-${String(wave).padStart(2, '0')}-${String(index).padStart(6, '0')}`;
+export const planRowKey = (wave: number, index: number): string =>
+  `plan-${String(wave).padStart(2, '0')}-${String(index).padStart(6, '0')}`;
 
 /** Servers a page of plan rows holds: one partition, one transaction, one query. */
 export const planPageSize = 100;
@@ -198,7 +247,11 @@ export const planPartitionKey = (rolloutId: string, wave: number, index: number)
   `${rolloutId}|plan-${String(wave).padStart(2, '0')}-${String(Math.floor(index / planPageSize)).padStart(4, '0')}`;
 
 /** Plan rows go in transactions of 100, one per page: 10,000 servers are 100 round trips. */
-export async function writePlanRows(tables: FleetTables, rolloutId: string, rows: readonly PlanRow[]): Promise<void> {
+export async function writePlanRows(
+  tables: FleetTables,
+  rolloutId: string,
+  rows: readonly PlanRow[],
+): Promise<void> {
   const client = await tables.client('Rollouts');
   await writeInTransactions(
     client,
@@ -217,8 +270,14 @@ export async function writePlanRows(tables: FleetTables, rolloutId: string, rows
 }
 
 /** Every rollout's state row, newest first. */
-export async function listRollouts(tables: FleetTables, options: { logger?: Logger } = {}): Promise<RolloutStateRow[]> {
+export async function listRollouts(
+  tables: FleetTables,
+  options: { logger?: Logger } = {},
+): Promise<RolloutStateRow[]> {
   const client = await tables.client('Rollouts');
-  const { rows } = await readRows(client, 'Rollouts', rolloutStateRow, { filter: odata`RowKey eq ${'state'}`, ...options });
+  const { rows } = await readRows(client, 'Rollouts', rolloutStateRow, {
+    filter: odata`RowKey eq ${'state'}`,
+    ...options,
+  });
   return rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
 }

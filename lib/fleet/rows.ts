@@ -16,9 +16,15 @@ export function describeRowProblem(problem: RowProblem): string {
   return `${problem.table} row (${problem.partitionKey}, ${problem.rowKey}): ${problem.field}: ${problem.message}`;
 }
 
-export type Validated<T> = { readonly ok: true; readonly row: T; readonly etag: string } | { readonly ok: false; readonly problem: RowProblem };
+export type Validated<T> =
+  | { readonly ok: true; readonly row: T; readonly etag: string }
+  | { readonly ok: false; readonly problem: RowProblem };
 
-export function validateRow<S extends z.ZodType>(table: TableName, schema: S, entity: Record<string, unknown>): Validated<z.infer<S>> {
+export function validateRow<S extends z.ZodType>(
+  table: TableName,
+  schema: S,
+  entity: Record<string, unknown>,
+): Validated<z.infer<S>> {
   const parsed = schema.safeParse(entity);
   if (parsed.success) return { ok: true, row: parsed.data, etag: String(entity['etag'] ?? '') };
   const issue = parsed.error.issues[0]!;
@@ -48,12 +54,19 @@ export interface ReadResult<T> {
 }
 
 /** Pages through a query (1,000 rows a round trip), validating each row; bad rows never reach callers. */
-export async function readRows<S extends z.ZodType>(client: TableClient, table: TableName, schema: S, options: ReadOptions = {}): Promise<ReadResult<z.infer<S>>> {
+export async function readRows<S extends z.ZodType>(
+  client: TableClient,
+  table: TableName,
+  schema: S,
+  options: ReadOptions = {},
+): Promise<ReadResult<z.infer<S>>> {
   const rows: z.infer<S>[] = [];
   const etags = new Map<z.infer<S>, string>();
   const problems: RowProblem[] = [];
   const pages = client
-    .listEntities<Record<string, unknown>>(options.filter === undefined ? {} : { queryOptions: { filter: options.filter } })
+    .listEntities<Record<string, unknown>>(
+      options.filter === undefined ? {} : { queryOptions: { filter: options.filter } },
+    )
     .byPage({ maxPageSize: options.pageSize ?? 1000 });
   for await (const page of pages) {
     for (const entity of page) {
@@ -71,5 +84,9 @@ export async function readRows<S extends z.ZodType>(client: TableClient, table: 
 }
 
 export function isStatus(error: unknown, ...statuses: number[]): boolean {
-  return typeof error === 'object' && error !== null && statuses.includes((error as { statusCode?: number }).statusCode ?? -1);
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    statuses.includes((error as { statusCode?: number }).statusCode ?? -1)
+  );
 }

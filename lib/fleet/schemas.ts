@@ -14,15 +14,32 @@ export const tableKey = z
 
 export const serverName = z
   .string()
-  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/, 'must be a host name or FQDN (letters, digits, -, dots)')
+  .regex(
+    /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/,
+    'must be a host name or FQDN (letters, digits, -, dots)',
+  )
   .max(253);
 /** Server names are case-insensitive; rows hold them in lower case. */
-export const storedServerName = serverName.refine((name) => name === name.toLowerCase(), 'must be lower case (emfleet stores server names in lower case)');
-export const orgName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
-export const ringName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
-export const siteName = z.string().max(128).refine((site) => !forbiddenKeyCharacters.test(site), 'must not contain control characters');
-export const mitigationId = z.string().regex(mitigationIdPattern, 'must be a mitigation id such as EM1 (letters, digits, . _ -)');
-export const exchangeBuild = z.string().refine((text) => parseBuild(text) !== undefined, 'must be an Exchange build such as 15.2.1544.4');
+export const storedServerName = serverName.refine(
+  (name) => name === name.toLowerCase(),
+  'must be lower case (emfleet stores server names in lower case)',
+);
+export const orgName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
+export const ringName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
+export const siteName = z
+  .string()
+  .max(128)
+  .refine((site) => !forbiddenKeyCharacters.test(site), 'must not contain control characters');
+export const mitigationId = z
+  .string()
+  .regex(mitigationIdPattern, 'must be a mitigation id such as EM1 (letters, digits, . _ -)');
+export const exchangeBuild = z
+  .string()
+  .refine((text) => parseBuild(text) !== undefined, 'must be an Exchange build such as 15.2.1544.4');
 
 /** Tables have no arrays: lists are stored as JSON text and validated on read. */
 export function jsonText<T extends z.ZodType>(schema: T) {
@@ -96,9 +113,14 @@ export const policyRow = z
     }
     const name = declared ? row.rowKey.slice(0, -declaredRowKeySuffix.length) : row.rowKey;
     const nameCheck = (row.partitionKey === 'org' ? orgName : storedServerName).safeParse(name);
-    if (!nameCheck.success) context.addIssue({ code: 'custom', path: ['rowKey'], message: nameCheck.error.issues[0]!.message });
+    if (!nameCheck.success)
+      context.addIssue({ code: 'custom', path: ['rowKey'], message: nameCheck.error.issues[0]!.message });
     if (row.partitionKey === 'org' && row.ring !== undefined) {
-      context.addIssue({ code: 'custom', path: ['ring'], message: 'a ring is set per server, not for the org' });
+      context.addIssue({
+        code: 'custom',
+        path: ['ring'],
+        message: 'a ring is set per server, not for the org',
+      });
     }
   });
 export type PolicyRow = z.infer<typeof policyRow>;
@@ -119,7 +141,10 @@ export type AuditRow = z.infer<typeof auditRow>;
 /** Tables caps a binary property at 64 KiB; the verifier's size cap is sized to fit one row. */
 export const packageChunkBytes = 64 * 1024;
 export const maxStoredPackageBytes = maxPackageBytes;
-export const packageChunkProperties = Array.from({ length: Math.ceil(maxPackageBytes / packageChunkBytes) }, (_, index) => `xml${String(index).padStart(2, '0')}`);
+export const packageChunkProperties = Array.from(
+  { length: Math.ceil(maxPackageBytes / packageChunkBytes) },
+  (_, index) => `xml${String(index).padStart(2, '0')}`,
+);
 
 export const packageRow = z.object({
   partitionKey: tableKey,
@@ -142,7 +167,15 @@ export const packagePointerRow = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
-export const rolloutStates = ['Planned', 'Running', 'Baking', 'Paused', 'Halted', 'Aborted', 'Completed'] as const;
+export const rolloutStates = [
+  'Planned',
+  'Running',
+  'Baking',
+  'Paused',
+  'Halted',
+  'Aborted',
+  'Completed',
+] as const;
 export type RolloutState = (typeof rolloutStates)[number];
 export const rolloutOperations = ['apply', 'remove'] as const;
 
@@ -201,8 +234,20 @@ export const waveRow = z.object({
 export type WaveRow = z.infer<typeof waveRow>;
 
 export const outcomes = [
-  'Applied', 'AlreadyApplied', 'Removed', 'NotApplicable', 'Blocked', 'Disabled', 'PolicyError', 'Unsupported',
-  'Skipped', 'Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack',
+  'Applied',
+  'AlreadyApplied',
+  'Removed',
+  'NotApplicable',
+  'Blocked',
+  'Disabled',
+  'PolicyError',
+  'Unsupported',
+  'Skipped',
+  'Failed',
+  'Unreachable',
+  'Degraded',
+  'Ineffective',
+  'RolledBack',
 ] as const;
 export type Outcome = (typeof outcomes)[number];
 

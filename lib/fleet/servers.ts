@@ -26,7 +26,11 @@ export interface ServerRegistration {
   readonly relayPath?: string;
 }
 
-export async function listServers(tables: FleetTables, org: string, options: { logger?: Logger } = {}): Promise<ReadResult<ServerRow>> {
+export async function listServers(
+  tables: FleetTables,
+  org: string,
+  options: { logger?: Logger } = {},
+): Promise<ReadResult<ServerRow>> {
   const client = await tables.client('Servers');
   return readRows(client, 'Servers', serverRow, { filter: odata`PartitionKey eq ${org}`, ...options });
 }
@@ -47,7 +51,11 @@ export interface ServerScan {
  * problem, in its place). A range query on the one org partition: a caller that stops early and
  * resumes `after` the last row it used reads nothing twice and no per-server round trips.
  */
-export async function* scanServers(tables: FleetTables, org: string, scan: ServerScan = {}): AsyncGenerator<{ readonly entries: readonly Validated<ServerRow>[]; readonly more: boolean }> {
+export async function* scanServers(
+  tables: FleetTables,
+  org: string,
+  scan: ServerScan = {},
+): AsyncGenerator<{ readonly entries: readonly Validated<ServerRow>[]; readonly more: boolean }> {
   const client = await tables.client('Servers');
   const filter = [
     odata`PartitionKey eq ${org}`,
@@ -55,9 +63,14 @@ export async function* scanServers(tables: FleetTables, org: string, scan: Serve
     ...(scan.ring === undefined ? [] : [odata`ring eq ${scan.ring}`]),
     ...(scan.site === undefined ? [] : [odata`site eq ${scan.site}`]),
   ].join(' and ');
-  const pages = client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: scan.pageSize ?? 1000 });
+  const pages = client
+    .listEntities<Record<string, unknown>>({ queryOptions: { filter } })
+    .byPage({ maxPageSize: scan.pageSize ?? 1000 });
   for await (const page of pages) {
-    yield { entries: page.map((entity) => validateRow('Servers', serverRow, entity)), more: page.continuationToken !== undefined };
+    yield {
+      entries: page.map((entity) => validateRow('Servers', serverRow, entity)),
+      more: page.continuationToken !== undefined,
+    };
   }
 }
 
@@ -70,7 +83,12 @@ export function serverMatches(row: ServerRow, search: string): boolean {
 export type RegistrationChange = 'added' | 'updated' | 'unchanged';
 
 /** Adds a server or updates its registration (idempotent); what the agent reported is kept. */
-export async function registerServer(tables: FleetTables, org: string, registration: ServerRegistration, context: { actor: string; now?: Date }): Promise<{ change: RegistrationChange; row: ServerRow }> {
+export async function registerServer(
+  tables: FleetTables,
+  org: string,
+  registration: ServerRegistration,
+  context: { actor: string; now?: Date },
+): Promise<{ change: RegistrationChange; row: ServerRow }> {
   const client = await tables.client('Servers');
   const name = registration.name.toLowerCase();
   let before: ServerRow | undefined;
@@ -93,19 +111,40 @@ export async function registerServer(tables: FleetTables, org: string, registrat
       relayPath: registration.relayPath ?? before?.relayPath ?? '',
     };
     const validated = validateRow('Servers', serverRow, entity);
-    if (!validated.ok) throw new TypeError(`server ${name}: ${validated.problem.field}: ${validated.problem.message}`);
+    if (!validated.ok)
+      throw new TypeError(`server ${name}: ${validated.problem.field}: ${validated.problem.message}`);
     row = validated.row;
-    if (before && JSON.stringify(registrationOf(before)) === JSON.stringify(registrationOf(validated.row))) return { kind: 'keep' };
+    if (before && JSON.stringify(registrationOf(before)) === JSON.stringify(registrationOf(validated.row)))
+      return { kind: 'keep' };
     return { kind: 'write', entity };
   });
   if (result.mutation.kind !== 'keep') {
-    await writeAudit(tables, [{ actor: context.actor, action: before ? 'server.update' : 'server.add', target: `server:${name}`, source: 'table', before: before ? registrationOf(before) : null, after: registrationOf(row!) }], context.now);
+    await writeAudit(
+      tables,
+      [
+        {
+          actor: context.actor,
+          action: before ? 'server.update' : 'server.add',
+          target: `server:${name}`,
+          source: 'table',
+          before: before ? registrationOf(before) : null,
+          after: registrationOf(row!),
+        },
+      ],
+      context.now,
+    );
   }
-  const change: RegistrationChange = result.mutation.kind === 'keep' ? 'unchanged' : result.before === undefined ? 'added' : 'updated';
+  const change: RegistrationChange =
+    result.mutation.kind === 'keep' ? 'unchanged' : result.before === undefined ? 'added' : 'updated';
   return { change, row: row! };
 }
 
-export async function removeServer(tables: FleetTables, org: string, serverName: string, context: { actor: string; now?: Date }): Promise<void> {
+export async function removeServer(
+  tables: FleetTables,
+  org: string,
+  serverName: string,
+  context: { actor: string; now?: Date },
+): Promise<void> {
   const client = await tables.client('Servers');
   const name = serverName.toLowerCase();
   const result = await mutateEntity(client, org, name, (current) => {
@@ -113,11 +152,31 @@ export async function removeServer(tables: FleetTables, org: string, serverName:
     return { kind: 'delete' };
   });
   const checked = result.before ? validateRow('Servers', serverRow, result.before) : undefined;
-  await writeAudit(tables, [{ actor: context.actor, action: 'server.remove', target: `server:${name}`, source: 'table', before: checked?.ok ? registrationOf(checked.row) : null, after: null }], context.now);
+  await writeAudit(
+    tables,
+    [
+      {
+        actor: context.actor,
+        action: 'server.remove',
+        target: `server:${name}`,
+        source: 'table',
+        before: checked?.ok ? registrationOf(checked.row) : null,
+        after: null,
+      },
+    ],
+    context.now,
+  );
 }
 
 function registrationOf(row: ServerRow): Record<string, string> {
-  return { build: row.registeredBuild || row.build, fqdn: row.fqdn, site: row.site, ring: row.ring, relayHybridConnection: row.relayHybridConnection, relayPath: row.relayPath };
+  return {
+    build: row.registeredBuild || row.build,
+    fqdn: row.fqdn,
+    site: row.site,
+    ring: row.ring,
+    relayHybridConnection: row.relayHybridConnection,
+    relayPath: row.relayPath,
+  };
 }
 
 export async function getServer(tables: FleetTables, org: string, serverName: string): Promise<ServerRow> {
@@ -126,6 +185,9 @@ export async function getServer(tables: FleetTables, org: string, serverName: st
   const entity = await getEntityOrUndefined(client, org, name);
   if (!entity) throw new ServerNotFoundError(org, name);
   const checked = validateRow('Servers', serverRow, entity);
-  if (!checked.ok) throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), { context: { org, server: name } });
+  if (!checked.ok)
+    throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), {
+      context: { org, server: name },
+    });
   return checked.row;
 }

@@ -18,9 +18,13 @@ export interface StorageSettings {
 }
 
 export function storageConnectionFromSettings(settings: StorageSettings): StorageConnection {
-  if (settings.AzureWebJobsStorage) return { kind: 'connectionString', connectionString: settings.AzureWebJobsStorage };
-  if (settings.EMFLEET_STORAGE_ACCOUNT) return { kind: 'account', accountName: settings.EMFLEET_STORAGE_ACCOUNT };
-  throw new ConfigError('no storage configured: set AzureWebJobsStorage (connection string) or EMFLEET_STORAGE_ACCOUNT (managed identity)');
+  if (settings.AzureWebJobsStorage)
+    return { kind: 'connectionString', connectionString: settings.AzureWebJobsStorage };
+  if (settings.EMFLEET_STORAGE_ACCOUNT)
+    return { kind: 'account', accountName: settings.EMFLEET_STORAGE_ACCOUNT };
+  throw new ConfigError(
+    'no storage configured: set AzureWebJobsStorage (connection string) or EMFLEET_STORAGE_ACCOUNT (managed identity)',
+  );
 }
 
 /**
@@ -33,19 +37,31 @@ export class FleetTables {
   readonly #clients = new Map<TableName, Promise<TableClient>>();
   #credential: Promise<TokenCredential> | undefined;
 
-  constructor(connection: StorageConnection, options: { prefix?: string; credential?: TokenCredential } = {}) {
+  constructor(
+    connection: StorageConnection,
+    options: { prefix?: string; credential?: TokenCredential } = {},
+  ) {
     this.#connection = connection;
     this.#prefix = options.prefix ?? '';
     if (options.credential) this.#credential = Promise.resolve(options.credential);
     if (this.#prefix !== '' && !/^[A-Za-z][A-Za-z0-9]{0,40}$/.test(this.#prefix)) {
-      throw new ConfigError(`table prefix "${this.#prefix}" must start with a letter and hold only letters and digits`);
+      throw new ConfigError(
+        `table prefix "${this.#prefix}" must start with a letter and hold only letters and digits`,
+      );
     }
   }
 
   /** Which deployment these tables belong to (account and prefix), for caches shared across instances. */
   get namespace(): string {
-    const account = this.#connection.kind === 'account' ? this.#connection.accountName : /AccountName=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ?? this.#connection.connectionString;
-    const endpoint = this.#connection.kind === 'connectionString' ? /TableEndpoint=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ?? '' : '';
+    const account =
+      this.#connection.kind === 'account'
+        ? this.#connection.accountName
+        : (/AccountName=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ??
+          this.#connection.connectionString);
+    const endpoint =
+      this.#connection.kind === 'connectionString'
+        ? (/TableEndpoint=([^;]+)/i.exec(this.#connection.connectionString)?.[1] ?? '')
+        : '';
     return `${account}|${endpoint}|${this.#prefix}`;
   }
 
@@ -65,10 +81,20 @@ export class FleetTables {
     };
     let client: TableClient;
     if (this.#connection.kind === 'connectionString') {
-      const insecure = /^DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(this.#connection.connectionString);
-      client = TableClient.fromConnectionString(this.#connection.connectionString, tableName, { ...options, allowInsecureConnection: insecure });
+      const insecure = /^DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
+        this.#connection.connectionString,
+      );
+      client = TableClient.fromConnectionString(this.#connection.connectionString, tableName, {
+        ...options,
+        allowInsecureConnection: insecure,
+      });
     } else {
-      client = new TableClient(`https://${this.#connection.accountName}.table.core.windows.net`, tableName, await this.#entraCredential(), options);
+      client = new TableClient(
+        `https://${this.#connection.accountName}.table.core.windows.net`,
+        tableName,
+        await this.#entraCredential(),
+        options,
+      );
     }
     try {
       // createTable treats "already exists" as success.
@@ -76,14 +102,17 @@ export class FleetTables {
     } catch (error) {
       // The deployment creates the tables (infra/app/storage.bicep); an operator whose roles are
       // scoped to single tables may use them but not create tables in the account (403).
-      if (this.#connection.kind !== 'account' || (error as { statusCode?: number }).statusCode !== 403) throw error;
+      if (this.#connection.kind !== 'account' || (error as { statusCode?: number }).statusCode !== 403)
+        throw error;
     }
     return client;
   }
 
   #entraCredential(): Promise<TokenCredential> {
     // Loaded only here: the identity library is heavy and connection strings never need it.
-    this.#credential ??= import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential());
+    this.#credential ??= import('@azure/identity').then(
+      ({ DefaultAzureCredential }) => new DefaultAzureCredential(),
+    );
     return this.#credential;
   }
 
@@ -115,7 +144,8 @@ export function identityFromToken(token: string): string | undefined {
   } catch {
     return undefined;
   }
-  const text = (name: string): string | undefined => (typeof claims[name] === 'string' && claims[name] !== '' ? (claims[name] as string) : undefined);
+  const text = (name: string): string | undefined =>
+    typeof claims[name] === 'string' && claims[name] !== '' ? (claims[name] as string) : undefined;
   const user = text('upn') ?? text('preferred_username') ?? text('unique_name');
   const app = text('appid') ?? text('azp');
   const oid = text('oid');

@@ -36,7 +36,13 @@ export interface SiteRule {
 export type RewriteVerdict =
   | { readonly kind: 'passed'; readonly url: string }
   | { readonly kind: 'aborted'; readonly rule: string }
-  | { readonly kind: 'customResponse'; readonly rule: string; readonly statusCode: number; readonly subStatusCode: number; readonly reason: string }
+  | {
+      readonly kind: 'customResponse';
+      readonly rule: string;
+      readonly statusCode: number;
+      readonly subStatusCode: number;
+      readonly reason: string;
+    }
   | { readonly kind: 'redirected'; readonly rule: string; readonly url: string; readonly statusCode: number };
 
 export interface TraceStep {
@@ -84,7 +90,10 @@ export interface ApplicationRewriteConfig {
 export function applicationOf(site: SiteRewriteConfig, path: string): string | undefined {
   const lower = path.toLowerCase();
   return Object.keys(site.applications ?? {})
-    .filter((application) => lower === application.toLowerCase() || lower.startsWith(`${application.toLowerCase()}/`))
+    .filter(
+      (application) =>
+        lower === application.toLowerCase() || lower.startsWith(`${application.toLowerCase()}/`),
+    )
     .sort((a, b) => b.length - a.length)[0];
 }
 
@@ -114,7 +123,8 @@ export function cancellations(site: SiteRewriteConfig, ruleName: string): string
   const name = ruleName.toLowerCase();
   return Object.entries(site.applications ?? {}).flatMap(([application, config]) => {
     if (config.clear) return [`${application}: its web.config clears the inherited rules (<clear/>)`];
-    if ((config.remove ?? []).some((removed) => removed.toLowerCase() === name)) return [`${application}: its web.config removes the rule (<remove name="${ruleName}"/>)`];
+    if ((config.remove ?? []).some((removed) => removed.toLowerCase() === name))
+      return [`${application}: its web.config removes the rule (<remove name="${ruleName}"/>)`];
     return [];
   });
 }
@@ -166,9 +176,20 @@ interface Conditions {
 type InboundAction =
   | { readonly type: 'None' }
   | { readonly type: 'AbortRequest' }
-  | { readonly type: 'CustomResponse'; readonly statusCode: number; readonly subStatusCode: number; readonly statusReason: string; readonly statusDescription: string }
+  | {
+      readonly type: 'CustomResponse';
+      readonly statusCode: number;
+      readonly subStatusCode: number;
+      readonly statusReason: string;
+      readonly statusDescription: string;
+    }
   | { readonly type: 'Rewrite'; readonly url: Template; readonly appendQueryString: boolean }
-  | { readonly type: 'Redirect'; readonly url: Template; readonly appendQueryString: boolean; readonly statusCode: number };
+  | {
+      readonly type: 'Redirect';
+      readonly url: Template;
+      readonly appendQueryString: boolean;
+      readonly statusCode: number;
+    };
 
 interface InboundRule {
   readonly name: string;
@@ -188,7 +209,9 @@ interface OutboundRule {
   readonly header: string;
   readonly match: Matcher;
   readonly conditions: Conditions;
-  readonly action: { readonly type: 'None' } | { readonly type: 'Rewrite'; readonly value: Template; readonly replace: boolean };
+  readonly action:
+    | { readonly type: 'None' }
+    | { readonly type: 'Rewrite'; readonly value: Template; readonly replace: boolean };
 }
 
 interface PreCondition {
@@ -224,16 +247,24 @@ function cached<T>(cache: Map<string, T | RewriteRuleError>, rule: SiteRule, par
 }
 
 function parseRuleElement(rule: SiteRule, expected: readonly string[]): Element {
-  if (rule.xml.length > ruleXmlLimits.maxBytes) throw new RewriteRuleError(rule.name, `rule XML is ${rule.xml.length} characters; the limit is ${ruleXmlLimits.maxBytes}`);
+  if (rule.xml.length > ruleXmlLimits.maxBytes)
+    throw new RewriteRuleError(
+      rule.name,
+      `rule XML is ${rule.xml.length} characters; the limit is ${ruleXmlLimits.maxBytes}`,
+    );
   let root: Element;
   try {
     root = parseXml(rule.xml, ruleXmlLimits).documentElement!;
   } catch (error) {
-    if (error instanceof PackageRejectedError) throw new RewriteRuleError(rule.name, error.detail, { cause: error });
+    if (error instanceof PackageRejectedError)
+      throw new RewriteRuleError(rule.name, error.detail, { cause: error });
     throw error;
   }
   if (!expected.includes(root.localName ?? '') || root.namespaceURI) {
-    throw new RewriteRuleError(rule.name, `root element is <${root.nodeName}>, expected <${expected.join('> or <')}>`);
+    throw new RewriteRuleError(
+      rule.name,
+      `root element is <${root.nodeName}>, expected <${expected.join('> or <')}>`,
+    );
   }
   return root;
 }
@@ -253,7 +284,8 @@ class Attributes {
 
   required(name: string): string {
     const value = this.text(name);
-    if (value === undefined) throw new RewriteRuleError(this.rule, `<${this.element.localName}> has no ${name} attribute`);
+    if (value === undefined)
+      throw new RewriteRuleError(this.rule, `<${this.element.localName}> has no ${name} attribute`);
     return value;
   }
 
@@ -262,25 +294,37 @@ class Attributes {
     if (value === undefined) return fallback;
     if (/^true$/i.test(value)) return true;
     if (/^false$/i.test(value)) return false;
-    throw new RewriteRuleError(this.rule, `<${this.element.localName} ${name}="${value}"> is not true or false`);
+    throw new RewriteRuleError(
+      this.rule,
+      `<${this.element.localName} ${name}="${value}"> is not true or false`,
+    );
   }
 
   choice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
     const value = this.text(name);
     if (value === undefined) return fallback;
     const found = choices.find((choice) => choice.toLowerCase() === value.toLowerCase());
-    if (found === undefined) throw new RewriteRuleError(this.rule, `<${this.element.localName} ${name}="${value}"> is not one of ${choices.join(', ')}`);
+    if (found === undefined)
+      throw new RewriteRuleError(
+        this.rule,
+        `<${this.element.localName} ${name}="${value}"> is not one of ${choices.join(', ')}`,
+      );
     return found;
   }
 
   integer(name: string, fallback: number | undefined, min: number, max: number): number {
     const value = this.text(name);
     if (value === undefined) {
-      if (fallback === undefined) throw new RewriteRuleError(this.rule, `<${this.element.localName}> has no ${name} attribute`);
+      if (fallback === undefined)
+        throw new RewriteRuleError(this.rule, `<${this.element.localName}> has no ${name} attribute`);
       return fallback;
     }
     const number = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
-    if (!(number >= min && number <= max)) throw new RewriteRuleError(this.rule, `<${this.element.localName} ${name}="${value}"> is not an integer from ${min} to ${max}`);
+    if (!(number >= min && number <= max))
+      throw new RewriteRuleError(
+        this.rule,
+        `<${this.element.localName} ${name}="${value}"> is not an integer from ${min} to ${max}`,
+      );
     return number;
   }
 
@@ -289,7 +333,8 @@ class Attributes {
     for (let index = 0; index < this.element.attributes.length; index++) {
       const name = this.element.attributes.item(index)!.name;
       if (name === 'xmlns' || name.startsWith('xmlns:')) continue;
-      if (!this.seen.has(name)) throw new RewriteRuleError(this.rule, `<${this.element.localName}> has an unknown attribute ${name}`);
+      if (!this.seen.has(name))
+        throw new RewriteRuleError(this.rule, `<${this.element.localName}> has an unknown attribute ${name}`);
     }
   }
 }
@@ -298,22 +343,36 @@ function children(element: Element, rule: string, allowed: readonly string[]): M
   const found = new Map<string, Element>();
   for (const child of elementChildren(element)) {
     const name = child.localName ?? '';
-    if (!allowed.includes(name) || child.namespaceURI) throw new RewriteRuleError(rule, `<${element.localName}> has an unknown element <${child.nodeName}>`);
-    if (found.has(name)) throw new RewriteRuleError(rule, `<${element.localName}> has more than one <${name}>`);
+    if (!allowed.includes(name) || child.namespaceURI)
+      throw new RewriteRuleError(rule, `<${element.localName}> has an unknown element <${child.nodeName}>`);
+    if (found.has(name))
+      throw new RewriteRuleError(rule, `<${element.localName}> has more than one <${name}>`);
     found.set(name, child);
   }
   return found;
 }
 
 /** The attributes inbound and outbound rules share. */
-function ruleHead(attributes: Attributes, rule: SiteRule): { name: string; enabled: boolean; stopProcessing: boolean; syntax: PatternSyntax } {
+function ruleHead(
+  attributes: Attributes,
+  rule: SiteRule,
+): { name: string; enabled: boolean; stopProcessing: boolean; syntax: PatternSyntax } {
   // The site knows the rule by SiteRule.name (what the agent stored); the attribute is read for validity.
   attributes.text('name');
-  return { name: rule.name, enabled: attributes.boolean('enabled', true), stopProcessing: attributes.boolean('stopProcessing', false), syntax: patternSyntax(attributes) };
+  return {
+    name: rule.name,
+    enabled: attributes.boolean('enabled', true),
+    stopProcessing: attributes.boolean('stopProcessing', false),
+    syntax: patternSyntax(attributes),
+  };
 }
 
 function patternSyntax(attributes: Attributes): PatternSyntax {
-  return attributes.choice<PatternSyntax>('patternSyntax', ['ECMAScript', 'Wildcard', 'ExactMatch'], 'ECMAScript');
+  return attributes.choice<PatternSyntax>(
+    'patternSyntax',
+    ['ECMAScript', 'Wildcard', 'ExactMatch'],
+    'ECMAScript',
+  );
 }
 
 function parseInboundRule(rule: SiteRule): InboundRule {
@@ -328,13 +387,26 @@ function parseInboundRule(rule: SiteRule): InboundRule {
   const matchElement = parts.get('match');
   if (!matchElement) throw new RewriteRuleError(rule.name, 'has no <match>');
   const matchAttributes = new Attributes(matchElement, rule.name);
-  const match = compileMatcher(rule.name, syntax, matchAttributes.required('url'), matchAttributes.boolean('ignoreCase', true), matchAttributes.boolean('negate', false));
+  const match = compileMatcher(
+    rule.name,
+    syntax,
+    matchAttributes.required('url'),
+    matchAttributes.boolean('ignoreCase', true),
+    matchAttributes.boolean('negate', false),
+  );
   matchAttributes.done();
   children(matchElement, rule.name, []);
   const conditions = parseConditions(rule.name, syntax, parts.get('conditions'));
   const actionElement = parts.get('action');
   if (!actionElement) throw new RewriteRuleError(rule.name, 'has no <action>');
-  return { name, enabled, stopProcessing, match, conditions, action: parseInboundAction(rule.name, actionElement) };
+  return {
+    name,
+    enabled,
+    stopProcessing,
+    match,
+    conditions,
+    action: parseInboundAction(rule.name, actionElement),
+  };
 }
 
 function parseConditions(rule: string, syntax: PatternSyntax, element: Element | undefined): Conditions {
@@ -353,22 +425,33 @@ function parseConditionItems(rule: string, syntax: PatternSyntax, element: Eleme
       items.length = 0;
       continue;
     }
-    if (child.localName !== 'add' || child.namespaceURI) throw new RewriteRuleError(rule, `<${element.localName}> has an unknown element <${child.nodeName}>`);
+    if (child.localName !== 'add' || child.namespaceURI)
+      throw new RewriteRuleError(rule, `<${element.localName}> has an unknown element <${child.nodeName}>`);
     const attributes = new Attributes(child, rule);
-    const matchType = attributes.choice('matchType', ['Pattern', 'IsFile', 'IsDirectory'] as const, 'Pattern');
+    const matchType = attributes.choice(
+      'matchType',
+      ['Pattern', 'IsFile', 'IsDirectory'] as const,
+      'Pattern',
+    );
     // IsFile/IsDirectory default to the requested file, as the reference says.
-    const inputText = matchType === 'Pattern' ? attributes.required('input') : (attributes.text('input') ?? '{REQUEST_FILENAME}');
+    const inputText =
+      matchType === 'Pattern'
+        ? attributes.required('input')
+        : (attributes.text('input') ?? '{REQUEST_FILENAME}');
     const ignoreCase = attributes.boolean('ignoreCase', true);
     const negate = attributes.boolean('negate', false);
     const pattern = attributes.text('pattern');
     attributes.done();
-    if (matchType === 'Pattern' && pattern === undefined) throw new RewriteRuleError(rule, `condition ${inputText} has no pattern`);
+    if (matchType === 'Pattern' && pattern === undefined)
+      throw new RewriteRuleError(rule, `condition ${inputText} has no pattern`);
     items.push({
       input: parseTemplate(rule, inputText),
       inputText,
       matchType,
       negate,
-      ...(matchType === 'Pattern' ? { matcher: compileMatcher(rule, syntax, pattern!, ignoreCase, negate) } : {}),
+      ...(matchType === 'Pattern'
+        ? { matcher: compileMatcher(rule, syntax, pattern!, ignoreCase, negate) }
+        : {}),
     });
   }
   return items;
@@ -378,7 +461,11 @@ const redirectCodes = { Permanent: 301, Found: 302, SeeOther: 303, Temporary: 30
 
 function parseInboundAction(rule: string, element: Element): InboundAction {
   const attributes = new Attributes(element, rule);
-  const type = attributes.choice('type', ['None', 'AbortRequest', 'CustomResponse', 'Rewrite', 'Redirect'] as const, 'None');
+  const type = attributes.choice(
+    'type',
+    ['None', 'AbortRequest', 'CustomResponse', 'Rewrite', 'Redirect'] as const,
+    'None',
+  );
   let action: InboundAction;
   switch (type) {
     case 'None':
@@ -395,18 +482,36 @@ function parseInboundAction(rule: string, element: Element): InboundAction {
       };
       break;
     case 'Rewrite':
-      action = { type, url: parseTemplate(rule, attributes.required('url')), appendQueryString: attributes.boolean('appendQueryString', true) };
+      action = {
+        type,
+        url: parseTemplate(rule, attributes.required('url')),
+        appendQueryString: attributes.boolean('appendQueryString', true),
+      };
       break;
     case 'Redirect': {
       const url = parseTemplate(rule, attributes.required('url'));
       const appendQueryString = attributes.boolean('appendQueryString', true);
-      const redirectType = attributes.choice('redirectType', Object.keys(redirectCodes) as (keyof typeof redirectCodes)[], 'Permanent');
+      const redirectType = attributes.choice(
+        'redirectType',
+        Object.keys(redirectCodes) as (keyof typeof redirectCodes)[],
+        'Permanent',
+      );
       action = { type, url, appendQueryString, statusCode: redirectCodes[redirectType] };
       break;
     }
   }
   // Attributes of the other action types are allowed by the IIS schema and ignored by the module.
-  for (const name of ['url', 'appendQueryString', 'logRewrittenUrl', 'redirectType', 'statusCode', 'subStatusCode', 'statusReason', 'statusDescription']) attributes.text(name);
+  for (const name of [
+    'url',
+    'appendQueryString',
+    'logRewrittenUrl',
+    'redirectType',
+    'statusCode',
+    'subStatusCode',
+    'statusReason',
+    'statusDescription',
+  ])
+    attributes.text(name);
   attributes.done();
   children(element, rule, []);
   return action;
@@ -417,7 +522,11 @@ function parseOutboundElement(rule: SiteRule): OutboundRule | PreCondition {
   if (element.localName === 'preCondition') {
     const attributes = new Attributes(element, rule.name);
     const name = attributes.required('name');
-    const logicalGrouping = attributes.choice('logicalGrouping', ['MatchAll', 'MatchAny'] as const, 'MatchAll');
+    const logicalGrouping = attributes.choice(
+      'logicalGrouping',
+      ['MatchAll', 'MatchAny'] as const,
+      'MatchAll',
+    );
     const syntax = patternSyntax(attributes);
     attributes.done();
     return { name, logicalGrouping, items: parseConditionItems(rule.name, syntax, element) };
@@ -432,9 +541,18 @@ function parseOutboundElement(rule: SiteRule): OutboundRule | PreCondition {
   const matchAttributes = new Attributes(matchElement, rule.name);
   const variable = matchAttributes.text('serverVariable');
   if (variable === undefined || !/^RESPONSE_[A-Za-z0-9_]+$/i.test(variable)) {
-    throw new RewriteRuleError(rule.name, 'outbound <match> must name a response header (serverVariable="RESPONSE_..."); rewriting the response body is not modelled');
+    throw new RewriteRuleError(
+      rule.name,
+      'outbound <match> must name a response header (serverVariable="RESPONSE_..."); rewriting the response body is not modelled',
+    );
   }
-  const match = compileMatcher(rule.name, syntax, matchAttributes.required('pattern'), matchAttributes.boolean('ignoreCase', true), matchAttributes.boolean('negate', false));
+  const match = compileMatcher(
+    rule.name,
+    syntax,
+    matchAttributes.required('pattern'),
+    matchAttributes.boolean('ignoreCase', true),
+    matchAttributes.boolean('negate', false),
+  );
   matchAttributes.done();
   const conditions = parseConditions(rule.name, syntax, parts.get('conditions'));
   const actionElement = parts.get('action');
@@ -459,7 +577,13 @@ function parseOutboundElement(rule: SiteRule): OutboundRule | PreCondition {
 // ---------------------------------------------------------------------------------------------
 // Patterns
 
-function compileMatcher(rule: string, syntax: PatternSyntax, pattern: string, ignoreCase: boolean, negate: boolean): Matcher {
+function compileMatcher(
+  rule: string,
+  syntax: PatternSyntax,
+  pattern: string,
+  ignoreCase: boolean,
+  negate: boolean,
+): Matcher {
   const base = { syntax, pattern, ignoreCase, negate };
   switch (syntax) {
     case 'ECMAScript': {
@@ -468,19 +592,29 @@ function compileMatcher(rule: string, syntax: PatternSyntax, pattern: string, ig
       try {
         regex = new RegExp(pattern, ignoreCase ? 'i' : '');
       } catch (error) {
-        throw new RewriteRuleError(rule, `pattern "${pattern}" is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        throw new RewriteRuleError(
+          rule,
+          `pattern "${pattern}" is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
       }
       return { ...base, exec: (input) => captures(regex.exec(input)) };
     }
     case 'Wildcard': {
       // `*` captures any run of characters, `?` matches one without capturing; the whole input must match.
-      const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '([\\s\\S]*)').replace(/\?/g, '[\\s\\S]');
+      const source = pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '([\\s\\S]*)')
+        .replace(/\?/g, '[\\s\\S]');
       const regex = new RegExp(`^${source}$`, ignoreCase ? 'i' : '');
       return { ...base, exec: (input) => captures(regex.exec(input)) };
     }
     case 'ExactMatch': {
       const wanted = ignoreCase ? pattern.toLowerCase() : pattern;
-      return { ...base, exec: (input) => ((ignoreCase ? input.toLowerCase() : input) === wanted ? [input] : null) };
+      return {
+        ...base,
+        exec: (input) => ((ignoreCase ? input.toLowerCase() : input) === wanted ? [input] : null),
+      };
     }
   }
 }
@@ -499,21 +633,29 @@ function checkEcmaScript(rule: string, pattern: string): void {
     if (pattern[index] !== '\\') continue;
     const next = pattern[index + 1];
     index++;
-    if (next === undefined) throw new RewriteRuleError(rule, `pattern "${pattern}" ends with a lone backslash`);
+    if (next === undefined)
+      throw new RewriteRuleError(rule, `pattern "${pattern}" ends with a lone backslash`);
     if (!/[A-Za-z]/.test(next)) continue;
     if ('dDwWsSbBnrtfv'.includes(next)) continue;
     if (next === 'c' && /[A-Za-z]/.test(pattern[index + 1] ?? '')) continue;
     if (next === 'x' && /^[0-9A-Fa-f]{2}/.test(pattern.slice(index + 1))) continue;
     if (next === 'u' && /^[0-9A-Fa-f]{4}/.test(pattern.slice(index + 1))) continue;
     if (next === 'k' && pattern[index + 1] === '<') continue;
-    throw new RewriteRuleError(rule, `pattern "${pattern}" uses \\${next}, which is not an ECMAScript escape`);
+    throw new RewriteRuleError(
+      rule,
+      `pattern "${pattern}" uses \\${next}, which is not an ECMAScript escape`,
+    );
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Templates: {SERVER_VARIABLE}, {R:n}, {C:n}, {Function:...}
 
-const functions: Readonly<Record<string, RewriteFunction>> = { urldecode: 'UrlDecode', urlencode: 'UrlEncode', tolower: 'ToLower' };
+const functions: Readonly<Record<string, RewriteFunction>> = {
+  urldecode: 'UrlDecode',
+  urlencode: 'UrlEncode',
+  tolower: 'ToLower',
+};
 
 function parseTemplate(rule: string, text: string): Template {
   const parts: TemplatePart[] = [];
@@ -544,10 +686,19 @@ function parseTemplate(rule: string, text: string): Template {
 
 function parseReference(rule: string, inner: string, whole: string): TemplatePart {
   const backReference = /^([RC]):(\d{1,2})$/i.exec(inner);
-  if (backReference) return { kind: 'backReference', of: backReference[1]!.toUpperCase() as 'R' | 'C', index: Number(backReference[2]) };
+  if (backReference)
+    return {
+      kind: 'backReference',
+      of: backReference[1]!.toUpperCase() as 'R' | 'C',
+      index: Number(backReference[2]),
+    };
   const colon = inner.indexOf(':');
   if (colon === -1) {
-    if (!/^[A-Za-z0-9_]+$/.test(inner)) throw new RewriteRuleError(rule, `"${whole}" refers to "{${inner}}", which is not a server variable name`);
+    if (!/^[A-Za-z0-9_]+$/.test(inner))
+      throw new RewriteRuleError(
+        rule,
+        `"${whole}" refers to "{${inner}}", which is not a server variable name`,
+      );
     return { kind: 'variable', name: inner.toUpperCase() };
   }
   // `{function_name:any_string}`: the name runs to the first colon and everything after it,
@@ -555,7 +706,11 @@ function parseReference(rule: string, inner: string, whole: string): TemplatePar
   // So `{UrlDecode: {REQUEST_URI}}` decodes " /path?query", with a leading space.
   const name = inner.slice(0, colon);
   const fn = functions[name.toLowerCase()];
-  if (fn === undefined) throw new RewriteRuleError(rule, `"${whole}" calls "${name}", which is not a rewrite function (UrlDecode, UrlEncode, ToLower); rewrite maps are not modelled`);
+  if (fn === undefined)
+    throw new RewriteRuleError(
+      rule,
+      `"${whole}" calls "${name}", which is not a rewrite function (UrlDecode, UrlEncode, ToLower); rewrite maps are not modelled`,
+    );
   return { kind: 'function', name: fn, argument: parseTemplate(rule, inner.slice(colon + 1)) };
 }
 
@@ -596,8 +751,22 @@ export function evaluateInbound(rules: readonly SiteRule[], request: RewriteRequ
       if (!(error instanceof DoubleEncodingError)) throw error;
       // The module fails the request rather than decode twice (registry UrlDecodeAllowsDoubleEncoding
       // off by default); an inbound rule error is IIS's 500.50.
-      trace.push({ rule: rule.name, matched: true, why: `${error.message} → 500.50 URL Rewrite Module Error` });
-      return { verdict: { kind: 'customResponse', rule: rule.name, statusCode: 500, subStatusCode: 50, reason: 'URL Rewrite Module Error.' }, rewrittenBy, trace };
+      trace.push({
+        rule: rule.name,
+        matched: true,
+        why: `${error.message} → 500.50 URL Rewrite Module Error`,
+      });
+      return {
+        verdict: {
+          kind: 'customResponse',
+          rule: rule.name,
+          statusCode: 500,
+          subStatusCode: 50,
+          reason: 'URL Rewrite Module Error.',
+        },
+        rewrittenBy,
+        trace,
+      };
     }
     if (!outcome.matched) {
       trace.push({ rule: rule.name, matched: false, why: outcome.why });
@@ -613,15 +782,30 @@ export function evaluateInbound(rules: readonly SiteRule[], request: RewriteRequ
         return done({ kind: 'aborted', rule: rule.name }, 'AbortRequest');
       case 'CustomResponse':
         return done(
-          { kind: 'customResponse', rule: rule.name, statusCode: action.statusCode, subStatusCode: action.subStatusCode, reason: action.statusReason },
+          {
+            kind: 'customResponse',
+            rule: rule.name,
+            statusCode: action.statusCode,
+            subStatusCode: action.subStatusCode,
+            reason: action.statusReason,
+          },
           `CustomResponse ${action.statusCode}.${action.subStatusCode}`,
         );
       case 'Redirect': {
-        const target = withQuery(expand(action.url, state, outcome.captures), action.appendQueryString ? queryOf(state.url) : '');
-        return done({ kind: 'redirected', rule: rule.name, url: target, statusCode: action.statusCode }, `Redirect ${action.statusCode} to ${target}`);
+        const target = withQuery(
+          expand(action.url, state, outcome.captures),
+          action.appendQueryString ? queryOf(state.url) : '',
+        );
+        return done(
+          { kind: 'redirected', rule: rule.name, url: target, statusCode: action.statusCode },
+          `Redirect ${action.statusCode} to ${target}`,
+        );
       }
       case 'Rewrite': {
-        const target = withQuery(expand(action.url, state, outcome.captures), action.appendQueryString ? queryOf(state.url) : '');
+        const target = withQuery(
+          expand(action.url, state, outcome.captures),
+          action.appendQueryString ? queryOf(state.url) : '',
+        );
         state.url = asRequestUrl(target);
         rewrittenBy.push(rule.name);
         trace.push({ rule: rule.name, matched: true, why: `${outcome.why} → Rewrite to ${state.url}` });
@@ -662,16 +846,28 @@ export function evaluateOutbound(
     if (!('header' in rule) || !rule.enabled) continue;
     if (rule.preCondition !== undefined) {
       const preCondition = preConditions.get(rule.preCondition.toLowerCase());
-      if (!preCondition) throw new RewriteRuleError(rule.name, `preCondition "${rule.preCondition}" is not defined`);
-      const holds = evaluateConditions({ logicalGrouping: preCondition.logicalGrouping, trackAllCaptures: false, items: preCondition.items }, state, { R: [], C: [] });
+      if (!preCondition)
+        throw new RewriteRuleError(rule.name, `preCondition "${rule.preCondition}" is not defined`);
+      const holds = evaluateConditions(
+        { logicalGrouping: preCondition.logicalGrouping, trackAllCaptures: false, items: preCondition.items },
+        state,
+        { R: [], C: [] },
+      );
       if (!holds.matched) continue;
     }
     const name = headerName(headers, rule.header);
     let outcome: RuleOutcome;
     let value = '';
     try {
-      outcome = applies(rule.match, name === undefined ? '' : headers[name]!, `RESPONSE_${rule.header}`, rule.conditions, state);
-      if (outcome.matched && rule.action.type === 'Rewrite') value = expand(rule.action.value, state, outcome.captures);
+      outcome = applies(
+        rule.match,
+        name === undefined ? '' : headers[name]!,
+        `RESPONSE_${rule.header}`,
+        rule.conditions,
+        state,
+      );
+      if (outcome.matched && rule.action.type === 'Rewrite')
+        value = expand(rule.action.value, state, outcome.captures);
     } catch (error) {
       if (!(error instanceof DoubleEncodingError)) throw error;
       // An outbound rule error is IIS's 500.52: the client gets an error instead of the response.
@@ -698,8 +894,12 @@ export interface OutboundResult {
 }
 
 function checkRequest(request: RewriteRequest): void {
-  if (!/^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*$/.test(request.method)) throw new TypeError(`request method "${request.method}" is not an HTTP token`);
-  if (!request.url.startsWith('/') || /[\u0000-\u0020\u007f]/.test(request.url)) throw new TypeError(`request url "${request.url}" must be a path and query as sent on the wire (starting with "/", no spaces or control characters)`);
+  if (!/^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*$/.test(request.method))
+    throw new TypeError(`request method "${request.method}" is not an HTTP token`);
+  if (!request.url.startsWith('/') || /[\u0000-\u0020\u007f]/.test(request.url))
+    throw new TypeError(
+      `request url "${request.url}" must be a path and query as sent on the wire (starting with "/", no spaces or control characters)`,
+    );
 }
 
 /** IIS keys the rules collection by name: a second rule of the same name is a configuration error. */
@@ -717,22 +917,38 @@ interface RuleOutcome {
   readonly captures: Captures;
 }
 
-function applies(match: Matcher, input: string, what: string, conditions: Conditions, state: RequestState): RuleOutcome {
+function applies(
+  match: Matcher,
+  input: string,
+  what: string,
+  conditions: Conditions,
+  state: RequestState,
+): RuleOutcome {
   const found = match.exec(input);
   const hit = match.negate ? found === null : found !== null;
   const described = `${what} "${input}" ${found !== null ? 'matches' : 'does not match'} ${describePattern(match)}${match.negate ? ' (negated)' : ''}`;
   if (!hit) return { matched: false, why: described, captures: { R: [], C: [] } };
   const R = match.negate ? [] : found!;
   const result = evaluateConditions(conditions, state, { R, C: [] });
-  return { matched: result.matched, why: result.why ? `${described}; ${result.why}` : described, captures: { R, C: result.C } };
+  return {
+    matched: result.matched,
+    why: result.why ? `${described}; ${result.why}` : described,
+    captures: { R, C: result.C },
+  };
 }
 
 function describePattern(match: Matcher): string {
-  const flags = [match.syntax === 'ECMAScript' ? '' : match.syntax, match.ignoreCase ? '' : 'case-sensitive'].filter(Boolean).join(', ');
+  const flags = [match.syntax === 'ECMAScript' ? '' : match.syntax, match.ignoreCase ? '' : 'case-sensitive']
+    .filter(Boolean)
+    .join(', ');
   return `"${match.pattern}"${flags ? ` (${flags})` : ''}`;
 }
 
-function evaluateConditions(conditions: Conditions, state: RequestState, captures: Captures): { matched: boolean; why: string; C: readonly string[] } {
+function evaluateConditions(
+  conditions: Conditions,
+  state: RequestState,
+  captures: Captures,
+): { matched: boolean; why: string; C: readonly string[] } {
   if (conditions.items.length === 0) return { matched: true, why: '', C: [] };
   let C: string[] = [];
   const notes: string[] = [];
@@ -751,9 +967,13 @@ function evaluateConditions(conditions: Conditions, state: RequestState, capture
       hit = condition.negate ? !exists : exists;
       description = `${exists ? 'is' : 'is not'} ${condition.matchType === 'IsFile' ? 'a file' : 'a directory'}`;
     }
-    notes.push(`condition ${index + 1} ${condition.inputText} "${value}" ${description}${condition.negate ? ' (negated)' : ''}`);
-    if (hit && groups !== null && !condition.negate) C = conditions.trackAllCaptures ? [...C, ...(C.length === 0 ? groups : groups.slice(1))] : groups;
-    if (conditions.logicalGrouping === 'MatchAll' && !hit) return { matched: false, why: notes.join('; '), C };
+    notes.push(
+      `condition ${index + 1} ${condition.inputText} "${value}" ${description}${condition.negate ? ' (negated)' : ''}`,
+    );
+    if (hit && groups !== null && !condition.negate)
+      C = conditions.trackAllCaptures ? [...C, ...(C.length === 0 ? groups : groups.slice(1))] : groups;
+    if (conditions.logicalGrouping === 'MatchAll' && !hit)
+      return { matched: false, why: notes.join('; '), C };
     if (conditions.logicalGrouping === 'MatchAny' && hit) return { matched: true, why: notes.join('; '), C };
   }
   return { matched: conditions.logicalGrouping === 'MatchAll', why: notes.join('; '), C };
@@ -789,7 +1009,8 @@ function applyFunction(name: RewriteFunction, value: string): string {
     case 'UrlEncode':
       return encodeURI(value);
     case 'UrlDecode': {
-      if (/%25[0-9A-Fa-f]{2}/i.test(value)) throw new DoubleEncodingError(`UrlDecode refused double-encoded input "${value}"`);
+      if (/%25[0-9A-Fa-f]{2}/i.test(value))
+        throw new DoubleEncodingError(`UrlDecode refused double-encoded input "${value}"`);
       return percentDecode(value);
     }
   }
@@ -860,11 +1081,18 @@ function headerName(headers: Readonly<Record<string, string>>, name: string): st
   return Object.keys(headers).find((key) => key.toLowerCase() === lower);
 }
 
-function serverVariable(name: string, state: RequestState & { response?: { statusCode: number; headers: Record<string, string> } }): string {
+function serverVariable(
+  name: string,
+  state: RequestState & { response?: { statusCode: number; headers: Record<string, string> } },
+): string {
   const { request } = state;
-  const supplied = request.serverVariables && Object.keys(request.serverVariables).find((key) => key.toUpperCase() === name);
+  const supplied =
+    request.serverVariables && Object.keys(request.serverVariables).find((key) => key.toUpperCase() === name);
   if (supplied !== undefined) return request.serverVariables![supplied]!;
-  const https = (request.serverVariables && Object.entries(request.serverVariables).find(([key]) => key.toUpperCase() === 'HTTPS')?.[1]) ?? 'off';
+  const https =
+    (request.serverVariables &&
+      Object.entries(request.serverVariables).find(([key]) => key.toUpperCase() === 'HTTPS')?.[1]) ??
+    'off';
   const host = header(request, 'host') ?? 'localhost';
   switch (name) {
     // The original request, as sent (REQUEST_URI is what the ProxyNotShell rules read, still encoded).

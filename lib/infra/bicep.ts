@@ -62,21 +62,42 @@ export async function findBicepFiles(directory: string): Promise<string[]> {
 
 /** Reads and parses files; each document is named by its path relative to `base`, with forward slashes. */
 export async function loadBicepFiles(paths: readonly string[], base: string): Promise<BicepDocument[]> {
-  return Promise.all(paths.map(async (path) => parseBicep(relative(base, path).split(sep).join('/'), await readFile(path, 'utf8'))));
+  return Promise.all(
+    paths.map(async (path) =>
+      parseBicep(relative(base, path).split(sep).join('/'), await readFile(path, 'utf8')),
+    ),
+  );
 }
 
 export function problemAt(document: BicepDocument, node: Node, message: string): InfraProblem {
-  return { file: document.file, line: node.startPosition.row + 1, column: node.startPosition.column + 1, message };
+  return {
+    file: document.file,
+    line: node.startPosition.row + 1,
+    column: node.startPosition.column + 1,
+    message,
+  };
 }
 
 /** ERROR and MISSING nodes, and typed declarations where a parameters file may only assign. */
 export function syntaxProblems(document: BicepDocument): InfraProblem[] {
   const problems = syntaxErrorNodes(document.root).map((node) =>
-    problemAt(document, node, node.isMissing ? `syntax error: missing ${node.type}` : `syntax error near ${JSON.stringify(node.text.split('\n')[0]!.slice(0, 40))}`),
+    problemAt(
+      document,
+      node,
+      node.isMissing
+        ? `syntax error: missing ${node.type}`
+        : `syntax error near ${JSON.stringify(node.text.split('\n')[0]!.slice(0, 40))}`,
+    ),
   );
   if (document.kind === 'bicepparam') {
     for (const declaration of document.root.descendantsOfType('parameter_declaration')) {
-      problems.push(problemAt(document, declaration, 'a parameters file assigns values (param NAME = value); declare the parameter and its type in the .bicep file'));
+      problems.push(
+        problemAt(
+          document,
+          declaration,
+          'a parameters file assigns values (param NAME = value); declare the parameter and its type in the .bicep file',
+        ),
+      );
     }
   }
   return problems.sort((a, b) => a.line - b.line || a.column - b.column);
@@ -97,7 +118,14 @@ export function stringLiteral(node: Node | undefined): string | undefined {
 }
 
 function unescapeSequence(sequence: string): string {
-  const simple: Record<string, string> = { '\\n': '\n', '\\r': '\r', '\\t': '\t', "\\'": "'", '\\\\': '\\', '\\$': '$' };
+  const simple: Record<string, string> = {
+    '\\n': '\n',
+    '\\r': '\r',
+    '\\t': '\t',
+    "\\'": "'",
+    '\\\\': '\\',
+    '\\$': '$',
+  };
   const unicode = /^\\u\{([0-9A-Fa-f]+)\}$/.exec(sequence);
   return simple[sequence] ?? (unicode ? String.fromCodePoint(Number.parseInt(unicode[1]!, 16)) : sequence);
 }
@@ -193,12 +221,20 @@ const declarationKinds: Record<string, Declaration['kind']> = {
  * .bicepparam file the parameter assignments appear as `var`.
  */
 export function declarations(document: BicepDocument): Map<string, Declaration> {
-  return new Map(topLevel(document).filter((item) => item.kind !== 'output').map((item) => [item.name, item]));
+  return new Map(
+    topLevel(document)
+      .filter((item) => item.kind !== 'output')
+      .map((item) => [item.name, item]),
+  );
 }
 
 /** Outputs have a namespace of their own: `output name` may share a parameter's name. */
 export function outputs(document: BicepDocument): Map<string, Declaration> {
-  return new Map(topLevel(document).filter((item) => item.kind === 'output').map((item) => [item.name, item]));
+  return new Map(
+    topLevel(document)
+      .filter((item) => item.kind === 'output')
+      .map((item) => [item.name, item]),
+  );
 }
 
 function topLevel(document: BicepDocument): Declaration[] {
@@ -206,7 +242,12 @@ function topLevel(document: BicepDocument): Declaration[] {
   let pendingDecorators: string[] = [];
   for (const statement of document.root.namedChildren) {
     if (statement.type === 'decorators') {
-      pendingDecorators = statement.namedChildren.map((decorator) => decorator.namedChildren[0]?.childForFieldName('function')?.text ?? decorator.namedChildren[0]?.text ?? '');
+      pendingDecorators = statement.namedChildren.map(
+        (decorator) =>
+          decorator.namedChildren[0]?.childForFieldName('function')?.text ??
+          decorator.namedChildren[0]?.text ??
+          '',
+      );
       continue;
     }
     const kind = declarationKinds[statement.type];
@@ -215,7 +256,14 @@ function topLevel(document: BicepDocument): Declaration[] {
       // A param's default follows its type; everything else ends with its value.
       const children = statement.namedChildren;
       const typeIndex = children.findIndex((child) => child.type === 'type');
-      const value = kind === 'param' ? (typeIndex < 0 ? undefined : children[typeIndex + 1]) : children.length > 1 ? children.at(-1) : undefined;
+      const value =
+        kind === 'param'
+          ? typeIndex < 0
+            ? undefined
+            : children[typeIndex + 1]
+          : children.length > 1
+            ? children.at(-1)
+            : undefined;
       found.push({ kind, name, node: statement, value, decorators: pendingDecorators });
     }
     pendingDecorators = [];
@@ -276,7 +324,10 @@ export function isType(resource: ResourceDeclaration, type: string): boolean {
  * every string in that object). `complete` is false when a parameter, output of another
  * deployment or function result is involved, so the strings found are not the whole story.
  */
-export function reachableStrings(document: BicepDocument, expression: Node): { strings: string[]; complete: boolean } {
+export function reachableStrings(
+  document: BicepDocument,
+  expression: Node,
+): { strings: string[]; complete: boolean } {
   const scope = declarations(document);
   const strings: string[] = [];
   let complete = true;
@@ -304,7 +355,8 @@ export function reachableStrings(document: BicepDocument, expression: Node): { s
         const object = node.childForFieldName('object');
         const name = node.childForFieldName('property')?.text;
         const declared = object?.type === 'identifier' ? scope.get(object.text) : undefined;
-        const member = declared?.kind === 'var' && name !== undefined ? property(declared.value, name) : undefined;
+        const member =
+          declared?.kind === 'var' && name !== undefined ? property(declared.value, name) : undefined;
         if (member) return visit(member);
         if (object) visit(object);
         return;
@@ -325,8 +377,12 @@ function loopIterable(identifier: Node): Node | undefined {
   for (let parent = identifier.parent; parent; parent = parent.parent) {
     if (parent.type !== 'for_statement') continue;
     const head = parent.namedChildren[0];
-    const variables = head?.type === 'for_loop_parameters' ? head.namedChildren.slice(0, 1).map((variable) => variable.text) : [head?.text];
-    if (variables.includes(identifier.text) && parent.namedChildren[1]?.id !== identifier.id) return parent.namedChildren[1];
+    const variables =
+      head?.type === 'for_loop_parameters'
+        ? head.namedChildren.slice(0, 1).map((variable) => variable.text)
+        : [head?.text];
+    if (variables.includes(identifier.text) && parent.namedChildren[1]?.id !== identifier.id)
+      return parent.namedChildren[1];
   }
   return undefined;
 }

@@ -12,7 +12,8 @@ export function policyJsonSchema(): Record<string, unknown> {
   return {
     $schema,
     title: 'emfleet declared policy (EMFLEET_POLICY)',
-    description: 'Policy as code: the org baseline, per-server settings and rings. Bicep loads infra/policy.json into the EMFLEET_POLICY app setting; each poll syncs it into the Policy table with source=bicep, and rows edited in Tables (source=table) override it for their scope.',
+    description:
+      'Policy as code: the org baseline, per-server settings and rings. Bicep loads infra/policy.json into the EMFLEET_POLICY app setting; each poll syncs it into the Policy table with source=bicep, and rows edited in Tables (source=table) override it for their scope.',
     ...generated,
   };
 }

@@ -1,5 +1,14 @@
 import type { Node } from 'web-tree-sitter';
-import { isType, literalValue, problemAt, property, reachableStrings, resources, type BicepDocument, type InfraProblem } from './bicep.js';
+import {
+  isType,
+  literalValue,
+  problemAt,
+  property,
+  reachableStrings,
+  resources,
+  type BicepDocument,
+  type InfraProblem,
+} from './bicep.js';
 
 /**
  * Least privilege, read from the Bicep tree: every role assignment on one named resource, with a
@@ -40,15 +49,28 @@ export const privilegedRoles: Readonly<Record<string, string>> = {
 
 const guid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 const broadScopes = new Set(['subscription', 'resourcegroup', 'managementgroup', 'tenant']);
-const broadScopeTypes = new Set(['microsoft.resources/resourcegroups', 'microsoft.resources/subscriptions', 'microsoft.management/managementgroups']);
+const broadScopeTypes = new Set([
+  'microsoft.resources/resourcegroups',
+  'microsoft.resources/subscriptions',
+  'microsoft.management/managementgroups',
+]);
 
 export function privilegeProblems(document: BicepDocument): InfraProblem[] {
-  return [...roleAssignmentProblems(document), ...customRoleProblems(document), ...relayRuleProblems(document), ...privilegedRoleMentions(document)].sort((a, b) => a.line - b.line || a.column - b.column);
+  return [
+    ...roleAssignmentProblems(document),
+    ...customRoleProblems(document),
+    ...relayRuleProblems(document),
+    ...privilegedRoleMentions(document),
+  ].sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 /** The custom roles the file defines, by symbol: a role assignment may grant one as `symbol.id`. */
 function customRoles(document: BicepDocument): Map<string, ReturnType<typeof resources>[number]> {
-  return new Map(resources(document).filter((resource) => !resource.existing && isType(resource, 'Microsoft.Authorization/roleDefinitions')).map((resource) => [resource.symbol, resource]));
+  return new Map(
+    resources(document)
+      .filter((resource) => !resource.existing && isType(resource, 'Microsoft.Authorization/roleDefinitions'))
+      .map((resource) => [resource.symbol, resource]),
+  );
 }
 
 /** A custom role holds no management action and only the data actions emfleet needs (allowedCustomDataActions). */
@@ -57,17 +79,26 @@ function customRoleProblems(document: BicepDocument): InfraProblem[] {
   for (const [symbol, role] of customRoles(document)) {
     const permissionsNode = property(property(role.body, 'properties'), 'permissions');
     const permissions = literalValue(permissionsNode)?.value;
-    const at = (node: Node | undefined, message: string): void => void problems.push(problemAt(document, node ?? role.node, `custom role ${symbol}: ${message}`));
+    const at = (node: Node | undefined, message: string): void =>
+      void problems.push(problemAt(document, node ?? role.node, `custom role ${symbol}: ${message}`));
     if (!Array.isArray(permissions)) {
       at(permissionsNode, 'permissions must be a literal list, so the check can see them');
       continue;
     }
     for (const permission of permissions as Record<string, unknown>[]) {
       const actions = permission['actions'];
-      if (Array.isArray(actions) && actions.length > 0) at(permissionsNode, `has management actions ${JSON.stringify(actions)}; a custom role of emfleet holds data actions only`);
+      if (Array.isArray(actions) && actions.length > 0)
+        at(
+          permissionsNode,
+          `has management actions ${JSON.stringify(actions)}; a custom role of emfleet holds data actions only`,
+        );
       const dataActions = permission['dataActions'];
       for (const action of Array.isArray(dataActions) ? dataActions : []) {
-        if (typeof action !== 'string' || !allowedCustomDataActions.includes(action)) at(permissionsNode, `has data action ${JSON.stringify(action)}, which is not one emfleet needs (lib/infra/privilege.ts allowedCustomDataActions)`);
+        if (typeof action !== 'string' || !allowedCustomDataActions.includes(action))
+          at(
+            permissionsNode,
+            `has data action ${JSON.stringify(action)}, which is not one emfleet needs (lib/infra/privilege.ts allowedCustomDataActions)`,
+          );
       }
     }
   }
@@ -78,11 +109,19 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
   const problems: InfraProblem[] = [];
   const declared = resources(document);
   const typeOf = new Map(declared.map((resource) => [resource.symbol, resource.type.toLowerCase()]));
-  for (const assignment of declared.filter((resource) => !resource.existing && isType(resource, 'Microsoft.Authorization/roleAssignments'))) {
-    const at = (node: Node | undefined, message: string): void => void problems.push(problemAt(document, node ?? assignment.node, `role assignment ${assignment.symbol}: ${message}`));
+  for (const assignment of declared.filter(
+    (resource) => !resource.existing && isType(resource, 'Microsoft.Authorization/roleAssignments'),
+  )) {
+    const at = (node: Node | undefined, message: string): void =>
+      void problems.push(
+        problemAt(document, node ?? assignment.node, `role assignment ${assignment.symbol}: ${message}`),
+      );
     const scope = property(assignment.body, 'scope');
     if (!scope) {
-      at(assignment.node, 'no scope, so it applies to the whole resource group (or subscription) it is deployed to; set scope to the one resource it is for');
+      at(
+        assignment.node,
+        'no scope, so it applies to the whole resource group (or subscription) it is deployed to; set scope to the one resource it is for',
+      );
     } else {
       const problem = scopeProblem(scope, typeOf);
       if (problem) at(scope, problem);
@@ -96,11 +135,25 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
     const custom = /^(\w+)\.id$/.exec(roleDefinition.text)?.[1];
     if (custom !== undefined && customRoles(document).has(custom)) continue;
     const { strings, complete } = reachableStrings(document, roleDefinition);
-    const roleIds = [...new Set(strings.flatMap((text) => text.match(guid) ?? []).map((id) => id.toLowerCase()))];
-    if (roleIds.length === 0 || !complete) at(roleDefinition, 'cannot tell which role it grants: use a literal role definition ID (or a variable holding one), not a parameter');
+    const roleIds = [
+      ...new Set(strings.flatMap((text) => text.match(guid) ?? []).map((id) => id.toLowerCase())),
+    ];
+    if (roleIds.length === 0 || !complete)
+      at(
+        roleDefinition,
+        'cannot tell which role it grants: use a literal role definition ID (or a variable holding one), not a parameter',
+      );
     for (const roleId of roleIds) {
-      if (privilegedRoles[roleId]) at(roleDefinition, `grants ${privilegedRoles[roleId]} (${roleId}); grant a data-plane role on one resource instead`);
-      else if (!allowedRoles[roleId]) at(roleDefinition, `grants role ${roleId}, which is not one of the roles emfleet needs (lib/infra/privilege.ts allowedRoles)`);
+      if (privilegedRoles[roleId])
+        at(
+          roleDefinition,
+          `grants ${privilegedRoles[roleId]} (${roleId}); grant a data-plane role on one resource instead`,
+        );
+      else if (!allowedRoles[roleId])
+        at(
+          roleDefinition,
+          `grants role ${roleId}, which is not one of the roles emfleet needs (lib/infra/privilege.ts allowedRoles)`,
+        );
     }
   }
   return problems;
@@ -109,31 +162,52 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
 function scopeProblem(scope: Node, typeOf: ReadonlyMap<string, string>): string | undefined {
   if (scope.type === 'call_expression') {
     const name = scope.childForFieldName('function')?.text ?? '';
-    if (broadScopes.has(name.toLowerCase())) return `scope is ${name}(); scope it to the one resource it is for`;
+    if (broadScopes.has(name.toLowerCase()))
+      return `scope is ${name}(); scope it to the one resource it is for`;
     return `scope is computed by ${name}(); use the symbol of the resource it is for`;
   }
   // `storage`, `hybridConnection[index]`, `storage::queueService`: the symbol they start from.
-  const symbol = scope.type === 'identifier' ? scope.text : scope.type === 'subscript_expression' ? scope.childForFieldName('object')?.text : undefined;
+  const symbol =
+    scope.type === 'identifier'
+      ? scope.text
+      : scope.type === 'subscript_expression'
+        ? scope.childForFieldName('object')?.text
+        : undefined;
   const type = symbol === undefined ? undefined : typeOf.get(symbol);
-  if (type === undefined) return `scope ${JSON.stringify(scope.text)} is not a resource declared in this file; use the symbol of the resource it is for`;
-  if (broadScopeTypes.has(type)) return `scope ${symbol} is a ${type}; scope it to the one resource it is for`;
+  if (type === undefined)
+    return `scope ${JSON.stringify(scope.text)} is not a resource declared in this file; use the symbol of the resource it is for`;
+  if (broadScopeTypes.has(type))
+    return `scope ${symbol} is a ${type}; scope it to the one resource it is for`;
   return undefined;
 }
 
 function relayRuleProblems(document: BicepDocument): InfraProblem[] {
   const problems: InfraProblem[] = [];
-  for (const rule of resources(document).filter((resource) => !resource.existing && /^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type))) {
+  for (const rule of resources(document).filter(
+    (resource) =>
+      !resource.existing && /^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type),
+  )) {
     const onHybridConnection = /\/hybridconnections\/authorizationrules$/i.test(rule.type);
     const rightsNode = property(property(rule.body, 'properties'), 'rights');
     const rights = literalValue(rightsNode)?.value;
-    const at = (message: string): void => void problems.push(problemAt(document, rightsNode ?? rule.node, `relay rule ${rule.symbol}: ${message}`));
+    const at = (message: string): void =>
+      void problems.push(
+        problemAt(document, rightsNode ?? rule.node, `relay rule ${rule.symbol}: ${message}`),
+      );
     if (!Array.isArray(rights) || rights.some((right) => typeof right !== 'string')) {
       at('rights must be a literal list, so the check can see them');
       continue;
     }
-    if (rights.includes('Manage')) at('has Manage rights, which include Send and Listen and control of the rule keys');
-    else if (onHybridConnection && (rights.length !== 1 || rights[0] !== 'Listen')) at(`an agent's rule must be ['Listen'] only, has ${JSON.stringify(rights)}: with Send it could call other agents`);
-    else if (rights.length !== 1) at(`has ${JSON.stringify(rights)}; a rule carries one right, Listen (agents) or Send (the app's SAS fallback)`);
+    if (rights.includes('Manage'))
+      at('has Manage rights, which include Send and Listen and control of the rule keys');
+    else if (onHybridConnection && (rights.length !== 1 || rights[0] !== 'Listen'))
+      at(
+        `an agent's rule must be ['Listen'] only, has ${JSON.stringify(rights)}: with Send it could call other agents`,
+      );
+    else if (rights.length !== 1)
+      at(
+        `has ${JSON.stringify(rights)}; a rule carries one right, Listen (agents) or Send (the app's SAS fallback)`,
+      );
   }
   return problems;
 }
@@ -149,10 +223,18 @@ function privilegedRoleMentions(document: BicepDocument): InfraProblem[] {
     .filter((node) => node !== undefined);
   const problems: InfraProblem[] = [];
   for (const text of document.root.descendantsOfType('string_content')) {
-    if (reported.some((node) => text.startIndex >= node.startIndex && text.endIndex <= node.endIndex)) continue;
+    if (reported.some((node) => text.startIndex >= node.startIndex && text.endIndex <= node.endIndex))
+      continue;
     for (const id of text.text.match(guid) ?? []) {
       const role = privilegedRoles[id.toLowerCase()];
-      if (role) problems.push(problemAt(document, text, `mentions the ${role} role (${id}); emfleet grants data-plane roles only`));
+      if (role)
+        problems.push(
+          problemAt(
+            document,
+            text,
+            `mentions the ${role} role (${id}); emfleet grants data-plane roles only`,
+          ),
+        );
     }
   }
   return problems;
@@ -170,15 +252,36 @@ export const relayRootRuleName = 'RootManageSharedAccessKey';
 export function relayRootKeyProblems(documents: readonly BicepDocument[]): InfraProblem[] {
   const problems: InfraProblem[] = [];
   const watched = documents.some((document) =>
-    resources(document).some((resource) => !resource.existing && isType(resource, 'Microsoft.Insights/activityLogAlerts') && resource.body?.text.includes(`/authorizationRules/${relayRootRuleName}`) && resource.body.text.includes('Microsoft.Relay/namespaces/authorizationRules/listKeys/action')),
+    resources(document).some(
+      (resource) =>
+        !resource.existing &&
+        isType(resource, 'Microsoft.Insights/activityLogAlerts') &&
+        resource.body?.text.includes(`/authorizationRules/${relayRootRuleName}`) &&
+        resource.body.text.includes('Microsoft.Relay/namespaces/authorizationRules/listKeys/action'),
+    ),
   );
   for (const document of documents) {
     for (const resource of resources(document).filter((item) => !item.existing)) {
       if (isType(resource, 'Microsoft.Relay/namespaces') && !watched) {
-        problems.push(problemAt(document, resource.node, `relay namespace ${resource.symbol}: its default ${relayRootRuleName} (Manage) is not watched; add an activity log alert on Microsoft.Relay/namespaces/authorizationRules/listKeys/action for it`));
+        problems.push(
+          problemAt(
+            document,
+            resource.node,
+            `relay namespace ${resource.symbol}: its default ${relayRootRuleName} (Manage) is not watched; add an activity log alert on Microsoft.Relay/namespaces/authorizationRules/listKeys/action for it`,
+          ),
+        );
       }
-      if (/^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type) && literalValue(property(resource.body, 'name'))?.value === relayRootRuleName) {
-        problems.push(problemAt(document, resource.node, `relay rule ${resource.symbol}: declares ${relayRootRuleName} again; emfleet's rules are Listen per hybrid connection and, in the SAS fallback, one Send rule`));
+      if (
+        /^microsoft\.relay\/namespaces\/(.+\/)?authorizationrules$/i.test(resource.type) &&
+        literalValue(property(resource.body, 'name'))?.value === relayRootRuleName
+      ) {
+        problems.push(
+          problemAt(
+            document,
+            resource.node,
+            `relay rule ${resource.symbol}: declares ${relayRootRuleName} again; emfleet's rules are Listen per hybrid connection and, in the SAS fallback, one Send rule`,
+          ),
+        );
       }
     }
   }

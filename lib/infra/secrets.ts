@@ -1,4 +1,15 @@
-import { declarations, isType, literalValue, objectProperties, property, problemAt, resources, stringLiteral, type BicepDocument, type InfraProblem } from './bicep.js';
+import {
+  declarations,
+  isType,
+  literalValue,
+  objectProperties,
+  property,
+  problemAt,
+  resources,
+  stringLiteral,
+  type BicepDocument,
+  type InfraProblem,
+} from './bicep.js';
 
 /**
  * No secret is written into the templates, the parameters file or a sample: keys come from the
@@ -9,9 +20,16 @@ import { declarations, isType, literalValue, objectProperties, property, problem
 const secretPatterns: readonly { readonly what: string; readonly pattern: RegExp }[] = [
   { what: 'a storage account key (AccountKey=)', pattern: /AccountKey=[^;'"\s]+/gi },
   { what: 'a shared access key (SharedAccessKey=)', pattern: /SharedAccessKey=[^;'"\s]+/gi },
-  { what: 'a shared access signature', pattern: /SharedAccessSignature\s+sr=|[?&]sig=[A-Za-z0-9%+/=]{16,}/gi },
+  {
+    what: 'a shared access signature',
+    pattern: /SharedAccessSignature\s+sr=|[?&]sig=[A-Za-z0-9%+/=]{16,}/gi,
+  },
   { what: 'a private key', pattern: /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----/g },
-  { what: 'a webhook URL (it is its own credential)', pattern: /https:\/\/(?:hooks\.slack\.com\/services\/|[A-Za-z0-9-]+\.webhook\.office\.com\/webhookb2\/)\S+/gi },
+  {
+    what: 'a webhook URL (it is its own credential)',
+    pattern:
+      /https:\/\/(?:hooks\.slack\.com\/services\/|[A-Za-z0-9-]+\.webhook\.office\.com\/webhookb2\/)\S+/gi,
+  },
   { what: 'a base64 key', pattern: /[A-Za-z0-9+/]{40,}={0,2}/g },
 ];
 
@@ -26,7 +44,13 @@ export function secretTextProblems(file: string, text: string): InfraProblem[] {
   text.split('\n').forEach((line, index) => {
     for (const { what, pattern } of secretPatterns) {
       for (const match of line.matchAll(pattern)) {
-        if (looksLikeKey(what, match[0])) problems.push({ file, line: index + 1, column: match.index + 1, message: `${what} is written here; keep it in Key Vault or the deployer's environment` });
+        if (looksLikeKey(what, match[0]))
+          problems.push({
+            file,
+            line: index + 1,
+            column: match.index + 1,
+            message: `${what} is written here; keep it in Key Vault or the deployer's environment`,
+          });
       }
     }
   });
@@ -34,7 +58,8 @@ export function secretTextProblems(file: string, text: string): InfraProblem[] {
 }
 
 /** Property names whose literal values would be credentials. */
-const credentialProperty = /^(password|adminPassword|clientSecret|secret|accountKey|sharedAccessKey|primaryKey|secondaryKey|connectionString)$/i;
+const credentialProperty =
+  /^(password|adminPassword|clientSecret|secret|accountKey|sharedAccessKey|primaryKey|secondaryKey|connectionString)$/i;
 
 /**
  * In a .bicep file: @secure() parameters without literal defaults, Key Vault secrets and
@@ -43,18 +68,36 @@ const credentialProperty = /^(password|adminPassword|clientSecret|secret|account
 export function bicepSecretProblems(document: BicepDocument): InfraProblem[] {
   const problems: InfraProblem[] = [];
   for (const declaration of declarations(document).values()) {
-    if (declaration.kind !== 'param' || !declaration.decorators.includes('secure') || !declaration.value) continue;
+    if (declaration.kind !== 'param' || !declaration.decorators.includes('secure') || !declaration.value)
+      continue;
     const literal = literalValue(declaration.value);
-    if (literal?.value !== '' && literal !== undefined) problems.push(problemAt(document, declaration.value, `@secure() parameter ${declaration.name} has a literal default; leave it empty and pass the value at deployment`));
+    if (literal?.value !== '' && literal !== undefined)
+      problems.push(
+        problemAt(
+          document,
+          declaration.value,
+          `@secure() parameter ${declaration.name} has a literal default; leave it empty and pass the value at deployment`,
+        ),
+      );
   }
-  for (const secret of resources(document).filter((resource) => isType(resource, 'Microsoft.KeyVault/vaults/secrets'))) {
+  for (const secret of resources(document).filter((resource) =>
+    isType(resource, 'Microsoft.KeyVault/vaults/secrets'),
+  )) {
     const value = property(property(secret.body, 'properties'), 'value');
-    if (value && literalValue(value) !== undefined) problems.push(problemAt(document, value, `Key Vault secret ${secret.symbol} has a literal value; take it from a @secure() parameter or the resource's listKeys()`));
+    if (value && literalValue(value) !== undefined)
+      problems.push(
+        problemAt(
+          document,
+          value,
+          `Key Vault secret ${secret.symbol} has a literal value; take it from a @secure() parameter or the resource's listKeys()`,
+        ),
+      );
   }
   for (const object of document.root.descendantsOfType('object')) {
     for (const { key, value } of objectProperties(object)) {
       const text = stringLiteral(value);
-      if (credentialProperty.test(key) && text !== undefined && text !== '') problems.push(problemAt(document, value, `${key} has a literal value`));
+      if (credentialProperty.test(key) && text !== undefined && text !== '')
+        problems.push(problemAt(document, value, `${key} has a literal value`));
     }
   }
   return problems;
@@ -62,7 +105,11 @@ export function bicepSecretProblems(document: BicepDocument): InfraProblem[] {
 
 /** The names of a template's @secure() parameters. */
 export function secureParameters(template: BicepDocument): Set<string> {
-  return new Set([...declarations(template).values()].filter((declaration) => declaration.kind === 'param' && declaration.decorators.includes('secure')).map((declaration) => declaration.name));
+  return new Set(
+    [...declarations(template).values()]
+      .filter((declaration) => declaration.kind === 'param' && declaration.decorators.includes('secure'))
+      .map((declaration) => declaration.name),
+  );
 }
 
 /** The template a parameters file is for (`using '...'`), relative to the parameters file. */
@@ -74,13 +121,23 @@ export function usingTarget(parameters: BicepDocument): string | undefined {
  * In a .bicepparam file: a @secure() parameter of its template gets no literal, but
  * readEnvironmentVariable(...) or az.getSecret(...).
  */
-export function parameterFileSecretProblems(parameters: BicepDocument, secure: ReadonlySet<string>): InfraProblem[] {
+export function parameterFileSecretProblems(
+  parameters: BicepDocument,
+  secure: ReadonlySet<string>,
+): InfraProblem[] {
   const problems: InfraProblem[] = [];
   // parseBicep reads `param NAME = value` as `var`: see there.
   for (const assignment of declarations(parameters).values()) {
     if (assignment.kind !== 'var' || !secure.has(assignment.name) || !assignment.value) continue;
     const literal = literalValue(assignment.value);
-    if (literal !== undefined && literal.value !== '') problems.push(problemAt(parameters, assignment.value, `@secure() parameter ${assignment.name} is given a literal; use readEnvironmentVariable() or az.getSecret()`));
+    if (literal !== undefined && literal.value !== '')
+      problems.push(
+        problemAt(
+          parameters,
+          assignment.value,
+          `@secure() parameter ${assignment.name} is given a literal; use readEnvironmentVariable() or az.getSecret()`,
+        ),
+      );
   }
   return problems;
 }
@@ -95,7 +152,12 @@ export function sampleSettingProblems(file: string, text: string): InfraProblem[
     if (!credentialSetting.test(name) || value === '') continue;
     const offset = text.indexOf(JSON.stringify(name));
     const before = text.slice(0, Math.max(0, offset)).split('\n');
-    problems.push({ file, line: before.length, column: before.at(-1)!.length + 1, message: `${name} holds a credential; the sample leaves it empty` });
+    problems.push({
+      file,
+      line: before.length,
+      column: before.at(-1)!.length + 1,
+      message: `${name} holds a credential; the sample leaves it empty`,
+    });
   }
   return problems;
 }

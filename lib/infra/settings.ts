@@ -1,5 +1,15 @@
 import type { Node } from 'web-tree-sitter';
-import { isComment, isType, objectProperties, problemAt, property, resources, stringLiteral, type BicepDocument, type InfraProblem } from './bicep.js';
+import {
+  isComment,
+  isType,
+  objectProperties,
+  problemAt,
+  property,
+  resources,
+  stringLiteral,
+  type BicepDocument,
+  type InfraProblem,
+} from './bicep.js';
 
 /**
  * The one list of app settings that are not simply "every name in lib/config": what the Functions
@@ -38,9 +48,12 @@ export const hostSettings: Readonly<Record<string, SettingException>> = {
 
 /** lib/config settings for local runs and tests only, never set in Azure. */
 export const localOnlySettings: Readonly<Record<string, string>> = {
-  AzureWebJobsStorage: 'a connection string (Azurite). In Azure the host uses AzureWebJobsStorage__accountName and emfleet uses EMFLEET_STORAGE_ACCOUNT, both with the managed identity',
-  EMFLEET_QUEUE_PREFIX: 'lets several local runs share one storage account; the queue triggers listen on the unprefixed names',
-  EMFLEET_RELAY_ENDPOINT: 'points the app at the local relay emulator instead of https://EMFLEET_RELAY_NAMESPACE',
+  AzureWebJobsStorage:
+    'a connection string (Azurite). In Azure the host uses AzureWebJobsStorage__accountName and emfleet uses EMFLEET_STORAGE_ACCOUNT, both with the managed identity',
+  EMFLEET_QUEUE_PREFIX:
+    'lets several local runs share one storage account; the queue triggers listen on the unprefixed names',
+  EMFLEET_RELAY_ENDPOINT:
+    'points the app at the local relay emulator instead of https://EMFLEET_RELAY_NAMESPACE',
 };
 
 /**
@@ -48,17 +61,44 @@ export const localOnlySettings: Readonly<Record<string, string>> = {
  * Microsoft.Web/sites/config resource named `appsettings`, which must be an object literal so
  * every name is visible. Undefined when the file has none.
  */
-export function appSettingNames(document: BicepDocument): { names: string[]; values: Map<string, Node>; problems: InfraProblem[] } | undefined {
-  const configs = resources(document).filter((resource) => isType(resource, 'Microsoft.Web/sites/config') && stringLiteral(property(resource.body, 'name')) === 'appsettings');
+export function appSettingNames(
+  document: BicepDocument,
+): { names: string[]; values: Map<string, Node>; problems: InfraProblem[] } | undefined {
+  const configs = resources(document).filter(
+    (resource) =>
+      isType(resource, 'Microsoft.Web/sites/config') &&
+      stringLiteral(property(resource.body, 'name')) === 'appsettings',
+  );
   if (configs.length === 0) return undefined;
-  const problems: InfraProblem[] = configs.slice(1).map((extra) => problemAt(document, extra.node, 'a second appsettings resource: each replaces all app settings, so keep them in one'));
+  const problems: InfraProblem[] = configs
+    .slice(1)
+    .map((extra) =>
+      problemAt(
+        document,
+        extra.node,
+        'a second appsettings resource: each replaces all app settings, so keep them in one',
+      ),
+    );
   const settings = property(configs[0]!.body, 'properties');
   if (settings?.type !== 'object') {
-    problems.push(problemAt(document, settings ?? configs[0]!.node, 'appsettings properties must be an object literal, so every setting name is visible'));
+    problems.push(
+      problemAt(
+        document,
+        settings ?? configs[0]!.node,
+        'appsettings properties must be an object literal, so every setting name is visible',
+      ),
+    );
     return { names: [], values: new Map(), problems };
   }
   const entries = objectProperties(settings);
-  const spreads = settings.namedChildren.filter((child) => child.type !== 'object_property' && !isComment(child));
-  for (const spread of spreads) problems.push(problemAt(document, spread, 'appsettings must list each setting by name'));
-  return { names: entries.map((entry) => entry.key), values: new Map(entries.map((entry) => [entry.key, entry.value])), problems };
+  const spreads = settings.namedChildren.filter(
+    (child) => child.type !== 'object_property' && !isComment(child),
+  );
+  for (const spread of spreads)
+    problems.push(problemAt(document, spread, 'appsettings must list each setting by name'));
+  return {
+    names: entries.map((entry) => entry.key),
+    values: new Map(entries.map((entry) => [entry.key, entry.value])),
+    problems,
+  };
 }

@@ -56,13 +56,21 @@ export interface AzuriteOptions {
  * address, as an Azure Storage account does after an outage.
  */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
-  if (options.processPerService && options.location !== undefined) throw new Error('Azurite with a process per service runs in memory only');
+  if (options.processPerService && options.location !== undefined)
+    throw new Error('Azurite with a process per service runs in memory only');
   const workspace = await mkdtemp(join(tmpdir(), 'emfleet-azurite-'));
   // The table service's own main reports the port it was given, not the one it got: give it a free one.
-  const ports = options.ports ?? (options.processPerService ? { blob: 0, queue: 0, table: await freePort() } : { blob: 0, queue: 0, table: 0 });
-  const persistence = options.location === undefined ? ['--inMemoryPersistence'] : ['--location', options.location];
+  const ports =
+    options.ports ??
+    (options.processPerService
+      ? { blob: 0, queue: 0, table: await freePort() }
+      : { blob: 0, queue: 0, table: 0 });
+  const persistence =
+    options.location === undefined ? ['--inMemoryPersistence'] : ['--location', options.location];
   const common = [...persistence, '--silent', '--skipApiVersionCheck', '--loose', '--disableTelemetry'];
-  const groups: readonly (readonly Service[])[] = options.processPerService ? services.map((service) => [service]) : [services];
+  const groups: readonly (readonly Service[])[] = options.processPerService
+    ? services.map((service) => [service])
+    : [services];
   const children: ChildProcess[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(children.map(stopChild));
@@ -71,24 +79,36 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   try {
     const found = await Promise.all(
       groups.map((group) => {
-        const entry = createRequire(import.meta.url).resolve(group.length === 1 ? `azurite/dist/src/${group[0]}/main.js` : 'azurite/dist/src/azurite.js');
-        const child = spawn(process.execPath, [...(options.execArgv ?? []), entry, ...common, ...group.flatMap((service) => [`--${service}Port`, String(ports[service])])], {
-          cwd: workspace,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const entry = createRequire(import.meta.url).resolve(
+          group.length === 1 ? `azurite/dist/src/${group[0]}/main.js` : 'azurite/dist/src/azurite.js',
+        );
+        const child = spawn(
+          process.execPath,
+          [
+            ...(options.execArgv ?? []),
+            entry,
+            ...common,
+            ...group.flatMap((service) => [`--${service}Port`, String(ports[service])]),
+          ],
+          {
+            cwd: workspace,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         children.push(child);
         return readEndpoints(child, group, options.timeoutInMs ?? 60_000);
       }),
     );
     const endpoints = Object.assign({}, ...found) as RunningAzurite['endpoints'];
-    const connectionString = [
-      'DefaultEndpointsProtocol=http',
-      `AccountName=${account}`,
-      `AccountKey=${accountKey}`,
-      `BlobEndpoint=${endpoints.blob}/${account}`,
-      `QueueEndpoint=${endpoints.queue}/${account}`,
-      `TableEndpoint=${endpoints.table}/${account}`,
-    ].join(';') + ';';
+    const connectionString =
+      [
+        'DefaultEndpointsProtocol=http',
+        `AccountName=${account}`,
+        `AccountKey=${accountKey}`,
+        `BlobEndpoint=${endpoints.blob}/${account}`,
+        `QueueEndpoint=${endpoints.queue}/${account}`,
+        `TableEndpoint=${endpoints.table}/${account}`,
+      ].join(';') + ';';
     const port = (url: string): number => Number(new URL(url).port);
     return {
       connectionString,
@@ -103,11 +123,18 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   }
 }
 
-function readEndpoints(child: ChildProcess, expected: readonly Service[], timeoutInMs: number): Promise<Partial<RunningAzurite['endpoints']>> {
+function readEndpoints(
+  child: ChildProcess,
+  expected: readonly Service[],
+  timeoutInMs: number,
+): Promise<Partial<RunningAzurite['endpoints']>> {
   return new Promise((resolve, reject) => {
     const found: Partial<Record<Service, string>> = {};
     let output = '';
-    const timer = setTimeout(() => fail(new Error(`Azurite did not start within ${timeoutInMs} ms: ${output.slice(-500)}`)), timeoutInMs);
+    const timer = setTimeout(
+      () => fail(new Error(`Azurite did not start within ${timeoutInMs} ms: ${output.slice(-500)}`)),
+      timeoutInMs,
+    );
     const fail = (error: Error): void => {
       clearTimeout(timer);
       reject(error);
@@ -115,7 +142,9 @@ function readEndpoints(child: ChildProcess, expected: readonly Service[], timeou
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       // azurite.js and the blob and queue mains print the address they listen at; the table main prints the port it was given.
-      for (const match of output.matchAll(/Azurite (Blob|Queue|Table) service (?:is successfully listening at|successfully listens on|successfully started on) (?:http:\/\/)?([^\s]+)/g)) {
+      for (const match of output.matchAll(
+        /Azurite (Blob|Queue|Table) service (?:is successfully listening at|successfully listens on|successfully started on) (?:http:\/\/)?([^\s]+)/g,
+      )) {
         found[match[1]!.toLowerCase() as Service] = `http://${match[2]!}`;
       }
       if (expected.every((service) => found[service] !== undefined)) {

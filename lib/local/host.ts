@@ -5,7 +5,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { format } from 'node:util';
-import functions, { type Cookie, type FunctionTrigger, type HttpMethod, type InvocationContext as InvocationContextType, type LogLevel, type Timer } from '@azure/functions';
+import functions, {
+  type Cookie,
+  type FunctionTrigger,
+  type HttpMethod,
+  type InvocationContext as InvocationContextType,
+  type LogLevel,
+  type Timer,
+} from '@azure/functions';
 
 // @azure/functions is CommonJS whose exports Node cannot name statically: import the whole module.
 const { HttpRequest, HttpResponse, InvocationContext, trigger } = functions;
@@ -35,31 +42,53 @@ interface QueueSettings {
 
 /** host.json durations are .NET TimeSpans: "[d.]hh:mm:ss[.fffffff]". */
 function parseTimeSpan(value: unknown, name: string): number {
-  const match = typeof value === 'string' ? /^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?$/.exec(value) : null;
+  const match =
+    typeof value === 'string'
+      ? /^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?$/.exec(value)
+      : null;
   if (!match) throw new Error(`host.json ${name}: ${JSON.stringify(value)} is not a duration (hh:mm:ss)`);
   const [, days = '0', hours = '0', minutes = '0', seconds = '0', fraction = ''] = match;
-  return (((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * 60 + Number(seconds)) * 1000 + Number(`0.${fraction || '0'}`) * 1000;
+  return (
+    (((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * 60 + Number(seconds)) * 1000 +
+    Number(`0.${fraction || '0'}`) * 1000
+  );
 }
 
 async function readQueueSettings(path: string): Promise<QueueSettings> {
-  const json = JSON.parse(await readFile(path, 'utf8')) as { extensions?: { queues?: Record<string, unknown>; http?: { routePrefix?: unknown } } };
-  if ((json.extensions?.http?.routePrefix ?? 'api') !== 'api') throw new Error('host.json extensions.http.routePrefix: the local host serves functions under /api only');
+  const json = JSON.parse(await readFile(path, 'utf8')) as {
+    extensions?: { queues?: Record<string, unknown>; http?: { routePrefix?: unknown } };
+  };
+  if ((json.extensions?.http?.routePrefix ?? 'api') !== 'api')
+    throw new Error('host.json extensions.http.routePrefix: the local host serves functions under /api only');
   const queues = json.extensions?.queues ?? {};
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const value = queues[name] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new Error(`host.json extensions.queues.${name}: ${JSON.stringify(value)} is not an integer in ${min}-${max}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+      throw new Error(
+        `host.json extensions.queues.${name}: ${JSON.stringify(value)} is not an integer in ${min}-${max}`,
+      );
     return value;
   };
   const batchSize = integer('batchSize', 16, 1, 32);
   // emfleet's senders write base64 (lib/fleet/queues), so this host reads nothing else.
-  if ((queues['messageEncoding'] ?? 'base64') !== 'base64') throw new Error('host.json extensions.queues.messageEncoding: the local host reads base64 messages only');
-  const maxPollingIntervalMs = parseTimeSpan(queues['maxPollingInterval'] ?? '00:01:00', 'extensions.queues.maxPollingInterval');
-  if (maxPollingIntervalMs < minPollingIntervalMs) throw new Error(`host.json extensions.queues.maxPollingInterval: below the host's minimum of ${minPollingIntervalMs} ms`);
+  if ((queues['messageEncoding'] ?? 'base64') !== 'base64')
+    throw new Error('host.json extensions.queues.messageEncoding: the local host reads base64 messages only');
+  const maxPollingIntervalMs = parseTimeSpan(
+    queues['maxPollingInterval'] ?? '00:01:00',
+    'extensions.queues.maxPollingInterval',
+  );
+  if (maxPollingIntervalMs < minPollingIntervalMs)
+    throw new Error(
+      `host.json extensions.queues.maxPollingInterval: below the host's minimum of ${minPollingIntervalMs} ms`,
+    );
   return {
     batchSize,
     newBatchThreshold: integer('newBatchThreshold', Math.floor(batchSize / 2), 0, 1000),
     maxPollingIntervalMs,
-    visibilityTimeoutMs: parseTimeSpan(queues['visibilityTimeout'] ?? '00:00:00', 'extensions.queues.visibilityTimeout'),
+    visibilityTimeoutMs: parseTimeSpan(
+      queues['visibilityTimeout'] ?? '00:00:00',
+      'extensions.queues.visibilityTimeout',
+    ),
     maxDequeueCount: integer('maxDequeueCount', 5, 1, 1000),
   };
 }
@@ -159,7 +188,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const resolve = (definition: FunctionDefinition, what: string, text: string): string =>
     text.replace(/%([^%]+)%/g, (_whole, name: string) => {
       const value = options.settings[name];
-      if (value === undefined) throw new Error(`function ${definition.name}: ${what} "${text}" names app setting ${name}, which is not set`);
+      if (value === undefined)
+        throw new Error(
+          `function ${definition.name}: ${what} "${text}" names app setting ${name}, which is not set`,
+        );
       return value;
     });
 
@@ -170,7 +202,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     let connectionString = options.connectionString;
     if (connection && connection !== 'AzureWebJobsStorage') {
       const named = options.settings[connection] ?? options.settings[`AzureWebJobs${connection}`];
-      if (named === undefined) throw new Error(`function ${definition.name}: connection ${connection} is not an app setting with a connection string (identity-based connections are not supported by the local host)`);
+      if (named === undefined)
+        throw new Error(
+          `function ${definition.name}: connection ${connection} is not an app setting with a connection string (identity-based connections are not supported by the local host)`,
+        );
       connectionString = named;
     }
     let client = services.get(connectionString);
@@ -191,21 +226,39 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         try {
           nextOccurrence(schedule, now());
         } catch (error) {
-          throw new Error(`function ${definition.name}: schedule "${definition.options.schedule}": ${errorText(error)}`, { cause: error });
+          throw new Error(
+            `function ${definition.name}: schedule "${definition.options.schedule}": ${errorText(error)}`,
+            { cause: error },
+          );
         }
-        timerWorkers.push({ definition, schedule, trigger: trigger.timer({ schedule, ...definedOnly({ runOnStartup: definition.options.runOnStartup, useMonitor: definition.options.useMonitor }) }), last: undefined, timer: undefined });
+        timerWorkers.push({
+          definition,
+          schedule,
+          trigger: trigger.timer({
+            schedule,
+            ...definedOnly({
+              runOnStartup: definition.options.runOnStartup,
+              useMonitor: definition.options.useMonitor,
+            }),
+          }),
+          last: undefined,
+          timer: undefined,
+        });
         break;
       }
       case 'storageQueue': {
         const resolved = resolve(definition, 'queueName', definition.options.queueName).toLowerCase();
         const queueName = prefix === '' ? resolved : `${prefix}-${resolved}`;
-        if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(queueName)) throw new Error(`function ${definition.name}: "${queueName}" is not a valid queue name`);
+        if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(queueName))
+          throw new Error(`function ${definition.name}: "${queueName}" is not a valid queue name`);
         const queueService = service(definition, definition.options.connection);
         queues.push({
           definition,
           queueName,
           client: queueService.getQueueClient(queueName),
-          poison: queueName.endsWith(poisonSuffix) ? undefined : queueService.getQueueClient(`${queueName}${poisonSuffix}`),
+          poison: queueName.endsWith(poisonSuffix)
+            ? undefined
+            : queueService.getQueueClient(`${queueName}${poisonSuffix}`),
           trigger: trigger.storageQueue({ queueName, connection: definition.options.connection }),
           inFlight: 0,
           fetching: false,
@@ -232,13 +285,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     return promise;
   };
 
-  const context = (definition: FunctionDefinition, invocationId: string, triggerOptions: FunctionTrigger, triggerMetadata?: Record<string, unknown>): InvocationContextType =>
+  const context = (
+    definition: FunctionDefinition,
+    invocationId: string,
+    triggerOptions: FunctionTrigger,
+    triggerMetadata?: Record<string, unknown>,
+  ): InvocationContextType =>
     new InvocationContext({
       invocationId,
       functionName: definition.name,
       options: { trigger: triggerOptions },
       ...(triggerMetadata ? { triggerMetadata } : {}),
-      logHandler: (level: LogLevel, ...args: unknown[]) => forwardLog(logger, level, { functionName: definition.name, invocationId }, args),
+      logHandler: (level: LogLevel, ...args: unknown[]) =>
+        forwardLog(logger, level, { functionName: definition.name, invocationId }, args),
     });
 
   // ---- timers
@@ -251,22 +310,36 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const timer: Timer = {
       isPastDue: false,
       schedule: { adjustForDST: false },
-      scheduleStatus: { last: (worker.last ?? at).toISOString(), next: nextOccurrence(worker.schedule, at).toISOString(), lastUpdated: at.toISOString() },
+      scheduleStatus: {
+        last: (worker.last ?? at).toISOString(),
+        next: nextOccurrence(worker.schedule, at).toISOString(),
+        lastUpdated: at.toISOString(),
+      },
     };
     worker.last = at;
     logger.info('InvocationStarted', fields);
     const startedMs = Date.now();
     try {
-      await worker.definition.options.handler(timer, context(worker.definition, invocationId, worker.trigger));
+      await worker.definition.options.handler(
+        timer,
+        context(worker.definition, invocationId, worker.trigger),
+      );
     } catch (error) {
-      logger.error('InvocationFailed', { ...fields, durationMs: Date.now() - startedMs, error: errorText(error) });
+      logger.error('InvocationFailed', {
+        ...fields,
+        durationMs: Date.now() - startedMs,
+        error: errorText(error),
+      });
       throw error;
     }
     logger.info('InvocationSucceeded', { ...fields, durationMs: Date.now() - startedMs });
   };
 
   const waitFor = (worker: TimerWorker, due: Date): void => {
-    worker.timer = timers.setTimeout(() => void fire(worker, due), Math.min(Math.max(due.getTime() - now().getTime(), 0), maxTimerDelayMs));
+    worker.timer = timers.setTimeout(
+      () => void fire(worker, due),
+      Math.min(Math.max(due.getTime() - now().getTime(), 0), maxTimerDelayMs),
+    );
   };
   const fire = async (worker: TimerWorker, due: Date): Promise<void> => {
     worker.timer = undefined;
@@ -275,24 +348,42 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     if (now().getTime() < due.getTime()) return waitFor(worker, due);
     // Like the real listener, the next occurrence is scheduled only after this one ends, so runs never overlap.
     await track(runTimerOnce(worker)).catch(() => undefined);
-    if (!stopped) waitFor(worker, nextOccurrence(worker.schedule, new Date(Math.max(now().getTime(), due.getTime()))));
+    if (!stopped)
+      waitFor(worker, nextOccurrence(worker.schedule, new Date(Math.max(now().getTime(), due.getTime()))));
   };
 
   // ---- queues
 
-  const moveToPoison = async (worker: QueueWorker, message: DequeuedMessageItem, fields: Record<string, unknown>, reason: string): Promise<void> => {
+  const moveToPoison = async (
+    worker: QueueWorker,
+    message: DequeuedMessageItem,
+    fields: Record<string, unknown>,
+    reason: string,
+  ): Promise<void> => {
     await worker.poison!.createIfNotExists();
     await worker.poison!.sendMessage(message.messageText);
     await worker.client.deleteMessage(message.messageId, message.popReceipt);
-    logger.warn('MessageMovedToPoison', { ...fields, poisonQueue: worker.poison!.name, reason, maxDequeueCount: queueSettings.maxDequeueCount });
+    logger.warn('MessageMovedToPoison', {
+      ...fields,
+      poisonQueue: worker.poison!.name,
+      reason,
+      maxDequeueCount: queueSettings.maxDequeueCount,
+    });
   };
 
   const processMessage = async (worker: QueueWorker, message: DequeuedMessageItem): Promise<void> => {
     const invocationId = randomUUID();
-    const fields = { functionName: worker.definition.name, invocationId, queue: worker.queueName, messageId: message.messageId, dequeueCount: message.dequeueCount };
+    const fields = {
+      functionName: worker.definition.name,
+      invocationId,
+      queue: worker.queueName,
+      messageId: message.messageId,
+      dequeueCount: message.dequeueCount,
+    };
     try {
       // A message already past the count (its earlier runs died with the process) is moved without running it.
-      if (worker.poison && message.dequeueCount > queueSettings.maxDequeueCount) return await moveToPoison(worker, message, fields, 'MaxDequeueCountExceeded');
+      if (worker.poison && message.dequeueCount > queueSettings.maxDequeueCount)
+        return await moveToPoison(worker, message, fields, 'MaxDequeueCountExceeded');
       // The real host moves a message it cannot decode to the poison queue at once.
       if (!isBase64(message.messageText)) {
         if (worker.poison) await moveToPoison(worker, message, fields, 'NotBase64');
@@ -312,12 +403,25 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       logger.info('InvocationStarted', fields);
       const startedMs = Date.now();
       try {
-        await worker.definition.options.handler(parseJsonOrText(text), context(worker.definition, invocationId, worker.trigger, triggerMetadata));
+        await worker.definition.options.handler(
+          parseJsonOrText(text),
+          context(worker.definition, invocationId, worker.trigger, triggerMetadata),
+        );
       } catch (error) {
-        logger.error('InvocationFailed', { ...fields, durationMs: Date.now() - startedMs, error: errorText(error) });
+        logger.error('InvocationFailed', {
+          ...fields,
+          durationMs: Date.now() - startedMs,
+          error: errorText(error),
+        });
         if (!worker.poison) return; // as the real host does: left invisible for the rest of its lease, so a failing poison handler cannot spin
-        if (message.dequeueCount >= queueSettings.maxDequeueCount) return await moveToPoison(worker, message, fields, 'MaxDequeueCountReached');
-        await worker.client.updateMessage(message.messageId, message.popReceipt, undefined, Math.ceil(queueSettings.visibilityTimeoutMs / 1000));
+        if (message.dequeueCount >= queueSettings.maxDequeueCount)
+          return await moveToPoison(worker, message, fields, 'MaxDequeueCountReached');
+        await worker.client.updateMessage(
+          message.messageId,
+          message.popReceipt,
+          undefined,
+          Math.ceil(queueSettings.visibilityTimeoutMs / 1000),
+        );
         return;
       }
       logger.info('InvocationSucceeded', { ...fields, durationMs: Date.now() - startedMs });
@@ -340,9 +444,18 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     worker.fetching = true;
     let messages: DequeuedMessageItem[];
     try {
-      messages = (await worker.client.receiveMessages({ numberOfMessages: queueSettings.batchSize, visibilityTimeout: fetchLeaseSeconds })).receivedMessageItems;
+      messages = (
+        await worker.client.receiveMessages({
+          numberOfMessages: queueSettings.batchSize,
+          visibilityTimeout: fetchLeaseSeconds,
+        })
+      ).receivedMessageItems;
     } catch (error) {
-      logger.error('QueuePollFailed', { functionName: worker.definition.name, queue: worker.queueName, error: errorText(error) });
+      logger.error('QueuePollFailed', {
+        functionName: worker.definition.name,
+        queue: worker.queueName,
+        error: errorText(error),
+      });
       worker.fetching = false;
       worker.backoffMs = queueSettings.maxPollingIntervalMs;
       return schedulePoll(worker, worker.backoffMs);
@@ -350,7 +463,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     worker.fetching = false;
     if (stopped) {
       // Fetched while stopping: hand the messages back rather than hold them for the whole lease.
-      await Promise.allSettled(messages.map((message) => worker.client.updateMessage(message.messageId, message.popReceipt, undefined, 0)));
+      await Promise.allSettled(
+        messages.map((message) =>
+          worker.client.updateMessage(message.messageId, message.popReceipt, undefined, 0),
+        ),
+      );
       return;
     }
     for (const message of messages) {
@@ -380,24 +497,49 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     // A known route with another method is a 404 too: the real host matches routes with their methods.
     if (!match) return void outgoing.writeHead(404).end();
     const { route, params } = match;
-    if (route.authLevel !== 'anonymous' && !keyMatches(incoming.headers['x-functions-key'] ?? url.searchParams.get('code'), functionKey)) return void outgoing.writeHead(401).end();
+    if (
+      route.authLevel !== 'anonymous' &&
+      !keyMatches(incoming.headers['x-functions-key'] ?? url.searchParams.get('code'), functionKey)
+    )
+      return void outgoing.writeHead(401).end();
     const chunks: Buffer[] = [];
     for await (const chunk of incoming) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
     const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(incoming.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    for (const [name, value] of Object.entries(incoming.headers))
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
     // GET and HEAD carry no body in fetch's Request, which HttpRequest wraps.
-    const request = new HttpRequest({ method, url: url.href, headers, params, ...(body.length > 0 && method !== 'GET' && method !== 'HEAD' ? { body: { bytes: body } } : {}) });
+    const request = new HttpRequest({
+      method,
+      url: url.href,
+      headers,
+      params,
+      ...(body.length > 0 && method !== 'GET' && method !== 'HEAD' ? { body: { bytes: body } } : {}),
+    });
     const invocationId = randomUUID();
-    const fields = { functionName: route.definition.name, invocationId, trigger: 'http', method, path: url.pathname };
+    const fields = {
+      functionName: route.definition.name,
+      invocationId,
+      trigger: 'http',
+      method,
+      path: url.pathname,
+    };
     logger.info('InvocationStarted', fields);
     const startedMs = Date.now();
     let result: unknown;
     try {
-      result = await route.definition.options.handler(request, context(route.definition, invocationId, route.trigger));
-      if (result !== undefined && result !== null && typeof result !== 'object') throw new TypeError('the HTTP response must be an HttpResponseInit or HttpResponse object');
+      result = await route.definition.options.handler(
+        request,
+        context(route.definition, invocationId, route.trigger),
+      );
+      if (result !== undefined && result !== null && typeof result !== 'object')
+        throw new TypeError('the HTTP response must be an HttpResponseInit or HttpResponse object');
     } catch (error) {
-      logger.error('InvocationFailed', { ...fields, durationMs: Date.now() - startedMs, error: errorText(error) });
+      logger.error('InvocationFailed', {
+        ...fields,
+        durationMs: Date.now() - startedMs,
+        error: errorText(error),
+      });
       return void outgoing.writeHead(500).end();
     }
     if (result === undefined || result === null) {
@@ -410,7 +552,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
     if (cookies.length > 0) responseHeaders['set-cookie'] = cookies;
     const responseBody = Buffer.from(await response.arrayBuffer());
-    logger.info('InvocationSucceeded', { ...fields, durationMs: Date.now() - startedMs, status: response.status });
+    logger.info('InvocationSucceeded', {
+      ...fields,
+      durationMs: Date.now() - startedMs,
+      status: response.status,
+    });
     outgoing.writeHead(response.status, responseHeaders).end(responseBody);
   };
 
@@ -438,7 +584,12 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     httpUrl: origin,
     timers: timerWorkers.map((worker) => ({ name: worker.definition.name, schedule: worker.schedule })),
     queues: queues.map((worker) => ({ name: worker.definition.name, queue: worker.queueName })),
-    routes: routes.map((route) => ({ name: route.definition.name, route: `/api/${route.template}`, methods: route.methods, authLevel: route.authLevel })),
+    routes: routes.map((route) => ({
+      name: route.definition.name,
+      route: `/api/${route.template}`,
+      methods: route.methods,
+      authLevel: route.authLevel,
+    })),
   });
 
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => timers.setTimeout(resolve, ms));
@@ -456,7 +607,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       while (!stopped) {
         if (running.size === 0) {
           const startedBefore = started;
-          const counts = await Promise.all(queues.map(async (worker) => (await worker.client.getProperties()).approximateMessagesCount ?? 0));
+          const counts = await Promise.all(
+            queues.map(async (worker) => (await worker.client.getProperties()).approximateMessagesCount ?? 0),
+          );
           // Nothing may have started while the counts were being read.
           if (counts.every((count) => count === 0) && running.size === 0 && started === startedBefore) return;
         }
@@ -470,8 +623,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         let giveUp: TimerHandle | undefined;
-        const deadline = new Promise<'timeout'>((resolve) => (giveUp = timers.setTimeout(() => resolve('timeout'), stopTimeoutMs)));
-        if ((await Promise.race([Promise.allSettled([...running]), deadline])) === 'timeout') logger.warn('LocalHostStopTimedOut', { stillRunning: running.size, stopTimeoutMs });
+        const deadline = new Promise<'timeout'>(
+          (resolve) => (giveUp = timers.setTimeout(() => resolve('timeout'), stopTimeoutMs)),
+        );
+        if ((await Promise.race([Promise.allSettled([...running]), deadline])) === 'timeout')
+          logger.warn('LocalHostStopTimedOut', { stillRunning: running.size, stopTimeoutMs });
         timers.clearTimeout(giveUp);
         server.closeAllConnections();
         await closed;
@@ -487,34 +643,72 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
 
 /** Options the local host would otherwise silently drop: it binds triggers only. */
 function refuseUnboundOptions(definition: FunctionDefinition): void {
-  const options = definition.options as { trigger?: unknown; return?: { type?: string }; extraInputs?: unknown[]; extraOutputs?: unknown[]; retry?: unknown };
+  const options = definition.options as {
+    trigger?: unknown;
+    return?: { type?: string };
+    extraInputs?: unknown[];
+    extraOutputs?: unknown[];
+    retry?: unknown;
+  };
   const unbound = [
     options.trigger !== undefined && 'trigger',
-    options.return !== undefined && !(definition.kind === 'http' && options.return.type === 'http') && 'return',
+    options.return !== undefined &&
+      !(definition.kind === 'http' && options.return.type === 'http') &&
+      'return',
     (options.extraInputs?.length ?? 0) > 0 && 'extraInputs',
     (options.extraOutputs?.length ?? 0) > 0 && 'extraOutputs',
     options.retry !== undefined && 'retry',
   ].filter(Boolean);
-  if (unbound.length > 0) throw new Error(`function ${definition.name}: the local host does not support ${unbound.join(', ')}; declare the trigger through its options and write outputs from the handler`);
+  if (unbound.length > 0)
+    throw new Error(
+      `function ${definition.name}: the local host does not support ${unbound.join(', ')}; declare the trigger through its options and write outputs from the handler`,
+    );
 }
 
 function httpRoute(definition: Extract<FunctionDefinition, { kind: 'http' }>): Route {
   // The library's own trigger builder supplies the defaults the real host gets (authLevel, methods).
-  const effective = trigger.http(definedOnly({ authLevel: definition.options.authLevel, methods: definition.options.methods, route: definition.options.route }));
+  const effective = trigger.http(
+    definedOnly({
+      authLevel: definition.options.authLevel,
+      methods: definition.options.methods,
+      route: definition.options.route,
+    }),
+  );
   const template = (definition.options.route ?? definition.name).replace(/^\/+|\/+$/g, '');
-  const segments = template === '' ? [] : template.split('/').map((segment) => {
-    const param = /^\{([A-Za-z_][A-Za-z0-9_]*)(\?)?\}$/.exec(segment);
-    if (param) return { param: param[1]!, optional: param[2] === '?' };
-    if (/[{}]/.test(segment)) throw new Error(`function ${definition.name}: route segment "${segment}" uses a template feature the local host does not support (only {name} and {name?})`);
-    return { literal: segment };
-  });
+  const segments =
+    template === ''
+      ? []
+      : template.split('/').map((segment) => {
+          const param = /^\{([A-Za-z_][A-Za-z0-9_]*)(\?)?\}$/.exec(segment);
+          if (param) return { param: param[1]!, optional: param[2] === '?' };
+          if (/[{}]/.test(segment))
+            throw new Error(
+              `function ${definition.name}: route segment "${segment}" uses a template feature the local host does not support (only {name} and {name?})`,
+            );
+          return { literal: segment };
+        });
   const firstOptional = segments.findIndex((segment) => 'param' in segment && segment.optional);
-  if (firstOptional >= 0 && segments.slice(firstOptional).some((segment) => !('param' in segment && segment.optional))) throw new Error(`function ${definition.name}: optional route parameters must come last`);
-  return { definition, template, segments, methods: effective.methods.map((method) => method.toUpperCase() as HttpMethod), authLevel: effective.authLevel, trigger: effective };
+  if (
+    firstOptional >= 0 &&
+    segments.slice(firstOptional).some((segment) => !('param' in segment && segment.optional))
+  )
+    throw new Error(`function ${definition.name}: optional route parameters must come last`);
+  return {
+    definition,
+    template,
+    segments,
+    methods: effective.methods.map((method) => method.toUpperCase() as HttpMethod),
+    authLevel: effective.authLevel,
+    trigger: effective,
+  };
 }
 
 /** Routes live under the host's default prefix, /api (emfleet sets no extensions.http.routePrefix). */
-function matchRoute(routes: readonly Route[], pathname: string, method: string): { route: Route; params: Record<string, string> } | undefined {
+function matchRoute(
+  routes: readonly Route[],
+  pathname: string,
+  method: string,
+): { route: Route; params: Record<string, string> } | undefined {
   const [prefix, ...path] = pathname.split('/').filter((segment) => segment !== '');
   if (prefix?.toLowerCase() !== 'api') return undefined;
   let best: { route: Route; params: Record<string, string>; literals: number } | undefined;
@@ -579,11 +773,22 @@ function serializeCookie(cookie: Cookie): string {
  * `event`, which are lifted into the host's log rather than nested as a string.
  */
 function forwardLog(logger: Logger, level: LogLevel, fields: Record<string, unknown>, args: unknown[]): void {
-  const method = level === 'error' || level === 'critical' ? 'error' : level === 'warning' ? 'warn' : level === 'information' ? 'info' : undefined;
+  const method =
+    level === 'error' || level === 'critical'
+      ? 'error'
+      : level === 'warning'
+        ? 'warn'
+        : level === 'information'
+          ? 'info'
+          : undefined;
   if (!method) return; // trace and debug sit below host.json's Information default
   const text = format(...args);
   const entry = parseJsonOrText(text);
-  if (typeof entry === 'object' && entry !== null && typeof (entry as { event?: unknown }).event === 'string') {
+  if (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof (entry as { event?: unknown }).event === 'string'
+  ) {
     const { event, ...rest } = entry as { event: string };
     logger[method](event, { ...fields, ...rest });
   } else {

@@ -12,7 +12,12 @@ import { timeStampingEku, type TimestampAuthority } from '../package/timestamp.j
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const keyAlgorithms = {
-  RSA: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
+  RSA: {
+    name: 'RSASSA-PKCS1-v1_5',
+    hash: 'SHA-256',
+    publicExponent: new Uint8Array([1, 0, 1]),
+    modulusLength: 2048,
+  },
   ECDSA: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
 } as const;
 type KeyAlgorithmName = keyof typeof keyAlgorithms;
@@ -49,21 +54,32 @@ export interface IssueOptions {
 /** One X.509 certificate and its key (RSA-2048 by default), made with @peculiar/x509 (Node has no builder). */
 export async function issueCertificate(options: IssueOptions): Promise<IssuedCertificate> {
   const keyAlgorithm = keyAlgorithms[options.keyAlgorithm ?? 'RSA'];
-  const keys = (await webcrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(keyAlgorithm, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
   const notBefore = options.notBefore ?? new Date(Date.now() - 60 * 60 * 1000);
   const notAfter = options.notAfter ?? new Date(notBefore.getTime() + 5 * 365 * 24 * 60 * 60 * 1000);
   const ca = options.ca ?? false;
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(ca, options.pathLength, true),
     new x509.KeyUsagesExtension(
-      options.keyUsages ?? (ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature),
+      options.keyUsages ??
+        (ca
+          ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+          : x509.KeyUsageFlags.digitalSignature),
       true,
     ),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ...(options.extraExtensions ?? []),
   ];
   if (options.extendedKeyUsages && options.extendedKeyUsages.length > 0) {
-    extensions.push(new x509.ExtendedKeyUsageExtension([...options.extendedKeyUsages], options.extendedKeyUsageCritical ?? false));
+    extensions.push(
+      new x509.ExtendedKeyUsageExtension(
+        [...options.extendedKeyUsages],
+        options.extendedKeyUsageCritical ?? false,
+      ),
+    );
   }
   const subject = `CN=${options.subjectCn}`;
   const serial = options.serialNumber === undefined ? {} : { serialNumber: options.serialNumber };
@@ -78,7 +94,8 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
       notAfter,
       publicKey: keys.publicKey,
       signingKey: options.issuer.keys.privateKey,
-      signingAlgorithm: options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? keyAlgorithms.ECDSA : keyAlgorithms.RSA,
+      signingAlgorithm:
+        options.issuer.keys.privateKey.algorithm.name === 'ECDSA' ? keyAlgorithms.ECDSA : keyAlgorithms.RSA,
       extensions,
     });
   } else {
@@ -130,14 +147,23 @@ export async function createDevPki(options: DevPkiOptions = {}): Promise<DevPki>
     ...(options.notAfter === undefined ? {} : { notAfter: options.notAfter }),
   };
   const root = await issueCertificate({ subjectCn: `${label} Root CA`, ca: true, ...validity });
-  const intermediate = await issueCertificate({ subjectCn: `${label} Intermediate CA`, ca: true, issuer: root, ...validity });
+  const intermediate = await issueCertificate({
+    subjectCn: `${label} Intermediate CA`,
+    ca: true,
+    issuer: root,
+    ...validity,
+  });
   const signer = await issueCertificate({
     subjectCn: options.signerSubjectCn ?? microsoftSignerSubjectCn,
     issuer: intermediate,
     extendedKeyUsages: options.signerExtendedKeyUsages ?? [microsoftSignerEku],
     ...validity,
   });
-  const timestampRoot = await issueCertificate({ subjectCn: `${label} Time-Stamp Root CA`, ca: true, ...validity });
+  const timestampRoot = await issueCertificate({
+    subjectCn: `${label} Time-Stamp Root CA`,
+    ca: true,
+    ...validity,
+  });
   const timestampAuthority = await issueCertificate({
     subjectCn: `${label} Time-Stamp Service`,
     issuer: timestampRoot,
@@ -150,14 +176,22 @@ export async function createDevPki(options: DevPkiOptions = {}): Promise<DevPki>
 
 /** The dev TSA as `signPackage` takes it. */
 export function devTimestampAuthority(pki: Pick<DevPki, 'timestampAuthority'>): TimestampAuthority {
-  return { privateKeyPem: pki.timestampAuthority.privateKeyPem, certificatePem: pki.timestampAuthority.certificatePem };
+  return {
+    privateKeyPem: pki.timestampAuthority.privateKeyPem,
+    certificatePem: pki.timestampAuthority.certificatePem,
+  };
 }
 
 export { devPkiFiles };
 
-export async function writeDevPki(pki: DevPki, directory: string): Promise<Record<keyof typeof devPkiFiles, string>> {
+export async function writeDevPki(
+  pki: DevPki,
+  directory: string,
+): Promise<Record<keyof typeof devPkiFiles, string>> {
   await mkdir(directory, { recursive: true });
-  const paths = Object.fromEntries(Object.entries(devPkiFiles).map(([key, name]) => [key, join(directory, name)])) as Record<keyof typeof devPkiFiles, string>;
+  const paths = Object.fromEntries(
+    Object.entries(devPkiFiles).map(([key, name]) => [key, join(directory, name)]),
+  ) as Record<keyof typeof devPkiFiles, string>;
   await writeFile(paths.root, pki.root.certificatePem + '\n');
   await writeFile(paths.intermediate, pki.intermediate.certificatePem + '\n');
   await writeFile(paths.signer, pki.signer.certificatePem + '\n');

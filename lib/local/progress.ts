@@ -13,7 +13,10 @@ const barWidth = 24;
  * wave. On a terminal each wave carries a bar of succeeded (█), failed (✗) and pending (░) servers;
  * plain output gives the same counts in words, so logs and pipes stay readable.
  */
-export function rolloutLines(rollout: { state: RolloutStateRow; waves: readonly WaveRow[] }, options: { terminal: boolean; now: Date }): ProgressLine[] {
+export function rolloutLines(
+  rollout: { state: RolloutStateRow; waves: readonly WaveRow[] },
+  options: { terminal: boolean; now: Date },
+): ProgressLine[] {
   const { state, waves } = rollout;
   const id = state.partitionKey;
   const headline = `rollout ${id} (${state.operation}): ${state.state}${state.reason ? ` — ${state.reason}` : ''}${bakeNote(state, waves[state.currentWave], options)}`;
@@ -24,13 +27,19 @@ export function rolloutLines(rollout: { state: RolloutStateRow; waves: readonly 
       const done = wave.succeeded + wave.failed + wave.skipped;
       const counts = `${done}/${wave.servers} done, ${wave.succeeded} ok, ${wave.failed} failed${wave.skipped ? `, ${wave.skipped} skipped` : ''}`;
       const label = `  wave ${index + 1} ${options.terminal ? wave.name.padEnd(nameWidth) : wave.name}`;
-      return { key: `${id}#${index}`, text: options.terminal ? `${label} ${waveBar(wave)} ${counts}` : `${label}: ${counts}` };
+      return {
+        key: `${id}#${index}`,
+        text: options.terminal ? `${label} ${waveBar(wave)} ${counts}` : `${label}: ${counts}`,
+      };
     }),
   ];
 }
 
 /** `[████✗✗░░░░]`: succeeded, failed (skipped counts as failed here: it did not get the change), pending. */
-export function waveBar(wave: Pick<WaveRow, 'servers' | 'succeeded' | 'failed' | 'skipped'>, width = barWidth): string {
+export function waveBar(
+  wave: Pick<WaveRow, 'servers' | 'succeeded' | 'failed' | 'skipped'>,
+  width = barWidth,
+): string {
   if (wave.servers === 0) return `[${' '.repeat(width)}]`;
   const cells = (count: number): number => Math.round((Math.min(count, wave.servers) / wave.servers) * width);
   const ok = cells(wave.succeeded);
@@ -39,7 +48,11 @@ export function waveBar(wave: Pick<WaveRow, 'servers' | 'succeeded' | 'failed' |
 }
 
 /** A countdown on a terminal; in plain output the gate's time, so a long bake prints one line, not one a second. */
-function bakeNote(state: RolloutStateRow, wave: WaveRow | undefined, options: { terminal: boolean; now: Date }): string {
+function bakeNote(
+  state: RolloutStateRow,
+  wave: WaveRow | undefined,
+  options: { terminal: boolean; now: Date },
+): string {
   if (state.state !== 'Baking' || !wave) return '';
   const gateAt = state.updatedAt.getTime() + wave.bakeInMs;
   if (!options.terminal) return `, next gate at ${new Date(gateAt).toISOString().slice(11, 19)} UTC`;
@@ -55,7 +68,12 @@ export class ProgressDisplay {
   private readonly printed = new Map<string, string>();
   private drawnLines = 0;
 
-  constructor(private readonly output: { readonly line: (text: string) => void; readonly terminal?: (text: string) => void }) {}
+  constructor(
+    private readonly output: {
+      readonly line: (text: string) => void;
+      readonly terminal?: (text: string) => void;
+    },
+  ) {}
 
   /** Whether lines are redrawn in place (a terminal) rather than appended. */
   get terminal(): boolean {

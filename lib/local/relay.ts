@@ -36,7 +36,9 @@ export interface RelayRules {
 }
 
 /** Namespace-wide rules (every hybrid connection exists), or rules per hybrid connection (others are 404). */
-export type RelayEmulatorRules = RelayRules | { readonly hybridConnections: Readonly<Record<string, RelayRules>> };
+export type RelayEmulatorRules =
+  | RelayRules
+  | { readonly hybridConnections: Readonly<Record<string, RelayRules>> };
 
 export interface RelayEmulatorOptions {
   readonly rules: RelayEmulatorRules;
@@ -60,7 +62,18 @@ export interface RelayEmulator {
 const controlChannelBodyLimit = 64 * 1024;
 const maxRequestBody = 16 * 1024 * 1024;
 /** RFC 7230 connection headers, which the service neither forwards nor accepts from listeners. */
-const connectionHeaders = new Set(['connection', 'content-length', 'host', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'close', 'keep-alive', 'proxy-connection']);
+const connectionHeaders = new Set([
+  'connection',
+  'content-length',
+  'host',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'close',
+  'keep-alive',
+  'proxy-connection',
+]);
 
 interface Listener {
   readonly hybridConnection: string;
@@ -121,7 +134,11 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
   const server = http.createServer();
   // Longer than the sender's 30 s idle limit, so the sender, not we, closes idle connections.
   server.keepAliveTimeout = 120_000;
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 2 * maxRequestBody });
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 2 * maxRequestBody,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -146,27 +163,51 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     const url = new URL(request.url ?? '/', baseUrl);
     const hybridConnection = decodeURIComponent(url.pathname.split('/').filter(Boolean)[0] ?? '');
     const rules = hybridConnection === '' ? undefined : rulesFor(hybridConnection);
-    if (!rules) return reply(response, 404, `hybrid connection ${JSON.stringify(hybridConnection)} not found`);
+    if (!rules)
+      return reply(response, 404, `hybrid connection ${JSON.stringify(hybridConnection)} not found`);
 
     const headerToken = request.headers['servicebusauthorization'];
     const queryToken = url.searchParams.get('sb-hc-token');
     // As the service: ServiceBusAuthorization and sb-hc-token are always consumed; Authorization only when neither is there.
     const usesAuthorization = headerToken === undefined && queryToken === null;
-    const token = (typeof headerToken === 'string' ? headerToken : undefined) ?? queryToken ?? (usesAuthorization ? request.headers.authorization : undefined);
-    if (token === undefined) return reply(response, 401, 'missing token: send a SAS token in ServiceBusAuthorization');
-    const verdict = verifySasToken(token, { [rules.send.keyName]: rules.send.key }, { resource: hybridConnection });
+    const token =
+      (typeof headerToken === 'string' ? headerToken : undefined) ??
+      queryToken ??
+      (usesAuthorization ? request.headers.authorization : undefined);
+    if (token === undefined)
+      return reply(response, 401, 'missing token: send a SAS token in ServiceBusAuthorization');
+    const verdict = verifySasToken(
+      token,
+      { [rules.send.keyName]: rules.send.key },
+      { resource: hybridConnection },
+    );
     if (!verdict.ok) {
-      logger.warn('RelayEmulatorSenderRejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
-      return reply(response, verdict.reason === 'WrongResource' ? 403 : 401, `${verdict.reason}: ${verdict.detail}`);
+      logger.warn('RelayEmulatorSenderRejected', {
+        hybridConnection,
+        reason: verdict.reason,
+        detail: verdict.detail,
+      });
+      return reply(
+        response,
+        verdict.reason === 'WrongResource' ? 403 : 401,
+        `${verdict.reason}: ${verdict.detail}`,
+      );
     }
 
     const body = await readBody(request);
     if (body === undefined) return reply(response, 413, `request body over ${maxRequestBody} bytes`);
 
-    for (const name of [...url.searchParams.keys()]) if (name.toLowerCase().startsWith('sb-hc-')) url.searchParams.delete(name);
+    for (const name of [...url.searchParams.keys()])
+      if (name.toLowerCase().startsWith('sb-hc-')) url.searchParams.delete(name);
     const requestHeaders: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
-      if (value === undefined || connectionHeaders.has(name) || name === 'servicebusauthorization' || (usesAuthorization && name === 'authorization')) continue;
+      if (
+        value === undefined ||
+        connectionHeaders.has(name) ||
+        name === 'servicebusauthorization' ||
+        (usesAuthorization && name === 'authorization')
+      )
+        continue;
       requestHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
     }
 
@@ -198,7 +239,10 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
       rendezvous: channel,
       deliverOnRendezvous: false,
       head: undefined,
-      timer: setTimeout(() => finish(exchange, 504, `the listener did not answer within ${deadlineInMs} ms`), deadlineInMs),
+      timer: setTimeout(
+        () => finish(exchange, 504, `the listener did not answer within ${deadlineInMs} ms`),
+        deadlineInMs,
+      ),
     };
     exchanges.set(id, exchange);
     response.on('close', () => forget(exchange));
@@ -219,16 +263,30 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (exchange.message.body) socket.send(exchange.body, { binary: true });
   }
 
-  function finish(exchange: Exchange, status: number, text: string, headers: Record<string, string> = {}, body?: Buffer): void {
+  function finish(
+    exchange: Exchange,
+    status: number,
+    text: string,
+    headers: Record<string, string> = {},
+    body?: Buffer,
+  ): void {
     if (!exchanges.has(exchange.id)) return;
     forget(exchange);
     if (exchange.sender.headersSent || exchange.sender.destroyed) return;
     if (body === undefined) return reply(exchange.sender, status, text);
     try {
-      exchange.sender.writeHead(status, text, { ...headers, 'content-length': String(body.length), via: `1.1 ${host}` });
+      exchange.sender.writeHead(status, text, {
+        ...headers,
+        'content-length': String(body.length),
+        via: `1.1 ${host}`,
+      });
     } catch (error) {
       // A status text or header HTTP cannot carry; the service would not forward it either.
-      return reply(exchange.sender, 502, `the listener's reply cannot be forwarded: ${(error as Error).message}`);
+      return reply(
+        exchange.sender,
+        502,
+        `the listener's reply cannot be forwarded: ${(error as Error).message}`,
+      );
     }
     exchange.sender.end(body);
   }
@@ -252,16 +310,37 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     return refuseUpgrade(socket, 400, `sb-hc-action ${JSON.stringify(action)} is not emulated`);
   });
 
-  function upgradeListener(request: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL, hybridConnection: string): void {
+  function upgradeListener(
+    request: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    url: URL,
+    hybridConnection: string,
+  ): void {
     const rules = rulesFor(hybridConnection);
     if (!rules) return refuseUpgrade(socket, 404, 'Hybrid Connection Not Found');
     const headerToken = request.headers['servicebusauthorization'];
-    const token = (typeof headerToken === 'string' ? headerToken : undefined) ?? url.searchParams.get('sb-hc-token') ?? undefined;
+    const token =
+      (typeof headerToken === 'string' ? headerToken : undefined) ??
+      url.searchParams.get('sb-hc-token') ??
+      undefined;
     if (token === undefined) return refuseUpgrade(socket, 401, 'Unauthorized: missing token');
-    const verdict = verifySasToken(token, { [rules.listen.keyName]: rules.listen.key }, { resource: hybridConnection });
+    const verdict = verifySasToken(
+      token,
+      { [rules.listen.keyName]: rules.listen.key },
+      { resource: hybridConnection },
+    );
     if (!verdict.ok) {
-      logger.warn('RelayEmulatorListenerRejected', { hybridConnection, reason: verdict.reason, detail: verdict.detail });
-      return refuseUpgrade(socket, verdict.reason === 'WrongResource' ? 403 : 401, verdict.reason === 'WrongResource' ? 'Forbidden' : 'Unauthorized');
+      logger.warn('RelayEmulatorListenerRejected', {
+        hybridConnection,
+        reason: verdict.reason,
+        detail: verdict.detail,
+      });
+      return refuseUpgrade(
+        socket,
+        verdict.reason === 'WrongResource' ? 403 : 401,
+        verdict.reason === 'WrongResource' ? 'Forbidden' : 'Unauthorized',
+      );
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       const listener: Listener = { hybridConnection, socket: ws };
@@ -281,17 +360,28 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
         const parsed = parseJson(text);
         if (isObject(parsed) && isObject(parsed['renewToken'])) {
           const renewed = parsed['renewToken']['token'];
-          const check = typeof renewed === 'string' ? verifySasToken(renewed, { [rules.listen.keyName]: rules.listen.key }, { resource: hybridConnection }) : undefined;
+          const check =
+            typeof renewed === 'string'
+              ? verifySasToken(
+                  renewed,
+                  { [rules.listen.keyName]: rules.listen.key },
+                  { resource: hybridConnection },
+                )
+              : undefined;
           if (!check?.ok) ws.close(1008, 'renewed token rejected');
           return;
         }
-        pendingBody = onResponseHead(parsed, (exchange) => exchange.listener === listener && exchange.rendezvous === undefined);
+        pendingBody = onResponseHead(
+          parsed,
+          (exchange) => exchange.listener === listener && exchange.rendezvous === undefined,
+        );
       });
       ws.on('close', () => {
         set.delete(listener);
         logger.info('RelayEmulatorListenerDisconnected', { hybridConnection, listeners: set.size });
         for (const exchange of [...exchanges.values()]) {
-          if (exchange.listener === listener && exchange.rendezvous === undefined) finish(exchange, 502, 'the listener disconnected before answering');
+          if (exchange.listener === listener && exchange.rendezvous === undefined)
+            finish(exchange, 502, 'the listener disconnected before answering');
         }
       });
       ws.on('error', () => ws.terminate());
@@ -300,9 +390,11 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
 
   function upgradeRendezvous(request: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     const exchange = exchanges.get(url.searchParams.get('sb-hc-id') ?? '');
-    if (!exchange || exchange.rendezvous !== undefined) return refuseUpgrade(socket, 403, 'Forbidden: rendezvous address expired');
+    if (!exchange || exchange.rendezvous !== undefined)
+      return refuseUpgrade(socket, 403, 'Forbidden: rendezvous address expired');
     wss.handleUpgrade(request, socket, head, (ws) => {
-      if (!exchanges.has(exchange.id) || exchange.rendezvous !== undefined) return ws.close(1008, 'rendezvous address expired');
+      if (!exchanges.has(exchange.id) || exchange.rendezvous !== undefined)
+        return ws.close(1008, 'rendezvous address expired');
       exchange.rendezvous = ws;
       rendezvousSockets.add(ws);
       rendezvousOwners.set(ws, exchange.listener);
@@ -324,7 +416,8 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
         senderSocket.off('close', onSenderGone);
         if (sticky.get(senderSocket)?.ws === ws) sticky.delete(senderSocket);
         for (const pending of [...exchanges.values()]) {
-          if (pending.rendezvous === ws) finish(pending, 502, 'the listener closed the rendezvous socket before answering');
+          if (pending.rendezvous === ws)
+            finish(pending, 502, 'the listener closed the rendezvous socket before answering');
         }
         // As the service: when the listener drops the rendezvous socket, the sender's connection goes too.
         senderSocket.destroy();
@@ -357,10 +450,21 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (!head) return;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(head.responseHeaders ?? {})) {
-      if (typeof value !== 'string' || connectionHeaders.has(name.toLowerCase()) || name.toLowerCase() === 'via') continue;
+      if (
+        typeof value !== 'string' ||
+        connectionHeaders.has(name.toLowerCase()) ||
+        name.toLowerCase() === 'via'
+      )
+        continue;
       headers[name] = value;
     }
-    finish(exchange, head.statusCode, head.statusDescription ?? http.STATUS_CODES[head.statusCode] ?? '', headers, rawBuffer(data));
+    finish(
+      exchange,
+      head.statusCode,
+      head.statusDescription ?? http.STATUS_CODES[head.statusCode] ?? '',
+      headers,
+      rawBuffer(data),
+    );
   }
 
   let stopping: Promise<void> | undefined;
@@ -371,12 +475,14 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
 
   return {
     baseUrl,
-    listenUri: (hybridConnection) => `ws://${host}/$hc/${encodeURIComponent(hybridConnection)}?sb-hc-action=listen`,
+    listenUri: (hybridConnection) =>
+      `ws://${host}/$hc/${encodeURIComponent(hybridConnection)}?sb-hc-action=listen`,
     listenerCount: (hybridConnection) => listenerSockets(hybridConnection).length,
     dropListeners(hybridConnection) {
       const dropped = listenerSockets(hybridConnection);
       for (const listener of dropped) {
-        for (const channel of rendezvousSockets) if (rendezvousOwners.get(channel) === listener) channel.terminate();
+        for (const channel of rendezvousSockets)
+          if (rendezvousOwners.get(channel) === listener) channel.terminate();
         listener.socket.terminate();
       }
       return dropped.length;
@@ -399,12 +505,17 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
 
 function reply(response: http.ServerResponse, status: number, text: string): void {
   const body = Buffer.from(text, 'utf8');
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(body.length) });
+  response.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': String(body.length),
+  });
   response.end(body);
 }
 
 function refuseUpgrade(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
 }
 
 async function readBody(request: http.IncomingMessage): Promise<Buffer | undefined> {

@@ -64,7 +64,12 @@ export interface LocalRunOptions {
 export interface LocalRunSummary {
   readonly servers: number;
   readonly package: { readonly sha256: string; readonly mitigations: readonly string[] };
-  readonly rollouts: readonly { id: string; operation: string; state: string; waves: { name: string; servers: number; succeeded: number; failed: number; state: string }[] }[];
+  readonly rollouts: readonly {
+    id: string;
+    operation: string;
+    state: string;
+    waves: { name: string; servers: number; succeeded: number; failed: number; state: string }[];
+  }[];
   readonly outcomes: Record<string, number>;
 }
 
@@ -90,14 +95,24 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const signed = signPackage(
       catalogueXml,
       { privateKeyPem: pki.signerKey, certificatePem: pki.signer, chainPems: [pki.intermediate, pki.root] },
-      { timestampAuthority: { privateKeyPem: pki.timestampAuthorityKey, certificatePem: pki.timestampAuthority } },
+      {
+        timestampAuthority: {
+          privateKeyPem: pki.timestampAuthorityKey,
+          certificatePem: pki.timestampAuthority,
+        },
+      },
     );
-    const feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+    const feed = http.createServer((_request, response) =>
+      response.writeHead(200, { 'content-type': 'application/xml' }).end(signed),
+    );
     feed.listen(0, '127.0.0.1');
     await once(feed, 'listening');
     stops.push(() => new Promise((done) => feed.close(() => done())));
     const feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
-    const rules = { listen: { keyName: 'listen', key: randomBytes(32).toString('base64') }, send: { keyName: 'send', key: randomBytes(32).toString('base64') } };
+    const rules = {
+      listen: { keyName: 'listen', key: randomBytes(32).toString('base64') },
+      send: { keyName: 'send', key: randomBytes(32).toString('base64') },
+    };
     const relay = await startRelayEmulator({ rules });
     stops.push(() => relay.stop());
     say(`azurite, OCS emulator (${feedUrl}) and relay emulator (${relay.baseUrl}) running`);
@@ -134,7 +149,13 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       for (const name of new Set(servers.map((server) => server.site))) {
         // One certificate a site (key generation is slow); on a real site each agent has its own.
         const tls = await issueCertificate({ subjectCn: 'localhost' });
-        found.set(name, { hybridConnection: siteHybridConnectionName(name), secret: randomBytes(32).toString('base64'), tls, certificateSha256: fingerprintOf(tls.certificatePem), agents: {} });
+        found.set(name, {
+          hybridConnection: siteHybridConnectionName(name),
+          secret: randomBytes(32).toString('base64'),
+          tls,
+          certificateSha256: fingerprintOf(tls.certificatePem),
+          agents: {},
+        });
       }
       return found;
     };
@@ -150,11 +171,22 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const sites = await siteLinks(fleet);
     await mapWithConcurrency(fleet, 8, async (server) => {
       const site = sites.get(server.site);
-      const placement = site ? { relayHybridConnection: site.hybridConnection, relayPath: server.name } : { relayHybridConnection: server.hybridConnection };
-      await registerServer(tables, 'contoso', { name: server.name, build: server.build, ring: server.ring, site: server.site, ...placement }, { actor: 'npm-start' });
+      const placement = site
+        ? { relayHybridConnection: site.hybridConnection, relayPath: server.name }
+        : { relayHybridConnection: server.hybridConnection };
+      await registerServer(
+        tables,
+        'contoso',
+        { name: server.name, build: server.build, ring: server.ring, site: server.site, ...placement },
+        { actor: 'npm-start' },
+      );
       if (!server.agent) {
         // Listed at its hub, but nothing answers there: the hub's answer becomes its Unreachable detail.
-        if (site) site.agents[server.name] = { url: 'https://127.0.0.1:1', certificateSha256: site.certificateSha256 };
+        if (site)
+          site.agents[server.name] = {
+            url: 'https://127.0.0.1:1',
+            certificateSha256: site.certificateSha256,
+          };
         return;
       }
       const config = parseAgentConfig(
@@ -162,10 +194,32 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
           server: server.name,
           build: server.build,
           ...(site
-            ? { siteLink: { host: '127.0.0.1', port: 0, certificate: site.tls.certificatePem, privateKey: site.tls.privateKeyPem, secret: site.secret } }
-            : { relay: { namespace: '127.0.0.1', hybridConnection: server.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' } }),
+            ? {
+                siteLink: {
+                  host: '127.0.0.1',
+                  port: 0,
+                  certificate: site.tls.certificatePem,
+                  privateKey: site.tls.privateKeyPem,
+                  secret: site.secret,
+                },
+              }
+            : {
+                relay: {
+                  namespace: '127.0.0.1',
+                  hybridConnection: server.hybridConnection,
+                  endpoint: relay.baseUrl.replace(/^http/, 'ws'),
+                  keyName: rules.listen.keyName,
+                  keyFile: 'listen.key',
+                },
+              }),
           trust: { anchors: ['root.pem'], timestampAnchors: ['tsa-root.pem'] },
-          applier: { kind: 'simulated', failOn: server.faulty ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule'] : [], ...(server.broken ? { couplings: owaPoolTakesDownEcp } : {}) },
+          applier: {
+            kind: 'simulated',
+            failOn: server.faulty
+              ? ['MSExchangeOWAAppPool', 'MSExchangeUM', 'EEMS EM1 - Autodiscover Rule']
+              : [],
+            ...(server.broken ? { couplings: owaPoolTakesDownEcp } : {}),
+          },
           stateDirectory: server.hybridConnection,
         },
         work,
@@ -178,7 +232,20 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     for (const [name, site] of sites) {
       const hub = await startHub(
         parseHubConfig(
-          { mode: 'hub', name: `${name}-hub`, site: name, relay: { namespace: '127.0.0.1', hybridConnection: site.hybridConnection, endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: rules.listen.keyName, keyFile: 'listen.key' }, secret: site.secret, agents: site.agents },
+          {
+            mode: 'hub',
+            name: `${name}-hub`,
+            site: name,
+            relay: {
+              namespace: '127.0.0.1',
+              hybridConnection: site.hybridConnection,
+              endpoint: relay.baseUrl.replace(/^http/, 'ws'),
+              keyName: rules.listen.keyName,
+              keyFile: 'listen.key',
+            },
+            secret: site.secret,
+            agents: site.agents,
+          },
           work,
         ),
         { logger: silentLogger },
@@ -186,36 +253,70 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       stops.push(() => hub.close());
       await hub.ready;
     }
-    say(`${fleet.length} servers registered, ${agents.length} agents listening${sites.size > 0 ? ` behind ${sites.size} site relay hubs` : ''} (${options.faulty} faulty, ${options.break ?? 0} broken, ${options.unreachable} unreachable)`);
+    say(
+      `${fleet.length} servers registered, ${agents.length} agents listening${sites.size > 0 ? ` behind ${sites.size} site relay hubs` : ''} (${options.faulty} faulty, ${options.break ?? 0} broken, ${options.unreachable} unreachable)`,
+    );
 
     // A local host.json with short retries, so an unreachable agent reaches the poison queue in seconds.
     const hostJson = JSON.parse(await readFile(resolve('host.json'), 'utf8'));
-    hostJson.extensions.queues = { ...hostJson.extensions.queues, visibilityTimeout: '00:00:02', maxDequeueCount: 3, maxPollingInterval: '00:00:00.500' };
+    hostJson.extensions.queues = {
+      ...hostJson.extensions.queues,
+      visibilityTimeout: '00:00:02',
+      maxDequeueCount: 3,
+      maxPollingInterval: '00:00:00.500',
+    };
     const hostJsonPath = join(work, 'host.json');
     await writeFile(hostJsonPath, JSON.stringify(hostJson));
-    const host = await startLocalHost({ definitions: allFunctions, hostJsonPath, settings, connectionString: azurite.connectionString, httpPort: options.port, logger: silentLogger });
+    const host = await startLocalHost({
+      definitions: allFunctions,
+      hostJsonPath,
+      settings,
+      connectionString: azurite.connectionString,
+      httpPort: options.port,
+      logger: silentLogger,
+    });
     stops.push(() => host.stop());
 
     say('polling OCS now');
     await host.runTimer('pollOcs');
     say(await pollOutcome(tables));
-    await watch(tables, new ProgressDisplay({ line: say, ...(options.terminal ? { terminal: options.terminal } : {}) }));
+    await watch(
+      tables,
+      new ProgressDisplay({ line: say, ...(options.terminal ? { terminal: options.terminal } : {}) }),
+    );
     await host.idle();
-    const verified = verifyPackage(Buffer.from(signed), { trust: trustPolicyFromSettings(loadSettings(settings)) });
-    if (!verified.ok) throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
+    const verified = verifyPackage(Buffer.from(signed), {
+      trust: trustPolicyFromSettings(loadSettings(settings)),
+    });
+    if (!verified.ok)
+      throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
     const rollouts = await allRollouts(tables);
-    const cells = await fleetCells(tables, verified.package, stoppedRolloutOf(rollouts.map(({ state }) => state), microsoftFeedName));
+    const cells = await fleetCells(
+      tables,
+      verified.package,
+      stoppedRolloutOf(
+        rollouts.map(({ state }) => state),
+        microsoftFeedName,
+      ),
+    );
     const summary = summarize(rollouts, fleet.length, signed, verified.package, cells);
     say('');
     for (const line of summaryLines(summary)) say(line);
-    for (const line of outcomeTable(cells, fleet.map((server) => server.name), summary.package.mitigations)) say(line);
+    for (const line of outcomeTable(
+      cells,
+      fleet.map((server) => server.name),
+      summary.package.mitigations,
+    ))
+      say(line);
     for (const line of await haltedProblems(tables, rollouts)) say(line);
     if (!options.once) {
       say('');
       say(`admin API: ${host.httpUrl}/api/status  (header x-functions-key: ${host.functionKey})`);
       say(`dashboard: ${dashboardUrl(host.httpUrl, host.functionKey)}`);
       say('');
-      say('emfleet commands in another terminal reach this run after these lines (e.g. npx emfleet status, npx emfleet rollout retry ID, npx emfleet reconcile --dry-run):');
+      say(
+        'emfleet commands in another terminal reach this run after these lines (e.g. npx emfleet status, npx emfleet rollout retry ID, npx emfleet reconcile --dry-run):',
+      );
       for (const line of exportLines(settings)) say(line);
       say('');
       say('press Ctrl-C to stop');
@@ -232,7 +333,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
  * bash, so `emfleet` in another shell works against the same storage, org, trust and relay.
  */
 export function exportLines(settings: Readonly<Record<string, string>>): string[] {
-  return Object.entries(settings).map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`);
+  return Object.entries(settings).map(
+    ([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`,
+  );
 }
 
 interface LocalSite {
@@ -256,13 +359,22 @@ interface LocalServer {
 }
 
 /** A mixed fleet: a canary ring, three sites, and some servers already on fixed builds. */
-function fleetOf(options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable' | 'break' | 'sites'>): LocalServer[] {
+function fleetOf(
+  options: Pick<LocalRunOptions, 'servers' | 'faulty' | 'unreachable' | 'break' | 'sites'>,
+): LocalServer[] {
   const broken = options.break ?? 0;
   const canary = Math.max(1, Math.ceil(options.servers / 10), options.faulty, broken);
   return Array.from({ length: options.servers }, (_, index) => {
     const number = String(index + 1).padStart(3, '0');
     // A faulty or broken server is on a build every mitigation applies to, so its fault shows.
-    const build = index < Math.max(options.faulty, broken) ? '15.2.1118.7' : index % 7 === 3 ? '15.2.1544.9' : index % 5 === 2 ? '15.1.2507.16' : '15.2.1118.7';
+    const build =
+      index < Math.max(options.faulty, broken)
+        ? '15.2.1118.7'
+        : index % 7 === 3
+          ? '15.2.1544.9'
+          : index % 5 === 2
+            ? '15.1.2507.16'
+            : '15.2.1118.7';
     return {
       name: `ex${number}.contoso.com`,
       build,
@@ -282,7 +394,14 @@ type DevPkiTexts = Record<keyof typeof devPkiFiles, string>;
 async function devPki(directory: string): Promise<DevPkiTexts> {
   const names = Object.keys(devPkiFiles) as (keyof typeof devPkiFiles)[];
   const file = (name: keyof typeof devPkiFiles): string => join(directory, devPkiFiles[name]);
-  const complete = await Promise.all(names.map((name) => access(file(name)).then(() => true, () => false)));
+  const complete = await Promise.all(
+    names.map((name) =>
+      access(file(name)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   if (!complete.every(Boolean)) {
     await mkdir(directory, { recursive: true });
     await writeDevPki(await createDevPki(), directory);
@@ -293,10 +412,16 @@ async function devPki(directory: string): Promise<DevPkiTexts> {
 
 /** What the first poll did: the package accepted (or why not), as the admin would ask. */
 async function pollOutcome(tables: FleetTables): Promise<string> {
-  const [state, current] = await Promise.all([readFeedState(tables, microsoftFeedName), latestPackage(tables, microsoftFeedName)]);
-  const duringLastPoll = (at: Date | undefined): boolean => Boolean(at && state?.lastPollAt && at >= state.lastPollAt);
-  if (state && duringLastPoll(state.lastRejectedAt)) return `OCS package ${state.lastRejectedSha256.slice(0, 12)}… rejected: ${state.lastRejectedReason}`;
-  if (!current || duringLastPoll(state?.lastErrorAt)) return `OCS poll failed: ${state?.lastError || 'no package stored'}`;
+  const [state, current] = await Promise.all([
+    readFeedState(tables, microsoftFeedName),
+    latestPackage(tables, microsoftFeedName),
+  ]);
+  const duringLastPoll = (at: Date | undefined): boolean =>
+    Boolean(at && state?.lastPollAt && at >= state.lastPollAt);
+  if (state && duringLastPoll(state.lastRejectedAt))
+    return `OCS package ${state.lastRejectedSha256.slice(0, 12)}… rejected: ${state.lastRejectedReason}`;
+  if (!current || duringLastPoll(state?.lastErrorAt))
+    return `OCS poll failed: ${state?.lastError || 'no package stored'}`;
   return `OCS package ${current.sequence} accepted: sha256 ${current.sha256.slice(0, 12)}…, mitigations ${current.mitigationIds.join(', ')}`;
 }
 
@@ -325,17 +450,43 @@ interface Cell {
  * disabled); work not done yet is `Pending`, or `Not started (rollout X halted)` when the rollout
  * that would have done it halted or was aborted.
  */
-async function fleetCells(tables: FleetTables, eocs: EocsPackage, stopped: StoppedRollout | undefined): Promise<Map<string, Map<string, Cell>>> {
-  const [snapshot, results] = await Promise.all([fleetSnapshot(tables, 'contoso', silentLogger), readRows(await tables.client('Results'), 'Results', resultRow)]);
-  const plan = planRollout({ operation: 'apply', mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id), mitigations: eocs.mitigations, ...snapshot, waves: defaultWaves });
+async function fleetCells(
+  tables: FleetTables,
+  eocs: EocsPackage,
+  stopped: StoppedRollout | undefined,
+): Promise<Map<string, Map<string, Cell>>> {
+  const [snapshot, results] = await Promise.all([
+    fleetSnapshot(tables, 'contoso', silentLogger),
+    readRows(await tables.client('Results'), 'Results', resultRow),
+  ]);
+  const plan = planRollout({
+    operation: 'apply',
+    mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id),
+    mitigations: eocs.mitigations,
+    ...snapshot,
+    waves: defaultWaves,
+  });
   const cells = new Map<string, Map<string, Cell>>();
   const decided = [...plan.waves.flatMap((wave) => wave.servers), ...plan.leftOut];
   for (const { server, decisions } of decided) {
-    cells.set(server, new Map(decisions.map((decision) => [decision.mitigation, decision.decision === 'Skip' ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason } : stopped ? { outcome: 'NotStarted', label: notStartedLabel(stopped) } : { outcome: 'Pending', label: 'Pending' }])));
+    cells.set(
+      server,
+      new Map(
+        decisions.map((decision) => [
+          decision.mitigation,
+          decision.decision === 'Skip'
+            ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason }
+            : stopped
+              ? { outcome: 'NotStarted', label: notStartedLabel(stopped) }
+              : { outcome: 'Pending', label: 'Pending' },
+        ]),
+      ),
+    );
   }
   for (const row of [...results.rows].sort((a, b) => a.at.getTime() - b.at.getTime())) {
     const server = cells.get(row.partitionKey) ?? new Map<string, Cell>();
-    for (const [id, result] of Object.entries(row.outcomes)) server.set(id, { outcome: result.outcome, label: result.outcome });
+    for (const [id, result] of Object.entries(row.outcomes))
+      server.set(id, { outcome: result.outcome, label: result.outcome });
     cells.set(row.partitionKey, server);
   }
   return cells;
@@ -343,17 +494,29 @@ async function fleetCells(tables: FleetTables, eocs: EocsPackage, stopped: Stopp
 
 /** Every rollout with its waves, newest first. */
 async function allRollouts(tables: FleetTables): Promise<DetailedRollout[]> {
-  return Promise.all((await listRollouts(tables)).map((rollout) => readRollout(tables, rollout.partitionKey)));
+  return Promise.all(
+    (await listRollouts(tables)).map((rollout) => readRollout(tables, rollout.partitionKey)),
+  );
 }
 
 type DetailedRollout = Awaited<ReturnType<typeof readRollout>>;
 
-function summarize(rollouts: readonly DetailedRollout[], servers: number, signed: string, eocs: EocsPackage, cells: Map<string, Map<string, Cell>>): LocalRunSummary {
+function summarize(
+  rollouts: readonly DetailedRollout[],
+  servers: number,
+  signed: string,
+  eocs: EocsPackage,
+  cells: Map<string, Map<string, Cell>>,
+): LocalRunSummary {
   const outcomes: Record<string, number> = {};
-  for (const server of cells.values()) for (const cell of server.values()) outcomes[cell.outcome] = (outcomes[cell.outcome] ?? 0) + 1;
+  for (const server of cells.values())
+    for (const cell of server.values()) outcomes[cell.outcome] = (outcomes[cell.outcome] ?? 0) + 1;
   return {
     servers,
-    package: { sha256: createHash('sha256').update(signed).digest('hex'), mitigations: eocs.mitigations.map((mitigation) => mitigation.id) },
+    package: {
+      sha256: createHash('sha256').update(signed).digest('hex'),
+      mitigations: eocs.mitigations.map((mitigation) => mitigation.id),
+    },
     rollouts: rollouts.map(({ state, waves }) => ({
       id: state.partitionKey,
       operation: state.operation,
@@ -363,7 +526,12 @@ function summarize(rollouts: readonly DetailedRollout[], servers: number, signed
         servers: wave.servers,
         succeeded: wave.succeeded,
         failed: wave.failed,
-        state: index < state.currentWave || state.state === 'Completed' ? 'Done' : index === state.currentWave ? state.state : 'NotStarted',
+        state:
+          index < state.currentWave || state.state === 'Completed'
+            ? 'Done'
+            : index === state.currentWave
+              ? state.state
+              : 'NotStarted',
       })),
     })),
     outcomes,
@@ -374,12 +542,20 @@ function summaryLines(summary: LocalRunSummary): string[] {
   return [
     `package ${summary.package.sha256.slice(0, 12)}… (${summary.package.mitigations.join(', ')}) on ${summary.servers} servers`,
     ...summary.rollouts.map((rollout) => `rollout ${rollout.id}: ${rollout.state}`),
-    `outcomes (server × mitigation): ${Object.entries(summary.outcomes).map(([outcome, count]) => `${outcome} ${count}`).join(', ') || 'none'}`,
+    `outcomes (server × mitigation): ${
+      Object.entries(summary.outcomes)
+        .map(([outcome, count]) => `${outcome} ${count}`)
+        .join(', ') || 'none'
+    }`,
   ];
 }
 
 /** Servers × mitigations, each cell its label. Beyond 60 servers, one line per mitigation with the counts instead. */
-function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly string[], mitigations: readonly string[]): string[] {
+function outcomeTable(
+  cells: Map<string, Map<string, Cell>>,
+  servers: readonly string[],
+  mitigations: readonly string[],
+): string[] {
   const label = (server: string, id: string): string => cells.get(server)?.get(id)?.label ?? '-';
   if (servers.length > 60) {
     return mitigations.map((id) => {
@@ -388,7 +564,10 @@ function outcomeTable(cells: Map<string, Map<string, Cell>>, servers: readonly s
       return `${id}: ${[...counts].map(([text, count]) => `${text} ${count}`).join(', ')}`;
     });
   }
-  return formatTable(['SERVER', ...mitigations], servers.map((server) => [server, ...mitigations.map((id) => label(server, id))]));
+  return formatTable(
+    ['SERVER', ...mitigations],
+    servers.map((server) => [server, ...mitigations.map((id) => label(server, id))]),
+  );
 }
 
 /** For each halted rollout, what failed where and why (the probes' findings, the applier's error). */

@@ -47,6 +47,7 @@ export function evaluateApplicability(ranges: readonly BuildRange[], build: Exch
   if (ranges.some((range) => compareBuilds(range.min, build) <= 0 && compareBuilds(build, range.max) <= 0)) {
     return 'Applies';
   }
-  if (ranges.some((range) => sameLine(range.max, build) && compareBuilds(build, range.max) > 0)) return 'Fixed';
+  if (ranges.some((range) => sameLine(range.max, build) && compareBuilds(build, range.max) > 0))
+    return 'Fixed';
   return 'NotApplicable';
 }

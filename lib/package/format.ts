@@ -39,10 +39,26 @@ export const probeExpectations = ['blocked', 'passed'] as const;
 export type ProbeExpectation = (typeof probeExpectations)[number];
 
 /** Caps that keep a signed package from turning the agent into a request generator. */
-export const probeLimits = { perAction: 20, headersPerProbe: 20, expectedDownPerAction: 20, pathLength: 2048, valueLength: 4096 } as const;
+export const probeLimits = {
+  perAction: 20,
+  headersPerProbe: 20,
+  expectedDownPerAction: 20,
+  pathLength: 2048,
+  valueLength: 4096,
+} as const;
 
 /** Headers a probe may not set: they frame the request (Node sets them) or have their own attribute (cookie). */
-export const forbiddenProbeHeaders = ['content-length', 'transfer-encoding', 'connection', 'cookie', 'upgrade', 'expect', 'te', 'trailer', 'keep-alive'] as const;
+export const forbiddenProbeHeaders = [
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'cookie',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+  'keep-alive',
+] as const;
 
 export const actionTypes = ['DoNothing', 'IisUrlRewrite', 'DisableAppPool', 'DisableService'] as const;
 export type ActionType = (typeof actionTypes)[number];

@@ -22,8 +22,10 @@ export type Freshness = 'older' | 'same' | 'newer' | 'unknown';
  */
 export function compareFreshness(candidate: AcceptedMark, last: AcceptedMark): Freshness {
   const order = (a: number, b: number): Freshness => (a < b ? 'older' : a > b ? 'newer' : 'same');
-  if (candidate.sequence !== undefined && last.sequence !== undefined) return order(candidate.sequence, last.sequence);
-  if (candidate.signingTime !== undefined && last.signingTime !== undefined) return order(candidate.signingTime.getTime(), last.signingTime.getTime());
+  if (candidate.sequence !== undefined && last.sequence !== undefined)
+    return order(candidate.sequence, last.sequence);
+  if (candidate.signingTime !== undefined && last.signingTime !== undefined)
+    return order(candidate.signingTime.getTime(), last.signingTime.getTime());
   return last.sequence !== undefined || last.signingTime !== undefined ? 'older' : 'unknown';
 }
 
@@ -49,9 +51,15 @@ export interface AcceptedDigest {
  * replaced is a replay (`Rollback`), whatever marks it carries. The current package is not
  * superseded: serving it again is an ordinary unchanged poll.
  */
-export function supersededBy(sha256: string, history: readonly AcceptedDigest[], current: AcceptedDigest | undefined): { replayed: AcceptedDigest; current: AcceptedDigest } | undefined {
+export function supersededBy(
+  sha256: string,
+  history: readonly AcceptedDigest[],
+  current: AcceptedDigest | undefined,
+): { replayed: AcceptedDigest; current: AcceptedDigest } | undefined {
   if (!current || current.sha256 === sha256) return undefined;
-  const replayed = history.filter((accepted) => accepted.sha256 === sha256 && accepted.sequence < current.sequence).sort((a, b) => b.sequence - a.sequence)[0];
+  const replayed = history
+    .filter((accepted) => accepted.sha256 === sha256 && accepted.sequence < current.sequence)
+    .sort((a, b) => b.sequence - a.sequence)[0];
   return replayed ? { replayed, current } : undefined;
 }
 

@@ -68,5 +68,7 @@ export type MitigationAction =
 export type ActionKind = MitigationAction['kind'];
 
 export function isSupportedActionType(type: string): type is ActionType {
-  return type === 'DoNothing' || type === 'IisUrlRewrite' || type === 'DisableAppPool' || type === 'DisableService';
+  return (
+    type === 'DoNothing' || type === 'IisUrlRewrite' || type === 'DisableAppPool' || type === 'DisableService'
+  );
 }

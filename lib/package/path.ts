@@ -1,6 +1,13 @@
 import type { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { BasicConstraints, Certificate, id_ce_basicConstraints, id_ce_keyUsage, KeyUsage, KeyUsageFlags } from '@peculiar/asn1-x509';
+import {
+  BasicConstraints,
+  Certificate,
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
+  KeyUsage,
+  KeyUsageFlags,
+} from '@peculiar/asn1-x509';
 import { reject, type RejectionReason } from './reasons.js';
 
 /** What path validation needs from a certificate and Node's X509Certificate does not expose. */
@@ -57,9 +64,18 @@ function profileOf(certificate: X509Certificate, reason: RejectionReason): Certi
         unknownCritical.push(extension.extnID);
       }
     }
-    profile = { ca, ...(pathLength === undefined ? {} : { pathLength }), ...(keyUsage === undefined ? {} : { keyUsage }), unknownCritical };
+    profile = {
+      ca,
+      ...(pathLength === undefined ? {} : { pathLength }),
+      ...(keyUsage === undefined ? {} : { keyUsage }),
+      unknownCritical,
+    };
   } catch (error) {
-    return reject(reason, `certificate "${oneLine(certificate.subject)}" has extensions that cannot be read`, error);
+    return reject(
+      reason,
+      `certificate "${oneLine(certificate.subject)}" has extensions that cannot be read`,
+      error,
+    );
   }
   if (profiles.size >= maxCachedProfiles) profiles.clear();
   profiles.set(certificate.fingerprint256, profile);
@@ -79,10 +95,17 @@ export function validatePath(chain: readonly X509Certificate[], reason: Rejectio
     const profile = profileOf(certificate, reason);
     const name = `"${oneLine(certificate.subject)}"`;
     if (profile.unknownCritical.length > 0) {
-      reject(reason, `certificate ${name} has critical extension${profile.unknownCritical.length === 1 ? '' : 's'} ${profile.unknownCritical.join(', ')} that emfleet does not process`);
+      reject(
+        reason,
+        `certificate ${name} has critical extension${profile.unknownCritical.length === 1 ? '' : 's'} ${profile.unknownCritical.join(', ')} that emfleet does not process`,
+      );
     }
     if (index === 0) {
-      if (profile.ca) reject(reason, `the end certificate ${name} is a CA (basicConstraints cA); a CA certificate may not sign packages or time stamps`);
+      if (profile.ca)
+        reject(
+          reason,
+          `the end certificate ${name} is a CA (basicConstraints cA); a CA certificate may not sign packages or time stamps`,
+        );
       if (profile.keyUsage !== undefined && !(profile.keyUsage & KeyUsageFlags.digitalSignature)) {
         reject(reason, `the end certificate ${name} has keyUsage without digitalSignature`);
       }
@@ -94,7 +117,10 @@ export function validatePath(chain: readonly X509Certificate[], reason: Rejectio
     }
     const intermediatesBelow = index - 1;
     if (profile.pathLength !== undefined && intermediatesBelow > profile.pathLength) {
-      reject(reason, `issuer ${name} allows ${profile.pathLength} intermediate CA${profile.pathLength === 1 ? '' : 's'} below it (pathLenConstraint), the chain has ${intermediatesBelow}`);
+      reject(
+        reason,
+        `issuer ${name} allows ${profile.pathLength} intermediate CA${profile.pathLength === 1 ? '' : 's'} below it (pathLenConstraint), the chain has ${intermediatesBelow}`,
+      );
     }
   });
 }

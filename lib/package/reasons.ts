@@ -23,7 +23,11 @@ export class PackageRejectedError extends EmfleetError {
   readonly reason: RejectionReason;
   readonly detail: string;
 
-  constructor(reason: RejectionReason, detail: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    reason: RejectionReason,
+    detail: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super(reason, `${reason}: ${detail}`, options);
     this.reason = reason;
     this.detail = detail;

@@ -1,4 +1,10 @@
-import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, type X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  sign as cryptoSign,
+  type X509Certificate,
+} from 'node:crypto';
 import { XMLSerializer, type Element } from '@xmldom/xmldom';
 import { C14nCanonicalization } from 'xml-crypto';
 import { findAncestorNsForElement } from 'xml-crypto/lib/utils.js';
@@ -45,13 +51,18 @@ const xmlDeclaration = '<?xml version="1.0" encoding="utf-8"?>';
  */
 export function signPackage(xml: string, identity: SigningIdentity, options: SignOptions = {}): string {
   if (options.signingTime !== undefined && options.timestampAuthority === undefined) {
-    throw new TypeError('signingTime is the time stamp\'s time: give a timestampAuthority with it');
+    throw new TypeError("signingTime is the time stamp's time: give a timestampAuthority with it");
   }
   const [signer] = certificatesFromPem(identity.certificatePem, 'signer certificate');
-  const chain = (identity.chainPems ?? []).flatMap((pem, index) => certificatesFromPem(pem, `chain certificate ${index + 1}`));
+  const chain = (identity.chainPems ?? []).flatMap((pem, index) =>
+    certificatesFromPem(pem, `chain certificate ${index + 1}`),
+  );
   checkKeyMatches(identity.privateKeyPem, signer!, 'signing');
   const signerKey = signer!.publicKey.export({ format: 'jwk' });
-  if (signerKey.kty !== 'RSA') throw new ConfigError(`the signer certificate has an ${signer!.publicKey.asymmetricKeyType} key; packages are signed with RSA-SHA256`);
+  if (signerKey.kty !== 'RSA')
+    throw new ConfigError(
+      `the signer certificate has an ${signer!.publicKey.asymmetricKeyType} key; packages are signed with RSA-SHA256`,
+    );
 
   const unsigned = unsignedText(xml, options.sequence);
   const digest = createHash('sha256').update(canonicalContent(unsigned), 'utf8').digest('base64');
@@ -66,11 +77,20 @@ export function signPackage(xml: string, identity: SigningIdentity, options: Sig
     `<X509Data>${[signer!, ...chain].map(certificateElement).join('')}</X509Data></KeyInfo>`;
   const placeholder = 'SIGNATURE-VALUE';
   const withSignature = (signatureValue: string, objects: string): string =>
-    insertBeforeRootEnd(unsigned, `<Signature xmlns="${DSIG_NS}">${signedInfo}<SignatureValue>${signatureValue}</SignatureValue>${keyInfo}${objects}</Signature>`);
+    insertBeforeRootEnd(
+      unsigned,
+      `<Signature xmlns="${DSIG_NS}">${signedInfo}<SignatureValue>${signatureValue}</SignatureValue>${keyInfo}${objects}</Signature>`,
+    );
 
-  const signatureValue = cryptoSign('sha256', Buffer.from(canonicalSignedInfo(withSignature(placeholder, '')), 'utf8'), identity.privateKeyPem);
+  const signatureValue = cryptoSign(
+    'sha256',
+    Buffer.from(canonicalSignedInfo(withSignature(placeholder, '')), 'utf8'),
+    identity.privateKeyPem,
+  );
   const authority = options.timestampAuthority;
-  const objects = authority ? countersignatureObject(signatureValue, authority, options.signingTime ?? new Date()) : '';
+  const objects = authority
+    ? countersignatureObject(signatureValue, authority, options.signingTime ?? new Date())
+    : '';
   return withSignature(signatureValue.toString('base64'), objects);
 }
 
@@ -79,16 +99,22 @@ function unsignedText(xml: string, sequence: number | undefined): string {
   const document = parseUnsigned(xml);
   const root = document.documentElement!;
   if (sequence !== undefined) {
-    if (!Number.isSafeInteger(sequence) || sequence < 0) throw new RangeError(`sequence must be a non-negative integer, got ${sequence}`);
+    if (!Number.isSafeInteger(sequence) || sequence < 0)
+      throw new RangeError(`sequence must be a non-negative integer, got ${sequence}`);
     root.setAttribute('sequence', String(sequence));
   }
   for (let node = document.firstChild; node; ) {
     const next = node.nextSibling;
-    if (node.nodeType === node.PROCESSING_INSTRUCTION_NODE && node.nodeName === 'xml') document.removeChild(node);
+    if (node.nodeType === node.PROCESSING_INSTRUCTION_NODE && node.nodeName === 'xml')
+      document.removeChild(node);
     node = next;
   }
   // The serializer escapes line breaks in attribute values, so every literal LF is a line end or text, where CRLF reads back the same.
-  const text = new XMLSerializer().serializeToString(document).replace(/^\s+/, '').replace(/\s+$/, '').replace(/\r?\n/g, '\r\n');
+  const text = new XMLSerializer()
+    .serializeToString(document)
+    .replace(/^\s+/, '')
+    .replace(/\s+$/, '')
+    .replace(/\r?\n/g, '\r\n');
   return `${xmlDeclaration}\r\n${text}`;
 }
 
@@ -102,18 +128,26 @@ function canonicalContent(text: string): string {
 function canonicalSignedInfo(text: string): string {
   const signature = parseXml(text).getElementsByTagNameNS(DSIG_NS, element.signature).item(0)!;
   const signedInfo = elementChildren(signature)[0] as Element;
-  return String(new C14nCanonicalization().process(signedInfo as never, { ancestorNamespaces: findAncestorNsForElement(signedInfo as never), defaultNsForPrefix: { ds: DSIG_NS } }));
+  return String(
+    new C14nCanonicalization().process(signedInfo as never, {
+      ancestorNamespaces: findAncestorNsForElement(signedInfo as never),
+      defaultNsForPrefix: { ds: DSIG_NS },
+    }),
+  );
 }
 
 /** Microsoft's packages end `…</Config>\r\n<Signature …>…</Signature></EOCS>`: the Signature goes right before the root's end tag. */
 function insertBeforeRootEnd(text: string, signature: string): string {
   const end = text.lastIndexOf(`</${element.root}`);
-  if (end < 0) throw new ConfigError(`the EOCS document must end with </${element.root}>, not a self-closing root`);
+  if (end < 0)
+    throw new ConfigError(`the EOCS document must end with </${element.root}>, not a self-closing root`);
   return text.slice(0, end) + signature + text.slice(end);
 }
 
 function countersignatureObject(signatureValue: Buffer, authority: TimestampAuthority, time: Date): string {
-  const certificates = [authority.certificatePem, ...(authority.chainPems ?? [])].flatMap((pem, index) => certificatesFromPem(pem, `time-stamp authority certificate ${index + 1}`));
+  const certificates = [authority.certificatePem, ...(authority.chainPems ?? [])].flatMap((pem, index) =>
+    certificatesFromPem(pem, `time-stamp authority certificate ${index + 1}`),
+  );
   checkKeyMatches(authority.privateKeyPem, certificates[0]!, 'time-stamp authority');
   const token = createTimestampToken(signatureValue, authority, time);
   return (
@@ -149,7 +183,9 @@ function parseUnsigned(xml: string): ReturnType<typeof parseXml> {
 function checkKeyMatches(privateKeyPem: string, certificate: X509Certificate, which: string): void {
   let publicFromKey: string;
   try {
-    publicFromKey = createPublicKey(createPrivateKey(privateKeyPem)).export({ type: 'spki', format: 'pem' }).toString();
+    publicFromKey = createPublicKey(createPrivateKey(privateKeyPem))
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
   } catch (error) {
     throw new ConfigError(`the ${which} key is not a readable PEM private key`, { cause: error });
   }

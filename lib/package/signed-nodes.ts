@@ -22,7 +22,10 @@ const unescapedInNamespace = /[&<>"\r\n\t]/;
  * - a namespace URI with a character that would need escaping: written unescaped, so it could stand
  *   for an attribute.
  */
-export function reduceToSignedNodes(root: Element, options: { readonly path?: string; readonly namespacesOnRoot?: boolean } = {}): void {
+export function reduceToSignedNodes(
+  root: Element,
+  options: { readonly path?: string; readonly namespacesOnRoot?: boolean } = {},
+): void {
   reduce(root, options.namespacesOnRoot === false ? undefined : root, options.path ?? `<${element.root}>`);
   root.normalize();
 }
@@ -38,10 +41,16 @@ function reduce(node: Element, root: Element | undefined, path: string): void {
         break;
       case child.CDATA_SECTION_NODE:
         // xmldom's ChildNode type has no `data`; a CDATA section node does (CharacterData).
-        node.replaceChild(node.ownerDocument!.createTextNode((child as unknown as { data: string }).data), child);
+        node.replaceChild(
+          node.ownerDocument!.createTextNode((child as unknown as { data: string }).data),
+          child,
+        );
         break;
       case child.PROCESSING_INSTRUCTION_NODE:
-        reject('Malformed', `${path}: processing instructions are not allowed in a package (<?${child.nodeName} …?>)`);
+        reject(
+          'Malformed',
+          `${path}: processing instructions are not allowed in a package (<?${child.nodeName} …?>)`,
+        );
         break;
       case child.ELEMENT_NODE:
         reduce(child as Element, root, `${path}/${child.nodeName}`);
@@ -57,9 +66,18 @@ function checkAttributes(node: Element, isRoot: boolean, path: string): void {
   for (let index = 0; index < node.attributes.length; index++) {
     const { name, value } = node.attributes.item(index)!;
     if (!name.startsWith('xmlns')) continue;
-    if (name !== 'xmlns' && !name.startsWith('xmlns:')) reject('Malformed', `${path}: attribute name ${name} is reserved (it starts with xmlns)`);
-    if (!isRoot) reject('Malformed', `${path}: namespace declarations are allowed only on <${element.root}>, found ${name}`);
-    if (unescapedInNamespace.test(value)) reject('Malformed', `${path}: namespace ${name}="${value}" has a character that cannot be canonicalized safely`);
+    if (name !== 'xmlns' && !name.startsWith('xmlns:'))
+      reject('Malformed', `${path}: attribute name ${name} is reserved (it starts with xmlns)`);
+    if (!isRoot)
+      reject(
+        'Malformed',
+        `${path}: namespace declarations are allowed only on <${element.root}>, found ${name}`,
+      );
+    if (unescapedInNamespace.test(value))
+      reject(
+        'Malformed',
+        `${path}: namespace ${name}="${value}" has a character that cannot be canonicalized safely`,
+      );
   }
 }
 
@@ -72,8 +90,16 @@ function compareAttributes(left: Attr, right: Attr): number {
 }
 
 function putAttributesInCanonicalOrder(node: Element): void {
-  const attributes = Array.from({ length: node.attributes.length }, (_, index) => node.attributes.item(index)!);
-  if (attributes.every((attribute, index) => index === 0 || compareAttributes(attributes[index - 1]!, attribute) <= 0)) return;
+  const attributes = Array.from(
+    { length: node.attributes.length },
+    (_, index) => node.attributes.item(index)!,
+  );
+  if (
+    attributes.every(
+      (attribute, index) => index === 0 || compareAttributes(attributes[index - 1]!, attribute) <= 0,
+    )
+  )
+    return;
   for (const attribute of attributes) node.removeAttributeNode(attribute);
   for (const attribute of attributes.sort(compareAttributes)) node.setAttributeNodeNS(attribute);
 }

@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  randomBytes,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import {
   Attribute,
   CertificateChoices,
@@ -15,8 +23,24 @@ import {
   id_messageDigest,
   id_signedData,
 } from '@peculiar/asn1-cms';
-import { Constructed, fromBER, ObjectIdentifier, OctetString as OctetStringBlock, Sequence, type AsnType as AsnBlock } from 'asn1js';
-import { AsnArray, AsnConvert, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
+import {
+  Constructed,
+  fromBER,
+  ObjectIdentifier,
+  OctetString as OctetStringBlock,
+  Sequence,
+  type AsnType as AsnBlock,
+} from 'asn1js';
+import {
+  AsnArray,
+  AsnConvert,
+  AsnParser,
+  AsnProp,
+  AsnPropTypes,
+  AsnType,
+  AsnTypeTypes,
+  OctetString,
+} from '@peculiar/asn1-schema';
 import { id_ct_tstInfo, MessageImprint, TSTInfo } from '@peculiar/asn1-tsp';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
 import { validatePath } from './path.js';
@@ -101,55 +125,87 @@ export function verifyTimestamp(check: TimestampCheck): VerifiedTimestamp {
       if (error.reason === 'BadTimestamp') throw error;
       return reject('BadTimestamp', `the time-stamp authority: ${error.detail}`, error);
     }
-    return reject('BadTimestamp', `the CounterSignature is not a readable RFC 3161 token: ${error instanceof Error ? oneLine(error.message) : String(error)}`, error);
+    return reject(
+      'BadTimestamp',
+      `the CounterSignature is not a readable RFC 3161 token: ${error instanceof Error ? oneLine(error.message) : String(error)}`,
+      error,
+    );
   }
 }
 
 function verifyTimestampOrThrow(check: TimestampCheck): VerifiedTimestamp {
   const { signedData, tokenCertificates } = signedDataOf(check.token);
   const encapsulated = signedData.encapContentInfo;
-  if (encapsulated.eContentType !== id_ct_tstInfo) bad(`the token encapsulates ${encapsulated.eContentType}, not TSTInfo`);
+  if (encapsulated.eContentType !== id_ct_tstInfo)
+    bad(`the token encapsulates ${encapsulated.eContentType}, not TSTInfo`);
   const content = encapsulated.eContent?.single?.buffer ?? encapsulated.eContent?.any;
   if (!content) bad('the token encapsulates no TSTInfo');
   const tstInfoBytes = Buffer.from(content);
   const tstInfo = AsnConvert.parse(tstInfoBytes, TSTInfo);
 
   const imprintHash = hashes[tstInfo.messageImprint.hashAlgorithm.algorithm];
-  if (!imprintHash) bad(`the imprint uses hash ${tstInfo.messageImprint.hashAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`);
+  if (!imprintHash)
+    bad(
+      `the imprint uses hash ${tstInfo.messageImprint.hashAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`,
+    );
   const imprint = Buffer.from(tstInfo.messageImprint.hashedMessage.buffer);
   if (!createHash(imprintHash).update(check.signatureValue).digest().equals(imprint)) {
     bad('the token time-stamps another value: its imprint is not the hash of this SignatureValue');
   }
 
-  if (signedData.signerInfos.length !== 1) bad(`the token has ${signedData.signerInfos.length} SignerInfos; a time-stamp token has exactly one`);
+  if (signedData.signerInfos.length !== 1)
+    bad(`the token has ${signedData.signerInfos.length} SignerInfos; a time-stamp token has exactly one`);
   const signerInfo = signedData.signerInfos[0]!;
   const digestHash = hashes[signerInfo.digestAlgorithm.algorithm];
-  if (!digestHash) bad(`the token's signature uses digest ${signerInfo.digestAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`);
+  if (!digestHash)
+    bad(
+      `the token's signature uses digest ${signerInfo.digestAlgorithm.algorithm}; SHA-256, SHA-384 or SHA-512 is required`,
+    );
   const attributes = signerInfo.signedAttrs;
   if (!attributes || attributes.length === 0) bad('the token has no signed attributes');
   const contentType = singleAttribute(attributes, id_contentType);
-  if (objectIdentifierOf(contentType) !== id_ct_tstInfo) bad('the signed content-type attribute is not TSTInfo');
-  const messageDigest = Buffer.from(AsnConvert.parse(singleAttribute(attributes, id_messageDigest), OctetString).buffer);
-  if (!createHash(digestHash).update(tstInfoBytes).digest().equals(messageDigest)) bad('the signed message-digest attribute does not match the TSTInfo');
+  if (objectIdentifierOf(contentType) !== id_ct_tstInfo)
+    bad('the signed content-type attribute is not TSTInfo');
+  const messageDigest = Buffer.from(
+    AsnConvert.parse(singleAttribute(attributes, id_messageDigest), OctetString).buffer,
+  );
+  if (!createHash(digestHash).update(tstInfoBytes).digest().equals(messageDigest))
+    bad('the signed message-digest attribute does not match the TSTInfo');
 
   const algorithm = signatureAlgorithms[signerInfo.signatureAlgorithm.algorithm];
-  if (!algorithm) bad(`the token's signature algorithm ${signerInfo.signatureAlgorithm.algorithm} is not allowed`);
-  if (algorithm.hash !== undefined && algorithm.hash !== digestHash) bad(`the token's signature algorithm hashes with ${algorithm.hash}, its digestAlgorithm is ${digestHash}`);
+  if (!algorithm)
+    bad(`the token's signature algorithm ${signerInfo.signatureAlgorithm.algorithm} is not allowed`);
+  if (algorithm.hash !== undefined && algorithm.hash !== digestHash)
+    bad(
+      `the token's signature algorithm hashes with ${algorithm.hash}, its digestAlgorithm is ${digestHash}`,
+    );
   const signedBytes = Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes)));
   const signature = Buffer.from(signerInfo.signature.buffer);
 
   const candidates = [...tokenCertificates, ...check.certificates];
-  const tsa = candidates.find((candidate) => identifies(signerInfo.sid, candidate) && keyVerifies(candidate.publicKey, algorithm.keyType, digestHash, signedBytes, signature));
+  const tsa = candidates.find(
+    (candidate) =>
+      identifies(signerInfo.sid, candidate) &&
+      keyVerifies(candidate.publicKey, algorithm.keyType, digestHash, signedBytes, signature),
+  );
   if (!tsa) bad('no certificate in the token or its X509Data is the one that signed it');
 
   checkSigningCertificate(attributes, tsa);
-  if (!(tsa.keyUsage ?? []).includes(timeStampingEku)) bad(`the TSA certificate "${oneLine(tsa.subject)}" lacks extended key usage ${timeStampingEku} (timeStamping)`);
+  if (!(tsa.keyUsage ?? []).includes(timeStampingEku))
+    bad(
+      `the TSA certificate "${oneLine(tsa.subject)}" lacks extended key usage ${timeStampingEku} (timeStamping)`,
+    );
   const time = tstInfo.genTime;
-  const chain = check.chainTo(tsa, candidates.filter((candidate) => candidate !== tsa));
+  const chain = check.chainTo(
+    tsa,
+    candidates.filter((candidate) => candidate !== tsa),
+  );
   validatePath(chain, 'BadTimestamp');
   for (const certificate of chain) {
     if (time < certificate.validFromDate || time > certificate.validToDate) {
-      bad(`certificate "${oneLine(certificate.subject)}" is valid ${certificate.validFromDate.toISOString()} to ${certificate.validToDate.toISOString()}, not at the time stamp ${time.toISOString()}`);
+      bad(
+        `certificate "${oneLine(certificate.subject)}" is valid ${certificate.validFromDate.toISOString()} to ${certificate.validToDate.toISOString()}, not at the time stamp ${time.toISOString()}`,
+      );
     }
   }
   return { time, policy: tstInfo.policy, chain: chain.map((certificate) => oneLine(certificate.subject)) };
@@ -173,12 +229,18 @@ function checkSigningCertificate(attributes: readonly Attribute[], tsa: X509Cert
     if (!attribute) continue;
     const essCertId = firstEssCertId(attribute.attrValues[0]);
     const [first, second] = essCertId;
-    const hashOid = first instanceof Sequence ? objectIdentifierOf(first.valueBlock.value[0]?.toBER() ?? new ArrayBuffer(0)) : undefined;
+    const hashOid =
+      first instanceof Sequence
+        ? objectIdentifierOf(first.valueBlock.value[0]?.toBER() ?? new ArrayBuffer(0))
+        : undefined;
     const hash = hashOid === undefined ? defaultHash : hashes[hashOid];
     const certHash = first instanceof Sequence ? second : first;
-    if (!hash || !(certHash instanceof OctetStringBlock)) bad(`the signed ${type} attribute is not an ESSCertID the verifier can check`);
+    if (!hash || !(certHash instanceof OctetStringBlock))
+      bad(`the signed ${type} attribute is not an ESSCertID the verifier can check`);
     if (!createHash(hash).update(tsa.raw).digest().equals(Buffer.from(certHash.valueBlock.valueHexView))) {
-      bad(`the signed ${type} attribute names another certificate than "${oneLine(tsa.subject)}", whose key signed the token`);
+      bad(
+        `the signed ${type} attribute names another certificate than "${oneLine(tsa.subject)}", whose key signed the token`,
+      );
     }
     return;
   }
@@ -204,16 +266,21 @@ function firstEssCertId(value: ArrayBuffer | undefined): AsnBlock[] {
 function signedDataOf(token: Uint8Array): { signedData: SignedData; tokenCertificates: X509Certificate[] } {
   const decoded = fromBER(new Uint8Array(token));
   if (decoded.offset === -1) bad(`the token is not BER/DER: ${decoded.result.error}`);
-  if (decoded.offset !== token.byteLength) bad(`the token has ${token.byteLength - decoded.offset} bytes after its end`);
+  if (decoded.offset !== token.byteLength)
+    bad(`the token has ${token.byteLength - decoded.offset} bytes after its end`);
   const contentInfo = AsnParser.fromASN(decoded.result, ContentInfoShape);
-  if (contentInfo.contentType !== id_signedData) bad(`the token is a CMS ${contentInfo.contentType}, not SignedData`);
+  if (contentInfo.contentType !== id_signedData)
+    bad(`the token is a CMS ${contentInfo.contentType}, not SignedData`);
   const node = contentInfo.content;
-  if (!(node instanceof Sequence)) bad('the token\'s SignedData is not a SEQUENCE');
-  const isCertificateSet = (child: AsnBlock): boolean => child.idBlock.tagClass === 3 && child.idBlock.tagNumber === 0;
+  if (!(node instanceof Sequence)) bad("the token's SignedData is not a SEQUENCE");
+  const isCertificateSet = (child: AsnBlock): boolean =>
+    child.idBlock.tagClass === 3 && child.idBlock.tagNumber === 0;
   const certificateSet = node.valueBlock.value.find(isCertificateSet);
   node.valueBlock.value = node.valueBlock.value.filter((child) => !isCertificateSet(child));
   const choices = certificateSet instanceof Constructed ? certificateSet.valueBlock.value : [];
-  const tokenCertificates = choices.flatMap((choice) => (choice instanceof Sequence ? x509OrNothing(choice.valueBeforeDecodeView) : []));
+  const tokenCertificates = choices.flatMap((choice) =>
+    choice instanceof Sequence ? x509OrNothing(choice.valueBeforeDecodeView) : [],
+  );
   return { signedData: AsnParser.fromASN(node, SignedData), tokenCertificates };
 }
 
@@ -223,7 +290,11 @@ class ContentInfoShape {
   content!: AsnBlock;
 }
 AsnProp({ type: AsnPropTypes.ObjectIdentifier })(ContentInfoShape.prototype, 'contentType');
-AsnProp({ type: AsnPropTypes.Any, context: 0, converter: { fromASN: (value: AsnBlock) => value, toASN: (value: unknown) => value as AsnBlock } })(ContentInfoShape.prototype, 'content');
+AsnProp({
+  type: AsnPropTypes.Any,
+  context: 0,
+  converter: { fromASN: (value: AsnBlock) => value, toASN: (value: unknown) => value as AsnBlock },
+})(ContentInfoShape.prototype, 'content');
 AsnType({ type: AsnTypeTypes.Sequence })(ContentInfoShape);
 
 /** A SEQUENCE in the certificate set that is not an X.509 certificate is skipped like the other choices. */
@@ -242,25 +313,39 @@ function objectIdentifierOf(value: ArrayBuffer): string | undefined {
 
 function singleAttribute(attributes: readonly Attribute[], type: string): ArrayBuffer {
   const matching = attributes.filter((attribute) => attribute.attrType === type);
-  if (matching.length !== 1 || matching[0]!.attrValues.length !== 1) bad(`the token must have exactly one signed ${type} attribute with one value`);
+  if (matching.length !== 1 || matching[0]!.attrValues.length !== 1)
+    bad(`the token must have exactly one signed ${type} attribute with one value`);
   return matching[0]!.attrValues[0]!;
 }
 
 function identifies(sid: SignerIdentifier, certificate: X509Certificate): boolean {
   if (sid.issuerAndSerialNumber) {
-    const serial = Buffer.from(sid.issuerAndSerialNumber.serialNumber).toString('hex').toUpperCase().replace(/^0+(?=.)/, '');
+    const serial = Buffer.from(sid.issuerAndSerialNumber.serialNumber)
+      .toString('hex')
+      .toUpperCase()
+      .replace(/^0+(?=.)/, '');
     return serial === certificate.serialNumber.toUpperCase().replace(/^0+(?=.)/, '');
   }
   if (sid.subjectKeyIdentifier) {
     const wanted = Buffer.from(sid.subjectKeyIdentifier.buffer).toString('hex').toUpperCase();
     const parsed = AsnConvert.parse(certificate.raw, Certificate);
     const ski = parsed.tbsCertificate.extensions?.find((extension) => extension.extnID === '2.5.29.14');
-    return ski !== undefined && Buffer.from(AsnConvert.parse(ski.extnValue, OctetString).buffer).toString('hex').toUpperCase() === wanted;
+    return (
+      ski !== undefined &&
+      Buffer.from(AsnConvert.parse(ski.extnValue, OctetString).buffer).toString('hex').toUpperCase() ===
+        wanted
+    );
   }
   return false;
 }
 
-function keyVerifies(key: KeyObject, keyType: string, hash: string, data: Buffer, signature: Buffer): boolean {
+function keyVerifies(
+  key: KeyObject,
+  keyType: string,
+  hash: string,
+  data: Buffer,
+  signature: Buffer,
+): boolean {
   if (key.asymmetricKeyType !== keyType) return false;
   try {
     return cryptoVerify(hash, data, key, signature);
@@ -303,7 +388,10 @@ export function createTimestampToken(
   message: Uint8Array,
   authority: TimestampAuthority,
   time: Date,
-  options: { readonly imprintHash?: ImprintHash; /** The certificate the token names as its signer; the TSA's own unless a test says otherwise. */ readonly namedCertificatePem?: string } = {},
+  options: {
+    readonly imprintHash?: ImprintHash /** The certificate the token names as its signer; the TSA's own unless a test says otherwise. */;
+    readonly namedCertificatePem?: string;
+  } = {},
 ): Buffer {
   const certificate = new X509Certificate(authority.certificatePem);
   const key = createPrivateKey(authority.privateKeyPem);
@@ -318,11 +406,20 @@ export function createTimestampToken(
     genTime: time,
   });
   const tstInfoBytes = Buffer.from(AsnConvert.serialize(tstInfo));
-  const named = options.namedCertificatePem === undefined ? certificate : new X509Certificate(options.namedCertificatePem);
+  const named =
+    options.namedCertificatePem === undefined
+      ? certificate
+      : new X509Certificate(options.namedCertificatePem);
   const attributes = [
-    new Attribute({ attrType: id_contentType, attrValues: [new ObjectIdentifier({ value: id_ct_tstInfo }).toBER()] }),
+    new Attribute({
+      attrType: id_contentType,
+      attrValues: [new ObjectIdentifier({ value: id_ct_tstInfo }).toBER()],
+    }),
     new Attribute({ attrType: id_aa_signingCertificateV2, attrValues: [signingCertificateV2(named)] }),
-    new Attribute({ attrType: id_messageDigest, attrValues: [AsnConvert.serialize(new OctetString(createHash('sha256').update(tstInfoBytes).digest()))] }),
+    new Attribute({
+      attrType: id_messageDigest,
+      attrValues: [AsnConvert.serialize(new OctetString(createHash('sha256').update(tstInfoBytes).digest()))],
+    }),
   ];
   const parsedCertificate = AsnConvert.parse(certificate.raw, Certificate);
   const signerInfo = new SignerInfo({
@@ -336,12 +433,19 @@ export function createTimestampToken(
     digestAlgorithm: new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null }),
     signedAttrs: attributes,
     signatureAlgorithm: new AlgorithmIdentifier({ algorithm: sha256WithRsa, parameters: null }),
-    signature: new OctetString(cryptoSign('sha256', Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes))), key)),
+    signature: new OctetString(
+      cryptoSign('sha256', Buffer.from(AsnConvert.serialize(new SignedAttributes(attributes))), key),
+    ),
   });
   const signedData = new SignedData({
     version: 3,
-    digestAlgorithms: new DigestAlgorithmIdentifiers([new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null })]),
-    encapContentInfo: new EncapsulatedContentInfo({ eContentType: id_ct_tstInfo, eContent: new EncapsulatedContent({ single: new OctetString(tstInfoBytes) }) }),
+    digestAlgorithms: new DigestAlgorithmIdentifiers([
+      new AlgorithmIdentifier({ algorithm: sha256Oid, parameters: null }),
+    ]),
+    encapContentInfo: new EncapsulatedContentInfo({
+      eContentType: id_ct_tstInfo,
+      eContent: new EncapsulatedContent({ single: new OctetString(tstInfoBytes) }),
+    }),
     certificates: new CertificateSet([new CertificateChoices({ certificate: parsedCertificate })]),
     signerInfos: new SignerInfos([signerInfo]),
   });
@@ -350,7 +454,9 @@ export function createTimestampToken(
 
 /** SigningCertificateV2 with one ESSCertIDv2: the SHA-256 of the certificate (the default hash, so not written). */
 function signingCertificateV2(certificate: X509Certificate): ArrayBuffer {
-  const essCertIdV2 = new Sequence({ value: [new OctetStringBlock({ valueHex: createHash('sha256').update(certificate.raw).digest() })] });
+  const essCertIdV2 = new Sequence({
+    value: [new OctetStringBlock({ valueHex: createHash('sha256').update(certificate.raw).digest() })],
+  });
   return new Sequence({ value: [new Sequence({ value: [essCertIdV2] })] }).toBER();
 }
 
@@ -358,7 +464,14 @@ function signingCertificateV2(certificate: X509Certificate): ArrayBuffer {
 function indefiniteContentInfo(signedData: Buffer): Buffer {
   const signedDataOid = Buffer.from('06092a864886f70d010702', 'hex');
   const endOfContents = Buffer.from([0, 0]);
-  return Buffer.concat([Buffer.from([0x30, 0x80]), signedDataOid, Buffer.from([0xa0, 0x80]), signedData, endOfContents, endOfContents]);
+  return Buffer.concat([
+    Buffer.from([0x30, 0x80]),
+    signedDataOid,
+    Buffer.from([0xa0, 0x80]),
+    signedData,
+    endOfContents,
+    endOfContents,
+  ]);
 }
 
 function toArrayBuffer(bytes: Buffer): ArrayBuffer {

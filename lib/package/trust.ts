@@ -37,19 +37,26 @@ const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-
 
 /** There is no built-in trust: no anchor is a configuration error, never "trust anything". */
 export function createTrustPolicy(input: TrustPolicyInput): TrustPolicy {
-  const anchors = input.anchorPems.flatMap((pem, index) => certificatesFromPem(pem, `trust anchor ${index + 1}`));
+  const anchors = input.anchorPems.flatMap((pem, index) =>
+    certificatesFromPem(pem, `trust anchor ${index + 1}`),
+  );
   if (anchors.length === 0) {
     throw new ConfigError('no trust anchor configured: set EMFLEET_TRUST_ANCHORS or pass --trust-anchor PEM');
   }
   checkPins(anchors, input.anchorSha256 ?? [], 'trust anchor');
-  const timestampAnchors = (input.timestampAnchorPems ?? []).flatMap((pem, index) => certificatesFromPem(pem, `timestamp anchor ${index + 1}`));
+  const timestampAnchors = (input.timestampAnchorPems ?? []).flatMap((pem, index) =>
+    certificatesFromPem(pem, `timestamp anchor ${index + 1}`),
+  );
   if (timestampAnchors.length === 0 && (input.timestampAnchorSha256 ?? []).length > 0) {
-    throw new ConfigError('timestamp anchor SHA-256 pins are set but no timestamp anchor: set EMFLEET_TIMESTAMP_ANCHORS or pass --timestamp-anchor PEM');
+    throw new ConfigError(
+      'timestamp anchor SHA-256 pins are set but no timestamp anchor: set EMFLEET_TIMESTAMP_ANCHORS or pass --timestamp-anchor PEM',
+    );
   }
   checkPins(timestampAnchors, input.timestampAnchorSha256 ?? [], 'timestamp anchor');
   const revoked = (input.revokedSerials ?? []).map((serial) => {
     const normalized = normalizeSerial(serial);
-    if (!/^[0-9A-F]+$/.test(normalized)) throw new ConfigError(`revoked serial "${serial}" is not hexadecimal`);
+    if (!/^[0-9A-F]+$/.test(normalized))
+      throw new ConfigError(`revoked serial "${serial}" is not hexadecimal`);
     return normalized;
   });
   return {
@@ -65,13 +72,16 @@ export function createTrustPolicy(input: TrustPolicyInput): TrustPolicy {
 function checkPins(anchors: readonly X509Certificate[], pinTexts: readonly string[], what: string): void {
   const pins = pinTexts.map(normalizeFingerprint);
   for (const pin of pins) {
-    if (!/^[0-9A-F]{64}$/.test(pin)) throw new ConfigError(`${what} SHA-256 pin "${pin}" is not 64 hex digits`);
+    if (!/^[0-9A-F]{64}$/.test(pin))
+      throw new ConfigError(`${what} SHA-256 pin "${pin}" is not 64 hex digits`);
   }
   if (pins.length === 0) return;
   for (const anchor of anchors) {
     const actual = normalizeFingerprint(anchor.fingerprint256);
     if (!pins.includes(actual)) {
-      throw new ConfigError(`${what} "${anchor.subject.replace(/\n/g, ', ')}" has SHA-256 ${actual}, which matches no configured pin`);
+      throw new ConfigError(
+        `${what} "${anchor.subject.replace(/\n/g, ', ')}" has SHA-256 ${actual}, which matches no configured pin`,
+      );
     }
   }
 }
@@ -82,7 +92,9 @@ export function readPemSetting(value: string, what: string): string {
   try {
     return readFileSync(value.trim(), 'utf8');
   } catch (error) {
-    throw new ConfigError(`${what}: "${value.trim()}" is neither PEM text nor a readable file`, { cause: error });
+    throw new ConfigError(`${what}: "${value.trim()}" is neither PEM text nor a readable file`, {
+      cause: error,
+    });
   }
 }
 
@@ -107,7 +119,10 @@ export function parseSerialList(text: string): string[] {
 }
 
 export function normalizeSerial(serial: string): string {
-  return serial.replace(/[\s:]/g, '').toUpperCase().replace(/^0+(?=.)/, '');
+  return serial
+    .replace(/[\s:]/g, '')
+    .toUpperCase()
+    .replace(/^0+(?=.)/, '');
 }
 
 export function normalizeFingerprint(fingerprint: string): string {
@@ -131,12 +146,20 @@ export function buildChain(
     if (anchors.some((anchor) => anchor.fingerprint256 === current.fingerprint256)) return chain;
     const anchor = anchors.find((candidate) => issues(candidate, current));
     if (anchor) return [...chain, anchor];
-    const issuer = intermediates.find((candidate) => !chain.includes(candidate) && issues(candidate, current));
+    const issuer = intermediates.find(
+      (candidate) => !chain.includes(candidate) && issues(candidate, current),
+    );
     if (!issuer) {
       if (chain.length > 1 && current.checkIssued(current)) {
-        reject('UntrustedChain', `the chain ends at the root "${describe(current)}" (issuer of "${describe(chain[chain.length - 2]!)}"), which is not a configured trust anchor`);
+        reject(
+          'UntrustedChain',
+          `the chain ends at the root "${describe(current)}" (issuer of "${describe(chain[chain.length - 2]!)}"), which is not a configured trust anchor`,
+        );
       }
-      reject('UntrustedChain', `no configured trust anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`);
+      reject(
+        'UntrustedChain',
+        `no configured trust anchor or supplied intermediate issued "${describe(current)}" (issuer "${oneLine(current.issuer)}")`,
+      );
     }
     chain.push(issuer);
     current = issuer;
@@ -151,7 +174,10 @@ function issues(issuer: X509Certificate, subject: X509Certificate): boolean {
 export function checkRevocation(chain: readonly X509Certificate[], policy: TrustPolicy): void {
   for (const certificate of chain) {
     if (policy.revokedSerials.has(normalizeSerial(certificate.serialNumber))) {
-      reject('Revoked', `certificate "${describe(certificate)}" serial ${normalizeSerial(certificate.serialNumber)} is revoked`);
+      reject(
+        'Revoked',
+        `certificate "${describe(certificate)}" serial ${normalizeSerial(certificate.serialNumber)} is revoked`,
+      );
     }
   }
 }
@@ -170,11 +196,17 @@ export function checkValidity(chain: readonly X509Certificate[], at: Date): void
 export function checkSignerIdentity(signer: X509Certificate, policy: TrustPolicy): void {
   const commonNames = subjectCommonNames(signer);
   if (!commonNames.includes(policy.signerSubjectCn)) {
-    reject('WrongSigner', `signer subject CN is "${commonNames.join('", "')}"; required "${policy.signerSubjectCn}"`);
+    reject(
+      'WrongSigner',
+      `signer subject CN is "${commonNames.join('", "')}"; required "${policy.signerSubjectCn}"`,
+    );
   }
   const usages = signer.keyUsage ?? [];
   if (!usages.includes(policy.signerEku)) {
-    reject('WrongSigner', `signer certificate lacks extended key usage ${policy.signerEku} (has ${usages.length > 0 ? usages.join(', ') : 'none'})`);
+    reject(
+      'WrongSigner',
+      `signer certificate lacks extended key usage ${policy.signerEku} (has ${usages.length > 0 ? usages.join(', ') : 'none'})`,
+    );
   }
 }
 
@@ -206,9 +238,13 @@ export interface TrustSettings {
 /** The trust policy of the Microsoft feed as the app settings configure it. */
 export function trustPolicyFromSettings(settings: TrustSettings): TrustPolicy {
   return createTrustPolicy({
-    anchorPems: settings.EMFLEET_TRUST_ANCHORS ? [readPemSetting(settings.EMFLEET_TRUST_ANCHORS, 'EMFLEET_TRUST_ANCHORS')] : [],
+    anchorPems: settings.EMFLEET_TRUST_ANCHORS
+      ? [readPemSetting(settings.EMFLEET_TRUST_ANCHORS, 'EMFLEET_TRUST_ANCHORS')]
+      : [],
     anchorSha256: settings.EMFLEET_TRUST_ANCHOR_SHA256 ?? [],
-    timestampAnchorPems: settings.EMFLEET_TIMESTAMP_ANCHORS ? [readPemSetting(settings.EMFLEET_TIMESTAMP_ANCHORS, 'EMFLEET_TIMESTAMP_ANCHORS')] : [],
+    timestampAnchorPems: settings.EMFLEET_TIMESTAMP_ANCHORS
+      ? [readPemSetting(settings.EMFLEET_TIMESTAMP_ANCHORS, 'EMFLEET_TIMESTAMP_ANCHORS')]
+      : [],
     timestampAnchorSha256: settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256 ?? [],
     signerSubjectCn: settings.EMFLEET_SIGNER_SUBJECT,
     signerEku: settings.EMFLEET_SIGNER_EKU,

@@ -10,7 +10,15 @@ import { PackageRejectedError, reject, type RejectionReason } from './reasons.js
 import { reduceToSignedNodes } from './signed-nodes.js';
 import { validatePath } from './path.js';
 import { counterSignature, verifyTimestamp, type VerifiedTimestamp } from './timestamp.js';
-import { buildChain, checkRevocation, checkSignerIdentity, checkValidity, describe, normalizeSerial, type TrustPolicy } from './trust.js';
+import {
+  buildChain,
+  checkRevocation,
+  checkSignerIdentity,
+  checkValidity,
+  describe,
+  normalizeSerial,
+  type TrustPolicy,
+} from './trust.js';
 import { decodePackageText, defaultXmlLimits, parseXml, type XmlLimits } from './xml.js';
 
 export interface VerifyOptions {
@@ -36,7 +44,10 @@ export interface SignerInfo {
  * time), `absent` (the package has none), or `unchecked` (no timestamp anchor is configured, so it
  * proves nothing and certificates are checked at the current time).
  */
-export type TimestampOutcome = ({ readonly status: 'verified' } & VerifiedTimestamp) | { readonly status: 'absent' } | { readonly status: 'unchecked' };
+export type TimestampOutcome =
+  | ({ readonly status: 'verified' } & VerifiedTimestamp)
+  | { readonly status: 'absent' }
+  | { readonly status: 'unchecked' };
 
 export interface VerifiedPackage {
   readonly ok: true;
@@ -79,7 +90,8 @@ export function verifyPackage(bytes: Uint8Array, options: VerifyOptions): Verify
   try {
     return { ok: true, sha256, ...verifyOrThrow(bytes, options) };
   } catch (error) {
-    if (error instanceof PackageRejectedError) return { ok: false, sha256, reason: error.reason, detail: error.detail };
+    if (error instanceof PackageRejectedError)
+      return { ok: false, sha256, reason: error.reason, detail: error.detail };
     throw error;
   }
 }
@@ -90,7 +102,11 @@ export function verifyPackage(bytes: Uint8Array, options: VerifyOptions): Verify
  * the rejection reported is that of the first policy the chain reached (not UntrustedChain), so a
  * package signed under feed A's anchor by feed B's signer is WrongSigner, not UntrustedChain.
  */
-export function verifyPackageWithAny(bytes: Uint8Array, policies: readonly TrustPolicy[], options: Omit<VerifyOptions, 'trust'> = {}): VerifyResult {
+export function verifyPackageWithAny(
+  bytes: Uint8Array,
+  policies: readonly TrustPolicy[],
+  options: Omit<VerifyOptions, 'trust'> = {},
+): VerifyResult {
   if (policies.length === 0) throw new RangeError('verifyPackageWithAny needs at least one trust policy');
   const rejections: RejectedPackage[] = [];
   for (const trust of policies) {
@@ -114,7 +130,11 @@ function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<Verified
   const signer = findSigner(signature, certificates, signatureValue);
   checkKeyValue(signature, signer);
 
-  const chain = buildChain(signer, certificates.filter((certificate) => certificate !== signer), trust.anchors);
+  const chain = buildChain(
+    signer,
+    certificates.filter((certificate) => certificate !== signer),
+    trust.anchors,
+  );
   validatePath(chain, 'UntrustedChain');
   checkRevocation(chain, trust);
   const timestamp = checkTimestamp(signature, signatureValue, trust, now);
@@ -126,7 +146,10 @@ function verifyOrThrow(bytes: Uint8Array, options: VerifyOptions): Omit<Verified
   const eocs = parseEocs(document);
   const model: EocsPackage = { ...eocs, ...(signingTime === undefined ? {} : { signingTime }) };
   if (options.lastAccepted && isRollback(model, options.lastAccepted)) {
-    reject('Rollback', `package (${describeMark(model)}) is older than the last accepted one (${describeMark(options.lastAccepted)})`);
+    reject(
+      'Rollback',
+      `package (${describeMark(model)}) is older than the last accepted one (${describeMark(options.lastAccepted)})`,
+    );
   }
   return { package: model, signer: signerInfo(signer), chain: chain.map(describe), timestamp };
 }
@@ -138,9 +161,11 @@ function findTheSignature(document: Document): Element {
   }
   const signatures = document.getElementsByTagNameNS(DSIG_NS, element.signature);
   if (signatures.length === 0) reject('BadSignature', 'package is not signed (no ds:Signature element)');
-  if (signatures.length > 1) reject('BadSignature', `found ${signatures.length} Signature elements; exactly one is allowed`);
+  if (signatures.length > 1)
+    reject('BadSignature', `found ${signatures.length} Signature elements; exactly one is allowed`);
   const signature = signatures.item(0)!;
-  if (signature.parentNode !== root) reject('BadSignature', `the Signature must be a child of <${element.root}>`);
+  if (signature.parentNode !== root)
+    reject('BadSignature', `the Signature must be a child of <${element.root}>`);
   return signature;
 }
 
@@ -151,19 +176,40 @@ function findTheSignature(document: Document): Element {
  */
 function checkSignatureShape(signature: Element): void {
   const children = elementChildren(signature);
-  const names = children.map((child) => (child.namespaceURI === DSIG_NS ? child.localName : `{${child.namespaceURI ?? ''}}${child.localName}`));
-  const head = names.slice(0, 3).join() === 'SignedInfo,SignatureValue,KeyInfo' ? 3 : names.slice(0, 2).join() === 'SignedInfo,SignatureValue' ? 2 : 0;
+  const names = children.map((child) =>
+    child.namespaceURI === DSIG_NS ? child.localName : `{${child.namespaceURI ?? ''}}${child.localName}`,
+  );
+  const head =
+    names.slice(0, 3).join() === 'SignedInfo,SignatureValue,KeyInfo'
+      ? 3
+      : names.slice(0, 2).join() === 'SignedInfo,SignatureValue'
+        ? 2
+        : 0;
   if (head === 0 || names.slice(head).some((name) => name !== 'Object')) {
-    reject('BadSignature', `Signature must hold SignedInfo, SignatureValue, KeyInfo, then Object elements; found ${names.join(', ') || 'nothing'}`);
+    reject(
+      'BadSignature',
+      `Signature must hold SignedInfo, SignatureValue, KeyInfo, then Object elements; found ${names.join(', ') || 'nothing'}`,
+    );
   }
   const objects = children.slice(head);
-  if (objects.length > maxObjects) reject('TooLarge', `Signature holds ${objects.length} Object elements; at most ${maxObjects}`);
+  if (objects.length > maxObjects)
+    reject('TooLarge', `Signature holds ${objects.length} Object elements; at most ${maxObjects}`);
   for (const object of objects) {
-    if ((object.textContent ?? '').length > maxObjectCharacters) reject('TooLarge', `a Signature Object holds more than ${maxObjectCharacters} characters`);
+    if ((object.textContent ?? '').length > maxObjectCharacters)
+      reject('TooLarge', `a Signature Object holds more than ${maxObjectCharacters} characters`);
   }
-  for (const localName of ['SignedInfo', 'CanonicalizationMethod', 'SignatureMethod', 'SignatureValue', 'Reference', 'KeyInfo', 'Signature']) {
+  for (const localName of [
+    'SignedInfo',
+    'CanonicalizationMethod',
+    'SignatureMethod',
+    'SignatureValue',
+    'Reference',
+    'KeyInfo',
+    'Signature',
+  ]) {
     const count = countByLocalName(signature, localName);
-    const allowed = localName === 'KeyInfo' ? count <= 1 : localName === 'Signature' ? count === 0 : count === 1;
+    const allowed =
+      localName === 'KeyInfo' ? count <= 1 : localName === 'Signature' ? count === 0 : count === 1;
     if (!allowed) reject('BadSignature', `Signature holds ${count} <${localName}> elements`);
   }
   checkKeyInfoShape(signature);
@@ -185,10 +231,16 @@ function checkKeyInfoShape(signature: Element): void {
           }
         }
       } else if (name === 'KeyValue' || name === 'KeyName') {
-        const foreign = descendants(child).find((node) => node.namespaceURI !== DSIG_NS && node.namespaceURI !== DSIG11_NS);
-        if (foreign) reject('BadSignature', `${name} may hold only XML-DSig key elements, found <${foreign.nodeName}>`);
+        const foreign = descendants(child).find(
+          (node) => node.namespaceURI !== DSIG_NS && node.namespaceURI !== DSIG11_NS,
+        );
+        if (foreign)
+          reject('BadSignature', `${name} may hold only XML-DSig key elements, found <${foreign.nodeName}>`);
       } else {
-        reject('BadSignature', `KeyInfo may hold only X509Data, KeyValue or KeyName, found <${child.nodeName}>`);
+        reject(
+          'BadSignature',
+          `KeyInfo may hold only X509Data, KeyValue or KeyName, found <${child.nodeName}>`,
+        );
       }
     }
   }
@@ -201,7 +253,10 @@ function descendants(node: Element): Element[] {
 const DSIG11_NS = 'http://www.w3.org/2009/xmldsig11#';
 
 function countByLocalName(node: Element, localName: string): number {
-  return elementChildren(node).reduce((count, child) => count + (child.localName === localName ? 1 : 0) + countByLocalName(child, localName), 0);
+  return elementChildren(node).reduce(
+    (count, child) => count + (child.localName === localName ? 1 : 0) + countByLocalName(child, localName),
+    0,
+  );
 }
 
 /** The signature must cover the whole document with allow-listed algorithms and nothing else. */
@@ -210,27 +265,49 @@ function checkSignedInfo(signature: Element): void {
   const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
   const canonicalization = algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo'));
   allow(canonicalization, Object.values(algorithms.canonicalization), 'canonicalization');
-  allow(algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo')), Object.values(algorithms.signature), 'signature');
+  allow(
+    algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo')),
+    Object.values(algorithms.signature),
+    'signature',
+  );
 
   const references = dsigChildren(signedInfo, 'Reference');
-  if (references.length !== 1) reject('BadSignature', `SignedInfo must hold exactly one Reference, found ${references.length}`);
+  if (references.length !== 1)
+    reject('BadSignature', `SignedInfo must hold exactly one Reference, found ${references.length}`);
   const reference = references[0]!;
   const uri = reference.getAttribute('URI');
   if (uri !== '') {
-    reject('BadSignature', `the Reference must cover the whole document (URI=""), found ${uri === null ? 'no URI' : `URI="${uri}"`}`);
+    reject(
+      'BadSignature',
+      `the Reference must cover the whole document (URI=""), found ${uri === null ? 'no URI' : `URI="${uri}"`}`,
+    );
   }
-  const transforms = dsigChildren(onlyChild(reference, 'Transforms', 'Reference'), 'Transform').map(algorithmOf);
+  const transforms = dsigChildren(onlyChild(reference, 'Transforms', 'Reference'), 'Transform').map(
+    algorithmOf,
+  );
   for (const transform of transforms) {
-    allow(transform, [algorithms.envelopedSignature, ...Object.values(algorithms.canonicalization)], 'transform');
+    allow(
+      transform,
+      [algorithms.envelopedSignature, ...Object.values(algorithms.canonicalization)],
+      'transform',
+    );
   }
   if (transforms.length !== 2 || transforms[0] !== algorithms.envelopedSignature) {
-    reject('BadSignature', `Reference transforms must be enveloped-signature then canonicalization, found ${transforms.join(', ') || 'none'}`);
+    reject(
+      'BadSignature',
+      `Reference transforms must be enveloped-signature then canonicalization, found ${transforms.join(', ') || 'none'}`,
+    );
   }
-  allow(algorithmOf(onlyChild(reference, 'DigestMethod', 'Reference')), Object.values(algorithms.digest), 'digest');
+  allow(
+    algorithmOf(onlyChild(reference, 'DigestMethod', 'Reference')),
+    Object.values(algorithms.digest),
+    'digest',
+  );
 }
 
 function allow(uri: string, allowed: readonly string[], what: string): void {
-  if (!allowed.includes(uri)) reject('UnsupportedAlgorithm', `${what} algorithm ${uri || '(none)'} is not allowed`);
+  if (!allowed.includes(uri))
+    reject('UnsupportedAlgorithm', `${what} algorithm ${uri || '(none)'} is not allowed`);
 }
 
 function algorithmOf(node: Element): string {
@@ -238,12 +315,15 @@ function algorithmOf(node: Element): string {
 }
 
 function dsigChildren(parent: Element, localName: string): Element[] {
-  return elementChildren(parent).filter((child) => child.localName === localName && child.namespaceURI === DSIG_NS);
+  return elementChildren(parent).filter(
+    (child) => child.localName === localName && child.namespaceURI === DSIG_NS,
+  );
 }
 
 function onlyChild(parent: Element, localName: string, parentName: string): Element {
   const children = dsigChildren(parent, localName);
-  if (children.length !== 1) reject('BadSignature', `${parentName} must hold exactly one ${localName}, found ${children.length}`);
+  if (children.length !== 1)
+    reject('BadSignature', `${parentName} must hold exactly one ${localName}, found ${children.length}`);
   return children[0]!;
 }
 
@@ -251,8 +331,10 @@ function keyInfoCertificates(signature: Element): X509Certificate[] {
   const values = dsigChildren(signature, 'KeyInfo')
     .flatMap((keyInfo) => dsigChildren(keyInfo, 'X509Data'))
     .flatMap((data) => dsigChildren(data, 'X509Certificate'));
-  if (values.length === 0) reject('UntrustedChain', 'the Signature carries no KeyInfo/X509Data/X509Certificate');
-  if (values.length > maxKeyInfoCertificates) reject('TooLarge', `KeyInfo holds more than ${maxKeyInfoCertificates} certificates`);
+  if (values.length === 0)
+    reject('UntrustedChain', 'the Signature carries no KeyInfo/X509Data/X509Certificate');
+  if (values.length > maxKeyInfoCertificates)
+    reject('TooLarge', `KeyInfo holds more than ${maxKeyInfoCertificates} certificates`);
   return values.map((value, index) => certificateOf(value, `KeyInfo certificate ${index + 1}`, 'Malformed'));
 }
 
@@ -276,17 +358,28 @@ function certificateOf(value: Element, what: string, reason: RejectionReason): X
 }
 
 /** The key type each allowed SignatureMethod needs: an EC key never verifies under an RSA URI. */
-const signatureKeyTypes: Readonly<Record<string, string>> = { [algorithms.signature.rsaSha256]: 'rsa', [algorithms.signature.rsaSha512]: 'rsa' };
+const signatureKeyTypes: Readonly<Record<string, string>> = {
+  [algorithms.signature.rsaSha256]: 'rsa',
+  [algorithms.signature.rsaSha512]: 'rsa',
+};
 
 /**
  * The signer is the KeyInfo certificate, not a CA, whose key (of the type the SignatureMethod
  * needs) verifies SignatureValue over the canonical SignedInfo; the order of the certificates and
  * any others beside it (its issuers, the root, unrelated ones) do not matter.
  */
-function findSigner(signature: Element, certificates: readonly X509Certificate[], signatureValue: Buffer): X509Certificate {
+function findSigner(
+  signature: Element,
+  certificates: readonly X509Certificate[],
+  signatureValue: Buffer,
+): X509Certificate {
   const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
   const signedInfoCanonical = Buffer.from(
-    canonicalize(algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo')), signedInfo, findAncestorNsForElement(signedInfo)),
+    canonicalize(
+      algorithmOf(onlyChild(signedInfo, 'CanonicalizationMethod', 'SignedInfo')),
+      signedInfo,
+      findAncestorNsForElement(signedInfo),
+    ),
     'utf8',
   );
   const method = algorithmOf(onlyChild(signedInfo, 'SignatureMethod', 'SignedInfo'));
@@ -304,10 +397,22 @@ function findSigner(signature: Element, certificates: readonly X509Certificate[]
   const signer = certificates.find((certificate) => !certificate.ca && verifies(certificate));
   if (signer) return signer;
   const caSigner = certificates.find((certificate) => certificate.ca && verifies(certificate));
-  if (caSigner) reject('WrongSigner', `the certificate whose key made the signature, "${describe(caSigner)}", is a CA; packages are signed by an end certificate`);
-  const mismatched = certificates.filter((certificate) => !certificate.ca && certificate.publicKey.asymmetricKeyType !== keyType);
-  const why = mismatched.length > 0 ? ` (SignatureMethod ${method} needs an ${keyType.toUpperCase()} key; ${mismatched.map((certificate) => `"${describe(certificate)}" has an ${certificate.publicKey.asymmetricKeyType?.toUpperCase()} key`).join(', ')})` : '';
-  return reject('BadSignature', `the SignatureValue does not match SignedInfo under the key of any KeyInfo certificate${why}`);
+  if (caSigner)
+    reject(
+      'WrongSigner',
+      `the certificate whose key made the signature, "${describe(caSigner)}", is a CA; packages are signed by an end certificate`,
+    );
+  const mismatched = certificates.filter(
+    (certificate) => !certificate.ca && certificate.publicKey.asymmetricKeyType !== keyType,
+  );
+  const why =
+    mismatched.length > 0
+      ? ` (SignatureMethod ${method} needs an ${keyType.toUpperCase()} key; ${mismatched.map((certificate) => `"${describe(certificate)}" has an ${certificate.publicKey.asymmetricKeyType?.toUpperCase()} key`).join(', ')})`
+      : '';
+  return reject(
+    'BadSignature',
+    `the SignatureValue does not match SignedInfo under the key of any KeyInfo certificate${why}`,
+  );
 }
 
 /**
@@ -320,13 +425,22 @@ function checkKeyValue(signature: Element, signer: X509Certificate): void {
   const signerKey = signer.publicKey.export({ format: 'jwk' });
   for (const keyValue of dsigChildren(keyInfo, 'KeyValue')) {
     const values = elementChildren(keyValue);
-    const rsa = values.length === 1 && values[0]!.namespaceURI === DSIG_NS && values[0]!.localName === 'RSAKeyValue' ? values[0]! : undefined;
+    const rsa =
+      values.length === 1 && values[0]!.namespaceURI === DSIG_NS && values[0]!.localName === 'RSAKeyValue'
+        ? values[0]!
+        : undefined;
     if (!rsa || signerKey.kty !== 'RSA') {
-      reject('BadSignature', `KeyValue holds ${values.map((value) => `<${value.nodeName}>`).join(', ') || 'nothing'}, not the signer certificate's ${signer.publicKey.asymmetricKeyType?.toUpperCase()} key`);
+      reject(
+        'BadSignature',
+        `KeyValue holds ${values.map((value) => `<${value.nodeName}>`).join(', ') || 'nothing'}, not the signer certificate's ${signer.publicKey.asymmetricKeyType?.toUpperCase()} key`,
+      );
     }
     const modulus = unsigned(base64Of(onlyChild(rsa, 'Modulus', 'RSAKeyValue')));
     const exponent = unsigned(base64Of(onlyChild(rsa, 'Exponent', 'RSAKeyValue')));
-    if (!modulus.equals(unsigned(Buffer.from(signerKey.n!, 'base64url'))) || !exponent.equals(unsigned(Buffer.from(signerKey.e!, 'base64url')))) {
+    if (
+      !modulus.equals(unsigned(Buffer.from(signerKey.n!, 'base64url'))) ||
+      !exponent.equals(unsigned(Buffer.from(signerKey.e!, 'base64url')))
+    ) {
       reject('BadSignature', `KeyValue is another key than the signer certificate's ("${describe(signer)}")`);
     }
   }
@@ -344,28 +458,53 @@ function unsigned(bytes: Buffer): Buffer {
  * bytes, with the time-stamp authority's certificates in the Object's X509Data. Checked only when
  * the feed has timestamp anchors; then a present but invalid one rejects the package.
  */
-function checkTimestamp(signature: Element, signatureValue: Buffer, trust: TrustPolicy, now: Date): TimestampOutcome {
+function checkTimestamp(
+  signature: Element,
+  signatureValue: Buffer,
+  trust: TrustPolicy,
+  now: Date,
+): TimestampOutcome {
   const counterSignatures = dsigChildren(signature, 'Object').flatMap((object) =>
     elementChildren(object)
-      .filter((child) => child.namespaceURI === counterSignature.namespace && child.localName === counterSignature.element)
+      .filter(
+        (child) =>
+          child.namespaceURI === counterSignature.namespace && child.localName === counterSignature.element,
+      )
       .map((node) => ({ object, node })),
   );
   if (counterSignatures.length === 0) return { status: 'absent' };
   if (trust.timestampAnchors.length === 0) return { status: 'unchecked' };
-  if (counterSignatures.length > 1) reject('BadTimestamp', `the Signature holds ${counterSignatures.length} CounterSignature elements; at most one is allowed`);
+  if (counterSignatures.length > 1)
+    reject(
+      'BadTimestamp',
+      `the Signature holds ${counterSignatures.length} CounterSignature elements; at most one is allowed`,
+    );
   const { object, node } = counterSignatures[0]!;
   const format = node.getAttribute('ts-format');
-  if (format !== counterSignature.format) reject('BadTimestamp', `CounterSignature@ts-format is "${format ?? ''}", not "${counterSignature.format}"`);
+  if (format !== counterSignature.format)
+    reject(
+      'BadTimestamp',
+      `CounterSignature@ts-format is "${format ?? ''}", not "${counterSignature.format}"`,
+    );
   for (const child of elementChildren(object)) {
     const known = child === node || (child.namespaceURI === DSIG_NS && child.localName === 'X509Data');
-    if (!known) reject('BadTimestamp', `the countersignature Object may hold only X509Data and CounterSignature, found <${child.nodeName}>`);
+    if (!known)
+      reject(
+        'BadTimestamp',
+        `the countersignature Object may hold only X509Data and CounterSignature, found <${child.nodeName}>`,
+      );
   }
   const certificates = dsigChildren(object, 'X509Data')
     .flatMap((data) => dsigChildren(data, 'X509Certificate'))
     .map((value, index) => certificateOf(value, `countersignature certificate ${index + 1}`, 'BadTimestamp'));
-  if (certificates.length > maxKeyInfoCertificates) reject('TooLarge', `the countersignature Object holds more than ${maxKeyInfoCertificates} certificates`);
+  if (certificates.length > maxKeyInfoCertificates)
+    reject('TooLarge', `the countersignature Object holds more than ${maxKeyInfoCertificates} certificates`);
   const token = base64Of(node, 'BadTimestamp');
-  const key = createHash('sha256').update(token).update(signatureValue).update(certificates.map((certificate) => certificate.fingerprint256).join()).digest('base64');
+  const key = createHash('sha256')
+    .update(token)
+    .update(signatureValue)
+    .update(certificates.map((certificate) => certificate.fingerprint256).join())
+    .digest('base64');
   const verified =
     verifiedTimestamps.get(trust)?.get(key) ??
     remember(
@@ -382,7 +521,8 @@ function checkTimestamp(signature: Element, signatureValue: Buffer, trust: Trust
         },
       }),
     );
-  if (verified.time.getTime() > now.getTime() + clockSkewInMs) reject('BadTimestamp', `the time stamp ${verified.time.toISOString()} is in the future`);
+  if (verified.time.getTime() > now.getTime() + clockSkewInMs)
+    reject('BadTimestamp', `the time stamp ${verified.time.toISOString()} is in the future`);
   return { status: 'verified', ...verified };
 }
 
@@ -413,7 +553,10 @@ function remember(trust: TrustPolicy, key: string, verified: VerifiedTimestamp):
 function checkDigest(document: Document, signature: Element): void {
   const signedInfo = onlyChild(signature, 'SignedInfo', 'Signature');
   const reference = onlyChild(signedInfo, 'Reference', 'SignedInfo');
-  const [, referenceCanonicalization] = dsigChildren(onlyChild(reference, 'Transforms', 'Reference'), 'Transform').map(algorithmOf);
+  const [, referenceCanonicalization] = dsigChildren(
+    onlyChild(reference, 'Transforms', 'Reference'),
+    'Transform',
+  ).map(algorithmOf);
   const digestAlgorithm = digestHashes[algorithmOf(onlyChild(reference, 'DigestMethod', 'Reference'))]!;
   const digestValue = base64Of(onlyChild(reference, 'DigestValue', 'Reference'));
   const root = document.documentElement!;
@@ -429,19 +572,36 @@ const canonicalizers: Readonly<Record<string, C14nCanonicalization | ExclusiveCa
   [algorithms.canonicalization.c14n]: new C14nCanonicalization(),
   [algorithms.canonicalization.excC14n]: new ExclusiveCanonicalization(),
 };
-const digestHashes: Readonly<Record<string, string>> = { [algorithms.digest.sha256]: 'sha256', [algorithms.digest.sha512]: 'sha512' };
-const signatureHashes: Readonly<Record<string, string>> = { [algorithms.signature.rsaSha256]: 'sha256', [algorithms.signature.rsaSha512]: 'sha512' };
+const digestHashes: Readonly<Record<string, string>> = {
+  [algorithms.digest.sha256]: 'sha256',
+  [algorithms.digest.sha512]: 'sha512',
+};
+const signatureHashes: Readonly<Record<string, string>> = {
+  [algorithms.signature.rsaSha256]: 'sha256',
+  [algorithms.signature.rsaSha512]: 'sha512',
+};
 
-function canonicalize(algorithm: string, node: Element, ancestorNamespaces: ReturnType<typeof findAncestorNsForElement>): string {
+function canonicalize(
+  algorithm: string,
+  node: Element,
+  ancestorNamespaces: ReturnType<typeof findAncestorNsForElement>,
+): string {
   const canonicalizer = canonicalizers[algorithm];
-  if (!canonicalizer) return reject('UnsupportedAlgorithm', `canonicalization algorithm ${algorithm || '(none)'} is not allowed`);
+  if (!canonicalizer)
+    return reject(
+      'UnsupportedAlgorithm',
+      `canonicalization algorithm ${algorithm || '(none)'} is not allowed`,
+    );
   // xml-crypto's canonicalizers are typed for its own xmldom; ours is the same DOM shape.
-  return String(canonicalizer.process(node as never, { ancestorNamespaces, defaultNsForPrefix: { ds: DSIG_NS } }));
+  return String(
+    canonicalizer.process(node as never, { ancestorNamespaces, defaultNsForPrefix: { ds: DSIG_NS } }),
+  );
 }
 
 function base64Of(node: Element, reason: RejectionReason = 'BadSignature'): Buffer {
   const text = (node.textContent ?? '').replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) reject(reason, `${node.localName} is not base64`);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0)
+    reject(reason, `${node.localName} is not base64`);
   return Buffer.from(text, 'base64');
 }
 

@@ -43,7 +43,11 @@ export function decodePackageText(bytes: Uint8Array, limits: XmlLimits = default
  */
 export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): void {
   const control = forbiddenCharacter.exec(text);
-  if (control) reject('Malformed', `character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} is not allowed in XML (offset ${control.index})`);
+  if (control)
+    reject(
+      'Malformed',
+      `character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} is not allowed in XML (offset ${control.index})`,
+    );
   let depth = 0;
   let elements = 0;
   let markupEnd = 0;
@@ -75,7 +79,8 @@ export function prescanXml(text: string, limits: XmlLimits = defaultXmlLimits): 
       if (elements > limits.maxElements) reject('TooLarge', `more than ${limits.maxElements} elements`);
       if (text[next - 2] !== '/') {
         depth++;
-        if (depth > limits.maxDepth) reject('TooLarge', `elements nested deeper than ${limits.maxDepth} (offset ${at})`);
+        if (depth > limits.maxDepth)
+          reject('TooLarge', `elements nested deeper than ${limits.maxDepth} (offset ${at})`);
       }
     }
     markupEnd = next;
@@ -104,15 +109,31 @@ function referenceChecker(text: string): (from: number, to: number) => void {
       reference.lastIndex = next;
       const match = reference.exec(text)!;
       if (match[1] !== undefined) continue;
-      const code = match[2] !== undefined ? Number(match[2]) : match[3] !== undefined ? parseInt(match[3], 16) : undefined;
+      const code =
+        match[2] !== undefined
+          ? Number(match[2])
+          : match[3] !== undefined
+            ? parseInt(match[3], 16)
+            : undefined;
       if (code === undefined) reject('Malformed', `bare "&" at offset ${match.index}; write &amp;`);
-      if (!isXmlCharacter(code)) reject('Malformed', `character reference ${match[0]} at offset ${match.index} names a character XML does not allow`);
+      if (!isXmlCharacter(code))
+        reject(
+          'Malformed',
+          `character reference ${match[0]} at offset ${match.index} names a character XML does not allow`,
+        );
     }
   };
 }
 
 function isXmlCharacter(code: number): boolean {
-  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+  return (
+    code === 0x9 ||
+    code === 0xa ||
+    code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff)
+  );
 }
 
 function endOfStartTag(text: string, start: number): number {

@@ -29,7 +29,11 @@ export const declaredPolicySchema = z
       for (const member of members) {
         const earlier = ringOf.get(member.toLowerCase());
         if (earlier !== undefined && earlier !== ring) {
-          context.addIssue({ code: 'custom', path: ['rings', ring], message: `server ${member} is already in ring ${earlier}` });
+          context.addIssue({
+            code: 'custom',
+            path: ['rings', ring],
+            message: `server ${member} is already in ring ${earlier}`,
+          });
         }
         ringOf.set(member.toLowerCase(), ring);
       }
@@ -44,7 +48,10 @@ export interface DeclaredLayers {
 }
 
 /** Parses the setting's JSON text; errors name the JSON path that is wrong. */
-export function parseDeclaredPolicy(text: string, where = 'EMFLEET_POLICY'): { ok: true; policy: DeclaredPolicy } | { ok: false; error: string } {
+export function parseDeclaredPolicy(
+  text: string,
+  where = 'EMFLEET_POLICY',
+): { ok: true; policy: DeclaredPolicy } | { ok: false; error: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -64,9 +71,11 @@ export function parseDeclaredPolicy(text: string, where = 'EMFLEET_POLICY'): { o
 /** The rows the declaration stands for: one for the org, one per server it mentions (settings or ring). */
 export function declaredLayers(policy: DeclaredPolicy): DeclaredLayers {
   const servers = new Map<string, PolicyLayer>();
-  for (const [name, settings] of Object.entries(policy.servers)) servers.set(name.toLowerCase(), definedOnly(settings));
+  for (const [name, settings] of Object.entries(policy.servers))
+    servers.set(name.toLowerCase(), definedOnly(settings));
   for (const [ring, members] of Object.entries(policy.rings)) {
-    for (const member of members.map((name) => name.toLowerCase())) servers.set(member, { ...servers.get(member), ring });
+    for (const member of members.map((name) => name.toLowerCase()))
+      servers.set(member, { ...servers.get(member), ring });
   }
   return { org: definedOnly(policy.org), servers };
 }

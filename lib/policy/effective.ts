@@ -75,7 +75,9 @@ export interface EffectiveOnDegraded {
  *          → { value: 'keep', scope: 'org', source: 'table' }
  */
 export function effectiveOnDegraded(org: EffectiveScope, server: EffectiveScope): EffectiveOnDegraded {
-  if (server.valid && server.onDegraded.source !== 'default') return { value: server.onDegraded.value, scope: 'server', source: server.onDegraded.source };
-  if (org.valid && org.onDegraded.source !== 'default') return { value: org.onDegraded.value, scope: 'org', source: org.onDegraded.source };
+  if (server.valid && server.onDegraded.source !== 'default')
+    return { value: server.onDegraded.value, scope: 'server', source: server.onDegraded.source };
+  if (org.valid && org.onDegraded.source !== 'default')
+    return { value: org.onDegraded.value, scope: 'org', source: org.onDegraded.source };
   return { value: defaultOnDegraded, scope: 'default', source: 'default' };
 }

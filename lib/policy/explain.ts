@@ -1,6 +1,11 @@
 import type { Mitigation } from '../package/model.js';
 import { decide, type PolicyDecision, type ServerFacts } from './decide.js';
-import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded, type ScopeRows } from './effective.js';
+import {
+  effectiveOnDegraded,
+  effectiveScope,
+  type EffectiveOnDegraded,
+  type ScopeRows,
+} from './effective.js';
 
 export interface ExplainedDecision extends PolicyDecision {
   readonly server: string;
@@ -22,6 +27,11 @@ export function explainPackage(
     .flatMap((facts) => {
       const server = effectiveScope(serverRows.get(facts.name));
       const onDegraded = effectiveOnDegraded(org, server);
-      return mitigations.map((mitigation) => ({ server: facts.name, mitigation: mitigation.id, ...decide(org, server, facts, mitigation), onDegraded }));
+      return mitigations.map((mitigation) => ({
+        server: facts.name,
+        mitigation: mitigation.id,
+        ...decide(org, server, facts, mitigation),
+        onDegraded,
+      }));
     });
 }

@@ -49,12 +49,23 @@ export interface LayoutCost {
 }
 
 export function relayCost(input: CostInput): { own: LayoutCost; hub: LayoutCost } {
-  if (!Number.isInteger(input.servers) || input.servers < 1) throw new RangeError(`servers must be a whole number of at least 1, got ${input.servers}`);
-  if (!Number.isInteger(input.serversPerSite) || input.serversPerSite < 1) throw new RangeError(`serversPerSite must be a whole number of at least 1, got ${input.serversPerSite}`);
-  if (!Number.isInteger(input.hubsPerSite) || input.hubsPerSite < 1 || input.hubsPerSite > relayQuotas.listenersPerHybridConnection) {
-    throw new RangeError(`hubsPerSite must be from 1 to ${relayQuotas.listenersPerHybridConnection} (listeners per hybrid connection), got ${input.hubsPerSite}`);
+  if (!Number.isInteger(input.servers) || input.servers < 1)
+    throw new RangeError(`servers must be a whole number of at least 1, got ${input.servers}`);
+  if (!Number.isInteger(input.serversPerSite) || input.serversPerSite < 1)
+    throw new RangeError(`serversPerSite must be a whole number of at least 1, got ${input.serversPerSite}`);
+  if (
+    !Number.isInteger(input.hubsPerSite) ||
+    input.hubsPerSite < 1 ||
+    input.hubsPerSite > relayQuotas.listenersPerHybridConnection
+  ) {
+    throw new RangeError(
+      `hubsPerSite must be from 1 to ${relayQuotas.listenersPerHybridConnection} (listeners per hybrid connection), got ${input.hubsPerSite}`,
+    );
   }
-  if (!(input.pricePerListenerMonthUsd >= 0)) throw new RangeError(`the price per listener must not be negative, got ${input.pricePerListenerMonthUsd}`);
+  if (!(input.pricePerListenerMonthUsd >= 0))
+    throw new RangeError(
+      `the price per listener must not be negative, got ${input.pricePerListenerMonthUsd}`,
+    );
   const layout = (name: RelayLayout, hybridConnections: number, listeners: number): LayoutCost => {
     const monthlyUsd = listeners * input.pricePerListenerMonthUsd;
     return {
@@ -64,9 +75,15 @@ export function relayCost(input: CostInput): { own: LayoutCost; hub: LayoutCost 
       listeners,
       monthlyUsd,
       perServerMonthUsd: monthlyUsd / input.servers,
-      namespaces: Math.max(Math.ceil(listeners / relayQuotas.connectionsPerNamespace), Math.ceil(hybridConnections / relayQuotas.endpointsPerNamespace)),
+      namespaces: Math.max(
+        Math.ceil(listeners / relayQuotas.connectionsPerNamespace),
+        Math.ceil(hybridConnections / relayQuotas.endpointsPerNamespace),
+      ),
     };
   };
   const sites = Math.ceil(input.servers / input.serversPerSite);
-  return { own: layout('own', input.servers, input.servers), hub: layout('hub', sites, sites * input.hubsPerSite) };
+  return {
+    own: layout('own', input.servers, input.servers),
+    hub: layout('hub', sites, sites * input.hubsPerSite),
+  };
 }

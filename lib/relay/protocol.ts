@@ -12,13 +12,18 @@ export const maxRequestBodyBytes = 2 * 1024 * 1024 + 64 * 1024;
 export const agentPaths = { apply: '/apply', remove: '/remove', status: '/status', ping: '/ping' } as const;
 
 /** Operation ids name one (rollout, server, mitigation set); a retried request reuses its id. */
-export const operationId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be letters, digits, . _ : - (at most 128)');
+export const operationId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be letters, digits, . _ : - (at most 128)');
 
 export const applyRequest = z
   .object({
     operationId,
     /** The signed package exactly as accepted, base64; the agent verifies it itself. */
-    packageBase64: z.string().min(1).max(2 * 1024 * 1024),
+    packageBase64: z
+      .string()
+      .min(1)
+      .max(2 * 1024 * 1024),
     mitigationIds: z.array(mitigationId).min(1).max(100),
     /**
      * The server's policy for a change that degrades it; absent means `rollback`. The cloud sends it

@@ -14,9 +14,15 @@ export interface SasTokenOptions {
 
 const prefix = 'SharedAccessSignature ';
 
-export function createSasToken(resourceUri: string, keyName: string, key: string, options: SasTokenOptions = {}): string {
+export function createSasToken(
+  resourceUri: string,
+  keyName: string,
+  key: string,
+  options: SasTokenOptions = {},
+): string {
   const { expiresInSeconds = 3600, now = new Date() } = options;
-  if (!Number.isInteger(expiresInSeconds) || expiresInSeconds <= 0) throw new RangeError(`expiresInSeconds must be a positive integer, got ${expiresInSeconds}`);
+  if (!Number.isInteger(expiresInSeconds) || expiresInSeconds <= 0)
+    throw new RangeError(`expiresInSeconds must be a positive integer, got ${expiresInSeconds}`);
   const expiry = String(Math.floor(now.getTime() / 1000) + expiresInSeconds);
   const resource = encodeURIComponent(resourceUri);
   const signature = sign(key, resource, expiry).toString('base64');
@@ -35,36 +41,61 @@ export interface SasVerifyOptions {
   readonly now?: Date;
 }
 
-export function verifySasToken(token: string, rules: Readonly<Record<string, string>>, options: SasVerifyOptions): SasVerification {
+export function verifySasToken(
+  token: string,
+  rules: Readonly<Record<string, string>>,
+  options: SasVerifyOptions,
+): SasVerification {
   const fields = parseFields(token);
   if (typeof fields === 'string') return { ok: false, reason: 'BadFormat', detail: fields };
   const { sr, sig, se, skn } = fields;
 
   // Object.hasOwn: a key name such as "constructor" must not find a prototype member.
-  if (!Object.hasOwn(rules, skn)) return { ok: false, reason: 'UnknownKeyName', detail: `no rule named ${JSON.stringify(skn)}` };
+  if (!Object.hasOwn(rules, skn))
+    return { ok: false, reason: 'UnknownKeyName', detail: `no rule named ${JSON.stringify(skn)}` };
   const expected = sign(rules[skn]!, sr, se);
   const given = Buffer.from(sig, 'base64');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'BadSignature', detail: `signature does not match rule ${JSON.stringify(skn)}` };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return {
+      ok: false,
+      reason: 'BadSignature',
+      detail: `signature does not match rule ${JSON.stringify(skn)}`,
+    };
 
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000);
-  if (Number(se) <= nowSeconds) return { ok: false, reason: 'Expired', detail: `expired at ${new Date(Number(se) * 1000).toISOString()}` };
+  if (Number(se) <= nowSeconds)
+    return {
+      ok: false,
+      reason: 'Expired',
+      detail: `expired at ${new Date(Number(se) * 1000).toISOString()}`,
+    };
 
   const granted = resourcePath(decodeURIComponent(sr));
   if (granted === undefined) return { ok: false, reason: 'BadFormat', detail: 'sr is not a URL' };
   const wanted = segments(options.resource);
   // Entity names are case-insensitive in Azure; a namespace-wide token (no path) grants every entity.
-  const grants = granted.length <= wanted.length && granted.every((segment, index) => segment.toLowerCase() === wanted[index]!.toLowerCase());
-  if (!grants) return { ok: false, reason: 'WrongResource', detail: `token is for /${granted.join('/')}, not /${wanted.join('/')}` };
+  const grants =
+    granted.length <= wanted.length &&
+    granted.every((segment, index) => segment.toLowerCase() === wanted[index]!.toLowerCase());
+  if (!grants)
+    return {
+      ok: false,
+      reason: 'WrongResource',
+      detail: `token is for /${granted.join('/')}, not /${wanted.join('/')}`,
+    };
   return { ok: true, keyName: skn };
 }
 
 function sign(key: string, encodedResource: string, expiry: string): Buffer {
-  return createHmac('sha256', Buffer.from(key, 'utf8')).update(`${encodedResource}\n${expiry}`, 'utf8').digest();
+  return createHmac('sha256', Buffer.from(key, 'utf8'))
+    .update(`${encodedResource}\n${expiry}`, 'utf8')
+    .digest();
 }
 
 /** The four fields, sr still encoded (it is signed as is), the others decoded; or why not. */
 function parseFields(token: string): { sr: string; sig: string; se: string; skn: string } | string {
-  if (token.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return 'not a SharedAccessSignature token';
+  if (token.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase())
+    return 'not a SharedAccessSignature token';
   const found = new Map<string, string>();
   for (const pair of token.slice(prefix.length).trim().split('&')) {
     if (pair === '') continue;
@@ -78,7 +109,8 @@ function parseFields(token: string): { sr: string; sig: string; se: string; skn:
   const sig = found.get('sig');
   const se = found.get('se');
   const skn = found.get('skn');
-  if (sr === undefined || sig === undefined || se === undefined || skn === undefined) return 'sr, sig, se and skn are all required';
+  if (sr === undefined || sig === undefined || se === undefined || skn === undefined)
+    return 'sr, sig, se and skn are all required';
   if (!/^\d{1,12}$/.test(se)) return 'se must be whole seconds since 1970';
   try {
     decodeURIComponent(sr);

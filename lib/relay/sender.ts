@@ -134,7 +134,17 @@ const maxPooledConnections = 256;
 const tokenLifetimeSeconds = 3600;
 /** Tokens are replaced this long before they expire, so none expires in flight. */
 const tokenRefreshMarginMs = 5 * 60_000;
-const networkFailures = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED']);
+const networkFailures = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+]);
 
 /**
  * Sends HTTPS requests through Azure Relay Hybrid Connections to `{baseUrl}/{hc}/{path}`.
@@ -157,11 +167,17 @@ export class RelaySender {
     try {
       base = new URL(options.baseUrl);
     } catch (error) {
-      throw new ConfigError(`relay base URL ${JSON.stringify(options.baseUrl)} is not a URL`, { cause: error });
+      throw new ConfigError(`relay base URL ${JSON.stringify(options.baseUrl)} is not a URL`, {
+        cause: error,
+      });
     }
-    if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new ConfigError(`relay base URL must be https:// (or http:// for the emulator), got ${base.protocol}`);
+    if (base.protocol !== 'https:' && base.protocol !== 'http:')
+      throw new ConfigError(
+        `relay base URL must be https:// (or http:// for the emulator), got ${base.protocol}`,
+      );
     this.#timeoutMs = options.timeoutMs ?? 30_000;
-    if (!(this.#timeoutMs > 0 && this.#timeoutMs < relayLimitMs)) throw new ConfigError(`relay timeout must be between 0 and ${relayLimitMs} ms, got ${this.#timeoutMs}`);
+    if (!(this.#timeoutMs > 0 && this.#timeoutMs < relayLimitMs))
+      throw new ConfigError(`relay timeout must be between 0 and ${relayLimitMs} ms, got ${this.#timeoutMs}`);
     this.#base = base;
     this.#auth = options.auth;
     this.#maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
@@ -181,7 +197,13 @@ export class RelaySender {
       this.#agents.delete(key);
     } else {
       const maxSockets = this.#maxSocketsPerConnection;
-      const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: 30_000, scheduling: 'lifo' as const };
+      const agentOptions = {
+        keepAlive: true,
+        maxSockets,
+        maxFreeSockets: maxSockets,
+        timeout: 30_000,
+        scheduling: 'lifo' as const,
+      };
       agent = this.#base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     }
     this.#agents.set(key, agent);
@@ -202,20 +224,44 @@ export class RelaySender {
     const url = this.#url(address, request.path);
     const token = await this.#token(parseRelayAddress(address).hybridConnection);
     const timeoutMs = request.timeoutMs ?? this.#timeoutMs;
-    if (!(timeoutMs > 0 && timeoutMs < relayLimitMs)) throw new ConfigError(`relay timeout must be between 0 and ${relayLimitMs} ms, got ${timeoutMs}`);
-    const body = request.body === undefined ? undefined : Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body, 'utf8');
+    if (!(timeoutMs > 0 && timeoutMs < relayLimitMs))
+      throw new ConfigError(`relay timeout must be between 0 and ${relayLimitMs} ms, got ${timeoutMs}`);
+    const body =
+      request.body === undefined
+        ? undefined
+        : Buffer.isBuffer(request.body)
+          ? request.body
+          : Buffer.from(request.body, 'utf8');
     const headers: Record<string, string> = { ...request.headers, ServiceBusAuthorization: token };
     if (body !== undefined) headers['content-length'] = String(body.length);
     const context = { hybridConnection: address, path: request.path };
     const deadline = Date.now() + timeoutMs;
     let response: RelayResponse;
     try {
-      response = await this.#exchange(this.#agentFor(address), url, request.method, headers, body, deadline, timeoutMs, context);
+      response = await this.#exchange(
+        this.#agentFor(address),
+        url,
+        request.method,
+        headers,
+        body,
+        deadline,
+        timeoutMs,
+        context,
+      );
     } catch (error) {
       // A keep-alive connection the relay closed while idle fails on first write; Node's advice is
       // to retry such a request once on a fresh connection. Agent requests are idempotent by id.
       if (!(error instanceof StaleConnection)) throw error;
-      response = await this.#exchange(this.#agentFor(address), url, request.method, headers, body, deadline, timeoutMs, context).catch((retryError: unknown) => {
+      response = await this.#exchange(
+        this.#agentFor(address),
+        url,
+        request.method,
+        headers,
+        body,
+        deadline,
+        timeoutMs,
+        context,
+      ).catch((retryError: unknown) => {
         throw retryError instanceof StaleConnection ? unreachable(retryError.cause, context) : retryError;
       });
     }
@@ -245,8 +291,14 @@ export class RelaySender {
       if (cached && cached.renewAt > now) return cached.token;
       // The audience Azure expects: http://{namespace}/{hc}, without port, query or $hc.
       const resource = `http://${this.#base.hostname}/${hybridConnection}`;
-      const token = createSasToken(resource, this.#auth.keyName, this.#auth.key, { expiresInSeconds: tokenLifetimeSeconds, now: new Date(now) });
-      this.#sasTokens.set(hybridConnection, { token, renewAt: now + tokenLifetimeSeconds * 1000 - tokenRefreshMarginMs });
+      const token = createSasToken(resource, this.#auth.keyName, this.#auth.key, {
+        expiresInSeconds: tokenLifetimeSeconds,
+        now: new Date(now),
+      });
+      this.#sasTokens.set(hybridConnection, {
+        token,
+        renewAt: now + tokenLifetimeSeconds * 1000 - tokenRefreshMarginMs,
+      });
       return token;
     }
     if (this.#entraToken && this.#entraToken.renewAt > now) return this.#entraToken.token;
@@ -260,17 +312,33 @@ export class RelaySender {
     let accessToken: AccessToken | null;
     try {
       // A credential stuck on an unreachable identity endpoint must not hold the caller forever.
-      accessToken = await credential.getToken(relayEntraScope, { abortSignal: AbortSignal.timeout(this.#timeoutMs) });
+      accessToken = await credential.getToken(relayEntraScope, {
+        abortSignal: AbortSignal.timeout(this.#timeoutMs),
+      });
     } catch (error) {
-      throw new RelayAuthError(`could not get a Microsoft Entra token for ${relayEntraScope}: ${(error as Error).message}`, { cause: error });
+      throw new RelayAuthError(
+        `could not get a Microsoft Entra token for ${relayEntraScope}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
-    if (!accessToken) throw new RelayAuthError(`the credential returned no Microsoft Entra token for ${relayEntraScope}`);
-    const renewAt = accessToken.refreshAfterTimestamp ?? accessToken.expiresOnTimestamp - tokenRefreshMarginMs;
+    if (!accessToken)
+      throw new RelayAuthError(`the credential returned no Microsoft Entra token for ${relayEntraScope}`);
+    const renewAt =
+      accessToken.refreshAfterTimestamp ?? accessToken.expiresOnTimestamp - tokenRefreshMarginMs;
     this.#entraToken = { token: accessToken.token, renewAt };
     return accessToken.token;
   }
 
-  #exchange(agent: http.Agent, url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, deadline: number, timeoutMs: number, context: Record<string, unknown>): Promise<RelayResponse> {
+  #exchange(
+    agent: http.Agent,
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    deadline: number,
+    timeoutMs: number,
+    context: Record<string, unknown>,
+  ): Promise<RelayResponse> {
     const transport = url.protocol === 'https:' ? https : http;
     const where = `${String(context['hybridConnection'])}${String(context['path'])}`;
     return new Promise<RelayResponse>((resolve, reject) => {
@@ -281,11 +349,15 @@ export class RelaySender {
         ours ??= error;
         request.destroy();
       };
-      const timer = setTimeout(() => abort(new RelayTimeoutError(`no reply from ${where} within ${timeoutMs} ms`, { context })), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => abort(new RelayTimeoutError(`no reply from ${where} within ${timeoutMs} ms`, { context })),
+        Math.max(0, deadline - Date.now()),
+      );
       const fail = (error: unknown): void => {
         clearTimeout(timer);
         if (ours) reject(ours);
-        else if (request.reusedSocket && (error as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleConnection(error));
+        else if (request.reusedSocket && (error as NodeJS.ErrnoException).code === 'ECONNRESET')
+          reject(new StaleConnection(error));
         else reject(unreachable(error, context));
       };
       request.on('error', fail);
@@ -294,14 +366,26 @@ export class RelaySender {
         let size = 0;
         response.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > this.#maxResponseBytes) abort(new AgentReplyError('(body)', `reply from ${where} is larger than ${this.#maxResponseBytes} bytes`, { context }));
+          if (size > this.#maxResponseBytes)
+            abort(
+              new AgentReplyError(
+                '(body)',
+                `reply from ${where} is larger than ${this.#maxResponseBytes} bytes`,
+                { context },
+              ),
+            );
           else chunks.push(chunk);
         });
         response.on('error', fail);
         response.on('end', () => {
           clearTimeout(timer);
           if (ours) reject(ours);
-          else resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) });
+          else
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: response.headers,
+              body: Buffer.concat(chunks),
+            });
         });
       });
       request.end(body);
@@ -318,21 +402,41 @@ export class RelaySender {
     if (fromListener) return response;
     const hc = String(context['hybridConnection']);
     const said = response.body.toString('utf8', 0, Math.min(response.body.length, 300)).trim();
-    const withRelayText = (message: string): string => (said === '' ? message : `${message} (relay said: ${said})`);
+    const withRelayText = (message: string): string =>
+      said === '' ? message : `${message} (relay said: ${said})`;
     const options = { context: { ...context, status } };
-    const credential = this.#auth.kind === 'sas' ? `SAS send rule ${JSON.stringify(this.#auth.keyName)}` : 'Microsoft Entra identity';
+    const credential =
+      this.#auth.kind === 'sas'
+        ? `SAS send rule ${JSON.stringify(this.#auth.keyName)}`
+        : 'Microsoft Entra identity';
     switch (status) {
       case 401:
-        throw new RelayAuthError(withRelayText(`relay rejected the ${credential} for ${hc} (401 Unauthorized): the token is missing, malformed, expired or signed with the wrong key; check the send rule name and key, or that the identity has the Azure Relay Sender role`), options);
+        throw new RelayAuthError(
+          withRelayText(
+            `relay rejected the ${credential} for ${hc} (401 Unauthorized): the token is missing, malformed, expired or signed with the wrong key; check the send rule name and key, or that the identity has the Azure Relay Sender role`,
+          ),
+          options,
+        );
       case 403:
-        throw new RelayAuthError(withRelayText(`relay refused the ${credential} for ${hc} (403 Forbidden): the send rule or role assignment does not grant Send on this hybrid connection`), options);
+        throw new RelayAuthError(
+          withRelayText(
+            `relay refused the ${credential} for ${hc} (403 Forbidden): the send rule or role assignment does not grant Send on this hybrid connection`,
+          ),
+          options,
+        );
       case 404:
-        throw new RelayUnreachableError(withRelayText(`hybrid connection ${hc} does not exist on ${this.#base.host} (404)`), options);
+        throw new RelayUnreachableError(
+          withRelayText(`hybrid connection ${hc} does not exist on ${this.#base.host} (404)`),
+          options,
+        );
       case 502:
       case 503:
         throw new RelayUnreachableError(withRelayText(`no agent is listening on ${hc} (${status})`), options);
       case 504:
-        throw new RelayTimeoutError(withRelayText(`the agent on ${hc} did not answer in the relay's time limit (504)`), options);
+        throw new RelayTimeoutError(
+          withRelayText(`the agent on ${hc} did not answer in the relay's time limit (504)`),
+          options,
+        );
       case 500:
         throw new RelayUnreachableError(withRelayText(`relay service error for ${hc} (500)`), options);
       default:
@@ -350,8 +454,14 @@ class StaleConnection extends Error {
 
 function unreachable(error: unknown, context: Record<string, unknown>): RelayUnreachableError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const reason = code !== undefined && networkFailures.has(code) ? code : ((error as Error | undefined)?.message ?? String(error));
-  return new RelayUnreachableError(`cannot reach the relay for ${String(context['hybridConnection'])}: ${reason}`, { cause: error, context });
+  const reason =
+    code !== undefined && networkFailures.has(code)
+      ? code
+      : ((error as Error | undefined)?.message ?? String(error));
+  return new RelayUnreachableError(
+    `cannot reach the relay for ${String(context['hybridConnection'])}: ${reason}`,
+    { cause: error, context },
+  );
 }
 
 export interface AgentClientOptions {
@@ -374,27 +484,54 @@ export class AgentClient {
 
   /** 200 with outcomes, or 202 while the agent still works (then ask status). */
   async apply(hybridConnection: string, request: ApplyRequest): Promise<OperationReply> {
-    return this.#call(hybridConnection, 'POST', agentPaths.apply, checked(applyRequest, request), operationReply);
+    return this.#call(
+      hybridConnection,
+      'POST',
+      agentPaths.apply,
+      checked(applyRequest, request),
+      operationReply,
+    );
   }
 
   async remove(hybridConnection: string, request: RemoveRequest): Promise<OperationReply> {
-    return this.#call(hybridConnection, 'POST', agentPaths.remove, checked(removeRequest, request), operationReply);
+    return this.#call(
+      hybridConnection,
+      'POST',
+      agentPaths.remove,
+      checked(removeRequest, request),
+      operationReply,
+    );
   }
 
   /** `verify`: the agent re-checks on the server that each applied mitigation is still in place (slower; for reconcile). */
   async status(hybridConnection: string, options: { verify?: boolean } = {}): Promise<StatusReply> {
-    return this.#call(hybridConnection, 'GET', options.verify ? `${agentPaths.status}?verify=true` : agentPaths.status, undefined, statusReply);
+    return this.#call(
+      hybridConnection,
+      'GET',
+      options.verify ? `${agentPaths.status}?verify=true` : agentPaths.status,
+      undefined,
+      statusReply,
+    );
   }
 
   async ping(hybridConnection: string, request: z.input<typeof pingRequest> = {}): Promise<PingReply> {
     return this.#call(hybridConnection, 'POST', agentPaths.ping, checked(pingRequest, request), pingReply);
   }
 
-  async #call<T>(hybridConnection: string, method: string, path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
+  async #call<T>(
+    hybridConnection: string,
+    method: string,
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+  ): Promise<T> {
     const response = await this.#sender.send(hybridConnection, {
       method,
       path,
-      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      headers:
+        body === undefined
+          ? { accept: 'application/json' }
+          : { accept: 'application/json', 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
     });
@@ -403,15 +540,25 @@ export class AgentClient {
     try {
       json = JSON.parse(response.body.toString('utf8'));
     } catch (error) {
-      throw new AgentReplyError('(body)', `agent reply ${response.status} to ${path} on ${hybridConnection} is not JSON`, { cause: error, context });
+      throw new AgentReplyError(
+        '(body)',
+        `agent reply ${response.status} to ${path} on ${hybridConnection} is not JSON`,
+        { cause: error, context },
+      );
     }
     if (response.status < 200 || response.status > 299) {
       const refusal = errorReply.safeParse(json);
-      if (!refusal.success) throw invalidReply(refusal.error, `error reply ${response.status} to ${path} on ${hybridConnection}`, context);
+      if (!refusal.success)
+        throw invalidReply(
+          refusal.error,
+          `error reply ${response.status} to ${path} on ${hybridConnection}`,
+          context,
+        );
       throw refusalError(refusal.data, response.status, context);
     }
     const reply = schema.safeParse(json);
-    if (!reply.success) throw invalidReply(reply.error, `reply ${response.status} to ${path} on ${hybridConnection}`, context);
+    if (!reply.success)
+      throw invalidReply(reply.error, `reply ${response.status} to ${path} on ${hybridConnection}`, context);
     return reply.data;
   }
 }
@@ -423,8 +570,16 @@ export class AgentClient {
 function refusalError(refusal: ErrorReply, status: number, context: Record<string, unknown>): EmfleetError {
   const where = String(context['hybridConnection']);
   const hubContext = { context: { ...context, hubAnswer: refusal.detail } };
-  if (refusal.error === hubRefusals.agentUnreachable) return new RelayUnreachableError(`the site hub could not reach the agent for ${where}: ${refusal.detail}`, hubContext);
-  if (refusal.error === hubRefusals.agentTimeout) return new RelayTimeoutError(`the agent for ${where} did not answer its site hub in time: ${refusal.detail}`, hubContext);
+  if (refusal.error === hubRefusals.agentUnreachable)
+    return new RelayUnreachableError(
+      `the site hub could not reach the agent for ${where}: ${refusal.detail}`,
+      hubContext,
+    );
+  if (refusal.error === hubRefusals.agentTimeout)
+    return new RelayTimeoutError(
+      `the agent for ${where} did not answer its site hub in time: ${refusal.detail}`,
+      hubContext,
+    );
   return new AgentError(refusal.error, status, refusal.detail, { context });
 }
 

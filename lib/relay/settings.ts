@@ -7,10 +7,19 @@ import { AgentClient, defaultAzureCredentialAuth, RelaySender } from './sender.j
  * else keyless with the app's managed identity (Azure Relay Sender role).
  */
 export async function agentClientFromSettings(settings: Settings): Promise<AgentClient> {
-  const baseUrl = settings.EMFLEET_RELAY_ENDPOINT ?? (settings.EMFLEET_RELAY_NAMESPACE ? `https://${settings.EMFLEET_RELAY_NAMESPACE}` : undefined);
-  if (!baseUrl) throw new ConfigError('no relay configured: set EMFLEET_RELAY_NAMESPACE (or EMFLEET_RELAY_ENDPOINT for a local emulator)');
+  const baseUrl =
+    settings.EMFLEET_RELAY_ENDPOINT ??
+    (settings.EMFLEET_RELAY_NAMESPACE ? `https://${settings.EMFLEET_RELAY_NAMESPACE}` : undefined);
+  if (!baseUrl)
+    throw new ConfigError(
+      'no relay configured: set EMFLEET_RELAY_NAMESPACE (or EMFLEET_RELAY_ENDPOINT for a local emulator)',
+    );
   const auth = settings.EMFLEET_RELAY_SEND_KEY
-    ? { kind: 'sas' as const, keyName: settings.EMFLEET_RELAY_SEND_KEY_NAME, key: settings.EMFLEET_RELAY_SEND_KEY }
+    ? {
+        kind: 'sas' as const,
+        keyName: settings.EMFLEET_RELAY_SEND_KEY_NAME,
+        key: settings.EMFLEET_RELAY_SEND_KEY,
+      }
     : await defaultAzureCredentialAuth();
   return new AgentClient(new RelaySender({ baseUrl, auth }));
 }

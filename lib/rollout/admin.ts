@@ -21,9 +21,29 @@ export async function changeRollout(
   actor: string,
   options: { emergencyWaves?: WaveProfile } = {},
 ): Promise<Awaited<ReturnType<typeof applyEvent>>> {
-  const result = action === 'retry' ? await retryRollout(deps, rolloutId, actor) : await applyEvent(deps, rolloutId, { kind: action, actor });
-  if (action === 'expedite' && result.ok && options.emergencyWaves) await speedUp(deps, rolloutId, options.emergencyWaves);
-  await writeAudit(deps.tables, [{ actor, action: `rollout.${action}`, target: `rollout:${rolloutId}`, source: 'table', before: null, after: result.ok ? { state: result.state?.state, reason: result.state?.reason } : { refused: result.reason } }], deps.now?.(), { logger: deps.logger });
+  const result =
+    action === 'retry'
+      ? await retryRollout(deps, rolloutId, actor)
+      : await applyEvent(deps, rolloutId, { kind: action, actor });
+  if (action === 'expedite' && result.ok && options.emergencyWaves)
+    await speedUp(deps, rolloutId, options.emergencyWaves);
+  await writeAudit(
+    deps.tables,
+    [
+      {
+        actor,
+        action: `rollout.${action}`,
+        target: `rollout:${rolloutId}`,
+        source: 'table',
+        before: null,
+        after: result.ok
+          ? { state: result.state?.state, reason: result.state?.reason }
+          : { refused: result.reason },
+      },
+    ],
+    deps.now?.(),
+    { logger: deps.logger },
+  );
   return result;
 }
 
@@ -46,8 +66,11 @@ async function speedUp(deps: EventDeps, rolloutId: string, emergency: WaveProfil
         maxErrors: Math.max(wave.maxErrors, resolveCount(pace.maxErrors, wave.servers)),
         bakeInMs: 0,
       };
-      return JSON.stringify(faster) === JSON.stringify(wave) ? { kind: 'keep' } : { kind: 'write', entity: waveEntity(faster) };
+      return JSON.stringify(faster) === JSON.stringify(wave)
+        ? { kind: 'keep' }
+        : { kind: 'write', entity: waveEntity(faster) };
     });
   }
-  if (state.state === 'Running') await deps.queues.send(queueNames.waves, { rolloutId, wave: state.currentWave });
+  if (state.state === 'Running')
+    await deps.queues.send(queueNames.waves, { rolloutId, wave: state.currentWave });
 }

@@ -14,7 +14,9 @@ export interface PackageDiff {
  * freshness check: withdrawal removes protection, so it is never inferred from an older package.
  */
 export function diffPackages(previous: EocsPackage | undefined, next: EocsPackage): PackageDiff {
-  const before = new Map((previous?.mitigations ?? []).map((mitigation) => [mitigation.id, mitigationContent(mitigation)]));
+  const before = new Map(
+    (previous?.mitigations ?? []).map((mitigation) => [mitigation.id, mitigationContent(mitigation)]),
+  );
   const after = new Map(next.mitigations.map((mitigation) => [mitigation.id, mitigationContent(mitigation)]));
   const sorted = (ids: Iterable<string>): string[] => [...ids].sort();
   return {
@@ -49,5 +51,8 @@ export function isEmptyDiff(diff: PackageDiff): boolean {
 
 /** What a mitigation does and applies to, as text (its description aside): equal text, same content. */
 export function mitigationContent(mitigation: Mitigation): string {
-  return JSON.stringify({ applicability: mitigation.applicability, actions: mitigation.actions.map(({ description: _description, ...action }) => action) });
+  return JSON.stringify({
+    applicability: mitigation.applicability,
+    actions: mitigation.actions.map(({ description: _description, ...action }) => action),
+  });
 }

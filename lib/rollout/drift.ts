@@ -33,11 +33,28 @@ export function findDrift(input: DriftInput): { work: ServerWork[]; leftAlone: L
   const alone: LeftAlone[] = [];
   for (const server of [...input.servers].sort((a, b) => a.name.localeCompare(b.name))) {
     const scope = effectiveScope(input.serverPolicy.get(server.name));
-    const decisions: ServerDecision[] = input.mitigations.map((mitigation) => ({ mitigation: mitigation.id, ...decide(org, scope, server, mitigation) }));
-    const apply = decisions.filter((decision) => decision.decision === 'Apply' && !server.reportedApplied.includes(decision.mitigation)).map((decision) => decision.mitigation);
-    const remove = decisions.filter((decision) => decision.decision === 'Remove').map((decision) => decision.mitigation);
-    const withdrawn = input.removeWithdrawn ? server.reportedApplied.filter((id) => !input.knownIds.has(id)) : [];
-    for (const id of withdrawn) decisions.push({ mitigation: id, decision: 'Remove', reason: 'Withdrawn', detail: `${id} is in no current package` });
+    const decisions: ServerDecision[] = input.mitigations.map((mitigation) => ({
+      mitigation: mitigation.id,
+      ...decide(org, scope, server, mitigation),
+    }));
+    const apply = decisions
+      .filter(
+        (decision) => decision.decision === 'Apply' && !server.reportedApplied.includes(decision.mitigation),
+      )
+      .map((decision) => decision.mitigation);
+    const remove = decisions
+      .filter((decision) => decision.decision === 'Remove')
+      .map((decision) => decision.mitigation);
+    const withdrawn = input.removeWithdrawn
+      ? server.reportedApplied.filter((id) => !input.knownIds.has(id))
+      : [];
+    for (const id of withdrawn)
+      decisions.push({
+        mitigation: id,
+        decision: 'Remove',
+        reason: 'Withdrawn',
+        detail: `${id} is in no current package`,
+      });
     const leave = leftAlone(org, scope, server.name);
     if (leave) {
       if (withdrawn.length > 0) alone.push({ server: server.name, ids: withdrawn, reason: leave.reason });
@@ -45,7 +62,15 @@ export function findDrift(input: DriftInput): { work: ServerWork[]; leftAlone: L
     }
     if (apply.length + remove.length + withdrawn.length === 0) continue;
     const ring = scope.valid && scope.ring ? scope.ring.value : server.ring;
-    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove: [...remove, ...withdrawn], decisions, onDegraded: effectiveOnDegraded(org, scope).value, ring });
+    work.push({
+      server: server.name,
+      hybridConnection: server.hybridConnection,
+      apply,
+      remove: [...remove, ...withdrawn],
+      decisions,
+      onDegraded: effectiveOnDegraded(org, scope).value,
+      ring,
+    });
   }
   return { work, leftAlone: alone };
 }

@@ -8,6 +8,9 @@ export function parseDurationInMs(text: string): number | undefined {
   const match = pattern.exec(text);
   if (!match || text === 'P' || text.endsWith('T')) return undefined;
   const [, weeks, days, hours, minutes, seconds] = match;
-  const total = ((Number(weeks ?? 0) * 7 + Number(days ?? 0)) * 24 + Number(hours ?? 0)) * 3_600_000 + Number(minutes ?? 0) * 60_000 + Number(seconds ?? 0) * 1000;
+  const total =
+    ((Number(weeks ?? 0) * 7 + Number(days ?? 0)) * 24 + Number(hours ?? 0)) * 3_600_000 +
+    Number(minutes ?? 0) * 60_000 +
+    Number(seconds ?? 0) * 1000;
   return Number.isFinite(total) ? Math.round(total) : undefined;
 }

@@ -21,7 +21,13 @@ export type FixUpDeps = Omit<PollDeps, 'fetch'> & {
 };
 
 export type FixUpOutcome =
-  | { readonly feed: string; readonly kind: 'started'; readonly rolloutId: string; readonly servers: number; readonly profile: 'default' | 'emergency' }
+  | {
+      readonly feed: string;
+      readonly kind: 'started';
+      readonly rolloutId: string;
+      readonly servers: number;
+      readonly profile: 'default' | 'emergency';
+    }
   | { readonly feed: string; readonly kind: 'nothingToDo' }
   | { readonly feed: string; readonly kind: 'busy'; readonly busyRolloutId: string }
   | { readonly feed: string; readonly kind: 'held'; readonly heldBy: string }
@@ -39,13 +45,20 @@ export function narrowDrift(work: readonly ServerWork[], scope: FixUpScope): Ser
   const inScope = (id: string): boolean => ids === undefined || ids.has(id);
   return work
     .filter((server) => servers === undefined || servers.has(server.server))
-    .map((server) => ({ ...server, apply: server.apply.filter(inScope), remove: server.remove.filter(inScope), decisions: server.decisions.filter((decision) => inScope(decision.mitigation)) }))
+    .map((server) => ({
+      ...server,
+      apply: server.apply.filter(inScope),
+      remove: server.remove.filter(inScope),
+      decisions: server.decisions.filter((decision) => inScope(decision.mitigation)),
+    }))
     .filter((server) => server.apply.length + server.remove.length > 0);
 }
 
 /** Removals only (a block) may go at the emergency pace; anything that applies takes the normal waves. */
 export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): 'default' | 'emergency' {
-  return hasEmergency && work.length > 0 && work.every((server) => server.apply.length === 0) ? 'emergency' : 'default';
+  return hasEmergency && work.length > 0 && work.every((server) => server.apply.length === 0)
+    ? 'emergency'
+    : 'default';
 }
 
 /**
@@ -53,9 +66,18 @@ export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean)
  * rollout engine (waves, brake, audit). A feed with a rollout still under way is left to it and to
  * the next reconcile, as reconcile itself does, so two rollouts never work one server at once.
  */
-export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: FixUpScope): Promise<FixUpOutcome[]> {
+export async function fixUpNow(
+  deps: FixUpDeps,
+  feeds: readonly Feed[],
+  scope: FixUpScope,
+): Promise<FixUpOutcome[]> {
   const now = deps.now?.() ?? new Date();
-  const current: { feed: string; sequence: number; mitigations: readonly Mitigation[]; content: Record<string, string> }[] = [];
+  const current: {
+    feed: string;
+    sequence: number;
+    mitigations: readonly Mitigation[];
+    content: Record<string, string>;
+  }[] = [];
   const outcomes: FixUpOutcome[] = [];
   for (const feed of feeds) {
     const stored = await latestPackage(deps.tables, feed.name);
@@ -64,19 +86,39 @@ export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: F
       continue;
     }
     const verified = verifyPackage(stored.bytes, { trust: feed.trust, now });
-    if (verified.ok) current.push({ feed: feed.name, sequence: stored.sequence, mitigations: verified.package.mitigations, content: contentHashes(verified.package.mitigations) });
-    else outcomes.push({ feed: feed.name, kind: 'noPackage', detail: `the stored package ${stored.sequence} no longer verifies (${verified.reason}): nothing is changed` });
+    if (verified.ok)
+      current.push({
+        feed: feed.name,
+        sequence: stored.sequence,
+        mitigations: verified.package.mitigations,
+        content: contentHashes(verified.package.mitigations),
+      });
+    else
+      outcomes.push({
+        feed: feed.name,
+        kind: 'noPackage',
+        detail: `the stored package ${stored.sequence} no longer verifies (${verified.reason}): nothing is changed`,
+      });
   }
   if (current.length === 0) return outcomes;
-  const knownIds = new Set(current.flatMap(({ mitigations }) => mitigations.map((mitigation) => mitigation.id)));
-  const [rollouts, snapshot] = await Promise.all([listRollouts(deps.tables, { logger: deps.logger }), fleetSnapshot(deps.tables, deps.org, deps.logger)]);
+  const knownIds = new Set(
+    current.flatMap(({ mitigations }) => mitigations.map((mitigation) => mitigation.id)),
+  );
+  const [rollouts, snapshot] = await Promise.all([
+    listRollouts(deps.tables, { logger: deps.logger }),
+    fleetSnapshot(deps.tables, deps.org, deps.logger),
+  ]);
   // A halt holds (DESIGN §7, lib/rollout/holds.ts): a fix-up re-applies nothing a halted or aborted rollout holds.
   const holds = activeHolds(rollouts, new Map(current.map(({ feed, content }) => [feed, content])));
   for (const { feed, sequence, mitigations, content } of current) {
     const { work: drift } = findDrift({ ...snapshot, mitigations, knownIds, removeWithdrawn: false });
     const { work, held } = withoutHeld(narrowDrift(drift, scope), holds, feed);
     if (work.length === 0) {
-      outcomes.push(held.length > 0 ? { feed, kind: 'held', heldBy: held[0]!.holds[0]!.rolloutId } : { feed, kind: 'nothingToDo' });
+      outcomes.push(
+        held.length > 0
+          ? { feed, kind: 'held', heldBy: held[0]!.holds[0]!.rolloutId }
+          : { feed, kind: 'nothingToDo' },
+      );
       continue;
     }
     const busy = rollouts.find((rollout) => rollout.feed === feed && active.has(rollout.state));
@@ -88,10 +130,33 @@ export async function fixUpNow(deps: FixUpDeps, feeds: readonly Feed[], scope: F
     const profile = fixUpProfile(work, deps.emergencyWaves !== undefined);
     const waves = profile === 'emergency' ? deps.emergencyWaves! : deps.waves;
     const ids = [...new Set(work.flatMap((server) => [...server.apply, ...server.remove]))].sort();
-    const id = fixUpRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey));
-    const rolloutId = await startPlannedRollout(deps, { id, feed, packageSequence: sequence, plan: { operation: 'apply', mitigationIds: ids, waves: assignWaves(work, waves), leftOut: [] }, content }, now);
+    const id = fixUpRolloutId(
+      feed,
+      now,
+      rollouts.map((rollout) => rollout.partitionKey),
+    );
+    const rolloutId = await startPlannedRollout(
+      deps,
+      {
+        id,
+        feed,
+        packageSequence: sequence,
+        plan: { operation: 'apply', mitigationIds: ids, waves: assignWaves(work, waves), leftOut: [] },
+        content,
+      },
+      now,
+    );
     if (rolloutId) {
-      deps.logger.warn('FixUpStarted', { feed, rolloutId, profile, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
+      deps.logger.warn('FixUpStarted', {
+        feed,
+        rolloutId,
+        profile,
+        servers: work.map((server) => ({
+          server: server.server,
+          apply: server.apply,
+          remove: server.remove,
+        })),
+      });
       outcomes.push({ feed, kind: 'started', rolloutId, servers: work.length, profile });
     } else {
       outcomes.push({ feed, kind: 'nothingToDo' });
@@ -116,7 +181,10 @@ export type PolicyEffect =
 
 /** The words for it, the same in the CLI and the API's `detail`. */
 export function describePolicyEffect(effect: PolicyEffect): string[] {
-  if (effect.takesEffect === 'nextReconcile') return [`takes effect at the next reconcile, ${effect.at.slice(11, 16)} UTC (${effect.at}); add --now to start the fix-up at once`];
+  if (effect.takesEffect === 'nextReconcile')
+    return [
+      `takes effect at the next reconcile, ${effect.at.slice(11, 16)} UTC (${effect.at}); add --now to start the fix-up at once`,
+    ];
   if (effect.fixUps.length === 0) return ['nothing to fix up: no feed is configured'];
   return effect.fixUps.map(describeFixUp);
 }

@@ -14,7 +14,8 @@ import type { Feed } from './poll.js';
  */
 export const frozenReasons = {
   NotConfigured: 'the feed is no longer in the settings, but servers still have its mitigations',
-  Misconfigured: 'the feed\'s settings cannot be used (an unreadable trust anchor or Key Vault reference, a pin that matches no anchor)',
+  Misconfigured:
+    "the feed's settings cannot be used (an unreadable trust anchor or Key Vault reference, a pin that matches no anchor)",
 } as const;
 
 export type FrozenReason = RejectionReason | keyof typeof frozenReasons;
@@ -26,7 +27,9 @@ export interface StoredFeedCheck {
   readonly sha256: string;
   /** As recorded when the package was accepted (a frozen feed's package cannot be read again). */
   readonly mitigationIds: readonly string[];
-  readonly verdict: { readonly ok: true; readonly package: EocsPackage } | { readonly ok: false; readonly reason: FrozenReason; readonly detail: string };
+  readonly verdict:
+    | { readonly ok: true; readonly package: EocsPackage }
+    | { readonly ok: false; readonly reason: FrozenReason; readonly detail: string };
 }
 
 export interface FrozenFeed {
@@ -46,10 +49,14 @@ export interface FrozenFeed {
  *
  * @example frozenFeeds([{ feed: 'microsoft', verdict: { ok: false, reason: 'Revoked', … }, mitigationIds: ['EM1'], … }], new Set()) → [{ feed: 'microsoft', reason: 'Revoked', … }]
  */
-export function frozenFeeds(checks: readonly StoredFeedCheck[], reportedApplied: ReadonlySet<string>): FrozenFeed[] {
+export function frozenFeeds(
+  checks: readonly StoredFeedCheck[],
+  reportedApplied: ReadonlySet<string>,
+): FrozenFeed[] {
   return checks.flatMap(({ verdict, ...check }) => {
     if (verdict.ok) return [];
-    if (verdict.reason === 'NotConfigured' && !check.mitigationIds.some((id) => reportedApplied.has(id))) return [];
+    if (verdict.reason === 'NotConfigured' && !check.mitigationIds.some((id) => reportedApplied.has(id)))
+      return [];
     return [{ ...check, reason: verdict.reason, detail: verdict.detail }];
   });
 }
@@ -63,20 +70,44 @@ export function frozenIds(frozen: readonly FrozenFeed[]): Set<string> {
  * Every feed with a stored package, configured or not, its current package verified under the
  * feed's trust settings as they are now (`now` for certificate validity).
  */
-export async function checkStoredFeeds(tables: FleetTables, feeds: readonly Feed[], problems: readonly { feed: string; error: string }[], now: Date): Promise<StoredFeedCheck[]> {
+export async function checkStoredFeeds(
+  tables: FleetTables,
+  feeds: readonly Feed[],
+  problems: readonly { feed: string; error: string }[],
+  now: Date,
+): Promise<StoredFeedCheck[]> {
   const names = [...new Set([...feeds.map((feed) => feed.name), ...(await listStoredFeeds(tables))])];
   const checks = await Promise.all(
     names.map(async (name): Promise<StoredFeedCheck | undefined> => {
       const stored = await latestPackage(tables, name);
       if (!stored) return undefined;
-      const base = { feed: name, sequence: stored.sequence, sha256: stored.sha256, mitigationIds: stored.mitigationIds };
+      const base = {
+        feed: name,
+        sequence: stored.sequence,
+        sha256: stored.sha256,
+        mitigationIds: stored.mitigationIds,
+      };
       const feed = feeds.find((candidate) => candidate.name === name);
       if (!feed) {
         const problem = problems.find((candidate) => candidate.feed === name);
-        return { ...base, verdict: problem ? { ok: false, reason: 'Misconfigured', detail: problem.error } : { ok: false, reason: 'NotConfigured', detail: `${name} is not in EMFLEET_OCS_URL or EMFLEET_FEEDS` } };
+        return {
+          ...base,
+          verdict: problem
+            ? { ok: false, reason: 'Misconfigured', detail: problem.error }
+            : {
+                ok: false,
+                reason: 'NotConfigured',
+                detail: `${name} is not in EMFLEET_OCS_URL or EMFLEET_FEEDS`,
+              },
+        };
       }
       const verified = verifyPackage(stored.bytes, { trust: feed.trust, now });
-      return { ...base, verdict: verified.ok ? { ok: true, package: verified.package } : { ok: false, reason: verified.reason, detail: verified.detail } };
+      return {
+        ...base,
+        verdict: verified.ok
+          ? { ok: true, package: verified.package }
+          : { ok: false, reason: verified.reason, detail: verified.detail },
+      };
     }),
   );
   return checks.filter((check) => check !== undefined);
@@ -88,24 +119,59 @@ export async function checkStoredFeeds(tables: FleetTables, feeds: readonly Feed
  * reason changes, and `FeedThawed` when the feed's package verifies again (or it is retired).
  * A dry run only logs.
  */
-export async function recordFrozenFeeds(deps: { tables: FleetTables; logger: Logger; notify?: Notify | undefined }, checks: readonly StoredFeedCheck[], frozen: readonly FrozenFeed[], now: Date, options: { dryRun?: boolean } = {}): Promise<void> {
+export async function recordFrozenFeeds(
+  deps: { tables: FleetTables; logger: Logger; notify?: Notify | undefined },
+  checks: readonly StoredFeedCheck[],
+  frozen: readonly FrozenFeed[],
+  now: Date,
+  options: { dryRun?: boolean } = {},
+): Promise<void> {
   for (const check of checks) {
     const freeze = frozen.find((feed) => feed.feed === check.feed);
     const state = await readFeedState(deps.tables, check.feed);
     if (freeze) {
       const { feed, ...fields } = freeze;
-      deps.logger.warn('FeedFrozen', { feed, ...fields, meaning: frozenMeaning(freeze.reason), ...(options.dryRun ? { dryRun: true } : {}) });
-      if (options.dryRun || (state?.frozenReason === freeze.reason && state.frozenDetail === freeze.detail)) continue;
-      await updateFeedState(deps.tables, feed, () => ({ frozenAt: state?.frozenReason ? state.frozenAt : now, frozenReason: freeze.reason, frozenDetail: freeze.detail }));
-      await deps.notify?.({ kind: 'FeedFrozen', feed, sequence: freeze.sequence, sha256: freeze.sha256, reason: freeze.reason, detail: freeze.detail, mitigationIds: freeze.mitigationIds });
+      deps.logger.warn('FeedFrozen', {
+        feed,
+        ...fields,
+        meaning: frozenMeaning(freeze.reason),
+        ...(options.dryRun ? { dryRun: true } : {}),
+      });
+      if (options.dryRun || (state?.frozenReason === freeze.reason && state.frozenDetail === freeze.detail))
+        continue;
+      await updateFeedState(deps.tables, feed, () => ({
+        frozenAt: state?.frozenReason ? state.frozenAt : now,
+        frozenReason: freeze.reason,
+        frozenDetail: freeze.detail,
+      }));
+      await deps.notify?.({
+        kind: 'FeedFrozen',
+        feed,
+        sequence: freeze.sequence,
+        sha256: freeze.sha256,
+        reason: freeze.reason,
+        detail: freeze.detail,
+        mitigationIds: freeze.mitigationIds,
+      });
     } else if (state?.frozenReason && !options.dryRun) {
-      await updateFeedState(deps.tables, check.feed, () => ({ frozenAt: undefined, frozenReason: '', frozenDetail: '' }));
-      deps.logger.info('FeedThawed', { feed: check.feed, sequence: check.sequence, sha256: check.sha256, wasFrozenFor: state.frozenReason });
+      await updateFeedState(deps.tables, check.feed, () => ({
+        frozenAt: undefined,
+        frozenReason: '',
+        frozenDetail: '',
+      }));
+      deps.logger.info('FeedThawed', {
+        feed: check.feed,
+        sequence: check.sequence,
+        sha256: check.sha256,
+        wasFrozenFor: state.frozenReason,
+      });
       await deps.notify?.({ kind: 'FeedThawed', feed: check.feed, sequence: check.sequence });
     }
   }
 }
 
 function frozenMeaning(reason: FrozenReason): string {
-  return reason in frozenReasons ? frozenReasons[reason as keyof typeof frozenReasons] : 'the current package no longer verifies under the trust settings';
+  return reason in frozenReasons
+    ? frozenReasons[reason as keyof typeof frozenReasons]
+    : 'the current package no longer verifies under the trust settings';
 }

@@ -18,7 +18,12 @@ export const holdingStates: readonly RolloutState[] = ['Halted', 'Aborted'];
 
 /** By mitigation id, the SHA-256 of what it does and applies to (its description aside): what a hold is on. */
 export function contentHashes(mitigations: readonly Mitigation[]): Record<string, string> {
-  return Object.fromEntries(mitigations.map((mitigation) => [mitigation.id, createHash('sha256').update(mitigationContent(mitigation)).digest('hex')]));
+  return Object.fromEntries(
+    mitigations.map((mitigation) => [
+      mitigation.id,
+      createHash('sha256').update(mitigationContent(mitigation)).digest('hex'),
+    ]),
+  );
 }
 
 export interface Hold {
@@ -30,14 +35,20 @@ export interface Hold {
   readonly packageSequence: number;
 }
 
-export type HoldingRollout = Pick<RolloutStateRow, 'partitionKey' | 'feed' | 'packageSequence' | 'state' | 'applies'>;
+export type HoldingRollout = Pick<
+  RolloutStateRow,
+  'partitionKey' | 'feed' | 'packageSequence' | 'state' | 'applies'
+>;
 
 /**
  * The mitigations one rollout holds now. `current` is the content of its feed's current package,
  * undefined when that package cannot be read or no longer verifies: then nothing can show the
  * content changed, and the hold stays.
  */
-export function heldBy(rollout: HoldingRollout, current: Readonly<Record<string, string>> | undefined): string[] {
+export function heldBy(
+  rollout: HoldingRollout,
+  current: Readonly<Record<string, string>> | undefined,
+): string[] {
   if (!holdingStates.includes(rollout.state)) return [];
   return Object.entries(rollout.applies)
     .filter(([id, content]) => current === undefined || current[id] === content)
@@ -50,12 +61,22 @@ export function heldBy(rollout: HoldingRollout, current: Readonly<Record<string,
  * newest first (as listRollouts returns them); `current` maps each feed to its current package's
  * content (a feed without an entry keeps its holds).
  */
-export function activeHolds(rollouts: readonly HoldingRollout[], current: ReadonlyMap<string, Readonly<Record<string, string>>>): Hold[] {
+export function activeHolds(
+  rollouts: readonly HoldingRollout[],
+  current: ReadonlyMap<string, Readonly<Record<string, string>>>,
+): Hold[] {
   const holds = new Map<string, Hold>();
   for (const rollout of rollouts) {
     for (const mitigation of heldBy(rollout, current.get(rollout.feed))) {
       const key = `${rollout.feed}\u0000${mitigation}`;
-      if (!holds.has(key)) holds.set(key, { feed: rollout.feed, mitigation, rolloutId: rollout.partitionKey, state: rollout.state, packageSequence: rollout.packageSequence });
+      if (!holds.has(key))
+        holds.set(key, {
+          feed: rollout.feed,
+          mitigation,
+          rolloutId: rollout.partitionKey,
+          state: rollout.state,
+          packageSequence: rollout.packageSequence,
+        });
     }
   }
   return [...holds.values()];
@@ -77,15 +98,24 @@ export interface HeldOnServer {
  * feed's holds cover. Removals stay (a halt never keeps a blocked, fixed or withdrawn mitigation
  * in place); a server left with nothing to do drops out of the work.
  */
-export function withoutHeld(work: readonly ServerWork[], holds: readonly Hold[], feed: string): { work: ServerWork[]; held: HeldOnServer[] } {
+export function withoutHeld(
+  work: readonly ServerWork[],
+  holds: readonly Hold[],
+  feed: string,
+): { work: ServerWork[]; held: HeldOnServer[] } {
   const byId = new Map(holds.filter((hold) => hold.feed === feed).map((hold) => [hold.mitigation, hold]));
   const kept: ServerWork[] = [];
   const held: HeldOnServer[] = [];
   for (const server of work) {
     const heldHere = server.apply.filter((id) => byId.has(id));
-    if (heldHere.length > 0) held.push({ server: server.server, holds: heldHere.map((id) => ({ mitigation: id, rolloutId: byId.get(id)!.rolloutId })) });
+    if (heldHere.length > 0)
+      held.push({
+        server: server.server,
+        holds: heldHere.map((id) => ({ mitigation: id, rolloutId: byId.get(id)!.rolloutId })),
+      });
     const apply = server.apply.filter((id) => !byId.has(id));
-    if (apply.length + server.remove.length > 0) kept.push(heldHere.length > 0 ? { ...server, apply } : server);
+    if (apply.length + server.remove.length > 0)
+      kept.push(heldHere.length > 0 ? { ...server, apply } : server);
   }
   return { work: kept, held };
 }

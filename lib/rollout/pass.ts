@@ -17,14 +17,21 @@ export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>)
  * given `answered` results about to be counted: positions from `dispatched` on, with their plan
  * indices. Servers the pass does not send (they succeeded before a retry) count as done.
  */
-export function nextWindow(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'>, answered: number): { position: number; index: number }[] {
+export function nextWindow(
+  wave: Pick<
+    WaveRow,
+    'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'
+  >,
+  answered: number,
+): { position: number; index: number }[] {
   // On the hot path of every count: a first pass (position = plan index) builds no list of its servers.
   const indices = wave.attempt === 0 ? undefined : passIndices(wave);
   const length = indices?.length ?? wave.servers;
   const doneInPass = wave.succeeded + wave.failed + wave.skipped - (wave.servers - length);
   const target = Math.min(length, doneInPass + answered + wave.maxConcurrency);
   const window: { position: number; index: number }[] = [];
-  for (let position = wave.dispatched; position < target; position++) window.push({ position, index: indices ? indices[position]! : position });
+  for (let position = wave.dispatched; position < target; position++)
+    window.push({ position, index: indices ? indices[position]! : position });
   return window;
 }
 
@@ -39,9 +46,22 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
   const unknown = wave.failedIndices === '' && wave.failed + wave.skipped > 0;
   const counted = Buffer.from(wave.counted, 'base64');
   const failed = Buffer.from(wave.failedIndices, 'base64');
-  const again = unknown ? indices : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
+  const again = unknown
+    ? indices
+    : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
   const { failureNotes: _failureNotes, ...rest } = wave;
-  return { ...rest, attempt, pass: bitsOf(again), succeeded: wave.servers - again.length, failed: 0, skipped: 0, dispatched: 0, counted: '', failedIndices: '', failedServers: [] };
+  return {
+    ...rest,
+    attempt,
+    pass: bitsOf(again),
+    succeeded: wave.servers - again.length,
+    failed: 0,
+    skipped: 0,
+    dispatched: 0,
+    counted: '',
+    failedIndices: '',
+    failedServers: [],
+  };
 }
 
 /** The servers a retry of this wave would send again (plan indices), for the dashboard's confirmation and the CLI. */
@@ -59,7 +79,10 @@ function isSetIn(bytes: Buffer, index: number): boolean {
 
 export function withBit(bits: string, index: number): string {
   const bytes = Buffer.from(bits, 'base64');
-  const grown = bytes.length > index >> 3 ? Buffer.from(bytes) : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
+  const grown =
+    bytes.length > index >> 3
+      ? Buffer.from(bytes)
+      : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
   grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
   return grown.toString('base64');
 }
@@ -73,6 +96,7 @@ function bitsOf(indices: readonly number[]): string {
 function setBits(bits: string): number[] {
   const bytes = Buffer.from(bits, 'base64');
   const indices: number[] = [];
-  for (let byte = 0; byte < bytes.length; byte++) for (let bit = 0; bit < 8; bit++) if (bytes[byte]! & (1 << bit)) indices.push(byte * 8 + bit);
+  for (let byte = 0; byte < bytes.length; byte++)
+    for (let bit = 0; bit < 8; bit++) if (bytes[byte]! & (1 << bit)) indices.push(byte * 8 + bit);
   return indices;
 }

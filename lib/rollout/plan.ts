@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Mitigation } from '../package/model.js';
-import { decide, leftAlone, type PolicyDecision, type PolicyReason, type ServerFacts } from '../policy/decide.js';
+import {
+  decide,
+  leftAlone,
+  type PolicyDecision,
+  type PolicyReason,
+  type ServerFacts,
+} from '../policy/decide.js';
 import type { OnDegraded } from '../fleet/schemas.js';
 import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
 import { parseDurationInMs } from './duration.js';
@@ -75,15 +81,36 @@ export function planRollout(input: PlanInput): RolloutPlan {
   const leftOut: LeftOutServer[] = [];
   for (const server of [...input.servers].sort((a, b) => a.name.localeCompare(b.name))) {
     const scope = effectiveScope(input.serverPolicy.get(server.name));
-    const decisions = input.operation === 'apply' ? applyDecisions(input, org, scope, server) : removeDecisions(input, org, scope, server);
-    const apply = decisions.filter((decision) => decision.decision === 'Apply').map((decision) => decision.mitigation);
-    const remove = decisions.filter((decision) => decision.decision === 'Remove').map((decision) => decision.mitigation);
+    const decisions =
+      input.operation === 'apply'
+        ? applyDecisions(input, org, scope, server)
+        : removeDecisions(input, org, scope, server);
+    const apply = decisions
+      .filter((decision) => decision.decision === 'Apply')
+      .map((decision) => decision.mitigation);
+    const remove = decisions
+      .filter((decision) => decision.decision === 'Remove')
+      .map((decision) => decision.mitigation);
     if (apply.length === 0 && remove.length === 0) {
-      leftOut.push({ server: server.name, reason: decisions.map((decision) => `${decision.mitigation}: ${decision.reason}`).join('; ') || 'no mitigation in scope', decisions });
+      leftOut.push({
+        server: server.name,
+        reason:
+          decisions.map((decision) => `${decision.mitigation}: ${decision.reason}`).join('; ') ||
+          'no mitigation in scope',
+        decisions,
+      });
       continue;
     }
     const ring = scope.valid && scope.ring ? scope.ring.value : server.ring;
-    work.push({ server: server.name, hybridConnection: server.hybridConnection, apply, remove, decisions, onDegraded: effectiveOnDegraded(org, scope).value, ring });
+    work.push({
+      server: server.name,
+      hybridConnection: server.hybridConnection,
+      apply,
+      remove,
+      decisions,
+      onDegraded: effectiveOnDegraded(org, scope).value,
+      ring,
+    });
   }
 
   const waves = assignWaves(work, input.waves);
@@ -103,7 +130,9 @@ export function assignWaves(work: readonly ServerWork[], profile: WaveProfile): 
     const isLast = index === profile.length - 1;
     const taken = isLast ? rest : select(spec.select, rest);
     rest = rest.filter((server) => !taken.includes(server));
-    const servers = taken.map(({ ring: _ring, ...server }) => server).sort((a, b) => a.server.localeCompare(b.server));
+    const servers = taken
+      .map(({ ring: _ring, ...server }) => server)
+      .sort((a, b) => a.server.localeCompare(b.server));
     return {
       index,
       name: spec.name,
@@ -132,7 +161,12 @@ function spreadKey(name: string): string {
   return createHash('sha256').update(name).digest('hex');
 }
 
-function applyDecisions(input: PlanInput, org: ReturnType<typeof effectiveScope>, scope: ReturnType<typeof effectiveScope>, server: PlannedServerFacts): ServerDecision[] {
+function applyDecisions(
+  input: PlanInput,
+  org: ReturnType<typeof effectiveScope>,
+  scope: ReturnType<typeof effectiveScope>,
+  server: PlannedServerFacts,
+): ServerDecision[] {
   return input.mitigationIds.flatMap((id) => {
     const mitigation = input.mitigations.find((candidate) => candidate.id === id);
     return mitigation ? [{ mitigation: id, ...decide(org, scope, server, mitigation) }] : [];
@@ -143,12 +177,22 @@ function applyDecisions(input: PlanInput, org: ReturnType<typeof effectiveScope>
  * Withdrawn mitigations come off servers that report them applied, unless the server is left
  * alone by policy (disabled, or its policy invalid): those are reported, not touched.
  */
-function removeDecisions(input: PlanInput, org: ReturnType<typeof effectiveScope>, scope: ReturnType<typeof effectiveScope>, server: PlannedServerFacts): ServerDecision[] {
+function removeDecisions(
+  input: PlanInput,
+  org: ReturnType<typeof effectiveScope>,
+  scope: ReturnType<typeof effectiveScope>,
+  server: PlannedServerFacts,
+): ServerDecision[] {
   return input.mitigationIds
     .filter((id) => server.reportedApplied.includes(id))
     .map((id): ServerDecision => {
       const alone = leftAlone(org, scope, server.name);
       if (alone) return { mitigation: id, ...alone, detail: `${alone.detail}; ${id} stays` };
-      return { mitigation: id, decision: 'Remove', reason: 'Withdrawn', detail: `${id} was withdrawn by a newer signed package` };
+      return {
+        mitigation: id,
+        decision: 'Remove',
+        reason: 'Withdrawn',
+        detail: `${id} was withdrawn by a newer signed package`,
+      };
     });
 }

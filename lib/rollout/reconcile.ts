@@ -55,49 +55,134 @@ const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
  * with a rollout still under way is left for the next hour, so fix-ups never pile up. What a
  * halted or aborted rollout holds is never reapplied (ReconcileHeld); removals go ahead.
  */
-export async function reconcile(deps: ReconcileDeps, feeds: readonly Feed[], options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
+export async function reconcile(
+  deps: ReconcileDeps,
+  feeds: readonly Feed[],
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport[]> {
   const dryRun = options.dryRun ?? false;
   const now = deps.now?.() ?? new Date();
   const checks = await checkStoredFeeds(deps.tables, feeds, deps.feedProblems ?? [], now);
-  const current = new Map<string, { sequence: number; eocs: EocsPackage }>(checks.flatMap(({ feed, sequence, verdict }) => (verdict.ok ? [[feed, { sequence, eocs: verdict.package }] as const] : [])));
+  const current = new Map<string, { sequence: number; eocs: EocsPackage }>(
+    checks.flatMap(({ feed, sequence, verdict }) =>
+      verdict.ok ? [[feed, { sequence, eocs: verdict.package }] as const] : [],
+    ),
+  );
   const rollouts = await listRollouts(deps.tables, { logger: deps.logger });
   const running = rollouts.filter((rollout) => active.has(rollout.state));
-  const snapshot = await freshSnapshot(deps, [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)), dryRun);
-  const holds = activeHolds(rollouts, new Map([...current].map(([feed, { eocs }]) => [feed, contentHashes(eocs.mitigations)])));
+  const snapshot = await freshSnapshot(
+    deps,
+    [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)),
+    dryRun,
+  );
+  const holds = activeHolds(
+    rollouts,
+    new Map([...current].map(([feed, { eocs }]) => [feed, contentHashes(eocs.mitigations)])),
+  );
   // A frozen feed's ids stay known, so no other feed's fix-up withdraws them (DESIGN §4).
   const frozen = frozenFeeds(checks, new Set(snapshot.servers.flatMap((server) => server.reportedApplied)));
   await recordFrozenFeeds(deps, checks, frozen, now, { dryRun });
-  const knownIds = new Set([...[...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)), ...frozenIds(frozen)]);
-  const reports: ReconcileReport[] = frozen.map(({ feed, reason }) => ({ feed, servers: 0, leftAlone: [], changes: [], held: [], holds: [], dryRun, frozen: reason }));
+  const knownIds = new Set([
+    ...[...current.values()].flatMap(({ eocs }) => eocs.mitigations.map((mitigation) => mitigation.id)),
+    ...frozenIds(frozen),
+  ]);
+  const reports: ReconcileReport[] = frozen.map(({ feed, reason }) => ({
+    feed,
+    servers: 0,
+    leftAlone: [],
+    changes: [],
+    held: [],
+    holds: [],
+    dryRun,
+    frozen: reason,
+  }));
   let withdrawnHandled = false;
   for (const [feed, { sequence, eocs }] of current) {
     const busy = running.find((rollout) => rollout.feed === feed);
     if (busy) {
       deps.logger.info('ReconcileDeferred', { feed, rolloutId: busy.partitionKey, state: busy.state });
-      reports.push({ feed, servers: 0, leftAlone: [], deferred: busy.partitionKey, changes: [], held: [], holds: holds.filter((hold) => hold.feed === feed), dryRun });
+      reports.push({
+        feed,
+        servers: 0,
+        leftAlone: [],
+        deferred: busy.partitionKey,
+        changes: [],
+        held: [],
+        holds: holds.filter((hold) => hold.feed === feed),
+        dryRun,
+      });
       continue;
     }
-    const drift = findDrift({ ...snapshot, mitigations: eocs.mitigations, knownIds, removeWithdrawn: !withdrawnHandled });
+    const drift = findDrift({
+      ...snapshot,
+      mitigations: eocs.mitigations,
+      knownIds,
+      removeWithdrawn: !withdrawnHandled,
+    });
     const { leftAlone } = drift;
     withdrawnHandled = true;
     for (const server of leftAlone) deps.logger.warn('DriftLeftAlone', { feed, ...server });
     const { work, held } = withoutHeld(drift.work, holds, feed);
     await reportHeld(deps, feed, held, dryRun);
     const ids = [...new Set(work.flatMap((server) => [...server.apply, ...server.remove]))].sort();
-    const plan = { operation: 'apply' as const, mitigationIds: ids, waves: assignWaves(work, deps.waves), leftOut: [] };
+    const plan = {
+      operation: 'apply' as const,
+      mitigationIds: ids,
+      waves: assignWaves(work, deps.waves),
+      leftOut: [],
+    };
     const content = contentHashes(eocs.mitigations);
-    const rolloutId = work.length > 0 && !dryRun ? await startPlannedRollout(deps, { id: reconcileRolloutId(feed, now, rollouts.map((rollout) => rollout.partitionKey)), feed, packageSequence: sequence, plan, content }, now) : undefined;
+    const rolloutId =
+      work.length > 0 && !dryRun
+        ? await startPlannedRollout(
+            deps,
+            {
+              id: reconcileRolloutId(
+                feed,
+                now,
+                rollouts.map((rollout) => rollout.partitionKey),
+              ),
+              feed,
+              packageSequence: sequence,
+              plan,
+              content,
+            },
+            now,
+          )
+        : undefined;
     if (rolloutId) {
-      deps.logger.warn('DriftFound', { feed, rolloutId, servers: work.map((server) => ({ server: server.server, apply: server.apply, remove: server.remove })) });
+      deps.logger.warn('DriftFound', {
+        feed,
+        rolloutId,
+        servers: work.map((server) => ({
+          server: server.server,
+          apply: server.apply,
+          remove: server.remove,
+        })),
+      });
       await deps.notify?.({ kind: 'DriftFound', servers: work.map((server) => server.server), rolloutId });
     }
-    reports.push({ feed, ...(rolloutId ? { rolloutId } : {}), servers: work.length, leftAlone, changes: work.map(changeOf), held, holds: holds.filter((hold) => hold.feed === feed), dryRun });
+    reports.push({
+      feed,
+      ...(rolloutId ? { rolloutId } : {}),
+      servers: work.length,
+      leftAlone,
+      changes: work.map(changeOf),
+      held,
+      holds: holds.filter((hold) => hold.feed === feed),
+      dryRun,
+    });
   }
   return reports;
 }
 
 /** One line a holding rollout: which mitigations it kept from how many servers (and, for real, a notification). */
-async function reportHeld(deps: ReconcileDeps, feed: string, held: readonly HeldOnServer[], dryRun: boolean): Promise<void> {
+async function reportHeld(
+  deps: ReconcileDeps,
+  feed: string,
+  held: readonly HeldOnServer[],
+  dryRun: boolean,
+): Promise<void> {
   const byRollout = new Map<string, { mitigations: Set<string>; servers: string[] }>();
   for (const server of held) {
     for (const { rolloutId, mitigation } of server.holds) {
@@ -109,7 +194,14 @@ async function reportHeld(deps: ReconcileDeps, feed: string, held: readonly Held
   }
   for (const [rolloutId, { mitigations, servers }] of byRollout) {
     const mitigationIds = [...mitigations].sort();
-    deps.logger.warn('ReconcileHeld', { feed, rolloutId, mitigationIds, servers: servers.length, serverNames: servers.slice(0, namedInLog), dryRun });
+    deps.logger.warn('ReconcileHeld', {
+      feed,
+      rolloutId,
+      mitigationIds,
+      servers: servers.length,
+      serverNames: servers.slice(0, namedInLog),
+      dryRun,
+    });
     if (!dryRun) await deps.notify?.({ kind: 'RolloutHeld', rolloutId, feed, mitigationIds, servers });
   }
 }
@@ -131,14 +223,24 @@ function changeOf(server: ServerWork): ServerChange {
 }
 
 /** The fleet as the planner needs it; when agents can be asked (and some feed is not busy), with what is really in place. */
-async function freshSnapshot(deps: ReconcileDeps, sweep: boolean, dryRun: boolean): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
+async function freshSnapshot(
+  deps: ReconcileDeps,
+  sweep: boolean,
+  dryRun: boolean,
+): Promise<Awaited<ReturnType<typeof fleetSnapshot>>> {
   const snapshot = await fleetSnapshot(deps.tables, deps.org, deps.logger);
   if (!deps.agents || !sweep) return snapshot;
-  const { applied, builds } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers, { dryRun });
+  const { applied, builds } = await sweepReportedState({ ...deps, agents: deps.agents }, snapshot.servers, {
+    dryRun,
+  });
   // A server whose agent reports a new build is planned on it now: a build past a fix gets the mitigation removed.
   return {
     ...snapshot,
-    servers: snapshot.servers.map((server) => ({ ...server, build: builds.get(server.name) ?? server.build, reportedApplied: applied.get(server.name) ?? server.reportedApplied })),
+    servers: snapshot.servers.map((server) => ({
+      ...server,
+      build: builds.get(server.name) ?? server.build,
+      reportedApplied: applied.get(server.name) ?? server.reportedApplied,
+    })),
   };
 }
 

@@ -11,11 +11,19 @@ import { applyEvent } from './steps.js';
 import { relayAddress } from '../relay/route.js';
 
 /** A server as the planner needs it, with what its agent last reported about itself (for the status sweep). */
-export type SnapshotServer = PlannedServerFacts & Pick<ServerRow, 'registeredBuild' | 'agentVersion' | 'lastSeen'>;
+export type SnapshotServer = PlannedServerFacts &
+  Pick<ServerRow, 'registeredBuild' | 'agentVersion' | 'lastSeen'>;
 
 /** Servers and policy as the planner needs them, read in pages. */
-export async function fleetSnapshot(tables: FleetTables, org: string, logger: Logger): Promise<Pick<PlanInput, 'orgPolicy' | 'serverPolicy'> & { servers: SnapshotServer[] }> {
-  const [{ rows }, policy] = await Promise.all([listServers(tables, org, { logger }), readPolicy(tables, org, { logger })]);
+export async function fleetSnapshot(
+  tables: FleetTables,
+  org: string,
+  logger: Logger,
+): Promise<Pick<PlanInput, 'orgPolicy' | 'serverPolicy'> & { servers: SnapshotServer[] }> {
+  const [{ rows }, policy] = await Promise.all([
+    listServers(tables, org, { logger }),
+    readPolicy(tables, org, { logger }),
+  ]);
   return {
     servers: rows.map((row) => ({
       name: row.rowKey,
@@ -40,27 +48,73 @@ export async function fleetSnapshot(tables: FleetTables, org: string, logger: Lo
  */
 export async function startPlannedRollout(
   deps: { tables: FleetTables; queues: QueueSender; logger: Logger },
-  rollout: { id: string; feed: string; packageSequence: number; plan: RolloutPlan; content: Readonly<Record<string, string>> },
+  rollout: {
+    id: string;
+    feed: string;
+    packageSequence: number;
+    plan: RolloutPlan;
+    content: Readonly<Record<string, string>>;
+  },
   now: Date,
 ): Promise<string | undefined> {
   const { plan } = rollout;
   const planRows: PlanRow[] = plan.waves.flatMap((wave) =>
-    wave.servers.map((server, index) => ({ wave: wave.index, index, server: server.server, hybridConnection: server.hybridConnection, apply: server.apply, remove: server.remove, onDegraded: server.onDegraded })),
+    wave.servers.map((server, index) => ({
+      wave: wave.index,
+      index,
+      server: server.server,
+      hybridConnection: server.hybridConnection,
+      apply: server.apply,
+      remove: server.remove,
+      onDegraded: server.onDegraded,
+    })),
   );
-  const where = { rolloutId: rollout.id, feed: rollout.feed, packageSequence: rollout.packageSequence, operation: plan.operation, mitigationIds: plan.mitigationIds };
+  const where = {
+    rolloutId: rollout.id,
+    feed: rollout.feed,
+    packageSequence: rollout.packageSequence,
+    operation: plan.operation,
+    mitigationIds: plan.mitigationIds,
+  };
   if (planRows.length === 0) {
     deps.logger.info('RolloutNotNeeded', { ...where, leftOut: plan.leftOut.length });
     return undefined;
   }
   await writePlanRows(deps.tables, rollout.id, planRows);
   // What a halt of this rollout would hold: each mitigation it applies, on its content in the package.
-  const applies = Object.fromEntries([...new Set(planRows.flatMap((row) => row.apply))].sort().flatMap((id) => (rollout.content[id] ? [[id, rollout.content[id]]] : [])));
+  const applies = Object.fromEntries(
+    [...new Set(planRows.flatMap((row) => row.apply))]
+      .sort()
+      .flatMap((id) => (rollout.content[id] ? [[id, rollout.content[id]]] : [])),
+  );
   try {
-    await createRollout(deps.tables, { id: rollout.id, feed: rollout.feed, packageSequence: rollout.packageSequence, operation: plan.operation, applies, waves: plan.waves.map((wave) => ({ name: wave.name, servers: wave.servers.length, maxConcurrency: wave.maxConcurrency, maxErrors: wave.maxErrors, bakeInMs: wave.bakeInMs })) }, { now });
+    await createRollout(
+      deps.tables,
+      {
+        id: rollout.id,
+        feed: rollout.feed,
+        packageSequence: rollout.packageSequence,
+        operation: plan.operation,
+        applies,
+        waves: plan.waves.map((wave) => ({
+          name: wave.name,
+          servers: wave.servers.length,
+          maxConcurrency: wave.maxConcurrency,
+          maxErrors: wave.maxErrors,
+          bakeInMs: wave.bakeInMs,
+        })),
+      },
+      { now },
+    );
   } catch (error) {
     if (!isStatus(error, 409)) throw error;
   }
   await applyEvent({ ...deps, now: () => now }, rollout.id, { kind: 'start' });
-  deps.logger.info('RolloutStarted', { ...where, servers: planRows.length, leftOut: plan.leftOut.length, waves: plan.waves.map((wave) => `${wave.name}:${wave.servers.length}`) });
+  deps.logger.info('RolloutStarted', {
+    ...where,
+    servers: planRows.length,
+    leftOut: plan.leftOut.length,
+    waves: plan.waves.map((wave) => `${wave.name}:${wave.servers.length}`),
+  });
   return rollout.id;
 }

@@ -27,7 +27,13 @@ export type RolloutEvent =
   /** Every server of the current wave has a result. */
   | { readonly kind: 'waveFinished'; readonly wave: number }
   /** The bake time is over (or was skipped): judge the wave. */
-  | { readonly kind: 'gate'; readonly wave: number; readonly counts: WaveCounts; readonly maxErrors: number; readonly failedServers: readonly string[] }
+  | {
+      readonly kind: 'gate';
+      readonly wave: number;
+      readonly counts: WaveCounts;
+      readonly maxErrors: number;
+      readonly failedServers: readonly string[];
+    }
   | { readonly kind: 'pause'; readonly actor: string }
   | { readonly kind: 'resume'; readonly actor: string }
   | { readonly kind: 'abort'; readonly actor: string }
@@ -43,7 +49,10 @@ export type RolloutAction = (typeof rolloutActions)[number];
 export type RolloutEffect =
   | { readonly kind: 'startWave'; readonly wave: number }
   | { readonly kind: 'scheduleGate'; readonly wave: number; readonly immediately: boolean }
-  | { readonly kind: 'notify'; readonly event: 'RolloutHalted' | 'RolloutCompleted' | 'RolloutAborted' | 'RolloutRetried' };
+  | {
+      readonly kind: 'notify';
+      readonly event: 'RolloutHalted' | 'RolloutCompleted' | 'RolloutAborted' | 'RolloutRetried';
+    };
 
 export type TransitionResult =
   | { readonly ok: true; readonly status: RolloutStatus; readonly effects: readonly RolloutEffect[] }
@@ -63,10 +72,23 @@ const retriable: readonly RolloutState[] = ['Halted'];
  * retry of a halt already retried changes nothing and is accepted: two retries of one halt are one.
  */
 export function transition(status: RolloutStatus, event: RolloutEvent): TransitionResult {
-  const refuse = (why: string): TransitionResult => ({ ok: false, reason: `${event.kind} refused: ${why} (rollout is ${status.state}, wave ${status.currentWave + 1} of ${status.waveCount})` });
-  const to = (changes: Partial<RolloutStatus>, effects: RolloutEffect[] = []): TransitionResult => ({ ok: true, status: { ...status, ...changes }, effects });
-  if (terminal.includes(status.state)) return refuse(event.kind === 'retry' ? 'the rollout has ended; only a halted rollout is retried' : 'the rollout has ended');
-  if (status.state === 'Halted' && event.kind !== 'retry' && event.kind !== 'abort') return refuse('a halted rollout waits for retry or abort');
+  const refuse = (why: string): TransitionResult => ({
+    ok: false,
+    reason: `${event.kind} refused: ${why} (rollout is ${status.state}, wave ${status.currentWave + 1} of ${status.waveCount})`,
+  });
+  const to = (changes: Partial<RolloutStatus>, effects: RolloutEffect[] = []): TransitionResult => ({
+    ok: true,
+    status: { ...status, ...changes },
+    effects,
+  });
+  if (terminal.includes(status.state))
+    return refuse(
+      event.kind === 'retry'
+        ? 'the rollout has ended; only a halted rollout is retried'
+        : 'the rollout has ended',
+    );
+  if (status.state === 'Halted' && event.kind !== 'retry' && event.kind !== 'abort')
+    return refuse('a halted rollout waits for retry or abort');
 
   switch (event.kind) {
     case 'start':
@@ -74,39 +96,74 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       return to({ state: 'Running', currentWave: 0, reason: '' }, [{ kind: 'startWave', wave: 0 }]);
 
     case 'waveFinished':
-      if (status.state !== 'Running' || event.wave !== status.currentWave) return refuse(`wave ${event.wave + 1} is not the running wave`);
-      return to({ state: 'Baking' }, [{ kind: 'scheduleGate', wave: event.wave, immediately: status.profile === 'emergency' }]);
+      if (status.state !== 'Running' || event.wave !== status.currentWave)
+        return refuse(`wave ${event.wave + 1} is not the running wave`);
+      return to({ state: 'Baking' }, [
+        { kind: 'scheduleGate', wave: event.wave, immediately: status.profile === 'emergency' },
+      ]);
 
     case 'gate': {
-      if (status.state !== 'Baking' || event.wave !== status.currentWave) return refuse(`wave ${event.wave + 1} is not baking`);
+      if (status.state !== 'Baking' || event.wave !== status.currentWave)
+        return refuse(`wave ${event.wave + 1} is not baking`);
       if (event.counts.failed > event.maxErrors) {
-        const named = event.failedServers.slice(0, 10).join(', ') + (event.failedServers.length > 10 ? ` and ${event.failedServers.length - 10} more` : '');
+        const named =
+          event.failedServers.slice(0, 10).join(', ') +
+          (event.failedServers.length > 10 ? ` and ${event.failedServers.length - 10} more` : '');
         const pass = status.attempt > 0 ? ` (retry ${status.attempt})` : '';
         return to(
-          { state: 'Halted', halts: status.halts + 1, reason: `WaveHalted: wave ${event.wave + 1}${pass} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}` },
+          {
+            state: 'Halted',
+            halts: status.halts + 1,
+            reason: `WaveHalted: wave ${event.wave + 1}${pass} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}`,
+          },
           [{ kind: 'notify', event: 'RolloutHalted' }],
         );
       }
-      if (event.wave + 1 >= status.waveCount) return to({ state: 'Completed', reason: '' }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
-      return to({ state: 'Running', currentWave: event.wave + 1, attempt: 0 }, [{ kind: 'startWave', wave: event.wave + 1 }]);
+      if (event.wave + 1 >= status.waveCount)
+        return to({ state: 'Completed', reason: '' }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
+      return to({ state: 'Running', currentWave: event.wave + 1, attempt: 0 }, [
+        { kind: 'startWave', wave: event.wave + 1 },
+      ]);
     }
 
     case 'pause':
       if (status.state === 'Paused') return refuse('already paused');
-      return to({ state: 'Paused', resumeTo: status.state as 'Planned' | 'Running' | 'Baking', reason: `Paused by ${event.actor}` });
+      return to({
+        state: 'Paused',
+        resumeTo: status.state as 'Planned' | 'Running' | 'Baking',
+        reason: `Paused by ${event.actor}`,
+      });
 
     case 'resume': {
-      if (status.state !== 'Paused' || status.resumeTo === undefined) return refuse('only a paused rollout resumes');
+      if (status.state !== 'Paused' || status.resumeTo === undefined)
+        return refuse('only a paused rollout resumes');
       const back = status.resumeTo;
       const { resumeTo: _resumeTo, ...rest } = status;
       // Messages that arrived while paused ended as Skipped; resuming sends the wave (or its gate) again.
-      const effects: RolloutEffect[] = back === 'Running' ? [{ kind: 'startWave', wave: status.currentWave }] : back === 'Baking' ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: status.profile === 'emergency' }] : [];
+      const effects: RolloutEffect[] =
+        back === 'Running'
+          ? [{ kind: 'startWave', wave: status.currentWave }]
+          : back === 'Baking'
+            ? [
+                {
+                  kind: 'scheduleGate',
+                  wave: status.currentWave,
+                  immediately: status.profile === 'emergency',
+                },
+              ]
+            : [];
       return { ok: true, status: { ...rest, state: back, reason: `Resumed by ${event.actor}` }, effects };
     }
 
     case 'abort':
       // What the halt found stays in the reason: an aborted halt still holds its mitigations.
-      return to({ state: 'Aborted', reason: `Aborted by ${event.actor}${status.state === 'Halted' ? ` after ${status.reason}` : ''}` }, [{ kind: 'notify', event: 'RolloutAborted' }]);
+      return to(
+        {
+          state: 'Aborted',
+          reason: `Aborted by ${event.actor}${status.state === 'Halted' ? ` after ${status.reason}` : ''}`,
+        },
+        [{ kind: 'notify', event: 'RolloutAborted' }],
+      );
 
     case 'retry':
       if (!retriable.includes(status.state)) {
@@ -115,15 +172,24 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
         return refuse('only a halted rollout is retried');
       }
       return to(
-        { state: 'Running', attempt: status.attempt + 1, reason: `Retried by ${event.actor}: wave ${status.currentWave + 1} sent again to its failed and unreached servers` },
-        [{ kind: 'startWave', wave: status.currentWave }, { kind: 'notify', event: 'RolloutRetried' }],
+        {
+          state: 'Running',
+          attempt: status.attempt + 1,
+          reason: `Retried by ${event.actor}: wave ${status.currentWave + 1} sent again to its failed and unreached servers`,
+        },
+        [
+          { kind: 'startWave', wave: status.currentWave },
+          { kind: 'notify', event: 'RolloutRetried' },
+        ],
       );
 
     case 'expedite':
       if (status.profile === 'emergency') return refuse('already on the emergency profile');
       return to(
         { profile: 'emergency', reason: `Expedited by ${event.actor}` },
-        status.state === 'Baking' ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: true }] : [],
+        status.state === 'Baking'
+          ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: true }]
+          : [],
       );
   }
 }

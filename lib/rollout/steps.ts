@@ -8,10 +8,27 @@ import { maxTransactionSize } from '../fleet/batch.js';
 import { getEntityOrUndefined, mutateEntity, type Mutation } from '../fleet/optimistic.js';
 import { queueNames, type QueueSender } from '../fleet/queues.js';
 import { upsertResults } from '../fleet/results.js';
-import { planPageSize, planPartitionKey, updateRolloutState, updateRolloutStateAndWave, waveEntity, waveKey } from '../fleet/rollouts.js';
+import {
+  planPageSize,
+  planPartitionKey,
+  updateRolloutState,
+  updateRolloutStateAndWave,
+  waveEntity,
+  waveKey,
+} from '../fleet/rollouts.js';
 import { odata, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import { describeRowProblem, isStatus, validateRow } from '../fleet/rows.js';
-import { planRow, resultRow, rolloutStateRow, serverRow, waveRow, type Outcome, type PlanRowEntity, type RolloutStateRow, type WaveRow } from '../fleet/schemas.js';
+import {
+  planRow,
+  resultRow,
+  rolloutStateRow,
+  serverRow,
+  waveRow,
+  type Outcome,
+  type PlanRowEntity,
+  type RolloutStateRow,
+  type WaveRow,
+} from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
@@ -25,7 +42,10 @@ import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus }
 /** The slice of AgentClient the steps use. */
 export interface AgentPort {
   apply(hybridConnection: string, request: ApplyRequest): Promise<OperationReply>;
-  remove(hybridConnection: string, request: { operationId: string; mitigationIds: string[] }): Promise<OperationReply>;
+  remove(
+    hybridConnection: string,
+    request: { operationId: string; mitigationIds: string[] },
+  ): Promise<OperationReply>;
   status(hybridConnection: string): Promise<StatusReply>;
 }
 
@@ -48,7 +68,13 @@ const sendConcurrency = 16;
 const maxNamedFailures = 50;
 const maxNoteLength = 200;
 /** Outcomes that count against a wave's error budget. */
-export const failureOutcomes: readonly Outcome[] = ['Failed', 'Unreachable', 'Degraded', 'Ineffective', 'RolledBack'];
+export const failureOutcomes: readonly Outcome[] = [
+  'Failed',
+  'Unreachable',
+  'Degraded',
+  'Ineffective',
+  'RolledBack',
+];
 /** What the probes found: the halt reason names the mitigation and the endpoints. */
 const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
 
@@ -56,7 +82,12 @@ const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffectiv
 export async function startWave(deps: StepDeps, message: StartWaveMessage): Promise<void> {
   const state = await readState(deps.tables, message.rolloutId);
   if (state?.state !== 'Running' || state.currentWave !== message.wave) {
-    deps.logger.info('StartWaveIgnored', { rolloutId: message.rolloutId, wave: message.wave, state: state?.state ?? 'missing', currentWave: state?.currentWave });
+    deps.logger.info('StartWaveIgnored', {
+      rolloutId: message.rolloutId,
+      wave: message.wave,
+      state: state?.state ?? 'missing',
+      currentWave: state?.currentWave,
+    });
     return;
   }
   await accountAndDispatch(deps, message.rolloutId, message.wave, state.attempt, undefined);
@@ -72,9 +103,16 @@ export async function startWave(deps: StepDeps, message: StartWaveMessage): Prom
  * delete; plan rows are read a page at a time, and the Servers rows and the wave's counters of the
  * results that finish together are written together (group commit).
  */
-export async function applyToServer(deps: StepDeps, message: ApplyServerMessage, delivery?: Delivery): Promise<void> {
+export async function applyToServer(
+  deps: StepDeps,
+  message: ApplyServerMessage,
+  delivery?: Delivery,
+): Promise<void> {
   const where = { rolloutId: message.rolloutId, wave: message.wave, index: message.index };
-  const [state, plan] = await Promise.all([readStateNow(deps.tables, message.rolloutId), readPlanRow(deps.tables, message)]);
+  const [state, plan] = await Promise.all([
+    readStateNow(deps.tables, message.rolloutId),
+    readPlanRow(deps.tables, message),
+  ]);
   if (!state || !plan) {
     deps.logger.warn('ApplyIgnored', { ...where, reason: !state ? 'no such rollout' : 'no such plan row' });
     return;
@@ -83,7 +121,10 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   const operationId = operationIdOf(message.rolloutId, message.wave, plan.server, attempt);
   const context = { ...where, server: plan.server, operationId };
   if (message.wave === state.currentWave && attempt !== state.attempt) {
-    deps.logger.info('ApplyIgnored', { ...context, reason: `superseded: wave ${message.wave + 1} is on retry ${state.attempt}` });
+    deps.logger.info('ApplyIgnored', {
+      ...context,
+      reason: `superseded: wave ${message.wave + 1} is on retry ${state.attempt}`,
+    });
     return;
   }
   if (state.state === 'Paused') {
@@ -91,18 +132,25 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
     deps.logger.info('ApplyHeld', { ...context, reason: 'rollout paused' });
     return;
   }
-  const running = state.state === 'Running' && state.currentWave === message.wave && state.attempt === attempt;
+  const running =
+    state.state === 'Running' && state.currentWave === message.wave && state.attempt === attempt;
   // A first delivery of a message for a running wave has no result of its own yet; should it be a
   // duplicate of a message already done, the agent answers the same operation id from memory.
   // Anything else may have one (a retry, a rollout stopped since), and it must not be overwritten.
-  const existing = running && firstDelivery(delivery) ? undefined : await readResult(deps.tables, plan.server, operationId);
+  const existing =
+    running && firstDelivery(delivery) ? undefined : await readResult(deps.tables, plan.server, operationId);
   let outcomes: Record<string, MitigationOutcome>;
   let facts: AgentFacts | undefined;
   let recorded: Promise<void> | undefined;
   if (existing) {
     outcomes = existing;
   } else if (!running) {
-    outcomes = Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` }]));
+    outcomes = Object.fromEntries(
+      [...plan.apply, ...plan.remove].map((id) => [
+        id,
+        { outcome: 'Skipped' as const, detail: `rollout is ${state.state}; ${plan.server} was not touched` },
+      ]),
+    );
     recorded = recordResult(deps, plan, operationId, state, outcomes);
   } else {
     ({ outcomes, facts } = await callAgent(deps, state, plan, operationId));
@@ -112,11 +160,15 @@ export async function applyToServer(deps: StepDeps, message: ApplyServerMessage,
   deps.logger.info('ServerResult', { ...context, verdict, outcomes });
   const note = verdict === 'failed' ? failureNote(outcomes) : undefined;
   // What the agent answered goes on the Servers row too (again on a redelivery, in case that write was lost).
-  const fromAgent = Object.values(outcomes).some((result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable');
+  const fromAgent = Object.values(outcomes).some(
+    (result) => result.outcome !== 'Skipped' && result.outcome !== 'Unreachable',
+  );
   await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, {
     result: { index: message.index, server: plan.server, verdict, ...(note ? { note } : {}) },
     ...(recorded === undefined ? {} : { recorded }),
-    ...(fromAgent ? { report: { plan, outcomes, at: deps.now?.() ?? new Date(), ...(facts ? { facts } : {}) } } : {}),
+    ...(fromAgent
+      ? { report: { plan, outcomes, at: deps.now?.() ?? new Date(), ...(facts ? { facts } : {}) } }
+      : {}),
   });
 }
 
@@ -147,13 +199,30 @@ export async function applyPoisoned(deps: StepDeps, message: ApplyServerMessage)
   const { relayPath, hybridConnection } = parseRelayAddress(plan.hybridConnection);
   const site = relayPath === undefined ? undefined : await siteOf(deps, plan.server);
   const hub = site === undefined ? undefined : `site ${site || '(none)'}'s relay hub on ${hybridConnection}`;
-  const hubAnswered = stored?.status === 'InProgress' && Object.keys(stored.outcomes).length > 0 ? stored.outcomes : undefined;
-  const detail = hub ? `${hub} did not answer for ${relayPath}; the host gave up after maxDequeueCount deliveries` : 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries';
-  const outcomes = hubAnswered ?? Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail }]));
+  const hubAnswered =
+    stored?.status === 'InProgress' && Object.keys(stored.outcomes).length > 0 ? stored.outcomes : undefined;
+  const detail = hub
+    ? `${hub} did not answer for ${relayPath}; the host gave up after maxDequeueCount deliveries`
+    : 'the agent did not answer through the relay; the host gave up after maxDequeueCount deliveries';
+  const outcomes =
+    hubAnswered ??
+    Object.fromEntries(
+      [...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail }]),
+    );
   if (stored?.status !== 'Completed') await recordResult(deps, plan, operationId, state, outcomes);
-  const note = hub ? clip(hubAnswered ? `Unreachable behind ${hub}` : `Unreachable: ${hub} down`, maxNoteLength) : undefined;
-  deps.logger.warn('ServerUnreachable', { rolloutId: message.rolloutId, wave: message.wave, server: plan.server, operationId, ...(site === undefined ? {} : { site, hybridConnection, hubAnswered: hubAnswered !== undefined }) });
-  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, { result: { index: message.index, server: plan.server, verdict: 'failed', ...(note ? { note } : {}) } });
+  const note = hub
+    ? clip(hubAnswered ? `Unreachable behind ${hub}` : `Unreachable: ${hub} down`, maxNoteLength)
+    : undefined;
+  deps.logger.warn('ServerUnreachable', {
+    rolloutId: message.rolloutId,
+    wave: message.wave,
+    server: plan.server,
+    operationId,
+    ...(site === undefined ? {} : { site, hybridConnection, hubAnswered: hubAnswered !== undefined }),
+  });
+  await accountAndDispatch(deps, message.rolloutId, message.wave, attempt, {
+    result: { index: message.index, server: plan.server, verdict: 'failed', ...(note ? { note } : {}) },
+  });
 }
 
 async function siteOf(deps: StepDeps, server: string): Promise<string> {
@@ -170,9 +239,16 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
   await applyEvent(deps, message.rolloutId, {
     kind: 'gate',
     wave: message.wave,
-    counts: { servers: wave.row.servers, succeeded: wave.row.succeeded, failed: wave.row.failed, skipped: wave.row.skipped },
+    counts: {
+      servers: wave.row.servers,
+      succeeded: wave.row.succeeded,
+      failed: wave.row.failed,
+      skipped: wave.row.skipped,
+    },
     maxErrors: wave.row.maxErrors,
-    failedServers: wave.row.failedServers.map((server) => (wave.row.failureNotes?.[server] ? `${server} [${wave.row.failureNotes[server]}]` : server)),
+    failedServers: wave.row.failedServers.map((server) =>
+      wave.row.failureNotes?.[server] ? `${server} [${wave.row.failureNotes[server]}]` : server,
+    ),
   });
 }
 
@@ -182,7 +258,11 @@ export async function gateWave(deps: StepDeps, message: GateWaveMessage): Promis
  */
 export type EventDeps = Pick<StepDeps, 'tables' | 'queues' | 'logger' | 'now' | 'notify'>;
 
-export async function applyEvent(deps: EventDeps, rolloutId: string, event: RolloutEvent): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
+export async function applyEvent(
+  deps: EventDeps,
+  rolloutId: string,
+  event: RolloutEvent,
+): Promise<{ ok: boolean; reason?: string; state?: RolloutStateRow }> {
   let effects: readonly RolloutEffect[] = [];
   let refusal: string | undefined;
   const state = await updateRolloutState(
@@ -206,7 +286,13 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
     deps.logger.info('RolloutEventRefused', { rolloutId, rolloutEvent: event.kind, reason: refusal });
     return { ok: false, reason: refusal, state };
   }
-  deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, reason: state.reason });
+  deps.logger.info('RolloutTransition', {
+    rolloutId,
+    rolloutEvent: event.kind,
+    state: state.state,
+    wave: state.currentWave,
+    reason: state.reason,
+  });
   for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
 }
@@ -217,7 +303,11 @@ export async function applyEvent(deps: EventDeps, rolloutId: string, event: Roll
  * state row and the wave row change together, in one transaction. Retrying a halt that was
  * already retried changes nothing, and is answered as done.
  */
-export async function retryRollout(deps: EventDeps, rolloutId: string, actor: string): Promise<Awaited<ReturnType<typeof applyEvent>>> {
+export async function retryRollout(
+  deps: EventDeps,
+  rolloutId: string,
+  actor: string,
+): Promise<Awaited<ReturnType<typeof applyEvent>>> {
   const event: RolloutEvent = { kind: 'retry', actor };
   let effects: readonly RolloutEffect[] = [];
   let refusal: string | undefined;
@@ -229,7 +319,13 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
     waveIndex,
     (stored, wave) => {
       // Halted on a later wave since the state was read (a retry went on and halted again): ask again.
-      const result = stored.currentWave === waveIndex ? transition(statusOf(stored), event) : { ok: false as const, reason: `retry refused: the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again` };
+      const result =
+        stored.currentWave === waveIndex
+          ? transition(statusOf(stored), event)
+          : {
+              ok: false as const,
+              reason: `retry refused: the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again`,
+            };
       refusal = result.ok ? undefined : result.reason;
       effects = result.ok ? result.effects : [];
       resent = undefined;
@@ -245,37 +341,77 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
     return { ok: false, reason: refusal, state };
   }
   if (resent === undefined) {
-    deps.logger.info('RolloutRetryAlreadyDone', { rolloutId, state: state.state, wave: state.currentWave, attempt: state.attempt, reason: state.reason });
+    deps.logger.info('RolloutRetryAlreadyDone', {
+      rolloutId,
+      state: state.state,
+      wave: state.currentWave,
+      attempt: state.attempt,
+      reason: state.reason,
+    });
     return { ok: true, state };
   }
-  deps.logger.info('RolloutTransition', { rolloutId, rolloutEvent: event.kind, state: state.state, wave: state.currentWave, attempt: state.attempt, resent, reason: state.reason });
+  deps.logger.info('RolloutTransition', {
+    rolloutId,
+    rolloutEvent: event.kind,
+    state: state.state,
+    wave: state.currentWave,
+    attempt: state.attempt,
+    resent,
+    reason: state.reason,
+  });
   for (const effect of effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
 }
 
 /** The fields of the state row the state machine moves. */
 function stateChanges(next: RolloutStatus): Partial<RolloutStateRow> {
-  return { state: next.state, currentWave: next.currentWave, reason: next.reason, profile: next.profile, resumeTo: next.resumeTo, attempt: next.attempt, halts: next.halts };
+  return {
+    state: next.state,
+    currentWave: next.currentWave,
+    reason: next.reason,
+    profile: next.profile,
+    resumeTo: next.resumeTo,
+    attempt: next.attempt,
+    halts: next.halts,
+  };
 }
 
-async function carryOut(deps: EventDeps, rolloutId: string, state: RolloutStateRow, effect: RolloutEffect): Promise<void> {
+async function carryOut(
+  deps: EventDeps,
+  rolloutId: string,
+  state: RolloutStateRow,
+  effect: RolloutEffect,
+): Promise<void> {
   switch (effect.kind) {
     case 'startWave':
       await deps.queues.send(queueNames.waves, { rolloutId, wave: effect.wave });
       return;
     case 'scheduleGate': {
       const wave = await readWave(deps.tables, rolloutId, effect.wave);
-      await deps.queues.send(queueNames.gate, { rolloutId, wave: effect.wave }, { delayInMs: effect.immediately ? 0 : wave?.row.bakeInMs ?? 0 });
+      await deps.queues.send(
+        queueNames.gate,
+        { rolloutId, wave: effect.wave },
+        { delayInMs: effect.immediately ? 0 : (wave?.row.bakeInMs ?? 0) },
+      );
       return;
     }
     case 'notify':
       deps.logger.info(effect.event, { rolloutId, reason: state.reason });
-      await deps.notify?.(effect.event === 'RolloutCompleted' ? { kind: effect.event, rolloutId } : { kind: effect.event, rolloutId, reason: state.reason });
+      await deps.notify?.(
+        effect.event === 'RolloutCompleted'
+          ? { kind: effect.event, rolloutId }
+          : { kind: effect.event, rolloutId, reason: state.reason },
+      );
       return;
   }
 }
 
-type CountedResult = { index: number; server: string; verdict: 'succeeded' | 'failed' | 'skipped'; note?: string };
+type CountedResult = {
+  index: number;
+  server: string;
+  verdict: 'succeeded' | 'failed' | 'skipped';
+  note?: string;
+};
 
 /** One server's part of a count. */
 interface Counted {
@@ -287,8 +423,19 @@ interface Counted {
 }
 
 /** `facts`: what the agent said about itself in its reply (build, version), kept on the Servers row too. */
-type Report = { plan: PlanRowEntity; outcomes: Record<string, MitigationOutcome>; at: Date; facts?: AgentFacts };
-type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; attempt: number; counted: Counted | undefined };
+type Report = {
+  plan: PlanRowEntity;
+  outcomes: Record<string, MitigationOutcome>;
+  at: Date;
+  facts?: AgentFacts;
+};
+type CountEntry = {
+  deps: StepDeps;
+  rolloutId: string;
+  waveIndex: number;
+  attempt: number;
+  counted: Counted | undefined;
+};
 
 /**
  * Counts one server's result (once: the wave row keeps a bit per plan index), puts what the agent
@@ -301,56 +448,105 @@ type CountEntry = { deps: StepDeps; rolloutId: string; waveIndex: number; attemp
  * sent yet, and a message sent twice is harmless because results are keyed by operation id. When
  * the last result is in, the rollout moves on to bake.
  */
-async function accountAndDispatch(deps: StepDeps, rolloutId: string, waveIndex: number, attempt: number, counted: Counted | undefined): Promise<void> {
+async function accountAndDispatch(
+  deps: StepDeps,
+  rolloutId: string,
+  waveIndex: number,
+  attempt: number,
+  counted: Counted | undefined,
+): Promise<void> {
   const entry: CountEntry = { deps, rolloutId, waveIndex, attempt, counted };
-  const notStored = (await countTogether(`${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}|${attempt}`, entry)).get(entry);
+  const notStored = (
+    await countTogether(
+      `${instanceKey(deps.tables, deps.queues)}|${rolloutId}|${waveIndex}|${attempt}`,
+      entry,
+    )
+  ).get(entry);
   if (notStored) throw notStored.reason;
 }
 
-const countTogether = groupCommit(async (_key: string, batch: readonly CountEntry[]): Promise<Map<CountEntry, { reason: unknown }>> => {
-  const { deps, rolloutId, waveIndex, attempt } = batch[0]!;
-  // A server's slot is free once its agent has answered: the next servers are sent as soon as the
-  // wave row is read, while the results and Servers rows are still being written. Should a result
-  // then fail to store, its redelivery is answered from the agent's memory (same operation id), so
-  // no agent is asked to change more than maxConcurrency at a time. `dispatched` is written past
-  // every index sent here, so no later commit sends them again.
-  const sent = new Set<number>();
-  const reading = readStateAndWave(deps.tables, rolloutId, waveIndex);
-  const [stored, read, servers] = await Promise.all([
-    Promise.allSettled(batch.map((entry) => entry.counted?.recorded)),
-    reading.then(async (first) => {
-      const { state, wave } = first;
-      if (!wave || state?.state !== 'Running' || state.currentWave !== waveIndex || wave.row.attempt !== attempt) return first;
-      const answered = batch.filter((entry) => entry.counted && !bitIsSet(wave.row.counted, entry.counted.result.index)).length;
-      await mapWithConcurrency(nextWindow(wave.row, answered), sendConcurrency, async ({ position, index }) => {
-        await deps.queues.send(queueNames.apply, applyMessage(rolloutId, waveIndex, index, attempt));
-        sent.add(position);
-      });
-      return first;
-    }),
-    readServerRows(deps, batch.flatMap((entry) => (entry.counted?.report ? [entry.counted.report.plan.server] : []))),
-  ]);
-  // A result that could not be stored is not counted: its message fails and is delivered again.
-  const notStored = new Map<CountEntry, { reason: unknown }>();
-  stored.forEach((outcome, position) => {
-    if (outcome.status === 'rejected') notStored.set(batch[position]!, { reason: outcome.reason });
-  });
-  const counted = batch.flatMap((entry) => (entry.counted && !notStored.has(entry) ? [entry.counted] : []));
-  await Promise.all([
-    writeReports(deps, counted.flatMap((entry) => (entry.report ? [entry.report] : [])), servers),
-    countResults(deps, rolloutId, waveIndex, attempt, counted.map((entry) => entry.result), read, sent),
-  ]);
-  return notStored;
-});
+const countTogether = groupCommit(
+  async (_key: string, batch: readonly CountEntry[]): Promise<Map<CountEntry, { reason: unknown }>> => {
+    const { deps, rolloutId, waveIndex, attempt } = batch[0]!;
+    // A server's slot is free once its agent has answered: the next servers are sent as soon as the
+    // wave row is read, while the results and Servers rows are still being written. Should a result
+    // then fail to store, its redelivery is answered from the agent's memory (same operation id), so
+    // no agent is asked to change more than maxConcurrency at a time. `dispatched` is written past
+    // every index sent here, so no later commit sends them again.
+    const sent = new Set<number>();
+    const reading = readStateAndWave(deps.tables, rolloutId, waveIndex);
+    const [stored, read, servers] = await Promise.all([
+      Promise.allSettled(batch.map((entry) => entry.counted?.recorded)),
+      reading.then(async (first) => {
+        const { state, wave } = first;
+        if (
+          !wave ||
+          state?.state !== 'Running' ||
+          state.currentWave !== waveIndex ||
+          wave.row.attempt !== attempt
+        )
+          return first;
+        const answered = batch.filter(
+          (entry) => entry.counted && !bitIsSet(wave.row.counted, entry.counted.result.index),
+        ).length;
+        await mapWithConcurrency(
+          nextWindow(wave.row, answered),
+          sendConcurrency,
+          async ({ position, index }) => {
+            await deps.queues.send(queueNames.apply, applyMessage(rolloutId, waveIndex, index, attempt));
+            sent.add(position);
+          },
+        );
+        return first;
+      }),
+      readServerRows(
+        deps,
+        batch.flatMap((entry) => (entry.counted?.report ? [entry.counted.report.plan.server] : [])),
+      ),
+    ]);
+    // A result that could not be stored is not counted: its message fails and is delivered again.
+    const notStored = new Map<CountEntry, { reason: unknown }>();
+    stored.forEach((outcome, position) => {
+      if (outcome.status === 'rejected') notStored.set(batch[position]!, { reason: outcome.reason });
+    });
+    const counted = batch.flatMap((entry) => (entry.counted && !notStored.has(entry) ? [entry.counted] : []));
+    await Promise.all([
+      writeReports(
+        deps,
+        counted.flatMap((entry) => (entry.report ? [entry.report] : [])),
+        servers,
+      ),
+      countResults(
+        deps,
+        rolloutId,
+        waveIndex,
+        attempt,
+        counted.map((entry) => entry.result),
+        read,
+        sent,
+      ),
+    ]);
+    return notStored;
+  },
+);
 
 /**
  * `sent` holds positions in the wave's pass (lib/rollout/pass.ts); results of another pass than
  * the wave's current one (a message older than a retry) are not counted.
  */
-async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number, attempt: number, results: readonly CountedResult[], firstRead: Awaited<ReturnType<typeof readStateAndWave>>, sent: Set<number>): Promise<void> {
+async function countResults(
+  deps: StepDeps,
+  rolloutId: string,
+  waveIndex: number,
+  attempt: number,
+  results: readonly CountedResult[],
+  firstRead: Awaited<ReturnType<typeof readStateAndWave>>,
+  sent: Set<number>,
+): Promise<void> {
   const client = await deps.tables.client('Rollouts');
   for (let round = 1; round <= 25; round++) {
-    const { state, wave: stored } = round === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
+    const { state, wave: stored } =
+      round === 1 ? firstRead : await readStateAndWave(deps.tables, rolloutId, waveIndex);
     if (!stored || stored.row.attempt !== attempt) return;
     const wave: WaveRow = { ...stored.row };
     for (const result of results) {
@@ -364,10 +560,15 @@ async function countResults(deps: StepDeps, rolloutId: string, waveIndex: number
       }
     }
     const done = wave.succeeded + wave.failed + wave.skipped;
-    const sending = state?.state === 'Running' && state.currentWave === waveIndex && state.attempt === attempt;
+    const sending =
+      state?.state === 'Running' && state.currentWave === waveIndex && state.attempt === attempt;
     const window = sending ? nextWindow(wave, 0) : [];
     const fresh = window.filter(({ position }) => !sent.has(position));
-    wave.dispatched = Math.max(wave.dispatched, ...window.map(({ position }) => position + 1), ...[...sent].map((position) => position + 1));
+    wave.dispatched = Math.max(
+      wave.dispatched,
+      ...window.map(({ position }) => position + 1),
+      ...[...sent].map((position) => position + 1),
+    );
     const changed = JSON.stringify(wave) !== JSON.stringify(stored.row);
     await mapWithConcurrency(fresh, sendConcurrency, async ({ position, index }) => {
       await deps.queues.send(queueNames.apply, applyMessage(rolloutId, waveIndex, index, attempt));
@@ -410,21 +611,35 @@ function instanceKey(...instances: object[]): string {
     .join('/');
 }
 
-async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEntity, operationId: string): Promise<{ outcomes: Record<string, MitigationOutcome>; facts?: AgentFacts }> {
+async function callAgent(
+  deps: StepDeps,
+  state: RolloutStateRow,
+  plan: PlanRowEntity,
+  operationId: string,
+): Promise<{ outcomes: Record<string, MitigationOutcome>; facts?: AgentFacts }> {
   const outcomes: Record<string, MitigationOutcome> = {};
   let facts: AgentFacts | undefined;
-  const factsOf = (reply: OperationReply): AgentFacts | undefined => (reply.build === undefined ? facts : { build: reply.build, agentVersion: reply.agentVersion });
+  const factsOf = (reply: OperationReply): AgentFacts | undefined =>
+    reply.build === undefined ? facts : { build: reply.build, agentVersion: reply.agentVersion };
   try {
     if (plan.apply.length > 0) {
       const packageBase64 = await packageForRollout(deps.tables, state.feed, state.packageSequence);
       // onDegraded goes only when it is not the default, so agents that predate it still accept the request.
       const onDegraded = plan.onDegraded === 'keep' ? { onDegraded: plan.onDegraded } : {};
-      const reply = await deps.agents.apply(plan.hybridConnection, { operationId: `${operationId}.apply`, packageBase64, mitigationIds: [...plan.apply], ...onDegraded });
+      const reply = await deps.agents.apply(plan.hybridConnection, {
+        operationId: `${operationId}.apply`,
+        packageBase64,
+        mitigationIds: [...plan.apply],
+        ...onDegraded,
+      });
       facts = factsOf(reply);
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
     if (plan.remove.length > 0) {
-      const reply = await deps.agents.remove(plan.hybridConnection, { operationId: `${operationId}.remove`, mitigationIds: [...plan.remove] });
+      const reply = await deps.agents.remove(plan.hybridConnection, {
+        operationId: `${operationId}.remove`,
+        mitigationIds: [...plan.remove],
+      });
       facts = factsOf(reply);
       Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
     }
@@ -434,7 +649,19 @@ async function callAgent(deps: StepDeps, state: RolloutStateRow, plan: PlanRowEn
       // A site hub that could not reach the agent said why: kept (not counted), so that if the host
       // gives up, the poison handler records the hub's words as the Unreachable detail.
       const hubAnswer = hubAnswerOf(error);
-      if (hubAnswer !== undefined) await recordAttempt(deps, plan, operationId, state, Object.fromEntries([...plan.apply, ...plan.remove].map((id) => [id, { outcome: 'Unreachable' as const, detail: clip(hubAnswer, 2000) }])));
+      if (hubAnswer !== undefined)
+        await recordAttempt(
+          deps,
+          plan,
+          operationId,
+          state,
+          Object.fromEntries(
+            [...plan.apply, ...plan.remove].map((id) => [
+              id,
+              { outcome: 'Unreachable' as const, detail: clip(hubAnswer, 2000) },
+            ]),
+          ),
+        );
       throw error;
     }
     const detail = error instanceof Error ? error.message : String(error);
@@ -473,7 +700,10 @@ async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationRep
   const until = Date.now() + (deps.operationWaitMs ?? 45_000);
   let current = reply;
   while (current.status !== 'Completed') {
-    if (Date.now() > until) throw new RelayTimeoutError(`${plan.server} is still working on ${reply.operationId}; asking again later`);
+    if (Date.now() > until)
+      throw new RelayTimeoutError(
+        `${plan.server} is still working on ${reply.operationId}; asking again later`,
+      );
     await new Promise((resolve) => setTimeout(resolve, deps.operationPollMs ?? 2000));
     const status = await deps.agents.status(plan.hybridConnection);
     current = status.operations.find((operation) => operation.operationId === reply.operationId) ?? current;
@@ -486,32 +716,70 @@ async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationRep
  * poison handler reports. Conditional on the row read: a Completed result (another delivery of the
  * same message got through) is never replaced by it.
  */
-async function recordAttempt(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+async function recordAttempt(
+  deps: StepDeps,
+  plan: PlanRowEntity,
+  operationId: string,
+  state: RolloutStateRow,
+  outcomes: Record<string, MitigationOutcome>,
+): Promise<void> {
   const client = await deps.tables.client('Results');
   await mutateEntity(client, plan.server, operationId, (current): Mutation => {
     if (current?.['status'] === 'Completed') return { kind: 'keep' };
-    return { kind: 'write', entity: { partitionKey: plan.server, rowKey: operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'InProgress', outcomes: JSON.stringify(outcomes), at: deps.now?.() ?? new Date() } };
+    return {
+      kind: 'write',
+      entity: {
+        partitionKey: plan.server,
+        rowKey: operationId,
+        rolloutId: state.partitionKey,
+        operation: state.operation,
+        status: 'InProgress',
+        outcomes: JSON.stringify(outcomes),
+        at: deps.now?.() ?? new Date(),
+      },
+    };
   });
 }
 
-async function recordResult(deps: StepDeps, plan: PlanRowEntity, operationId: string, state: RolloutStateRow, outcomes: Record<string, MitigationOutcome>): Promise<void> {
+async function recordResult(
+  deps: StepDeps,
+  plan: PlanRowEntity,
+  operationId: string,
+  state: RolloutStateRow,
+  outcomes: Record<string, MitigationOutcome>,
+): Promise<void> {
   await upsertResults(deps.tables, [
-    { server: plan.server, operationId, rolloutId: state.partitionKey, operation: state.operation, status: 'Completed', outcomes, at: deps.now?.() ?? new Date() },
+    {
+      server: plan.server,
+      operationId,
+      rolloutId: state.partitionKey,
+      operation: state.operation,
+      status: 'Completed',
+      outcomes,
+      at: deps.now?.() ?? new Date(),
+    },
   ]);
 }
 
 type ServerEntity = TableEntity<Record<string, unknown>> & { etag: string };
 
 /** The Servers rows of a count's servers (one org partition), 100 names a query. */
-async function readServerRows(deps: StepDeps, servers: readonly string[]): Promise<Map<string, ServerEntity>> {
+async function readServerRows(
+  deps: StepDeps,
+  servers: readonly string[],
+): Promise<Map<string, ServerEntity>> {
   const rows = new Map<string, ServerEntity>();
   const names = [...new Set(servers)];
   if (names.length === 0) return rows;
   const client = await deps.tables.client('Servers');
   for (let start = 0; start < names.length; start += maxTransactionSize) {
     const chunk = names.slice(start, start + maxTransactionSize);
-    const filter = [odata`PartitionKey eq ${deps.org}`, `(${chunk.map((name) => odata`RowKey eq ${name}`).join(' or ')})`].join(' and ');
-    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) rows.set(entity.rowKey!, entity as ServerEntity);
+    const filter = [
+      odata`PartitionKey eq ${deps.org}`,
+      `(${chunk.map((name) => odata`RowKey eq ${name}`).join(' or ')})`,
+    ].join(' and ');
+    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }))
+      rows.set(entity.rowKey!, entity as ServerEntity);
   }
   return rows;
 }
@@ -522,7 +790,11 @@ async function readServerRows(deps: StepDeps, servers: readonly string[]): Promi
  * read with; should a transaction fail (a row changed since), each row is written on its own with
  * its ETag loop.
  */
-async function writeReports(deps: StepDeps, reports: readonly Report[], current: ReadonlyMap<string, ServerEntity>): Promise<void> {
+async function writeReports(
+  deps: StepDeps,
+  reports: readonly Report[],
+  current: ReadonlyMap<string, ServerEntity>,
+): Promise<void> {
   if (reports.length === 0) return;
   const client = await deps.tables.client('Servers');
   const names = [...new Set(reports.map((report) => report.plan.server))];
@@ -533,22 +805,41 @@ async function writeReports(deps: StepDeps, reports: readonly Report[], current:
       const entity = current.get(name);
       if (!entity) continue;
       let row: Record<string, unknown> = entity;
-      for (const report of reports.filter((candidate) => candidate.plan.server === name)) row = reportedRow(deps, report, row) ?? row;
-      if (row !== entity) actions.push(['update', { partitionKey: deps.org, rowKey: name, reportedApplied: row['reportedApplied'], lastSeen: row['lastSeen'], ...agentOwned(row) }, 'Merge', { etag: entity.etag }]);
+      for (const report of reports.filter((candidate) => candidate.plan.server === name))
+        row = reportedRow(deps, report, row) ?? row;
+      if (row !== entity)
+        actions.push([
+          'update',
+          {
+            partitionKey: deps.org,
+            rowKey: name,
+            reportedApplied: row['reportedApplied'],
+            lastSeen: row['lastSeen'],
+            ...agentOwned(row),
+          },
+          'Merge',
+          { etag: entity.etag },
+        ]);
     }
     if (actions.length === 0) continue;
     try {
       await client.submitTransaction(actions);
     } catch {
       for (const report of reports.filter((candidate) => chunk.includes(candidate.plan.server))) {
-        await mutateEntity(client, deps.org, report.plan.server, (entity) => (entity ? writeOrKeep(reportedRow(deps, report, entity)) : { kind: 'keep' }));
+        await mutateEntity(client, deps.org, report.plan.server, (entity) =>
+          entity ? writeOrKeep(reportedRow(deps, report, entity)) : { kind: 'keep' },
+        );
       }
     }
   }
 }
 
 /** The Servers row with this operation's outcomes in its reported state; undefined if the row is invalid. */
-function reportedRow(deps: StepDeps, { plan, outcomes, at, facts }: Report, current: Record<string, unknown>): Record<string, unknown> | undefined {
+function reportedRow(
+  deps: StepDeps,
+  { plan, outcomes, at, facts }: Report,
+  current: Record<string, unknown>,
+): Record<string, unknown> | undefined {
   const checked = validateRow('Servers', serverRow, current);
   if (!checked.ok) {
     deps.logger.warn('InvalidRow', { ...checked.problem });
@@ -557,19 +848,36 @@ function reportedRow(deps: StepDeps, { plan, outcomes, at, facts }: Report, curr
   const applied = new Set(checked.row.reportedApplied);
   for (const [id, result] of Object.entries(outcomes)) {
     // A Degraded or Ineffective apply stays in place (keep policy, a rule that harms nothing); a RolledBack one does not; a Degraded removal did remove.
-    const kept = plan.apply.includes(id) && (result.outcome === 'Degraded' || result.outcome === 'Ineffective');
-    const gone = result.outcome === 'Removed' || result.outcome === 'RolledBack' || (plan.remove.includes(id) && (result.outcome === 'NotApplicable' || result.outcome === 'Degraded'));
+    const kept =
+      plan.apply.includes(id) && (result.outcome === 'Degraded' || result.outcome === 'Ineffective');
+    const gone =
+      result.outcome === 'Removed' ||
+      result.outcome === 'RolledBack' ||
+      (plan.remove.includes(id) && (result.outcome === 'NotApplicable' || result.outcome === 'Degraded'));
     if (result.outcome === 'Applied' || result.outcome === 'AlreadyApplied' || kept) applied.add(id);
     if (gone) applied.delete(id);
   }
   const update = facts ? factsUpdate(checked.row, facts, at) : undefined;
-  if (update?.buildChanged) deps.logger.warn('BuildChanged', { server: plan.server, ...update.buildChanged, reason: 'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on' });
-  return { ...current, ...update?.fields, reportedApplied: JSON.stringify([...applied].sort()), lastSeen: at };
+  if (update?.buildChanged)
+    deps.logger.warn('BuildChanged', {
+      server: plan.server,
+      ...update.buildChanged,
+      reason:
+        'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on',
+    });
+  return {
+    ...current,
+    ...update?.fields,
+    reportedApplied: JSON.stringify([...applied].sort()),
+    lastSeen: at,
+  };
 }
 
 /** The build and agent version as the row now has them (an old row may lack the version). */
 function agentOwned(row: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(['build', 'agentVersion'].flatMap((name) => (row[name] === undefined ? [] : [[name, row[name]]])));
+  return Object.fromEntries(
+    ['build', 'agentVersion'].flatMap((name) => (row[name] === undefined ? [] : [[name, row[name]]])),
+  );
 }
 
 function writeOrKeep(entity: Record<string, unknown> | undefined): Mutation {
@@ -582,7 +890,10 @@ function writeOrKeep(entity: Record<string, unknown> | undefined): Mutation {
 function failureNote(outcomes: Record<string, MitigationOutcome>): string | undefined {
   const found = Object.entries(outcomes)
     .filter(([, result]) => probeFailures.includes(result.outcome))
-    .map(([id, result]) => `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`);
+    .map(
+      ([id, result]) =>
+        `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`,
+    );
   return found.length > 0 ? clip(found.join('; '), maxNoteLength) : undefined;
 }
 
@@ -611,7 +922,10 @@ function readStateNow(tables: FleetTables, rolloutId: string): Promise<RolloutSt
   return stateReads(`${instanceKey(tables)}|${rolloutId}`, { tables, rolloutId });
 }
 
-const stateReads = groupCommit((_key: string, callers: readonly { tables: FleetTables; rolloutId: string }[]) => readState(callers[0]!.tables, callers[0]!.rolloutId));
+const stateReads = groupCommit(
+  (_key: string, callers: readonly { tables: FleetTables; rolloutId: string }[]) =>
+    readState(callers[0]!.tables, callers[0]!.rolloutId),
+);
 
 async function readState(tables: FleetTables, rolloutId: string): Promise<RolloutStateRow | undefined> {
   const client = await tables.client('Rollouts');
@@ -621,7 +935,11 @@ async function readState(tables: FleetTables, rolloutId: string): Promise<Rollou
   return checked.ok ? checked.row : undefined;
 }
 
-async function readWave(tables: FleetTables, rolloutId: string, wave: number): Promise<{ row: WaveRow; etag: string } | undefined> {
+async function readWave(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+): Promise<{ row: WaveRow; etag: string } | undefined> {
   const client = await tables.client('Rollouts');
   const entity = await getEntityOrUndefined(client, rolloutId, waveKey(wave));
   if (!entity) return undefined;
@@ -631,11 +949,19 @@ async function readWave(tables: FleetTables, rolloutId: string, wave: number): P
 }
 
 /** The state row and one wave row in one round trip: the range from `state` to that wave's key (plan rows sort before). */
-async function readStateAndWave(tables: FleetTables, rolloutId: string, wave: number): Promise<{ state: RolloutStateRow | undefined; wave: { row: WaveRow; etag: string } | undefined }> {
+async function readStateAndWave(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+): Promise<{ state: RolloutStateRow | undefined; wave: { row: WaveRow; etag: string } | undefined }> {
   const client = await tables.client('Rollouts');
   let state: RolloutStateRow | undefined;
   let found: { row: WaveRow; etag: string } | undefined;
-  for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'state'} and RowKey le ${waveKey(wave)}` } })) {
+  for await (const entity of client.listEntities<Record<string, unknown>>({
+    queryOptions: {
+      filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'state'} and RowKey le ${waveKey(wave)}`,
+    },
+  })) {
     if (entity.rowKey === 'state') {
       const checked = validateRow('Rollouts', rolloutStateRow, entity);
       state = checked.ok ? checked.row : undefined;
@@ -655,11 +981,15 @@ async function readStateAndWave(tables: FleetTables, rolloutId: string, wave: nu
 const planPages = new Map<string, Promise<Map<number, PlanRowEntity>>>();
 const keptPlanPages = 200;
 
-async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Promise<PlanRowEntity | undefined> {
+async function readPlanRow(
+  tables: FleetTables,
+  message: ApplyServerMessage,
+): Promise<PlanRowEntity | undefined> {
   const first = message.index - (message.index % planPageSize);
   const key = `${instanceKey(tables)}|${message.rolloutId}|${message.wave}|${first}`;
   const cached = planPages.get(key);
-  const rows = await (cached ?? cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first)));
+  const rows = await (cached ??
+    cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first)));
   if (cached !== undefined) {
     // Most recently used last, so the oldest pages go first.
     planPages.delete(key);
@@ -667,11 +997,17 @@ async function readPlanRow(tables: FleetTables, message: ApplyServerMessage): Pr
   }
   const row = rows.get(message.index);
   // A page cached before its rows existed (a message that came before its rollout) is read again.
-  if (!row && cached !== undefined) return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(message.index);
+  if (!row && cached !== undefined)
+    return (await cachePlanPage(key, readPlanPage(tables, message.rolloutId, message.wave, first))).get(
+      message.index,
+    );
   return row;
 }
 
-function cachePlanPage(key: string, page: Promise<Map<number, PlanRowEntity>>): Promise<Map<number, PlanRowEntity>> {
+function cachePlanPage(
+  key: string,
+  page: Promise<Map<number, PlanRowEntity>>,
+): Promise<Map<number, PlanRowEntity>> {
   page.catch(() => planPages.delete(key));
   planPages.delete(key);
   planPages.set(key, page);
@@ -682,23 +1018,37 @@ function cachePlanPage(key: string, page: Promise<Map<number, PlanRowEntity>>): 
   return page;
 }
 
-async function readPlanPage(tables: FleetTables, rolloutId: string, wave: number, first: number): Promise<Map<number, PlanRowEntity>> {
+async function readPlanPage(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+  first: number,
+): Promise<Map<number, PlanRowEntity>> {
   const client = await tables.client('Rollouts');
   const filter = odata`PartitionKey eq ${planPartitionKey(rolloutId, wave, first)}`;
   const rows = new Map<number, PlanRowEntity>();
   for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
     const checked = validateRow('Rollouts', planRow, entity);
-    if (checked.ok) rows.set(Number(checked.row.rowKey.slice(checked.row.rowKey.lastIndexOf('-') + 1)), checked.row);
+    if (checked.ok)
+      rows.set(Number(checked.row.rowKey.slice(checked.row.rowKey.lastIndexOf('-') + 1)), checked.row);
   }
   return rows;
 }
 
-async function readResult(tables: FleetTables, server: string, operationId: string): Promise<Record<string, MitigationOutcome> | undefined> {
+async function readResult(
+  tables: FleetTables,
+  server: string,
+  operationId: string,
+): Promise<Record<string, MitigationOutcome> | undefined> {
   const stored = await readStoredResult(tables, server, operationId);
   return stored?.status === 'Completed' ? stored.outcomes : undefined;
 }
 
-async function readStoredResult(tables: FleetTables, server: string, operationId: string): Promise<{ status: 'InProgress' | 'Completed'; outcomes: Record<string, MitigationOutcome> } | undefined> {
+async function readStoredResult(
+  tables: FleetTables,
+  server: string,
+  operationId: string,
+): Promise<{ status: 'InProgress' | 'Completed'; outcomes: Record<string, MitigationOutcome> } | undefined> {
   const client = await tables.client('Results');
   const entity = await getEntityOrUndefined(client, server, operationId);
   if (!entity) return undefined;
@@ -708,11 +1058,39 @@ async function readStoredResult(tables: FleetTables, server: string, operationId
 
 /** What the state machine sees of a stored rollout (also how the dashboard asks which actions it would accept). */
 export function statusOf(row: RolloutStateRow): RolloutStatus {
-  return { state: row.state, currentWave: row.currentWave, waveCount: row.waveCount, profile: row.profile, reason: row.reason, attempt: row.attempt, halts: row.halts, ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}) };
+  return {
+    state: row.state,
+    currentWave: row.currentWave,
+    waveCount: row.waveCount,
+    profile: row.profile,
+    reason: row.reason,
+    attempt: row.attempt,
+    halts: row.halts,
+    ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}),
+  };
 }
 
 /** Recorded when a queue message fails its schema: it is not retried. */
-export async function recordInvalidMessage(deps: Pick<StepDeps, 'tables' | 'logger'>, queue: string, messageId: string | undefined, problem: string): Promise<void> {
+export async function recordInvalidMessage(
+  deps: Pick<StepDeps, 'tables' | 'logger'>,
+  queue: string,
+  messageId: string | undefined,
+  problem: string,
+): Promise<void> {
   deps.logger.error('InvalidMessage', { queue, messageId, problem });
-  await writeAudit(deps.tables, [{ actor: 'emfleet', action: 'message.invalid', target: `queue:${queue}`, source: 'queue', before: null, after: { messageId, problem } }], undefined, { logger: deps.logger });
+  await writeAudit(
+    deps.tables,
+    [
+      {
+        actor: 'emfleet',
+        action: 'message.invalid',
+        target: `queue:${queue}`,
+        source: 'queue',
+        before: null,
+        after: { messageId, problem },
+      },
+    ],
+    undefined,
+    { logger: deps.logger },
+  );
 }

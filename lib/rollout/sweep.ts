@@ -53,7 +53,11 @@ const namedInLog = 20;
  * with an ETag mutation so a result written meanwhile by a rollout step is never lost. A server
  * that does not answer keeps its last known state: silence is not evidence of removal.
  */
-export async function sweepReportedState(deps: SweepDeps, servers: readonly SweptServer[], options: { dryRun?: boolean } = {}): Promise<SweepReport> {
+export async function sweepReportedState(
+  deps: SweepDeps,
+  servers: readonly SweptServer[],
+  options: { dryRun?: boolean } = {},
+): Promise<SweepReport> {
   const applied = new Map<string, readonly string[]>();
   const facts = new Map<string, StatusReply>();
   const unreachable: string[] = [];
@@ -64,7 +68,10 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
       facts.set(server.name, status);
     } catch (error) {
       unreachable.push(server.name);
-      deps.logger.info('StatusSweepNoReply', { server: server.name, error: error instanceof Error ? error.message : String(error) });
+      deps.logger.info('StatusSweepNoReply', {
+        server: server.name,
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   });
   const deltas = servers.flatMap((server) => {
@@ -76,16 +83,33 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
   });
   const reported = servers.flatMap((server) => {
     const status = facts.get(server.name);
-    return status ? [{ name: server.name, row: server, facts: { build: status.build, agentVersion: status.agentVersion } }] : [];
+    return status
+      ? [
+          {
+            name: server.name,
+            row: server,
+            facts: { build: status.build, agentVersion: status.agentVersion },
+          },
+        ]
+      : [];
   });
   if (options.dryRun) {
-    deps.logger.info('StatusSweepDone', { servers: servers.length, answered: applied.size, differs: deltas.length, unreachable: unreachable.length, unreachableServers: unreachable.sort().slice(0, namedInLog), dryRun: true });
+    deps.logger.info('StatusSweepDone', {
+      servers: servers.length,
+      answered: applied.size,
+      differs: deltas.length,
+      unreachable: unreachable.length,
+      unreachableServers: unreachable.sort().slice(0, namedInLog),
+      dryRun: true,
+    });
     // Planned on the builds the agents report, as a real run would, without writing them.
     const at = deps.now?.() ?? new Date();
-    const builds = new Map(reported.flatMap((server) => {
-      const to = factsUpdate(server.row, server.facts, at)?.buildChanged?.to;
-      return to === undefined ? [] : [[server.name, to] as const];
-    }));
+    const builds = new Map(
+      reported.flatMap((server) => {
+        const to = factsUpdate(server.row, server.facts, at)?.buildChanged?.to;
+        return to === undefined ? [] : [[server.name, to] as const];
+      }),
+    );
     return { applied, builds, changed: deltas.map((delta) => delta.server), unreachable };
   }
   const client = await deps.tables.client('Servers');
@@ -98,11 +122,24 @@ export async function sweepReportedState(deps: SweepDeps, servers: readonly Swep
       const next = new Set(checked.row.reportedApplied);
       for (const id of delta.added) next.add(id);
       for (const id of delta.removed) next.delete(id);
-      return { kind: 'write', entity: { ...current, reportedApplied: JSON.stringify([...next].sort()), lastSeen: deps.now?.() ?? new Date() } };
+      return {
+        kind: 'write',
+        entity: {
+          ...current,
+          reportedApplied: JSON.stringify([...next].sort()),
+          lastSeen: deps.now?.() ?? new Date(),
+        },
+      };
     }),
   );
   for (const delta of deltas) deps.logger.warn('ReportedStateChanged', { ...delta });
   const builds = await recordAgentFacts(deps, reported);
-  deps.logger.info('StatusSweepDone', { servers: servers.length, answered: applied.size, changed: deltas.length, unreachable: unreachable.length, unreachableServers: unreachable.sort().slice(0, namedInLog) });
+  deps.logger.info('StatusSweepDone', {
+    servers: servers.length,
+    answered: applied.size,
+    changed: deltas.length,
+    unreachable: unreachable.length,
+    unreachableServers: unreachable.sort().slice(0, namedInLog),
+  });
   return { applied, builds, changed: deltas.map((delta) => delta.server), unreachable };
 }

@@ -10,10 +10,21 @@ export interface StoppedRollout {
  * The rollout whose halt or abort left a feed's work undone: the feed's newest rollout, when it
  * ended Halted or Aborted (a later rollout of the feed, running or done, has taken over the work).
  */
-export function stoppedRolloutOf(rollouts: readonly { readonly partitionKey: string; readonly feed: string; readonly state: string; readonly createdAt: Date }[], feed: string): StoppedRollout | undefined {
+export function stoppedRolloutOf(
+  rollouts: readonly {
+    readonly partitionKey: string;
+    readonly feed: string;
+    readonly state: string;
+    readonly createdAt: Date;
+  }[],
+  feed: string,
+): StoppedRollout | undefined {
   let newest: (typeof rollouts)[number] | undefined;
-  for (const rollout of rollouts) if (rollout.feed === feed && (!newest || rollout.createdAt > newest.createdAt)) newest = rollout;
-  return newest && stoppedStates.has(newest.state) ? { id: newest.partitionKey, state: newest.state } : undefined;
+  for (const rollout of rollouts)
+    if (rollout.feed === feed && (!newest || rollout.createdAt > newest.createdAt)) newest = rollout;
+  return newest && stoppedStates.has(newest.state)
+    ? { id: newest.partitionKey, state: newest.state }
+    : undefined;
 }
 
 /** What a server's undone work shows: `Not started (rollout microsoft-000002-apply halted)`. */

@@ -5,7 +5,12 @@ import { parseDurationInMs } from './duration.js';
 /** A count (5) or a share of the wave ("10%"). */
 export const countOrPercent = z.union([
   z.number().int().nonnegative(),
-  z.string().regex(/^(100(\.0+)?|\d{1,2}(\.\d+)?)%$/, 'must be a count or a percentage from 0% to 100%, such as "10%"'),
+  z
+    .string()
+    .regex(
+      /^(100(\.0+)?|\d{1,2}(\.\d+)?)%$/,
+      'must be a count or a percentage from 0% to 100%, such as "10%"',
+    ),
 ]);
 export type CountOrPercent = z.infer<typeof countOrPercent>;
 
@@ -19,12 +24,19 @@ export type WaveSelector = z.infer<typeof waveSelector>;
 
 export const waveSpec = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'must be letters, digits, _ or - (at most 32)'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'must be letters, digits, _ or - (at most 32)'),
     select: waveSelector,
     maxConcurrency: countOrPercent,
     maxErrors: countOrPercent,
     /** ISO-8601 duration to watch the wave before the next starts, e.g. PT1H. */
-    bake: z.string().refine((text) => parseDurationInMs(text) !== undefined, 'must be an ISO-8601 duration such as PT30M or P1D'),
+    bake: z
+      .string()
+      .refine(
+        (text) => parseDurationInMs(text) !== undefined,
+        'must be an ISO-8601 duration such as PT30M or P1D',
+      ),
   })
   .strict();
 export type WaveSpec = z.infer<typeof waveSpec>;
@@ -36,7 +48,12 @@ export const waveProfile = z
   .superRefine((waves, context) => {
     const names = new Set<string>();
     waves.forEach((wave, index) => {
-      if (names.has(wave.name)) context.addIssue({ code: 'custom', path: [index, 'name'], message: `wave name ${wave.name} is used twice` });
+      if (names.has(wave.name))
+        context.addIssue({
+          code: 'custom',
+          path: [index, 'name'],
+          message: `wave name ${wave.name} is used twice`,
+        });
       names.add(wave.name);
     });
   });

@@ -32,10 +32,20 @@ beforeAll(async () => {
   pki = await createTestPki();
 });
 
-const get = async <T>(handler: typeof getGrid, deps: AdminDeps, path: string): Promise<{ status: number; body: T }> => call(handler, deps, adminRequest('GET', path));
+const get = async <T>(
+  handler: typeof getGrid,
+  deps: AdminDeps,
+  path: string,
+): Promise<{ status: number; body: T }> => call(handler, deps, adminRequest('GET', path));
 
 /** Outcome by server and mitigation: the grid as a matrix. */
-const matrix = (page: GridPage): Record<string, Record<string, string>> => Object.fromEntries(page.rows.map((row) => [row.server, Object.fromEntries(Object.entries(row.cells).map(([id, cell]) => [id, cell.outcome]))]));
+const matrix = (page: GridPage): Record<string, Record<string, string>> =>
+  Object.fromEntries(
+    page.rows.map((row) => [
+      row.server,
+      Object.fromEntries(Object.entries(row.cells).map(([id, cell]) => [id, cell.outcome])),
+    ]),
+  );
 
 describe('a fleet with results, policy from Bicep and Tables, and a rollout under way', () => {
   const fresh = freshTables();
@@ -45,7 +55,15 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
   beforeAll(async () => {
     // The organization's own feed names an anchor file that is not there: misconfigured, never polled.
     deps = adminDeps(fresh, pki.root.certificatePem, {
-      EMFLEET_FEEDS: JSON.stringify([{ name: 'contoso', url: 'https://mitigations.contoso.com/feed', trustAnchors: 'missing-contoso-root.pem', signerSubject: 'Contoso Mitigations', signerEku: '1.3.6.1.5.5.7.3.3' }]),
+      EMFLEET_FEEDS: JSON.stringify([
+        {
+          name: 'contoso',
+          url: 'https://mitigations.contoso.com/feed',
+          trustAnchors: 'missing-contoso-root.pem',
+          signerSubject: 'Contoso Mitigations',
+          signerEku: '1.3.6.1.5.5.7.3.3',
+        },
+      ]),
     });
     const servers = [
       { name: 'ex01', ring: 'canary', site: 'HQ', build: '15.2.1118.7' },
@@ -54,20 +72,54 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       { name: 'ex04', ring: 'broad', site: 'DC2', build: '15.2.1118.7' },
       { name: 'ex05', ring: 'broad', site: 'DC3', build: '15.1.2507.16' },
     ];
-    for (const server of servers) await registerServer(fresh.tables, org, { ...server, name: fqdn(server.name) }, { actor: 'test' });
-    await registerServer(fresh.tables, org, { name: 'lab01.contoso.com', build: '15.2.1118.7' }, { actor: 'test' });
+    for (const server of servers)
+      await registerServer(fresh.tables, org, { ...server, name: fqdn(server.name) }, { actor: 'test' });
+    await registerServer(
+      fresh.tables,
+      org,
+      { name: 'lab01.contoso.com', build: '15.2.1118.7' },
+      { actor: 'test' },
+    );
     // lab01's agent reports a later build than was registered: the grid shows both.
     await recordAgentFacts({ tables: fresh.tables, org, logger: silentLogger }, [
-      { name: 'lab01.contoso.com', row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined }, facts: { build: '15.2.1118.9', agentVersion: '0.1.0' } },
+      {
+        name: 'lab01.contoso.com',
+        row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined },
+        facts: { build: '15.2.1118.9', agentVersion: '0.1.0' },
+      },
     ]);
 
-    const declared = parseDeclaredPolicy(JSON.stringify({ org: { blockedMitigations: ['EM3'] }, servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'], onDegraded: 'keep' } } }));
+    const declared = parseDeclaredPolicy(
+      JSON.stringify({
+        org: { blockedMitigations: ['EM3'] },
+        servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'], onDegraded: 'keep' } },
+      }),
+    );
     if (!declared.ok) throw new Error(declared.error);
     await syncDeclaredPolicy(fresh.tables, org, declaredLayers(declared.policy), { actor: 'bicep' });
-    await changePolicy(fresh.tables, { scope: 'org', name: org }, () => ({ mitigationsEnabled: true }), { actor: 'alice', action: 'policy.set' });
-    await changePolicy(fresh.tables, { scope: 'server', name: fqdn('ex04') }, () => ({ mitigationsEnabled: false }), { actor: 'alice', action: 'policy.set' });
+    await changePolicy(fresh.tables, { scope: 'org', name: org }, () => ({ mitigationsEnabled: true }), {
+      actor: 'alice',
+      action: 'policy.set',
+    });
+    await changePolicy(
+      fresh.tables,
+      { scope: 'server', name: fqdn('ex04') },
+      () => ({ mitigationsEnabled: false }),
+      { actor: 'alice', action: 'policy.set' },
+    );
 
-    const poll = (xml: string) => pollFeed({ tables: fresh.tables, queues: deps.queues, org, waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }) }, { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust });
+    const poll = (xml: string) =>
+      pollFeed(
+        {
+          tables: fresh.tables,
+          queues: deps.queues,
+          org,
+          waves: defaultWaves,
+          logger: silentLogger,
+          fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
+        },
+        { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust },
+      );
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
     rolloutId = accepted.rollouts[0]!;
@@ -76,12 +128,44 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
 
     const applied = { outcome: 'Applied' as const, detail: '' };
     const results: ResultRecord[] = [
-      { server: fqdn('ex01'), operationId: 'op-1', rolloutId, operation: 'apply', status: 'Completed', outcomes: { PING1: applied, EM1: applied, EM2: applied, EM3: applied }, at: at(1) },
-      { server: fqdn('ex02'), operationId: 'op-2', rolloutId, operation: 'apply', status: 'Completed', outcomes: { EM2: applied }, at: at(1) },
+      {
+        server: fqdn('ex01'),
+        operationId: 'op-1',
+        rolloutId,
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { PING1: applied, EM1: applied, EM2: applied, EM3: applied },
+        at: at(1),
+      },
+      {
+        server: fqdn('ex02'),
+        operationId: 'op-2',
+        rolloutId,
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM2: applied },
+        at: at(1),
+      },
       // A later operation failed there; the grid shows the latest completed result.
-      { server: fqdn('ex02'), operationId: 'op-3', rolloutId, operation: 'apply', status: 'Completed', outcomes: { EM2: { outcome: 'Failed', detail: 'MSExchangeOWAAppPool did not stop' } }, at: at(2) },
+      {
+        server: fqdn('ex02'),
+        operationId: 'op-3',
+        rolloutId,
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM2: { outcome: 'Failed', detail: 'MSExchangeOWAAppPool did not stop' } },
+        at: at(2),
+      },
       // Still running: not a result yet.
-      { server: fqdn('ex02'), operationId: 'op-4', rolloutId, operation: 'apply', status: 'InProgress', outcomes: { EM2: applied }, at: at(3) },
+      {
+        server: fqdn('ex02'),
+        operationId: 'op-4',
+        rolloutId,
+        operation: 'apply',
+        status: 'InProgress',
+        outcomes: { EM2: applied },
+        at: at(3),
+      },
     ];
     await upsertResults(fresh.tables, results);
   });
@@ -102,33 +186,74 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
           sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
           signingTime: expect.stringMatching(/^\d{4}-/),
           mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
-          signer: { subject: 'CN=Microsoft Exchange XML Signing', issuer: expect.stringContaining('emfleet Test Intermediate CA'), serialNumber: expect.any(String), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+          signer: {
+            subject: 'CN=Microsoft Exchange XML Signing',
+            issuer: expect.stringContaining('emfleet Test Intermediate CA'),
+            serialNumber: expect.any(String),
+            sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+          },
           verifyProblem: null,
         },
-        lastRejected: { at: expect.stringMatching(/^\d{4}-/), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), code: 'BadSignature', detail: expect.not.stringMatching(/^BadSignature/) },
+        lastRejected: {
+          at: expect.stringMatching(/^\d{4}-/),
+          sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+          code: 'BadSignature',
+          detail: expect.not.stringMatching(/^BadSignature/),
+        },
       });
       expect(microsoft!.lastRejected!.sha256).not.toBe(microsoft!.package!.sha256);
-      expect(contoso).toMatchObject({ name: 'contoso', url: 'https://mitigations.contoso.com/feed', problem: expect.stringContaining('missing-contoso-root.pem'), lastPollAt: null, lastPollResult: null, package: null, lastRejected: null });
+      expect(contoso).toMatchObject({
+        name: 'contoso',
+        url: 'https://mitigations.contoso.com/feed',
+        problem: expect.stringContaining('missing-contoso-root.pem'),
+        lastPollAt: null,
+        lastPollResult: null,
+        package: null,
+        lastRejected: null,
+      });
     });
 
     it('shows each rollout with its waves, their counts, and the actions the state machine accepts; an action changes them', async () => {
       const before = (await get<Overview>(getOverview, deps, 'overview')).body;
       expect(before.rollouts).toEqual([
-        expect.objectContaining({ id: rolloutId, operation: 'apply', state: 'Running', reason: '', profile: 'default', currentWave: 0, waveCount: 3, actions: ['pause', 'abort', 'expedite'] }),
+        expect.objectContaining({
+          id: rolloutId,
+          operation: 'apply',
+          state: 'Running',
+          reason: '',
+          profile: 'default',
+          currentWave: 0,
+          waveCount: 3,
+          actions: ['pause', 'abort', 'expedite'],
+        }),
       ]);
       const [rollout] = before.rollouts;
-      expect(rollout!.waves.map((wave) => [wave.name, wave.servers, wave.pending, wave.phase, wave.bakeEndsAt])).toEqual([
+      expect(
+        rollout!.waves.map((wave) => [wave.name, wave.servers, wave.pending, wave.phase, wave.bakeEndsAt]),
+      ).toEqual([
         ['canary', 1, 1, 'Current', null],
         ['early', 0, 0, 'NotStarted', null],
         ['broad', 3, 3, 'NotStarted', null],
       ]);
       expect(before.olderRollouts).toBe(0);
 
-      const paused = await call(postRolloutAction, deps, adminRequest('POST', `rollouts/${rolloutId}/pause`, { params: { id: rolloutId, action: 'pause' } }));
+      const paused = await call(
+        postRolloutAction,
+        deps,
+        adminRequest('POST', `rollouts/${rolloutId}/pause`, { params: { id: rolloutId, action: 'pause' } }),
+      );
       expect(paused.status).toBe(200);
       const after = (await get<Overview>(getOverview, deps, 'overview')).body;
-      expect(after.rollouts[0]).toMatchObject({ state: 'Paused', reason: 'Paused by operator@contoso.com', actions: ['resume', 'abort', 'expedite'] });
-      await call(postRolloutAction, deps, adminRequest('POST', `rollouts/${rolloutId}/resume`, { params: { id: rolloutId, action: 'resume' } }));
+      expect(after.rollouts[0]).toMatchObject({
+        state: 'Paused',
+        reason: 'Paused by operator@contoso.com',
+        actions: ['resume', 'abort', 'expedite'],
+      });
+      await call(
+        postRolloutAction,
+        deps,
+        adminRequest('POST', `rollouts/${rolloutId}/resume`, { params: { id: rolloutId, action: 'resume' } }),
+      );
     });
   });
 
@@ -157,20 +282,53 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
         [fqdn('ex05'), 'DC3', 'broad', '15.1.2507.16'],
         ['lab01.contoso.com', '', '', '15.2.1118.9'],
       ]);
-      expect(body.rows.map((row) => row.registeredBuild)).toEqual([null, null, null, null, null, '15.2.1118.7']);
+      expect(body.rows.map((row) => row.registeredBuild)).toEqual([
+        null,
+        null,
+        null,
+        null,
+        null,
+        '15.2.1118.7',
+      ]);
     });
 
     it('says why in each cell: the agent detail for results, the policy reason and its source otherwise', async () => {
       const { body } = await get<GridPage>(getGrid, deps, 'grid');
       const cell = (server: string, id: string) => body.rows.find((row) => row.server === server)!.cells[id];
-      expect(cell(fqdn('ex02'), 'EM2')).toEqual({ outcome: 'Failed', reason: 'MSExchangeOWAAppPool did not stop', source: 'result', at: at(2).toISOString(), rolloutId });
-      expect(cell(fqdn('ex01'), 'PING1')).toEqual({ outcome: 'Applied', reason: `Applied by ${rolloutId}`, source: 'result', at: at(1).toISOString(), rolloutId });
-      expect(cell(fqdn('ex03'), 'EM1')).toEqual({ outcome: 'NotApplicable', reason: 'NotApplicable (fixed): build 15.2.1544.9 includes the fix for EM1', source: 'policy', at: null, rolloutId: null });
-      expect(cell(fqdn('ex04'), 'EM1')!.reason).toBe(`Disabled (server): mitigations are disabled on ${fqdn('ex04')} (table)`);
-      expect(cell(fqdn('ex05'), 'PING1')!.reason).toBe(`Blocked (server): PING1 is blocked on ${fqdn('ex05')} (bicep)`);
-      expect(cell(fqdn('ex03'), 'EM3')!.reason).toBe('Blocked (org): EM3 is blocked for the organization (bicep)');
+      expect(cell(fqdn('ex02'), 'EM2')).toEqual({
+        outcome: 'Failed',
+        reason: 'MSExchangeOWAAppPool did not stop',
+        source: 'result',
+        at: at(2).toISOString(),
+        rolloutId,
+      });
+      expect(cell(fqdn('ex01'), 'PING1')).toEqual({
+        outcome: 'Applied',
+        reason: `Applied by ${rolloutId}`,
+        source: 'result',
+        at: at(1).toISOString(),
+        rolloutId,
+      });
+      expect(cell(fqdn('ex03'), 'EM1')).toEqual({
+        outcome: 'NotApplicable',
+        reason: 'NotApplicable (fixed): build 15.2.1544.9 includes the fix for EM1',
+        source: 'policy',
+        at: null,
+        rolloutId: null,
+      });
+      expect(cell(fqdn('ex04'), 'EM1')!.reason).toBe(
+        `Disabled (server): mitigations are disabled on ${fqdn('ex04')} (table)`,
+      );
+      expect(cell(fqdn('ex05'), 'PING1')!.reason).toBe(
+        `Blocked (server): PING1 is blocked on ${fqdn('ex05')} (bicep)`,
+      );
+      expect(cell(fqdn('ex03'), 'EM3')!.reason).toBe(
+        'Blocked (org): EM3 is blocked for the organization (bicep)',
+      );
       // Planned on the build its agent reports.
-      expect(cell('lab01.contoso.com', 'EM1')!.reason).toBe('no result yet: EM1 applies to build 15.2.1118.9');
+      expect(cell('lab01.contoso.com', 'EM1')!.reason).toBe(
+        'no result yet: EM1 applies to build 15.2.1118.9',
+      );
     });
 
     it.each([
@@ -194,22 +352,40 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const pages: GridPage[] = [];
       let token: string | null = null;
       do {
-        const answer: { status: number; body: GridPage } = await get<GridPage>(getGrid, deps, `grid?top=2&outcome=Pending${token ? `&continuationToken=${token}` : ''}`);
+        const answer: { status: number; body: GridPage } = await get<GridPage>(
+          getGrid,
+          deps,
+          `grid?top=2&outcome=Pending${token ? `&continuationToken=${token}` : ''}`,
+        );
         expect(answer.status).toBe(200);
         pages.push(answer.body);
         token = answer.body.continuationToken;
       } while (token !== null && pages.length < 10);
-      expect(pages.map((page) => page.rows.map((row) => row.server.split('.')[0]))).toEqual([['ex02', 'ex03'], ['lab01']]);
+      expect(pages.map((page) => page.rows.map((row) => row.server.split('.')[0]))).toEqual([
+        ['ex02', 'ex03'],
+        ['lab01'],
+      ]);
     });
 
     it.each([
-      { name: 'an outcome that is none', query: 'outcome=Fine', detail: /^query outcome: must be one of Applied, / },
+      {
+        name: 'an outcome that is none',
+        query: 'outcome=Fine',
+        detail: /^query outcome: must be one of Applied, /,
+      },
       { name: 'a page of none', query: 'top=0', detail: /^query top: / },
       { name: 'a page over 200', query: 'top=201', detail: /^query top: / },
-      { name: 'a made-up token', query: 'continuationToken=%2E%2E', detail: /^query continuationToken: is not a token from a previous page$/ },
+      {
+        name: 'a made-up token',
+        query: 'continuationToken=%2E%2E',
+        detail: /^query continuationToken: is not a token from a previous page$/,
+      },
       { name: 'a ring that cannot be one', query: 'ring=a%20b', detail: /^query ring: / },
     ])('answers 400 for $name', async ({ query, detail }) => {
-      expect(await get(getGrid, deps, `grid?${query}`)).toEqual({ status: 400, body: { error: 'InvalidQuery', detail: expect.stringMatching(detail) } });
+      expect(await get(getGrid, deps, `grid?${query}`)).toEqual({
+        status: 400,
+        body: { error: 'InvalidQuery', detail: expect.stringMatching(detail) },
+      });
     });
   });
 
@@ -218,10 +394,31 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const { status, body } = await get<PolicyView>(getPolicy, deps, 'policy');
       expect(status).toBe(200);
       expect(body).toEqual({
-        org: { name: org, valid: true, mitigationsEnabled: { value: true, source: 'table' }, blockedMitigations: { value: ['EM3'], source: 'bicep' }, onDegraded: { value: 'rollback', source: 'default' }, ring: null },
+        org: {
+          name: org,
+          valid: true,
+          mitigationsEnabled: { value: true, source: 'table' },
+          blockedMitigations: { value: ['EM3'], source: 'bicep' },
+          onDegraded: { value: 'rollback', source: 'default' },
+          ring: null,
+        },
         servers: [
-          { name: fqdn('ex04'), valid: true, mitigationsEnabled: { value: false, source: 'table' }, blockedMitigations: { value: [], source: 'default' }, onDegraded: { value: 'rollback', source: 'default' }, ring: null },
-          { name: fqdn('ex05'), valid: true, mitigationsEnabled: { value: true, source: 'default' }, blockedMitigations: { value: ['PING1'], source: 'bicep' }, onDegraded: { value: 'keep', source: 'bicep' }, ring: null },
+          {
+            name: fqdn('ex04'),
+            valid: true,
+            mitigationsEnabled: { value: false, source: 'table' },
+            blockedMitigations: { value: [], source: 'default' },
+            onDegraded: { value: 'rollback', source: 'default' },
+            ring: null,
+          },
+          {
+            name: fqdn('ex05'),
+            valid: true,
+            mitigationsEnabled: { value: true, source: 'default' },
+            blockedMitigations: { value: ['PING1'], source: 'bicep' },
+            onDegraded: { value: 'keep', source: 'bicep' },
+            ring: null,
+          },
         ],
         serverScopes: 2,
       });
@@ -234,13 +431,30 @@ describe('a Policy row edited by hand into something invalid', () => {
     const fresh = freshTables();
     const deps = adminDeps(fresh, pki.root.certificatePem);
     await registerServer(fresh.tables, org, { name: fqdn('ex01'), build: '15.2.1118.7' }, { actor: 'test' });
-    await storePackage(fresh.tables, { feed: 'microsoft', bytes: Buffer.from(pki.sign(catalogueXml)), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] });
-    await (await fresh.tables.client('Policy')).createEntity({ partitionKey: 'server', rowKey: fqdn('ex01'), source: 'table', blockedMitigations: 'EM1,EM2' });
+    await storePackage(fresh.tables, {
+      feed: 'microsoft',
+      bytes: Buffer.from(pki.sign(catalogueXml)),
+      mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
+    });
+    await (await fresh.tables.client('Policy')).createEntity({
+      partitionKey: 'server',
+      rowKey: fqdn('ex01'),
+      source: 'table',
+      blockedMitigations: 'EM1,EM2',
+    });
 
     const policy = (await get<PolicyView>(getPolicy, deps, 'policy')).body;
-    expect(policy.servers).toEqual([{ name: fqdn('ex01'), valid: false, problem: expect.stringMatching(/blockedMitigations: is not valid JSON/) }]);
+    expect(policy.servers).toEqual([
+      {
+        name: fqdn('ex01'),
+        valid: false,
+        problem: expect.stringMatching(/blockedMitigations: is not valid JSON/),
+      },
+    ]);
     const grid = (await get<GridPage>(getGrid, deps, 'grid')).body;
-    expect(matrix(grid)).toEqual({ [fqdn('ex01')]: { PING1: 'PolicyError', EM1: 'PolicyError', EM2: 'PolicyError', EM3: 'PolicyError' } });
+    expect(matrix(grid)).toEqual({
+      [fqdn('ex01')]: { PING1: 'PolicyError', EM1: 'PolicyError', EM2: 'PolicyError', EM3: 'PolicyError' },
+    });
   });
 });
 
@@ -250,13 +464,32 @@ describe('a stored package that no longer verifies under the configured trust', 
     const other = await createTestPki('Other');
     const deps = adminDeps(fresh, other.root.certificatePem);
     await registerServer(fresh.tables, org, { name: fqdn('ex01'), build: '15.2.1118.7' }, { actor: 'test' });
-    await storePackage(fresh.tables, { feed: 'microsoft', bytes: Buffer.from(pki.sign(catalogueXml)), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] });
-    await upsertResults(fresh.tables, [{ server: fqdn('ex01'), operationId: 'op-1', rolloutId: 'r', operation: 'apply', status: 'Completed', outcomes: { EM1: { outcome: 'Applied', detail: '' } }, at: at(1) }]);
+    await storePackage(fresh.tables, {
+      feed: 'microsoft',
+      bytes: Buffer.from(pki.sign(catalogueXml)),
+      mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
+    });
+    await upsertResults(fresh.tables, [
+      {
+        server: fqdn('ex01'),
+        operationId: 'op-1',
+        rolloutId: 'r',
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM1: { outcome: 'Applied', detail: '' } },
+        at: at(1),
+      },
+    ]);
 
     const [feed] = (await get<Overview>(getOverview, deps, 'overview')).body.feeds;
-    expect(feed!.package).toMatchObject({ signer: null, verifyProblem: expect.stringMatching(/^UntrustedChain: /) });
+    expect(feed!.package).toMatchObject({
+      signer: null,
+      verifyProblem: expect.stringMatching(/^UntrustedChain: /),
+    });
     const grid = (await get<GridPage>(getGrid, deps, 'grid')).body;
-    expect(matrix(grid)).toEqual({ [fqdn('ex01')]: { PING1: 'Unknown', EM1: 'Applied', EM2: 'Unknown', EM3: 'Unknown' } });
+    expect(matrix(grid)).toEqual({
+      [fqdn('ex01')]: { PING1: 'Unknown', EM1: 'Applied', EM2: 'Unknown', EM3: 'Unknown' },
+    });
   });
 });
 
@@ -265,18 +498,63 @@ describe('GET /api/overview with many ended rollouts', () => {
     const fresh = freshTables();
     const deps = adminDeps(fresh, pki.root.certificatePem);
     const rollouts = await fresh.tables.client('Rollouts');
-    const state = (id: string, value: string, minute: number) => ({ partitionKey: id, rowKey: 'state', feed: 'microsoft', packageSequence: minute, operation: 'apply', state: value, reason: '', waveCount: 1, currentWave: 0, profile: 'default', createdAt: at(minute), updatedAt: at(minute) });
-    const wave = (id: string) => ({ partitionKey: id, rowKey: 'wave-00', name: 'all', servers: 2, succeeded: 2, failed: 0, skipped: 0, maxConcurrency: 2, maxErrors: 0, bakeInMs: 0, dispatched: 2, counted: '', failedServers: '[]' });
-    const ids = Array.from({ length: 12 }, (_, index) => `microsoft-${String(index + 1).padStart(6, '0')}-apply`);
-    for (const [index, id] of ids.entries()) await writeInTransactions(rollouts, [upsertAction(state(id, 'Completed', index + 1)), upsertAction(wave(id))]);
-    await writeInTransactions(rollouts, [upsertAction(state('microsoft-000000-remove', 'Halted', 0)), upsertAction(wave('microsoft-000000-remove'))]);
-    await writeInTransactions(rollouts, [upsertAction({ ...state('contoso-000001-apply', 'Paused', 30), resumeTo: 'Running' }), upsertAction(wave('contoso-000001-apply'))]);
+    const state = (id: string, value: string, minute: number) => ({
+      partitionKey: id,
+      rowKey: 'state',
+      feed: 'microsoft',
+      packageSequence: minute,
+      operation: 'apply',
+      state: value,
+      reason: '',
+      waveCount: 1,
+      currentWave: 0,
+      profile: 'default',
+      createdAt: at(minute),
+      updatedAt: at(minute),
+    });
+    const wave = (id: string) => ({
+      partitionKey: id,
+      rowKey: 'wave-00',
+      name: 'all',
+      servers: 2,
+      succeeded: 2,
+      failed: 0,
+      skipped: 0,
+      maxConcurrency: 2,
+      maxErrors: 0,
+      bakeInMs: 0,
+      dispatched: 2,
+      counted: '',
+      failedServers: '[]',
+    });
+    const ids = Array.from(
+      { length: 12 },
+      (_, index) => `microsoft-${String(index + 1).padStart(6, '0')}-apply`,
+    );
+    for (const [index, id] of ids.entries())
+      await writeInTransactions(rollouts, [
+        upsertAction(state(id, 'Completed', index + 1)),
+        upsertAction(wave(id)),
+      ]);
+    await writeInTransactions(rollouts, [
+      upsertAction(state('microsoft-000000-remove', 'Halted', 0)),
+      upsertAction(wave('microsoft-000000-remove')),
+    ]);
+    await writeInTransactions(rollouts, [
+      upsertAction({ ...state('contoso-000001-apply', 'Paused', 30), resumeTo: 'Running' }),
+      upsertAction(wave('contoso-000001-apply')),
+    ]);
 
     const { body } = await get<Overview>(getOverview, deps, 'overview');
-    expect(body.rollouts.map((rollout) => rollout.id)).toEqual(['contoso-000001-apply', ...ids.slice(2).reverse()]);
+    expect(body.rollouts.map((rollout) => rollout.id)).toEqual([
+      'contoso-000001-apply',
+      ...ids.slice(2).reverse(),
+    ]);
     expect(body.olderRollouts).toBe(3);
     expect(body.rollouts[1]).toMatchObject({ state: 'Completed', actions: [] });
-    expect(body.rollouts[1]!.waves).toEqual([expect.objectContaining({ phase: 'Done', pending: 0, bakeEndsAt: null })]);
+    expect(body.rollouts[1]!.waves).toEqual([
+      expect.objectContaining({ phase: 'Done', pending: 0, bakeEndsAt: null }),
+    ]);
   });
 });
 
@@ -289,7 +567,14 @@ function countingTables(tables: FleetTables, queries: TableName[]): FleetTables 
         get(target, property) {
           const value = Reflect.get(target, property, target) as unknown;
           if (typeof value !== 'function') return value;
-          if (property === 'listEntities') return (...args: unknown[]) => (queries.push(name), (value as TableClient['listEntities']).apply(target, args as Parameters<TableClient['listEntities']>));
+          if (property === 'listEntities')
+            return (...args: unknown[]) => (
+              queries.push(name),
+              (value as TableClient['listEntities']).apply(
+                target,
+                args as Parameters<TableClient['listEntities']>,
+              )
+            );
           return (value as (...args: unknown[]) => unknown).bind(target);
         },
       });
@@ -304,24 +589,70 @@ describe('GET /api/grid over a 2,500-server fleet', () => {
 
   beforeAll(async () => {
     deps = adminDeps(fresh, pki.root.certificatePem);
-    const rows = Array.from({ length: 2500 }, (_, index) => ({ partitionKey: org, rowKey: name(index), fqdn: name(index), build: '15.2.1118.7', ring: index % 10 === 0 ? 'canary' : 'broad', site: index % 2 === 0 ? 'HQ' : 'DR' }));
+    const rows = Array.from({ length: 2500 }, (_, index) => ({
+      partitionKey: org,
+      rowKey: name(index),
+      fqdn: name(index),
+      build: '15.2.1118.7',
+      ring: index % 10 === 0 ? 'canary' : 'broad',
+      site: index % 2 === 0 ? 'HQ' : 'DR',
+    }));
     await writeInTransactions(await fresh.tables.client('Servers'), rows.map(upsertAction));
-    await storePackage(fresh.tables, { feed: 'microsoft', bytes: Buffer.from(pki.sign(catalogueXml)), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] });
+    await storePackage(fresh.tables, {
+      feed: 'microsoft',
+      bytes: Buffer.from(pki.sign(catalogueXml)),
+      mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
+    });
     const failed = { outcome: 'Failed' as const, detail: 'the service would not stop' };
     const applied = { outcome: 'Applied' as const, detail: '' };
     await upsertResults(fresh.tables, [
-      ...Array.from({ length: 2500 }, (_, index): ResultRecord => ({ server: name(index), operationId: 'op-1', rolloutId: 'r1', operation: 'apply', status: 'Completed', outcomes: { PING1: applied }, at: at(1) })),
-      { server: name(2300), operationId: 'op-2', rolloutId: 'r1', operation: 'apply', status: 'Completed', outcomes: { EM3: failed }, at: at(2) },
-      { server: name(2400), operationId: 'op-2', rolloutId: 'r1', operation: 'apply', status: 'Completed', outcomes: { EM3: failed }, at: at(2) },
+      ...Array.from(
+        { length: 2500 },
+        (_, index): ResultRecord => ({
+          server: name(index),
+          operationId: 'op-1',
+          rolloutId: 'r1',
+          operation: 'apply',
+          status: 'Completed',
+          outcomes: { PING1: applied },
+          at: at(1),
+        }),
+      ),
+      {
+        server: name(2300),
+        operationId: 'op-2',
+        rolloutId: 'r1',
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM3: failed },
+        at: at(2),
+      },
+      {
+        server: name(2400),
+        operationId: 'op-2',
+        rolloutId: 'r1',
+        operation: 'apply',
+        status: 'Completed',
+        outcomes: { EM3: failed },
+        at: at(2),
+      },
     ]);
   });
 
   it('serves a page of 200 with one query each on Servers, Results, Policy and Rollouts, whatever the fleet size', async () => {
     const queries: TableName[] = [];
-    const { body } = await get<GridPage>(getGrid, { ...deps, tables: countingTables(fresh.tables, queries) }, 'grid?top=200');
+    const { body } = await get<GridPage>(
+      getGrid,
+      { ...deps, tables: countingTables(fresh.tables, queries) },
+      'grid?top=200',
+    );
     expect(body.rows).toHaveLength(200);
     expect(body.rows[199]!.server).toBe(name(199));
-    expect(body.rows.every((row) => row.cells['PING1']!.outcome === 'Applied' && row.cells['EM1']!.outcome === 'Pending')).toBe(true);
+    expect(
+      body.rows.every(
+        (row) => row.cells['PING1']!.outcome === 'Applied' && row.cells['EM1']!.outcome === 'Pending',
+      ),
+    ).toBe(true);
     expect(body.continuationToken).not.toBeNull();
     // Rollouts: the feed's newest rollout, to tell work a halted rollout never reached from Pending.
     expect(queries.sort()).toEqual(['Policy', 'Results', 'Rollouts', 'Servers']);
@@ -332,15 +663,25 @@ describe('GET /api/grid over a 2,500-server fleet', () => {
     expect(first.rows).toEqual([]);
     expect(first.scanned).toBe(gridScanBudget);
     expect(first.continuationToken).not.toBeNull();
-    const second = (await get<GridPage>(getGrid, deps, `grid?outcome=Failed&top=1&continuationToken=${first.continuationToken}`)).body;
-    expect(second.rows.map((row) => [row.server, row.cells['EM3']])).toEqual([[name(2300), expect.objectContaining({ outcome: 'Failed', reason: 'the service would not stop' })]]);
-    const third = (await get<GridPage>(getGrid, deps, `grid?outcome=Failed&continuationToken=${second.continuationToken}`)).body;
+    const second = (
+      await get<GridPage>(
+        getGrid,
+        deps,
+        `grid?outcome=Failed&top=1&continuationToken=${first.continuationToken}`,
+      )
+    ).body;
+    expect(second.rows.map((row) => [row.server, row.cells['EM3']])).toEqual([
+      [name(2300), expect.objectContaining({ outcome: 'Failed', reason: 'the service would not stop' })],
+    ]);
+    const third = (
+      await get<GridPage>(getGrid, deps, `grid?outcome=Failed&continuationToken=${second.continuationToken}`)
+    ).body;
     expect(third.rows.map((row) => row.server)).toEqual([name(2400)]);
     expect(third.continuationToken).toBeNull();
   });
 });
 
-describe('the dashboard API tests\' logs', () => {
+describe("the dashboard API tests' logs", () => {
   it('never hold the function key', () => {
     expect(adminLogLines.filter((line) => line.includes(testFunctionKey))).toEqual([]);
   });

@@ -14,7 +14,10 @@ import { grammarParser, syntaxErrorNodes } from '../../lib/infra/tree-sitter.js'
  */
 const scriptUrl = new URL('../../lib/agent/install/Install-EmfleetAgent.ps1', import.meta.url);
 const script = readFileSync(scriptUrl, 'utf8');
-const pester = readFileSync(new URL('../../lib/agent/install/Install-EmfleetAgent.Tests.ps1', import.meta.url), 'utf8');
+const pester = readFileSync(
+  new URL('../../lib/agent/install/Install-EmfleetAgent.Tests.ps1', import.meta.url),
+  'utf8',
+);
 const golden = new URL('./golden/install/', import.meta.url);
 let parser: Parser;
 
@@ -37,27 +40,54 @@ describe('Install-EmfleetAgent.ps1', () => {
     ['Install-EmfleetAgent.ps1', script],
     ['Install-EmfleetAgent.Tests.ps1', pester],
   ])('%s parses with tree-sitter-powershell', (_name, text) => {
-    expect(syntaxErrorNodes(tree(text)).map((node) => `${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`)).toEqual([]);
+    expect(
+      syntaxErrorNodes(tree(text)).map(
+        (node) => `${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`,
+      ),
+    ).toEqual([]);
   });
 
   it('takes the parameters the README names', () => {
     // The script's own param block is the first; each parameter's variable follows its type or last attribute.
     const block = descendants(tree(script), 'param_block')[0]!;
     const parameters = [...block.text.matchAll(/\]\s*\$(\w+)/g)].map((match) => match[1]);
-    expect(parameters).toEqual(['Server', 'RelayNamespace', 'HybridConnection', 'ListenKey', 'TrustAnchor', 'TimestampAnchor', 'ListenKeyName', 'Build', 'Uninstall', 'Force', 'InstallDirectory', 'DataDirectory']);
+    expect(parameters).toEqual([
+      'Server',
+      'RelayNamespace',
+      'HybridConnection',
+      'ListenKey',
+      'TrustAnchor',
+      'TimestampAnchor',
+      'ListenKeyName',
+      'Build',
+      'Uninstall',
+      'Force',
+      'InstallDirectory',
+      'DataDirectory',
+    ]);
     expect(script).toMatch(/\[System\.Security\.SecureString\] \$ListenKey/);
   });
 
   it('defines the functions its Pester tests call', () => {
-    const functions = descendants(tree(script), 'function_statement').map((node) => node.text.match(/^function\s+([\w-]+)/i)?.[1]);
-    for (const name of ['ConvertTo-ExchangeBuild', 'New-AgentConfigJson', 'Get-PrerequisiteProblems', 'Get-MitigationServiceWarning', 'Get-ServersAddLine']) {
+    const functions = descendants(tree(script), 'function_statement').map(
+      (node) => node.text.match(/^function\s+([\w-]+)/i)?.[1],
+    );
+    for (const name of [
+      'ConvertTo-ExchangeBuild',
+      'New-AgentConfigJson',
+      'Get-PrerequisiteProblems',
+      'Get-MitigationServiceWarning',
+      'Get-ServersAddLine',
+    ]) {
       expect(functions).toContain(name);
       expect(pester).toContain(name);
     }
   });
 
   it('writes the key and agent.json without a BOM and never with > or Out-File (UTF-16 in Windows PowerShell 5.1)', () => {
-    expect(script).toMatch(/\[System\.IO\.File\]::WriteAllText\(\$Path, \$Text, \(New-Object System\.Text\.UTF8Encoding \$false\)\)/);
+    expect(script).toMatch(
+      /\[System\.IO\.File\]::WriteAllText\(\$Path, \$Text, \(New-Object System\.Text\.UTF8Encoding \$false\)\)/,
+    );
     expect(script).not.toMatch(/Out-File|Set-Content|\s>\s*\$|\s>>/);
     // SYSTEM (S-1-5-18) and Administrators (S-1-5-32-544) only, inheritance off.
     expect(script).toMatch(/SetAccessRuleProtection\(\$true, \$false\)/);
@@ -65,7 +95,14 @@ describe('Install-EmfleetAgent.ps1', () => {
   });
 
   it('checks each prerequisite, registers a restarting start-up task, warns about EM, restores before uninstalling', () => {
-    for (const check of ['Is64BitProcess', 'PowerShellVersion', 'MailboxRole', 'URL Rewrite', 'Microsoft.Web.Administration, Version=7.0.0.0']) expect(script).toContain(check);
+    for (const check of [
+      'Is64BitProcess',
+      'PowerShellVersion',
+      'MailboxRole',
+      'URL Rewrite',
+      'Microsoft.Web.Administration, Version=7.0.0.0',
+    ])
+      expect(script).toContain(check);
     expect(script).toMatch(/New-ScheduledTaskTrigger -AtStartup/);
     expect(script).toMatch(/-RestartCount 999 -RestartInterval/);
     expect(script).toMatch(/New-EventLog -LogName Application -Source \$EventSource/);
@@ -78,7 +115,11 @@ describe('Install-EmfleetAgent.ps1', () => {
 });
 
 describe('golden cases of the pure parts', () => {
-  const buildCases = JSON.parse(readFileSync(new URL('build-cases.json', golden), 'utf8')) as { name: string; parameters: SetupValues; expected: string | null }[];
+  const buildCases = JSON.parse(readFileSync(new URL('build-cases.json', golden), 'utf8')) as {
+    name: string;
+    parameters: SetupValues;
+    expected: string | null;
+  }[];
   it.each(buildCases)('build: $name, as the agent reads it', ({ parameters, expected }) => {
     expect(buildFromSetup(parameters).build ?? null).toBe(expected);
   });
@@ -86,23 +127,44 @@ describe('golden cases of the pure parts', () => {
   const configCases = JSON.parse(readFileSync(new URL('config-cases.json', golden), 'utf8')) as {
     name: string;
     goldenFile: string;
-    parameters: { Server: string; RelayNamespace: string; HybridConnection: string; ListenKeyName: string; KeyFile: string; Anchors: string[]; TimestampAnchors: string[]; StateDirectory: string; Build: string };
+    parameters: {
+      Server: string;
+      RelayNamespace: string;
+      HybridConnection: string;
+      ListenKeyName: string;
+      KeyFile: string;
+      Anchors: string[];
+      TimestampAnchors: string[];
+      StateDirectory: string;
+      Build: string;
+    };
   }[];
-  it.each(configCases)('agent.json: $name ($goldenFile) is ASCII, LF, and what the agent accepts', ({ goldenFile, parameters }) => {
-    const bytes = readFileSync(new URL(goldenFile, golden));
-    expect([...bytes].every((byte) => byte < 0x80)).toBe(true);
-    expect(bytes.includes(0x0d)).toBe(false);
-    const config = parseAgentConfig(JSON.parse(bytes.toString('ascii')), 'C:\\', goldenFile);
-    expect(config).toMatchObject({
-      server: parameters.Server,
-      relay: { namespace: parameters.RelayNamespace, hybridConnection: parameters.HybridConnection, keyName: parameters.ListenKeyName },
-      applier: { kind: 'powershell' },
-    });
-    expect(config.build).toBe(parameters.Build === '' ? undefined : parameters.Build);
-    const raw = JSON.parse(bytes.toString('ascii')) as { relay: { keyFile: string }; trust: { anchors: string[]; timestampAnchors?: string[] }; stateDirectory: string };
-    expect(raw.relay.keyFile).toBe(parameters.KeyFile);
-    expect(raw.trust.anchors).toEqual(parameters.Anchors);
-    expect(raw.trust.timestampAnchors ?? []).toEqual(parameters.TimestampAnchors);
-    expect(raw.stateDirectory).toBe(parameters.StateDirectory);
-  });
+  it.each(configCases)(
+    'agent.json: $name ($goldenFile) is ASCII, LF, and what the agent accepts',
+    ({ goldenFile, parameters }) => {
+      const bytes = readFileSync(new URL(goldenFile, golden));
+      expect([...bytes].every((byte) => byte < 0x80)).toBe(true);
+      expect(bytes.includes(0x0d)).toBe(false);
+      const config = parseAgentConfig(JSON.parse(bytes.toString('ascii')), 'C:\\', goldenFile);
+      expect(config).toMatchObject({
+        server: parameters.Server,
+        relay: {
+          namespace: parameters.RelayNamespace,
+          hybridConnection: parameters.HybridConnection,
+          keyName: parameters.ListenKeyName,
+        },
+        applier: { kind: 'powershell' },
+      });
+      expect(config.build).toBe(parameters.Build === '' ? undefined : parameters.Build);
+      const raw = JSON.parse(bytes.toString('ascii')) as {
+        relay: { keyFile: string };
+        trust: { anchors: string[]; timestampAnchors?: string[] };
+        stateDirectory: string;
+      };
+      expect(raw.relay.keyFile).toBe(parameters.KeyFile);
+      expect(raw.trust.anchors).toEqual(parameters.Anchors);
+      expect(raw.trust.timestampAnchors ?? []).toEqual(parameters.TimestampAnchors);
+      expect(raw.stateDirectory).toBe(parameters.StateDirectory);
+    },
+  );
 });

@@ -11,14 +11,24 @@ import { silentLogger } from '../../lib/log.js';
 
 const ruleName = 'EEMS EM1 - Autodiscover Rule';
 const ruleXml = `<rule name="${ruleName}" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>`;
-const em1: ApplicableAction[] = [{ kind: 'IisUrlRewrite', scope: 'Server', description: 'rewrite', site: 'Default Web Site', ruleName, ruleXml }];
-const em2: ApplicableAction[] = [{ kind: 'DisableAppPool', scope: 'Server', description: 'stop OWA', appPool: 'MSExchangeOWAAppPool' }];
+const em1: ApplicableAction[] = [
+  {
+    kind: 'IisUrlRewrite',
+    scope: 'Server',
+    description: 'rewrite',
+    site: 'Default Web Site',
+    ruleName,
+    ruleXml,
+  },
+];
+const em2: ApplicableAction[] = [
+  { kind: 'DisableAppPool', scope: 'Server', description: 'stop OWA', appPool: 'MSExchangeOWAAppPool' },
+];
 /** Two actions, so repair must restore both. */
 const em10: ApplicableAction[] = [
   { kind: 'DisableService', scope: 'Server', description: 'stop HM', service: 'MSExchangeHM' },
   { kind: 'DisableService', scope: 'Server', description: 'stop UM', service: 'MSExchangeUM' },
 ];
-
 
 const directories: string[] = [];
 let directory: string;
@@ -37,10 +47,22 @@ afterAll(async () => {
 });
 
 /** What the agent does before a change: capture the priors and journal them. */
-async function journalBeforeChange(journal: Journal, mitigationId: string, actions: ApplicableAction[], state: JournalEntry['state'] = 'applying'): Promise<JournalEntry> {
+async function journalBeforeChange(
+  journal: Journal,
+  mitigationId: string,
+  actions: ApplicableAction[],
+  state: JournalEntry['state'] = 'applying',
+): Promise<JournalEntry> {
   const priors = [];
   for (const action of actions) priors.push(await applier.capture(action));
-  const entry: JournalEntry = { mitigationId, operationId: `op-${mitigationId}`, state, actions, priors, at: new Date().toISOString() };
+  const entry: JournalEntry = {
+    mitigationId,
+    operationId: `op-${mitigationId}`,
+    state,
+    actions,
+    priors,
+    at: new Date().toISOString(),
+  };
   await journal.put(entry);
   return entry;
 }
@@ -70,7 +92,9 @@ describe('Journal', () => {
 
     const reopened = await Journal.open(journalFile);
     expect(reopened.entries()).toEqual([entry]);
-    expect(reopened.get('EM2')?.priors).toEqual([{ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }]);
+    expect(reopened.get('EM2')?.priors).toEqual([
+      { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true },
+    ]);
     await reopened.drop('EM2');
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
   });
@@ -94,7 +118,12 @@ describe('Journal', () => {
     expect(await applier.read()).toEqual(before);
     expect(restarted.entries()).toEqual([]);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
-    expect(logger.events.filter((line) => line.event === 'JournalRepaired').map((line) => [line.level, line.fields.mitigationId, line.fields.interrupted]).sort()).toEqual([
+    expect(
+      logger.events
+        .filter((line) => line.event === 'JournalRepaired')
+        .map((line) => [line.level, line.fields.mitigationId, line.fields.interrupted])
+        .sort(),
+    ).toEqual([
       ['warn', 'EM1', 'applying'],
       ['warn', 'EM2', 'applying'],
     ]);
@@ -133,7 +162,13 @@ describe('Journal', () => {
     expect(await restarted.repair(applier, logger)).toEqual({ repaired: ['EM2'], failed: [] });
     expect(await applier.read()).toEqual(before);
     expect((await Journal.open(journalFile)).entries()).toEqual([]);
-    expect(logger.events).toContainEqual(expect.objectContaining({ level: 'warn', event: 'JournalRepaired', fields: expect.objectContaining({ mitigationId: 'EM2', interrupted: 'removing' }) }));
+    expect(logger.events).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        event: 'JournalRepaired',
+        fields: expect.objectContaining({ mitigationId: 'EM2', interrupted: 'removing' }),
+      }),
+    );
   });
 
   it('an "applied" entry is left alone', async () => {
@@ -156,15 +191,23 @@ describe('Journal', () => {
     const journal = await Journal.open(journalFile);
     await journalBeforeChange(journal, 'EM2', em2);
     await applyAll(em2);
-    const broken = new SimulatedApplier(join(directory, 'server.json'), { failRestoreOn: ['MSExchangeOWAAppPool'] });
+    const broken = new SimulatedApplier(join(directory, 'server.json'), {
+      failRestoreOn: ['MSExchangeOWAAppPool'],
+    });
     const restarted = await Journal.open(journalFile);
     const logger = recordingLogger();
     // Before: the first failure threw out of repair, and the agent did not start.
     expect(await restarted.repair(broken, logger)).toEqual({ repaired: [], failed: ['EM2'] });
-    expect(logger.events.find((line) => line.event === 'JournalRepairFailed')).toMatchObject({ level: 'error', fields: { mitigationId: 'EM2', error: expect.stringMatching(/MSExchangeOWAAppPool/) } });
+    expect(logger.events.find((line) => line.event === 'JournalRepairFailed')).toMatchObject({
+      level: 'error',
+      fields: { mitigationId: 'EM2', error: expect.stringMatching(/MSExchangeOWAAppPool/) },
+    });
     expect((await Journal.open(journalFile)).get('EM2')?.state).toBe('removing');
     // the next try, with a working IIS, finishes it
-    expect(await (await Journal.open(journalFile)).repair(applier, silentLogger)).toEqual({ repaired: ['EM2'], failed: [] });
+    expect(await (await Journal.open(journalFile)).repair(applier, silentLogger)).toEqual({
+      repaired: ['EM2'],
+      failed: [],
+    });
     expect(await applier.isApplied(em2[0]!)).toBe(false);
   });
 
@@ -179,8 +222,38 @@ describe('Journal', () => {
     const shapes: Array<[unknown, RegExp]> = [
       [{ version: 2, entries: {} }, /version/],
       [[], /invalid/],
-      [{ version: 1, entries: { EM2: { mitigationId: 'EM2', operationId: 'op', state: 'half-done', actions: [], priors: [], at: 'now' } } }, /entries\.EM2\.state/],
-      [{ version: 1, entries: { EM2: { mitigationId: 'EM2', operationId: 'op', state: 'applying', actions: [], priors: ['x'], at: 'now' } } }, /entries\.EM2\.priors/],
+      [
+        {
+          version: 1,
+          entries: {
+            EM2: {
+              mitigationId: 'EM2',
+              operationId: 'op',
+              state: 'half-done',
+              actions: [],
+              priors: [],
+              at: 'now',
+            },
+          },
+        },
+        /entries\.EM2\.state/,
+      ],
+      [
+        {
+          version: 1,
+          entries: {
+            EM2: {
+              mitigationId: 'EM2',
+              operationId: 'op',
+              state: 'applying',
+              actions: [],
+              priors: ['x'],
+              at: 'now',
+            },
+          },
+        },
+        /entries\.EM2\.priors/,
+      ],
     ];
     for (const [json, field] of shapes) {
       await writeFile(journalFile, JSON.stringify(json));

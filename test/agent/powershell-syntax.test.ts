@@ -20,7 +20,10 @@ beforeAll(async () => {
 function syntaxProblems(text: string): string[] {
   const tree = parser.parse(text);
   if (!tree) return ['the parser returned nothing'];
-  return syntaxErrorNodes(tree.rootNode).map((node) => `${node.isMissing ? 'missing' : 'error'} ${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`);
+  return syntaxErrorNodes(tree.rootNode).map(
+    (node) =>
+      `${node.isMissing ? 'missing' : 'error'} ${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1}`,
+  );
 }
 
 describe('generated PowerShell parses', () => {

@@ -42,31 +42,55 @@ describe('the agent over the relay', () => {
 
   it('applies a verified package, reports it in status, and removes it back to the prior state', async () => {
     const before = await simulatedState();
-    const applied = await fixture.client.apply('ex01', { operationId: 'r1:ex01:apply', packageBase64: Buffer.from(signed).toString('base64'), mitigationIds: ['EM1', 'EM2', 'EM3'] });
+    const applied = await fixture.client.apply('ex01', {
+      operationId: 'r1:ex01:apply',
+      packageBase64: Buffer.from(signed).toString('base64'),
+      mitigationIds: ['EM1', 'EM2', 'EM3'],
+    });
     expect(applied.status).toBe('Completed');
-    expect(Object.fromEntries(Object.entries(applied.outcomes).map(([id, result]) => [id, result.outcome]))).toEqual({ EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' });
+    expect(
+      Object.fromEntries(Object.entries(applied.outcomes).map(([id, result]) => [id, result.outcome])),
+    ).toEqual({ EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' });
     const during = await simulatedState();
     expect(during.appPools['MSExchangeOWAAppPool']).toEqual({ state: 'Stopped', autoStart: false });
     expect(during.services['MSExchangeUM']).toEqual({ status: 'Stopped', startType: 'Disabled' });
     expect((await fixture.client.status('ex01')).applied).toEqual(['EM1', 'EM2', 'EM3']);
 
-    const removed = await fixture.client.remove('ex01', { operationId: 'r2:ex01:remove', mitigationIds: ['EM1', 'EM2', 'EM3'] });
-    expect(Object.values(removed.outcomes).map((result) => result.outcome)).toEqual(['Removed', 'Removed', 'Removed']);
+    const removed = await fixture.client.remove('ex01', {
+      operationId: 'r2:ex01:remove',
+      mitigationIds: ['EM1', 'EM2', 'EM3'],
+    });
+    expect(Object.values(removed.outcomes).map((result) => result.outcome)).toEqual([
+      'Removed',
+      'Removed',
+      'Removed',
+    ]);
     expect(await simulatedState()).toEqual(before);
     expect((await fixture.client.status('ex01')).applied).toEqual([]);
   });
 
   it('carries a package over 64 KiB (rendezvous) and still verifies it', async () => {
     const padded = pki.sign(catalogueXml.replace('desc="Ping"', `desc="${'p'.repeat(80 * 1024)}"`));
-    const reply = await fixture.client.apply('ex01', { operationId: 'r3:ex01:apply', packageBase64: Buffer.from(padded).toString('base64'), mitigationIds: ['PING1'] });
+    const reply = await fixture.client.apply('ex01', {
+      operationId: 'r3:ex01:apply',
+      packageBase64: Buffer.from(padded).toString('base64'),
+      mitigationIds: ['PING1'],
+    });
     expect(reply.outcomes['PING1']?.outcome).toBe('Applied');
   });
 
   it('refuses a tampered package and changes nothing', async () => {
     const before = await simulatedState();
     const tampered = signed.replace('MSExchangeUM', 'MSExchangeIS');
-    const reply = await fixture.client.apply('ex01', { operationId: 'r4:ex01:apply', packageBase64: Buffer.from(tampered).toString('base64'), mitigationIds: ['EM3'] });
-    expect(reply.outcomes['EM3']).toMatchObject({ outcome: 'Failed', detail: expect.stringMatching(/package rejected by the agent: BadSignature/) });
+    const reply = await fixture.client.apply('ex01', {
+      operationId: 'r4:ex01:apply',
+      packageBase64: Buffer.from(tampered).toString('base64'),
+      mitigationIds: ['EM3'],
+    });
+    expect(reply.outcomes['EM3']).toMatchObject({
+      outcome: 'Failed',
+      detail: expect.stringMatching(/package rejected by the agent: BadSignature/),
+    });
     expect(await simulatedState()).toEqual(before);
   });
 
@@ -81,11 +105,33 @@ describe('startAgent and its journal', () => {
     const written = await writeAgentConfig(fixture.relay, pki, { server: 'ex31.contoso.com' });
     const state = join(written.directory, 'state');
     await mkdir(state, { recursive: true, mode: 0o700 });
-    const action = { kind: 'DisableAppPool', scope: 'Server', description: 'Stop the legacy pool', appPool: 'MSExchangeLegacyAppPool' };
-    const prior = { kind: 'DisableAppPool', appPool: 'MSExchangeLegacyAppPool', state: 'Started', autoStart: true };
-    const entry = { mitigationId: 'EM9', operationId: 'op-old', state: 'removing', actions: [action], priors: [prior], at: new Date().toISOString() };
-    await writeFile(join(state, 'journal.json'), JSON.stringify({ version: 1, entries: { EM9: entry } }), { mode: 0o600 });
-    return { config: { ...written.config, retryRestoresEveryInMs: 1000 }, stateFile: join(state, 'simulated-server.json') };
+    const action = {
+      kind: 'DisableAppPool',
+      scope: 'Server',
+      description: 'Stop the legacy pool',
+      appPool: 'MSExchangeLegacyAppPool',
+    };
+    const prior = {
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeLegacyAppPool',
+      state: 'Started',
+      autoStart: true,
+    };
+    const entry = {
+      mitigationId: 'EM9',
+      operationId: 'op-old',
+      state: 'removing',
+      actions: [action],
+      priors: [prior],
+      at: new Date().toISOString(),
+    };
+    await writeFile(join(state, 'journal.json'), JSON.stringify({ version: 1, entries: { EM9: entry } }), {
+      mode: 0o600,
+    });
+    return {
+      config: { ...written.config, retryRestoresEveryInMs: 1000 },
+      stateFile: join(state, 'simulated-server.json'),
+    };
   }
 
   it('a restore that fails at start is logged and retried on a schedule; the agent serves meanwhile', async () => {
@@ -94,7 +140,10 @@ describe('startAgent and its journal', () => {
     // Before: the failed repair threw out of startAgent, and the agent never listened.
     const stuck = await runAgent(config, logger);
     try {
-      expect(logger.events.find((line) => line.event === 'AgentRepairPending')).toMatchObject({ level: 'error', fields: { when: 'start', mitigationIds: ['EM9'] } });
+      expect(logger.events.find((line) => line.event === 'AgentRepairPending')).toMatchObject({
+        level: 'error',
+        fields: { when: 'start', mitigationIds: ['EM9'] },
+      });
       expect((await fixture.client.ping('ex31')).server).toBe('ex31.contoso.com');
       expect((await fixture.client.status('ex31')).journal).toEqual({ entries: 1, pending: 1 });
 
@@ -102,9 +151,17 @@ describe('startAgent and its journal', () => {
       const server = await new SimulatedApplier(stateFile).read();
       server.appPools['MSExchangeLegacyAppPool'] = { state: 'Stopped', autoStart: false };
       await writeFile(stateFile, JSON.stringify(server));
-      await vi.waitFor(async () => expect((await fixture.client.status('ex31')).journal).toEqual({ entries: 0, pending: 0 }), { timeout: 15_000, interval: 200 });
-      expect((await new SimulatedApplier(stateFile).read()).appPools['MSExchangeLegacyAppPool']).toEqual({ state: 'Started', autoStart: true });
-      expect(logger.events.find((line) => line.event === 'AgentRepairedJournal')).toMatchObject({ fields: { when: 'schedule', mitigationIds: ['EM9'] } });
+      await vi.waitFor(
+        async () => expect((await fixture.client.status('ex31')).journal).toEqual({ entries: 0, pending: 0 }),
+        { timeout: 15_000, interval: 200 },
+      );
+      expect((await new SimulatedApplier(stateFile).read()).appPools['MSExchangeLegacyAppPool']).toEqual({
+        state: 'Started',
+        autoStart: true,
+      });
+      expect(logger.events.find((line) => line.event === 'AgentRepairedJournal')).toMatchObject({
+        fields: { when: 'schedule', mitigationIds: ['EM9'] },
+      });
     } finally {
       await stuck.close();
     }
@@ -113,6 +170,8 @@ describe('startAgent and its journal', () => {
   it('refuses to start on a journal others can write', async () => {
     const { config } = await agentWithStuckRemoval();
     await chmod(join(config.stateDirectory, 'journal.json'), 0o666);
-    await expect(startAgent(config, { logger: recordingLogger() })).rejects.toMatchObject({ code: 'StateDirectoryUnsafe' });
+    await expect(startAgent(config, { logger: recordingLogger() })).rejects.toMatchObject({
+      code: 'StateDirectoryUnsafe',
+    });
   });
 });

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplicableAction } from '../../lib/agent/applier.js';
 import { SimulatedApplier } from '../../lib/agent/appliers/simulated.js';
 import { defaultHealthEndpoints, Prober } from '../../lib/agent/probes.js';
-import { frontEndProtocols, owaPoolTakesDownEcp, startSimulatedExchange, type SimulatedExchange } from '../../lib/agent/appliers/simulated-front-end.js';
+import {
+  frontEndProtocols,
+  owaPoolTakesDownEcp,
+  startSimulatedExchange,
+  type SimulatedExchange,
+} from '../../lib/agent/appliers/simulated-front-end.js';
 import { parseEocs } from '../../lib/package/parse.js';
 import { parseXml } from '../../lib/package/xml.js';
 import { catalogueXml } from '../helpers/packages.js';
@@ -26,30 +31,67 @@ afterAll(async () => {
 });
 
 /** A fresh simulated server behind the front end, its applier, and a prober pointed at it. */
-function server(options: { couplings?: typeof owaPoolTakesDownEcp } = {}): { applier: SimulatedApplier; prober: Prober; stateFile: string } {
+function server(options: { couplings?: typeof owaPoolTakesDownEcp } = {}): {
+  applier: SimulatedApplier;
+  prober: Prober;
+  stateFile: string;
+} {
   const name = `ex${++serial}`;
   const stateFile = join(directory, `${name}.json`);
   const baseUrl = exchange.add({ name, stateFile, server: `${name}.contoso.com`, ...options });
-  return { applier: new SimulatedApplier(stateFile), prober: new Prober({ baseUrl, ownNames: [`${name}.contoso.com`], timeoutInMs: 3000 }), stateFile };
+  return {
+    applier: new SimulatedApplier(stateFile),
+    prober: new Prober({ baseUrl, ownNames: [`${name}.contoso.com`], timeoutInMs: 3000 }),
+    stateFile,
+  };
 }
 
 const catalogue = parseEocs(parseXml(catalogueXml));
-const em1 = catalogue.mitigations.find((mitigation) => mitigation.id === 'EM1')!.actions[0] as Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>;
-const pool = (appPool: string): ApplicableAction => ({ kind: 'DisableAppPool', scope: 'Server', description: '', appPool });
-const service = (name: string): ApplicableAction => ({ kind: 'DisableService', scope: 'Server', description: '', service: name });
-const rule = (ruleName: string, xml: string): ApplicableAction => ({ kind: 'IisUrlRewrite', scope: 'Server', description: '', site: 'Default Web Site', ruleName, ruleXml: xml });
+const em1 = catalogue.mitigations.find((mitigation) => mitigation.id === 'EM1')!.actions[0] as Extract<
+  ApplicableAction,
+  { kind: 'IisUrlRewrite' }
+>;
+const pool = (appPool: string): ApplicableAction => ({
+  kind: 'DisableAppPool',
+  scope: 'Server',
+  description: '',
+  appPool,
+});
+const service = (name: string): ApplicableAction => ({
+  kind: 'DisableService',
+  scope: 'Server',
+  description: '',
+  service: name,
+});
+const rule = (ruleName: string, xml: string): ApplicableAction => ({
+  kind: 'IisUrlRewrite',
+  scope: 'Server',
+  description: '',
+  site: 'Default Web Site',
+  ruleName,
+  ruleXml: xml,
+});
 
-const unhealthy = async (prober: Prober): Promise<Record<string, string>> => Object.fromEntries((await prober.health()).filter((endpoint) => !endpoint.healthy).map((endpoint) => [endpoint.endpoint, endpoint.detail]));
+const unhealthy = async (prober: Prober): Promise<Record<string, string>> =>
+  Object.fromEntries(
+    (await prober.health())
+      .filter((endpoint) => !endpoint.healthy)
+      .map((endpoint) => [endpoint.endpoint, endpoint.detail]),
+  );
 
 describe('health endpoints follow the app pools and services behind them', () => {
   it('a fresh server (no state file yet) answers 200 on all nine endpoints, and reading it writes nothing', async () => {
     const { prober, stateFile } = server();
     const health = await prober.health();
-    expect(health.map((endpoint) => [endpoint.endpoint, endpoint.detail])).toEqual(defaultHealthEndpoints.map((endpoint) => [endpoint, '200']));
+    expect(health.map((endpoint) => [endpoint.endpoint, endpoint.detail])).toEqual(
+      defaultHealthEndpoints.map((endpoint) => [endpoint, '200']),
+    );
     await expect(import('node:fs/promises').then((fs) => fs.access(stateFile))).rejects.toThrow();
   });
 
-  it.each(frontEndProtocols.map((protocol) => [protocol.appPool, `${protocol.virtualDirectory}/healthcheck.htm`]))('stopping %s takes down %s only', async (appPool, endpoint) => {
+  it.each(
+    frontEndProtocols.map((protocol) => [protocol.appPool, `${protocol.virtualDirectory}/healthcheck.htm`]),
+  )('stopping %s takes down %s only', async (appPool, endpoint) => {
     const { applier, prober } = server();
     await applier.apply(pool(appPool));
     const down = await unhealthy(prober);
@@ -88,8 +130,8 @@ describe('health endpoints follow the app pools and services behind them', () =>
   });
 });
 
-describe('the site\'s URL Rewrite rules run before the protocol answers', () => {
-  it('the catalogue\'s EM1: its must-block probes are aborted, its must-pass probes and every health page pass', async () => {
+describe("the site's URL Rewrite rules run before the protocol answers", () => {
+  it("the catalogue's EM1: its must-block probes are aborted, its must-pass probes and every health page pass", async () => {
     const { applier, prober } = server();
     const before = await prober.sendAll(em1.probes!);
     expect(before.every((answer) => answer.kind === 'response' && answer.status === 200)).toBe(true);
@@ -106,22 +148,45 @@ describe('the site\'s URL Rewrite rules run before the protocol answers', () => 
 
   it('a CustomResponse rule answers its status; a Redirect its status and Location', async () => {
     const { applier, prober } = server();
-    await applier.apply(rule('deny', '<rule name="deny" stopProcessing="true"><match url="^ecp/evil"/><action type="CustomResponse" statusCode="403" statusReason="Forbidden" statusDescription="no"/></rule>'));
-    await applier.apply(rule('move', '<rule name="move" stopProcessing="true"><match url="^old$"/><action type="Redirect" url="/owa/" redirectType="Found"/></rule>'));
-    expect(await prober.send({ method: 'GET', path: '/ecp/evil' })).toEqual({ kind: 'response', status: 403 });
+    await applier.apply(
+      rule(
+        'deny',
+        '<rule name="deny" stopProcessing="true"><match url="^ecp/evil"/><action type="CustomResponse" statusCode="403" statusReason="Forbidden" statusDescription="no"/></rule>',
+      ),
+    );
+    await applier.apply(
+      rule(
+        'move',
+        '<rule name="move" stopProcessing="true"><match url="^old$"/><action type="Redirect" url="/owa/" redirectType="Found"/></rule>',
+      ),
+    );
+    expect(await prober.send({ method: 'GET', path: '/ecp/evil' })).toEqual({
+      kind: 'response',
+      status: 403,
+    });
     expect(await prober.send({ method: 'GET', path: '/old' })).toEqual({ kind: 'response', status: 302 });
-    expect(await prober.send({ method: 'GET', path: '/ecp/fine' })).toEqual({ kind: 'response', status: 200 });
+    expect(await prober.send({ method: 'GET', path: '/ecp/fine' })).toEqual({
+      kind: 'response',
+      status: 200,
+    });
   });
 
   it('a rule that blocks everything takes every health page down', async () => {
     const { applier, prober } = server();
-    await applier.apply(rule('all', '<rule name="all"><match url=".*"/><action type="AbortRequest"/></rule>'));
+    await applier.apply(
+      rule('all', '<rule name="all"><match url=".*"/><action type="AbortRequest"/></rule>'),
+    );
     expect(Object.keys(await unhealthy(prober))).toHaveLength(9);
   });
 
   it('a rule IIS would refuse makes every request 500 (URL Rewrite Module Error)', async () => {
     const { applier, prober } = server();
-    await applier.apply(rule('bad', '<rule name="bad"><match url=".*"/><conditions><add input="{NoSuchFunction:{URL}}" pattern="x"/></conditions><action type="AbortRequest"/></rule>'));
+    await applier.apply(
+      rule(
+        'bad',
+        '<rule name="bad"><match url=".*"/><conditions><add input="{NoSuchFunction:{URL}}" pattern="x"/></conditions><action type="AbortRequest"/></rule>',
+      ),
+    );
     expect(new Set(Object.values(await unhealthy(prober)))).toEqual(new Set(['500']));
   });
 
@@ -129,13 +194,22 @@ describe('the site\'s URL Rewrite rules run before the protocol answers', () => 
     const { applier, prober } = server();
     await applier.apply(em1);
     await applier.apply(pool('MSExchangeAutodiscoverAppPool'));
-    expect(await prober.send({ method: 'GET', path: em1.probes![0]!.path })).toEqual({ kind: 'response', status: 503 });
+    expect(await prober.send({ method: 'GET', path: em1.probes![0]!.path })).toEqual({
+      kind: 'response',
+      status: 503,
+    });
   });
 });
 
 it('a server it does not serve is 404', async () => {
-  const prober = new Prober({ baseUrl: `${exchange.url}/nobody`, ownNames: ['nobody'], endpoints: ['/owa/healthcheck.htm'] });
-  expect(await prober.health()).toEqual([{ endpoint: '/owa/healthcheck.htm', healthy: false, detail: '404' }]);
+  const prober = new Prober({
+    baseUrl: `${exchange.url}/nobody`,
+    ownNames: ['nobody'],
+    endpoints: ['/owa/healthcheck.htm'],
+  });
+  expect(await prober.health()).toEqual([
+    { endpoint: '/owa/healthcheck.htm', healthy: false, detail: '404' },
+  ]);
 });
 
 describe('rules in force per application', () => {
@@ -144,7 +218,12 @@ describe('rules in force per application', () => {
     const state = await applier.read();
     state.sites['Default Web Site']!.applications = { '/mapi': { clear: true } };
     await import('node:fs/promises').then((fs) => fs.writeFile(stateFile, JSON.stringify(state)));
-    await applier.apply(rule('block health', '<rule name="block health"><match url="healthcheck\\.htm"/><action type="AbortRequest"/></rule>'));
+    await applier.apply(
+      rule(
+        'block health',
+        '<rule name="block health"><match url="healthcheck\\.htm"/><action type="AbortRequest"/></rule>',
+      ),
+    );
     const down = await unhealthy(prober);
     // Before: the site's rules ran everywhere, so /mapi was blocked too.
     expect(Object.keys(down)).not.toContain('/mapi/healthcheck.htm');

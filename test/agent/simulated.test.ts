@@ -3,7 +3,11 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplierError, type ApplicableAction, type PriorState } from '../../lib/agent/applier.js';
-import { SimulatedApplier, defaultSimulatedServer, type SimulatedServer } from '../../lib/agent/appliers/simulated.js';
+import {
+  SimulatedApplier,
+  defaultSimulatedServer,
+  type SimulatedServer,
+} from '../../lib/agent/appliers/simulated.js';
 import { ruleFingerprint } from '../../lib/agent/rules.js';
 import { EmfleetError } from '../../lib/errors.js';
 import { manualTimers } from '../helpers/clock.js';
@@ -15,10 +19,32 @@ const site = 'Default Web Site';
 const ruleName = 'EEMS EM1 - Autodiscover Rule';
 const ruleXml = `<rule name="${ruleName}" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>`;
 
-const rewrite = (xml = ruleXml, name = ruleName, onSite = site): ApplicableAction => ({ kind: 'IisUrlRewrite', scope: 'Server', description: 'rewrite', site: onSite, ruleName: name, ruleXml: xml });
-const pool = (appPool = 'MSExchangeOWAAppPool'): ApplicableAction => ({ kind: 'DisableAppPool', scope: 'Server', description: 'stop pool', appPool });
-const service = (name = 'MSExchangeUM'): ApplicableAction => ({ kind: 'DisableService', scope: 'Server', description: 'stop service', service: name });
-const nothing: ApplicableAction = { kind: 'DoNothing', scope: 'Server', description: 'ping', value: 'DoNothing' };
+const rewrite = (xml = ruleXml, name = ruleName, onSite = site): ApplicableAction => ({
+  kind: 'IisUrlRewrite',
+  scope: 'Server',
+  description: 'rewrite',
+  site: onSite,
+  ruleName: name,
+  ruleXml: xml,
+});
+const pool = (appPool = 'MSExchangeOWAAppPool'): ApplicableAction => ({
+  kind: 'DisableAppPool',
+  scope: 'Server',
+  description: 'stop pool',
+  appPool,
+});
+const service = (name = 'MSExchangeUM'): ApplicableAction => ({
+  kind: 'DisableService',
+  scope: 'Server',
+  description: 'stop service',
+  service: name,
+});
+const nothing: ApplicableAction = {
+  kind: 'DoNothing',
+  scope: 'Server',
+  description: 'ping',
+  value: 'DoNothing',
+};
 
 const directories: string[] = [];
 let stateFile: string;
@@ -46,7 +72,12 @@ async function seed(mutate: (state: SimulatedServer) => void): Promise<Simulated
   return state;
 }
 
-async function expectApplierError(promise: Promise<unknown>, code: string, message: RegExp, call = 'the call'): Promise<void> {
+async function expectApplierError(
+  promise: Promise<unknown>,
+  code: string,
+  message: RegExp,
+  call = 'the call',
+): Promise<void> {
   const error: unknown = await promise.then(
     () => undefined,
     (caught: unknown) => caught,
@@ -75,14 +106,23 @@ describe('SimulatedApplier state file', () => {
 
   it('a capture on first use also creates the file and reads the default', async () => {
     const applier = new SimulatedApplier(stateFile);
-    expect(await applier.capture(pool())).toEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true });
+    expect(await applier.capture(pool())).toEqual({
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeOWAAppPool',
+      state: 'Started',
+      autoStart: true,
+    });
     expect(await stored()).toEqual(defaultSimulatedServer());
   });
 
   it('a state file that is not JSON is ApplierError StateCorrupt naming the file', async () => {
     await seed(() => undefined);
     await writeFile(stateFile, '{"sites": {');
-    await expectApplierError(new SimulatedApplier(stateFile).read(), 'StateCorrupt', new RegExp(stateFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    await expectApplierError(
+      new SimulatedApplier(stateFile).read(),
+      'StateCorrupt',
+      new RegExp(stateFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+    );
   });
 
   it('a state file of the wrong shape is ApplierError StateCorrupt naming the file and the field', async () => {
@@ -90,7 +130,11 @@ describe('SimulatedApplier state file', () => {
       (state.appPools as Record<string, unknown>).MSExchangeOWAAppPool = { state: 'Paused', autoStart: true };
     });
     const applier = new SimulatedApplier(stateFile);
-    await expectApplierError(applier.read(), 'StateCorrupt', /server\.json: appPools\.MSExchangeOWAAppPool\.state/);
+    await expectApplierError(
+      applier.read(),
+      'StateCorrupt',
+      /server\.json: appPools\.MSExchangeOWAAppPool\.state/,
+    );
     await expectApplierError(applier.apply(pool('MSExchangeECPAppPool')), 'StateCorrupt', /server\.json/);
   });
 
@@ -100,19 +144,28 @@ describe('SimulatedApplier state file', () => {
     expect(await applier.isApplied(service())).toBe(false);
     // "Running" and "Stopped", "Automatic" and "Disabled ": the file keeps its size, only its contents and time change.
     const text = await readFile(stateFile, 'utf8');
-    const edited = text.replace(/("MSExchangeUM": \{\s*"status": )"Running"(,\s*"startType": )"Automatic"/, '$1"Stopped"$2"Disabled" ');
+    const edited = text.replace(
+      /("MSExchangeUM": \{\s*"status": )"Running"(,\s*"startType": )"Automatic"/,
+      '$1"Stopped"$2"Disabled" ',
+    );
     expect(edited).not.toBe(text);
     expect(edited.length).toBe(text.length);
     await writeFile(stateFile, edited);
     expect(await applier.isApplied(service())).toBe(true);
-    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
+    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({
+      state: 'Stopped',
+      autoStart: false,
+    });
   });
 
   it('a read hands out a copy: changing it changes neither the file nor the next read', async () => {
     const applier = new SimulatedApplier(stateFile);
     const first = await applier.read();
     first.appPools.MSExchangeOWAAppPool = { state: 'Stopped', autoStart: false };
-    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
+    expect((await applier.read()).appPools.MSExchangeOWAAppPool).toEqual({
+      state: 'Started',
+      autoStart: true,
+    });
     expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true });
   });
 
@@ -167,7 +220,13 @@ describe('SimulatedApplier actions', () => {
     const applier = new SimulatedApplier(stateFile);
     expect(await applier.isApplied(rewrite())).toBe(false);
     const prior = await applier.capture(rewrite());
-    expect(prior).toEqual({ kind: 'IisUrlRewrite', site, ruleName, previousRuleXml: theirs, previousRulePosition: 0 });
+    expect(prior).toEqual({
+      kind: 'IisUrlRewrite',
+      site,
+      ruleName,
+      previousRuleXml: theirs,
+      previousRulePosition: 0,
+    });
     await applier.apply(rewrite());
     expect((await stored()).sites[site]!.rules).toEqual([{ name: ruleName, xml: ruleXml }]);
     await applier.restore(prior);
@@ -191,12 +250,20 @@ describe('SimulatedApplier actions', () => {
     const applier = new SimulatedApplier(stateFile);
     const before = await applier.read();
     const prior = await applier.capture(pool());
-    expect(prior).toEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true });
+    expect(prior).toEqual({
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeOWAAppPool',
+      state: 'Started',
+      autoStart: true,
+    });
     expect(await applier.isApplied(pool())).toBe(false);
     await applier.apply(pool());
     const after = await stored();
     expect(after.appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
-    expect({ ...after, appPools: { ...after.appPools, MSExchangeOWAAppPool: before.appPools.MSExchangeOWAAppPool } }).toEqual(before);
+    expect({
+      ...after,
+      appPools: { ...after.appPools, MSExchangeOWAAppPool: before.appPools.MSExchangeOWAAppPool },
+    }).toEqual(before);
     expect(await applier.isApplied(pool())).toBe(true);
     await applier.restore(prior);
     expect(await stored()).toEqual(before);
@@ -209,7 +276,12 @@ describe('SimulatedApplier actions', () => {
     const applier = new SimulatedApplier(stateFile);
     expect(await applier.isApplied(pool())).toBe(false);
     const prior = await applier.capture(pool());
-    expect(prior).toEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Stopped', autoStart: true });
+    expect(prior).toEqual({
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeOWAAppPool',
+      state: 'Stopped',
+      autoStart: true,
+    });
     await applier.apply(pool());
     await applier.restore(prior);
     expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: true });
@@ -222,7 +294,12 @@ describe('SimulatedApplier actions', () => {
     const applier = new SimulatedApplier(stateFile);
     const before = await applier.read();
     const prior = await applier.capture(service());
-    expect(prior).toEqual({ kind: 'DisableService', service: 'MSExchangeUM', status: 'Running', startType: 'AutomaticDelayedStart' });
+    expect(prior).toEqual({
+      kind: 'DisableService',
+      service: 'MSExchangeUM',
+      status: 'Running',
+      startType: 'AutomaticDelayedStart',
+    });
     expect(await applier.isApplied(service())).toBe(false);
     await applier.apply(service());
     expect((await stored()).services.MSExchangeUM).toEqual({ status: 'Stopped', startType: 'Disabled' });
@@ -252,9 +329,24 @@ describe('SimulatedApplier actions', () => {
 
 describe('SimulatedApplier unknown targets', () => {
   const unknown: Array<[string, ApplicableAction, PriorState, RegExp]> = [
-    ['app pool', pool('NoSuchAppPool'), { kind: 'DisableAppPool', appPool: 'NoSuchAppPool', state: 'Started', autoStart: true }, /NoSuchAppPool/],
-    ['service', service('NoSuchService'), { kind: 'DisableService', service: 'NoSuchService', status: 'Running', startType: 'Automatic' }, /NoSuchService/],
-    ['site', rewrite(ruleXml, ruleName, 'No Such Site'), { kind: 'IisUrlRewrite', site: 'No Such Site', ruleName, previousRuleXml: null }, /No Such Site/],
+    [
+      'app pool',
+      pool('NoSuchAppPool'),
+      { kind: 'DisableAppPool', appPool: 'NoSuchAppPool', state: 'Started', autoStart: true },
+      /NoSuchAppPool/,
+    ],
+    [
+      'service',
+      service('NoSuchService'),
+      { kind: 'DisableService', service: 'NoSuchService', status: 'Running', startType: 'Automatic' },
+      /NoSuchService/,
+    ],
+    [
+      'site',
+      rewrite(ruleXml, ruleName, 'No Such Site'),
+      { kind: 'IisUrlRewrite', site: 'No Such Site', ruleName, previousRuleXml: null },
+      /No Such Site/,
+    ],
   ];
 
   for (const [what, action, prior, named] of unknown) {
@@ -273,12 +365,24 @@ describe('SimulatedApplier unknown targets', () => {
 
 describe('SimulatedApplier faults', () => {
   it('failOn makes a change to that name fail with InjectedFault and leaves the state alone', async () => {
-    const applier = new SimulatedApplier(stateFile, { failOn: ['MSExchangeOWAAppPool', ruleName], failRestoreOn: ['MSExchangeOWAAppPool'] });
+    const applier = new SimulatedApplier(stateFile, {
+      failOn: ['MSExchangeOWAAppPool', ruleName],
+      failRestoreOn: ['MSExchangeOWAAppPool'],
+    });
     await applier.read();
     const bytes = await readFile(stateFile);
     await expectApplierError(applier.apply(pool()), 'InjectedFault', /MSExchangeOWAAppPool/);
     await expectApplierError(applier.apply(rewrite()), 'InjectedFault', /EEMS EM1/);
-    await expectApplierError(applier.restore({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true }), 'InjectedFault', /MSExchangeOWAAppPool/);
+    await expectApplierError(
+      applier.restore({
+        kind: 'DisableAppPool',
+        appPool: 'MSExchangeOWAAppPool',
+        state: 'Started',
+        autoStart: true,
+      }),
+      'InjectedFault',
+      /MSExchangeOWAAppPool/,
+    );
     expect(await readFile(stateFile)).toEqual(bytes);
     // other names still work; reads are not faulted
     await applier.apply(service());
@@ -292,7 +396,9 @@ describe('SimulatedApplier faults', () => {
     await applier.read();
     let applied = false;
     const applying = applier.apply(pool()).then(() => (applied = true));
-    const [delay] = await waitFor('the applier to wait', () => (timers.pending.length > 0 ? timers.pending : undefined));
+    const [delay] = await waitFor('the applier to wait', () =>
+      timers.pending.length > 0 ? timers.pending : undefined,
+    );
     expect(delay!.delayMs).toBe(150);
     // Nothing changed while it waits.
     expect(applied).toBe(false);
@@ -309,28 +415,53 @@ describe("SimulatedApplier as IIS and Microsoft's scripts behave", () => {
   const other = `<rule name="${ruleName}"><match url="^other"/><action type="AbortRequest"/></rule>`;
 
   it('refuses to put a rule back beside an inherited one of the same name (HTTP 500.19 for the whole site), as apply does', async () => {
-    await seed((state) => (state.sites[site]!.inheritedRules = [{ name: ruleName.toUpperCase(), xml: other }]));
+    await seed(
+      (state) => (state.sites[site]!.inheritedRules = [{ name: ruleName.toUpperCase(), xml: other }]),
+    );
     const applier = new SimulatedApplier(stateFile);
-    await expectApplierError(applier.apply(rewrite()), 'DuplicateRule', /already inherits a rule named/, 'apply');
-    const prior: PriorState = { kind: 'IisUrlRewrite', site, ruleName, previousRuleXml: other, previousRulePosition: 0 };
+    await expectApplierError(
+      applier.apply(rewrite()),
+      'DuplicateRule',
+      /already inherits a rule named/,
+      'apply',
+    );
+    const prior: PriorState = {
+      kind: 'IisUrlRewrite',
+      site,
+      ruleName,
+      previousRuleXml: other,
+      previousRulePosition: 0,
+    };
     await expectApplierError(applier.restore(prior), 'DuplicateRule', /HTTP 500\.19/, 'restore');
     expect((await stored()).sites[site]!.rules).toEqual([]);
   });
 
   it('says plainly that URL Rewrite is not installed', async () => {
     await seed((state) => (state.urlRewriteInstalled = false));
-    await expectApplierError(new SimulatedApplier(stateFile).apply(rewrite()), 'UrlRewriteMissing', /URL Rewrite is not installed \(no RewriteModule in globalModules\)/);
+    await expectApplierError(
+      new SimulatedApplier(stateFile).apply(rewrite()),
+      'UrlRewriteMissing',
+      /URL Rewrite is not installed \(no RewriteModule in globalModules\)/,
+    );
   });
 
   it('a rule cancelled in one application is reported not in force there, and not applied', async () => {
-    await seed((state) => (state.sites[site]!.applications = { '/owa': {}, '/mapi': { remove: [ruleName.toLowerCase()] } }));
+    await seed(
+      (state) =>
+        (state.sites[site]!.applications = { '/owa': {}, '/mapi': { remove: [ruleName.toLowerCase()] } }),
+    );
     const applier = new SimulatedApplier(stateFile);
-    expect(await applier.apply(rewrite())).toEqual({ notInForce: [`/mapi: its web.config removes the rule (<remove name="${ruleName}"/>)`] });
+    expect(await applier.apply(rewrite())).toEqual({
+      notInForce: [`/mapi: its web.config removes the rule (<remove name="${ruleName}"/>)`],
+    });
     expect(await applier.isApplied(rewrite())).toBe(false);
   });
 
   it('captures, holds and restores the Health Manager (MSExchangeHM and MSExchangeHMRecovery)', async () => {
-    await seed((state) => (state.services.MSExchangeHMRecovery = { status: 'Running', startType: 'AutomaticDelayedStart' }));
+    await seed(
+      (state) =>
+        (state.services.MSExchangeHMRecovery = { status: 'Running', startType: 'AutomaticDelayedStart' }),
+    );
     const applier = new SimulatedApplier(stateFile);
     const prior = await applier.captureHealthManager();
     expect(prior).toEqual({
@@ -341,31 +472,57 @@ describe("SimulatedApplier as IIS and Microsoft's scripts behave", () => {
       ],
     });
     await applier.holdHealthManager();
-    expect((await stored()).services.MSExchangeHMRecovery).toEqual({ status: 'Stopped', startType: 'Disabled' });
+    expect((await stored()).services.MSExchangeHMRecovery).toEqual({
+      status: 'Stopped',
+      startType: 'Disabled',
+    });
     await applier.restore(prior);
-    expect((await stored()).services.MSExchangeHMRecovery).toEqual({ status: 'Running', startType: 'AutomaticDelayedStart' });
+    expect((await stored()).services.MSExchangeHMRecovery).toEqual({
+      status: 'Running',
+      startType: 'AutomaticDelayedStart',
+    });
   });
 
   it('an AlwaysRunning pool is set OnDemand with auto-start off, and put back AlwaysRunning', async () => {
-    await seed((state) => (state.appPools.MSExchangeOWAAppPool = { state: 'Started', autoStart: true, startMode: 'AlwaysRunning' }));
+    await seed(
+      (state) =>
+        (state.appPools.MSExchangeOWAAppPool = {
+          state: 'Started',
+          autoStart: true,
+          startMode: 'AlwaysRunning',
+        }),
+    );
     const applier = new SimulatedApplier(stateFile);
     const prior = await applier.capture(pool());
-    expect(prior).toEqual({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool', state: 'Started', autoStart: true, startMode: 'AlwaysRunning' });
+    expect(prior).toEqual({
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeOWAAppPool',
+      state: 'Started',
+      autoStart: true,
+      startMode: 'AlwaysRunning',
+    });
     await applier.apply(pool());
     expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Stopped', autoStart: false });
     await applier.restore(prior);
-    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({ state: 'Started', autoStart: true, startMode: 'AlwaysRunning' });
+    expect((await stored()).appPools.MSExchangeOWAAppPool).toEqual({
+      state: 'Started',
+      autoStart: true,
+      startMode: 'AlwaysRunning',
+    });
   });
 
   it('reports Exchange setup running', async () => {
     expect(await new SimulatedApplier(stateFile).exchangeSetupRunning()).toBeUndefined();
     await seed((state) => (state.setupRunning = 'ExSetup.exe is running (process 7)'));
-    expect(await new SimulatedApplier(stateFile).exchangeSetupRunning()).toBe('ExSetup.exe is running (process 7)');
+    expect(await new SimulatedApplier(stateFile).exchangeSetupRunning()).toBe(
+      'ExSetup.exe is running (process 7)',
+    );
   });
 });
 
 describe('ruleFingerprint', () => {
-  const base = '<rule name="EM1" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>';
+  const base =
+    '<rule name="EM1" stopProcessing="true"><match url=".*autodiscover\\.json.*Powershell.*"/><action type="AbortRequest"/></rule>';
 
   it('ignores the rule name', () => {
     expect(ruleFingerprint(base.replace('name="EM1"', 'name="Something else"'))).toBe(ruleFingerprint(base));
@@ -382,8 +539,10 @@ describe('ruleFingerprint', () => {
   });
 
   it('ignores whitespace around text content', () => {
-    const a = '<rule name="a"><conditions><add input="{URL}" pattern="x"/></conditions><note>  hello </note></rule>';
-    const b = '<rule name="b"><conditions>\n  <add pattern="x" input="{URL}"/>\n</conditions><note>hello</note></rule>';
+    const a =
+      '<rule name="a"><conditions><add input="{URL}" pattern="x"/></conditions><note>  hello </note></rule>';
+    const b =
+      '<rule name="b"><conditions>\n  <add pattern="x" input="{URL}"/>\n</conditions><note>hello</note></rule>';
     expect(ruleFingerprint(a)).toBe(ruleFingerprint(b));
   });
 
@@ -394,7 +553,8 @@ describe('ruleFingerprint', () => {
     expect(ruleFingerprint(base.replace('AbortRequest', 'None'))).not.toBe(print);
     expect(ruleFingerprint(base.replace('stopProcessing="true"', 'stopProcessing="false"'))).not.toBe(print);
     expect(ruleFingerprint(base.replace('<action type="AbortRequest"/>', ''))).not.toBe(print);
-    const withVariable = (name: string): string => `<rule name="r"><serverVariables><set name="${name}" value="1"/></serverVariables></rule>`;
+    const withVariable = (name: string): string =>
+      `<rule name="r"><serverVariables><set name="${name}" value="1"/></serverVariables></rule>`;
     expect(ruleFingerprint(withVariable('X'))).not.toBe(ruleFingerprint(withVariable('Y')));
   });
 });

@@ -62,12 +62,17 @@ describe('secureStateDirectory (Windows: the PowerShell check)', () => {
   it('refuses when anyone but SYSTEM and Administrators can write the journal, naming them', async () => {
     const directory = await scratch();
     const windows = async (): Promise<string[]> => ['S-1-5-32-545'];
-    await expect(secureStateDirectory(directory, { platform: 'win32', windows })).rejects.toThrow(/can be written by S-1-5-32-545, not only SYSTEM and Administrators/);
+    await expect(secureStateDirectory(directory, { platform: 'win32', windows })).rejects.toThrow(
+      /can be written by S-1-5-32-545, not only SYSTEM and Administrators/,
+    );
   });
 
   it('passes the directory to the check and accepts a clean answer', async () => {
     const seen: string[] = [];
-    await secureStateDirectory('C:\\ProgramData\\emfleet\\state', { platform: 'win32', windows: async (directory) => (seen.push(directory), []) });
+    await secureStateDirectory('C:\\ProgramData\\emfleet\\state', {
+      platform: 'win32',
+      windows: async (directory) => (seen.push(directory), []),
+    });
     expect(seen).toEqual(['C:\\ProgramData\\emfleet\\state']);
   });
 });

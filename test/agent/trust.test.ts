@@ -6,7 +6,13 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { agentTrustPolicies } from '../../lib/agent/run.js';
 import { parseAgentConfig } from '../../lib/agent/config.js';
-import { createDevPki, devTimestampAuthority, issueCertificate, type DevPki, type IssuedCertificate } from '../../lib/local/pki.js';
+import {
+  createDevPki,
+  devTimestampAuthority,
+  issueCertificate,
+  type DevPki,
+  type IssuedCertificate,
+} from '../../lib/local/pki.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { signPackage } from '../../lib/package/sign.js';
 import { verifyPackageWithAny, type VerifyResult } from '../../lib/package/verify.js';
@@ -22,9 +28,17 @@ let microsoftNamedUnderContoso: IssuedCertificate;
 beforeAll(async () => {
   [microsoft, contoso] = await Promise.all([
     createDevPki({ label: 'emfleet Bound Microsoft' }),
-    createDevPki({ label: 'emfleet Bound Contoso', signerSubjectCn: contosoSubject, signerExtendedKeyUsages: [contosoEku] }),
+    createDevPki({
+      label: 'emfleet Bound Contoso',
+      signerSubjectCn: contosoSubject,
+      signerExtendedKeyUsages: [contosoEku],
+    }),
   ]);
-  microsoftNamedUnderContoso = await issueCertificate({ subjectCn: microsoftSignerSubjectCn, extendedKeyUsages: [microsoftSignerEku], issuer: contoso.intermediate });
+  microsoftNamedUnderContoso = await issueCertificate({
+    subjectCn: microsoftSignerSubjectCn,
+    extendedKeyUsages: [microsoftSignerEku],
+    issuer: contoso.intermediate,
+  });
 });
 
 function agentTrust(): ReturnType<typeof agentTrustPolicies> {
@@ -32,9 +46,16 @@ function agentTrust(): ReturnType<typeof agentTrustPolicies> {
     {
       server: 'ex01',
       build: '15.2.1544.4',
-      relay: { namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex01', key: 'c2VjcmV0' },
+      relay: {
+        namespace: 'contoso-emfleet.servicebus.windows.net',
+        hybridConnection: 'ex01',
+        key: 'c2VjcmV0',
+      },
       trust: [
-        { anchors: [microsoft.root.certificatePem], timestampAnchors: [microsoft.timestampRoot.certificatePem] },
+        {
+          anchors: [microsoft.root.certificatePem],
+          timestampAnchors: [microsoft.timestampRoot.certificatePem],
+        },
         { anchors: [contoso.root.certificatePem], signerSubject: contosoSubject, signerEku: contosoEku },
       ],
       applier: { kind: 'powershell' },
@@ -49,7 +70,11 @@ function signed(pki: DevPki, signer: IssuedCertificate = pki.signer): Uint8Array
   return bytes(
     signPackage(
       ping1Xml,
-      { privateKeyPem: signer.privateKeyPem, certificatePem: signer.certificatePem, chainPems: [pki.intermediate.certificatePem] },
+      {
+        privateKeyPem: signer.privateKeyPem,
+        certificatePem: signer.certificatePem,
+        chainPems: [pki.intermediate.certificatePem],
+      },
       { timestampAuthority: devTimestampAuthority(microsoft) },
     ),
   );
@@ -82,7 +107,11 @@ describe('agent trust with two feeds', () => {
       {
         server: 'ex01',
         build: '15.2.1544.4',
-        relay: { namespace: 'contoso-emfleet.servicebus.windows.net', hybridConnection: 'ex01', key: 'c2VjcmV0' },
+        relay: {
+          namespace: 'contoso-emfleet.servicebus.windows.net',
+          hybridConnection: 'ex01',
+          key: 'c2VjcmV0',
+        },
         trust: [
           {
             anchors: ['MicrosoftRootCertificateAuthority2011.pem'],
@@ -97,7 +126,10 @@ describe('agent trust with two feeds', () => {
       },
       fixtures.pathname,
     );
-    const result = verifyPackageWithAny(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), agentTrustPolicies(config));
+    const result = verifyPackageWithAny(
+      readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)),
+      agentTrustPolicies(config),
+    );
     expect(result.ok, result.ok ? '' : `${result.reason}: ${result.detail}`).toBe(true);
     expect(result.ok && result.package.signingTime?.toISOString()).toBe('2021-09-15T16:42:08.621Z');
   });

@@ -18,7 +18,11 @@ afterAll(async () => {
 
 describe('counting proxy', () => {
   it('counts each SDK request once by operation, and forwards them untouched', async () => {
-    const table = TableClient.fromConnectionString(proxy.connectionString, `p${randomBytes(5).toString('hex')}`, { allowInsecureConnection: true });
+    const table = TableClient.fromConnectionString(
+      proxy.connectionString,
+      `p${randomBytes(5).toString('hex')}`,
+      { allowInsecureConnection: true },
+    );
     const queue = new QueueClient(proxy.connectionString, `p${randomBytes(5).toString('hex')}`);
     const before = proxy.counts();
     await table.createTable();

@@ -30,7 +30,9 @@ afterAll(async () => {
 describe('emfleet agent', () => {
   it('listens on its hybrid connection, answers through the relay, and stops cleanly on SIGTERM', async () => {
     const { path } = await writeAgentConfig(fixture.relay, pki, { server: 'ex07.contoso.com' });
-    const child = spawn(process.execPath, [emfleetBin, 'agent', '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [emfleetBin, 'agent', '--config', path], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const lines: string[] = [];
     let buffered = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -39,9 +41,15 @@ describe('emfleet agent', () => {
       buffered = complete.pop() ?? '';
       lines.push(...complete.filter(Boolean));
     });
-    await waitFor('the agent to log that it listens, or to exit', () => lines.some((line) => line.includes('"listening"')) || child.exitCode !== null);
+    await waitFor(
+      'the agent to log that it listens, or to exit',
+      () => lines.some((line) => line.includes('"listening"')) || child.exitCode !== null,
+    );
     expect(child.exitCode, `agent exited before listening: ${lines.join('\n')}`).toBeNull();
-    expect(await fixture.client.ping('ex07')).toMatchObject({ server: 'ex07.contoso.com', build: '15.2.1118.7' });
+    expect(await fixture.client.ping('ex07')).toMatchObject({
+      server: 'ex07.contoso.com',
+      build: '15.2.1118.7',
+    });
     for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
 
     child.kill('SIGTERM');
@@ -68,28 +76,51 @@ describe('emfleet agent --hub', () => {
     const secret = randomBytes(32).toString('base64');
     const { config, directory } = await writeAgentConfig(fixture.relay, pki, { server: 'ex08.contoso.com' });
     const { relay: _relay, ...behindHub } = config;
-    const agent = await runAgent({ ...behindHub, siteLink: { host: '127.0.0.1', port: 0, certificate: tls.certificatePem, privateKey: tls.privateKeyPem, secret } });
+    const agent = await runAgent({
+      ...behindHub,
+      siteLink: {
+        host: '127.0.0.1',
+        port: 0,
+        certificate: tls.certificatePem,
+        privateKey: tls.privateKeyPem,
+        secret,
+      },
+    });
     const hybridConnection = `site-${randomBytes(3).toString('hex')}`;
     const hubPath = join(directory, 'hub.json');
     await writeFile(join(directory, 'site.secret'), secret);
-    await writeFile(hubPath, JSON.stringify({
-      mode: 'hub',
-      site: 'Delft',
-      relay: { namespace: '127.0.0.1', hybridConnection, endpoint: fixture.relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
-      secretFile: 'site.secret',
-      agents: { 'ex08.contoso.com': agent.siteLink },
-    }));
-    const child = spawn(process.execPath, [emfleetBin, 'agent', '--hub', '--config', hubPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await writeFile(
+      hubPath,
+      JSON.stringify({
+        mode: 'hub',
+        site: 'Delft',
+        relay: {
+          namespace: '127.0.0.1',
+          hybridConnection,
+          endpoint: fixture.relay.baseUrl.replace(/^http/, 'ws'),
+          keyName: relayRules.listen.keyName,
+          keyFile: 'listen.key',
+        },
+        secretFile: 'site.secret',
+        agents: { 'ex08.contoso.com': agent.siteLink },
+      }),
+    );
+    const child = spawn(process.execPath, [emfleetBin, 'agent', '--hub', '--config', hubPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
     try {
       const until = Date.now() + 15_000;
       while (!out.includes('"listening"')) {
-        if (Date.now() > until || child.exitCode !== null) throw new Error(`hub did not start listening: ${out}`);
+        if (Date.now() > until || child.exitCode !== null)
+          throw new Error(`hub did not start listening: ${out}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(out).toMatch(/"event":"HubStarted".*"site":"Delft"/);
-      expect(await fixture.client.ping(`${hybridConnection}/ex08.contoso.com`)).toMatchObject({ server: 'ex08.contoso.com' });
+      expect(await fixture.client.ping(`${hybridConnection}/ex08.contoso.com`)).toMatchObject({
+        server: 'ex08.contoso.com',
+      });
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');
       expect(code).toBe(0);
@@ -100,7 +131,7 @@ describe('emfleet agent --hub', () => {
     }
   });
 
-  it('--hub with a server\'s agent.json: exit 2, naming what is missing', async () => {
+  it("--hub with a server's agent.json: exit 2, naming what is missing", async () => {
     const { path } = await writeAgentConfig(fixture.relay, pki);
     const run = await runCli(['agent', '--hub', '--config', path]);
     expect(run.code).toBe(2);
@@ -117,11 +148,15 @@ describe('emfleet test-connectivity', () => {
 
   beforeAll(async () => {
     const signed = pki.sign(catalogueXml);
-    feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(signed));
+    feed = http.createServer((_request, response) =>
+      response.writeHead(200, { 'content-type': 'application/xml' }).end(signed),
+    );
     feed.listen(0, '127.0.0.1');
     await once(feed, 'listening');
     feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
-    agent = await runAgent((await writeAgentConfig(fixture.relay, pki, { server: 'ex01.contoso.com' })).config);
+    agent = await runAgent(
+      (await writeAgentConfig(fixture.relay, pki, { server: 'ex01.contoso.com' })).config,
+    );
     env = {
       AzureWebJobsStorage: azuriteConnectionString(),
       EMFLEET_TABLE_PREFIX: `k${randomBytes(5).toString('hex')}`,
@@ -133,7 +168,10 @@ describe('emfleet test-connectivity', () => {
       EMFLEET_RELAY_SEND_KEY_NAME: relayRules.send.keyName,
       EMFLEET_RELAY_SEND_KEY: relayRules.send.key,
     };
-    for (const [name, hc] of [['ex01.contoso.com', 'ex01'], ['ex02.contoso.com', 'ex02']]) {
+    for (const [name, hc] of [
+      ['ex01.contoso.com', 'ex01'],
+      ['ex02.contoso.com', 'ex02'],
+    ]) {
       const added = await run('servers', 'add', name!, '--build', '15.2.1118.7', '--relay-hc', hc!);
       expect(added.code, added.stderr).toBe(0);
     }
@@ -148,15 +186,28 @@ describe('emfleet test-connectivity', () => {
     const text = await run('test-connectivity');
     expect(text.code).toBe(1);
     // EM's words: a Result line, then a Message line that says what was checked, from where, and what failed.
-    expect(text.stdout).toContain(`OCS reachable over HTTPS (${feedUrl})\nResult: Success.\nMessage: The Mitigation Service endpoint ${feedUrl} is accessible from this computer (`);
-    expect(text.stdout).toMatch(/The mitigation package verifies\nResult: Success\.\nMessage: The package served by .* verifies against the configured trust: 4 mitigations \(PING1, EM1, EM2, EM3\)/);
-    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\.\nMessage: The emfleet agent of ex01\.contoso\.com \(hybrid connection ex01\) answered through Azure Relay from this computer: ex01\.contoso\.com, build 15\.2\.1118\.7/);
-    expect(text.stdout).toMatch(/Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\.\nMessage: Unable to reach the emfleet agent of ex02\.contoso\.com .* through Azure Relay from this computer: .*no listener/);
+    expect(text.stdout).toContain(
+      `OCS reachable over HTTPS (${feedUrl})\nResult: Success.\nMessage: The Mitigation Service endpoint ${feedUrl} is accessible from this computer (`,
+    );
+    expect(text.stdout).toMatch(
+      /The mitigation package verifies\nResult: Success\.\nMessage: The package served by .* verifies against the configured trust: 4 mitigations \(PING1, EM1, EM2, EM3\)/,
+    );
+    expect(text.stdout).toMatch(
+      /Agent answers through Azure Relay: ex01\.contoso\.com\nResult: Success\.\nMessage: The emfleet agent of ex01\.contoso\.com \(hybrid connection ex01\) answered through Azure Relay from this computer: ex01\.contoso\.com, build 15\.2\.1118\.7/,
+    );
+    expect(text.stdout).toMatch(
+      /Agent answers through Azure Relay: ex02\.contoso\.com\nResult: Failed\.\nMessage: Unable to reach the emfleet agent of ex02\.contoso\.com .* through Azure Relay from this computer: .*no listener/,
+    );
     expect(text.stdout).toMatch(/1 of 4 checks failed\./);
 
     const json = JSON.parse((await run('test-connectivity', '--json')).stdout);
     expect(json.ok).toBe(false);
-    expect(json.checks.map((check: { result: string }) => check.result).sort()).toEqual(['Failed', 'Success', 'Success', 'Success']);
+    expect(json.checks.map((check: { result: string }) => check.result).sort()).toEqual([
+      'Failed',
+      'Success',
+      'Success',
+      'Success',
+    ]);
   });
 
   it('passes for one answering server', async () => {
@@ -166,11 +217,22 @@ describe('emfleet test-connectivity', () => {
   });
 
   it('never reports a check that could not run as Success', async () => {
-    const down = await runCli(['test-connectivity', '--json'], { env: { ...env, EMFLEET_OCS_URL: 'http://127.0.0.1:9/feed', EMFLEET_RELAY_SEND_KEY: 'wrong' } });
+    const down = await runCli(['test-connectivity', '--json'], {
+      env: { ...env, EMFLEET_OCS_URL: 'http://127.0.0.1:9/feed', EMFLEET_RELAY_SEND_KEY: 'wrong' },
+    });
     expect(down.code).toBe(1);
     const checks = JSON.parse(down.stdout).checks as { name: string; result: string; detail: string }[];
-    expect(checks[0]).toMatchObject({ result: 'Failed', message: expect.stringMatching(/^Unable to connect to the Mitigation Service endpoint http:\/\/127\.0\.0\.1:9\/feed from this computer: .*To learn about connectivity requirements, see https:\/\/aka\.ms\/HelpConnectivityEEMS$/) });
-    expect(checks[1]).toMatchObject({ name: 'The mitigation package verifies', result: 'Failed', detail: 'not run: the feed could not be fetched' });
+    expect(checks[0]).toMatchObject({
+      result: 'Failed',
+      message: expect.stringMatching(
+        /^Unable to connect to the Mitigation Service endpoint http:\/\/127\.0\.0\.1:9\/feed from this computer: .*To learn about connectivity requirements, see https:\/\/aka\.ms\/HelpConnectivityEEMS$/,
+      ),
+    });
+    expect(checks[1]).toMatchObject({
+      name: 'The mitigation package verifies',
+      result: 'Failed',
+      detail: 'not run: the feed could not be fetched',
+    });
     expect(checks.filter((check) => check.result === 'Success')).toEqual([]);
     expect(checks.some((check) => /401|send rule/i.test(check.detail))).toBe(true);
   });

@@ -2,13 +2,21 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadSettings, settingNames } from '../../lib/config/index.js';
-import { declarations, findBicepFiles, formatProblem, literalValue, loadBicepFiles, parseBicep } from '../../lib/infra/bicep.js';
+import {
+  declarations,
+  findBicepFiles,
+  formatProblem,
+  literalValue,
+  loadBicepFiles,
+  parseBicep,
+} from '../../lib/infra/bicep.js';
 import { appSettingNames, hostSettings, localOnlySettings } from '../../lib/infra/settings.js';
 import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { emfleetVersion } from '../../lib/version.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const readRepoFile = (file: string): string => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+const readRepoFile = (file: string): string =>
+  readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
 /** The host's own settings that appear in a place (lib/infra/settings.ts keeps the one list). */
 function hostSettingsIn(place: 'sample' | 'bicep'): string[] {
@@ -23,59 +31,95 @@ async function bicepAppSettings(): Promise<ReturnType<typeof appSettingNames>[]>
 }
 
 describe('settings', () => {
-  it('local.settings.sample.json lists exactly the settings lib/config reads, and the local host\'s own', () => {
+  it("local.settings.sample.json lists exactly the settings lib/config reads, and the local host's own", () => {
     const sample = JSON.parse(readRepoFile('local.settings.sample.json'));
     expect(Object.keys(sample.Values).sort()).toEqual([...settingNames, ...hostSettingsIn('sample')].sort());
   });
 
-  it('the app settings in Bicep are lib/config\'s, less the local-only ones, and the Functions host\'s own', async () => {
+  it("the app settings in Bicep are lib/config's, less the local-only ones, and the Functions host's own", async () => {
     const found = await bicepAppSettings();
     expect(found, 'one appsettings resource under infra/').toHaveLength(1);
     expect(found[0]!.problems.map(formatProblem)).toEqual([]);
-    const expected = [...settingNames.filter((name) => !(name in localOnlySettings)), ...hostSettingsIn('bicep')];
+    const expected = [
+      ...settingNames.filter((name) => !(name in localOnlySettings)),
+      ...hostSettingsIn('bicep'),
+    ];
     expect([...found[0]!.names].sort()).toEqual(expected.sort());
   });
 
-  it('the exceptions are exceptions: local-only settings are lib/config\'s, host settings are not', () => {
-    expect(Object.keys(localOnlySettings).filter((name) => !(settingNames as string[]).includes(name))).toEqual([]);
+  it("the exceptions are exceptions: local-only settings are lib/config's, host settings are not", () => {
+    expect(
+      Object.keys(localOnlySettings).filter((name) => !(settingNames as string[]).includes(name)),
+    ).toEqual([]);
     expect(Object.keys(hostSettings).filter((name) => (settingNames as string[]).includes(name))).toEqual([]);
   });
 
   it('infra/README.md documents every exception', () => {
     const readme = readRepoFile('infra/README.md');
-    for (const name of [...Object.keys(hostSettings), ...Object.keys(localOnlySettings)]) expect(readme, name).toContain(`\`${name}\``);
+    for (const name of [...Object.keys(hostSettings), ...Object.keys(localOnlySettings)])
+      expect(readme, name).toContain(`\`${name}\``);
   });
 
   it('reads the setting names from the Bicep tree, and refuses settings it cannot see', async () => {
     const settings = (properties: string): string =>
       `resource site 'Microsoft.Web/sites@2024-04-01' existing = {\n  name: 'app'\n}\nresource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {\n  parent: site\n  name: 'appsettings'\n  properties: ${properties}\n}\n`;
-    const listed = appSettingNames(await parseBicep('ok.bicep', settings("{\n    // a comment\n    EMFLEET_ORG: org\n    'AzureWebJobsStorage__accountName': 'st'\n  }")));
+    const listed = appSettingNames(
+      await parseBicep(
+        'ok.bicep',
+        settings(
+          "{\n    // a comment\n    EMFLEET_ORG: org\n    'AzureWebJobsStorage__accountName': 'st'\n  }",
+        ),
+      ),
+    );
     expect(listed?.names).toEqual(['EMFLEET_ORG', 'AzureWebJobsStorage__accountName']);
     expect(listed?.problems).toEqual([]);
-    const hidden = appSettingNames(await parseBicep('bad.bicep', settings("union(common, {\n    EMFLEET_ORG: org\n  })")));
-    expect(hidden?.problems.map(formatProblem)).toEqual(['bad.bicep:7:15: appsettings properties must be an object literal, so every setting name is visible']);
-    const nested = appSettingNames(await parseBicep('nested.bicep', "resource site 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'app'\n  resource config 'config' = {\n    name: 'appsettings'\n    properties: {\n      EMFLEET_ORG: 'contoso'\n    }\n  }\n}\n"));
+    const hidden = appSettingNames(
+      await parseBicep('bad.bicep', settings('union(common, {\n    EMFLEET_ORG: org\n  })')),
+    );
+    expect(hidden?.problems.map(formatProblem)).toEqual([
+      'bad.bicep:7:15: appsettings properties must be an object literal, so every setting name is visible',
+    ]);
+    const nested = appSettingNames(
+      await parseBicep(
+        'nested.bicep',
+        "resource site 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'app'\n  resource config 'config' = {\n    name: 'appsettings'\n    properties: {\n      EMFLEET_ORG: 'contoso'\n    }\n  }\n}\n",
+      ),
+    );
     expect(nested?.names).toEqual(['EMFLEET_ORG']);
   });
 
-  it('main.bicep passes settings straight from parameters whose defaults are lib/config\'s defaults', async () => {
+  it("main.bicep passes settings straight from parameters whose defaults are lib/config's defaults", async () => {
     const main = (await loadBicepFiles([`${root}infra/main.bicep`], root))[0]!;
     const parameters = declarations(main);
     const defaults = loadSettings({});
-    const fromParameters = [...appSettingNames(main)!.values].filter(([, value]) => parameters.get(value.text)?.kind === 'param');
-    expect(fromParameters.map(([name]) => name)).toEqual(expect.arrayContaining(['EMFLEET_SIGNER_SUBJECT', 'EMFLEET_SIGNER_EKU', 'EMFLEET_OCS_URL', 'EMFLEET_POLL_SCHEDULE', 'EMFLEET_RECONCILE_SCHEDULE']));
+    const fromParameters = [...appSettingNames(main)!.values].filter(
+      ([, value]) => parameters.get(value.text)?.kind === 'param',
+    );
+    expect(fromParameters.map(([name]) => name)).toEqual(
+      expect.arrayContaining([
+        'EMFLEET_SIGNER_SUBJECT',
+        'EMFLEET_SIGNER_EKU',
+        'EMFLEET_OCS_URL',
+        'EMFLEET_POLL_SCHEDULE',
+        'EMFLEET_RECONCILE_SCHEDULE',
+      ]),
+    );
     for (const [name, value] of fromParameters) {
       const fallback = parameters.get(value.text)!.value;
       if (fallback === undefined) continue;
       const literal = literalValue(fallback)?.value;
       expect(typeof literal, `${name}: default of ${value.text}`).toBe('string');
-      expect(loadSettings({ [name]: literal as string })[name as keyof typeof defaults], name).toEqual(defaults[name as keyof typeof defaults]);
+      expect(loadSettings({ [name]: literal as string })[name as keyof typeof defaults], name).toEqual(
+        defaults[name as keyof typeof defaults],
+      );
     }
   });
 
   it('a setting missing from Bicep is noticed', async () => {
     const main = readRepoFile('infra/main.bicep');
-    const withoutOrg = appSettingNames(await parseBicep('infra/main.bicep', main.replace(/\n\s*EMFLEET_ORG: org\n/, '\n')));
+    const withoutOrg = appSettingNames(
+      await parseBicep('infra/main.bicep', main.replace(/\n\s*EMFLEET_ORG: org\n/, '\n')),
+    );
     expect(withoutOrg?.names).not.toContain('EMFLEET_ORG');
     expect(withoutOrg?.names.length).toBe((await bicepAppSettings())[0]!.names.length - 1);
   });
@@ -107,7 +151,9 @@ describe('settings', () => {
   });
 
   it('names the setting that is wrong', () => {
-    expect(() => loadSettings({ EMFLEET_SIGNER_EKU: 'code signing' })).toThrow(/EMFLEET_SIGNER_EKU: must be a dotted OID/);
+    expect(() => loadSettings({ EMFLEET_SIGNER_EKU: 'code signing' })).toThrow(
+      /EMFLEET_SIGNER_EKU: must be a dotted OID/,
+    );
   });
 });
 

@@ -21,22 +21,37 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 let host: LocalHost;
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'dist/web/dashboard.js'))) throw new Error('dist/web/dashboard.js is missing: run npm run build first (npm test does)');
+  if (!existsSync(join(root, 'dist/web/dashboard.js')))
+    throw new Error('dist/web/dashboard.js is missing: run npm run build first (npm test does)');
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-dashboard-'));
   await writeFile(join(directory, 'host.json'), JSON.stringify({ version: '2.0' }));
-  host = await startLocalHost({ definitions: [dashboard], hostJsonPath: join(directory, 'host.json'), settings: {}, connectionString: azuriteConnectionString(), logger: silentLogger });
+  host = await startLocalHost({
+    definitions: [dashboard],
+    hostJsonPath: join(directory, 'host.json'),
+    settings: {},
+    connectionString: azuriteConnectionString(),
+    logger: silentLogger,
+  });
 });
 
 afterAll(async () => {
   await host?.stop();
 });
 
-const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(`${host.httpUrl}${path}`, { headers, redirect: 'manual' });
-const withKey = (path: string): string => `${path}${path.includes('?') ? '&' : '?'}code=${encodeURIComponent(host.functionKey)}`;
+const get = (path: string, headers: Record<string, string> = {}): Promise<Response> =>
+  fetch(`${host.httpUrl}${path}`, { headers, redirect: 'manual' });
+const withKey = (path: string): string =>
+  `${path}${path.includes('?') ? '&' : '?'}code=${encodeURIComponent(host.functionKey)}`;
 
 describe('functions/dashboard', () => {
   it('is one GET route for the page and its assets, behind a function key', () => {
-    expect([dashboard.kind, dashboard.name, dashboard.options.route, dashboard.options.methods, dashboard.options.authLevel]).toEqual(['http', 'dashboard', 'dashboard/{asset?}', ['GET'], 'function']);
+    expect([
+      dashboard.kind,
+      dashboard.name,
+      dashboard.options.route,
+      dashboard.options.methods,
+      dashboard.options.authLevel,
+    ]).toEqual(['http', 'dashboard', 'dashboard/{asset?}', ['GET'], 'function']);
   });
 });
 
@@ -106,10 +121,17 @@ describe('GET /api/dashboard', () => {
     const response = await get(withKey(`/api/dashboard/${path}`));
     expect(response.status).toBe(404);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(await response.json()).toEqual({ error: 'NotFound', detail: 'the dashboard serves dashboard.js and dashboard.css only' });
+    expect(await response.json()).toEqual({
+      error: 'NotFound',
+      detail: 'the dashboard serves dashboard.js and dashboard.css only',
+    });
   });
 
-  it.each(['/api/dashboard/../package.json', '/api/dashboard/web/dashboard.css', '/api/dashboard/x/..%2F..%2Fpackage.json'])('matches no route for %s', async (path) => {
+  it.each([
+    '/api/dashboard/../package.json',
+    '/api/dashboard/web/dashboard.css',
+    '/api/dashboard/x/..%2F..%2Fpackage.json',
+  ])('matches no route for %s', async (path) => {
     const response = await get(withKey(path));
     expect(response.status).toBe(404);
     expect(await response.text()).not.toContain('"name": "emfleet"');
@@ -121,14 +143,20 @@ describe('GET /api/dashboard', () => {
 });
 
 describe('serveDashboard', () => {
-  const request = (url: string, init: { params?: Record<string, string>; headers?: Record<string, string> } = {}) => new HttpRequest({ method: 'GET', url, params: init.params ?? {}, headers: init.headers ?? {} });
+  const request = (
+    url: string,
+    init: { params?: Record<string, string>; headers?: Record<string, string> } = {},
+  ) => new HttpRequest({ method: 'GET', url, params: init.params ?? {}, headers: init.headers ?? {} });
 
   it.each([
     { name: 'markup', key: '"><script>alert(1)</script>' },
     { name: 'a query of its own', key: 'k&x=1' },
     { name: 'an empty key', key: '' },
   ])('leaves a key that cannot be a function key out of the page ($name)', async ({ key }) => {
-    const response = await serveDashboard(request(`http://localhost/api/dashboard?code=${encodeURIComponent(key)}`), { logger: silentLogger });
+    const response = await serveDashboard(
+      request(`http://localhost/api/dashboard?code=${encodeURIComponent(key)}`),
+      { logger: silentLogger },
+    );
     const html = String(response.body);
     expect(html).toContain('src="/api/dashboard/dashboard.js"');
     expect(html).not.toContain('alert(1)');
@@ -137,22 +165,35 @@ describe('serveDashboard', () => {
 
   it('keeps the characters of Azure keys, URL-encoded', async () => {
     const key = 'Ab3+/xyz_-==';
-    const response = await serveDashboard(request(`http://localhost/api/dashboard?code=${encodeURIComponent(key)}`), { logger: silentLogger });
-    expect(String(response.body)).toContain(`src="/api/dashboard/dashboard.js?code=${encodeURIComponent(key)}"`);
+    const response = await serveDashboard(
+      request(`http://localhost/api/dashboard?code=${encodeURIComponent(key)}`),
+      { logger: silentLogger },
+    );
+    expect(String(response.body)).toContain(
+      `src="/api/dashboard/dashboard.js?code=${encodeURIComponent(key)}"`,
+    );
   });
 
   it('says what to do when the browser code is not built, and logs it', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'emfleet-unbuilt-'));
     const logger = recordingLogger();
-    const response = await serveDashboard(request('http://localhost/api/dashboard/dashboard.js', { params: { asset: 'dashboard.js' } }), { logger, root: empty });
+    const response = await serveDashboard(
+      request('http://localhost/api/dashboard/dashboard.js', { params: { asset: 'dashboard.js' } }),
+      { logger, root: empty },
+    );
     expect(response.status).toBe(500);
-    expect(response.jsonBody).toEqual({ error: 'DashboardNotBuilt', detail: 'dist/web/dashboard.js is missing: run npm run build' });
+    expect(response.jsonBody).toEqual({
+      error: 'DashboardNotBuilt',
+      detail: 'dist/web/dashboard.js is missing: run npm run build',
+    });
     expect(logger.named('DashboardAssetMissing')).toHaveLength(1);
   });
 });
 
 describe('dashboardUrl', () => {
   it('is the page on the host, with the key as code', () => {
-    expect(dashboardUrl('http://127.0.0.1:7071', 'a+b/c==')).toBe('http://127.0.0.1:7071/api/dashboard?code=a%2Bb%2Fc%3D%3D');
+    expect(dashboardUrl('http://127.0.0.1:7071', 'a+b/c==')).toBe(
+      'http://127.0.0.1:7071/api/dashboard?code=a%2Bb%2Fc%3D%3D',
+    );
   });
 });

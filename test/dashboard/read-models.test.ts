@@ -12,11 +12,31 @@ describe('pollResultOf: what the last poll came to', () => {
   it.each([
     { name: 'never polled', state: undefined, result: null },
     { name: 'polled, nothing else', state: { lastPollAt: at(10) }, result: 'Success' },
-    { name: 'an error in the last poll', state: { lastPollAt: at(10), lastErrorAt: at(10) }, result: 'Failed' },
-    { name: 'an error in an earlier poll', state: { lastPollAt: at(20), lastErrorAt: at(10) }, result: 'Success' },
-    { name: 'a rejection in the last poll', state: { lastPollAt: at(10), lastRejectedAt: at(10) }, result: 'Rejected' },
-    { name: 'a rejection stamped a millisecond after the poll', state: { lastPollAt: at(10), lastRejectedAt: new Date(at(10).getTime() + 1) }, result: 'Rejected' },
-    { name: 'a rejection in an earlier poll', state: { lastPollAt: at(20), lastRejectedAt: at(10) }, result: 'Success' },
+    {
+      name: 'an error in the last poll',
+      state: { lastPollAt: at(10), lastErrorAt: at(10) },
+      result: 'Failed',
+    },
+    {
+      name: 'an error in an earlier poll',
+      state: { lastPollAt: at(20), lastErrorAt: at(10) },
+      result: 'Success',
+    },
+    {
+      name: 'a rejection in the last poll',
+      state: { lastPollAt: at(10), lastRejectedAt: at(10) },
+      result: 'Rejected',
+    },
+    {
+      name: 'a rejection stamped a millisecond after the poll',
+      state: { lastPollAt: at(10), lastRejectedAt: new Date(at(10).getTime() + 1) },
+      result: 'Rejected',
+    },
+    {
+      name: 'a rejection in an earlier poll',
+      state: { lastPollAt: at(20), lastRejectedAt: at(10) },
+      result: 'Success',
+    },
   ])('$name → $result', ({ state, result }) => {
     expect(pollResultOf(state)).toBe(result);
   });
@@ -24,8 +44,16 @@ describe('pollResultOf: what the last poll came to', () => {
 
 describe('splitReason: a stored rejection as code and detail', () => {
   it.each([
-    { reason: 'BadSignature: the SignatureValue does not match', code: 'BadSignature', detail: 'the SignatureValue does not match' },
-    { reason: 'Rollback: signed 2026-01-01: older than the last', code: 'Rollback', detail: 'signed 2026-01-01: older than the last' },
+    {
+      reason: 'BadSignature: the SignatureValue does not match',
+      code: 'BadSignature',
+      detail: 'the SignatureValue does not match',
+    },
+    {
+      reason: 'Rollback: signed 2026-01-01: older than the last',
+      code: 'Rollback',
+      detail: 'signed 2026-01-01: older than the last',
+    },
     // Not a known code: kept whole, so nothing is invented.
     { reason: 'Bogus: something', code: null, detail: 'Bogus: something' },
     { reason: 'BadSignatureX: no space', code: null, detail: 'BadSignatureX: no space' },
@@ -74,11 +102,24 @@ const waveRow = (index: number, changes: Partial<WaveRow> = {}): WaveRow => ({
 });
 
 describe('rolloutView', () => {
-  const waves = [waveRow(0, { succeeded: 9, failed: 1, failedServers: ['ex07'] }), waveRow(1, { succeeded: 3, skipped: 1 }), waveRow(2)];
+  const waves = [
+    waveRow(0, { succeeded: 9, failed: 1, failedServers: ['ex07'] }),
+    waveRow(1, { succeeded: 3, skipped: 1 }),
+    waveRow(2),
+  ];
 
   it('gives each wave its phase and pending count', () => {
     const view = rolloutView(stateRow({}), waves);
-    expect(view.waves.map((wave) => [wave.name, wave.phase, wave.succeeded, wave.failed, wave.skipped, wave.pending])).toEqual([
+    expect(
+      view.waves.map((wave) => [
+        wave.name,
+        wave.phase,
+        wave.succeeded,
+        wave.failed,
+        wave.skipped,
+        wave.pending,
+      ]),
+    ).toEqual([
       ['canary', 'Done', 9, 1, 0, 0],
       ['early', 'Current', 3, 0, 1, 6],
       ['broad', 'NotStarted', 0, 0, 0, 10],
@@ -88,9 +129,21 @@ describe('rolloutView', () => {
 
   it.each([
     { name: 'running: no bake yet', state: {}, bakeEndsAt: null },
-    { name: 'baking: the bake ends its length after the rollout started baking', state: { state: 'Baking' as const }, bakeEndsAt: at(90).toISOString() },
-    { name: 'baking on the emergency profile: the gate is due at once', state: { state: 'Baking' as const, profile: 'emergency' as const }, bakeEndsAt: at(30).toISOString() },
-    { name: 'paused while baking: the bake starts over on resume, so no deadline', state: { state: 'Paused' as const, resumeTo: 'Baking' as const }, bakeEndsAt: null },
+    {
+      name: 'baking: the bake ends its length after the rollout started baking',
+      state: { state: 'Baking' as const },
+      bakeEndsAt: at(90).toISOString(),
+    },
+    {
+      name: 'baking on the emergency profile: the gate is due at once',
+      state: { state: 'Baking' as const, profile: 'emergency' as const },
+      bakeEndsAt: at(30).toISOString(),
+    },
+    {
+      name: 'paused while baking: the bake starts over on resume, so no deadline',
+      state: { state: 'Paused' as const, resumeTo: 'Baking' as const },
+      bakeEndsAt: null,
+    },
   ])('$name', ({ state, bakeEndsAt }) => {
     const view = rolloutView(stateRow(state), waves);
     expect(view.waves.map((wave) => wave.bakeEndsAt)).toEqual([null, bakeEndsAt, null]);
@@ -106,7 +159,10 @@ describe('rolloutView', () => {
     { state: 'Completed' as const, actions: [] },
     { state: 'Running' as const, halts: 1, actions: ['pause', 'abort', 'expedite'] },
   ])('$state: offers $actions', ({ state, resumeTo, halts, actions }) => {
-    expect(rolloutView(stateRow({ state, ...(resumeTo ? { resumeTo } : {}), ...(halts ? { halts } : {}) }), waves).actions).toEqual(actions);
+    expect(
+      rolloutView(stateRow({ state, ...(resumeTo ? { resumeTo } : {}), ...(halts ? { halts } : {}) }), waves)
+        .actions,
+    ).toEqual(actions);
   });
 
   it('a halted rollout: what it holds (lifted where the feed changed the content) and how many servers a retry sends again', () => {
@@ -115,35 +171,79 @@ describe('rolloutView', () => {
     const counted = Buffer.from([0xff, 0x01]).toString('base64');
     const failedIndices = Buffer.from([0x80, 0x01]).toString('base64');
     const halted = [waves[0]!, waveRow(1, { succeeded: 7, failed: 2, counted, failedIndices }), waves[2]!];
-    const view = rolloutView(stateRow({ state: 'Halted', halts: 1, applies: { EM1: a, EM2: a } }), halted, { EM1: a, EM2: b });
+    const view = rolloutView(stateRow({ state: 'Halted', halts: 1, applies: { EM1: a, EM2: a } }), halted, {
+      EM1: a,
+      EM2: b,
+    });
     expect(view).toMatchObject({ holds: ['EM1'], retryServers: 3, actions: ['abort', 'retry'] });
-    expect(rolloutView(stateRow({ state: 'Running', applies: { EM1: a } }), halted, { EM1: a })).toMatchObject({ holds: [], retryServers: 0 });
+    expect(
+      rolloutView(stateRow({ state: 'Running', applies: { EM1: a } }), halted, { EM1: a }),
+    ).toMatchObject({ holds: [], retryServers: 0 });
   });
 
   it('offers no expedite once on the emergency profile; a completed rollout has every wave done', () => {
     expect(rolloutView(stateRow({ profile: 'emergency' }), waves).actions).toEqual(['pause', 'abort']);
-    expect(rolloutView(stateRow({ state: 'Completed', currentWave: 2 }), waves).waves.map((wave) => wave.phase)).toEqual(['Done', 'Done', 'Done']);
+    expect(
+      rolloutView(stateRow({ state: 'Completed', currentWave: 2 }), waves).waves.map((wave) => wave.phase),
+    ).toEqual(['Done', 'Done', 'Done']);
   });
 });
 
 describe('grid cells', () => {
-  const mitigation = (id: string): Mitigation => ({ id, description: id, applicability: [], actions: [{ kind: 'DoNothing', scope: 'Server', description: '', value: 'DoNothing' }] });
-  const columns: GridColumn[] = [{ id: 'EM1', mitigation: mitigation('EM1') }, { id: 'EM2', mitigation: mitigation('EM2') }, { id: 'EM3', mitigation: undefined }];
-  const result = (changes: Partial<ResultRow>): ResultRow => ({ partitionKey: 'ex01.contoso.com', rowKey: 'op', rolloutId: 'r1', operation: 'apply', status: 'Completed', outcomes: {}, at: at(0), ...changes });
-  const apply: PolicyDecision = { decision: 'Apply', reason: 'Applicable', detail: 'applies to build 15.2.1118.7' };
+  const mitigation = (id: string): Mitigation => ({
+    id,
+    description: id,
+    applicability: [],
+    actions: [{ kind: 'DoNothing', scope: 'Server', description: '', value: 'DoNothing' }],
+  });
+  const columns: GridColumn[] = [
+    { id: 'EM1', mitigation: mitigation('EM1') },
+    { id: 'EM2', mitigation: mitigation('EM2') },
+    { id: 'EM3', mitigation: undefined },
+  ];
+  const result = (changes: Partial<ResultRow>): ResultRow => ({
+    partitionKey: 'ex01.contoso.com',
+    rowKey: 'op',
+    rolloutId: 'r1',
+    operation: 'apply',
+    status: 'Completed',
+    outcomes: {},
+    at: at(0),
+    ...changes,
+  });
+  const apply: PolicyDecision = {
+    decision: 'Apply',
+    reason: 'Applicable',
+    detail: 'applies to build 15.2.1118.7',
+  };
 
   it('takes the latest completed result per mitigation, whatever order the rows come in', () => {
     const cells = serverCells(
       columns,
       [
         result({ rowKey: 'b', at: at(2), outcomes: { EM1: { outcome: 'Removed', detail: 'withdrawn' } } }),
-        result({ rowKey: 'a', at: at(1), outcomes: { EM1: { outcome: 'Applied', detail: '' }, EM2: { outcome: 'Failed', detail: 'boom' } } }),
-        result({ rowKey: 'c', at: at(3), status: 'InProgress', outcomes: { EM2: { outcome: 'Applied', detail: '' } } }),
+        result({
+          rowKey: 'a',
+          at: at(1),
+          outcomes: { EM1: { outcome: 'Applied', detail: '' }, EM2: { outcome: 'Failed', detail: 'boom' } },
+        }),
+        result({
+          rowKey: 'c',
+          at: at(3),
+          status: 'InProgress',
+          outcomes: { EM2: { outcome: 'Applied', detail: '' } },
+        }),
       ],
       () => apply,
     );
     expect(cells).toEqual({
-      EM1: { outcome: 'Removed', reason: 'withdrawn', source: 'result', at: at(2).toISOString(), rolloutId: 'r1' },
+      EM1: {
+        outcome: 'Removed',
+        reason: 'withdrawn',
+        source: 'result',
+        at: at(2).toISOString(),
+        rolloutId: 'r1',
+      },
       EM2: { outcome: 'Failed', reason: 'boom', source: 'result', at: at(1).toISOString(), rolloutId: 'r1' },
       EM3: expect.objectContaining({ outcome: 'Unknown', source: 'policy' }),
     });
@@ -151,34 +251,94 @@ describe('grid cells', () => {
 
   it('asks policy only for mitigations without a result', () => {
     const asked: string[] = [];
-    serverCells(columns, [result({ outcomes: { EM1: { outcome: 'Applied', detail: '' } } })], (model) => (asked.push(model.id), apply));
+    serverCells(
+      columns,
+      [result({ outcomes: { EM1: { outcome: 'Applied', detail: '' } } })],
+      (model) => (asked.push(model.id), apply),
+    );
     expect(asked).toEqual(['EM2']);
   });
 
   it.each<{ decision: PolicyDecision; outcome: string; reason: string }>([
     { decision: apply, outcome: 'Pending', reason: 'no result yet: applies to build 15.2.1118.7' },
-    { decision: { decision: 'Remove', reason: 'Blocked (org)', detail: 'EM1 is blocked; it is applied, so it is removed' }, outcome: 'Pending', reason: 'no result yet: EM1 is blocked; it is applied, so it is removed' },
-    { decision: { decision: 'Skip', reason: 'Disabled (org)', detail: 'disabled (bicep)' }, outcome: 'Disabled', reason: 'Disabled (org): disabled (bicep)' },
-    { decision: { decision: 'Skip', reason: 'Disabled (server)', detail: 'x' }, outcome: 'Disabled', reason: 'Disabled (server): x' },
-    { decision: { decision: 'Skip', reason: 'Blocked (server)', detail: 'x' }, outcome: 'Blocked', reason: 'Blocked (server): x' },
-    { decision: { decision: 'Skip', reason: 'NotApplicable', detail: 'x' }, outcome: 'NotApplicable', reason: 'NotApplicable: x' },
-    { decision: { decision: 'Skip', reason: 'NotApplicable (fixed)', detail: 'x' }, outcome: 'NotApplicable', reason: 'NotApplicable (fixed): x' },
-    { decision: { decision: 'Skip', reason: 'PolicyError', detail: 'x' }, outcome: 'PolicyError', reason: 'PolicyError: x' },
-    { decision: { decision: 'Skip', reason: 'Unsupported', detail: 'x' }, outcome: 'Unsupported', reason: 'Unsupported: x' },
+    {
+      decision: {
+        decision: 'Remove',
+        reason: 'Blocked (org)',
+        detail: 'EM1 is blocked; it is applied, so it is removed',
+      },
+      outcome: 'Pending',
+      reason: 'no result yet: EM1 is blocked; it is applied, so it is removed',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'Disabled (org)', detail: 'disabled (bicep)' },
+      outcome: 'Disabled',
+      reason: 'Disabled (org): disabled (bicep)',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'Disabled (server)', detail: 'x' },
+      outcome: 'Disabled',
+      reason: 'Disabled (server): x',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'Blocked (server)', detail: 'x' },
+      outcome: 'Blocked',
+      reason: 'Blocked (server): x',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'NotApplicable', detail: 'x' },
+      outcome: 'NotApplicable',
+      reason: 'NotApplicable: x',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'NotApplicable (fixed)', detail: 'x' },
+      outcome: 'NotApplicable',
+      reason: 'NotApplicable (fixed): x',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'PolicyError', detail: 'x' },
+      outcome: 'PolicyError',
+      reason: 'PolicyError: x',
+    },
+    {
+      decision: { decision: 'Skip', reason: 'Unsupported', detail: 'x' },
+      outcome: 'Unsupported',
+      reason: 'Unsupported: x',
+    },
   ])('a $decision.decision decision ($decision.reason) is $outcome', ({ decision, outcome, reason }) => {
     expect(decisionCell(decision)).toEqual({ outcome, reason, source: 'policy', at: null, rolloutId: null });
   });
 
   it('work a halted or aborted rollout never reached is Not started, naming the rollout; a skip stays a skip', () => {
     const stopped = { id: 'microsoft-000001-apply', state: 'Halted' };
-    expect(decisionCell(apply, stopped)).toEqual({ outcome: 'NotStarted', reason: 'Not started (rollout microsoft-000001-apply halted): applies to build 15.2.1118.7', source: 'policy', at: null, rolloutId: 'microsoft-000001-apply' });
-    expect(decisionCell({ decision: 'Remove', reason: 'Blocked (org)', detail: 'x' }, { id: 'r2', state: 'Aborted' }).reason).toBe('Not started (rollout r2 aborted): x');
-    expect(decisionCell({ decision: 'Skip', reason: 'NotApplicable', detail: 'x' }, stopped).outcome).toBe('NotApplicable');
+    expect(decisionCell(apply, stopped)).toEqual({
+      outcome: 'NotStarted',
+      reason: 'Not started (rollout microsoft-000001-apply halted): applies to build 15.2.1118.7',
+      source: 'policy',
+      at: null,
+      rolloutId: 'microsoft-000001-apply',
+    });
+    expect(
+      decisionCell(
+        { decision: 'Remove', reason: 'Blocked (org)', detail: 'x' },
+        { id: 'r2', state: 'Aborted' },
+      ).reason,
+    ).toBe('Not started (rollout r2 aborted): x');
+    expect(decisionCell({ decision: 'Skip', reason: 'NotApplicable', detail: 'x' }, stopped).outcome).toBe(
+      'NotApplicable',
+    );
   });
 
   it('a column of a halted feed makes its unreached cells Not started; cells with results keep them', () => {
     const stopped = { id: 'microsoft-000001-apply', state: 'Halted' };
-    const cells = serverCells([{ id: 'EM1', mitigation: mitigation('EM1'), stopped }, { id: 'EM2', mitigation: mitigation('EM2'), stopped }], [result({ outcomes: { EM1: { outcome: 'Failed', detail: 'boom' } } })], () => apply);
+    const cells = serverCells(
+      [
+        { id: 'EM1', mitigation: mitigation('EM1'), stopped },
+        { id: 'EM2', mitigation: mitigation('EM2'), stopped },
+      ],
+      [result({ outcomes: { EM1: { outcome: 'Failed', detail: 'boom' } } })],
+      () => apply,
+    );
     expect(cells['EM1']!.outcome).toBe('Failed');
     expect(cells['EM2']!.outcome).toBe('NotStarted');
   });

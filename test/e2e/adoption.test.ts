@@ -14,8 +14,11 @@ import { fqdn, useWorld } from '../helpers/e2e.js';
 const world = useWorld();
 
 const waves = [{ name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 0, bake: 'PT0S' }];
-const emRuleXml = /<Value site="Default Web Site">(<rule [\s\S]*?<\/rule>)<\/Value>/.exec(catalogueXml)![1]!.replaceAll('\\\\', '\\');
-const withoutConfig = (xml: string, id: string): string => xml.replace(new RegExp(`\\s*<Config id="${id}"[\\s\\S]*?</Config>`), '');
+const emRuleXml = /<Value site="Default Web Site">(<rule [\s\S]*?<\/rule>)<\/Value>/
+  .exec(catalogueXml)![1]!
+  .replaceAll('\\\\', '\\');
+const withoutConfig = (xml: string, id: string): string =>
+  xml.replace(new RegExp(`\\s*<Config id="${id}"[\\s\\S]*?</Config>`), '');
 
 /** A server where EM applied its EM1 rule itself, under its own EEMS name. */
 function withEmRule(): SimulatedServer {
@@ -30,19 +33,35 @@ describe('a mitigation EM already placed', () => {
     await d.host.runTimer('pollOcs');
     await d.host.idle();
     expect((await d.rollout('microsoft-000001-apply')).state.state).toBe('Completed');
-    expect(await d.outcomes('ex11')).toEqual([{ PING1: 'Applied', EM1: 'AlreadyApplied', EM2: 'Applied', EM3: 'Applied' }]);
-    expect((await getServer(d.tables, 'contoso', fqdn('ex11'))).reportedApplied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+    expect(await d.outcomes('ex11')).toEqual([
+      { PING1: 'Applied', EM1: 'AlreadyApplied', EM2: 'Applied', EM3: 'Applied' },
+    ]);
+    expect((await getServer(d.tables, 'contoso', fqdn('ex11'))).reportedApplied).toEqual([
+      'EM1',
+      'EM2',
+      'EM3',
+      'PING1',
+    ]);
 
     for (let hour = 0; hour < 3; hour++) {
       await d.host.runTimer('reconcile');
       await d.host.idle();
     }
-    expect((await listRollouts(d.tables)).map((rollout) => rollout.partitionKey)).toEqual(['microsoft-000001-apply']);
+    expect((await listRollouts(d.tables)).map((rollout) => rollout.partitionKey)).toEqual([
+      'microsoft-000001-apply',
+    ]);
     expect(d.logger.named('DriftFound')).toEqual([]);
     expect(d.logger.named('ReportedStateChanged')).toEqual([]);
     expect(await d.outcomes('ex11')).toHaveLength(1);
-    expect((await getServer(d.tables, 'contoso', fqdn('ex11'))).reportedApplied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
-    expect((await d.agents.get('ex11')!.readState()).sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['EEMS EM1 - Autodiscover Rule']);
+    expect((await getServer(d.tables, 'contoso', fqdn('ex11'))).reportedApplied).toEqual([
+      'EM1',
+      'EM2',
+      'EM3',
+      'PING1',
+    ]);
+    expect(
+      (await d.agents.get('ex11')!.readState()).sites['Default Web Site']!.rules.map((rule) => rule.name),
+    ).toEqual(['EEMS EM1 - Autodiscover Rule']);
   });
 
   it('withdrawn: the adopted rule is removed (its prior state is "absent")', async () => {

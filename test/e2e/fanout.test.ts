@@ -26,10 +26,13 @@ afterAll(async () => {
 describe('fan-out', () => {
   it('40 servers, 8 at a time: one apply message and one result per server, counts exact, each server reports the package', async () => {
     const names = Array.from({ length: 40 }, (_, index) => `fx${String(index + 1).padStart(2, '0')}`);
-    const d = await world.deploy(names.map((name) => ({ name, ring: 'broad' })), {
-      connectionString: proxy.connectionString,
-      waves: [{ name: 'all', select: { percent: 100 }, maxConcurrency: 8, maxErrors: 0, bake: 'PT0S' }],
-    });
+    const d = await world.deploy(
+      names.map((name) => ({ name, ring: 'broad' })),
+      {
+        connectionString: proxy.connectionString,
+        waves: [{ name: 'all', select: { percent: 100 }, maxConcurrency: 8, maxErrors: 0, bake: 'PT0S' }],
+      },
+    );
     const before = proxy.counts();
     await d.host.runTimer('pollOcs');
     await d.settled('microsoft-000001-apply', ['Completed', 'Halted', 'Aborted'], 60_000);
@@ -37,8 +40,15 @@ describe('fan-out', () => {
     expect((await d.rollout('microsoft-000001-apply')).state.state).toBe('Completed');
     expect(await d.waveCounts('microsoft-000001-apply')).toEqual([['all', 40, 40, 0, 0]]);
     for (const name of names) {
-      expect(await d.outcomes(name)).toEqual([{ PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' }]);
-      expect((await getServer(d.tables, 'contoso', fqdn(name))).reportedApplied).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
+      expect(await d.outcomes(name)).toEqual([
+        { PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' },
+      ]);
+      expect((await getServer(d.tables, 'contoso', fqdn(name))).reportedApplied).toEqual([
+        'EM1',
+        'EM2',
+        'EM3',
+        'PING1',
+      ]);
       expect(d.agents.get(name)!.running!.service.status().operations).toHaveLength(1);
     }
     // 40 apply messages (none sent twice), the wave's start and its gate; each deleted once handled.

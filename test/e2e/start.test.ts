@@ -10,14 +10,25 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 function npmStart(args: string[]): Promise<{ code: number; summary: LocalRunSummary; progress: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['dist/lib/local/start.js', '--once', '--json', ...args], { cwd: root, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve({ code: error ? Number(error.code ?? 1) : 0, summary: JSON.parse(last) as LocalRunSummary, progress: stderr });
-      } catch {
-        reject(new Error(`no JSON summary (exit ${error?.code}): ${stdout.slice(-500)} ${stderr.slice(-1500)}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      ['dist/lib/local/start.js', '--once', '--json', ...args],
+      { cwd: root, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const last = stdout.trim().split('\n').pop() ?? '';
+        try {
+          resolve({
+            code: error ? Number(error.code ?? 1) : 0,
+            summary: JSON.parse(last) as LocalRunSummary,
+            progress: stderr,
+          });
+        } catch {
+          reject(
+            new Error(`no JSON summary (exit ${error?.code}): ${stdout.slice(-500)} ${stderr.slice(-1500)}`),
+          );
+        }
+      },
+    );
   });
 }
 
@@ -33,7 +44,9 @@ describe('npm start', () => {
     expect(rollout!.waves.reduce((total, wave) => total + wave.succeeded, 0)).toBe(12);
     // PING1 and EM3 on all 12; EM1 and EM2 not on the four servers whose builds are fixed or out of range.
     expect(summary.outcomes).toEqual({ Applied: 40, NotApplicable: 8 });
-    expect(progress).toMatch(/OCS package 1 accepted: sha256 [0-9a-f]{12}…, mitigations PING1, EM1, EM2, EM3/);
+    expect(progress).toMatch(
+      /OCS package 1 accepted: sha256 [0-9a-f]{12}…, mitigations PING1, EM1, EM2, EM3/,
+    );
     expect(progress).toMatch(/rollout microsoft-000001-apply \(apply\): Completed/);
     expect(progress).toMatch(/wave 3 broad: 7\/7 done, 7 ok, 0 failed/);
   });
@@ -43,7 +56,11 @@ describe('npm start', () => {
     expect(code).toBe(0);
     const [rollout] = summary.rollouts;
     expect(rollout?.state).toBe('Halted');
-    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
+    expect(
+      rollout!.waves
+        .slice(1)
+        .every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted'),
+    ).toBe(true);
     // The canary ring is ex001 (faulty) and nothing else; everything outside it is still to do.
     // The halted rollout never reached them: "Not started (rollout … halted)", not "Pending".
     expect(summary.outcomes).toEqual({ Failed: 3, Applied: 1, NotStarted: 30, NotApplicable: 6 });
@@ -51,17 +68,31 @@ describe('npm start', () => {
     expect(progress).not.toMatch(/\bPending\b/);
   });
 
-  it('--sites 3: the fleet behind three site relay hubs; the server without an agent is Unreachable with its hub\'s answer, and the halt names its site', async () => {
-    const { code, summary, progress } = await npmStart(['--servers', '12', '--sites', '3', '--unreachable', '1']);
+  it("--sites 3: the fleet behind three site relay hubs; the server without an agent is Unreachable with its hub's answer, and the halt names its site", async () => {
+    const { code, summary, progress } = await npmStart([
+      '--servers',
+      '12',
+      '--sites',
+      '3',
+      '--unreachable',
+      '1',
+    ]);
     expect(code).toBe(0);
     expect(progress).toMatch(/12 servers registered, 11 agents listening behind 3 site relay hubs/);
     // ex012 (every mitigation applicable) has no agent behind Site3's hub; it is in the early wave,
     // whose budget is 0: the rollout halts there, the servers through the hubs applied before it.
     expect(summary.outcomes).toMatchObject({ Unreachable: 4, NotApplicable: 8 });
     expect(summary.outcomes['Applied']).toBeGreaterThanOrEqual(8);
-    expect(summary.rollouts[0]!.waves[0]).toMatchObject({ name: 'canary', servers: 2, succeeded: 2, failed: 0 });
+    expect(summary.rollouts[0]!.waves[0]).toMatchObject({
+      name: 'canary',
+      servers: 2,
+      succeeded: 2,
+      failed: 0,
+    });
     expect(progress).toContain("ex012.contoso.com [Unreachable behind site Site3's relay hub on site-site3]");
-    expect(progress).toMatch(/ex012\.contoso\.com +PING1 +Unreachable +hub Site3-hub of site Site3 could not get an answer from ex012\.contoso\.com at https:\/\/127\.0\.0\.1:1: ECONNREFUSED/);
+    expect(progress).toMatch(
+      /ex012\.contoso\.com +PING1 +Unreachable +hub Site3-hub of site Site3 could not get an answer from ex012\.contoso\.com at https:\/\/127\.0\.0\.1:1: ECONNREFUSED/,
+    );
   });
 
   it('--break: the canary OWA pool takes ECP down, so both canaries roll back and the rollout halts there', async () => {
@@ -69,14 +100,26 @@ describe('npm start', () => {
     expect(code).toBe(0);
     const [rollout] = summary.rollouts;
     expect(rollout?.state).toBe('Halted');
-    expect(rollout!.waves[0]).toMatchObject({ name: 'canary', servers: 2, succeeded: 0, failed: 2, state: 'Halted' });
-    expect(rollout!.waves.slice(1).every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted')).toBe(true);
+    expect(rollout!.waves[0]).toMatchObject({
+      name: 'canary',
+      servers: 2,
+      succeeded: 0,
+      failed: 2,
+      state: 'Halted',
+    });
+    expect(
+      rollout!.waves
+        .slice(1)
+        .every((wave) => wave.succeeded + wave.failed === 0 && wave.state === 'NotStarted'),
+    ).toBe(true);
     // Both canaries: PING1, EM1 and EM3 applied, EM2 rolled back; the ten others untouched.
     expect(summary.outcomes).toEqual({ Applied: 6, RolledBack: 2, NotStarted: 32, NotApplicable: 8 });
     const reason = /Halted — (WaveHalted: .*)/.exec(progress)?.[1] ?? '';
     expect(reason).toContain('ex001.contoso.com [EM2 RolledBack: ecp]');
     expect(reason).toContain('ex002.contoso.com [EM2 RolledBack: ecp]');
-    expect(progress).toMatch(/ex002\.contoso\.com +EM2 +RolledBack .*ecp: 503 after apply \(was 200\); rolled back/);
+    expect(progress).toMatch(
+      /ex002\.contoso\.com +EM2 +RolledBack .*ecp: 503 after apply \(was 200\); rolled back/,
+    );
   });
 });
 
@@ -91,7 +134,8 @@ function descendants(pid: number): number[] {
       // the process ended while we looked
     }
   }
-  const below = (parent: number): number[] => [...parents].filter(([, of]) => of === parent).flatMap(([child]) => [child, ...below(child)]);
+  const below = (parent: number): number[] =>
+    [...parents].filter(([, of]) => of === parent).flatMap(([child]) => [child, ...below(child)]);
   return below(pid);
 }
 
@@ -106,7 +150,10 @@ function alive(pid: number): boolean {
 
 describe('npm start without --once', () => {
   it('serves the admin API until Ctrl-C, then stops cleanly with no process left behind', async () => {
-    const child = spawn(process.execPath, ['dist/lib/local/start.js', '--servers', '3'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['dist/lib/local/start.js', '--servers', '3'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => void (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -124,7 +171,9 @@ describe('npm start without --once', () => {
       expect(started.length).toBeGreaterThan(0); // Azurite at least
 
       child.kill('SIGINT');
-      await waitFor('emfleet start to exit after SIGINT', () => child.exitCode !== null, { timeoutMs: patienceMs });
+      await waitFor('emfleet start to exit after SIGINT', () => child.exitCode !== null, {
+        timeoutMs: patienceMs,
+      });
       expect(await exited).toBe(0);
       expect(started.filter(alive)).toEqual([]);
       await expect(fetch(url!, { headers: { 'x-functions-key': key! } })).rejects.toThrow();

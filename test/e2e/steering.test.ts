@@ -13,31 +13,46 @@ const rolloutId = 'microsoft-000001-apply';
 describe('steering a running rollout', () => {
   it('pause: the server being worked on finishes, no other is touched; resume: the rollout carries on and completes', async () => {
     const broad = ['ex02', 'ex03', 'ex04'];
-    const d = await world.deploy([{ name: 'ex01', ring: 'canary' }, ...broad.map((name) => ({ name, ring: 'broad', delayInMs: 250 }))], {
-      waves: [
-        { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
-        { name: 'broad', select: { percent: 100 }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
-      ],
-    });
+    const d = await world.deploy(
+      [{ name: 'ex01', ring: 'canary' }, ...broad.map((name) => ({ name, ring: 'broad', delayInMs: 250 }))],
+      {
+        waves: [
+          { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
+          { name: 'broad', select: { percent: 100 }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
+        ],
+      },
+    );
     await d.host.runTimer('pollOcs');
     const first = await waitFor('a broad server being worked on', () => serverBeingWorkedOn(d, broad));
-    expect(await d.api('POST', `/api/rollouts/${rolloutId}/pause`)).toMatchObject({ status: 200, body: { state: 'Paused' } });
+    expect(await d.api('POST', `/api/rollouts/${rolloutId}/pause`)).toMatchObject({
+      status: 200,
+      body: { state: 'Paused' },
+    });
 
     // Idle: nothing runs and no message waits, visible or not, so nothing more can happen while paused.
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state).toMatchObject({ state: 'Paused', resumeTo: 'Running' });
-    expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['broad', 3, 1, 0, 0]]);
+    expect(await d.waveCounts(rolloutId)).toEqual([
+      ['canary', 1, 1, 0, 0],
+      ['broad', 3, 1, 0, 0],
+    ]);
     for (const name of broad) expect(await d.outcomes(name)).toEqual(name === first ? [allApplied] : []);
     for (const name of broad.filter((server) => server !== first)) {
       expect(d.agents.get(name)!.running!.service.status().operations).toEqual([]);
       expect(await d.agents.get(name)!.readState()).toEqual(defaultSimulatedServer());
     }
 
-    expect(await d.api('POST', `/api/rollouts/${rolloutId}/resume`)).toMatchObject({ status: 200, body: { state: 'Running' } });
+    expect(await d.api('POST', `/api/rollouts/${rolloutId}/resume`)).toMatchObject({
+      status: 200,
+      body: { state: 'Running' },
+    });
     await d.settled(rolloutId);
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state.state).toBe('Completed');
-    expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['broad', 3, 3, 0, 0]]);
+    expect(await d.waveCounts(rolloutId)).toEqual([
+      ['canary', 1, 1, 0, 0],
+      ['broad', 3, 3, 0, 0],
+    ]);
     for (const name of ['ex01', ...broad]) expect(await d.outcomes(name)).toEqual([allApplied]);
   });
 
@@ -45,7 +60,11 @@ describe('steering a running rollout', () => {
     const early = ['ex12', 'ex13', 'ex14'];
     const untouched = ['ex15', 'ex16'];
     const d = await world.deploy(
-      [{ name: 'ex11', ring: 'canary' }, ...early.map((name) => ({ name, ring: 'early', delayInMs: 250 })), ...untouched.map((name) => ({ name, ring: 'broad' }))],
+      [
+        { name: 'ex11', ring: 'canary' },
+        ...early.map((name) => ({ name, ring: 'early', delayInMs: 250 })),
+        ...untouched.map((name) => ({ name, ring: 'broad' })),
+      ],
       {
         waves: [
           { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
@@ -58,17 +77,33 @@ describe('steering a running rollout', () => {
     );
     await d.host.runTimer('pollOcs');
     const first = await waitFor('an early server being worked on', () => serverBeingWorkedOn(d, early));
-    expect(await d.api('POST', `/api/rollouts/${rolloutId}/abort`)).toMatchObject({ status: 200, body: { state: 'Aborted' } });
+    expect(await d.api('POST', `/api/rollouts/${rolloutId}/abort`)).toMatchObject({
+      status: 200,
+      body: { state: 'Aborted' },
+    });
 
     await d.host.idle();
-    expect((await d.rollout(rolloutId)).state).toMatchObject({ state: 'Aborted', reason: expect.stringMatching(/^Aborted by /) });
-    expect(await d.waveCounts(rolloutId)).toEqual([['canary', 1, 1, 0, 0], ['early', 3, 1, 0, 1], ['broad', 2, 0, 0, 0]]);
-    const byOutcome = Object.fromEntries(await Promise.all(early.map(async (name) => [name, await d.outcomes(name)] as const)));
+    expect((await d.rollout(rolloutId)).state).toMatchObject({
+      state: 'Aborted',
+      reason: expect.stringMatching(/^Aborted by /),
+    });
+    expect(await d.waveCounts(rolloutId)).toEqual([
+      ['canary', 1, 1, 0, 0],
+      ['early', 3, 1, 0, 1],
+      ['broad', 2, 0, 0, 0],
+    ]);
+    const byOutcome = Object.fromEntries(
+      await Promise.all(early.map(async (name) => [name, await d.outcomes(name)] as const)),
+    );
     expect(byOutcome[first]).toEqual([allApplied]);
     const skipped = early.filter((name) => byOutcome[name]!.length > 0 && name !== first);
     expect(skipped).toHaveLength(1);
-    expect(byOutcome[skipped[0]!]).toEqual([{ PING1: 'Skipped', EM1: 'Skipped', EM2: 'Skipped', EM3: 'Skipped' }]);
-    expect(Object.values((await d.results(skipped[0]!))[0]!.outcomes)[0]!.detail).toMatch(/rollout is Aborted/);
+    expect(byOutcome[skipped[0]!]).toEqual([
+      { PING1: 'Skipped', EM1: 'Skipped', EM2: 'Skipped', EM3: 'Skipped' },
+    ]);
+    expect(Object.values((await d.results(skipped[0]!))[0]!.outcomes)[0]!.detail).toMatch(
+      /rollout is Aborted/,
+    );
     for (const name of [...early.filter((server) => server !== first), ...untouched]) {
       if (!skipped.includes(name)) expect(await d.outcomes(name)).toEqual([]);
       expect(d.agents.get(name)!.running!.service.status().operations).toEqual([]);

@@ -1,10 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { latestPackage, PackageStoreError, readPackage, storePackage, type NewPackage } from '../../lib/fleet/packages.js';
+import {
+  latestPackage,
+  PackageStoreError,
+  readPackage,
+  storePackage,
+  type NewPackage,
+} from '../../lib/fleet/packages.js';
 import { maxStoredPackageBytes, packageChunkBytes } from '../../lib/fleet/schemas.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
-
-
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -27,11 +31,22 @@ describe('storePackage / latestPackage / readPackage', () => {
     const acceptedAt = new Date('2026-11-02T10:00:00.000Z');
     expect(await latestPackage(tables, 'microsoft')).toBeUndefined();
 
-    const stored = await storePackage(tables, newPackage(bytes, { signingTime, signedSequence: 7 }), { now: acceptedAt });
+    const stored = await storePackage(tables, newPackage(bytes, { signingTime, signedSequence: 7 }), {
+      now: acceptedAt,
+    });
     expect(stored).toEqual({ sequence: 1, created: true });
 
     const latest = await latestPackage(tables, 'microsoft');
-    expect(latest).toEqual({ feed: 'microsoft', sequence: 1, sha256: sha256(bytes), signingTime, signedSequence: 7, mitigationIds: ['EM1', 'PING1'], acceptedAt, bytes: expect.anything() });
+    expect(latest).toEqual({
+      feed: 'microsoft',
+      sequence: 1,
+      sha256: sha256(bytes),
+      signingTime,
+      signedSequence: 7,
+      mitigationIds: ['EM1', 'PING1'],
+      acceptedAt,
+      bytes: expect.anything(),
+    });
     expect(Buffer.compare(Buffer.from(latest!.bytes), bytes)).toBe(0);
     expect(Buffer.compare(Buffer.from((await readPackage(tables, 'microsoft', 1))!.bytes), bytes)).toBe(0);
     expect(await readPackage(tables, 'microsoft', 2)).toBeUndefined();
@@ -51,10 +66,16 @@ describe('storePackage / latestPackage / readPackage', () => {
     const expected = Buffer.from(bytes); // a copy of exactly the view's bytes
     await storePackage(tables, newPackage(bytes));
 
-    const row = await rawTable(prefix, 'Packages').getEntity<Record<string, unknown>>('microsoft', '0000000001');
-    const chunks = Object.keys(row).filter((name) => /^xml\d{2}$/.test(name)).sort();
+    const row = await rawTable(prefix, 'Packages').getEntity<Record<string, unknown>>(
+      'microsoft',
+      '0000000001',
+    );
+    const chunks = Object.keys(row)
+      .filter((name) => /^xml\d{2}$/.test(name))
+      .sort();
     expect(chunks).toHaveLength(Math.ceil(bytes.byteLength / packageChunkBytes));
-    for (const name of chunks) expect((row[name] as Uint8Array).byteLength).toBeLessThanOrEqual(packageChunkBytes);
+    for (const name of chunks)
+      expect((row[name] as Uint8Array).byteLength).toBeLessThanOrEqual(packageChunkBytes);
 
     const latest = await latestPackage(tables, 'microsoft');
     expect(latest?.sha256).toBe(sha256(expected));
@@ -76,10 +97,16 @@ describe('storePackage / latestPackage / readPackage', () => {
     expect(await storePackage(tables, newPackage(first))).toEqual({ sequence: 1, created: true });
     const rowsAfterFirst = await allEntities(rawTable(prefix, 'Packages'));
 
-    expect(await storePackage(tables, newPackage(Buffer.from(first)))).toEqual({ sequence: 1, created: false });
+    expect(await storePackage(tables, newPackage(Buffer.from(first)))).toEqual({
+      sequence: 1,
+      created: false,
+    });
     expect(await allEntities(rawTable(prefix, 'Packages'))).toEqual(rowsAfterFirst);
 
-    expect(await storePackage(tables, newPackage(second, { mitigationIds: ['EM1', 'EM2'] }))).toEqual({ sequence: 2, created: true });
+    expect(await storePackage(tables, newPackage(second, { mitigationIds: ['EM1', 'EM2'] }))).toEqual({
+      sequence: 2,
+      created: true,
+    });
     const latest = await latestPackage(tables, 'microsoft');
     expect(latest?.sequence).toBe(2);
     expect(latest?.mitigationIds).toEqual(['EM1', 'EM2']);
@@ -87,13 +114,20 @@ describe('storePackage / latestPackage / readPackage', () => {
     // The earlier package stays readable.
     expect(Buffer.compare(Buffer.from((await readPackage(tables, 'microsoft', 1))!.bytes), first)).toBe(0);
     // Feeds are independent.
-    expect(await storePackage(tables, newPackage(second, { feed: 'contoso-custom' }))).toEqual({ sequence: 1, created: true });
+    expect(await storePackage(tables, newPackage(second, { feed: 'contoso-custom' }))).toEqual({
+      sequence: 1,
+      created: true,
+    });
   });
 
   it('refuses a package over maxStoredPackageBytes (and an empty one) and writes nothing', async () => {
     const { tables, prefix } = freshTables();
-    await expect(storePackage(tables, newPackage(randomBytes(maxStoredPackageBytes + 1)))).rejects.toBeInstanceOf(PackageStoreError);
-    await expect(storePackage(tables, newPackage(new Uint8Array(0)))).rejects.toBeInstanceOf(PackageStoreError);
+    await expect(
+      storePackage(tables, newPackage(randomBytes(maxStoredPackageBytes + 1))),
+    ).rejects.toBeInstanceOf(PackageStoreError);
+    await expect(storePackage(tables, newPackage(new Uint8Array(0)))).rejects.toBeInstanceOf(
+      PackageStoreError,
+    );
     expect(await latestPackage(tables, 'microsoft')).toBeUndefined();
     expect(await allEntities(rawTable(prefix, 'Packages'))).toEqual([]);
   });
@@ -104,7 +138,10 @@ describe('storePackage / latestPackage / readPackage', () => {
     await storePackage(tables, newPackage(bytes));
     const corrupted = Buffer.from(bytes.subarray(0, packageChunkBytes));
     corrupted[1234] = corrupted[1234]! ^ 0xff;
-    await rawTable(prefix, 'Packages').updateEntity({ partitionKey: 'microsoft', rowKey: '0000000001', xml00: corrupted }, 'Merge');
+    await rawTable(prefix, 'Packages').updateEntity(
+      { partitionKey: 'microsoft', rowKey: '0000000001', xml00: corrupted },
+      'Merge',
+    );
 
     await expect(latestPackage(tables, 'microsoft')).rejects.toThrow(PackageStoreError);
     await expect(readPackage(tables, 'microsoft', 1)).rejects.toThrow(/SHA-256/);
@@ -114,7 +151,10 @@ describe('storePackage / latestPackage / readPackage', () => {
     const { tables } = freshTables();
     const a = Buffer.from('<EOCS version="1.0.4"><Config id="A"/></EOCS>');
     const b = Buffer.from('<EOCS version="1.0.4"><Config id="B"/></EOCS>');
-    const results = await Promise.all([storePackage(tables, newPackage(a, { mitigationIds: ['A'] })), storePackage(tables, newPackage(b, { mitigationIds: ['B'] }))]);
+    const results = await Promise.all([
+      storePackage(tables, newPackage(a, { mitigationIds: ['A'] })),
+      storePackage(tables, newPackage(b, { mitigationIds: ['B'] })),
+    ]);
     expect(results.map((result) => result.sequence).sort()).toEqual([1, 2]);
     expect(results.every((result) => result.created)).toBe(true);
 

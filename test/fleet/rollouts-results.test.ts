@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
-import { createRollout, readRollout, RolloutNotFoundError, updateRolloutState, writePlanRows, type NewRollout, type PlanRow } from '../../lib/fleet/rollouts.js';
+import {
+  createRollout,
+  readRollout,
+  RolloutNotFoundError,
+  updateRolloutState,
+  writePlanRows,
+  type NewRollout,
+  type PlanRow,
+} from '../../lib/fleet/rollouts.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
-
-
 
 const rollout: NewRollout = {
   id: 'r-20261110-0001',
@@ -36,7 +42,16 @@ describe('rollouts', () => {
       createdAt: now,
       updatedAt: now,
     });
-    expect(read.waves.map(({ rowKey, name, servers, succeeded, failed, skipped }) => ({ rowKey, name, servers, succeeded, failed, skipped }))).toEqual([
+    expect(
+      read.waves.map(({ rowKey, name, servers, succeeded, failed, skipped }) => ({
+        rowKey,
+        name,
+        servers,
+        succeeded,
+        failed,
+        skipped,
+      })),
+    ).toEqual([
       { rowKey: 'wave-00', name: 'canary', servers: 2, succeeded: 0, failed: 0, skipped: 0 },
       { rowKey: 'wave-01', name: 'early', servers: 10, succeeded: 0, failed: 0, skipped: 0 },
       { rowKey: 'wave-02', name: 'broad', servers: 88, succeeded: 0, failed: 0, skipped: 0 },
@@ -47,7 +62,9 @@ describe('rollouts', () => {
     expect((await readRollout(tables, rollout.id)).waves).toHaveLength(3);
     await expect(readRollout(tables, 'r-missing')).rejects.toBeInstanceOf(RolloutNotFoundError);
     await expect(createRollout(tables, rollout)).rejects.toThrow();
-    await expect(createRollout(tables, { ...rollout, id: 'r-empty', waves: [] })).rejects.toBeInstanceOf(RangeError);
+    await expect(createRollout(tables, { ...rollout, id: 'r-empty', waves: [] })).rejects.toBeInstanceOf(
+      RangeError,
+    );
   });
 
   it('updateRolloutState: concurrent callers both apply, in order, without losing a write', async () => {
@@ -77,34 +94,68 @@ describe('rollouts', () => {
     // Returning undefined leaves the row as it is.
     const unchanged = await updateRolloutState(tables, rollout.id, () => undefined);
     expect(unchanged).toMatchObject({ currentWave: 2, reason: state.reason });
-    await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(RolloutNotFoundError);
+    await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(
+      RolloutNotFoundError,
+    );
   });
 
-
-  it('writePlanRows puts each page of 100 servers in a partition of its own, beside the rollout\'s state and wave rows', async () => {
+  it("writePlanRows puts each page of 100 servers in a partition of its own, beside the rollout's state and wave rows", async () => {
     const { tables, prefix } = freshTables();
     await createRollout(tables, rollout);
     const rows: PlanRow[] = [
-      ...Array.from({ length: 2 }, (_, index) => ({ wave: 0, index, server: `ex${index}.contoso.com`, hybridConnection: `hc-${index}`, apply: ['EM1'], remove: [] })),
-      ...Array.from({ length: 250 }, (_, index) => ({ wave: 2, index, server: `ex${100 + index}.contoso.com`, hybridConnection: `hc-${100 + index}`, apply: ['EM1'], remove: [] })),
+      ...Array.from({ length: 2 }, (_, index) => ({
+        wave: 0,
+        index,
+        server: `ex${index}.contoso.com`,
+        hybridConnection: `hc-${index}`,
+        apply: ['EM1'],
+        remove: [],
+      })),
+      ...Array.from({ length: 250 }, (_, index) => ({
+        wave: 2,
+        index,
+        server: `ex${100 + index}.contoso.com`,
+        hybridConnection: `hc-${100 + index}`,
+        apply: ['EM1'],
+        remove: [],
+      })),
     ];
     const client = rawTable(prefix, 'Rollouts');
     await writePlanRows(tables, rollout.id, rows);
     const stored = await allEntities(client);
     const byPartition = new Map<string, string[]>();
-    for (const row of stored) byPartition.set(String(row['partitionKey']), [...(byPartition.get(String(row['partitionKey'])) ?? []), String(row['rowKey'])]);
-    expect([...byPartition.keys()].sort()).toEqual([rollout.id, `${rollout.id}|plan-00-0000`, `${rollout.id}|plan-02-0000`, `${rollout.id}|plan-02-0001`, `${rollout.id}|plan-02-0002`]);
+    for (const row of stored)
+      byPartition.set(String(row['partitionKey']), [
+        ...(byPartition.get(String(row['partitionKey'])) ?? []),
+        String(row['rowKey']),
+      ]);
+    expect([...byPartition.keys()].sort()).toEqual([
+      rollout.id,
+      `${rollout.id}|plan-00-0000`,
+      `${rollout.id}|plan-02-0000`,
+      `${rollout.id}|plan-02-0001`,
+      `${rollout.id}|plan-02-0002`,
+    ]);
     expect(byPartition.get(rollout.id)?.sort()).toEqual(['state', 'wave-00', 'wave-01', 'wave-02']);
     expect(byPartition.get(`${rollout.id}|plan-02-0001`)).toHaveLength(100);
     expect(byPartition.get(`${rollout.id}|plan-02-0001`)?.[0]).toBe('plan-02-000100');
     expect(byPartition.get(`${rollout.id}|plan-02-0002`)).toHaveLength(50);
-    expect(stored.find((row) => row['rowKey'] === 'plan-02-000249')).toMatchObject({ partitionKey: `${rollout.id}|plan-02-0002`, server: 'ex349.contoso.com', hybridConnection: 'hc-349' });
+    expect(stored.find((row) => row['rowKey'] === 'plan-02-000249')).toMatchObject({
+      partitionKey: `${rollout.id}|plan-02-0002`,
+      server: 'ex349.contoso.com',
+      hybridConnection: 'hc-349',
+    });
   });
 });
 
 describe('results', () => {
   const at = new Date('2026-11-10T12:30:00.000Z');
-  const record = (server: string, operationId: string, outcome: 'Applied' | 'Failed' | 'AlreadyApplied', detail = ''): ResultRecord => ({
+  const record = (
+    server: string,
+    operationId: string,
+    outcome: 'Applied' | 'Failed' | 'AlreadyApplied',
+    detail = '',
+  ): ResultRecord => ({
     server,
     operationId,
     rolloutId: rollout.id,
@@ -117,7 +168,9 @@ describe('results', () => {
   it('upserts 250 results for 3 servers; a re-upsert of the same (server, operation id) replaces the row', async () => {
     const { tables, prefix } = freshTables();
     const servers = ['ex01', 'ex02', 'EX03'];
-    const results = Array.from({ length: 250 }, (_, index) => record(servers[index % 3]!, `op-${String(index).padStart(4, '0')}`, 'Applied'));
+    const results = Array.from({ length: 250 }, (_, index) =>
+      record(servers[index % 3]!, `op-${String(index).padStart(4, '0')}`, 'Applied'),
+    );
     // ex01: 84 rows, ex02: 83, ex03: 83 → one transaction each.
     expect(await upsertResults(tables, results)).toBe(3);
     const stored = await allEntities(rawTable(prefix, 'Results'));
@@ -125,19 +178,28 @@ describe('results', () => {
     expect(new Set(stored.map((row) => row['partitionKey']))).toEqual(new Set(['ex01', 'ex02', 'ex03']));
 
     // A redelivered message for op-0000 (ex01) and op-0002 (ex03, named in another case) with a new outcome.
-    await upsertResults(tables, [record('ex01', 'op-0000', 'Failed', 'timeout'), record('Ex03', 'op-0002', 'AlreadyApplied')]);
+    await upsertResults(tables, [
+      record('ex01', 'op-0000', 'Failed', 'timeout'),
+      record('Ex03', 'op-0002', 'AlreadyApplied'),
+    ]);
     expect(await allEntities(rawTable(prefix, 'Results'))).toHaveLength(250);
     const ex01 = await readResults(tables, 'ex01');
     expect(ex01.problems).toEqual([]);
     expect(ex01.rows).toHaveLength(84);
-    expect(ex01.rows.find((row) => row.rowKey === 'op-0000')?.outcomes).toEqual({ EM1: { outcome: 'Failed', detail: 'timeout' } });
-    expect(ex01.rows.find((row) => row.rowKey === 'op-0003')?.outcomes).toEqual({ EM1: { outcome: 'Applied', detail: '' } });
+    expect(ex01.rows.find((row) => row.rowKey === 'op-0000')?.outcomes).toEqual({
+      EM1: { outcome: 'Failed', detail: 'timeout' },
+    });
+    expect(ex01.rows.find((row) => row.rowKey === 'op-0003')?.outcomes).toEqual({
+      EM1: { outcome: 'Applied', detail: '' },
+    });
     const ex03 = await readResults(tables, 'EX03');
     expect(ex03.rows).toHaveLength(83);
-    expect(ex03.rows.find((row) => row.rowKey === 'op-0002')?.outcomes).toEqual({ EM1: { outcome: 'AlreadyApplied', detail: '' } });
+    expect(ex03.rows.find((row) => row.rowKey === 'op-0002')?.outcomes).toEqual({
+      EM1: { outcome: 'AlreadyApplied', detail: '' },
+    });
   });
 
-  it('readResults returns only that server\'s rows, with every field', async () => {
+  it("readResults returns only that server's rows, with every field", async () => {
     const { tables } = freshTables();
     const expiresAt = new Date('2026-12-10T12:30:00.000Z');
     await upsertResults(tables, [
@@ -166,12 +228,28 @@ describe('results', () => {
     const { tables, prefix } = freshTables();
     await upsertResults(tables, [record('ex01', 'op-1', 'Applied'), record('ex01', 'op-3', 'Applied')]);
     const planted = rawTable(prefix, 'Results');
-    await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-2', operation: 'apply', status: 'Completed', outcomes: '{"EM1":{"outcome":"Exploded"}}', at });
-    await planted.createEntity({ partitionKey: 'ex01', rowKey: 'op-4', operation: 'apply', status: 'Completed', outcomes: 'not json', at });
+    await planted.createEntity({
+      partitionKey: 'ex01',
+      rowKey: 'op-2',
+      operation: 'apply',
+      status: 'Completed',
+      outcomes: '{"EM1":{"outcome":"Exploded"}}',
+      at,
+    });
+    await planted.createEntity({
+      partitionKey: 'ex01',
+      rowKey: 'op-4',
+      operation: 'apply',
+      status: 'Completed',
+      outcomes: 'not json',
+      at,
+    });
 
     const { rows, problems } = await readResults(tables, 'ex01');
     expect(rows.map((row) => row.rowKey)).toEqual(['op-1', 'op-3']);
-    expect(problems.map(({ table, partitionKey, rowKey, field }) => ({ table, partitionKey, rowKey, field }))).toEqual([
+    expect(
+      problems.map(({ table, partitionKey, rowKey, field }) => ({ table, partitionKey, rowKey, field })),
+    ).toEqual([
       { table: 'Results', partitionKey: 'ex01', rowKey: 'op-2', field: 'outcomes.EM1.outcome' },
       { table: 'Results', partitionKey: 'ex01', rowKey: 'op-4', field: 'outcomes' },
     ]);

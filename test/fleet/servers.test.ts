@@ -4,8 +4,6 @@ import { listServers, registerServer, removeServer, ServerNotFoundError } from '
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
-
-
 async function auditRows(tables: FleetTables, prefix: string): Promise<Record<string, unknown>[]> {
   await tables.client('Audit');
   return allEntities(rawTable(prefix, 'Audit'));
@@ -17,16 +15,36 @@ const build = '15.2.1544.4';
 describe('registerServer', () => {
   it('adds a server in lower case and audits it', async () => {
     const { tables, prefix } = freshTables();
-    const added = await registerServer(tables, 'contoso', { name: 'EX01.Contoso.COM', build, site: 'HQ', ring: 'canary' }, { actor });
+    const added = await registerServer(
+      tables,
+      'contoso',
+      { name: 'EX01.Contoso.COM', build, site: 'HQ', ring: 'canary' },
+      { actor },
+    );
     expect(added.change).toBe('added');
-    expect(added.row).toMatchObject({ partitionKey: 'contoso', rowKey: 'ex01.contoso.com', build, site: 'HQ', ring: 'canary', fqdn: 'ex01.contoso.com' });
+    expect(added.row).toMatchObject({
+      partitionKey: 'contoso',
+      rowKey: 'ex01.contoso.com',
+      build,
+      site: 'HQ',
+      ring: 'canary',
+      fqdn: 'ex01.contoso.com',
+    });
 
-    const stored = await rawTable(prefix, 'Servers').getEntity<Record<string, unknown>>('contoso', 'ex01.contoso.com');
+    const stored = await rawTable(prefix, 'Servers').getEntity<Record<string, unknown>>(
+      'contoso',
+      'ex01.contoso.com',
+    );
     expect(stored['build']).toBe(build);
 
     const audit = await auditRows(tables, prefix);
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ actor, action: 'server.add', target: 'server:ex01.contoso.com', before: 'null' });
+    expect(audit[0]).toMatchObject({
+      actor,
+      action: 'server.add',
+      target: 'server:ex01.contoso.com',
+      before: 'null',
+    });
     expect(JSON.parse(String(audit[0]?.['after']))).toMatchObject({ build, site: 'HQ', ring: 'canary' });
   });
 
@@ -47,11 +65,23 @@ describe('registerServer', () => {
     await registerServer(tables, 'contoso', { name: 'ex01', build, site: 'HQ', ring: 'early' }, { actor });
     const lastSeen = new Date('2026-11-20T08:00:00.000Z');
     await rawTable(prefix, 'Servers').updateEntity(
-      { partitionKey: 'contoso', rowKey: 'ex01', reportedApplied: '["EM1","EM2"]', reportedBlocked: '["EM3"]', agentVersion: '1.2.3', lastSeen },
+      {
+        partitionKey: 'contoso',
+        rowKey: 'ex01',
+        reportedApplied: '["EM1","EM2"]',
+        reportedBlocked: '["EM3"]',
+        agentVersion: '1.2.3',
+        lastSeen,
+      },
       'Merge',
     );
 
-    const updated = await registerServer(tables, 'contoso', { name: 'ex01', build: '15.2.1748.10' }, { actor: 'other@contoso.com' });
+    const updated = await registerServer(
+      tables,
+      'contoso',
+      { name: 'ex01', build: '15.2.1748.10' },
+      { actor: 'other@contoso.com' },
+    );
     expect(updated.change).toBe('updated');
     expect(updated.row).toMatchObject({
       build,
@@ -66,7 +96,17 @@ describe('registerServer', () => {
 
     const [listed] = (await listServers(tables, 'contoso')).rows;
     expect(buildMismatch(updated.row)).toEqual({ registered: '15.2.1748.10', reported: build });
-    expect(listed).toMatchObject({ rowKey: 'ex01', build, registeredBuild: '15.2.1748.10', site: 'HQ', ring: 'early', reportedApplied: ['EM1', 'EM2'], reportedBlocked: ['EM3'], agentVersion: '1.2.3', lastSeen });
+    expect(listed).toMatchObject({
+      rowKey: 'ex01',
+      build,
+      registeredBuild: '15.2.1748.10',
+      site: 'HQ',
+      ring: 'early',
+      reportedApplied: ['EM1', 'EM2'],
+      reportedBlocked: ['EM3'],
+      agentVersion: '1.2.3',
+      lastSeen,
+    });
 
     const audit = await auditRows(tables, prefix);
     expect(audit).toHaveLength(2);
@@ -78,13 +118,17 @@ describe('registerServer', () => {
 
   it('rejects a bad build and writes nothing', async () => {
     const { tables, prefix } = freshTables();
-    await expect(registerServer(tables, 'contoso', { name: 'ex01', build: 'fifteen' }, { actor })).rejects.toThrow(/build/);
+    await expect(
+      registerServer(tables, 'contoso', { name: 'ex01', build: 'fifteen' }, { actor }),
+    ).rejects.toThrow(/build/);
     expect(await allEntities(rawTable(prefix, 'Servers'))).toEqual([]);
     expect(await allEntities(rawTable(prefix, 'Audit'))).toEqual([]);
 
     // An existing server is not changed by a bad update either.
     await registerServer(tables, 'contoso', { name: 'ex02', build }, { actor });
-    await expect(registerServer(tables, 'contoso', { name: 'ex02', build: '15.2' }, { actor })).rejects.toThrow(/build/);
+    await expect(
+      registerServer(tables, 'contoso', { name: 'ex02', build: '15.2' }, { actor }),
+    ).rejects.toThrow(/build/);
     expect((await rawTable(prefix, 'Servers').getEntity('contoso', 'ex02'))['build']).toBe(build);
     expect(await auditRows(tables, prefix)).toHaveLength(1);
   });
@@ -97,7 +141,10 @@ describe('listServers', () => {
     await registerServer(tables, 'contoso', { name: 'ex02', build }, { actor });
     await registerServer(tables, 'fabrikam', { name: 'ex03', build }, { actor });
 
-    expect((await listServers(tables, 'contoso')).rows.map((row) => row.rowKey).sort()).toEqual(['ex01', 'ex02']);
+    expect((await listServers(tables, 'contoso')).rows.map((row) => row.rowKey).sort()).toEqual([
+      'ex01',
+      'ex02',
+    ]);
     expect((await listServers(tables, 'fabrikam')).rows.map((row) => row.rowKey)).toEqual(['ex03']);
     expect((await listServers(tables, 'northwind')).rows).toEqual([]);
   });
@@ -121,9 +168,13 @@ describe('removeServer', () => {
   it('throws ServerNotFoundError for an unknown server and audits nothing', async () => {
     const { tables, prefix } = freshTables();
     await registerServer(tables, 'contoso', { name: 'ex01', build }, { actor });
-    await expect(removeServer(tables, 'contoso', 'ex99', { actor })).rejects.toBeInstanceOf(ServerNotFoundError);
+    await expect(removeServer(tables, 'contoso', 'ex99', { actor })).rejects.toBeInstanceOf(
+      ServerNotFoundError,
+    );
     // Same name, other org: also unknown.
-    await expect(removeServer(tables, 'fabrikam', 'ex01', { actor })).rejects.toBeInstanceOf(ServerNotFoundError);
+    await expect(removeServer(tables, 'fabrikam', 'ex01', { actor })).rejects.toBeInstanceOf(
+      ServerNotFoundError,
+    );
     expect((await listServers(tables, 'contoso')).rows).toHaveLength(1);
     expect(await auditRows(tables, prefix)).toHaveLength(1);
   });

@@ -8,14 +8,14 @@ import { FleetTables } from '../../lib/fleet/storage.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
 
-
 async function tablesWithPrefix(prefix: string): Promise<string[]> {
-  const service = TableServiceClient.fromConnectionString(azuriteConnectionString(), { allowInsecureConnection: true });
+  const service = TableServiceClient.fromConnectionString(azuriteConnectionString(), {
+    allowInsecureConnection: true,
+  });
   const names: string[] = [];
   for await (const table of service.listTables()) if (table.name?.startsWith(prefix)) names.push(table.name);
   return names.sort();
 }
-
 
 const build = '15.2.1544.4';
 
@@ -30,7 +30,10 @@ describe('FleetTables', () => {
 
     // Same instance: same client. Another instance on the same prefix: createTable on an existing table.
     expect(await tables.client('Servers')).toBe(servers);
-    const again = new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix });
+    const again = new FleetTables(
+      { kind: 'connectionString', connectionString: azuriteConnectionString() },
+      { prefix },
+    );
     const second = await again.client('Servers');
     await second.createEntity({ partitionKey: 'contoso', rowKey: 'ex01', build });
     expect((await servers.getEntity('contoso', 'ex01'))['build']).toBe(build);
@@ -44,7 +47,11 @@ describe('readRows', () => {
     const client = await tables.client('Servers');
     const total = 1_234;
     const actions: TransactionAction[] = Array.from({ length: total }, (_, index) =>
-      upsertAction({ partitionKey: index % 2 === 0 ? 'contoso' : 'fabrikam', rowKey: `ex${String(index).padStart(4, '0')}`, build }),
+      upsertAction({
+        partitionKey: index % 2 === 0 ? 'contoso' : 'fabrikam',
+        rowKey: `ex${String(index).padStart(4, '0')}`,
+        build,
+      }),
     );
     await writeInTransactions(client, actions);
 
@@ -65,7 +72,12 @@ describe('readRows', () => {
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex02', build: 'fifteen' });
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex03', build, reportedApplied: '["EM1"' });
     await planted.createEntity({ partitionKey: 'contoso', rowKey: 'EX04', build });
-    await planted.createEntity({ partitionKey: 'contoso', rowKey: 'ex05', build, reportedApplied: '["EM1","EM2"]' });
+    await planted.createEntity({
+      partitionKey: 'contoso',
+      rowKey: 'ex05',
+      build,
+      reportedApplied: '["EM1","EM2"]',
+    });
 
     const warnings: { event: string; fields: Record<string, unknown> | undefined }[] = [];
     const logger: Logger = { ...silentLogger, warn: (event, fields) => warnings.push({ event, fields }) };
@@ -75,7 +87,9 @@ describe('readRows', () => {
     expect(result.rows.find((row) => row.rowKey === 'ex05')?.reportedApplied).toEqual(['EM1', 'EM2']);
     const problems = [...result.problems].sort((a, b) => a.rowKey.localeCompare(b.rowKey));
     expect(problems).toHaveLength(3);
-    expect(problems.map(({ table, partitionKey, rowKey, field }) => ({ table, partitionKey, rowKey, field }))).toEqual([
+    expect(
+      problems.map(({ table, partitionKey, rowKey, field }) => ({ table, partitionKey, rowKey, field })),
+    ).toEqual([
       { table: 'Servers', partitionKey: 'contoso', rowKey: 'ex02', field: 'build' },
       { table: 'Servers', partitionKey: 'contoso', rowKey: 'ex03', field: 'reportedApplied' },
       { table: 'Servers', partitionKey: 'contoso', rowKey: 'EX04', field: 'rowKey' },
@@ -96,11 +110,15 @@ describe('writeInTransactions', () => {
   it('splits one partition into transactions of at most 100 and writes every row', async () => {
     const { tables } = freshTables();
     const client = await tables.client('Rollouts');
-    const actions = Array.from({ length: 250 }, (_, index) => upsertAction({ partitionKey: 'r1', rowKey: `row-${String(index).padStart(3, '0')}`, n: index }));
+    const actions = Array.from({ length: 250 }, (_, index) =>
+      upsertAction({ partitionKey: 'r1', rowKey: `row-${String(index).padStart(3, '0')}`, n: index }),
+    );
     expect(await writeInTransactions(client, actions)).toBe(3);
     const stored = await allEntities(client);
     expect(stored).toHaveLength(250);
-    expect(stored.map((entity) => entity['n']).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 250 }, (_, index) => index));
+    expect(stored.map((entity) => entity['n']).sort((a, b) => Number(a) - Number(b))).toEqual(
+      Array.from({ length: 250 }, (_, index) => index),
+    );
   });
 
   it('puts each partition in its own transactions', async () => {
@@ -109,14 +127,22 @@ describe('writeInTransactions', () => {
     // Interleaved partitions: 3 partitions × 10 rows, plus one of 101 → 3 + 2 transactions.
     const actions: TransactionAction[] = [];
     for (let index = 0; index < 10; index++) {
-      for (const partition of ['a', 'b', 'c']) actions.push(upsertAction({ partitionKey: partition, rowKey: `row-${index}`, n: index }));
+      for (const partition of ['a', 'b', 'c'])
+        actions.push(upsertAction({ partitionKey: partition, rowKey: `row-${index}`, n: index }));
     }
-    for (let index = 0; index < 101; index++) actions.push(upsertAction({ partitionKey: 'd', rowKey: `row-${String(index).padStart(3, '0')}`, n: index }));
+    for (let index = 0; index < 101; index++)
+      actions.push(
+        upsertAction({ partitionKey: 'd', rowKey: `row-${String(index).padStart(3, '0')}`, n: index }),
+      );
     expect(await writeInTransactions(client, actions, { concurrency: 2 })).toBe(5);
     const stored = await allEntities(client);
     expect(stored).toHaveLength(131);
     const perPartition = new Map<string, number>();
-    for (const entity of stored) perPartition.set(String(entity['partitionKey']), (perPartition.get(String(entity['partitionKey'])) ?? 0) + 1);
+    for (const entity of stored)
+      perPartition.set(
+        String(entity['partitionKey']),
+        (perPartition.get(String(entity['partitionKey'])) ?? 0) + 1,
+      );
     expect(Object.fromEntries(perPartition)).toEqual({ a: 10, b: 10, c: 10, d: 101 });
   });
 });
@@ -166,8 +192,19 @@ describe('mutateEntity', () => {
       'r',
       (current) => {
         calls++;
-        interference = other.updateEntity({ partitionKey: 'p', rowKey: 'r', value: 1000 + calls, writer: 'other' }, 'Replace');
-        return { kind: 'write', entity: { partitionKey: 'p', rowKey: 'r', value: Number(current?.['value'] ?? 0) + 1, writer: 'mutate' } };
+        interference = other.updateEntity(
+          { partitionKey: 'p', rowKey: 'r', value: 1000 + calls, writer: 'other' },
+          'Replace',
+        );
+        return {
+          kind: 'write',
+          entity: {
+            partitionKey: 'p',
+            rowKey: 'r',
+            value: Number(current?.['value'] ?? 0) + 1,
+            writer: 'mutate',
+          },
+        };
       },
       { maxAttempts: 3 },
     );

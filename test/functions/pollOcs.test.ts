@@ -21,10 +21,27 @@ let prefix: string;
 
 beforeAll(async () => {
   const microsoft = await createTestPki();
-  const contoso = await createDevPki({ label: 'Contoso', signerSubjectCn: 'Contoso Exchange Mitigations', signerExtendedKeyUsages: ['1.3.6.1.5.5.7.3.3'] });
-  const custom = catalogueXml.replace(/<Config id="EM[123]"[\s\S]*?<\/Config>/g, '').replace('id="PING1"', 'id="CONTOSO1"');
+  const contoso = await createDevPki({
+    label: 'Contoso',
+    signerSubjectCn: 'Contoso Exchange Mitigations',
+    signerExtendedKeyUsages: ['1.3.6.1.5.5.7.3.3'],
+  });
+  const custom = catalogueXml
+    .replace(/<Config id="EM[123]"[\s\S]*?<\/Config>/g, '')
+    .replace('id="PING1"', 'id="CONTOSO1"');
   bodies.set('/microsoft', microsoft.sign(catalogueXml));
-  bodies.set('/contoso', signPackage(custom, { privateKeyPem: contoso.signer.privateKeyPem, certificatePem: contoso.signer.certificatePem, chainPems: [contoso.intermediate.certificatePem] }, { sequence: 1 }));
+  bodies.set(
+    '/contoso',
+    signPackage(
+      custom,
+      {
+        privateKeyPem: contoso.signer.privateKeyPem,
+        certificatePem: contoso.signer.certificatePem,
+        chainPems: [contoso.intermediate.certificatePem],
+      },
+      { sequence: 1 },
+    ),
+  );
   server = http.createServer((request, response) => {
     const body = bodies.get(request.url ?? '');
     if (body === undefined) return void response.writeHead(404).end();
@@ -42,8 +59,20 @@ beforeAll(async () => {
     EMFLEET_TRUST_ANCHORS: microsoft.root.certificatePem,
     EMFLEET_POLICY: JSON.stringify({ org: { blockedMitigations: ['EM3'] } }),
     EMFLEET_FEEDS: JSON.stringify([
-      { name: 'contoso', url: `${base}/contoso`, trustAnchors: contoso.root.certificatePem, signerSubject: 'Contoso Exchange Mitigations', signerEku: '1.3.6.1.5.5.7.3.3' },
-      { name: 'broken', url: `${base}/missing`, trustAnchors: 'no PEM here and no such file', signerSubject: 'x', signerEku: '1.2.3' },
+      {
+        name: 'contoso',
+        url: `${base}/contoso`,
+        trustAnchors: contoso.root.certificatePem,
+        signerSubject: 'Contoso Exchange Mitigations',
+        signerEku: '1.3.6.1.5.5.7.3.3',
+      },
+      {
+        name: 'broken',
+        url: `${base}/missing`,
+        trustAnchors: 'no PEM here and no such file',
+        signerSubject: 'x',
+        signerEku: '1.2.3',
+      },
     ]),
   });
 });
@@ -56,21 +85,43 @@ afterAll(() => {
 
 describe('functions/pollOcs', () => {
   it('is an hourly timer by app setting', () => {
-    expect(pollOcs).toMatchObject({ kind: 'timer', name: 'pollOcs', options: { schedule: '%EMFLEET_POLL_SCHEDULE%' } });
+    expect(pollOcs).toMatchObject({
+      kind: 'timer',
+      name: 'pollOcs',
+      options: { schedule: '%EMFLEET_POLL_SCHEDULE%' },
+    });
   });
 
   it('syncs the declared policy, polls every feed with its own trust, and names a misconfigured feed', async () => {
     const lines: string[] = [];
-    const context = new InvocationContext({ functionName: 'pollOcs', logHandler: (_level, ...args) => lines.push(args.map(String).join(' ')) });
+    const context = new InvocationContext({
+      functionName: 'pollOcs',
+      logHandler: (_level, ...args) => lines.push(args.map(String).join(' ')),
+    });
     await pollOcs.options.handler({ isPastDue: false, schedule: { adjustForDST: false } } as Timer, context);
     const events = lines.map((line) => JSON.parse(line) as { event: string; feed?: string });
-    expect(events.filter((entry) => entry.event === 'PackageAccepted').map((entry) => entry.feed).sort()).toEqual(['contoso', 'microsoft']);
+    expect(
+      events
+        .filter((entry) => entry.event === 'PackageAccepted')
+        .map((entry) => entry.feed)
+        .sort(),
+    ).toEqual(['contoso', 'microsoft']);
     expect(events).toContainEqual(expect.objectContaining({ event: 'FeedMisconfigured', feed: 'broken' }));
 
-    const tables = new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix });
+    const tables = new FleetTables(
+      { kind: 'connectionString', connectionString: azuriteConnectionString() },
+      { prefix },
+    );
     expect((await latestPackage(tables, 'microsoft'))?.mitigationIds).toEqual(['PING1', 'EM1', 'EM2', 'EM3']);
     expect((await latestPackage(tables, 'contoso'))?.mitigationIds).toEqual(['CONTOSO1']);
     const policy = await allEntities(rawTable(prefix, 'Policy'));
-    expect(policy).toContainEqual(expect.objectContaining({ partitionKey: 'org', rowKey: 'contoso|bicep', source: 'bicep', blockedMitigations: '["EM3"]' }));
+    expect(policy).toContainEqual(
+      expect.objectContaining({
+        partitionKey: 'org',
+        rowKey: 'contoso|bicep',
+        source: 'bicep',
+        blockedMitigations: '["EM3"]',
+      }),
+    );
   });
 });

@@ -12,7 +12,12 @@ let prefix: string;
 
 beforeAll(() => {
   prefix = `m${randomBytes(5).toString('hex')}`;
-  Object.assign(process.env, { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: prefix, EMFLEET_RELAY_ENDPOINT: 'http://127.0.0.1:9', EMFLEET_RELAY_SEND_KEY: 'unused' });
+  Object.assign(process.env, {
+    AzureWebJobsStorage: azuriteConnectionString(),
+    EMFLEET_TABLE_PREFIX: prefix,
+    EMFLEET_RELAY_ENDPOINT: 'http://127.0.0.1:9',
+    EMFLEET_RELAY_SEND_KEY: 'unused',
+  });
 });
 
 afterAll(() => {
@@ -24,12 +29,20 @@ describe('queue functions and hostile messages', () => {
   it.each([
     { name: 'not an object', fn: startWave, message: 'hello' },
     { name: 'a path in the rollout id', fn: startWave, message: { rolloutId: '../../etc', wave: 0 } },
-    { name: 'an extra key', fn: applyToServer, message: { rolloutId: 'r1', wave: 0, index: 0, mitigationIds: ['EM1'] } },
+    {
+      name: 'an extra key',
+      fn: applyToServer,
+      message: { rolloutId: 'r1', wave: 0, index: 0, mitigationIds: ['EM1'] },
+    },
     { name: 'a negative index', fn: applyToServer, message: { rolloutId: 'r1', wave: 0, index: -1 } },
     { name: 'a wave beyond the limit', fn: gateWave, message: { rolloutId: 'r1', wave: 1000 } },
   ])('$name: recorded with its message id, not retried', async ({ fn, message }) => {
     const id = `msg-${randomBytes(4).toString('hex')}`;
-    const context = new InvocationContext({ functionName: fn.name, logHandler: () => undefined, triggerMetadata: { id, dequeueCount: 1 } });
+    const context = new InvocationContext({
+      functionName: fn.name,
+      logHandler: () => undefined,
+      triggerMetadata: { id, dequeueCount: 1 },
+    });
     await expect(fn.options.handler(message, context)).resolves.toBeUndefined();
     const audit = await allEntities(rawTable(prefix, 'Audit'));
     const entry = audit.find((row) => String(row['after']).includes(id));
@@ -37,7 +50,13 @@ describe('queue functions and hostile messages', () => {
   });
 
   it('a valid message for a rollout that does not exist changes nothing and is not retried', async () => {
-    const context = new InvocationContext({ functionName: 'startWave', logHandler: () => undefined, triggerMetadata: { id: 'm-ok', dequeueCount: 1 } });
-    await expect(startWave.options.handler({ rolloutId: 'no-such-rollout', wave: 0 }, context)).resolves.toBeUndefined();
+    const context = new InvocationContext({
+      functionName: 'startWave',
+      logHandler: () => undefined,
+      triggerMetadata: { id: 'm-ok', dequeueCount: 1 },
+    });
+    await expect(
+      startWave.options.handler({ rolloutId: 'no-such-rollout', wave: 0 }, context),
+    ).resolves.toBeUndefined();
   });
 });

@@ -11,6 +11,21 @@ export const rewrite: ActionOf<'IisUrlRewrite'> = {
   ruleName: 'EM1 rule',
   ruleXml: '<rule name="EM1 rule"><match url=".*autodiscover.*"/></rule>',
 };
-export const disablePool: ActionOf<'DisableAppPool'> = { kind: 'DisableAppPool', scope: 'IIS', description: 'stop the pool', appPool: 'MSExchangeOWAAppPool' };
-export const disableService: ActionOf<'DisableService'> = { kind: 'DisableService', scope: 'Service', description: 'stop the service', service: 'MSExchangeUM' };
-export const ping: ActionOf<'DoNothing'> = { kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' };
+export const disablePool: ActionOf<'DisableAppPool'> = {
+  kind: 'DisableAppPool',
+  scope: 'IIS',
+  description: 'stop the pool',
+  appPool: 'MSExchangeOWAAppPool',
+};
+export const disableService: ActionOf<'DisableService'> = {
+  kind: 'DisableService',
+  scope: 'Service',
+  description: 'stop the service',
+  service: 'MSExchangeUM',
+};
+export const ping: ActionOf<'DoNothing'> = {
+  kind: 'DoNothing',
+  scope: 'Server',
+  description: 'Does nothing',
+  value: 'DoNothing',
+};

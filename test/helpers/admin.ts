@@ -21,41 +21,83 @@ export const adminLogLines: string[] = [];
 const adminLogger = jsonLogger((line) => void adminLogLines.push(line));
 
 /** The handlers' dependencies over fresh tables and queues in the run's Azurite; settings as the app would parse them (Entra sign-in required). */
-export function adminDeps(fresh: { tables: FleetTables; prefix: string }, trustAnchorPem: string, settings: Record<string, string> = {}): AdminDeps {
+export function adminDeps(
+  fresh: { tables: FleetTables; prefix: string },
+  trustAnchorPem: string,
+  settings: Record<string, string> = {},
+): AdminDeps {
   const connection = { kind: 'connectionString', connectionString: azuriteConnectionString() } as const;
   return {
     tables: fresh.tables,
     queues: new StorageQueueSender(connection, { prefix: fresh.prefix }),
-    settings: loadSettings({ AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: fresh.prefix, EMFLEET_ORG: org, EMFLEET_TRUST_ANCHORS: trustAnchorPem, ...settings }),
+    settings: loadSettings({
+      AzureWebJobsStorage: azuriteConnectionString(),
+      EMFLEET_TABLE_PREFIX: fresh.prefix,
+      EMFLEET_ORG: org,
+      EMFLEET_TRUST_ANCHORS: trustAnchorPem,
+      ...settings,
+    }),
     logger: adminLogger,
   };
 }
 
 /** The `x-ms-client-principal` header App Service Authentication sends for a signed-in principal. */
-export function principalHeaderValue(principal: { name: string; objectId?: string; roles: readonly string[] }): string {
+export function principalHeaderValue(principal: {
+  name: string;
+  objectId?: string;
+  roles: readonly string[];
+}): string {
   const claims = [
     { typ: 'name', val: principal.name },
     ...(principal.objectId ? [{ typ: objectIdClaims[0], val: principal.objectId }] : []),
     ...principal.roles.map((role) => ({ typ: 'roles', val: role })),
   ];
-  return Buffer.from(JSON.stringify({ auth_typ: 'aad', name_typ: 'name', role_typ: 'roles', claims }), 'utf8').toString('base64');
+  return Buffer.from(
+    JSON.stringify({ auth_typ: 'aad', name_typ: 'name', role_typ: 'roles', claims }),
+    'utf8',
+  ).toString('base64');
 }
 
 /** A signed-in operator, as most admin tests call. */
-export const operator = { 'x-ms-client-principal': principalHeaderValue({ name: 'operator@contoso.com', roles: [appRoles.Operator] }) };
+export const operator = {
+  'x-ms-client-principal': principalHeaderValue({ name: 'operator@contoso.com', roles: [appRoles.Operator] }),
+};
 
 /**
  * A request as the host builds it: the URL with its query (and the function key as `code=`), route
  * parameters, headers (the function key, and by default a signed-in operator), body.
  */
-export function adminRequest(method: 'GET' | 'POST', path: string, init: { params?: Record<string, string>; headers?: Record<string, string>; body?: string; signedIn?: boolean } = {}): HttpRequest {
+export function adminRequest(
+  method: 'GET' | 'POST',
+  path: string,
+  init: {
+    params?: Record<string, string>;
+    headers?: Record<string, string>;
+    body?: string;
+    signedIn?: boolean;
+  } = {},
+): HttpRequest {
   const url = `http://127.0.0.1:7071/api/${path}${path.includes('?') ? '&' : '?'}code=${testFunctionKey}`;
-  const headers = { 'x-functions-key': testFunctionKey, ...(init.signedIn === false ? {} : operator), ...init.headers };
-  return new HttpRequest({ method, url, headers, ...(init.params ? { params: init.params } : {}), ...(init.body === undefined ? {} : { body: { string: init.body } }) });
+  const headers = {
+    'x-functions-key': testFunctionKey,
+    ...(init.signedIn === false ? {} : operator),
+    ...init.headers,
+  };
+  return new HttpRequest({
+    method,
+    url,
+    headers,
+    ...(init.params ? { params: init.params } : {}),
+    ...(init.body === undefined ? {} : { body: { string: init.body } }),
+  });
 }
 
 /** Every admin handler answers with jsonBody; tests read it as the JSON a client would. */
-export async function call(handler: AdminHandler, deps: AdminDeps, httpRequest: HttpRequest): Promise<{ status: number; body: any }> {
+export async function call(
+  handler: AdminHandler,
+  deps: AdminDeps,
+  httpRequest: HttpRequest,
+): Promise<{ status: number; body: any }> {
   const response: HttpResponseInit = await handler(deps, httpRequest);
   return { status: response.status ?? 200, body: response.jsonBody };
 }

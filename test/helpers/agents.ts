@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig, type AgentConfig } from '../../lib/agent/config.js';
 import { startAgent, type RunningAgent } from '../../lib/agent/run.js';
-import { startSimulatedExchange, type Couplings, type SimulatedExchange } from '../../lib/agent/appliers/simulated-front-end.js';
+import {
+  startSimulatedExchange,
+  type Couplings,
+  type SimulatedExchange,
+} from '../../lib/agent/appliers/simulated-front-end.js';
 import { startRelayEmulator, type RelayEmulator } from '../../lib/local/relay.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { AgentClient, RelaySender } from '../../lib/relay/sender.js';
@@ -16,8 +20,13 @@ export const relayRules = {
 } as const;
 
 /** The relay emulator and a client that sends through it with the send rule, as the cloud does. */
-export async function relayWithClient(options: { deadlineInMs?: number } = {}): Promise<{ relay: RelayEmulator; client: AgentClient; stop(): Promise<void> }> {
-  const relay = await startRelayEmulator({ rules: relayRules, ...(options.deadlineInMs === undefined ? {} : { deadlineInMs: options.deadlineInMs }) });
+export async function relayWithClient(
+  options: { deadlineInMs?: number } = {},
+): Promise<{ relay: RelayEmulator; client: AgentClient; stop(): Promise<void> }> {
+  const relay = await startRelayEmulator({
+    rules: relayRules,
+    ...(options.deadlineInMs === undefined ? {} : { deadlineInMs: options.deadlineInMs }),
+  });
   const sender = new RelaySender({ baseUrl: relay.baseUrl, auth: { kind: 'sas', ...relayRules.send } });
   return {
     relay,
@@ -44,7 +53,15 @@ export function simulatedExchange(): Promise<SimulatedExchange> {
 export async function writeAgentConfig(
   relay: RelayEmulator,
   pki: TestPki,
-  overrides: { server?: string; build?: string; applier?: Record<string, unknown>; replyWithinMs?: number; couplings?: Couplings; probes?: Record<string, unknown>; allowKeepOnDegraded?: boolean } = {},
+  overrides: {
+    server?: string;
+    build?: string;
+    applier?: Record<string, unknown>;
+    replyWithinMs?: number;
+    couplings?: Couplings;
+    probes?: Record<string, unknown>;
+    allowKeepOnDegraded?: boolean;
+  } = {},
 ): Promise<{ path: string; config: AgentConfig; directory: string }> {
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-agent-'));
   const server = overrides.server ?? 'ex01.contoso.com';
@@ -54,13 +71,24 @@ export async function writeAgentConfig(
   const json = {
     server,
     build: overrides.build ?? '15.2.1118.7',
-    relay: { namespace: '127.0.0.1', hybridConnection: server.split('.')[0], endpoint: relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, keyFile: 'listen.key' },
+    relay: {
+      namespace: '127.0.0.1',
+      hybridConnection: server.split('.')[0],
+      endpoint: relay.baseUrl.replace(/^http/, 'ws'),
+      keyName: relayRules.listen.keyName,
+      keyFile: 'listen.key',
+    },
     trust: { anchors: ['root.pem'], timestampAnchors: ['tsa-root.pem'] },
-    applier: { ...(overrides.applier ?? { kind: 'simulated' }), ...(overrides.couplings ? { couplings: overrides.couplings } : {}) },
+    applier: {
+      ...(overrides.applier ?? { kind: 'simulated' }),
+      ...(overrides.couplings ? { couplings: overrides.couplings } : {}),
+    },
     stateDirectory: 'state',
     ...(overrides.replyWithinMs === undefined ? {} : { replyWithinMs: overrides.replyWithinMs }),
     ...(overrides.probes ? { probes: overrides.probes } : {}),
-    ...(overrides.allowKeepOnDegraded === undefined ? {} : { allowKeepOnDegraded: overrides.allowKeepOnDegraded }),
+    ...(overrides.allowKeepOnDegraded === undefined
+      ? {}
+      : { allowKeepOnDegraded: overrides.allowKeepOnDegraded }),
   };
   const path = join(directory, 'agent.json');
   await writeFile(path, JSON.stringify(json, null, 2));

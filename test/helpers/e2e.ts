@@ -113,7 +113,13 @@ export const defaultWaves = [
 ];
 
 /** The repository's host.json with short timings, so retries and poison happen within a test. */
-const fastQueues = { batchSize: 16, newBatchThreshold: 8, maxDequeueCount: 2, visibilityTimeout: '00:00:01', maxPollingInterval: '00:00:00.200' };
+const fastQueues = {
+  batchSize: 16,
+  newBatchThreshold: 8,
+  maxDequeueCount: 2,
+  visibilityTimeout: '00:00:01',
+  maxPollingInterval: '00:00:00.200',
+};
 
 export const fqdn = (name: string): string => `${name}.contoso.com`;
 
@@ -165,9 +171,12 @@ export async function startWorld(): Promise<World> {
   const pki = await createTestPki();
   const relay = await relayWithClient();
   const directory = await mkdtemp(join(tmpdir(), 'emfleet-e2e-'));
-  const signed = (xml = catalogueXml, ageInMs = 60_000): string => pki.sign(xml, { signingTime: new Date(Date.now() - ageInMs) });
+  const signed = (xml = catalogueXml, ageInMs = 60_000): string =>
+    pki.sign(xml, { signingTime: new Date(Date.now() - ageInMs) });
   let served = signed();
-  const feed = http.createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/xml' }).end(served));
+  const feed = http.createServer((_request, response) =>
+    response.writeHead(200, { 'content-type': 'application/xml' }).end(served),
+  );
   feed.listen(0, '127.0.0.1');
   await once(feed, 'listening');
   const feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}/getexchangemitigations`;
@@ -201,16 +210,38 @@ export async function startWorld(): Promise<World> {
     const connection = { kind: 'connectionString' as const, connectionString };
     const tables = new FleetTables(connection, { prefix: tablePrefix });
     const agents = new Map<string, E2eAgent>();
-    const sites = new Map<string, { hybridConnection: string; secret: string; agents: Record<string, HubAgent> }>();
+    const sites = new Map<
+      string,
+      { hybridConnection: string; secret: string; agents: Record<string, HubAgent> }
+    >();
     for (const server of servers) {
-      const site = server.site === undefined ? undefined : sites.get(server.site) ?? { hybridConnection: `site-${server.site.toLowerCase()}-${randomBytes(3).toString('hex')}`, secret: randomBytes(32).toString('base64'), agents: {} };
+      const site =
+        server.site === undefined
+          ? undefined
+          : (sites.get(server.site) ?? {
+              hybridConnection: `site-${server.site.toLowerCase()}-${randomBytes(3).toString('hex')}`,
+              secret: randomBytes(32).toString('base64'),
+              agents: {},
+            });
       if (server.site !== undefined && site) sites.set(server.site, site);
       const hybridConnection = site?.hybridConnection ?? `${server.name}-${randomBytes(3).toString('hex')}`;
       const build = server.build ?? '15.2.1118.7';
-      await registerServer(tables, 'contoso', { name: fqdn(server.name), build, ring: server.ring, relayHybridConnection: hybridConnection, ...(site ? { site: server.site!, relayPath: fqdn(server.name) } : {}) }, { actor: 'test' });
+      await registerServer(
+        tables,
+        'contoso',
+        {
+          name: fqdn(server.name),
+          build,
+          ring: server.ring,
+          relayHybridConnection: hybridConnection,
+          ...(site ? { site: server.site!, relayPath: fqdn(server.name) } : {}),
+        },
+        { actor: 'test' },
+      );
       if (server.agent === false) {
         // Listed at its hub, but nothing listens there: the hub cannot reach it.
-        if (site) site.agents[fqdn(server.name)] = { url: 'https://127.0.0.1:1', certificateSha256: 'AA'.repeat(32) };
+        if (site)
+          site.agents[fqdn(server.name)] = { url: 'https://127.0.0.1:1', certificateSha256: 'AA'.repeat(32) };
         continue;
       }
       const { config } = await writeAgentConfig(relay.relay, pki, {
@@ -221,7 +252,11 @@ export async function startWorld(): Promise<World> {
       });
       // The agent detects its build from the simulated server's Setup values, as on Windows; no override.
       const { relay: ownRelay, build: _override, ...rest } = config;
-      const agent = e2eAgent(site ? { ...rest, siteLink: await siteLinkFor(site.secret) } : { ...rest, relay: { ...ownRelay!, hybridConnection } });
+      const agent = e2eAgent(
+        site
+          ? { ...rest, siteLink: await siteLinkFor(site.secret) }
+          : { ...rest, relay: { ...ownRelay!, hybridConnection } },
+      );
       await agent.installUpdate(build);
       if (server.state) await agent.writeState(server.state);
       await agent.restart();
@@ -231,7 +266,20 @@ export async function startWorld(): Promise<World> {
     const hubs = new Map<string, E2eHub[]>();
     for (const [name, site] of sites) {
       const config = parseHubConfig(
-        { mode: 'hub', site: name, relay: { namespace: '127.0.0.1', hybridConnection: site.hybridConnection, endpoint: relay.relay.baseUrl.replace(/^http/, 'ws'), keyName: relayRules.listen.keyName, key: relayRules.listen.key }, secret: site.secret, agents: site.agents, forwardTimeoutInMs: 5000 },
+        {
+          mode: 'hub',
+          site: name,
+          relay: {
+            namespace: '127.0.0.1',
+            hybridConnection: site.hybridConnection,
+            endpoint: relay.relay.baseUrl.replace(/^http/, 'ws'),
+            keyName: relayRules.listen.keyName,
+            key: relayRules.listen.key,
+          },
+          secret: site.secret,
+          agents: site.agents,
+          forwardTimeoutInMs: 5000,
+        },
         directory,
       );
       const started: E2eHub[] = [];
@@ -243,9 +291,20 @@ export async function startWorld(): Promise<World> {
       hubs.set(name, started);
     }
     const hostJsonPath = join(directory, `host-${queuePrefix}.json`);
-    await writeFile(hostJsonPath, JSON.stringify({ version: '2.0', extensions: { queues: { ...fastQueues, ...options.queues } } }));
+    await writeFile(
+      hostJsonPath,
+      JSON.stringify({ version: '2.0', extensions: { queues: { ...fastQueues, ...options.queues } } }),
+    );
     const logger = recordingLogger();
-    const host = await startLocalHost({ definitions: allFunctions, hostJsonPath, settings, connectionString, queuePrefix, logger, pollIntervalMs: 50 });
+    const host = await startLocalHost({
+      definitions: allFunctions,
+      hostJsonPath,
+      settings,
+      connectionString,
+      queuePrefix,
+      logger,
+      pollIntervalMs: 50,
+    });
     let stopping: Promise<void> | undefined;
     const deployment: Deployment = {
       host,
@@ -256,15 +315,34 @@ export async function startWorld(): Promise<World> {
       agents,
       hubs,
       api: async (method, path) => {
-        const response = await fetch(`${host.httpUrl}${path}`, { method, headers: { 'x-functions-key': host.functionKey } });
+        const response = await fetch(`${host.httpUrl}${path}`, {
+          method,
+          headers: { 'x-functions-key': host.functionKey },
+        });
         return { status: response.status, body: await response.json().catch(() => undefined) };
       },
       rollout: (id) => readRollout(tables, id),
-      waveCounts: async (id) => (await readRollout(tables, id)).waves.map((wave) => [wave.name, wave.servers, wave.succeeded, wave.failed, wave.skipped]),
-      results: async (name) => (await readResults(tables, fqdn(name))).rows.sort((a, b) => a.at.getTime() - b.at.getTime()),
-      outcomes: async (name) => (await deployment.results(name)).map((row) => Object.fromEntries(Object.entries(row.outcomes).map(([id, result]) => [id, result.outcome]))),
+      waveCounts: async (id) =>
+        (await readRollout(tables, id)).waves.map((wave) => [
+          wave.name,
+          wave.servers,
+          wave.succeeded,
+          wave.failed,
+          wave.skipped,
+        ]),
+      results: async (name) =>
+        (await readResults(tables, fqdn(name))).rows.sort((a, b) => a.at.getTime() - b.at.getTime()),
+      outcomes: async (name) =>
+        (await deployment.results(name)).map((row) =>
+          Object.fromEntries(Object.entries(row.outcomes).map(([id, result]) => [id, result.outcome])),
+        ),
       settled: async (id, states = ['Completed', 'Halted', 'Aborted'], timeoutMs = patienceMs) => {
-        await waitFor(`rollout ${id} to be ${states.join(' or ')}`, async () => states.includes((await readRollout(tables, id).catch(() => undefined))?.state.state ?? ''), { timeoutMs });
+        await waitFor(
+          `rollout ${id} to be ${states.join(' or ')}`,
+          async () =>
+            states.includes((await readRollout(tables, id).catch(() => undefined))?.state.state ?? ''),
+          { timeoutMs },
+        );
       },
       stop: () => {
         stopping ??= (async () => {
@@ -330,7 +408,13 @@ function e2eHub(config: HubConfig): E2eHub {
 /** An agent's site link on loopback: its own self-signed certificate and the site's secret. */
 async function siteLinkFor(secret: string): Promise<NonNullable<AgentConfig['siteLink']>> {
   const tls = await issueCertificate({ subjectCn: 'localhost' });
-  return { host: '127.0.0.1', port: 0, certificate: tls.certificatePem, privateKey: tls.privateKeyPem, secret };
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    certificate: tls.certificatePem,
+    privateKey: tls.privateKeyPem,
+    secret,
+  };
 }
 
 function e2eAgent(initial: AgentConfig): E2eAgent {
@@ -356,10 +440,20 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
     restart: async ({ failOn, ...changes } = {}) => {
       await running?.close();
       running = undefined;
-      config = { ...config, ...changes, ...(failOn && config.applier.kind === 'simulated' ? { applier: { ...config.applier, failOn: [...failOn] } } : {}) };
+      config = {
+        ...config,
+        ...changes,
+        ...(failOn && config.applier.kind === 'simulated'
+          ? { applier: { ...config.applier, failOn: [...failOn] } }
+          : {}),
+      };
       running = await runAgent(config, logger);
       // Restarted on the same port, where its hub expects it.
-      if (running.siteLink && config.siteLink) config = { ...config, siteLink: { ...config.siteLink, port: Number(new URL(running.siteLink.url).port) } };
+      if (running.siteLink && config.siteLink)
+        config = {
+          ...config,
+          siteLink: { ...config.siteLink, port: Number(new URL(running.siteLink.url).port) },
+        };
     },
     stop: async () => {
       await running?.close();
@@ -370,5 +464,10 @@ function e2eAgent(initial: AgentConfig): E2eAgent {
 
 /** The server whose agent is working on an operation right now, if any. */
 export function serverBeingWorkedOn(d: Deployment, names: readonly string[]): string | undefined {
-  return names.find((name) => d.agents.get(name)?.running?.service.status().operations.some((operation) => operation.status === 'InProgress'));
+  return names.find((name) =>
+    d.agents
+      .get(name)
+      ?.running?.service.status()
+      .operations.some((operation) => operation.status === 'InProgress'),
+  );
 }

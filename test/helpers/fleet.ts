@@ -10,12 +10,20 @@ export function azuriteConnectionString(): string {
 /** Tables under a fresh prefix in the run's Azurite, so tests never see each other's rows. */
 export function freshTables(): { tables: FleetTables; prefix: string } {
   const prefix = `t${randomBytes(5).toString('hex')}`;
-  return { tables: new FleetTables({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix }), prefix };
+  return {
+    tables: new FleetTables(
+      { kind: 'connectionString', connectionString: azuriteConnectionString() },
+      { prefix },
+    ),
+    prefix,
+  };
 }
 
 /** A raw client on one of a prefix's tables, for planting and inspecting rows behind the code's back. */
 export function rawTable(prefix: string, table: string): TableClient {
-  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, { allowInsecureConnection: true });
+  return TableClient.fromConnectionString(azuriteConnectionString(), `${prefix}${table}`, {
+    allowInsecureConnection: true,
+  });
 }
 
 /** Every entity of a table, unvalidated; a table never created reads as empty. */

@@ -12,5 +12,7 @@ export async function expectGolden(file: URL, actual: string): Promise<void> {
     return;
   }
   const expected = await readFile(path, 'utf8').catch(() => undefined);
-  expect(actual, `${path} differs from its golden file (review, then UPDATE_GOLDEN=1 rewrites it)`).toBe(expected);
+  expect(actual, `${path} differs from its golden file (review, then UPDATE_GOLDEN=1 rewrites it)`).toBe(
+    expected,
+  );
 }

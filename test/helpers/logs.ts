@@ -7,11 +7,21 @@ export interface LoggedEvent {
   readonly fields: Record<string, unknown>;
 }
 
-export function recordingLogger(): Logger & { readonly events: LoggedEvent[]; named(event: string): LoggedEvent[] } {
+export function recordingLogger(): Logger & {
+  readonly events: LoggedEvent[];
+  named(event: string): LoggedEvent[];
+} {
   const events: LoggedEvent[] = [];
-  const record = (level: LoggedEvent['level']) => (event: string, fields: Record<string, unknown> = {}) => {
-    events.push({ level, event, fields });
+  const record =
+    (level: LoggedEvent['level']) =>
+    (event: string, fields: Record<string, unknown> = {}) => {
+      events.push({ level, event, fields });
+    };
+  return {
+    events,
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+    named: (event) => events.filter((entry) => entry.event === event),
   };
-  return { events, info: record('info'), warn: record('warn'), error: record('error'), named: (event) => events.filter((entry) => entry.event === event) };
 }
-

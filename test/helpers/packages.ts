@@ -30,10 +30,17 @@ export interface TestPki extends DevPki {
 /** A real three-level PKI and a TSA; RSA key generation is slow, so make one per test file. */
 export async function createTestPki(label = 'emfleet Test'): Promise<TestPki> {
   const pki = await createDevPki({ label });
-  const identity = { privateKeyPem: pki.signer.privateKeyPem, certificatePem: pki.signer.certificatePem, chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem] };
+  const identity = {
+    privateKeyPem: pki.signer.privateKeyPem,
+    certificatePem: pki.signer.certificatePem,
+    chainPems: [pki.intermediate.certificatePem, pki.root.certificatePem],
+  };
   return {
     ...pki,
-    trust: createTrustPolicy({ anchorPems: [pki.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem] }),
+    trust: createTrustPolicy({
+      anchorPems: [pki.root.certificatePem],
+      timestampAnchorPems: [pki.timestampRoot.certificatePem],
+    }),
     sign: (xml, options) =>
       signPackage(xml, identity, { timestampAuthority: devTimestampAuthority(pki), ...options }),
     signUntimed: (xml) => signPackage(xml, identity),

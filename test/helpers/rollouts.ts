@@ -27,18 +27,56 @@ export async function fleet(
   relay: Awaited<ReturnType<typeof relayWithClient>>,
   pki: TestPki,
   agents: RunningAgent[],
-  servers: { name: string; ring: string; build?: string; failOn?: string[]; agent?: boolean; couplings?: Couplings; allowKeepOnDegraded?: boolean }[],
+  servers: {
+    name: string;
+    ring: string;
+    build?: string;
+    failOn?: string[];
+    agent?: boolean;
+    couplings?: Couplings;
+    allowKeepOnDegraded?: boolean;
+  }[],
 ): Promise<Fleet> {
   const { tables } = freshTables();
-  const queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: `q${randomBytes(4).toString('hex')}` });
+  const queues = new StorageQueueSender(
+    { kind: 'connectionString', connectionString: azuriteConnectionString() },
+    { prefix: `q${randomBytes(4).toString('hex')}` },
+  );
   for (const server of servers) {
     const hybridConnection = `${server.name}-${randomBytes(3).toString('hex')}`;
-    await registerServer(tables, 'contoso', { name: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', ring: server.ring, relayHybridConnection: hybridConnection }, { actor: 'test' });
+    await registerServer(
+      tables,
+      'contoso',
+      {
+        name: `${server.name}.contoso.com`,
+        build: server.build ?? '15.2.1118.7',
+        ring: server.ring,
+        relayHybridConnection: hybridConnection,
+      },
+      { actor: 'test' },
+    );
     if (server.agent === false) continue;
-    const { config } = await writeAgentConfig(relay.relay, pki, { server: `${server.name}.contoso.com`, build: server.build ?? '15.2.1118.7', applier: { kind: 'simulated', failOn: server.failOn ?? [] }, ...(server.couplings ? { couplings: server.couplings } : {}), ...(server.allowKeepOnDegraded ? { allowKeepOnDegraded: true } : {}) });
+    const { config } = await writeAgentConfig(relay.relay, pki, {
+      server: `${server.name}.contoso.com`,
+      build: server.build ?? '15.2.1118.7',
+      applier: { kind: 'simulated', failOn: server.failOn ?? [] },
+      ...(server.couplings ? { couplings: server.couplings } : {}),
+      ...(server.allowKeepOnDegraded ? { allowKeepOnDegraded: true } : {}),
+    });
     agents.push(await runAgent({ ...config, relay: { ...config.relay!, hybridConnection } }));
   }
-  return { tables, queues, deps: { tables, queues, agents: relay.client, org: 'contoso', logger: silentLogger, pausedRecheckMs: 1000 } };
+  return {
+    tables,
+    queues,
+    deps: {
+      tables,
+      queues,
+      agents: relay.client,
+      org: 'contoso',
+      logger: silentLogger,
+      pausedRecheckMs: 1000,
+    },
+  };
 }
 
 /**
@@ -81,15 +119,24 @@ export function useFleets(): {
 
 export async function drain(queues: StorageQueueSender, queue: QueueName): Promise<unknown[]> {
   const client = await queues.client(queue);
-  const { receivedMessageItems } = await client.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+  const { receivedMessageItems } = await client.receiveMessages({
+    numberOfMessages: 32,
+    visibilityTimeout: 60,
+  });
   for (const item of receivedMessageItems) await client.deleteMessage(item.messageId, item.popReceipt);
-  return receivedMessageItems.map((item) => JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')));
+  return receivedMessageItems.map((item) =>
+    JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')),
+  );
 }
 
 /** Runs the queued steps, round by round as the host would, until the queues are empty or `rounds` is reached. */
 export async function runRounds(f: Fleet, rounds: number): Promise<boolean> {
   for (let round = 0; round < rounds; round++) {
-    const [started, applied, gated] = [await drain(f.queues, queueNames.waves), await drain(f.queues, queueNames.apply), await drain(f.queues, queueNames.gate)];
+    const [started, applied, gated] = [
+      await drain(f.queues, queueNames.waves),
+      await drain(f.queues, queueNames.apply),
+      await drain(f.queues, queueNames.gate),
+    ];
     if (started.length + applied.length + gated.length === 0) return true;
     for (const message of started) await startWave(f.deps, message as never);
     for (const message of applied) await applyToServer(f.deps, message as never);
@@ -102,10 +149,25 @@ export async function runQueues(f: Fleet): Promise<void> {
   if (!(await runRounds(f, 100))) throw new Error('queues did not drain');
 }
 
-
 /** Accepts a signed package through the real poll step and returns the rollout it started. */
-export async function acceptPackage(f: Fleet, pki: TestPki, signedXml: string, waves: WaveProfile): Promise<string> {
-  const outcome = await pollFeed({ tables: f.tables, queues: f.queues, org: 'contoso', waves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(signedXml) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust });
-  if (outcome.kind !== 'accepted' || outcome.rollouts.length === 0) throw new Error(`expected a rollout: ${JSON.stringify(outcome)}`);
+export async function acceptPackage(
+  f: Fleet,
+  pki: TestPki,
+  signedXml: string,
+  waves: WaveProfile,
+): Promise<string> {
+  const outcome = await pollFeed(
+    {
+      tables: f.tables,
+      queues: f.queues,
+      org: 'contoso',
+      waves,
+      logger: silentLogger,
+      fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(signedXml) }),
+    },
+    { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust },
+  );
+  if (outcome.kind !== 'accepted' || outcome.rollouts.length === 0)
+    throw new Error(`expected a rollout: ${JSON.stringify(outcome)}`);
   return outcome.rollouts[0]!;
 }

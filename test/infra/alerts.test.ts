@@ -29,13 +29,18 @@ beforeAll(async () => {
   const monitoring = declarations(await repoDocument('infra/app/monitoring.bicep'));
   alerts = literalValue(monitoring.get('alerts')?.value)?.value as Alert[];
   // The filter below is this query's: one JSON object per message, its event (and state) compared.
-  expect(stringLiteral(monitoring.get('queryTemplate')?.value)).toMatch(/\| extend entry = parse_json\(message\)\n\| where tostring\(entry\.event\) in \(\{0\}\)\{1\}/);
+  expect(stringLiteral(monitoring.get('queryTemplate')?.value)).toMatch(
+    /\| extend entry = parse_json\(message\)\n\| where tostring\(entry\.event\) in \(\{0\}\)\{1\}/,
+  );
 });
 
 /** What Functions sends to App Insights as `traces.message`, one entry per log call. */
 function capturingContext(functionName: string): { context: InvocationContext; messages: string[] } {
   const messages: string[] = [];
-  const context = new InvocationContext({ functionName, logHandler: (_level, ...args) => messages.push(args.map(String).join(' ')) });
+  const context = new InvocationContext({
+    functionName,
+    logHandler: (_level, ...args) => messages.push(args.map(String).join(' ')),
+  });
   return { context, messages };
 }
 
@@ -43,7 +48,11 @@ function firing(alert: Alert, messages: readonly string[]): Record<string, unkno
   return messages
     .filter((message) => message.includes('"event"'))
     .map((message) => JSON.parse(message) as Record<string, unknown>)
-    .filter((entry) => alert.events.includes(String(entry['event'])) && (alert.state === '' || entry['state'] === alert.state));
+    .filter(
+      (entry) =>
+        alert.events.includes(String(entry['event'])) &&
+        (alert.state === '' || entry['state'] === alert.state),
+    );
 }
 
 function alert(name: string): Alert {
@@ -58,13 +67,18 @@ describe('alert rules match what the app logs', () => {
       { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 1, maxErrors: 0, bake: 'PT0S' },
       { name: 'broad', select: { percent: 100 }, maxConcurrency: 2, maxErrors: 1, bake: 'PT0S' },
     ];
-    const f = await env.fleet([{ name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] }, { name: 'ex02', ring: 'broad' }]);
+    const f = await env.fleet([
+      { name: 'ex01', ring: 'canary', failOn: ['MSExchangeOWAAppPool'] },
+      { name: 'ex02', ring: 'broad' },
+    ]);
     const { context, messages } = capturingContext('gateWave');
     f.deps = { ...f.deps, logger: invocationLogger(context) };
     const id = await acceptPackage(f, env.pki, env.pki.sign(catalogueXml), waves);
     await runQueues(f);
     expect((await readRollout(f.tables, id)).state.state).toBe('Halted');
-    expect(firing(alert('rollout-halted'), messages)).toEqual([expect.objectContaining({ rolloutId: id, state: 'Halted' })]);
+    expect(firing(alert('rollout-halted'), messages)).toEqual([
+      expect.objectContaining({ rolloutId: id, state: 'Halted' }),
+    ]);
   });
 
   it('poll-failed fires for an unreachable feed and for a misconfigured one', async () => {
@@ -76,7 +90,15 @@ describe('alert rules match what the app logs', () => {
       // Nothing listens on port 1: the fetch fails at once.
       EMFLEET_OCS_URL: 'http://127.0.0.1:1/getexchangemitigations',
       EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
-      EMFLEET_FEEDS: JSON.stringify([{ name: 'contoso', url: 'http://127.0.0.1:1/feed.xml', trustAnchors: 'no PEM here and no such file', signerSubject: 'Contoso', signerEku: '1.2.3' }]),
+      EMFLEET_FEEDS: JSON.stringify([
+        {
+          name: 'contoso',
+          url: 'http://127.0.0.1:1/feed.xml',
+          trustAnchors: 'no PEM here and no such file',
+          signerSubject: 'Contoso',
+          signerEku: '1.2.3',
+        },
+      ]),
     });
     await runPollCycle(app);
     expect(firing(alert('poll-failed'), messages).map((entry) => [entry['event'], entry['feed']])).toEqual([
@@ -87,12 +109,31 @@ describe('alert rules match what the app logs', () => {
   });
 
   it('feed-frozen fires when reconcile freezes a feed whose signer was revoked, once per pass', async () => {
-    const settings = { AzureWebJobsStorage: azuriteConnectionString(), EMFLEET_TABLE_PREFIX: `a${randomBytes(5).toString('hex')}`, EMFLEET_ORG: 'contoso', EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem };
+    const settings = {
+      AzureWebJobsStorage: azuriteConnectionString(),
+      EMFLEET_TABLE_PREFIX: `a${randomBytes(5).toString('hex')}`,
+      EMFLEET_ORG: 'contoso',
+      EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
+    };
     const accepting = appContext(invocationLogger(capturingContext('pollOcs').context), settings);
-    await pollFeed({ tables: accepting.tables, queues: accepting.queues, org: 'contoso', waves: accepting.settings.EMFLEET_WAVES, logger: accepting.logger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(env.pki.sign(catalogueXml)) }) }, { name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust });
+    await pollFeed(
+      {
+        tables: accepting.tables,
+        queues: accepting.queues,
+        org: 'contoso',
+        waves: accepting.settings.EMFLEET_WAVES,
+        logger: accepting.logger,
+        fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(env.pki.sign(catalogueXml)) }),
+      },
+      { name: 'microsoft', url: 'http://feed.invalid/', trust: env.pki.trust },
+    );
     const { context, messages } = capturingContext('reconcile');
     const serial = env.pki.signer.certificate.serialNumber;
-    await runReconcileCycle(appContext(invocationLogger(context), { ...settings, EMFLEET_REVOKED_SERIALS: serial }));
-    expect(firing(alert('feed-frozen'), messages).map((entry) => [entry['event'], entry['feed'], entry['reason']])).toEqual([['FeedFrozen', 'microsoft', 'Revoked']]);
+    await runReconcileCycle(
+      appContext(invocationLogger(context), { ...settings, EMFLEET_REVOKED_SERIALS: serial }),
+    );
+    expect(
+      firing(alert('feed-frozen'), messages).map((entry) => [entry['event'], entry['feed'], entry['reason']]),
+    ).toEqual([['FeedFrozen', 'microsoft', 'Revoked']]);
   });
 });

@@ -6,7 +6,14 @@ import { repoBicep, repoDocument } from './fixture.js';
 describe('Bicep syntax', () => {
   it('finds the templates and the parameters file', async () => {
     const files = (await repoBicep()).map((document) => document.file);
-    expect(files).toEqual(expect.arrayContaining(['infra/main.bicep', 'infra/main.bicepparam', 'infra/app/function.bicep', 'infra/app/relay.bicep']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'infra/main.bicep',
+        'infra/main.bicepparam',
+        'infra/app/function.bicep',
+        'infra/app/relay.bicep',
+      ]),
+    );
   });
 
   it('every .bicep and .bicepparam file parses without error nodes', async () => {
@@ -25,8 +32,12 @@ describe('Bicep syntax', () => {
   });
 
   it.each([
-    { name: 'unclosed object', text: "resource sa 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n", at: 'bad.bicep:' },
-    { name: 'a stray token', text: "param name string\nvar x = = 1\n", at: 'bad.bicep:2:' },
+    {
+      name: 'unclosed object',
+      text: "resource sa 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n",
+      at: 'bad.bicep:',
+    },
+    { name: 'a stray token', text: 'param name string\nvar x = = 1\n', at: 'bad.bicep:2:' },
     { name: 'an unterminated string', text: "var x = 'abc\nvar y = 1\n", at: 'bad.bicep:' },
   ])('catches $name', async ({ text, at }) => {
     const problems = syntaxProblems(await parseBicep('bad.bicep', text)).map(formatProblem);
@@ -35,14 +46,19 @@ describe('Bicep syntax', () => {
   });
 
   it('reads parameter assignments of any value in a .bicepparam file, at their own columns', async () => {
-    const text = "using 'main.bicep'\nparam servers = [\n  { name: 'ex01' }\n]\nparam tags = {\n  a: 'b'\n}\nparam x = readEnvironmentVariable('X', '')\n";
+    const text =
+      "using 'main.bicep'\nparam servers = [\n  { name: 'ex01' }\n]\nparam tags = {\n  a: 'b'\n}\nparam x = readEnvironmentVariable('X', '')\n";
     expect(syntaxProblems(await parseBicep('ok.bicepparam', text))).toEqual([]);
     const broken = await parseBicep('bad.bicepparam', "using 'main.bicep'\nparam tags = {\n  a: 'b' c\n}\n");
     expect(syntaxProblems(broken).map(formatProblem)[0]).toMatch(/^bad\.bicepparam:3:\d+: syntax error/);
   });
 
   it('a .bicepparam file may assign, not declare', async () => {
-    const problems = syntaxProblems(await parseBicep('bad.bicepparam', "using 'main.bicep'\nparam org string\n")).map(formatProblem);
-    expect(problems).toEqual(['bad.bicepparam:2:1: a parameters file assigns values (param NAME = value); declare the parameter and its type in the .bicep file']);
+    const problems = syntaxProblems(
+      await parseBicep('bad.bicepparam', "using 'main.bicep'\nparam org string\n"),
+    ).map(formatProblem);
+    expect(problems).toEqual([
+      'bad.bicepparam:2:1: a parameters file assigns values (param NAME = value); declare the parameter and its type in the .bicep file',
+    ]);
   });
 });

@@ -11,14 +11,19 @@ describe('startAzurite', () => {
     const location = await mkdtemp(join(tmpdir(), 'emfleet-azurite-test-'));
     const first = await startAzurite({ location });
     try {
-      const table = TableClient.fromConnectionString(first.connectionString, 'things', { allowInsecureConnection: true });
+      const table = TableClient.fromConnectionString(first.connectionString, 'things', {
+        allowInsecureConnection: true,
+      });
       const queue = new QueueClient(first.connectionString, 'restart-test');
       await table.createTable();
       await table.createEntity({ partitionKey: 'p', rowKey: 'r', value: 1 });
       await queue.createIfNotExists();
       await queue.sendMessage('kept');
       await first.stop();
-      const noRetries = TableClient.fromConnectionString(first.connectionString, 'things', { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } });
+      const noRetries = TableClient.fromConnectionString(first.connectionString, 'things', {
+        allowInsecureConnection: true,
+        retryOptions: { maxRetries: 0 },
+      });
       await expect(noRetries.getEntity('p', 'r')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 
       const second = await startAzurite({ location, ports: first.ports });
@@ -26,7 +31,9 @@ describe('startAzurite', () => {
         expect(second.connectionString).toBe(first.connectionString);
         // The clients made before the restart carry on.
         expect((await table.getEntity<{ value: number }>('p', 'r')).value).toBe(1);
-        expect((await queue.receiveMessages()).receivedMessageItems.map((message) => message.messageText)).toEqual(['kept']);
+        expect(
+          (await queue.receiveMessages()).receivedMessageItems.map((message) => message.messageText),
+        ).toEqual(['kept']);
       } finally {
         await second.stop();
       }
@@ -38,7 +45,9 @@ describe('startAzurite', () => {
 
   it('by default keeps nothing: a new start is empty', async () => {
     const first = await startAzurite();
-    const table = TableClient.fromConnectionString(first.connectionString, 'things', { allowInsecureConnection: true });
+    const table = TableClient.fromConnectionString(first.connectionString, 'things', {
+      allowInsecureConnection: true,
+    });
     await table.createTable();
     await first.stop();
     const second = await startAzurite({ ports: first.ports });
@@ -55,14 +64,18 @@ describe('startAzurite', () => {
     try {
       expect(azurite.pids).toHaveLength(3);
       expect(new Set([azurite.ports.blob, azurite.ports.queue, azurite.ports.table]).size).toBe(3);
-      const table = TableClient.fromConnectionString(azurite.connectionString, 'things', { allowInsecureConnection: true });
+      const table = TableClient.fromConnectionString(azurite.connectionString, 'things', {
+        allowInsecureConnection: true,
+      });
       const queue = new QueueClient(azurite.connectionString, 'split-test');
       await table.createTable();
       await table.createEntity({ partitionKey: 'p', rowKey: 'r', value: 2 });
       await queue.createIfNotExists();
       await queue.sendMessage('apart');
       expect((await table.getEntity<{ value: number }>('p', 'r')).value).toBe(2);
-      expect((await queue.receiveMessages()).receivedMessageItems.map((message) => message.messageText)).toEqual(['apart']);
+      expect(
+        (await queue.receiveMessages()).receivedMessageItems.map((message) => message.messageText),
+      ).toEqual(['apart']);
     } finally {
       await azurite.stop();
     }
@@ -70,6 +83,8 @@ describe('startAzurite', () => {
   });
 
   it('refuses a process per service with a location (in memory only)', async () => {
-    await expect(startAzurite({ processPerService: true, location: tmpdir() })).rejects.toThrow(/in memory only/);
+    await expect(startAzurite({ processPerService: true, location: tmpdir() })).rejects.toThrow(
+      /in memory only/,
+    );
   });
 });

@@ -6,7 +6,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HttpResponse, input, output, type HttpFunctionOptions, type HttpRequest, type InvocationContext, type Timer, type TimerFunctionOptions } from '@azure/functions';
+import {
+  HttpResponse,
+  input,
+  output,
+  type HttpFunctionOptions,
+  type HttpRequest,
+  type InvocationContext,
+  type Timer,
+  type TimerFunctionOptions,
+} from '@azure/functions';
 import { QueueClient } from '@azure/storage-queue';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FunctionDefinition } from '../../lib/functions.js';
@@ -21,7 +30,13 @@ import { gate, recordingLogger } from '../relay/fixture.js';
 let directory: string;
 const hosts: LocalHost[] = [];
 
-const fastQueues = { batchSize: 4, newBatchThreshold: 2, maxDequeueCount: 3, visibilityTimeout: '00:00:01', maxPollingInterval: '00:00:00.200' };
+const fastQueues = {
+  batchSize: 4,
+  newBatchThreshold: 2,
+  maxDequeueCount: 3,
+  visibilityTimeout: '00:00:01',
+  maxPollingInterval: '00:00:00.200',
+};
 
 async function hostJson(extensions: Record<string, unknown> = { queues: fastQueues }): Promise<string> {
   const path = join(directory, `host-${randomBytes(4).toString('hex')}.json`);
@@ -29,7 +44,10 @@ async function hostJson(extensions: Record<string, unknown> = { queues: fastQueu
   return path;
 }
 
-async function start(definitions: FunctionDefinition[], overrides: Partial<LocalHostOptions> & { extensions?: Record<string, unknown> } = {}): Promise<{ host: LocalHost; prefix: string; logger: ReturnType<typeof recordingLogger> }> {
+async function start(
+  definitions: FunctionDefinition[],
+  overrides: Partial<LocalHostOptions> & { extensions?: Record<string, unknown> } = {},
+): Promise<{ host: LocalHost; prefix: string; logger: ReturnType<typeof recordingLogger> }> {
   const prefix = `h${randomBytes(5).toString('hex')}`;
   const logger = recordingLogger();
   const host = await startLocalHost({
@@ -66,25 +84,41 @@ async function messageCount(name: string): Promise<number> {
  * Azurite behind a loopback proxy that sees, may hold, and may refuse (with a status) each request for
  * messages, and sees every other request (`onRequest`).
  */
-async function azuriteProxy(onReceive: (path: string) => void | number | Promise<void>, onRequest: (method: string, path: string) => void = () => undefined): Promise<{ connectionString: string; close(): void }> {
+async function azuriteProxy(
+  onReceive: (path: string) => void | number | Promise<void>,
+  onRequest: (method: string, path: string) => void = () => undefined,
+): Promise<{ connectionString: string; close(): void }> {
   const target = new URL(/QueueEndpoint=([^;]+)/.exec(azuriteConnectionString())![1]!);
   const proxy = http.createServer((incoming, outgoing) => {
     const path = incoming.url ?? '/';
     onRequest(incoming.method ?? 'GET', path);
     void (async () => {
-      const refusal = incoming.method === 'GET' && /\/messages(\?|$)/.test(path) ? await onReceive(path) : undefined;
+      const refusal =
+        incoming.method === 'GET' && /\/messages(\?|$)/.test(path) ? await onReceive(path) : undefined;
       if (refusal !== undefined) return void outgoing.writeHead(refusal).end();
-      const forwarded = http.request({ host: target.hostname, port: target.port, path, method: incoming.method, headers: incoming.headers }, (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
-      });
+      const forwarded = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path,
+          method: incoming.method,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        },
+      );
       incoming.pipe(forwarded);
     })();
   });
   proxy.listen(0, '127.0.0.1');
   await once(proxy, 'listening');
   return {
-    connectionString: azuriteConnectionString().replace(/QueueEndpoint=[^;]+/, `QueueEndpoint=http://127.0.0.1:${(proxy.address() as AddressInfo).port}${target.pathname}`),
+    connectionString: azuriteConnectionString().replace(
+      /QueueEndpoint=[^;]+/,
+      `QueueEndpoint=http://127.0.0.1:${(proxy.address() as AddressInfo).port}${target.pathname}`,
+    ),
     close: () => {
       proxy.closeAllConnections();
       proxy.close();
@@ -92,16 +126,33 @@ async function azuriteProxy(onReceive: (path: string) => void | number | Promise
   };
 }
 
-const queueFunction = (name: string, queueName: string, handler: (message: unknown, context: InvocationContext) => unknown): FunctionDefinition => ({
+const queueFunction = (
+  name: string,
+  queueName: string,
+  handler: (message: unknown, context: InvocationContext) => unknown,
+): FunctionDefinition => ({
   kind: 'storageQueue',
   name,
-  options: { queueName, connection: 'AzureWebJobsStorage', handler: async (message, context) => void (await handler(message, context)) },
+  options: {
+    queueName,
+    connection: 'AzureWebJobsStorage',
+    handler: async (message, context) => void (await handler(message, context)),
+  },
 });
 
-const timerFunction = (name: string, schedule: string, handler: (timer: Timer, context: InvocationContext) => unknown, runOnStartup?: boolean): FunctionDefinition => ({
+const timerFunction = (
+  name: string,
+  schedule: string,
+  handler: (timer: Timer, context: InvocationContext) => unknown,
+  runOnStartup?: boolean,
+): FunctionDefinition => ({
   kind: 'timer',
   name,
-  options: { schedule, handler: async (timer, context) => void (await handler(timer, context)), ...(runOnStartup === undefined ? {} : { runOnStartup }) },
+  options: {
+    schedule,
+    handler: async (timer, context) => void (await handler(timer, context)),
+    ...(runOnStartup === undefined ? {} : { runOnStartup }),
+  },
 });
 
 /** Once a year, so only runOnStartup and runTimer fire it during a test. */
@@ -112,7 +163,8 @@ beforeAll(async () => {
 });
 
 /** Before a proxy in front of Azurite closes too: a host polling a closed port waits out the storage client's retries. */
-const stopHosts = async (): Promise<void> => void (await Promise.all(hosts.splice(0).map((host) => host.stop())));
+const stopHosts = async (): Promise<void> =>
+  void (await Promise.all(hosts.splice(0).map((host) => host.stop())));
 
 afterEach(stopHosts);
 
@@ -122,9 +174,26 @@ afterAll(async () => {
 
 describe('queue triggers', () => {
   it('hands over the parsed JSON with the trigger metadata, deletes the message, and logs the invocation', async () => {
-    const seen: { message: unknown; metadata: Record<string, unknown> | undefined; invocationId: string; functionName: string }[] = [];
+    const seen: {
+      message: unknown;
+      metadata: Record<string, unknown> | undefined;
+      invocationId: string;
+      functionName: string;
+    }[] = [];
     const { host, prefix, logger } = await start(
-      [queueFunction('work', '%WORK_QUEUE%', (message, context) => void seen.push({ message, metadata: context.triggerMetadata, invocationId: context.invocationId, functionName: context.functionName }))],
+      [
+        queueFunction(
+          'work',
+          '%WORK_QUEUE%',
+          (message, context) =>
+            void seen.push({
+              message,
+              metadata: context.triggerMetadata,
+              invocationId: context.invocationId,
+              functionName: context.functionName,
+            }),
+        ),
+      ],
       { settings: { WORK_QUEUE: 'work-items' } },
     );
     const queue = `${prefix}-work-items`;
@@ -132,14 +201,29 @@ describe('queue triggers', () => {
     await rawQueue(queue).sendMessage(Buffer.from('plain text', 'utf8').toString('base64'));
     await host.idle();
 
-    expect(seen.map((entry) => entry.message)).toEqual(expect.arrayContaining([{ server: 'ex01', wave: 2 }, 'plain text']));
+    expect(seen.map((entry) => entry.message)).toEqual(
+      expect.arrayContaining([{ server: 'ex01', wave: 2 }, 'plain text']),
+    );
     const json = seen.find((entry) => typeof entry.message === 'object')!;
     expect(json.functionName).toBe('work');
-    expect(json.metadata).toMatchObject({ dequeueCount: 1, queueTrigger: '{"server":"ex01","wave":2}', id: expect.any(String), popReceipt: expect.any(String) });
-    for (const key of ['insertionTime', 'expirationTime', 'nextVisibleTime']) expect(new Date(json.metadata![key] as string).getTime()).not.toBeNaN();
+    expect(json.metadata).toMatchObject({
+      dequeueCount: 1,
+      queueTrigger: '{"server":"ex01","wave":2}',
+      id: expect.any(String),
+      popReceipt: expect.any(String),
+    });
+    for (const key of ['insertionTime', 'expirationTime', 'nextVisibleTime'])
+      expect(new Date(json.metadata![key] as string).getTime()).not.toBeNaN();
     expect(await messageCount(queue)).toBe(0);
-    const started = logger.named('InvocationStarted').find((entry) => entry.fields['invocationId'] === json.invocationId);
-    expect(started?.fields).toMatchObject({ functionName: 'work', messageId: json.metadata!['id'], dequeueCount: 1, queue });
+    const started = logger
+      .named('InvocationStarted')
+      .find((entry) => entry.fields['invocationId'] === json.invocationId);
+    expect(started?.fields).toMatchObject({
+      functionName: 'work',
+      messageId: json.metadata!['id'],
+      dequeueCount: 1,
+      queue,
+    });
     expect(logger.named('InvocationSucceeded')).toHaveLength(2);
   });
 
@@ -149,7 +233,12 @@ describe('queue triggers', () => {
     // The wait between attempts is Azurite's to keep: what the host owes is to release the message for visibilityTimeout (1 s).
     const proxy = await azuriteProxy(
       () => undefined,
-      (method, path) => void (method === 'PUT' && path.includes('-flaky/messages/') && releases.push(new URL(path, 'http://azurite').searchParams.get('visibilitytimeout') ?? 'none')),
+      (method, path) =>
+        void (
+          method === 'PUT' &&
+          path.includes('-flaky/messages/') &&
+          releases.push(new URL(path, 'http://azurite').searchParams.get('visibilitytimeout') ?? 'none')
+        ),
     );
     try {
       const { host, prefix, logger } = await start(
@@ -169,10 +258,24 @@ describe('queue triggers', () => {
       expect(attempts).toEqual([1, 2, 3]);
       expect(releases).toEqual(['1', '1']);
       expect(await messageCount(queue)).toBe(0);
-      const poisoned = (await rawQueue(`${queue}-poison`).receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
+      const poisoned = (await rawQueue(`${queue}-poison`).receiveMessages({ numberOfMessages: 32 }))
+        .receivedMessageItems;
       expect(poisoned.map((message) => message.messageText)).toEqual([body]);
-      expect(logger.named('InvocationFailed').map((entry) => entry.fields)).toEqual([1, 2, 3].map((dequeueCount) => expect.objectContaining({ functionName: 'flaky', dequeueCount, error: 'agent unreachable', messageId: expect.any(String), invocationId: expect.any(String) })));
-      expect(logger.named('MessageMovedToPoison')[0]?.fields).toMatchObject({ poisonQueue: `${queue}-poison`, reason: 'MaxDequeueCountReached' });
+      expect(logger.named('InvocationFailed').map((entry) => entry.fields)).toEqual(
+        [1, 2, 3].map((dequeueCount) =>
+          expect.objectContaining({
+            functionName: 'flaky',
+            dequeueCount,
+            error: 'agent unreachable',
+            messageId: expect.any(String),
+            invocationId: expect.any(String),
+          }),
+        ),
+      );
+      expect(logger.named('MessageMovedToPoison')[0]?.fields).toMatchObject({
+        poisonQueue: `${queue}-poison`,
+        reason: 'MaxDequeueCountReached',
+      });
     } finally {
       await stopHosts();
       proxy.close();
@@ -191,13 +294,24 @@ describe('queue triggers', () => {
     }
     await queue.sendMessage('{"not":"base64"}');
     const calls: unknown[] = [];
-    const { host, logger } = await start([queueFunction('strict', 'strict', (message) => void calls.push(message))], { queuePrefix: prefix });
+    const { host, logger } = await start(
+      [queueFunction('strict', 'strict', (message) => void calls.push(message))],
+      { queuePrefix: prefix },
+    );
     await host.idle();
 
     expect(calls).toEqual([]);
-    const poisoned = (await rawQueue(`${prefix}-strict-poison`).receiveMessages({ numberOfMessages: 32 })).receivedMessageItems;
-    expect(poisoned.map((message) => message.messageText).sort()).toEqual([Buffer.from('"worn out"').toString('base64'), '{"not":"base64"}'].sort());
-    expect(logger.named('MessageMovedToPoison').map((entry) => entry.fields['reason']).sort()).toEqual(['MaxDequeueCountExceeded', 'NotBase64']);
+    const poisoned = (await rawQueue(`${prefix}-strict-poison`).receiveMessages({ numberOfMessages: 32 }))
+      .receivedMessageItems;
+    expect(poisoned.map((message) => message.messageText).sort()).toEqual(
+      [Buffer.from('"worn out"').toString('base64'), '{"not":"base64"}'].sort(),
+    );
+    expect(
+      logger
+        .named('MessageMovedToPoison')
+        .map((entry) => entry.fields['reason'])
+        .sort(),
+    ).toEqual(['MaxDequeueCountExceeded', 'NotBase64']);
   });
 
   it('gives a poison queue no poison queue: a failing or undecodable message is left invisible for the lease', async () => {
@@ -206,7 +320,8 @@ describe('queue triggers', () => {
     // A release (PUT, with visibilityTimeout) or a delete would be seen here; a message left alone stays leased.
     const proxy = await azuriteProxy(
       () => undefined,
-      (method, path) => void (method !== 'GET' && path.includes('-apply-poison/messages/') && settled.push(method)),
+      (method, path) =>
+        void (method !== 'GET' && path.includes('-apply-poison/messages/') && settled.push(method)),
     );
     const { prefix, logger } = await start(
       [
@@ -224,16 +339,24 @@ describe('queue triggers', () => {
           },
         },
       ],
-      { settings: { EmfleetQueues: proxy.connectionString }, connectionString: 'UseDevelopmentStorage=false;not a connection string' },
+      {
+        settings: { EmfleetQueues: proxy.connectionString },
+        connectionString: 'UseDevelopmentStorage=false;not a connection string',
+      },
     );
     try {
       await sendJson(`${prefix}-apply-poison`, { server: 'ex02' });
       await rawQueue(`${prefix}-apply-poison`).sendMessage('not base64!');
-      await waitFor('the failed invocation and the undecodable message to be logged', () => logger.named('InvocationFailed').length === 1 && logger.named('MessageNotBase64').length === 1);
+      await waitFor(
+        'the failed invocation and the undecodable message to be logged',
+        () => logger.named('InvocationFailed').length === 1 && logger.named('MessageNotBase64').length === 1,
+      );
       expect(calls).toEqual([1]);
       expect(settled).toEqual([]);
       expect(await messageCount(`${prefix}-apply-poison`)).toBe(2);
-      expect((await rawQueue(`${prefix}-apply-poison`).peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toEqual([]);
+      expect(
+        (await rawQueue(`${prefix}-apply-poison`).peekMessages({ numberOfMessages: 32 })).peekedMessageItems,
+      ).toEqual([]);
       expect(await rawQueue(`${prefix}-apply-poison-poison`).exists()).toBe(false);
     } finally {
       await stopHosts();
@@ -243,7 +366,10 @@ describe('queue triggers', () => {
 
   it('runs at most batchSize at once when newBatchThreshold is 0, and batchSize + newBatchThreshold otherwise', async () => {
     /** `running`: how many invocations the host has started, and not yet seen ended, before each of the ten ends. */
-    const measure = async (queues: Record<string, unknown>, running: readonly number[]): Promise<{ max: number; done: number }> => {
+    const measure = async (
+      queues: Record<string, unknown>,
+      running: readonly number[],
+    ): Promise<{ max: number; done: number }> => {
       const held: (() => void)[] = [];
       let max = 0;
       let done = 0;
@@ -270,16 +396,27 @@ describe('queue triggers', () => {
       return { max, done };
     };
     // A new batch only once all three have ended.
-    expect(await measure({ ...fastQueues, batchSize: 3, newBatchThreshold: 0 }, [3, 2, 1, 3, 2, 1, 3, 2, 1, 1])).toEqual({ max: 3, done: 10 });
+    expect(
+      await measure({ ...fastQueues, batchSize: 3, newBatchThreshold: 0 }, [3, 2, 1, 3, 2, 1, 3, 2, 1, 1]),
+    ).toEqual({ max: 3, done: 10 });
     // A new batch of two as soon as one is left running.
-    expect(await measure({ ...fastQueues, batchSize: 2, newBatchThreshold: 1 }, [2, 3, 2, 3, 2, 3, 2, 3, 2, 1])).toEqual({ max: 3, done: 10 });
+    expect(
+      await measure({ ...fastQueues, batchSize: 2, newBatchThreshold: 1 }, [2, 3, 2, 3, 2, 3, 2, 3, 2, 1]),
+    ).toEqual({ max: 3, done: 10 });
   });
 
   it('backs off to maxPollingInterval while the queue is empty and polls fast again after a message', async () => {
     // The waits the host asks for, in order, not how long they took: the same on an idle machine and a busy one.
     const timers = recordingTimers();
     const handled: unknown[] = [];
-    const { prefix } = await start([queueFunction('watched', 'watched', (message) => void handled.push(message))], { timers, pollIntervalMs: 50, extensions: { queues: { ...fastQueues, maxPollingInterval: '00:00:00.400' } } });
+    const { prefix } = await start(
+      [queueFunction('watched', 'watched', (message) => void handled.push(message))],
+      {
+        timers,
+        pollIntervalMs: 50,
+        extensions: { queues: { ...fastQueues, maxPollingInterval: '00:00:00.400' } },
+      },
+    );
     await waitFor('six empty polls', () => timers.delays.length >= 6);
     await sendJson(`${prefix}-watched`, { wake: true });
     await waitFor('the message to be handled', () => handled.length === 1);
@@ -303,15 +440,21 @@ describe('queue triggers', () => {
     });
     try {
       const handled: unknown[] = [];
-      const { prefix, logger } = await start([queueFunction('refused', 'refused', (message) => void handled.push(message))], {
-        connectionString: proxy.connectionString,
-        timers,
-        extensions: { queues: { ...fastQueues, maxPollingInterval: '00:00:00.300' } },
-      });
+      const { prefix, logger } = await start(
+        [queueFunction('refused', 'refused', (message) => void handled.push(message))],
+        {
+          connectionString: proxy.connectionString,
+          timers,
+          extensions: { queues: { ...fastQueues, maxPollingInterval: '00:00:00.300' } },
+        },
+      );
       await sendJson(`${prefix}-refused`, { after: 'refusals' });
       await waitFor('the message after two refused polls', () => handled.length === 1);
       expect(logger.named('QueuePollFailed')).toHaveLength(2);
-      expect(logger.named('QueuePollFailed')[0]?.fields).toMatchObject({ functionName: 'refused', queue: `${prefix}-refused` });
+      expect(logger.named('QueuePollFailed')[0]?.fields).toMatchObject({
+        functionName: 'refused',
+        queue: `${prefix}-refused`,
+      });
       expect(polls).toBeGreaterThanOrEqual(3);
       expect(timers.delays.slice(0, 2)).toEqual([300, 300]);
     } finally {
@@ -351,22 +494,40 @@ describe('queue triggers', () => {
     ]);
     await sendJson(`${prefix}-chatty`, {});
     await host.idle();
-    expect(logger.named('WaveStarted')[0]).toMatchObject({ level: 'info', fields: { wave: 1, functionName: 'chatty', invocationId: expect.any(String) } });
-    expect(logger.named('FunctionLog').map((entry) => [entry.level, entry.fields['message']])).toEqual([['warn', 'plain words']]);
+    expect(logger.named('WaveStarted')[0]).toMatchObject({
+      level: 'info',
+      fields: { wave: 1, functionName: 'chatty', invocationId: expect.any(String) },
+    });
+    expect(logger.named('FunctionLog').map((entry) => [entry.level, entry.fields['message']])).toEqual([
+      ['warn', 'plain words'],
+    ]);
   });
 });
 
 describe('timer triggers', () => {
   it('fires a %SETTING% schedule of every second in UTC, with the Timer object', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: new Date('2025-06-01T10:00:00.250Z') });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'Date'],
+      now: new Date('2025-06-01T10:00:00.250Z'),
+    });
     try {
       const timers: Timer[] = [];
-      await start([timerFunction('tick', '%TICK_SCHEDULE%', (timer) => void timers.push(timer))], { settings: { TICK_SCHEDULE: '*/1 * * * * *' } });
+      await start([timerFunction('tick', '%TICK_SCHEDULE%', (timer) => void timers.push(timer))], {
+        settings: { TICK_SCHEDULE: '*/1 * * * * *' },
+      });
       await vi.advanceTimersByTimeAsync(2_500);
       // Exactly the two occurrences in 2.5 s of the pinned clock, on the second.
       expect(timers.map((timer) => timer.scheduleStatus)).toEqual([
-        { last: '2025-06-01T10:00:01.000Z', next: '2025-06-01T10:00:02.000Z', lastUpdated: '2025-06-01T10:00:01.000Z' },
-        { last: '2025-06-01T10:00:01.000Z', next: '2025-06-01T10:00:03.000Z', lastUpdated: '2025-06-01T10:00:02.000Z' },
+        {
+          last: '2025-06-01T10:00:01.000Z',
+          next: '2025-06-01T10:00:02.000Z',
+          lastUpdated: '2025-06-01T10:00:01.000Z',
+        },
+        {
+          last: '2025-06-01T10:00:01.000Z',
+          next: '2025-06-01T10:00:03.000Z',
+          lastUpdated: '2025-06-01T10:00:02.000Z',
+        },
       ]);
       expect(timers[0]).toMatchObject({ isPastDue: false, schedule: { adjustForDST: false } });
       await stopHosts();
@@ -394,34 +555,72 @@ describe('timer triggers', () => {
     await waitFor('the runOnStartup invocation', () => calls.includes('startup'));
     await host.runTimer('manual');
     expect(calls).toEqual(['startup', 'manual']);
-    expect(manual?.scheduleStatus).toEqual({ last: '2025-06-01T10:00:00.000Z', next: '2026-01-01T00:00:00.000Z', lastUpdated: '2025-06-01T10:00:00.000Z' });
+    expect(manual?.scheduleStatus).toEqual({
+      last: '2025-06-01T10:00:00.000Z',
+      next: '2026-01-01T00:00:00.000Z',
+      lastUpdated: '2025-06-01T10:00:00.000Z',
+    });
     await expect(host.runTimer('broken')).rejects.toThrow('feed down');
-    expect(logger.named('InvocationFailed')[0]?.fields).toMatchObject({ functionName: 'broken', trigger: 'timer', error: 'feed down' });
+    expect(logger.named('InvocationFailed')[0]?.fields).toMatchObject({
+      functionName: 'broken',
+      trigger: 'timer',
+      error: 'feed down',
+    });
     await expect(host.runTimer('nothing')).rejects.toThrow('no timer function named nothing');
   });
 
   it('refuses a bad schedule or an unset setting, naming the function and the expression', async () => {
-    await expect(start([timerFunction('badCron', '0 0 * * *', () => undefined)])).rejects.toThrow(/function badCron: schedule "0 0 \* \* \*".*expected 6 fields/);
-    await expect(start([timerFunction('badStep', '*/0 * * * * *', () => undefined)])).rejects.toThrow(/function badStep: schedule "\*\/0 \* \* \* \* \*"/);
-    await expect(start([timerFunction('noSetting', '%MISSING_SCHEDULE%', () => undefined)])).rejects.toThrow('function noSetting: schedule "%MISSING_SCHEDULE%" names app setting MISSING_SCHEDULE, which is not set');
+    await expect(start([timerFunction('badCron', '0 0 * * *', () => undefined)])).rejects.toThrow(
+      /function badCron: schedule "0 0 \* \* \*".*expected 6 fields/,
+    );
+    await expect(start([timerFunction('badStep', '*/0 * * * * *', () => undefined)])).rejects.toThrow(
+      /function badStep: schedule "\*\/0 \* \* \* \* \*"/,
+    );
+    await expect(start([timerFunction('noSetting', '%MISSING_SCHEDULE%', () => undefined)])).rejects.toThrow(
+      'function noSetting: schedule "%MISSING_SCHEDULE%" names app setting MISSING_SCHEDULE, which is not set',
+    );
   });
 });
 
 describe('HTTP triggers', () => {
   /** Handlers may return what the type forbids (nothing), to see what the host makes of it. */
-  const httpFunction = (name: string, options: Omit<HttpFunctionOptions, 'handler'> & { handler: (request: HttpRequest, context: InvocationContext) => unknown }): FunctionDefinition =>
-    ({ kind: 'http', name, options: options as HttpFunctionOptions });
+  const httpFunction = (
+    name: string,
+    options: Omit<HttpFunctionOptions, 'handler'> & {
+      handler: (request: HttpRequest, context: InvocationContext) => unknown;
+    },
+  ): FunctionDefinition => ({ kind: 'http', name, options: options as HttpFunctionOptions });
 
   const definitions: FunctionDefinition[] = [
-    httpFunction('status', { authLevel: 'function', methods: ['GET'], handler: () => ({ jsonBody: { ok: true }, headers: { 'x-emfleet': 'yes' }, cookies: [{ name: 'seen', value: '1', httpOnly: true }] }) }),
+    httpFunction('status', {
+      authLevel: 'function',
+      methods: ['GET'],
+      handler: () => ({
+        jsonBody: { ok: true },
+        headers: { 'x-emfleet': 'yes' },
+        cookies: [{ name: 'seen', value: '1', httpOnly: true }],
+      }),
+    }),
     httpFunction('rolloutAction', {
       authLevel: 'function',
       methods: ['POST'],
       route: 'rollouts/{id}/{action}',
-      handler: async (request) => ({ jsonBody: { params: request.params, body: await request.json(), query: request.query.get('dry') } }),
+      handler: async (request) => ({
+        jsonBody: { params: request.params, body: await request.json(), query: request.query.get('dry') },
+      }),
     }),
-    httpFunction('rolloutPlan', { authLevel: 'function', methods: ['POST'], route: 'rollouts/plan/{action}', handler: () => ({ body: 'literal first' }) }),
-    httpFunction('rollout', { authLevel: 'anonymous', methods: ['GET'], route: 'rollouts/{id}/{view?}', handler: (request) => new HttpResponse({ status: 202, jsonBody: request.params }) }),
+    httpFunction('rolloutPlan', {
+      authLevel: 'function',
+      methods: ['POST'],
+      route: 'rollouts/plan/{action}',
+      handler: () => ({ body: 'literal first' }),
+    }),
+    httpFunction('rollout', {
+      authLevel: 'anonymous',
+      methods: ['GET'],
+      route: 'rollouts/{id}/{view?}',
+      handler: (request) => new HttpResponse({ status: 202, jsonBody: request.params }),
+    }),
     httpFunction('defaults', { handler: () => ({ body: 'library defaults' }) }),
     httpFunction('admin', { authLevel: 'admin', handler: () => ({ body: 'admin' }) }),
     httpFunction('nothing', { authLevel: 'anonymous', handler: () => undefined }),
@@ -433,8 +632,12 @@ describe('HTTP triggers', () => {
     const { host } = await start(definitions, { functionKey: 'test-key' });
     expect(host.functionKey).toBe('test-key');
     expect((await fetch(`${host.httpUrl}/api/status`)).status).toBe(401);
-    expect((await fetch(`${host.httpUrl}/api/status`, { headers: { 'x-functions-key': 'wrong-key' } })).status).toBe(401);
-    expect((await fetch(`${host.httpUrl}/api/status`, { headers: { 'x-functions-key': 'test-key' } })).status).toBe(200);
+    expect(
+      (await fetch(`${host.httpUrl}/api/status`, { headers: { 'x-functions-key': 'wrong-key' } })).status,
+    ).toBe(401);
+    expect(
+      (await fetch(`${host.httpUrl}/api/status`, { headers: { 'x-functions-key': 'test-key' } })).status,
+    ).toBe(200);
     expect((await fetch(`${host.httpUrl}/api/status?code=test-key`)).status).toBe(200);
     // One key locally: it stands for the master key that authLevel admin asks for.
     expect((await fetch(`${host.httpUrl}/api/admin`)).status).toBe(401);
@@ -447,25 +650,43 @@ describe('HTTP triggers', () => {
 
   it('returns jsonBody with its content type, headers and cookies', async () => {
     const { host, logger } = await start(definitions);
-    const response = await fetch(`${host.httpUrl}/api/status`, { headers: { 'x-functions-key': host.functionKey } });
+    const response = await fetch(`${host.httpUrl}/api/status`, {
+      headers: { 'x-functions-key': host.functionKey },
+    });
     expect(response.headers.get('content-type')).toBe('application/json');
     expect(response.headers.get('x-emfleet')).toBe('yes');
     expect(response.headers.getSetCookie()).toEqual(['seen=1; HttpOnly']);
     expect(await response.json()).toEqual({ ok: true });
-    expect(logger.named('InvocationSucceeded')[0]?.fields).toMatchObject({ functionName: 'status', trigger: 'http', status: 200, invocationId: expect.any(String) });
+    expect(logger.named('InvocationSucceeded')[0]?.fields).toMatchObject({
+      functionName: 'status',
+      trigger: 'http',
+      status: 200,
+      invocationId: expect.any(String),
+    });
   });
 
   it('routes {param} segments, literal segments first, with optional trailing parameters', async () => {
     const { host } = await start(definitions);
     const post = (path: string, body: unknown): Promise<Response> =>
-      fetch(`${host.httpUrl}${path}`, { method: 'POST', headers: { 'x-functions-key': host.functionKey, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${host.httpUrl}${path}`, {
+        method: 'POST',
+        headers: { 'x-functions-key': host.functionKey, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const action = await post('/api/rollouts/r%2042/pause?dry=1', { reason: 'bake' });
-    expect(await action.json()).toEqual({ params: { id: 'r 42', action: 'pause' }, body: { reason: 'bake' }, query: '1' });
+    expect(await action.json()).toEqual({
+      params: { id: 'r 42', action: 'pause' },
+      body: { reason: 'bake' },
+      query: '1',
+    });
     expect(await (await post('/api/Rollouts/PLAN/pause', {})).text()).toBe('literal first');
     const shown = await fetch(`${host.httpUrl}/api/rollouts/r1`);
     expect(shown.status).toBe(202);
     expect(await shown.json()).toEqual({ id: 'r1' });
-    expect(await (await fetch(`${host.httpUrl}/api/rollouts/r1/waves`)).json()).toEqual({ id: 'r1', view: 'waves' });
+    expect(await (await fetch(`${host.httpUrl}/api/rollouts/r1/waves`)).json()).toEqual({
+      id: 'r1',
+      view: 'waves',
+    });
   });
 
   it('answers 404 for unknown routes and for methods a route does not take (as the real host does), 500 when the handler throws, 204 when it returns nothing', async () => {
@@ -474,19 +695,39 @@ describe('HTTP triggers', () => {
     expect((await fetch(`${host.httpUrl}/api/missing`, { headers: key })).status).toBe(404);
     expect((await fetch(`${host.httpUrl}/status`, { headers: key })).status).toBe(404);
     expect((await fetch(`${host.httpUrl}/api/status`, { method: 'POST', headers: key })).status).toBe(404);
-    expect((await fetch(`${host.httpUrl}/api/rollouts/r1/pause`, { method: 'DELETE', headers: key })).status).toBe(404);
+    expect(
+      (await fetch(`${host.httpUrl}/api/rollouts/r1/pause`, { method: 'DELETE', headers: key })).status,
+    ).toBe(404);
     expect((await fetch(`${host.httpUrl}/api/throws`)).status).toBe(500);
-    expect(logger.named('InvocationFailed')[0]?.fields).toMatchObject({ functionName: 'throws', error: 'boom' });
+    expect(logger.named('InvocationFailed')[0]?.fields).toMatchObject({
+      functionName: 'throws',
+      error: 'boom',
+    });
     expect((await fetch(`${host.httpUrl}/api/text`)).status).toBe(500);
-    expect(logger.named('InvocationFailed')[1]?.fields['error']).toMatch(/must be an HttpResponseInit or HttpResponse/);
+    expect(logger.named('InvocationFailed')[1]?.fields['error']).toMatch(
+      /must be an HttpResponseInit or HttpResponse/,
+    );
     expect((await fetch(`${host.httpUrl}/api/nothing`)).status).toBe(204);
   });
 
   it('refuses route templates and bindings it cannot honour', async () => {
-    await expect(start([httpFunction('catchAll', { route: 'files/{*path}', handler: () => undefined })])).rejects.toThrow(/function catchAll: route segment "\{\*path\}"/);
-    await expect(start([httpFunction('constrained', { route: 'items/{id:int}', handler: () => undefined })])).rejects.toThrow(/function constrained/);
-    await expect(start([httpFunction('optionalFirst', { route: 'items/{id?}/history', handler: () => undefined })])).rejects.toThrow('function optionalFirst: optional route parameters must come last');
-    await expect(start([httpFunction('withOutput', { extraOutputs: [{ type: 'queue', name: 'out', queueName: 'x', connection: 'AzureWebJobsStorage' }], handler: () => undefined })])).rejects.toThrow(/function withOutput: .*extraOutputs/);
+    await expect(
+      start([httpFunction('catchAll', { route: 'files/{*path}', handler: () => undefined })]),
+    ).rejects.toThrow(/function catchAll: route segment "\{\*path\}"/);
+    await expect(
+      start([httpFunction('constrained', { route: 'items/{id:int}', handler: () => undefined })]),
+    ).rejects.toThrow(/function constrained/);
+    await expect(
+      start([httpFunction('optionalFirst', { route: 'items/{id?}/history', handler: () => undefined })]),
+    ).rejects.toThrow('function optionalFirst: optional route parameters must come last');
+    await expect(
+      start([
+        httpFunction('withOutput', {
+          extraOutputs: [{ type: 'queue', name: 'out', queueName: 'x', connection: 'AzureWebJobsStorage' }],
+          handler: () => undefined,
+        }),
+      ]),
+    ).rejects.toThrow(/function withOutput: .*extraOutputs/);
     const everything: TimerFunctionOptions = {
       schedule: yearly,
       handler: () => undefined,
@@ -495,22 +736,44 @@ describe('HTTP triggers', () => {
       extraInputs: [input.storageBlob({ path: 'c/b', connection: 'AzureWebJobsStorage' })],
       retry: { strategy: 'fixedDelay', maxRetryCount: 2, delayInterval: 1000 },
     };
-    await expect(start([{ kind: 'timer', name: 'overDeclared', options: everything }])).rejects.toThrow('function overDeclared: the local host does not support trigger, return, extraInputs, retry');
+    await expect(start([{ kind: 'timer', name: 'overDeclared', options: everything }])).rejects.toThrow(
+      'function overDeclared: the local host does not support trigger, return, extraInputs, retry',
+    );
     // app.http adds an HTTP return binding itself; declaring it is harmless.
     await start([httpFunction('httpReturn', { return: output.http({}), handler: () => undefined })]);
-    await expect(start([{ kind: 'storageQueue', name: 'elsewhere', options: { queueName: 'q', connection: 'OtherStorage', handler: () => undefined } }])).rejects.toThrow(/function elsewhere: connection OtherStorage/);
+    await expect(
+      start([
+        {
+          kind: 'storageQueue',
+          name: 'elsewhere',
+          options: { queueName: 'q', connection: 'OtherStorage', handler: () => undefined },
+        },
+      ]),
+    ).rejects.toThrow(/function elsewhere: connection OtherStorage/);
   });
 });
 
 describe('configuration', () => {
   it('refuses host.json values and queue names it cannot honour', async () => {
     const noop = queueFunction('noop', 'noop', () => undefined);
-    await expect(start([noop], { extensions: { queues: { batchSize: 64 } } })).rejects.toThrow('host.json extensions.queues.batchSize: 64 is not an integer in 1-32');
-    await expect(start([noop], { extensions: { queues: { maxPollingInterval: 2000 } } })).rejects.toThrow('host.json extensions.queues.maxPollingInterval: 2000 is not a duration');
-    await expect(start([noop], { extensions: { queues: { maxPollingInterval: '00:00:00.050' } } })).rejects.toThrow("below the host's minimum of 100 ms");
-    await expect(start([noop], { extensions: { queues: { messageEncoding: 'none' } } })).rejects.toThrow('base64 messages only');
-    await expect(start([noop], { extensions: { http: { routePrefix: '' } } })).rejects.toThrow('under /api only');
-    await expect(start([queueFunction('shouting', 'Bad--Name', () => undefined)])).rejects.toThrow(/function shouting: ".*-bad--name" is not a valid queue name/);
+    await expect(start([noop], { extensions: { queues: { batchSize: 64 } } })).rejects.toThrow(
+      'host.json extensions.queues.batchSize: 64 is not an integer in 1-32',
+    );
+    await expect(start([noop], { extensions: { queues: { maxPollingInterval: 2000 } } })).rejects.toThrow(
+      'host.json extensions.queues.maxPollingInterval: 2000 is not a duration',
+    );
+    await expect(
+      start([noop], { extensions: { queues: { maxPollingInterval: '00:00:00.050' } } }),
+    ).rejects.toThrow("below the host's minimum of 100 ms");
+    await expect(start([noop], { extensions: { queues: { messageEncoding: 'none' } } })).rejects.toThrow(
+      'base64 messages only',
+    );
+    await expect(start([noop], { extensions: { http: { routePrefix: '' } } })).rejects.toThrow(
+      'under /api only',
+    );
+    await expect(start([queueFunction('shouting', 'Bad--Name', () => undefined)])).rejects.toThrow(
+      /function shouting: ".*-bad--name" is not a valid queue name/,
+    );
   });
 });
 
@@ -520,12 +783,15 @@ describe('stop()', () => {
     // timers come and go in process.getActiveResourcesInfo().
     const tracked = new Map<number, { type: string; resource: { hasRef?: () => boolean } }>();
     const hook = createHook({
-      init: (id, type, _trigger, resource: { hasRef?: () => boolean }) => void (['Timeout', 'TCPSERVERWRAP'].includes(type) && tracked.set(id, { type, resource })),
+      init: (id, type, _trigger, resource: { hasRef?: () => boolean }) =>
+        void (['Timeout', 'TCPSERVERWRAP'].includes(type) && tracked.set(id, { type, resource })),
       destroy: (id) => void tracked.delete(id),
     }).enable();
     // Unref'd ones (undici's clock, for one) cannot keep the process alive.
-    const live = (): string[] => [...tracked.values()].filter(({ resource }) => resource.hasRef?.() !== false).map(({ type }) => type);
-    const sockets = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'TCPSocketWrap').length;
+    const live = (): string[] =>
+      [...tracked.values()].filter(({ resource }) => resource.hasRef?.() !== false).map(({ type }) => type);
+    const sockets = (): number =>
+      process.getActiveResourcesInfo().filter((resource) => resource === 'TCPSocketWrap').length;
     const socketsBefore = sockets();
     const held = gate();
     const release = gate();
@@ -570,7 +836,10 @@ describe('stop()', () => {
       await answer.opened;
     });
     try {
-      const { host, prefix } = await start([queueFunction('late', 'late', (message) => void calls.push(message))], { connectionString: proxy.connectionString });
+      const { host, prefix } = await start(
+        [queueFunction('late', 'late', (message) => void calls.push(message))],
+        { connectionString: proxy.connectionString },
+      );
       await sendJson(`${prefix}-late`, { late: true });
       await asked.opened;
       const stopped = host.stop();
@@ -601,7 +870,10 @@ describe('stop()', () => {
     await held.opened;
     // Resolves although the invocation is still held: stop() gave up on it.
     await host.stop();
-    expect(logger.named('LocalHostStopTimedOut')[0]?.fields).toMatchObject({ stillRunning: 1, stopTimeoutMs: 200 });
+    expect(logger.named('LocalHostStopTimedOut')[0]?.fields).toMatchObject({
+      stillRunning: 1,
+      stopTimeoutMs: 200,
+    });
     release.open();
   });
 });

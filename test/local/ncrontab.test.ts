@@ -54,7 +54,12 @@ describe('nextOccurrence', () => {
       time = nextOccurrence('0 0 */6 * * *', time);
       times.push(time.toISOString());
     }
-    expect(times).toEqual(['2025-03-10T12:00:00.000Z', '2025-03-10T18:00:00.000Z', '2025-03-11T00:00:00.000Z', '2025-03-11T06:00:00.000Z']);
+    expect(times).toEqual([
+      '2025-03-10T12:00:00.000Z',
+      '2025-03-10T18:00:00.000Z',
+      '2025-03-11T00:00:00.000Z',
+      '2025-03-11T06:00:00.000Z',
+    ]);
   });
 
   it.each([
@@ -77,6 +82,8 @@ describe('nextOccurrence', () => {
   });
 
   it('names the expression in its errors', () => {
-    expect(() => nextOccurrence('0 0 25 * * *', new Date())).toThrow('invalid NCRONTAB expression "0 0 25 * * *"');
+    expect(() => nextOccurrence('0 0 25 * * *', new Date())).toThrow(
+      'invalid NCRONTAB expression "0 0 25 * * *"',
+    );
   });
 });

@@ -18,7 +18,13 @@ beforeAll(async () => {
         if (request.headers['if-none-match'] === '"v1"') {
           response.writeHead(304, { etag: '"v1"' }).end();
         } else {
-          response.writeHead(200, { etag: '"v1"', 'last-modified': 'Mon, 23 Nov 2026 10:00:00 GMT', 'content-type': 'application/xml' }).end(body);
+          response
+            .writeHead(200, {
+              etag: '"v1"',
+              'last-modified': 'Mon, 23 Nov 2026 10:00:00 GMT',
+              'content-type': 'application/xml',
+            })
+            .end(body);
         }
         return;
       case '/error':
@@ -57,7 +63,10 @@ afterAll(() => {
 });
 
 async function failure(promise: Promise<unknown>): Promise<OcsError> {
-  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
   expect(error).toBeInstanceOf(OcsError);
   return error as OcsError;
 }
@@ -65,7 +74,11 @@ async function failure(promise: Promise<unknown>): Promise<OcsError> {
 describe('fetchFeed', () => {
   it('fetches the body with its validators, then gets 304 with them', async () => {
     const first = await fetchFeed({ url: `${base}/feed`, proxy: null });
-    expect(first).toMatchObject({ kind: 'fetched', etag: '"v1"', lastModified: 'Mon, 23 Nov 2026 10:00:00 GMT' });
+    expect(first).toMatchObject({
+      kind: 'fetched',
+      etag: '"v1"',
+      lastModified: 'Mon, 23 Nov 2026 10:00:00 GMT',
+    });
     expect(first.kind === 'fetched' && first.bytes.toString()).toBe(body);
     const second = await fetchFeed({ url: `${base}/feed`, etag: '"v1"', proxy: null });
     expect(second).toEqual({ kind: 'unchanged', etag: '"v1"' });
@@ -87,23 +100,32 @@ describe('fetchFeed', () => {
 
   it('refuses a body over the cap, declared or streamed', async () => {
     expect((await failure(fetchFeed({ url: `${base}/big-declared`, proxy: null }))).kind).toBe('TooLarge');
-    const streamed = await failure(fetchFeed({ url: `${base}/big-streamed`, maxBytes: 256 * 1024, proxy: null }));
+    const streamed = await failure(
+      fetchFeed({ url: `${base}/big-streamed`, maxBytes: 256 * 1024, proxy: null }),
+    );
     expect(streamed.kind).toBe('TooLarge');
     expect(streamed.message).toMatch(/exceeds 262144 bytes/);
   });
 
   it('names a DNS failure', async () => {
-    const error = await failure(fetchFeed({ url: 'https://emfleet-test.invalid/feed', proxy: null, timeoutInMs: 10_000 }));
+    const error = await failure(
+      fetchFeed({ url: 'https://emfleet-test.invalid/feed', proxy: null, timeoutInMs: 10_000 }),
+    );
     expect(error.kind).toBe('Dns');
   });
 
   it('names a TLS failure', async () => {
     const certificate = await issueCertificate({ subjectCn: 'untrusted.local', ca: true });
-    const server = https.createServer({ cert: certificate.certificatePem, key: certificate.privateKeyPem }, (_request, response) => response.end(body));
+    const server = https.createServer(
+      { cert: certificate.certificatePem, key: certificate.privateKeyPem },
+      (_request, response) => response.end(body),
+    );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
-      const error = await failure(fetchFeed({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/feed`, proxy: null }));
+      const error = await failure(
+        fetchFeed({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/feed`, proxy: null }),
+      );
       expect(error.kind).toBe('Tls');
     } finally {
       server.close();
@@ -135,18 +157,49 @@ describe('fetchFeed', () => {
     } finally {
       proxy.close();
     }
-    const dead = await failure(fetchFeed({ url: `${base}/feed`, environment: { HTTP_PROXY: 'http://127.0.0.1:9' }, timeoutInMs: 5_000 }));
+    const dead = await failure(
+      fetchFeed({
+        url: `${base}/feed`,
+        environment: { HTTP_PROXY: 'http://127.0.0.1:9' },
+        timeoutInMs: 5_000,
+      }),
+    );
     expect(dead.message).toMatch(/via proxy http:\/\/127\.0\.0\.1:9|through proxy/);
   });
 });
 
 describe('proxyFor', () => {
   it.each([
-    { name: 'https uses HTTPS_PROXY', url: 'https://officeclient.microsoft.com/x', env: { HTTPS_PROXY: 'http://proxy:8080' }, expected: 'http://proxy:8080' },
-    { name: 'lower-case names work', url: 'https://officeclient.microsoft.com/x', env: { https_proxy: 'http://proxy:8080' }, expected: 'http://proxy:8080' },
-    { name: 'NO_PROXY by domain suffix', url: 'https://officeclient.microsoft.com/x', env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'localhost,.microsoft.com' }, expected: null },
-    { name: 'NO_PROXY exact host', url: 'https://feed.contoso.com/x', env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'feed.contoso.com' }, expected: null },
-    { name: 'NO_PROXY does not match a longer name', url: 'https://notcontoso.com/x', env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'contoso.com' }, expected: 'http://proxy:8080' },
+    {
+      name: 'https uses HTTPS_PROXY',
+      url: 'https://officeclient.microsoft.com/x',
+      env: { HTTPS_PROXY: 'http://proxy:8080' },
+      expected: 'http://proxy:8080',
+    },
+    {
+      name: 'lower-case names work',
+      url: 'https://officeclient.microsoft.com/x',
+      env: { https_proxy: 'http://proxy:8080' },
+      expected: 'http://proxy:8080',
+    },
+    {
+      name: 'NO_PROXY by domain suffix',
+      url: 'https://officeclient.microsoft.com/x',
+      env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'localhost,.microsoft.com' },
+      expected: null,
+    },
+    {
+      name: 'NO_PROXY exact host',
+      url: 'https://feed.contoso.com/x',
+      env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'feed.contoso.com' },
+      expected: null,
+    },
+    {
+      name: 'NO_PROXY does not match a longer name',
+      url: 'https://notcontoso.com/x',
+      env: { HTTPS_PROXY: 'http://proxy:8080', NO_PROXY: 'contoso.com' },
+      expected: 'http://proxy:8080',
+    },
     { name: 'no proxy set', url: 'https://officeclient.microsoft.com/x', env: {}, expected: null },
   ])('$name', ({ url, env, expected }) => {
     expect(proxyFor(new URL(url), env)).toBe(expected);

@@ -9,8 +9,6 @@ import {
 } from '../../lib/package/build.js';
 import { build, range } from '../helpers/packages.js';
 
-
-
 describe('parseBuild', () => {
   it.each([
     { name: 'Exchange 2019 CU14 build', text: '15.2.1544.4', expected: [15, 2, 1544, 4] },
@@ -47,7 +45,12 @@ describe('parseBuild', () => {
 
 describe('compareBuilds', () => {
   it.each([
-    { name: 'numeric, not string, build part (2507 < 10000)', a: '15.1.2507.15', b: '15.1.10000.0', expected: -1 },
+    {
+      name: 'numeric, not string, build part (2507 < 10000)',
+      a: '15.1.2507.15',
+      b: '15.1.10000.0',
+      expected: -1,
+    },
     { name: 'numeric revision (4 < 10)', a: '15.2.1544.4', b: '15.2.1544.10', expected: -1 },
     { name: 'numeric minor (2 < 10)', a: '15.2.0.0', b: '15.10.0.0', expected: -1 },
     { name: 'numeric major (9 < 15)', a: '9.0.0.0', b: '15.0.0.0', expected: -1 },
@@ -76,11 +79,31 @@ describe('evaluateApplicability', () => {
     { name: 'min is inclusive', ranges: em1, at: '15.1.0.0', expected: 'Applies' },
     { name: 'max is inclusive', ranges: em1, at: '15.1.2507.15', expected: 'Applies' },
     { name: 'max of the second range is inclusive', ranges: em1, at: '15.2.1118.19', expected: 'Applies' },
-    { name: 'one revision above max on the same line: fixed', ranges: em1, at: '15.1.2507.16', expected: 'Fixed' },
+    {
+      name: 'one revision above max on the same line: fixed',
+      ranges: em1,
+      at: '15.1.2507.16',
+      expected: 'Fixed',
+    },
     { name: 'far above max on the same line: fixed', ranges: em1, at: '15.2.1544.4', expected: 'Fixed' },
-    { name: 'numeric comparison: 15.1.10000.0 is above 15.1.2507.15', ranges: em1, at: '15.1.10000.0', expected: 'Fixed' },
-    { name: 'older major version: not applicable', ranges: em1, at: '15.0.1497.2', expected: 'NotApplicable' },
-    { name: 'newer minor line with no range: not applicable, not fixed', ranges: em1, at: '15.3.0.0', expected: 'NotApplicable' },
+    {
+      name: 'numeric comparison: 15.1.10000.0 is above 15.1.2507.15',
+      ranges: em1,
+      at: '15.1.10000.0',
+      expected: 'Fixed',
+    },
+    {
+      name: 'older major version: not applicable',
+      ranges: em1,
+      at: '15.0.1497.2',
+      expected: 'NotApplicable',
+    },
+    {
+      name: 'newer minor line with no range: not applicable, not fixed',
+      ranges: em1,
+      at: '15.3.0.0',
+      expected: 'NotApplicable',
+    },
     {
       name: 'above the max of another line only: not fixed',
       ranges: [range('15.1.0.0', '15.1.2507.15')],
@@ -93,12 +116,37 @@ describe('evaluateApplicability', () => {
       at: '15.2.1117.99',
       expected: 'NotApplicable',
     },
-    { name: 'single-build range', ranges: [range('15.2.1544.4', '15.2.1544.4')], at: '15.2.1544.4', expected: 'Applies' },
-    { name: 'single-build range, next revision is fixed', ranges: [range('15.2.1544.4', '15.2.1544.4')], at: '15.2.1544.5', expected: 'Fixed' },
-    { name: 'multiple ranges on one line: inside the second', ranges: gap, at: '15.2.250.0', expected: 'Applies' },
-    { name: 'multiple ranges on one line: in the gap, above the first max', ranges: gap, at: '15.2.150.0', expected: 'Fixed' },
+    {
+      name: 'single-build range',
+      ranges: [range('15.2.1544.4', '15.2.1544.4')],
+      at: '15.2.1544.4',
+      expected: 'Applies',
+    },
+    {
+      name: 'single-build range, next revision is fixed',
+      ranges: [range('15.2.1544.4', '15.2.1544.4')],
+      at: '15.2.1544.5',
+      expected: 'Fixed',
+    },
+    {
+      name: 'multiple ranges on one line: inside the second',
+      ranges: gap,
+      at: '15.2.250.0',
+      expected: 'Applies',
+    },
+    {
+      name: 'multiple ranges on one line: in the gap, above the first max',
+      ranges: gap,
+      at: '15.2.150.0',
+      expected: 'Fixed',
+    },
     { name: 'multiple ranges on one line: above both', ranges: gap, at: '15.2.300.1', expected: 'Fixed' },
-    { name: 'range order does not matter', ranges: [...em1].reverse(), at: '15.1.2507.15', expected: 'Applies' },
+    {
+      name: 'range order does not matter',
+      ranges: [...em1].reverse(),
+      at: '15.1.2507.15',
+      expected: 'Applies',
+    },
   ])('$name ($at)', ({ ranges, at, expected }) => {
     expect(evaluateApplicability(ranges, build(at))).toBe(expected);
   });

@@ -11,7 +11,8 @@ import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js'
 import { verifyPackage, type VerifyOptions, type VerifyResult } from '../../lib/package/verify.js';
 import { bytes } from '../helpers/packages.js';
 
-const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`./fixtures/xmlsec1/${name}`, import.meta.url)), 'utf8');
+const fixture = (name: string): string =>
+  readFileSync(fileURLToPath(new URL(`./fixtures/xmlsec1/${name}`, import.meta.url)), 'utf8');
 
 const rootPem = fixture('root.pem');
 const ping1 = fixture('ping1.signed.xml');
@@ -37,13 +38,19 @@ function mutate(text: string, from: string, to: string): string {
   return text.replace(from, to);
 }
 
-const chain = ['CN=Microsoft Exchange XML Signing', 'CN=emfleet Interop Intermediate CA', 'CN=emfleet Interop Root CA'];
+const chain = [
+  'CN=Microsoft Exchange XML Signing',
+  'CN=emfleet Interop Intermediate CA',
+  'CN=emfleet Interop Root CA',
+];
 
 describe('xmlsec1 fixtures', () => {
   it('ping1.signed.xml verifies to [PING1]', () => {
     const result = verified(ping1);
     expect(result.package.mitigations.map((mitigation) => mitigation.id)).toEqual(['PING1']);
-    expect(result.package.mitigations[0]!.actions).toEqual([{ kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' }]);
+    expect(result.package.mitigations[0]!.actions).toEqual([
+      { kind: 'DoNothing', scope: 'Server', description: 'Does nothing', value: 'DoNothing' },
+    ]);
     // Their signingTime attribute predates time stamps: not trusted, listed, certificates checked at `now`.
     expect(result.package.signingTime).toBeUndefined();
     expect(result.timestamp).toEqual({ status: 'absent' });
@@ -64,14 +71,13 @@ describe('xmlsec1 fixtures', () => {
     expect(result.signer.validFrom).toBe('2025-01-01T00:00:00.000Z');
     expect(result.signer.validTo).toBe('2045-01-01T00:00:00.000Z');
 
-    const byId = new Map<string, Mitigation>(result.package.mitigations.map((mitigation) => [mitigation.id, mitigation]));
+    const byId = new Map<string, Mitigation>(
+      result.package.mitigations.map((mitigation) => [mitigation.id, mitigation]),
+    );
     expect([...byId.keys()]).toEqual(['PING1', 'EM1', 'EM2', 'EM3']);
-    expect(result.package.mitigations.map((mitigation) => mitigation.actions.map((action) => action.kind))).toEqual([
-      ['DoNothing'],
-      ['IisUrlRewrite'],
-      ['DisableAppPool'],
-      ['DisableService'],
-    ]);
+    expect(
+      result.package.mitigations.map((mitigation) => mitigation.actions.map((action) => action.kind)),
+    ).toEqual([['DoNothing'], ['IisUrlRewrite'], ['DisableAppPool'], ['DisableService']]);
 
     const em1 = byId.get('EM1')!;
     expect(em1.description).toBe('URL rewrite mitigation for CVE-2022-41040');
@@ -97,7 +103,9 @@ describe('xmlsec1 fixtures', () => {
       id: 'EM2',
       description: 'Disable OWA app pool',
       applicability: [{ min: [15, 2, 0, 0], max: [15, 2, 1544, 4] }],
-      actions: [{ kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool' }],
+      actions: [
+        { kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool' },
+      ],
     });
     expect(byId.get('EM3')).toEqual({
       id: 'EM3',
@@ -129,7 +137,11 @@ describe('xmlsec1 fixtures', () => {
     { name: 'a Value changed', from: '<Value>MSExchangeUM</Value>', to: '<Value>W3SVC</Value>' },
     { name: 'the max build widened', from: 'max="15.2.1544.4"', to: 'max="15.2.9999.4"' },
     { name: 'the sequence raised', from: 'sequence="12"', to: 'sequence="13"' },
-    { name: 'a forged Config added', from: '<Config id="EM3"', to: '<Config id="EVIL" desc="x"><ActionList/></Config><Config id="EM3"' },
+    {
+      name: 'a forged Config added',
+      from: '<Config id="EM3"',
+      to: '<Config id="EVIL" desc="x"><ActionList/></Config><Config id="EM3"',
+    },
   ])('tampered copy of full.signed.xml: $name → BadSignature', ({ from, to }) => {
     const result = verify(mutate(full, from, to));
     expect(result.ok).toBe(false);

@@ -18,12 +18,21 @@ function withKeyInfo(extra: string): string {
 
 describe('KeyInfo contents', () => {
   it("a KeyName beside the signer's KeyValue and X509Data is accepted (and not used)", () => {
-    const result = verifyPackage(bytes(withKeyInfo('<KeyName>Microsoft Exchange XML Signing</KeyName>')), { trust: pki.trust });
+    const result = verifyPackage(bytes(withKeyInfo('<KeyName>Microsoft Exchange XML Signing</KeyName>')), {
+      trust: pki.trust,
+    });
     expect(result.ok, result.ok ? '' : `${result.reason}: ${result.detail}`).toBe(true);
   });
 
   it('a second KeyValue that is not the signer certificate key is BadSignature', () => {
-    const result = verifyPackage(bytes(withKeyInfo('<KeyValue><RSAKeyValue><Modulus>AAAA</Modulus><Exponent>AQAB</Exponent></RSAKeyValue></KeyValue>')), { trust: pki.trust });
+    const result = verifyPackage(
+      bytes(
+        withKeyInfo(
+          '<KeyValue><RSAKeyValue><Modulus>AAAA</Modulus><Exponent>AQAB</Exponent></RSAKeyValue></KeyValue>',
+        ),
+      ),
+      { trust: pki.trust },
+    );
     expect(!result.ok && result.reason).toBe('BadSignature');
   });
 

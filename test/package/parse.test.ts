@@ -65,7 +65,13 @@ describe('parseEocs: the public PING1 sample', () => {
   });
 
   it('reads the sequence; a signingTime attribute is not the signing time (the time stamp is): listed as unknown', () => {
-    const model = parse(edit(ping1Xml, '<EOCS version="1.0.4">', '<EOCS version="1.0.4" signingTime="2026-11-02T12:00:00Z" sequence="12">'));
+    const model = parse(
+      edit(
+        ping1Xml,
+        '<EOCS version="1.0.4">',
+        '<EOCS version="1.0.4" signingTime="2026-11-02T12:00:00Z" sequence="12">',
+      ),
+    );
     expect('signingTime' in model).toBe(false);
     expect(model.sequence).toBe(12);
     expect(model.unknown).toEqual(['EOCS@signingTime']);
@@ -108,10 +114,31 @@ describe('parseEocs: the catalogue', () => {
           ruleXml:
             '<rule name="EEMS EM1 - Autodiscover Rule" stopProcessing="true"><match url=".*autodiscover\\.json.*"/><conditions logicalGrouping="MatchAny"><add input="{UrlDecode:{REQUEST_URI}}" pattern=".*autodiscover\\.json.*Powershell.*"/></conditions><action type="AbortRequest"/></rule>',
           probes: [
-            { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/owa/&Email=autodiscover/autodiscover.json%3F@evil.com&Protocol=XYZ&FooProtocol=Powershell', headers: [], expect: 'blocked' },
-            { method: 'GET', path: '/autodiscover/autodiscover.json?@evil.com/%50owershell', headers: [], expect: 'blocked' },
-            { method: 'GET', path: '/autodiscover/autodiscover.json?Email=user%40contoso.com&Protocol=ActiveSync', headers: [], expect: 'passed' },
-            { method: 'GET', path: '/owa/', headers: [{ name: 'User-Agent', value: 'emfleet-probe' }], cookie: 'X-OWA-CANARY=probe', expect: 'passed' },
+            {
+              method: 'GET',
+              path: '/autodiscover/autodiscover.json?@evil.com/owa/&Email=autodiscover/autodiscover.json%3F@evil.com&Protocol=XYZ&FooProtocol=Powershell',
+              headers: [],
+              expect: 'blocked',
+            },
+            {
+              method: 'GET',
+              path: '/autodiscover/autodiscover.json?@evil.com/%50owershell',
+              headers: [],
+              expect: 'blocked',
+            },
+            {
+              method: 'GET',
+              path: '/autodiscover/autodiscover.json?Email=user%40contoso.com&Protocol=ActiveSync',
+              headers: [],
+              expect: 'passed',
+            },
+            {
+              method: 'GET',
+              path: '/owa/',
+              headers: [{ name: 'User-Agent', value: 'emfleet-probe' }],
+              cookie: 'X-OWA-CANARY=probe',
+              expect: 'passed',
+            },
           ],
         },
       ],
@@ -120,7 +147,15 @@ describe('parseEocs: the catalogue', () => {
       id: 'EM2',
       description: 'Disable OWA app pool',
       applicability: [{ min: [15, 2, 0, 0], max: [15, 2, 1544, 4] }],
-      actions: [{ kind: 'DisableAppPool', scope: 'Server', description: 'Stop OWA', appPool: 'MSExchangeOWAAppPool', expectedDown: ['/owa/healthcheck.htm'] }],
+      actions: [
+        {
+          kind: 'DisableAppPool',
+          scope: 'Server',
+          description: 'Stop OWA',
+          appPool: 'MSExchangeOWAAppPool',
+          expectedDown: ['/owa/healthcheck.htm'],
+        },
+      ],
     });
     expect(em3).toEqual({
       id: 'EM3',
@@ -138,15 +173,33 @@ describe('parseEocs: the catalogue', () => {
   });
 
   it('keeps an explicit IIS site', () => {
-    const model = parse(edit(catalogueXml, '<Value site="Default Web Site">', '<Value site="Exchange Back End">'));
+    const model = parse(
+      edit(catalogueXml, '<Value site="Default Web Site">', '<Value site="Exchange Back End">'),
+    );
     const action = model.mitigations.find((mitigation) => mitigation.id === 'EM1')!.actions[0]!;
     expect(action).toMatchObject({ kind: 'IisUrlRewrite', site: 'Exchange Back End' });
   });
 
   it('trims whitespace around app-pool and service names', () => {
-    const model = parse(edit(edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value>\n  MSExchangeOWAAppPool\n</Value>'), '<Value>MSExchangeUM</Value>', '<Value> MSExchangeUM </Value>'));
-    expect(model.mitigations[2]!.actions[0]).toMatchObject({ kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' });
-    expect(model.mitigations[3]!.actions[0]).toMatchObject({ kind: 'DisableService', service: 'MSExchangeUM' });
+    const model = parse(
+      edit(
+        edit(
+          catalogueXml,
+          '<Value>MSExchangeOWAAppPool</Value>',
+          '<Value>\n  MSExchangeOWAAppPool\n</Value>',
+        ),
+        '<Value>MSExchangeUM</Value>',
+        '<Value> MSExchangeUM </Value>',
+      ),
+    );
+    expect(model.mitigations[2]!.actions[0]).toMatchObject({
+      kind: 'DisableAppPool',
+      appPool: 'MSExchangeOWAAppPool',
+    });
+    expect(model.mitigations[3]!.actions[0]).toMatchObject({
+      kind: 'DisableService',
+      service: 'MSExchangeUM',
+    });
   });
 });
 
@@ -161,7 +214,13 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
       ),
     );
     expect(model.mitigations[0]!.actions).toEqual([
-      { kind: 'Unsupported', type: 'RunScript', scope: 'Server', description: 'Run a script', why: 'unknown action type "RunScript"' },
+      {
+        kind: 'Unsupported',
+        type: 'RunScript',
+        scope: 'Server',
+        description: 'Run a script',
+        why: 'unknown action type "RunScript"',
+      },
       { kind: 'DisableService', scope: 'Server', description: 'Stop UM', service: 'MSExchangeUM' },
     ]);
   });
@@ -172,18 +231,34 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
   });
 
   it('an action type is case-sensitive', () => {
-    const action = onlyAction(parse(oneAction('<Action type="disableservice" scope="Server" desc="x"><Value>MSExchangeUM</Value></Action>')));
+    const action = onlyAction(
+      parse(
+        oneAction(
+          '<Action type="disableservice" scope="Server" desc="x"><Value>MSExchangeUM</Value></Action>',
+        ),
+      ),
+    );
     expect(action).toMatchObject({ kind: 'Unsupported', type: 'disableservice' });
   });
 
   it('an unknown action type needs no well-formed Value (it is never applied)', () => {
-    const action = onlyAction(parse(oneAction('<Action type="FutureThing" scope="Server" desc="x"><Setting a="1"/><Setting a="2"/></Action>')));
+    const action = onlyAction(
+      parse(
+        oneAction(
+          '<Action type="FutureThing" scope="Server" desc="x"><Setting a="1"/><Setting a="2"/></Action>',
+        ),
+      ),
+    );
     expect(action).toMatchObject({ kind: 'Unsupported', type: 'FutureThing' });
   });
 
   it('a known action type with an unknown attribute becomes Unsupported', () => {
     const action = onlyAction(
-      parse(oneAction('<Action type="DisableService" scope="Server" desc="Stop UM" onlyIf="Mailbox"><Value>MSExchangeUM</Value></Action>')),
+      parse(
+        oneAction(
+          '<Action type="DisableService" scope="Server" desc="Stop UM" onlyIf="Mailbox"><Value>MSExchangeUM</Value></Action>',
+        ),
+      ),
     );
     expect(action).toEqual({
       kind: 'Unsupported',
@@ -196,7 +271,11 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
 
   it('an IisUrlRewrite Value with an unknown attribute becomes Unsupported', () => {
     const action = onlyAction(
-      parse(oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site" section="system.webServer/rewrite/outboundRules"><rule name="R"/></Value></Action>')),
+      parse(
+        oneAction(
+          '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site" section="system.webServer/rewrite/outboundRules"><rule name="R"/></Value></Action>',
+        ),
+      ),
     );
     expect(action).toMatchObject({ kind: 'Unsupported', type: 'IisUrlRewrite' });
     expect(action.kind === 'Unsupported' && action.why).toContain('section');
@@ -231,7 +310,9 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
   });
 
   it('a Config in a namespace is not a Config: it is unknown content', () => {
-    const model = parse(edit(ping1Xml, '</EOCS>', '<x:Config xmlns:x="urn:evil" id="EVIL"><ActionList/></x:Config></EOCS>'));
+    const model = parse(
+      edit(ping1Xml, '</EOCS>', '<x:Config xmlns:x="urn:evil" id="EVIL"><ActionList/></x:Config></EOCS>'),
+    );
     expect(model.mitigations.map((mitigation) => mitigation.id)).toEqual(['PING1']);
     expect(model.unknown).toEqual(['EOCS/x:Config']);
   });
@@ -242,17 +323,20 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
   it.each([
     {
       name: 'an element beside the Value of a known action',
-      action: '<Action type="DisableService" scope="Server" desc="x"><Value>MSExchangeUM</Value><Condition role="Edge"/></Action>',
+      action:
+        '<Action type="DisableService" scope="Server" desc="x"><Value>MSExchangeUM</Value><Condition role="Edge"/></Action>',
       mentions: 'Condition',
     },
     {
       name: 'an attribute on the Value of DisableService',
-      action: '<Action type="DisableService" scope="Server" desc="x"><Value computer="EX01">MSExchangeUM</Value></Action>',
+      action:
+        '<Action type="DisableService" scope="Server" desc="x"><Value computer="EX01">MSExchangeUM</Value></Action>',
       mentions: 'computer',
     },
     {
       name: 'an attribute on the Value of DisableAppPool',
-      action: '<Action type="DisableAppPool" scope="Server" desc="x"><Value recycleOnly="true">MSExchangeOWAAppPool</Value></Action>',
+      action:
+        '<Action type="DisableAppPool" scope="Server" desc="x"><Value recycleOnly="true">MSExchangeOWAAppPool</Value></Action>',
       mentions: 'recycleOnly',
     },
     {
@@ -264,15 +348,25 @@ describe('parseEocs: unknown content is kept and reported, never a crash', () =>
     const model = parse(oneAction(action));
     const parsed = onlyAction(model);
     const reported = parsed.kind === 'Unsupported' || model.unknown.some((path) => path.includes(mentions));
-    expect(reported, `unknown: ${JSON.stringify(model.unknown)}, action: ${JSON.stringify(parsed)}`).toBe(true);
+    expect(reported, `unknown: ${JSON.stringify(model.unknown)}, action: ${JSON.stringify(parsed)}`).toBe(
+      true,
+    );
   });
 
   it.each([
-    { name: 'an attribute on Applicability', inner: '<Applicability source="msrc"><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><ActionList/>', mentions: 'source' },
+    {
+      name: 'an attribute on Applicability',
+      inner:
+        '<Applicability source="msrc"><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><ActionList/>',
+      mentions: 'source',
+    },
     { name: 'an attribute on ActionList', inner: '<ActionList mode="any"/>', mentions: 'mode' },
   ])('reports $name', ({ inner, mentions }) => {
     const model = parse(oneConfig(inner));
-    expect(model.unknown.some((path) => path.includes(mentions)), `unknown: ${JSON.stringify(model.unknown)}`).toBe(true);
+    expect(
+      model.unknown.some((path) => path.includes(mentions)),
+      `unknown: ${JSON.stringify(model.unknown)}`,
+    ).toBe(true);
   });
 });
 
@@ -281,10 +375,22 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
 
   it.each<{ name: string; xml: string; detail: readonly string[]; reason?: RejectionReason }>([
     { name: 'duplicate mitigation id', xml: duplicate, detail: ['PING1', 'more than once'] },
-    { name: 'id with a space', xml: oneConfig('<ActionList/>', { id: 'EM 1' }), detail: ['Config@id', '"EM 1"'] },
-    { name: 'id with a path separator', xml: oneConfig('<ActionList/>', { id: '../EM1' }), detail: ['Config@id', '"../EM1"'] },
+    {
+      name: 'id with a space',
+      xml: oneConfig('<ActionList/>', { id: 'EM 1' }),
+      detail: ['Config@id', '"EM 1"'],
+    },
+    {
+      name: 'id with a path separator',
+      xml: oneConfig('<ActionList/>', { id: '../EM1' }),
+      detail: ['Config@id', '"../EM1"'],
+    },
     { name: 'empty id', xml: oneConfig('<ActionList/>', { id: '' }), detail: ['Config@id', '""'] },
-    { name: 'id longer than 64', xml: oneConfig('<ActionList/>', { id: `EM${'1'.repeat(63)}` }), detail: ['Config@id'] },
+    {
+      name: 'id longer than 64',
+      xml: oneConfig('<ActionList/>', { id: `EM${'1'.repeat(63)}` }),
+      detail: ['Config@id'],
+    },
     { name: 'missing id', xml: edit(ping1Xml, 'id="PING1" ', ''), detail: ['Config@id'] },
     {
       name: 'bad build in min',
@@ -311,14 +417,24 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
       xml: edit(catalogueXml, 'min="15.1.0.0" max="15.1.2507.15"', 'min="15.1.10000.0" max="15.1.2507.15"'),
       detail: ['Config[id=EM1]/Applicability/Range[1]', 'above'],
     },
-    { name: 'Applicability without a Range', xml: oneConfig('<Applicability/><ActionList/>'), detail: ['Config[id=EM9]/Applicability'] },
+    {
+      name: 'Applicability without a Range',
+      xml: oneConfig('<Applicability/><ActionList/>'),
+      detail: ['Config[id=EM9]/Applicability'],
+    },
     {
       name: 'two Applicability elements',
-      xml: oneConfig('<Applicability><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><Applicability><Range min="15.1.0.0" max="15.1.1.0"/></Applicability><ActionList/>'),
+      xml: oneConfig(
+        '<Applicability><Range min="15.2.0.0" max="15.2.1.0"/></Applicability><Applicability><Range min="15.1.0.0" max="15.1.1.0"/></Applicability><ActionList/>',
+      ),
       detail: ['Config[id=EM9]', 'Applicability'],
     },
     { name: 'no ActionList', xml: oneConfig(''), detail: ['Config[id=EM9]', 'ActionList', 'found 0'] },
-    { name: 'two ActionLists', xml: oneConfig('<ActionList/><ActionList/>'), detail: ['Config[id=EM9]', 'ActionList', 'found 2'] },
+    {
+      name: 'two ActionLists',
+      xml: oneConfig('<ActionList/><ActionList/>'),
+      detail: ['Config[id=EM9]', 'ActionList', 'found 2'],
+    },
     {
       name: 'empty app-pool name',
       xml: edit(catalogueXml, '<Value>MSExchangeOWAAppPool</Value>', '<Value></Value>'),
@@ -356,49 +472,87 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
     },
     {
       name: 'known action with two Values',
-      xml: edit(catalogueXml, '<Value>MSExchangeUM</Value>', '<Value>MSExchangeUM</Value><Value>W3SVC</Value>'),
+      xml: edit(
+        catalogueXml,
+        '<Value>MSExchangeUM</Value>',
+        '<Value>MSExchangeUM</Value><Value>W3SVC</Value>',
+      ),
       detail: ['Config[id=EM3]/ActionList/Action[1]', 'Value', 'found 2'],
     },
     {
       name: 'IisUrlRewrite Value without a rule',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site"></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site="Default Web Site"></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
     },
     {
       name: 'IisUrlRewrite Value with two rules',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><rule name="B"/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><rule name="B"/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
     },
     {
       name: 'IisUrlRewrite Value with another element than rule',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><outboundRule name="A"/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><outboundRule name="A"/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
     },
     {
       name: 'IisUrlRewrite Value with a rule and another element',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><extra/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule name="A"/><extra/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
     },
     {
       name: 'IisUrlRewrite rule in a namespace',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><r:rule xmlns:r="urn:x" name="A"/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><r:rule xmlns:r="urn:x" name="A"/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value', '<rule>'],
     },
     {
       name: 'IisUrlRewrite rule without a name',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule stopProcessing="true"/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value><rule stopProcessing="true"/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value/rule', 'name'],
     },
     {
       name: 'IisUrlRewrite empty site',
-      xml: oneAction('<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site=" "><rule name="A"/></Value></Action>'),
+      xml: oneAction(
+        '<Action type="IisUrlRewrite" scope="Server" desc="x"><Value site=" "><rule name="A"/></Value></Action>',
+      ),
       detail: ['Config[id=EM9]/ActionList/Action[1]/Value@site'],
     },
-    { name: 'negative sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="-1"' }), detail: ['EOCS@sequence', '-1'] },
-    { name: 'fractional sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="1.5"' }), detail: ['EOCS@sequence'] },
-    { name: 'sequence in hex', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="0x10"' }), detail: ['EOCS@sequence'] },
-    { name: 'empty sequence', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence=""' }), detail: ['EOCS@sequence'] },
-    { name: 'sequence beyond a safe integer', xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="12345678901234567890"' }), detail: ['EOCS@sequence'] },
+    {
+      name: 'negative sequence',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="-1"' }),
+      detail: ['EOCS@sequence', '-1'],
+    },
+    {
+      name: 'fractional sequence',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="1.5"' }),
+      detail: ['EOCS@sequence'],
+    },
+    {
+      name: 'sequence in hex',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="0x10"' }),
+      detail: ['EOCS@sequence'],
+    },
+    {
+      name: 'empty sequence',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence=""' }),
+      detail: ['EOCS@sequence'],
+    },
+    {
+      name: 'sequence beyond a safe integer',
+      xml: oneConfig('<ActionList/>', { rootAttributes: ' sequence="12345678901234567890"' }),
+      detail: ['EOCS@sequence'],
+    },
     { name: 'root that is not EOCS', xml: '<Package version="1.0.4"/>', detail: ['EOCS', 'Package'] },
     { name: 'EOCS root in a namespace', xml: '<EOCS xmlns="urn:x" version="1.0.4"/>', detail: ['EOCS'] },
   ])('$name', ({ xml, detail, reason = 'Malformed' }) => {
@@ -410,8 +564,11 @@ describe('parseEocs: Malformed, with the path in the detail', () => {
 });
 
 describe('parseEocs: <Probe> and <ExpectedDown>', () => {
-  const rewriteWith = (children: string, type = 'IisUrlRewrite', value = '<Value><rule name="R"><match url="x"/><action type="AbortRequest"/></rule></Value>'): string =>
-    oneAction(`<Action type="${type}" scope="Server" desc="x">${value}${children}</Action>`);
+  const rewriteWith = (
+    children: string,
+    type = 'IisUrlRewrite',
+    value = '<Value><rule name="R"><match url="x"/><action type="AbortRequest"/></rule></Value>',
+  ): string => oneAction(`<Action type="${type}" scope="Server" desc="x">${value}${children}</Action>`);
 
   it('reads probes with their defaults, headers and cookie, in order', () => {
     const action = onlyAction(
@@ -426,7 +583,16 @@ describe('parseEocs: <Probe> and <ExpectedDown>', () => {
       kind: 'IisUrlRewrite',
       probes: [
         { method: 'GET', path: '/ecp/x.js?a=1&b=%2F', headers: [], expect: 'blocked' },
-        { method: 'POST', path: '/owa/', headers: [{ name: 'X-Test', value: '1' }, { name: 'User-Agent', value: 'probe\tv1' }], cookie: 'a=b; c=d', expect: 'passed' },
+        {
+          method: 'POST',
+          path: '/owa/',
+          headers: [
+            { name: 'X-Test', value: '1' },
+            { name: 'User-Agent', value: 'probe\tv1' },
+          ],
+          cookie: 'a=b; c=d',
+          expect: 'passed',
+        },
       ],
     });
     expect(action).not.toHaveProperty('expectedDown');
@@ -437,49 +603,188 @@ describe('parseEocs: <Probe> and <ExpectedDown>', () => {
   });
 
   it.each([
-    ['DisableAppPool', '<Value>MSExchangeOWAAppPool</Value>', { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' }],
+    [
+      'DisableAppPool',
+      '<Value>MSExchangeOWAAppPool</Value>',
+      { kind: 'DisableAppPool', appPool: 'MSExchangeOWAAppPool' },
+    ],
     ['DisableService', '<Value>MSExchangeUM</Value>', { kind: 'DisableService', service: 'MSExchangeUM' }],
     ['IisUrlRewrite', '<Value><rule name="R"/></Value>', { kind: 'IisUrlRewrite', ruleName: 'R' }],
   ])('%s declares endpoints it takes down', (type, value, shape) => {
-    const action = onlyAction(parse(rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm"/><ExpectedDown endpoint="/ecp/healthcheck.htm"/>', type, value)));
-    expect(action).toMatchObject({ ...shape, expectedDown: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'] });
+    const action = onlyAction(
+      parse(
+        rewriteWith(
+          '<ExpectedDown endpoint="/owa/healthcheck.htm"/><ExpectedDown endpoint="/ecp/healthcheck.htm"/>',
+          type,
+          value,
+        ),
+      ),
+    );
+    expect(action).toMatchObject({
+      ...shape,
+      expectedDown: ['/owa/healthcheck.htm', '/ecp/healthcheck.htm'],
+    });
   });
 
   it('probes and expected-down endpoints are known elements, not unknown content', () => {
-    const model = parse(rewriteWith('<Probe path="/a" expect="passed"/><ExpectedDown endpoint="/owa/healthcheck.htm"/>'));
+    const model = parse(
+      rewriteWith('<Probe path="/a" expect="passed"/><ExpectedDown endpoint="/owa/healthcheck.htm"/>'),
+    );
     expect(model.unknown).toEqual([]);
   });
 
   it.each([
-    { name: 'a probe on a DisableAppPool action', xml: rewriteWith('<Probe path="/owa/" expect="passed"/>', 'DisableAppPool', '<Value>MSExchangeOWAAppPool</Value>'), detail: ['Config[id=EM9]/ActionList/Action[1]/Probe[1]', 'only for IisUrlRewrite', 'DisableAppPool'] },
-    { name: 'a probe without a path', xml: rewriteWith('<Probe expect="blocked"/>'), detail: ['Action[1]/Probe[1]', 'no path'] },
-    { name: 'a probe without expect', xml: rewriteWith('<Probe path="/a"/>'), detail: ['Probe[1]@expect', 'blocked or passed'] },
-    { name: 'a probe expecting something else', xml: rewriteWith('<Probe path="/a" expect="Blocked"/>'), detail: ['Probe[1]@expect', '"Blocked"'] },
-    { name: 'a relative path', xml: rewriteWith('<Probe path="owa/" expect="passed"/>'), detail: ['Probe[1]@path', '"owa/"'] },
-    { name: 'a path naming another host', xml: rewriteWith('<Probe path="//evil.example/owa/" expect="passed"/>'), detail: ['Probe[1]@path'] },
-    { name: 'an absolute URL', xml: rewriteWith('<Probe path="https://evil.example/" expect="passed"/>'), detail: ['Probe[1]@path'] },
-    { name: 'a path with a space', xml: rewriteWith('<Probe path="/owa/ x" expect="passed"/>'), detail: ['Probe[1]@path'] },
-    { name: 'a path with a line break', xml: rewriteWith('<Probe path="/owa/&#10;Host: evil" expect="passed"/>'), detail: ['Probe[1]@path'] },
-    { name: 'a path too long', xml: rewriteWith(`<Probe path="/${'a'.repeat(2048)}" expect="passed"/>`), detail: ['Probe[1]@path', '2048'] },
-    { name: 'a lower-case method', xml: rewriteWith('<Probe method="get" path="/a" expect="passed"/>'), detail: ['Probe[1]@method', '"get"'] },
-    { name: 'a method with a space', xml: rewriteWith('<Probe method="GET /x" path="/a" expect="passed"/>'), detail: ['Probe[1]@method'] },
-    { name: 'an unknown attribute on a probe', xml: rewriteWith('<Probe path="/a" expect="passed" host="evil"/>'), detail: ['Probe[1]', 'unknown attributes host'] },
-    { name: 'a cookie with a line break', xml: rewriteWith('<Probe path="/a" expect="passed" cookie="a=b&#13;&#10;X-Evil: 1"/>'), detail: ['Probe[1]@cookie'] },
-    { name: 'a header with a bad name', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X Bad" value="1"/></Probe>'), detail: ['Probe[1]/Header[1]@name', '"X Bad"'] },
-    { name: 'a header value with a line break', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1&#10;Y: 2"/></Probe>'), detail: ['Probe[1]/Header[1]@value'] },
-    { name: 'a Cookie header', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Cookie" value="a=b"/></Probe>'), detail: ['Probe[1]/Header[1]@name', 'cookie attribute'] },
-    { name: 'a Content-Length header', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Content-Length" value="5"/></Probe>'), detail: ['Probe[1]/Header[1]@name', 'may not be set'] },
-    { name: 'another element in a probe', xml: rewriteWith('<Probe path="/a" expect="passed"><Body>x</Body></Probe>'), detail: ['Probe[1]', '<Body>'] },
-    { name: 'text in a probe', xml: rewriteWith('<Probe path="/a" expect="passed">GET /</Probe>'), detail: ['Probe[1]', 'not text'] },
-    { name: 'a header with content', xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1">2</Header></Probe>'), detail: ['Probe[1]/Header[1]', 'empty'] },
-    { name: 'too many probes', xml: rewriteWith('<Probe path="/a" expect="passed"/>'.repeat(21)), detail: ['Action[1]', '21 <Probe>', 'at most 20'] },
-    { name: 'too many headers', xml: rewriteWith(`<Probe path="/a" expect="passed">${'<Header name="X" value="1"/>'.repeat(21)}</Probe>`), detail: ['Probe[1]', '21 headers'] },
-    { name: 'the second probe is wrong', xml: rewriteWith('<Probe path="/a" expect="passed"/><Probe path="/b" expect="maybe"/>'), detail: ['Probe[2]@expect'] },
-    { name: 'an expected-down endpoint that is not a path', xml: rewriteWith('<ExpectedDown endpoint="owa"/>'), detail: ['Action[1]/ExpectedDown[1]@endpoint', '"owa"'] },
-    { name: 'an expected-down endpoint with a query', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm?x"/>'), detail: ['ExpectedDown[1]@endpoint'] },
-    { name: 'an expected-down endpoint missing', xml: rewriteWith('<ExpectedDown/>'), detail: ['ExpectedDown[1]@endpoint'] },
-    { name: 'an unknown attribute on ExpectedDown', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm" for="PT1H"/>'), detail: ['ExpectedDown[1]', 'unknown attributes for'] },
-    { name: 'content in ExpectedDown', xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm">owa</ExpectedDown>'), detail: ['ExpectedDown[1]', 'empty'] },
+    {
+      name: 'a probe on a DisableAppPool action',
+      xml: rewriteWith(
+        '<Probe path="/owa/" expect="passed"/>',
+        'DisableAppPool',
+        '<Value>MSExchangeOWAAppPool</Value>',
+      ),
+      detail: ['Config[id=EM9]/ActionList/Action[1]/Probe[1]', 'only for IisUrlRewrite', 'DisableAppPool'],
+    },
+    {
+      name: 'a probe without a path',
+      xml: rewriteWith('<Probe expect="blocked"/>'),
+      detail: ['Action[1]/Probe[1]', 'no path'],
+    },
+    {
+      name: 'a probe without expect',
+      xml: rewriteWith('<Probe path="/a"/>'),
+      detail: ['Probe[1]@expect', 'blocked or passed'],
+    },
+    {
+      name: 'a probe expecting something else',
+      xml: rewriteWith('<Probe path="/a" expect="Blocked"/>'),
+      detail: ['Probe[1]@expect', '"Blocked"'],
+    },
+    {
+      name: 'a relative path',
+      xml: rewriteWith('<Probe path="owa/" expect="passed"/>'),
+      detail: ['Probe[1]@path', '"owa/"'],
+    },
+    {
+      name: 'a path naming another host',
+      xml: rewriteWith('<Probe path="//evil.example/owa/" expect="passed"/>'),
+      detail: ['Probe[1]@path'],
+    },
+    {
+      name: 'an absolute URL',
+      xml: rewriteWith('<Probe path="https://evil.example/" expect="passed"/>'),
+      detail: ['Probe[1]@path'],
+    },
+    {
+      name: 'a path with a space',
+      xml: rewriteWith('<Probe path="/owa/ x" expect="passed"/>'),
+      detail: ['Probe[1]@path'],
+    },
+    {
+      name: 'a path with a line break',
+      xml: rewriteWith('<Probe path="/owa/&#10;Host: evil" expect="passed"/>'),
+      detail: ['Probe[1]@path'],
+    },
+    {
+      name: 'a path too long',
+      xml: rewriteWith(`<Probe path="/${'a'.repeat(2048)}" expect="passed"/>`),
+      detail: ['Probe[1]@path', '2048'],
+    },
+    {
+      name: 'a lower-case method',
+      xml: rewriteWith('<Probe method="get" path="/a" expect="passed"/>'),
+      detail: ['Probe[1]@method', '"get"'],
+    },
+    {
+      name: 'a method with a space',
+      xml: rewriteWith('<Probe method="GET /x" path="/a" expect="passed"/>'),
+      detail: ['Probe[1]@method'],
+    },
+    {
+      name: 'an unknown attribute on a probe',
+      xml: rewriteWith('<Probe path="/a" expect="passed" host="evil"/>'),
+      detail: ['Probe[1]', 'unknown attributes host'],
+    },
+    {
+      name: 'a cookie with a line break',
+      xml: rewriteWith('<Probe path="/a" expect="passed" cookie="a=b&#13;&#10;X-Evil: 1"/>'),
+      detail: ['Probe[1]@cookie'],
+    },
+    {
+      name: 'a header with a bad name',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X Bad" value="1"/></Probe>'),
+      detail: ['Probe[1]/Header[1]@name', '"X Bad"'],
+    },
+    {
+      name: 'a header value with a line break',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1&#10;Y: 2"/></Probe>'),
+      detail: ['Probe[1]/Header[1]@value'],
+    },
+    {
+      name: 'a Cookie header',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Cookie" value="a=b"/></Probe>'),
+      detail: ['Probe[1]/Header[1]@name', 'cookie attribute'],
+    },
+    {
+      name: 'a Content-Length header',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="Content-Length" value="5"/></Probe>'),
+      detail: ['Probe[1]/Header[1]@name', 'may not be set'],
+    },
+    {
+      name: 'another element in a probe',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Body>x</Body></Probe>'),
+      detail: ['Probe[1]', '<Body>'],
+    },
+    {
+      name: 'text in a probe',
+      xml: rewriteWith('<Probe path="/a" expect="passed">GET /</Probe>'),
+      detail: ['Probe[1]', 'not text'],
+    },
+    {
+      name: 'a header with content',
+      xml: rewriteWith('<Probe path="/a" expect="passed"><Header name="X" value="1">2</Header></Probe>'),
+      detail: ['Probe[1]/Header[1]', 'empty'],
+    },
+    {
+      name: 'too many probes',
+      xml: rewriteWith('<Probe path="/a" expect="passed"/>'.repeat(21)),
+      detail: ['Action[1]', '21 <Probe>', 'at most 20'],
+    },
+    {
+      name: 'too many headers',
+      xml: rewriteWith(
+        `<Probe path="/a" expect="passed">${'<Header name="X" value="1"/>'.repeat(21)}</Probe>`,
+      ),
+      detail: ['Probe[1]', '21 headers'],
+    },
+    {
+      name: 'the second probe is wrong',
+      xml: rewriteWith('<Probe path="/a" expect="passed"/><Probe path="/b" expect="maybe"/>'),
+      detail: ['Probe[2]@expect'],
+    },
+    {
+      name: 'an expected-down endpoint that is not a path',
+      xml: rewriteWith('<ExpectedDown endpoint="owa"/>'),
+      detail: ['Action[1]/ExpectedDown[1]@endpoint', '"owa"'],
+    },
+    {
+      name: 'an expected-down endpoint with a query',
+      xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm?x"/>'),
+      detail: ['ExpectedDown[1]@endpoint'],
+    },
+    {
+      name: 'an expected-down endpoint missing',
+      xml: rewriteWith('<ExpectedDown/>'),
+      detail: ['ExpectedDown[1]@endpoint'],
+    },
+    {
+      name: 'an unknown attribute on ExpectedDown',
+      xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm" for="PT1H"/>'),
+      detail: ['ExpectedDown[1]', 'unknown attributes for'],
+    },
+    {
+      name: 'content in ExpectedDown',
+      xml: rewriteWith('<ExpectedDown endpoint="/owa/healthcheck.htm">owa</ExpectedDown>'),
+      detail: ['ExpectedDown[1]', 'empty'],
+    },
   ])('Malformed: $name', ({ xml, detail }) => {
     const error = rejection(() => parse(xml));
     expect(error.reason).toBe('Malformed');
@@ -515,9 +820,18 @@ describe('parseXml: strict parsing before the model', () => {
     { name: 'bare ampersand in text', text: '<EOCS version="1.0.4">a & b</EOCS>' },
     { name: 'character reference to NUL', text: '<EOCS version="1.0.4" desc="a&#0;b"/>' },
     { name: 'raw control character U+0001', text: '<EOCS version="1.0.4" desc="a\u0001b"/>' },
-    { name: 'bare ampersand after a comment that holds one', text: '<EOCS version="1.0.4"><!-- a & b -->c & d</EOCS>' },
-    { name: 'bare ampersand after a CDATA section that holds one', text: '<EOCS version="1.0.4"><![CDATA[a & b]]><a x="&amp;"/>c & d</EOCS>' },
-    { name: 'bare ampersand far after the last reference', text: `<EOCS version="1.0.4" desc="&amp;">${'<a x="1">t</a>'.repeat(2000)}<a x="a & b"/></EOCS>` },
+    {
+      name: 'bare ampersand after a comment that holds one',
+      text: '<EOCS version="1.0.4"><!-- a & b -->c & d</EOCS>',
+    },
+    {
+      name: 'bare ampersand after a CDATA section that holds one',
+      text: '<EOCS version="1.0.4"><![CDATA[a & b]]><a x="&amp;"/>c & d</EOCS>',
+    },
+    {
+      name: 'bare ampersand far after the last reference',
+      text: `<EOCS version="1.0.4" desc="&amp;">${'<a x="1">t</a>'.repeat(2000)}<a x="a & b"/></EOCS>`,
+    },
   ])('$name → Malformed', ({ text }) => {
     expect(rejection(() => parseXml(text)).reason).toBe('Malformed');
   });
@@ -528,6 +842,8 @@ describe('parseXml: strict parsing before the model', () => {
     expect(document.getElementsByTagName('a')).toHaveLength(2001);
     expect(document.getElementsByTagName('a').item(2000)!.getAttribute('x')).toBe('<A');
     const offset = text.lastIndexOf('</a>');
-    expect(rejection(() => parseXml(`${text.slice(0, offset)}&${text.slice(offset)}`)).detail).toContain(`bare "&" at offset ${offset}`);
+    expect(rejection(() => parseXml(`${text.slice(0, offset)}&${text.slice(offset)}`)).detail).toContain(
+      `bare "&" at offset ${offset}`,
+    );
   });
 });

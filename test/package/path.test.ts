@@ -25,20 +25,55 @@ const chains: Record<string, Chain> = {};
 
 beforeAll(async () => {
   const root = await issueCertificate({ subjectCn: 'emfleet Path Root CA', ca: true });
-  const rootPathZero = await issueCertificate({ subjectCn: 'emfleet Path Root CA (pathLen 0)', ca: true, pathLength: 0 });
+  const rootPathZero = await issueCertificate({
+    subjectCn: 'emfleet Path Root CA (pathLen 0)',
+    ca: true,
+    pathLength: 0,
+  });
   const [intermediate, underPathZero, noCertSign] = await Promise.all([
     issueCertificate({ subjectCn: 'emfleet Path Intermediate CA', ca: true, issuer: root }),
-    issueCertificate({ subjectCn: 'emfleet Path Intermediate CA under pathLen 0', ca: true, issuer: rootPathZero }),
-    issueCertificate({ subjectCn: 'emfleet Path CA without keyCertSign', ca: true, issuer: root, keyUsages: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.cRLSign }),
+    issueCertificate({
+      subjectCn: 'emfleet Path Intermediate CA under pathLen 0',
+      ca: true,
+      issuer: rootPathZero,
+    }),
+    issueCertificate({
+      subjectCn: 'emfleet Path CA without keyCertSign',
+      ca: true,
+      issuer: root,
+      keyUsages: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.cRLSign,
+    }),
   ]);
-  const [good, caSigner, noDigitalSignature, unknownCritical, underPathLimit, underNoCertSign, knownCritical] = await Promise.all([
+  const [
+    good,
+    caSigner,
+    noDigitalSignature,
+    unknownCritical,
+    underPathLimit,
+    underNoCertSign,
+    knownCritical,
+  ] = await Promise.all([
     issueCertificate({ ...signer, issuer: intermediate }),
     issueCertificate({ ...signer, issuer: intermediate, ca: true }),
     issueCertificate({ ...signer, issuer: intermediate, keyUsages: x509.KeyUsageFlags.keyEncipherment }),
-    issueCertificate({ ...signer, issuer: intermediate, extraExtensions: [new x509.Extension('1.3.6.1.4.1.99999.1', true, new Uint8Array([0x05, 0x00]))] }),
+    issueCertificate({
+      ...signer,
+      issuer: intermediate,
+      extraExtensions: [new x509.Extension('1.3.6.1.4.1.99999.1', true, new Uint8Array([0x05, 0x00]))],
+    }),
     issueCertificate({ ...signer, issuer: underPathZero }),
     issueCertificate({ ...signer, issuer: noCertSign }),
-    issueCertificate({ ...signer, issuer: intermediate, extraExtensions: [new x509.Extension('2.5.29.32', true, new Uint8Array([0x30, 0x06, 0x30, 0x04, 0x06, 0x02, 0x55, 0x1d]))] }),
+    issueCertificate({
+      ...signer,
+      issuer: intermediate,
+      extraExtensions: [
+        new x509.Extension(
+          '2.5.29.32',
+          true,
+          new Uint8Array([0x30, 0x06, 0x30, 0x04, 0x06, 0x02, 0x55, 0x1d]),
+        ),
+      ],
+    }),
   ]);
   Object.assign(chains, {
     good: { root, issuers: [intermediate], signer: good },
@@ -58,7 +93,9 @@ function verifyChain(name: string): VerifyResult {
     certificatePem: chain.signer.certificatePem,
     chainPems: chain.issuers.map((issuer) => issuer.certificatePem),
   });
-  return verifyPackage(bytes(signed), { trust: createTrustPolicy({ anchorPems: [chain.root.certificatePem] }) });
+  return verifyPackage(bytes(signed), {
+    trust: createTrustPolicy({ anchorPems: [chain.root.certificatePem] }),
+  });
 }
 
 describe('path validation', () => {
@@ -71,11 +108,36 @@ describe('path validation', () => {
   });
 
   it.each([
-    { name: 'the signer is a CA (basicConstraints cA)', chain: 'caSigner', reason: 'WrongSigner', detail: 'is a CA' },
-    { name: 'the signer keyUsage lacks digitalSignature', chain: 'noDigitalSignature', reason: 'UntrustedChain', detail: 'digitalSignature' },
-    { name: 'the signer carries a critical extension emfleet does not process', chain: 'unknownCritical', reason: 'UntrustedChain', detail: '1.3.6.1.4.1.99999.1' },
-    { name: "the root's pathLenConstraint 0 is exceeded by an intermediate", chain: 'pathLength', reason: 'UntrustedChain', detail: 'pathLenConstraint' },
-    { name: 'an issuer whose keyUsage lacks keyCertSign', chain: 'noCertSign', reason: 'UntrustedChain', detail: 'keyCertSign' },
+    {
+      name: 'the signer is a CA (basicConstraints cA)',
+      chain: 'caSigner',
+      reason: 'WrongSigner',
+      detail: 'is a CA',
+    },
+    {
+      name: 'the signer keyUsage lacks digitalSignature',
+      chain: 'noDigitalSignature',
+      reason: 'UntrustedChain',
+      detail: 'digitalSignature',
+    },
+    {
+      name: 'the signer carries a critical extension emfleet does not process',
+      chain: 'unknownCritical',
+      reason: 'UntrustedChain',
+      detail: '1.3.6.1.4.1.99999.1',
+    },
+    {
+      name: "the root's pathLenConstraint 0 is exceeded by an intermediate",
+      chain: 'pathLength',
+      reason: 'UntrustedChain',
+      detail: 'pathLenConstraint',
+    },
+    {
+      name: 'an issuer whose keyUsage lacks keyCertSign',
+      chain: 'noCertSign',
+      reason: 'UntrustedChain',
+      detail: 'keyCertSign',
+    },
   ])('$name: $reason', ({ chain, reason, detail }) => {
     const result = verifyChain(chain);
     expect(result.ok ? 'ok' : result.reason, result.ok ? '' : result.detail).toBe(reason);

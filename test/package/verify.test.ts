@@ -2,7 +2,13 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createHash } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import { ConfigError } from '../../lib/errors.js';
-import { createDevPki, devTimestampAuthority, issueCertificate, type DevPki, type IssuedCertificate } from '../../lib/local/pki.js';
+import {
+  createDevPki,
+  devTimestampAuthority,
+  issueCertificate,
+  type DevPki,
+  type IssuedCertificate,
+} from '../../lib/local/pki.js';
 import type { AcceptedMark } from '../../lib/package/freshness.js';
 import { algorithms, microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { parseEocs } from '../../lib/package/parse.js';
@@ -22,10 +28,19 @@ const codeSigningEku = '1.3.6.1.5.5.7.3.3';
 const wholeSeconds = (time: number): Date => new Date(Math.floor(time / 1000) * 1000);
 
 /** Signs in the real shape, time-stamped by the test TSA. */
-function signWith(xml: string, signer: IssuedCertificate, chain: readonly IssuedCertificate[], options: SignOptions = {}): string {
+function signWith(
+  xml: string,
+  signer: IssuedCertificate,
+  chain: readonly IssuedCertificate[],
+  options: SignOptions = {},
+): string {
   return signPackage(
     xml,
-    { privateKeyPem: signer.privateKeyPem, certificatePem: signer.certificatePem, chainPems: chain.map((certificate) => certificate.certificatePem) },
+    {
+      privateKeyPem: signer.privateKeyPem,
+      certificatePem: signer.certificatePem,
+      chainPems: chain.map((certificate) => certificate.certificatePem),
+    },
     { timestampAuthority: devTimestampAuthority(fx.pki), ...options },
   );
 }
@@ -34,7 +49,10 @@ function signWith(xml: string, signer: IssuedCertificate, chain: readonly Issued
 function stamp(xml: string, signingTime: Date): string {
   const root = '<EOCS version="1.0.4">';
   if (!xml.includes(root)) throw new Error('test data: no EOCS start tag to stamp');
-  return xml.replace(root, `<EOCS version="1.0.4" signingTime="${signingTime.toISOString().replace(/\.\d{3}Z$/, 'Z')}">`);
+  return xml.replace(
+    root,
+    `<EOCS version="1.0.4" signingTime="${signingTime.toISOString().replace(/\.\d{3}Z$/, 'Z')}">`,
+  );
 }
 
 /**
@@ -47,7 +65,9 @@ function signWithAlgorithms(
   chain: readonly IssuedCertificate[],
   chosen: { signature: string; digest: string; canonicalization: string },
 ): string {
-  const certificates = [signer, ...chain].map((certificate) => `<X509Certificate>${certificate.certificate.raw.toString('base64')}</X509Certificate>`);
+  const certificates = [signer, ...chain].map(
+    (certificate) => `<X509Certificate>${certificate.certificate.raw.toString('base64')}</X509Certificate>`,
+  );
   const signedXml = new SignedXml({
     privateKey: signer.privateKeyPem,
     signatureAlgorithm: chosen.signature,
@@ -94,9 +114,17 @@ beforeAll(async () => {
   const lookAlike = await createDevPki({ label });
   const underIntermediate = { issuer: pki.intermediate };
   const [wrongCn, noEku, otherEku, expired, notYetValid, oldIntermediate, serialSigner] = await Promise.all([
-    issueCertificate({ subjectCn: 'Contoso XML Signing', ...underIntermediate, extendedKeyUsages: [microsoftSignerEku] }),
+    issueCertificate({
+      subjectCn: 'Contoso XML Signing',
+      ...underIntermediate,
+      extendedKeyUsages: [microsoftSignerEku],
+    }),
     issueCertificate({ subjectCn: microsoftSignerSubjectCn, ...underIntermediate }),
-    issueCertificate({ subjectCn: microsoftSignerSubjectCn, ...underIntermediate, extendedKeyUsages: [codeSigningEku] }),
+    issueCertificate({
+      subjectCn: microsoftSignerSubjectCn,
+      ...underIntermediate,
+      extendedKeyUsages: [codeSigningEku],
+    }),
     issueCertificate({
       subjectCn: microsoftSignerSubjectCn,
       ...underIntermediate,
@@ -118,7 +146,12 @@ beforeAll(async () => {
       notBefore: new Date(now - 30 * day),
       notAfter: new Date(now - day),
     }),
-    issueCertificate({ subjectCn: microsoftSignerSubjectCn, ...underIntermediate, extendedKeyUsages: [microsoftSignerEku], serialNumber: '7e57ab1e' }),
+    issueCertificate({
+      subjectCn: microsoftSignerSubjectCn,
+      ...underIntermediate,
+      extendedKeyUsages: [microsoftSignerEku],
+      serialNumber: '7e57ab1e',
+    }),
   ]);
   const signerUnderOldIntermediate = await issueCertificate({
     subjectCn: microsoftSignerSubjectCn,
@@ -152,13 +185,14 @@ describe('verifyPackage: round trip sign → verify', () => {
     const result = verify(fx.catalogue);
     expect(result.ok, JSON.stringify(result)).toBe(true);
     if (!result.ok) return;
-    expect(result.package).toEqual({ ...parseEocs(parseXml(catalogueXml)), signingTime: fx.signedAt, sequence: 42 });
-    expect(result.package.mitigations.flatMap((mitigation) => mitigation.actions.map((action) => action.kind))).toEqual([
-      'DoNothing',
-      'IisUrlRewrite',
-      'DisableAppPool',
-      'DisableService',
-    ]);
+    expect(result.package).toEqual({
+      ...parseEocs(parseXml(catalogueXml)),
+      signingTime: fx.signedAt,
+      sequence: 42,
+    });
+    expect(
+      result.package.mitigations.flatMap((mitigation) => mitigation.actions.map((action) => action.kind)),
+    ).toEqual(['DoNothing', 'IisUrlRewrite', 'DisableAppPool', 'DisableService']);
   });
 
   it('sha256 is the SHA-256 of the exact bytes verified', () => {
@@ -170,7 +204,11 @@ describe('verifyPackage: round trip sign → verify', () => {
     const other = verify(`${fx.catalogue}\n`);
     expect(other.ok).toBe(true);
     expect(other.sha256).not.toBe(result.sha256);
-    expect(other.sha256).toBe(createHash('sha256').update(bytes(`${fx.catalogue}\n`)).digest('hex'));
+    expect(other.sha256).toBe(
+      createHash('sha256')
+        .update(bytes(`${fx.catalogue}\n`))
+        .digest('hex'),
+    );
   });
 
   it('a rejection carries the SHA-256 of the bytes too', () => {
@@ -192,7 +230,11 @@ describe('verifyPackage: round trip sign → verify', () => {
       validFrom: signer.validFromDate.toISOString(),
       validTo: signer.validToDate.toISOString(),
     });
-    expect(result.chain).toEqual([`CN=${microsoftSignerSubjectCn}`, `CN=${label} Intermediate CA`, `CN=${label} Root CA`]);
+    expect(result.chain).toEqual([
+      `CN=${microsoftSignerSubjectCn}`,
+      `CN=${label} Intermediate CA`,
+      `CN=${label} Root CA`,
+    ]);
   });
 
   it('PING1 verifies to exactly [PING1]', () => {
@@ -220,24 +262,34 @@ describe('verifyPackage: round trip sign → verify', () => {
   });
 
   it('the root may also travel in KeyInfo', () => {
-    const signed = signWith(ping1Xml, fx.pki.signer, [fx.pki.intermediate, fx.pki.root], { signingTime: fx.signedAt });
+    const signed = signWith(ping1Xml, fx.pki.signer, [fx.pki.intermediate, fx.pki.root], {
+      signingTime: fx.signedAt,
+    });
     const result = verify(signed);
     expect(result.ok && result.chain).toHaveLength(3);
   });
 
   it('an anchor pinned by its SHA-256 fingerprint verifies', () => {
-    const trust = createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], anchorSha256: [fx.pki.root.certificate.fingerprint256] });
+    const trust = createTrustPolicy({
+      anchorPems: [fx.pki.root.certificatePem],
+      anchorSha256: [fx.pki.root.certificate.fingerprint256],
+    });
     expect(verify(fx.catalogue, { trust }).ok).toBe(true);
   });
 
   it('an anchor that matches no pin is a configuration error, not a trust decision', () => {
-    expect(() => createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], anchorSha256: ['00'.repeat(32)] })).toThrow(ConfigError);
+    expect(() =>
+      createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], anchorSha256: ['00'.repeat(32)] }),
+    ).toThrow(ConfigError);
     expect(() => createTrustPolicy({ anchorPems: [] })).toThrow(ConfigError);
   });
 
   it("an organization's own feed: its subject and EKU, configured", () => {
     const signed = signWith(ping1Xml, fx.wrongCn, [fx.pki.intermediate], { signingTime: fx.signedAt });
-    const trust = createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], signerSubjectCn: 'Contoso XML Signing' });
+    const trust = createTrustPolicy({
+      anchorPems: [fx.pki.root.certificatePem],
+      signerSubjectCn: 'Contoso XML Signing',
+    });
     const result = verify(signed, { trust });
     expect(result.ok && result.signer.subject).toBe('CN=Contoso XML Signing');
   });
@@ -254,16 +306,25 @@ describe('verifyPackage: round trip sign → verify', () => {
   });
 
   it('a revoked-serials list that does not name the chain changes nothing', () => {
-    const trust = createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], revokedSerials: ['01', 'DEADBEEF'] });
+    const trust = createTrustPolicy({
+      anchorPems: [fx.pki.root.certificatePem],
+      revokedSerials: ['01', 'DEADBEEF'],
+    });
     expect(verify(fx.catalogue, { trust }).ok).toBe(true);
   });
 
   it.each<{ name: string; lastAccepted: () => AcceptedMark }>([
     { name: 'same sequence (re-polling the same package)', lastAccepted: () => ({ sequence: 42 }) },
     { name: 'older sequence', lastAccepted: () => ({ sequence: 41 }) },
-    { name: 'older sequence, newer signing time', lastAccepted: () => ({ sequence: 41, signingTime: new Date(fx.signedAt.getTime() + day) }) },
+    {
+      name: 'older sequence, newer signing time',
+      lastAccepted: () => ({ sequence: 41, signingTime: new Date(fx.signedAt.getTime() + day) }),
+    },
     { name: 'same signing time', lastAccepted: () => ({ signingTime: fx.signedAt }) },
-    { name: 'older signing time', lastAccepted: () => ({ signingTime: new Date(fx.signedAt.getTime() - 1000) }) },
+    {
+      name: 'older signing time',
+      lastAccepted: () => ({ signingTime: new Date(fx.signedAt.getTime() - 1000) }),
+    },
   ])('not a rollback: $name', ({ lastAccepted }) => {
     const result = verify(fx.catalogue, { lastAccepted: lastAccepted() });
     expect(result.ok, JSON.stringify(result)).toBe(true);
@@ -280,8 +341,18 @@ interface ReasonCase {
 
 /** Every case is a real input (signed by a real key where a signature matters), not a mock. */
 const cases: readonly ReasonCase[] = [
-  { name: 'not XML at all', reason: 'Malformed', detail: 'well-formed', run: () => verify('This is not a package.') },
-  { name: 'a root other than EOCS', reason: 'Malformed', detail: 'EOCS', run: () => verify('<Package version="1.0.4"/>') },
+  {
+    name: 'not XML at all',
+    reason: 'Malformed',
+    detail: 'well-formed',
+    run: () => verify('This is not a package.'),
+  },
+  {
+    name: 'a root other than EOCS',
+    reason: 'Malformed',
+    detail: 'EOCS',
+    run: () => verify('<Package version="1.0.4"/>'),
+  },
   {
     name: 'time stamp more than 5 minutes ahead of the clock',
     reason: 'BadTimestamp',
@@ -298,9 +369,22 @@ const cases: readonly ReasonCase[] = [
     name: 'more than 10 certificates in KeyInfo',
     reason: 'TooLarge',
     detail: 'certificates',
-    run: () => verify(signWith(ping1Xml, fx.pki.signer, Array.from({ length: 10 }, () => fx.pki.intermediate), { signingTime: fx.signedAt })),
+    run: () =>
+      verify(
+        signWith(
+          ping1Xml,
+          fx.pki.signer,
+          Array.from({ length: 10 }, () => fx.pki.intermediate),
+          { signingTime: fx.signedAt },
+        ),
+      ),
   },
-  { name: 'an unsigned package', reason: 'BadSignature', detail: 'not signed', run: () => verify(catalogueXml) },
+  {
+    name: 'an unsigned package',
+    reason: 'BadSignature',
+    detail: 'not signed',
+    run: () => verify(catalogueXml),
+  },
   {
     name: 'a signed package whose content was changed',
     reason: 'BadSignature',
@@ -337,13 +421,17 @@ const cases: readonly ReasonCase[] = [
     name: 'signed by a look-alike PKI (same names, other keys)',
     reason: 'UntrustedChain',
     detail: 'no configured trust anchor',
-    run: () => verify(signWith(ping1Xml, fx.lookAlike.signer, [fx.lookAlike.intermediate], { signingTime: fx.signedAt })),
+    run: () =>
+      verify(
+        signWith(ping1Xml, fx.lookAlike.signer, [fx.lookAlike.intermediate], { signingTime: fx.signedAt }),
+      ),
   },
   {
     name: 'the configured anchor is another root',
     reason: 'UntrustedChain',
     detail: 'Intermediate CA',
-    run: () => verify(fx.catalogue, { trust: createTrustPolicy({ anchorPems: [fx.lookAlike.root.certificatePem] }) }),
+    run: () =>
+      verify(fx.catalogue, { trust: createTrustPolicy({ anchorPems: [fx.lookAlike.root.certificatePem] }) }),
   },
   {
     name: 'the intermediate is missing from KeyInfo',
@@ -379,13 +467,17 @@ const cases: readonly ReasonCase[] = [
     name: 'signer not yet valid at the signing time',
     reason: 'Expired',
     detail: microsoftSignerSubjectCn,
-    run: () => verify(signWith(ping1Xml, fx.notYetValid, [fx.pki.intermediate], { signingTime: fx.signedAt })),
+    run: () =>
+      verify(signWith(ping1Xml, fx.notYetValid, [fx.pki.intermediate], { signingTime: fx.signedAt })),
   },
   {
     name: 'intermediate expired before the signing time',
     reason: 'Expired',
     detail: 'Old Intermediate CA',
-    run: () => verify(signWith(ping1Xml, fx.signerUnderOldIntermediate, [fx.oldIntermediate], { signingTime: fx.signedAt })),
+    run: () =>
+      verify(
+        signWith(ping1Xml, fx.signerUnderOldIntermediate, [fx.oldIntermediate], { signingTime: fx.signedAt }),
+      ),
   },
   {
     name: 'signer serial on the deny-list (written with colons, leading zeros, lower case)',
@@ -393,7 +485,10 @@ const cases: readonly ReasonCase[] = [
     detail: '7E57AB1E',
     run: () =>
       verify(signWith(ping1Xml, fx.serialSigner, [fx.pki.intermediate], { signingTime: fx.signedAt }), {
-        trust: createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], revokedSerials: ['00:7e:57:ab:1e'] }),
+        trust: createTrustPolicy({
+          anchorPems: [fx.pki.root.certificatePem],
+          revokedSerials: ['00:7e:57:ab:1e'],
+        }),
       }),
   },
   {
@@ -402,7 +497,10 @@ const cases: readonly ReasonCase[] = [
     detail: 'Intermediate CA',
     run: () =>
       verify(fx.catalogue, {
-        trust: createTrustPolicy({ anchorPems: [fx.pki.root.certificatePem], revokedSerials: [fx.pki.intermediate.certificate.serialNumber] }),
+        trust: createTrustPolicy({
+          anchorPems: [fx.pki.root.certificatePem],
+          revokedSerials: [fx.pki.intermediate.certificate.serialNumber],
+        }),
       }),
   },
   {

@@ -1,5 +1,11 @@
 import { describe, it, expect } from 'vitest';
-import { decide, policyReasons, type PolicyDecisionKind, type PolicyReason, type ServerFacts } from '../../lib/policy/decide.js';
+import {
+  decide,
+  policyReasons,
+  type PolicyDecisionKind,
+  type PolicyReason,
+  type ServerFacts,
+} from '../../lib/policy/decide.js';
 import type { EffectiveScope, ValueSource } from '../../lib/policy/effective.js';
 import type { BuildRange } from '../../lib/package/build.js';
 import { range } from '../helpers/packages.js';
@@ -7,8 +13,6 @@ import { rewrite, disablePool } from '../helpers/actions.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';
 
 // ---- test data builders -------------------------------------------------------------------------
-
-
 
 interface ScopeOptions {
   readonly enabled?: boolean;
@@ -39,7 +43,11 @@ const unsupported: MitigationAction = {
   why: 'unknown action type SetRegistryValue',
 };
 
-function mitigation(id: string, applicability: readonly BuildRange[], actions: readonly MitigationAction[] = [rewrite]): Mitigation {
+function mitigation(
+  id: string,
+  applicability: readonly BuildRange[],
+  actions: readonly MitigationAction[] = [rewrite],
+): Mitigation {
   return { id, description: `${id} test mitigation`, applicability, actions };
 }
 
@@ -584,7 +592,10 @@ const rows: readonly Row[] = [
 describe('decide', () => {
   it.each(rows)('$name', (row) => {
     const result = decide(row.org, row.server, row.facts, row.mitigation);
-    expect({ decision: result.decision, reason: result.reason }).toEqual({ decision: row.decision, reason: row.reason });
+    expect({ decision: result.decision, reason: result.reason }).toEqual({
+      decision: row.decision,
+      reason: row.reason,
+    });
     for (const part of row.detail) expect(result.detail).toContain(part);
   });
 
@@ -602,14 +613,16 @@ describe('decide', () => {
   it('never removes a mitigation the server does not report applied', () => {
     for (const row of rows) {
       const result = decide(row.org, row.server, row.facts, row.mitigation);
-      if (!row.facts.reportedApplied.includes(row.mitigation.id)) expect(result.decision, row.name).not.toBe('Remove');
+      if (!row.facts.reportedApplied.includes(row.mitigation.id))
+        expect(result.decision, row.name).not.toBe('Remove');
     }
   });
 
   it('Disabled and PolicyError leave the server alone: never Apply or Remove', () => {
     for (const row of rows) {
       const result = decide(row.org, row.server, row.facts, row.mitigation);
-      if (result.reason === 'PolicyError' || result.reason.startsWith('Disabled')) expect(result.decision, row.name).toBe('Skip');
+      if (result.reason === 'PolicyError' || result.reason.startsWith('Disabled'))
+        expect(result.decision, row.name).toBe('Skip');
     }
   });
 

@@ -11,7 +11,8 @@ function parsed(value: unknown): DeclaredPolicy {
 /** Parses policy JSON that the test expects to be rejected; returns the error text. */
 function rejected(text: string): string {
   const result = parseDeclaredPolicy(text);
-  if (result.ok) throw new Error(`expected ${text} to be rejected, but it parsed as ${JSON.stringify(result.policy)}`);
+  if (result.ok)
+    throw new Error(`expected ${text} to be rejected, but it parsed as ${JSON.stringify(result.policy)}`);
   return result.error;
 }
 
@@ -45,7 +46,11 @@ describe('parseDeclaredPolicy', () => {
   });
 
   it('onDegraded per org and per server becomes part of their layers', () => {
-    const policy = parsed({ org: { onDegraded: 'keep' }, servers: { 'EX01.contoso.com': { onDegraded: 'rollback' } }, rings: { canary: ['ex01.contoso.com'] } });
+    const policy = parsed({
+      org: { onDegraded: 'keep' },
+      servers: { 'EX01.contoso.com': { onDegraded: 'rollback' } },
+      rings: { canary: ['ex01.contoso.com'] },
+    });
     const layers = declaredLayers(policy);
     expect(layers.org).toEqual({ onDegraded: 'keep' });
     expect(layers.servers.get('ex01.contoso.com')).toEqual({ onDegraded: 'rollback', ring: 'canary' });
@@ -157,9 +162,14 @@ describe('parseDeclaredPolicy', () => {
 
 describe('declaredLayers', () => {
   it('the org layer is the org settings, without unset fields', () => {
-    expect(declaredLayers(parsed(realistic)).org).toStrictEqual({ mitigationsEnabled: true, blockedMitigations: ['EM3'] });
+    expect(declaredLayers(parsed(realistic)).org).toStrictEqual({
+      mitigationsEnabled: true,
+      blockedMitigations: ['EM3'],
+    });
     expect(declaredLayers(parsed({})).org).toStrictEqual({});
-    expect(declaredLayers(parsed({ org: { blockedMitigations: [] } })).org).toStrictEqual({ blockedMitigations: [] });
+    expect(declaredLayers(parsed({ org: { blockedMitigations: [] } })).org).toStrictEqual({
+      blockedMitigations: [],
+    });
   });
 
   it('server names are lower-cased', () => {
@@ -179,7 +189,10 @@ describe('declaredLayers', () => {
 
   it('a server in both `servers` and a ring gets its settings and the ring', () => {
     const layers = declaredLayers(parsed(realistic));
-    expect(layers.servers.get('ex01.contoso.com')).toStrictEqual({ blockedMitigations: ['EM1'], ring: 'canary' });
+    expect(layers.servers.get('ex01.contoso.com')).toStrictEqual({
+      blockedMitigations: ['EM1'],
+      ring: 'canary',
+    });
   });
 
   it('the realistic policy: one layer per mentioned server', () => {
@@ -195,7 +208,14 @@ describe('declaredLayers', () => {
   });
 
   it('the case of a name in `servers` and in a ring may differ', () => {
-    const layers = declaredLayers(parsed({ servers: { 'ex07.contoso.com': { mitigationsEnabled: false } }, rings: { early: ['EX07.CONTOSO.COM'] } }));
-    expect(Object.fromEntries(layers.servers)).toStrictEqual({ 'ex07.contoso.com': { mitigationsEnabled: false, ring: 'early' } });
+    const layers = declaredLayers(
+      parsed({
+        servers: { 'ex07.contoso.com': { mitigationsEnabled: false } },
+        rings: { early: ['EX07.CONTOSO.COM'] },
+      }),
+    );
+    expect(Object.fromEntries(layers.servers)).toStrictEqual({
+      'ex07.contoso.com': { mitigationsEnabled: false, ring: 'early' },
+    });
   });
 });

@@ -8,7 +8,11 @@ const mitigations: Mitigation[] = [
   { id: 'EM1', description: 'rewrite', applicability: [], actions: [rewrite] },
   { id: 'EM2', description: 'pool', applicability: [], actions: [disablePool] },
 ];
-const servers = ['ex02.contoso.com', 'ex01.contoso.com', 'ex03.contoso.com'].map((name) => ({ name, build: '15.2.1118.7', reportedApplied: [] }));
+const servers = ['ex02.contoso.com', 'ex01.contoso.com', 'ex03.contoso.com'].map((name) => ({
+  name,
+  build: '15.2.1118.7',
+  reportedApplied: [],
+}));
 
 describe('explainPackage', () => {
   it('gives every server × mitigation its decision and the onDegraded policy with where it came from, servers by name', () => {
@@ -18,9 +22,23 @@ describe('explainPackage', () => {
       ['ex03.contoso.com', { problem: 'row server/ex03.contoso.com: onDegraded must be rollback or keep' }],
     ]);
     const explained = explainPackage(org, serverRows, servers, mitigations);
-    expect(explained.map((row) => [row.server, row.mitigation, row.decision, row.reason, row.onDegraded])).toEqual([
-      ['ex01.contoso.com', 'EM1', 'Apply', 'Applicable', { value: 'rollback', scope: 'server', source: 'table' }],
-      ['ex01.contoso.com', 'EM2', 'Skip', 'Blocked (org)', { value: 'rollback', scope: 'server', source: 'table' }],
+    expect(
+      explained.map((row) => [row.server, row.mitigation, row.decision, row.reason, row.onDegraded]),
+    ).toEqual([
+      [
+        'ex01.contoso.com',
+        'EM1',
+        'Apply',
+        'Applicable',
+        { value: 'rollback', scope: 'server', source: 'table' },
+      ],
+      [
+        'ex01.contoso.com',
+        'EM2',
+        'Skip',
+        'Blocked (org)',
+        { value: 'rollback', scope: 'server', source: 'table' },
+      ],
       ['ex02.contoso.com', 'EM1', 'Apply', 'Applicable', { value: 'keep', scope: 'org', source: 'bicep' }],
       ['ex02.contoso.com', 'EM2', 'Skip', 'Blocked (org)', { value: 'keep', scope: 'org', source: 'bicep' }],
       ['ex03.contoso.com', 'EM1', 'Skip', 'PolicyError', { value: 'keep', scope: 'org', source: 'bicep' }],

@@ -33,37 +33,94 @@ describe('AgentClient through the relay emulator to a hyco-https listener', () =
 
   it('round-trips apply, status, remove and ping', async () => {
     const hc = relay.hybridConnection;
-    const applied = await relay.client.apply(hc, { operationId: 'r1:ex01:1', packageBase64: 'PEVPQ1MvPg==', mitigationIds: ['EM1', 'EM2'] });
-    expect(applied).toEqual({ operationId: 'r1:ex01:1', status: 'Completed', outcomes: { EM1: { outcome: 'Applied', detail: 'package of 12 base64 characters' }, EM2: { outcome: 'Applied', detail: 'package of 12 base64 characters' } } });
+    const applied = await relay.client.apply(hc, {
+      operationId: 'r1:ex01:1',
+      packageBase64: 'PEVPQ1MvPg==',
+      mitigationIds: ['EM1', 'EM2'],
+    });
+    expect(applied).toEqual({
+      operationId: 'r1:ex01:1',
+      status: 'Completed',
+      outcomes: {
+        EM1: { outcome: 'Applied', detail: 'package of 12 base64 characters' },
+        EM2: { outcome: 'Applied', detail: 'package of 12 base64 characters' },
+      },
+    });
 
     const status = await relay.client.status(hc);
-    expect(status).toMatchObject({ server: 'ex01.contoso.com', applied: ['EM1', 'EM2'], journal: { entries: 2, pending: 0 } });
+    expect(status).toMatchObject({
+      server: 'ex01.contoso.com',
+      applied: ['EM1', 'EM2'],
+      journal: { entries: 2, pending: 0 },
+    });
 
-    const removed = await relay.client.remove(hc, { operationId: 'r1:ex01:2', mitigationIds: ['EM2', 'EM9'] });
-    expect(removed.outcomes).toEqual({ EM2: { outcome: 'Removed', detail: '' }, EM9: { outcome: 'NotApplicable', detail: '' } });
+    const removed = await relay.client.remove(hc, {
+      operationId: 'r1:ex01:2',
+      mitigationIds: ['EM2', 'EM9'],
+    });
+    expect(removed.outcomes).toEqual({
+      EM2: { outcome: 'Removed', detail: '' },
+      EM9: { outcome: 'NotApplicable', detail: '' },
+    });
 
-    expect(await relay.client.ping(hc, { nonce: 'n-42' })).toEqual({ server: 'ex01.contoso.com', build: '15.2.1544.4', agentVersion: '0.1.0', nonce: 'n-42' });
+    expect(await relay.client.ping(hc, { nonce: 'n-42' })).toEqual({
+      server: 'ex01.contoso.com',
+      build: '15.2.1544.4',
+      agentVersion: '0.1.0',
+      nonce: 'n-42',
+    });
     expect(await relay.client.ping(hc)).not.toHaveProperty('nonce');
 
-    expect(agent.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['POST /apply', 'GET /status', 'POST /remove', 'POST /ping', 'POST /ping']);
+    expect(agent.requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      'POST /apply',
+      'GET /status',
+      'POST /remove',
+      'POST /ping',
+      'POST /ping',
+    ]);
     // The relay took the token out: the agent never sees the sender's credentials.
-    for (const request of agent.requests) expect(Object.keys(request.headers).map((name) => name.toLowerCase())).not.toContain('servicebusauthorization');
+    for (const request of agent.requests)
+      expect(Object.keys(request.headers).map((name) => name.toLowerCase())).not.toContain(
+        'servicebusauthorization',
+      );
   });
 
   it('carries a 100 KiB request body (rendezvous) and a 100 KiB reply (rendezvous), then small ones on the same connection', async () => {
     const hc = relay.hybridConnection;
     const packageBase64 = Buffer.alloc(76 * 1024, 7).toString('base64');
     expect(packageBase64.length).toBeGreaterThan(100 * 1024);
-    const applied = await relay.client.apply(hc, { operationId: 'big-1', packageBase64, mitigationIds: ['EM1'] });
+    const applied = await relay.client.apply(hc, {
+      operationId: 'big-1',
+      packageBase64,
+      mitigationIds: ['EM1'],
+    });
     expect(applied.outcomes['EM1']?.detail).toBe(`package of ${packageBase64.length} base64 characters`);
     expect(agent.requests.at(-1)?.body.toString('utf8')).toContain(packageBase64);
 
     const detail = 'x'.repeat(2000);
-    const operations = Array.from({ length: 60 }, (_, index) => ({ operationId: `op-${index}`, status: 'Completed' as const, outcomes: { EM1: { outcome: 'Applied' as const, detail } } }));
-    const big: StatusReply = { server: 'ex01.contoso.com', build: '15.2.1544.4', agentVersion: '0.1.0', applied: ['EM1'], blocked: [], drifted: [], journal: { entries: 1, pending: 0 }, operations };
+    const operations = Array.from({ length: 60 }, (_, index) => ({
+      operationId: `op-${index}`,
+      status: 'Completed' as const,
+      outcomes: { EM1: { outcome: 'Applied' as const, detail } },
+    }));
+    const big: StatusReply = {
+      server: 'ex01.contoso.com',
+      build: '15.2.1544.4',
+      agentVersion: '0.1.0',
+      applied: ['EM1'],
+      blocked: [],
+      drifted: [],
+      journal: { entries: 1, pending: 0 },
+      operations,
+    };
     agent.overrides.set('/status', async () => agent.json(200, big));
     // One connection, so the requests after a big reply surely use the connection it came back on.
-    const oneConnection = new RelaySender({ baseUrl: relay.emulator.baseUrl, auth: { kind: 'sas', ...rules.send }, maxSockets: 1, timeoutMs: 5000 });
+    const oneConnection = new RelaySender({
+      baseUrl: relay.emulator.baseUrl,
+      auth: { kind: 'sas', ...rules.send },
+      maxSockets: 1,
+      timeoutMs: 5000,
+    });
     const client = new AgentClient(oneConnection);
     try {
       for (let round = 0; round < 3; round++) {
@@ -80,35 +137,66 @@ describe('AgentClient through the relay emulator to a hyco-https listener', () =
 
   it('validates requests before sending: nothing leaves', async () => {
     const sent = agent.requests.length;
-    await expect(relay.client.apply(relay.hybridConnection, { operationId: 'x', packageBase64: 'AA==', mitigationIds: [] })).rejects.toMatchObject({ name: 'AgentRequestError', field: 'mitigationIds' });
-    await expect(relay.client.remove(relay.hybridConnection, { operationId: 'has space', mitigationIds: ['EM1'] })).rejects.toBeInstanceOf(AgentRequestError);
+    await expect(
+      relay.client.apply(relay.hybridConnection, {
+        operationId: 'x',
+        packageBase64: 'AA==',
+        mitigationIds: [],
+      }),
+    ).rejects.toMatchObject({ name: 'AgentRequestError', field: 'mitigationIds' });
+    await expect(
+      relay.client.remove(relay.hybridConnection, { operationId: 'has space', mitigationIds: ['EM1'] }),
+    ).rejects.toBeInstanceOf(AgentRequestError);
     expect(agent.requests.length).toBe(sent);
   });
 
   it('turns a reply that breaks the protocol schema into AgentReplyError naming the field', async () => {
-    agent.overrides.set('/status', async () => agent.json(200, { server: 'ex01', build: '15.2.1544.4', agentVersion: '1', applied: [], journal: { entries: 'two', pending: 0 } }));
+    agent.overrides.set('/status', async () =>
+      agent.json(200, {
+        server: 'ex01',
+        build: '15.2.1544.4',
+        agentVersion: '1',
+        applied: [],
+        journal: { entries: 'two', pending: 0 },
+      }),
+    );
     const error = await relay.client.status(relay.hybridConnection).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AgentReplyError);
     expect(error).toMatchObject({ code: 'BadReply', field: 'journal.entries' });
     expect((error as Error).message).toContain('journal.entries');
 
     agent.overrides.set('/ping', async () => ({ status: 200, body: 'pong' }));
-    await expect(relay.client.ping(relay.hybridConnection)).rejects.toMatchObject({ name: 'AgentReplyError', field: '(body)' });
+    await expect(relay.client.ping(relay.hybridConnection)).rejects.toMatchObject({
+      name: 'AgentReplyError',
+      field: '(body)',
+    });
 
     agent.overrides.set('/ping', async () => agent.json(500, { message: 'not an errorReply' }));
-    await expect(relay.client.ping(relay.hybridConnection)).rejects.toMatchObject({ name: 'AgentReplyError', field: 'error' });
+    await expect(relay.client.ping(relay.hybridConnection)).rejects.toMatchObject({
+      name: 'AgentReplyError',
+      field: 'error',
+    });
   });
 
-  it('turns an error reply into AgentError with the agent\'s code, and a handler that throws into a 500 InternalError', async () => {
-    agent.overrides.set('/apply', async () => agent.json(422, { error: 'BadSignature', detail: 'signature does not verify' }));
-    const refused = await relay.client.apply(relay.hybridConnection, { operationId: 'op', packageBase64: 'AA==', mitigationIds: ['EM1'] }).catch((caught: unknown) => caught);
+  it("turns an error reply into AgentError with the agent's code, and a handler that throws into a 500 InternalError", async () => {
+    agent.overrides.set('/apply', async () =>
+      agent.json(422, { error: 'BadSignature', detail: 'signature does not verify' }),
+    );
+    const refused = await relay.client
+      .apply(relay.hybridConnection, { operationId: 'op', packageBase64: 'AA==', mitigationIds: ['EM1'] })
+      .catch((caught: unknown) => caught);
     expect(refused).toBeInstanceOf(AgentError);
     expect(refused).toMatchObject({ code: 'BadSignature', status: 422, detail: 'signature does not verify' });
 
     agent.overrides.set('/status', async () => {
       throw new Error('journal unreadable');
     });
-    await expect(relay.client.status(relay.hybridConnection)).rejects.toMatchObject({ name: 'AgentError', code: 'InternalError', status: 500, detail: expect.stringContaining('journal unreadable') as unknown });
+    await expect(relay.client.status(relay.hybridConnection)).rejects.toMatchObject({
+      name: 'AgentError',
+      code: 'InternalError',
+      status: 500,
+      detail: expect.stringContaining('journal unreadable') as unknown,
+    });
   });
 });
 
@@ -118,10 +206,13 @@ describe('RelaySender failures', () => {
     await current?.close();
     current = undefined;
   });
-  const fixture = async (options: Parameters<typeof relayFixture>[0] = {}): Promise<Fixture> => (current = await relayFixture(options));
+  const fixture = async (options: Parameters<typeof relayFixture>[0] = {}): Promise<Fixture> =>
+    (current = await relayFixture(options));
 
   it('bad send key → RelayAuthError that names the send rule', async () => {
-    const relay = await fixture({ sender: { auth: { kind: 'sas', keyName: rules.send.keyName, key: 'not-the-key' } } });
+    const relay = await fixture({
+      sender: { auth: { kind: 'sas', keyName: rules.send.keyName, key: 'not-the-key' } },
+    });
     await relay.listen(testAgent().handler).ready;
     const error = await relay.client.ping(relay.hybridConnection).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RelayAuthError);
@@ -138,7 +229,10 @@ describe('RelaySender failures', () => {
     const relay = await fixture();
     const error = await relay.client.ping(relay.hybridConnection).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RelayUnreachableError);
-    expect(error).toMatchObject({ code: 'Unreachable', message: expect.stringContaining('no agent is listening') as unknown });
+    expect(error).toMatchObject({
+      code: 'Unreachable',
+      message: expect.stringContaining('no agent is listening') as unknown,
+    });
   });
 
   it('nothing at the address → RelayUnreachableError', async () => {
@@ -146,12 +240,18 @@ describe('RelaySender failures', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const { port } = closed.address() as AddressInfo;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const sender = new RelaySender({ baseUrl: `http://127.0.0.1:${port}`, auth: { kind: 'sas', ...rules.send } });
-    await expect(sender.send('hc', { method: 'GET', path: '/status' })).rejects.toMatchObject({ name: 'RelayUnreachableError', message: expect.stringContaining('ECONNREFUSED') as unknown });
+    const sender = new RelaySender({
+      baseUrl: `http://127.0.0.1:${port}`,
+      auth: { kind: 'sas', ...rules.send },
+    });
+    await expect(sender.send('hc', { method: 'GET', path: '/status' })).rejects.toMatchObject({
+      name: 'RelayUnreachableError',
+      message: expect.stringContaining('ECONNREFUSED') as unknown,
+    });
     sender.close();
   });
 
-  it('the relay\'s deadline passes → RelayTimeoutError (504)', async () => {
+  it("the relay's deadline passes → RelayTimeoutError (504)", async () => {
     const relay = await fixture({ emulator: { deadlineInMs: 300 } });
     const agent = testAgent();
     const slow = gate();
@@ -178,8 +278,19 @@ describe('RelaySender failures', () => {
     // The agent never answers until the gate opens: only the sender's deadline ends the call.
     const error = await relay.client.ping(relay.hybridConnection).catch((caught: unknown) => caught);
     slow.open();
-    expect(error).toMatchObject({ name: 'RelayTimeoutError', code: 'Timeout', message: expect.stringContaining('within 300 ms') as unknown });
-    expect(() => new RelaySender({ baseUrl: relay.emulator.baseUrl, auth: { kind: 'sas', ...rules.send }, timeoutMs: 60_000 })).toThrow(ConfigError);
+    expect(error).toMatchObject({
+      name: 'RelayTimeoutError',
+      code: 'Timeout',
+      message: expect.stringContaining('within 300 ms') as unknown,
+    });
+    expect(
+      () =>
+        new RelaySender({
+          baseUrl: relay.emulator.baseUrl,
+          auth: { kind: 'sas', ...rules.send },
+          timeoutMs: 60_000,
+        }),
+    ).toThrow(ConfigError);
   });
 });
 
@@ -196,19 +307,30 @@ describe('RelaySender with Microsoft Entra', () => {
     const relayStandIn = http.createServer((request, response) => {
       seen.push(request.headers);
       const allowed = seen.length === 1;
-      response.writeHead(allowed ? 200 : 403, allowed ? { via: '1.1 stand-in', 'content-type': 'application/json' } : {});
+      response.writeHead(
+        allowed ? 200 : 403,
+        allowed ? { via: '1.1 stand-in', 'content-type': 'application/json' } : {},
+      );
       response.end(allowed ? '{"server":"ex01","build":"15.2.1544.4","agentVersion":"1"}' : 'no Send claim');
     });
     await new Promise<void>((resolve) => relayStandIn.listen(0, '127.0.0.1', resolve));
-    const sender = new RelaySender({ baseUrl: `http://127.0.0.1:${(relayStandIn.address() as AddressInfo).port}`, auth: { kind: 'entra', credential } });
+    const sender = new RelaySender({
+      baseUrl: `http://127.0.0.1:${(relayStandIn.address() as AddressInfo).port}`,
+      auth: { kind: 'entra', credential },
+    });
     try {
       const ok = await sender.send('hc1', { method: 'POST', path: '/ping', body: '{}' });
       expect(ok.status).toBe(200);
-      const refused = await sender.send('hc1', { method: 'POST', path: '/ping', body: '{}' }).catch((caught: unknown) => caught);
+      const refused = await sender
+        .send('hc1', { method: 'POST', path: '/ping', body: '{}' })
+        .catch((caught: unknown) => caught);
       expect(refused).toBeInstanceOf(RelayAuthError);
       expect((refused as Error).message).toMatch(/403 Forbidden.*role/);
       expect(scopes).toEqual([relayEntraScope]);
-      expect(seen.map((headers) => headers['servicebusauthorization'])).toEqual(['eyJ.entra.token', 'eyJ.entra.token']);
+      expect(seen.map((headers) => headers['servicebusauthorization'])).toEqual([
+        'eyJ.entra.token',
+        'eyJ.entra.token',
+      ]);
     } finally {
       sender.close();
       relayStandIn.closeAllConnections();
@@ -217,8 +339,17 @@ describe('RelaySender with Microsoft Entra', () => {
   });
 
   it('a credential that cannot produce a token → RelayAuthError, and DefaultAzureCredential is built on request', async () => {
-    const sender = new RelaySender({ baseUrl: 'https://contoso.servicebus.windows.net', auth: { kind: 'entra', credential: { getToken: async () => Promise.reject(new Error('no managed identity here')) } } });
-    await expect(sender.send('hc1', { method: 'GET', path: '/status' })).rejects.toMatchObject({ name: 'RelayAuthError', message: expect.stringContaining('no managed identity here') as unknown });
+    const sender = new RelaySender({
+      baseUrl: 'https://contoso.servicebus.windows.net',
+      auth: {
+        kind: 'entra',
+        credential: { getToken: async () => Promise.reject(new Error('no managed identity here')) },
+      },
+    });
+    await expect(sender.send('hc1', { method: 'GET', path: '/status' })).rejects.toMatchObject({
+      name: 'RelayAuthError',
+      message: expect.stringContaining('no managed identity here') as unknown,
+    });
     sender.close();
     const auth = await defaultAzureCredentialAuth();
     expect(auth.kind).toBe('entra');

@@ -1,7 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { startRelayListener, type IncomingRelayRequest, type RelayListener, type RelayListenerOptions, type RelayReply } from '../../lib/agent/listener.js';
-import { startRelayEmulator, type RelayEmulator, type RelayEmulatorOptions, type RelayRule } from '../../lib/local/relay.js';
-import { applyRequest, removeRequest, pingRequest, type OperationReply, type StatusReply } from '../../lib/relay/protocol.js';
+import {
+  startRelayListener,
+  type IncomingRelayRequest,
+  type RelayListener,
+  type RelayListenerOptions,
+  type RelayReply,
+} from '../../lib/agent/listener.js';
+import {
+  startRelayEmulator,
+  type RelayEmulator,
+  type RelayEmulatorOptions,
+  type RelayRule,
+} from '../../lib/local/relay.js';
+import {
+  applyRequest,
+  removeRequest,
+  pingRequest,
+  type OperationReply,
+  type StatusReply,
+} from '../../lib/relay/protocol.js';
 import { createSasToken } from '../../lib/relay/sas.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { waitFor as waitUntil } from '../helpers/wait.js';
@@ -40,7 +57,11 @@ export function testAgent(server = 'ex01.contoso.com') {
   const applied = new Set<string>();
   const requests: IncomingRelayRequest[] = [];
   const overrides = new Map<string, (request: IncomingRelayRequest) => Promise<RelayReply>>();
-  const json = (status: number, value: unknown): RelayReply => ({ status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+  const json = (status: number, value: unknown): RelayReply => ({
+    status,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(value),
+  });
   const handler = async (request: IncomingRelayRequest): Promise<RelayReply> => {
     requests.push(request);
     const override = overrides.get(request.path);
@@ -51,7 +72,10 @@ export function testAgent(server = 'ex01.contoso.com') {
         const parsed = applyRequest.parse(body);
         const outcomes: OperationReply['outcomes'] = {};
         for (const id of parsed.mitigationIds) {
-          outcomes[id] = { outcome: applied.has(id) ? 'AlreadyApplied' : 'Applied', detail: `package of ${parsed.packageBase64.length} base64 characters` };
+          outcomes[id] = {
+            outcome: applied.has(id) ? 'AlreadyApplied' : 'Applied',
+            detail: `package of ${parsed.packageBase64.length} base64 characters`,
+          };
           applied.add(id);
         }
         return json(200, { operationId: parsed.operationId, status: 'Completed', outcomes });
@@ -59,11 +83,21 @@ export function testAgent(server = 'ex01.contoso.com') {
       case 'POST /remove': {
         const parsed = removeRequest.parse(body);
         const outcomes: OperationReply['outcomes'] = {};
-        for (const id of parsed.mitigationIds) outcomes[id] = { outcome: applied.delete(id) ? 'Removed' : 'NotApplicable', detail: '' };
+        for (const id of parsed.mitigationIds)
+          outcomes[id] = { outcome: applied.delete(id) ? 'Removed' : 'NotApplicable', detail: '' };
         return json(200, { operationId: parsed.operationId, status: 'Completed', outcomes });
       }
       case 'GET /status': {
-        const status: StatusReply = { server, build: '15.2.1544.4', agentVersion: '0.1.0', applied: [...applied].sort(), blocked: [], drifted: [], journal: { entries: applied.size, pending: 0 }, operations: [] };
+        const status: StatusReply = {
+          server,
+          build: '15.2.1544.4',
+          agentVersion: '0.1.0',
+          applied: [...applied].sort(),
+          blocked: [],
+          drifted: [],
+          journal: { entries: applied.size, pending: 0 },
+          operations: [],
+        };
         return json(200, status);
       }
       case 'POST /ping': {
@@ -78,11 +112,22 @@ export function testAgent(server = 'ex01.contoso.com') {
 }
 
 /** One emulator, a sender and client on it, and listeners that are all closed by close(). */
-export async function relayFixture(options: { emulator?: Partial<RelayEmulatorOptions>; sender?: Partial<RelaySenderOptions> } = {}) {
+export async function relayFixture(
+  options: { emulator?: Partial<RelayEmulatorOptions>; sender?: Partial<RelaySenderOptions> } = {},
+) {
   const emulatorLog = recordingLogger();
-  const emulator: RelayEmulator = await startRelayEmulator({ rules, logger: emulatorLog, ...options.emulator });
+  const emulator: RelayEmulator = await startRelayEmulator({
+    rules,
+    logger: emulatorLog,
+    ...options.emulator,
+  });
   // Short enough that a lost request fails its test clearly, long enough for a loaded machine.
-  const sender = new RelaySender({ baseUrl: emulator.baseUrl, auth: { kind: 'sas', ...rules.send }, timeoutMs: 5000, ...options.sender });
+  const sender = new RelaySender({
+    baseUrl: emulator.baseUrl,
+    auth: { kind: 'sas', ...rules.send },
+    timeoutMs: 5000,
+    ...options.sender,
+  });
   const client = new AgentClient(sender);
   const listeners: RelayListener[] = [];
   const hybridConnection = `hc-${randomBytes(4).toString('hex')}`;
@@ -92,8 +137,17 @@ export async function relayFixture(options: { emulator?: Partial<RelayEmulatorOp
     sender,
     client,
     hybridConnection,
-    listen(handler: RelayListenerOptions['handler'], extra: Partial<RelayListenerOptions> = {}, name = hybridConnection): RelayListener {
-      const listener = startRelayListener({ listenUri: emulator.listenUri(name), token: listenToken(name), handler, ...extra });
+    listen(
+      handler: RelayListenerOptions['handler'],
+      extra: Partial<RelayListenerOptions> = {},
+      name = hybridConnection,
+    ): RelayListener {
+      const listener = startRelayListener({
+        listenUri: emulator.listenUri(name),
+        token: listenToken(name),
+        handler,
+        ...extra,
+      });
       listeners.push(listener);
       return listener;
     },

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { applyRequest, mitigationOutcome, operationReply } from '../../lib/relay/protocol.js';
 
-const valid = { operationId: 'r1.w0.ex01.contoso.com.apply', packageBase64: 'PEVPQ1MvPg==', mitigationIds: ['EM2'] };
+const valid = {
+  operationId: 'r1.w0.ex01.contoso.com.apply',
+  packageBase64: 'PEVPQ1MvPg==',
+  mitigationIds: ['EM2'],
+};
 
 describe('applyRequest.onDegraded', () => {
   it('is optional: absent means the agent rolls back (agents that predate it accept the request)', () => {
@@ -21,14 +25,29 @@ describe('applyRequest.onDegraded', () => {
 
 describe('mitigationOutcome.endpoints', () => {
   it('carries the endpoints a Degraded or RolledBack change took down, and is absent otherwise', () => {
-    const rolledBack = { outcome: 'RolledBack', detail: 'ecp: 503 after apply (was 200)', endpoints: ['/ecp/healthcheck.htm'] };
+    const rolledBack = {
+      outcome: 'RolledBack',
+      detail: 'ecp: 503 after apply (was 200)',
+      endpoints: ['/ecp/healthcheck.htm'],
+    };
     expect(mitigationOutcome.parse(rolledBack)).toEqual(rolledBack);
-    expect(mitigationOutcome.parse({ outcome: 'Applied', detail: 'x' })).toEqual({ outcome: 'Applied', detail: 'x' });
-    expect(operationReply.parse({ operationId: 'op', status: 'Completed', outcomes: { EM2: rolledBack } }).outcomes.EM2).toEqual(rolledBack);
+    expect(mitigationOutcome.parse({ outcome: 'Applied', detail: 'x' })).toEqual({
+      outcome: 'Applied',
+      detail: 'x',
+    });
+    expect(
+      operationReply.parse({ operationId: 'op', status: 'Completed', outcomes: { EM2: rolledBack } }).outcomes
+        .EM2,
+    ).toEqual(rolledBack);
   });
 
   it('refuses an endpoint list that is not strings or too long', () => {
     expect(mitigationOutcome.safeParse({ outcome: 'Degraded', endpoints: [1] }).success).toBe(false);
-    expect(mitigationOutcome.safeParse({ outcome: 'Degraded', endpoints: Array.from({ length: 51 }, () => '/owa/healthcheck.htm') }).success).toBe(false);
+    expect(
+      mitigationOutcome.safeParse({
+        outcome: 'Degraded',
+        endpoints: Array.from({ length: 51 }, () => '/owa/healthcheck.htm'),
+      }).success,
+    ).toBe(false);
   });
 });

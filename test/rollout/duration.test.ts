@@ -20,7 +20,11 @@ const valid: readonly ValidRow[] = [
   { name: 'a day and a half, date and time parts', text: 'P1DT12H', ms: DAY + 12 * HOUR },
   { name: 'fractional seconds', text: 'PT1.5S', ms: 1500 },
   { name: 'one week', text: 'P1W', ms: 7 * DAY },
-  { name: 'hours, minutes and seconds together', text: 'PT2H15M10S', ms: 2 * HOUR + 15 * MINUTE + 10 * SECOND },
+  {
+    name: 'hours, minutes and seconds together',
+    text: 'PT2H15M10S',
+    ms: 2 * HOUR + 15 * MINUTE + 10 * SECOND,
+  },
   { name: 'minutes are minutes after T (not months)', text: 'PT1M', ms: MINUTE },
 ];
 

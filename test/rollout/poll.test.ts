@@ -32,26 +32,48 @@ function serve(body: string): void {
 
 async function queued(): Promise<unknown[]> {
   const client = await queues.client(queueNames.waves);
-  const { receivedMessageItems } = await client.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 1 });
-  return receivedMessageItems.map((item) => JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')));
+  const { receivedMessageItems } = await client.receiveMessages({
+    numberOfMessages: 32,
+    visibilityTimeout: 1,
+  });
+  return receivedMessageItems.map((item) =>
+    JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')),
+  );
 }
 
 beforeAll(async () => {
   pki = await createTestPki();
   feedServer = http.createServer((request, response) => {
     if (served.body === '') return void response.writeHead(503).end();
-    if (request.headers['if-none-match'] === served.etag) return void response.writeHead(304, { etag: served.etag }).end();
+    if (request.headers['if-none-match'] === served.etag)
+      return void response.writeHead(304, { etag: served.etag }).end();
     response.writeHead(200, { etag: served.etag, 'content-type': 'application/xml' }).end(served.body);
   });
   feedServer.listen(0, '127.0.0.1');
   await once(feedServer, 'listening');
   const fresh = freshTables();
   prefix = fresh.prefix;
-  queues = new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix });
-  feed = { name: 'microsoft', url: `http://127.0.0.1:${(feedServer.address() as AddressInfo).port}/getexchangemitigations`, trust: pki.trust };
+  queues = new StorageQueueSender(
+    { kind: 'connectionString', connectionString: azuriteConnectionString() },
+    { prefix },
+  );
+  feed = {
+    name: 'microsoft',
+    url: `http://127.0.0.1:${(feedServer.address() as AddressInfo).port}/getexchangemitigations`,
+    trust: pki.trust,
+  };
   deps = { tables: fresh.tables, queues, org: 'contoso', waves: defaultWaves, logger: silentLogger };
-  for (const [name, ring, build] of [['ex01', 'canary', '15.2.1118.7'], ['ex02', 'broad', '15.2.1118.7'], ['ex03', 'broad', '15.1.2507.16']] as const) {
-    await registerServer(fresh.tables, 'contoso', { name: `${name}.contoso.com`, build, ring }, { actor: 'test' });
+  for (const [name, ring, build] of [
+    ['ex01', 'canary', '15.2.1118.7'],
+    ['ex02', 'broad', '15.2.1118.7'],
+    ['ex03', 'broad', '15.1.2507.16'],
+  ] as const) {
+    await registerServer(
+      fresh.tables,
+      'contoso',
+      { name: `${name}.contoso.com`, build, ring },
+      { actor: 'test' },
+    );
   }
 });
 
@@ -67,13 +89,33 @@ describe('pollFeed', () => {
   it('accepts the first package, stores it, and starts a rollout of everything in it', async () => {
     serve(pki.sign(catalogueXml, { signingTime: signedAt(0) }));
     const outcome = await pollFeed(deps, feed);
-    expect(outcome).toMatchObject({ kind: 'accepted', sequence: 1, diff: { added: ['EM1', 'EM2', 'EM3', 'PING1'], withdrawn: [] }, rollouts: ['microsoft-000001-apply'] });
+    expect(outcome).toMatchObject({
+      kind: 'accepted',
+      sequence: 1,
+      diff: { added: ['EM1', 'EM2', 'EM3', 'PING1'], withdrawn: [] },
+      rollouts: ['microsoft-000001-apply'],
+    });
     expect((await latestPackage(deps.tables, 'microsoft'))?.bytes.toString()).toBe(served.body);
     const rollout = await readRollout(deps.tables, 'microsoft-000001-apply');
-    expect(rollout.state).toMatchObject({ state: 'Running', operation: 'apply', currentWave: 0, packageSequence: 1 });
-    expect(rollout.waves.map((wave) => [wave.name, wave.servers])).toEqual([['canary', 1], ['early', 0], ['broad', 2]]);
-    const plans = (await allEntities(rawTable(prefix, 'Rollouts'))).filter((row) => String(row['rowKey']).startsWith('plan-'));
-    expect(plans.map((row) => row['server']).sort()).toEqual(['ex01.contoso.com', 'ex02.contoso.com', 'ex03.contoso.com']);
+    expect(rollout.state).toMatchObject({
+      state: 'Running',
+      operation: 'apply',
+      currentWave: 0,
+      packageSequence: 1,
+    });
+    expect(rollout.waves.map((wave) => [wave.name, wave.servers])).toEqual([
+      ['canary', 1],
+      ['early', 0],
+      ['broad', 2],
+    ]);
+    const plans = (await allEntities(rawTable(prefix, 'Rollouts'))).filter((row) =>
+      String(row['rowKey']).startsWith('plan-'),
+    );
+    expect(plans.map((row) => row['server']).sort()).toEqual([
+      'ex01.contoso.com',
+      'ex02.contoso.com',
+      'ex03.contoso.com',
+    ]);
     expect(await queued()).toEqual([{ rolloutId: 'microsoft-000001-apply', wave: 0 }]);
   });
 
@@ -86,13 +128,21 @@ describe('pollFeed', () => {
 
   it('rolls out what changed and removes what was withdrawn, from servers that report it applied', async () => {
     const servers = rawTable(prefix, 'Servers');
-    await servers.updateEntity({ partitionKey: 'contoso', rowKey: 'ex02.contoso.com', reportedApplied: JSON.stringify(['EM3']) }, 'Merge');
+    await servers.updateEntity(
+      { partitionKey: 'contoso', rowKey: 'ex02.contoso.com', reportedApplied: JSON.stringify(['EM3']) },
+      'Merge',
+    );
     const next = catalogueXml
       .replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, '')
       .replace('<Range min="15.2.0.0" max="15.2.1544.4"/>', '<Range min="15.2.0.0" max="15.2.1748.10"/>');
     serve(pki.sign(next, { signingTime: signedAt(10) }));
     const outcome = await pollFeed(deps, feed);
-    expect(outcome).toMatchObject({ kind: 'accepted', sequence: 2, diff: { added: [], changed: ['EM2'], withdrawn: ['EM3'] }, rollouts: ['microsoft-000002-apply', 'microsoft-000002-remove'] });
+    expect(outcome).toMatchObject({
+      kind: 'accepted',
+      sequence: 2,
+      diff: { added: [], changed: ['EM2'], withdrawn: ['EM3'] },
+      rollouts: ['microsoft-000002-apply', 'microsoft-000002-remove'],
+    });
     const removal = await readRollout(deps.tables, 'microsoft-000002-remove');
     expect(removal.waves.reduce((total, wave) => total + wave.servers, 0)).toBe(1);
   });
@@ -102,7 +152,9 @@ describe('pollFeed', () => {
     const outcome = await pollFeed(deps, feed);
     expect(outcome).toMatchObject({ kind: 'rejected', reason: 'Rollback' });
     expect((await latestPackage(deps.tables, 'microsoft'))?.sequence).toBe(2);
-    expect(await readFeedState(deps.tables, 'microsoft')).toMatchObject({ lastRejectedReason: expect.stringMatching(/^Rollback: /) });
+    expect(await readFeedState(deps.tables, 'microsoft')).toMatchObject({
+      lastRejectedReason: expect.stringMatching(/^Rollback: /),
+    });
     const audit = await allEntities(rawTable(prefix, 'Audit'));
     expect(audit.filter((row) => row['action'] === 'package.rejected')).toHaveLength(1);
     expect(audit.filter((row) => row['action'] === 'package.accepted')).toHaveLength(2);
@@ -139,7 +191,19 @@ describe('pollFeed against replay (per feed, every accepted SHA-256 is kept; a p
     replayPrefix = fresh.prefix;
     const notified: NotifyEvent[] = [];
     bodies = [];
-    replayDeps = { tables: fresh.tables, queues: new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: fresh.prefix }), org: 'contoso', waves: defaultWaves, logger: silentLogger, notify: async (event) => void notified.push(event), fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(bodies.at(-1)!) }), notified };
+    replayDeps = {
+      tables: fresh.tables,
+      queues: new StorageQueueSender(
+        { kind: 'connectionString', connectionString: azuriteConnectionString() },
+        { prefix: fresh.prefix },
+      ),
+      org: 'contoso',
+      waves: defaultWaves,
+      logger: silentLogger,
+      notify: async (event) => void notified.push(event),
+      fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(bodies.at(-1)!) }),
+      notified,
+    };
     replayFeed = { name: 'microsoft', url: 'http://feed.invalid/', trust: pki.trust };
   });
   const pollServing = (body: string): ReturnType<typeof pollFeed> => {
@@ -149,13 +213,21 @@ describe('pollFeed against replay (per feed, every accepted SHA-256 is kept; a p
 
   it('accepts untimed packages that only add', async () => {
     expect(await pollServing(pki.signUntimed(ping1))).toMatchObject({ kind: 'accepted', sequence: 1 });
-    expect(await pollServing(pki.signUntimed(ping1AndEm1))).toMatchObject({ kind: 'accepted', sequence: 2, diff: { added: ['EM1'], withdrawn: [] } });
+    expect(await pollServing(pki.signUntimed(ping1AndEm1))).toMatchObject({
+      kind: 'accepted',
+      sequence: 2,
+      diff: { added: ['EM1'], withdrawn: [] },
+    });
   });
 
   it('rejects a replay of a superseded package as Rollback, though neither carries a time', async () => {
     const replay = bodies[0]!;
     const outcome = await pollServing(replay);
-    expect(outcome).toMatchObject({ kind: 'rejected', reason: 'Rollback', detail: expect.stringMatching(/same SHA-256 as package 1, superseded by package 2/) });
+    expect(outcome).toMatchObject({
+      kind: 'rejected',
+      reason: 'Rollback',
+      detail: expect.stringMatching(/same SHA-256 as package 1, superseded by package 2/),
+    });
     expect((await latestPackage(replayDeps.tables, 'microsoft'))?.sequence).toBe(2);
   });
 
@@ -165,19 +237,30 @@ describe('pollFeed against replay (per feed, every accepted SHA-256 is kept; a p
     expect(outcome).toMatchObject({ kind: 'held', withdrawn: ['EM1', 'PING1'] });
     const sha256 = outcome.kind === 'held' ? outcome.sha256 : '';
     expect((await latestPackage(replayDeps.tables, 'microsoft'))?.sequence).toBe(2);
-    expect(await readFeedState(replayDeps.tables, 'microsoft')).toMatchObject({ heldSha256: sha256, heldWithdrawn: ['EM1', 'PING1'] });
-    expect(replayDeps.notified.filter((event) => event.kind === 'PackageHeld')).toEqual([expect.objectContaining({ feed: 'microsoft', sha256, withdrawn: ['EM1', 'PING1'] })]);
+    expect(await readFeedState(replayDeps.tables, 'microsoft')).toMatchObject({
+      heldSha256: sha256,
+      heldWithdrawn: ['EM1', 'PING1'],
+    });
+    expect(replayDeps.notified.filter((event) => event.kind === 'PackageHeld')).toEqual([
+      expect.objectContaining({ feed: 'microsoft', sha256, withdrawn: ['EM1', 'PING1'] }),
+    ]);
     // Held again on the next poll, without telling the channel twice.
     expect(await pollServing(body)).toMatchObject({ kind: 'held' });
     expect(replayDeps.notified.filter((event) => event.kind === 'PackageHeld')).toHaveLength(1);
 
-    await expect(approveHeldPackage(replayDeps, replayFeed, 'f'.repeat(64), 'alice@contoso.com')).rejects.toThrow(/no package with SHA-256 f{12}/);
+    await expect(
+      approveHeldPackage(replayDeps, replayFeed, 'f'.repeat(64), 'alice@contoso.com'),
+    ).rejects.toThrow(/no package with SHA-256 f{12}/);
     const approved = await approveHeldPackage(replayDeps, replayFeed, sha256, 'alice@contoso.com');
     expect(approved).toMatchObject({ kind: 'accepted', sequence: 3, diff: { withdrawn: ['EM1', 'PING1'] } });
     const state = await readFeedState(replayDeps.tables, 'microsoft');
     expect(state?.heldSha256).toBe('');
     const audit = await allEntities(rawTable(replayPrefix, 'Audit'));
-    expect(audit.filter((row) => row['action'] === 'package.approved').map((row) => [row['actor'], JSON.parse(String(row['after'])).sha256])).toEqual([['alice@contoso.com', sha256]]);
+    expect(
+      audit
+        .filter((row) => row['action'] === 'package.approved')
+        .map((row) => [row['actor'], JSON.parse(String(row['after'])).sha256]),
+    ).toEqual([['alice@contoso.com', sha256]]);
   });
 });
 
@@ -190,16 +273,46 @@ describe('pollFeed when the stored package no longer verifies', () => {
   it('keeps it as the rollback baseline: an older package from a still-trusted signer is Rollback; a newer one may withdraw what the stored one had', async () => {
     const fresh = freshTables();
     let body = '';
-    const pollDeps: PollDeps = { tables: fresh.tables, queues: new StorageQueueSender({ kind: 'connectionString', connectionString: azuriteConnectionString() }, { prefix: fresh.prefix }), org: 'contoso', waves: defaultWaves, logger: silentLogger, fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(body) }) };
-    const bothRoots = createTrustPolicy({ anchorPems: [pki.root.certificatePem, other.root.certificatePem], timestampAnchorPems: [pki.timestampRoot.certificatePem, other.timestampRoot.certificatePem] });
+    const pollDeps: PollDeps = {
+      tables: fresh.tables,
+      queues: new StorageQueueSender(
+        { kind: 'connectionString', connectionString: azuriteConnectionString() },
+        { prefix: fresh.prefix },
+      ),
+      org: 'contoso',
+      waves: defaultWaves,
+      logger: silentLogger,
+      fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(body) }),
+    };
+    const bothRoots = createTrustPolicy({
+      anchorPems: [pki.root.certificatePem, other.root.certificatePem],
+      timestampAnchorPems: [pki.timestampRoot.certificatePem, other.timestampRoot.certificatePem],
+    });
     body = pki.sign(catalogueXml, { signingTime: signedAt(10) });
-    expect(await pollFeed(pollDeps, { name: 'microsoft', url: 'http://feed.invalid/', trust: bothRoots })).toMatchObject({ kind: 'accepted', sequence: 1 });
+    expect(
+      await pollFeed(pollDeps, { name: 'microsoft', url: 'http://feed.invalid/', trust: bothRoots }),
+    ).toMatchObject({ kind: 'accepted', sequence: 1 });
 
     // The first signer is revoked: the stored package no longer verifies; its time still counts.
-    const revoked: Feed = { name: 'microsoft', url: 'http://feed.invalid/', trust: { ...bothRoots, revokedSerials: new Set([pki.signer.certificate.serialNumber.replace(/^0+/, '').toUpperCase()]) } };
-    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), { signingTime: signedAt(5) });
+    const revoked: Feed = {
+      name: 'microsoft',
+      url: 'http://feed.invalid/',
+      trust: {
+        ...bothRoots,
+        revokedSerials: new Set([pki.signer.certificate.serialNumber.replace(/^0+/, '').toUpperCase()]),
+      },
+    };
+    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), {
+      signingTime: signedAt(5),
+    });
     expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'rejected', reason: 'Rollback' });
-    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), { signingTime: signedAt(20) });
-    expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'accepted', sequence: 2, diff: { withdrawn: ['EM3'] } });
+    body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), {
+      signingTime: signedAt(20),
+    });
+    expect(await pollFeed(pollDeps, revoked)).toMatchObject({
+      kind: 'accepted',
+      sequence: 2,
+      diff: { withdrawn: ['EM3'] },
+    });
   });
 });

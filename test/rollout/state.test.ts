@@ -1,12 +1,27 @@
 import { describe, it, expect } from 'vitest';
-import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus, type TransitionResult } from '../../lib/rollout/state.js';
+import {
+  transition,
+  type RolloutEffect,
+  type RolloutEvent,
+  type RolloutStatus,
+  type TransitionResult,
+} from '../../lib/rollout/state.js';
 import type { RolloutState } from '../../lib/fleet/schemas.js';
 
 // ---- builders -----------------------------------------------------------------------------------
 
 /** A three-wave rollout on the default profile, at wave `currentWave` (0-based). */
 function status(state: RolloutState, changes: Partial<RolloutStatus> = {}): RolloutStatus {
-  return Object.freeze({ state, currentWave: 0, waveCount: 3, profile: 'default', reason: '', attempt: 0, halts: state === 'Halted' ? 1 : 0, ...changes });
+  return Object.freeze({
+    state,
+    currentWave: 0,
+    waveCount: 3,
+    profile: 'default',
+    reason: '',
+    attempt: 0,
+    halts: state === 'Halted' ? 1 : 0,
+    ...changes,
+  });
 }
 
 const ACTOR = 'alice@contoso.com';
@@ -19,7 +34,10 @@ function gate(wave: number, failed: number, maxErrors: number): RolloutEvent {
     wave,
     counts: { servers: 10, succeeded: 10 - failed, failed, skipped: 0 },
     maxErrors,
-    failedServers: Array.from({ length: failed }, (_, index) => `f${String(index + 1).padStart(2, '0')}.contoso.com`),
+    failedServers: Array.from(
+      { length: failed },
+      (_, index) => `f${String(index + 1).padStart(2, '0')}.contoso.com`,
+    ),
   };
 }
 const pause: RolloutEvent = { kind: 'pause', actor: ACTOR };
@@ -48,7 +66,13 @@ interface AcceptedRow {
 
 const acceptedRows: readonly AcceptedRow[] = [
   // start
-  { name: 'start: Planned → Running wave 1, start wave 0', from: status('Planned'), event: start, to: { state: 'Running', currentWave: 0 }, effects: [{ kind: 'startWave', wave: 0 }] },
+  {
+    name: 'start: Planned → Running wave 1, start wave 0',
+    from: status('Planned'),
+    event: start,
+    to: { state: 'Running', currentWave: 0 },
+    effects: [{ kind: 'startWave', wave: 0 }],
+  },
   {
     name: 'start on the emergency profile starts wave 0 too',
     from: status('Planned', { profile: 'emergency' }),
@@ -132,7 +156,14 @@ const acceptedRows: readonly AcceptedRow[] = [
     reason: 'WaveHalted',
   },
   // pause
-  { name: 'pause from Planned remembers Planned', from: status('Planned'), event: pause, to: { state: 'Paused', resumeTo: 'Planned' }, effects: [], reason: ACTOR },
+  {
+    name: 'pause from Planned remembers Planned',
+    from: status('Planned'),
+    event: pause,
+    to: { state: 'Paused', resumeTo: 'Planned' },
+    effects: [],
+    reason: ACTOR,
+  },
   {
     name: 'pause from Running remembers Running and the wave',
     from: status('Running', { currentWave: 1 }),
@@ -186,7 +217,10 @@ const acceptedRows: readonly AcceptedRow[] = [
     from: status('Halted', { currentWave: 1, reason: 'WaveHalted: wave 2 had 3 failures' }),
     event: retry,
     to: { state: 'Running', currentWave: 1, attempt: 1, halts: 1 },
-    effects: [{ kind: 'startWave', wave: 1 }, { kind: 'notify', event: 'RolloutRetried' }],
+    effects: [
+      { kind: 'startWave', wave: 1 },
+      { kind: 'notify', event: 'RolloutRetried' },
+    ],
     reason: `Retried by ${ACTOR}: wave 2 sent again to its failed and unreached servers`,
   },
   {
@@ -194,19 +228,31 @@ const acceptedRows: readonly AcceptedRow[] = [
     from: status('Halted', { currentWave: 0, attempt: 1, halts: 2 }),
     event: retry,
     to: { state: 'Running', attempt: 2, halts: 2 },
-    effects: [{ kind: 'startWave', wave: 0 }, { kind: 'notify', event: 'RolloutRetried' }],
+    effects: [
+      { kind: 'startWave', wave: 0 },
+      { kind: 'notify', event: 'RolloutRetried' },
+    ],
   },
   {
     name: 'retry of a halted emergency rollout keeps its profile',
     from: status('Halted', { currentWave: 2, profile: 'emergency' }),
     event: retry,
     to: { state: 'Running', currentWave: 2, attempt: 1, profile: 'emergency' },
-    effects: [{ kind: 'startWave', wave: 2 }, { kind: 'notify', event: 'RolloutRetried' }],
+    effects: [
+      { kind: 'startWave', wave: 2 },
+      { kind: 'notify', event: 'RolloutRetried' },
+    ],
   },
   ...(['Running', 'Baking', 'Paused'] as const).map(
     (state): AcceptedRow => ({
       name: `retry when ${state} after a retry (the same halt retried twice) → accepted, nothing changes, nothing sent`,
-      from: status(state, { currentWave: 1, attempt: 1, halts: 1, reason: 'Retried by bob', ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}) }),
+      from: status(state, {
+        currentWave: 1,
+        attempt: 1,
+        halts: 1,
+        reason: 'Retried by bob',
+        ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}),
+      }),
       event: retry,
       to: {},
       effects: [],
@@ -216,7 +262,10 @@ const acceptedRows: readonly AcceptedRow[] = [
   // abort
   {
     name: 'abort of a halted rollout → Aborted, the halt reason kept, notify',
-    from: status('Halted', { currentWave: 0, reason: 'WaveHalted: wave 1 had 2 failures, over its budget of 0' }),
+    from: status('Halted', {
+      currentWave: 0,
+      reason: 'WaveHalted: wave 1 had 2 failures, over its budget of 0',
+    }),
     event: abort,
     to: { state: 'Aborted', currentWave: 0 },
     effects: [{ kind: 'notify', event: 'RolloutAborted' }],
@@ -225,7 +274,10 @@ const acceptedRows: readonly AcceptedRow[] = [
   ...(['Planned', 'Running', 'Baking', 'Paused'] as const).map(
     (state): AcceptedRow => ({
       name: `abort from ${state} → Aborted, notify`,
-      from: status(state, { currentWave: 1, ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}) }),
+      from: status(state, {
+        currentWave: 1,
+        ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}),
+      }),
       event: abort,
       to: { state: 'Aborted', currentWave: 1 },
       effects: [{ kind: 'notify', event: 'RolloutAborted' }],
@@ -268,36 +320,91 @@ interface RefusedRow {
   readonly event: RolloutEvent;
 }
 
-const allEvents: readonly RolloutEvent[] = [start, finished(0), gate(0, 0, 0), pause, resume, abort, expedite, retry];
+const allEvents: readonly RolloutEvent[] = [
+  start,
+  finished(0),
+  gate(0, 0, 0),
+  pause,
+  resume,
+  abort,
+  expedite,
+  retry,
+];
 
 const refusedRows: readonly RefusedRow[] = [
   { name: 'start when Running', from: status('Running'), event: start },
   { name: 'start when Baking', from: status('Baking'), event: start },
   { name: 'start when Paused', from: status('Paused', { resumeTo: 'Planned' }), event: start },
-  { name: 'waveFinished for an earlier wave', from: status('Running', { currentWave: 1 }), event: finished(0) },
+  {
+    name: 'waveFinished for an earlier wave',
+    from: status('Running', { currentWave: 1 }),
+    event: finished(0),
+  },
   { name: 'waveFinished for a later wave', from: status('Running', { currentWave: 1 }), event: finished(2) },
-  { name: 'waveFinished delivered twice (already Baking)', from: status('Baking', { currentWave: 1 }), event: finished(1) },
+  {
+    name: 'waveFinished delivered twice (already Baking)',
+    from: status('Baking', { currentWave: 1 }),
+    event: finished(1),
+  },
   { name: 'waveFinished before the start', from: status('Planned'), event: finished(0) },
   { name: 'waveFinished while Paused', from: status('Paused', { resumeTo: 'Running' }), event: finished(0) },
-  { name: 'gate for the running wave (not baking yet)', from: status('Running', { currentWave: 1 }), event: gate(1, 0, 0) },
-  { name: 'gate for a wave already judged (duplicate delivery)', from: status('Baking', { currentWave: 1 }), event: gate(0, 0, 0) },
-  { name: 'a duplicate over-budget gate for a wave already judged', from: status('Baking', { currentWave: 1 }), event: gate(0, 5, 0) },
+  {
+    name: 'gate for the running wave (not baking yet)',
+    from: status('Running', { currentWave: 1 }),
+    event: gate(1, 0, 0),
+  },
+  {
+    name: 'gate for a wave already judged (duplicate delivery)',
+    from: status('Baking', { currentWave: 1 }),
+    event: gate(0, 0, 0),
+  },
+  {
+    name: 'a duplicate over-budget gate for a wave already judged',
+    from: status('Baking', { currentWave: 1 }),
+    event: gate(0, 5, 0),
+  },
   { name: 'gate for a later wave', from: status('Baking', { currentWave: 1 }), event: gate(2, 0, 0) },
-  { name: 'gate while Paused in Baking', from: status('Paused', { resumeTo: 'Baking' }), event: gate(0, 0, 0) },
+  {
+    name: 'gate while Paused in Baking',
+    from: status('Paused', { resumeTo: 'Baking' }),
+    event: gate(0, 0, 0),
+  },
   { name: 'gate before the start', from: status('Planned'), event: gate(0, 0, 0) },
   { name: 'pause when Paused', from: status('Paused', { resumeTo: 'Running' }), event: pause },
   { name: 'resume when Planned', from: status('Planned'), event: resume },
   { name: 'resume when Running', from: status('Running'), event: resume },
   { name: 'resume when Baking', from: status('Baking'), event: resume },
-  { name: 'expedite on the emergency profile (twice)', from: status('Running', { profile: 'emergency' }), event: expedite },
-  { name: 'expedite on the emergency profile while Baking', from: status('Baking', { profile: 'emergency' }), event: expedite },
-  ...(['Planned', 'Running', 'Baking'] as const).map((state): RefusedRow => ({ name: `retry when ${state}, never halted`, from: status(state), event: retry })),
+  {
+    name: 'expedite on the emergency profile (twice)',
+    from: status('Running', { profile: 'emergency' }),
+    event: expedite,
+  },
+  {
+    name: 'expedite on the emergency profile while Baking',
+    from: status('Baking', { profile: 'emergency' }),
+    event: expedite,
+  },
+  ...(['Planned', 'Running', 'Baking'] as const).map(
+    (state): RefusedRow => ({ name: `retry when ${state}, never halted`, from: status(state), event: retry }),
+  ),
   { name: 'retry when Paused, never halted', from: status('Paused', { resumeTo: 'Running' }), event: retry },
   ...allEvents
     .filter((event) => event.kind !== 'retry' && event.kind !== 'abort')
-    .map((event): RefusedRow => ({ name: `${event.kind} when Halted (waits for retry or abort)`, from: status('Halted'), event })),
+    .map(
+      (event): RefusedRow => ({
+        name: `${event.kind} when Halted (waits for retry or abort)`,
+        from: status('Halted'),
+        event,
+      }),
+    ),
   ...(['Aborted', 'Completed'] as const).flatMap((state) =>
-    allEvents.map((event): RefusedRow => ({ name: `${event.kind} when ${state} (final)`, from: status(state, { currentWave: 0, halts: 1 }), event })),
+    allEvents.map(
+      (event): RefusedRow => ({
+        name: `${event.kind} when ${state} (final)`,
+        from: status(state, { currentWave: 0, halts: 1 }),
+        event,
+      }),
+    ),
   ),
 ];
 
@@ -332,24 +439,43 @@ describe('transition: refused', () => {
     { state: 'Aborted' as const, because: 'the rollout has ended; only a halted rollout is retried' },
     { state: 'Running' as const, because: 'only a halted rollout is retried' },
   ])('retry when $state says why: $because', ({ state, because }) => {
-    expect(transition(status(state, { halts: 0 }), retry)).toEqual({ ok: false, reason: `retry refused: ${because} (rollout is ${state}, wave 1 of 3)` });
+    expect(transition(status(state, { halts: 0 }), retry)).toEqual({
+      ok: false,
+      reason: `retry refused: ${because} (rollout is ${state}, wave 1 of 3)`,
+    });
   });
 
   it('a halted rollout refuses resume, naming what it waits for', () => {
-    expect(transition(status('Halted'), resume)).toEqual({ ok: false, reason: 'resume refused: a halted rollout waits for retry or abort (rollout is Halted, wave 1 of 3)' });
+    expect(transition(status('Halted'), resume)).toEqual({
+      ok: false,
+      reason: 'resume refused: a halted rollout waits for retry or abort (rollout is Halted, wave 1 of 3)',
+    });
   });
 
   it('every state and event is covered by the tables', () => {
-    const covered = new Set([...acceptedRows, ...refusedRows].map((row) => `${row.from.state}/${row.event.kind}`));
-    const states: readonly RolloutState[] = ['Planned', 'Running', 'Baking', 'Paused', 'Halted', 'Aborted', 'Completed'];
-    const missing = states.flatMap((state) => allEvents.map((event) => `${state}/${event.kind}`)).filter((pair) => !covered.has(pair));
+    const covered = new Set(
+      [...acceptedRows, ...refusedRows].map((row) => `${row.from.state}/${row.event.kind}`),
+    );
+    const states: readonly RolloutState[] = [
+      'Planned',
+      'Running',
+      'Baking',
+      'Paused',
+      'Halted',
+      'Aborted',
+      'Completed',
+    ];
+    const missing = states
+      .flatMap((state) => allEvents.map((event) => `${state}/${event.kind}`))
+      .filter((pair) => !covered.has(pair));
     expect(missing).toEqual([]);
   });
 });
 
 describe('transition: the halt reason', () => {
   const halted = (failed: number, wave = 1, maxErrors = 0): string =>
-    accepted(transition(status('Baking', { currentWave: wave }), gate(wave, failed, maxErrors))).status.reason;
+    accepted(transition(status('Baking', { currentWave: wave }), gate(wave, failed, maxErrors))).status
+      .reason;
 
   it('starts with WaveHalted and gives the wave (1-based), the failures and the budget', () => {
     const reason = halted(3, 1, 2);
@@ -361,13 +487,15 @@ describe('transition: the halt reason', () => {
 
   it('names every failing server when there are at most 10', () => {
     const reason = halted(10);
-    for (let index = 1; index <= 10; index++) expect(reason).toContain(`f${String(index).padStart(2, '0')}.contoso.com`);
+    for (let index = 1; index <= 10; index++)
+      expect(reason).toContain(`f${String(index).padStart(2, '0')}.contoso.com`);
     expect(reason).not.toContain('more');
   });
 
   it('names the first 10 failing servers and "and N more"', () => {
     const reason = halted(13);
-    for (let index = 1; index <= 10; index++) expect(reason).toContain(`f${String(index).padStart(2, '0')}.contoso.com`);
+    for (let index = 1; index <= 10; index++)
+      expect(reason).toContain(`f${String(index).padStart(2, '0')}.contoso.com`);
     for (const index of [11, 12, 13]) expect(reason).not.toContain(`f${index}.contoso.com`);
     expect(reason).toContain('and 3 more');
   });
@@ -377,7 +505,13 @@ describe('transition: the halt reason', () => {
   });
 
   it('the failure count comes from the counts even when no server is named', () => {
-    const event: RolloutEvent = { kind: 'gate', wave: 0, counts: { servers: 4, succeeded: 2, failed: 2, skipped: 0 }, maxErrors: 1, failedServers: [] };
+    const event: RolloutEvent = {
+      kind: 'gate',
+      wave: 0,
+      counts: { servers: 4, succeeded: 2, failed: 2, skipped: 0 },
+      maxErrors: 1,
+      failedServers: [],
+    };
     const result = accepted(transition(status('Baking'), event));
     expect(result.status.state).toBe('Halted');
     expect(result.status.reason).toMatch(/^WaveHalted/);
@@ -387,7 +521,10 @@ describe('transition: the halt reason', () => {
 
 describe('transition: walks', () => {
   /** Applies the events in order; every one must be accepted. */
-  function walk(from: RolloutStatus, events: readonly RolloutEvent[]): { status: RolloutStatus; effects: RolloutEffect[]; states: RolloutState[] } {
+  function walk(
+    from: RolloutStatus,
+    events: readonly RolloutEvent[],
+  ): { status: RolloutStatus; effects: RolloutEffect[]; states: RolloutState[] } {
     let current = from;
     const effects: RolloutEffect[] = [];
     const states: RolloutState[] = [from.state];
@@ -401,8 +538,25 @@ describe('transition: walks', () => {
   }
 
   it('a three-wave rollout from start to Completed', () => {
-    const result = walk(status('Planned'), [start, finished(0), gate(0, 0, 1), finished(1), gate(1, 1, 1), finished(2), gate(2, 0, 0)]);
-    expect(result.states).toEqual(['Planned', 'Running', 'Baking', 'Running', 'Baking', 'Running', 'Baking', 'Completed']);
+    const result = walk(status('Planned'), [
+      start,
+      finished(0),
+      gate(0, 0, 1),
+      finished(1),
+      gate(1, 1, 1),
+      finished(2),
+      gate(2, 0, 0),
+    ]);
+    expect(result.states).toEqual([
+      'Planned',
+      'Running',
+      'Baking',
+      'Running',
+      'Baking',
+      'Running',
+      'Baking',
+      'Completed',
+    ]);
     expect(result.effects).toEqual([
       { kind: 'startWave', wave: 0 },
       { kind: 'scheduleGate', wave: 0, immediately: false },
@@ -412,14 +566,37 @@ describe('transition: walks', () => {
       { kind: 'scheduleGate', wave: 2, immediately: false },
       { kind: 'notify', event: 'RolloutCompleted' },
     ]);
-    expect(result.status).toMatchObject({ state: 'Completed', currentWave: 2, waveCount: 3, profile: 'default' });
+    expect(result.status).toMatchObject({
+      state: 'Completed',
+      currentWave: 2,
+      waveCount: 3,
+      profile: 'default',
+    });
     // Late duplicates of any earlier message are refused once the rollout has ended.
-    for (const late of [finished(2), gate(2, 0, 0), gate(1, 0, 0), start]) expect(transition(result.status, late).ok).toBe(false);
+    for (const late of [finished(2), gate(2, 0, 0), gate(1, 0, 0), start])
+      expect(transition(result.status, late).ok).toBe(false);
   });
 
   it('pause while baking, expedite, resume: the gate comes immediately and the rollout goes on', () => {
-    const result = walk(status('Planned'), [start, finished(0), pause, expedite, resume, gate(0, 0, 0), finished(1)]);
-    expect(result.states).toEqual(['Planned', 'Running', 'Baking', 'Paused', 'Paused', 'Baking', 'Running', 'Baking']);
+    const result = walk(status('Planned'), [
+      start,
+      finished(0),
+      pause,
+      expedite,
+      resume,
+      gate(0, 0, 0),
+      finished(1),
+    ]);
+    expect(result.states).toEqual([
+      'Planned',
+      'Running',
+      'Baking',
+      'Paused',
+      'Paused',
+      'Baking',
+      'Running',
+      'Baking',
+    ]);
     expect(result.effects).toEqual([
       { kind: 'startWave', wave: 0 },
       { kind: 'scheduleGate', wave: 0, immediately: false },
@@ -438,8 +615,33 @@ describe('transition: walks', () => {
   });
 
   it('halt, retry, halt again with a new reason, retry, then on to Completed', () => {
-    const result = walk(status('Planned', { waveCount: 2, halts: 0 }), [start, finished(0), gate(0, 2, 0), retry, finished(0), gate(0, 1, 0), retry, finished(0), gate(0, 0, 0), finished(1), gate(1, 0, 0)]);
-    expect(result.states).toEqual(['Planned', 'Running', 'Baking', 'Halted', 'Running', 'Baking', 'Halted', 'Running', 'Baking', 'Running', 'Baking', 'Completed']);
+    const result = walk(status('Planned', { waveCount: 2, halts: 0 }), [
+      start,
+      finished(0),
+      gate(0, 2, 0),
+      retry,
+      finished(0),
+      gate(0, 1, 0),
+      retry,
+      finished(0),
+      gate(0, 0, 0),
+      finished(1),
+      gate(1, 0, 0),
+    ]);
+    expect(result.states).toEqual([
+      'Planned',
+      'Running',
+      'Baking',
+      'Halted',
+      'Running',
+      'Baking',
+      'Halted',
+      'Running',
+      'Baking',
+      'Running',
+      'Baking',
+      'Completed',
+    ]);
     expect(result.effects.filter((effect) => effect.kind !== 'scheduleGate')).toEqual([
       { kind: 'startWave', wave: 0 },
       { kind: 'notify', event: 'RolloutHalted' },

@@ -12,7 +12,13 @@ import {
 import { parseDurationInMs } from '../../lib/rollout/duration.js';
 
 /** A valid wave; each test changes one field. */
-const good = { name: 'early', select: { percent: 10 }, maxConcurrency: '25%', maxErrors: 1, bake: 'PT4H' } as const;
+const good = {
+  name: 'early',
+  select: { percent: 10 },
+  maxConcurrency: '25%',
+  maxErrors: 1,
+  bake: 'PT4H',
+} as const;
 
 function issuePaths(value: unknown): string[] {
   const result = waveProfile.safeParse(value);
@@ -30,7 +36,8 @@ describe('default wave profiles', () => {
   });
 
   it('the emergency profile has fewer waves and a shorter total bake (DESIGN §7)', () => {
-    const totalBake = (profile: typeof defaultWaves): number => profile.reduce((sum, wave) => sum + parseDurationInMs(wave.bake)!, 0);
+    const totalBake = (profile: typeof defaultWaves): number =>
+      profile.reduce((sum, wave) => sum + parseDurationInMs(wave.bake)!, 0);
     expect(defaultEmergencyWaves.length).toBeLessThan(defaultWaves.length);
     expect(totalBake(defaultEmergencyWaves)).toBeLessThan(totalBake(defaultWaves));
   });
@@ -45,7 +52,13 @@ describe('waveProfile', () => {
   it('accepts a valid profile with a ring, a server list and a percentage wave', () => {
     const profile = [
       { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 5, maxErrors: 0, bake: 'PT1H' },
-      { name: 'pilot', select: { servers: ['ex01.contoso.com', 'EX02'] }, maxConcurrency: '50%', maxErrors: '10%', bake: 'P1DT12H' },
+      {
+        name: 'pilot',
+        select: { servers: ['ex01.contoso.com', 'EX02'] },
+        maxConcurrency: '50%',
+        maxErrors: '10%',
+        bake: 'P1DT12H',
+      },
       { name: 'broad_2', select: { percent: 100 }, maxConcurrency: '12.5%', maxErrors: '5%', bake: 'PT0S' },
     ];
     expect(waveProfile.safeParse(profile).success).toBe(true);
@@ -83,7 +96,11 @@ describe('waveSpec', () => {
     { name: 'bake "PT"', wave: { ...good, bake: 'PT' }, path: 'bake' },
     { name: 'bake negative', wave: { ...good, bake: 'PT-5M' }, path: 'bake' },
     { name: 'bake as a number of ms', wave: { ...good, bake: 3600000 }, path: 'bake' },
-    { name: 'bake missing', wave: { name: 'early', select: { percent: 10 }, maxConcurrency: 1, maxErrors: 1 }, path: 'bake' },
+    {
+      name: 'bake missing',
+      wave: { name: 'early', select: { percent: 10 }, maxConcurrency: 1, maxErrors: 1 },
+      path: 'bake',
+    },
     { name: 'maxConcurrency "110%"', wave: { ...good, maxConcurrency: '110%' }, path: 'maxConcurrency' },
     { name: 'maxConcurrency "-1"', wave: { ...good, maxConcurrency: '-1' }, path: 'maxConcurrency' },
     { name: 'maxConcurrency -1', wave: { ...good, maxConcurrency: -1 }, path: 'maxConcurrency' },
@@ -94,8 +111,16 @@ describe('waveSpec', () => {
     { name: 'maxErrors 1.5 (not a whole count)', wave: { ...good, maxErrors: 1.5 }, path: 'maxErrors' },
     { name: 'maxErrors "5" (a count as a string)', wave: { ...good, maxErrors: '5' }, path: 'maxErrors' },
     { name: 'an unknown field on the wave (strict)', wave: { ...good, pause: true }, path: '' },
-    { name: 'an unknown field on the selector (strict)', wave: { ...good, select: { percent: 10, sites: ['a'] } }, path: 'select' },
-    { name: 'two selectors at once', wave: { ...good, select: { ring: 'canary', percent: 10 } }, path: 'select' },
+    {
+      name: 'an unknown field on the selector (strict)',
+      wave: { ...good, select: { percent: 10, sites: ['a'] } },
+      path: 'select',
+    },
+    {
+      name: 'two selectors at once',
+      wave: { ...good, select: { ring: 'canary', percent: 10 } },
+      path: 'select',
+    },
     { name: 'an empty selector', wave: { ...good, select: {} }, path: 'select' },
     { name: 'percent 0', wave: { ...good, select: { percent: 0 } }, path: 'select' },
     { name: 'percent 101', wave: { ...good, select: { percent: 101 } }, path: 'select' },
@@ -158,7 +183,13 @@ describe('waveSelector', () => {
 });
 
 describe('resolveCount', () => {
-  const rows: readonly { name: string; value: CountOrPercent; total: number; minimum?: number; expected: number }[] = [
+  const rows: readonly {
+    name: string;
+    value: CountOrPercent;
+    total: number;
+    minimum?: number;
+    expected: number;
+  }[] = [
     { name: 'a count below the total', value: 5, total: 100, expected: 5 },
     { name: 'a count of 0', value: 0, total: 10, expected: 0 },
     { name: 'a count above the total is clamped', value: 5, total: 3, expected: 3 },
@@ -174,14 +205,28 @@ describe('resolveCount', () => {
     { name: 'the minimum lifts 5% of 10 to 1', value: '5%', total: 10, minimum: 1, expected: 1 },
     { name: 'the minimum lifts a count of 0 to 1', value: 0, total: 10, minimum: 1, expected: 1 },
     { name: 'the minimum does not lower a larger count', value: '50%', total: 10, minimum: 1, expected: 5 },
-    { name: 'a count with a minimum is still clamped to the total', value: 50, total: 4, minimum: 1, expected: 4 },
+    {
+      name: 'a count with a minimum is still clamped to the total',
+      value: 50,
+      total: 4,
+      minimum: 1,
+      expected: 4,
+    },
     { name: '0 servers: a count gives 0', value: 5, total: 0, expected: 0 },
     { name: '0 servers: a share gives 0', value: '10%', total: 0, expected: 0 },
     { name: '0 servers: 100% gives 0', value: '100%', total: 0, expected: 0 },
-    { name: '0 servers with minimum 1: never 0 (concurrency stays usable)', value: '10%', total: 0, minimum: 1, expected: 1 },
+    {
+      name: '0 servers with minimum 1: never 0 (concurrency stays usable)',
+      value: '10%',
+      total: 0,
+      minimum: 1,
+      expected: 1,
+    },
   ];
 
   it.each(rows)('$name', ({ value, total, minimum, expected }) => {
-    expect(minimum === undefined ? resolveCount(value, total) : resolveCount(value, total, minimum)).toBe(expected);
+    expect(minimum === undefined ? resolveCount(value, total) : resolveCount(value, total, minimum)).toBe(
+      expected,
+    );
   });
 });

@@ -46,10 +46,18 @@ describe('the agent zip', () => {
   it('is dist/agent/emfleet-agent-<version>-win-x64.zip with node.exe, the bundle, the install script, README.txt, and nothing else', async () => {
     expect(built.zipPath.endsWith(`${folder}-win-x64.zip`)).toBe(true);
     const file = (name: string): Buffer => entries.find((entry) => entry.name === `${folder}/${name}`)!.data;
-    const scripts = readdirSync(join(root, 'lib', 'agent', 'appliers', 'powershell')).filter((name) => name.endsWith('.ps1')).sort();
+    const scripts = readdirSync(join(root, 'lib', 'agent', 'appliers', 'powershell'))
+      .filter((name) => name.endsWith('.ps1'))
+      .sort();
     // Every script the agent runs (the applier's, the build reader, the event log writer) and their libraries.
-    expect(scripts).toEqual(powerShellScriptFiles().map((path) => basename(path)).sort());
-    expect(scripts).toEqual(expect.arrayContaining(['emfleet-common.ps1', 'exchange-build.read.ps1', 'event-log.write.ps1']));
+    expect(scripts).toEqual(
+      powerShellScriptFiles()
+        .map((path) => basename(path))
+        .sort(),
+    );
+    expect(scripts).toEqual(
+      expect.arrayContaining(['emfleet-common.ps1', 'exchange-build.read.ps1', 'event-log.write.ps1']),
+    );
     expect(entries.map((entry) => entry.name)).toEqual([
       `${folder}/node.exe`,
       `${folder}/emfleet-agent.js`,
@@ -60,7 +68,9 @@ describe('the agent zip', () => {
     ]);
     // The applier finds them beside the bundle, as powerShellScriptDirectory says.
     expect(powerShellScriptDirectory.replace(/\\/g, '/')).toMatch(/\/lib\/agent\/appliers\/powershell\/$/);
-    expect(file('powershell/emfleet-common.ps1')).toEqual(await readFile(join(root, 'lib', 'agent', 'appliers', 'powershell', 'emfleet-common.ps1')));
+    expect(file('powershell/emfleet-common.ps1')).toEqual(
+      await readFile(join(root, 'lib', 'agent', 'appliers', 'powershell', 'emfleet-common.ps1')),
+    );
     // A Windows x64 executable: MZ, then the PE header's machine field 0x8664.
     const exe = file('node.exe');
     expect(exe.subarray(0, 2).toString('latin1')).toBe('MZ');
@@ -69,10 +79,16 @@ describe('the agent zip', () => {
     expect(exe.readUInt16LE(pe + 4)).toBe(0x8664);
     expect(exe.includes(Buffer.from(`v${built.nodeVersion}`, 'latin1'))).toBe(true);
     expect(built.nodeVersion).toMatch(/^22\./);
-    expect(file('Install-EmfleetAgent.ps1')).toEqual(await readFile(join(root, 'lib', 'agent', 'install', 'Install-EmfleetAgent.ps1')));
+    expect(file('Install-EmfleetAgent.ps1')).toEqual(
+      await readFile(join(root, 'lib', 'agent', 'install', 'Install-EmfleetAgent.ps1')),
+    );
     expect(file('README.txt').toString('utf8')).toContain(`emfleet agent ${emfleetVersion} for Windows x64`);
-    expect(file('README.txt').toString('utf8')).toContain('Install-EmfleetAgent.ps1 -Server ex01.contoso.com');
-    expect(file('emfleet-agent.cmd').toString('ascii')).toBe('@"%~dp0node.exe" "%~dp0emfleet-agent.js" %*\r\n');
+    expect(file('README.txt').toString('utf8')).toContain(
+      'Install-EmfleetAgent.ps1 -Server ex01.contoso.com',
+    );
+    expect(file('emfleet-agent.cmd').toString('ascii')).toBe(
+      '@"%~dp0node.exe" "%~dp0emfleet-agent.js" %*\r\n',
+    );
   });
 
   it('is the size of Node plus a small bundle', () => {
@@ -82,16 +98,24 @@ describe('the agent zip', () => {
     expect(built.bytes).toBeGreaterThan(20 * 1024 * 1024);
     expect(built.bytes).toBeLessThan(50 * 1024 * 1024);
     // Nothing is left to npm on the server.
-    expect(bundle.toString('utf8')).not.toMatch(/require\(["'](hyco-https|ws|zod|xml-crypto|@xmldom\/xmldom|@peculiar\/x509|commander)["']\)/);
+    expect(bundle.toString('utf8')).not.toMatch(
+      /require\(["'](hyco-https|ws|zod|xml-crypto|@xmldom\/xmldom|@peculiar\/x509|commander)["']\)/,
+    );
   });
 
-  it.skipIf(!process.env['PATH']?.split(':').some((directory) => directory && fileExists(join(directory, 'unzip'))))('is a zip other tools read (unzip -t)', async () => {
+  it.skipIf(
+    !process.env['PATH']?.split(':').some((directory) => directory && fileExists(join(directory, 'unzip'))),
+  )('is a zip other tools read (unzip -t)', async () => {
     const { stdout } = await execFileAsync('unzip', ['-t', built.zipPath]);
     expect(stdout).toMatch(/No errors detected/);
   });
 
   it('the bundle starts: emfleet-agent --version', async () => {
-    const { stdout } = await execFileAsync(process.execPath, [join(extracted, folder, 'emfleet-agent.js'), '--version'], { cwd: extracted });
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [join(extracted, folder, 'emfleet-agent.js'), '--version'],
+      { cwd: extracted },
+    );
     expect(stdout.trim()).toBe(emfleetVersion);
   });
 
@@ -115,24 +139,48 @@ describe('the agent zip', () => {
 
     it('listens through the relay emulator and applies a signed package with the simulated applier', async () => {
       const { path, config } = await writeAgentConfig(fixture.relay, pki, { server: 'ex31.contoso.com' });
-      child = spawn(process.execPath, [join(extracted, folder, 'emfleet-agent.js'), '--config', path], { cwd: extracted, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(process.execPath, [join(extracted, folder, 'emfleet-agent.js'), '--config', path], {
+        cwd: extracted,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      await vi.waitFor(() => expect(stdout).toContain('"event":"RelayListenerListening"'), { timeout: 20_000, interval: 50 });
-      expect(await fixture.client.ping('ex31')).toMatchObject({ server: 'ex31.contoso.com', build: '15.2.1118.7', agentVersion: emfleetVersion });
+      await vi.waitFor(() => expect(stdout).toContain('"event":"RelayListenerListening"'), {
+        timeout: 20_000,
+        interval: 50,
+      });
+      expect(await fixture.client.ping('ex31')).toMatchObject({
+        server: 'ex31.contoso.com',
+        build: '15.2.1118.7',
+        agentVersion: emfleetVersion,
+      });
 
-      const reply = await fixture.client.apply('ex31', { operationId: 'bundle-apply-1', packageBase64: Buffer.from(pki.sign(catalogueXml)).toString('base64'), mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'] });
-      const outcomes = reply.status === 'Completed' ? reply.outcomes : await vi.waitFor(
-        async () => {
-          const done = (await fixture.client.status('ex31')).operations.find((operation) => operation.operationId === 'bundle-apply-1' && operation.status === 'Completed');
-          expect(done).toBeDefined();
-          return done!.outcomes;
-        },
-        { timeout: 30_000, interval: 200 },
-      );
-      expect(Object.fromEntries(Object.entries(outcomes).map(([id, outcome]) => [id, outcome.outcome]))).toEqual({ PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' });
+      const reply = await fixture.client.apply('ex31', {
+        operationId: 'bundle-apply-1',
+        packageBase64: Buffer.from(pki.sign(catalogueXml)).toString('base64'),
+        mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
+      });
+      const outcomes =
+        reply.status === 'Completed'
+          ? reply.outcomes
+          : await vi.waitFor(
+              async () => {
+                const done = (await fixture.client.status('ex31')).operations.find(
+                  (operation) =>
+                    operation.operationId === 'bundle-apply-1' && operation.status === 'Completed',
+                );
+                expect(done).toBeDefined();
+                return done!.outcomes;
+              },
+              { timeout: 30_000, interval: 200 },
+            );
+      expect(
+        Object.fromEntries(Object.entries(outcomes).map(([id, outcome]) => [id, outcome.outcome])),
+      ).toEqual({ PING1: 'Applied', EM1: 'Applied', EM2: 'Applied', EM3: 'Applied' });
       const state = await new SimulatedApplier(join(config.stateDirectory, 'simulated-server.json')).read();
-      expect(state.sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual(['EEMS EM1 - Autodiscover Rule']);
+      expect(state.sites['Default Web Site']!.rules.map((rule) => rule.name)).toEqual([
+        'EEMS EM1 - Autodiscover Rule',
+      ]);
       expect(state.appPools['MSExchangeOWAAppPool']).toEqual({ state: 'Stopped', autoStart: false });
 
       child.kill('SIGTERM');
@@ -140,13 +188,29 @@ describe('the agent zip', () => {
       expect(code).toBe(0);
       // The log file under the state directory has what stdout had.
       const log = await readFile(join(config.stateDirectory, 'logs', 'agent.log'), 'utf8');
-      const events = log.trim().split('\n').map((line) => (JSON.parse(line) as { event: string }).event);
-      expect(events).toEqual(expect.arrayContaining(['AgentStarted', 'RelayListenerListening', 'MitigationOutcome', 'AgentStopping']));
+      const events = log
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { event: string }).event);
+      expect(events).toEqual(
+        expect.arrayContaining([
+          'AgentStarted',
+          'RelayListenerListening',
+          'MitigationOutcome',
+          'AgentStopping',
+        ]),
+      );
 
       // What Install-EmfleetAgent.ps1 -Uninstall runs with the agent stopped: everything put back.
-      const { stdout: restoredText } = await execFileAsync(process.execPath, [join(extracted, folder, 'emfleet-agent.js'), 'restore-all', '--config', path], { cwd: extracted });
+      const { stdout: restoredText } = await execFileAsync(
+        process.execPath,
+        [join(extracted, folder, 'emfleet-agent.js'), 'restore-all', '--config', path],
+        { cwd: extracted },
+      );
       expect(JSON.parse(restoredText)).toEqual({ restored: ['EM1', 'EM2', 'EM3', 'PING1'], failed: [] });
-      expect(await new SimulatedApplier(join(config.stateDirectory, 'simulated-server.json')).read()).toEqual(defaultSimulatedServer());
+      expect(await new SimulatedApplier(join(config.stateDirectory, 'simulated-server.json')).read()).toEqual(
+        defaultSimulatedServer(),
+      );
     });
   });
 });
@@ -155,7 +219,10 @@ describe('writeZip and readZip', () => {
   it('round-trip stored and deflated entries with UTF-8 names, and refuse unsafe names', () => {
     const files = [
       { name: 'a/text.txt', data: Buffer.from('hello '.repeat(1000)) },
-      { name: 'a/random.bin', data: Buffer.from(Array.from({ length: 256 }, (_, index) => (index * 151) % 256)) },
+      {
+        name: 'a/random.bin',
+        data: Buffer.from(Array.from({ length: 256 }, (_, index) => (index * 151) % 256)),
+      },
       { name: 'a/Zoë.txt', data: Buffer.alloc(0) },
     ];
     expect(readZip(writeZip(files))).toEqual(files);

@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ApplierError, type Applier, type ApplicableAction, type ApplyReport, type PriorState } from '../applier.js';
+import {
+  ApplierError,
+  type Applier,
+  type ApplicableAction,
+  type ApplyReport,
+  type PriorState,
+} from '../applier.js';
 
 /*
  * Windows applier. Every operation runs one of the constant scripts in ./powershell/ with
@@ -54,7 +60,10 @@ export function scriptPath(name: PowerShellScriptName): string {
 
 /** Every file the applier needs at run time (scripts and the libraries they dot-source), by full path. */
 export function powerShellScriptFiles(): string[] {
-  return [...powerShellScripts.map(scriptPath), ...powerShellLibraries.map((file) => `${powerShellScriptDirectory}${file}`)];
+  return [
+    ...powerShellScripts.map(scriptPath),
+    ...powerShellLibraries.map((file) => `${powerShellScriptDirectory}${file}`),
+  ];
 }
 
 /**
@@ -63,9 +72,13 @@ export function powerShellScriptFiles(): string[] {
  * of System32, and a 32-bit PowerShell cannot use Microsoft.Web.Administration: Sysnative reaches
  * the 64-bit one.
  */
-export function windowsPowerShellPath(environment: NodeJS.ProcessEnv = process.env, arch: string = process.arch): string {
+export function windowsPowerShellPath(
+  environment: NodeJS.ProcessEnv = process.env,
+  arch: string = process.arch,
+): string {
   const systemRoot = environment['SystemRoot'] ?? environment['SYSTEMROOT'] ?? 'C:\\Windows';
-  const system = arch === 'ia32' && environment['PROCESSOR_ARCHITEW6432'] !== undefined ? 'Sysnative' : 'System32';
+  const system =
+    arch === 'ia32' && environment['PROCESSOR_ARCHITEW6432'] !== undefined ? 'Sysnative' : 'System32';
   return `${systemRoot}\\${system}\\WindowsPowerShell\\v1.0\\powershell.exe`;
 }
 
@@ -76,7 +89,11 @@ export const environmentExits: Readonly<Record<number, { code: string; message: 
     message:
       'PowerShell runs the script in Constrained Language mode (WDAC or AppLocker does not allow it): sign the scripts in the agent directory with a certificate the policy trusts, or allow that directory',
   },
-  4: { code: 'Not64Bit', message: 'PowerShell runs as a 32-bit process, which cannot use IIS configuration; run the 64-bit powershell.exe' },
+  4: {
+    code: 'Not64Bit',
+    message:
+      'PowerShell runs as a 32-bit process, which cannot use IIS configuration; run the 64-bit powershell.exe',
+  },
 };
 
 export type ScriptOperation = 'capture' | 'isApplied' | 'apply' | 'restore';
@@ -85,12 +102,35 @@ export type ScriptedAction = Exclude<ApplicableAction, { kind: 'DoNothing' }>;
 export type ScriptedPrior = Exclude<PriorState, { kind: 'DoNothing' }>;
 
 const scripts = {
-  IisUrlRewrite: { capture: 'iis-url-rewrite.capture', isApplied: 'iis-url-rewrite.is-applied', apply: 'iis-url-rewrite.apply', restore: 'iis-url-rewrite.restore' },
+  IisUrlRewrite: {
+    capture: 'iis-url-rewrite.capture',
+    isApplied: 'iis-url-rewrite.is-applied',
+    apply: 'iis-url-rewrite.apply',
+    restore: 'iis-url-rewrite.restore',
+  },
   // capture and isApplied read the same state and judge it differently.
-  DisableAppPool: { capture: 'app-pool.read', isApplied: 'app-pool.read', apply: 'app-pool.apply', restore: 'app-pool.restore' },
-  DisableService: { capture: 'service.read', isApplied: 'service.read', apply: 'service.apply', restore: 'service.restore' },
-  HealthManager: { capture: 'health-manager.read', isApplied: 'health-manager.read', apply: 'health-manager.hold', restore: 'health-manager.restore' },
-} as const satisfies Record<ScriptedAction['kind'] | 'HealthManager', Record<ScriptOperation, PowerShellScriptName>>;
+  DisableAppPool: {
+    capture: 'app-pool.read',
+    isApplied: 'app-pool.read',
+    apply: 'app-pool.apply',
+    restore: 'app-pool.restore',
+  },
+  DisableService: {
+    capture: 'service.read',
+    isApplied: 'service.read',
+    apply: 'service.apply',
+    restore: 'service.restore',
+  },
+  HealthManager: {
+    capture: 'health-manager.read',
+    isApplied: 'health-manager.read',
+    apply: 'health-manager.hold',
+    restore: 'health-manager.restore',
+  },
+} as const satisfies Record<
+  ScriptedAction['kind'] | 'HealthManager',
+  Record<ScriptOperation, PowerShellScriptName>
+>;
 
 // ---- invocation ----------------------------------------------------------------------------------
 
@@ -107,7 +147,12 @@ export interface InvocationOptions {
 }
 
 /** The process boundary: the only part that differs between Windows and the tests. */
-export type ScriptRunner = (invocation: { executable: string; args: string[]; stdin: string; timeoutInMs: number }) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+export type ScriptRunner = (invocation: {
+  executable: string;
+  args: string[];
+  stdin: string;
+  timeoutInMs: number;
+}) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
 const defaultTimeoutInMs = 300_000;
 
@@ -130,11 +175,26 @@ function actionInput(action: ScriptedAction): Record<string, unknown> {
 function priorInput(prior: ScriptedPrior): Record<string, unknown> {
   switch (prior.kind) {
     case 'IisUrlRewrite':
-      return { site: prior.site, ruleName: prior.ruleName, previousRuleXml: prior.previousRuleXml, previousRulePosition: prior.previousRulePosition ?? null };
+      return {
+        site: prior.site,
+        ruleName: prior.ruleName,
+        previousRuleXml: prior.previousRuleXml,
+        previousRulePosition: prior.previousRulePosition ?? null,
+      };
     case 'DisableAppPool':
-      return { appPool: prior.appPool, state: prior.state, autoStart: prior.autoStart, startMode: prior.startMode ?? null };
+      return {
+        appPool: prior.appPool,
+        state: prior.state,
+        autoStart: prior.autoStart,
+        startMode: prior.startMode ?? null,
+      };
     case 'DisableService':
-      return { service: prior.service, status: prior.status, startType: prior.startType, runningDependents: prior.runningDependents ?? [] };
+      return {
+        service: prior.service,
+        status: prior.status,
+        startType: prior.startType,
+        runningDependents: prior.runningDependents ?? [],
+      };
     case 'HealthManager':
       return { services: prior.services };
   }
@@ -142,7 +202,10 @@ function priorInput(prior: ScriptedPrior): Record<string, unknown> {
 
 /** JSON with every character past ASCII escaped: PowerShell reads standard input in the console's code page. */
 function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (character) => '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0'));
+  return JSON.stringify(value).replace(
+    /[\u007f-\uffff]/g,
+    (character) => '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0'),
+  );
 }
 
 /** powershell.exe's arguments for one script: constant, the script by full path with -File. */
@@ -151,7 +214,11 @@ export function scriptArguments(name: PowerShellScriptName): string[] {
 }
 
 /** The process to start for one script: constant arguments, the values on standard input. */
-export function scriptInvocation(name: PowerShellScriptName, input: Record<string, unknown>, options: InvocationOptions = {}): ScriptInvocation {
+export function scriptInvocation(
+  name: PowerShellScriptName,
+  input: Record<string, unknown>,
+  options: InvocationOptions = {},
+): ScriptInvocation {
   return {
     executable: options.executable ?? windowsPowerShellPath(),
     args: scriptArguments(name),
@@ -160,10 +227,23 @@ export function scriptInvocation(name: PowerShellScriptName, input: Record<strin
 }
 
 /** The process to start for one operation on an action or a prior state. */
-export function buildInvocation(operation: 'capture' | 'isApplied' | 'apply', action: ScriptedAction, options?: InvocationOptions): ScriptInvocation;
-export function buildInvocation(operation: 'restore', prior: ScriptedPrior, options?: InvocationOptions): ScriptInvocation;
-export function buildInvocation(operation: ScriptOperation, subject: ScriptedAction | ScriptedPrior, options: InvocationOptions = {}): ScriptInvocation {
-  const input = operation === 'restore' ? priorInput(subject as ScriptedPrior) : actionInput(subject as ScriptedAction);
+export function buildInvocation(
+  operation: 'capture' | 'isApplied' | 'apply',
+  action: ScriptedAction,
+  options?: InvocationOptions,
+): ScriptInvocation;
+export function buildInvocation(
+  operation: 'restore',
+  prior: ScriptedPrior,
+  options?: InvocationOptions,
+): ScriptInvocation;
+export function buildInvocation(
+  operation: ScriptOperation,
+  subject: ScriptedAction | ScriptedPrior,
+  options: InvocationOptions = {},
+): ScriptInvocation {
+  const input =
+    operation === 'restore' ? priorInput(subject as ScriptedPrior) : actionInput(subject as ScriptedAction);
   return scriptInvocation(scripts[subject.kind][operation], input, options);
 }
 
@@ -175,7 +255,11 @@ const maxOutputBytes = 4 * 1024 * 1024;
 /** Starts the executable directly (no shell), feeds standard input, and kills it at the deadline. */
 export const spawnScriptRunner: ScriptRunner = (invocation) =>
   new Promise((resolve, reject) => {
-    const child = spawn(invocation.executable, invocation.args, { shell: false, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(invocation.executable, invocation.args, {
+      shell: false,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let outputBytes = 0;
@@ -195,20 +279,40 @@ export const spawnScriptRunner: ScriptRunner = (invocation) =>
       child.kill('SIGKILL');
     };
     const deadline = setTimeout(
-      () => stop(new ApplierError('Timeout', `${invocation.executable} did not finish within ${invocation.timeoutInMs} ms and was killed`, { context: { timeoutInMs: invocation.timeoutInMs } })),
+      () =>
+        stop(
+          new ApplierError(
+            'Timeout',
+            `${invocation.executable} did not finish within ${invocation.timeoutInMs} ms and was killed`,
+            { context: { timeoutInMs: invocation.timeoutInMs } },
+          ),
+        ),
       invocation.timeoutInMs,
     );
     const collect = (chunks: Buffer[]) => (chunk: Buffer) => {
       outputBytes += chunk.length;
       if (outputBytes > maxOutputBytes) {
-        stop(new ApplierError('OutputTooLarge', `${invocation.executable} wrote more than ${maxOutputBytes} bytes and was killed`));
+        stop(
+          new ApplierError(
+            'OutputTooLarge',
+            `${invocation.executable} wrote more than ${maxOutputBytes} bytes and was killed`,
+          ),
+        );
         return;
       }
       chunks.push(chunk);
     };
     child.stdout.on('data', collect(stdout));
     child.stderr.on('data', collect(stderr));
-    child.on('error', (error) => finish(() => reject(new ApplierError('SpawnFailed', `cannot start ${invocation.executable}: ${error.message}`, { cause: error }))));
+    child.on('error', (error) =>
+      finish(() =>
+        reject(
+          new ApplierError('SpawnFailed', `cannot start ${invocation.executable}: ${error.message}`, {
+            cause: error,
+          }),
+        ),
+      ),
+    );
     child.on('exit', () => {
       if (stopped) {
         const error = stopped;
@@ -218,7 +322,12 @@ export const spawnScriptRunner: ScriptRunner = (invocation) =>
     child.on('close', (code) =>
       finish(() => {
         if (stopped) reject(stopped);
-        else resolve({ exitCode: code ?? -1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: readableText(Buffer.concat(stderr)) });
+        else
+          resolve({
+            exitCode: code ?? -1,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: readableText(Buffer.concat(stderr)),
+          });
       }),
     );
     // A process that exits without reading its input closes the pipe under us; its exit code says why.
@@ -235,7 +344,9 @@ export function readableText(bytes: Buffer): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    return [...bytes].map((byte) => (byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`)).join('');
+    return [...bytes]
+      .map((byte) => (byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`))
+      .join('');
   }
 }
 
@@ -265,32 +376,70 @@ function safeJson(text: string): unknown {
 }
 
 function decodeClixml(text: string): string {
-  const entities: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&amp;': '&' };
-  return text.replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => entities[entity]!).replace(/_x([0-9A-Fa-f]{4})_/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const entities: Record<string, string> = {
+    '&lt;': '<',
+    '&gt;': '>',
+    '&quot;': '"',
+    '&apos;': "'",
+    '&amp;': '&',
+  };
+  return text
+    .replace(/&(?:lt|gt|quot|apos|amp);/g, (entity) => entities[entity]!)
+    .replace(/_x([0-9A-Fa-f]{4})_/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 // ---- replies -------------------------------------------------------------------------------------
 
 const done = z.object({ ok: z.literal(true) });
 const applied = z.object({ ok: z.literal(true), notInForce: z.array(z.string()).default([]) });
-const ruleCapture = z.object({ ruleXml: z.string().nullable(), position: z.number().int().nonnegative().nullable().default(null) });
+const ruleCapture = z.object({
+  ruleXml: z.string().nullable(),
+  position: z.number().int().nonnegative().nullable().default(null),
+});
 const ruleCheck = z.object({ applied: z.boolean(), ruleName: z.string().nullable().optional() });
 const startMode = z.enum(['OnDemand', 'AlwaysRunning']);
-const appPoolState = z.object({ state: z.enum(['Started', 'Starting', 'Stopped', 'Stopping', 'Unknown']), autoStart: z.boolean() });
+const appPoolState = z.object({
+  state: z.enum(['Started', 'Starting', 'Stopped', 'Stopping', 'Unknown']),
+  autoStart: z.boolean(),
+});
 /** Only a settled pool can be put back; a Starting or Stopping one is refused until it settles. */
-const appPoolPrior = z.object({ state: z.enum(['Started', 'Stopped']), autoStart: z.boolean(), startMode: startMode.optional() });
+const appPoolPrior = z.object({
+  state: z.enum(['Started', 'Stopped']),
+  autoStart: z.boolean(),
+  startMode: startMode.optional(),
+});
 const startType = z.enum(['Automatic', 'AutomaticDelayedStart', 'Manual', 'Disabled']);
 const serviceState = z.object({
-  status: z.enum(['Stopped', 'StartPending', 'StopPending', 'Running', 'ContinuePending', 'PausePending', 'Paused']),
+  status: z.enum([
+    'Stopped',
+    'StartPending',
+    'StopPending',
+    'Running',
+    'ContinuePending',
+    'PausePending',
+    'Paused',
+  ]),
   startType,
 });
-const servicePrior = z.object({ status: z.enum(['Running', 'Stopped']), startType, runningDependents: z.array(z.string()).default([]) });
-const healthManagerPrior = z.object({ services: z.array(z.object({ service: z.string(), status: z.enum(['Running', 'Stopped']), startType })) });
+const servicePrior = z.object({
+  status: z.enum(['Running', 'Stopped']),
+  startType,
+  runningDependents: z.array(z.string()).default([]),
+});
+const healthManagerPrior = z.object({
+  services: z.array(z.object({ service: z.string(), status: z.enum(['Running', 'Stopped']), startType })),
+});
 const setupState = z.object({ setup: z.string().nullable() });
 const stateDirectoryCheck = z.object({ writableBy: z.array(z.string()) });
 
 function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
-  return path.reduce<unknown>((current, key) => (current !== null && typeof current === 'object' ? (current as Record<PropertyKey, unknown>)[key] : undefined), value);
+  return path.reduce<unknown>(
+    (current, key) =>
+      current !== null && typeof current === 'object'
+        ? (current as Record<PropertyKey, unknown>)[key]
+        : undefined,
+    value,
+  );
 }
 
 // ---- the applier ---------------------------------------------------------------------------------
@@ -308,7 +457,11 @@ export class PowerShellApplier implements Applier {
   readonly #timeoutInMs: number;
   readonly #run: ScriptRunner;
 
-  constructor({ executable = windowsPowerShellPath(), timeoutInMs = defaultTimeoutInMs, run = spawnScriptRunner }: PowerShellApplierOptions = {}) {
+  constructor({
+    executable = windowsPowerShellPath(),
+    timeoutInMs = defaultTimeoutInMs,
+    run = spawnScriptRunner,
+  }: PowerShellApplierOptions = {}) {
     this.#executable = executable;
     this.#timeoutInMs = timeoutInMs;
     this.#run = run;
@@ -319,15 +472,39 @@ export class PowerShellApplier implements Applier {
       case 'DoNothing':
         return { kind: 'DoNothing' };
       case 'IisUrlRewrite': {
-        const reply = await this.#call(buildInvocation('capture', action, this.#options()), 'iis-url-rewrite.capture', ruleCapture);
-        return { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: reply.ruleXml, ...(reply.position === null ? {} : { previousRulePosition: reply.position }) };
+        const reply = await this.#call(
+          buildInvocation('capture', action, this.#options()),
+          'iis-url-rewrite.capture',
+          ruleCapture,
+        );
+        return {
+          kind: 'IisUrlRewrite',
+          site: action.site,
+          ruleName: action.ruleName,
+          previousRuleXml: reply.ruleXml,
+          ...(reply.position === null ? {} : { previousRulePosition: reply.position }),
+        };
       }
       case 'DisableAppPool': {
-        const reply = await this.#call(buildInvocation('capture', action, this.#options()), 'app-pool.read', appPoolPrior);
-        return { kind: 'DisableAppPool', appPool: action.appPool, state: reply.state, autoStart: reply.autoStart, ...(reply.startMode ? { startMode: reply.startMode } : {}) };
+        const reply = await this.#call(
+          buildInvocation('capture', action, this.#options()),
+          'app-pool.read',
+          appPoolPrior,
+        );
+        return {
+          kind: 'DisableAppPool',
+          appPool: action.appPool,
+          state: reply.state,
+          autoStart: reply.autoStart,
+          ...(reply.startMode ? { startMode: reply.startMode } : {}),
+        };
       }
       case 'DisableService': {
-        const reply = await this.#call(buildInvocation('capture', action, this.#options()), 'service.read', servicePrior);
+        const reply = await this.#call(
+          buildInvocation('capture', action, this.#options()),
+          'service.read',
+          servicePrior,
+        );
         return {
           kind: 'DisableService',
           service: action.service,
@@ -344,26 +521,54 @@ export class PowerShellApplier implements Applier {
       case 'DoNothing':
         return true;
       case 'IisUrlRewrite':
-        return (await this.#call(buildInvocation('isApplied', action, this.#options()), 'iis-url-rewrite.is-applied', ruleCheck)).applied;
+        return (
+          await this.#call(
+            buildInvocation('isApplied', action, this.#options()),
+            'iis-url-rewrite.is-applied',
+            ruleCheck,
+          )
+        ).applied;
       case 'DisableAppPool': {
         // A Stopping pool takes no new requests: the mitigation holds.
-        const reply = await this.#call(buildInvocation('isApplied', action, this.#options()), 'app-pool.read', appPoolState);
+        const reply = await this.#call(
+          buildInvocation('isApplied', action, this.#options()),
+          'app-pool.read',
+          appPoolState,
+        );
         return !reply.autoStart && (reply.state === 'Stopped' || reply.state === 'Stopping');
       }
       case 'DisableService': {
-        const reply = await this.#call(buildInvocation('isApplied', action, this.#options()), 'service.read', serviceState);
+        const reply = await this.#call(
+          buildInvocation('isApplied', action, this.#options()),
+          'service.read',
+          serviceState,
+        );
         return reply.status === 'Stopped' && reply.startType === 'Disabled';
       }
     }
   }
 
-  async ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
-    return (await this.#call(buildInvocation('isApplied', action, this.#options()), 'iis-url-rewrite.is-applied', ruleCheck)).ruleName ?? undefined;
+  async ruleInPlace(
+    action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>,
+  ): Promise<string | undefined> {
+    return (
+      (
+        await this.#call(
+          buildInvocation('isApplied', action, this.#options()),
+          'iis-url-rewrite.is-applied',
+          ruleCheck,
+        )
+      ).ruleName ?? undefined
+    );
   }
 
   async apply(action: ApplicableAction): Promise<ApplyReport> {
     if (action.kind === 'DoNothing') return { notInForce: [] };
-    const reply = await this.#call(buildInvocation('apply', action, this.#options()), scripts[action.kind].apply, applied);
+    const reply = await this.#call(
+      buildInvocation('apply', action, this.#options()),
+      scripts[action.kind].apply,
+      applied,
+    );
     return { notInForce: reply.notInForce };
   }
 
@@ -373,16 +578,32 @@ export class PowerShellApplier implements Applier {
   }
 
   async captureHealthManager(): Promise<Extract<PriorState, { kind: 'HealthManager' }>> {
-    const reply = await this.#call(scriptInvocation('health-manager.read', {}, this.#options()), 'health-manager.read', healthManagerPrior);
+    const reply = await this.#call(
+      scriptInvocation('health-manager.read', {}, this.#options()),
+      'health-manager.read',
+      healthManagerPrior,
+    );
     return { kind: 'HealthManager', services: reply.services };
   }
 
   async holdHealthManager(): Promise<void> {
-    await this.#call(scriptInvocation('health-manager.hold', {}, this.#options()), 'health-manager.hold', done);
+    await this.#call(
+      scriptInvocation('health-manager.hold', {}, this.#options()),
+      'health-manager.hold',
+      done,
+    );
   }
 
   async exchangeSetupRunning(): Promise<string | undefined> {
-    return (await this.#call(scriptInvocation('exchange-setup.read', {}, this.#options()), 'exchange-setup.read', setupState)).setup ?? undefined;
+    return (
+      (
+        await this.#call(
+          scriptInvocation('exchange-setup.read', {}, this.#options()),
+          'exchange-setup.read',
+          setupState,
+        )
+      ).setup ?? undefined
+    );
   }
 
   /**
@@ -391,7 +612,13 @@ export class PowerShellApplier implements Applier {
    * directory is left unchanged then.
    */
   async secureStateDirectory(directory: string): Promise<string[]> {
-    return (await this.#call(scriptInvocation('state-directory.secure', { directory }, this.#options()), 'state-directory.secure', stateDirectoryCheck)).writableBy;
+    return (
+      await this.#call(
+        scriptInvocation('state-directory.secure', { directory }, this.#options()),
+        'state-directory.secure',
+        stateDirectoryCheck,
+      )
+    ).writableBy;
   }
 
   #options(): InvocationOptions {
@@ -408,37 +635,63 @@ export class PowerShellApplier implements Applier {
  * 32-bit process), failed (its JSON error on standard error) or replied with something unusable is
  * an ApplierError naming the script.
  */
-export async function callScript<T>(runner: { run: ScriptRunner; timeoutInMs: number }, invocation: ScriptInvocation, script: PowerShellScriptName, reply: z.ZodType<T>): Promise<T> {
+export async function callScript<T>(
+  runner: { run: ScriptRunner; timeoutInMs: number },
+  invocation: ScriptInvocation,
+  script: PowerShellScriptName,
+  reply: z.ZodType<T>,
+): Promise<T> {
   let result: Awaited<ReturnType<ScriptRunner>>;
   try {
     result = await runner.run({ ...invocation, timeoutInMs: runner.timeoutInMs });
   } catch (error) {
     if (error instanceof ApplierError) throw error;
-    throw new ApplierError('SpawnFailed', `cannot run PowerShell script ${script}: ${(error as Error).message}`, { cause: error, context: { script } });
+    throw new ApplierError(
+      'SpawnFailed',
+      `cannot run PowerShell script ${script}: ${(error as Error).message}`,
+      { cause: error, context: { script } },
+    );
   }
 
   const environment = environmentExits[result.exitCode];
-  if (environment) throw new ApplierError(environment.code, `PowerShell script ${script} did not run: ${environment.message}`, { context: { script, exitCode: result.exitCode } });
+  if (environment)
+    throw new ApplierError(
+      environment.code,
+      `PowerShell script ${script} did not run: ${environment.message}`,
+      { context: { script, exitCode: result.exitCode } },
+    );
   const message = errorText(result.stderr);
   if (result.exitCode !== 0 || message !== '') {
-    throw new ApplierError('ScriptFailed', `PowerShell script ${script} failed (exit code ${result.exitCode}): ${message || 'no error message'}`, {
-      context: { script, exitCode: result.exitCode },
-    });
+    throw new ApplierError(
+      'ScriptFailed',
+      `PowerShell script ${script} failed (exit code ${result.exitCode}): ${message || 'no error message'}`,
+      {
+        context: { script, exitCode: result.exitCode },
+      },
+    );
   }
 
   let json: unknown;
   try {
     json = JSON.parse(result.stdout);
   } catch {
-    throw new ApplierError('BadReply', `PowerShell script ${script} replied with something that is not JSON: ${JSON.stringify(result.stdout.slice(0, 200))}`, { context: { script } });
+    throw new ApplierError(
+      'BadReply',
+      `PowerShell script ${script} replied with something that is not JSON: ${JSON.stringify(result.stdout.slice(0, 200))}`,
+      { context: { script } },
+    );
   }
   const parsed = reply.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.map(String).join('.') || '(reply)';
-    throw new ApplierError('BadReply', `PowerShell script ${script} replied with an unusable ${field} (${JSON.stringify(valueAt(json, issue.path)) ?? 'missing'}): ${issue.message}`, {
-      context: { script, field },
-    });
+    throw new ApplierError(
+      'BadReply',
+      `PowerShell script ${script} replied with an unusable ${field} (${JSON.stringify(valueAt(json, issue.path)) ?? 'missing'}): ${issue.message}`,
+      {
+        context: { script, field },
+      },
+    );
   }
   return parsed.data;
 }

@@ -49,7 +49,12 @@ export const frontEndProtocols: readonly FrontEndProtocol[] = [
  * Extra dependencies of one simulated server, by virtual directory: a server where stopping
  * something takes down more than a mitigation declares (a "broken" server for `npm start --break`).
  */
-export type Couplings = Readonly<Record<string, { readonly appPools?: readonly string[] | undefined; readonly services?: readonly string[] | undefined }>>;
+export type Couplings = Readonly<
+  Record<
+    string,
+    { readonly appPools?: readonly string[] | undefined; readonly services?: readonly string[] | undefined }
+  >
+>;
 
 /** The `--break` server: stopping the OWA pool (EM2, which declares only OWA down) also takes ECP down. */
 export const owaPoolTakesDownEcp: Couplings = { '/ecp': { appPools: ['MSExchangeOWAAppPool'] } };
@@ -77,7 +82,9 @@ export interface SimulatedExchange {
  * One loopback HTTP listener serving the front ends of many simulated servers, each under `/<name>`.
  * `unref`: do not keep the process alive for it (a test file's shared front end).
  */
-export async function startSimulatedExchange(options: { port?: number; unref?: boolean } = {}): Promise<SimulatedExchange> {
+export async function startSimulatedExchange(
+  options: { port?: number; unref?: boolean } = {},
+): Promise<SimulatedExchange> {
   const frontEnds = new Map<string, SimulatedFrontEnd>();
   const server = http.createServer((request, response) => {
     void serve(frontEnds, request, response).catch(() => {
@@ -91,7 +98,8 @@ export async function startSimulatedExchange(options: { port?: number; unref?: b
   return {
     url,
     add: (frontEnd) => {
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(frontEnd.name)) throw new TypeError(`simulated front end name "${frontEnd.name}" must be letters, digits, . _ -`);
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(frontEnd.name))
+        throw new TypeError(`simulated front end name "${frontEnd.name}" must be letters, digits, . _ -`);
       frontEnds.set(frontEnd.name.toLowerCase(), frontEnd);
       return `${url}/${frontEnd.name}`;
     },
@@ -103,7 +111,11 @@ export async function startSimulatedExchange(options: { port?: number; unref?: b
   };
 }
 
-async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+async function serve(
+  frontEnds: ReadonlyMap<string, SimulatedFrontEnd>,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+): Promise<void> {
   const raw = request.url ?? '/';
   const match = /^\/([^/?]+)(.*)$/.exec(raw);
   const frontEnd = match ? frontEnds.get(match[1]!.toLowerCase()) : undefined;
@@ -112,22 +124,34 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
   const state = (await readSimulatedServer(frontEnd.stateFile)) ?? defaultSimulatedServer();
   if (!running(state, 'W3SVC')) return void request.socket.destroy();
   const down = unavailable(state, frontEnd, url);
-  if (down) return void response.writeHead(503, { 'content-type': 'text/plain' }).end(`Service Unavailable (${down})`);
+  if (down)
+    return void response
+      .writeHead(503, { 'content-type': 'text/plain' })
+      .end(`Service Unavailable (${down})`);
 
   let verdict: ReturnType<typeof evaluateInbound>['verdict'];
   try {
     // The rules in force where the request lands: an application's web.config can clear or remove the site's.
     const site = state.sites[defaultIisSite];
-    verdict = evaluateInbound(site ? effectiveRules(site, pathOf(url)) : [], { method: request.method ?? 'GET', url, headers: flatten(request.headers), serverVariables: { HTTPS: 'off' } }).verdict;
+    verdict = evaluateInbound(site ? effectiveRules(site, pathOf(url)) : [], {
+      method: request.method ?? 'GET',
+      url,
+      headers: flatten(request.headers),
+      serverVariables: { HTTPS: 'off' },
+    }).verdict;
   } catch (error) {
     if (!(error instanceof RewriteRuleError)) throw error;
-    return void response.writeHead(500, 'URL Rewrite Module Error.', { 'content-type': 'text/plain' }).end(`500.52 ${error.message}`);
+    return void response
+      .writeHead(500, 'URL Rewrite Module Error.', { 'content-type': 'text/plain' })
+      .end(`500.52 ${error.message}`);
   }
   switch (verdict.kind) {
     case 'aborted':
       return void request.socket.destroy();
     case 'customResponse':
-      return void response.writeHead(verdict.statusCode, verdict.reason || undefined, { 'content-type': 'text/plain' }).end(`${verdict.statusCode}.${verdict.subStatusCode} ${verdict.reason}`);
+      return void response
+        .writeHead(verdict.statusCode, verdict.reason || undefined, { 'content-type': 'text/plain' })
+        .end(`${verdict.statusCode}.${verdict.subStatusCode} ${verdict.reason}`);
     case 'redirected':
       return void response.writeHead(verdict.statusCode, { location: verdict.url }).end();
     case 'passed': {
@@ -135,8 +159,13 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
       if (rewrittenDown) return void response.writeHead(503).end(`Service Unavailable (${rewrittenDown})`);
       const protocol = protocolOf(verdict.url);
       if (!protocol) return void response.writeHead(404).end();
-      if (/\/healthcheck\.htm$/i.test(pathOf(verdict.url))) return void response.writeHead(200, { 'content-type': 'text/html' }).end(`200 OK<br/>${(frontEnd.server ?? frontEnd.name).toUpperCase()}`);
-      return void response.writeHead(200, { 'content-type': 'text/html' }).end(`${protocol.virtualDirectory.slice(1)} on ${frontEnd.server ?? frontEnd.name}`);
+      if (/\/healthcheck\.htm$/i.test(pathOf(verdict.url)))
+        return void response
+          .writeHead(200, { 'content-type': 'text/html' })
+          .end(`200 OK<br/>${(frontEnd.server ?? frontEnd.name).toUpperCase()}`);
+      return void response
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(`${protocol.virtualDirectory.slice(1)} on ${frontEnd.server ?? frontEnd.name}`);
     }
   }
 }
@@ -145,7 +174,9 @@ async function serve(frontEnds: ReadonlyMap<string, SimulatedFrontEnd>, request:
 function unavailable(state: SimulatedServer, frontEnd: SimulatedFrontEnd, url: string): string | undefined {
   const protocol = protocolOf(url);
   if (!protocol) return undefined;
-  const coupled = Object.entries(frontEnd.couplings ?? {}).find(([directory]) => directory.toLowerCase() === protocol.virtualDirectory.toLowerCase())?.[1];
+  const coupled = Object.entries(frontEnd.couplings ?? {}).find(
+    ([directory]) => directory.toLowerCase() === protocol.virtualDirectory.toLowerCase(),
+  )?.[1];
   const pools = [protocol.appPool, ...(coupled?.appPools ?? [])];
   const services = [...protocol.services, ...(coupled?.services ?? [])];
   const pool = pools.find((name) => state.appPools[name]?.state !== 'Started');
@@ -169,5 +200,9 @@ function pathOf(url: string): string {
 }
 
 function flatten(headers: http.IncomingHttpHeaders): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).flatMap(([name, value]) => (value === undefined ? [] : [[name, Array.isArray(value) ? value.join(', ') : value]])));
+  return Object.fromEntries(
+    Object.entries(headers).flatMap(([name, value]) =>
+      value === undefined ? [] : [[name, Array.isArray(value) ? value.join(', ') : value]],
+    ),
+  );
 }

@@ -2,7 +2,14 @@ import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync, type Stat
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { cancellations, effectiveRules } from '../../iis/rewrite.js';
-import { ApplierError, healthManagerServices, type Applier, type ApplicableAction, type ApplyReport, type PriorState } from '../applier.js';
+import {
+  ApplierError,
+  healthManagerServices,
+  type Applier,
+  type ApplicableAction,
+  type ApplyReport,
+  type PriorState,
+} from '../applier.js';
 import { ruleFingerprint } from '../rules.js';
 import { systemTimers, type Timers } from '../../clock.js';
 
@@ -19,12 +26,35 @@ export const simulatedServerSchema = z.object({
       /** Rules of applicationHost.config (server level or the site's <location>): in force, not the site's own. */
       inheritedRules: z.array(siteRule).optional(),
       /** Each application's web.config: `<clear/>`, `<remove name>`, its own rules. */
-      applications: z.record(z.string(), z.object({ clear: z.boolean().optional(), remove: z.array(z.string()).optional(), rules: z.array(siteRule).optional() })).optional(),
+      applications: z
+        .record(
+          z.string(),
+          z.object({
+            clear: z.boolean().optional(),
+            remove: z.array(z.string()).optional(),
+            rules: z.array(siteRule).optional(),
+          }),
+        )
+        .optional(),
     }),
   ),
   /** startMode absent is IIS's default, OnDemand. */
-  appPools: z.record(z.string(), z.object({ state: z.enum(['Started', 'Stopped']), autoStart: z.boolean(), startMode: z.literal('AlwaysRunning').optional() })),
-  services: z.record(z.string(), z.object({ status: z.enum(['Running', 'Stopped']), startType: serviceStartType, dependsOn: z.array(z.string()).optional() })),
+  appPools: z.record(
+    z.string(),
+    z.object({
+      state: z.enum(['Started', 'Stopped']),
+      autoStart: z.boolean(),
+      startMode: z.literal('AlwaysRunning').optional(),
+    }),
+  ),
+  services: z.record(
+    z.string(),
+    z.object({
+      status: z.enum(['Running', 'Stopped']),
+      startType: serviceStartType,
+      dependsOn: z.array(z.string()).optional(),
+    }),
+  ),
   /** false: IIS has no RewriteModule in globalModules (URL Rewrite not installed). Absent: installed. */
   urlRewriteInstalled: z.boolean().optional(),
   /** What shows Exchange setup running (ExSetup.exe), absent when it is not. */
@@ -45,11 +75,22 @@ export function defaultSimulatedServer(): SimulatedServer {
     'MSExchangeRpcProxyFrontEndAppPool',
     'MSExchangePowerShellFrontEndAppPool',
   ];
-  const services = ['MSExchangeHM', 'MSExchangeHMRecovery', 'MSExchangeIS', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeUM', 'MSExchangeMitigation', 'W3SVC'];
+  const services = [
+    'MSExchangeHM',
+    'MSExchangeHMRecovery',
+    'MSExchangeIS',
+    'MSExchangeTransport',
+    'MSExchangeFrontEndTransport',
+    'MSExchangeUM',
+    'MSExchangeMitigation',
+    'W3SVC',
+  ];
   return {
     sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
     appPools: Object.fromEntries(pools.map((pool) => [pool, { state: 'Started' as const, autoStart: true }])),
-    services: Object.fromEntries(services.map((service) => [service, { status: 'Running' as const, startType: 'Automatic' as const }])),
+    services: Object.fromEntries(
+      services.map((service) => [service, { status: 'Running' as const, startType: 'Automatic' as const }]),
+    ),
   };
 }
 
@@ -112,16 +153,34 @@ export class SimulatedApplier implements Applier {
         const position = rules.findIndex((rule) => rule.name === action.ruleName);
         return position === -1
           ? { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: null }
-          : { kind: 'IisUrlRewrite', site: action.site, ruleName: action.ruleName, previousRuleXml: rules[position]!.xml, previousRulePosition: position };
+          : {
+              kind: 'IisUrlRewrite',
+              site: action.site,
+              ruleName: action.ruleName,
+              previousRuleXml: rules[position]!.xml,
+              previousRulePosition: position,
+            };
       }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
-        return { kind: 'DisableAppPool', appPool: action.appPool, state: pool.state, autoStart: pool.autoStart, ...(pool.startMode ? { startMode: pool.startMode } : {}) };
+        return {
+          kind: 'DisableAppPool',
+          appPool: action.appPool,
+          state: pool.state,
+          autoStart: pool.autoStart,
+          ...(pool.startMode ? { startMode: pool.startMode } : {}),
+        };
       }
       case 'DisableService': {
         const service = windowsService(state, action.service);
         const dependents = runningDependents(state, action.service);
-        return { kind: 'DisableService', service: action.service, status: service.status, startType: service.startType, ...(dependents.length > 0 ? { runningDependents: dependents } : {}) };
+        return {
+          kind: 'DisableService',
+          service: action.service,
+          status: service.status,
+          startType: service.startType,
+          ...(dependents.length > 0 ? { runningDependents: dependents } : {}),
+        };
       }
     }
   }
@@ -129,16 +188,33 @@ export class SimulatedApplier implements Applier {
   async captureHealthManager(): Promise<Extract<PriorState, { kind: 'HealthManager' }>> {
     const state = this.#current();
     const present = healthManagerServices.filter((name) => state.services[name] !== undefined);
-    return { kind: 'HealthManager', services: present.map((name) => ({ service: name, status: state.services[name]!.status, startType: state.services[name]!.startType })) };
+    return {
+      kind: 'HealthManager',
+      services: present.map((name) => ({
+        service: name,
+        status: state.services[name]!.status,
+        startType: state.services[name]!.startType,
+      })),
+    };
   }
 
   async holdHealthManager(): Promise<void> {
-    if (this.#faults.failOn?.includes('MSExchangeHM')) throw new ApplierError('InjectedFault', 'simulated failure stopping MSExchangeHM');
+    if (this.#faults.failOn?.includes('MSExchangeHM'))
+      throw new ApplierError('InjectedFault', 'simulated failure stopping MSExchangeHM');
     // Held already (another mitigation holds it): nothing to write, which thousands of simulated agents notice.
     const current = this.#current();
-    if (healthManagerServices.every((name) => !current.services[name] || (current.services[name].status === 'Stopped' && current.services[name].startType === 'Disabled'))) return;
+    if (
+      healthManagerServices.every(
+        (name) =>
+          !current.services[name] ||
+          (current.services[name].status === 'Stopped' && current.services[name].startType === 'Disabled'),
+      )
+    )
+      return;
     await this.#change((state) => {
-      for (const name of healthManagerServices) if (state.services[name]) state.services[name] = { ...state.services[name], status: 'Stopped', startType: 'Disabled' };
+      for (const name of healthManagerServices)
+        if (state.services[name])
+          state.services[name] = { ...state.services[name], status: 'Stopped', startType: 'Disabled' };
     });
   }
 
@@ -155,7 +231,9 @@ export class SimulatedApplier implements Applier {
         // In force at the site root and in every application (a <clear/> or <remove> below cancels it).
         const wanted = ruleFingerprint(action.ruleXml);
         const config = site(state, action.site);
-        return ['/', ...Object.keys(config.applications ?? {})].every((path) => effectiveRules(config, path).some((rule) => ruleFingerprint(rule.xml) === wanted));
+        return ['/', ...Object.keys(config.applications ?? {})].every((path) =>
+          effectiveRules(config, path).some((rule) => ruleFingerprint(rule.xml) === wanted),
+        );
       }
       case 'DisableAppPool': {
         const pool = appPool(state, action.appPool);
@@ -168,17 +246,22 @@ export class SimulatedApplier implements Applier {
     }
   }
 
-  async ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
+  async ruleInPlace(
+    action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>,
+  ): Promise<string | undefined> {
     const wanted = ruleFingerprint(action.ruleXml);
-    return site(this.#current(), action.site).rules.find((rule) => ruleFingerprint(rule.xml) === wanted)?.name;
+    return site(this.#current(), action.site).rules.find((rule) => ruleFingerprint(rule.xml) === wanted)
+      ?.name;
   }
 
   async apply(action: ApplicableAction): Promise<ApplyReport> {
     if (action.kind === 'DoNothing') return { notInForce: [] };
     const delayInMs = this.#faults.delayInMs;
-    if (delayInMs) await new Promise((resolve) => this.#timers.setTimeout(() => resolve(undefined), delayInMs));
+    if (delayInMs)
+      await new Promise((resolve) => this.#timers.setTimeout(() => resolve(undefined), delayInMs));
     const name = targetName(action);
-    if (this.#faults.failOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
+    if (this.#faults.failOn?.includes(name))
+      throw new ApplierError('InjectedFault', `simulated failure changing ${name}`);
     let notInForce: string[] = [];
     await this.#change((state) => {
       switch (action.kind) {
@@ -189,7 +272,10 @@ export class SimulatedApplier implements Applier {
           // Replaced where it stands (IIS evaluates rules in order), else added last.
           const rules = [...config.rules];
           const position = rules.findIndex((rule) => rule.name === action.ruleName);
-          rules.splice(position === -1 ? rules.length : position, position === -1 ? 0 : 1, { name: action.ruleName, xml: action.ruleXml });
+          rules.splice(position === -1 ? rules.length : position, position === -1 ? 0 : 1, {
+            name: action.ruleName,
+            xml: action.ruleXml,
+          });
           state.sites[action.site] = { ...config, rules };
           notInForce = cancellations(config, action.ruleName);
           return;
@@ -200,8 +286,13 @@ export class SimulatedApplier implements Applier {
           state.appPools[action.appPool] = { state: 'Stopped', autoStart: false };
           return;
         case 'DisableService':
-          for (const dependent of runningDependents(state, action.service)) state.services[dependent] = { ...state.services[dependent]!, status: 'Stopped' };
-          state.services[action.service] = { ...windowsService(state, action.service), status: 'Stopped', startType: 'Disabled' };
+          for (const dependent of runningDependents(state, action.service))
+            state.services[dependent] = { ...state.services[dependent]!, status: 'Stopped' };
+          state.services[action.service] = {
+            ...windowsService(state, action.service),
+            status: 'Stopped',
+            startType: 'Disabled',
+          };
           return;
       }
     });
@@ -210,8 +301,16 @@ export class SimulatedApplier implements Applier {
 
   async restore(prior: PriorState): Promise<void> {
     if (prior.kind === 'DoNothing') return;
-    const name = prior.kind === 'IisUrlRewrite' ? prior.ruleName : prior.kind === 'DisableAppPool' ? prior.appPool : prior.kind === 'DisableService' ? prior.service : 'MSExchangeHM';
-    if (this.#faults.failRestoreOn?.includes(name)) throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
+    const name =
+      prior.kind === 'IisUrlRewrite'
+        ? prior.ruleName
+        : prior.kind === 'DisableAppPool'
+          ? prior.appPool
+          : prior.kind === 'DisableService'
+            ? prior.service
+            : 'MSExchangeHM';
+    if (this.#faults.failRestoreOn?.includes(name))
+      throw new ApplierError('InjectedFault', `simulated failure restoring ${name}`);
     await this.#change((state) => {
       // biome-ignore lint/nursery/useExhaustiveSwitchCases: DoNothing returned above; TypeScript keeps that narrowing in this closure, Biome does not.
       switch (prior.kind) {
@@ -221,21 +320,38 @@ export class SimulatedApplier implements Applier {
           if (prior.previousRuleXml !== null) {
             // The same check as apply: a second rule of one name gives HTTP 500.19 for the whole site.
             assertNotInherited(config, prior.site, prior.ruleName);
-            rules.splice(Math.min(prior.previousRulePosition ?? rules.length, rules.length), 0, { name: prior.ruleName, xml: prior.previousRuleXml });
+            rules.splice(Math.min(prior.previousRulePosition ?? rules.length, rules.length), 0, {
+              name: prior.ruleName,
+              xml: prior.previousRuleXml,
+            });
           }
           state.sites[prior.site] = { ...config, rules };
           return;
         }
         case 'DisableAppPool':
           appPool(state, prior.appPool);
-          state.appPools[prior.appPool] = { state: prior.state, autoStart: prior.autoStart, ...(prior.startMode === 'AlwaysRunning' ? { startMode: 'AlwaysRunning' as const } : {}) };
+          state.appPools[prior.appPool] = {
+            state: prior.state,
+            autoStart: prior.autoStart,
+            ...(prior.startMode === 'AlwaysRunning' ? { startMode: 'AlwaysRunning' as const } : {}),
+          };
           return;
         case 'DisableService':
-          state.services[prior.service] = { ...windowsService(state, prior.service), status: prior.status, startType: prior.startType };
-          for (const dependent of prior.runningDependents ?? []) state.services[dependent] = { ...windowsService(state, dependent), status: 'Running' };
+          state.services[prior.service] = {
+            ...windowsService(state, prior.service),
+            status: prior.status,
+            startType: prior.startType,
+          };
+          for (const dependent of prior.runningDependents ?? [])
+            state.services[dependent] = { ...windowsService(state, dependent), status: 'Running' };
           return;
         case 'HealthManager':
-          for (const service of prior.services) state.services[service.service] = { ...windowsService(state, service.service), status: service.status, startType: service.startType };
+          for (const service of prior.services)
+            state.services[service.service] = {
+              ...windowsService(state, service.service),
+              status: service.status,
+              startType: service.startType,
+            };
           return;
       }
     });
@@ -292,7 +408,11 @@ function readModel(file: string): SimulatedServer | undefined {
     throw new ApplierError('StateCorrupt', `${file} is not valid JSON`, { cause: error });
   }
   const checked = simulatedServerSchema.safeParse(json);
-  if (!checked.success) throw new ApplierError('StateCorrupt', `${file}: ${checked.error.issues[0]!.path.join('.')}: ${checked.error.issues[0]!.message}`);
+  if (!checked.success)
+    throw new ApplierError(
+      'StateCorrupt',
+      `${file}: ${checked.error.issues[0]!.path.join('.')}: ${checked.error.issues[0]!.message}`,
+    );
   // Remembered under the identity seen before reading: a write racing the read makes the next read read again.
   parsed.set(file, { version: current, state: checked.data });
   return checked.data;
@@ -303,7 +423,12 @@ function runningDependents(state: SimulatedServer, name: string): string[] {
   const found: string[] = [];
   const visit = (target: string): void => {
     for (const [candidate, service] of Object.entries(state.services)) {
-      if (found.includes(candidate) || service.status !== 'Running' || !(service.dependsOn ?? []).includes(target)) continue;
+      if (
+        found.includes(candidate) ||
+        service.status !== 'Running' ||
+        !(service.dependsOn ?? []).includes(target)
+      )
+        continue;
       found.push(candidate);
       visit(candidate);
     }
@@ -313,17 +438,32 @@ function runningDependents(state: SimulatedServer, name: string): string[] {
 }
 
 function assertRewriteInstalled(state: SimulatedServer): void {
-  if (state.urlRewriteInstalled === false) throw new ApplierError('UrlRewriteMissing', 'IIS URL Rewrite is not installed (no RewriteModule in globalModules)');
+  if (state.urlRewriteInstalled === false)
+    throw new ApplierError(
+      'UrlRewriteMissing',
+      'IIS URL Rewrite is not installed (no RewriteModule in globalModules)',
+    );
 }
 
-function assertNotInherited(config: SimulatedServer['sites'][string], siteName: string, ruleName: string): void {
+function assertNotInherited(
+  config: SimulatedServer['sites'][string],
+  siteName: string,
+  ruleName: string,
+): void {
   if ((config.inheritedRules ?? []).some((rule) => rule.name.toLowerCase() === ruleName.toLowerCase())) {
-    throw new ApplierError('DuplicateRule', `site "${siteName}" already inherits a rule named "${ruleName}" from applicationHost.config; a second one would make IIS refuse the site (HTTP 500.19)`);
+    throw new ApplierError(
+      'DuplicateRule',
+      `site "${siteName}" already inherits a rule named "${ruleName}" from applicationHost.config; a second one would make IIS refuse the site (HTTP 500.19)`,
+    );
   }
 }
 
 function targetName(action: Exclude<ApplicableAction, { kind: 'DoNothing' }>): string {
-  return action.kind === 'IisUrlRewrite' ? action.ruleName : action.kind === 'DisableAppPool' ? action.appPool : action.service;
+  return action.kind === 'IisUrlRewrite'
+    ? action.ruleName
+    : action.kind === 'DisableAppPool'
+      ? action.appPool
+      : action.service;
 }
 
 function site(state: SimulatedServer, name: string): SimulatedServer['sites'][string] {
