@@ -190,7 +190,6 @@ describe('the template', () => {
     );
     expect(declarations(relay).get('sendRuleName')?.value?.text).toBe("'send'");
     // The default name is the one `emfleet sites add` creates.
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(declarations(relay).get('hybridConnectionNames')?.value?.text).toBe(
       "[for item in sites: toLower(item.?hybridConnection ?? 'site-${item.name}')]",
     );
@@ -350,7 +349,6 @@ describe('deployable as written', () => {
     expect(scope.get('nameIsValid')?.value?.text).toBe(
       "empty(nameBadCharacters) && !contains(name, '--') && contains(lowerLetters, first(name)) && !endsWith(name, '-')",
     );
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(scope.get('nameBadCharacters')?.value?.text).toBe(
       "filter(range(0, length(name)), i => !contains('${lowerLetters}${digits}-', substring(name, i, 1)))",
     );
@@ -381,7 +379,6 @@ describe('deployable as written', () => {
     expect(scope.get('tablePrefixIsValid')?.value?.text).toBe(
       'empty(tablePrefixBadCharacters) && (empty(tablePrefix) || !contains(digits, first(tablePrefix)))',
     );
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Bicep's string interpolation, read as text
     expect(scope.get('tablePrefixBadCharacters')?.value?.text).toContain(
       "!contains('${lowerLetters}${digits}', toLower(substring(tablePrefix, i, 1)))",
     );
