@@ -317,7 +317,13 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       say(
         'emfleet commands in another terminal reach this run after these lines (e.g. npx emfleet status, npx emfleet rollout retry ID, npx emfleet reconcile --dry-run):',
       );
-      for (const line of exportLines(settings)) say(line);
+      // The admin API's address and key too, for what goes through the function app (test-connectivity --from-cloud).
+      for (const line of exportLines({
+        ...settings,
+        EMFLEET_API_URL: host.httpUrl,
+        EMFLEET_API_KEY: host.functionKey,
+      }))
+        say(line);
       say('');
       say('press Ctrl-C to stop');
       await options.stopRequested;

@@ -51,6 +51,8 @@ describe('npm start and the emfleet command in another terminal', () => {
           'EMFLEET_RELAY_SEND_KEY_NAME',
           'EMFLEET_RELAY_SEND_KEY',
           'EMFLEET_WAVES',
+          'EMFLEET_API_URL',
+          'EMFLEET_API_KEY',
         ]),
       );
 
