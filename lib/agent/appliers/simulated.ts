@@ -222,6 +222,10 @@ export class SimulatedApplier implements Applier {
     return this.#current().setupRunning;
   }
 
+  async serviceStatus(service: string): Promise<string> {
+    return windowsService(await this.read(), service).status;
+  }
+
   async isApplied(action: ApplicableAction): Promise<boolean> {
     const state = this.#current();
     switch (action.kind) {
