@@ -84,6 +84,7 @@ export function defaultSimulatedServer(): SimulatedServer {
     'MSExchangeUM',
     'MSExchangeMitigation',
     'W3SVC',
+    'WAS',
   ];
   return {
     sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
