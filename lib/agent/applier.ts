@@ -88,6 +88,8 @@ export interface Applier {
   holdHealthManager(): Promise<void>;
   /** What shows that Exchange setup (a cumulative or security update) is running now, or undefined. */
   exchangeSetupRunning(): Promise<string | undefined>;
+  /** A Windows service's status as the service controller names it (Running, StartPending, Stopped...). */
+  serviceStatus(service: string): Promise<string>;
 }
 
 /** A failure of the applier itself (PowerShell error, IIS refused, timeout); the change may not have happened. */

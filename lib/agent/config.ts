@@ -129,6 +129,8 @@ export const agentConfigSchema = z
             .optional(),
           /** Per script; Exchange services can take minutes to stop. The script's own waits end 30 s earlier. */
           timeoutInMs: z.number().int().min(60_000).default(300_000),
+          /** At start, how long to wait for W3SVC and WAS to be Running before repairing or applying anything (lib/agent/iis-ready.ts). */
+          waitForIisInMs: z.number().int().nonnegative().default(600_000),
         })
         .strict(),
     ]),

@@ -21,6 +21,7 @@ import {
   type SetupReader,
 } from './build-detect.js';
 import { Journal } from './journal.js';
+import { waitForIis } from './iis-ready.js';
 import { startRelayListener, type ListenerState, type RelayListenerOptions } from './listener.js';
 import { Prober } from './probes.js';
 import { AgentService } from './service.js';
@@ -113,6 +114,14 @@ export async function startAgent(
       });
     }
   };
+  // A scheduled task at start-up cannot depend on services: wait (bounded) for IIS before touching it.
+  if (config.applier.kind === 'powershell')
+    await waitForIis({
+      readStatus: (name) => applier.serviceStatus(name),
+      logger,
+      server: config.server,
+      boundInMs: config.applier.waitForIisInMs,
+    });
   await repairPending('start');
   const repairTimer = setInterval(() => void repairPending('schedule'), config.retryRestoresEveryInMs);
   repairTimer.unref();

@@ -154,7 +154,7 @@ describe('parseAgentConfig', () => {
       },
     ]);
     // No executable: the agent uses Windows PowerShell by full path (windowsPowerShellPath); Exchange services can take minutes.
-    expect(config.applier).toEqual({ kind: 'powershell', timeoutInMs: 300_000 });
+    expect(config.applier).toEqual({ kind: 'powershell', timeoutInMs: 300_000, waitForIisInMs: 600_000 });
     expect(config.stateDirectory).toBe('/var/lib/emfleet');
     expect(config.allowKeepOnDegraded).toBe(false);
     expect(config.retryRestoresEveryInMs).toBe(300_000);
@@ -233,7 +233,7 @@ describe('parseAgentConfig', () => {
         edited((json) => (json.applier = { kind: 'powershell', executable }), minimalConfig),
         base,
       ).applier,
-    ).toEqual({ kind: 'powershell', executable, timeoutInMs: 300_000 });
+    ).toEqual({ kind: 'powershell', executable, timeoutInMs: 300_000, waitForIisInMs: 600_000 });
   });
 
   it('simulated applier defaults: no faults, state file left unset when not given', () => {

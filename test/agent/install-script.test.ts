@@ -104,6 +104,7 @@ describe('Install-EmfleetAgent.ps1', () => {
     ])
       expect(script).toContain(check);
     expect(script).toMatch(/New-ScheduledTaskTrigger -AtStartup/);
+    expect(script).toMatch(/\$trigger\.Delay = 'PT1M'/);
     expect(script).toMatch(/-RestartCount 999 -RestartInterval/);
     expect(script).toMatch(/New-EventLog -LogName Application -Source \$EventSource/);
     expect(script).toMatch(/MSExchangeMitigation/);

@@ -704,6 +704,18 @@ describe('spawnScriptRunner with a real process', () => {
     expect(JSON.parse(stdin)).toEqual({ service: hostileService, waitSeconds: 5 });
   });
 
+  it('reads a service status (the start-up wait for W3SVC) with the shipped service.read script', async () => {
+    const fake = await fakePowerShell({
+      stdout: '{"status":"StartPending","startType":"Automatic","runningDependents":[]}',
+    });
+    const applier = new PowerShellApplier({ executable: fake.executable, timeoutInMs: 10_000 });
+
+    expect(await applier.serviceStatus('W3SVC')).toBe('StartPending');
+    const { argv, stdin } = await fake.recorded();
+    expect(argv).toEqual([...powerShellArguments, scriptPath('service.read')]);
+    expect(JSON.parse(stdin)).toEqual({ service: 'W3SVC', waitSeconds: 5 });
+  });
+
   it('returns the exit code and both outputs as they were', async () => {
     const fake = await fakePowerShell({ stdout: 'out', stderr: 'err', exitCode: 3 });
     const result = await spawnScriptRunner({

@@ -298,6 +298,10 @@ class RecordingApplier implements Applier {
     return this.#record('isApplied', target(action), () => this.#inner.isApplied(action));
   }
 
+  serviceStatus(service: string): Promise<string> {
+    return this.#inner.serviceStatus(service);
+  }
+
   ruleInPlace(action: Extract<ApplicableAction, { kind: 'IisUrlRewrite' }>): Promise<string | undefined> {
     return this.#record('ruleInPlace', target(action), () => this.#inner.ruleInPlace(action));
   }

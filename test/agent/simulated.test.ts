@@ -104,6 +104,20 @@ describe('SimulatedApplier state file', () => {
     expect(state.services.MSExchangeHM).toEqual({ status: 'Running', startType: 'Automatic' });
   });
 
+  it('answers a service status, as the start-up wait for IIS reads it', async () => {
+    await seed((state) => {
+      state.services.WAS = { status: 'Stopped', startType: 'Automatic' };
+    });
+    const applier = new SimulatedApplier(stateFile);
+    expect(await applier.serviceStatus('W3SVC')).toBe('Running');
+    expect(await applier.serviceStatus('WAS')).toBe('Stopped');
+    await expectApplierError(
+      applier.serviceStatus('NoSuchService'),
+      'NotFound',
+      /no Windows service "NoSuchService"/,
+    );
+  });
+
   it('a capture on first use also creates the file and reads the default', async () => {
     const applier = new SimulatedApplier(stateFile);
     expect(await applier.capture(pool())).toEqual({

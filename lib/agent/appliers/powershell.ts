@@ -606,6 +606,16 @@ export class PowerShellApplier implements Applier {
     );
   }
 
+  async serviceStatus(service: string): Promise<string> {
+    return (
+      await this.#call(
+        scriptInvocation('service.read', { service }, this.#options()),
+        'service.read',
+        serviceState,
+      )
+    ).status;
+  }
+
   /**
    * Checks who may write the journal in `directory` (SYSTEM and Administrators only), then limits
    * the directory to them. Returns the SIDs of anyone else who could write the journal; the

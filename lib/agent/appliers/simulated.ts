@@ -84,6 +84,7 @@ export function defaultSimulatedServer(): SimulatedServer {
     'MSExchangeUM',
     'MSExchangeMitigation',
     'W3SVC',
+    'WAS',
   ];
   return {
     sites: { 'Default Web Site': { rules: [] }, 'Exchange Back End': { rules: [] } },
@@ -220,6 +221,10 @@ export class SimulatedApplier implements Applier {
 
   async exchangeSetupRunning(): Promise<string | undefined> {
     return this.#current().setupRunning;
+  }
+
+  async serviceStatus(service: string): Promise<string> {
+    return windowsService(await this.read(), service).status;
   }
 
   async isApplied(action: ApplicableAction): Promise<boolean> {

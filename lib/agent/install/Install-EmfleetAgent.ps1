@@ -335,6 +335,8 @@ function Install-Agent {
 
     $action = New-ScheduledTaskAction -Execute (Join-Path $InstallDirectory 'node.exe') -Argument ('"' + (Join-Path $InstallDirectory 'emfleet-agent.js') + '" --config "' + $configFile + '"') -WorkingDirectory $InstallDirectory
     $trigger = New-ScheduledTaskTrigger -AtStartup
+    # A task cannot depend on W3SVC/WAS as a service can: start a minute after boot, and the agent itself waits (bounded) for both to run.
+    $trigger.Delay = 'PT1M'
     $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest
     $settings = New-ScheduledTaskSettingsSet -RestartCount 999 -RestartInterval (New-TimeSpan -Minutes 1) -ExecutionTimeLimit ([TimeSpan]::Zero) -MultipleInstances IgnoreNew -StartWhenAvailable -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
     $null = Register-ScheduledTask -TaskPath $TaskPath -TaskName $TaskName -Action $action -Trigger $trigger -Principal $principal -Settings $settings -Description 'emfleet agent: applies verified Exchange mitigations sent through Azure Relay' -Force
