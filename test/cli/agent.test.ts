@@ -111,12 +111,10 @@ describe('emfleet agent --hub', () => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
     try {
-      const until = Date.now() + 15_000;
-      while (!out.includes('"listening"')) {
-        if (Date.now() > until || child.exitCode !== null)
-          throw new Error(`hub did not start listening: ${out}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor('the hub to start listening', () => {
+        if (child.exitCode !== null) throw new Error(`the hub exited (${child.exitCode}): ${out}`);
+        return out.includes('"listening"');
+      });
       expect(out).toMatch(/"event":"HubStarted".*"site":"Delft"/);
       expect(await fixture.client.ping(`${hybridConnection}/ex08.contoso.com`)).toMatchObject({
         server: 'ex08.contoso.com',
