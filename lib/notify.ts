@@ -1,4 +1,8 @@
 import type { Logger } from './log.js';
+import { reason, renderReason, type Reason } from './model/reasons.js';
+
+/** A reason as events carry it: a code of lib/model/reasons.ts and its detail. */
+type ReasonFields = Reason<string>;
 
 /** What emfleet tells the admins' channel about, as it happens. */
 export type NotifyEvent =
@@ -11,13 +15,7 @@ export type NotifyEvent =
       readonly changed: readonly string[];
       readonly withdrawn: readonly string[];
     }
-  | {
-      readonly kind: 'PackageRejected';
-      readonly feed: string;
-      readonly sha256: string;
-      readonly reason: string;
-      readonly detail: string;
-    }
+  | ({ readonly kind: 'PackageRejected'; readonly feed: string; readonly sha256: string } & ReasonFields)
   | { readonly kind: 'RolloutHalted'; readonly rolloutId: string; readonly reason: string }
   | { readonly kind: 'RolloutCompleted'; readonly rolloutId: string }
   | { readonly kind: 'RolloutAborted'; readonly rolloutId: string; readonly reason: string }
@@ -31,15 +29,13 @@ export type NotifyEvent =
       readonly servers: readonly string[];
     }
   | { readonly kind: 'DriftFound'; readonly servers: readonly string[]; readonly rolloutId?: string }
-  | {
+  | ({
       readonly kind: 'FeedFrozen';
       readonly feed: string;
       readonly sequence: number;
       readonly sha256: string;
-      readonly reason: string;
-      readonly detail: string;
       readonly mitigationIds: readonly string[];
-    }
+    } & ReasonFields)
   | { readonly kind: 'FeedThawed'; readonly feed: string; readonly sequence: number }
   | {
       readonly kind: 'PackageHeld';
@@ -162,7 +158,7 @@ function describe(event: NotifyEvent): string {
       return `feed ${event.feed} accepted package ${event.sequence} (sha256 ${event.sha256.slice(0, 12)}): ${changes.join('; ') || 'no mitigation changed'}`;
     }
     case 'PackageRejected':
-      return `feed ${event.feed} rejected a package (sha256 ${event.sha256.slice(0, 12)}): ${event.reason}: ${oneLine(event.detail)}`;
+      return `feed ${event.feed} rejected a package (sha256 ${event.sha256.slice(0, 12)}): ${said(event)}`;
     case 'RolloutHalted':
       return `rollout ${event.rolloutId} halted: ${oneLine(event.reason)}`;
     case 'RolloutCompleted':
@@ -176,11 +172,11 @@ function describe(event: NotifyEvent): string {
     case 'DriftFound':
       return `drift found on ${serverList(event.servers)}${event.rolloutId ? `; fix-up rollout ${event.rolloutId}` : ''}`;
     case 'FeedFrozen':
-      return `feed ${event.feed} is frozen (${event.reason}: ${oneLine(event.detail)}): its package ${event.sequence} no longer verifies or is no longer configured; ${event.mitigationIds.join(', ') || 'none of its mitigations'} stay as they are, nothing of it is applied or removed until a verified package of the feed arrives`;
+      return `feed ${event.feed} is frozen (${said(event)}): its package ${event.sequence} no longer verifies or is no longer configured; ${event.mitigationIds.join(', ') || 'none of its mitigations'} stay as they are, nothing of it is applied or removed until a verified package of the feed arrives`;
     case 'FeedThawed':
       return `feed ${event.feed} is no longer frozen: its package ${event.sequence} verifies again`;
     case 'PackageHeld':
-      return `feed ${event.feed} holds a package for an admin (sha256 ${event.sha256.slice(0, 12)}): it carries no trusted signing time and would withdraw ${event.withdrawn.join(', ')}; approve with emfleet feed accept ${event.sha256} --feed ${event.feed}`;
+      return `feed ${event.feed} holds a package for an admin: ${renderReason(reason('PackageHeld', event))}`;
   }
 }
 
@@ -193,6 +189,10 @@ function serverList(servers: readonly string[]): string {
 }
 
 const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim();
+
+/** The event's reason in the catalogue's words, on one line. */
+const said = (event: ReasonFields): string =>
+  renderReason({ reasonCode: event.reasonCode, reasonDetail: oneLine(event.reasonDetail) });
 
 /** fetch says only "fetch failed"; the cause (ENOTFOUND, ECONNREFUSED...) is what an admin can act on. */
 function describeFailure(error: unknown, timeoutInMs: number): string {

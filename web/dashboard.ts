@@ -13,6 +13,7 @@ import type {
   Sourced,
   WaveView,
 } from '../lib/dashboard/types.js';
+import type * as ReasonCatalogue from '../lib/model/reasons.js';
 
 /*
  * The fleet dashboard: plain DOM, no framework. Every few seconds it reads three endpoints of the
@@ -33,6 +34,12 @@ const functionKey = new URL(import.meta.url).searchParams.get('code');
   }
 }
 
+// ---- the reason catalogue: the server's own module (lib/model/reasons.ts, no imports), served beside this script
+
+const { renderReason, reasonLabel } = (await import(
+  new URL(`reasons.js${functionKey ? `?code=${encodeURIComponent(functionKey)}` : ''}`, import.meta.url).href
+)) as typeof ReasonCatalogue;
+
 class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -50,9 +57,16 @@ async function api<T>(method: 'GET' | 'POST', path: string): Promise<T> {
     credentials: 'same-origin',
     signal: AbortSignal.timeout(20_000),
   });
-  const body = (await response.json().catch(() => undefined)) as { detail?: string } | undefined;
+  const body = (await response.json().catch(() => undefined)) as
+    | { code?: string; detail?: string }
+    | undefined;
   if (!response.ok)
-    throw new ApiError(response.status, body?.detail ?? `${response.status} ${response.statusText}`);
+    throw new ApiError(
+      response.status,
+      body?.code && body.detail !== undefined
+        ? renderReason({ reasonCode: body.code, reasonDetail: body.detail })
+        : `${response.status} ${response.statusText}`,
+    );
   return body as T;
 }
 
@@ -148,10 +162,10 @@ function renderFeeds(feeds: readonly FeedView[]): Node[] {
         h(
           'p',
           { class: 'problem frozen' },
-          badge('bad', '❄', `Frozen: ${feed.frozen.reason}`),
+          badge('bad', '❄', `Frozen: ${reasonLabel(feed.frozen.reasonCode)}`),
           ` since `,
           time(feed.frozen.since),
-          ` ${feed.frozen.detail}. Nothing of this feed is applied or removed until a verified package of it arrives.`,
+          ` ${feed.frozen.reasonDetail}. Nothing of this feed is applied or removed until a verified package of it arrives.`,
         ),
       h(
         'dl',
@@ -176,7 +190,11 @@ function renderFeeds(feeds: readonly FeedView[]): Node[] {
             {},
             current.signer
               ? [current.signer.subject, h('small', {}, ` issued by ${current.signer.issuer}`)]
-              : badge('bad', '⚠', `no longer verifies: ${current.verifyProblem ?? 'unknown'}`),
+              : badge(
+                  'bad',
+                  '⚠',
+                  `no longer verifies: ${current.verifyProblem ? renderReason(current.verifyProblem) : 'unknown'}`,
+                ),
           ),
           h('dt', {}, 'Signed'),
           h('dd', {}, time(current.signingTime)),
@@ -190,10 +208,14 @@ function renderFeeds(feeds: readonly FeedView[]): Node[] {
               {},
               time(rejected.at),
               ' ',
-              badge('bad', '✗', rejected.code ?? 'Rejected'),
+              badge(
+                'bad',
+                '✗',
+                rejected.reasonCode === 'Legacy' ? 'Rejected' : reasonLabel(rejected.reasonCode),
+              ),
               ' sha256 ',
               shortHash(rejected.sha256),
-              h('div', { class: 'detail' }, rejected.detail),
+              h('div', { class: 'detail' }, rejected.reasonDetail),
             )
           : h('dd', {}, 'none'),
       ),
@@ -448,7 +470,10 @@ const cellKey = (server: string, mitigation: string): string => `cell/${server}/
 
 function describeCell(row: GridRow, mitigation: string, cell: GridCell): string {
   const when = cell.at ? ` (${cell.rolloutId ?? 'result'}, ${dateTime(cell.at)})` : '';
-  return `${row.server} · ${mitigation}: ${outcomeStyles[cell.outcome].label} — ${cell.reason}${when}`;
+  const why = cell.reasonCode
+    ? renderReason({ reasonCode: cell.reasonCode, reasonDetail: cell.reasonDetail })
+    : cell.reasonDetail;
+  return `${row.server} · ${mitigation}: ${outcomeStyles[cell.outcome].label} — ${why}${when}`;
 }
 
 function renderGrid(page: GridPage): Node[] {

@@ -99,7 +99,7 @@ var queryTemplate = '''traces
 | where message contains '"event"'
 | extend entry = parse_json(message)
 | where tostring(entry.event) in ({0}){1}
-| project timestamp, event = tostring(entry.event), rolloutId = tostring(entry.rolloutId), feed = tostring(entry.feed), reason = tostring(entry.reason), error = tostring(entry.error)'''
+| project timestamp, event = tostring(entry.event), rolloutId = tostring(entry.rolloutId), feed = tostring(entry.feed), reasonCode = tostring(entry.reasonCode), reasonDetail = tostring(entry.reasonDetail), error = tostring(entry.error)'''
 
 resource alertRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for alert in alerts: {
   name: '${name}-${alert.name}'

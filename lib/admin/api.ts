@@ -8,6 +8,7 @@ import {
   runConnectivityChecks,
 } from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
+import { isReasonCode, type ReasonCode } from '../model/reasons.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
@@ -60,11 +61,11 @@ export type AdminHandler = ((deps: AdminDeps, request: HttpRequest) => Promise<H
   readonly role: AdminRole;
 };
 
-/** A request the handler cannot serve as asked: answered with its status and `{error, detail}`. */
+/** A request the handler cannot serve as asked: answered with its status and `{code, detail}`. */
 class HttpProblem extends Error {
   constructor(
     readonly status: number,
-    readonly error: string,
+    readonly code: ReasonCode,
     readonly detail: string,
   ) {
     super(detail);
@@ -87,39 +88,43 @@ function handler(
         method: request.method,
         url: redactUrl(request.url),
         status: authorization.status,
-        error: authorization.error,
-        detail: authorization.detail,
+        reasonCode: authorization.code,
+        reasonDetail: authorization.detail,
       });
-      return problem(authorization.status, authorization.error, authorization.detail);
+      return problem(authorization.status, authorization.code, authorization.detail);
     }
     try {
       return await run(deps, request, authorization.caller);
     } catch (error) {
-      if (error instanceof HttpProblem) return problem(error.status, error.error, error.detail);
+      if (error instanceof HttpProblem) return problem(error.status, error.code, error.detail);
       if (
         error instanceof RolloutNotFoundError ||
         error instanceof ServerNotFoundError ||
         error instanceof UnknownFeedError ||
         error instanceof NoPackageError
       )
-        return problem(404, error.code, error.message);
-      const code = error instanceof EmfleetError ? error.code : 'InternalError';
-      const detail = error instanceof Error ? error.message : String(error);
+        return problem(404, error.code as ReasonCode, error.message);
+      const message = error instanceof Error ? error.message : String(error);
+      // A failure whose code is not the catalogue's (a storage conflict, an invalid row) keeps it in the detail.
+      const known = error instanceof EmfleetError && isReasonCode(error.code) ? error.code : undefined;
+      const detail = known || !(error instanceof EmfleetError) ? message : `${error.code}: ${message}`;
       // Never the raw URL: it carries the function key as code= when a caller puts it there.
       deps.logger.error('AdminRequestFailed', {
         method: request.method,
         url: redactUrl(request.url),
-        error: detail,
+        reasonCode: known ?? 'InternalError',
+        reasonDetail: detail,
       });
-      return problem(500, code, detail);
+      return problem(500, known ?? 'InternalError', detail);
     }
   };
   return Object.assign(handle, { role });
 }
 
-const problem = (status: number, error: string, detail: string): HttpResponseInit => ({
+/** The problem JSON of every refused or failed request: a code of the reason catalogue (lib/model/reasons.ts) and the detail. */
+const problem = (status: number, code: ReasonCode, detail: string): HttpResponseInit => ({
   status,
-  jsonBody: { error, detail },
+  jsonBody: { code, detail },
 });
 
 /** Validates one part of the request; the 400 names the part, the field and what is wrong with it. */
@@ -128,11 +133,13 @@ function parsed<T>(schema: z.ZodType<T>, value: unknown, part: 'route' | 'query'
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const where = issue.path.length > 0 ? `${part} ${issue.path.join('.')}` : part;
-  throw new HttpProblem(
-    400,
-    `Invalid${part[0]!.toUpperCase()}${part.slice(1)}`,
-    `${where}: ${issue.message}`,
-  );
+  const codes = {
+    route: 'InvalidRoute',
+    query: 'InvalidQuery',
+    body: 'InvalidBody',
+    header: 'InvalidHeader',
+  } as const;
+  throw new HttpProblem(400, codes[part], `${where}: ${issue.message}`);
 }
 
 /** The id format queue messages accept, so the API takes exactly the ids the engine can hold. */
@@ -271,7 +278,7 @@ export const postRolloutAction: AdminHandler = handler('Operator', async (deps, 
   if (!result.ok)
     return {
       status: 409,
-      jsonBody: { error: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) },
+      jsonBody: { code: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) },
     };
   return { jsonBody: rolloutActionJson(id, result) };
 });
@@ -329,11 +336,9 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
   const feed = feeds.find((candidate) => candidate.name === name);
   if (!feed) {
     const problem = problems.find((candidate) => candidate.feed === name);
-    throw new HttpProblem(
-      404,
-      'FeedNotFound',
-      problem ? `feed ${name} cannot be polled: ${problem.error}` : `no feed named ${name} in the settings`,
-    );
+    throw problem
+      ? new HttpProblem(404, 'Misconfigured', `feed ${name} cannot be polled: ${problem.error}`)
+      : new HttpProblem(404, 'UnknownFeed', `no feed named ${name} in the settings`);
   }
   try {
     const outcome = await approveHeldPackage(
@@ -351,7 +356,7 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
     );
     return { jsonBody: { feed: name, sha256, approvedBy: caller.actor, outcome } };
   } catch (error) {
-    if (error instanceof HeldPackageError) throw new HttpProblem(409, error.code, error.message);
+    if (error instanceof HeldPackageError) throw new HttpProblem(409, 'NotHeld', error.message);
     throw error;
   }
 });

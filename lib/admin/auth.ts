@@ -8,6 +8,7 @@
  */
 
 import type { AdminAuthMode } from '../config/index.js';
+import type { ReasonCode } from '../model/reasons.js';
 
 /** The app roles of the admin API's app registration (infra/README.md says how to create them). */
 export const appRoles = { Reader: 'emfleet.Reader', Operator: 'emfleet.Operator' } as const;
@@ -29,7 +30,7 @@ export type Authorization =
   | {
       readonly ok: false;
       readonly status: 401 | 403;
-      readonly error: 'Unauthenticated' | 'Forbidden';
+      readonly code: Extract<ReasonCode, 'Unauthenticated' | 'Forbidden'>;
       readonly detail: string;
     };
 
@@ -67,7 +68,7 @@ export function authorize(
     return {
       ok: false,
       status: 401,
-      error: 'Unauthenticated',
+      code: 'Unauthenticated',
       detail:
         'the admin API needs a Microsoft Entra sign-in (App Service Authentication); the function key alone is for local runs (EMFLEET_ADMIN_AUTH=functionKey)',
     };
@@ -77,7 +78,7 @@ export function authorize(
     return {
       ok: false,
       status: 401,
-      error: 'Unauthenticated',
+      code: 'Unauthenticated',
       detail: `the ${principalHeader} header is not the platform's base64 JSON principal`,
     };
   const claims = principal.claims ?? [];
@@ -103,7 +104,7 @@ export function authorize(
     return {
       ok: false,
       status: 403,
-      error: 'Forbidden',
+      code: 'Forbidden',
       detail: `${actor} needs the app role ${appRoles[required]}${required === 'Reader' ? ` or ${appRoles.Operator}` : ''}; it has ${roles.length > 0 ? roles.join(', ') : 'no app role'} (assign it to the user or group in Microsoft Entra ID, Enterprise applications)`,
     };
   }

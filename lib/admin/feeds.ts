@@ -38,7 +38,7 @@ export function resolveFeed(settings: Settings, name: string = microsoftFeedName
   const feed = feeds.find((candidate) => candidate.name === name);
   if (feed) return feed;
   throw new EmfleetError(
-    'FeedMisconfigured',
+    'Misconfigured',
     `feed ${name} cannot be used: ${problems.find((problem) => problem.feed === name)?.error ?? 'unknown problem'}`,
     { context: { feed: name } },
   );
@@ -93,7 +93,7 @@ export function storedPackageJson(
     mitigationIds: stored.mitigationIds,
     verification: verified.ok
       ? verifiedJson(verified)
-      : { ok: false, sha256: verified.sha256, reason: verified.reason, detail: verified.detail },
+      : { ok: false, sha256: verified.sha256, reasonCode: verified.reason, reasonDetail: verified.detail },
   };
 }
 

@@ -4,6 +4,7 @@ import type { Settings } from '../config/index.js';
 import type { QueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
+import { reason, renderReason } from '../model/reasons.js';
 import type { Notify } from '../notify.js';
 import { pollFeed, type PollDeps, type PollOutcome } from '../rollout/poll.js';
 
@@ -64,12 +65,12 @@ export function describePollOutcome(outcome: PollNowOutcome): string {
       return `feed ${outcome.feed}: accepted package ${outcome.sequence} (sha256 ${outcome.sha256}): ${changes}; ${outcome.rollouts.length > 0 ? `rollouts started: ${outcome.rollouts.join(', ')}` : 'no rollout needed'}`;
     }
     case 'rejected':
-      return `feed ${outcome.feed}: REJECTED ${outcome.reason}: ${outcome.detail} (sha256 ${outcome.sha256}); the current package stays in force`;
+      return `feed ${outcome.feed}: REJECTED ${renderReason(outcome)} (sha256 ${outcome.sha256}); the current package stays in force`;
     case 'error':
       return `feed ${outcome.feed}: FAILED to fetch: ${outcome.error}`;
     case 'misconfigured':
       return `feed ${outcome.feed}: NOT POLLED, its settings are wrong: ${outcome.error}`;
     case 'held':
-      return `feed ${outcome.feed}: HELD package (sha256 ${outcome.sha256}): no trusted signing time, and it would withdraw ${outcome.withdrawn.join(', ')}; approve with: emfleet feed accept ${outcome.sha256} --feed ${outcome.feed}`;
+      return `feed ${outcome.feed}: HELD ${renderReason(reason('PackageHeld', outcome))}`;
   }
 }

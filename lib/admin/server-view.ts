@@ -11,8 +11,9 @@ import { ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { getEntityOrUndefined } from '../fleet/optimistic.js';
 import type { Logger } from '../log.js';
+import { reasonLabel, type Reason } from '../model/reasons.js';
 import type { Mitigation } from '../package/model.js';
-import { decide, leftAlone, type PolicyDecisionKind } from '../policy/decide.js';
+import { decide, leftAlone, type PolicyDecisionKind, type PolicyReason } from '../policy/decide.js';
 import {
   effectiveOnDegraded,
   effectiveScope,
@@ -38,10 +39,10 @@ export type ReconcileAction = 'apply' | 'remove' | 'none';
 export interface ServerMitigationView {
   readonly feed: string;
   readonly mitigation: string;
-  /** Policy's decision now, with its reason (`Blocked (org)`, `NotApplicable (fixed)`…) and the words behind it. */
+  /** Policy's decision now, with its reason code (`BlockedByOrg`, `NotApplicableFixed`…) and the words behind it. */
   readonly decision: PolicyDecisionKind | 'Unknown';
-  readonly reason: string;
-  readonly detail: string;
+  readonly reasonCode: PolicyReason | 'Undecided';
+  readonly reasonDetail: string;
   /** The latest completed result for it on this server. */
   readonly lastOutcome: {
     readonly outcome: Outcome;
@@ -73,7 +74,11 @@ export interface ServerView {
     readonly reportedApplied: readonly string[];
     readonly reportedBlocked: readonly string[];
   };
-  readonly policy: { readonly leftAlone: string | null; readonly onDegraded: EffectiveOnDegraded };
+  /** `leftAlone`: why policy leaves the whole server alone (`DisabledByServer`…), null when it does not. */
+  readonly policy: {
+    readonly leftAlone: Reason<PolicyReason> | null;
+    readonly onDegraded: EffectiveOnDegraded;
+  };
   readonly mitigations: readonly ServerMitigationView[];
   /** Applied on the server, but in no feed's current package: reconcile removes them (withdrawn). */
   readonly withdrawn: readonly {
@@ -126,8 +131,8 @@ export function serverView(input: ServerViewInput): ServerView {
         ? decide(org, scope, facts, model)
         : {
             decision: 'Unknown' as const,
-            reason: 'Unknown',
-            detail: 'the current package no longer verifies, so policy cannot decide',
+            reasonCode: 'Undecided' as const,
+            reasonDetail: `the current package of feed ${feed.name} no longer verifies`,
           };
       const applied = server.reportedApplied.includes(id);
       const last = history.last.get(id);
@@ -136,7 +141,9 @@ export function serverView(input: ServerViewInput): ServerView {
       mitigations.push({
         feed: feed.name,
         mitigation: id,
-        ...decision,
+        decision: decision.decision,
+        reasonCode: decision.reasonCode,
+        reasonDetail: decision.reasonDetail,
         lastOutcome: last ?? null,
         pending,
         applied,
@@ -157,7 +164,10 @@ export function serverView(input: ServerViewInput): ServerView {
     .map((id) => ({
       mitigation: id,
       reconcile: alone
-        ? { action: 'none' as const, why: `${alone.reason}: emfleet leaves this server alone` }
+        ? {
+            action: 'none' as const,
+            why: `${reasonLabel(alone.reasonCode)}: emfleet leaves this server alone`,
+          }
         : verifiable
           ? { action: 'remove' as const, why: `${id} is in no feed's current package (withdrawn)` }
           : {
@@ -182,7 +192,7 @@ export function serverView(input: ServerViewInput): ServerView {
       reportedBlocked: server.reportedBlocked,
     },
     policy: {
-      leftAlone: alone ? `${alone.reason}: ${alone.detail}` : null,
+      leftAlone: alone ? { reasonCode: alone.reasonCode, reasonDetail: alone.reasonDetail } : null,
       onDegraded: effectiveOnDegraded(org, scope),
     },
     mitigations,

@@ -34,7 +34,7 @@ export function adminApiFromFlags(flags: AdminApiFlags, io: CliIo): AdminApi {
   };
 }
 
-/** One admin API call; a non-2xx answer is an error carrying the API's own `{error, detail}`. */
+/** One admin API call; a non-2xx answer is an error carrying the API's own `{code, detail}`. */
 export async function callAdminApi<T>(
   api: AdminApi,
   method: 'GET' | 'POST',
@@ -60,8 +60,15 @@ export async function callAdminApi<T>(
     );
   }
   const text = await response.text();
+  const problem = response.ok ? undefined : problemOf(text);
+  const hint = response.status === 401 ? ' (check --api-key / EMFLEET_API_KEY)' : '';
+  // The API's own problem (lib/admin/api.ts): its catalogue code, so the CLI says `emfleet: <Code>: <detail>`.
+  if (problem)
+    throw new EmfleetError(
+      problem.code,
+      `${problem.detail} (${method} ${url} answered ${response.status}${hint})`,
+    );
   if (!response.ok) {
-    const hint = response.status === 401 ? ' (check --api-key / EMFLEET_API_KEY)' : '';
     throw new EmfleetError(
       'AdminApiFailed',
       `${method} ${url} answered ${response.status}${hint}: ${text.slice(0, 300)}`,
@@ -80,4 +87,16 @@ export async function callAdminApi<T>(
       `${method} ${url} answered an unexpected shape: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`,
     );
   return parsed.data;
+}
+
+/** The admin API's problem JSON, `{code, detail}`; undefined for any other answer (a proxy's HTML page…). */
+function problemOf(text: string): { code: string; detail: string } | undefined {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body !== 'object' || body === null) return undefined;
+    const { code, detail } = body as Record<string, unknown>;
+    return typeof code === 'string' && typeof detail === 'string' ? { code, detail } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { feedsFromSettings } from '../app.js';
 import { silentLogger } from '../log.js';
+import { renderReason } from '../model/reasons.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { approveHeldPackage } from '../rollout/poll.js';
 import { addActorOption, addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
@@ -61,7 +62,7 @@ export function feedCommand(io: CliIo, setExitCode: (code: number) => void): Com
         );
       else
         io.stdout(
-          `${feed.name}: approved; the feed's poll came to ${outcome.kind}${'reason' in outcome ? ` (${outcome.reason}: ${outcome.detail})` : 'error' in outcome ? ` (${outcome.error})` : ''}; the package rolls out when the feed serves it`,
+          `${feed.name}: approved; the feed's poll came to ${outcome.kind}${'reasonCode' in outcome ? ` (${renderReason(outcome)})` : 'error' in outcome ? ` (${outcome.error})` : ''}; the package rolls out when the feed serves it`,
         );
       if (outcome.kind !== 'accepted') setExitCode(exitCodes.failed);
     });

@@ -1,5 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { EmfleetError } from '../errors.js';
+import type { Reason } from '../model/reasons.js';
 
 /** Where a command writes. Tests and the real binary use the same commands. */
 export interface CliIo {
@@ -16,6 +17,14 @@ export const processIo: CliIo = {
 
 /** Exit codes (DESIGN §10): 0 success, 1 the work failed or was refused, 2 usage error. */
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const;
+
+/**
+ * A rejection or a refusal as every command reports it (DESIGN §10): one line on stderr,
+ * `emfleet: <Code>: <detail>` with the catalogue's code (lib/model/reasons.ts); the command exits 1.
+ */
+export function reportReason(io: CliIo, given: Reason<string>): void {
+  io.stderr(`emfleet: ${given.reasonCode}: ${given.reasonDetail.replace(/\s+/g, ' ').trim()}`);
+}
 
 /** Bad arguments or unreadable inputs named by arguments: exit 2, nothing done. */
 export class UsageError extends EmfleetError {

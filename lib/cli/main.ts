@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { NoPackageError, UnknownFeedError } from '../admin/feeds.js';
 import { ConfigError, EmfleetError } from '../errors.js';
+import { PackageRejectedError } from '../package/reasons.js';
 import { agentCommand } from '../agent/command.js';
 import { connectivityCommand } from './connectivity.js';
 import { devCommand } from './dev.js';
@@ -61,7 +62,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       return exitCodes.usage;
     }
     if (error instanceof EmfleetError) {
-      io.stderr(`emfleet: ${error.code}: ${error.message}`);
+      // A rejection's message already starts with its code.
+      io.stderr(
+        `emfleet: ${error.code}: ${error instanceof PackageRejectedError ? error.detail : error.message}`,
+      );
       return exitCodes.failed;
     }
     io.stderr(`emfleet: unexpected error: ${error instanceof Error ? error.message : String(error)}`);

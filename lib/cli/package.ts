@@ -17,7 +17,17 @@ import {
 } from '../admin/feeds.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import { defaultXmlLimits } from '../package/xml.js';
-import { collect, exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
+import {
+  collect,
+  exitCodes,
+  readInputFile,
+  readTextFile,
+  reportReason,
+  UsageError,
+  type CliIo,
+} from './io.js';
+import { renderReason } from '../model/reasons.js';
+import { rejectionReasonCodes } from '../package/reasons.js';
 import { packageTestCommand } from './package-test.js';
 
 interface TrustFlags {
@@ -114,9 +124,9 @@ export function packageCommand(io: CliIo, setExitCode: (code: number) => void): 
     .addHelpText(
       'after',
       `
-Exit 0 and "verified: ..." when the package is trusted; exit 1 and "rejected: CODE: detail"
-(codes: Malformed, TooLarge, BadSignature, UnsupportedAlgorithm, UntrustedChain, WrongSigner,
-Expired, Revoked, BadTimestamp, Rollback) when it is not; exit 2 for usage errors.
+Exit 0 and "verified: ..." when the package is trusted; exit 1 and "emfleet: CODE: detail" on
+stderr (codes: ${rejectionReasonCodes.join(', ')}) when it is not
+(--json: reasonCode and reasonDetail); exit 2 for usage errors.
 With a timestamp anchor, the package's RFC 3161 time stamp is its signing time (--json:
 signingTime), and the signer chain is checked at that time; Microsoft rotates its signing
 certificate yearly, so its packages need one once the certificate has expired.
@@ -141,16 +151,9 @@ Example:
           );
         setExitCode(exitCodes.ok);
       } else {
-        if (flags.json)
-          io.stdout(
-            JSON.stringify({
-              ok: false,
-              sha256: result.sha256,
-              reason: result.reason,
-              detail: result.detail,
-            }),
-          );
-        else io.stderr(`rejected: ${result.reason}: ${result.detail}`);
+        const rejection = { reasonCode: result.reason, reasonDetail: result.detail };
+        if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: result.sha256, ...rejection }));
+        reportReason(io, rejection);
         setExitCode(exitCodes.failed);
       }
     });
@@ -279,7 +282,7 @@ Examples:
         );
       else
         io.stdout(
-          `  verification: FAILS today: ${current.verified.reason}: ${current.verified.detail} (the feed is frozen on it: nothing is applied or removed)`,
+          `  verification: FAILS today: ${renderReason({ reasonCode: current.verified.reason, reasonDetail: current.verified.detail })} (the feed is frozen on it: nothing is applied or removed)`,
         );
       if (flags.out) io.stdout(`  written to ${flags.out}`);
     });

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { silentLogger } from '../log.js';
+import { reasonLabel } from '../model/reasons.js';
 import { readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { getServer, listServers } from '../fleet/servers.js';
@@ -25,7 +26,7 @@ import {
   type FleetContext,
   type StorageFlags,
 } from './fleet.js';
-import { exitCodes, readInputFile, readTextFile, UsageError, type CliIo } from './io.js';
+import { exitCodes, readInputFile, readTextFile, reportReason, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
 import { latestFromTables } from './rollout.js';
 import { editPolicy, type PolicyEditResult } from '../admin/policy-edit.js';
@@ -211,16 +212,9 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
             })
           : undefined;
         if (verified && !verified.ok) {
-          if (flags.json)
-            io.stdout(
-              JSON.stringify({
-                ok: false,
-                sha256: verified.sha256,
-                reason: verified.reason,
-                detail: verified.detail,
-              }),
-            );
-          else io.stderr(`rejected: ${verified.reason}: ${verified.detail}`);
+          const rejection = { reasonCode: verified.reason, reasonDetail: verified.detail };
+          if (flags.json) io.stdout(JSON.stringify({ ok: false, sha256: verified.sha256, ...rejection }));
+          reportReason(io, rejection);
           setExitCode(exitCodes.failed);
           return;
         }
@@ -257,9 +251,9 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
             row.server,
             row.mitigation,
             row.decision,
-            row.reason,
+            reasonLabel(row.reasonCode),
             `${row.onDegraded.value} (${row.onDegraded.scope})`,
-            row.detail,
+            row.reasonDetail,
           ]),
         )) {
           io.stdout(line);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runReconcileCycle } from '../app.js';
 import { silentLogger } from '../log.js';
+import { reasonLabel } from '../model/reasons.js';
 import { createNotifier } from '../notify.js';
 import { holdEnds } from '../rollout/holds.js';
 import type { ReconcileReport } from '../rollout/reconcile.js';
@@ -73,7 +74,7 @@ function reportLines(report: ReconcileReport): string[] {
       lines.push(`  ${server.server}: ${mitigation} held by ${rolloutId}`);
   for (const server of report.leftAlone)
     lines.push(
-      `  ${server.server}: left alone (${server.reason}), though ${server.ids.join(', ')} ${server.ids.length === 1 ? 'is' : 'are'} applied there and withdrawn`,
+      `  ${server.server}: left alone (${reasonLabel(server.reason)}), though ${server.ids.join(', ')} ${server.ids.length === 1 ? 'is' : 'are'} applied there and withdrawn`,
     );
   return lines;
 }

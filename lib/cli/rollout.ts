@@ -25,7 +25,7 @@ import {
   type FleetContext,
   type StorageFlags,
 } from './fleet.js';
-import { exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
+import { exitCodes, readInputFile, reportReason, UsageError, type CliIo } from './io.js';
 import { addTrustOptions, trustPolicyFromFlags } from './package.js';
 import { relayAddress } from '../relay/route.js';
 
@@ -209,7 +209,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
     const trust = await trustPolicyFromFlags(flags, cliIo);
     const result = verifyPackage(await readInputFile(flags.package!, defaultXmlLimits.maxBytes), { trust });
     if (result.ok) return result.package;
-    cliIo.stderr(`rejected: ${result.reason}: ${result.detail}`);
+    reportReason(cliIo, { reasonCode: result.reason, reasonDetail: result.detail });
     return undefined;
   }
 }
@@ -287,8 +287,9 @@ export async function latestFromTables(
   const current = await currentPackage(context.tables, feed);
   if (!current) throw new NoPackageError(feed.name);
   if (current.verified.ok) return current.verified.package;
-  io.stderr(
-    `rejected: the stored package ${current.stored.sequence} of feed ${feed.name} (sha256 ${current.stored.sha256}) no longer verifies: ${current.verified.reason}: ${current.verified.detail}`,
-  );
+  reportReason(io, {
+    reasonCode: current.verified.reason,
+    reasonDetail: `the stored package ${current.stored.sequence} of feed ${feed.name} (sha256 ${current.stored.sha256}) no longer verifies: ${current.verified.detail}`,
+  });
   return undefined;
 }

@@ -17,6 +17,7 @@ import {
 } from './sites.js';
 import { readServerView, type ServerView } from '../admin/server-view.js';
 import { silentLogger } from '../log.js';
+import { reasonLabel, renderReason } from '../model/reasons.js';
 
 /** The build planned on, and the registered one beside it when the agent reports another. */
 function buildText(row: ServerRow): string {
@@ -201,7 +202,7 @@ export function serverViewLines(view: ServerView): string[] {
     `  build: registered ${server.registeredBuild}, ${reported}`,
     `  agent: version ${server.agentVersion ?? 'not reported'}, last seen ${server.lastSeen ?? 'never'}`,
     `  reported applied: ${server.reportedApplied.join(', ') || 'none'}; reported blocked: ${server.reportedBlocked.join(', ') || 'none'}`,
-    `  policy: ${view.policy.leftAlone ?? 'enabled'}; on degraded ${view.policy.onDegraded.value} (${view.policy.onDegraded.scope})`,
+    `  policy: ${view.policy.leftAlone ? renderReason(view.policy.leftAlone) : 'enabled'}; on degraded ${view.policy.onDegraded.value} (${view.policy.onDegraded.scope})`,
   ];
   if (view.mitigations.length === 0) return [...lines, 'no current package: no mitigations'];
   lines.push(
@@ -211,7 +212,7 @@ export function serverViewLines(view: ServerView): string[] {
         row.feed,
         row.mitigation,
         row.decision,
-        row.reason,
+        reasonLabel(row.reasonCode),
         row.lastOutcome?.outcome ?? row.pending ?? '-',
         row.lastOutcome?.at ?? '-',
         row.appliedBy ?? '-',

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { readStatus, type FleetStatus } from '../admin/status.js';
 import { silentLogger } from '../log.js';
+import { renderReason } from '../model/reasons.js';
 import { holdEnds } from '../rollout/holds.js';
 import { addStorageOptions, fleetContext, type StorageFlags } from './fleet.js';
 import type { CliIo } from './io.js';
@@ -53,11 +54,11 @@ export function statusLines(status: FleetStatus): string[] {
     }
     if (feed.lastRejected)
       lines.push(
-        `  last rejected: ${feed.lastRejected.at ?? '?'} ${feed.lastRejected.code ?? 'Rejected'}: ${feed.lastRejected.detail} (sha256 ${feed.lastRejected.sha256})`,
+        `  last rejected: ${feed.lastRejected.at ?? '?'} ${renderReason(feed.lastRejected)} (sha256 ${feed.lastRejected.sha256})`,
       );
     if (feed.frozen)
       lines.push(
-        `  FROZEN since ${feed.frozen.since ?? '?'}: ${feed.frozen.reason}: ${feed.frozen.detail} (nothing of this feed is applied or removed until a verified package of it arrives)`,
+        `  FROZEN since ${feed.frozen.since ?? '?'}: ${renderReason(feed.frozen)} (nothing of this feed is applied or removed until a verified package of it arrives)`,
       );
     for (const hold of feed.held)
       lines.push(

@@ -5,7 +5,6 @@ import { latestPackage, type StoredPackage } from '../fleet/packages.js';
 import { feedStatusOf } from '../fleet/status.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { microsoftFeedName } from '../ocs/client.js';
-import { rejectionReasonCodes } from '../package/reasons.js';
 import { verifyPackage, type VerifyResult } from '../package/verify.js';
 import type { FeedView, PollResult } from './types.js';
 
@@ -57,7 +56,6 @@ export async function readCurrentFeeds(deps: {
 export function feedView(current: CurrentFeed): FeedView {
   const status = feedStatusOf(current, current.state, current.stored);
   const { verified } = current;
-  const rejected = status.lastRejected ? splitReason(status.lastRejected.reason) : undefined;
   return {
     name: status.name,
     url: status.url,
@@ -80,16 +78,15 @@ export function feedView(current: CurrentFeed): FeedView {
         : null,
       verifyProblem:
         verified === undefined
-          ? (current.problem ?? null)
+          ? current.problem === undefined
+            ? null
+            : { reasonCode: 'Misconfigured', reasonDetail: current.problem }
           : verified.ok
             ? null
-            : `${verified.reason}: ${verified.detail}`,
+            : { reasonCode: verified.reason, reasonDetail: verified.detail },
     },
     frozen: status.frozen,
-    lastRejected:
-      status.lastRejected && rejected
-        ? { at: status.lastRejected.at, sha256: status.lastRejected.sha256, ...rejected }
-        : null,
+    lastRejected: status.lastRejected,
   };
 }
 
@@ -104,10 +101,4 @@ export function pollResultOf(
   if (state.lastErrorAt && state.lastErrorAt >= state.lastPollAt) return 'Failed';
   if (state.lastRejectedAt && state.lastRejectedAt >= state.lastPollAt) return 'Rejected';
   return 'Success';
-}
-
-/** The feed record keeps a rejection as `Code: detail`; the codes are a fixed list, so the split is exact. */
-export function splitReason(reason: string): { code: string | null; detail: string } {
-  const code = rejectionReasonCodes.find((candidate) => reason.startsWith(`${candidate}: `));
-  return code ? { code, detail: reason.slice(code.length + 2) } : { code: null, detail: reason };
 }

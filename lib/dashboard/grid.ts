@@ -206,7 +206,8 @@ export function serverCells(
     for (const [id, { outcome, detail }] of Object.entries(result.outcomes)) {
       latest.set(id, {
         outcome,
-        reason: detail || `${outcome} by ${result.rolloutId || 'an earlier operation'}`,
+        reasonCode: null,
+        reasonDetail: detail || `${outcome} by ${result.rolloutId || 'an earlier operation'}`,
         source: 'result',
         at: result.at.toISOString(),
         rolloutId: result.rolloutId || null,
@@ -223,13 +224,14 @@ export function serverCells(
   );
 }
 
-const outcomeOfSkip: Record<PolicyReason, CellOutcome> = {
-  'Disabled (org)': 'Disabled',
-  'Disabled (server)': 'Disabled',
-  'Blocked (org)': 'Blocked',
-  'Blocked (server)': 'Blocked',
+/** The outcome a server shows for a mitigation policy skips, by the policy's reason code. */
+export const outcomeOfSkip: Readonly<Record<PolicyReason, CellOutcome>> = {
+  DisabledByOrg: 'Disabled',
+  DisabledByServer: 'Disabled',
+  BlockedByOrg: 'Blocked',
+  BlockedByServer: 'Blocked',
   NotApplicable: 'NotApplicable',
-  'NotApplicable (fixed)': 'NotApplicable',
+  NotApplicableFixed: 'NotApplicable',
   PolicyError: 'PolicyError',
   Unsupported: 'Unsupported',
   Applicable: 'Pending',
@@ -242,8 +244,9 @@ const outcomeOfSkip: Record<PolicyReason, CellOutcome> = {
 export function decisionCell(decision: PolicyDecision, stopped?: StoppedRollout): GridCell {
   if (decision.decision === 'Skip')
     return {
-      outcome: outcomeOfSkip[decision.reason],
-      reason: `${decision.reason}: ${decision.detail}`,
+      outcome: outcomeOfSkip[decision.reasonCode],
+      reasonCode: decision.reasonCode,
+      reasonDetail: decision.reasonDetail,
       source: 'policy',
       at: null,
       rolloutId: null,
@@ -251,14 +254,16 @@ export function decisionCell(decision: PolicyDecision, stopped?: StoppedRollout)
   if (stopped)
     return {
       outcome: 'NotStarted',
-      reason: `${notStartedLabel(stopped)}: ${decision.detail}`,
+      reasonCode: decision.reasonCode,
+      reasonDetail: `${notStartedLabel(stopped)}; ${decision.reasonDetail}`,
       source: 'policy',
       at: null,
       rolloutId: stopped.id,
     };
   return {
     outcome: 'Pending',
-    reason: `no result yet: ${decision.detail}`,
+    reasonCode: decision.reasonCode,
+    reasonDetail: decision.reasonDetail,
     source: 'policy',
     at: null,
     rolloutId: null,
@@ -267,7 +272,8 @@ export function decisionCell(decision: PolicyDecision, stopped?: StoppedRollout)
 
 const unknownCell: GridCell = {
   outcome: 'Unknown',
-  reason: 'no result, and the current package no longer verifies, so policy cannot decide',
+  reasonCode: 'Undecided',
+  reasonDetail: 'no result, and the current package no longer verifies',
   source: 'policy',
   at: null,
   rolloutId: null,

@@ -18,6 +18,8 @@ import type { Logger } from '../log.js';
 const assets: Readonly<Record<string, { readonly file: string; readonly contentType: string }>> = {
   'dashboard.js': { file: 'dist/web/dashboard.js', contentType: 'text/javascript; charset=utf-8' },
   'dashboard.css': { file: 'web/dashboard.css', contentType: 'text/css; charset=utf-8' },
+  // The reason catalogue, the server's own module: the page renders reasons with it (it imports nothing).
+  'reasons.js': { file: 'dist/lib/model/reasons.js', contentType: 'text/javascript; charset=utf-8' },
 };
 const pageFile = 'web/dashboard.html';
 
@@ -62,8 +64,8 @@ export async function serveDashboard(
       status: 404,
       headers: { ...securityHeaders, 'cache-control': 'no-store' },
       jsonBody: {
-        error: 'NotFound',
-        detail: `the dashboard serves ${Object.keys(assets).join(' and ')} only`,
+        code: 'NotFound',
+        detail: `the dashboard serves ${Object.keys(assets).join(', ')} only`,
       },
     };
   const body = await readAsset(root, asset.file, options.logger);
@@ -108,7 +110,7 @@ async function readAsset(root: string, file: string, logger: Logger): Promise<Bu
 const notBuilt = (file: string): HttpResponseInit => ({
   status: 500,
   headers: { ...securityHeaders, 'cache-control': 'no-store' },
-  jsonBody: { error: 'DashboardNotBuilt', detail: `${file} is missing: run npm run build` },
+  jsonBody: { code: 'DashboardNotBuilt', detail: `${file} is missing: run npm run build` },
 });
 
 /**

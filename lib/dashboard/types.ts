@@ -1,8 +1,17 @@
 /*
  * What the dashboard's endpoints answer (GET /api/overview, /api/grid, /api/policy): one definition
  * for the handlers that build it and for the page that reads it (web/dashboard.ts imports these
- * types only). No imports: the browser build compiles this file too. Times are ISO-8601 UTC.
+ * types only). Type-only imports of lib/model: the browser build compiles this file too. Times
+ * are ISO-8601 UTC.
  */
+import type { Reason, ReasonCode } from '../model/reasons.js';
+
+/**
+ * A reason as the API sends it: a code of the catalogue (lib/model/reasons.ts; a row an earlier
+ * release wrote reads `Legacy`, a newer release's code passes as it is) and its detail. The page
+ * renders the words with the catalogue's `renderReason`, as the CLI does.
+ */
+export type ReasonView = Reason<ReasonCode | (string & {})>;
 
 /** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
 export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite' | 'retry';
@@ -49,18 +58,13 @@ export interface FeedView {
     readonly mitigationIds: readonly string[];
     /** From verifying the stored package under today's trust settings; null when it no longer verifies. */
     readonly signer: SignerView | null;
-    /** Why the stored package no longer verifies (`UntrustedChain: …` after an anchor change), else null. */
-    readonly verifyProblem: string | null;
+    /** Why the stored package no longer verifies (`UntrustedChain` after an anchor change, `Misconfigured`), else null. */
+    readonly verifyProblem: ReasonView | null;
   } | null;
   /** Set while reconcile keeps the feed frozen: nothing of it is applied or removed (lib/rollout/frozen.ts). */
-  readonly frozen: { readonly since: string | null; readonly reason: string; readonly detail: string } | null;
-  readonly lastRejected: {
-    readonly at: string | null;
-    readonly sha256: string;
-    /** The rejection reason code (`BadSignature`, `Rollback`…), null if the record predates codes. */
-    readonly code: string | null;
-    readonly detail: string;
-  } | null;
+  readonly frozen: ({ readonly since: string | null } & ReasonView) | null;
+  /** The last rejected package, with its rejection code (`BadSignature`, `Rollback`…). */
+  readonly lastRejected: ({ readonly at: string | null; readonly sha256: string } & ReasonView) | null;
 }
 
 export type WavePhase = 'Done' | 'Current' | 'NotStarted';
@@ -141,8 +145,12 @@ export type CellOutcome =
 
 export interface GridCell {
   readonly outcome: CellOutcome;
-  /** Why, in words: the agent's detail, or the policy's reason. */
-  readonly reason: string;
+  /**
+   * Why: a result's outcome says it, with the agent's detail (no code); a cell without a result
+   * carries policy's reason code (`BlockedByOrg`, `NotApplicableFixed`…) and its detail.
+   */
+  readonly reasonCode: ReasonCode | null;
+  readonly reasonDetail: string;
   readonly source: 'result' | 'policy';
   /** When the result was recorded, and by which rollout (results only). */
   readonly at: string | null;

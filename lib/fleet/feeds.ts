@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { validateRow } from './rows.js';
+import { storedReason, type Reason } from '../model/reasons.js';
 import { mitigationIdList, tableKey } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -16,6 +17,10 @@ export const feedStateRow = z.object({
   lastError: z.string().default(''),
   lastRejectedAt: z.date().optional(),
   lastRejectedSha256: z.string().default(''),
+  /** Why the last rejected package was rejected: a `package` code of lib/model/reasons.ts, and its detail. */
+  lastRejectedReasonCode: z.string().default(''),
+  lastRejectedReasonDetail: z.string().default(''),
+  /** The rejection as one text (`Code: detail`), as releases before reason codes wrote it: read as a Legacy reason. */
   lastRejectedReason: z.string().default(''),
   /** Set while the feed is frozen (lib/rollout/frozen.ts): its current package no longer verifies, or it left the settings. */
   frozenAt: z.date().optional(),
@@ -30,6 +35,15 @@ export const feedStateRow = z.object({
   approvedBy: z.string().default(''),
 });
 export type FeedState = z.infer<typeof feedStateRow>;
+
+/** Why the feed's last rejected package was rejected, from this release's row or an earlier one's. */
+export function lastRejection(state: FeedState): Reason<string> | undefined {
+  return storedReason({
+    reasonCode: state.lastRejectedReasonCode,
+    reasonDetail: state.lastRejectedReasonDetail,
+    legacyText: state.lastRejectedReason,
+  });
+}
 
 /** Kept in the Packages table, in the feed's partition, beside its packages and `latest` pointer. */
 export async function readFeedState(tables: FleetTables, feed: string): Promise<FeedState | undefined> {

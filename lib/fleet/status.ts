@@ -1,4 +1,4 @@
-import type { FeedState } from './feeds.js';
+import { lastRejection, type FeedState } from './feeds.js';
 import type { StoredPackage } from './packages.js';
 
 const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
@@ -13,7 +13,9 @@ export interface FeedStatus {
   readonly lastRejected: {
     readonly at: string | null;
     readonly sha256: string;
-    readonly reason: string;
+    /** A `package` code of lib/model/reasons.ts (`Legacy` for a record an earlier release wrote). */
+    readonly reasonCode: string;
+    readonly reasonDetail: string;
   } | null;
   readonly package: {
     readonly sequence: number;
@@ -23,7 +25,11 @@ export interface FeedStatus {
     readonly mitigationIds: readonly string[];
   } | null;
   /** Set while reconcile keeps the feed frozen (lib/rollout/frozen.ts): nothing of it is applied or removed. */
-  readonly frozen: { readonly since: string | null; readonly reason: string; readonly detail: string } | null;
+  readonly frozen: {
+    readonly since: string | null;
+    readonly reasonCode: string;
+    readonly reasonDetail: string;
+  } | null;
 }
 
 /** Each feed's current content as stored with its package; a feed without it (no package, an older row) keeps its holds. */
@@ -45,6 +51,7 @@ export function feedStatusOf(
   state: FeedState | undefined,
   current: StoredPackage | undefined,
 ): FeedStatus {
+  const rejected = state?.lastRejectedSha256 ? lastRejection(state) : undefined;
   return {
     name: feed.name,
     url: feed.url,
@@ -53,7 +60,12 @@ export function feedStatusOf(
     lastErrorAt: iso(state?.lastErrorAt),
     lastError: state?.lastError || null,
     lastRejected: state?.lastRejectedSha256
-      ? { at: iso(state.lastRejectedAt), sha256: state.lastRejectedSha256, reason: state.lastRejectedReason }
+      ? {
+          at: iso(state.lastRejectedAt),
+          sha256: state.lastRejectedSha256,
+          reasonCode: rejected?.reasonCode ?? 'Legacy',
+          reasonDetail: rejected?.reasonDetail ?? '',
+        }
       : null,
     package: current
       ? {
@@ -65,7 +77,7 @@ export function feedStatusOf(
         }
       : null,
     frozen: state?.frozenReason
-      ? { since: iso(state.frozenAt), reason: state.frozenReason, detail: state.frozenDetail }
+      ? { since: iso(state.frozenAt), reasonCode: state.frozenReason, reasonDetail: state.frozenDetail }
       : null,
   };
 }

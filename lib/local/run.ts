@@ -12,6 +12,7 @@ import { fingerprintOf } from '../agent/site-link.js';
 import { siteHybridConnectionName } from '../relay/route.js';
 import { owaPoolTakesDownEcp } from '../agent/appliers/simulated-front-end.js';
 import { startAgent, startHub, type RunningAgent } from '../agent/run.js';
+import { outcomeOfSkip } from '../dashboard/grid.js';
 import { dashboardUrl } from '../dashboard/page.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { readRows } from '../fleet/rows.js';
@@ -21,7 +22,8 @@ import { registerServer } from '../fleet/servers.js';
 import { FleetTables } from '../fleet/storage.js';
 import { silentLogger } from '../log.js';
 import { formatTable } from '../text.js';
-import { readFeedState } from '../fleet/feeds.js';
+import { lastRejection, readFeedState } from '../fleet/feeds.js';
+import { reasonLabel, renderReason } from '../model/reasons.js';
 import { latestPackage } from '../fleet/packages.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { loadSettings } from '../config/index.js';
@@ -424,8 +426,9 @@ async function pollOutcome(tables: FleetTables): Promise<string> {
   ]);
   const duringLastPoll = (at: Date | undefined): boolean =>
     Boolean(at && state?.lastPollAt && at >= state.lastPollAt);
-  if (state && duringLastPoll(state.lastRejectedAt))
-    return `OCS package ${state.lastRejectedSha256.slice(0, 12)}… rejected: ${state.lastRejectedReason}`;
+  const rejected = state && duringLastPoll(state.lastRejectedAt) ? lastRejection(state) : undefined;
+  if (state && rejected)
+    return `OCS package ${state.lastRejectedSha256.slice(0, 12)}… rejected: ${renderReason(rejected)}`;
   if (!current || duringLastPoll(state?.lastErrorAt))
     return `OCS poll failed: ${state?.lastError || 'no package stored'}`;
   return `OCS package ${current.sequence} accepted: sha256 ${current.sha256.slice(0, 12)}…, mitigations ${current.mitigationIds.join(', ')}`;
@@ -446,7 +449,7 @@ async function watch(tables: FleetTables, display: ProgressDisplay): Promise<voi
 interface Cell {
   /** The outcome counted in the summary (`Applied`, `NotApplicable`, `Pending`, `NotStarted`…). */
   readonly outcome: string;
-  /** What the table shows: the outcome, or the planner's reason, e.g. `NotApplicable (fixed)`. */
+  /** What the table shows: the outcome, or the planner's reason in EM's words, e.g. `NotApplicable (fixed)`. */
   readonly label: string;
 }
 
@@ -481,7 +484,11 @@ async function fleetCells(
         decisions.map((decision) => [
           decision.mitigation,
           decision.decision === 'Skip'
-            ? { outcome: decision.reason.split(' ')[0]!, label: decision.reason }
+            ? {
+                // A withdrawn mitigation is removed, never skipped: it has no skip outcome.
+                outcome: decision.reasonCode === 'Withdrawn' ? 'Pending' : outcomeOfSkip[decision.reasonCode],
+                label: reasonLabel(decision.reasonCode),
+              }
             : stopped
               ? { outcome: 'NotStarted', label: notStartedLabel(stopped) }
               : { outcome: 'Pending', label: 'Pending' },

@@ -19,8 +19,8 @@
 /** Which part of emfleet gives the reason. */
 export type ReasonGroup = 'package' | 'feed' | 'policy' | 'rollout' | 'refusal' | 'api' | 'legacy';
 
-interface ReasonSpec<Params> {
-  readonly group: ReasonGroup;
+interface ReasonSpec<Params, Group extends ReasonGroup = ReasonGroup> {
+  readonly group: Group;
   /** The words before the detail: the code itself, or EM's phrase for it. */
   readonly label: string;
   /** What the code means, whatever the detail: for help texts, docs and log events. */
@@ -30,7 +30,11 @@ interface ReasonSpec<Params> {
 }
 
 /** A reason whose detail is free text (a verifier's or a parser's own words). */
-const text = (group: ReasonGroup, meaning: string, label?: string): ReasonSpec<string> => ({
+const text = <Group extends ReasonGroup>(
+  group: Group,
+  meaning: string,
+  label?: string,
+): ReasonSpec<string, Group> => ({
   group,
   label: label ?? '',
   meaning,
@@ -38,12 +42,12 @@ const text = (group: ReasonGroup, meaning: string, label?: string): ReasonSpec<s
 });
 
 /** A reason whose detail is built from typed facts. */
-const template = <Params>(
-  group: ReasonGroup,
+const template = <Params, Group extends ReasonGroup>(
+  group: Group,
   meaning: string,
   detail: (params: Params) => string,
   label?: string,
-): ReasonSpec<Params> => ({ group, label: label ?? '', meaning, detail });
+): ReasonSpec<Params, Group> => ({ group, label: label ?? '', meaning, detail });
 
 /** "wave 2 (retry 1)": waves are counted from 1 for people, from 0 in rows. */
 const waveName = (wave: number, attempt = 0): string =>
@@ -81,8 +85,8 @@ const definitions = {
   PackageHeld: template(
     'feed',
     'a verified package whose age cannot be told would withdraw mitigations: it waits for an admin to approve it',
-    (held: { readonly sha256: string; readonly withdrawn: readonly string[] }) =>
-      `package ${held.sha256} would withdraw ${held.withdrawn.join(', ')}; approve it with emfleet feed accept ${held.sha256}`,
+    (held: { readonly feed: string; readonly sha256: string; readonly withdrawn: readonly string[] }) =>
+      `package ${held.sha256} carries no trusted signing time or sequence to show it is newer, and would withdraw ${held.withdrawn.join(', ')}; approve it with emfleet feed accept ${held.sha256} --feed ${held.feed}`,
   ),
 
   // ---- policy decisions (lib/policy/decide.ts, DESIGN §6): the labels are what admins read
@@ -103,6 +107,7 @@ const definitions = {
   Unsupported: text('policy', 'the mitigation has an action emfleet cannot apply'),
   Applicable: text('policy', 'the mitigation applies to the server'),
   Withdrawn: text('policy', "the feed's newer package no longer has the mitigation: it is removed"),
+  Undecided: text('policy', "the feed's current package no longer verifies, so policy cannot decide"),
 
   // ---- rollout states (lib/rollout/state.ts)
   WaveHalted: template(
@@ -191,6 +196,10 @@ const definitions = {
 } as const satisfies Record<string, ReasonSpec<never>>;
 
 export type ReasonCode = keyof typeof definitions;
+/** The codes of one group, as a type: `ReasonCodeOf<'package'>` is every rejection code. */
+export type ReasonCodeOf<Group extends ReasonGroup> = {
+  [Code in ReasonCode]: (typeof definitions)[Code]['group'] extends Group ? Code : never;
+}[ReasonCode];
 /** The facts a code's template takes: free text, or an object of typed fields. */
 export type ReasonParams<Code extends ReasonCode> = Parameters<(typeof definitions)[Code]['detail']>[0];
 
@@ -202,19 +211,22 @@ export const reasonCatalogue: Readonly<
 export const reasonCodes = Object.keys(definitions) as ReasonCode[];
 
 /** The codes of one group, e.g. `reasonCodesOf('package')` = every rejection code. */
-export const reasonCodesOf = <Group extends ReasonGroup>(group: Group): ReasonCode[] =>
-  reasonCodes.filter((code) => definitions[code].group === group);
+export const reasonCodesOf = <Group extends ReasonGroup>(group: Group): ReasonCodeOf<Group>[] =>
+  reasonCodes.filter((code): code is ReasonCodeOf<Group> => definitions[code].group === group);
 
-/** One reason as stored and sent: the code, and the detail its template rendered. */
+/**
+ * One reason as rows, JSON answers, log events and notifications carry it: the code, and the
+ * detail its template rendered, in two fields of these names everywhere (spread it in).
+ */
 export interface Reason<Code extends string = ReasonCode> {
-  readonly code: Code;
-  readonly detail: string;
+  readonly reasonCode: Code;
+  readonly reasonDetail: string;
 }
 
 /** The reason for `code`, its detail rendered from the facts once. */
 export function reason<Code extends ReasonCode>(code: Code, params: ReasonParams<Code>): Reason<Code> {
   const detail = definitions[code].detail as (facts: ReasonParams<Code>) => string;
-  return { code, detail: detail(params) };
+  return { reasonCode: code, reasonDetail: detail(params) };
 }
 
 export function isReasonCode(value: string): value is ReasonCode {
@@ -231,10 +243,10 @@ export function reasonLabel(code: string): string {
  * `Disabled (org): mitigations are disabled …`, the label alone when there is no detail, and a
  * legacy row's text as it was written.
  */
-export function renderReason(given: { readonly code: string; readonly detail: string }): string {
-  if (given.code === 'Legacy') return given.detail;
-  const label = reasonLabel(given.code);
-  return given.detail ? `${label}: ${given.detail}` : label;
+export function renderReason(given: Reason<string>): string {
+  if (given.reasonCode === 'Legacy') return given.reasonDetail;
+  const label = reasonLabel(given.reasonCode);
+  return given.reasonDetail ? `${label}: ${given.reasonDetail}` : label;
 }
 
 /**
@@ -247,7 +259,7 @@ export function storedReason(stored: {
   readonly reasonDetail?: string | undefined;
   readonly legacyText?: string | undefined;
 }): Reason<string> | undefined {
-  if (stored.reasonCode) return { code: stored.reasonCode, detail: stored.reasonDetail ?? '' };
-  if (stored.legacyText) return { code: 'Legacy', detail: stored.legacyText };
+  if (stored.reasonCode) return { reasonCode: stored.reasonCode, reasonDetail: stored.reasonDetail ?? '' };
+  if (stored.legacyText) return { reasonCode: 'Legacy', reasonDetail: stored.legacyText };
   return undefined;
 }

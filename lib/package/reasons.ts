@@ -1,22 +1,13 @@
 import { EmfleetError } from '../errors.js';
+import { reasonCodesOf, renderReason, type ReasonCodeOf } from '../model/reasons.js';
 
-/** Why a package is rejected. These codes are a contract: CLI output, API, logs, Audit rows. */
-export const rejectionReasons = {
-  Malformed: 'the package is not a well-formed EOCS document',
-  TooLarge: 'the package exceeds a size, depth or element limit',
-  BadSignature: 'the XML signature is missing, misplaced or does not match the content',
-  UnsupportedAlgorithm: 'the signature uses an algorithm outside the allow-list',
-  UntrustedChain: 'the signer certificate does not chain to a configured trust anchor',
-  WrongSigner: 'the signer certificate has the wrong subject or extended key usage',
-  Expired: 'a certificate in the chain was not valid at signing time',
-  Revoked: 'a certificate in the chain is on the revoked-serials deny-list',
-  BadTimestamp: 'the RFC 3161 time stamp of the signature is present but not valid or not trusted',
-  Rollback: 'the package is older than the last accepted package from the same feed',
-} as const;
+/**
+ * Why a package is rejected: the `package` codes of the reason catalogue (lib/model/reasons.ts).
+ * These codes are a contract: CLI output, API, logs, Audit rows.
+ */
+export type RejectionReason = ReasonCodeOf<'package'>;
 
-export type RejectionReason = keyof typeof rejectionReasons;
-
-export const rejectionReasonCodes = Object.keys(rejectionReasons) as RejectionReason[];
+export const rejectionReasonCodes: readonly RejectionReason[] = reasonCodesOf('package');
 
 export class PackageRejectedError extends EmfleetError {
   override readonly name = 'PackageRejectedError';
@@ -28,7 +19,7 @@ export class PackageRejectedError extends EmfleetError {
     detail: string,
     options: { cause?: unknown; context?: Record<string, unknown> } = {},
   ) {
-    super(reason, `${reason}: ${detail}`, options);
+    super(reason, renderReason({ reasonCode: reason, reasonDetail: detail }), options);
     this.reason = reason;
     this.detail = detail;
   }

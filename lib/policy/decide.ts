@@ -1,27 +1,24 @@
 import { evaluateApplicability, parseBuild } from '../package/build.js';
 import type { Mitigation } from '../package/model.js';
+import { reasonCodesOf, type Reason, type ReasonCodeOf } from '../model/reasons.js';
 import type { EffectiveScope } from './effective.js';
 
-/** Why a server gets (or does not get) a mitigation; these strings are what admins see. */
-export const policyReasons = [
-  'Disabled (org)',
-  'Disabled (server)',
-  'Blocked (org)',
-  'Blocked (server)',
-  'NotApplicable',
-  'NotApplicable (fixed)',
-  'PolicyError',
-  'Unsupported',
-  'Applicable',
-] as const;
-export type PolicyReason = (typeof policyReasons)[number];
+/**
+ * Why a server gets (or does not get) a mitigation: the `policy` codes of lib/model/reasons.ts that
+ * `decide` gives; admins read them in EM's words (`DisabledByOrg` reads `Disabled (org)`).
+ * `Withdrawn` is the rollout's own reason for a removal, `Undecided` the answer when there is no
+ * verified package to decide from.
+ */
+export type PolicyReason = Exclude<ReasonCodeOf<'policy'>, 'Withdrawn' | 'Undecided'>;
+export const policyReasons: readonly PolicyReason[] = reasonCodesOf('policy').filter(
+  (code): code is PolicyReason => code !== 'Withdrawn' && code !== 'Undecided',
+);
 
 export type PolicyDecisionKind = 'Apply' | 'Remove' | 'Skip';
 
-export interface PolicyDecision {
+/** What policy decides, and why: a policy reason code and its detail (lib/model/reasons.ts). */
+export interface PolicyDecision extends Reason<PolicyReason> {
   readonly decision: PolicyDecisionKind;
-  readonly reason: PolicyReason;
-  readonly detail: string;
 }
 
 /**
@@ -34,25 +31,29 @@ export function leftAlone(
   serverName: string,
 ): PolicyDecision | undefined {
   if (!org.valid)
-    return { decision: 'Skip', reason: 'PolicyError', detail: `org policy is invalid: ${org.problem}` };
+    return {
+      decision: 'Skip',
+      reasonCode: 'PolicyError',
+      reasonDetail: `org policy is invalid: ${org.problem}`,
+    };
   if (!org.mitigationsEnabled.value) {
     return {
       decision: 'Skip',
-      reason: 'Disabled (org)',
-      detail: `mitigations are disabled for the organization (${org.mitigationsEnabled.source})`,
+      reasonCode: 'DisabledByOrg',
+      reasonDetail: `mitigations are disabled for the organization (${org.mitigationsEnabled.source})`,
     };
   }
   if (!server.valid)
     return {
       decision: 'Skip',
-      reason: 'PolicyError',
-      detail: `policy of ${serverName} is invalid: ${server.problem}`,
+      reasonCode: 'PolicyError',
+      reasonDetail: `policy of ${serverName} is invalid: ${server.problem}`,
     };
   if (!server.mitigationsEnabled.value) {
     return {
       decision: 'Skip',
-      reason: 'Disabled (server)',
-      detail: `mitigations are disabled on ${serverName} (${server.mitigationsEnabled.source})`,
+      reasonCode: 'DisabledByServer',
+      reasonDetail: `mitigations are disabled on ${serverName} (${server.mitigationsEnabled.source})`,
     };
   }
   return undefined;
@@ -69,10 +70,11 @@ export interface ServerFacts {
 
 /**
  * The effective decision for one server and one mitigation (DESIGN §6), first match wins:
- * 1. org policy invalid → PolicyError; org disabled → Disabled (org)
- * 2. server policy invalid → PolicyError (nothing is applied or removed there); server disabled → Disabled (server)
- * 3. blocked at org, then at server → Blocked; removed if the server reports it applied
- * 4. build outside every range → NotApplicable; above a range's max on its line → NotApplicable (fixed), removed if applied
+ * 1. org policy invalid → PolicyError; org disabled → DisabledByOrg (`Disabled (org)`)
+ * 2. server policy invalid → PolicyError (nothing is applied or removed there); server disabled → DisabledByServer
+ * 3. blocked at org, then at server → BlockedByOrg, BlockedByServer; removed if the server reports it applied
+ * 4. build outside every range → NotApplicable; above a range's max on its line → NotApplicableFixed
+ *    (`NotApplicable (fixed)`), removed if applied
  * 5. an action emfleet cannot apply → Unsupported
  * 6. otherwise → Apply
  * Disabled means "leave this server alone": nothing is applied or removed.
@@ -86,21 +88,21 @@ export function decide(
   const applied = facts.reportedApplied.includes(mitigation.id);
   const removeIfApplied = (reason: PolicyReason, detail: string): PolicyDecision =>
     applied
-      ? { decision: 'Remove', reason, detail: `${detail}; it is applied, so it is removed` }
-      : { decision: 'Skip', reason, detail };
+      ? { decision: 'Remove', reasonCode: reason, reasonDetail: `${detail}; it is applied, so it is removed` }
+      : { decision: 'Skip', reasonCode: reason, reasonDetail: detail };
 
   const alone = leftAlone(org, server, facts.name);
   // leftAlone answers for every invalid scope; the second test only narrows the types.
   if (alone || !org.valid || !server.valid) return alone!;
   if (org.blockedMitigations.value.includes(mitigation.id)) {
     return removeIfApplied(
-      'Blocked (org)',
+      'BlockedByOrg',
       `${mitigation.id} is blocked for the organization (${org.blockedMitigations.source})`,
     );
   }
   if (server.blockedMitigations.value.includes(mitigation.id)) {
     return removeIfApplied(
-      'Blocked (server)',
+      'BlockedByServer',
       `${mitigation.id} is blocked on ${facts.name} (${server.blockedMitigations.source})`,
     );
   }
@@ -108,20 +110,20 @@ export function decide(
   if (!build)
     return {
       decision: 'Skip',
-      reason: 'PolicyError',
-      detail: `${facts.name} reports build "${facts.build}", which is not an Exchange build`,
+      reasonCode: 'PolicyError',
+      reasonDetail: `${facts.name} reports build "${facts.build}", which is not an Exchange build`,
     };
   const applicability = evaluateApplicability(mitigation.applicability, build);
   if (applicability === 'NotApplicable') {
     return {
       decision: 'Skip',
-      reason: 'NotApplicable',
-      detail: `build ${facts.build} is outside the ranges of ${mitigation.id}`,
+      reasonCode: 'NotApplicable',
+      reasonDetail: `build ${facts.build} is outside the ranges of ${mitigation.id}`,
     };
   }
   if (applicability === 'Fixed') {
     return removeIfApplied(
-      'NotApplicable (fixed)',
+      'NotApplicableFixed',
       `build ${facts.build} includes the fix for ${mitigation.id}`,
     );
   }
@@ -129,13 +131,13 @@ export function decide(
   if (unsupported) {
     return {
       decision: 'Skip',
-      reason: 'Unsupported',
-      detail: `${mitigation.id} has an action emfleet cannot apply (${unsupported.why})`,
+      reasonCode: 'Unsupported',
+      reasonDetail: `${mitigation.id} has an action emfleet cannot apply (${unsupported.why})`,
     };
   }
   return {
     decision: 'Apply',
-    reason: 'Applicable',
-    detail: `${mitigation.id} applies to build ${facts.build}`,
+    reasonCode: 'Applicable',
+    reasonDetail: `${mitigation.id} applies to build ${facts.build}`,
   };
 }

@@ -1,5 +1,5 @@
 import type { Mitigation } from '../package/model.js';
-import { decide, leftAlone } from '../policy/decide.js';
+import { decide, leftAlone, type PolicyReason } from '../policy/decide.js';
 import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
 import type { PlannedServerFacts, ServerDecision, ServerWork } from './plan.js';
 
@@ -18,7 +18,8 @@ export interface DriftInput {
 export interface LeftAlone {
   readonly server: string;
   readonly ids: readonly string[];
-  readonly reason: string;
+  /** Why policy leaves the server alone: a policy reason code (`DisabledByServer`…). */
+  readonly reason: PolicyReason;
 }
 
 /**
@@ -52,12 +53,12 @@ export function findDrift(input: DriftInput): { work: ServerWork[]; leftAlone: L
       decisions.push({
         mitigation: id,
         decision: 'Remove',
-        reason: 'Withdrawn',
-        detail: `${id} is in no current package`,
+        reasonCode: 'Withdrawn',
+        reasonDetail: `${id} is in no current package`,
       });
     const leave = leftAlone(org, scope, server.name);
     if (leave) {
-      if (withdrawn.length > 0) alone.push({ server: server.name, ids: withdrawn, reason: leave.reason });
+      if (withdrawn.length > 0) alone.push({ server: server.name, ids: withdrawn, reason: leave.reasonCode });
       continue;
     }
     if (apply.length + remove.length + withdrawn.length === 0) continue;

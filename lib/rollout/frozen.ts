@@ -4,21 +4,17 @@ import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import type { EocsPackage } from '../package/model.js';
+import { reasonCatalogue, type ReasonCodeOf } from '../model/reasons.js';
 import type { RejectionReason } from '../package/reasons.js';
 import { verifyPackage } from '../package/verify.js';
 import type { Feed } from './poll.js';
 
 /**
  * Why a feed is frozen: its stored package fails verification under today's trust settings (the
- * rejection code: `Revoked`, `UntrustedChain`, `Expired`…), or the settings no longer serve it.
+ * rejection code: `Revoked`, `UntrustedChain`, `Expired`…), or the settings no longer serve it
+ * (`NotConfigured`, `Misconfigured`): codes of lib/model/reasons.ts.
  */
-export const frozenReasons = {
-  NotConfigured: 'the feed is no longer in the settings, but servers still have its mitigations',
-  Misconfigured:
-    "the feed's settings cannot be used (an unreadable trust anchor or Key Vault reference, a pin that matches no anchor)",
-} as const;
-
-export type FrozenReason = RejectionReason | keyof typeof frozenReasons;
+export type FrozenReason = RejectionReason | Exclude<ReasonCodeOf<'feed'>, 'PackageHeld'>;
 
 /** One stored feed as reconcile finds it: its current package, and whether that package still verifies. */
 export interface StoredFeedCheck {
@@ -130,10 +126,12 @@ export async function recordFrozenFeeds(
     const freeze = frozen.find((feed) => feed.feed === check.feed);
     const state = await readFeedState(deps.tables, check.feed);
     if (freeze) {
-      const { feed, ...fields } = freeze;
+      const { feed, reason: reasonCode, detail: reasonDetail, ...fields } = freeze;
       deps.logger.warn('FeedFrozen', {
         feed,
         ...fields,
+        reasonCode,
+        reasonDetail,
         meaning: frozenMeaning(freeze.reason),
         ...(options.dryRun ? { dryRun: true } : {}),
       });
@@ -149,8 +147,8 @@ export async function recordFrozenFeeds(
         feed,
         sequence: freeze.sequence,
         sha256: freeze.sha256,
-        reason: freeze.reason,
-        detail: freeze.detail,
+        reasonCode,
+        reasonDetail,
         mitigationIds: freeze.mitigationIds,
       });
     } else if (state?.frozenReason && !options.dryRun) {
@@ -171,7 +169,7 @@ export async function recordFrozenFeeds(
 }
 
 function frozenMeaning(reason: FrozenReason): string {
-  return reason in frozenReasons
-    ? frozenReasons[reason as keyof typeof frozenReasons]
+  return reasonCatalogue[reason].group === 'feed'
+    ? reasonCatalogue[reason].meaning
     : 'the current package no longer verifies under the trust settings';
 }

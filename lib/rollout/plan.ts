@@ -8,6 +8,7 @@ import {
   type ServerFacts,
 } from '../policy/decide.js';
 import type { OnDegraded } from '../fleet/schemas.js';
+import { reasonLabel } from '../model/reasons.js';
 import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
 import { parseDurationInMs } from './duration.js';
 import { resolveCount, type WaveProfile, type WaveSelector } from './waves.js';
@@ -22,9 +23,9 @@ export interface PlannedServerFacts extends ServerFacts {
 }
 
 /** A policy decision, or the rollout's own reason for a removal. */
-export interface ServerDecision extends Omit<PolicyDecision, 'reason'> {
+export interface ServerDecision extends Omit<PolicyDecision, 'reasonCode'> {
   readonly mitigation: string;
-  readonly reason: PolicyReason | 'Withdrawn';
+  readonly reasonCode: PolicyReason | 'Withdrawn';
 }
 
 export interface PlannedServer {
@@ -48,6 +49,7 @@ export interface PlannedWave {
 
 export interface LeftOutServer {
   readonly server: string;
+  /** Each mitigation with its reason's words (`EM1: Disabled (org)`); `decisions` has the codes. */
   readonly reason: string;
   readonly decisions: readonly ServerDecision[];
 }
@@ -95,8 +97,9 @@ export function planRollout(input: PlanInput): RolloutPlan {
       leftOut.push({
         server: server.name,
         reason:
-          decisions.map((decision) => `${decision.mitigation}: ${decision.reason}`).join('; ') ||
-          'no mitigation in scope',
+          decisions
+            .map((decision) => `${decision.mitigation}: ${reasonLabel(decision.reasonCode)}`)
+            .join('; ') || 'no mitigation in scope',
         decisions,
       });
       continue;
@@ -187,12 +190,12 @@ function removeDecisions(
     .filter((id) => server.reportedApplied.includes(id))
     .map((id): ServerDecision => {
       const alone = leftAlone(org, scope, server.name);
-      if (alone) return { mitigation: id, ...alone, detail: `${alone.detail}; ${id} stays` };
+      if (alone) return { mitigation: id, ...alone, reasonDetail: `${alone.reasonDetail}; ${id} stays` };
       return {
         mitigation: id,
         decision: 'Remove',
-        reason: 'Withdrawn',
-        detail: `${id} was withdrawn by a newer signed package`,
+        reasonCode: 'Withdrawn',
+        reasonDetail: `${id} was withdrawn by a newer signed package`,
       };
     });
 }

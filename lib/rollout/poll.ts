@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/client.js';
 import { compareFreshness, supersededBy, type AcceptedMark } from '../package/freshness.js';
+import { reason } from '../model/reasons.js';
 import type { RejectionReason } from '../package/reasons.js';
 import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
@@ -37,7 +38,12 @@ export interface PollDeps {
 export type PollOutcome =
   | { readonly kind: 'error'; readonly error: string }
   | { readonly kind: 'unchanged' }
-  | { readonly kind: 'rejected'; readonly reason: string; readonly detail: string; readonly sha256: string }
+  | {
+      readonly kind: 'rejected';
+      readonly reasonCode: RejectionReason;
+      readonly reasonDetail: string;
+      readonly sha256: string;
+    }
   | { readonly kind: 'held'; readonly sha256: string; readonly withdrawn: readonly string[] }
   | {
       readonly kind: 'accepted';
@@ -100,22 +106,24 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     ...(lastAccepted ? { lastAccepted } : {}),
   });
   const reject = async ({
-    reason,
-    detail,
+    reason: reasonCode,
+    detail: reasonDetail,
     sha256,
   }: {
-    reason: string;
+    reason: RejectionReason;
     detail: string;
     sha256: string;
   }): Promise<PollOutcome> => {
-    deps.logger.warn('PackageRejected', { ...where, reason, detail, sha256 });
+    deps.logger.warn('PackageRejected', { ...where, reasonCode, reasonDetail, sha256 });
     await updateFeedState(deps.tables, feed.name, () => ({
       ...validators,
       lastPollAt: now(),
       lastSuccessAt: now(),
       lastRejectedAt: now(),
       lastRejectedSha256: sha256,
-      lastRejectedReason: `${reason}: ${detail}`,
+      lastRejectedReasonCode: reasonCode,
+      lastRejectedReasonDetail: reasonDetail,
+      lastRejectedReason: '',
     }));
     await writeAudit(
       deps.tables,
@@ -126,14 +134,14 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
           target: `feed:${feed.name}`,
           source: 'ocs',
           before: null,
-          after: { sha256, reason, detail },
+          after: { sha256, reasonCode, reasonDetail },
         },
       ],
       now(),
       { logger: deps.logger },
     );
-    await deps.notify?.({ kind: 'PackageRejected', feed: feed.name, sha256, reason, detail });
-    return { kind: 'rejected', reason, detail, sha256 };
+    await deps.notify?.({ kind: 'PackageRejected', feed: feed.name, sha256, reasonCode, reasonDetail });
+    return { kind: 'rejected', reasonCode, reasonDetail, sha256 };
   };
   if (!verified.ok) return reject(verified);
   const replay = await replayRejection(deps, feed.name, verified.sha256, previous);
@@ -301,8 +309,7 @@ async function holdForAdmin(
   deps.logger.warn('PackageHeld', {
     ...fields,
     url: feed.url,
-    reason:
-      'the package carries no trusted signing time or sequence to show it is newer, and it would withdraw mitigations',
+    ...reason('PackageHeld', { feed: feed.name, sha256: held.sha256, withdrawn: held.diff.withdrawn }),
     approve: `emfleet feed accept ${held.sha256} --feed ${feed.name}`,
   });
   await updateFeedState(deps.tables, feed.name, () => ({

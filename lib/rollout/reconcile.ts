@@ -1,4 +1,5 @@
 import { listRollouts } from '../fleet/rollouts.js';
+import { renderReason } from '../model/reasons.js';
 import type { EocsPackage } from '../package/model.js';
 import { findDrift, type LeftAlone } from './drift.js';
 import { checkStoredFeeds, frozenFeeds, frozenIds, recordFrozenFeeds, type FrozenReason } from './frozen.js';
@@ -213,7 +214,7 @@ const namedInLog = 20;
 function changeOf(server: ServerWork): ServerChange {
   const why = (id: string): string => {
     const decision = server.decisions.find((candidate) => candidate.mitigation === id);
-    return decision ? `${decision.reason}: ${decision.detail}` : '';
+    return decision ? renderReason(decision) : '';
   };
   return {
     server: server.server,

@@ -140,7 +140,7 @@ describe('poll now (POST /api/poll, emfleet poll)', () => {
   ])('answers $status for $name', async ({ init, status, error }) => {
     expect(await call(postPoll, deps, request('POST', 'poll', init))).toMatchObject({
       status,
-      body: { error },
+      body: { code: error },
     });
   });
 
@@ -157,7 +157,7 @@ describe('poll now (POST /api/poll, emfleet poll)', () => {
       expect(status.feeds[1]).toMatchObject({
         name: 'contoso',
         lastPollResult: 'Rejected',
-        lastRejected: { code: 'BadSignature' },
+        lastRejected: { reasonCode: 'BadSignature' },
         package: { sequence: 1 },
       });
     } finally {
@@ -195,7 +195,7 @@ describe("a feed's current package (GET /api/packages/{feed}, emfleet package sh
     expect(shown.xml).toBe(contosoXml);
     expect(
       await call(getPackage, deps, request('GET', 'packages/nope', { params: { feed: 'nope' } })),
-    ).toMatchObject({ status: 404, body: { error: 'UnknownFeed' } });
+    ).toMatchObject({ status: 404, body: { code: 'UnknownFeed' } });
   });
 
   it('writes the stored bytes out byte for byte, for package verify', async () => {
@@ -235,7 +235,9 @@ describe('plan and explain the latest package of any feed', () => {
     );
     expect(explained).toMatchObject({
       feed: 'contoso',
-      decisions: [{ server: 'ex02.contoso.com', mitigation: 'CX1', decision: 'Apply', reason: 'Applicable' }],
+      decisions: [
+        { server: 'ex02.contoso.com', mitigation: 'CX1', decision: 'Apply', reasonCode: 'Applicable' },
+      ],
     });
     const run = await emfleet('policy', 'explain', '--latest', '--json');
     expect(JSON.parse(run.stdout)).toHaveLength(12);
@@ -298,7 +300,7 @@ describe("one server's story and a policy change that acts now", () => {
         deps,
         request('GET', 'servers/ex99.contoso.com', { params: { name: 'ex99.contoso.com' } }),
       ),
-    ).toMatchObject({ status: 404, body: { error: 'ServerNotFound' } });
+    ).toMatchObject({ status: 404, body: { code: 'ServerNotFound' } });
     const text = await emfleet('servers', 'show', 'ex02.contoso.com');
     expect(text.stdout).toMatch(
       /contoso\s+CX1\s+Apply\s+Applicable\s+Not started \(rollout contoso-000001-apply aborted\)\s+-\s+-\s+none \(held by rollout contoso-000001-apply \(Aborted\): retry it to continue\)/,

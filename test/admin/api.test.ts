@@ -99,7 +99,7 @@ describe('a storage failure', () => {
     };
     expect(await call(getRollouts, deps, request('GET', 'rollouts'))).toEqual({
       status: 500,
-      body: { error: 'InternalError', detail: 'connect ECONNREFUSED 127.0.0.1:10002' },
+      body: { code: 'InternalError', detail: 'connect ECONNREFUSED 127.0.0.1:10002' },
     });
     // The function key the caller put in the query is masked (it was logged as it came before).
     expect(errors).toEqual([
@@ -107,7 +107,8 @@ describe('a storage failure', () => {
         event: 'AdminRequestFailed',
         method: 'GET',
         url: 'http://127.0.0.1:7071/api/rollouts?code=***',
-        error: 'connect ECONNREFUSED 127.0.0.1:10002',
+        reasonCode: 'InternalError',
+        reasonDetail: 'connect ECONNREFUSED 127.0.0.1:10002',
       },
     ]);
   });
@@ -193,8 +194,8 @@ describe('a fleet with a rollout under way', () => {
       lastRejected: {
         at: expect.stringMatching(/^\d{4}-/),
         sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
-        code: 'BadSignature',
-        detail: expect.any(String),
+        reasonCode: 'BadSignature',
+        reasonDetail: expect.any(String),
       },
       package: {
         sequence: 1,
@@ -285,23 +286,23 @@ describe('a fleet with a rollout under way', () => {
       name: 'an unknown rollout',
       id: 'microsoft-999999-apply',
       status: 404,
-      error: 'RolloutNotFound',
+      code: 'RolloutNotFound',
       detail: /no rollout "microsoft-999999-apply"/,
     },
     {
       name: 'an id the engine cannot hold',
       id: 'bad id/..',
       status: 400,
-      error: 'InvalidRoute',
+      code: 'InvalidRoute',
       detail: /^route id: /,
     },
-  ])('GET /api/rollouts/{id} answers $status for $name', async ({ id: asked, status, error, detail }) => {
+  ])('GET /api/rollouts/{id} answers $status for $name', async ({ id: asked, status, code, detail }) => {
     const answer = await call(
       getRollout,
       deps,
       request('GET', `rollouts/${encodeURIComponent(asked)}`, { params: { id: asked } }),
     );
-    expect(answer).toEqual({ status, body: { error, detail: expect.stringMatching(detail) } });
+    expect(answer).toEqual({ status, body: { code, detail: expect.stringMatching(detail) } });
   });
 
   it('POST /api/rollouts/{id}/{action}: each action moves the state, a refusal is 409, and the audit names the signed-in user or the function key', async () => {
@@ -330,7 +331,7 @@ describe('a fleet with a rollout under way', () => {
     const again = await act('pause', alice);
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({
-      error: 'Refused',
+      code: 'Refused',
       detail: expect.stringMatching(/^pause refused: already paused/),
       ok: false,
       rolloutId: id,
@@ -372,7 +373,7 @@ describe('a fleet with a rollout under way', () => {
     params: { id: string; action: string };
     headers: Record<string, string>;
     status: number;
-    error: string;
+    code: string;
     detail: unknown;
   }>([
     {
@@ -380,7 +381,7 @@ describe('a fleet with a rollout under way', () => {
       params: { id: 'microsoft-000001-apply', action: 'delete' },
       headers: {},
       status: 400,
-      error: 'InvalidRoute',
+      code: 'InvalidRoute',
       detail: 'route action: must be one of pause, resume, abort, expedite, retry',
     },
     {
@@ -388,7 +389,7 @@ describe('a fleet with a rollout under way', () => {
       params: { id: 'a b', action: 'pause' },
       headers: {},
       status: 400,
-      error: 'InvalidRoute',
+      code: 'InvalidRoute',
       detail: expect.stringMatching(/^route id: /),
     },
     {
@@ -396,7 +397,7 @@ describe('a fleet with a rollout under way', () => {
       params: { id: 'microsoft-000001-apply', action: 'pause' },
       headers: { 'x-ms-client-principal': 'not base64 JSON' },
       status: 401,
-      error: 'Unauthenticated',
+      code: 'Unauthenticated',
       detail: expect.stringMatching(/^the x-ms-client-principal header is not/),
     },
     {
@@ -406,7 +407,7 @@ describe('a fleet with a rollout under way', () => {
         'x-ms-client-principal': principalHeaderValue({ name: 'rita@contoso.com', roles: [appRoles.Reader] }),
       },
       status: 403,
-      error: 'Forbidden',
+      code: 'Forbidden',
       detail: expect.stringMatching(
         /^rita@contoso\.com needs the app role emfleet\.Operator; it has emfleet\.Reader/,
       ),
@@ -416,12 +417,12 @@ describe('a fleet with a rollout under way', () => {
       params: { id: 'microsoft-000077-apply', action: 'pause' },
       headers: {},
       status: 404,
-      error: 'RolloutNotFound',
+      code: 'RolloutNotFound',
       detail: 'no rollout "microsoft-000077-apply"',
     },
   ])(
     'POST /api/rollouts/{id}/{action} answers $status for $name and changes nothing',
-    async ({ params, headers, status, error, detail }) => {
+    async ({ params, headers, status, code, detail }) => {
       const before = await allEntities(rawTable(fresh.prefix, 'Audit'));
       expect(
         await call(
@@ -429,7 +430,7 @@ describe('a fleet with a rollout under way', () => {
           deps,
           request('POST', `rollouts/${params.id}/${params.action}`, { params, headers }),
         ),
-      ).toEqual({ status, body: { error, detail } });
+      ).toEqual({ status, body: { code, detail } });
       expect(await allEntities(rawTable(fresh.prefix, 'Audit'))).toHaveLength(before.length);
     },
   );
@@ -468,15 +469,15 @@ describe('GET /api/status with frozen feeds', () => {
       [
         'microsoft',
         deps.settings.EMFLEET_OCS_URL,
-        { since: since.toISOString(), reason: 'Revoked', detail: 'serial 01 is revoked' },
+        { since: since.toISOString(), reasonCode: 'Revoked', reasonDetail: 'serial 01 is revoked' },
       ],
       [
         'gone',
         '',
         {
           since: since.toISOString(),
-          reason: 'NotConfigured',
-          detail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS',
+          reasonCode: 'NotConfigured',
+          reasonDetail: 'gone is not in EMFLEET_OCS_URL or EMFLEET_FEEDS',
         },
       ],
     ]);
@@ -626,7 +627,7 @@ describe('GET /api/servers over a 2,500-server fleet', () => {
   ])('answers 400 for $name', async ({ query, detail }) => {
     expect(await page(query)).toEqual({
       status: 400,
-      body: { error: 'InvalidQuery', detail: expect.stringMatching(detail) },
+      body: { code: 'InvalidQuery', detail: expect.stringMatching(detail) },
     });
   });
 });
@@ -732,34 +733,34 @@ describe('POST /api/connectivity', () => {
       name: 'an unknown server',
       body: JSON.stringify({ server: 'ex99.contoso.com' }),
       status: 404,
-      error: 'ServerNotFound',
+      code: 'ServerNotFound',
       detail: /no server "ex99\.contoso\.com"/,
     },
     {
       name: 'a server name that cannot be one',
       body: JSON.stringify({ server: 'ex 01' }),
       status: 400,
-      error: 'InvalidBody',
+      code: 'InvalidBody',
       detail: /^body server: /,
     },
     {
       name: 'an unknown field',
       body: JSON.stringify({ servers: ['ex01'] }),
       status: 400,
-      error: 'InvalidBody',
+      code: 'InvalidBody',
       detail: /^body: .*servers/,
     },
     {
       name: 'a body that is not JSON',
       body: 'server=ex01',
       status: 400,
-      error: 'InvalidBody',
+      code: 'InvalidBody',
       detail: /^body: is not valid JSON$/,
     },
-  ])('answers $status for $name', async ({ body, status, error, detail }) => {
+  ])('answers $status for $name', async ({ body, status, code, detail }) => {
     expect(await connectivity(body)).toEqual({
       status,
-      body: { error, detail: expect.stringMatching(detail) },
+      body: { code, detail: expect.stringMatching(detail) },
     });
   });
 });
@@ -810,7 +811,7 @@ describe('the Entra gate: every route checks the app role it needs', () => {
       const params = { id: 'microsoft-000001-apply', action: 'pause', feed: 'microsoft' };
       expect(await call(handler, deps, request(method, 'x', { params, signedIn: false }))).toEqual({
         status: 401,
-        body: { error: 'Unauthenticated', detail: expect.stringMatching(/needs a Microsoft Entra sign-in/) },
+        body: { code: 'Unauthenticated', detail: expect.stringMatching(/needs a Microsoft Entra sign-in/) },
       });
       const nobody = {
         'x-ms-client-principal': principalHeaderValue({
@@ -820,14 +821,14 @@ describe('the Entra gate: every route checks the app role it needs', () => {
       };
       expect(await call(handler, deps, request(method, 'x', { params, headers: nobody }))).toMatchObject({
         status: 403,
-        body: { error: 'Forbidden' },
+        body: { code: 'Forbidden' },
       });
       const asReader = await call(handler, deps, request(method, 'x', { params, headers: reader }));
       if (handler.role === 'Operator')
         expect(asReader).toEqual({
           status: 403,
           body: {
-            error: 'Forbidden',
+            code: 'Forbidden',
             detail: expect.stringMatching(
               /^rita@contoso\.com \(oid 1111\) needs the app role emfleet\.Operator; it has emfleet\.Reader/,
             ),
@@ -881,13 +882,13 @@ describe('POST /api/feeds/{feed}/accept', () => {
         );
       expect(await accept('microsoft', 'b'.repeat(64))).toEqual({
         status: 409,
-        body: { error: 'NotHeld', detail: expect.stringContaining(`the package held is ${held.sha256}`) },
+        body: { code: 'NotHeld', detail: expect.stringContaining(`the package held is ${held.sha256}`) },
       });
       expect(await accept('nosuch', held.sha256)).toEqual({
         status: 404,
-        body: { error: 'FeedNotFound', detail: 'no feed named nosuch in the settings' },
+        body: { code: 'UnknownFeed', detail: 'no feed named nosuch in the settings' },
       });
-      expect(await accept('microsoft', 'xyz')).toMatchObject({ status: 400, body: { error: 'InvalidBody' } });
+      expect(await accept('microsoft', 'xyz')).toMatchObject({ status: 400, body: { code: 'InvalidBody' } });
       const accepted = await accept('microsoft', held.sha256.toUpperCase());
       expect(accepted).toMatchObject({
         status: 200,

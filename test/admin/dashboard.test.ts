@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { getGrid, getOverview, getPolicy, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
 import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { gridScanBudget } from '../../lib/dashboard/grid.js';
-import type { GridPage, Overview, PolicyView } from '../../lib/dashboard/types.js';
+import type { GridCell, GridPage, Overview, PolicyView } from '../../lib/dashboard/types.js';
+import { renderReason } from '../../lib/model/reasons.js';
 import { upsertAction, writeInTransactions } from '../../lib/fleet/batch.js';
 import { storePackage } from '../../lib/fleet/packages.js';
 import { changePolicy, syncDeclaredPolicy } from '../../lib/fleet/policy.js';
@@ -197,8 +198,8 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
         lastRejected: {
           at: expect.stringMatching(/^\d{4}-/),
           sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
-          code: 'BadSignature',
-          detail: expect.not.stringMatching(/^BadSignature/),
+          reasonCode: 'BadSignature',
+          reasonDetail: expect.not.stringMatching(/^BadSignature/),
         },
       });
       expect(microsoft!.lastRejected!.sha256).not.toBe(microsoft!.package!.sha256);
@@ -297,38 +298,46 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const cell = (server: string, id: string) => body.rows.find((row) => row.server === server)!.cells[id];
       expect(cell(fqdn('ex02'), 'EM2')).toEqual({
         outcome: 'Failed',
-        reason: 'MSExchangeOWAAppPool did not stop',
+        reasonCode: null,
+        reasonDetail: 'MSExchangeOWAAppPool did not stop',
         source: 'result',
         at: at(2).toISOString(),
         rolloutId,
       });
       expect(cell(fqdn('ex01'), 'PING1')).toEqual({
         outcome: 'Applied',
-        reason: `Applied by ${rolloutId}`,
+        reasonCode: null,
+        reasonDetail: `Applied by ${rolloutId}`,
         source: 'result',
         at: at(1).toISOString(),
         rolloutId,
       });
       expect(cell(fqdn('ex03'), 'EM1')).toEqual({
         outcome: 'NotApplicable',
-        reason: 'NotApplicable (fixed): build 15.2.1544.9 includes the fix for EM1',
+        reasonCode: 'NotApplicableFixed',
+        reasonDetail: 'build 15.2.1544.9 includes the fix for EM1',
         source: 'policy',
         at: null,
         rolloutId: null,
       });
-      expect(cell(fqdn('ex04'), 'EM1')!.reason).toBe(
+      // The page renders a policy cell's words from its code and detail, in EM's words.
+      const said = (found: GridCell | undefined): string =>
+        renderReason({ reasonCode: found!.reasonCode!, reasonDetail: found!.reasonDetail });
+      expect(said(cell(fqdn('ex04'), 'EM1'))).toBe(
         `Disabled (server): mitigations are disabled on ${fqdn('ex04')} (table)`,
       );
-      expect(cell(fqdn('ex05'), 'PING1')!.reason).toBe(
+      expect(said(cell(fqdn('ex05'), 'PING1'))).toBe(
         `Blocked (server): PING1 is blocked on ${fqdn('ex05')} (bicep)`,
       );
-      expect(cell(fqdn('ex03'), 'EM3')!.reason).toBe(
+      expect(said(cell(fqdn('ex03'), 'EM3'))).toBe(
         'Blocked (org): EM3 is blocked for the organization (bicep)',
       );
       // Planned on the build its agent reports.
-      expect(cell('lab01.contoso.com', 'EM1')!.reason).toBe(
-        'no result yet: EM1 applies to build 15.2.1118.9',
-      );
+      expect(cell('lab01.contoso.com', 'EM1')).toMatchObject({
+        outcome: 'Pending',
+        reasonCode: 'Applicable',
+        reasonDetail: 'EM1 applies to build 15.2.1118.9',
+      });
     });
 
     it.each([
@@ -384,7 +393,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
     ])('answers 400 for $name', async ({ query, detail }) => {
       expect(await get(getGrid, deps, `grid?${query}`)).toEqual({
         status: 400,
-        body: { error: 'InvalidQuery', detail: expect.stringMatching(detail) },
+        body: { code: 'InvalidQuery', detail: expect.stringMatching(detail) },
       });
     });
   });
@@ -484,7 +493,10 @@ describe('a stored package that no longer verifies under the configured trust', 
     const [feed] = (await get<Overview>(getOverview, deps, 'overview')).body.feeds;
     expect(feed!.package).toMatchObject({
       signer: null,
-      verifyProblem: expect.stringMatching(/^UntrustedChain: /),
+      verifyProblem: {
+        reasonCode: 'UntrustedChain',
+        reasonDetail: expect.stringContaining('not a configured trust anchor'),
+      },
     });
     const grid = (await get<GridPage>(getGrid, deps, 'grid')).body;
     expect(matrix(grid)).toEqual({
@@ -671,7 +683,10 @@ describe('GET /api/grid over a 2,500-server fleet', () => {
       )
     ).body;
     expect(second.rows.map((row) => [row.server, row.cells['EM3']])).toEqual([
-      [name(2300), expect.objectContaining({ outcome: 'Failed', reason: 'the service would not stop' })],
+      [
+        name(2300),
+        expect.objectContaining({ outcome: 'Failed', reasonDetail: 'the service would not stop' }),
+      ],
     ]);
     const third = (
       await get<GridPage>(getGrid, deps, `grid?outcome=Failed&continuationToken=${second.continuationToken}`)

@@ -92,7 +92,7 @@ describe('servers show: the decision table for one server', () => {
       server: {},
       row: {
         decision: 'Apply',
-        reason: 'Applicable',
+        reasonCode: 'Applicable',
         pending: 'Pending',
         applied: false,
         appliedBy: null,
@@ -138,7 +138,7 @@ describe('servers show: the decision table for one server', () => {
       server: { reportedApplied: ['EM1'] },
       row: {
         decision: 'Remove',
-        reason: 'Blocked (org)',
+        reasonCode: 'BlockedByOrg',
         appliedBy: 'emfleet',
         reconcile: { action: 'remove' },
       },
@@ -149,7 +149,7 @@ describe('servers show: the decision table for one server', () => {
       server: {},
       row: {
         decision: 'Skip',
-        reason: 'Blocked (server)',
+        reasonCode: 'BlockedByServer',
         pending: null,
         reconcile: { action: 'none', why: 'policy says skip' },
       },
@@ -158,13 +158,13 @@ describe('servers show: the decision table for one server', () => {
       name: 'disabled on the server: left alone',
       input: { serverPolicy: { table: { mitigationsEnabled: false } } },
       server: { reportedApplied: ['EM1'] },
-      row: { decision: 'Skip', reason: 'Disabled (server)', reconcile: { action: 'none' } },
+      row: { decision: 'Skip', reasonCode: 'DisabledByServer', reconcile: { action: 'none' } },
     },
     {
       name: 'fixed build while applied: removed',
       input: {},
       server: { build: '15.2.9999.5', reportedApplied: ['EM1'] },
-      row: { decision: 'Remove', reason: 'NotApplicable (fixed)', reconcile: { action: 'remove' } },
+      row: { decision: 'Remove', reasonCode: 'NotApplicableFixed', reconcile: { action: 'remove' } },
     },
     {
       name: 'the rollout that would apply it halted: Not started, held',
@@ -284,9 +284,10 @@ describe('servers show: the decision table for one server', () => {
       site: 'HQ',
     });
     expect(view({}, { agentVersion: '' }).server.reportedBuild).toBeNull();
-    expect(view({ serverPolicy: { table: { mitigationsEnabled: false } } }).policy.leftAlone).toMatch(
-      /^Disabled \(server\): /,
-    );
+    expect(view({ serverPolicy: { table: { mitigationsEnabled: false } } }).policy.leftAlone).toEqual({
+      reasonCode: 'DisabledByServer',
+      reasonDetail: expect.stringMatching(/^mitigations are disabled on /),
+    });
   });
 
   it('keeps a withdrawn mitigation on a disabled server, or while a package does not verify', () => {

@@ -188,8 +188,8 @@ describe('summarizeStatus', () => {
           {
             ...feed('microsoft', 2, ['EM1']),
             frozen: {
-              reason: 'UntrustedChain',
-              detail: 'the anchor changed',
+              reasonCode: 'UntrustedChain',
+              reasonDetail: 'the anchor changed',
               since: minutesAgo(10).toISOString(),
             },
           },
@@ -212,7 +212,11 @@ describe('summarizeStatus', () => {
       }),
     );
     expect(status.feeds[0]).toMatchObject({
-      frozen: { reason: 'UntrustedChain', detail: 'the anchor changed', since: minutesAgo(10).toISOString() },
+      frozen: {
+        reasonCode: 'UntrustedChain',
+        reasonDetail: 'the anchor changed',
+        since: minutesAgo(10).toISOString(),
+      },
       held: [
         {
           feed: 'microsoft',

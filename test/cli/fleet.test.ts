@@ -79,19 +79,19 @@ describe('an admin in a fresh Azurite', () => {
       server: string;
       mitigation: string;
       decision: string;
-      reason: string;
+      reasonCode: string;
     }[];
     const decisionOf = (server: string, mitigation: string): string => {
       const row = decisions.find((entry) => entry.server === server && entry.mitigation === mitigation);
-      return `${row?.decision} ${row?.reason}`;
+      return `${row?.decision} ${row?.reasonCode}`;
     };
     expect(decisions).toHaveLength(16);
     expect(decisionOf('ex01.contoso.com', 'PING1')).toBe('Apply Applicable');
-    expect(decisionOf('ex01.contoso.com', 'EM1')).toBe('Skip NotApplicable (fixed)');
+    expect(decisionOf('ex01.contoso.com', 'EM1')).toBe('Skip NotApplicableFixed');
     expect(decisionOf('ex01.contoso.com', 'EM2')).toBe('Apply Applicable');
-    expect(decisionOf('ex01.contoso.com', 'EM3')).toBe('Skip Blocked (org)');
-    expect(decisionOf('ex02.contoso.com', 'EM1')).toBe('Skip Disabled (server)');
-    expect(decisionOf('ex03.contoso.com', 'EM1')).toBe('Skip NotApplicable (fixed)');
+    expect(decisionOf('ex01.contoso.com', 'EM3')).toBe('Skip BlockedByOrg');
+    expect(decisionOf('ex02.contoso.com', 'EM1')).toBe('Skip DisabledByServer');
+    expect(decisionOf('ex03.contoso.com', 'EM1')).toBe('Skip NotApplicableFixed');
     expect(decisionOf('ex03.contoso.com', 'EM2')).toBe('Skip NotApplicable');
     expect(decisionOf('ex04.contoso.com', 'EM1')).toBe('Skip NotApplicable');
 

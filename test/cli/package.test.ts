@@ -130,7 +130,7 @@ describe('emfleet package verify', () => {
       pki.root,
     ]);
     expect(wrongRoot.code).toBe(1);
-    expect(wrongRoot.stderr).toMatch(/^rejected: BadTimestamp: /);
+    expect(wrongRoot.stderr).toMatch(/^emfleet: BadTimestamp: /);
   });
 
   it("verifies Microsoft's genuine 2021 package with both Microsoft roots, dated by its time stamp", async () => {
@@ -183,10 +183,10 @@ describe('emfleet package verify', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
-    expect(run.stderr).toMatch(/^rejected: BadSignature: /);
+    expect(run.stderr).toMatch(/^emfleet: BadSignature: /);
     const json = await runCli(['package', 'verify', tampered, '--trust-anchor', pki.root, '--json']);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, reason: 'BadSignature' });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, reasonCode: 'BadSignature' });
   });
 
   it('needs a trust anchor: no built-in trust', async () => {
@@ -242,7 +242,7 @@ describe('emfleet package verify', () => {
       'Contoso Mitigations',
     ]);
     expect(subject.code).toBe(1);
-    expect(subject.stderr).toMatch(/^rejected: WrongSigner: .*Contoso Mitigations/);
+    expect(subject.stderr).toMatch(/^emfleet: WrongSigner: .*Contoso Mitigations/);
     const eku = await runCli([
       'package',
       'verify',
@@ -252,7 +252,7 @@ describe('emfleet package verify', () => {
       '--eku',
       '1.3.6.1.5.5.7.3.3',
     ]);
-    expect(eku.stderr).toMatch(/^rejected: WrongSigner: .*1\.3\.6\.1\.5\.5\.7\.3\.3/);
+    expect(eku.stderr).toMatch(/^emfleet: WrongSigner: .*1\.3\.6\.1\.5\.5\.7\.3\.3/);
     const serial = new X509Certificate(await readFile(pki.intermediate)).serialNumber;
     const denyFile = join(dir, 'deny.txt');
     await writeFile(denyFile, `# revoked by the CA on 2026-11-01\n${serial.toLowerCase()}\n`);
@@ -266,7 +266,7 @@ describe('emfleet package verify', () => {
       denyFile,
     ]);
     expect(revoked.code).toBe(1);
-    expect(revoked.stderr).toMatch(/^rejected: Revoked: /);
+    expect(revoked.stderr).toMatch(/^emfleet: Revoked: /);
   });
 
   it('verifies a package signed by xmlsec1 and rejects its SHA-1 sibling', async () => {
@@ -288,7 +288,7 @@ describe('emfleet package verify', () => {
       root,
     ]);
     expect(sha1.code).toBe(1);
-    expect(sha1.stderr).toMatch(/^rejected: UnsupportedAlgorithm: /);
+    expect(sha1.stderr).toMatch(/^emfleet: UnsupportedAlgorithm: /);
   });
 
   it('refuses an oversized file by size, without parsing it', async () => {
@@ -296,7 +296,7 @@ describe('emfleet package verify', () => {
     await writeFile(huge, Buffer.alloc(6 * 1024 * 1024, 'a'));
     const run = await runCli(['package', 'verify', huge, '--trust-anchor', pki.root]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^rejected: TooLarge: /);
+    expect(run.stderr).toMatch(/^emfleet: TooLarge: /);
   });
 
   it.each([

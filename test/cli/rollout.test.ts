@@ -128,7 +128,7 @@ describe('emfleet rollout plan', () => {
     await writeFile(tampered, (await readFile(packagePath, 'utf8')).replace('MSExchangeUM', 'MSExchangeIS'));
     const run = await emfleet('rollout', 'plan', '--package', tampered, '--trust-anchor', rootPath);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^rejected: BadSignature/);
+    expect(run.stderr).toMatch(/^emfleet: BadSignature/);
   });
 });
 

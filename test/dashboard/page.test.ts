@@ -44,6 +44,10 @@ const withKey = (path: string): string =>
   `${path}${path.includes('?') ? '&' : '?'}code=${encodeURIComponent(host.functionKey)}`;
 
 describe('functions/dashboard', () => {
+  it('serves a reason catalogue that imports nothing, so the browser loads it as it is', async () => {
+    expect(await readFile(join(root, 'dist/lib/model/reasons.js'), 'utf8')).not.toMatch(/^\s*import\b/m);
+  });
+
   it('is one GET route for the page and its assets, behind a function key', () => {
     expect([
       dashboard.kind,
@@ -90,6 +94,8 @@ describe('GET /api/dashboard', () => {
   it.each([
     { name: 'dashboard.js', type: 'text/javascript; charset=utf-8', file: 'dist/web/dashboard.js' },
     { name: 'dashboard.css', type: 'text/css; charset=utf-8', file: 'web/dashboard.css' },
+    // The reason catalogue the page renders reasons with: the server's own compiled module.
+    { name: 'reasons.js', type: 'text/javascript; charset=utf-8', file: 'dist/lib/model/reasons.js' },
   ])('serves $name as $type, private and revalidated by ETag', async ({ name, type, file }) => {
     const response = await get(withKey(`/api/dashboard/${name}`));
     expect(response.status).toBe(200);
@@ -122,8 +128,8 @@ describe('GET /api/dashboard', () => {
     expect(response.status).toBe(404);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     expect(await response.json()).toEqual({
-      error: 'NotFound',
-      detail: 'the dashboard serves dashboard.js and dashboard.css only',
+      code: 'NotFound',
+      detail: 'the dashboard serves dashboard.js, dashboard.css, reasons.js only',
     });
   });
 
@@ -183,7 +189,7 @@ describe('serveDashboard', () => {
     );
     expect(response.status).toBe(500);
     expect(response.jsonBody).toEqual({
-      error: 'DashboardNotBuilt',
+      code: 'DashboardNotBuilt',
       detail: 'dist/web/dashboard.js is missing: run npm run build',
     });
     expect(logger.named('DashboardAssetMissing')).toHaveLength(1);

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { pollResultOf, splitReason } from '../../lib/dashboard/feeds.js';
+import { pollResultOf } from '../../lib/dashboard/feeds.js';
+import { feedStateRow } from '../../lib/fleet/feeds.js';
+import { feedStatusOf } from '../../lib/fleet/status.js';
+import { renderReason } from '../../lib/model/reasons.js';
 import { decisionCell, serverCells, type GridColumn } from '../../lib/dashboard/grid.js';
 import { rolloutView } from '../../lib/dashboard/overview.js';
 import type { ResultRow, RolloutStateRow, WaveRow } from '../../lib/fleet/schemas.js';
 import type { Mitigation } from '../../lib/package/model.js';
-import type { PolicyDecision } from '../../lib/policy/decide.js';
+import type { PolicyDecision, PolicyReason } from '../../lib/policy/decide.js';
 
 const at = (second: number): Date => new Date(Date.UTC(2026, 10, 1, 12, 0, second));
 
@@ -42,23 +45,40 @@ describe('pollResultOf: what the last poll came to', () => {
   });
 });
 
-describe('splitReason: a stored rejection as code and detail', () => {
+describe("a feed record's last rejection: code and detail apart, or an earlier release's text", () => {
+  const base = {
+    partitionKey: 'microsoft',
+    rowKey: 'feed',
+    lastRejectedAt: at(10),
+    lastRejectedSha256: 'ab'.repeat(32),
+  };
   it.each([
     {
-      reason: 'BadSignature: the SignatureValue does not match',
-      code: 'BadSignature',
-      detail: 'the SignatureValue does not match',
+      name: 'this release: the code and the detail as written',
+      row: {
+        lastRejectedReasonCode: 'BadSignature',
+        lastRejectedReasonDetail: 'the SignatureValue does not match',
+      },
+      read: { reasonCode: 'BadSignature', reasonDetail: 'the SignatureValue does not match' },
+      text: 'BadSignature: the SignatureValue does not match',
     },
     {
-      reason: 'Rollback: signed 2026-01-01: older than the last',
-      code: 'Rollback',
-      detail: 'signed 2026-01-01: older than the last',
+      name: 'an earlier release: one text, kept whole as a Legacy detail, never split',
+      row: { lastRejectedReason: 'Rollback: signed 2026-01-01: older than the last' },
+      read: { reasonCode: 'Legacy', reasonDetail: 'Rollback: signed 2026-01-01: older than the last' },
+      text: 'Rollback: signed 2026-01-01: older than the last',
     },
-    // Not a known code: kept whole, so nothing is invented.
-    { reason: 'Bogus: something', code: null, detail: 'Bogus: something' },
-    { reason: 'BadSignatureX: no space', code: null, detail: 'BadSignatureX: no space' },
-  ])('$reason', ({ reason, code, detail }) => {
-    expect(splitReason(reason)).toEqual({ code, detail });
+    {
+      name: 'a newer release’s code passes as it is',
+      row: { lastRejectedReasonCode: 'SomethingNew', lastRejectedReasonDetail: 'as written' },
+      read: { reasonCode: 'SomethingNew', reasonDetail: 'as written' },
+      text: 'SomethingNew: as written',
+    },
+  ])('$name', ({ row, read, text }) => {
+    const state = feedStateRow.parse({ ...base, ...row });
+    const status = feedStatusOf({ name: 'microsoft', url: 'https://ocs.example' }, state, undefined);
+    expect(status.lastRejected).toEqual({ at: at(10).toISOString(), sha256: 'ab'.repeat(32), ...read });
+    expect(renderReason(status.lastRejected!)).toBe(text);
   });
 });
 
@@ -213,8 +233,8 @@ describe('grid cells', () => {
   });
   const apply: PolicyDecision = {
     decision: 'Apply',
-    reason: 'Applicable',
-    detail: 'applies to build 15.2.1118.7',
+    reasonCode: 'Applicable',
+    reasonDetail: 'applies to build 15.2.1118.7',
   };
 
   it('takes the latest completed result per mitigation, whatever order the rows come in', () => {
@@ -239,13 +259,21 @@ describe('grid cells', () => {
     expect(cells).toEqual({
       EM1: {
         outcome: 'Removed',
-        reason: 'withdrawn',
+        reasonCode: null,
+        reasonDetail: 'withdrawn',
         source: 'result',
         at: at(2).toISOString(),
         rolloutId: 'r1',
       },
-      EM2: { outcome: 'Failed', reason: 'boom', source: 'result', at: at(1).toISOString(), rolloutId: 'r1' },
-      EM3: expect.objectContaining({ outcome: 'Unknown', source: 'policy' }),
+      EM2: {
+        outcome: 'Failed',
+        reasonCode: null,
+        reasonDetail: 'boom',
+        source: 'result',
+        at: at(1).toISOString(),
+        rolloutId: 'r1',
+      },
+      EM3: expect.objectContaining({ outcome: 'Unknown', reasonCode: 'Undecided', source: 'policy' }),
     });
   });
 
@@ -259,74 +287,67 @@ describe('grid cells', () => {
     expect(asked).toEqual(['EM2']);
   });
 
-  it.each<{ decision: PolicyDecision; outcome: string; reason: string }>([
-    { decision: apply, outcome: 'Pending', reason: 'no result yet: applies to build 15.2.1118.7' },
+  const skip = (reasonCode: PolicyReason, reasonDetail = 'x'): PolicyDecision => ({
+    decision: 'Skip',
+    reasonCode,
+    reasonDetail,
+  });
+
+  it.each<{ decision: PolicyDecision; outcome: string; text: string }>([
+    { decision: apply, outcome: 'Pending', text: 'Applicable: applies to build 15.2.1118.7' },
     {
       decision: {
         decision: 'Remove',
-        reason: 'Blocked (org)',
-        detail: 'EM1 is blocked; it is applied, so it is removed',
+        reasonCode: 'BlockedByOrg',
+        reasonDetail: 'EM1 is blocked; it is applied, so it is removed',
       },
       outcome: 'Pending',
-      reason: 'no result yet: EM1 is blocked; it is applied, so it is removed',
+      text: 'Blocked (org): EM1 is blocked; it is applied, so it is removed',
     },
     {
-      decision: { decision: 'Skip', reason: 'Disabled (org)', detail: 'disabled (bicep)' },
+      decision: skip('DisabledByOrg', 'disabled (bicep)'),
       outcome: 'Disabled',
-      reason: 'Disabled (org): disabled (bicep)',
+      text: 'Disabled (org): disabled (bicep)',
     },
-    {
-      decision: { decision: 'Skip', reason: 'Disabled (server)', detail: 'x' },
-      outcome: 'Disabled',
-      reason: 'Disabled (server): x',
+    { decision: skip('DisabledByServer'), outcome: 'Disabled', text: 'Disabled (server): x' },
+    { decision: skip('BlockedByServer'), outcome: 'Blocked', text: 'Blocked (server): x' },
+    { decision: skip('NotApplicable'), outcome: 'NotApplicable', text: 'NotApplicable: x' },
+    { decision: skip('NotApplicableFixed'), outcome: 'NotApplicable', text: 'NotApplicable (fixed): x' },
+    { decision: skip('PolicyError'), outcome: 'PolicyError', text: 'PolicyError: x' },
+    { decision: skip('Unsupported'), outcome: 'Unsupported', text: 'Unsupported: x' },
+  ])(
+    'a $decision.decision decision ($decision.reasonCode) is $outcome, read as "$text"',
+    ({ decision, outcome, text }) => {
+      const cell = decisionCell(decision);
+      expect(cell).toEqual({
+        outcome,
+        reasonCode: decision.reasonCode,
+        reasonDetail: decision.reasonDetail,
+        source: 'policy',
+        at: null,
+        rolloutId: null,
+      });
+      expect(renderReason({ reasonCode: cell.reasonCode!, reasonDetail: cell.reasonDetail })).toBe(text);
     },
-    {
-      decision: { decision: 'Skip', reason: 'Blocked (server)', detail: 'x' },
-      outcome: 'Blocked',
-      reason: 'Blocked (server): x',
-    },
-    {
-      decision: { decision: 'Skip', reason: 'NotApplicable', detail: 'x' },
-      outcome: 'NotApplicable',
-      reason: 'NotApplicable: x',
-    },
-    {
-      decision: { decision: 'Skip', reason: 'NotApplicable (fixed)', detail: 'x' },
-      outcome: 'NotApplicable',
-      reason: 'NotApplicable (fixed): x',
-    },
-    {
-      decision: { decision: 'Skip', reason: 'PolicyError', detail: 'x' },
-      outcome: 'PolicyError',
-      reason: 'PolicyError: x',
-    },
-    {
-      decision: { decision: 'Skip', reason: 'Unsupported', detail: 'x' },
-      outcome: 'Unsupported',
-      reason: 'Unsupported: x',
-    },
-  ])('a $decision.decision decision ($decision.reason) is $outcome', ({ decision, outcome, reason }) => {
-    expect(decisionCell(decision)).toEqual({ outcome, reason, source: 'policy', at: null, rolloutId: null });
-  });
+  );
 
   it('work a halted or aborted rollout never reached is Not started, naming the rollout; a skip stays a skip', () => {
     const stopped = { id: 'microsoft-000001-apply', state: 'Halted' };
     expect(decisionCell(apply, stopped)).toEqual({
       outcome: 'NotStarted',
-      reason: 'Not started (rollout microsoft-000001-apply halted): applies to build 15.2.1118.7',
+      reasonCode: 'Applicable',
+      reasonDetail: 'Not started (rollout microsoft-000001-apply halted); applies to build 15.2.1118.7',
       source: 'policy',
       at: null,
       rolloutId: 'microsoft-000001-apply',
     });
     expect(
       decisionCell(
-        { decision: 'Remove', reason: 'Blocked (org)', detail: 'x' },
+        { decision: 'Remove', reasonCode: 'BlockedByOrg', reasonDetail: 'x' },
         { id: 'r2', state: 'Aborted' },
-      ).reason,
-    ).toBe('Not started (rollout r2 aborted): x');
-    expect(decisionCell({ decision: 'Skip', reason: 'NotApplicable', detail: 'x' }, stopped).outcome).toBe(
-      'NotApplicable',
-    );
+      ).reasonDetail,
+    ).toBe('Not started (rollout r2 aborted); x');
+    expect(decisionCell(skip('NotApplicable'), stopped).outcome).toBe('NotApplicable');
   });
 
   it('a column of a halted feed makes its unreached cells Not started; cells with results keep them', () => {

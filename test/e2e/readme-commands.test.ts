@@ -161,14 +161,14 @@ describe('the README against a local run', () => {
       mitigations: {
         mitigation: string;
         decision: string;
-        reason: string;
+        reasonCode: string;
         lastOutcome: { outcome: string } | null;
         reconcile: { action: string };
       }[];
     };
     expect(shown.mitigations.find((row) => row.mitigation === 'EM3')).toMatchObject({
       decision: 'Skip',
-      reason: 'Blocked (org)',
+      reasonCode: 'BlockedByOrg',
       lastOutcome: { outcome: 'Removed' },
       reconcile: { action: 'none' },
     });

@@ -74,11 +74,11 @@ describe('a rollout when things go wrong', () => {
     await d.host.runTimer('pollOcs');
     await d.host.idle();
 
-    expect(d.logger.named('PackageRejected').map((entry) => entry.fields['reason'])).toEqual([
+    expect(d.logger.named('PackageRejected').map((entry) => entry.fields['reasonCode'])).toEqual([
       'BadSignature',
     ]);
     expect(await readFeedState(d.tables, 'microsoft')).toMatchObject({
-      lastRejectedReason: expect.stringMatching(/^BadSignature: /),
+      lastRejectedReasonCode: 'BadSignature',
       lastRejectedSha256: createHash('sha256').update(tampered).digest('hex'),
     });
     expect((await listRollouts(d.tables)).map((rollout) => rollout.partitionKey)).toEqual([rolloutId]);

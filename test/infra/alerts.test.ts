@@ -133,7 +133,11 @@ describe('alert rules match what the app logs', () => {
       appContext(invocationLogger(context), { ...settings, EMFLEET_REVOKED_SERIALS: serial }),
     );
     expect(
-      firing(alert('feed-frozen'), messages).map((entry) => [entry['event'], entry['feed'], entry['reason']]),
+      firing(alert('feed-frozen'), messages).map((entry) => [
+        entry['event'],
+        entry['feed'],
+        entry['reasonCode'],
+      ]),
     ).toEqual([['FeedFrozen', 'microsoft', 'Revoked']]);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   isReasonCode,
@@ -17,8 +18,10 @@ describe('the reason catalogue', () => {
     expect(entry.meaning.length).toBeGreaterThan(10);
     expect(entry.group).toMatch(/^(package|feed|policy|rollout|refusal|api|legacy)$/);
     if (code === 'Legacy') return;
-    expect(renderReason({ code, detail: '' })).toBe(reasonLabel(code));
-    expect(renderReason({ code, detail: 'what happened' })).toBe(`${reasonLabel(code)}: what happened`);
+    expect(renderReason({ reasonCode: code, reasonDetail: '' })).toBe(reasonLabel(code));
+    expect(renderReason({ reasonCode: code, reasonDetail: 'what happened' })).toBe(
+      `${reasonLabel(code)}: what happened`,
+    );
   });
 
   it('has the package rejection codes of DESIGN §4, and no code twice in any group', () => {
@@ -121,8 +124,8 @@ describe('the reason catalogue', () => {
     },
     {
       name: 'a held package says how to approve it',
-      given: reason('PackageHeld', { sha256: 'abc', withdrawn: ['EM1', 'EM2'] }),
-      text: 'PackageHeld: package abc would withdraw EM1, EM2; approve it with emfleet feed accept abc',
+      given: reason('PackageHeld', { feed: 'contoso', sha256: 'abc', withdrawn: ['EM1', 'EM2'] }),
+      text: 'PackageHeld: package abc carries no trusted signing time or sequence to show it is newer, and would withdraw EM1, EM2; approve it with emfleet feed accept abc --feed contoso',
     },
   ])('$name', ({ given, text }) => {
     expect(renderReason(given)).toBe(text);
@@ -130,8 +133,8 @@ describe('the reason catalogue', () => {
 
   it('keeps the code and the rendered detail apart', () => {
     expect(reason('ExpeditedByAdmin', { actor: 'dave' })).toEqual({
-      code: 'ExpeditedByAdmin',
-      detail: 'by dave',
+      reasonCode: 'ExpeditedByAdmin',
+      reasonDetail: 'by dave',
     });
   });
 
@@ -146,7 +149,9 @@ describe('the reason catalogue', () => {
 
   it('reads an unknown code (a newer release’s row) as itself, never dropping the detail', () => {
     expect(reasonLabel('SomethingNew')).toBe('SomethingNew');
-    expect(renderReason({ code: 'SomethingNew', detail: 'as written' })).toBe('SomethingNew: as written');
+    expect(renderReason({ reasonCode: 'SomethingNew', reasonDetail: 'as written' })).toBe(
+      'SomethingNew: as written',
+    );
   });
 });
 
@@ -155,31 +160,34 @@ describe('storedReason: rows of this release and of the one before', () => {
     {
       name: 'code and detail apart',
       stored: { reasonCode: 'WaveHalted', reasonDetail: 'wave 1 had 2 failures, over its budget of 0' },
-      read: { code: 'WaveHalted', detail: 'wave 1 had 2 failures, over its budget of 0' },
+      read: { reasonCode: 'WaveHalted', reasonDetail: 'wave 1 had 2 failures, over its budget of 0' },
       text: 'WaveHalted: wave 1 had 2 failures, over its budget of 0',
     },
     {
       name: 'a code without detail',
       stored: { reasonCode: 'Applicable', reasonDetail: '' },
-      read: { code: 'Applicable', detail: '' },
+      read: { reasonCode: 'Applicable', reasonDetail: '' },
       text: 'Applicable',
     },
     {
       name: "an earlier release's halt, one text",
       stored: { legacyText: 'WaveHalted: wave 2 had 3 failures, over its budget of 1 (ex01)' },
-      read: { code: 'Legacy', detail: 'WaveHalted: wave 2 had 3 failures, over its budget of 1 (ex01)' },
+      read: {
+        reasonCode: 'Legacy',
+        reasonDetail: 'WaveHalted: wave 2 had 3 failures, over its budget of 1 (ex01)',
+      },
       text: 'WaveHalted: wave 2 had 3 failures, over its budget of 1 (ex01)',
     },
     {
       name: "an earlier release's pause",
       stored: { reasonCode: '', reasonDetail: '', legacyText: 'Paused by alice' },
-      read: { code: 'Legacy', detail: 'Paused by alice' },
+      read: { reasonCode: 'Legacy', reasonDetail: 'Paused by alice' },
       text: 'Paused by alice',
     },
     {
       name: 'a code wins over legacy text left on the row',
       stored: { reasonCode: 'PausedByAdmin', reasonDetail: 'by alice', legacyText: 'Paused by bob' },
-      read: { code: 'PausedByAdmin', detail: 'by alice' },
+      read: { reasonCode: 'PausedByAdmin', reasonDetail: 'by alice' },
       text: 'Paused: by alice',
     },
   ])('$name', ({ stored, read, text }) => {
@@ -191,5 +199,17 @@ describe('storedReason: rows of this release and of the one before', () => {
   it('no reason at all is undefined', () => {
     expect(storedReason({})).toBeUndefined();
     expect(storedReason({ reasonCode: '', reasonDetail: '', legacyText: '' })).toBeUndefined();
+  });
+});
+
+describe("the README's reason codes", () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(
+    readme.indexOf('### Reason codes'),
+    readme.indexOf('The admin HTTP API, behind'),
+  );
+
+  it.each(reasonCodes)('lists %s', (code) => {
+    expect(section).toContain(`\`${code}\``);
   });
 });

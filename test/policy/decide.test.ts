@@ -116,7 +116,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['organization', '(table)'],
   },
   {
@@ -126,7 +126,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['organization', '(bicep)'],
   },
   {
@@ -136,7 +136,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['(bicep)'],
   },
   {
@@ -146,7 +146,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['(table)'],
   },
   {
@@ -156,7 +156,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['(table)'],
   },
   {
@@ -166,7 +166,7 @@ const rows: readonly Row[] = [
     facts: facts(FIXED, ['EM1']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['(bicep)'],
   },
   {
@@ -176,7 +176,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (org)',
+    reason: 'DisabledByOrg',
     detail: ['(bicep)'],
   },
   // 2. server policy invalid
@@ -228,7 +228,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (server)',
+    reason: 'DisabledByServer',
     detail: [SERVER, '(table)'],
   },
   {
@@ -238,7 +238,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (server)',
+    reason: 'DisabledByServer',
     detail: [SERVER, '(bicep)'],
   },
   {
@@ -248,7 +248,7 @@ const rows: readonly Row[] = [
     facts: facts(FIXED, ['EM1']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (server)',
+    reason: 'DisabledByServer',
     detail: [SERVER],
   },
   {
@@ -258,7 +258,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (server)',
+    reason: 'DisabledByServer',
     detail: [SERVER],
   },
   {
@@ -268,7 +268,7 @@ const rows: readonly Row[] = [
     facts: facts('not a build'),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Disabled (server)',
+    reason: 'DisabledByServer',
     detail: [SERVER],
   },
   // 3. blocked at org
@@ -279,7 +279,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Blocked (org)',
+    reason: 'BlockedByOrg',
     detail: ['EM1', 'organization', '(bicep)'],
   },
   {
@@ -289,7 +289,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'Blocked (org)',
+    reason: 'BlockedByOrg',
     detail: ['EM1', '(table)', 'removed'],
   },
   {
@@ -299,7 +299,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'Blocked (org)',
+    reason: 'BlockedByOrg',
     detail: ['EM1', '(bicep)'],
   },
   {
@@ -309,7 +309,7 @@ const rows: readonly Row[] = [
     facts: facts(EXCHANGE_2013, ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'Blocked (org)',
+    reason: 'BlockedByOrg',
     detail: ['EM1', '(table)'],
   },
   {
@@ -319,7 +319,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM2', 'EM10']),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Blocked (org)',
+    reason: 'BlockedByOrg',
     detail: ['EM1'],
   },
   // 3. blocked at server
@@ -330,7 +330,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'Blocked (server)',
+    reason: 'BlockedByServer',
     detail: ['EM1', SERVER, '(table)'],
   },
   {
@@ -340,7 +340,7 @@ const rows: readonly Row[] = [
     facts: facts(VULNERABLE, ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'Blocked (server)',
+    reason: 'BlockedByServer',
     detail: ['EM1', SERVER, '(bicep)', 'removed'],
   },
   {
@@ -350,7 +350,7 @@ const rows: readonly Row[] = [
     facts: facts(FIXED, ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'Blocked (server)',
+    reason: 'BlockedByServer',
     detail: ['EM1', SERVER],
   },
   {
@@ -421,7 +421,7 @@ const rows: readonly Row[] = [
     facts: facts(FIXED),
     mitigation: em1,
     decision: 'Skip',
-    reason: 'NotApplicable (fixed)',
+    reason: 'NotApplicableFixed',
     detail: [FIXED, 'EM1'],
   },
   {
@@ -431,7 +431,7 @@ const rows: readonly Row[] = [
     facts: facts('15.1.2507.16', ['EM1']),
     mitigation: em1,
     decision: 'Remove',
-    reason: 'NotApplicable (fixed)',
+    reason: 'NotApplicableFixed',
     detail: ['15.1.2507.16', 'EM1', 'removed'],
   },
   {
@@ -441,7 +441,7 @@ const rows: readonly Row[] = [
     facts: facts(FIXED, ['EM5']),
     mitigation: em5Unsupported,
     decision: 'Remove',
-    reason: 'NotApplicable (fixed)',
+    reason: 'NotApplicableFixed',
     detail: ['EM5'],
   },
   {
@@ -592,15 +592,17 @@ const rows: readonly Row[] = [
 describe('decide', () => {
   it.each(rows)('$name', (row) => {
     const result = decide(row.org, row.server, row.facts, row.mitigation);
-    expect({ decision: result.decision, reason: result.reason }).toEqual({
+    expect({ decision: result.decision, reasonCode: result.reasonCode }).toEqual({
       decision: row.decision,
-      reason: row.reason,
+      reasonCode: row.reason,
     });
-    for (const part of row.detail) expect(result.detail).toContain(part);
+    for (const part of row.detail) expect(result.reasonDetail).toContain(part);
   });
 
   it('every policy reason is produced by some row of the table', () => {
-    const seen = new Set(rows.map((row) => decide(row.org, row.server, row.facts, row.mitigation).reason));
+    const seen = new Set(
+      rows.map((row) => decide(row.org, row.server, row.facts, row.mitigation).reasonCode),
+    );
     const missing = policyReasons.filter((reason) => !seen.has(reason));
     expect(missing).toEqual([]);
   });
@@ -621,7 +623,7 @@ describe('decide', () => {
   it('Disabled and PolicyError leave the server alone: never Apply or Remove', () => {
     for (const row of rows) {
       const result = decide(row.org, row.server, row.facts, row.mitigation);
-      if (result.reason === 'PolicyError' || result.reason.startsWith('Disabled'))
+      if (['PolicyError', 'DisabledByOrg', 'DisabledByServer'].includes(result.reasonCode))
         expect(result.decision, row.name).toBe('Skip');
     }
   });

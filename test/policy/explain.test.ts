@@ -23,7 +23,7 @@ describe('explainPackage', () => {
     ]);
     const explained = explainPackage(org, serverRows, servers, mitigations);
     expect(
-      explained.map((row) => [row.server, row.mitigation, row.decision, row.reason, row.onDegraded]),
+      explained.map((row) => [row.server, row.mitigation, row.decision, row.reasonCode, row.onDegraded]),
     ).toEqual([
       [
         'ex01.contoso.com',
@@ -36,11 +36,11 @@ describe('explainPackage', () => {
         'ex01.contoso.com',
         'EM2',
         'Skip',
-        'Blocked (org)',
+        'BlockedByOrg',
         { value: 'rollback', scope: 'server', source: 'table' },
       ],
       ['ex02.contoso.com', 'EM1', 'Apply', 'Applicable', { value: 'keep', scope: 'org', source: 'bicep' }],
-      ['ex02.contoso.com', 'EM2', 'Skip', 'Blocked (org)', { value: 'keep', scope: 'org', source: 'bicep' }],
+      ['ex02.contoso.com', 'EM2', 'Skip', 'BlockedByOrg', { value: 'keep', scope: 'org', source: 'bicep' }],
       ['ex03.contoso.com', 'EM1', 'Skip', 'PolicyError', { value: 'keep', scope: 'org', source: 'bicep' }],
       ['ex03.contoso.com', 'EM2', 'Skip', 'PolicyError', { value: 'keep', scope: 'org', source: 'bicep' }],
     ]);

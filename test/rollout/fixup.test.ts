@@ -13,8 +13,8 @@ const work = (server: string, apply: string[], remove: string[]): ServerWork => 
   decisions: [...apply, ...remove].map((mitigation) => ({
     mitigation,
     decision: apply.includes(mitigation) ? 'Apply' : 'Remove',
-    reason: 'Applicable',
-    detail: '',
+    reasonCode: 'Applicable',
+    reasonDetail: '',
   })),
 });
 const drift = [work('ex01', ['EM1'], ['EM3']), work('ex02', ['EM2'], []), work('ex03', [], ['EM3'])];

@@ -397,8 +397,8 @@ describe('planRollout: who is left out, and what each server gets', () => {
     expect(planned?.apply).toEqual([]);
     expect(planned?.remove).toEqual(['EM1']);
     expect(
-      planned?.decisions.map(({ mitigation: id, decision, reason }) => ({ id, decision, reason })),
-    ).toEqual([{ id: 'EM1', decision: 'Remove', reason: 'NotApplicable (fixed)' }]);
+      planned?.decisions.map(({ mitigation: id, decision, reasonCode }) => ({ id, decision, reasonCode })),
+    ).toEqual([{ id: 'EM1', decision: 'Remove', reasonCode: 'NotApplicableFixed' }]);
   });
 
   it('a fixed build that does not report the id applied is left out with "NotApplicable (fixed)"', () => {
@@ -421,9 +421,13 @@ describe('planRollout: who is left out, and what each server gets', () => {
         apply: ['EM1', 'EM3'],
         remove: ['EM4'],
         decisions: [
-          expect.objectContaining({ mitigation: 'EM1', decision: 'Apply', reason: 'Applicable' }),
-          expect.objectContaining({ mitigation: 'EM4', decision: 'Remove', reason: 'NotApplicable (fixed)' }),
-          expect.objectContaining({ mitigation: 'EM3', decision: 'Apply', reason: 'Applicable' }),
+          expect.objectContaining({ mitigation: 'EM1', decision: 'Apply', reasonCode: 'Applicable' }),
+          expect.objectContaining({
+            mitigation: 'EM4',
+            decision: 'Remove',
+            reasonCode: 'NotApplicableFixed',
+          }),
+          expect.objectContaining({ mitigation: 'EM3', decision: 'Apply', reasonCode: 'Applicable' }),
         ],
         onDegraded: 'rollback',
       },
@@ -519,7 +523,7 @@ describe('planRollout: withdrawn mitigations (operation remove)', () => {
     const planned = plannedServer(plan, 'has-it.contoso.com');
     expect({ apply: planned?.apply, remove: planned?.remove }).toEqual({ apply: [], remove: ['EM9'] });
     expect(planned?.decisions).toEqual([
-      expect.objectContaining({ mitigation: 'EM9', decision: 'Remove', reason: 'Withdrawn' }),
+      expect.objectContaining({ mitigation: 'EM9', decision: 'Remove', reasonCode: 'Withdrawn' }),
     ]);
     expect(leftOutNames(plan)).toEqual(['none.contoso.com', 'other.contoso.com']);
     expect(leftOutServer(plan, 'other.contoso.com')?.reason).toBe('no mitigation in scope');
@@ -552,9 +556,9 @@ describe('planRollout: withdrawn mitigations (operation remove)', () => {
     const left = leftOutServer(plan, 'disabled.contoso.com');
     expect(left?.reason).toBe('EM9: Disabled (server)');
     expect(left?.decisions).toEqual([
-      expect.objectContaining({ mitigation: 'EM9', decision: 'Skip', reason: 'Disabled (server)' }),
+      expect.objectContaining({ mitigation: 'EM9', decision: 'Skip', reasonCode: 'DisabledByServer' }),
     ]);
-    expect(left?.decisions[0]?.detail).toContain('EM9 stays');
+    expect(left?.decisions[0]?.reasonDetail).toContain('EM9 stays');
   });
 
   it('an organization with mitigations disabled removes nothing', () => {

@@ -150,10 +150,11 @@ describe('pollFeed', () => {
   it('rejects an older (replayed) package: Rollback, recorded, and the last good one stays', async () => {
     serve(pki.sign(catalogueXml, { signingTime: signedAt(5) }));
     const outcome = await pollFeed(deps, feed);
-    expect(outcome).toMatchObject({ kind: 'rejected', reason: 'Rollback' });
+    expect(outcome).toMatchObject({ kind: 'rejected', reasonCode: 'Rollback' });
     expect((await latestPackage(deps.tables, 'microsoft'))?.sequence).toBe(2);
     expect(await readFeedState(deps.tables, 'microsoft')).toMatchObject({
-      lastRejectedReason: expect.stringMatching(/^Rollback: /),
+      lastRejectedReasonCode: 'Rollback',
+      lastRejectedReasonDetail: expect.not.stringMatching(/^Rollback/),
     });
     const audit = await allEntities(rawTable(prefix, 'Audit'));
     expect(audit.filter((row) => row['action'] === 'package.rejected')).toHaveLength(1);
@@ -162,7 +163,7 @@ describe('pollFeed', () => {
 
   it('rejects a tampered package and records why', async () => {
     serve(pki.sign(catalogueXml, { signingTime: signedAt(20) }).replace('MSExchangeUM', 'MSExchangeIS'));
-    expect(await pollFeed(deps, feed)).toMatchObject({ kind: 'rejected', reason: 'BadSignature' });
+    expect(await pollFeed(deps, feed)).toMatchObject({ kind: 'rejected', reasonCode: 'BadSignature' });
     expect((await latestPackage(deps.tables, 'microsoft'))?.sequence).toBe(2);
   });
 
@@ -225,8 +226,8 @@ describe('pollFeed against replay (per feed, every accepted SHA-256 is kept; a p
     const outcome = await pollServing(replay);
     expect(outcome).toMatchObject({
       kind: 'rejected',
-      reason: 'Rollback',
-      detail: expect.stringMatching(/same SHA-256 as package 1, superseded by package 2/),
+      reasonCode: 'Rollback',
+      reasonDetail: expect.stringMatching(/same SHA-256 as package 1, superseded by package 2/),
     });
     expect((await latestPackage(replayDeps.tables, 'microsoft'))?.sequence).toBe(2);
   });
@@ -305,7 +306,7 @@ describe('pollFeed when the stored package no longer verifies', () => {
     body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), {
       signingTime: signedAt(5),
     });
-    expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'rejected', reason: 'Rollback' });
+    expect(await pollFeed(pollDeps, revoked)).toMatchObject({ kind: 'rejected', reasonCode: 'Rollback' });
     body = other.sign(catalogueXml.replace(/\s*<Config id="EM3"[\s\S]*?<\/Config>/, ''), {
       signingTime: signedAt(20),
     });

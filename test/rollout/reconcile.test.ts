@@ -94,7 +94,7 @@ describe('reconcile', () => {
     const [report] = await run(f);
     expect(report?.rolloutId).toBeUndefined();
     expect(report?.leftAlone).toEqual([
-      { server: 'ex04.contoso.com', ids: ['OLD9'], reason: 'Disabled (server)' },
+      { server: 'ex04.contoso.com', ids: ['OLD9'], reason: 'DisabledByServer' },
     ]);
   });
 });
@@ -370,12 +370,14 @@ describe('reconcile with a feed whose stored package no longer verifies (fail cl
           level: 'warn',
           fields: expect.objectContaining({
             feed: 'microsoft',
-            reason,
+            reasonCode: reason,
             mitigationIds: ['PING1', 'EM1', 'EM2', 'EM3'],
           }),
         }),
       ]);
-      expect(notified).toEqual([expect.objectContaining({ kind: 'FeedFrozen', feed: 'microsoft', reason })]);
+      expect(notified).toEqual([
+        expect.objectContaining({ kind: 'FeedFrozen', feed: 'microsoft', reasonCode: reason }),
+      ]);
       expect((await readFeedState(f.tables, 'microsoft'))?.frozenReason).toBe(reason);
 
       // The next hour: still frozen and logged again, but the channel is not told twice.
