@@ -187,6 +187,7 @@ describe('emfleet package verify', () => {
     const json = await runCli(['package', 'verify', tampered, '--trust-anchor', pki.root, '--json']);
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, reasonCode: 'BadSignature' });
+    expect(json.stderr).toMatch(/^emfleet: BadSignature: /);
   });
 
   it('needs a trust anchor: no built-in trust', async () => {
