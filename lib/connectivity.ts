@@ -8,6 +8,7 @@ import { agentClientFromSettings } from './relay/settings.js';
 import { trustPolicyFromSettings, type TrustPolicy } from './package/trust.js';
 import { verifyPackage } from './package/verify.js';
 import { relayAddress } from './relay/route.js';
+import { renderReason } from './model/reasons.js';
 
 export interface ConnectivityCheck {
   readonly name: string;
@@ -112,7 +113,11 @@ export async function runConnectivityChecks(
               result: 'Success',
               detail: `${verified.package.mitigations.length} mitigations (${verified.package.mitigations.map((mitigation) => mitigation.id).join(', ')}) signed by ${verified.signer.subject}`,
             }
-          : { name: packageCheck, result: 'Failed', detail: `${verified.reason}: ${verified.detail}` },
+          : {
+              name: packageCheck,
+              result: 'Failed',
+              detail: renderReason({ reasonCode: verified.reason, reasonDetail: verified.detail }),
+            },
       );
     } catch (error) {
       record({ name: packageCheck, result: 'Failed', detail: message(error) });

@@ -35,6 +35,7 @@ import { priorTarget, type Journal, type JournalEntry } from './journal.js';
 import { ruleFingerprint } from './rules.js';
 import type { DetectedBuild } from './build-detect.js';
 import type { EndpointHealth, Prober } from './probes.js';
+import { renderReason } from '../model/reasons.js';
 
 export interface AgentRequest {
   readonly method: string;
@@ -324,13 +325,13 @@ export class AgentService {
       this.#options.now ? { now: this.#options.now() } : {},
     );
     if (!verified.ok) {
+      const rejection = { reasonCode: verified.reason, reasonDetail: verified.detail };
       logger.warn('PackageRejected', {
         operationId: request.operationId,
-        reason: verified.reason,
-        detail: verified.detail,
+        ...rejection,
         sha256: verified.sha256,
       });
-      return failAll(`package rejected by the agent: ${verified.reason}: ${verified.detail}`);
+      return failAll(`package rejected by the agent: ${renderReason(rejection)}`);
     }
     await this.refreshBuild();
     if (!this.#build)
@@ -341,13 +342,13 @@ export class AgentService {
       );
     const stale = await this.#acceptFresh(verified.signer.subject, verified.sha256, verified.package);
     if (stale) {
+      const rejection = { reasonCode: 'Rollback', reasonDetail: stale };
       logger.warn('PackageRejected', {
         operationId: request.operationId,
-        reason: 'Rollback',
-        detail: stale,
+        ...rejection,
         sha256: verified.sha256,
       });
-      return failAll(`package rejected by the agent: Rollback: ${stale}`);
+      return failAll(`package rejected by the agent: ${renderReason(rejection)}`);
     }
     const setup = await this.#setupRunning();
     if (setup)

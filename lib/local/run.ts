@@ -291,7 +291,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       trust: trustPolicyFromSettings(loadSettings(settings)),
     });
     if (!verified.ok)
-      throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
+      throw new Error(
+        `the demo package does not verify: ${renderReason({ reasonCode: verified.reason, reasonDetail: verified.detail })}`,
+      );
     const rollouts = await allRollouts(tables);
     const cells = await fleetCells(
       tables,
