@@ -24,6 +24,8 @@ import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
+import { EmfleetError } from '../../lib/errors.js';
+import { isReasonCode } from '../../lib/model/reasons.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { defaultWaves } from '../../lib/rollout/waves.js';
 import { appRoles } from '../../lib/admin/auth.js';
@@ -111,6 +113,30 @@ describe('a storage failure', () => {
         reasonDetail: 'connect ECONNREFUSED 127.0.0.1:10002',
       },
     ]);
+  });
+
+  it.each([
+    {
+      name: 'a failure with a code outside the catalogue keeps its code in the detail',
+      error: new EmfleetError('Conflict', 'Rollouts row (r1, state) kept changing under 25 attempts'),
+      body: {
+        code: 'InternalError',
+        detail: 'Conflict: Rollouts row (r1, state) kept changing under 25 attempts',
+      },
+    },
+    {
+      name: "a failure whose code is the catalogue's answers with it",
+      error: new EmfleetError('NoPackage', 'no package has been accepted from the microsoft feed yet'),
+      body: { code: 'NoPackage', detail: 'no package has been accepted from the microsoft feed yet' },
+    },
+  ])('$name: the problem JSON code is always a catalogue code', async ({ error, body }) => {
+    const deps = {
+      ...adminDeps(freshTables()),
+      tables: { client: () => Promise.reject(error) } as unknown as FleetTables,
+    };
+    const answer = await call(getRollouts, deps, request('GET', 'rollouts'));
+    expect(answer).toEqual({ status: 500, body });
+    expect(isReasonCode(answer.body.code)).toBe(true);
   });
 });
 
