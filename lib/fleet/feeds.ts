@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { validateRow } from './rows.js';
-import { mitigationIdList, tableKey } from './schemas.js';
+import { mitigationIdList } from './schemas.js';
+import { tableKey } from '../model/names.js';
 import type { FleetTables } from './storage.js';
 
 /** What emfleet remembers about polling one feed: validators, connectivity, the last rejection. */

@@ -1,4 +1,5 @@
 import { latestPackage } from '../fleet/packages.js';
+import type { RolloutProfile } from '../model/rollout.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import type { Mitigation } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
@@ -26,7 +27,7 @@ export type FixUpOutcome =
       readonly kind: 'started';
       readonly rolloutId: string;
       readonly servers: number;
-      readonly profile: 'default' | 'emergency';
+      readonly profile: RolloutProfile;
     }
   | { readonly feed: string; readonly kind: 'nothingToDo' }
   | { readonly feed: string; readonly kind: 'busy'; readonly busyRolloutId: string }
@@ -55,7 +56,7 @@ export function narrowDrift(work: readonly ServerWork[], scope: FixUpScope): Ser
 }
 
 /** Removals only (a block) may go at the emergency pace; anything that applies takes the normal waves. */
-export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): 'default' | 'emergency' {
+export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): RolloutProfile {
   return hasEmergency && work.length > 0 && work.every((server) => server.apply.length === 0)
     ? 'emergency'
     : 'default';
