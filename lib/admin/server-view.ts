@@ -8,7 +8,7 @@ import { describeRowProblem, validateRow } from '../fleet/rows.js';
 import { EmfleetError } from '../errors.js';
 import { serverRow, type ResultRow, type RolloutStateRow } from '../fleet/schemas.js';
 import type { Outcome } from '../model/outcomes.js';
-import type { RolloutOperation } from '../model/rollout.js';
+import { isActive, type RolloutOperation } from '../model/rollout.js';
 import { ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { getEntityOrUndefined } from '../fleet/optimistic.js';
@@ -25,8 +25,6 @@ import { currentContent } from '../fleet/status.js';
  * `emfleet servers show NAME` and `GET /api/servers/{name}`: EM's Get-Mitigations.ps1 for one
  * server, answered from the cloud. A handful of point and partition reads whatever the fleet's size.
  */
-
-const activeStates = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 
 /** Who put an applied mitigation in place: an emfleet rollout, or it was found in place and adopted. */
 export type AppliedBy = 'emfleet' | 'adopted';
@@ -112,9 +110,7 @@ export function serverView(input: ServerViewInput): ServerView {
   const mitigations: ServerMitigationView[] = [];
   const seen = new Set<string>();
   for (const feed of input.feeds) {
-    const busy = input.rollouts.find(
-      (rollout) => rollout.feed === feed.name && activeStates.has(rollout.state),
-    );
+    const busy = input.rollouts.find((rollout) => rollout.feed === feed.name && isActive(rollout.state));
     const stopped = stoppedRolloutOf(input.rollouts, feed.name);
     for (const id of feed.mitigationIds) {
       if (seen.has(id)) continue;

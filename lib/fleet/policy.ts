@@ -1,6 +1,6 @@
 import { odata, type TransactionAction } from '@azure/data-tables';
 import type { Logger } from '../log.js';
-import type { DeclaredLayers, PolicyLayer, ScopeRows, PolicyScope } from '../model/policy.js';
+import type { DeclaredLayers, PolicyLayer, PolicyScope, PolicySource, ScopeRows } from '../model/policy.js';
 import { writeAudit } from './audit.js';
 import { writeInTransactions } from './batch.js';
 import { getEntityOrUndefined, mutateEntity } from './optimistic.js';
@@ -76,7 +76,7 @@ export function layerOf(row: PolicyRow): PolicyLayer {
 
 function policyEntity(
   target: PolicyTarget,
-  source: 'bicep' | 'table',
+  source: PolicySource,
   layer: PolicyLayer,
   actor: string,
   now: Date,

@@ -11,6 +11,18 @@ export const rolloutStates = [
 ] as const;
 export type RolloutState = (typeof rolloutStates)[number];
 
+/** Not ended (Halted, Aborted and Completed are): the rollout may still send work, and its feed starts no other rollout meanwhile. */
+export const activeStates = [
+  'Planned',
+  'Running',
+  'Baking',
+  'Paused',
+] as const satisfies readonly RolloutState[];
+
+export function isActive(state: RolloutState): boolean {
+  return (activeStates as readonly RolloutState[]).includes(state);
+}
+
 /** The states a paused rollout goes back to on resume. */
 export const resumableStates = ['Planned', 'Running', 'Baking'] as const satisfies readonly RolloutState[];
 export type ResumableState = (typeof resumableStates)[number];

@@ -2,6 +2,7 @@ import {
   defaultOnDegraded,
   type OnDegraded,
   type PolicyLayer,
+  type PolicyScope,
   type ScopeRows,
   type ValueSource,
 } from '../model/policy.js';
@@ -50,7 +51,7 @@ export function effectiveScope(rows: ScopeRows | undefined): EffectiveScope {
 export interface EffectiveOnDegraded {
   readonly value: OnDegraded;
   /** Which scope set it: the server's own setting wins over the org's. */
-  readonly scope: 'server' | 'org' | 'default';
+  readonly scope: PolicyScope | 'default';
   readonly source: ValueSource;
 }
 

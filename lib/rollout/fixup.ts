@@ -1,5 +1,5 @@
 import { latestPackage } from '../fleet/packages.js';
-import type { RolloutProfile } from '../model/rollout.js';
+import { isActive, type RolloutProfile } from '../model/rollout.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import type { Mitigation } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
@@ -33,8 +33,6 @@ export type FixUpOutcome =
   | { readonly feed: string; readonly kind: 'busy'; readonly busyRolloutId: string }
   | { readonly feed: string; readonly kind: 'held'; readonly heldBy: string }
   | { readonly feed: string; readonly kind: 'noPackage'; readonly detail: string };
-
-const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 
 /**
  * The work a policy change calls for (pure): the drift of the servers in scope, narrowed to the
@@ -122,7 +120,7 @@ export async function fixUpNow(
       );
       continue;
     }
-    const busy = rollouts.find((rollout) => rollout.feed === feed && active.has(rollout.state));
+    const busy = rollouts.find((rollout) => rollout.feed === feed && isActive(rollout.state));
     if (busy) {
       deps.logger.info('FixUpDeferred', { feed, rolloutId: busy.partitionKey, state: busy.state });
       outcomes.push({ feed, kind: 'busy', busyRolloutId: busy.partitionKey });

@@ -130,7 +130,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       if (status.state === 'Paused') return refuse('already paused');
       return to({
         state: 'Paused',
-        resumeTo: status.state as 'Planned' | 'Running' | 'Baking',
+        resumeTo: status.state as ResumableState,
         reason: `Paused by ${event.actor}`,
       });
 
