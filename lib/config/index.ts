@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { jsonText } from '../fleet/schemas.js';
+import { jsonText } from '../json-text.js';
 import { orgName } from '../model/names.js';
 import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedUrl } from '../ocs/client.js';

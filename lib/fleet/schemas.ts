@@ -10,6 +10,7 @@ import {
   rolloutProfiles,
   rolloutStates,
 } from '../model/rollout.js';
+import { jsonText } from '../json-text.js';
 import { maxPackageBytes } from '../package/xml.js';
 
 /*
@@ -18,20 +19,6 @@ import { maxPackageBytes } from '../package/xml.js';
  */
 
 /** Tables have no arrays: lists are stored as JSON text and validated on read. */
-export function jsonText<T extends z.ZodType>(schema: T) {
-  return z
-    .string()
-    .transform((text, context) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        context.addIssue({ code: 'custom', message: 'is not valid JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
-
 export const mitigationIdList = jsonText(z.array(mitigationId));
 
 export const serverRow = z.object({
