@@ -12,12 +12,7 @@ export const rolloutStates = [
 export type RolloutState = (typeof rolloutStates)[number];
 
 /** Not ended (Halted, Aborted and Completed are): the rollout may still send work, and its feed starts no other rollout meanwhile. */
-export const activeStates = [
-  'Planned',
-  'Running',
-  'Baking',
-  'Paused',
-] as const satisfies readonly RolloutState[];
+const activeStates = ['Planned', 'Running', 'Baking', 'Paused'] as const satisfies readonly RolloutState[];
 
 export function isActive(state: RolloutState): boolean {
   return (activeStates as readonly RolloutState[]).includes(state);
