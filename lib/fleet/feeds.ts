@@ -9,7 +9,11 @@ import type { FleetTables } from './storage.js';
 export const feedStateRow = z.object({
   partitionKey: tableKey,
   rowKey: z.literal('feed'),
-  etag: z.string().default(''),
+  /**
+   * The feed's own ETag for the next conditional GET. Not `etag`: the Tables SDK maps a property of
+   * that name to the row's ETag (`odata.etag`) both ways, so it was never stored.
+   */
+  feedEtag: z.string().default(''),
   lastModified: z.string().default(''),
   lastPollAt: z.date().optional(),
   lastSuccessAt: z.date().optional(),
