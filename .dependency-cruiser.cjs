@@ -19,8 +19,11 @@ const network = [
 const azureSdk = ['^node_modules/@azure/'];
 /** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
 const pureRollout = '^lib/rollout/(diff|drift|duration|messages|plan|state|waves)\\.ts$';
-/** What runs only on a developer's machine or in CI: never shipped code's dependency. */
-const notProduction = ['^lib/local/', '^bench/', '^test/'];
+/**
+ * What runs only on a developer's machine or in CI: never shipped code's dependency. tools/ holds the
+ * build and check tooling (the agent packager, the Bicep checks, the tree-sitter loader).
+ */
+const notProduction = ['^lib/local/', '^bench/', '^test/', '^tools/'];
 
 /** Today's breaks, by rule: `from` → `to` as regular expressions over paths. Issue 24 removes them. */
 const knownBreaks = {
@@ -138,7 +141,7 @@ module.exports = {
       {
         name: 'production-not-dev',
         comment:
-          'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
+          'Shipped code (lib/, functions/, web/) never imports lib/local, tools/, bench/ or test/; lib/local itself may.',
         severity: 'error',
         from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
         to: { path: notProduction },
