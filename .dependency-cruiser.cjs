@@ -46,14 +46,6 @@ const knownBreaks = {
     // The agent reads the row types (outcomes, mitigation states) from lib/fleet/schemas.ts.
     ['^lib/agent/', '^lib/fleet/schemas\\.ts$'],
   ],
-  productionNotDev: [
-    // `emfleet dev pki` makes the local run's test PKI: a developer command in the shipped CLI. The
-    // PKI maker belongs beside it (or the command in a dev-only entry point): issue 24.
-    ['^lib/cli/dev\\.ts$', '^lib/local/pki\\.ts$'],
-    // `emfleet package sign --dev-tsa` reads the dev TSA's key and certificate from the dev PKI's file
-    // layout (lib/local/pki-files.ts): the same developer convenience, removed with the one above.
-    ['^lib/cli/package\\.ts$', '^lib/local/pki-files\\.ts$'],
-  ],
   folderCycles: [
     // Folder names (no trailing slash): a folder in a cycle today is exempt as a whole, since a folder
     // rule cannot name the edge. The cycles, and the edges that make them:
@@ -137,17 +129,14 @@ module.exports = {
       },
       knownBreaks.agentAlone,
     ),
-    ...withBreaks(
-      {
-        name: 'production-not-dev',
-        comment:
-          'Shipped code (lib/, functions/, web/) never imports lib/local, tools/, bench/ or test/; lib/local itself may.',
-        severity: 'error',
-        from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
-        to: { path: notProduction },
-      },
-      knownBreaks.productionNotDev,
-    ),
+    {
+      name: 'production-not-dev',
+      comment:
+        'Shipped code (lib/, functions/, web/) never imports lib/local, tools/, bench/ or test/; lib/local itself may.',
+      severity: 'error',
+      from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
+      to: { path: notProduction },
+    },
     {
       name: 'no-folder-cycles',
       comment: 'Folders form layers: no folder imports, through any path, a folder that imports it back.',

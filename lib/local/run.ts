@@ -37,7 +37,7 @@ import { defaultWaves } from '../rollout/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
 import { startLocalHost } from './host.js';
-import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from './pki.js';
+import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from '../package/dev-pki.js';
 import { ProgressDisplay, rolloutLines } from './progress.js';
 import { startRelayEmulator } from './relay.js';
 

@@ -13,7 +13,7 @@ import { simulatedSetupFile } from '../../lib/agent/build-detect.js';
 import { parseHubConfig, type AgentConfig, type HubConfig } from '../../lib/agent/config.js';
 import type { HubAgent } from '../../lib/agent/hub.js';
 import { startHub, type RunningAgent, type RunningHub } from '../../lib/agent/run.js';
-import { issueCertificate } from '../../lib/local/pki.js';
+import { issueCertificate } from '../../lib/package/dev-pki.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { readResults } from '../../lib/fleet/results.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
