@@ -21,7 +21,7 @@ import type { Outcome, ResultRow } from '../../lib/fleet/schemas.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import { startLocalHost, type LocalHost } from '../../lib/local/host.js';
+import { startLocalHost, type LocalHost } from '../../lib/local/host/index.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from './agents.js';
 import { azuriteConnectionString } from './fleet.js';
 import { recordingLogger } from './logs.js';
