@@ -19,8 +19,11 @@ const network = [
 const azureSdk = ['^node_modules/@azure/'];
 /** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
 const pureRollout = '^lib/rollout/(diff|drift|duration|messages|plan|state|waves)\\.ts$';
-/** What runs only on a developer's machine or in CI: never shipped code's dependency. */
-const notProduction = ['^lib/local/', '^bench/', '^test/'];
+/**
+ * What runs only on a developer's machine or in CI: never shipped code's dependency. tools/ holds the
+ * build and check tooling (the agent packager, the Bicep checks, the tree-sitter loader).
+ */
+const notProduction = ['^lib/local/', '^bench/', '^test/', '^tools/'];
 
 /** Today's breaks, by rule: `from` → `to` as regular expressions over paths. Issue 24 removes them. */
 const knownBreaks = {
@@ -34,14 +37,6 @@ const knownBreaks = {
     // The HTTP triggers call the admin API and the dashboard page handlers directly.
     ['^functions/adminApi\\.ts$', '^lib/admin/api\\.ts$'],
     ['^functions/dashboard\\.ts$', '^lib/dashboard/page\\.ts$'],
-  ],
-  productionNotDev: [
-    // `emfleet dev pki` makes the local run's test PKI: a developer command in the shipped CLI. The
-    // PKI maker belongs beside it (or the command in a dev-only entry point): issue 24.
-    ['^lib/cli/dev\\.ts$', '^lib/local/pki\\.ts$'],
-    // `emfleet package sign --dev-tsa` reads the dev TSA's key and certificate from the dev PKI's file
-    // layout (lib/local/pki-files.ts): the same developer convenience, removed with the one above.
-    ['^lib/cli/package\\.ts$', '^lib/local/pki-files\\.ts$'],
   ],
   folderCycles: [
     // Folder names (no trailing slash): a folder in a cycle today is exempt as a whole, since a folder
@@ -125,17 +120,14 @@ module.exports = {
       from: { path: '^lib/agent/' },
       to: { path: '^lib/(fleet|rollout|local)/' },
     },
-    ...withBreaks(
-      {
-        name: 'production-not-dev',
-        comment:
-          'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
-        severity: 'error',
-        from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
-        to: { path: notProduction },
-      },
-      knownBreaks.productionNotDev,
-    ),
+    {
+      name: 'production-not-dev',
+      comment:
+        'Shipped code (lib/, functions/, web/) never imports lib/local, tools/, bench/ or test/; lib/local itself may.',
+      severity: 'error',
+      from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
+      to: { path: notProduction },
+    },
     {
       name: 'no-folder-cycles',
       comment: 'Folders form layers: no folder imports, through any path, a folder that imports it back.',

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { feedsFromSettings } from '../lib/app.js';
 import { loadSettings } from '../lib/config/index.js';
 import { readFileSync } from 'node:fs';
-import { createDevPki, type DevPki } from '../lib/local/pki.js';
+import { createDevPki, type DevPki } from '../lib/package/dev-pki.js';
 import { verifyPackage } from '../lib/package/verify.js';
 
 let microsoft: DevPki;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { loadSettings } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { devPkiFiles } from '../local/pki-files.js';
+import { devPkiFiles } from '../package/dev-pki-files.js';
 import { signPackage } from '../package/sign.js';
 import type { TimestampAuthority } from '../package/timestamp.js';
 import { parseSerialList, trustPolicyFromSettings, type TrustPolicy } from '../package/trust.js';

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { appContext, invocationLogger, runPollCycle, runReconcileCycle } from '../../lib/app.js';
-import { pollFeed } from '../../lib/rollout/poll.js';
-import { readRollout } from '../../lib/fleet/rollouts.js';
-import { declarations, literalValue, stringLiteral } from '../../lib/infra/bicep.js';
-import { catalogueXml } from '../../lib/local/catalogue.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
-import { azuriteConnectionString } from '../helpers/fleet.js';
-import { acceptPackage, runQueues, useFleets } from '../helpers/rollouts.js';
+import { appContext, invocationLogger, runPollCycle, runReconcileCycle } from '../../../lib/app.js';
+import { pollFeed } from '../../../lib/rollout/poll.js';
+import { readRollout } from '../../../lib/fleet/rollouts.js';
+import { declarations, literalValue, stringLiteral } from '../../../tools/infra-checks/bicep.js';
+import { catalogueXml } from '../../../lib/local/catalogue.js';
+import type { WaveProfile } from '../../../lib/rollout/waves.js';
+import { azuriteConnectionString } from '../../helpers/fleet.js';
+import { acceptPackage, runQueues, useFleets } from '../../helpers/rollouts.js';
 import { repoDocument } from './fixture.js';
 
 /**
