@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { settingNameOf } from '../config/index.js';
 import { z } from 'zod';
 import { silentLogger } from '../log.js';
 import { readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
@@ -285,9 +286,10 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
       const context = fleetContext(flags, io);
       const text = flags.file
         ? await readTextFile(flags.file, `--file ${flags.file}`)
-        : context.settings.EMFLEET_POLICY;
-      if (text === undefined) throw new UsageError('no declared policy: set EMFLEET_POLICY or pass --file');
-      const parsed = parseDeclaredPolicy(text, flags.file ?? 'EMFLEET_POLICY');
+        : context.config.declaredPolicy;
+      if (text === undefined)
+        throw new UsageError(`no declared policy: set ${settingNameOf.declaredPolicy} or pass --file`);
+      const parsed = parseDeclaredPolicy(text, flags.file ?? settingNameOf.declaredPolicy);
       if (!parsed.ok) throw new UsageError(parsed.error);
       const synced = await syncDeclaredPolicy(context.tables, context.org, declaredLayers(parsed.policy), {
         actor: context.actor,

@@ -26,14 +26,14 @@ Examples:
       const context = fleetContext(flags, io);
       // A webhook that fails is said on stderr; the poll's own events are what stdout prints.
       const notify = createNotifier({
-        url: context.settings.EMFLEET_NOTIFY_URL,
+        url: context.config.notifyUrl,
         logger: jsonLogger((line) => io.stderr(line)),
       });
       const outcomes = await pollNow(
         {
           tables: context.tables,
           queues: context.queues,
-          settings: context.settings,
+          config: context.config,
           logger: silentLogger,
           notify,
         },

@@ -50,7 +50,7 @@ export interface DeclaredLayers {
 /** Parses the setting's JSON text; errors name the JSON path that is wrong. */
 export function parseDeclaredPolicy(
   text: string,
-  where = 'EMFLEET_POLICY',
+  where: string,
 ): { ok: true; policy: DeclaredPolicy } | { ok: false; error: string } {
   let json: unknown;
   try {

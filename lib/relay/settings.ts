@@ -1,25 +1,26 @@
-import type { Settings } from '../config/index.js';
+import { settingNameOf, type AppConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import { AgentClient, defaultAzureCredentialAuth, RelaySender } from './sender.js';
 
+/** The settings of the app's relay client. */
+export type RelayConfig = Pick<
+  AppConfig,
+  'relayEndpoint' | 'relayNamespace' | 'relaySendKeyName' | 'relaySendKey'
+>;
+
 /**
- * The app's client for its agents, as the settings describe it: a SAS send key when one is set,
+ * The app's client for its agents, as the config describes it: a SAS send key when one is set,
  * else keyless with the app's managed identity (Azure Relay Sender role).
  */
-export async function agentClientFromSettings(settings: Settings): Promise<AgentClient> {
+export async function agentClientOf(config: RelayConfig): Promise<AgentClient> {
   const baseUrl =
-    settings.EMFLEET_RELAY_ENDPOINT ??
-    (settings.EMFLEET_RELAY_NAMESPACE ? `https://${settings.EMFLEET_RELAY_NAMESPACE}` : undefined);
+    config.relayEndpoint ?? (config.relayNamespace ? `https://${config.relayNamespace}` : undefined);
   if (!baseUrl)
     throw new ConfigError(
-      'no relay configured: set EMFLEET_RELAY_NAMESPACE (or EMFLEET_RELAY_ENDPOINT for a local emulator)',
+      `no relay configured: set ${settingNameOf.relayNamespace} (or ${settingNameOf.relayEndpoint} for a local emulator)`,
     );
-  const auth = settings.EMFLEET_RELAY_SEND_KEY
-    ? {
-        kind: 'sas' as const,
-        keyName: settings.EMFLEET_RELAY_SEND_KEY_NAME,
-        key: settings.EMFLEET_RELAY_SEND_KEY,
-      }
+  const auth = config.relaySendKey
+    ? { kind: 'sas' as const, keyName: config.relaySendKeyName, key: config.relaySendKey }
     : await defaultAzureCredentialAuth();
   return new AgentClient(new RelaySender({ baseUrl, auth }));
 }

@@ -6,7 +6,7 @@ import { listRollouts, readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer, listServers, registerServer } from '../../lib/fleet/servers.js';
 import type { NotifyEvent } from '../../lib/notify.js';
 import type { TrustPolicy } from '../../lib/package/trust.js';
-import type { Feed } from '../../lib/rollout/poll.js';
+import type { Feed } from '../../lib/ocs/feeds.js';
 import { createTestPki, ping1Xml, type TestPki } from '../helpers/packages.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
