@@ -244,7 +244,7 @@ Example:
         "a feed's current stored package: what was accepted, how it verifies today, and the exact signed XML written out",
       ),
   )
-    .option('--feed <name>', 'the feed (default microsoft; or a name from EMFLEET_FEEDS)')
+    .option('--feed <name>', `the feed (default microsoft; or a name from ${settingNameOf.orgFeeds})`)
     .option(
       '--out <file>',
       'write the stored signed XML, byte for byte, to this file (for package verify, package test, policy explain --package)',
@@ -252,8 +252,8 @@ Example:
     .addHelpText(
       'after',
       `
-Verification is run again under today's trust settings (EMFLEET_TRUST_*, or the feed's own in
-EMFLEET_FEEDS), as reconcile does; a package that no longer verifies is shown with the reason.
+Verification is run again under today's trust settings (${settingNameOf.trustAnchors} and the rest, or the feed's own in
+${settingNameOf.orgFeeds}), as reconcile does; a package that no longer verifies is shown with the reason.
 The same as GET /api/packages/{feed}.
 
 Examples:

@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
 import { describePollOutcome, pollNow } from '../admin/poll.js';
 import { jsonLogger, silentLogger } from '../log.js';
@@ -10,7 +11,7 @@ export function pollCommand(io: CliIo, setExitCode: (code: number) => void): Com
     .description(
       'poll OCS (and the organization feeds) now, as the hourly timer does: fetch, verify, store, start rollouts',
     )
-    .option('--feed <name>', 'only this feed (microsoft, or a name from EMFLEET_FEEDS)')
+    .option('--feed <name>', `only this feed (microsoft, or a name from ${settingNameOf.orgFeeds})`)
     .addHelpText(
       'after',
       `

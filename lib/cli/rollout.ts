@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
 import { readFeedState } from '../fleet/feeds.js';
 import { microsoftFeedName } from '../ocs/client.js';
@@ -43,8 +44,11 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
   )
     .option('--package <file>', 'plan this signed package (verified first)')
     .option('--latest', 'plan the current (latest accepted) package of the feed')
-    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
-    .option('--emergency', 'use the emergency wave profile (EMFLEET_EMERGENCY_WAVES)')
+    .option(
+      '--feed <name>',
+      `with --latest: the feed (default microsoft; or a name from ${settingNameOf.orgFeeds})`,
+    )
+    .option('--emergency', `use the emergency wave profile (${settingNameOf.emergencyWaves})`)
     .addHelpText(
       'after',
       '\nExample:\n  emfleet rollout plan --package mitigations.xml --trust-anchor root.pem\n  emfleet rollout plan --latest --feed contoso --emergency --json',

@@ -284,3 +284,9 @@ export function feedSources(config: AppConfig): FeedSource[] {
  * for what goes through it (`test-connectivity --from-cloud`, `emfleet sites`).
  */
 export const cliEnvironmentNames = { apiUrl: 'EMFLEET_API_URL', apiKey: 'EMFLEET_API_KEY' } as const;
+
+/**
+ * A process flag, not an app setting: set where emfleet runs the functions itself (`npm start`,
+ * tests), so that lib/functions.ts does not register them with a Functions host that is not there.
+ */
+export const localHostFlag = 'EMFLEET_LOCAL_HOST';
