@@ -1,6 +1,6 @@
-import { loadConfig } from '../lib/config/index.js';
+import { loadConfig, relayTargetOf } from '../lib/config/index.js';
 import { mapWithConcurrency } from '../lib/concurrency.js';
-import { agentClientOf } from '../lib/relay/settings.js';
+import { agentClientFor } from '../lib/relay/settings.js';
 import { serveCommands, type Command } from './ipc.js';
 
 /**
@@ -25,7 +25,7 @@ serveCommands(async (command: Command) => {
   if (command.kind === 'stop') return {};
   if (command.kind !== 'run') throw new Error(`unknown command ${command.kind}`);
   const run = command as CeilingRun;
-  const agents = await agentClientOf(loadConfig(process.env));
+  const agents = await agentClientFor(relayTargetOf(loadConfig(process.env)));
   const outcomes: Record<string, number> = {};
   const started = Date.now();
   await mapWithConcurrency(run.hybridConnections, run.concurrency, async (hybridConnection) => {

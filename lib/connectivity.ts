@@ -1,11 +1,11 @@
 import { mapWithConcurrency } from './concurrency.js';
-import { microsoftFeedSource, type AppConfig } from './config/index.js';
+import { microsoftFeedSource, relayTargetOf, type AppConfig } from './config/index.js';
 import { getServer, listServers } from './fleet/servers.js';
 import type { FleetTables } from './fleet/storage.js';
 import { fetchFeed } from './ocs/client.js';
 import type { PingReply } from './relay/protocol.js';
 import { feedTrust } from './ocs/feeds.js';
-import { agentClientOf } from './relay/settings.js';
+import { agentClientFor } from './relay/settings.js';
 import type { TrustPolicy } from './package/trust.js';
 import { verifyPackage } from './package/verify.js';
 import { relayAddress } from './relay/route.js';
@@ -45,7 +45,7 @@ export function connectivityProbesOf(
   config: AppConfig,
   servers: ConnectivityProbes['servers'],
 ): ConnectivityProbes {
-  let client: ReturnType<typeof agentClientOf> | undefined;
+  let client: ReturnType<typeof agentClientFor> | undefined;
   return {
     feedUrl: config.ocsUrl,
     fetchFeed: async () => {
@@ -57,7 +57,7 @@ export function connectivityProbesOf(
     servers,
     ping: async (hybridConnection) => {
       // One client for every ping: it keeps its connections to the relay.
-      client ??= agentClientOf(config);
+      client ??= agentClientFor(relayTargetOf(config));
       return (await client).ping(hybridConnection);
     },
   };

@@ -1,6 +1,5 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
-import type { AppConfig } from '../config/index.js';
 import { connectivityProbesOf, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
@@ -31,12 +30,12 @@ import { pollNow } from './poll.js';
 import { readServerView } from './server-view.js';
 import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
-import { feedSources } from '../config/index.js';
+import { feedSources, relayTargetOf, type AppConfig } from '../config/index.js';
 import { feedsOf } from '../ocs/feeds.js';
 import { changeRollout } from '../rollout/admin.js';
 import { runReconcileCycle } from '../rollout/reconcile-cycle.js';
 import type { AgentClient } from '../relay/sender.js';
-import { agentClientOf } from '../relay/settings.js';
+import { agentClientFor } from '../relay/settings.js';
 import { approveHeldPackage, HeldPackageError } from '../rollout/poll.js';
 import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
@@ -374,7 +373,7 @@ export const postReconcile: AdminHandler = handler('Operator', async (deps, requ
       waves: deps.config.waves,
       logger: deps.logger,
       ...(deps.notify && !dryRun ? { notify: deps.notify } : {}),
-      agents: deps.agents ?? (() => agentClientOf(deps.config)),
+      agents: deps.agents ?? (async () => agentClientFor(relayTargetOf(deps.config))),
     },
     feedsOf(feedSources(deps.config)),
     { dryRun },

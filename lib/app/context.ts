@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import {
   feedSources,
   loadConfig,
+  relayTargetOf,
   settingNameOf,
   settingNames,
   storageConnectionOf,
@@ -15,7 +16,7 @@ import { createNotifier, type Notify } from '../notify.js';
 import { feedsOf, type FeedSet } from '../ocs/feeds.js';
 import { parseDeclaredPolicy, type DeclaredPolicy } from '../policy/declared.js';
 import type { AgentClient } from '../relay/sender.js';
-import { agentClientOf } from '../relay/settings.js';
+import { agentClientFor } from '../relay/settings.js';
 
 /**
  * What the app's functions share for the life of the worker process, as the Functions host keeps
@@ -46,6 +47,7 @@ export interface Invocation {
 export function createAppContext(config: AppConfig): AppContext {
   let feeds: FeedSet | undefined;
   let agents: Promise<AgentClient> | undefined;
+  const connectRelay = async (): Promise<AgentClient> => agentClientFor(relayTargetOf(config));
   return {
     config,
     ...storageClients(storageConnectionOf(config), config),
@@ -58,7 +60,7 @@ export function createAppContext(config: AppConfig): AppContext {
       return feeds;
     },
     agents: () => {
-      agents ??= agentClientOf(config).catch((error: unknown) => {
+      agents ??= connectRelay().catch((error: unknown) => {
         // A failure (no relay, no credential yet) is not kept: the next use tries again.
         agents = undefined;
         throw error;

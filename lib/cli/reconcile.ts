@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { feedSources } from '../config/index.js';
+import { feedSources, relayTargetOf } from '../config/index.js';
 import { feedsOf } from '../ocs/feeds.js';
-import { agentClientOf } from '../relay/settings.js';
+import { agentClientFor } from '../relay/settings.js';
 import { runReconcileCycle } from '../rollout/reconcile-cycle.js';
 import { silentLogger } from '../log.js';
 import { createNotifier } from '../notify.js';
@@ -39,7 +39,7 @@ export function reconcileCommand(io: CliIo): Command {
           waves: context.config.waves,
           logger: silentLogger,
           notify,
-          agents: () => agentClientOf(context.config),
+          agents: async () => agentClientFor(relayTargetOf(context.config)),
         },
         feedsOf(feedSources(context.config)),
         { dryRun },

@@ -4,6 +4,7 @@ import { jsonText, orgName } from '../fleet/schemas.js';
 import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedName, microsoftFeedUrl } from '../ocs/client.js';
 import type { FeedSource } from '../ocs/feeds.js';
+import type { RelayTarget } from '../relay/settings.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
 
 /** How the admin API admits callers (lib/admin/auth.ts): a Microsoft Entra sign-in with an app role, or the function key alone (local runs). */
@@ -290,3 +291,24 @@ export const cliEnvironmentNames = { apiUrl: 'EMFLEET_API_URL', apiKey: 'EMFLEET
  * tests), so that lib/functions.ts does not register them with a Functions host that is not there.
  */
 export const localHostFlag = 'EMFLEET_LOCAL_HOST';
+
+/**
+ * Where the app's relay client sends: the relay endpoint (the local emulator) or the namespace,
+ * with the SAS send rule when a key is set. Throws naming the settings when there is no relay.
+ */
+export function relayTargetOf(
+  config: Pick<AppConfig, 'relayEndpoint' | 'relayNamespace' | 'relaySendKeyName' | 'relaySendKey'>,
+): RelayTarget {
+  const baseUrl =
+    config.relayEndpoint ?? (config.relayNamespace ? `https://${config.relayNamespace}` : undefined);
+  if (!baseUrl)
+    throw new ConfigError(
+      `no relay configured: set ${settingNameOf.relayNamespace} (or ${settingNameOf.relayEndpoint} for a local emulator)`,
+    );
+  return {
+    baseUrl,
+    ...(config.relaySendKey
+      ? { sendKey: { keyName: config.relaySendKeyName, key: config.relaySendKey } }
+      : {}),
+  };
+}

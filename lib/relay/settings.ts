@@ -1,26 +1,18 @@
-import { settingNameOf, type AppConfig } from '../config/index.js';
-import { ConfigError } from '../errors.js';
 import { AgentClient, defaultAzureCredentialAuth, RelaySender } from './sender.js';
 
-/** The settings of the app's relay client. */
-export type RelayConfig = Pick<
-  AppConfig,
-  'relayEndpoint' | 'relayNamespace' | 'relaySendKeyName' | 'relaySendKey'
->;
+/** Where the app's relay client sends, and with which SAS send rule; none: the app's managed identity. */
+export interface RelayTarget {
+  readonly baseUrl: string;
+  readonly sendKey?: { readonly keyName: string; readonly key: string } | undefined;
+}
 
 /**
- * The app's client for its agents, as the config describes it: a SAS send key when one is set,
- * else keyless with the app's managed identity (Azure Relay Sender role).
+ * The app's client for its agents (lib/config `relayTargetOf` says where): a SAS send key when one
+ * is set, else keyless with the app's managed identity (Azure Relay Sender role).
  */
-export async function agentClientOf(config: RelayConfig): Promise<AgentClient> {
-  const baseUrl =
-    config.relayEndpoint ?? (config.relayNamespace ? `https://${config.relayNamespace}` : undefined);
-  if (!baseUrl)
-    throw new ConfigError(
-      `no relay configured: set ${settingNameOf.relayNamespace} (or ${settingNameOf.relayEndpoint} for a local emulator)`,
-    );
-  const auth = config.relaySendKey
-    ? { kind: 'sas' as const, keyName: config.relaySendKeyName, key: config.relaySendKey }
+export async function agentClientFor(target: RelayTarget): Promise<AgentClient> {
+  const auth = target.sendKey
+    ? { kind: 'sas' as const, keyName: target.sendKey.keyName, key: target.sendKey.key }
     : await defaultAzureCredentialAuth();
-  return new AgentClient(new RelaySender({ baseUrl, auth }));
+  return new AgentClient(new RelaySender({ baseUrl: target.baseUrl, auth }));
 }

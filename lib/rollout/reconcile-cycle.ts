@@ -19,12 +19,14 @@ export async function runReconcileCycle(
   const { agents: agentClient, ...rest } = deps;
   for (const problem of feeds.problems) deps.logger.error('FeedMisconfigured', { ...problem });
   // Without a relay the agents cannot be asked; drift is then judged on what rollouts recorded.
-  const agents = await agentClient().catch((error: unknown) => {
+  let agents: AgentStatusSource | undefined;
+  try {
+    agents = await agentClient();
+  } catch (error) {
     deps.logger.warn('ReconcileWithoutStatusSweep', {
       error: error instanceof Error ? error.message : String(error),
     });
-    return undefined;
-  });
+  }
   return reconcile(
     { ...rest, feedProblems: feeds.problems, ...(agents ? { agents } : {}) },
     feeds.feeds,

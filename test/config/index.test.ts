@@ -3,6 +3,7 @@ import {
   configFieldOf,
   feedSources,
   loadConfig,
+  relayTargetOf,
   settingNameOf,
   settingNames,
   settingReference,
@@ -218,5 +219,32 @@ describe('feedSources', () => {
         timestampAnchorsSetting: 'EMFLEET_FEEDS contoso timestampAnchors',
       },
     ]);
+  });
+});
+
+describe('relayTargetOf', () => {
+  it.each([
+    {
+      name: 'the namespace, keyless (managed identity)',
+      env: { EMFLEET_RELAY_NAMESPACE: 'contoso.servicebus.windows.net' },
+      expected: { baseUrl: 'https://contoso.servicebus.windows.net' },
+    },
+    {
+      name: 'the emulator endpoint wins, with the SAS send rule',
+      env: {
+        EMFLEET_RELAY_NAMESPACE: 'contoso.servicebus.windows.net',
+        EMFLEET_RELAY_ENDPOINT: 'http://127.0.0.1:9',
+        EMFLEET_RELAY_SEND_KEY: 'k',
+      },
+      expected: { baseUrl: 'http://127.0.0.1:9', sendKey: { keyName: 'send', key: 'k' } },
+    },
+  ])('$name', ({ env, expected }) => {
+    expect(relayTargetOf(loadConfig(env))).toEqual(expected);
+  });
+
+  it('without a relay, says which settings to set', () => {
+    expect(() => relayTargetOf(loadConfig({}))).toThrow(
+      'no relay configured: set EMFLEET_RELAY_NAMESPACE (or EMFLEET_RELAY_ENDPOINT for a local emulator)',
+    );
   });
 });
