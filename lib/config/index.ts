@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { jsonText, orgName } from '../fleet/schemas.js';
-import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
+import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../model/waves.js';
 import { microsoftFeedName, microsoftFeedUrl } from '../ocs/client.js';
 import type { FeedSource } from '../ocs/feeds.js';
 import type { RelayTarget } from '../relay/settings.js';
@@ -96,7 +96,7 @@ const appConfigSchema = z.object({
   /** SAS send rule; without a key the app authenticates with its managed identity (Azure Relay Sender role). */
   relaySendKeyName: z.string().min(1).default('send'),
   relaySendKey: z.string().min(1).optional(),
-  /** Rollout waves (JSON list; see lib/rollout/waves.ts); defaults: canary ring, 10%, the rest. */
+  /** Rollout waves (JSON list; see lib/model/waves.ts); defaults: canary ring, 10%, the rest. */
   waves: jsonText(waveProfile).default(defaultWaves),
   /** Local runs and tests only: a prefix for queue names so several runs share one storage account. Leave unset in Azure. */
   queuePrefix: z

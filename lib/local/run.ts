@@ -38,7 +38,7 @@ import { planRollout } from '../rollout/plan.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { fleetSnapshot } from '../rollout/start.js';
 import { notStartedLabel, stoppedRolloutOf, type StoppedRollout } from '../rollout/unreached.js';
-import { defaultWaves } from '../rollout/waves.js';
+import { defaultWaves } from '../model/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
 import { startLocalHost } from './host.js';

@@ -9,8 +9,8 @@ import {
 } from '../policy/decide.js';
 import type { OnDegraded } from '../fleet/schemas.js';
 import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
-import { parseDurationInMs } from './duration.js';
-import { resolveCount, type WaveProfile, type WaveSelector } from './waves.js';
+import { parseDurationInMs } from '../model/duration.js';
+import { resolveCount, type WaveProfile, type WaveSelector } from '../model/waves.js';
 
 export type RolloutOperation = 'apply' | 'remove';
 

@@ -15,7 +15,7 @@ import { diffAgainstIds, diffPackages, isEmptyDiff, type PackageDiff } from './d
 import { contentHashes } from './holds.js';
 import { planRollout } from './plan.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
-import type { WaveProfile } from './waves.js';
+import type { WaveProfile } from '../model/waves.js';
 
 export interface PollDeps {
   readonly tables: FleetTables;

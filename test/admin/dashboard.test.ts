@@ -14,7 +14,7 @@ import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { declaredLayers, parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { adminDeps, adminLogLines, adminRequest, call, org, testFunctionKey } from '../helpers/admin.js';
 import { freshTables } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';

@@ -7,7 +7,7 @@ import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import type { Feed } from '../../lib/ocs/feeds.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
 import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';

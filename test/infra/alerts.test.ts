@@ -7,7 +7,7 @@ import { pollFeed } from '../../lib/rollout/poll.js';
 import { readRollout } from '../../lib/fleet/rollouts.js';
 import { declarations, literalValue, stringLiteral } from '../../lib/infra/bicep.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
 import { acceptPackage, runQueues, useFleets } from '../helpers/rollouts.js';
 import { repoDocument } from './fixture.js';

@@ -13,7 +13,7 @@ import {
   waveProfile,
   type WaveProfile,
   type WaveSelector,
-} from '../../lib/rollout/waves.js';
+} from '../../lib/model/waves.js';
 import { decide, leftAlone } from '../../lib/policy/decide.js';
 import { effectiveScope, type ScopeRows } from '../../lib/policy/effective.js';
 import type { BuildRange } from '../../lib/package/build.js';

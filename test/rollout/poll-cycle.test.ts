@@ -4,7 +4,7 @@ import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { runPollCycle, type PollCycleDeps } from '../../lib/rollout/poll-cycle.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { runReconcileCycle } from '../../lib/rollout/reconcile-cycle.js';
 import type { AgentStatusSource } from '../../lib/rollout/sweep.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { azuriteConnectionString, freshTables } from '../helpers/fleet.js';
 import { recordingLogger } from '../helpers/logs.js';
 

@@ -13,7 +13,7 @@ import { silentLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { reconcile } from '../../lib/rollout/reconcile.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 
