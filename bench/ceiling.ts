@@ -1,4 +1,5 @@
-import { loadConfig, relayTargetOf } from '../lib/config/index.js';
+import { loadConfig } from '../lib/config/index.js';
+import { relayTargetOf } from '../lib/config/sources.js';
 import { mapWithConcurrency } from '../lib/concurrency.js';
 import { agentClientFor } from '../lib/relay/settings.js';
 import { serveCommands, type Command } from './ipc.js';

@@ -1,5 +1,6 @@
 import { mapWithConcurrency } from './concurrency.js';
-import { microsoftFeedSource, relayTargetOf, type AppConfig } from './config/index.js';
+import type { AppConfig } from './config/index.js';
+import { microsoftFeedSource, relayTargetOf } from './config/sources.js';
 import { getServer, listServers } from './fleet/servers.js';
 import type { FleetTables } from './fleet/storage.js';
 import { fetchFeed } from './ocs/client.js';

@@ -1,4 +1,5 @@
-import { configuredFeedNames, feedSources, settingNameOf, type AppConfig } from '../config/index.js';
+import { settingNameOf, type AppConfig } from '../config/index.js';
+import { configuredFeedNames, feedSources } from '../config/sources.js';
 import { feedsOf, type Feed } from '../ocs/feeds.js';
 import { EmfleetError } from '../errors.js';
 import { latestPackage, type StoredPackage } from '../fleet/packages.js';

@@ -1,4 +1,4 @@
-import { feedSources } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
 import { feedsOf } from '../ocs/feeds.js';
 import type { AppConfig } from '../config/index.js';
 import { changePolicy, type PolicyTarget } from '../fleet/policy.js';

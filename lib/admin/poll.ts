@@ -1,6 +1,6 @@
-import { feedSources } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
 import { feedsOf } from '../ocs/feeds.js';
-import { configuredFeedNames } from '../config/index.js';
+import { configuredFeedNames } from '../config/sources.js';
 import { UnknownFeedError } from './feeds.js';
 import type { AppConfig } from '../config/index.js';
 import type { QueueSender } from '../fleet/queues.js';

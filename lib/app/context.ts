@@ -1,13 +1,6 @@
 import type { InvocationContext } from '@azure/functions';
-import {
-  feedSources,
-  loadConfig,
-  relayTargetOf,
-  settingNameOf,
-  settingNames,
-  storageConnectionOf,
-  type AppConfig,
-} from '../config/index.js';
+import { loadConfig, settingNameOf, settingNames, type AppConfig } from '../config/index.js';
+import { feedSources, relayTargetOf, storageConnectionOf } from '../config/sources.js';
 import { storageClients } from '../fleet/clients.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';

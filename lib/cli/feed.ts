@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { feedSources } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
 import { feedsOf } from '../ocs/feeds.js';
 import { silentLogger } from '../log.js';
 import { microsoftFeedName } from '../ocs/client.js';

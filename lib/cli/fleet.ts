@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { loadConfig, settingNameOf, storageConnectionOf, type AppConfig } from '../config/index.js';
+import { loadConfig, settingNameOf, type AppConfig } from '../config/index.js';
+import { storageConnectionOf } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
 import { orgName } from '../fleet/schemas.js';
 import { storageClients } from '../fleet/clients.js';

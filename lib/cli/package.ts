@@ -1,7 +1,8 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { loadConfig, microsoftFeedSource, settingNameOf } from '../config/index.js';
+import { loadConfig, settingNameOf } from '../config/index.js';
+import { microsoftFeedSource } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
 import { devPkiFiles } from '../local/pki-files.js';
 import { signPackage } from '../package/sign.js';

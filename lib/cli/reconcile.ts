@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { feedSources, relayTargetOf } from '../config/index.js';
+import { feedSources, relayTargetOf } from '../config/sources.js';
 import { feedsOf } from '../ocs/feeds.js';
 import { agentClientFor } from '../relay/settings.js';
 import { runReconcileCycle } from '../rollout/reconcile-cycle.js';

@@ -25,12 +25,8 @@ import { readFeedState } from '../fleet/feeds.js';
 import { latestPackage } from '../fleet/packages.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { feedTrust } from '../ocs/feeds.js';
-import {
-  cliEnvironmentNames,
-  loadConfig,
-  microsoftFeedSource,
-  settingsEnvironment,
-} from '../config/index.js';
+import { cliEnvironmentNames, loadConfig, settingsEnvironment } from '../config/index.js';
+import { microsoftFeedSource } from '../config/sources.js';
 import type { EocsPackage } from '../package/model.js';
 import { signPackage } from '../package/sign.js';
 import { verifyPackage } from '../package/verify.js';

@@ -1,6 +1,7 @@
 /** The trust of each feed as the app settings configure it (lib/config feedSources, lib/ocs/feeds.ts feedsOf). */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { feedSources, loadConfig } from '../../lib/config/index.js';
+import { loadConfig } from '../../lib/config/index.js';
+import { feedSources } from '../../lib/config/sources.js';
 import { feedsOf } from '../../lib/ocs/feeds.js';
 import { readFileSync } from 'node:fs';
 import { createDevPki, type DevPki } from '../../lib/local/pki.js';
