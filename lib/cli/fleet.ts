@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig, settingNameOf, type AppConfig } from '../config/index.js';
 import { storageConnectionOf } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
-import { orgName } from '../fleet/schemas.js';
+import { orgName } from '../model/names.js';
 import { storageClients } from '../fleet/clients.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';

@@ -1,6 +1,6 @@
 import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
-import { siteName } from '../fleet/schemas.js';
+import { siteName } from '../model/names.js';
 import {
   armRelayManagement,
   ensureHybridConnection,

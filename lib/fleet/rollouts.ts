@@ -3,7 +3,9 @@ import type { Logger } from '../log.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConcurrencyConflictError, mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
-import { rolloutStateRow, waveRow, type OnDegraded, type RolloutStateRow, type WaveRow } from './schemas.js';
+import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
+import type { OnDegraded } from '../model/policy.js';
+import type { RolloutOperation, RolloutProfile } from '../model/rollout.js';
 import type { FleetTables } from './storage.js';
 import { odata } from '@azure/data-tables';
 import { upsertAction, writeInTransactions } from './batch.js';
@@ -22,7 +24,7 @@ export interface NewRollout {
   readonly id: string;
   readonly feed: string;
   readonly packageSequence: number;
-  readonly operation: 'apply' | 'remove';
+  readonly operation: RolloutOperation;
   readonly waves: readonly {
     readonly name: string;
     readonly servers: number;
@@ -30,7 +32,7 @@ export interface NewRollout {
     readonly maxErrors?: number;
     readonly bakeInMs?: number;
   }[];
-  readonly profile?: 'default' | 'emergency';
+  readonly profile?: RolloutProfile;
   /** The mitigations it applies, with the SHA-256 of each one's content: what a halt holds. */
   readonly applies?: Readonly<Record<string, string>>;
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { clip, endpointName } from '../agent/checks.js';
 import { groupCommit, mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
@@ -24,15 +23,16 @@ import {
   rolloutStateRow,
   serverRow,
   waveRow,
-  type Outcome,
   type PlanRowEntity,
   type RolloutStateRow,
   type WaveRow,
 } from '../fleet/schemas.js';
+import { verdictOf, type MitigationOutcome, type Outcome } from '../model/outcomes.js';
+import { operationIdOf } from '../model/operation-id.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
-import type { ApplyRequest, MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
+import type { ApplyRequest, OperationReply, StatusReply } from '../relay/protocol.js';
 import { parseRelayAddress } from '../relay/route.js';
 import { hubAnswerOf, RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
@@ -67,14 +67,6 @@ export interface StepDeps {
 const sendConcurrency = 16;
 const maxNamedFailures = 50;
 const maxNoteLength = 200;
-/** Outcomes that count against a wave's error budget. */
-export const failureOutcomes: readonly Outcome[] = [
-  'Failed',
-  'Unreachable',
-  'Degraded',
-  'Ineffective',
-  'RolledBack',
-];
 /** What the probes found: the halt reason names the mitigation and the endpoints. */
 const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
 
@@ -895,21 +887,6 @@ function failureNote(outcomes: Record<string, MitigationOutcome>): string | unde
         `${id} ${result.outcome}${result.endpoints && result.endpoints.length > 0 ? `: ${result.endpoints.map(endpointName).join(', ')}` : ''}`,
     );
   return found.length > 0 ? clip(found.join('; '), maxNoteLength) : undefined;
-}
-
-function verdictOf(outcomes: Record<string, MitigationOutcome>): 'succeeded' | 'failed' | 'skipped' {
-  const values = Object.values(outcomes).map((result) => result.outcome);
-  if (values.some((outcome) => failureOutcomes.includes(outcome))) return 'failed';
-  if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
-  return 'succeeded';
-}
-
-/** The operation id of one server's part of a rollout wave: its Results row key, and what the agent is asked under. */
-export function operationIdOf(rolloutId: string, wave: number, server: string, attempt = 0): string {
-  // Operation ids must stay within the agent protocol's 128 characters whatever the rollout id.
-  // A retry is a new operation: the agent must not answer it from its memory of the failed one.
-  const id = `${rolloutId}.w${wave}${attempt > 0 ? `.r${attempt}` : ''}.${server}`;
-  return id.length <= 120 ? id : `op.${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
 }
 
 /**
