@@ -2,9 +2,8 @@
  * Import rules, written from DESIGN §2 (layout) and STYLE ("layers are checked, not hoped for"):
  * which folder may import which. `npm run lint` runs them (depcruise), so a break fails `npm test`.
  *
- * Each rule is written as it must be. What the tree breaks today is listed in `knownBreaks`, one
- * commented entry per import, and allowed by the rule's `pathNot`: the vocabulary redesign (issue 24)
- * removes them. A new break is not allowed by adding it here without saying which issue removes it.
+ * Each rule is written as it must be, with no exception: the vocabulary redesign (issue 24) removed
+ * the known breaks the tree had. A new one is not allowed by adding an exception here.
  */
 
 /** Storage: the Tables and queues adapters, and the storage SDKs themselves. */
@@ -17,38 +16,13 @@ const network = [
   '^node_modules/(ws|hyco-https|https-proxy-agent|undici)/',
 ];
 const azureSdk = ['^node_modules/@azure/'];
-/** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
+/** The decisions in lib/rollout that are pure: plan, diff, drift, gate state, messages (waves and durations are lib/model). */
 const pureRollout = '^lib/rollout/(diff|drift|messages|plan|state)\\.ts$';
-/** What runs only on a developer's machine or in CI: never shipped code's dependency. */
-const notProduction = ['^lib/local/', '^bench/', '^test/'];
-
-/** Today's breaks, by rule: `from` → `to` as regular expressions over paths. Issue 24 removes them. */
-const knownBreaks = {
-  productionNotDev: [
-    // `emfleet dev pki` makes the local run's test PKI: a developer command in the shipped CLI. The
-    // PKI maker belongs beside it (or the command in a dev-only entry point): issue 24.
-    ['^lib/cli/dev\\.ts$', '^lib/local/pki\\.ts$'],
-    // `emfleet package sign --dev-tsa` reads the dev TSA's key and certificate from the dev PKI's file
-    // layout (lib/local/pki-files.ts): the same developer convenience, removed with the one above.
-    ['^lib/cli/package\\.ts$', '^lib/local/pki-files\\.ts$'],
-  ],
-};
-const list = (value) => (value === undefined ? [] : [value].flat());
-
 /**
- * A rule, and its known breaks as narrow exemptions: the rule holds for every module but the breaks'
- * `from`; each of those gets the same rule less that one `to`.
+ * What runs only on a developer's machine or in CI: never shipped code's dependency. tools/ holds the
+ * build and check tooling (the agent packager, the Bicep checks, the tree-sitter loader).
  */
-const withBreaks = (rule, breaks = []) => [
-  { ...rule, from: { ...rule.from, pathNot: [...list(rule.from.pathNot), ...breaks.map(([from]) => from)] } },
-  ...breaks.map(([from, to]) => ({
-    ...rule,
-    name: `${rule.name}-known-break`,
-    comment: `${rule.comment} Known break, removed by issue 24: ${from} → ${to}.`,
-    from: { path: from },
-    to: { ...rule.to, pathNot: [...list(rule.to.pathNot), to] },
-  })),
-];
+const notProduction = ['^lib/local/', '^bench/', '^test/', '^tools/'];
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -98,17 +72,14 @@ module.exports = {
       from: { path: '^lib/agent/' },
       to: { path: '^lib/(fleet|rollout|local)/' },
     },
-    ...withBreaks(
-      {
-        name: 'production-not-dev',
-        comment:
-          'Shipped code (lib/, functions/, web/) never imports lib/local, bench/ or test/; lib/local itself may.',
-        severity: 'error',
-        from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
-        to: { path: notProduction },
-      },
-      knownBreaks.productionNotDev,
-    ),
+    {
+      name: 'production-not-dev',
+      comment:
+        'Shipped code (lib/, functions/, web/) never imports lib/local, tools/, bench/ or test/; lib/local itself may.',
+      severity: 'error',
+      from: { path: '^(lib|functions|web)/', pathNot: '^lib/local/' },
+      to: { path: notProduction },
+    },
     {
       name: 'no-folder-cycles',
       comment: 'Folders form layers: no folder imports, through any path, a folder that imports it back.',

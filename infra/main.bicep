@@ -210,7 +210,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 }
 
 // Every setting lib/config reads, except the local-only ones, plus what the Functions host needs
-// (lib/infra/settings.ts lists both; a test keeps this list, lib/config and
+// (tools/infra-checks/settings.ts lists both; a test keeps this list, lib/config and
 // local.settings.sample.json in step). An empty value means "unset": lib/config's default applies.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { loadConfig, settingNameOf } from '../config/index.js';
 import { microsoftFeedSource } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
-import { devPkiFiles } from '../local/pki-files.js';
+import { devPkiFiles } from '../package/dev-pki-files.js';
 import { signPackage } from '../package/sign.js';
 import type { TimestampAuthority } from '../package/timestamp.js';
 import { feedTrust } from '../ocs/feeds.js';

@@ -37,8 +37,8 @@ import { notStartedLabel, stoppedRolloutOf, type StoppedRollout } from '../rollo
 import { defaultWaves } from '../model/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
-import { startLocalHost } from './host.js';
-import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from './pki.js';
+import { startLocalHost } from './host/index.js';
+import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from '../package/dev-pki.js';
 import { ProgressDisplay, rolloutLines } from './progress.js';
 import { startRelayEmulator } from './relay.js';
 

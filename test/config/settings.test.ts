@@ -9,8 +9,8 @@ import {
   literalValue,
   loadBicepFiles,
   parseBicep,
-} from '../../lib/infra/bicep.js';
-import { appSettingNames, hostSettings, localOnlySettings } from '../../lib/infra/settings.js';
+} from '../../tools/infra-checks/bicep.js';
+import { appSettingNames, hostSettings, localOnlySettings } from '../../tools/infra-checks/settings.js';
 import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { emfleetVersion } from '../../lib/version.js';
 
@@ -18,7 +18,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const readRepoFile = (file: string): string =>
   readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
-/** The host's own settings that appear in a place (lib/infra/settings.ts keeps the one list). */
+/** The host's own settings that appear in a place (tools/infra-checks/settings.ts keeps the one list). */
 function hostSettingsIn(place: 'sample' | 'bicep'): string[] {
   return Object.entries(hostSettings)
     .filter(([, setting]) => setting.in.includes(place))

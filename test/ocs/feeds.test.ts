@@ -4,7 +4,7 @@ import { loadConfig } from '../../lib/config/index.js';
 import { feedSources } from '../../lib/config/sources.js';
 import { feedsOf } from '../../lib/ocs/feeds.js';
 import { readFileSync } from 'node:fs';
-import { createDevPki, type DevPki } from '../../lib/local/pki.js';
+import { createDevPki, type DevPki } from '../../lib/package/dev-pki.js';
 import { verifyPackage } from '../../lib/package/verify.js';
 
 let microsoft: DevPki;

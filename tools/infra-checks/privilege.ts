@@ -97,7 +97,7 @@ function customRoleProblems(document: BicepDocument): InfraProblem[] {
         if (typeof action !== 'string' || !allowedCustomDataActions.includes(action))
           at(
             permissionsNode,
-            `has data action ${JSON.stringify(action)}, which is not one emfleet needs (lib/infra/privilege.ts allowedCustomDataActions)`,
+            `has data action ${JSON.stringify(action)}, which is not one emfleet needs (tools/infra-checks/privilege.ts allowedCustomDataActions)`,
           );
       }
     }
@@ -152,7 +152,7 @@ function roleAssignmentProblems(document: BicepDocument): InfraProblem[] {
       else if (!allowedRoles[roleId])
         at(
           roleDefinition,
-          `grants role ${roleId}, which is not one of the roles emfleet needs (lib/infra/privilege.ts allowedRoles)`,
+          `grants role ${roleId}, which is not one of the roles emfleet needs (tools/infra-checks/privilege.ts allowedRoles)`,
         );
     }
   }

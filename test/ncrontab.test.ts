@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextOccurrence } from '../../lib/ncrontab.js';
+import { nextOccurrence } from '../lib/ncrontab.js';
 
 /** NCRONTAB as the Functions timer trigger reads it: six fields, UTC, day and weekday both matching. */
 

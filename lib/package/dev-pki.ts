@@ -4,9 +4,18 @@ import { webcrypto, X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';
-import { devPkiFiles } from './pki-files.js';
-import { timeStampingEku, type TimestampAuthority } from '../package/timestamp.js';
+import { microsoftSignerEku, microsoftSignerSubjectCn } from './format.js';
+import { devPkiFiles } from './dev-pki-files.js';
+import { timeStampingEku, type TimestampAuthority } from './timestamp.js';
+
+/*
+ * The development PKI: the signing side's counterpart of the trust checks in this folder, made for
+ * `emfleet dev pki` (a CLI contract, DESIGN §10), `emfleet package sign --dev-tsa`, `npm start` and
+ * the tests. It lives beside the signer rather than in lib/local because the shipped CLI uses it:
+ * it makes certificates and keys and nothing else, trusts nothing by itself (a package it signs
+ * verifies only where its root is configured as a pinned anchor), and reaches no storage or
+ * network. The agent bundle never imports it.
+ */
 
 // Node's webcrypto is the standard Crypto at run time; its TypeScript type differs from the DOM one x509 names.
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { declaredPolicySchema } from '../policy/declared.js';
+import { declaredPolicySchema } from '../../lib/policy/declared.js';
 
 /**
  * infra/policy.schema.json: the declared-policy schema (lib/policy/declared.ts) as JSON Schema,
  * so editors check infra/policy.json as it is typed. It describes the file as written (defaults
  * make keys optional); checks JSON Schema cannot express (a server in two rings) stay with zod.
- * Regenerate: npx tsc -p . && node dist/lib/infra/print-policy-schema.js > infra/policy.schema.json
+ * Regenerate: npx tsc -p . && node dist/tools/infra-checks/print-policy-schema.js > infra/policy.schema.json
  */
 export function policyJsonSchema(): Record<string, unknown> {
   const { $schema, ...generated } = z.toJSONSchema(declaredPolicySchema, { io: 'input' });

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatProblem, parseBicep, type BicepDocument } from '../../lib/infra/bicep.js';
+import { formatProblem, parseBicep, type BicepDocument } from '../../../tools/infra-checks/bicep.js';
 import {
   bicepSecretProblems,
   parameterFileSecretProblems,
@@ -9,7 +9,7 @@ import {
   secretTextProblems,
   secureParameters,
   usingTarget,
-} from '../../lib/infra/secrets.js';
+} from '../../../tools/infra-checks/secrets.js';
 import { repoBicep, repoDocument, repoRoot } from './fixture.js';
 
 /** Keys shaped like the real thing, made up here (never a real key in the repository, not even in tests). */

@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
-import { findBicepFiles, loadBicepFiles, type BicepDocument } from '../../lib/infra/bicep.js';
+import { findBicepFiles, loadBicepFiles, type BicepDocument } from '../../../tools/infra-checks/bicep.js';
 
 /** The repository root, and the Bicep documents in it named by their paths from there. */
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 let documents: Promise<BicepDocument[]> | undefined;
 

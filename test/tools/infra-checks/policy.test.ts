@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { property, resources, stringLiteral } from '../../lib/infra/bicep.js';
-import { policySchemaText } from '../../lib/infra/policy-schema.js';
-import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
+import { property, resources, stringLiteral } from '../../../tools/infra-checks/bicep.js';
+import { policySchemaText } from '../../../tools/infra-checks/policy-schema.js';
+import { parseDeclaredPolicy } from '../../../lib/policy/declared.js';
 import { repoDocument, repoRoot } from './fixture.js';
 
 const policyText = readFileSync(join(repoRoot, 'infra/policy.json'), 'utf8');
@@ -22,7 +22,7 @@ describe('policy as code', () => {
     // Failing here means lib/policy/declared.ts changed: regenerate the file.
     expect(
       committed,
-      'regenerate: npx tsc -p . && node dist/lib/infra/print-policy-schema.js > infra/policy.schema.json',
+      'regenerate: npx tsc -p . && node dist/tools/infra-checks/print-policy-schema.js > infra/policy.schema.json',
     ).toBe(policySchemaText());
   });
 

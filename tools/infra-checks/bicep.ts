@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Node } from 'web-tree-sitter';
-import { grammarParser, syntaxErrorNodes } from './tree-sitter.js';
+import { grammarParser, syntaxErrorNodes } from '../tree-sitter.js';
 
 /**
  * Bicep read with the tree-sitter-bicep grammar (the Bicep CLI is not available everywhere the

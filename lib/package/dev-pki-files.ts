@@ -1,4 +1,4 @@
-/** The files `emfleet dev pki` writes; apart from pki.ts so the CLI can name them without loading the X.509 builder. */
+/** The files `emfleet dev pki` writes; apart from dev-pki.ts so the CLI can name them without loading the X.509 builder. */
 export const devPkiFiles = {
   root: 'root.pem',
   intermediate: 'intermediate.pem',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatProblem, parseBicep } from '../../lib/infra/bicep.js';
-import { privilegeProblems, relayRootKeyProblems } from '../../lib/infra/privilege.js';
+import { formatProblem, parseBicep } from '../../../tools/infra-checks/bicep.js';
+import { privilegeProblems, relayRootKeyProblems } from '../../../tools/infra-checks/privilege.js';
 import { repoBicep, repoDocument } from './fixture.js';
 
 async function problems(text: string): Promise<string[]> {

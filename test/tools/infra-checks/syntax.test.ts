@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatProblem, parseBicep, syntaxProblems } from '../../lib/infra/bicep.js';
+import { formatProblem, parseBicep, syntaxProblems } from '../../../tools/infra-checks/bicep.js';
 import { repoBicep, repoDocument } from './fixture.js';
 
 /** The Bicep CLI cannot run here: every template and parameters file is parsed by tree-sitter-bicep instead. */

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { appContextFor, invocationLogger, invocationOf } from '../../lib/app/context.js';
-import { pollCycle, reconcileCycle } from '../../lib/app/timers.js';
-import { pollFeed } from '../../lib/rollout/poll.js';
-import { readRollout } from '../../lib/fleet/rollouts.js';
-import { declarations, literalValue, stringLiteral } from '../../lib/infra/bicep.js';
-import { catalogueXml } from '../../lib/local/catalogue.js';
-import type { WaveProfile } from '../../lib/model/waves.js';
-import { azuriteConnectionString } from '../helpers/fleet.js';
-import { acceptPackage, runQueues, useFleets } from '../helpers/rollouts.js';
+import { appContextFor, invocationLogger, invocationOf } from '../../../lib/app/context.js';
+import { pollCycle, reconcileCycle } from '../../../lib/app/timers.js';
+import { pollFeed } from '../../../lib/rollout/poll.js';
+import { readRollout } from '../../../lib/fleet/rollouts.js';
+import { declarations, literalValue, stringLiteral } from '../../../tools/infra-checks/bicep.js';
+import { catalogueXml } from '../../../lib/local/catalogue.js';
+import type { WaveProfile } from '../../../lib/model/waves.js';
+import { azuriteConnectionString } from '../../helpers/fleet.js';
+import { acceptPackage, runQueues, useFleets } from '../../helpers/rollouts.js';
 import { repoDocument } from './fixture.js';
 
 /**
