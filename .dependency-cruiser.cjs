@@ -2,9 +2,8 @@
  * Import rules, written from DESIGN §2 (layout) and STYLE ("layers are checked, not hoped for"):
  * which folder may import which. `npm run lint` runs them (depcruise), so a break fails `npm test`.
  *
- * Each rule is written as it must be. What the tree breaks today is listed in `knownBreaks`, one
- * commented entry per import, and allowed by the rule's `pathNot`: the vocabulary redesign (issue 24)
- * removes them. A new break is not allowed by adding it here without saying which issue removes it.
+ * Each rule is written as it must be, with no exception: the vocabulary redesign (issue 24) removed
+ * the known breaks the tree had. A new one is not allowed by adding an exception here.
  */
 
 /** Storage: the Tables and queues adapters, and the storage SDKs themselves. */
@@ -17,57 +16,13 @@ const network = [
   '^node_modules/(ws|hyco-https|https-proxy-agent|undici)/',
 ];
 const azureSdk = ['^node_modules/@azure/'];
-/** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
-const pureRollout = '^lib/rollout/(diff|drift|duration|messages|plan|state|waves)\\.ts$';
+/** The decisions in lib/rollout that are pure: plan, diff, drift, gate state, messages (waves and durations are lib/model). */
+const pureRollout = '^lib/rollout/(diff|drift|messages|plan|state)\\.ts$';
 /**
  * What runs only on a developer's machine or in CI: never shipped code's dependency. tools/ holds the
  * build and check tooling (the agent packager, the Bicep checks, the tree-sitter loader).
  */
 const notProduction = ['^lib/local/', '^bench/', '^test/', '^tools/'];
-
-/** Today's breaks, by rule: `from` → `to` as regular expressions over paths. Issue 24 removes them. */
-const knownBreaks = {
-  functionsThin: [
-    // The queue triggers call the rollout steps and parse their messages directly, and build their
-    // queue sender; DESIGN wants one lib/app entry point per trigger.
-    [
-      '^functions/(startWave|applyToServer|gateWave|applyPoison)\\.ts$',
-      '^lib/(rollout/(steps|messages)|fleet/queues)\\.ts$',
-    ],
-    // The HTTP triggers call the admin API and the dashboard page handlers directly.
-    ['^functions/adminApi\\.ts$', '^lib/admin/api\\.ts$'],
-    ['^functions/dashboard\\.ts$', '^lib/dashboard/page\\.ts$'],
-  ],
-  folderCycles: [
-    // Folder names (no trailing slash): a folder in a cycle today is exempt as a whole, since a folder
-    // rule cannot name the edge. lib/fleet and lib/policy left the cycles when the vocabulary moved to
-    // lib/model; what remains is one loop, config → rollout → relay → config, that lib/agent joins:
-    // - config → rollout: lib/config/index.ts reads the wave profile schema and defaults from
-    //   lib/rollout/waves.ts;
-    // - relay → config: lib/relay/settings.ts reads the Settings type from lib/config;
-    // - rollout → relay (the steps send through the relay) and rollout → agent (lib/rollout/steps.ts
-    //   reads clip and endpointName from lib/agent/checks.ts), with agent → relay (the protocol).
-    // Issue 24's other slices remove them: the app context and camelCase AppConfig (config no longer
-    // reads lib/rollout, relay no longer reads config's Settings) and the split of lib/rollout/steps.ts.
-    ['^lib/(config|rollout|relay|agent)$'],
-  ],
-};
-const list = (value) => (value === undefined ? [] : [value].flat());
-
-/**
- * A rule, and its known breaks as narrow exemptions: the rule holds for every module but the breaks'
- * `from`; each of those gets the same rule less that one `to`.
- */
-const withBreaks = (rule, breaks = []) => [
-  { ...rule, from: { ...rule.from, pathNot: [...list(rule.from.pathNot), ...breaks.map(([from]) => from)] } },
-  ...breaks.map(([from, to]) => ({
-    ...rule,
-    name: `${rule.name}-known-break`,
-    comment: `${rule.comment} Known break, removed by issue 24: ${from} → ${to}.`,
-    from: { path: from },
-    to: { ...rule.to, pathNot: [...list(rule.to.pathNot), to] },
-  })),
-];
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -80,17 +35,14 @@ module.exports = {
       from: { path: '^lib/model/' },
       to: { pathNot: ['^lib/model/', '^node_modules/zod/', '^(node:)?crypto$'] },
     },
-    ...withBreaks(
-      {
-        name: 'functions-thin',
-        comment:
-          'functions/ registers triggers only: it imports lib/app*.ts and lib/functions.ts (DESIGN §2).',
-        severity: 'error',
-        from: { path: '^functions/' },
-        to: { path: '^(lib|bench|test|web)/', pathNot: '^lib/(app[^/]*|functions)\\.ts$' },
-      },
-      knownBreaks.functionsThin,
-    ),
+    {
+      name: 'functions-thin',
+      comment:
+        'functions/ registers triggers only: it imports lib/app/*.ts and lib/functions.ts (DESIGN §2).',
+      severity: 'error',
+      from: { path: '^functions/' },
+      to: { path: '^(lib|bench|test|web)/', pathNot: '^lib/(app/[^/]+|functions)\\.ts$' },
+    },
     {
       name: 'policy-is-pure',
       comment: 'lib/policy decides from plain data: no storage, network or Azure SDK (DESIGN §6).',
@@ -133,7 +85,7 @@ module.exports = {
       comment: 'Folders form layers: no folder imports, through any path, a folder that imports it back.',
       severity: 'error',
       scope: 'folder',
-      from: { pathNot: knownBreaks.folderCycles.map(([folder]) => folder) },
+      from: {},
       to: { circular: true },
     },
     {

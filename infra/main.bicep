@@ -58,7 +58,7 @@ param ocsUrl string = 'https://officeclient.microsoft.com/getexchangemitigations
 @description('EMFLEET_FEEDS: the organization\'s own feeds (see lib/config); empty: Microsoft\'s only.')
 param feeds array = []
 
-@description('EMFLEET_WAVES: rollout waves (see lib/rollout/waves.ts); empty: the built-in canary ring, 10%, the rest.')
+@description('EMFLEET_WAVES: rollout waves (see lib/model/waves.ts); empty: the built-in canary ring, 10%, the rest.')
 param waves array = []
 
 @description('EMFLEET_EMERGENCY_WAVES: the waves of --emergency and `rollout expedite`; empty: the built-in emergency profile.')

@@ -6,7 +6,7 @@ import { validateRow } from '../fleet/rows.js';
 import { waveRow } from '../fleet/schemas.js';
 import type { RolloutAction } from './state.js';
 import { applyEvent, retryRollout, type EventDeps } from './steps.js';
-import { resolveCount, type WaveProfile } from './waves.js';
+import { resolveCount, type WaveProfile } from '../model/waves.js';
 
 /**
  * An admin's action on a rollout (CLI and admin API alike): one state-machine event, audited

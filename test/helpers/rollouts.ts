@@ -8,7 +8,7 @@ import type { FleetTables } from '../../lib/fleet/storage.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { applyToServer, gateWave, startWave, type StepDeps } from '../../lib/rollout/steps.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { relayWithClient, runAgent, writeAgentConfig } from './agents.js';
 import { azuriteConnectionString, freshTables } from './fleet.js';
 import { createTestPki, type TestPki } from './packages.js';

@@ -10,7 +10,7 @@ import { jsonLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
 import { rolloutProblems } from '../../lib/rollout/problems.js';
 import { applyEvent, applyPoisoned, applyToServer, startWave } from '../../lib/rollout/steps.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { acceptPackage, drain, type Fleet, runQueues, runRounds, useFleets } from '../helpers/rollouts.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -1,4 +1,5 @@
 import type { Node } from 'web-tree-sitter';
+import { settingNameOf } from '../../lib/config/index.js';
 import {
   isComment,
   isType,
@@ -48,12 +49,10 @@ export const hostSettings: Readonly<Record<string, SettingException>> = {
 
 /** lib/config settings for local runs and tests only, never set in Azure. */
 export const localOnlySettings: Readonly<Record<string, string>> = {
-  AzureWebJobsStorage:
-    'a connection string (Azurite). In Azure the host uses AzureWebJobsStorage__accountName and emfleet uses EMFLEET_STORAGE_ACCOUNT, both with the managed identity',
-  EMFLEET_QUEUE_PREFIX:
+  [settingNameOf.storageConnectionString]: `a connection string (Azurite). In Azure the host uses ${settingNameOf.storageConnectionString}__accountName and emfleet uses ${settingNameOf.storageAccount}, both with the managed identity`,
+  [settingNameOf.queuePrefix]:
     'lets several local runs share one storage account; the queue triggers listen on the unprefixed names',
-  EMFLEET_RELAY_ENDPOINT:
-    'points the app at the local relay emulator instead of https://EMFLEET_RELAY_NAMESPACE',
+  [settingNameOf.relayEndpoint]: `points the app at the local relay emulator instead of https://${settingNameOf.relayNamespace}`,
 };
 
 /**

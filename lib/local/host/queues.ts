@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import functions, { type FunctionTrigger } from '@azure/functions';
 import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
 import type { TimerHandle } from '../../clock.js';
+import { hostStorageConnection } from '../../config/index.js';
 import type { FunctionDefinition } from '../../functions.js';
 import { resolveSettingReferences } from './bindings.js';
 import type { QueueSettings } from './host-json.js';
@@ -50,7 +51,7 @@ export function queueServices(
   const services = new Map<string, QueueServiceClient>();
   return (definition, connection) => {
     let chosen = connectionString;
-    if (connection && connection !== 'AzureWebJobsStorage') {
+    if (connection && connection !== hostStorageConnection) {
       const named = appSettings[connection] ?? appSettings[`AzureWebJobs${connection}`];
       if (named === undefined)
         throw new Error(

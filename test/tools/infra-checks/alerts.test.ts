@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { appContext, invocationLogger, runPollCycle, runReconcileCycle } from '../../../lib/app.js';
+import { appContextFor, invocationLogger, invocationOf } from '../../../lib/app/context.js';
+import { pollCycle, reconcileCycle } from '../../../lib/app/timers.js';
 import { pollFeed } from '../../../lib/rollout/poll.js';
 import { readRollout } from '../../../lib/fleet/rollouts.js';
 import { declarations, literalValue, stringLiteral } from '../../../tools/infra-checks/bicep.js';
 import { catalogueXml } from '../../../lib/local/catalogue.js';
-import type { WaveProfile } from '../../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../../lib/model/waves.js';
 import { azuriteConnectionString } from '../../helpers/fleet.js';
 import { acceptPackage, runQueues, useFleets } from '../../helpers/rollouts.js';
 import { repoDocument } from './fixture.js';
@@ -83,24 +84,27 @@ describe('alert rules match what the app logs', () => {
 
   it('poll-failed fires for an unreachable feed and for a misconfigured one', async () => {
     const { context, messages } = capturingContext('pollOcs');
-    const app = appContext(invocationLogger(context), {
-      AzureWebJobsStorage: azuriteConnectionString(),
-      EMFLEET_TABLE_PREFIX: `a${randomBytes(5).toString('hex')}`,
-      EMFLEET_ORG: 'contoso',
-      // Nothing listens on port 1: the fetch fails at once.
-      EMFLEET_OCS_URL: 'http://127.0.0.1:1/getexchangemitigations',
-      EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
-      EMFLEET_FEEDS: JSON.stringify([
-        {
-          name: 'contoso',
-          url: 'http://127.0.0.1:1/feed.xml',
-          trustAnchors: 'no PEM here and no such file',
-          signerSubject: 'Contoso',
-          signerEku: '1.2.3',
-        },
-      ]),
-    });
-    await runPollCycle(app);
+    const app = invocationOf(
+      appContextFor({
+        AzureWebJobsStorage: azuriteConnectionString(),
+        EMFLEET_TABLE_PREFIX: `a${randomBytes(5).toString('hex')}`,
+        EMFLEET_ORG: 'contoso',
+        // Nothing listens on port 1: the fetch fails at once.
+        EMFLEET_OCS_URL: 'http://127.0.0.1:1/getexchangemitigations',
+        EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
+        EMFLEET_FEEDS: JSON.stringify([
+          {
+            name: 'contoso',
+            url: 'http://127.0.0.1:1/feed.xml',
+            trustAnchors: 'no PEM here and no such file',
+            signerSubject: 'Contoso',
+            signerEku: '1.2.3',
+          },
+        ]),
+      }),
+      invocationLogger(context),
+    );
+    await pollCycle(app);
     expect(firing(alert('poll-failed'), messages).map((entry) => [entry['event'], entry['feed']])).toEqual([
       ['FeedMisconfigured', 'contoso'],
       ['PollFailed', 'microsoft'],
@@ -115,13 +119,16 @@ describe('alert rules match what the app logs', () => {
       EMFLEET_ORG: 'contoso',
       EMFLEET_TRUST_ANCHORS: env.pki.root.certificatePem,
     };
-    const accepting = appContext(invocationLogger(capturingContext('pollOcs').context), settings);
+    const accepting = invocationOf(
+      appContextFor(settings),
+      invocationLogger(capturingContext('pollOcs').context),
+    );
     await pollFeed(
       {
-        tables: accepting.tables,
-        queues: accepting.queues,
+        tables: accepting.app.tables,
+        queues: accepting.app.queues,
         org: 'contoso',
-        waves: accepting.settings.EMFLEET_WAVES,
+        waves: accepting.app.config.waves,
         logger: accepting.logger,
         fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(env.pki.sign(catalogueXml)) }),
       },
@@ -129,8 +136,11 @@ describe('alert rules match what the app logs', () => {
     );
     const { context, messages } = capturingContext('reconcile');
     const serial = env.pki.signer.certificate.serialNumber;
-    await runReconcileCycle(
-      appContext(invocationLogger(context), { ...settings, EMFLEET_REVOKED_SERIALS: serial }),
+    await reconcileCycle(
+      invocationOf(
+        appContextFor({ ...settings, EMFLEET_REVOKED_SERIALS: serial }),
+        invocationLogger(context),
+      ),
     );
     expect(
       firing(alert('feed-frozen'), messages).map((entry) => [

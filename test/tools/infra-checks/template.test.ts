@@ -21,7 +21,7 @@ import { allowedRoles } from '../../../tools/infra-checks/privilege.js';
 import { orgName, siteName } from '../../../lib/model/names.js';
 import { queueNames } from '../../../lib/fleet/queues.js';
 import { tableNames } from '../../../lib/fleet/storage.js';
-import { waveProfile } from '../../../lib/rollout/waves.js';
+import { waveProfile } from '../../../lib/model/waves.js';
 import { allFunctions } from '../../../functions/index.js';
 import { repoBicep, repoDocument, repoRoot } from './fixture.js';
 

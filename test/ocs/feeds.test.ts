@@ -1,10 +1,11 @@
-/** The trust of each feed as the app settings configure it (lib/app.ts feedsFromSettings). */
+/** The trust of each feed as the app settings configure it (lib/config feedSources, lib/ocs/feeds.ts feedsOf). */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { feedsFromSettings } from '../lib/app.js';
-import { loadSettings } from '../lib/config/index.js';
+import { loadConfig } from '../../lib/config/index.js';
+import { feedSources } from '../../lib/config/sources.js';
+import { feedsOf } from '../../lib/ocs/feeds.js';
 import { readFileSync } from 'node:fs';
-import { createDevPki, type DevPki } from '../lib/package/dev-pki.js';
-import { verifyPackage } from '../lib/package/verify.js';
+import { createDevPki, type DevPki } from '../../lib/package/dev-pki.js';
+import { verifyPackage } from '../../lib/package/verify.js';
 
 let microsoft: DevPki;
 let contoso: DevPki;
@@ -16,9 +17,9 @@ beforeAll(async () => {
   ]);
 });
 
-describe('feedsFromSettings', () => {
+describe('feedsOf(feedSources(config))', () => {
   it('an organization feed has its own revoked serials and timestamp anchors, apart from the Microsoft feed', () => {
-    const settings = loadSettings({
+    const settings = loadConfig({
       EMFLEET_TRUST_ANCHORS: microsoft.root.certificatePem,
       EMFLEET_TIMESTAMP_ANCHORS: microsoft.timestampRoot.certificatePem,
       EMFLEET_REVOKED_SERIALS: '0A0B',
@@ -34,7 +35,7 @@ describe('feedsFromSettings', () => {
         },
       ]),
     });
-    const { feeds, problems } = feedsFromSettings(settings);
+    const { feeds, problems } = feedsOf(feedSources(settings));
     expect(problems).toEqual([]);
     const [microsoftFeed, contosoFeed] = feeds;
     expect([...microsoftFeed!.trust.revokedSerials]).toEqual(['A0B']);
@@ -48,14 +49,14 @@ describe('feedsFromSettings', () => {
   });
 
   it("the cloud's Microsoft feed, configured as infra/main.bicepparam does, verifies Microsoft's genuine 2021 package", () => {
-    const fixtures = new URL('./package/fixtures/microsoft/', import.meta.url);
-    const settings = loadSettings({
+    const fixtures = new URL('../package/fixtures/microsoft/', import.meta.url);
+    const settings = loadConfig({
       EMFLEET_TRUST_ANCHORS: new URL('MicrosoftRootCertificateAuthority2011.pem', fixtures).pathname,
       EMFLEET_TRUST_ANCHOR_SHA256: '847DF6A78497943F27FC72EB93F9A637320A02B561D0A91B09E87A7807ED7C61',
       EMFLEET_TIMESTAMP_ANCHORS: new URL('MicrosoftRootCertificateAuthority2010.pem', fixtures).pathname,
       EMFLEET_TIMESTAMP_ANCHOR_SHA256: 'DF545BF919A2439C36983B54CDFC903DFA4F37D3996D8D84B4C31EEC6F3C163E',
     });
-    const [feed] = feedsFromSettings(settings).feeds;
+    const [feed] = feedsOf(feedSources(settings)).feeds;
     const result = verifyPackage(readFileSync(new URL('getexchangemitigations-2021-09-29.xml', fixtures)), {
       trust: feed!.trust,
     });
@@ -63,12 +64,12 @@ describe('feedsFromSettings', () => {
   });
 
   it('a timestamp anchor that matches no pin makes the feed a configuration problem', () => {
-    const settings = loadSettings({
+    const settings = loadConfig({
       EMFLEET_TRUST_ANCHORS: microsoft.root.certificatePem,
       EMFLEET_TIMESTAMP_ANCHORS: microsoft.timestampRoot.certificatePem,
       EMFLEET_TIMESTAMP_ANCHOR_SHA256: 'AB'.repeat(32),
     });
-    const { problems } = feedsFromSettings(settings);
+    const { problems } = feedsOf(feedSources(settings));
     expect(problems).toEqual([
       { feed: 'microsoft', error: expect.stringMatching(/timestamp anchor .* matches no configured pin/) },
     ]);

@@ -8,8 +8,8 @@ import {
   waveSelector,
   waveSpec,
   type CountOrPercent,
-} from '../../lib/rollout/waves.js';
-import { parseDurationInMs } from '../../lib/rollout/duration.js';
+} from '../../lib/model/waves.js';
+import { parseDurationInMs } from '../../lib/model/duration.js';
 
 /** A valid wave; each test changes one field. */
 const good = {

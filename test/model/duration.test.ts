@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { parseDurationInMs } from '../../lib/rollout/duration.js';
+import { parseDurationInMs } from '../../lib/model/duration.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
