@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import {
   agentPaths,
   applyRequest,
+  endpointName,
   pingRequest,
   removeRequest,
   type ApplyRequest,
@@ -16,16 +17,15 @@ import {
   type RemoveRequest,
   type StatusReply,
 } from '../relay/protocol.js';
+import { clip } from '../text.js';
 import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
 import { describeMark, isRollback } from '../package/freshness.js';
 import { absentPriors, adoptedDetail } from './adoption.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import {
-  clip,
   customResponseStatus,
   describeChange,
   downAsDeclared,
-  endpointName,
   judgeEffectiveness,
   newlyUnhealthy,
   probesFor,

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { clip, endpointName } from '../agent/checks.js';
 import { groupCommit, mapWithConcurrency } from '../concurrency.js';
 import { writeAudit } from '../fleet/audit.js';
 import { readPackage } from '../fleet/packages.js';
@@ -32,7 +31,14 @@ import {
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
-import type { ApplyRequest, MitigationOutcome, OperationReply, StatusReply } from '../relay/protocol.js';
+import {
+  endpointName,
+  type ApplyRequest,
+  type MitigationOutcome,
+  type OperationReply,
+  type StatusReply,
+} from '../relay/protocol.js';
+import { clip } from '../text.js';
 import { parseRelayAddress } from '../relay/route.js';
 import { hubAnswerOf, RelayTimeoutError, RelayUnreachableError } from '../relay/sender.js';
 import type { ApplyServerMessage, GateWaveMessage, StartWaveMessage } from './messages.js';
