@@ -17,8 +17,13 @@ const network = [
   '^node_modules/(ws|hyco-https|https-proxy-agent|undici)/',
 ];
 const azureSdk = ['^node_modules/@azure/'];
-/** The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages. */
-const pureRollout = '^lib/rollout/(diff|drift|duration|messages|plan|state|waves)\\.ts$';
+/**
+ * The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages, and
+ * the rules the queue steps (lib/rollout/steps/) call: wave accounting, passes and their bitsets,
+ * deliveries, events, gate, operation ids, outcomes, the poison handler's result.
+ */
+const pureRollout =
+  '^lib/rollout/(accounting|bits|deliveries|diff|drift|duration|events|gate|messages|operations|outcomes|pass|plan|poisoned|state|waves)\\.ts$';
 /** What runs only on a developer's machine or in CI: never shipped code's dependency. */
 const notProduction = ['^lib/local/', '^bench/', '^test/'];
 
@@ -29,7 +34,7 @@ const knownBreaks = {
     // queue sender; DESIGN wants one lib/app entry point per trigger.
     [
       '^functions/(startWave|applyToServer|gateWave|applyPoison)\\.ts$',
-      '^lib/(rollout/(steps|messages)|fleet/queues)\\.ts$',
+      '^lib/(rollout/(steps/[a-z-]+|messages)|fleet/queues)\\.ts$',
     ],
     // The HTTP triggers call the admin API and the dashboard page handlers directly.
     ['^functions/adminApi\\.ts$', '^lib/admin/api\\.ts$'],

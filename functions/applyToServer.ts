@@ -2,7 +2,7 @@ import { queueStepHandler } from '../lib/app.js';
 import { queueNames } from '../lib/fleet/queues.js';
 import { register } from '../lib/functions.js';
 import { applyServerMessage } from '../lib/rollout/messages.js';
-import { applyToServer as run } from '../lib/rollout/steps.js';
+import { applyToServer as run } from '../lib/rollout/steps/apply-to-server.js';
 
 export const applyToServer = register({
   kind: 'storageQueue',

@@ -2,7 +2,7 @@ import { queueStepHandler } from '../lib/app.js';
 import { queueNames } from '../lib/fleet/queues.js';
 import { register } from '../lib/functions.js';
 import { gateWaveMessage } from '../lib/rollout/messages.js';
-import { gateWave as run } from '../lib/rollout/steps.js';
+import { gateWave as run } from '../lib/rollout/steps/gate-wave.js';
 
 export const gateWave = register({
   kind: 'storageQueue',

@@ -2,7 +2,7 @@ import { queueStepHandler } from '../lib/app.js';
 import { queueNames } from '../lib/fleet/queues.js';
 import { register } from '../lib/functions.js';
 import { startWaveMessage } from '../lib/rollout/messages.js';
-import { startWave as run } from '../lib/rollout/steps.js';
+import { startWave as run } from '../lib/rollout/steps/start-wave.js';
 
 export const startWave = register({
   kind: 'storageQueue',

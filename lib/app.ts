@@ -10,7 +10,9 @@ import { microsoftFeedName } from './ocs/client.js';
 import { createTrustPolicy, readPemSetting, trustPolicyFromSettings } from './package/trust.js';
 import { declaredLayers, parseDeclaredPolicy } from './policy/declared.js';
 import { pollFeed, type Feed, type PollOutcome } from './rollout/poll.js';
-import { recordInvalidMessage, type StepDeps } from './rollout/steps.js';
+import { createRolloutCaches, type RolloutCaches } from './rollout/caches.js';
+import type { StepDeps } from './rollout/steps/deps.js';
+import { recordInvalidMessage } from './rollout/steps/invalid-message.js';
 import { reconcile, type ReconcileOptions, type ReconcileReport } from './rollout/reconcile.js';
 import { agentClientFromSettings } from './relay/settings.js';
 import type { AgentClient } from './relay/sender.js';
@@ -22,6 +24,8 @@ export interface AppContext {
   readonly queues: StorageQueueSender;
   readonly logger: Logger;
   readonly notify: Notify;
+  /** The rollout steps' caches of this deployment, kept with its clients between invocations. */
+  readonly rolloutCaches: RolloutCaches;
 }
 
 export function appContext(
@@ -46,10 +50,10 @@ export function appContext(
  * four of a queue step's storage requests), and the clients' kept-alive connections are reused.
  * A few deployments are kept (tests run several in one process).
  */
-const clientsByDeployment = new Map<string, Pick<AppContext, 'tables' | 'queues'>>();
+const clientsByDeployment = new Map<string, Pick<AppContext, 'tables' | 'queues' | 'rolloutCaches'>>();
 const keptDeployments = 8;
 
-function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'queues'> {
+function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'queues' | 'rolloutCaches'> {
   const connection = storageConnectionFromSettings(settings);
   const key = JSON.stringify([
     connection,
@@ -60,7 +64,7 @@ function deploymentClients(settings: Settings): Pick<AppContext, 'tables' | 'que
   if (clients) {
     clientsByDeployment.delete(key);
   } else {
-    clients = storageClients(connection, settings);
+    clients = { ...storageClients(connection, settings), rolloutCaches: createRolloutCaches() };
   }
   clientsByDeployment.set(key, clients);
   for (const oldest of clientsByDeployment.keys()) {
@@ -172,6 +176,7 @@ export async function stepDeps(app: AppContext): Promise<StepDeps> {
     org: app.settings.EMFLEET_ORG,
     logger: app.logger,
     notify: app.notify,
+    caches: app.rolloutCaches,
   };
 }
 
@@ -219,7 +224,10 @@ export function queueStepHandler<T>(
 
 /** The hourly drift check over every feed's current package (also on demand: `emfleet reconcile`, `POST /api/reconcile`). */
 export async function runReconcileCycle(
-  app: Omit<AppContext, 'queues' | 'notify'> & { queues: QueueSender; notify?: Notify | undefined },
+  app: Omit<AppContext, 'queues' | 'notify' | 'rolloutCaches'> & {
+    queues: QueueSender;
+    notify?: Notify | undefined;
+  },
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport[]> {
   const { feeds, problems } = feedsFromSettings(app.settings);

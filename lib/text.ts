@@ -15,3 +15,8 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 export function clip(text: string, length: number): string {
   return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 }
+
+/** `/ecp/healthcheck.htm` → `ecp`: how details and halt reasons name an endpoint. */
+export function endpointName(endpoint: string): string {
+  return endpoint.split('/').find((part) => part !== '') ?? endpoint;
+}

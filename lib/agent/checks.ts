@@ -1,7 +1,6 @@
 import { DOMParser } from '@xmldom/xmldom';
 import type { ProbeSpec } from '../package/model.js';
-import { endpointName } from '../relay/protocol.js';
-import { clip } from '../text.js';
+import { clip, endpointName } from '../text.js';
 import { elementChildren } from '../package/parse.js';
 import { describeAnswer, type EndpointHealth, type ProbeAnswer } from './probes.js';
 

@@ -7,7 +7,6 @@ import type { Logger } from '../log.js';
 import {
   agentPaths,
   applyRequest,
-  endpointName,
   pingRequest,
   removeRequest,
   type ApplyRequest,
@@ -17,7 +16,7 @@ import {
   type RemoveRequest,
   type StatusReply,
 } from '../relay/protocol.js';
-import { clip } from '../text.js';
+import { clip, endpointName } from '../text.js';
 import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
 import { describeMark, isRollback } from '../package/freshness.js';
 import { absentPriors, adoptedDetail } from './adoption.js';

@@ -52,11 +52,6 @@ export const mitigationOutcome = z.object({
 });
 export type MitigationOutcome = z.infer<typeof mitigationOutcome>;
 
-/** `/ecp/healthcheck.htm` → `ecp`: how details and halt reasons name an endpoint. */
-export function endpointName(endpoint: string): string {
-  return endpoint.split('/').find((part) => part !== '') ?? endpoint;
-}
-
 export const operationStatus = z.enum(['InProgress', 'Completed']);
 
 /**

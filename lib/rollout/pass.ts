@@ -1,4 +1,5 @@
 import type { WaveRow } from '../fleet/schemas.js';
+import { bitsOf, isSetIn, setBits } from './bits.js';
 
 /*
  * A wave's pass: the plan indices it sends, in order. The first pass sends every server of the
@@ -67,36 +68,4 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
 /** The servers a retry of this wave would send again (plan indices), for the dashboard's confirmation and the CLI. */
 export function retryCount(wave: WaveRow): number {
   return wave.servers - retriedWave(wave, wave.attempt + 1).succeeded;
-}
-
-export function bitIsSet(bits: string, index: number): boolean {
-  return isSetIn(Buffer.from(bits, 'base64'), index);
-}
-
-function isSetIn(bytes: Buffer, index: number): boolean {
-  return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
-}
-
-export function withBit(bits: string, index: number): string {
-  const bytes = Buffer.from(bits, 'base64');
-  const grown =
-    bytes.length > index >> 3
-      ? Buffer.from(bytes)
-      : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
-  grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
-  return grown.toString('base64');
-}
-
-function bitsOf(indices: readonly number[]): string {
-  const bytes = Buffer.alloc(indices.length === 0 ? 0 : (Math.max(...indices) >> 3) + 1);
-  for (const index of indices) bytes[index >> 3] = bytes[index >> 3]! | (1 << (index & 7));
-  return bytes.toString('base64');
-}
-
-function setBits(bits: string): number[] {
-  const bytes = Buffer.from(bits, 'base64');
-  const indices: number[] = [];
-  for (let byte = 0; byte < bytes.length; byte++)
-    for (let bit = 0; bit < 8; bit++) if (bytes[byte]! & (1 << bit)) indices.push(byte * 8 + bit);
-  return indices;
 }

@@ -4,7 +4,8 @@ import { validateRow } from '../fleet/rows.js';
 import { resultRow, type Outcome, type WaveRow } from '../fleet/schemas.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { formatTable } from '../text.js';
-import { failureOutcomes, operationIdOf } from './steps.js';
+import { operationIdOf } from './operations.js';
+import { failureOutcomes } from './outcomes.js';
 
 /** One failing mitigation on one server of a rollout, as its result says: what the probes found, or why it failed. */
 export interface RolloutProblem {
