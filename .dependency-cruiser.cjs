@@ -20,10 +20,10 @@ const azureSdk = ['^node_modules/@azure/'];
 /**
  * The decisions in lib/rollout that are pure: plan, diff, waves, gate state, durations, messages, and
  * the rules the queue steps (lib/rollout/steps/) call: wave accounting, passes and their bitsets,
- * deliveries, events, gate, operation ids, outcomes, the poison handler's result.
+ * the agent's requests, deliveries, events, gate, operation ids, outcomes, the poison handler's result.
  */
 const pureRollout =
-  '^lib/rollout/(accounting|bits|deliveries|diff|drift|duration|events|gate|messages|operations|outcomes|pass|plan|poisoned|state|waves)\\.ts$';
+  '^lib/rollout/(accounting|agent-calls|bits|deliveries|diff|drift|duration|events|gate|messages|operations|outcomes|pass|plan|poisoned|state|waves)\\.ts$';
 /** What runs only on a developer's machine or in CI: never shipped code's dependency. */
 const notProduction = ['^lib/local/', '^bench/', '^test/'];
 

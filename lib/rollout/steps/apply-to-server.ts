@@ -5,6 +5,7 @@ import type { PlanRowEntity, RolloutStateRow } from '../../fleet/schemas.js';
 import type { MitigationOutcome, OperationReply } from '../../relay/protocol.js';
 import { hubAnswerOf, RelayTimeoutError, RelayUnreachableError } from '../../relay/sender.js';
 import { clip } from '../../text.js';
+import { agentRequests, agentSaid, withFailures } from '../agent-calls.js';
 import { attemptOf, decideApply, resultSource } from '../deliveries.js';
 import type { ApplyServerMessage } from '../messages.js';
 import { operationIdOf } from '../operations.js';
@@ -92,9 +93,9 @@ export async function applyToServer(
 }
 
 /**
- * Asks the agent to apply and remove what the plan row says, under the operation id. A relay that
- * did not deliver or answer is thrown (the host retries the whole message; the agent recognises the
- * operation id); any other failure is the server's Failed outcome.
+ * Asks the agent to apply and remove what the plan row says (agent-calls.ts), under the operation
+ * id. A relay that did not deliver or answer is thrown (the host retries the whole message; the
+ * agent recognises the operation id); any other failure is the server's Failed outcome.
  */
 async function callAgent(
   deps: StepDeps,
@@ -102,31 +103,20 @@ async function callAgent(
   plan: PlanRowEntity,
   operationId: string,
 ): Promise<{ outcomes: Outcomes; facts?: AgentFacts }> {
-  const outcomes: Outcomes = {};
+  const requests = agentRequests(plan, operationId);
+  let outcomes: Outcomes = {};
   let facts: AgentFacts | undefined;
-  const factsOf = (reply: OperationReply): AgentFacts | undefined =>
-    reply.build === undefined ? facts : { build: reply.build, agentVersion: reply.agentVersion };
   try {
-    if (plan.apply.length > 0) {
+    if (requests.apply) {
       const packageBase64 = await packageForRollout(deps, state);
-      // onDegraded goes only when it is not the default, so agents that predate it still accept the request.
-      const onDegraded = plan.onDegraded === 'keep' ? { onDegraded: plan.onDegraded } : {};
-      const reply = await deps.agents.apply(plan.hybridConnection, {
-        operationId: `${operationId}.apply`,
-        packageBase64,
-        mitigationIds: [...plan.apply],
-        ...onDegraded,
-      });
-      facts = factsOf(reply);
-      Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
+      const reply = await deps.agents.apply(plan.hybridConnection, { ...requests.apply, packageBase64 });
+      facts = agentSaid(reply, facts);
+      outcomes = { ...outcomes, ...(await finished(deps, plan, reply)).outcomes };
     }
-    if (plan.remove.length > 0) {
-      const reply = await deps.agents.remove(plan.hybridConnection, {
-        operationId: `${operationId}.remove`,
-        mitigationIds: [...plan.remove],
-      });
-      facts = factsOf(reply);
-      Object.assign(outcomes, (await finished(deps, plan, reply)).outcomes);
+    if (requests.remove) {
+      const reply = await deps.agents.remove(plan.hybridConnection, requests.remove);
+      facts = agentSaid(reply, facts);
+      outcomes = { ...outcomes, ...(await finished(deps, plan, reply)).outcomes };
     }
   } catch (error) {
     if (error instanceof RelayUnreachableError || error instanceof RelayTimeoutError) {
@@ -144,8 +134,7 @@ async function callAgent(
         });
       throw error;
     }
-    const detail = error instanceof Error ? error.message : String(error);
-    for (const id of [...plan.apply, ...plan.remove]) outcomes[id] ??= { outcome: 'Failed', detail };
+    outcomes = withFailures(plan, outcomes, error instanceof Error ? error.message : String(error));
   }
   return { outcomes, ...(facts ? { facts } : {}) };
 }
