@@ -111,12 +111,12 @@ async function callAgent(
       const packageBase64 = await packageForRollout(deps, state);
       const reply = await deps.agents.apply(plan.hybridConnection, { ...requests.apply, packageBase64 });
       facts = agentSaid(reply, facts);
-      outcomes = { ...outcomes, ...(await finished(deps, plan, reply)).outcomes };
+      outcomes = { ...outcomes, ...(await finished(deps, state.partitionKey, plan, reply)).outcomes };
     }
     if (requests.remove) {
       const reply = await deps.agents.remove(plan.hybridConnection, requests.remove);
       facts = agentSaid(reply, facts);
-      outcomes = { ...outcomes, ...(await finished(deps, plan, reply)).outcomes };
+      outcomes = { ...outcomes, ...(await finished(deps, state.partitionKey, plan, reply)).outcomes };
     }
   } catch (error) {
     if (error instanceof RelayUnreachableError || error instanceof RelayTimeoutError) {
@@ -140,13 +140,25 @@ async function callAgent(
 }
 
 /** Waits, within this delivery, for an operation the agent answered with 202. */
-async function finished(deps: StepDeps, plan: PlanRowEntity, reply: OperationReply): Promise<OperationReply> {
+async function finished(
+  deps: StepDeps,
+  rolloutId: string,
+  plan: PlanRowEntity,
+  reply: OperationReply,
+): Promise<OperationReply> {
   const until = Date.now() + (deps.operationWaitMs ?? 45_000);
   let current = reply;
   while (current.status !== 'Completed') {
     if (Date.now() > until)
       throw new RelayTimeoutError(
         `${plan.server} is still working on ${reply.operationId}; asking again later`,
+        {
+          context: {
+            rolloutId,
+            server: plan.server,
+            operationId: reply.operationId,
+          },
+        },
       );
     await new Promise((resolve) => setTimeout(resolve, deps.operationPollMs ?? 2000));
     const status = await deps.agents.status(plan.hybridConnection);
