@@ -23,7 +23,7 @@ const azureSdk = ['^node_modules/@azure/'];
  * the agent's requests, deliveries, events, gate, operation ids, outcomes, the poison handler's result.
  */
 const pureRollout =
-  '^lib/rollout/(accounting|agent-calls|bits|deliveries|diff|drift|duration|events|gate|messages|operations|outcomes|pass|plan|poisoned|state|waves)\\.ts$';
+  '^lib/rollout/(accounting|agent-calls|bits|deliveries|diff|drift|duration|events|gate|messages|operations|outcomes|pass|plan|poisoned|progress|state|waves)\\.ts$';
 /** What runs only on a developer's machine or in CI: never shipped code's dependency. */
 const notProduction = ['^lib/local/', '^bench/', '^test/'];
 

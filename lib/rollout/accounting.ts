@@ -1,7 +1,7 @@
-import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
 import { bitIsSet, withBit } from './bits.js';
 import type { Verdict } from './outcomes.js';
 import { nextWindow } from './pass.js';
+import type { RolloutPosition, WaveProgress } from './progress.js';
 
 /*
  * Wave accounting: counting servers' results into the wave row, and which servers to send next so
@@ -30,10 +30,8 @@ export interface WavePass {
 /** A server to send: its position in the wave's pass and its plan index. */
 export type Slot = { readonly position: number; readonly index: number };
 
-type StateView = Pick<RolloutStateRow, 'state' | 'currentWave' | 'attempt'>;
-
 /** The rollout is running this pass of this wave: only then are servers sent and the wave finished. */
-export function isSending(state: StateView | undefined, pass: WavePass): boolean {
+export function isSending(state: RolloutPosition | undefined, pass: WavePass): boolean {
   return state?.state === 'Running' && state.currentWave === pass.wave && state.attempt === pass.attempt;
 }
 
@@ -43,8 +41,8 @@ export function isSending(state: StateView | undefined, pass: WavePass): boolean
  * the wave row is on this pass.
  */
 export function earlyWindow(
-  state: StateView | undefined,
-  wave: WaveRow | undefined,
+  state: RolloutPosition | undefined,
+  wave: WaveProgress | undefined,
   pass: WavePass,
   results: readonly CountedResult[],
 ): Slot[] {
@@ -54,9 +52,9 @@ export function earlyWindow(
   return nextWindow(wave, answered);
 }
 
-export interface WaveCount {
+export interface WaveCount<W extends WaveProgress> {
   /** The wave row with the results counted and `dispatched` past every slot sent. */
-  readonly wave: WaveRow;
+  readonly wave: W;
   /** Whether the row differs from the one read (else it is not written). */
   readonly changed: boolean;
   /** Servers to send now that were not sent already. */
@@ -70,15 +68,15 @@ export interface WaveCount {
  * (servers already `sent` are not sent again) and says whether the wave is done. A wave on another
  * pass than `pass` (a message older than a retry) counts nothing: undefined.
  */
-export function countWave(
-  wave: WaveRow,
+export function countWave<W extends WaveProgress>(
+  wave: W,
   results: readonly CountedResult[],
-  state: StateView | undefined,
+  state: RolloutPosition | undefined,
   pass: WavePass,
   sent: ReadonlySet<number>,
-): WaveCount | undefined {
+): WaveCount<W> | undefined {
   if (wave.attempt !== pass.attempt) return undefined;
-  const next: WaveRow = { ...wave };
+  const next: W = { ...wave };
   for (const result of results) {
     if (bitIsSet(next.counted, result.index)) continue;
     next.counted = withBit(next.counted, result.index);

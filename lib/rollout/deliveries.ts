@@ -1,5 +1,5 @@
-import type { RolloutStateRow } from '../fleet/schemas.js';
 import type { ApplyServerMessage, StartWaveMessage } from './messages.js';
+import type { RolloutPosition } from './progress.js';
 
 /*
  * What a delivered queue message may do, given the rollout's state row as it is now. Late, stray,
@@ -7,14 +7,15 @@ import type { ApplyServerMessage, StartWaveMessage } from './messages.js';
  * here, and act on the answer.
  */
 
-type StateView = Pick<RolloutStateRow, 'state' | 'currentWave' | 'attempt'>;
-
 export type StartWaveDecision =
   | { readonly kind: 'start'; readonly attempt: number }
   | { readonly kind: 'ignored' };
 
 /** A wave starts only while the rollout runs it; any other startWave message is late or stray. */
-export function decideStartWave(state: StateView | undefined, message: StartWaveMessage): StartWaveDecision {
+export function decideStartWave(
+  state: RolloutPosition | undefined,
+  message: StartWaveMessage,
+): StartWaveDecision {
   return state?.state === 'Running' && state.currentWave === message.wave
     ? { kind: 'start', attempt: state.attempt }
     : { kind: 'ignored' };
@@ -24,7 +25,7 @@ export function decideStartWave(state: StateView | undefined, message: StartWave
 export const attemptOf = (message: ApplyServerMessage): number => message.attempt ?? 0;
 
 /** A message of the current wave from another pass than the wave's current one: a retry has replaced it. */
-export function isSuperseded(state: StateView, message: ApplyServerMessage): boolean {
+export function isSuperseded(state: RolloutPosition, message: ApplyServerMessage): boolean {
   return message.wave === state.currentWave && attemptOf(message) !== state.attempt;
 }
 
@@ -47,7 +48,7 @@ export type ApplyDecision =
  * memory); anything else (a redelivery, a rollout stopped since) may have one.
  */
 export function decideApply(
-  state: StateView | undefined,
+  state: RolloutPosition | undefined,
   planFound: boolean,
   message: ApplyServerMessage,
   firstDelivery: boolean,

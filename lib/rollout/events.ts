@@ -1,5 +1,5 @@
-import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
 import { retriedWave } from './pass.js';
+import type { StoredStatus, WaveProgress } from './progress.js';
 import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
 
 /*
@@ -9,7 +9,7 @@ import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus }
  */
 
 /** What the state machine sees of a stored rollout (also how the dashboard asks which actions it would accept). */
-export function statusOf(row: RolloutStateRow): RolloutStatus {
+export function statusOf(row: StoredStatus): RolloutStatus {
   return {
     state: row.state,
     currentWave: row.currentWave,
@@ -22,8 +22,11 @@ export function statusOf(row: RolloutStateRow): RolloutStatus {
   };
 }
 
+/** The fields of the state row the state machine moves (resumeTo undefined: cleared). */
+export type StateChanges = Omit<StoredStatus, 'waveCount'>;
+
 /** The fields of the state row the state machine moves. */
-export function stateChanges(next: RolloutStatus): Partial<RolloutStateRow> {
+export function stateChanges(next: RolloutStatus): StateChanges {
   return {
     state: next.state,
     currentWave: next.currentWave,
@@ -44,11 +47,11 @@ export type EventDecision =
    */
   | {
       readonly kind: 'accepted';
-      readonly changes: Partial<RolloutStateRow> | undefined;
+      readonly changes: StateChanges | undefined;
       readonly effects: readonly RolloutEffect[];
     };
 
-export function decideEvent(current: RolloutStateRow, event: RolloutEvent): EventDecision {
+export function decideEvent(current: StoredStatus, event: RolloutEvent): EventDecision {
   const result = transition(statusOf(current), event);
   if (!result.ok) return { kind: 'refused', reason: result.reason };
   const unchanged = JSON.stringify(result.status) === JSON.stringify(statusOf(current));
@@ -59,15 +62,15 @@ export function decideEvent(current: RolloutStateRow, event: RolloutEvent): Even
   };
 }
 
-export type RetryDecision =
+export type RetryDecision<W extends WaveProgress> =
   | { readonly kind: 'refused'; readonly reason: string }
   /** The halt was retried already: nothing to write, answered as done. */
   | { readonly kind: 'alreadyDone' }
   /** The state and the wave row to write together, how many servers are sent again, then `effects`. */
   | {
       readonly kind: 'retry';
-      readonly state: Partial<RolloutStateRow>;
-      readonly wave: WaveRow;
+      readonly state: StateChanges;
+      readonly wave: W;
       readonly resent: number;
       readonly effects: readonly RolloutEffect[];
     };
@@ -77,12 +80,12 @@ export type RetryDecision =
  * were never reached go again under the next attempt, with a fresh error count. Refused when the
  * rollout has moved on to another wave since (a retry went on and halted again).
  */
-export function decideRetry(
-  stored: RolloutStateRow,
-  wave: WaveRow,
+export function decideRetry<W extends WaveProgress>(
+  stored: StoredStatus,
+  wave: W,
   waveIndex: number,
   event: Extract<RolloutEvent, { kind: 'retry' }>,
-): RetryDecision {
+): RetryDecision<W> {
   if (stored.currentWave !== waveIndex)
     return {
       kind: 'refused',

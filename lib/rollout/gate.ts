@@ -1,11 +1,11 @@
-import type { WaveRow } from '../fleet/schemas.js';
+import type { WaveProgress } from './progress.js';
 import type { RolloutEvent } from './state.js';
 
 /**
  * The gate event of a baked wave: its counts and error budget, and its failing servers each with
  * its note (`srv1 [EM2 RolledBack: ecp]`). The state machine (state.ts) judges it. Pure.
  */
-export function gateEvent(wave: number, row: WaveRow): Extract<RolloutEvent, { kind: 'gate' }> {
+export function gateEvent(wave: number, row: WaveProgress): Extract<RolloutEvent, { kind: 'gate' }> {
   return {
     kind: 'gate',
     wave,

@@ -1,4 +1,4 @@
-import type { WaveRow } from '../fleet/schemas.js';
+import type { WaveProgress } from './progress.js';
 import { bitsOf, isSetIn, setBits } from './bits.js';
 
 /*
@@ -9,7 +9,7 @@ import { bitsOf, isSetIn, setBits } from './bits.js';
  */
 
 /** The plan indices the wave's current pass sends, in order. */
-export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>): number[] {
+export function passIndices(wave: Pick<WaveProgress, 'servers' | 'attempt' | 'pass'>): number[] {
   return wave.attempt === 0 ? Array.from({ length: wave.servers }, (_, index) => index) : setBits(wave.pass);
 }
 
@@ -20,7 +20,7 @@ export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>)
  */
 export function nextWindow(
   wave: Pick<
-    WaveRow,
+    WaveProgress,
     'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'
   >,
   answered: number,
@@ -42,7 +42,7 @@ export function nextWindow(
  * written before failures were kept per index (`failedIndices` empty with failures counted) cannot
  * tell who failed: its whole pass is sent again, which agents answer AlreadyApplied where done.
  */
-export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
+export function retriedWave<W extends WaveProgress>(wave: W, attempt: number): W {
   const indices = passIndices(wave);
   const unknown = wave.failedIndices === '' && wave.failed + wave.skipped > 0;
   const counted = Buffer.from(wave.counted, 'base64');
@@ -50,9 +50,9 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
   const again = unknown
     ? indices
     : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
-  const { failureNotes: _failureNotes, ...rest } = wave;
   return {
-    ...rest,
+    ...wave,
+    failureNotes: undefined,
     attempt,
     pass: bitsOf(again),
     succeeded: wave.servers - again.length,
@@ -66,6 +66,6 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
 }
 
 /** The servers a retry of this wave would send again (plan indices), for the dashboard's confirmation and the CLI. */
-export function retryCount(wave: WaveRow): number {
+export function retryCount(wave: WaveProgress): number {
   return wave.servers - retriedWave(wave, wave.attempt + 1).succeeded;
 }

@@ -5,7 +5,7 @@ import {
   updateRolloutState,
   updateRolloutStateAndWave,
 } from '../../fleet/rollouts.js';
-import type { RolloutStateRow } from '../../fleet/schemas.js';
+import type { RolloutStateRow, WaveRow } from '../../fleet/schemas.js';
 import { decideEvent, decideRetry, type EventDecision, type RetryDecision } from '../events.js';
 import type { RolloutEffect, RolloutEvent } from '../state.js';
 import type { EventDeps } from './deps.js';
@@ -58,7 +58,7 @@ export async function applyEvent(
  */
 export async function retryRollout(deps: EventDeps, rolloutId: string, actor: string): Promise<EventOutcome> {
   const event = { kind: 'retry', actor } as const;
-  let decision: RetryDecision | undefined;
+  let decision: RetryDecision<WaveRow> | undefined;
   const waveIndex = (await readRolloutState(deps.tables, rolloutId))?.currentWave ?? 0;
   const state = await updateRolloutStateAndWave(
     deps.tables,
