@@ -7,12 +7,13 @@ import type {
   Overview,
   PolicyView,
   RolloutActionName,
-  RolloutStateName,
   RolloutView,
   ScopePolicyView,
   Sourced,
   WaveView,
 } from '../lib/dashboard/types.js';
+import type { OnDegraded } from '../lib/model/policy.js';
+import type { RolloutState } from '../lib/model/rollout.js';
 
 /*
  * The fleet dashboard: plain DOM, no framework. Every few seconds it reads three endpoints of the
@@ -203,7 +204,7 @@ function renderFeeds(feeds: readonly FeedView[]): Node[] {
 
 // ---- rollouts
 
-const stateSymbols: Record<RolloutStateName, { symbol: string; kind: string }> = {
+const stateSymbols: Record<RolloutState, { symbol: string; kind: string }> = {
   Planned: { symbol: '○', kind: 'muted' },
   Running: { symbol: '▶', kind: 'busy' },
   Baking: { symbol: '◔', kind: 'busy' },
@@ -640,8 +641,7 @@ const sourced = <T>(value: Sourced<T> | null, show: (value: T) => string): HTMLE
       ];
 const enabledText = (enabled: boolean): string => (enabled ? '✓ enabled' : '‖ disabled');
 const blockedText = (ids: readonly string[]): string => (ids.length > 0 ? ids.join(', ') : 'none');
-const onDegradedText = (choice: 'rollback' | 'keep'): string =>
-  choice === 'rollback' ? '↺ roll back' : '▼ keep';
+const onDegradedText = (choice: OnDegraded): string => (choice === 'rollback' ? '↺ roll back' : '▼ keep');
 
 /** A scope's row; rings are set per server only, so the org's table has no ring columns. */
 function scopeRow(scope: ScopePolicyView, withRing: boolean): HTMLElement {

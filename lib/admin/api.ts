@@ -12,15 +12,9 @@ import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '.
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
 import type { RowProblem } from '../fleet/rows.js';
-import {
-  mitigationId,
-  onDegradedPolicies,
-  ringName,
-  serverName,
-  siteName,
-  storedServerName,
-  type ServerRow,
-} from '../fleet/schemas.js';
+import type { ServerRow } from '../fleet/schemas.js';
+import { mitigationId, ringName, serverName, siteName, storedServerName } from '../model/names.js';
+import { onDegradedPolicies } from '../model/policy.js';
 import { getServer, scanServers, serverMatches, ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { cellOutcomes, maxGridRowsPerPage, readGridPage } from '../dashboard/grid.js';

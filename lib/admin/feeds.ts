@@ -5,7 +5,7 @@ import { latestPackage, type StoredPackage } from '../fleet/packages.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { verifyPackage, type VerifiedPackage, type VerifyResult } from '../package/verify.js';
-import { formatBuild } from '../package/build.js';
+import { formatBuild } from '../model/build.js';
 import type { Mitigation, MitigationAction } from '../package/model.js';
 import type { Feed } from '../rollout/poll.js';
 

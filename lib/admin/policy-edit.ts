@@ -2,12 +2,11 @@ import { feedsFromSettings } from '../app.js';
 import type { Settings } from '../config/index.js';
 import { changePolicy, type PolicyTarget } from '../fleet/policy.js';
 import type { QueueSender } from '../fleet/queues.js';
-import type { OnDegraded } from '../fleet/schemas.js';
+import type { OnDegraded, PolicyLayer } from '../model/policy.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { nextOccurrence } from '../ncrontab.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
-import type { PolicyLayer } from '../policy/effective.js';
 import { fixUpNow, type PolicyEffect } from '../rollout/fixup.js';
 
 /** One edit of a scope's Tables-edited policy row, as `policy set|block|unblock` and `POST /api/policy/...` make it. */

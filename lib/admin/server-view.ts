@@ -6,19 +6,17 @@ import { readResults } from '../fleet/results.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import { describeRowProblem, validateRow } from '../fleet/rows.js';
 import { EmfleetError } from '../errors.js';
-import { serverRow, type Outcome, type ResultRow, type RolloutStateRow } from '../fleet/schemas.js';
+import { serverRow, type ResultRow, type RolloutStateRow } from '../fleet/schemas.js';
+import type { Outcome } from '../model/outcomes.js';
+import { isActive, type RolloutOperation } from '../model/rollout.js';
 import { ServerNotFoundError } from '../fleet/servers.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { getEntityOrUndefined } from '../fleet/optimistic.js';
 import type { Logger } from '../log.js';
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone, type PolicyDecisionKind } from '../policy/decide.js';
-import {
-  effectiveOnDegraded,
-  effectiveScope,
-  type EffectiveOnDegraded,
-  type ScopeRows,
-} from '../policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded } from '../policy/effective.js';
+import type { ScopeRows } from '../model/policy.js';
 import { activeHolds, type Hold } from '../rollout/holds.js';
 import { notStartedLabel, stoppedRolloutOf } from '../rollout/unreached.js';
 import { currentContent } from '../fleet/status.js';
@@ -28,12 +26,11 @@ import { currentContent } from '../fleet/status.js';
  * server, answered from the cloud. A handful of point and partition reads whatever the fleet's size.
  */
 
-const activeStates = new Set(['Planned', 'Running', 'Baking', 'Paused']);
-
 /** Who put an applied mitigation in place: an emfleet rollout, or it was found in place and adopted. */
 export type AppliedBy = 'emfleet' | 'adopted';
 
-export type ReconcileAction = 'apply' | 'remove' | 'none';
+/** What the next reconcile would do to a mitigation on the server: an operation of a rollout, or nothing. */
+export type ReconcileAction = RolloutOperation | 'none';
 
 export interface ServerMitigationView {
   readonly feed: string;
@@ -113,9 +110,7 @@ export function serverView(input: ServerViewInput): ServerView {
   const mitigations: ServerMitigationView[] = [];
   const seen = new Set<string>();
   for (const feed of input.feeds) {
-    const busy = input.rollouts.find(
-      (rollout) => rollout.feed === feed.name && activeStates.has(rollout.state),
-    );
+    const busy = input.rollouts.find((rollout) => rollout.feed === feed.name && isActive(rollout.state));
     const stopped = stoppedRolloutOf(input.rollouts, feed.name);
     for (const id of feed.mitigationIds) {
       if (seen.has(id)) continue;

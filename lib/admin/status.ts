@@ -8,7 +8,9 @@ import { readFeedState } from '../fleet/feeds.js';
 import { latestPackage, listStoredFeeds } from '../fleet/packages.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { readRows } from '../fleet/rows.js';
-import { resultRow, rolloutStates, serverRow, type Outcome, type RolloutStateRow } from '../fleet/schemas.js';
+import { resultRow, serverRow, type RolloutStateRow } from '../fleet/schemas.js';
+import { isActive, rolloutStates } from '../model/rollout.js';
+import type { Outcome } from '../model/outcomes.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { currentContent } from '../fleet/status.js';
 import { activeHolds, type Hold } from '../rollout/holds.js';
@@ -75,7 +77,6 @@ export interface FleetStatus {
   };
 }
 
-const inFlight = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 /** At most this many servers are named in a list (mismatches, silent agents); the count is always whole. */
 export const maxListedServers = 100;
 
@@ -167,7 +168,7 @@ export async function readStatus(
     }),
     readLatestOutcomes(tables, logger),
   ]);
-  const running = rollouts.filter((rollout) => inFlight.has(rollout.state));
+  const running = rollouts.filter((rollout) => isActive(rollout.state));
   const [detailed, unconfigured] = await Promise.all([
     mapWithConcurrency(running, 8, (rollout) => readRollout(tables, rollout.partitionKey)),
     unconfiguredFrozenFeeds(tables, feeds),

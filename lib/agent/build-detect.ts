@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseBuild, formatBuild } from '../package/build.js';
+import { formatBuild, parseBuild } from '../model/build.js';
 import { ApplierError } from './applier.js';
 import { callScript, scriptInvocation, spawnScriptRunner, type ScriptRunner } from './appliers/powershell.js';
 

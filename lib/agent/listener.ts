@@ -8,7 +8,7 @@ import {
   type Server as HycoServer,
 } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { redactUrl, silentLogger, type Logger } from '../log.js';
 import { maxRequestBodyBytes } from '../relay/protocol.js';
 
 /**
@@ -241,7 +241,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
         logger.warn('RelayListenerRequestTooLarge', {
           ...where,
           method: request.method,
-          path: request.url,
+          path: redactUrl(request.url),
           maxBodyBytes,
         });
         reply = {
@@ -253,7 +253,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
         logger.error('RelayListenerHandlerFailed', {
           ...where,
           method: request.method,
-          path: request.url,
+          path: redactUrl(request.url),
           error: (error as Error).message,
         });
         reply = {

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { evaluateApplicability, parseBuild, type ExchangeBuild } from '../package/build.js';
+import { evaluateApplicability, parseBuild, type ExchangeBuild } from '../model/build.js';
 import type { Mitigation } from '../package/model.js';
 import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackageWithAny } from '../package/verify.js';
@@ -10,14 +10,14 @@ import {
   pingRequest,
   removeRequest,
   type ApplyRequest,
-  type MitigationOutcome,
   type OperationReply,
   type PingReply,
   type RemoveRequest,
   type StatusReply,
 } from '../relay/protocol.js';
 import { clip, endpointName } from '../text.js';
-import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
+import type { MitigationOutcome } from '../model/outcomes.js';
+import { defaultOnDegraded, type OnDegraded } from '../model/policy.js';
 import { describeMark, isRollback } from '../package/freshness.js';
 import { absentPriors, adoptedDetail } from './adoption.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';

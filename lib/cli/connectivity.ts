@@ -6,7 +6,7 @@ import {
   runConnectivityChecks,
   type ConnectivityCheck,
 } from '../connectivity.js';
-import { serverName } from '../fleet/schemas.js';
+import { serverName } from '../model/names.js';
 import { adminApiFromFlags, callAdminApi, type AdminApiFlags } from './api-client.js';
 import { addStorageOptions, checkedValue, optionalFleetContext, type StorageFlags } from './fleet.js';
 import { exitCodes, type CliIo } from './io.js';

@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { loadSettings, type Settings } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { orgName } from '../fleet/schemas.js';
+import { orgName } from '../model/names.js';
 import { storageClients } from '../fleet/clients.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
 import { storageConnectionFromSettings, type FleetTables } from '../fleet/storage.js';

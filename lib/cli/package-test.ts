@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { EmfleetError } from '../errors.js';
-import { evaluateApplicability, formatBuild, parseBuild, type ExchangeBuild } from '../package/build.js';
+import { evaluateApplicability, formatBuild, parseBuild, type ExchangeBuild } from '../model/build.js';
 import { defaultIisSite, type ProbeExpectation } from '../package/format.js';
 import type { EocsPackage } from '../package/model.js';
 import { parseEocs } from '../package/parse.js';

@@ -4,15 +4,10 @@ import { silentLogger } from '../log.js';
 import { readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
 import { describeRowProblem } from '../fleet/rows.js';
 import { getServer, listServers } from '../fleet/servers.js';
-import { mitigationId, onDegradedPolicies, serverName } from '../fleet/schemas.js';
+import { mitigationId, serverName } from '../model/names.js';
+import { onDegradedPolicies, type PolicyLayer, type ScopeRows } from '../model/policy.js';
 import { declaredLayers, parseDeclaredPolicy } from '../policy/declared.js';
-import {
-  effectiveOnDegraded,
-  effectiveScope,
-  type EffectiveScope,
-  type PolicyLayer,
-  type ScopeRows,
-} from '../policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveScope } from '../policy/effective.js';
 import { explainPackage } from '../policy/explain.js';
 import { verifyPackage } from '../package/verify.js';
 import { defaultXmlLimits } from '../package/xml.js';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { siteName } from '../fleet/schemas.js';
+import { siteName } from '../model/names.js';
 import {
   armRelayManagement,
   ensureHybridConnection,

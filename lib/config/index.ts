@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { jsonText, orgName } from '../fleet/schemas.js';
+import { jsonText } from '../json-text.js';
+import { orgName } from '../model/names.js';
 import { defaultEmergencyWaves, defaultWaves, waveProfile } from '../rollout/waves.js';
 import { microsoftFeedUrl } from '../ocs/client.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../package/format.js';

@@ -2,6 +2,7 @@ import type { Settings } from '../config/index.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
+import { isActive } from '../model/rollout.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import { currentContent } from '../fleet/status.js';
@@ -14,7 +15,6 @@ import type { Overview, RolloutActionName, RolloutView, WavePhase } from './type
 
 /** Ended rollouts shown besides the active ones; older ones are only counted. */
 export const recentEndedRollouts = 10;
-const ended = new Set(['Halted', 'Aborted', 'Completed']);
 const actionNames: readonly RolloutActionName[] = rolloutActions;
 
 /**
@@ -30,9 +30,9 @@ export async function readOverview(
     readCurrentFeeds(deps),
     listRollouts(deps.tables, { logger: deps.logger }),
   ]);
-  const endedRollouts = rollouts.filter((rollout) => ended.has(rollout.state));
+  const endedRollouts = rollouts.filter((rollout) => !isActive(rollout.state));
   const shown = [
-    ...rollouts.filter((rollout) => !ended.has(rollout.state)),
+    ...rollouts.filter((rollout) => isActive(rollout.state)),
     ...endedRollouts.slice(0, recentEndedRollouts),
   ];
   const detailed = await mapWithConcurrency(shown, 8, (rollout) =>

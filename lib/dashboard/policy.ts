@@ -2,7 +2,8 @@ import type { Settings } from '../config/index.js';
 import { readPolicy } from '../fleet/policy.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
-import { effectiveScope, type ScopeRows } from '../policy/effective.js';
+import { effectiveScope } from '../policy/effective.js';
+import type { ScopeRows } from '../model/policy.js';
 import type { PolicyView, ScopePolicyView } from './types.js';
 
 /** Server scopes listed at most; the rest are counted (the grid shows each server's decisions). */

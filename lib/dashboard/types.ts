@@ -1,20 +1,16 @@
+import type { Outcome } from '../model/outcomes.js';
+import type { OnDegraded, ValueSource } from '../model/policy.js';
+import type { RolloutOperation, RolloutProfile, RolloutState } from '../model/rollout.js';
+
 /*
  * What the dashboard's endpoints answer (GET /api/overview, /api/grid, /api/policy): one definition
  * for the handlers that build it and for the page that reads it (web/dashboard.ts imports these
- * types only). No imports: the browser build compiles this file too. Times are ISO-8601 UTC.
+ * types only). Its imports are lib/model's, type-only: the browser build compiles this file and
+ * those too. Times are ISO-8601 UTC.
  */
 
 /** The admin actions on a rollout, as POST /api/rollouts/{id}/{action} takes them. */
 export type RolloutActionName = 'pause' | 'resume' | 'abort' | 'expedite' | 'retry';
-
-export type RolloutStateName =
-  | 'Planned'
-  | 'Running'
-  | 'Baking'
-  | 'Paused'
-  | 'Halted'
-  | 'Aborted'
-  | 'Completed';
 
 export interface SignerView {
   readonly subject: string;
@@ -87,10 +83,10 @@ export interface RolloutView {
   readonly id: string;
   readonly feed: string;
   readonly packageSequence: number;
-  readonly operation: 'apply' | 'remove';
-  readonly state: RolloutStateName;
+  readonly operation: RolloutOperation;
+  readonly state: RolloutState;
   readonly reason: string;
-  readonly profile: 'default' | 'emergency';
+  readonly profile: RolloutProfile;
   readonly currentWave: number;
   readonly waveCount: number;
   readonly createdAt: string;
@@ -120,24 +116,7 @@ export interface Overview {
  * `Pending` for work not done yet, `NotStarted` for work a halted or aborted rollout never reached,
  * `Unknown` when the package no longer verifies.
  */
-export type CellOutcome =
-  | 'Applied'
-  | 'AlreadyApplied'
-  | 'Removed'
-  | 'NotApplicable'
-  | 'Blocked'
-  | 'Disabled'
-  | 'PolicyError'
-  | 'Unsupported'
-  | 'Skipped'
-  | 'Failed'
-  | 'Unreachable'
-  | 'Degraded'
-  | 'Ineffective'
-  | 'RolledBack'
-  | 'Pending'
-  | 'NotStarted'
-  | 'Unknown';
+export type CellOutcome = Outcome | 'Pending' | 'NotStarted' | 'Unknown';
 
 export interface GridCell {
   readonly outcome: CellOutcome;
@@ -183,7 +162,7 @@ export interface GridPage {
 
 export interface Sourced<T> {
   readonly value: T;
-  readonly source: 'bicep' | 'table' | 'default';
+  readonly source: ValueSource;
 }
 
 export type ScopePolicyView =
@@ -193,7 +172,7 @@ export type ScopePolicyView =
       readonly mitigationsEnabled: Sourced<boolean>;
       readonly blockedMitigations: Sourced<readonly string[]>;
       /** What the agent does with a change that degrades the server: roll it back or keep it. */
-      readonly onDegraded: Sourced<'rollback' | 'keep'>;
+      readonly onDegraded: Sourced<OnDegraded>;
       readonly ring: Sourced<string> | null;
     }
   | { readonly name: string; readonly valid: false; readonly problem: string };

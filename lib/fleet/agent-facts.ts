@@ -1,7 +1,7 @@
 import type { TableEntity } from '@azure/data-tables';
 import { mapWithConcurrency } from '../concurrency.js';
 import type { Logger } from '../log.js';
-import { parseBuild } from '../package/build.js';
+import { parseBuild } from '../model/build.js';
 import { maxTransactionSize } from './batch.js';
 import { isStatus } from './rows.js';
 import type { ServerRow } from './schemas.js';

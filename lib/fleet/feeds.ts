@@ -1,14 +1,19 @@
 import { z } from 'zod';
 import { mutateEntity, getEntityOrUndefined } from './optimistic.js';
 import { validateRow } from './rows.js';
-import { mitigationIdList, tableKey } from './schemas.js';
+import { mitigationIdList } from './schemas.js';
+import { tableKey } from '../model/names.js';
 import type { FleetTables } from './storage.js';
 
 /** What emfleet remembers about polling one feed: validators, connectivity, the last rejection. */
 export const feedStateRow = z.object({
   partitionKey: tableKey,
   rowKey: z.literal('feed'),
-  etag: z.string().default(''),
+  /**
+   * The feed's own ETag for the next conditional GET. Not `etag`: the Tables SDK maps a property of
+   * that name to the row's ETag (`odata.etag`) both ways, so it was never stored.
+   */
+  feedEtag: z.string().default(''),
   lastModified: z.string().default(''),
   lastPollAt: z.date().optional(),
   lastSuccessAt: z.date().optional(),

@@ -1,12 +1,11 @@
 import { odata, type TransactionAction } from '@azure/data-tables';
 import type { Logger } from '../log.js';
-import type { DeclaredLayers } from '../policy/declared.js';
-import type { PolicyLayer, ScopeRows } from '../policy/effective.js';
+import type { DeclaredLayers, PolicyLayer, PolicyScope, PolicySource, ScopeRows } from '../model/policy.js';
 import { writeAudit } from './audit.js';
 import { writeInTransactions } from './batch.js';
 import { getEntityOrUndefined, mutateEntity } from './optimistic.js';
 import { describeRowProblem, isStatus, readRows, validateRow, type RowProblem } from './rows.js';
-import { declaredRowKeySuffix, policyRow, type PolicyRow, type PolicyScope } from './schemas.js';
+import { declaredRowKeySuffix, policyRow, type PolicyRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
 export interface PolicyTarget {
@@ -77,7 +76,7 @@ export function layerOf(row: PolicyRow): PolicyLayer {
 
 function policyEntity(
   target: PolicyTarget,
-  source: 'bicep' | 'table',
+  source: PolicySource,
   layer: PolicyLayer,
   actor: string,
   now: Date,

@@ -11,11 +11,12 @@ import {
   planRow,
   rolloutStateRow,
   waveRow,
-  type OnDegraded,
   type PlanRowEntity,
   type RolloutStateRow,
   type WaveRow,
 } from './schemas.js';
+import type { OnDegraded } from '../model/policy.js';
+import type { RolloutOperation, RolloutProfile } from '../model/rollout.js';
 import type { FleetTables } from './storage.js';
 import { odata } from '@azure/data-tables';
 import { upsertAction, writeInTransactions } from './batch.js';
@@ -34,7 +35,7 @@ export interface NewRollout {
   readonly id: string;
   readonly feed: string;
   readonly packageSequence: number;
-  readonly operation: 'apply' | 'remove';
+  readonly operation: RolloutOperation;
   readonly waves: readonly {
     readonly name: string;
     readonly servers: number;
@@ -42,7 +43,7 @@ export interface NewRollout {
     readonly maxErrors?: number;
     readonly bakeInMs?: number;
   }[];
-  readonly profile?: 'default' | 'emergency';
+  readonly profile?: RolloutProfile;
   /** The mitigations it applies, with the SHA-256 of each one's content: what a halt holds. */
   readonly applies?: Readonly<Record<string, string>>;
 }

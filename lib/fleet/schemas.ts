@@ -1,61 +1,24 @@
 import { z } from 'zod';
-import { parseBuild } from '../package/build.js';
-import { mitigationIdPattern } from '../package/format.js';
+import { exchangeBuild } from '../model/build.js';
+import { mitigationId, orgName, ringName, siteName, storedServerName, tableKey } from '../model/names.js';
+import { mitigationOutcome } from '../model/outcomes.js';
+import { defaultOnDegraded, onDegradedPolicies, policyScopes, policySources } from '../model/policy.js';
+import {
+  operationStatuses,
+  resumableStates,
+  rolloutOperations,
+  rolloutProfiles,
+  rolloutStates,
+} from '../model/rollout.js';
+import { jsonText } from '../json-text.js';
 import { maxPackageBytes } from '../package/xml.js';
 
-/** Characters Azure Tables forbids in keys, plus control characters. */
-const forbiddenKeyCharacters = /[/\\#?\u0000-\u001f\u007f-\u009f]/;
-
-export const tableKey = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(512)
-  .refine((key) => !forbiddenKeyCharacters.test(key), 'must not contain / \\ # ? or control characters');
-
-export const serverName = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/,
-    'must be a host name or FQDN (letters, digits, -, dots)',
-  )
-  .max(253);
-/** Server names are case-insensitive; rows hold them in lower case. */
-export const storedServerName = serverName.refine(
-  (name) => name === name.toLowerCase(),
-  'must be lower case (emfleet stores server names in lower case)',
-);
-export const orgName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
-export const ringName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, _ or - (at most 63)');
-export const siteName = z
-  .string()
-  .max(128)
-  .refine((site) => !forbiddenKeyCharacters.test(site), 'must not contain control characters');
-export const mitigationId = z
-  .string()
-  .regex(mitigationIdPattern, 'must be a mitigation id such as EM1 (letters, digits, . _ -)');
-export const exchangeBuild = z
-  .string()
-  .refine((text) => parseBuild(text) !== undefined, 'must be an Exchange build such as 15.2.1544.4');
+/*
+ * The rows of emfleet's Tables, validated on every read. The words the rows are made of (names,
+ * builds, outcomes, states, policy terms) are lib/model's; what is here is how they are stored.
+ */
 
 /** Tables have no arrays: lists are stored as JSON text and validated on read. */
-export function jsonText<T extends z.ZodType>(schema: T) {
-  return z
-    .string()
-    .transform((text, context) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        context.addIssue({ code: 'custom', message: 'is not valid JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
-
 export const mitigationIdList = jsonText(z.array(mitigationId));
 
 export const serverRow = z.object({
@@ -76,16 +39,6 @@ export const serverRow = z.object({
   reportedBlocked: mitigationIdList.default([]),
 });
 export type ServerRow = z.infer<typeof serverRow>;
-
-export const policySources = ['bicep', 'table'] as const;
-export type PolicySource = (typeof policySources)[number];
-export const policyScopes = ['org', 'server'] as const;
-export type PolicyScope = (typeof policyScopes)[number];
-
-/** What the agent does when a change takes a health endpoint down or blocks a must-pass request (policy `onDegraded`). */
-export const onDegradedPolicies = ['rollback', 'keep'] as const;
-export type OnDegraded = (typeof onDegradedPolicies)[number];
-export const defaultOnDegraded: OnDegraded = 'rollback';
 
 /** Declared (Bicep) rows carry this row-key suffix so they sit beside the Tables-edited row of the same scope. */
 export const declaredRowKeySuffix = '|bicep';
@@ -167,18 +120,6 @@ export const packagePointerRow = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
-export const rolloutStates = [
-  'Planned',
-  'Running',
-  'Baking',
-  'Paused',
-  'Halted',
-  'Aborted',
-  'Completed',
-] as const;
-export type RolloutState = (typeof rolloutStates)[number];
-export const rolloutOperations = ['apply', 'remove'] as const;
-
 export const rolloutStateRow = z.object({
   partitionKey: tableKey,
   rowKey: z.literal('state'),
@@ -189,8 +130,8 @@ export const rolloutStateRow = z.object({
   reason: z.string().default(''),
   waveCount: z.number().int().min(1).max(99),
   currentWave: z.number().int().nonnegative(),
-  profile: z.enum(['default', 'emergency']).default('default'),
-  resumeTo: z.enum(['Planned', 'Running', 'Baking']).optional(),
+  profile: z.enum(rolloutProfiles).default('default'),
+  resumeTo: z.enum(resumableStates).optional(),
   /** Retries of the current wave (0: its first pass); messages and operation ids carry it. */
   attempt: z.number().int().nonnegative().default(0),
   /** How often the rollout halted. */
@@ -233,38 +174,13 @@ export const waveRow = z.object({
 });
 export type WaveRow = z.infer<typeof waveRow>;
 
-export const outcomes = [
-  'Applied',
-  'AlreadyApplied',
-  'Removed',
-  'NotApplicable',
-  'Blocked',
-  'Disabled',
-  'PolicyError',
-  'Unsupported',
-  'Skipped',
-  'Failed',
-  'Unreachable',
-  'Degraded',
-  'Ineffective',
-  'RolledBack',
-] as const;
-export type Outcome = (typeof outcomes)[number];
-
-/** One mitigation's result on one server; `endpoints` names the health endpoints a Degraded or RolledBack change took down. */
-export const mitigationResult = z.object({
-  outcome: z.enum(outcomes),
-  detail: z.string().default(''),
-  endpoints: z.array(z.string().max(256)).max(50).optional(),
-});
-
 export const resultRow = z.object({
   partitionKey: storedServerName,
   rowKey: tableKey,
   rolloutId: z.string().default(''),
   operation: z.enum(rolloutOperations),
-  status: z.enum(['InProgress', 'Completed']),
-  outcomes: jsonText(z.record(mitigationId, mitigationResult)),
+  status: z.enum(operationStatuses),
+  outcomes: jsonText(z.record(mitigationId, mitigationOutcome)),
   at: z.date(),
   expiresAt: z.date().optional(),
 });

@@ -65,9 +65,6 @@ export type ActionType = (typeof actionTypes)[number];
 
 export const defaultIisSite = 'Default Web Site';
 
-/** Mitigation ids: what OCS uses (PING1, EM1...) and safe as a Tables key and a file name. */
-export const mitigationIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** Microsoft's feed defaults (DESIGN §4). */
 export const microsoftSignerSubjectCn = 'Microsoft Exchange XML Signing';
 export const microsoftSignerEku = '1.3.6.1.4.1.311.76.57.1.11';

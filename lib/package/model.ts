@@ -1,4 +1,4 @@
-import type { BuildRange } from './build.js';
+import type { BuildRange } from '../model/build.js';
 import type { ActionType, ProbeExpectation } from './format.js';
 
 /** The typed form of an EOCS document; built only from signed content. */

@@ -1,5 +1,5 @@
 import { XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
-import { parseBuild, compareBuilds, formatBuild, type BuildRange } from './build.js';
+import { compareBuilds, formatBuild, parseBuild, type BuildRange } from '../model/build.js';
 import {
   actionAttributes,
   configAttributes,
@@ -9,7 +9,6 @@ import {
   expectedDownAttributes,
   forbiddenProbeHeaders,
   iisValueAttributes,
-  mitigationIdPattern,
   probeAttributes,
   probeExpectations,
   probeHeaderAttributes,
@@ -18,6 +17,7 @@ import {
   rootAttributes,
   type ProbeExpectation,
 } from './format.js';
+import { mitigationIdPattern } from '../model/names.js';
 import {
   isSupportedActionType,
   type EocsPackage,

@@ -1,4 +1,4 @@
-import { evaluateApplicability, parseBuild } from '../package/build.js';
+import { evaluateApplicability, parseBuild } from '../model/build.js';
 import type { Mitigation } from '../package/model.js';
 import type { EffectiveScope } from './effective.js';
 

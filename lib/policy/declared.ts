@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { mitigationId, onDegradedPolicies, ringName, serverName } from '../fleet/schemas.js';
+import { mitigationId, ringName, serverName } from '../model/names.js';
+import { onDegradedPolicies, type DeclaredLayers, type PolicyLayer } from '../model/policy.js';
 import { definedOnly } from '../defined.js';
-import type { PolicyLayer } from './effective.js';
 
 const scopeSettings = {
   mitigationsEnabled: z.boolean().optional(),
@@ -41,11 +41,6 @@ export const declaredPolicySchema = z
   });
 
 export type DeclaredPolicy = z.infer<typeof declaredPolicySchema>;
-
-export interface DeclaredLayers {
-  readonly org: PolicyLayer;
-  readonly servers: ReadonlyMap<string, PolicyLayer>;
-}
 
 /** Parses the setting's JSON text; errors name the JSON path that is wrong. */
 export function parseDeclaredPolicy(

@@ -1,23 +1,11 @@
-import { defaultOnDegraded, type OnDegraded } from '../fleet/schemas.js';
-
-/** One layer of policy for a scope (org or server), as one row declares it. Unset fields inherit. */
-export interface PolicyLayer {
-  readonly mitigationsEnabled?: boolean;
-  readonly blockedMitigations?: readonly string[];
-  readonly ring?: string;
-  /** What the agent does when a change degrades the server: roll it back (default) or keep it. */
-  readonly onDegraded?: OnDegraded;
-}
-
-/** The rows found for one scope: the Tables-edited layer, the declared (Bicep) layer, and any invalid row. */
-export interface ScopeRows {
-  readonly table?: PolicyLayer;
-  readonly bicep?: PolicyLayer;
-  /** Set when a row of this scope failed validation: the scope's policy is unknown. */
-  readonly problem?: string;
-}
-
-export type ValueSource = 'table' | 'bicep' | 'default';
+import {
+  defaultOnDegraded,
+  type OnDegraded,
+  type PolicyLayer,
+  type PolicyScope,
+  type ScopeRows,
+  type ValueSource,
+} from '../model/policy.js';
 
 export interface Sourced<T> {
   readonly value: T;
@@ -63,7 +51,7 @@ export function effectiveScope(rows: ScopeRows | undefined): EffectiveScope {
 export interface EffectiveOnDegraded {
   readonly value: OnDegraded;
   /** Which scope set it: the server's own setting wins over the org's. */
-  readonly scope: 'server' | 'org' | 'default';
+  readonly scope: PolicyScope | 'default';
   readonly source: ValueSource;
 }
 

@@ -1,11 +1,7 @@
 import type { Mitigation } from '../package/model.js';
 import { decide, type PolicyDecision, type ServerFacts } from './decide.js';
-import {
-  effectiveOnDegraded,
-  effectiveScope,
-  type EffectiveOnDegraded,
-  type ScopeRows,
-} from './effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveOnDegraded } from './effective.js';
+import type { ScopeRows } from '../model/policy.js';
 
 export interface ExplainedDecision extends PolicyDecision {
   readonly server: string;

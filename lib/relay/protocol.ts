@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { mitigationId, onDegradedPolicies, outcomes } from '../fleet/schemas.js';
+import { mitigationId, operationId } from '../model/names.js';
+import { mitigationOutcome as storedOutcome } from '../model/outcomes.js';
+import { onDegradedPolicies } from '../model/policy.js';
+import { operationStatuses } from '../model/rollout.js';
 
 /**
  * What the cloud and the agent say to each other through the relay. Both sides validate every
@@ -10,11 +13,6 @@ import { mitigationId, onDegradedPolicies, outcomes } from '../fleet/schemas.js'
 export const maxRequestBodyBytes = 2 * 1024 * 1024 + 64 * 1024;
 
 export const agentPaths = { apply: '/apply', remove: '/remove', status: '/status', ping: '/ping' } as const;
-
-/** Operation ids name one (rollout, server, mitigation set); a retried request reuses its id. */
-export const operationId = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be letters, digits, . _ : - (at most 128)');
 
 export const applyRequest = z
   .object({
@@ -44,15 +42,13 @@ export type RemoveRequest = z.infer<typeof removeRequest>;
 
 export const pingRequest = z.object({ nonce: z.string().max(128).optional() }).strict();
 
-export const mitigationOutcome = z.object({
-  outcome: z.enum(outcomes),
-  detail: z.string().max(2000).default(''),
-  /** The health endpoints a Degraded or RolledBack change took down, e.g. /ecp/healthcheck.htm. */
-  endpoints: z.array(z.string().max(256)).max(50).optional(),
-});
-export type MitigationOutcome = z.infer<typeof mitigationOutcome>;
+/**
+ * A mitigation's outcome as an agent reports it: lib/model's shape, with the detail capped so a
+ * reply cannot bloat the Results row it becomes.
+ */
+export const mitigationOutcome = storedOutcome.extend({ detail: z.string().max(2000).default('') });
 
-export const operationStatus = z.enum(['InProgress', 'Completed']);
+export const operationStatus = z.enum(operationStatuses);
 
 /**
  * What every agent reply carries about the agent: its Exchange build as it detected it ('' when it

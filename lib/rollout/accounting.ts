@@ -1,5 +1,5 @@
 import { bitIsSet, withBit } from './bits.js';
-import type { Verdict } from './outcomes.js';
+import type { Verdict } from '../model/outcomes.js';
 import { nextWindow } from './pass.js';
 import type { RolloutPosition, WaveProgress } from './progress.js';
 

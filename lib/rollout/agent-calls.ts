@@ -1,5 +1,6 @@
-import type { OnDegraded } from '../fleet/schemas.js';
-import { sameOutcome, type MitigationOutcome, type PlannedChange } from './outcomes.js';
+import type { MitigationOutcome } from '../model/outcomes.js';
+import type { OnDegraded } from '../model/policy.js';
+import { sameOutcome, type PlannedChange } from './outcomes.js';
 
 /*
  * What applyToServer asks a server's agent, and what it makes of the answers. Pure: the step reads

@@ -1,6 +1,7 @@
 import type { Mitigation } from '../package/model.js';
 import { decide, leftAlone } from '../policy/decide.js';
-import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
+import { effectiveOnDegraded, effectiveScope } from '../policy/effective.js';
+import type { ScopeRows } from '../model/policy.js';
 import type { PlannedServerFacts, ServerDecision, ServerWork } from './plan.js';
 
 export interface DriftInput {

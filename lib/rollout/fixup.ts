@@ -1,4 +1,5 @@
 import { latestPackage } from '../fleet/packages.js';
+import { isActive, type RolloutProfile } from '../model/rollout.js';
 import { listRollouts } from '../fleet/rollouts.js';
 import type { Mitigation } from '../package/model.js';
 import { verifyPackage } from '../package/verify.js';
@@ -26,14 +27,12 @@ export type FixUpOutcome =
       readonly kind: 'started';
       readonly rolloutId: string;
       readonly servers: number;
-      readonly profile: 'default' | 'emergency';
+      readonly profile: RolloutProfile;
     }
   | { readonly feed: string; readonly kind: 'nothingToDo' }
   | { readonly feed: string; readonly kind: 'busy'; readonly busyRolloutId: string }
   | { readonly feed: string; readonly kind: 'held'; readonly heldBy: string }
   | { readonly feed: string; readonly kind: 'noPackage'; readonly detail: string };
-
-const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
 
 /**
  * The work a policy change calls for (pure): the drift of the servers in scope, narrowed to the
@@ -55,7 +54,7 @@ export function narrowDrift(work: readonly ServerWork[], scope: FixUpScope): Ser
 }
 
 /** Removals only (a block) may go at the emergency pace; anything that applies takes the normal waves. */
-export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): 'default' | 'emergency' {
+export function fixUpProfile(work: readonly ServerWork[], hasEmergency: boolean): RolloutProfile {
   return hasEmergency && work.length > 0 && work.every((server) => server.apply.length === 0)
     ? 'emergency'
     : 'default';
@@ -121,7 +120,7 @@ export async function fixUpNow(
       );
       continue;
     }
-    const busy = rollouts.find((rollout) => rollout.feed === feed && active.has(rollout.state));
+    const busy = rollouts.find((rollout) => rollout.feed === feed && isActive(rollout.state));
     if (busy) {
       deps.logger.info('FixUpDeferred', { feed, rolloutId: busy.partitionKey, state: busy.state });
       outcomes.push({ feed, kind: 'busy', busyRolloutId: busy.partitionKey });

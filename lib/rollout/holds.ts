@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { RolloutState, RolloutStateRow } from '../fleet/schemas.js';
+import type { RolloutStateRow } from '../fleet/schemas.js';
+import type { RolloutState } from '../model/rollout.js';
 import type { Mitigation } from '../package/model.js';
 import { mitigationContent } from './diff.js';
 import type { ServerWork } from './plan.js';

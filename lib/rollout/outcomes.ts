@@ -1,4 +1,4 @@
-import type { Outcome } from '../fleet/schemas.js';
+import type { MitigationOutcome, Outcome } from '../model/outcomes.js';
 import { clip, endpointName } from '../text.js';
 
 /*
@@ -6,37 +6,11 @@ import { clip, endpointName } from '../text.js';
  * outcomes the agent (or the poison handler) gave and store what these return.
  */
 
-/** Outcomes that count against a wave's error budget. */
-export const failureOutcomes: readonly Outcome[] = [
-  'Failed',
-  'Unreachable',
-  'Degraded',
-  'Ineffective',
-  'RolledBack',
-];
-
 /** What the probes found: the halt reason names the mitigation and the endpoints. */
 const probeFailures: readonly Outcome[] = ['Degraded', 'RolledBack', 'Ineffective'];
 
 /** How long a wave's note on one server may be (it ends up in the halt reason). */
 export const maxNoteLength = 200;
-
-/** One mitigation's outcome as the agent reports it (lib/relay/protocol.ts), as far as these rules read it. */
-export interface MitigationOutcome {
-  readonly outcome: Outcome;
-  readonly detail: string;
-  readonly endpoints?: string[] | undefined;
-}
-
-export type Verdict = 'succeeded' | 'failed' | 'skipped';
-
-/** One failure fails the server; all Skipped (and at least one) skips it; anything else succeeded. */
-export function verdictOf(outcomes: Readonly<Record<string, MitigationOutcome>>): Verdict {
-  const values = Object.values(outcomes).map((result) => result.outcome);
-  if (values.some((outcome) => failureOutcomes.includes(outcome))) return 'failed';
-  if (values.length > 0 && values.every((outcome) => outcome === 'Skipped')) return 'skipped';
-  return 'succeeded';
-}
 
 /** "EM2 RolledBack: ecp" for each mitigation a probe failed, so the halt reason says what went down where; undefined when none. */
 export function failureNote(outcomes: Readonly<Record<string, MitigationOutcome>>): string | undefined {

@@ -7,12 +7,11 @@ import {
   type PolicyReason,
   type ServerFacts,
 } from '../policy/decide.js';
-import type { OnDegraded } from '../fleet/schemas.js';
-import { effectiveOnDegraded, effectiveScope, type ScopeRows } from '../policy/effective.js';
+import type { OnDegraded, ScopeRows } from '../model/policy.js';
+import type { RolloutOperation } from '../model/rollout.js';
+import { effectiveOnDegraded, effectiveScope } from '../policy/effective.js';
 import { parseDurationInMs } from './duration.js';
 import { resolveCount, type WaveProfile, type WaveSelector } from './waves.js';
-
-export type RolloutOperation = 'apply' | 'remove';
 
 /** A server as the planner sees it: policy facts plus where it sits and how it is reached. */
 export interface PlannedServerFacts extends ServerFacts {

@@ -1,5 +1,6 @@
 import { clip } from '../text.js';
-import { maxNoteLength, sameOutcome, type MitigationOutcome, type PlannedChange } from './outcomes.js';
+import type { MitigationOutcome } from '../model/outcomes.js';
+import { maxNoteLength, sameOutcome, type PlannedChange } from './outcomes.js';
 
 /*
  * A server whose apply message the host gave up on (maxDequeueCount deliveries) is Unreachable and

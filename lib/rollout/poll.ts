@@ -63,7 +63,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
   try {
     fetched = await (deps.fetch ?? fetchFeed)({
       url: feed.url,
-      ...(state?.etag ? { etag: state.etag } : {}),
+      ...(state?.feedEtag ? { etag: state.feedEtag } : {}),
       ...(state?.lastModified ? { lastModified: state.lastModified } : {}),
     });
   } catch (error) {
@@ -76,7 +76,7 @@ export async function pollFeed(deps: PollDeps, feed: Feed): Promise<PollOutcome>
     }));
     return { kind: 'error', error: message };
   }
-  const validators = { etag: fetched.etag ?? '', lastModified: fetched.lastModified ?? '' };
+  const validators = { feedEtag: fetched.etag ?? '', lastModified: fetched.lastModified ?? '' };
   if (fetched.kind === 'unchanged') {
     await updateFeedState(deps.tables, feed.name, () => ({
       ...validators,
@@ -306,7 +306,7 @@ async function holdForAdmin(
     approve: `emfleet feed accept ${held.sha256} --feed ${feed.name}`,
   });
   await updateFeedState(deps.tables, feed.name, () => ({
-    etag: '',
+    feedEtag: '',
     lastModified: '',
     lastPollAt: now,
     lastSuccessAt: now,

@@ -1,11 +1,11 @@
 import { mapWithConcurrency } from '../concurrency.js';
 import { getEntityOrUndefined } from '../fleet/optimistic.js';
 import { validateRow } from '../fleet/rows.js';
-import { resultRow, type Outcome, type WaveRow } from '../fleet/schemas.js';
+import { resultRow, type WaveRow } from '../fleet/schemas.js';
+import { failureOutcomes, type Outcome } from '../model/outcomes.js';
 import type { FleetTables } from '../fleet/storage.js';
 import { formatTable } from '../text.js';
-import { operationIdOf } from './operations.js';
-import { failureOutcomes } from './outcomes.js';
+import { operationIdOf } from '../model/operation-id.js';
 
 /** One failing mitigation on one server of a rollout, as its result says: what the probes found, or why it failed. */
 export interface RolloutProblem {

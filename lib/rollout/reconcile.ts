@@ -1,4 +1,5 @@
 import { listRollouts } from '../fleet/rollouts.js';
+import { isActive } from '../model/rollout.js';
 import type { EocsPackage } from '../package/model.js';
 import { findDrift, type LeftAlone } from './drift.js';
 import { checkStoredFeeds, frozenFeeds, frozenIds, recordFrozenFeeds, type FrozenReason } from './frozen.js';
@@ -47,8 +48,6 @@ export interface ReconcileOptions {
   readonly dryRun?: boolean;
 }
 
-const active = new Set(['Planned', 'Running', 'Baking', 'Paused']);
-
 /**
  * The hourly fix-up (DESIGN §1, §7): per feed, the drift between the current package under
  * current policy and what servers report, rolled out through the same waves and brake. A feed
@@ -69,7 +68,7 @@ export async function reconcile(
     ),
   );
   const rollouts = await listRollouts(deps.tables, { logger: deps.logger });
-  const running = rollouts.filter((rollout) => active.has(rollout.state));
+  const running = rollouts.filter((rollout) => isActive(rollout.state));
   const snapshot = await freshSnapshot(
     deps,
     [...current.keys()].some((feed) => !running.some((rollout) => rollout.feed === feed)),

@@ -1,4 +1,4 @@
-import type { RolloutState } from '../fleet/schemas.js';
+import type { ResumableState, RolloutProfile, RolloutState } from '../model/rollout.js';
 
 /** What the state machine knows of a rollout; stored in the Rollouts state row. */
 export interface RolloutStatus {
@@ -6,8 +6,8 @@ export interface RolloutStatus {
   readonly currentWave: number;
   readonly waveCount: number;
   /** The state a paused rollout goes back to. */
-  readonly resumeTo?: 'Planned' | 'Running' | 'Baking';
-  readonly profile: 'default' | 'emergency';
+  readonly resumeTo?: ResumableState;
+  readonly profile: RolloutProfile;
   readonly reason: string;
   /** How often the current wave was retried: 0 on its first pass. Operation ids and messages carry it. */
   readonly attempt: number;
@@ -130,7 +130,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       if (status.state === 'Paused') return refuse('already paused');
       return to({
         state: 'Paused',
-        resumeTo: status.state as 'Planned' | 'Running' | 'Baking',
+        resumeTo: status.state as ResumableState,
         reason: `Paused by ${event.actor}`,
       });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ringName, serverName } from '../fleet/schemas.js';
+import { ringName, serverName } from '../model/names.js';
 import { parseDurationInMs } from './duration.js';
 
 /** A count (5) or a share of the wave ("10%"). */

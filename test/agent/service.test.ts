@@ -24,10 +24,10 @@ import {
   operationReply,
   pingReply,
   statusReply,
-  type MitigationOutcome,
   type OperationReply,
   type StatusReply,
 } from '../../lib/relay/protocol.js';
+import type { MitigationOutcome } from '../../lib/model/outcomes.js';
 import { simulatedExchange } from '../helpers/agents.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { catalogueXml, createTestPki, type TestPki } from '../helpers/packages.js';

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { latestPackage, storePackage } from '../../lib/fleet/packages.js';
 import { upsertResults } from '../../lib/fleet/results.js';
 import { createRollout, readRollout, waveEntity } from '../../lib/fleet/rollouts.js';
-import { operationIdOf } from '../../lib/rollout/operations.js';
+import { operationIdOf } from '../../lib/model/operation-id.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { changePolicy, readPolicy, syncDeclaredPolicy } from '../../lib/fleet/policy.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
-import { declaredLayers, declaredPolicySchema, type DeclaredLayers } from '../../lib/policy/declared.js';
-import { effectiveScope, type PolicyLayer } from '../../lib/policy/effective.js';
+import { declaredLayers, declaredPolicySchema } from '../../lib/policy/declared.js';
+import type { DeclaredLayers, PolicyLayer } from '../../lib/model/policy.js';
+import { effectiveScope } from '../../lib/policy/effective.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
 async function policyRows(tables: FleetTables, prefix: string): Promise<Record<string, unknown>[]> {

@@ -1,4 +1,4 @@
-import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/package/build.js';
+import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/model/build.js';
 import { createDevPki, devTimestampAuthority, type DevPki } from '../../lib/local/pki.js';
 export { catalogueXml } from '../../lib/local/catalogue.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';

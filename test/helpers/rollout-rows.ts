@@ -1,4 +1,5 @@
-import type { RolloutState, RolloutStateRow, WaveRow } from '../../lib/fleet/schemas.js';
+import type { RolloutStateRow, WaveRow } from '../../lib/fleet/schemas.js';
+import type { RolloutState } from '../../lib/model/rollout.js';
 import { withBit } from '../../lib/rollout/bits.js';
 
 /** Rollout rows as the pure rollout rules read them, for their table tests. */

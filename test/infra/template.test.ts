@@ -18,7 +18,7 @@ import {
 } from '../../lib/infra/bicep.js';
 import { moduleProblems } from '../../lib/infra/modules.js';
 import { allowedRoles } from '../../lib/infra/privilege.js';
-import { orgName, siteName } from '../../lib/fleet/schemas.js';
+import { orgName, siteName } from '../../lib/model/names.js';
 import { queueNames } from '../../lib/fleet/queues.js';
 import { tableNames } from '../../lib/fleet/storage.js';
 import { waveProfile } from '../../lib/rollout/waves.js';

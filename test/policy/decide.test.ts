@@ -6,8 +6,9 @@ import {
   type PolicyReason,
   type ServerFacts,
 } from '../../lib/policy/decide.js';
-import type { EffectiveScope, ValueSource } from '../../lib/policy/effective.js';
-import type { BuildRange } from '../../lib/package/build.js';
+import type { EffectiveScope } from '../../lib/policy/effective.js';
+import type { ValueSource } from '../../lib/model/policy.js';
+import type { BuildRange } from '../../lib/model/build.js';
 import { range } from '../helpers/packages.js';
 import { rewrite, disablePool } from '../helpers/actions.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';

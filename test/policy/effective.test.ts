@@ -1,10 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import {
-  effectiveOnDegraded,
-  effectiveScope,
-  type EffectiveScope,
-  type ScopeRows,
-} from '../../lib/policy/effective.js';
+import { effectiveOnDegraded, effectiveScope, type EffectiveScope } from '../../lib/policy/effective.js';
+import type { ScopeRows } from '../../lib/model/policy.js';
 
 const rollback = { value: 'rollback', source: 'default' } as const;
 

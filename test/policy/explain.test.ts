@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { explainPackage } from '../../lib/policy/explain.js';
-import type { ScopeRows } from '../../lib/policy/effective.js';
+import type { ScopeRows } from '../../lib/model/policy.js';
 import type { Mitigation } from '../../lib/package/model.js';
 import { disablePool, rewrite } from '../helpers/actions.js';
 

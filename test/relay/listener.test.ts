@@ -176,6 +176,23 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
     expect((await relay.client.ping(relay.hybridConnection, { nonce: 'after' })).nonce).toBe('after');
   });
 
+  it('logs a failed request with its secrets masked: a token in the query never reaches the log', async () => {
+    relay = await relayFixture();
+    const agent = testAgent();
+    const logger = recordingLogger();
+    const path = '/boom?code=secret-function-key&token=secret-token&top=5';
+    agent.overrides.set(path, () => Promise.reject(new Error('handler broke')));
+    await relay.listen(agent.handler, { logger }).ready;
+    const failed = await relay.sender.send(relay.hybridConnection, { method: 'GET', path });
+    expect(failed.status).toBe(500);
+    await waitFor(() => logger.named('RelayListenerHandlerFailed').length === 1, 'the failure to be logged');
+    const logged = JSON.stringify(logger.named('RelayListenerHandlerFailed'));
+    expect(logged).not.toContain('secret-');
+    expect(logger.named('RelayListenerHandlerFailed')[0]?.fields['path']).toContain(
+      '/boom?code=***&token=***&top=5',
+    );
+  });
+
   it('survives a reply whose rendezvous the relay refuses (the request expired) and keeps serving', async () => {
     relay = await relayFixture({ emulator: { deadlineInMs: 200 } });
     const agent = testAgent();

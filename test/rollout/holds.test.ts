@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RolloutState } from '../../lib/fleet/schemas.js';
+import type { RolloutState } from '../../lib/model/rollout.js';
 import type { Mitigation } from '../../lib/package/model.js';
 import {
   activeHolds,

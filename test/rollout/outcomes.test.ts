@@ -1,57 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { Outcome } from '../../lib/fleet/schemas.js';
+import type { MitigationOutcome, Outcome } from '../../lib/model/outcomes.js';
 import {
   answeredByAgent,
   appliedAfter,
   failureNote,
   maxNoteLength,
   sameOutcome,
-  verdictOf,
-  type MitigationOutcome,
 } from '../../lib/rollout/outcomes.js';
 
 const of = (outcome: Outcome, endpoints?: string[]): MitigationOutcome => ({
   outcome,
   detail: '',
   ...(endpoints ? { endpoints } : {}),
-});
-
-describe('verdictOf', () => {
-  it.each([
-    {
-      name: 'all applied',
-      outcomes: { EM1: of('Applied'), EM2: of('AlreadyApplied') },
-      expected: 'succeeded',
-    },
-    { name: 'nothing to do counts as done', outcomes: {}, expected: 'succeeded' },
-    {
-      name: 'blocked and not applicable are no failures',
-      outcomes: { EM1: of('Blocked'), EM2: of('NotApplicable') },
-      expected: 'succeeded',
-    },
-    {
-      name: 'one failure fails the server',
-      outcomes: { EM1: of('Applied'), EM2: of('Failed') },
-      expected: 'failed',
-    },
-    { name: 'unreachable', outcomes: { EM1: of('Unreachable') }, expected: 'failed' },
-    { name: 'degraded', outcomes: { EM1: of('Degraded') }, expected: 'failed' },
-    { name: 'ineffective', outcomes: { EM1: of('Ineffective') }, expected: 'failed' },
-    { name: 'rolled back', outcomes: { EM1: of('RolledBack') }, expected: 'failed' },
-    { name: 'all skipped', outcomes: { EM1: of('Skipped'), EM2: of('Skipped') }, expected: 'skipped' },
-    {
-      name: 'skipped beside applied succeeded',
-      outcomes: { EM1: of('Skipped'), EM2: of('Applied') },
-      expected: 'succeeded',
-    },
-    {
-      name: 'a failure beats skipped',
-      outcomes: { EM1: of('Skipped'), EM2: of('Failed') },
-      expected: 'failed',
-    },
-  ])('$name → $expected', ({ outcomes, expected }) => {
-    expect(verdictOf(outcomes)).toBe(expected);
-  });
 });
 
 describe('failureNote', () => {

@@ -4,9 +4,9 @@ import {
   type PlanInput,
   type PlannedServerFacts,
   type PlannedWave,
-  type RolloutOperation,
   type RolloutPlan,
 } from '../../lib/rollout/plan.js';
+import type { RolloutOperation } from '../../lib/model/rollout.js';
 import {
   defaultEmergencyWaves,
   defaultWaves,
@@ -15,8 +15,9 @@ import {
   type WaveSelector,
 } from '../../lib/rollout/waves.js';
 import { decide, leftAlone } from '../../lib/policy/decide.js';
-import { effectiveScope, type ScopeRows } from '../../lib/policy/effective.js';
-import type { BuildRange } from '../../lib/package/build.js';
+import { effectiveScope } from '../../lib/policy/effective.js';
+import type { ScopeRows } from '../../lib/model/policy.js';
+import type { BuildRange } from '../../lib/model/build.js';
 import type { Mitigation, MitigationAction } from '../../lib/package/model.js';
 import { rewrite, disablePool, disableService } from '../helpers/actions.js';
 import { range } from '../helpers/packages.js';

@@ -19,6 +19,8 @@ import { createTestPki, type TestPki } from '../helpers/packages.js';
 
 /** A feed on loopback whose current body the test sets; it answers 304 to a matching ETag. */
 let served = { body: '', etag: '' };
+/** The validator each request to the feed carried, in order: what the poller remembered. */
+let ifNoneMatchSeen: (string | undefined)[] = [];
 let feedServer: http.Server;
 let feed: Feed;
 let pki: TestPki;
@@ -44,6 +46,7 @@ async function queued(): Promise<unknown[]> {
 beforeAll(async () => {
   pki = await createTestPki();
   feedServer = http.createServer((request, response) => {
+    ifNoneMatchSeen.push(request.headers['if-none-match']);
     if (served.body === '') return void response.writeHead(503).end();
     if (request.headers['if-none-match'] === served.etag)
       return void response.writeHead(304, { etag: served.etag }).end();
@@ -120,7 +123,11 @@ describe('pollFeed', () => {
   });
 
   it('does nothing more when the feed is unchanged (304) or serves the same bytes again', async () => {
+    ifNoneMatchSeen = [];
     expect(await pollFeed(deps, feed)).toEqual({ kind: 'unchanged' });
+    // A conditional GET with the feed's own ETag, not the Packages row's (the Tables SDK maps an
+    // entity property named `etag` to the row's ETag): the feed answers 304 and sends no body.
+    expect(ifNoneMatchSeen).toEqual([served.etag]);
     served = { ...served, etag: '"new-etag-same-bytes"' };
     expect(await pollFeed(deps, feed)).toEqual({ kind: 'unchanged' });
     expect((await latestPackage(deps.tables, 'microsoft'))?.sequence).toBe(1);

@@ -6,7 +6,7 @@ import {
   type RolloutStatus,
   type TransitionResult,
 } from '../../lib/rollout/state.js';
-import type { RolloutState } from '../../lib/fleet/schemas.js';
+import type { RolloutState } from '../../lib/model/rollout.js';
 
 // ---- builders -----------------------------------------------------------------------------------
 

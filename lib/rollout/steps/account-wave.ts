@@ -4,7 +4,7 @@ import { queueNames } from '../../fleet/queues.js';
 import { mutateWave, readStateAndWave } from '../../fleet/rollouts.js';
 import type { PlanRowEntity, ServerRow } from '../../fleet/schemas.js';
 import { mergeServerRows, readServerEntities, type ServerRowChange } from '../../fleet/servers.js';
-import type { MitigationOutcome } from '../../relay/protocol.js';
+import type { MitigationOutcome } from '../../model/outcomes.js';
 import { countWave, earlyWindow, type CountedResult, type Slot, type WavePass } from '../accounting.js';
 import { applyMessage } from '../operations.js';
 import { appliedAfter } from '../outcomes.js';

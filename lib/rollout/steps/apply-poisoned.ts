@@ -4,7 +4,7 @@ import { readServerSite } from '../../fleet/servers.js';
 import { parseRelayAddress } from '../../relay/route.js';
 import { attemptOf, isSuperseded } from '../deliveries.js';
 import type { ApplyServerMessage } from '../messages.js';
-import { operationIdOf } from '../operations.js';
+import { operationIdOf } from '../../model/operation-id.js';
 import { poisonedResult, type HubRoute } from '../poisoned.js';
 import { accountAndDispatch } from './account-wave.js';
 import { recordResult } from './apply-to-server.js';

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Exchange builds (15.2.1544.4) and the applicability ranges of a mitigation.
  * Builds compare numerically part by part, never as strings.
@@ -19,6 +21,11 @@ export function parseBuild(text: string): ExchangeBuild | undefined {
   if (!match) return undefined;
   return [Number(match[1]), Number(match[2]), Number(match[3]), Number(match[4])];
 }
+
+/** A build as text (a Servers row, an agent's config, a CLI flag): four dot-separated numbers. */
+export const exchangeBuild = z
+  .string()
+  .refine((text) => parseBuild(text) !== undefined, 'must be an Exchange build such as 15.2.1544.4');
 
 export function formatBuild(build: ExchangeBuild): string {
   return build.join('.');

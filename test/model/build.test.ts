@@ -2,11 +2,12 @@ import { describe, it, expect } from 'vitest';
 import {
   compareBuilds,
   evaluateApplicability,
+  exchangeBuild,
   formatBuild,
   parseBuild,
   type Applicability,
   type BuildRange,
-} from '../../lib/package/build.js';
+} from '../../lib/model/build.js';
 import { build, range } from '../helpers/packages.js';
 
 describe('parseBuild', () => {
@@ -149,5 +150,26 @@ describe('evaluateApplicability', () => {
     },
   ])('$name ($at)', ({ ranges, at, expected }) => {
     expect(evaluateApplicability(ranges, build(at))).toBe(expected);
+  });
+});
+
+describe('exchangeBuild (a build as text in rows, settings and flags)', () => {
+  it.each([
+    { name: 'Exchange 2019 CU14', text: '15.2.1544.4', ok: true },
+    { name: 'surrounding whitespace (parseBuild trims)', text: ' 15.2.1544.4 ', ok: true },
+    { name: 'three parts', text: '15.2.1544', ok: false },
+    { name: 'CU name instead of a build', text: 'CU14', ok: false },
+    { name: 'empty', text: '', ok: false },
+    { name: 'six-digit part', text: '15.2.154400.4', ok: false },
+    { name: 'trailing text', text: '15.2.1544.4 or 1=1', ok: false },
+  ])('$name: $ok', ({ text, ok }) => {
+    expect(exchangeBuild.safeParse(text).success).toBe(ok);
+  });
+
+  it('says what a build looks like', () => {
+    const result = exchangeBuild.safeParse('CU14');
+    expect(result.success ? undefined : result.error.issues[0]!.message).toBe(
+      'must be an Exchange build such as 15.2.1544.4',
+    );
   });
 });
