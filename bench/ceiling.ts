@@ -1,6 +1,7 @@
-import { loadSettings } from '../lib/config/index.js';
+import { loadConfig } from '../lib/config/index.js';
+import { relayTargetOf } from '../lib/config/sources.js';
 import { mapWithConcurrency } from '../lib/concurrency.js';
-import { agentClientFromSettings } from '../lib/relay/settings.js';
+import { agentClientFor } from '../lib/relay/settings.js';
 import { serveCommands, type Command } from './ipc.js';
 
 /**
@@ -25,7 +26,7 @@ serveCommands(async (command: Command) => {
   if (command.kind === 'stop') return {};
   if (command.kind !== 'run') throw new Error(`unknown command ${command.kind}`);
   const run = command as CeilingRun;
-  const agents = await agentClientFromSettings(loadSettings(process.env));
+  const agents = await agentClientFor(relayTargetOf(loadConfig(process.env)));
   const outcomes: Record<string, number> = {};
   const started = Date.now();
   await mapWithConcurrency(run.hybridConnections, run.concurrency, async (hybridConnection) => {

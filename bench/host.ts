@@ -6,7 +6,7 @@ import { serveCommands, type Command } from './ipc.js';
  */
 process.env['EMFLEET_LOCAL_HOST'] = '1';
 const { allFunctions } = await import('../functions/index.js');
-const { startLocalHost } = await import('../lib/local/host.js');
+const { startLocalHost } = await import('../lib/local/host/index.js');
 const { silentLogger } = await import('../lib/log.js');
 
 type LocalHost = Awaited<ReturnType<typeof startLocalHost>>;

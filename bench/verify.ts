@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { DOMParser } from '@xmldom/xmldom';
 import { catalogueXml } from '../lib/local/catalogue.js';
-import { createDevPki, devTimestampAuthority } from '../lib/local/pki.js';
+import { createDevPki, devTimestampAuthority } from '../lib/package/dev-pki.js';
 import { signPackage } from '../lib/package/sign.js';
 import { createTrustPolicy } from '../lib/package/trust.js';
 import { verifyPackage } from '../lib/package/verify.js';

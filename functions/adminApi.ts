@@ -1,25 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
-import {
-  getExplain,
-  getGrid,
-  getOverview,
-  getPackage,
-  getPlan,
-  getPolicy,
-  getRollout,
-  getRollouts,
-  getServers,
-  getServerView,
-  getStatus,
-  postConnectivity,
-  postFeedAccept,
-  postPolicy,
-  postPoll,
-  postReconcile,
-  postRolloutAction,
-  type AdminHandler,
-} from '../lib/admin/api.js';
-import { appContext, invocationLogger } from '../lib/app.js';
+import { adminHandlers } from '../lib/app/http.js';
 import { register } from '../lib/functions.js';
 
 /*
@@ -30,9 +10,8 @@ import { register } from '../lib/functions.js';
  * each handler checks the app role its route needs (lib/admin/auth.ts).
  */
 
-/** One admin route: a function key, one method, the handler given the app's dependencies. */
-function route(name: string, path: string, method: 'GET' | 'POST', admin: AdminHandler) {
-  const handler: HttpHandler = (request, context) => admin(appContext(invocationLogger(context)), request);
+/** One admin route: a function key, one method. */
+function route(name: string, path: string, method: 'GET' | 'POST', handler: HttpHandler) {
   return register({
     kind: 'http',
     name,
@@ -40,25 +19,35 @@ function route(name: string, path: string, method: 'GET' | 'POST', admin: AdminH
   });
 }
 
-export const adminStatus = route('adminStatus', 'status', 'GET', getStatus);
-export const adminServers = route('adminServers', 'servers', 'GET', getServers);
-export const adminServer = route('adminServer', 'servers/{name}', 'GET', getServerView);
-export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', getRollouts);
-export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', getRollout);
+export const adminStatus = route('adminStatus', 'status', 'GET', adminHandlers.status);
+export const adminServers = route('adminServers', 'servers', 'GET', adminHandlers.servers);
+export const adminServer = route('adminServer', 'servers/{name}', 'GET', adminHandlers.server);
+export const adminRollouts = route('adminRollouts', 'rollouts', 'GET', adminHandlers.rollouts);
+export const adminRollout = route('adminRollout', 'rollouts/{id}', 'GET', adminHandlers.rollout);
 export const adminRolloutAction = route(
   'adminRolloutAction',
   'rollouts/{id}/{action}',
   'POST',
-  postRolloutAction,
+  adminHandlers.rolloutAction,
 );
-export const adminReconcile = route('adminReconcile', 'reconcile', 'POST', postReconcile);
-export const adminConnectivity = route('adminConnectivity', 'connectivity', 'POST', postConnectivity);
-export const adminOverview = route('adminOverview', 'overview', 'GET', getOverview);
-export const adminGrid = route('adminGrid', 'grid', 'GET', getGrid);
-export const adminPolicy = route('adminPolicy', 'policy', 'GET', getPolicy);
-export const adminPoll = route('adminPoll', 'poll', 'POST', postPoll);
-export const adminPackage = route('adminPackage', 'packages/{feed}', 'GET', getPackage);
-export const adminPlan = route('adminPlan', 'plan', 'GET', getPlan);
-export const adminExplain = route('adminExplain', 'explain', 'GET', getExplain);
-export const adminPolicyEdit = route('adminPolicyEdit', 'policy/{action}', 'POST', postPolicy);
-export const adminFeedAccept = route('adminFeedAccept', 'feeds/{feed}/accept', 'POST', postFeedAccept);
+export const adminReconcile = route('adminReconcile', 'reconcile', 'POST', adminHandlers.reconcile);
+export const adminConnectivity = route(
+  'adminConnectivity',
+  'connectivity',
+  'POST',
+  adminHandlers.connectivity,
+);
+export const adminOverview = route('adminOverview', 'overview', 'GET', adminHandlers.overview);
+export const adminGrid = route('adminGrid', 'grid', 'GET', adminHandlers.grid);
+export const adminPolicy = route('adminPolicy', 'policy', 'GET', adminHandlers.policy);
+export const adminPoll = route('adminPoll', 'poll', 'POST', adminHandlers.poll);
+export const adminPackage = route('adminPackage', 'packages/{feed}', 'GET', adminHandlers.package);
+export const adminPlan = route('adminPlan', 'plan', 'GET', adminHandlers.plan);
+export const adminExplain = route('adminExplain', 'explain', 'GET', adminHandlers.explain);
+export const adminPolicyEdit = route('adminPolicyEdit', 'policy/{action}', 'POST', adminHandlers.policyEdit);
+export const adminFeedAccept = route(
+  'adminFeedAccept',
+  'feeds/{feed}/accept',
+  'POST',
+  adminHandlers.feedAccept,
+);

@@ -58,7 +58,7 @@ param ocsUrl string = 'https://officeclient.microsoft.com/getexchangemitigations
 @description('EMFLEET_FEEDS: the organization\'s own feeds (see lib/config); empty: Microsoft\'s only.')
 param feeds array = []
 
-@description('EMFLEET_WAVES: rollout waves (see lib/rollout/waves.ts); empty: the built-in canary ring, 10%, the rest.')
+@description('EMFLEET_WAVES: rollout waves (see lib/model/waves.ts); empty: the built-in canary ring, 10%, the rest.')
 param waves array = []
 
 @description('EMFLEET_EMERGENCY_WAVES: the waves of --emergency and `rollout expedite`; empty: the built-in emergency profile.')
@@ -210,7 +210,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 }
 
 // Every setting lib/config reads, except the local-only ones, plus what the Functions host needs
-// (lib/infra/settings.ts lists both; a test keeps this list, lib/config and
+// (tools/infra-checks/settings.ts lists both; a test keeps this list, lib/config and
 // local.settings.sample.json in step). An empty value means "unset": lib/config's default applies.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site

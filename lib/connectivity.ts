@@ -1,11 +1,13 @@
 import { mapWithConcurrency } from './concurrency.js';
-import type { Settings } from './config/index.js';
+import type { AppConfig } from './config/index.js';
+import { microsoftFeedSource, relayTargetOf } from './config/sources.js';
 import { getServer, listServers } from './fleet/servers.js';
 import type { FleetTables } from './fleet/storage.js';
 import { fetchFeed } from './ocs/client.js';
 import type { PingReply } from './relay/protocol.js';
-import { agentClientFromSettings } from './relay/settings.js';
-import { trustPolicyFromSettings, type TrustPolicy } from './package/trust.js';
+import { feedTrust } from './ocs/feeds.js';
+import { agentClientFor } from './relay/settings.js';
+import type { TrustPolicy } from './package/trust.js';
 import { verifyPackage } from './package/verify.js';
 import { relayAddress } from './relay/route.js';
 
@@ -40,23 +42,23 @@ const pingConcurrency = 16;
  * The probes as the app's settings describe them (`emfleet test-connectivity` and the admin API
  * alike); `servers` says which agents to ping.
  */
-export function connectivityProbesFromSettings(
-  settings: Settings,
+export function connectivityProbesOf(
+  config: AppConfig,
   servers: ConnectivityProbes['servers'],
 ): ConnectivityProbes {
-  let client: ReturnType<typeof agentClientFromSettings> | undefined;
+  let client: ReturnType<typeof agentClientFor> | undefined;
   return {
-    feedUrl: settings.EMFLEET_OCS_URL,
+    feedUrl: config.ocsUrl,
     fetchFeed: async () => {
-      const result = await fetchFeed({ url: settings.EMFLEET_OCS_URL });
+      const result = await fetchFeed({ url: config.ocsUrl });
       if (result.kind !== 'fetched') throw new Error('the feed answered 304 to an unconditional request');
       return result.bytes;
     },
-    trust: () => trustPolicyFromSettings(settings),
+    trust: () => feedTrust(microsoftFeedSource(config)),
     servers,
     ping: async (hybridConnection) => {
       // One client for every ping: it keeps its connections to the relay.
-      client ??= agentClientFromSettings(settings);
+      client ??= agentClientFor(relayTargetOf(config));
       return (await client).ping(hybridConnection);
     },
   };

@@ -3,6 +3,7 @@ import functions, {
   type StorageQueueFunctionOptions,
   type TimerFunctionOptions,
 } from '@azure/functions';
+import { localHostFlag } from './config/index.js';
 
 // @azure/functions is CommonJS whose exports Node cannot name statically: import the whole module.
 const { app } = functions;
@@ -18,11 +19,11 @@ export type FunctionDefinition =
 
 /**
  * Registers with the v4 programming model and returns the definition. Where emfleet runs the
- * functions itself (`npm start`, tests: EMFLEET_LOCAL_HOST=1, a process flag, not an app setting)
+ * functions itself (`npm start`, tests: `localHostFlag` set to 1, a process flag, not an app setting)
  * registration is skipped: outside the Functions host the library would only warn and discard it.
  */
 export function register<T extends FunctionDefinition>(definition: T): T {
-  if (process.env['EMFLEET_LOCAL_HOST'] === '1') return definition;
+  if (process.env[localHostFlag] === '1') return definition;
   switch (definition.kind) {
     case 'timer':
       app.timer(definition.name, definition.options);

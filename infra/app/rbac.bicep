@@ -1,6 +1,6 @@
 // Every role the deployment grants, each on one resource, data-plane roles only (a test rejects
 // role assignments at subscription or resource-group scope, privileged roles, roles not listed
-// here, and custom roles with management actions or data actions beyond lib/infra/privilege.ts's).
+// here, and custom roles with management actions or data actions beyond tools/infra-checks/privilege.ts's).
 
 param appPrincipalId string
 param storageAccountName string

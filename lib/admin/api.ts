@@ -1,12 +1,6 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
-import { runReconcileCycle } from '../app.js';
-import type { Settings } from '../config/index.js';
-import {
-  connectivityProbesFromSettings,
-  connectivityTargets,
-  runConnectivityChecks,
-} from '../connectivity.js';
+import { connectivityProbesOf, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
 import { EmfleetError } from '../errors.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
 import type { QueueSender } from '../fleet/queues.js';
@@ -30,8 +24,13 @@ import { pollNow } from './poll.js';
 import { readServerView } from './server-view.js';
 import { readStatus } from './status.js';
 import type { Notify } from '../notify.js';
-import { feedsFromSettings } from '../app.js';
+import type { AppConfig } from '../config/index.js';
+import { feedSources, relayTargetOf } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
 import { changeRollout } from '../rollout/admin.js';
+import { runReconcileCycle } from '../rollout/reconcile-cycle.js';
+import type { AgentClient } from '../relay/sender.js';
+import { agentClientFor } from '../relay/settings.js';
 import { approveHeldPackage, HeldPackageError } from '../rollout/poll.js';
 import { rolloutProblems } from '../rollout/problems.js';
 import { startWaveMessage } from '../rollout/messages.js';
@@ -43,10 +42,12 @@ import { latestPackage } from '../fleet/packages.js';
 export interface AdminDeps {
   readonly tables: FleetTables;
   readonly queues: QueueSender;
-  readonly settings: Settings;
+  readonly config: AppConfig;
   readonly logger: Logger;
   /** Aborts and other events from the API notify like those from the CLI. */
   readonly notify?: Notify;
+  /** The app's relay client (kept for the process); without it, one is made from the config. */
+  readonly agents?: () => Promise<AgentClient>;
 }
 
 /** A route's handler, with the app role its callers need (checked before it runs). */
@@ -75,7 +76,7 @@ function handler(
   run: (deps: AdminDeps, request: HttpRequest, caller: Caller) => Promise<HttpResponseInit>,
 ): AdminHandler {
   const handle = async (deps: AdminDeps, request: HttpRequest): Promise<HttpResponseInit> => {
-    const authorization = authorize(request.headers, role, deps.settings.EMFLEET_ADMIN_AUTH);
+    const authorization = authorize(request.headers, role, deps.config.adminAuth);
     if (!authorization.ok) {
       deps.logger.warn('AdminRequestRefused', {
         method: request.method,
@@ -177,7 +178,7 @@ const serversQuery = z.object({
 
 export const getServers: AdminHandler = handler('Reader', async (deps, request) => {
   const query = parsed(serversQuery, Object.fromEntries(request.query), 'query');
-  const page = await readServersPage(deps.tables, deps.settings.EMFLEET_ORG, query);
+  const page = await readServersPage(deps.tables, deps.config.org, query);
   return {
     jsonBody: {
       servers: page.rows.map(serverJson),
@@ -260,7 +261,7 @@ export const postRolloutAction: AdminHandler = handler('Operator', async (deps, 
     'route',
   );
   const result = await changeRollout(deps, id, action, caller.actor, {
-    emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES,
+    emergencyWaves: deps.config.emergencyWaves,
   });
   if (!result.ok)
     return {
@@ -319,7 +320,7 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
   const { feed: name } = parsed(z.object({ feed: z.string().min(1).max(64) }), request.params, 'route');
   const text = await request.text();
   const { sha256 } = parsed(feedAcceptBody, parseJson(text), 'body');
-  const { feeds, problems } = feedsFromSettings(deps.settings);
+  const { feeds, problems } = feedsOf(feedSources(deps.config));
   const feed = feeds.find((candidate) => candidate.name === name);
   if (!feed) {
     const problem = problems.find((candidate) => candidate.feed === name);
@@ -334,8 +335,8 @@ export const postFeedAccept: AdminHandler = handler('Operator', async (deps, req
       {
         tables: deps.tables,
         queues: deps.queues,
-        org: deps.settings.EMFLEET_ORG,
-        waves: deps.settings.EMFLEET_WAVES,
+        org: deps.config.org,
+        waves: deps.config.waves,
         logger: deps.logger,
         ...(deps.notify ? { notify: deps.notify } : {}),
       },
@@ -359,7 +360,19 @@ const reconcileQuery = z.object({
 /** `emfleet reconcile` over HTTP: the hourly fix-up now; `?dryRun=true` reports what it would do and writes nothing. */
 export const postReconcile: AdminHandler = handler('Operator', async (deps, request) => {
   const dryRun = parsed(reconcileQuery, Object.fromEntries(request.query), 'query').dryRun === 'true';
-  const feeds = await runReconcileCycle(dryRun ? { ...deps, notify: undefined } : deps, { dryRun });
+  const feeds = await runReconcileCycle(
+    {
+      tables: deps.tables,
+      queues: deps.queues,
+      org: deps.config.org,
+      waves: deps.config.waves,
+      logger: deps.logger,
+      ...(deps.notify && !dryRun ? { notify: deps.notify } : {}),
+      agents: deps.agents ?? (async () => agentClientFor(relayTargetOf(deps.config))),
+    },
+    feedsOf(feedSources(deps.config)),
+    { dryRun },
+  );
   return { jsonBody: { dryRun, feeds } };
 });
 
@@ -372,17 +385,17 @@ const connectivityBody = z
 /** `emfleet test-connectivity` over HTTP: 200 whatever the checks found; `ok` says whether all passed. */
 export const postConnectivity: AdminHandler = handler('Operator', async (deps, request) => {
   const { server } = parsed(connectivityBody, await jsonBody(request), 'body');
-  const { tables, settings } = deps;
+  const { tables, config } = deps;
   if (server !== undefined) {
     try {
-      await getServer(tables, settings.EMFLEET_ORG, server);
+      await getServer(tables, config.org, server);
     } catch (error) {
       // An unknown server is the caller's mistake (404), not a failed check; storage trouble is what the checks report.
       if (error instanceof ServerNotFoundError) throw error;
     }
   }
   const checks = await runConnectivityChecks(
-    connectivityProbesFromSettings(settings, () => connectivityTargets(tables, settings.EMFLEET_ORG, server)),
+    connectivityProbesOf(config, () => connectivityTargets(tables, config.org, server)),
     undefined,
     { where: 'the function app' },
   );
@@ -420,7 +433,7 @@ export const postPoll: AdminHandler = handler('Operator', async (deps, request) 
 
 export const getPackage: AdminHandler = handler('Reader', async (deps, request) => {
   const { feed: name } = parsed(z.object({ feed: feedNameField }), request.params, 'route');
-  const feed = resolveFeed(deps.settings, name);
+  const feed = resolveFeed(deps.config, name);
   const current = await currentPackage(deps.tables, feed);
   if (!current) throw new NoPackageError(feed.name);
   return {
@@ -494,7 +507,7 @@ export const postPolicy: AdminHandler = handler('Operator', async (deps, request
     throw new HttpProblem(400, 'InvalidBody', 'body: give enabled, onDegraded, or both');
   if (edit.kind !== 'set' && edit.ids.length === 0)
     throw new HttpProblem(400, 'InvalidBody', 'body ids: give the mitigation ids to ' + action);
-  const org = deps.settings.EMFLEET_ORG;
+  const org = deps.config.org;
   if (body.server !== undefined) await getServer(deps.tables, org, body.server);
   const target =
     body.server === undefined

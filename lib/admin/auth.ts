@@ -7,7 +7,7 @@
  * (EMFLEET_ADMIN_AUTH=functionKey) is for local runs, where there is no sign-in.
  */
 
-import type { AdminAuthMode } from '../config/index.js';
+import { settingNameOf, type AdminAuthMode } from '../config/index.js';
 
 /** The app roles of the admin API's app registration (infra/README.md says how to create them). */
 export const appRoles = { Reader: 'emfleet.Reader', Operator: 'emfleet.Operator' } as const;
@@ -68,8 +68,7 @@ export function authorize(
       ok: false,
       status: 401,
       error: 'Unauthenticated',
-      detail:
-        'the admin API needs a Microsoft Entra sign-in (App Service Authentication); the function key alone is for local runs (EMFLEET_ADMIN_AUTH=functionKey)',
+      detail: `the admin API needs a Microsoft Entra sign-in (App Service Authentication); the function key alone is for local runs (${settingNameOf.adminAuth}=functionKey)`,
     };
   }
   const principal = parsePrincipal(header);

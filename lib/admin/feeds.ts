@@ -1,5 +1,6 @@
-import { feedsFromSettings } from '../app.js';
-import type { Settings } from '../config/index.js';
+import { settingNameOf, type AppConfig } from '../config/index.js';
+import { configuredFeedNames, feedSources } from '../config/sources.js';
+import { feedsOf, type Feed } from '../ocs/feeds.js';
 import { EmfleetError } from '../errors.js';
 import { latestPackage, type StoredPackage } from '../fleet/packages.js';
 import type { FleetTables } from '../fleet/storage.js';
@@ -7,7 +8,6 @@ import { microsoftFeedName } from '../ocs/client.js';
 import { verifyPackage, type VerifiedPackage, type VerifyResult } from '../package/verify.js';
 import { formatBuild } from '../model/build.js';
 import type { Mitigation, MitigationAction } from '../package/model.js';
-import type { Feed } from '../rollout/poll.js';
 
 /** A `--feed` (or `feed`) that no setting names. */
 export class UnknownFeedError extends EmfleetError {
@@ -16,25 +16,20 @@ export class UnknownFeedError extends EmfleetError {
   constructor(feed: string, known: readonly string[]) {
     super(
       'UnknownFeed',
-      `no feed "${feed}" is configured (feeds: ${known.join(', ')}; organization feeds come from EMFLEET_FEEDS)`,
+      `no feed "${feed}" is configured (feeds: ${known.join(', ')}; organization feeds come from ${settingNameOf.orgFeeds})`,
       { context: { feed } },
     );
   }
-}
-
-/** Every configured feed's name: Microsoft's, then EMFLEET_FEEDS in order. */
-export function configuredFeedNames(settings: Settings): string[] {
-  return [microsoftFeedName, ...settings.EMFLEET_FEEDS.map((feed) => feed.name)];
 }
 
 /**
  * The feed a command names (default: Microsoft's), with its trust; a feed whose settings cannot be
  * used is an error that says why.
  */
-export function resolveFeed(settings: Settings, name: string = microsoftFeedName): Feed {
-  const names = configuredFeedNames(settings);
+export function resolveFeed(config: AppConfig, name: string = microsoftFeedName): Feed {
+  const names = configuredFeedNames(config);
   if (!names.includes(name)) throw new UnknownFeedError(name, names);
-  const { feeds, problems } = feedsFromSettings(settings);
+  const { feeds, problems } = feedsOf(feedSources(config));
   const feed = feeds.find((candidate) => candidate.name === name);
   if (feed) return feed;
   throw new EmfleetError(

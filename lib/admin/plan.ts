@@ -1,4 +1,4 @@
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { getServer } from '../fleet/servers.js';
 import { readPolicy } from '../fleet/policy.js';
 import type { FleetTables } from '../fleet/storage.js';
@@ -12,7 +12,7 @@ import { EmfleetError } from '../errors.js';
 
 interface Deps {
   readonly tables: FleetTables;
-  readonly settings: Settings;
+  readonly config: AppConfig;
   readonly logger: Logger;
 }
 
@@ -21,7 +21,7 @@ export async function currentModel(
   deps: Deps,
   feedName: string | undefined,
 ): Promise<{ feed: string; sequence: number; eocs: EocsPackage }> {
-  const feed = resolveFeed(deps.settings, feedName);
+  const feed = resolveFeed(deps.config, feedName);
   const current = await currentPackage(deps.tables, feed);
   if (!current) throw new NoPackageError(feed.name);
   if (!current.verified.ok) {
@@ -40,13 +40,13 @@ export async function planCurrentPackage(
   options: { feed?: string | undefined; emergency?: boolean },
 ): Promise<RolloutPlan & { feed: string; packageSequence: number }> {
   const { feed, sequence, eocs } = await currentModel(deps, options.feed);
-  const snapshot = await fleetSnapshot(deps.tables, deps.settings.EMFLEET_ORG, deps.logger);
+  const snapshot = await fleetSnapshot(deps.tables, deps.config.org, deps.logger);
   const plan = planRollout({
     operation: 'apply',
     mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id),
     mitigations: eocs.mitigations,
     ...snapshot,
-    waves: options.emergency ? deps.settings.EMFLEET_EMERGENCY_WAVES : deps.settings.EMFLEET_WAVES,
+    waves: options.emergency ? deps.config.emergencyWaves : deps.config.waves,
   });
   return { feed, packageSequence: sequence, ...plan };
 }
@@ -57,7 +57,7 @@ export async function explainCurrentPackage(
   options: { feed?: string | undefined; server?: string | undefined },
 ): Promise<{ feed: string; packageSequence: number; decisions: ExplainedDecision[] }> {
   const { feed, sequence, eocs } = await currentModel(deps, options.feed);
-  const org = deps.settings.EMFLEET_ORG;
+  const org = deps.config.org;
   const servers =
     options.server === undefined
       ? (await fleetSnapshot(deps.tables, org, deps.logger)).servers

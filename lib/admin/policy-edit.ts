@@ -1,5 +1,6 @@
-import { feedsFromSettings } from '../app.js';
-import type { Settings } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
+import type { AppConfig } from '../config/index.js';
 import { changePolicy, type PolicyTarget } from '../fleet/policy.js';
 import type { QueueSender } from '../fleet/queues.js';
 import type { OnDegraded, PolicyLayer } from '../model/policy.js';
@@ -17,7 +18,7 @@ export type PolicyEdit =
 export interface PolicyEditDeps {
   readonly tables: FleetTables;
   readonly queues: QueueSender;
-  readonly settings: Settings;
+  readonly config: AppConfig;
   readonly logger: Logger;
   readonly notify?: Notify;
 }
@@ -50,14 +51,14 @@ export async function editPolicy(
   const effect: PolicyEffect = options.now
     ? {
         takesEffect: 'now',
-        fixUps: await fixUpNow(fixUpDeps(deps, clock), feedsFromSettings(deps.settings).feeds, {
+        fixUps: await fixUpNow(fixUpDeps(deps, clock), feedsOf(feedSources(deps.config)).feeds, {
           ...(target.scope === 'server' ? { servers: [target.name] } : {}),
           ...(edit.kind === 'set' ? {} : { mitigationIds: edit.ids }),
         }),
       }
     : {
         takesEffect: 'nextReconcile',
-        at: nextOccurrence(deps.settings.EMFLEET_RECONCILE_SCHEDULE, clock()).toISOString(),
+        at: nextOccurrence(deps.config.reconcileSchedule, clock()).toISOString(),
       };
   return { changed: change.changed, what: describeEdit(edit), after: change.after, effect };
 }
@@ -66,9 +67,9 @@ function fixUpDeps(deps: PolicyEditDeps, clock: () => Date): Parameters<typeof f
   return {
     tables: deps.tables,
     queues: deps.queues,
-    org: deps.settings.EMFLEET_ORG,
-    waves: deps.settings.EMFLEET_WAVES,
-    emergencyWaves: deps.settings.EMFLEET_EMERGENCY_WAVES,
+    org: deps.config.org,
+    waves: deps.config.waves,
+    emergencyWaves: deps.config.emergencyWaves,
     logger: deps.logger,
     ...(deps.notify ? { notify: deps.notify } : {}),
     now: clock,

@@ -1,6 +1,8 @@
-import { feedsFromSettings } from '../app.js';
-import { configuredFeedNames, UnknownFeedError } from './feeds.js';
-import type { Settings } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
+import { configuredFeedNames } from '../config/sources.js';
+import { UnknownFeedError } from './feeds.js';
+import type { AppConfig } from '../config/index.js';
 import type { QueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
@@ -15,7 +17,7 @@ export type PollNowOutcome = { readonly feed: string } & (
 export interface PollNowDeps {
   readonly tables: FleetTables;
   readonly queues: QueueSender;
-  readonly settings: Settings;
+  readonly config: AppConfig;
   readonly logger: Logger;
   readonly notify?: Notify;
   readonly fetch?: PollDeps['fetch'];
@@ -27,9 +29,9 @@ export interface PollNowDeps {
  * named), now; EM's "restart MSExchangeMitigation to check OCS now". Feeds are independent.
  */
 export async function pollNow(deps: PollNowDeps, options: { feed?: string } = {}): Promise<PollNowOutcome[]> {
-  if (options.feed !== undefined && !configuredFeedNames(deps.settings).includes(options.feed))
-    throw new UnknownFeedError(options.feed, configuredFeedNames(deps.settings));
-  const { feeds, problems } = feedsFromSettings(deps.settings);
+  if (options.feed !== undefined && !configuredFeedNames(deps.config).includes(options.feed))
+    throw new UnknownFeedError(options.feed, configuredFeedNames(deps.config));
+  const { feeds, problems } = feedsOf(feedSources(deps.config));
   const wanted = (name: string): boolean => options.feed === undefined || options.feed === name;
   const outcomes: PollNowOutcome[] = problems
     .filter((problem) => wanted(problem.feed))
@@ -37,8 +39,8 @@ export async function pollNow(deps: PollNowDeps, options: { feed?: string } = {}
   const pollDeps: PollDeps = {
     tables: deps.tables,
     queues: deps.queues,
-    org: deps.settings.EMFLEET_ORG,
-    waves: deps.settings.EMFLEET_WAVES,
+    org: deps.config.org,
+    waves: deps.config.waves,
     logger: deps.logger,
     ...(deps.notify ? { notify: deps.notify } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),

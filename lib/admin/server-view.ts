@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { readCurrentFeeds } from '../dashboard/feeds.js';
 import { readPolicy } from '../fleet/policy.js';
 import { readResults } from '../fleet/results.js';
@@ -233,11 +233,11 @@ export function appliedHistory(results: readonly ResultRow[]): {
 }
 
 export async function readServerView(
-  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  deps: { tables: FleetTables; config: AppConfig; logger: Logger },
   name: string,
 ): Promise<ServerView> {
-  const { tables, settings, logger } = deps;
-  const org = settings.EMFLEET_ORG;
+  const { tables, config, logger } = deps;
+  const org = config.org;
   const entity = await getEntityOrUndefined(await tables.client('Servers'), org, name);
   if (!entity) throw new ServerNotFoundError(org, name);
   const checked = validateRow('Servers', serverRow, entity);

@@ -1,4 +1,4 @@
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { feedView, readCurrentFeeds, type CurrentFeed } from '../dashboard/feeds.js';
 import { rolloutView } from '../dashboard/overview.js';
@@ -154,16 +154,16 @@ export function reconcileIntervalMs(schedule: string, now: Date): number {
 
 /** Reads everything the summary needs. */
 export async function readStatus(
-  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  deps: { tables: FleetTables; config: AppConfig; logger: Logger },
   options: { now?: Date } = {},
 ): Promise<FleetStatus> {
   const now = options.now ?? new Date();
-  const { tables, settings, logger } = deps;
+  const { tables, config, logger } = deps;
   const [feeds, rollouts, servers, latestOutcomes] = await Promise.all([
     readCurrentFeeds(deps),
     listRollouts(tables, { logger }),
     readRows(await tables.client('Servers'), 'Servers', serverRow, {
-      filter: odata`PartitionKey eq ${settings.EMFLEET_ORG}`,
+      filter: odata`PartitionKey eq ${config.org}`,
       logger,
     }),
     readLatestOutcomes(tables, logger),
@@ -174,7 +174,7 @@ export async function readStatus(
     unconfiguredFrozenFeeds(tables, feeds),
   ]);
   return summarizeStatus({
-    org: settings.EMFLEET_ORG,
+    org: config.org,
     now,
     feeds: [...feeds.map(feedView), ...unconfigured],
     rollouts,
@@ -196,7 +196,7 @@ export async function readStatus(
     })),
     invalidServerRows: servers.problems.length,
     latestOutcomes,
-    reconcileIntervalMs: reconcileIntervalMs(settings.EMFLEET_RECONCILE_SCHEDULE, now),
+    reconcileIntervalMs: reconcileIntervalMs(config.reconcileSchedule, now),
   });
 }
 

@@ -1,3 +1,4 @@
+import { cliEnvironmentNames } from '../config/index.js';
 import type { z } from 'zod';
 import { EmfleetError } from '../errors.js';
 import { UsageError, type CliIo } from './io.js';
@@ -14,10 +15,10 @@ export interface AdminApi {
 
 /** The function app from --api-url / EMFLEET_API_URL, its function key from --api-key / EMFLEET_API_KEY. */
 export function adminApiFromFlags(flags: AdminApiFlags, io: CliIo): AdminApi {
-  const url = flags.apiUrl ?? io.env['EMFLEET_API_URL'];
+  const url = flags.apiUrl ?? io.env[cliEnvironmentNames.apiUrl];
   if (!url)
     throw new UsageError(
-      'no function app to ask: pass --api-url URL or set EMFLEET_API_URL (and --api-key / EMFLEET_API_KEY, a function key)',
+      `no function app to ask: pass --api-url URL or set ${cliEnvironmentNames.apiUrl} (and --api-key / ${cliEnvironmentNames.apiKey}, a function key)`,
     );
   let parsed: URL;
   try {
@@ -30,7 +31,7 @@ export function adminApiFromFlags(flags: AdminApiFlags, io: CliIo): AdminApi {
       .toString()
       .replace(/\/+$/, '')
       .replace(/\/api$/, ''),
-    key: flags.apiKey ?? io.env['EMFLEET_API_KEY'],
+    key: flags.apiKey ?? io.env[cliEnvironmentNames.apiKey],
   };
 }
 
@@ -61,7 +62,7 @@ export async function callAdminApi<T>(
   }
   const text = await response.text();
   if (!response.ok) {
-    const hint = response.status === 401 ? ' (check --api-key / EMFLEET_API_KEY)' : '';
+    const hint = response.status === 401 ? ` (check --api-key / ${cliEnvironmentNames.apiKey})` : '';
     throw new EmfleetError(
       'AdminApiFailed',
       `${method} ${url} answered ${response.status}${hint}: ${text.slice(0, 300)}`,

@@ -1,7 +1,8 @@
+import { cliEnvironmentNames } from '../config/index.js';
 import { Command } from 'commander';
 import { z } from 'zod';
 import {
-  connectivityProbesFromSettings,
+  connectivityProbesOf,
   connectivityTargets,
   runConnectivityChecks,
   type ConnectivityCheck,
@@ -37,9 +38,12 @@ export function connectivityCommand(io: CliIo, setExitCode: (code: number) => vo
     )
     .option(
       '--api-url <url>',
-      'with --from-cloud: the function app, e.g. https://func-emfleet.azurewebsites.net (default: EMFLEET_API_URL)',
+      `with --from-cloud: the function app, e.g. https://func-emfleet.azurewebsites.net (default: ${cliEnvironmentNames.apiUrl})`,
     )
-    .option('--api-key <key>', 'with --from-cloud: a function key of the app (default: EMFLEET_API_KEY)')
+    .option(
+      '--api-key <key>',
+      `with --from-cloud: a function key of the app (default: ${cliEnvironmentNames.apiKey})`,
+    )
     .addHelpText(
       'after',
       `
@@ -72,7 +76,7 @@ Examples:
       } else {
         const context = optionalFleetContext(flags, io);
         checks = await runConnectivityChecks(
-          connectivityProbesFromSettings(context.settings, async () => {
+          connectivityProbesOf(context.config, async () => {
             if (!context.tables) throw new Error(context.storageProblem ?? 'no storage configured');
             return connectivityTargets(context.tables, context.org, server);
           }),

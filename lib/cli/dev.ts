@@ -37,7 +37,7 @@ Example:
     )
     .action(async (flags: { out: string; force?: boolean; json?: boolean }) => {
       // Loaded on demand: the X.509 builder is heavy and only this command needs it.
-      const { createDevPki, devPkiFiles, writeDevPki } = await import('../local/pki.js');
+      const { createDevPki, devPkiFiles, writeDevPki } = await import('../package/dev-pki.js');
       if (!flags.force) {
         for (const name of Object.values(devPkiFiles)) {
           const exists = await access(join(flags.out, name)).then(

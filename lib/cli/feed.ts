@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { feedsFromSettings } from '../app.js';
+import { feedSources } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
 import { silentLogger } from '../log.js';
 import { microsoftFeedName } from '../ocs/client.js';
 import { approveHeldPackage } from '../rollout/poll.js';
@@ -32,7 +33,7 @@ export function feedCommand(io: CliIo, setExitCode: (code: number) => void): Com
     .action(async (sha256: string, flags: StorageFlags & { feed: string }) => {
       if (!/^[0-9a-f]{64}$/i.test(sha256)) throw new UsageError(`sha256 "${sha256}" is not 64 hex digits`);
       const context = fleetContext(flags, io);
-      const { feeds, problems } = feedsFromSettings(context.settings);
+      const { feeds, problems } = feedsOf(feedSources(context.config));
       const feed = feeds.find((candidate) => candidate.name === flags.feed);
       if (!feed) {
         const problem = problems.find((candidate) => candidate.feed === flags.feed);
@@ -47,7 +48,7 @@ export function feedCommand(io: CliIo, setExitCode: (code: number) => void): Com
           tables: context.tables,
           queues: context.queues,
           org: context.org,
-          waves: context.settings.EMFLEET_WAVES,
+          waves: context.config.waves,
           logger: silentLogger,
         },
         feed,

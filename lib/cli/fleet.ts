@@ -1,11 +1,12 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { loadSettings, type Settings } from '../config/index.js';
+import { loadConfig, settingNameOf, type AppConfig } from '../config/index.js';
+import { storageConnectionOf } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
 import { orgName } from '../model/names.js';
 import { storageClients } from '../fleet/clients.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
-import { storageConnectionFromSettings, type FleetTables } from '../fleet/storage.js';
+import type { FleetTables } from '../fleet/storage.js';
 import { UsageError, type CliIo } from './io.js';
 
 export interface StorageFlags {
@@ -20,12 +21,18 @@ export interface StorageFlags {
 /** Options every command that touches fleet state takes. */
 export function addStorageOptions(command: Command): Command {
   return command
-    .option('--connection-string <cs>', 'storage connection string (default: AzureWebJobsStorage)')
+    .option(
+      '--connection-string <cs>',
+      `storage connection string (default: ${settingNameOf.storageConnectionString})`,
+    )
     .option(
       '--account <name>',
-      'storage account reached with DefaultAzureCredential (default: EMFLEET_STORAGE_ACCOUNT)',
+      `storage account reached with DefaultAzureCredential (default: ${settingNameOf.storageAccount})`,
     )
-    .option('--org <name>', 'the organization whose servers and policy to use (default: EMFLEET_ORG)')
+    .option(
+      '--org <name>',
+      `the organization whose servers and policy to use (default: ${settingNameOf.org})`,
+    )
     .option('--json', 'print JSON on stdout');
 }
 
@@ -37,7 +44,7 @@ export interface FleetContext {
   readonly tables: FleetTables;
   readonly queues: StorageQueueSender;
   readonly org: string;
-  readonly settings: Settings;
+  readonly config: AppConfig;
   readonly actor: string;
 }
 
@@ -57,27 +64,24 @@ export function optionalFleetContext(
   queues?: StorageQueueSender;
   storageProblem?: string;
 } {
-  let settings: Settings;
+  let config: AppConfig;
   try {
-    settings = loadSettings(io.env);
+    config = loadConfig(io.env);
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
     throw error;
   }
-  const org = flags.org === undefined ? settings.EMFLEET_ORG : checkedValue(orgName, flags.org, '--org');
+  const org = flags.org === undefined ? config.org : checkedValue(orgName, flags.org, '--org');
   // Everything that reads the org from the settings (status, the poll's rollouts) sees the flag's.
-  settings = { ...settings, EMFLEET_ORG: org };
-  const base = { org, settings, actor: flags.actor ?? osUser() };
-  const AzureWebJobsStorage = flags.connectionString ?? settings.AzureWebJobsStorage;
-  const EMFLEET_STORAGE_ACCOUNT = flags.account ?? settings.EMFLEET_STORAGE_ACCOUNT;
-  if (!AzureWebJobsStorage && !EMFLEET_STORAGE_ACCOUNT) return { ...base, storageProblem: noStorageMessage };
+  config = { ...config, org };
+  const base = { org, config, actor: flags.actor ?? osUser() };
+  const storageConnectionString = flags.connectionString ?? config.storageConnectionString;
+  const storageAccount = flags.account ?? config.storageAccount;
+  if (!storageConnectionString && !storageAccount) return { ...base, storageProblem: noStorageMessage };
   try {
     return {
       ...base,
-      ...storageClients(
-        storageConnectionFromSettings({ AzureWebJobsStorage, EMFLEET_STORAGE_ACCOUNT }),
-        settings,
-      ),
+      ...storageClients(storageConnectionOf({ storageConnectionString, storageAccount }), config),
     };
   } catch (error) {
     if (error instanceof ConfigError) return { ...base, storageProblem: error.message };
@@ -87,8 +91,8 @@ export function optionalFleetContext(
 
 /** What a new user needs to know: the three ways to name storage, and the local run's lines. */
 export const noStorageMessage =
-  'no storage configured: pass --connection-string CS, or set AzureWebJobsStorage (a connection string), or pass --account NAME / set EMFLEET_STORAGE_ACCOUNT (signed in with DefaultAzureCredential). ' +
-  'For a local run, paste the export lines `npm start` prints (export AzureWebJobsStorage=… and export EMFLEET_…=…) into this shell.';
+  `no storage configured: pass --connection-string CS, or set ${settingNameOf.storageConnectionString} (a connection string), or pass --account NAME / set ${settingNameOf.storageAccount} (signed in with DefaultAzureCredential). ` +
+  `For a local run, paste the export lines \`npm start\` prints (export ${settingNameOf.storageConnectionString}=… and export EMFLEET_…=…) into this shell.`;
 
 function osUser(): string {
   try {

@@ -1,12 +1,14 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { loadSettings } from '../config/index.js';
+import { loadConfig, settingNameOf } from '../config/index.js';
+import { microsoftFeedSource } from '../config/sources.js';
 import { ConfigError } from '../errors.js';
-import { devPkiFiles } from '../local/pki-files.js';
+import { devPkiFiles } from '../package/dev-pki-files.js';
 import { signPackage } from '../package/sign.js';
 import type { TimestampAuthority } from '../package/timestamp.js';
-import { parseSerialList, trustPolicyFromSettings, type TrustPolicy } from '../package/trust.js';
+import { feedTrust } from '../ocs/feeds.js';
+import { parseSerialList, type TrustPolicy } from '../package/trust.js';
 import { verifyPackage, type VerifiedPackage } from '../package/verify.js';
 import {
   currentPackage,
@@ -33,7 +35,7 @@ interface TrustFlags {
 
 /** Flags override the app settings; the same trust policy the cloud builds from them. */
 export async function trustPolicyFromFlags(flags: TrustFlags, io: CliIo): Promise<TrustPolicy> {
-  const settings = loadSettings(io.env);
+  const config = loadConfig(io.env);
   const anchors = await Promise.all(
     flags.trustAnchor.map((path) => readTextFile(path, `--trust-anchor ${path}`)),
   );
@@ -44,20 +46,18 @@ export async function trustPolicyFromFlags(flags: TrustFlags, io: CliIo): Promis
     ? parseSerialList(await readTextFile(flags.denySerials, `--deny-serials ${flags.denySerials}`))
     : undefined;
   try {
-    return trustPolicyFromSettings({
+    const settings = microsoftFeedSource(config);
+    return feedTrust({
       ...settings,
-      EMFLEET_TRUST_ANCHORS: anchors.length > 0 ? anchors.join('\n') : settings.EMFLEET_TRUST_ANCHORS,
-      EMFLEET_TRUST_ANCHOR_SHA256: flags.anchorSha256
-        ? flags.anchorSha256.split(',')
-        : settings.EMFLEET_TRUST_ANCHOR_SHA256,
-      EMFLEET_TIMESTAMP_ANCHORS:
-        timestampAnchors.length > 0 ? timestampAnchors.join('\n') : settings.EMFLEET_TIMESTAMP_ANCHORS,
-      EMFLEET_TIMESTAMP_ANCHOR_SHA256: flags.timestampAnchorSha256
+      trustAnchors: anchors.length > 0 ? anchors.join('\n') : settings.trustAnchors,
+      anchorSha256: flags.anchorSha256 ? flags.anchorSha256.split(',') : settings.anchorSha256,
+      timestampAnchors: timestampAnchors.length > 0 ? timestampAnchors.join('\n') : settings.timestampAnchors,
+      timestampAnchorSha256: flags.timestampAnchorSha256
         ? flags.timestampAnchorSha256.split(',')
-        : settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256,
-      EMFLEET_SIGNER_SUBJECT: flags.subject ?? settings.EMFLEET_SIGNER_SUBJECT,
-      EMFLEET_SIGNER_EKU: flags.eku ?? settings.EMFLEET_SIGNER_EKU,
-      EMFLEET_REVOKED_SERIALS: deny ?? settings.EMFLEET_REVOKED_SERIALS,
+        : settings.timestampAnchorSha256,
+      signerSubject: flags.subject ?? settings.signerSubject,
+      signerEku: flags.eku ?? settings.signerEku,
+      revokedSerials: deny ?? settings.revokedSerials,
     });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message, { cause: error });
@@ -69,35 +69,35 @@ export function addTrustOptions(command: Command): Command {
   return command
     .option(
       '--trust-anchor <pem>',
-      'PEM file of a trust anchor (repeatable; default: EMFLEET_TRUST_ANCHORS)',
+      `PEM file of a trust anchor (repeatable; default: ${settingNameOf.trustAnchors})`,
       collect,
       [],
     )
     .option(
       '--anchor-sha256 <hex>',
-      'SHA-256 pin(s) the anchors must match, comma-separated (default: EMFLEET_TRUST_ANCHOR_SHA256)',
+      `SHA-256 pin(s) the anchors must match, comma-separated (default: ${settingNameOf.trustAnchorSha256})`,
     )
     .option(
       '--timestamp-anchor <pem>',
-      'PEM file of a time-stamp authority root (repeatable; default: EMFLEET_TIMESTAMP_ANCHORS); without one, time stamps are not checked and certificates must be valid now',
+      `PEM file of a time-stamp authority root (repeatable; default: ${settingNameOf.timestampAnchors}); without one, time stamps are not checked and certificates must be valid now`,
       collect,
       [],
     )
     .option(
       '--timestamp-anchor-sha256 <hex>',
-      'SHA-256 pin(s) the timestamp anchors must match, comma-separated (default: EMFLEET_TIMESTAMP_ANCHOR_SHA256)',
+      `SHA-256 pin(s) the timestamp anchors must match, comma-separated (default: ${settingNameOf.timestampAnchorSha256})`,
     )
     .option(
       '--subject <cn>',
-      'required signer subject CN (default: EMFLEET_SIGNER_SUBJECT or "Microsoft Exchange XML Signing")',
+      `required signer subject CN (default: ${settingNameOf.signerSubject} or "Microsoft Exchange XML Signing")`,
     )
     .option(
       '--eku <oid>',
-      'required signer extended key usage (default: EMFLEET_SIGNER_EKU or 1.3.6.1.4.1.311.76.57.1.11)',
+      `required signer extended key usage (default: ${settingNameOf.signerEku} or 1.3.6.1.4.1.311.76.57.1.11)`,
     )
     .option(
       '--deny-serials <file>',
-      'file of revoked certificate serials, one hex serial per line (default: EMFLEET_REVOKED_SERIALS)',
+      `file of revoked certificate serials, one hex serial per line (default: ${settingNameOf.revokedSerials})`,
     );
 }
 
@@ -245,7 +245,7 @@ Example:
         "a feed's current stored package: what was accepted, how it verifies today, and the exact signed XML written out",
       ),
   )
-    .option('--feed <name>', 'the feed (default microsoft; or a name from EMFLEET_FEEDS)')
+    .option('--feed <name>', `the feed (default microsoft; or a name from ${settingNameOf.orgFeeds})`)
     .option(
       '--out <file>',
       'write the stored signed XML, byte for byte, to this file (for package verify, package test, policy explain --package)',
@@ -253,8 +253,8 @@ Example:
     .addHelpText(
       'after',
       `
-Verification is run again under today's trust settings (EMFLEET_TRUST_*, or the feed's own in
-EMFLEET_FEEDS), as reconcile does; a package that no longer verifies is shown with the reason.
+Verification is run again under today's trust settings (${settingNameOf.trustAnchors} and the rest, or the feed's own in
+${settingNameOf.orgFeeds}), as reconcile does; a package that no longer verifies is shown with the reason.
 The same as GET /api/packages/{feed}.
 
 Examples:
@@ -263,7 +263,7 @@ Examples:
     )
     .action(async (flags: StorageFlags & { feed?: string; out?: string }) => {
       const context = fleetContext(flags, io);
-      const feed = resolveFeed(context.settings, flags.feed);
+      const feed = resolveFeed(context.config, flags.feed);
       const current = await currentPackage(context.tables, feed);
       if (!current) throw new NoPackageError(feed.name);
       if (flags.out) await writeFileAtomically(flags.out, current.stored.bytes);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { settingNameOf } from '../config/index.js';
 import { z } from 'zod';
 import { silentLogger } from '../log.js';
 import { readPolicy, syncDeclaredPolicy, type PolicyTarget } from '../fleet/policy.js';
@@ -183,7 +184,10 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
   )
     .option('--package <file>', 'the signed package to explain')
     .option('--latest', "the feed's current (latest accepted) package, verified again")
-    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
+    .option(
+      '--feed <name>',
+      `with --latest: the feed (default microsoft; or a name from ${settingNameOf.orgFeeds})`,
+    )
     .option('--server <name>', 'only this server')
     .addHelpText(
       'after',
@@ -267,11 +271,14 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
       command
         .command('sync')
         .description(
-          'sync the declared policy (EMFLEET_POLICY or --file) into Policy rows with source=bicep',
+          `sync the declared policy (${settingNameOf.declaredPolicy} or --file) into Policy rows with source=bicep`,
         ),
     ),
   )
-    .option('--file <policy.json>', 'read the declaration from this file instead of EMFLEET_POLICY')
+    .option(
+      '--file <policy.json>',
+      `read the declaration from this file instead of ${settingNameOf.declaredPolicy}`,
+    )
     .addHelpText(
       'after',
       '\nRows edited in Tables (source=table) are never touched; running it twice changes nothing.\n\nExample:\n  emfleet policy sync --file infra/policy.json',
@@ -280,9 +287,10 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
       const context = fleetContext(flags, io);
       const text = flags.file
         ? await readTextFile(flags.file, `--file ${flags.file}`)
-        : context.settings.EMFLEET_POLICY;
-      if (text === undefined) throw new UsageError('no declared policy: set EMFLEET_POLICY or pass --file');
-      const parsed = parseDeclaredPolicy(text, flags.file ?? 'EMFLEET_POLICY');
+        : context.config.declaredPolicy;
+      if (text === undefined)
+        throw new UsageError(`no declared policy: set ${settingNameOf.declaredPolicy} or pass --file`);
+      const parsed = parseDeclaredPolicy(text, flags.file ?? settingNameOf.declaredPolicy);
       if (!parsed.ok) throw new UsageError(parsed.error);
       const synced = await syncDeclaredPolicy(context.tables, context.org, declaredLayers(parsed.policy), {
         actor: context.actor,
@@ -300,7 +308,7 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
 /** The scope of a change: `--org-scope` (the organization that --org or EMFLEET_ORG names) or one server. */
 function scopeOptions(command: Command): Command {
   return command
-    .option('--org-scope', 'the whole organization (the one --org or EMFLEET_ORG names)')
+    .option('--org-scope', `the whole organization (the one --org or ${settingNameOf.org} names)`)
     .option('--server <name>', 'one server')
     .option(
       '--now',
@@ -309,7 +317,7 @@ function scopeOptions(command: Command): Command {
 }
 
 const takesEffectHelp = `
-Without --now the change takes effect at the next reconcile (EMFLEET_RECONCILE_SCHEDULE, by default
+Without --now the change takes effect at the next reconcile (${settingNameOf.reconcileSchedule}, by default
 half past each hour); the command says when. With --now the servers and mitigations it touches are
 fixed up at once by a rollout through the normal waves (removals only, as after a block, through
 the emergency waves) and its id is printed. Disabling leaves servers alone: nothing is removed.

@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
 import { describePollOutcome, pollNow } from '../admin/poll.js';
 import { jsonLogger, silentLogger } from '../log.js';
@@ -10,7 +11,7 @@ export function pollCommand(io: CliIo, setExitCode: (code: number) => void): Com
     .description(
       'poll OCS (and the organization feeds) now, as the hourly timer does: fetch, verify, store, start rollouts',
     )
-    .option('--feed <name>', 'only this feed (microsoft, or a name from EMFLEET_FEEDS)')
+    .option('--feed <name>', `only this feed (microsoft, or a name from ${settingNameOf.orgFeeds})`)
     .addHelpText(
       'after',
       `
@@ -26,14 +27,14 @@ Examples:
       const context = fleetContext(flags, io);
       // A webhook that fails is said on stderr; the poll's own events are what stdout prints.
       const notify = createNotifier({
-        url: context.settings.EMFLEET_NOTIFY_URL,
+        url: context.config.notifyUrl,
         logger: jsonLogger((line) => io.stderr(line)),
       });
       const outcomes = await pollNow(
         {
           tables: context.tables,
           queues: context.queues,
-          settings: context.settings,
+          config: context.config,
           logger: silentLogger,
           notify,
         },

@@ -1,5 +1,8 @@
 import { Command } from 'commander';
-import { runReconcileCycle } from '../app.js';
+import { feedSources, relayTargetOf } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
+import { agentClientFor } from '../relay/settings.js';
+import { runReconcileCycle } from '../rollout/reconcile-cycle.js';
 import { silentLogger } from '../log.js';
 import { createNotifier } from '../notify.js';
 import { holdEnds } from '../rollout/holds.js';
@@ -25,17 +28,20 @@ export function reconcileCommand(io: CliIo): Command {
       const notify = dryRun
         ? async () => {}
         : createNotifier({
-            ...(context.settings.EMFLEET_NOTIFY_URL ? { url: context.settings.EMFLEET_NOTIFY_URL } : {}),
+            ...(context.config.notifyUrl ? { url: context.config.notifyUrl } : {}),
             logger: silentLogger,
           });
       const reports = await runReconcileCycle(
         {
-          settings: context.settings,
           tables: context.tables,
           queues: context.queues,
+          org: context.config.org,
+          waves: context.config.waves,
           logger: silentLogger,
           notify,
+          agents: async () => agentClientFor(relayTargetOf(context.config)),
         },
+        feedsOf(feedSources(context.config)),
         { dryRun },
       );
       if (flags.json) return void io.stdout(JSON.stringify({ dryRun, feeds: reports }));

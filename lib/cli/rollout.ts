@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
 import { readFeedState } from '../fleet/feeds.js';
 import { microsoftFeedName } from '../ocs/client.js';
@@ -43,8 +44,11 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
   )
     .option('--package <file>', 'plan this signed package (verified first)')
     .option('--latest', 'plan the current (latest accepted) package of the feed')
-    .option('--feed <name>', 'with --latest: the feed (default microsoft; or a name from EMFLEET_FEEDS)')
-    .option('--emergency', 'use the emergency wave profile (EMFLEET_EMERGENCY_WAVES)')
+    .option(
+      '--feed <name>',
+      `with --latest: the feed (default microsoft; or a name from ${settingNameOf.orgFeeds})`,
+    )
+    .option('--emergency', `use the emergency wave profile (${settingNameOf.emergencyWaves})`)
     .addHelpText(
       'after',
       '\nExample:\n  emfleet rollout plan --package mitigations.xml --trust-anchor root.pem\n  emfleet rollout plan --latest --feed contoso --emergency --json',
@@ -90,7 +94,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
           })),
           orgPolicy: policy.org,
           serverPolicy: policy.servers,
-          waves: flags.emergency ? context.settings.EMFLEET_EMERGENCY_WAVES : context.settings.EMFLEET_WAVES,
+          waves: flags.emergency ? context.config.emergencyWaves : context.config.waves,
         });
         const held = await heldPackages(context);
         if (flags.json) io.stdout(JSON.stringify({ ...plan, held }));
@@ -189,7 +193,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
           id,
           action,
           context.actor,
-          { emergencyWaves: context.settings.EMFLEET_EMERGENCY_WAVES },
+          { emergencyWaves: context.config.emergencyWaves },
         );
         if (flags.json) io.stdout(JSON.stringify(rolloutActionJson(id, result)));
         else
@@ -225,7 +229,7 @@ interface HeldPackage {
 
 /** Every configured feed's held package: the plan is not the whole story while one waits for an admin. */
 async function heldPackages(context: FleetContext): Promise<HeldPackage[]> {
-  const names = [microsoftFeedName, ...context.settings.EMFLEET_FEEDS.map((feed) => feed.name)];
+  const names = [microsoftFeedName, ...context.config.orgFeeds.map((feed) => feed.name)];
   const states = await Promise.all(
     names.map(async (feed) => ({ feed, state: await readFeedState(context.tables, feed) })),
   );
@@ -283,7 +287,7 @@ export async function latestFromTables(
   feedName: string | undefined,
   io: CliIo,
 ): Promise<EocsPackage | undefined> {
-  const feed = resolveFeed(context.settings, feedName);
+  const feed = resolveFeed(context.config, feedName);
   const current = await currentPackage(context.tables, feed);
   if (!current) throw new NoPackageError(feed.name);
   if (current.verified.ok) return current.verified.package;

@@ -164,7 +164,7 @@ Examples:
       const server = checkedValue(serverName, name, 'server name').toLowerCase();
       const context = fleetContext(flags, io);
       const view = await readServerView(
-        { tables: context.tables, settings: context.settings, logger: silentLogger },
+        { tables: context.tables, config: context.config, logger: silentLogger },
         server,
       );
       if (flags.json) io.stdout(JSON.stringify(view));

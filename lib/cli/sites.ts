@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { Command } from 'commander';
 import { siteName } from '../model/names.js';
 import {
@@ -33,7 +34,7 @@ export function addRelayManagementOptions(command: Command): Command {
     .option('--subscription <id>', 'its subscription (default: AZURE_SUBSCRIPTION_ID)')
     .option(
       '--relay-namespace <name>',
-      "the relay namespace's name (default: from EMFLEET_RELAY_NAMESPACE, e.g. relay-contoso-abc.servicebus.windows.net)",
+      `the relay namespace's name (default: from ${settingNameOf.relayNamespace}, e.g. relay-contoso-abc.servicebus.windows.net)`,
     );
 }
 
@@ -43,10 +44,10 @@ export function relayNamespaceRef(
   env: Readonly<Record<string, string | undefined>>,
 ): RelayNamespaceRef {
   const subscriptionId = flags.subscription ?? env['AZURE_SUBSCRIPTION_ID'];
-  const namespace = flags.relayNamespace ?? env['EMFLEET_RELAY_NAMESPACE']?.split('.')[0];
+  const namespace = flags.relayNamespace ?? env[settingNameOf.relayNamespace]?.split('.')[0];
   if (!flags.resourceGroup) throw new UsageError('--resource-group is required to create hybrid connections');
   if (!subscriptionId) throw new UsageError('give --subscription or set AZURE_SUBSCRIPTION_ID');
-  if (!namespace) throw new UsageError('give --relay-namespace or set EMFLEET_RELAY_NAMESPACE');
+  if (!namespace) throw new UsageError(`give --relay-namespace or set ${settingNameOf.relayNamespace}`);
   return { subscriptionId, resourceGroup: flags.resourceGroup, namespace };
 }
 

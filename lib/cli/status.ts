@@ -18,7 +18,7 @@ export function statusCommand(io: CliIo): Command {
       const context = fleetContext(flags, io);
       const status = await readStatus({
         tables: context.tables,
-        settings: context.settings,
+        config: context.config,
         logger: silentLogger,
       });
       if (flags.json) return void io.stdout(JSON.stringify(status));

@@ -1,5 +1,6 @@
-import { feedsFromSettings } from '../app.js';
-import type { Settings } from '../config/index.js';
+import { feedSources } from '../config/sources.js';
+import { feedsOf } from '../ocs/feeds.js';
+import type { AppConfig } from '../config/index.js';
 import { readFeedState, type FeedState } from '../fleet/feeds.js';
 import { latestPackage, type StoredPackage } from '../fleet/packages.js';
 import { feedStatusOf } from '../fleet/status.js';
@@ -28,12 +29,12 @@ export interface CurrentFeed {
  */
 export async function readCurrentFeeds(deps: {
   tables: FleetTables;
-  settings: Settings;
+  config: AppConfig;
 }): Promise<CurrentFeed[]> {
-  const { feeds, problems } = feedsFromSettings(deps.settings);
+  const { feeds, problems } = feedsOf(feedSources(deps.config));
   const configured = [
-    { name: microsoftFeedName, url: deps.settings.EMFLEET_OCS_URL },
-    ...deps.settings.EMFLEET_FEEDS.map(({ name, url }) => ({ name, url })),
+    { name: microsoftFeedName, url: deps.config.ocsUrl },
+    ...deps.config.orgFeeds.map(({ name, url }) => ({ name, url })),
   ];
   return Promise.all(
     configured.map(async ({ name, url }) => {

@@ -1,5 +1,5 @@
 import { odata } from '@azure/data-tables';
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { buildMismatch } from '../fleet/agent-facts.js';
 import { readPolicy } from '../fleet/policy.js';
 import { listRollouts } from '../fleet/rollouts.js';
@@ -93,7 +93,7 @@ export function gridColumns(
  * server.
  */
 export async function readGridPage(
-  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  deps: { tables: FleetTables; config: AppConfig; logger: Logger },
   query: GridQuery,
 ): Promise<Omit<GridPage, 'continuationToken'> & { after: string | undefined }> {
   const [feeds, rollouts] = await Promise.all([
@@ -118,7 +118,7 @@ export async function readGridPage(
     after: query.after,
     pageSize: filtering ? 1000 : query.top,
   };
-  for await (const { entries, more } of scanServers(deps.tables, deps.settings.EMFLEET_ORG, scan)) {
+  for await (const { entries, more } of scanServers(deps.tables, deps.config.org, scan)) {
     const servers: ServerRow[] = [];
     for (const checked of entries) {
       if (!checked.ok) problems.push(checked.problem);
@@ -153,7 +153,7 @@ export async function readGridPage(
 
 /** Rows for servers in name order: their results and their policy, read for the range of names. */
 async function gridRows(
-  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  deps: { tables: FleetTables; config: AppConfig; logger: Logger },
   servers: readonly ServerRow[],
   columns: readonly GridColumn[],
   problems: RowProblem[],
@@ -166,7 +166,7 @@ async function gridRows(
       filter: odata`PartitionKey ge ${first} and PartitionKey le ${last}`,
       logger: deps.logger,
     }),
-    readPolicy(deps.tables, deps.settings.EMFLEET_ORG, { logger: deps.logger, servers: { first, last } }),
+    readPolicy(deps.tables, deps.config.org, { logger: deps.logger, servers: { first, last } }),
   ]);
   problems.push(...results.problems);
   const byServer = new Map<string, ResultRow[]>();

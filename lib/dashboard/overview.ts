@@ -1,4 +1,4 @@
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { mapWithConcurrency } from '../concurrency.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
@@ -23,7 +23,7 @@ const actionNames: readonly RolloutActionName[] = rolloutActions;
  * halted or aborted one, the mitigations it holds.
  */
 export async function readOverview(
-  deps: { tables: FleetTables; settings: Settings; logger: Logger },
+  deps: { tables: FleetTables; config: AppConfig; logger: Logger },
   options: { now?: Date } = {},
 ): Promise<Overview> {
   const [feeds, rollouts] = await Promise.all([
@@ -43,7 +43,7 @@ export async function readOverview(
     new Map(feeds.map((feed) => [feed.name, feed.stored])),
   );
   return {
-    org: deps.settings.EMFLEET_ORG,
+    org: deps.config.org,
     generatedAt: (options.now ?? new Date()).toISOString(),
     feeds: feeds.map(feedView),
     rollouts: detailed.map(({ state, waves }) => rolloutView(state, waves, content.get(state.feed))),

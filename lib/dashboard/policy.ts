@@ -1,4 +1,4 @@
-import type { Settings } from '../config/index.js';
+import type { AppConfig } from '../config/index.js';
 import { readPolicy } from '../fleet/policy.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
@@ -12,13 +12,13 @@ export const maxPolicyServers = 500;
 /** The org's settings and each server's own, every value with where it came from (Bicep, Tables, default). */
 export async function readPolicyView(deps: {
   tables: FleetTables;
-  settings: Settings;
+  config: AppConfig;
   logger: Logger;
 }): Promise<PolicyView> {
-  const snapshot = await readPolicy(deps.tables, deps.settings.EMFLEET_ORG, { logger: deps.logger });
+  const snapshot = await readPolicy(deps.tables, deps.config.org, { logger: deps.logger });
   const names = [...snapshot.servers.keys()].sort();
   return {
-    org: scopePolicyView(deps.settings.EMFLEET_ORG, snapshot.org),
+    org: scopePolicyView(deps.config.org, snapshot.org),
     servers: names
       .slice(0, maxPolicyServers)
       .map((name) => scopePolicyView(name, snapshot.servers.get(name))),

@@ -4,19 +4,16 @@ import { FleetTables, type StorageConnection } from './storage.js';
 /** Tables and queues of one deployment, named with its prefixes; the CLI and the app build them alike. */
 export function storageClients(
   connection: StorageConnection,
-  settings: {
-    readonly EMFLEET_TABLE_PREFIX?: string | undefined;
-    readonly EMFLEET_QUEUE_PREFIX?: string | undefined;
-  },
+  prefixes: { readonly tablePrefix?: string | undefined; readonly queuePrefix?: string | undefined },
 ): { tables: FleetTables; queues: StorageQueueSender } {
   return {
     tables: new FleetTables(
       connection,
-      settings.EMFLEET_TABLE_PREFIX === undefined ? {} : { prefix: settings.EMFLEET_TABLE_PREFIX },
+      prefixes.tablePrefix === undefined ? {} : { prefix: prefixes.tablePrefix },
     ),
     queues: new StorageQueueSender(
       connection,
-      settings.EMFLEET_QUEUE_PREFIX === undefined ? {} : { prefix: settings.EMFLEET_QUEUE_PREFIX },
+      prefixes.queuePrefix === undefined ? {} : { prefix: prefixes.queuePrefix },
     ),
   };
 }

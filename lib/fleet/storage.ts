@@ -11,22 +11,6 @@ export type StorageConnection =
   | { readonly kind: 'connectionString'; readonly connectionString: string }
   | { readonly kind: 'account'; readonly accountName: string };
 
-export interface StorageSettings {
-  readonly AzureWebJobsStorage?: string | undefined;
-  readonly EMFLEET_STORAGE_ACCOUNT?: string | undefined;
-  readonly EMFLEET_TABLE_PREFIX?: string | undefined;
-}
-
-export function storageConnectionFromSettings(settings: StorageSettings): StorageConnection {
-  if (settings.AzureWebJobsStorage)
-    return { kind: 'connectionString', connectionString: settings.AzureWebJobsStorage };
-  if (settings.EMFLEET_STORAGE_ACCOUNT)
-    return { kind: 'account', accountName: settings.EMFLEET_STORAGE_ACCOUNT };
-  throw new ConfigError(
-    'no storage configured: set AzureWebJobsStorage (connection string) or EMFLEET_STORAGE_ACCOUNT (managed identity)',
-  );
-}
-
 /**
  * Table clients for one deployment, each table created on first use. `prefix` lets several
  * deployments (or test files) share one account.

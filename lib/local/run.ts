@@ -24,20 +24,21 @@ import { formatTable } from '../text.js';
 import { readFeedState } from '../fleet/feeds.js';
 import { latestPackage } from '../fleet/packages.js';
 import { microsoftFeedName } from '../ocs/client.js';
-import { loadSettings } from '../config/index.js';
+import { feedTrust } from '../ocs/feeds.js';
+import { cliEnvironmentNames, loadConfig, settingsEnvironment } from '../config/index.js';
+import { microsoftFeedSource } from '../config/sources.js';
 import type { EocsPackage } from '../package/model.js';
 import { signPackage } from '../package/sign.js';
-import { trustPolicyFromSettings } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
 import { planRollout } from '../rollout/plan.js';
 import { problemTable, rolloutProblems } from '../rollout/problems.js';
 import { fleetSnapshot } from '../rollout/start.js';
 import { notStartedLabel, stoppedRolloutOf, type StoppedRollout } from '../rollout/unreached.js';
-import { defaultWaves } from '../rollout/waves.js';
+import { defaultWaves } from '../model/waves.js';
 import { startAzurite } from './azurite.js';
 import { catalogueXml } from './catalogue.js';
-import { startLocalHost } from './host.js';
-import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from './pki.js';
+import { startLocalHost } from './host/index.js';
+import { createDevPki, devPkiFiles, issueCertificate, writeDevPki } from '../package/dev-pki.js';
 import { ProgressDisplay, rolloutLines } from './progress.js';
 import { startRelayEmulator } from './relay.js';
 
@@ -117,28 +118,28 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     stops.push(() => relay.stop());
     say(`azurite, OCS emulator (${feedUrl}) and relay emulator (${relay.baseUrl}) running`);
 
-    const settings: Record<string, string> = {
-      AzureWebJobsStorage: azurite.connectionString,
-      EMFLEET_ORG: 'contoso',
-      EMFLEET_OCS_URL: feedUrl,
+    const settings = settingsEnvironment({
+      storageConnectionString: azurite.connectionString,
+      org: 'contoso',
+      ocsUrl: feedUrl,
       // Paths, not the PEM text: the export lines for a second terminal stay short.
-      EMFLEET_TRUST_ANCHORS: join(pkiDirectory, devPkiFiles.root),
-      EMFLEET_TIMESTAMP_ANCHORS: join(pkiDirectory, devPkiFiles.timestampRoot),
-      EMFLEET_RELAY_NAMESPACE: '127.0.0.1',
-      EMFLEET_RELAY_ENDPOINT: relay.baseUrl,
-      EMFLEET_RELAY_SEND_KEY_NAME: rules.send.keyName,
-      EMFLEET_RELAY_SEND_KEY: rules.send.key,
-      EMFLEET_POLL_SCHEDULE: '0 0 * * * *',
-      EMFLEET_RECONCILE_SCHEDULE: '0 30 * * * *',
+      trustAnchors: join(pkiDirectory, devPkiFiles.root),
+      timestampAnchors: join(pkiDirectory, devPkiFiles.timestampRoot),
+      relayNamespace: '127.0.0.1',
+      relayEndpoint: relay.baseUrl,
+      relaySendKeyName: rules.send.keyName,
+      relaySendKey: rules.send.key,
+      pollSchedule: '0 0 * * * *',
+      reconcileSchedule: '0 30 * * * *',
       // No App Service Authentication on one machine: the function key alone opens the admin API.
-      EMFLEET_ADMIN_AUTH: 'functionKey',
+      adminAuth: 'functionKey',
       // Bakes of seconds, not hours, so a local run shows every wave.
-      EMFLEET_WAVES: JSON.stringify([
+      waves: JSON.stringify([
         { name: 'canary', select: { ring: 'canary' }, maxConcurrency: 5, maxErrors: 0, bake: 'PT3S' },
         { name: 'early', select: { percent: 25 }, maxConcurrency: '50%', maxErrors: '10%', bake: 'PT3S' },
         { name: 'broad', select: { percent: 100 }, maxConcurrency: '25%', maxErrors: '10%', bake: 'PT0S' },
       ]),
-    };
+    });
     Object.assign(process.env, settings);
     const tables = new FleetTables({ kind: 'connectionString', connectionString: azurite.connectionString });
     const fleet = fleetOf(options);
@@ -286,7 +287,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     );
     await host.idle();
     const verified = verifyPackage(Buffer.from(signed), {
-      trust: trustPolicyFromSettings(loadSettings(settings)),
+      trust: feedTrust(microsoftFeedSource(loadConfig(settings))),
     });
     if (!verified.ok)
       throw new Error(`the demo package does not verify: ${verified.reason}: ${verified.detail}`);
@@ -320,8 +321,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       // The admin API's address and key too, for what goes through the function app (test-connectivity --from-cloud).
       for (const line of exportLines({
         ...settings,
-        EMFLEET_API_URL: host.httpUrl,
-        EMFLEET_API_KEY: host.functionKey,
+        [cliEnvironmentNames.apiUrl]: host.httpUrl,
+        [cliEnvironmentNames.apiKey]: host.functionKey,
       }))
         say(line);
       say('');

@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { localHostFlag } from '../config/index.js';
 
 // The functions are run by the local host here, not registered with a Functions host (lib/functions.ts).
-process.env['EMFLEET_LOCAL_HOST'] = '1';
+process.env[localHostFlag] = '1';
 const { runLocal } = await import('./run.js');
 
 /** `npm start [-- --once --servers N --faulty N --unreachable N --break N --sites N --port P --json]`. */

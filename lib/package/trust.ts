@@ -41,16 +41,14 @@ export function createTrustPolicy(input: TrustPolicyInput): TrustPolicy {
     certificatesFromPem(pem, `trust anchor ${index + 1}`),
   );
   if (anchors.length === 0) {
-    throw new ConfigError('no trust anchor configured: set EMFLEET_TRUST_ANCHORS or pass --trust-anchor PEM');
+    throw new ConfigError('no trust anchor configured');
   }
   checkPins(anchors, input.anchorSha256 ?? [], 'trust anchor');
   const timestampAnchors = (input.timestampAnchorPems ?? []).flatMap((pem, index) =>
     certificatesFromPem(pem, `timestamp anchor ${index + 1}`),
   );
   if (timestampAnchors.length === 0 && (input.timestampAnchorSha256 ?? []).length > 0) {
-    throw new ConfigError(
-      'timestamp anchor SHA-256 pins are set but no timestamp anchor: set EMFLEET_TIMESTAMP_ANCHORS or pass --timestamp-anchor PEM',
-    );
+    throw new ConfigError('timestamp anchor SHA-256 pins are set but no timestamp anchor');
   }
   checkPins(timestampAnchors, input.timestampAnchorSha256 ?? [], 'timestamp anchor');
   const revoked = (input.revokedSerials ?? []).map((serial) => {
@@ -86,7 +84,7 @@ function checkPins(anchors: readonly X509Certificate[], pinTexts: readonly strin
   }
 }
 
-/** A setting that is either PEM text or a file path (DESIGN: `EMFLEET_TRUST_ANCHORS`). */
+/** A setting that is either PEM text or a file path (DESIGN: the trust anchors); `what` names it in errors. */
 export function readPemSetting(value: string, what: string): string {
   if (value.includes('-----BEGIN')) return value;
   try {
@@ -223,31 +221,4 @@ export function describe(certificate: X509Certificate): string {
 
 function oneLine(distinguishedName: string): string {
   return distinguishedName.split('\n').join(', ');
-}
-
-export interface TrustSettings {
-  readonly EMFLEET_TRUST_ANCHORS?: string | undefined;
-  readonly EMFLEET_TRUST_ANCHOR_SHA256?: readonly string[] | undefined;
-  readonly EMFLEET_TIMESTAMP_ANCHORS?: string | undefined;
-  readonly EMFLEET_TIMESTAMP_ANCHOR_SHA256?: readonly string[] | undefined;
-  readonly EMFLEET_SIGNER_SUBJECT: string;
-  readonly EMFLEET_SIGNER_EKU: string;
-  readonly EMFLEET_REVOKED_SERIALS?: readonly string[] | undefined;
-}
-
-/** The trust policy of the Microsoft feed as the app settings configure it. */
-export function trustPolicyFromSettings(settings: TrustSettings): TrustPolicy {
-  return createTrustPolicy({
-    anchorPems: settings.EMFLEET_TRUST_ANCHORS
-      ? [readPemSetting(settings.EMFLEET_TRUST_ANCHORS, 'EMFLEET_TRUST_ANCHORS')]
-      : [],
-    anchorSha256: settings.EMFLEET_TRUST_ANCHOR_SHA256 ?? [],
-    timestampAnchorPems: settings.EMFLEET_TIMESTAMP_ANCHORS
-      ? [readPemSetting(settings.EMFLEET_TIMESTAMP_ANCHORS, 'EMFLEET_TIMESTAMP_ANCHORS')]
-      : [],
-    timestampAnchorSha256: settings.EMFLEET_TIMESTAMP_ANCHOR_SHA256 ?? [],
-    signerSubjectCn: settings.EMFLEET_SIGNER_SUBJECT,
-    signerEku: settings.EMFLEET_SIGNER_EKU,
-    revokedSerials: settings.EMFLEET_REVOKED_SERIALS ?? [],
-  });
 }

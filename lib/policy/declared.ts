@@ -45,7 +45,7 @@ export type DeclaredPolicy = z.infer<typeof declaredPolicySchema>;
 /** Parses the setting's JSON text; errors name the JSON path that is wrong. */
 export function parseDeclaredPolicy(
   text: string,
-  where = 'EMFLEET_POLICY',
+  where: string,
 ): { ok: true; policy: DeclaredPolicy } | { ok: false; error: string } {
   let json: unknown;
   try {

@@ -7,7 +7,7 @@ import { waveRow } from '../fleet/schemas.js';
 import type { RolloutAction } from './state.js';
 import type { EventDeps } from './steps/deps.js';
 import { applyEvent, retryRollout } from './steps/rollout-events.js';
-import { resolveCount, type WaveProfile } from './waves.js';
+import { resolveCount, type WaveProfile } from '../model/waves.js';
 
 /**
  * An admin's action on a rollout (CLI and admin API alike): one state-machine event, audited

@@ -6,9 +6,10 @@ import { verifyPackage } from '../package/verify.js';
 import { findDrift } from './drift.js';
 import { activeHolds, contentHashes, withoutHeld } from './holds.js';
 import { assignWaves, type ServerWork } from './plan.js';
-import type { Feed, PollDeps } from './poll.js';
+import type { Feed } from '../ocs/feeds.js';
+import type { PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
-import type { WaveProfile } from './waves.js';
+import type { WaveProfile } from '../model/waves.js';
 
 /** Which servers and mitigations a policy change touched: undefined means all of them. */
 export interface FixUpScope {

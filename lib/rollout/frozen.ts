@@ -1,3 +1,4 @@
+import { settingNameOf } from '../config/index.js';
 import { readFeedState, updateFeedState } from '../fleet/feeds.js';
 import { latestPackage, listStoredFeeds } from '../fleet/packages.js';
 import type { FleetTables } from '../fleet/storage.js';
@@ -6,7 +7,7 @@ import type { Notify } from '../notify.js';
 import type { EocsPackage } from '../package/model.js';
 import type { RejectionReason } from '../package/reasons.js';
 import { verifyPackage } from '../package/verify.js';
-import type { Feed } from './poll.js';
+import type { Feed } from '../ocs/feeds.js';
 
 /**
  * Why a feed is frozen: its stored package fails verification under today's trust settings (the
@@ -97,7 +98,7 @@ export async function checkStoredFeeds(
             : {
                 ok: false,
                 reason: 'NotConfigured',
-                detail: `${name} is not in EMFLEET_OCS_URL or EMFLEET_FEEDS`,
+                detail: `${name} is not in ${settingNameOf.ocsUrl} or ${settingNameOf.orgFeeds}`,
               },
         };
       }

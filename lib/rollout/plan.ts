@@ -10,8 +10,8 @@ import {
 import type { OnDegraded, ScopeRows } from '../model/policy.js';
 import type { RolloutOperation } from '../model/rollout.js';
 import { effectiveOnDegraded, effectiveScope } from '../policy/effective.js';
-import { parseDurationInMs } from './duration.js';
-import { resolveCount, type WaveProfile, type WaveSelector } from './waves.js';
+import { parseDurationInMs } from '../model/duration.js';
+import { resolveCount, type WaveProfile, type WaveSelector } from '../model/waves.js';
 
 /** A server as the planner sees it: policy facts plus where it sits and how it is reached. */
 export interface PlannedServerFacts extends ServerFacts {

@@ -7,21 +7,15 @@ import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { Notify } from '../notify.js';
 import { fetchFeed, type FetchFeedOptions, type FetchFeedResult } from '../ocs/client.js';
+import type { Feed } from '../ocs/feeds.js';
 import { compareFreshness, supersededBy, type AcceptedMark } from '../package/freshness.js';
 import type { RejectionReason } from '../package/reasons.js';
-import type { TrustPolicy } from '../package/trust.js';
 import { verifyPackage } from '../package/verify.js';
 import { diffAgainstIds, diffPackages, isEmptyDiff, type PackageDiff } from './diff.js';
 import { contentHashes } from './holds.js';
 import { planRollout } from './plan.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
-import type { WaveProfile } from './waves.js';
-
-export interface Feed {
-  readonly name: string;
-  readonly url: string;
-  readonly trust: TrustPolicy;
-}
+import type { WaveProfile } from '../model/waves.js';
 
 export interface PollDeps {
   readonly tables: FleetTables;

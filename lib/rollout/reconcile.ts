@@ -5,7 +5,8 @@ import { findDrift, type LeftAlone } from './drift.js';
 import { checkStoredFeeds, frozenFeeds, frozenIds, recordFrozenFeeds, type FrozenReason } from './frozen.js';
 import { activeHolds, contentHashes, withoutHeld, type HeldOnServer, type Hold } from './holds.js';
 import { assignWaves, type ServerWork } from './plan.js';
-import type { Feed, PollDeps } from './poll.js';
+import type { Feed } from '../ocs/feeds.js';
+import type { PollDeps } from './poll.js';
 import { fleetSnapshot, startPlannedRollout } from './start.js';
 import { sweepReportedState, type AgentStatusSource } from './sweep.js';
 
@@ -15,7 +16,7 @@ import { sweepReportedState, type AgentStatusSource } from './sweep.js';
  */
 export type ReconcileDeps = Omit<PollDeps, 'fetch'> & {
   readonly agents?: AgentStatusSource;
-  /** Feeds whose settings cannot be used (lib/app.ts feedsFromSettings): frozen as `Misconfigured`, with this error. */
+  /** Feeds whose settings cannot be used (lib/ocs/feeds.ts feedsOf): frozen as `Misconfigured`, with this error. */
   readonly feedProblems?: readonly { feed: string; error: string }[];
 };
 

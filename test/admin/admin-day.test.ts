@@ -91,8 +91,8 @@ async function emfleet(...args: string[]): Promise<{ code: number; stdout: strin
     stdout: (line: string) => stdout.push(line),
     stderr: (line: string) => stderr.push(line),
     env: {
-      ...(deps.settings.AzureWebJobsStorage
-        ? { AzureWebJobsStorage: deps.settings.AzureWebJobsStorage }
+      ...(deps.config.storageConnectionString
+        ? { AzureWebJobsStorage: deps.config.storageConnectionString }
         : {}),
       EMFLEET_TABLE_PREFIX: fresh.prefix,
       EMFLEET_QUEUE_PREFIX: fresh.prefix,

@@ -25,7 +25,7 @@ import type { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { appRoles } from '../../lib/admin/auth.js';
 import {
   adminDeps as sharedAdminDeps,
@@ -167,7 +167,7 @@ describe('a fleet with a rollout under way', () => {
           logger: silentLogger,
           fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
         },
-        { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust },
+        { name: 'microsoft', url: deps.config.ocsUrl, trust: pki.trust },
       );
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
@@ -305,7 +305,7 @@ describe('a fleet with a rollout under way', () => {
   });
 
   it('POST /api/rollouts/{id}/{action}: each action moves the state, a refusal is 409, and the audit names the signed-in user or the function key', async () => {
-    const localDeps = { ...deps, settings: { ...deps.settings, EMFLEET_ADMIN_AUTH: 'functionKey' as const } };
+    const localDeps = { ...deps, config: { ...deps.config, adminAuth: 'functionKey' as const } };
     const act = (action: string, headers?: Record<string, string>) =>
       headers
         ? call(
@@ -467,7 +467,7 @@ describe('GET /api/status with frozen feeds', () => {
     ).toEqual([
       [
         'microsoft',
-        deps.settings.EMFLEET_OCS_URL,
+        deps.config.ocsUrl,
         { since: since.toISOString(), reason: 'Revoked', detail: 'serial 01 is revoked' },
       ],
       [
@@ -840,7 +840,7 @@ describe('the Entra gate: every route checks the app role it needs', () => {
   it('lets the function key alone through only where EMFLEET_ADMIN_AUTH=functionKey (local runs)', async () => {
     const local = adminDeps(fresh, { EMFLEET_ADMIN_AUTH: 'functionKey' });
     expect((await call(getStatus, local, request('GET', 'status', { signedIn: false }))).status).toBe(200);
-    expect(deps.settings.EMFLEET_ADMIN_AUTH).toBe('entra');
+    expect(deps.config.adminAuth).toBe('entra');
   });
 });
 

@@ -14,7 +14,7 @@ import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { declaredLayers, parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { adminDeps, adminLogLines, adminRequest, call, org, testFunctionKey } from '../helpers/admin.js';
 import { freshTables } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
@@ -94,6 +94,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
         org: { blockedMitigations: ['EM3'] },
         servers: { [fqdn('ex05')]: { blockedMitigations: ['PING1'], onDegraded: 'keep' } },
       }),
+      'EMFLEET_POLICY',
     );
     if (!declared.ok) throw new Error(declared.error);
     await syncDeclaredPolicy(fresh.tables, org, declaredLayers(declared.policy), { actor: 'bicep' });
@@ -118,7 +119,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
           logger: silentLogger,
           fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
         },
-        { name: 'microsoft', url: deps.settings.EMFLEET_OCS_URL, trust: pki.trust },
+        { name: 'microsoft', url: deps.config.ocsUrl, trust: pki.trust },
       );
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));

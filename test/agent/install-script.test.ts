@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Node, Parser } from 'web-tree-sitter';
 import { buildFromSetup, type SetupValues } from '../../lib/agent/build-detect.js';
 import { parseAgentConfig } from '../../lib/agent/config.js';
-import { grammarParser, syntaxErrorNodes } from '../../lib/infra/tree-sitter.js';
+import { grammarParser, syntaxErrorNodes } from '../../tools/tree-sitter.js';
 
 /**
  * Install-EmfleetAgent.ps1 cannot run here. What can be checked is: it parses with a real

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultHealthEndpoints, Prober } from '../../lib/agent/probes.js';
-import { issueCertificate, type IssuedCertificate } from '../../lib/local/pki.js';
+import { issueCertificate, type IssuedCertificate } from '../../lib/package/dev-pki.js';
 import { manualTimers } from '../helpers/clock.js';
 import { waitFor } from '../helpers/wait.js';
 

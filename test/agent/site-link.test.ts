@@ -13,7 +13,7 @@ import {
   type SiteLinkListener,
 } from '../../lib/agent/site-link.js';
 import { ConfigError } from '../../lib/errors.js';
-import { issueCertificate, type IssuedCertificate } from '../../lib/local/pki.js';
+import { issueCertificate, type IssuedCertificate } from '../../lib/package/dev-pki.js';
 import { gate } from '../relay/fixture.js';
 import { recordingLogger } from '../helpers/logs.js';
 

@@ -12,7 +12,7 @@ import {
   issueCertificate,
   type DevPki,
   type IssuedCertificate,
-} from '../../lib/local/pki.js';
+} from '../../lib/package/dev-pki.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { signPackage } from '../../lib/package/sign.js';
 import { verifyPackageWithAny, type VerifyResult } from '../../lib/package/verify.js';

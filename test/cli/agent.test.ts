@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningAgent } from '../../lib/agent/run.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import { issueCertificate } from '../../lib/local/pki.js';
+import { issueCertificate } from '../../lib/package/dev-pki.js';
 import { emfleetBin, runCli, type CliRun } from '../helpers/cli.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';

@@ -10,7 +10,7 @@ import { operationIdOf } from '../../lib/model/operation-id.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { runCli, type CliRun } from '../helpers/cli.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadSettings, settingNames } from '../../lib/config/index.js';
+import { configFieldOf, loadConfig, settingNames } from '../../lib/config/index.js';
 import {
   declarations,
   findBicepFiles,
@@ -9,8 +9,8 @@ import {
   literalValue,
   loadBicepFiles,
   parseBicep,
-} from '../../lib/infra/bicep.js';
-import { appSettingNames, hostSettings, localOnlySettings } from '../../lib/infra/settings.js';
+} from '../../tools/infra-checks/bicep.js';
+import { appSettingNames, hostSettings, localOnlySettings } from '../../tools/infra-checks/settings.js';
 import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import { emfleetVersion } from '../../lib/version.js';
 
@@ -18,7 +18,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const readRepoFile = (file: string): string =>
   readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
-/** The host's own settings that appear in a place (lib/infra/settings.ts keeps the one list). */
+/** The host's own settings that appear in a place (tools/infra-checks/settings.ts keeps the one list). */
 function hostSettingsIn(place: 'sample' | 'bicep'): string[] {
   return Object.entries(hostSettings)
     .filter(([, setting]) => setting.in.includes(place))
@@ -91,7 +91,7 @@ describe('settings', () => {
   it("main.bicep passes settings straight from parameters whose defaults are lib/config's defaults", async () => {
     const main = (await loadBicepFiles([`${root}infra/main.bicep`], root))[0]!;
     const parameters = declarations(main);
-    const defaults = loadSettings({});
+    const defaults = loadConfig({});
     const fromParameters = [...appSettingNames(main)!.values].filter(
       ([, value]) => parameters.get(value.text)?.kind === 'param',
     );
@@ -109,9 +109,8 @@ describe('settings', () => {
       if (fallback === undefined) continue;
       const literal = literalValue(fallback)?.value;
       expect(typeof literal, `${name}: default of ${value.text}`).toBe('string');
-      expect(loadSettings({ [name]: literal as string })[name as keyof typeof defaults], name).toEqual(
-        defaults[name as keyof typeof defaults],
-      );
+      const field = configFieldOf(name)!;
+      expect(loadConfig({ [name]: literal as string })[field], name).toEqual(defaults[field]);
     }
   });
 
@@ -126,34 +125,15 @@ describe('settings', () => {
 
   it('infra/policy.json, which Bicep sets as EMFLEET_POLICY, passes lib/config and the declared-policy schema', () => {
     const policy = readRepoFile('infra/policy.json');
-    const settings = loadSettings({ EMFLEET_POLICY: JSON.stringify(JSON.parse(policy)) });
-    expect(parseDeclaredPolicy(settings.EMFLEET_POLICY!)).toMatchObject({ ok: true });
+    const config = loadConfig({ EMFLEET_POLICY: JSON.stringify(JSON.parse(policy)) });
+    expect(parseDeclaredPolicy(config.declaredPolicy!, 'EMFLEET_POLICY')).toMatchObject({ ok: true });
   });
 
   it('every sample value in local.settings.sample.json is valid', () => {
     const sample = JSON.parse(readRepoFile('local.settings.sample.json'));
-    const settings = loadSettings(sample.Values);
-    expect(settings.EMFLEET_WAVES.map((wave) => wave.name)).toEqual(['canary', 'early', 'broad']);
-    expect(settings.EMFLEET_ORG).toBe('contoso');
-  });
-
-  it('applies the Microsoft feed defaults', () => {
-    const settings = loadSettings({});
-    expect(settings.EMFLEET_SIGNER_SUBJECT).toBe('Microsoft Exchange XML Signing');
-    expect(settings.EMFLEET_SIGNER_EKU).toBe('1.3.6.1.4.1.311.76.57.1.11');
-    expect(settings.EMFLEET_TRUST_ANCHORS).toBeUndefined();
-  });
-
-  it('splits comma lists and ignores blank values', () => {
-    const settings = loadSettings({ EMFLEET_REVOKED_SERIALS: ' 0A1B, ,ff00 ', EMFLEET_TRUST_ANCHORS: '  ' });
-    expect(settings.EMFLEET_REVOKED_SERIALS).toEqual(['0A1B', 'ff00']);
-    expect(settings.EMFLEET_TRUST_ANCHORS).toBeUndefined();
-  });
-
-  it('names the setting that is wrong', () => {
-    expect(() => loadSettings({ EMFLEET_SIGNER_EKU: 'code signing' })).toThrow(
-      /EMFLEET_SIGNER_EKU: must be a dotted OID/,
-    );
+    const config = loadConfig(sample.Values);
+    expect(config.waves.map((wave) => wave.name)).toEqual(['canary', 'early', 'broad']);
+    expect(config.org).toBe('contoso');
   });
 });
 

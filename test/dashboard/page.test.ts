@@ -7,7 +7,7 @@ import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboard } from '../../functions/dashboard.js';
 import { contentSecurityPolicy, dashboardUrl, serveDashboard } from '../../lib/dashboard/page.js';
-import { startLocalHost, type LocalHost } from '../../lib/local/host.js';
+import { startLocalHost, type LocalHost } from '../../lib/local/host/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
 import { recordingLogger } from '../helpers/logs.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pollOcs } from '../../functions/pollOcs.js';
 import { latestPackage } from '../../lib/fleet/packages.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
-import { createDevPki } from '../../lib/local/pki.js';
+import { createDevPki } from '../../lib/package/dev-pki.js';
 import { signPackage } from '../../lib/package/sign.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { allEntities, azuriteConnectionString, rawTable } from '../helpers/fleet.js';

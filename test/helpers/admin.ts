@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { appRoles, objectIdClaims } from '../../lib/admin/auth.js';
 import type { AdminDeps, AdminHandler } from '../../lib/admin/api.js';
-import { loadSettings } from '../../lib/config/index.js';
+import { loadConfig } from '../../lib/config/index.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { jsonLogger } from '../../lib/log.js';
@@ -30,7 +30,7 @@ export function adminDeps(
   return {
     tables: fresh.tables,
     queues: new StorageQueueSender(connection, { prefix: fresh.prefix }),
-    settings: loadSettings({
+    config: loadConfig({
       AzureWebJobsStorage: azuriteConnectionString(),
       EMFLEET_TABLE_PREFIX: fresh.prefix,
       EMFLEET_ORG: org,

@@ -1,5 +1,5 @@
 import { parseBuild, type BuildRange, type ExchangeBuild } from '../../lib/model/build.js';
-import { createDevPki, devTimestampAuthority, type DevPki } from '../../lib/local/pki.js';
+import { createDevPki, devTimestampAuthority, type DevPki } from '../../lib/package/dev-pki.js';
 export { catalogueXml } from '../../lib/local/catalogue.js';
 import { signPackage, type SignOptions } from '../../lib/package/sign.js';
 import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js';

@@ -12,7 +12,7 @@ import { applyToServer } from '../../lib/rollout/steps/apply-to-server.js';
 import type { StepDeps } from '../../lib/rollout/steps/deps.js';
 import { gateWave } from '../../lib/rollout/steps/gate-wave.js';
 import { startWave } from '../../lib/rollout/steps/start-wave.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { relayWithClient, runAgent, writeAgentConfig } from './agents.js';
 import { azuriteConnectionString, freshTables } from './fleet.js';
 import { createTestPki, type TestPki } from './packages.js';

@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueCertificate } from '../../lib/local/pki.js';
+import { issueCertificate } from '../../lib/package/dev-pki.js';
 import { fetchFeed, OcsError, proxyFor } from '../../lib/ocs/client.js';
 
 /** A feed on loopback whose behaviour each test picks by path. */

@@ -12,7 +12,7 @@ import {
   issueCertificate,
   type DevPki,
   type IssuedCertificate,
-} from '../../lib/local/pki.js';
+} from '../../lib/package/dev-pki.js';
 import { DSIG_NS, microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import type { EocsPackage } from '../../lib/package/model.js';
 import type { RejectionReason } from '../../lib/package/reasons.js';

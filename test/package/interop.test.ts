@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { issueCertificate } from '../../lib/local/pki.js';
+import { issueCertificate } from '../../lib/package/dev-pki.js';
 import type { Mitigation } from '../../lib/package/model.js';
 import { createTrustPolicy, type TrustPolicy } from '../../lib/package/trust.js';
 import { verifyPackage, type VerifyOptions, type VerifyResult } from '../../lib/package/verify.js';

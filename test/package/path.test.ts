@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { issueCertificate, type IssuedCertificate } from '../../lib/local/pki.js';
+import { issueCertificate, type IssuedCertificate } from '../../lib/package/dev-pki.js';
 import { microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { signPackage } from '../../lib/package/sign.js';
 import { createTrustPolicy } from '../../lib/package/trust.js';

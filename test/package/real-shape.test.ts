@@ -9,7 +9,7 @@ import {
   issueCertificate,
   type DevPki,
   type IssuedCertificate,
-} from '../../lib/local/pki.js';
+} from '../../lib/package/dev-pki.js';
 import { DSIG_NS, microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { createTimestampToken, timeStampingEku } from '../../lib/package/timestamp.js';
 import { signPackage } from '../../lib/package/sign.js';

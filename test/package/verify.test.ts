@@ -8,7 +8,7 @@ import {
   issueCertificate,
   type DevPki,
   type IssuedCertificate,
-} from '../../lib/local/pki.js';
+} from '../../lib/package/dev-pki.js';
 import type { AcceptedMark } from '../../lib/package/freshness.js';
 import { algorithms, microsoftSignerEku, microsoftSignerSubjectCn } from '../../lib/package/format.js';
 import { parseEocs } from '../../lib/package/parse.js';

@@ -3,14 +3,14 @@ import { declaredLayers, parseDeclaredPolicy, type DeclaredPolicy } from '../../
 
 /** Parses policy JSON that the test expects to be valid. */
 function parsed(value: unknown): DeclaredPolicy {
-  const result = parseDeclaredPolicy(JSON.stringify(value));
+  const result = parseDeclaredPolicy(JSON.stringify(value), 'EMFLEET_POLICY');
   if (!result.ok) throw new Error(`test data: expected a valid policy, got: ${result.error}`);
   return result.policy;
 }
 
 /** Parses policy JSON that the test expects to be rejected; returns the error text. */
 function rejected(text: string): string {
-  const result = parseDeclaredPolicy(text);
+  const result = parseDeclaredPolicy(text, 'EMFLEET_POLICY');
   if (result.ok)
     throw new Error(`expected ${text} to be rejected, but it parsed as ${JSON.stringify(result.policy)}`);
   return result.error;

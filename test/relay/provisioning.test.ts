@@ -9,7 +9,7 @@ import type { CliIo } from '../../lib/cli/io.js';
 import { ConfigError } from '../../lib/errors.js';
 import { getServer } from '../../lib/fleet/servers.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
-import { issueCertificate } from '../../lib/local/pki.js';
+import { issueCertificate } from '../../lib/package/dev-pki.js';
 import {
   armRelayManagement,
   ensureHybridConnection,

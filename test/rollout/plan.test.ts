@@ -13,7 +13,7 @@ import {
   waveProfile,
   type WaveProfile,
   type WaveSelector,
-} from '../../lib/rollout/waves.js';
+} from '../../lib/model/waves.js';
 import { decide, leftAlone } from '../../lib/policy/decide.js';
 import { effectiveScope } from '../../lib/policy/effective.js';
 import type { ScopeRows } from '../../lib/model/policy.js';

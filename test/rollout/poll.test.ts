@@ -12,8 +12,9 @@ import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import type { NotifyEvent } from '../../lib/notify.js';
 import { createTrustPolicy } from '../../lib/package/trust.js';
-import { approveHeldPackage, pollFeed, type Feed, type PollDeps } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/rollout/waves.js';
+import type { Feed } from '../../lib/ocs/feeds.js';
+import { approveHeldPackage, pollFeed, type PollDeps } from '../../lib/rollout/poll.js';
+import { defaultWaves } from '../../lib/model/waves.js';
 import { allEntities, azuriteConnectionString, freshTables, rawTable } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
 

@@ -6,14 +6,14 @@ import { listRollouts, readRollout } from '../../lib/fleet/rollouts.js';
 import { getServer, listServers, registerServer } from '../../lib/fleet/servers.js';
 import type { NotifyEvent } from '../../lib/notify.js';
 import type { TrustPolicy } from '../../lib/package/trust.js';
-import type { Feed } from '../../lib/rollout/poll.js';
+import type { Feed } from '../../lib/ocs/feeds.js';
 import { createTestPki, ping1Xml, type TestPki } from '../helpers/packages.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { changeRollout } from '../../lib/rollout/admin.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
 import { reconcile } from '../../lib/rollout/reconcile.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 

@@ -13,7 +13,7 @@ import { applyPoisoned } from '../../lib/rollout/steps/apply-poisoned.js';
 import { applyToServer } from '../../lib/rollout/steps/apply-to-server.js';
 import { applyEvent } from '../../lib/rollout/steps/rollout-events.js';
 import { startWave } from '../../lib/rollout/steps/start-wave.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { acceptPackage, drain, type Fleet, runQueues, runRounds, useFleets } from '../helpers/rollouts.js';
 import { waitFor } from '../helpers/wait.js';
 

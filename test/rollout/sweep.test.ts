@@ -5,7 +5,7 @@ import { silentLogger } from '../../lib/log.js';
 import { reconcileRolloutId } from '../../lib/rollout/reconcile.js';
 import { fleetSnapshot } from '../../lib/rollout/start.js';
 import { sweepReportedState, type AgentStatusSource } from '../../lib/rollout/sweep.js';
-import type { WaveProfile } from '../../lib/rollout/waves.js';
+import type { WaveProfile } from '../../lib/model/waves.js';
 import { recordingLogger } from '../helpers/logs.js';
 import { acceptPackage, type Fleet, runQueues, useFleets } from '../helpers/rollouts.js';
 
