@@ -16,8 +16,14 @@ const network = [
   '^node_modules/(ws|hyco-https|https-proxy-agent|undici)/',
 ];
 const azureSdk = ['^node_modules/@azure/'];
-/** The decisions in lib/rollout that are pure: plan, diff, drift, gate state, messages (waves and durations are lib/model). */
-const pureRollout = '^lib/rollout/(diff|drift|messages|plan|state)\\.ts$';
+/**
+ * The decisions in lib/rollout that are pure: plan, diff, drift, gate state, messages (waves and
+ * durations are lib/model), and the rules the queue steps (lib/rollout/steps/) call: wave accounting,
+ * passes and their bitsets, the agent's requests, deliveries, events, gate, apply messages, outcomes,
+ * the poison handler's result.
+ */
+const pureRollout =
+  '^lib/rollout/(accounting|agent-calls|bits|deliveries|diff|drift|events|gate|messages|operations|outcomes|pass|plan|poisoned|progress|state)\\.ts$';
 /**
  * What runs only on a developer's machine or in CI: never shipped code's dependency. tools/ holds the
  * build and check tooling (the agent packager, the Bicep checks, the tree-sitter loader).

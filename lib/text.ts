@@ -10,3 +10,13 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
       .trimEnd();
   return [line(headers), ...rows.map(line)];
 }
+
+/** `text`, cut to `length` characters with an ellipsis: details and notes that must fit a column or a row. */
+export function clip(text: string, length: number): string {
+  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
+}
+
+/** `/ecp/healthcheck.htm` → `ecp`: how details and halt reasons name an endpoint. */
+export function endpointName(endpoint: string): string {
+  return endpoint.split('/').find((part) => part !== '') ?? endpoint;
+}

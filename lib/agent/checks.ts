@@ -1,5 +1,6 @@
 import { DOMParser } from '@xmldom/xmldom';
 import type { ProbeSpec } from '../package/model.js';
+import { clip, endpointName } from '../text.js';
 import { elementChildren } from '../package/parse.js';
 import { describeAnswer, type EndpointHealth, type ProbeAnswer } from './probes.js';
 
@@ -7,11 +8,6 @@ import { describeAnswer, type EndpointHealth, type ProbeAnswer } from './probes.
  * Pure judgements over what the prober saw: which endpoints a change took down, and whether a
  * rewrite rule blocks what it must and lets through what it must.
  */
-
-/** `/ecp/healthcheck.htm` → `ecp`: how details and halt reasons name an endpoint. */
-export function endpointName(endpoint: string): string {
-  return endpoint.split('/').find((part) => part !== '') ?? endpoint;
-}
 
 export interface HealthChange {
   readonly endpoint: string;
@@ -184,8 +180,4 @@ export function judgeEffectiveness(
     passed,
     mustPass: probes.filter((probe) => probe.expect === 'passed').length,
   };
-}
-
-export function clip(text: string, length: number): string {
-  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 }

@@ -15,17 +15,16 @@ import {
   type RemoveRequest,
   type StatusReply,
 } from '../relay/protocol.js';
+import { clip, endpointName } from '../text.js';
 import type { MitigationOutcome } from '../model/outcomes.js';
 import { defaultOnDegraded, type OnDegraded } from '../model/policy.js';
 import { describeMark, isRollback } from '../package/freshness.js';
 import { absentPriors, adoptedDetail } from './adoption.js';
 import type { Applier, ApplicableAction, PriorState } from './applier.js';
 import {
-  clip,
   customResponseStatus,
   describeChange,
   downAsDeclared,
-  endpointName,
   judgeEffectiveness,
   newlyUnhealthy,
   probesFor,

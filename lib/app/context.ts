@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { loadConfig, settingNameOf, settingNames, type AppConfig } from '../config/index.js';
 import { feedSources, relayTargetOf, storageConnectionOf } from '../config/sources.js';
 import { storageClients } from '../fleet/clients.js';
+import { createRolloutCaches, type RolloutCaches } from '../rollout/caches.js';
 import type { StorageQueueSender } from '../fleet/queues.js';
 import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
@@ -28,6 +29,8 @@ export interface AppContext {
   feeds(): FeedSet;
   /** The relay client, made on first use; rejects when no relay is configured. */
   agents(): Promise<AgentClient>;
+  /** The rollout steps' caches (stored packages, plan pages, shared reads, group commits). */
+  readonly rolloutCaches: RolloutCaches;
 }
 
 /** One invocation's view of the context: the shared parts with the invocation's logger and notifier. */
@@ -44,6 +47,7 @@ export function createAppContext(config: AppConfig): AppContext {
   return {
     config,
     ...storageClients(storageConnectionOf(config), config),
+    rolloutCaches: createRolloutCaches(),
     declaredPolicy:
       config.declaredPolicy === undefined
         ? undefined

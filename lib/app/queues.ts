@@ -2,14 +2,12 @@ import type { InvocationContext } from '@azure/functions';
 import { hostStorageConnection } from '../config/index.js';
 import { queueNames } from '../fleet/queues.js';
 import { applyServerMessage, gateWaveMessage, startWaveMessage } from '../rollout/messages.js';
-import {
-  applyPoisoned,
-  applyToServer,
-  gateWave,
-  recordInvalidMessage,
-  startWave,
-  type StepDeps,
-} from '../rollout/steps.js';
+import { applyPoisoned } from '../rollout/steps/apply-poisoned.js';
+import { applyToServer } from '../rollout/steps/apply-to-server.js';
+import type { StepDeps } from '../rollout/steps/deps.js';
+import { gateWave } from '../rollout/steps/gate-wave.js';
+import { recordInvalidMessage } from '../rollout/steps/invalid-message.js';
+import { startWave } from '../rollout/steps/start-wave.js';
 import { invocationFor, type Invocation } from './context.js';
 
 /** The app setting naming the storage the queue triggers listen on: the host's own. */
@@ -32,6 +30,7 @@ export async function stepDeps({ app, logger, notify }: Invocation): Promise<Ste
     org: app.config.org,
     logger,
     notify,
+    caches: app.rolloutCaches,
   };
 }
 

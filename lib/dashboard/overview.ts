@@ -9,7 +9,7 @@ import { currentContent } from '../fleet/status.js';
 import { heldBy } from '../rollout/holds.js';
 import { retryCount } from '../rollout/pass.js';
 import { rolloutActions, transition } from '../rollout/state.js';
-import { statusOf } from '../rollout/steps.js';
+import { statusOf } from '../rollout/events.js';
 import { feedView, readCurrentFeeds } from './feeds.js';
 import type { Overview, RolloutActionName, RolloutView, WavePhase } from './types.js';
 

@@ -51,10 +51,10 @@ export async function mutateEntity(
 ): Promise<MutationResult> {
   const maxAttempts = options.maxAttempts ?? 25;
   let current: StoredEntity | undefined;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    current = await getEntityOrUndefined(client, partitionKey, rowKey);
-    const mutation = mutate(current);
-    try {
+  return retryConflicts(
+    async () => {
+      current = await getEntityOrUndefined(client, partitionKey, rowKey);
+      const mutation = mutate(current);
       if (mutation.kind === 'keep') return { before: current, mutation };
       if (mutation.kind === 'delete') {
         if (current) await client.deleteEntity(partitionKey, rowKey, { etag: current.etag });
@@ -66,14 +66,38 @@ export async function mutateEntity(
         await client.createEntity({ ...mutation.entity, partitionKey, rowKey });
       }
       return { before: current, mutation };
-    } catch (error) {
+    },
+    {
+      maxAttempts,
       // 412: changed since read; 409: created by someone else since read; 404: deleted since read.
-      if (!isStatus(error, 412, 409, 404)) throw error;
+      statuses: [412, 409, 404],
+      exhausted: () =>
+        new ConcurrencyConflictError(client.tableName, partitionKey, rowKey, maxAttempts, current),
+    },
+  );
+}
+
+/**
+ * The retry loop of every conditional write: `attempt` reads, decides and writes; when the write
+ * loses a race (one of `statuses`, 412 by default) it runs again after a backoff, and after
+ * `maxAttempts` (25 by default) the `exhausted` error is thrown.
+ */
+export async function retryConflicts<T>(
+  attempt: (round: number) => Promise<T>,
+  options: { maxAttempts?: number; statuses?: readonly number[]; exhausted: () => Error },
+): Promise<T> {
+  const maxAttempts = options.maxAttempts ?? 25;
+  const statuses = options.statuses ?? [412];
+  for (let round = 1; round <= maxAttempts; round++) {
+    try {
+      return await attempt(round);
+    } catch (error) {
+      if (!isStatus(error, ...statuses)) throw error;
       // Full jitter, exponential, capped: many writers on one hot row (a wave's counters) spread out.
-      await sleep(Math.random() * Math.min(maxBackoffInMs, baseBackoffInMs * 2 ** attempt));
+      await sleep(Math.random() * Math.min(maxBackoffInMs, baseBackoffInMs * 2 ** round));
     }
   }
-  throw new ConcurrencyConflictError(client.tableName, partitionKey, rowKey, maxAttempts, current);
+  throw options.exhausted();
 }
 
 export async function getEntityOrUndefined(

@@ -1,7 +1,8 @@
 import { odata } from '@azure/data-tables';
 import type { Logger } from '../log.js';
 import { upsertAction, writeInTransactions } from './batch.js';
-import { readRows, type ReadResult } from './rows.js';
+import { getEntityOrUndefined, mutateEntity, type Mutation } from './optimistic.js';
+import { readRows, validateRow, type ReadResult } from './rows.js';
 import { resultRow, type ResultRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
 
@@ -44,5 +45,50 @@ export async function readResults(
   return readRows(client, 'Results', resultRow, {
     filter: odata`PartitionKey eq ${server.toLowerCase()}`,
     ...options,
+  });
+}
+
+/** A result as stored: Completed (counted) or InProgress (a failed attempt's outcomes, for the poison handler). */
+export interface StoredResult {
+  readonly status: ResultRow['status'];
+  readonly outcomes: ResultRow['outcomes'];
+}
+
+/** One operation's stored result; undefined when there is none or its row is invalid. */
+export async function readResult(
+  tables: FleetTables,
+  server: string,
+  operationId: string,
+): Promise<StoredResult | undefined> {
+  const client = await tables.client('Results');
+  const entity = await getEntityOrUndefined(client, server, operationId);
+  if (!entity) return undefined;
+  const checked = validateRow('Results', resultRow, entity);
+  return checked.ok ? { status: checked.row.status, outcomes: checked.row.outcomes } : undefined;
+}
+
+/**
+ * A failed attempt's outcomes, InProgress: not a result (nothing counts it), only what the poison
+ * handler reports. Conditional on the row read: a Completed result (another delivery of the same
+ * message got through) is never replaced by it.
+ */
+export async function recordAttempt(
+  tables: FleetTables,
+  attempt: Omit<ResultRecord, 'status' | 'expiresAt'>,
+): Promise<void> {
+  const client = await tables.client('Results');
+  const { server, operationId, outcomes, ...rest } = attempt;
+  await mutateEntity(client, server, operationId, (current): Mutation => {
+    if (current?.['status'] === 'Completed') return { kind: 'keep' };
+    return {
+      kind: 'write',
+      entity: {
+        partitionKey: server,
+        rowKey: operationId,
+        ...rest,
+        status: 'InProgress',
+        outcomes: JSON.stringify(outcomes),
+      },
+    };
   });
 }

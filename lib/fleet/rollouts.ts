@@ -1,9 +1,20 @@
 import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ConcurrencyConflictError, mutateEntity, getEntityOrUndefined } from './optimistic.js';
-import { describeRowProblem, isStatus, readRows, validateRow } from './rows.js';
-import { rolloutStateRow, waveRow, type RolloutStateRow, type WaveRow } from './schemas.js';
+import {
+  ConcurrencyConflictError,
+  getEntityOrUndefined,
+  mutateEntity,
+  retryConflicts,
+} from './optimistic.js';
+import { describeRowProblem, readRows, validateRow } from './rows.js';
+import {
+  planRow,
+  rolloutStateRow,
+  waveRow,
+  type PlanRowEntity,
+  type RolloutStateRow,
+  type WaveRow,
+} from './schemas.js';
 import type { OnDegraded } from '../model/policy.js';
 import type { RolloutOperation, RolloutProfile } from '../model/rollout.js';
 import type { FleetTables } from './storage.js';
@@ -173,39 +184,43 @@ export async function updateRolloutStateAndWave(
 ): Promise<RolloutStateRow> {
   const client = await tables.client('Rollouts');
   const maxAttempts = 25;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const [stateEntity, waveStored] = await Promise.all([
-      getEntityOrUndefined(client, rolloutId, 'state'),
-      getEntityOrUndefined(client, rolloutId, waveKey(wave)),
-    ]);
-    if (!stateEntity) throw new RolloutNotFoundError(rolloutId);
-    const state = validateRow('Rollouts', rolloutStateRow, stateEntity);
-    if (!state.ok)
-      throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
-    const waveChecked = waveStored ? validateRow('Rollouts', waveRow, waveStored) : undefined;
-    if (!waveChecked?.ok)
-      throw new EmfleetError(
-        'InvalidRow',
-        waveChecked
-          ? describeRowProblem(waveChecked.problem)
-          : `rollout ${rolloutId} has no row for wave ${wave + 1}`,
-        { context: { rolloutId, wave } },
-      );
-    const changes = next(state.row, waveChecked.row);
-    if (changes === undefined) return state.row;
-    const updated: RolloutStateRow = { ...state.row, ...changes.state, updatedAt: options.now ?? new Date() };
-    try {
+  return retryConflicts(
+    async () => {
+      const [stateEntity, waveStored] = await Promise.all([
+        getEntityOrUndefined(client, rolloutId, 'state'),
+        getEntityOrUndefined(client, rolloutId, waveKey(wave)),
+      ]);
+      if (!stateEntity) throw new RolloutNotFoundError(rolloutId);
+      const state = validateRow('Rollouts', rolloutStateRow, stateEntity);
+      if (!state.ok)
+        throw new EmfleetError('InvalidRow', describeRowProblem(state.problem), { context: { rolloutId } });
+      const waveChecked = waveStored ? validateRow('Rollouts', waveRow, waveStored) : undefined;
+      if (!waveChecked?.ok)
+        throw new EmfleetError(
+          'InvalidRow',
+          waveChecked
+            ? describeRowProblem(waveChecked.problem)
+            : `rollout ${rolloutId} has no row for wave ${wave + 1}`,
+          { context: { rolloutId, wave } },
+        );
+      const changes = next(state.row, waveChecked.row);
+      if (changes === undefined) return state.row;
+      const updated: RolloutStateRow = {
+        ...state.row,
+        ...changes.state,
+        updatedAt: options.now ?? new Date(),
+      };
       await client.submitTransaction([
         ['update', rolloutStateEntity(updated), 'Replace', { etag: stateEntity.etag }],
         ['update', waveEntity(changes.wave), 'Replace', { etag: waveStored!.etag }],
       ]);
       return updated;
-    } catch (error) {
-      if (!isStatus(error, 412)) throw error;
-      await sleep(Math.random() * Math.min(1_000, 5 * 2 ** attempt));
-    }
-  }
-  throw new ConcurrencyConflictError('Rollouts', rolloutId, 'state', maxAttempts, undefined);
+    },
+    {
+      maxAttempts,
+      exhausted: () => new ConcurrencyConflictError('Rollouts', rolloutId, 'state', maxAttempts, undefined),
+    },
+  );
 }
 
 /** A wave row as stored: lists as JSON text. */
@@ -282,4 +297,126 @@ export async function listRollouts(
     ...options,
   });
   return rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+}
+
+/** The state row; undefined when there is none or it is invalid (a step then has nothing to act on). */
+export async function readRolloutState(
+  tables: FleetTables,
+  rolloutId: string,
+): Promise<RolloutStateRow | undefined> {
+  const client = await tables.client('Rollouts');
+  const entity = await getEntityOrUndefined(client, rolloutId, 'state');
+  if (!entity) return undefined;
+  const checked = validateRow('Rollouts', rolloutStateRow, entity);
+  return checked.ok ? checked.row : undefined;
+}
+
+/** A wave row as read, with the ETag a conditional write sends back. */
+export interface StoredWave {
+  readonly row: WaveRow;
+  readonly etag: string;
+}
+
+function storedWave(rolloutId: string, wave: number, entity: Record<string, unknown>): StoredWave {
+  const checked = validateRow('Rollouts', waveRow, entity);
+  if (!checked.ok)
+    throw new EmfleetError('InvalidRow', describeRowProblem(checked.problem), {
+      context: { rolloutId, wave },
+    });
+  return { row: checked.row, etag: checked.etag };
+}
+
+/** One wave row; undefined when there is none, an InvalidRow error when it is invalid. */
+export async function readWave(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+): Promise<StoredWave | undefined> {
+  const client = await tables.client('Rollouts');
+  const entity = await getEntityOrUndefined(client, rolloutId, waveKey(wave));
+  return entity ? storedWave(rolloutId, wave, entity) : undefined;
+}
+
+export interface StateAndWave {
+  readonly state: RolloutStateRow | undefined;
+  readonly wave: StoredWave | undefined;
+}
+
+/** The state row and one wave row in one round trip: the range from `state` to that wave's key (plan rows sort before). */
+export async function readStateAndWave(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+): Promise<StateAndWave> {
+  const client = await tables.client('Rollouts');
+  let state: RolloutStateRow | undefined;
+  let found: StoredWave | undefined;
+  for await (const entity of client.listEntities<Record<string, unknown>>({
+    queryOptions: {
+      filter: odata`PartitionKey eq ${rolloutId} and RowKey ge ${'state'} and RowKey le ${waveKey(wave)}`,
+    },
+  })) {
+    if (entity.rowKey === 'state') {
+      const checked = validateRow('Rollouts', rolloutStateRow, entity);
+      state = checked.ok ? checked.row : undefined;
+    } else if (entity.rowKey === waveKey(wave)) {
+      found = storedWave(rolloutId, wave, entity);
+    }
+  }
+  return { state, wave: found };
+}
+
+/**
+ * Counts into a wave row: `decide` sees the state and wave rows as read (`firstRead` the first time)
+ * and returns the wave row to write (or none) with its answer; the row is written conditional on
+ * the ETag read, and when another writer changed it since, both are read again and `decide` asks
+ * again. `decide` may act before answering (send messages): it is told nothing was written before.
+ */
+export async function mutateWave<T>(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+  decide: (read: StateAndWave) => Promise<{ readonly write?: WaveRow | undefined; readonly answer: T }>,
+  options: { firstRead?: StateAndWave; maxAttempts?: number } = {},
+): Promise<T> {
+  const client = await tables.client('Rollouts');
+  const maxAttempts = options.maxAttempts ?? 25;
+  return retryConflicts(
+    async (round) => {
+      const read =
+        round === 1 && options.firstRead
+          ? options.firstRead
+          : await readStateAndWave(tables, rolloutId, wave);
+      const { write, answer } = await decide(read);
+      if (write && read.wave)
+        await client.updateEntity(waveEntity(write), 'Replace', { etag: read.wave.etag });
+      return answer;
+    },
+    {
+      maxAttempts,
+      exhausted: () =>
+        new ConcurrencyConflictError('Rollouts', rolloutId, waveKey(wave), maxAttempts, undefined),
+    },
+  );
+}
+
+/**
+ * One page of a wave's plan rows (planPageSize servers from `first`, one partition query), by plan
+ * index; invalid rows are left out.
+ */
+export async function readPlanPage(
+  tables: FleetTables,
+  rolloutId: string,
+  wave: number,
+  first: number,
+): Promise<Map<number, PlanRowEntity>> {
+  const client = await tables.client('Rollouts');
+  const filter = odata`PartitionKey eq ${planPartitionKey(rolloutId, wave, first)}`;
+  const rows = new Map<number, PlanRowEntity>();
+  for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
+    const checked = validateRow('Rollouts', planRow, entity);
+    if (checked.ok)
+      rows.set(Number(checked.row.rowKey.slice(checked.row.rowKey.lastIndexOf('-') + 1)), checked.row);
+  }
+  return rows;
 }

@@ -1,8 +1,9 @@
-import { odata } from '@azure/data-tables';
+import { odata, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import { EmfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { writeAudit } from './audit.js';
-import { getEntityOrUndefined, mutateEntity } from './optimistic.js';
+import { maxTransactionSize } from './batch.js';
+import { getEntityOrUndefined, mutateEntity, type Mutation, type StoredEntity } from './optimistic.js';
 import { describeRowProblem, readRows, validateRow, type ReadResult, type Validated } from './rows.js';
 import { serverRow, type ServerRow } from './schemas.js';
 import type { FleetTables } from './storage.js';
@@ -190,4 +191,105 @@ export async function getServer(tables: FleetTables, org: string, serverName: st
       context: { org, server: name },
     });
   return checked.row;
+}
+
+/** The site a server is in ('' when it names none, its row is missing or invalid). */
+export async function readServerSite(tables: FleetTables, org: string, server: string): Promise<string> {
+  const client = await tables.client('Servers');
+  const entity = await getEntityOrUndefined(client, org, server);
+  const checked = entity ? validateRow('Servers', serverRow, entity) : undefined;
+  return checked?.ok ? checked.row.site : '';
+}
+
+/** The Servers rows of these servers (one org partition) as stored, with their ETags: 100 names a query. */
+export async function readServerEntities(
+  tables: FleetTables,
+  org: string,
+  servers: readonly string[],
+): Promise<Map<string, StoredEntity>> {
+  const rows = new Map<string, StoredEntity>();
+  const names = [...new Set(servers)];
+  if (names.length === 0) return rows;
+  const client = await tables.client('Servers');
+  for (let start = 0; start < names.length; start += maxTransactionSize) {
+    const chunk = names.slice(start, start + maxTransactionSize);
+    const filter = [
+      odata`PartitionKey eq ${org}`,
+      `(${chunk.map((name) => odata`RowKey eq ${name}`).join(' or ')})`,
+    ].join(' and ');
+    for await (const entity of client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }))
+      rows.set(entity.rowKey!, entity as StoredEntity);
+  }
+  return rows;
+}
+
+/** One change to a server's row: the properties to merge, worked out from the row as it is (undefined: none). */
+export interface ServerRowChange {
+  readonly server: string;
+  readonly change: (row: ServerRow) => Record<string, unknown> | undefined;
+}
+
+/**
+ * Merges changes into Servers rows read before (`current`, from readServerEntities): one transaction
+ * per 100 rows, each row conditional on the ETag it was read with. Should a transaction fail (a row
+ * changed since), each change is made on its own from a fresh read (mutateEntity). A row that is
+ * missing is left alone; an invalid one is logged and left alone.
+ */
+export async function mergeServerRows(
+  tables: FleetTables,
+  org: string,
+  changes: readonly ServerRowChange[],
+  current: ReadonlyMap<string, StoredEntity>,
+  options: { logger?: Logger } = {},
+): Promise<void> {
+  if (changes.length === 0) return;
+  const client = await tables.client('Servers');
+  const merged = (
+    row: Record<string, unknown>,
+    change: ServerRowChange,
+  ): Record<string, unknown> | undefined => {
+    const checked = validateRow('Servers', serverRow, row);
+    if (!checked.ok) {
+      options.logger?.warn('InvalidRow', { ...checked.problem });
+      return undefined;
+    }
+    return change.change(checked.row);
+  };
+  const names = [...new Set(changes.map((change) => change.server))];
+  for (let start = 0; start < names.length; start += maxTransactionSize) {
+    const chunk = names.slice(start, start + maxTransactionSize);
+    const actions: TransactionAction[] = [];
+    for (const name of chunk) {
+      const entity = current.get(name);
+      if (!entity) continue;
+      let row: Record<string, unknown> = entity;
+      let fields: Record<string, unknown> | undefined;
+      for (const change of changes.filter((candidate) => candidate.server === name)) {
+        const update = merged(row, change);
+        if (update === undefined) continue;
+        fields = { ...fields, ...update };
+        row = { ...row, ...update };
+      }
+      if (fields)
+        actions.push([
+          'update',
+          { partitionKey: org, rowKey: name, ...fields },
+          'Merge',
+          { etag: entity.etag },
+        ]);
+    }
+    if (actions.length === 0) continue;
+    try {
+      await client.submitTransaction(actions);
+    } catch {
+      for (const change of changes.filter((candidate) => chunk.includes(candidate.server))) {
+        await mutateEntity(client, org, change.server, (entity): Mutation => {
+          const update = entity ? merged(entity, change) : undefined;
+          if (!entity || update === undefined) return { kind: 'keep' };
+          const { etag: _etag, timestamp: _timestamp, ...rest } = entity;
+          return { kind: 'write', entity: { ...rest, ...update } as TableEntity<Record<string, unknown>> };
+        });
+      }
+    }
+  }
 }

@@ -5,7 +5,8 @@ import { readRollout, waveEntity, waveKey } from '../fleet/rollouts.js';
 import { validateRow } from '../fleet/rows.js';
 import { waveRow } from '../fleet/schemas.js';
 import type { RolloutAction } from './state.js';
-import { applyEvent, retryRollout, type EventDeps } from './steps.js';
+import type { EventDeps } from './steps/deps.js';
+import { applyEvent, retryRollout } from './steps/rollout-events.js';
 import { resolveCount, type WaveProfile } from '../model/waves.js';
 
 /**

@@ -1,4 +1,5 @@
-import type { WaveRow } from '../fleet/schemas.js';
+import type { WaveProgress } from './progress.js';
+import { bitsOf, isSetIn, setBits } from './bits.js';
 
 /*
  * A wave's pass: the plan indices it sends, in order. The first pass sends every server of the
@@ -8,7 +9,7 @@ import type { WaveRow } from '../fleet/schemas.js';
  */
 
 /** The plan indices the wave's current pass sends, in order. */
-export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>): number[] {
+export function passIndices(wave: Pick<WaveProgress, 'servers' | 'attempt' | 'pass'>): number[] {
   return wave.attempt === 0 ? Array.from({ length: wave.servers }, (_, index) => index) : setBits(wave.pass);
 }
 
@@ -19,7 +20,7 @@ export function passIndices(wave: Pick<WaveRow, 'servers' | 'attempt' | 'pass'>)
  */
 export function nextWindow(
   wave: Pick<
-    WaveRow,
+    WaveProgress,
     'servers' | 'attempt' | 'pass' | 'succeeded' | 'failed' | 'skipped' | 'dispatched' | 'maxConcurrency'
   >,
   answered: number,
@@ -41,7 +42,7 @@ export function nextWindow(
  * written before failures were kept per index (`failedIndices` empty with failures counted) cannot
  * tell who failed: its whole pass is sent again, which agents answer AlreadyApplied where done.
  */
-export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
+export function retriedWave<W extends WaveProgress>(wave: W, attempt: number): W {
   const indices = passIndices(wave);
   const unknown = wave.failedIndices === '' && wave.failed + wave.skipped > 0;
   const counted = Buffer.from(wave.counted, 'base64');
@@ -49,9 +50,9 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
   const again = unknown
     ? indices
     : indices.filter((index) => !isSetIn(counted, index) || isSetIn(failed, index));
-  const { failureNotes: _failureNotes, ...rest } = wave;
   return {
-    ...rest,
+    ...wave,
+    failureNotes: undefined,
     attempt,
     pass: bitsOf(again),
     succeeded: wave.servers - again.length,
@@ -65,38 +66,6 @@ export function retriedWave(wave: WaveRow, attempt: number): WaveRow {
 }
 
 /** The servers a retry of this wave would send again (plan indices), for the dashboard's confirmation and the CLI. */
-export function retryCount(wave: WaveRow): number {
+export function retryCount(wave: WaveProgress): number {
   return wave.servers - retriedWave(wave, wave.attempt + 1).succeeded;
-}
-
-export function bitIsSet(bits: string, index: number): boolean {
-  return isSetIn(Buffer.from(bits, 'base64'), index);
-}
-
-function isSetIn(bytes: Buffer, index: number): boolean {
-  return ((bytes[index >> 3] ?? 0) & (1 << (index & 7))) !== 0;
-}
-
-export function withBit(bits: string, index: number): string {
-  const bytes = Buffer.from(bits, 'base64');
-  const grown =
-    bytes.length > index >> 3
-      ? Buffer.from(bytes)
-      : Buffer.concat([bytes, Buffer.alloc((index >> 3) + 1 - bytes.length)]);
-  grown[index >> 3] = grown[index >> 3]! | (1 << (index & 7));
-  return grown.toString('base64');
-}
-
-function bitsOf(indices: readonly number[]): string {
-  const bytes = Buffer.alloc(indices.length === 0 ? 0 : (Math.max(...indices) >> 3) + 1);
-  for (const index of indices) bytes[index >> 3] = bytes[index >> 3]! | (1 << (index & 7));
-  return bytes.toString('base64');
-}
-
-function setBits(bits: string): number[] {
-  const bytes = Buffer.from(bits, 'base64');
-  const indices: number[] = [];
-  for (let byte = 0; byte < bytes.length; byte++)
-    for (let bit = 0; bit < 8; bit++) if (bytes[byte]! & (1 << bit)) indices.push(byte * 8 + bit);
-  return indices;
 }

@@ -7,7 +7,7 @@ import type { FleetTables } from '../fleet/storage.js';
 import type { Logger } from '../log.js';
 import type { ServerRow } from '../fleet/schemas.js';
 import type { PlanInput, PlannedServerFacts, RolloutPlan } from './plan.js';
-import { applyEvent } from './steps.js';
+import { applyEvent } from './steps/rollout-events.js';
 import { relayAddress } from '../relay/route.js';
 
 /** A server as the planner needs it, with what its agent last reported about itself (for the status sweep). */

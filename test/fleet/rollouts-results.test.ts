@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { readResults, upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
+import { ConcurrencyConflictError } from '../../lib/fleet/optimistic.js';
+import {
+  readResult,
+  readResults,
+  recordAttempt,
+  upsertResults,
+  type ResultRecord,
+} from '../../lib/fleet/results.js';
 import {
   createRollout,
+  mutateWave,
+  readPlanPage,
   readRollout,
+  readRolloutState,
+  readStateAndWave,
+  readWave,
   RolloutNotFoundError,
   updateRolloutState,
   writePlanRows,
@@ -253,5 +265,108 @@ describe('results', () => {
       { table: 'Results', partitionKey: 'ex01', rowKey: 'op-2', field: 'outcomes.EM1.outcome' },
       { table: 'Results', partitionKey: 'ex01', rowKey: 'op-4', field: 'outcomes' },
     ]);
+  });
+});
+
+describe('what the rollout steps read and write', () => {
+  it('readStateAndWave reads the state row and one wave row in one query; readWave and readRolloutState one each', async () => {
+    const { tables } = freshTables();
+    await createRollout(tables, rollout);
+    const { state, wave } = await readStateAndWave(tables, rollout.id, 1);
+    expect(state?.state).toBe('Planned');
+    expect(wave?.row).toMatchObject({ rowKey: 'wave-01', name: 'early', servers: 10 });
+    expect((await readWave(tables, rollout.id, 2))?.row.name).toBe('broad');
+    expect(await readWave(tables, rollout.id, 7)).toBeUndefined();
+    expect(await readRolloutState(tables, 'no-such-rollout')).toBeUndefined();
+  });
+
+  it('mutateWave writes the row decided, and decides again from a fresh read when another writer got there first', async () => {
+    const { tables, prefix } = freshTables();
+    await createRollout(tables, rollout);
+    const firstRead = await readStateAndWave(tables, rollout.id, 0);
+    // Another instance counts a server between this read and the write.
+    await mutateWave(tables, rollout.id, 0, async ({ wave }) => ({
+      write: { ...wave!.row, succeeded: wave!.row.succeeded + 1 },
+      answer: undefined,
+    }));
+    const decided: number[] = [];
+    const answer = await mutateWave(
+      tables,
+      rollout.id,
+      0,
+      async ({ wave }) => {
+        decided.push(wave!.row.succeeded);
+        return { write: { ...wave!.row, failed: wave!.row.failed + 1 }, answer: 'counted' };
+      },
+      { firstRead },
+    );
+    expect(answer).toBe('counted');
+    expect(decided).toEqual([0, 1]);
+    const stored = (await allEntities(rawTable(prefix, 'Rollouts'))).find(
+      (row) => row['rowKey'] === 'wave-00',
+    );
+    expect(stored).toMatchObject({ succeeded: 1, failed: 1 });
+  });
+
+  it('mutateWave gives up with a typed conflict naming the row when every write loses', async () => {
+    const { tables } = freshTables();
+    await createRollout(tables, rollout);
+    const always = await mutateWave(
+      tables,
+      rollout.id,
+      0,
+      async ({ wave }) => {
+        // Someone else writes the row every time this writer has read it.
+        await mutateWave(tables, rollout.id, 0, async ({ wave }) => ({ write: { ...wave!.row }, answer: 0 }));
+        return { write: { ...wave!.row, failed: 2 }, answer: 0 };
+      },
+      { maxAttempts: 2 },
+    ).catch((caught: unknown) => caught);
+    expect(always).toBeInstanceOf(ConcurrencyConflictError);
+    expect((always as ConcurrencyConflictError).context).toMatchObject({
+      table: 'Rollouts',
+      partitionKey: rollout.id,
+      rowKey: 'wave-00',
+      attempts: 2,
+    });
+  });
+
+  it('readPlanPage reads one page of plan rows by index', async () => {
+    const { tables } = freshTables();
+    const rows: PlanRow[] = Array.from({ length: 3 }, (_, index) => ({
+      wave: 0,
+      index: 99 + index,
+      server: `ex${index}.contoso.com`,
+      hybridConnection: `ex${index}`,
+      apply: ['EM1'],
+      remove: [],
+    }));
+    await writePlanRows(tables, rollout.id, rows);
+    expect([...(await readPlanPage(tables, rollout.id, 0, 0)).keys()]).toEqual([99]);
+    const second = await readPlanPage(tables, rollout.id, 0, 100);
+    expect([...second.keys()]).toEqual([100, 101]);
+    expect(second.get(101)).toMatchObject({ server: 'ex2.contoso.com', apply: ['EM1'] });
+  });
+
+  it('recordAttempt keeps a failed attempt InProgress, and never replaces a Completed result', async () => {
+    const { tables } = freshTables();
+    const attempt = {
+      server: 'ex01',
+      operationId: 'op-1',
+      rolloutId: rollout.id,
+      operation: 'apply' as const,
+      outcomes: { EM1: { outcome: 'Unreachable' as const, detail: 'hub: agent down' } },
+      at: new Date('2026-12-07T12:00:00Z'),
+    };
+    await recordAttempt(tables, attempt);
+    expect(await readResult(tables, 'ex01', 'op-1')).toEqual({
+      status: 'InProgress',
+      outcomes: attempt.outcomes,
+    });
+    const completed = { EM1: { outcome: 'Applied' as const, detail: '' } };
+    await upsertResults(tables, [{ ...attempt, status: 'Completed', outcomes: completed }]);
+    await recordAttempt(tables, attempt);
+    expect(await readResult(tables, 'ex01', 'op-1')).toEqual({ status: 'Completed', outcomes: completed });
+    expect(await readResult(tables, 'ex01', 'op-2')).toBeUndefined();
   });
 });

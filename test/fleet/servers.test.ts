@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { buildMismatch } from '../../lib/fleet/agent-facts.js';
-import { listServers, registerServer, removeServer, ServerNotFoundError } from '../../lib/fleet/servers.js';
+import {
+  listServers,
+  mergeServerRows,
+  readServerEntities,
+  readServerSite,
+  registerServer,
+  removeServer,
+  ServerNotFoundError,
+} from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
@@ -177,5 +185,71 @@ describe('removeServer', () => {
     );
     expect((await listServers(tables, 'contoso')).rows).toHaveLength(1);
     expect(await auditRows(tables, prefix)).toHaveLength(1);
+  });
+});
+
+describe('mergeServerRows: many servers written together', () => {
+  async function twoServers(tables: FleetTables): Promise<void> {
+    for (const name of ['ex01.contoso.com', 'ex02.contoso.com'])
+      await registerServer(tables, 'contoso', { name, build, site: 'HQ' }, { actor });
+  }
+  const seen = (at: Date) => (name: string) => ({
+    server: name,
+    change: (row: { reportedApplied: readonly string[] }) => ({
+      reportedApplied: JSON.stringify([...row.reportedApplied, 'EM1'].sort()),
+      lastSeen: at,
+    }),
+  });
+  const at = new Date('2026-12-07T12:00:00Z');
+
+  it('merges the changes of the rows read, two changes to one row applied in turn; a missing row is left alone', async () => {
+    const { tables } = freshTables();
+    await twoServers(tables);
+    const current = await readServerEntities(tables, 'contoso', [
+      'ex01.contoso.com',
+      'ex02.contoso.com',
+      'gone',
+    ]);
+    expect([...current.keys()].sort()).toEqual(['ex01.contoso.com', 'ex02.contoso.com']);
+    await mergeServerRows(
+      tables,
+      'contoso',
+      [
+        seen(at)('ex01.contoso.com'),
+        {
+          server: 'ex01.contoso.com',
+          change: (row) => ({ reportedApplied: JSON.stringify([...row.reportedApplied, 'EM2']) }),
+        },
+        seen(at)('ex02.contoso.com'),
+        seen(at)('gone'),
+      ],
+      current,
+    );
+    const rows = (await listServers(tables, 'contoso')).rows;
+    expect(rows.map((row) => [row.rowKey, row.reportedApplied, row.lastSeen])).toEqual([
+      ['ex01.contoso.com', ['EM1', 'EM2'], at],
+      ['ex02.contoso.com', ['EM1'], at],
+    ]);
+  });
+
+  it('a row changed since it was read: the transaction fails and each change is made again from a fresh read', async () => {
+    const { tables } = freshTables();
+    await twoServers(tables);
+    const current = await readServerEntities(tables, 'contoso', ['ex01.contoso.com', 'ex02.contoso.com']);
+    // A sweep writes ex02 meanwhile: the ETag read before no longer matches.
+    await registerServer(tables, 'contoso', { name: 'ex02.contoso.com', build, site: 'Branch' }, { actor });
+    await mergeServerRows(tables, 'contoso', ['ex01.contoso.com', 'ex02.contoso.com'].map(seen(at)), current);
+    const rows = (await listServers(tables, 'contoso')).rows;
+    expect(rows.map((row) => [row.rowKey, row.site, row.reportedApplied])).toEqual([
+      ['ex01.contoso.com', 'HQ', ['EM1']],
+      ['ex02.contoso.com', 'Branch', ['EM1']],
+    ]);
+  });
+
+  it('readServerSite: the site, or empty for a server without a row', async () => {
+    const { tables } = freshTables();
+    await twoServers(tables);
+    expect(await readServerSite(tables, 'contoso', 'ex01.contoso.com')).toBe('HQ');
+    expect(await readServerSite(tables, 'contoso', 'nobody.contoso.com')).toBe('');
   });
 });

@@ -7,7 +7,11 @@ import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { silentLogger } from '../../lib/log.js';
 import { pollFeed } from '../../lib/rollout/poll.js';
-import { applyToServer, gateWave, startWave, type StepDeps } from '../../lib/rollout/steps.js';
+import { createRolloutCaches } from '../../lib/rollout/caches.js';
+import { applyToServer } from '../../lib/rollout/steps/apply-to-server.js';
+import type { StepDeps } from '../../lib/rollout/steps/deps.js';
+import { gateWave } from '../../lib/rollout/steps/gate-wave.js';
+import { startWave } from '../../lib/rollout/steps/start-wave.js';
 import type { WaveProfile } from '../../lib/model/waves.js';
 import { relayWithClient, runAgent, writeAgentConfig } from './agents.js';
 import { azuriteConnectionString, freshTables } from './fleet.js';
@@ -74,6 +78,7 @@ export async function fleet(
       agents: relay.client,
       org: 'contoso',
       logger: silentLogger,
+      caches: createRolloutCaches(),
       pausedRecheckMs: 1000,
     },
   };

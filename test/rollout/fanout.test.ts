@@ -6,7 +6,8 @@ import { readRollout } from '../../lib/fleet/rollouts.js';
 import { FleetTables } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import type { ApplyServerMessage } from '../../lib/rollout/messages.js';
-import { applyToServer, startWave } from '../../lib/rollout/steps.js';
+import { applyToServer } from '../../lib/rollout/steps/apply-to-server.js';
+import { startWave } from '../../lib/rollout/steps/start-wave.js';
 import { azuriteConnectionString } from '../helpers/fleet.js';
 import { acceptPackage, drain, useFleets } from '../helpers/rollouts.js';
 

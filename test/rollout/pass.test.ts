@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WaveRow } from '../../lib/fleet/schemas.js';
-import {
-  bitIsSet,
-  nextWindow,
-  passIndices,
-  retriedWave,
-  retryCount,
-  withBit,
-} from '../../lib/rollout/pass.js';
+import { bitIsSet, withBit } from '../../lib/rollout/bits.js';
+import { nextWindow, passIndices, retriedWave, retryCount } from '../../lib/rollout/pass.js';
 
 const bits = (...indices: number[]): string => indices.reduce((set, index) => withBit(set, index), '');
 
