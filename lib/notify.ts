@@ -16,10 +16,10 @@ export type NotifyEvent =
       readonly withdrawn: readonly string[];
     }
   | ({ readonly kind: 'PackageRejected'; readonly feed: string; readonly sha256: string } & ReasonFields)
-  | { readonly kind: 'RolloutHalted'; readonly rolloutId: string; readonly reason: string }
+  | ({ readonly kind: 'RolloutHalted'; readonly rolloutId: string } & ReasonFields)
   | { readonly kind: 'RolloutCompleted'; readonly rolloutId: string }
-  | { readonly kind: 'RolloutAborted'; readonly rolloutId: string; readonly reason: string }
-  | { readonly kind: 'RolloutRetried'; readonly rolloutId: string; readonly reason: string }
+  | ({ readonly kind: 'RolloutAborted'; readonly rolloutId: string } & ReasonFields)
+  | ({ readonly kind: 'RolloutRetried'; readonly rolloutId: string } & ReasonFields)
   /** Reconcile left these mitigations alone on these servers: a halted or aborted rollout holds them. */
   | {
       readonly kind: 'RolloutHeld';
@@ -160,13 +160,13 @@ function describe(event: NotifyEvent): string {
     case 'PackageRejected':
       return `feed ${event.feed} rejected a package (sha256 ${event.sha256.slice(0, 12)}): ${said(event)}`;
     case 'RolloutHalted':
-      return `rollout ${event.rolloutId} halted: ${oneLine(event.reason)}`;
+      return `rollout ${event.rolloutId} halted: ${said(event)}`;
     case 'RolloutCompleted':
       return `rollout ${event.rolloutId} completed`;
     case 'RolloutAborted':
-      return `rollout ${event.rolloutId} aborted: ${oneLine(event.reason)}`;
+      return `rollout ${event.rolloutId} aborted: ${said(event)}`;
     case 'RolloutRetried':
-      return `rollout ${event.rolloutId} retried: ${oneLine(event.reason)}`;
+      return `rollout ${event.rolloutId} retried: ${said(event)}`;
     case 'RolloutHeld':
       return `rollout ${event.rolloutId} holds ${event.mitigationIds.join(', ')} of feed ${event.feed}: reconcile left ${serverList(event.servers)} without them until the rollout is retried or the feed publishes different content`;
     case 'DriftFound':

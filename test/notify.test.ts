@@ -78,7 +78,8 @@ describe('createNotifier', () => {
     await notify({
       kind: 'RolloutHalted',
       rolloutId: 'microsoft-000042-apply',
-      reason: 'WaveHalted: wave 1 had 3 failures, over its budget of 0 (ex01, ex02, ex03)',
+      reasonCode: 'WaveHalted',
+      reasonDetail: 'wave 1 had 3 failures, over its budget of 0 (ex01, ex02, ex03)',
     });
     expect(received).toEqual([
       {
@@ -89,7 +90,8 @@ describe('createNotifier', () => {
           emfleet: {
             event: 'RolloutHalted',
             rolloutId: 'microsoft-000042-apply',
-            reason: 'WaveHalted: wave 1 had 3 failures, over its budget of 0 (ex01, ex02, ex03)',
+            reasonCode: 'WaveHalted',
+            reasonDetail: 'wave 1 had 3 failures, over its budget of 0 (ex01, ex02, ex03)',
           },
         },
       },
@@ -145,17 +147,23 @@ describe('createNotifier', () => {
     },
     {
       name: 'an aborted rollout',
-      event: { kind: 'RolloutAborted', rolloutId: 'microsoft-000042-apply', reason: 'Aborted by alice' },
-      text: 'emfleet: rollout microsoft-000042-apply aborted: Aborted by alice',
+      event: {
+        kind: 'RolloutAborted',
+        rolloutId: 'microsoft-000042-apply',
+        reasonCode: 'AbortedByAdmin',
+        reasonDetail: 'by alice',
+      },
+      text: 'emfleet: rollout microsoft-000042-apply aborted: Aborted: by alice',
     },
     {
       name: 'a retried rollout',
       event: {
         kind: 'RolloutRetried',
         rolloutId: 'microsoft-000042-apply',
-        reason: 'Retried by alice: wave 1 sent again to its failed and unreached servers',
+        reasonCode: 'RetriedByAdmin',
+        reasonDetail: 'by alice: wave 1 sent again to its failed and unreached servers',
       },
-      text: 'emfleet: rollout microsoft-000042-apply retried: Retried by alice: wave 1 sent again to its failed and unreached servers',
+      text: 'emfleet: rollout microsoft-000042-apply retried: Retried: by alice: wave 1 sent again to its failed and unreached servers',
     },
     {
       name: 'a hold',
@@ -221,7 +229,8 @@ describe('createNotifier', () => {
       createNotifier({ url: `${base}/fail`, logger })({
         kind: 'RolloutAborted',
         rolloutId: 'r1',
-        reason: 'Aborted by bob',
+        reasonCode: 'AbortedByAdmin',
+        reasonDetail: 'by bob',
       }),
     ).resolves.toBeUndefined();
     expect(received).toHaveLength(1);
@@ -230,7 +239,12 @@ describe('createNotifier', () => {
         level: 'warn',
         event: 'NotificationFailed',
         fields: {
-          notification: { event: 'RolloutAborted', rolloutId: 'r1', reason: 'Aborted by bob' },
+          notification: {
+            event: 'RolloutAborted',
+            rolloutId: 'r1',
+            reasonCode: 'AbortedByAdmin',
+            reasonDetail: 'by bob',
+          },
           error: 'the webhook answered 500: invalid_payload',
         },
       },
@@ -327,7 +341,8 @@ describe('webhook formats, chosen by the URL', () => {
     await createNotifier({ url: workflowUrl, logger: recordingLogger().logger, fetchImpl })({
       kind: 'RolloutHalted',
       rolloutId: 'microsoft-000042-apply',
-      reason: 'WaveHalted: over budget',
+      reasonCode: 'WaveHalted',
+      reasonDetail: 'over budget',
     });
     expect(asked).toEqual([workflowUrl]);
     expect(received).toHaveLength(1);
@@ -352,7 +367,8 @@ describe('webhook formats, chosen by the URL', () => {
     expect(body.emfleet).toEqual({
       event: 'RolloutHalted',
       rolloutId: 'microsoft-000042-apply',
-      reason: 'WaveHalted: over budget',
+      reasonCode: 'WaveHalted',
+      reasonDetail: 'over budget',
     });
   });
 });

@@ -301,7 +301,7 @@ function renderRollout(rollout: RolloutView): HTMLElement {
       `${rollout.operation} · feed ${rollout.feed} package #${rollout.packageSequence} · ${rollout.profile} profile · wave ${Math.min(rollout.currentWave + 1, rollout.waveCount)} of ${rollout.waveCount} · started `,
       time(rollout.createdAt),
     ),
-    rollout.reason && h('p', { class: 'reason' }, rollout.reason),
+    rollout.reasonCode && h('p', { class: 'reason' }, renderReason(rollout)),
     rollout.holds.length > 0 &&
       h(
         'p',
@@ -382,7 +382,7 @@ async function act(rollout: RolloutView, action: RolloutActionName): Promise<voi
   const warning = confirmation(rollout, action);
   if (warning && !(await confirmAction(`${actionLabels[action]} ${rolloutId}?`, warning))) return;
   try {
-    const result = await api<{ state?: string; reason?: string }>(
+    const result = await api<{ state?: string }>(
       'POST',
       `/api/rollouts/${encodeURIComponent(rolloutId)}/${action}`,
     );

@@ -273,7 +273,7 @@ export const postRolloutAction: AdminHandler = handler('Operator', async (deps, 
   if (!result.ok)
     return {
       status: 409,
-      jsonBody: { code: 'Refused', detail: result.reason, ...rolloutActionJson(id, result) },
+      jsonBody: { code: 'Refused', detail: result.refusal?.reasonDetail, ...rolloutActionJson(id, result) },
     };
   return { jsonBody: rolloutActionJson(id, result) };
 });

@@ -5,6 +5,7 @@ import { microsoftFeedName } from '../ocs/client.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson } from '../fleet/json.js';
 import { listRollouts, readRollout } from '../fleet/rollouts.js';
 import { silentLogger } from '../log.js';
+import { renderReason } from '../model/reasons.js';
 import { changeRollout } from '../rollout/admin.js';
 import { rolloutActions, type RolloutAction } from '../rollout/state.js';
 import { heldBy, holdEnds } from '../rollout/holds.js';
@@ -120,7 +121,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
           row.state,
           `${row.currentWave + 1}/${row.waveCount}`,
           row.createdAt.toISOString(),
-          row.reason || '-',
+          row.reasonCode ? renderReason(row) : '-',
         ]),
       ))
         io.stdout(line);
@@ -146,7 +147,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
         return;
       }
       io.stdout(
-        `${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reason ? ` (${state.reason})` : ''}, profile ${state.profile}`,
+        `${id}: ${state.operation} of ${state.feed} package ${state.packageSequence}, ${state.state}${state.reasonCode ? ` (${renderReason(state)})` : ''}, profile ${state.profile}`,
       );
       if (holds.length > 0)
         io.stdout(
@@ -196,11 +197,13 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
           { emergencyWaves: context.config.emergencyWaves },
         );
         if (flags.json) io.stdout(JSON.stringify(rolloutActionJson(id, result)));
-        else
+        if (result.refusal) {
+          reportReason(io, result.refusal);
+          setExitCode(exitCodes.failed);
+        } else if (!flags.json)
           io.stdout(
-            result.ok ? `${id}: ${result.state?.state} (${result.state?.reason})` : `${id}: ${result.reason}`,
+            `${id}: ${result.state?.state}${result.state?.reasonCode ? ` (${renderReason(result.state)})` : ''}`,
           );
-        if (!result.ok) setExitCode(exitCodes.failed);
       });
   }
 

@@ -68,7 +68,7 @@ export function statusLines(status: FleetStatus): string[] {
   lines.push(`rollouts: ${status.rollouts.total} (${counts(status.rollouts.byState)})`);
   for (const rollout of status.rolloutsInFlight) {
     lines.push(
-      `  ${rollout.id}: ${rollout.operation} of ${rollout.feed} package ${rollout.packageSequence}, ${rollout.state}, wave ${rollout.currentWave + 1}/${rollout.waveCount}${rollout.reason ? ` (${rollout.reason})` : ''}`,
+      `  ${rollout.id}: ${rollout.operation} of ${rollout.feed} package ${rollout.packageSequence}, ${rollout.state}, wave ${rollout.currentWave + 1}/${rollout.waveCount}${rollout.reasonCode ? ` (${renderReason(rollout)})` : ''}`,
     );
     for (const wave of rollout.waves) {
       lines.push(

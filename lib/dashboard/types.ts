@@ -82,13 +82,13 @@ export interface WaveView {
   readonly failedServers: readonly string[];
 }
 
-export interface RolloutView {
+/** A rollout; its reason (`WaveHalted`, `PausedByAdmin`…) empty when its state needs none. */
+export interface RolloutView extends ReasonView {
   readonly id: string;
   readonly feed: string;
   readonly packageSequence: number;
   readonly operation: RolloutOperation;
   readonly state: RolloutState;
-  readonly reason: string;
   readonly profile: RolloutProfile;
   readonly currentWave: number;
   readonly waveCount: number;

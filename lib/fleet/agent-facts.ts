@@ -128,7 +128,7 @@ export async function recordAgentFacts(
       ...(server.row.registeredBuild !== '' && server.row.registeredBuild !== update.buildChanged.to
         ? { registeredBuild: server.row.registeredBuild }
         : {}),
-      reason:
+      meaning:
         'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on',
     });
   }

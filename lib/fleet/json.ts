@@ -1,4 +1,5 @@
 import { buildMismatch } from './agent-facts.js';
+import type { Reason } from '../model/reasons.js';
 import type { RolloutStateRow, ServerRow, WaveRow } from './schemas.js';
 
 /**
@@ -31,7 +32,8 @@ export function rolloutJson(row: RolloutStateRow): Record<string, unknown> {
     packageSequence: row.packageSequence,
     operation: row.operation,
     state: row.state,
-    reason: row.reason,
+    reasonCode: row.reasonCode,
+    reasonDetail: row.reasonDetail,
     currentWave: row.currentWave,
     waveCount: row.waveCount,
     attempt: row.attempt,
@@ -64,19 +66,23 @@ export function rolloutDetailJson(
   };
 }
 
-/** The outcome of pause/resume/abort/expedite: the new state, or why the state machine refused. */
+/**
+ * The outcome of an admin's action on a rollout: the state it is in, and the reason: the new
+ * state's (`PausedByAdmin`…), or the refusal (`Refused`) when the state machine did not take it.
+ */
 export function rolloutActionJson(
   rolloutId: string,
   result: {
     readonly ok: boolean;
-    readonly reason?: string | undefined;
+    readonly refusal?: Reason<'Refused'> | undefined;
     readonly state?: RolloutStateRow | undefined;
   },
 ): Record<string, unknown> {
+  const why = result.refusal ?? result.state;
   return {
     ok: result.ok,
     rolloutId,
-    ...(result.state ? { state: result.state.state, reason: result.state.reason } : {}),
-    ...(result.reason ? { refused: result.reason } : {}),
+    ...(result.state ? { state: result.state.state } : {}),
+    ...(why ? { reasonCode: why.reasonCode, reasonDetail: why.reasonDetail } : {}),
   };
 }

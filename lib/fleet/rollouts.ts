@@ -68,7 +68,8 @@ export async function createRollout(
         packageSequence: rollout.packageSequence,
         operation: rollout.operation,
         state: 'Planned',
-        reason: '',
+        reasonCode: '',
+        reasonDetail: '',
         waveCount: rollout.waves.length,
         currentWave: 0,
         profile: rollout.profile ?? 'default',
@@ -149,7 +150,15 @@ export async function updateRolloutState(
 }
 
 /** What the state machine changes on a state row. */
-export type StateChange = 'state' | 'reason' | 'currentWave' | 'profile' | 'resumeTo' | 'attempt' | 'halts';
+export type StateChange =
+  | 'state'
+  | 'reasonCode'
+  | 'reasonDetail'
+  | 'currentWave'
+  | 'profile'
+  | 'resumeTo'
+  | 'attempt'
+  | 'halts';
 
 /** A state row as stored: the held mitigations as JSON text; a field set to undefined (resumeTo after a resume) left out, since Tables has no null. */
 export function rolloutStateEntity(

@@ -3,6 +3,7 @@ import { exchangeBuild } from '../model/build.js';
 import { mitigationId, orgName, ringName, siteName, storedServerName, tableKey } from '../model/names.js';
 import { mitigationOutcome } from '../model/outcomes.js';
 import { defaultOnDegraded, onDegradedPolicies, policyScopes, policySources } from '../model/policy.js';
+import { storedReason } from '../model/reasons.js';
 import {
   operationStatuses,
   resumableStates,
@@ -120,30 +121,39 @@ export const packagePointerRow = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
-export const rolloutStateRow = z.object({
-  partitionKey: tableKey,
-  rowKey: z.literal('state'),
-  feed: tableKey,
-  packageSequence: z.number().int().nonnegative(),
-  operation: z.enum(rolloutOperations),
-  state: z.enum(rolloutStates),
-  reason: z.string().default(''),
-  waveCount: z.number().int().min(1).max(99),
-  currentWave: z.number().int().nonnegative(),
-  profile: z.enum(rolloutProfiles).default('default'),
-  resumeTo: z.enum(resumableStates).optional(),
-  /** Retries of the current wave (0: its first pass); messages and operation ids carry it. */
-  attempt: z.number().int().nonnegative().default(0),
-  /** How often the rollout halted. */
-  halts: z.number().int().nonnegative().default(0),
-  /**
-   * The mitigations the rollout applies, each with the SHA-256 of its content in the package: what
-   * a halt or an abort holds (lib/rollout/holds.ts). Rows written before holds existed hold nothing.
-   */
-  applies: jsonText(z.record(mitigationId, z.string().regex(/^[0-9a-f]{64}$/))).default({}),
-  createdAt: z.date(),
-  updatedAt: z.date(),
-});
+export const rolloutStateRow = z
+  .object({
+    partitionKey: tableKey,
+    rowKey: z.literal('state'),
+    feed: tableKey,
+    packageSequence: z.number().int().nonnegative(),
+    operation: z.enum(rolloutOperations),
+    state: z.enum(rolloutStates),
+    /** Why the rollout is in its state: a code of lib/model/reasons.ts and its detail; empty when none. */
+    reasonCode: z.string().default(''),
+    reasonDetail: z.string().default(''),
+    /** The reason as one text, as releases before reason codes wrote it: read as a Legacy reason, never written. */
+    reason: z.string().optional(),
+    waveCount: z.number().int().min(1).max(99),
+    currentWave: z.number().int().nonnegative(),
+    profile: z.enum(rolloutProfiles).default('default'),
+    resumeTo: z.enum(resumableStates).optional(),
+    /** Retries of the current wave (0: its first pass); messages and operation ids carry it. */
+    attempt: z.number().int().nonnegative().default(0),
+    /** How often the rollout halted. */
+    halts: z.number().int().nonnegative().default(0),
+    /**
+     * The mitigations the rollout applies, each with the SHA-256 of its content in the package: what
+     * a halt or an abort holds (lib/rollout/holds.ts). Rows written before holds existed hold nothing.
+     */
+    applies: jsonText(z.record(mitigationId, z.string().regex(/^[0-9a-f]{64}$/))).default({}),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .transform(({ reason: legacyText, ...row }) => ({
+    ...row,
+    ...(storedReason({ reasonCode: row.reasonCode, reasonDetail: row.reasonDetail, legacyText }) ?? {}),
+  }));
 export type RolloutStateRow = z.infer<typeof rolloutStateRow>;
 
 export const waveRow = z.object({

@@ -1,4 +1,5 @@
 import type { RolloutStateRow, WaveRow } from '../fleet/schemas.js';
+import { renderReason } from '../model/reasons.js';
 
 /** One line of the progress view; `key` says which line a later version of it replaces. */
 export interface ProgressLine {
@@ -19,7 +20,7 @@ export function rolloutLines(
 ): ProgressLine[] {
   const { state, waves } = rollout;
   const id = state.partitionKey;
-  const headline = `rollout ${id} (${state.operation}): ${state.state}${state.reason ? ` — ${state.reason}` : ''}${bakeNote(state, waves[state.currentWave], options)}`;
+  const headline = `rollout ${id} (${state.operation}): ${state.state}${state.reasonCode ? ` — ${renderReason(state)}` : ''}${bakeNote(state, waves[state.currentWave], options)}`;
   const nameWidth = Math.max(...waves.map((wave) => wave.name.length));
   return [
     { key: id, text: headline },

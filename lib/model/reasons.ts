@@ -154,6 +154,12 @@ const definitions = {
     (expedited: { readonly actor: string }) => `by ${expedited.actor}`,
     'Expedited',
   ),
+  NotPlanned: template(
+    'rollout',
+    "a queued message names a server the rollout's plan does not have: it is ignored",
+    (stray: { readonly wave: number; readonly index: number }) =>
+      `${waveName(stray.wave)} has no server at plan index ${stray.index}`,
+  ),
   Superseded: template(
     'rollout',
     'a queued message belongs to an earlier pass of its wave: a retry sent the wave again, so it is ignored',

@@ -38,8 +38,12 @@ export async function changeRollout(
         source: 'table',
         before: null,
         after: result.ok
-          ? { state: result.state?.state, reason: result.state?.reason }
-          : { refused: result.reason },
+          ? {
+              state: result.state?.state,
+              reasonCode: result.state?.reasonCode,
+              reasonDetail: result.state?.reasonDetail,
+            }
+          : { ...result.refusal },
       },
     ],
     deps.now?.(),

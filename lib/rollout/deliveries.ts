@@ -1,3 +1,4 @@
+import { reason, type Reason } from '../model/reasons.js';
 import type { ApplyServerMessage, StartWaveMessage } from './messages.js';
 import type { RolloutPosition } from './progress.js';
 
@@ -30,12 +31,12 @@ export function isSuperseded(state: RolloutPosition, message: ApplyServerMessage
 }
 
 export type ApplyDecision =
-  /** Nothing to do: the rollout or its plan row does not exist. */
-  | { readonly kind: 'ignored'; readonly reason: string }
+  /** Nothing to do: the rollout (`RolloutNotFound`) or its plan row (`NotPlanned`) does not exist. */
+  | { readonly kind: 'ignored'; readonly reason: Reason<'RolloutNotFound' | 'NotPlanned'> }
   /** A retry of the wave has replaced this message's pass. */
-  | { readonly kind: 'superseded'; readonly reason: string }
-  /** The rollout is paused: the message comes back later. */
-  | { readonly kind: 'held'; readonly reason: string }
+  | { readonly kind: 'superseded'; readonly reason: Reason<'Superseded'> }
+  /** The rollout is paused (the state row says by whom): the message comes back later. */
+  | { readonly kind: 'held' }
   /**
    * Go on: `running` when this pass of the wave runs (the agent may be asked); `readStored` when a
    * result may exist already and must be used rather than overwritten.
@@ -53,14 +54,19 @@ export function decideApply(
   message: ApplyServerMessage,
   firstDelivery: boolean,
 ): ApplyDecision {
-  if (!state) return { kind: 'ignored', reason: 'no such rollout' };
-  if (!planFound) return { kind: 'ignored', reason: 'no such plan row' };
+  if (!state)
+    return {
+      kind: 'ignored',
+      reason: { reasonCode: 'RolloutNotFound', reasonDetail: `no rollout "${message.rolloutId}"` },
+    };
+  if (!planFound)
+    return { kind: 'ignored', reason: reason('NotPlanned', { wave: message.wave, index: message.index }) };
   if (isSuperseded(state, message))
     return {
       kind: 'superseded',
-      reason: `superseded: wave ${message.wave + 1} is on retry ${state.attempt}`,
+      reason: reason('Superseded', { wave: message.wave, attempt: state.attempt }),
     };
-  if (state.state === 'Paused') return { kind: 'held', reason: 'rollout paused' };
+  if (state.state === 'Paused') return { kind: 'held' };
   const running =
     state.state === 'Running' && state.currentWave === message.wave && state.attempt === attemptOf(message);
   return { kind: 'proceed', running, readStored: !(running && firstDelivery) };

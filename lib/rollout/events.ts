@@ -1,3 +1,4 @@
+import { reason, type Reason } from '../model/reasons.js';
 import { retriedWave } from './pass.js';
 import type { StoredStatus, WaveProgress } from './progress.js';
 import { transition, type RolloutEffect, type RolloutEvent, type RolloutStatus } from './state.js';
@@ -15,7 +16,8 @@ export function statusOf(row: StoredStatus): RolloutStatus {
     currentWave: row.currentWave,
     waveCount: row.waveCount,
     profile: row.profile,
-    reason: row.reason,
+    reasonCode: row.reasonCode,
+    reasonDetail: row.reasonDetail,
     attempt: row.attempt,
     halts: row.halts,
     ...(row.resumeTo ? { resumeTo: row.resumeTo } : {}),
@@ -30,7 +32,8 @@ export function stateChanges(next: RolloutStatus): StateChanges {
   return {
     state: next.state,
     currentWave: next.currentWave,
-    reason: next.reason,
+    reasonCode: next.reasonCode,
+    reasonDetail: next.reasonDetail,
     profile: next.profile,
     resumeTo: next.resumeTo,
     attempt: next.attempt,
@@ -40,7 +43,7 @@ export function stateChanges(next: RolloutStatus): StateChanges {
 
 export type EventDecision =
   /** The state machine refused the event (a duplicate, a late message): nothing changes. */
-  | { readonly kind: 'refused'; readonly reason: string }
+  | { readonly kind: 'refused'; readonly refusal: Reason<'Refused'> }
   /**
    * Accepted: `changes` to write (undefined when the event changes nothing, e.g. a retry of a halt
    * already retried: nothing is written again), then `effects`.
@@ -53,7 +56,7 @@ export type EventDecision =
 
 export function decideEvent(current: StoredStatus, event: RolloutEvent): EventDecision {
   const result = transition(statusOf(current), event);
-  if (!result.ok) return { kind: 'refused', reason: result.reason };
+  if (!result.ok) return { kind: 'refused', refusal: result.refusal };
   const unchanged = JSON.stringify(result.status) === JSON.stringify(statusOf(current));
   return {
     kind: 'accepted',
@@ -63,7 +66,7 @@ export function decideEvent(current: StoredStatus, event: RolloutEvent): EventDe
 }
 
 export type RetryDecision<W extends WaveProgress> =
-  | { readonly kind: 'refused'; readonly reason: string }
+  | { readonly kind: 'refused'; readonly refusal: Reason<'Refused'> }
   /** The halt was retried already: nothing to write, answered as done. */
   | { readonly kind: 'alreadyDone' }
   /** The state and the wave row to write together, how many servers are sent again, then `effects`. */
@@ -89,7 +92,13 @@ export function decideRetry<W extends WaveProgress>(
   if (stored.currentWave !== waveIndex)
     return {
       kind: 'refused',
-      reason: `retry refused: the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again`,
+      refusal: reason('Refused', {
+        event: event.kind,
+        why: `the rollout moved on to wave ${stored.currentWave + 1} meanwhile; retry again`,
+        state: stored.state,
+        wave: stored.currentWave,
+        waveCount: stored.waveCount,
+      }),
     };
   const decision = decideEvent(stored, event);
   if (decision.kind === 'refused') return decision;

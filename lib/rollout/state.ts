@@ -1,14 +1,18 @@
+import { reason, renderReason, type Reason } from '../model/reasons.js';
 import type { ResumableState, RolloutProfile, RolloutState } from '../model/rollout.js';
 
-/** What the state machine knows of a rollout; stored in the Rollouts state row. */
-export interface RolloutStatus {
+/**
+ * What the state machine knows of a rollout; stored in the Rollouts state row. Its reason is a
+ * code of lib/model/reasons.ts and its detail (`WaveHalted`, `PausedByAdmin`…; both empty when the
+ * state needs none; `Legacy` for a row an earlier release wrote).
+ */
+export interface RolloutStatus extends Reason<string> {
   readonly state: RolloutState;
   readonly currentWave: number;
   readonly waveCount: number;
   /** The state a paused rollout goes back to. */
   readonly resumeTo?: ResumableState;
   readonly profile: RolloutProfile;
-  readonly reason: string;
   /** How often the current wave was retried: 0 on its first pass. Operation ids and messages carry it. */
   readonly attempt: number;
   /** How often the rollout halted: a retry after the last halt is recognised by it. */
@@ -56,7 +60,10 @@ export type RolloutEffect =
 
 export type TransitionResult =
   | { readonly ok: true; readonly status: RolloutStatus; readonly effects: readonly RolloutEffect[] }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly refusal: Reason<'Refused'> };
+
+/** No reason: a state that needs none (Running after a start, Completed). */
+const noReason = { reasonCode: '', reasonDetail: '' } as const;
 
 const terminal: readonly RolloutState[] = ['Aborted', 'Completed'];
 /** States a rollout can be retried out of: a halt waits for a person. */
@@ -74,7 +81,13 @@ const retriable: readonly RolloutState[] = ['Halted'];
 export function transition(status: RolloutStatus, event: RolloutEvent): TransitionResult {
   const refuse = (why: string): TransitionResult => ({
     ok: false,
-    reason: `${event.kind} refused: ${why} (rollout is ${status.state}, wave ${status.currentWave + 1} of ${status.waveCount})`,
+    refusal: reason('Refused', {
+      event: event.kind,
+      why,
+      state: status.state,
+      wave: status.currentWave,
+      waveCount: status.waveCount,
+    }),
   });
   const to = (changes: Partial<RolloutStatus>, effects: RolloutEffect[] = []): TransitionResult => ({
     ok: true,
@@ -93,7 +106,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
   switch (event.kind) {
     case 'start':
       if (status.state !== 'Planned') return refuse('only a planned rollout starts');
-      return to({ state: 'Running', currentWave: 0, reason: '' }, [{ kind: 'startWave', wave: 0 }]);
+      return to({ state: 'Running', currentWave: 0, ...noReason }, [{ kind: 'startWave', wave: 0 }]);
 
     case 'waveFinished':
       if (status.state !== 'Running' || event.wave !== status.currentWave)
@@ -106,21 +119,23 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       if (status.state !== 'Baking' || event.wave !== status.currentWave)
         return refuse(`wave ${event.wave + 1} is not baking`);
       if (event.counts.failed > event.maxErrors) {
-        const named =
-          event.failedServers.slice(0, 10).join(', ') +
-          (event.failedServers.length > 10 ? ` and ${event.failedServers.length - 10} more` : '');
-        const pass = status.attempt > 0 ? ` (retry ${status.attempt})` : '';
         return to(
           {
             state: 'Halted',
             halts: status.halts + 1,
-            reason: `WaveHalted: wave ${event.wave + 1}${pass} had ${event.counts.failed} failures, over its budget of ${event.maxErrors}${named ? ` (${named})` : ''}`,
+            ...reason('WaveHalted', {
+              wave: event.wave,
+              attempt: status.attempt,
+              failed: event.counts.failed,
+              maxErrors: event.maxErrors,
+              failedServers: event.failedServers,
+            }),
           },
           [{ kind: 'notify', event: 'RolloutHalted' }],
         );
       }
       if (event.wave + 1 >= status.waveCount)
-        return to({ state: 'Completed', reason: '' }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
+        return to({ state: 'Completed', ...noReason }, [{ kind: 'notify', event: 'RolloutCompleted' }]);
       return to({ state: 'Running', currentWave: event.wave + 1, attempt: 0 }, [
         { kind: 'startWave', wave: event.wave + 1 },
       ]);
@@ -131,7 +146,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       return to({
         state: 'Paused',
         resumeTo: status.state as ResumableState,
-        reason: `Paused by ${event.actor}`,
+        ...reason('PausedByAdmin', { actor: event.actor }),
       });
 
     case 'resume': {
@@ -152,7 +167,11 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
                 },
               ]
             : [];
-      return { ok: true, status: { ...rest, state: back, reason: `Resumed by ${event.actor}` }, effects };
+      return {
+        ok: true,
+        status: { ...rest, state: back, ...reason('ResumedByAdmin', { actor: event.actor }) },
+        effects,
+      };
     }
 
     case 'abort':
@@ -160,7 +179,10 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
       return to(
         {
           state: 'Aborted',
-          reason: `Aborted by ${event.actor}${status.state === 'Halted' ? ` after ${status.reason}` : ''}`,
+          ...reason('AbortedByAdmin', {
+            actor: event.actor,
+            ...(status.state === 'Halted' ? { after: renderReason(status) } : {}),
+          }),
         },
         [{ kind: 'notify', event: 'RolloutAborted' }],
       );
@@ -175,7 +197,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
         {
           state: 'Running',
           attempt: status.attempt + 1,
-          reason: `Retried by ${event.actor}: wave ${status.currentWave + 1} sent again to its failed and unreached servers`,
+          ...reason('RetriedByAdmin', { actor: event.actor, wave: status.currentWave }),
         },
         [
           { kind: 'startWave', wave: status.currentWave },
@@ -186,7 +208,7 @@ export function transition(status: RolloutStatus, event: RolloutEvent): Transiti
     case 'expedite':
       if (status.profile === 'emergency') return refuse('already on the emergency profile');
       return to(
-        { profile: 'emergency', reason: `Expedited by ${event.actor}` },
+        { profile: 'emergency', ...reason('ExpeditedByAdmin', { actor: event.actor }) },
         status.state === 'Baking'
           ? [{ kind: 'scheduleGate', wave: status.currentWave, immediately: true }]
           : [],

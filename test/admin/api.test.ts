@@ -293,7 +293,7 @@ describe('a fleet with a rollout under way', () => {
 
     const shown = await call(getRollout, deps, request('GET', `rollouts/${id}`, { params: { id } }));
     expect(shown.status).toBe(200);
-    expect(shown.body).toMatchObject({ id, state: 'Running', reason: '' });
+    expect(shown.body).toMatchObject({ id, state: 'Running', reasonCode: '', reasonDetail: '' });
     expect(
       shown.body.waves.map((wave: { name: string; servers: number }) => [wave.name, wave.servers]),
     ).toEqual([
@@ -352,7 +352,13 @@ describe('a fleet with a rollout under way', () => {
 
     expect(await act('pause', alice)).toEqual({
       status: 200,
-      body: { ok: true, rolloutId: id, state: 'Paused', reason: 'Paused by alice@contoso.com' },
+      body: {
+        ok: true,
+        rolloutId: id,
+        state: 'Paused',
+        reasonCode: 'PausedByAdmin',
+        reasonDetail: 'by alice@contoso.com',
+      },
     });
     const again = await act('pause', alice);
     expect(again.status).toBe(409);
@@ -362,19 +368,39 @@ describe('a fleet with a rollout under way', () => {
       ok: false,
       rolloutId: id,
       state: 'Paused',
-      refused: again.body.detail,
+      // One name for the refusal: the API's code, the JSON's reasonCode, the log's and Audit's.
+      reasonCode: 'Refused',
+      reasonDetail: again.body.detail,
     });
     expect(await act('resume')).toEqual({
       status: 200,
-      body: { ok: true, rolloutId: id, state: 'Running', reason: 'Resumed by function-key' },
+      body: {
+        ok: true,
+        rolloutId: id,
+        state: 'Running',
+        reasonCode: 'ResumedByAdmin',
+        reasonDetail: 'by function-key',
+      },
     });
     expect(await act('expedite', alice)).toEqual({
       status: 200,
-      body: { ok: true, rolloutId: id, state: 'Running', reason: 'Expedited by alice@contoso.com' },
+      body: {
+        ok: true,
+        rolloutId: id,
+        state: 'Running',
+        reasonCode: 'ExpeditedByAdmin',
+        reasonDetail: 'by alice@contoso.com',
+      },
     });
     expect(await act('abort', signedIn('bob@contoso.com'))).toEqual({
       status: 200,
-      body: { ok: true, rolloutId: id, state: 'Aborted', reason: 'Aborted by bob@contoso.com' },
+      body: {
+        ok: true,
+        rolloutId: id,
+        state: 'Aborted',
+        reasonCode: 'AbortedByAdmin',
+        reasonDetail: 'by bob@contoso.com',
+      },
     });
     expect((await act('resume')).body.detail).toMatch(/^resume refused: the rollout has ended/);
 

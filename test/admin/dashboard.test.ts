@@ -222,7 +222,8 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
           id: rolloutId,
           operation: 'apply',
           state: 'Running',
-          reason: '',
+          reasonCode: '',
+          reasonDetail: '',
           profile: 'default',
           currentWave: 0,
           waveCount: 3,
@@ -248,7 +249,8 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       const after = (await get<Overview>(getOverview, deps, 'overview')).body;
       expect(after.rollouts[0]).toMatchObject({
         state: 'Paused',
-        reason: 'Paused by operator@contoso.com',
+        reasonCode: 'PausedByAdmin',
+        reasonDetail: 'by operator@contoso.com',
         actions: ['resume', 'abort', 'expedite'],
       });
       await call(
@@ -518,7 +520,8 @@ describe('GET /api/overview with many ended rollouts', () => {
       packageSequence: minute,
       operation: 'apply',
       state: value,
-      reason: '',
+      reasonCode: '',
+      reasonDetail: '',
       waveCount: 1,
       currentWave: 0,
       profile: 'default',

@@ -173,19 +173,23 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite|retry, emfleet r
 
   it('pauses, refuses a second pause, resumes, expedites and aborts, each audited', async () => {
     expect((await emfleet('rollout', 'pause', id, '--actor', 'alice')).stdout).toMatch(
-      /Paused \(Paused by alice\)/,
+      /Paused \(Paused: by alice\)/,
     );
     const again = await emfleet('rollout', 'pause', id, '--actor', 'alice');
     expect(again.code).toBe(1);
-    expect(again.stdout).toMatch(/pause refused: already paused/);
+    // A refusal is one line on stderr with its code, nothing on stdout.
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(
+      /^emfleet: Refused: pause refused: already paused \(rollout is Paused, wave 1 of \d+\)\n$/,
+    );
     expect((await emfleet('rollout', 'resume', id, '--actor', 'alice')).stdout).toMatch(
-      /Running \(Resumed by alice\)/,
+      /Running \(Resumed: by alice\)/,
     );
     expect((await emfleet('rollout', 'expedite', id, '--actor', 'bob', '--json')).stdout).toMatch(
       /"ok":true/,
     );
     expect((await emfleet('rollout', 'abort', id, '--actor', 'bob')).stdout).toMatch(
-      /Aborted \(Aborted by bob\)/,
+      /Aborted \(Aborted: by bob\)/,
     );
     const audit = await allEntities(rawTable(env['EMFLEET_TABLE_PREFIX']!, 'Audit'));
     expect(
@@ -343,7 +347,14 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite|retry, emfleet r
     expect((await emfleet('rollout', 'abort', 'microsoft-000009-apply')).code).toBe(0);
     const resumed = await emfleet('rollout', 'resume', halted);
     expect(resumed.code).toBe(1);
-    expect(resumed.stdout).toMatch(/resume refused: a halted rollout waits for retry or abort/);
+    expect(resumed.stderr).toMatch(
+      /^emfleet: Refused: resume refused: a halted rollout waits for retry or abort/,
+    );
+    // The row above was written as the release before reason codes wrote it: its text reads as it was.
+    expect(JSON.parse((await emfleet('rollout', 'show', halted, '--json')).stdout)).toMatchObject({
+      reasonCode: 'Legacy',
+      reasonDetail: 'WaveHalted: wave 1 had 1 failures, over its budget of 0 (ex02.contoso.com)',
+    });
     expect((await emfleet('rollout', 'show', halted)).stdout).toMatch(
       new RegExp(
         `^holds EM3: not reapplied until the rollout is retried or the feed publishes different content \\(emfleet rollout retry ${halted}\\)$`,
@@ -381,11 +392,12 @@ describe('emfleet rollout list|show|pause|resume|abort|expedite|retry, emfleet r
     expect(JSON.parse(retried.stdout)).toMatchObject({
       ok: true,
       state: 'Running',
-      reason: 'Retried by carol: wave 1 sent again to its failed and unreached servers',
+      reasonCode: 'RetriedByAdmin',
+      reasonDetail: 'by carol: wave 1 sent again to its failed and unreached servers',
     });
     const again = await emfleet('rollout', 'retry', halted, '--actor', 'carol');
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(new RegExp(`^${halted}: Running \\(Retried by carol`));
+    expect(again.stdout).toMatch(new RegExp(`^${halted}: Running \\(Retried: by carol`));
     const { state, waves } = await readRollout(tables, halted);
     expect(state).toMatchObject({ state: 'Running', attempt: 1, halts: 1 });
     expect(waves[0]).toMatchObject({

@@ -48,7 +48,8 @@ describe('a halted rollout', () => {
     expect((await d.rollout(rolloutId)).state).toMatchObject({
       state: 'Halted',
       halts: 1,
-      reason: expect.stringMatching(/^WaveHalted: wave 1 had 2 failures/),
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringMatching(/^wave 1 had 2 failures/),
     });
     expect(await d.waveCounts(rolloutId)).toEqual([
       ['canary', 3, 1, 2, 0],
@@ -97,12 +98,13 @@ describe('a halted rollout', () => {
       state: 'Halted',
       halts: 2,
       attempt: 1,
-      reason: expect.stringMatching(
-        /^WaveHalted: wave 1 \(retry 1\) had 2 failures, over its budget of 0 \((ex01|ex02)\.contoso\.com, (ex01|ex02)\.contoso\.com\)$/,
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringMatching(
+        /^wave 1 \(retry 1\) had 2 failures, over its budget of 0 \((ex01|ex02)\.contoso\.com, (ex01|ex02)\.contoso\.com\)$/,
       ),
     });
-    expect(again.reason).toContain('ex01.contoso.com');
-    expect(again.reason).toContain('ex02.contoso.com');
+    expect(again.reasonDetail).toContain('ex01.contoso.com');
+    expect(again.reasonDetail).toContain('ex02.contoso.com');
     // What failed on the retry, read under the retry's operation ids.
     expect(
       (
@@ -167,7 +169,7 @@ describe('a halted rollout', () => {
     expect((await d.api('GET', `/api/rollouts/${rolloutId}`)).body).toMatchObject({ holds: [] });
     expect(await d.api('POST', `/api/rollouts/${rolloutId}/retry`)).toMatchObject({
       status: 409,
-      body: { error: 'Refused', detail: expect.stringContaining('only a halted rollout is retried') },
+      body: { code: 'Refused', detail: expect.stringContaining('only a halted rollout is retried') },
     });
   });
 
@@ -208,13 +210,14 @@ describe('a halted rollout', () => {
     });
     expect(await d.api('POST', '/api/reconcile?dryRun=maybe')).toMatchObject({
       status: 400,
-      body: { error: 'InvalidQuery', detail: 'query dryRun: must be true or false' },
+      body: { code: 'InvalidQuery', detail: 'query dryRun: must be true or false' },
     });
     expect(await d.api('POST', `/api/rollouts/${rolloutId}/abort`)).toMatchObject({
       status: 200,
       body: {
         state: 'Aborted',
-        reason: expect.stringMatching(/^Aborted by function-key after WaveHalted: wave 1 had 1 failures/),
+        reasonCode: 'AbortedByAdmin',
+        reasonDetail: expect.stringMatching(/^by function-key after WaveHalted: wave 1 had 1 failures/),
       },
     });
     await d.host.runTimer('reconcile');

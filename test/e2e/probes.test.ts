@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { owaPoolTakesDownEcp } from '../../lib/agent/appliers/simulated-front-end.js';
 import { useWorld } from '../helpers/e2e.js';
+import { renderReason } from '../../lib/model/reasons.js';
 
 /**
  * The health gate end to end (issue 11), as `npm start --break 2` shows it: on the first two canary
@@ -35,11 +36,11 @@ describe('a change that degrades servers', () => {
     const { state, waves } = await d.rollout('microsoft-000001-apply');
     expect(state.state).toBe('Halted');
     // the two canaries run at once: either may be named first
-    expect(state.reason).toMatch(
+    expect(renderReason(state)).toMatch(
       /^WaveHalted: wave 1 had 2 failures, over its budget of 0 \((ex11|ex12)\.contoso\.com \[EM2 RolledBack: ecp\], (ex11|ex12)\.contoso\.com \[EM2 RolledBack: ecp\]\)$/,
     );
-    expect(state.reason).toContain('ex11.contoso.com [EM2 RolledBack: ecp]');
-    expect(state.reason).toContain('ex12.contoso.com [EM2 RolledBack: ecp]');
+    expect(state.reasonDetail).toContain('ex11.contoso.com [EM2 RolledBack: ecp]');
+    expect(state.reasonDetail).toContain('ex12.contoso.com [EM2 RolledBack: ecp]');
     expect(await d.waveCounts('microsoft-000001-apply')).toEqual([
       ['canary', 2, 0, 2, 0],
       ['early', 1, 0, 0, 0],

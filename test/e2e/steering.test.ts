@@ -85,7 +85,8 @@ describe('steering a running rollout', () => {
     await d.host.idle();
     expect((await d.rollout(rolloutId)).state).toMatchObject({
       state: 'Aborted',
-      reason: expect.stringMatching(/^Aborted by /),
+      reasonCode: 'AbortedByAdmin',
+      reasonDetail: expect.stringMatching(/^by /),
     });
     expect(await d.waveCounts(rolloutId)).toEqual([
       ['canary', 1, 1, 0, 0],

@@ -21,6 +21,7 @@ import {
   type NewRollout,
   type PlanRow,
 } from '../../lib/fleet/rollouts.js';
+import { reason, renderReason } from '../../lib/model/reasons.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
 
 const rollout: NewRollout = {
@@ -48,7 +49,8 @@ describe('rollouts', () => {
       packageSequence: 3,
       operation: 'apply',
       state: 'Planned',
-      reason: '',
+      reasonCode: '',
+      reasonDetail: '',
       waveCount: 3,
       currentWave: 0,
       createdAt: now,
@@ -85,30 +87,79 @@ describe('rollouts', () => {
     const seen: string[] = [];
     const [first, second] = await Promise.all([
       updateRolloutState(tables, rollout.id, (current) => {
-        seen.push(`a:${current.reason}`);
-        return { state: 'Running', reason: `${current.reason}[a]`, currentWave: current.currentWave + 1 };
+        seen.push(`a:${current.reasonDetail}`);
+        return {
+          state: 'Running',
+          reasonDetail: `${current.reasonDetail}[a]`,
+          currentWave: current.currentWave + 1,
+        };
       }),
       updateRolloutState(tables, rollout.id, (current) => {
-        seen.push(`b:${current.reason}`);
-        return { reason: `${current.reason}[b]`, currentWave: current.currentWave + 1 };
+        seen.push(`b:${current.reasonDetail}`);
+        return { reasonDetail: `${current.reasonDetail}[b]`, currentWave: current.currentWave + 1 };
       }),
     ]);
     const { state } = await readRollout(tables, rollout.id);
     expect(state.currentWave).toBe(2);
     expect(state.state).toBe('Running');
-    expect(['[a][b]', '[b][a]']).toContain(state.reason);
+    expect(['[a][b]', '[b][a]']).toContain(state.reasonDetail);
     // Each caller got the row it wrote; the later one built on the earlier one.
-    const [earlier, later] = state.reason === '[a][b]' ? [first, second] : [second, first];
+    const [earlier, later] = state.reasonDetail === '[a][b]' ? [first, second] : [second, first];
     expect(earlier.currentWave).toBe(1);
-    expect(later).toMatchObject({ currentWave: 2, reason: state.reason, state: 'Running' });
+    expect(later).toMatchObject({ currentWave: 2, reasonDetail: state.reasonDetail, state: 'Running' });
     expect(seen.length).toBeGreaterThanOrEqual(2);
 
     // Returning undefined leaves the row as it is.
     const unchanged = await updateRolloutState(tables, rollout.id, () => undefined);
-    expect(unchanged).toMatchObject({ currentWave: 2, reason: state.reason });
+    expect(unchanged).toMatchObject({ currentWave: 2, reasonDetail: state.reasonDetail });
     await expect(updateRolloutState(tables, 'r-missing', () => ({ state: 'Paused' }))).rejects.toBeInstanceOf(
       RolloutNotFoundError,
     );
+  });
+
+  it('reads a state row an earlier release wrote, its reason as one text, as a Legacy reason; the next write stores code and detail', async () => {
+    const { tables, prefix } = freshTables();
+    await createRollout(tables, rollout);
+    // What the release before reason codes wrote: `reason` only.
+    const client = await tables.client('Rollouts');
+    const {
+      etag: _etag,
+      timestamp: _timestamp,
+      reasonCode: _code,
+      reasonDetail: _detail,
+      ...row
+    } = await client.getEntity<Record<string, unknown>>(rollout.id, 'state');
+    await client.updateEntity(
+      {
+        ...row,
+        partitionKey: rollout.id,
+        rowKey: 'state',
+        state: 'Halted',
+        reason: 'WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex01)',
+      },
+      'Replace',
+    );
+    const stored = await allEntities(rawTable(prefix, 'Rollouts'));
+    expect(stored.find((row) => row['rowKey'] === 'state')).not.toHaveProperty('reasonCode');
+    const { state } = await readRollout(tables, rollout.id);
+    expect(state).toMatchObject({
+      state: 'Halted',
+      reasonCode: 'Legacy',
+      reasonDetail: 'WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex01)',
+    });
+    expect(state).not.toHaveProperty('reason');
+    expect(renderReason(state)).toBe('WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex01)');
+
+    await updateRolloutState(tables, rollout.id, () => ({
+      state: 'Aborted',
+      ...reason('AbortedByAdmin', { actor: 'alice', after: renderReason(state) }),
+    }));
+    const after = (await allEntities(rawTable(prefix, 'Rollouts'))).find((row) => row['rowKey'] === 'state');
+    expect(after).toMatchObject({
+      reasonCode: 'AbortedByAdmin',
+      reasonDetail: 'by alice after WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex01)',
+    });
+    expect(after).not.toHaveProperty('reason');
   });
 
   it("writePlanRows puts each page of 100 servers in a partition of its own, beside the rollout's state and wave rows", async () => {

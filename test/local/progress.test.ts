@@ -34,7 +34,8 @@ function state(overrides: Partial<RolloutStateRow> = {}): RolloutStateRow {
     packageSequence: 1,
     operation: 'apply',
     state: 'Running',
-    reason: '',
+    reasonCode: '',
+    reasonDetail: '',
     waveCount: 2,
     currentWave: 0,
     profile: 'default',
@@ -72,7 +73,11 @@ describe('rolloutLines', () => {
   it('gives plain lines with counts in words, and the halt reason', () => {
     const lines = rolloutLines(
       {
-        state: state({ state: 'Halted', reason: 'canary: 1 failed of 2 allowed 0 (ex001)' }),
+        state: state({
+          state: 'Halted',
+          reasonCode: 'WaveHalted',
+          reasonDetail: 'canary: 1 failed of 2 allowed 0 (ex001)',
+        }),
         waves: [wave('canary', { succeeded: 1, failed: 1, servers: 2 }), wave('broad')],
       },
       { terminal: false, now },
@@ -80,7 +85,7 @@ describe('rolloutLines', () => {
     expect(lines).toEqual([
       {
         key: 'microsoft-000001-apply',
-        text: 'rollout microsoft-000001-apply (apply): Halted — canary: 1 failed of 2 allowed 0 (ex001)',
+        text: 'rollout microsoft-000001-apply (apply): Halted — WaveHalted: canary: 1 failed of 2 allowed 0 (ex001)',
       },
       { key: 'microsoft-000001-apply#0', text: '  wave 1 canary: 2/2 done, 1 ok, 1 failed' },
       { key: 'microsoft-000001-apply#1', text: '  wave 2 broad: 0/10 done, 0 ok, 0 failed' },

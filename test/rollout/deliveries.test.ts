@@ -58,7 +58,10 @@ describe('decideApply', () => {
       plan: true,
       message: { rolloutId, wave: 0, index: 0 },
       first: true,
-      expected: { kind: 'ignored', reason: 'no such rollout' },
+      expected: {
+        kind: 'ignored',
+        reason: { reasonCode: 'RolloutNotFound', reasonDetail: `no rollout "${rolloutId}"` },
+      },
     },
     {
       name: 'no such plan row',
@@ -66,7 +69,10 @@ describe('decideApply', () => {
       plan: false,
       message: { rolloutId, wave: 0, index: 7 },
       first: true,
-      expected: { kind: 'ignored', reason: 'no such plan row' },
+      expected: {
+        kind: 'ignored',
+        reason: { reasonCode: 'NotPlanned', reasonDetail: 'wave 1 has no server at plan index 7' },
+      },
     },
     {
       name: 'a first-pass message after the wave was retried',
@@ -74,7 +80,10 @@ describe('decideApply', () => {
       plan: true,
       message: { rolloutId, wave: 0, index: 0 },
       first: true,
-      expected: { kind: 'superseded', reason: 'superseded: wave 1 is on retry 1' },
+      expected: {
+        kind: 'superseded',
+        reason: { reasonCode: 'Superseded', reasonDetail: 'wave 1 is on retry 1' },
+      },
     },
     {
       name: 'a message of a retry newer than the state row read (superseded the other way)',
@@ -82,7 +91,10 @@ describe('decideApply', () => {
       plan: true,
       message: { rolloutId, wave: 0, index: 0, attempt: 1 },
       first: true,
-      expected: { kind: 'superseded', reason: 'superseded: wave 1 is on retry 0' },
+      expected: {
+        kind: 'superseded',
+        reason: { reasonCode: 'Superseded', reasonDetail: 'wave 1 is on retry 0' },
+      },
     },
     {
       name: 'paused: held',
@@ -90,7 +102,7 @@ describe('decideApply', () => {
       plan: true,
       message: { rolloutId, wave: 0, index: 0 },
       first: true,
-      expected: { kind: 'held', reason: 'rollout paused' },
+      expected: { kind: 'held' },
     },
     {
       name: 'a first delivery of a running wave asks the agent without reading a result',

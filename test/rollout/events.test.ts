@@ -7,14 +7,21 @@ const actor = 'alice@contoso.com';
 
 describe('statusOf and stateChanges', () => {
   it('what the state machine sees of a row, and back', () => {
-    const row = stateRowOf('Paused', { resumeTo: 'Baking', reason: 'Paused by alice', attempt: 1, halts: 1 });
+    const row = stateRowOf('Paused', {
+      resumeTo: 'Baking',
+      reasonCode: 'PausedByAdmin',
+      reasonDetail: 'by alice',
+      attempt: 1,
+      halts: 1,
+    });
     const status = statusOf(row);
     expect(status).toEqual({
       state: 'Paused',
       currentWave: 0,
       waveCount: 3,
       profile: 'default',
-      reason: 'Paused by alice',
+      reasonCode: 'PausedByAdmin',
+      reasonDetail: 'by alice',
       attempt: 1,
       halts: 1,
       resumeTo: 'Baking',
@@ -66,7 +73,7 @@ describe('decideEvent', () => {
       expect(decision.changes?.state).toBe(expected.state);
       expect(decision.effects).toEqual(expected.effects);
     }
-    if (decision.kind === 'refused') expect(decision.reason).not.toBe('');
+    if (decision.kind === 'refused') expect(decision.refusal.reasonCode).toBe('Refused');
   });
 });
 
@@ -83,10 +90,15 @@ describe('decideRetry', () => {
   });
 
   it('resends the failed and unreached servers under the next attempt, with a fresh count', () => {
-    const decision = decideRetry(stateRowOf('Halted', { reason: 'WaveHalted: …' }), halted, 0, {
-      kind: 'retry',
-      actor,
-    });
+    const decision = decideRetry(
+      stateRowOf('Halted', { reasonCode: 'WaveHalted', reasonDetail: '…' }),
+      halted,
+      0,
+      {
+        kind: 'retry',
+        actor,
+      },
+    );
     expect(decision.kind).toBe('retry');
     if (decision.kind !== 'retry') return;
     expect(decision.resent).toBe(4);
@@ -108,7 +120,11 @@ describe('decideRetry', () => {
       row: stateRowOf('Halted', { currentWave: 1 }),
       expected: {
         kind: 'refused',
-        reason: 'retry refused: the rollout moved on to wave 2 meanwhile; retry again',
+        refusal: {
+          reasonCode: 'Refused',
+          reasonDetail:
+            'retry refused: the rollout moved on to wave 2 meanwhile; retry again (rollout is Halted, wave 2 of 3)',
+        },
       },
     },
     {

@@ -51,7 +51,16 @@ describe('gateEvent', () => {
       failedServers: Array.from({ length: failed }, (_, index) => `f${index}`),
     });
     const result = transition(
-      { state: 'Baking', currentWave: 0, waveCount: 3, profile: 'default', reason: '', attempt: 0, halts: 0 },
+      {
+        state: 'Baking',
+        currentWave: 0,
+        waveCount: 3,
+        profile: 'default',
+        reasonCode: '',
+        reasonDetail: '',
+        attempt: 0,
+        halts: 0,
+      },
       gateEvent(0, row),
     );
     expect(result.ok && result.status.state).toBe(state);

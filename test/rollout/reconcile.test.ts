@@ -289,7 +289,8 @@ describe('reconcile with a halted rollout', () => {
     expect((await readRollout(f.tables, rolloutId)).state).toMatchObject({
       state: 'Halted',
       halts: 2,
-      reason: expect.stringMatching(/^WaveHalted: wave 1 \(retry 1\) had 1 failures/),
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringMatching(/^wave 1 \(retry 1\) had 1 failures/),
     });
     expect((await run(f))[0]?.holds.map((hold) => hold.mitigation)).toEqual(['EM1', 'EM2', 'EM3', 'PING1']);
   });

@@ -6,6 +6,7 @@ import {
   type RolloutStatus,
   type TransitionResult,
 } from '../../lib/rollout/state.js';
+import { renderReason } from '../../lib/model/reasons.js';
 import type { RolloutState } from '../../lib/model/rollout.js';
 
 // ---- builders -----------------------------------------------------------------------------------
@@ -17,7 +18,8 @@ function status(state: RolloutState, changes: Partial<RolloutStatus> = {}): Roll
     currentWave: 0,
     waveCount: 3,
     profile: 'default',
-    reason: '',
+    reasonCode: '',
+    reasonDetail: '',
     attempt: 0,
     halts: state === 'Halted' ? 1 : 0,
     ...changes,
@@ -47,7 +49,10 @@ const expedite: RolloutEvent = { kind: 'expedite', actor: ACTOR };
 const retry: RolloutEvent = { kind: 'retry', actor: ACTOR };
 
 function accepted(result: TransitionResult): { status: RolloutStatus; effects: readonly RolloutEffect[] } {
-  if (!result.ok) throw new Error(`expected the transition to be accepted, it was refused: ${result.reason}`);
+  if (!result.ok)
+    throw new Error(
+      `expected the transition to be accepted, it was refused: ${renderReason(result.refusal)}`,
+    );
   return result;
 }
 
@@ -60,7 +65,7 @@ interface AcceptedRow {
   /** Fields of the new status (the rest must be as before); undefined: the field is gone. */
   readonly to: { readonly [K in keyof RolloutStatus]?: RolloutStatus[K] | undefined };
   readonly effects: readonly RolloutEffect[];
-  /** Substring of the new reason, when it matters. */
+  /** Substring of the new reason in words (renderReason), when it matters. */
   readonly reason?: string;
 }
 
@@ -114,7 +119,7 @@ const acceptedRows: readonly AcceptedRow[] = [
     name: 'gate within budget on the last wave → Completed, notify',
     from: status('Baking', { currentWave: 2 }),
     event: gate(2, 1, 1),
-    to: { state: 'Completed', currentWave: 2, reason: '' },
+    to: { state: 'Completed', currentWave: 2, reasonCode: '', reasonDetail: '' },
     effects: [{ kind: 'notify', event: 'RolloutCompleted' }],
   },
   {
@@ -214,14 +219,18 @@ const acceptedRows: readonly AcceptedRow[] = [
   // retry
   {
     name: 'retry of a halted rollout → Running the same wave on its next pass, send it, notify',
-    from: status('Halted', { currentWave: 1, reason: 'WaveHalted: wave 2 had 3 failures' }),
+    from: status('Halted', {
+      currentWave: 1,
+      reasonCode: 'WaveHalted',
+      reasonDetail: 'wave 2 had 3 failures',
+    }),
     event: retry,
     to: { state: 'Running', currentWave: 1, attempt: 1, halts: 1 },
     effects: [
       { kind: 'startWave', wave: 1 },
       { kind: 'notify', event: 'RolloutRetried' },
     ],
-    reason: `Retried by ${ACTOR}: wave 2 sent again to its failed and unreached servers`,
+    reason: `Retried: by ${ACTOR}: wave 2 sent again to its failed and unreached servers`,
   },
   {
     name: 'retry of a rollout halted again → the pass after',
@@ -250,13 +259,14 @@ const acceptedRows: readonly AcceptedRow[] = [
         currentWave: 1,
         attempt: 1,
         halts: 1,
-        reason: 'Retried by bob',
+        reasonCode: 'RetriedByAdmin',
+        reasonDetail: 'by bob: wave 2 sent again to its failed and unreached servers',
         ...(state === 'Paused' ? { resumeTo: 'Running' as const } : {}),
       }),
       event: retry,
       to: {},
       effects: [],
-      reason: 'Retried by bob',
+      reason: 'Retried: by bob',
     }),
   ),
   // abort
@@ -264,12 +274,13 @@ const acceptedRows: readonly AcceptedRow[] = [
     name: 'abort of a halted rollout → Aborted, the halt reason kept, notify',
     from: status('Halted', {
       currentWave: 0,
-      reason: 'WaveHalted: wave 1 had 2 failures, over its budget of 0',
+      reasonCode: 'WaveHalted',
+      reasonDetail: 'wave 1 had 2 failures, over its budget of 0',
     }),
     event: abort,
     to: { state: 'Aborted', currentWave: 0 },
     effects: [{ kind: 'notify', event: 'RolloutAborted' }],
-    reason: `Aborted by ${ACTOR} after WaveHalted: wave 1 had 2 failures`,
+    reason: `Aborted: by ${ACTOR} after WaveHalted: wave 1 had 2 failures`,
   },
   ...(['Planned', 'Running', 'Baking', 'Paused'] as const).map(
     (state): AcceptedRow => ({
@@ -412,13 +423,15 @@ describe('transition: accepted', () => {
   it.each(acceptedRows)('$name', (row) => {
     const result = accepted(transition(row.from, row.event));
     const expected: Record<string, unknown> = { ...row.from, ...row.to };
-    const { reason: actualReason, ...actual } = result.status;
-    const { reason: _expectedReason, ...rest } = expected;
+    const actualReason = renderReason(result.status);
+    const { reasonCode: _code, reasonDetail: _detail, ...actual } = result.status;
+    const { reasonCode: _expectedCode, reasonDetail: _expectedDetail, ...rest } = expected;
     // A field expected undefined (resumeTo after a resume) must be absent or undefined.
     expect(Object.fromEntries(Object.entries(actual).filter(([, value]) => value !== undefined))).toEqual(
       Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)),
     );
-    if (row.to.reason !== undefined) expect(actualReason).toBe(row.to.reason);
+    if (row.to.reasonCode !== undefined) expect(result.status.reasonCode).toBe(row.to.reasonCode);
+    if (row.to.reasonDetail !== undefined) expect(result.status.reasonDetail).toBe(row.to.reasonDetail);
     if (row.reason !== undefined) expect(actualReason).toContain(row.reason);
     expect(result.effects).toEqual(row.effects);
   });
@@ -429,8 +442,9 @@ describe('transition: refused', () => {
     const result = transition(row.from, row.event);
     expect(result.ok).toBe(false);
     if (!result.ok) {
-      expect(result.reason).toContain(`${row.event.kind} refused`);
-      expect(result.reason).toContain(row.from.state);
+      expect(result.refusal.reasonCode).toBe('Refused');
+      expect(result.refusal.reasonDetail).toContain(`${row.event.kind} refused`);
+      expect(result.refusal.reasonDetail).toContain(row.from.state);
     }
   });
 
@@ -441,14 +455,21 @@ describe('transition: refused', () => {
   ])('retry when $state says why: $because', ({ state, because }) => {
     expect(transition(status(state, { halts: 0 }), retry)).toEqual({
       ok: false,
-      reason: `retry refused: ${because} (rollout is ${state}, wave 1 of 3)`,
+      refusal: {
+        reasonCode: 'Refused',
+        reasonDetail: `retry refused: ${because} (rollout is ${state}, wave 1 of 3)`,
+      },
     });
   });
 
   it('a halted rollout refuses resume, naming what it waits for', () => {
     expect(transition(status('Halted'), resume)).toEqual({
       ok: false,
-      reason: 'resume refused: a halted rollout waits for retry or abort (rollout is Halted, wave 1 of 3)',
+      refusal: {
+        reasonCode: 'Refused',
+        reasonDetail:
+          'resume refused: a halted rollout waits for retry or abort (rollout is Halted, wave 1 of 3)',
+      },
     });
   });
 
@@ -474,8 +495,9 @@ describe('transition: refused', () => {
 
 describe('transition: the halt reason', () => {
   const halted = (failed: number, wave = 1, maxErrors = 0): string =>
-    accepted(transition(status('Baking', { currentWave: wave }), gate(wave, failed, maxErrors))).status
-      .reason;
+    renderReason(
+      accepted(transition(status('Baking', { currentWave: wave }), gate(wave, failed, maxErrors))).status,
+    );
 
   it('starts with WaveHalted and gives the wave (1-based), the failures and the budget', () => {
     const reason = halted(3, 1, 2);
@@ -514,8 +536,8 @@ describe('transition: the halt reason', () => {
     };
     const result = accepted(transition(status('Baking'), event));
     expect(result.status.state).toBe('Halted');
-    expect(result.status.reason).toMatch(/^WaveHalted/);
-    expect(result.status.reason).toContain('2 failures');
+    expect(result.status.reasonCode).toBe('WaveHalted');
+    expect(result.status.reasonDetail).toContain('2 failures');
   });
 });
 
@@ -659,8 +681,8 @@ describe('transition: walks', () => {
   it('the second halt has a reason of its own', () => {
     const first = walk(status('Planned', { halts: 0 }), [start, finished(0), gate(0, 2, 0)]).status;
     const second = walk(first, [retry, finished(0), gate(0, 1, 0)]).status;
-    expect(first.reason).toMatch(/^WaveHalted: wave 1 had 2 failures/);
-    expect(second.reason).toMatch(/^WaveHalted: wave 1 \(retry 1\) had 1 failures/);
+    expect(renderReason(first)).toMatch(/^WaveHalted: wave 1 had 2 failures/);
+    expect(renderReason(second)).toMatch(/^WaveHalted: wave 1 \(retry 1\) had 1 failures/);
   });
 
   it('a retry of the same halt sent twice is one retry', () => {

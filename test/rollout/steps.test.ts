@@ -16,6 +16,7 @@ import { startWave } from '../../lib/rollout/steps/start-wave.js';
 import type { WaveProfile } from '../../lib/model/waves.js';
 import { acceptPackage, drain, type Fleet, runQueues, runRounds, useFleets } from '../helpers/rollouts.js';
 import { waitFor } from '../helpers/wait.js';
+import { renderReason } from '../../lib/model/reasons.js';
 
 /**
  * The rollout steps end to end with real parts (Azurite tables and queues, the relay emulator,
@@ -73,8 +74,15 @@ describe('rollout steps', () => {
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
     expect(rollout.state.state).toBe('Halted');
-    expect(notified).toEqual([{ kind: 'RolloutHalted', rolloutId: id, reason: rollout.state.reason }]);
-    expect(rollout.state.reason).toMatch(
+    expect(notified).toEqual([
+      {
+        kind: 'RolloutHalted',
+        rolloutId: id,
+        reasonCode: 'WaveHalted',
+        reasonDetail: rollout.state.reasonDetail,
+      },
+    ]);
+    expect(renderReason(rollout.state)).toMatch(
       /^WaveHalted: wave 1 had 1 failures, over its budget of 0 \(ex01\.contoso\.com\)/,
     );
     expect(rollout.waves[1]).toMatchObject({ dispatched: 0, succeeded: 0, failed: 0 });
@@ -116,7 +124,7 @@ describe('rollout steps', () => {
     await runQueues(f);
     const rollout = await readRollout(f.tables, id);
     expect(rollout.state.state).toBe('Halted');
-    expect(rollout.state.reason).toBe(
+    expect(renderReason(rollout.state)).toBe(
       'WaveHalted: wave 1 had 2 failures, over its budget of 0 (ex51.contoso.com [EM2 RolledBack: ecp], ex52.contoso.com [EM2 RolledBack: ecp])',
     );
     expect(rollout.waves[0]).toMatchObject({
@@ -196,7 +204,8 @@ describe('rollout steps', () => {
     await runQueues(g);
     expect((await readRollout(g.tables, other)).state).toMatchObject({
       state: 'Aborted',
-      reason: 'Aborted by bob',
+      reasonCode: 'AbortedByAdmin',
+      reasonDetail: 'by bob',
     });
     expect((await readResults(g.tables, 'ex05.contoso.com')).rows).toEqual([]);
   });
@@ -245,7 +254,11 @@ describe('rollout steps', () => {
     const result = await changeRollout(f.deps, id, 'expedite', 'carol', { emergencyWaves: emergency });
     expect(result.ok).toBe(true);
     const rollout = await readRollout(f.tables, id);
-    expect(rollout.state).toMatchObject({ profile: 'emergency', reason: 'Expedited by carol' });
+    expect(rollout.state).toMatchObject({
+      profile: 'emergency',
+      reasonCode: 'ExpeditedByAdmin',
+      reasonDetail: 'by carol',
+    });
     expect(
       rollout.waves.map((wave) => [wave.name, wave.maxConcurrency, wave.maxErrors, wave.bakeInMs]),
     ).toEqual([

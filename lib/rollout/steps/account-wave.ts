@@ -163,7 +163,7 @@ function reportChange(deps: StepDeps, { plan, outcomes, at, facts }: Report): Se
         deps.logger.warn('BuildChanged', {
           server: plan.server,
           ...update.buildChanged,
-          reason:
+          meaning:
             'the agent reports another Exchange build (a Cumulative or Security Update was installed); the server is planned on the new build from now on',
         });
       return {

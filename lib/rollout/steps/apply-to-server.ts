@@ -40,22 +40,23 @@ export async function applyToServer(
   ]);
   const decision = decideApply(state, plan !== undefined, message, firstDelivery(delivery));
   if (decision.kind === 'ignored' || !state || !plan) {
-    deps.logger.warn('ApplyIgnored', {
-      ...where,
-      reason: decision.kind === 'ignored' ? decision.reason : '',
-    });
+    deps.logger.warn('ApplyIgnored', { ...where, ...(decision.kind === 'ignored' ? decision.reason : {}) });
     return;
   }
   const attempt = attemptOf(message);
   const operationId = operationIdOf(message.rolloutId, message.wave, plan.server, attempt);
   const context = { ...where, server: plan.server, operationId };
   if (decision.kind === 'superseded') {
-    deps.logger.info('ApplyIgnored', { ...context, reason: decision.reason });
+    deps.logger.info('ApplyIgnored', { ...context, ...decision.reason });
     return;
   }
   if (decision.kind === 'held') {
     await deps.queues.send(queueNames.apply, message, { delayInMs: deps.pausedRecheckMs ?? 30_000 });
-    deps.logger.info('ApplyHeld', { ...context, reason: decision.reason });
+    deps.logger.info('ApplyHeld', {
+      ...context,
+      reasonCode: state.reasonCode,
+      reasonDetail: state.reasonDetail,
+    });
     return;
   }
   const stored = decision.readStored ? await readResult(deps.tables, plan.server, operationId) : undefined;

@@ -6,11 +6,13 @@ import {
   updateRolloutStateAndWave,
 } from '../../fleet/rollouts.js';
 import type { RolloutStateRow, WaveRow } from '../../fleet/schemas.js';
+import type { Reason } from '../../model/reasons.js';
 import { decideEvent, decideRetry, type EventDecision, type RetryDecision } from '../events.js';
 import type { RolloutEffect, RolloutEvent } from '../state.js';
 import type { EventDeps } from './deps.js';
 
-export type EventOutcome = { ok: boolean; reason?: string; state?: RolloutStateRow };
+/** What an admin's action or an event came to: the state after it, or the state machine's refusal. */
+export type EventOutcome = { ok: boolean; refusal?: Reason<'Refused'>; state?: RolloutStateRow };
 
 /**
  * Moves a rollout with the pure state machine, writes the new state (ETag), and only then carries
@@ -35,16 +37,17 @@ export async function applyEvent(
     deps.logger.info('RolloutEventRefused', {
       rolloutId,
       rolloutEvent: event.kind,
-      reason: decision?.reason,
+      ...(decision ? decision.refusal : {}),
     });
-    return { ok: false, ...(decision ? { reason: decision.reason } : {}), state };
+    return { ok: false, ...(decision ? { refusal: decision.refusal } : {}), state };
   }
   deps.logger.info('RolloutTransition', {
     rolloutId,
     rolloutEvent: event.kind,
     state: state.state,
     wave: state.currentWave,
-    reason: state.reason,
+    reasonCode: state.reasonCode,
+    reasonDetail: state.reasonDetail,
   });
   for (const effect of decision.effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
@@ -74,9 +77,9 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
     deps.logger.info('RolloutEventRefused', {
       rolloutId,
       rolloutEvent: event.kind,
-      reason: decision?.reason,
+      ...(decision ? decision.refusal : {}),
     });
-    return { ok: false, ...(decision ? { reason: decision.reason } : {}), state };
+    return { ok: false, ...(decision ? { refusal: decision.refusal } : {}), state };
   }
   if (decision.kind === 'alreadyDone') {
     deps.logger.info('RolloutRetryAlreadyDone', {
@@ -84,7 +87,8 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
       state: state.state,
       wave: state.currentWave,
       attempt: state.attempt,
-      reason: state.reason,
+      reasonCode: state.reasonCode,
+      reasonDetail: state.reasonDetail,
     });
     return { ok: true, state };
   }
@@ -95,7 +99,8 @@ export async function retryRollout(deps: EventDeps, rolloutId: string, actor: st
     wave: state.currentWave,
     attempt: state.attempt,
     resent: decision.resent,
-    reason: state.reason,
+    reasonCode: state.reasonCode,
+    reasonDetail: state.reasonDetail,
   });
   for (const effect of decision.effects) await carryOut(deps, rolloutId, state, effect);
   return { ok: true, state };
@@ -121,13 +126,15 @@ async function carryOut(
       );
       return;
     }
-    case 'notify':
-      deps.logger.info(effect.event, { rolloutId, reason: state.reason });
+    case 'notify': {
+      const why = { reasonCode: state.reasonCode, reasonDetail: state.reasonDetail };
+      deps.logger.info(effect.event, { rolloutId, ...why });
       await deps.notify?.(
         effect.event === 'RolloutCompleted'
           ? { kind: effect.event, rolloutId }
-          : { kind: effect.event, rolloutId, reason: state.reason },
+          : { kind: effect.event, rolloutId, ...why },
       );
       return;
+    }
   }
 }
