@@ -42,7 +42,7 @@ describe('adminHandlers', () => {
     expect(response).toMatchObject({
       status: 401,
       jsonBody: {
-        error: 'Unauthenticated',
+        code: 'Unauthenticated',
         detail: expect.stringContaining('EMFLEET_ADMIN_AUTH=functionKey'),
       },
     });
