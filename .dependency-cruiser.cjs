@@ -73,10 +73,14 @@ module.exports = {
     },
     {
       name: 'agent-alone',
-      comment: 'The on-prem agent ships alone: never lib/fleet, lib/rollout or lib/local (DESIGN §8).',
+      comment:
+        'The on-prem agent ships alone (DESIGN §8): of ours it imports only the vocabulary (lib/model), the signed package (lib/package), the URL Rewrite model (lib/iis), the root helpers, and the wire protocol both relay ends share (lib/relay: protocol, SAS tokens, relay paths).',
       severity: 'error',
       from: { path: '^lib/agent/' },
-      to: { path: '^lib/(fleet|rollout|local)/' },
+      to: {
+        path: '^(lib|functions|web|tools|bench|test)/',
+        pathNot: '^lib/(agent/|model/|package/|iis/|relay/(protocol|sas|route)\\.ts$|[^/]+\\.ts$)',
+      },
     },
     {
       name: 'production-not-dev',
