@@ -42,6 +42,14 @@ module.exports = {
       to: { pathNot: ['^lib/model/', '^node_modules/zod/', '^(node:)?crypto$'] },
     },
     {
+      name: 'root-helpers-are-leaves',
+      comment:
+        'The files at the root of lib/ (clock, errors, log, text, concurrency, notify…) are helpers every layer may use, the agent included: they import only each other. lib/functions.ts, the trigger registration helper, is the one that reads lib/config.',
+      severity: 'error',
+      from: { path: '^lib/[^/]+\\.ts$', pathNot: '^lib/functions\\.ts$' },
+      to: { path: '^(lib|functions|web|tools|bench|test)/', pathNot: '^lib/[^/]+\\.ts$' },
+    },
+    {
       name: 'functions-thin',
       comment:
         'functions/ registers triggers only: it imports lib/app/*.ts and lib/functions.ts (DESIGN §2).',
