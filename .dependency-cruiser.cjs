@@ -42,6 +42,14 @@ module.exports = {
       to: { pathNot: ['^lib/model/', '^node_modules/zod/', '^(node:)?crypto$'] },
     },
     {
+      name: 'root-helpers-are-leaves',
+      comment:
+        'The files at the root of lib/ (clock, errors, log, text, concurrency, notify…) are helpers every layer may use, the agent included: they import only each other. lib/functions.ts, the trigger registration helper, is the one that reads lib/config.',
+      severity: 'error',
+      from: { path: '^lib/[^/]+\\.ts$', pathNot: '^lib/functions\\.ts$' },
+      to: { path: '^(lib|functions|web|tools|bench|test)/', pathNot: '^lib/[^/]+\\.ts$' },
+    },
+    {
       name: 'functions-thin',
       comment:
         'functions/ registers triggers only: it imports lib/app/*.ts and lib/functions.ts (DESIGN §2).',
@@ -73,10 +81,14 @@ module.exports = {
     },
     {
       name: 'agent-alone',
-      comment: 'The on-prem agent ships alone: never lib/fleet, lib/rollout or lib/local (DESIGN §8).',
+      comment:
+        'The on-prem agent ships alone (DESIGN §8): of ours it imports only the vocabulary (lib/model), the signed package (lib/package), the URL Rewrite model (lib/iis), the root helpers, and the wire protocol both relay ends share (lib/relay: protocol, SAS tokens, relay paths).',
       severity: 'error',
       from: { path: '^lib/agent/' },
-      to: { path: '^lib/(fleet|rollout|local)/' },
+      to: {
+        path: '^(lib|functions|web|tools|bench|test)/',
+        pathNot: '^lib/(agent/|model/|package/|iis/|relay/(protocol|sas|route)\\.ts$|[^/]+\\.ts$)',
+      },
     },
     {
       name: 'production-not-dev',

@@ -1,6 +1,6 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
-import { connectivityProbesOf, connectivityTargets, runConnectivityChecks } from '../connectivity.js';
+import { connectivityProbesOf, connectivityTargets, runConnectivityChecks } from './connectivity.js';
 import { EmfleetError } from '../errors.js';
 import { isReasonCode, type ReasonCode } from '../model/reasons.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';

@@ -6,7 +6,7 @@ import {
   connectivityTargets,
   runConnectivityChecks,
   type ConnectivityCheck,
-} from '../connectivity.js';
+} from '../admin/connectivity.js';
 import { serverName } from '../model/names.js';
 import { adminApiFromFlags, callAdminApi, type AdminApiFlags } from './api-client.js';
 import { addStorageOptions, checkedValue, optionalFleetContext, type StorageFlags } from './fleet.js';

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Node, Parser } from 'web-tree-sitter';
-import { buildFromSetup, type SetupValues } from '../../lib/agent/build-detect.js';
-import { parseAgentConfig } from '../../lib/agent/config.js';
-import { grammarParser, syntaxErrorNodes } from '../../tools/tree-sitter.js';
+import { buildFromSetup, type SetupValues } from '../../../lib/agent/build-detect.js';
+import { parseAgentConfig } from '../../../lib/agent/config.js';
+import { grammarParser, syntaxErrorNodes } from '../../../tools/tree-sitter.js';
 
 /**
  * Install-EmfleetAgent.ps1 cannot run here. What can be checked is: it parses with a real
@@ -12,10 +12,10 @@ import { grammarParser, syntaxErrorNodes } from '../../tools/tree-sitter.js';
  * run on Windows) hold it to agree with the agent: the same build from the same Setup values, and
  * an agent.json the agent accepts.
  */
-const scriptUrl = new URL('../../lib/agent/install/Install-EmfleetAgent.ps1', import.meta.url);
+const scriptUrl = new URL('../../../lib/agent/install/Install-EmfleetAgent.ps1', import.meta.url);
 const script = readFileSync(scriptUrl, 'utf8');
 const pester = readFileSync(
-  new URL('../../lib/agent/install/Install-EmfleetAgent.Tests.ps1', import.meta.url),
+  new URL('../../../lib/agent/install/Install-EmfleetAgent.Tests.ps1', import.meta.url),
   'utf8',
 );
 const golden = new URL('./golden/install/', import.meta.url);

@@ -2,16 +2,16 @@ import { describe, it, expect, beforeEach, afterAll } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplierError, type ApplicableAction, type PriorState } from '../../lib/agent/applier.js';
+import { ApplierError, type ApplicableAction, type PriorState } from '../../../lib/agent/applier.js';
 import {
   SimulatedApplier,
   defaultSimulatedServer,
   type SimulatedServer,
-} from '../../lib/agent/appliers/simulated.js';
-import { ruleFingerprint } from '../../lib/agent/rules.js';
-import { EmfleetError } from '../../lib/errors.js';
-import { manualTimers } from '../helpers/clock.js';
-import { waitFor } from '../helpers/wait.js';
+} from '../../../lib/agent/appliers/simulated.js';
+import { ruleFingerprint } from '../../../lib/agent/rules.js';
+import { EmfleetError } from '../../../lib/errors.js';
+import { manualTimers } from '../../helpers/clock.js';
+import { waitFor } from '../../helpers/wait.js';
 
 // ---- test data ----------------------------------------------------------------------------------
 

@@ -5,7 +5,15 @@ import { startRelayListener, type ListenerState } from '../../lib/agent/listener
 import { createSasToken } from '../../lib/relay/sas.js';
 import { RelayUnreachableError } from '../../lib/relay/sender.js';
 import { ConfigError } from '../../lib/errors.js';
-import { gate, listenToken, recordingLogger, relayFixture, rules, testAgent, waitFor } from './fixture.js';
+import {
+  gate,
+  listenToken,
+  recordingLogger,
+  relayFixture,
+  rules,
+  testAgent,
+  waitFor,
+} from '../relay/fixture.js';
 
 /** Whether `promise` has settled, seen after the turns of the loop that settle an already settled one. */
 const settled = (promise: Promise<unknown>): Promise<boolean> =>

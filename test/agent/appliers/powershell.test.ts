@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApplierError, type ApplicableAction, type PriorState } from '../../lib/agent/applier.js';
+import { ApplierError, type ApplicableAction, type PriorState } from '../../../lib/agent/applier.js';
 import {
   PowerShellApplier,
   buildInvocation,
@@ -20,8 +20,8 @@ import {
   type ScriptRunner,
   type ScriptedAction,
   type ScriptedPrior,
-} from '../../lib/agent/appliers/powershell.js';
-import { EmfleetError } from '../../lib/errors.js';
+} from '../../../lib/agent/appliers/powershell.js';
+import { EmfleetError } from '../../../lib/errors.js';
 
 // ---- test data ----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatProblem, parseBicep, syntaxProblems } from '../../../tools/infra-checks/bicep.js';
-import { repoBicep, repoDocument } from './fixture.js';
+import { formatProblem, parseBicep, syntaxProblems } from '../../tools/infra-checks/bicep.js';
+import { repoBicep, repoDocument } from '../tools/infra-checks/fixture.js';
 
 /** The Bicep CLI cannot run here: every template and parameters file is parsed by tree-sitter-bicep instead. */
 describe('Bicep syntax', () => {

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hubConfigSchema } from '../../../lib/agent/config.js';
-import { siteHybridConnectionName } from '../../../lib/relay/route.js';
+import { hubConfigSchema } from '../../lib/agent/config.js';
+import { siteHybridConnectionName } from '../../lib/relay/route.js';
 import {
   declarations,
   formatProblem,
@@ -15,15 +15,15 @@ import {
   stringLiteral,
   type BicepDocument,
   type ResourceDeclaration,
-} from '../../../tools/infra-checks/bicep.js';
-import { moduleProblems } from '../../../tools/infra-checks/modules.js';
-import { allowedRoles } from '../../../tools/infra-checks/privilege.js';
-import { orgName, siteName } from '../../../lib/model/names.js';
-import { queueNames } from '../../../lib/fleet/queues.js';
-import { tableNames } from '../../../lib/fleet/storage.js';
-import { waveProfile } from '../../../lib/model/waves.js';
-import { allFunctions } from '../../../functions/index.js';
-import { repoBicep, repoDocument, repoRoot } from './fixture.js';
+} from '../../tools/infra-checks/bicep.js';
+import { moduleProblems } from '../../tools/infra-checks/modules.js';
+import { allowedRoles } from '../../tools/infra-checks/privilege.js';
+import { orgName, siteName } from '../../lib/model/names.js';
+import { queueNames } from '../../lib/fleet/queues.js';
+import { tableNames } from '../../lib/fleet/storage.js';
+import { waveProfile } from '../../lib/model/waves.js';
+import { allFunctions } from '../../functions/index.js';
+import { repoBicep, repoDocument, repoRoot } from '../tools/infra-checks/fixture.js';
 
 /** The template covers every resource the issue asks for, configured the way the code expects. */
 

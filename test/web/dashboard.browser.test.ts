@@ -37,7 +37,7 @@ function findChromium(): string | undefined {
 const executablePath = findChromium();
 const howToEnable =
   "no Chromium found: install Debian's chromium (apt-get install chromium; .ci/run does) or set EMFLEET_CHROMIUM to a Chrome or Chromium binary";
-if (!executablePath) console.warn(`test/dashboard/browser.test.ts skipped: ${howToEnable}`);
+if (!executablePath) console.warn(`test/web/dashboard.browser.test.ts skipped: ${howToEnable}`);
 
 const outputDirectory = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const waves = [

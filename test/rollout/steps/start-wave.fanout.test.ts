@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { countsBetween, startCountingProxy, type CountingProxy } from '../../bench/proxy.js';
-import { queueNames } from '../../lib/fleet/queues.js';
-import { readResults } from '../../lib/fleet/results.js';
-import { readRollout } from '../../lib/fleet/rollouts.js';
-import { FleetTables } from '../../lib/fleet/storage.js';
-import { catalogueXml } from '../../lib/local/catalogue.js';
-import type { ApplyServerMessage } from '../../lib/rollout/messages.js';
-import { applyToServer } from '../../lib/rollout/steps/apply-to-server.js';
-import { startWave } from '../../lib/rollout/steps/start-wave.js';
-import { azuriteConnectionString } from '../helpers/fleet.js';
-import { acceptPackage, drain, useFleets } from '../helpers/rollouts.js';
+import { countsBetween, startCountingProxy, type CountingProxy } from '../../../bench/proxy.js';
+import { queueNames } from '../../../lib/fleet/queues.js';
+import { readResults } from '../../../lib/fleet/results.js';
+import { readRollout } from '../../../lib/fleet/rollouts.js';
+import { FleetTables } from '../../../lib/fleet/storage.js';
+import { catalogueXml } from '../../../lib/local/catalogue.js';
+import type { ApplyServerMessage } from '../../../lib/rollout/messages.js';
+import { applyToServer } from '../../../lib/rollout/steps/apply-to-server.js';
+import { startWave } from '../../../lib/rollout/steps/start-wave.js';
+import { azuriteConnectionString } from '../../helpers/fleet.js';
+import { acceptPackage, drain, useFleets } from '../../helpers/rollouts.js';
 
 /**
  * The storage round trips of one window of deliveries that start together, counted at the wire:

@@ -1,16 +1,16 @@
-import { mapWithConcurrency } from './concurrency.js';
-import type { AppConfig } from './config/index.js';
-import { microsoftFeedSource, relayTargetOf } from './config/sources.js';
-import { getServer, listServers } from './fleet/servers.js';
-import type { FleetTables } from './fleet/storage.js';
-import { fetchFeed } from './ocs/client.js';
-import type { PingReply } from './relay/protocol.js';
-import { feedTrust } from './ocs/feeds.js';
-import { agentClientFor } from './relay/settings.js';
-import type { TrustPolicy } from './package/trust.js';
-import { verifyPackage } from './package/verify.js';
-import { relayAddress } from './relay/route.js';
-import { renderReason } from './model/reasons.js';
+import { mapWithConcurrency } from '../concurrency.js';
+import type { AppConfig } from '../config/index.js';
+import { microsoftFeedSource, relayTargetOf } from '../config/sources.js';
+import { getServer, listServers } from '../fleet/servers.js';
+import type { FleetTables } from '../fleet/storage.js';
+import { fetchFeed } from '../ocs/client.js';
+import type { PingReply } from '../relay/protocol.js';
+import { feedTrust } from '../ocs/feeds.js';
+import { agentClientFor } from '../relay/settings.js';
+import type { TrustPolicy } from '../package/trust.js';
+import { verifyPackage } from '../package/verify.js';
+import { relayAddress } from '../relay/route.js';
+import { renderReason } from '../model/reasons.js';
 
 export interface ConnectivityCheck {
   readonly name: string;

@@ -10,7 +10,7 @@ import { catalogueXml } from '../../../lib/local/catalogue.js';
 import type { WaveProfile } from '../../../lib/model/waves.js';
 import { azuriteConnectionString } from '../../helpers/fleet.js';
 import { acceptPackage, runQueues, useFleets } from '../../helpers/rollouts.js';
-import { repoDocument } from './fixture.js';
+import { repoDocument } from '../../tools/infra-checks/fixture.js';
 
 /**
  * The alert rules count App Insights traces whose JSON message has one of their events (and

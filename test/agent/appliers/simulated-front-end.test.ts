@@ -2,18 +2,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApplicableAction } from '../../lib/agent/applier.js';
-import { SimulatedApplier } from '../../lib/agent/appliers/simulated.js';
-import { defaultHealthEndpoints, Prober } from '../../lib/agent/probes.js';
+import type { ApplicableAction } from '../../../lib/agent/applier.js';
+import { SimulatedApplier } from '../../../lib/agent/appliers/simulated.js';
+import { defaultHealthEndpoints, Prober } from '../../../lib/agent/probes.js';
 import {
   frontEndProtocols,
   owaPoolTakesDownEcp,
   startSimulatedExchange,
   type SimulatedExchange,
-} from '../../lib/agent/appliers/simulated-front-end.js';
-import { parseEocs } from '../../lib/package/parse.js';
-import { parseXml } from '../../lib/package/xml.js';
-import { catalogueXml } from '../helpers/packages.js';
+} from '../../../lib/agent/appliers/simulated-front-end.js';
+import { parseEocs } from '../../../lib/package/parse.js';
+import { parseXml } from '../../../lib/package/xml.js';
+import { catalogueXml } from '../../helpers/packages.js';
 
 /** The simulated front end, probed with the agent's own prober over real HTTP. */
 let exchange: SimulatedExchange;

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { property, resources, stringLiteral } from '../../../tools/infra-checks/bicep.js';
-import { policySchemaText } from '../../../tools/infra-checks/policy-schema.js';
-import { parseDeclaredPolicy } from '../../../lib/policy/declared.js';
-import { repoDocument, repoRoot } from './fixture.js';
+import { property, resources, stringLiteral } from '../../tools/infra-checks/bicep.js';
+import { policySchemaText } from '../../tools/infra-checks/policy-schema.js';
+import { parseDeclaredPolicy } from '../../lib/policy/declared.js';
+import { repoDocument, repoRoot } from '../tools/infra-checks/fixture.js';
 
 const policyText = readFileSync(join(repoRoot, 'infra/policy.json'), 'utf8');
 

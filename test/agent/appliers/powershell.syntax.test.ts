@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Parser } from 'web-tree-sitter';
-import { powerShellScriptDirectory } from '../../lib/agent/appliers/powershell.js';
-import { grammarParser, syntaxErrorNodes } from '../../tools/tree-sitter.js';
+import { powerShellScriptDirectory } from '../../../lib/agent/appliers/powershell.js';
+import { grammarParser, syntaxErrorNodes } from '../../../tools/tree-sitter.js';
 
 /**
  * PowerShell cannot run here, so the scripts the agent ships (the applier's, the build reader, the event log writer) are at least parsed by a real
