@@ -202,7 +202,8 @@ describe('when the hub or an agent behind it is down', () => {
     const { state } = await d.rollout(rolloutId);
     expect(state).toMatchObject({
       state: 'Halted',
-      reason: expect.stringContaining(
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringContaining(
         "ex41.contoso.com [Unreachable: site Leiden's relay hub on site-leiden-",
       ),
     });
@@ -239,7 +240,8 @@ describe('when the hub or an agent behind it is down', () => {
     });
     expect((await d.rollout(rolloutId)).state).toMatchObject({
       state: 'Halted',
-      reason: expect.stringContaining("ex51.contoso.com [Unreachable behind site Gouda's relay hub"),
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringContaining("ex51.contoso.com [Unreachable behind site Gouda's relay hub"),
     });
     expect(d.hubs.get('Gouda')![0]!.logger.named('HubForwardFailed').length).toBeGreaterThan(0);
     expect(d.logger.named('MessageMovedToPoison')).toHaveLength(1);

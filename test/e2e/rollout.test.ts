@@ -40,9 +40,15 @@ describe('a rollout run by the local Functions host', () => {
     await d.host.runTimer('pollOcs');
     await d.host.idle();
     const [rollout] = (
-      (await d.api('GET', '/api/rollouts')).body as { rollouts: { state: string; reason: string }[] }
+      (await d.api('GET', '/api/rollouts')).body as {
+        rollouts: { state: string; reasonCode: string; reasonDetail: string }[];
+      }
     ).rollouts;
-    expect(rollout).toMatchObject({ state: 'Halted', reason: expect.stringContaining('ex05.contoso.com') });
+    expect(rollout).toMatchObject({
+      state: 'Halted',
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringContaining('ex05.contoso.com'),
+    });
     expect(await d.outcomes('ex06')).toEqual([]);
     expect(d.agents.get('ex06')!.running!.service.status().operations).toEqual([]);
   });
@@ -67,8 +73,14 @@ describe('a rollout run by the local Functions host', () => {
       ['broad', 0, 0, 0, 0],
     ]);
     const [rollout] = (
-      (await d.api('GET', '/api/rollouts')).body as { rollouts: { state: string; reason: string }[] }
+      (await d.api('GET', '/api/rollouts')).body as {
+        rollouts: { state: string; reasonCode: string; reasonDetail: string }[];
+      }
     ).rollouts;
-    expect(rollout).toMatchObject({ state: 'Halted', reason: expect.stringContaining('ex07.contoso.com') });
+    expect(rollout).toMatchObject({
+      state: 'Halted',
+      reasonCode: 'WaveHalted',
+      reasonDetail: expect.stringContaining('ex07.contoso.com'),
+    });
   });
 });
