@@ -1,3 +1,5 @@
+import type { ReasonCode } from './model/reasons.js';
+
 /**
  * The one error base of emfleet. `code` is stable (logs, CLI, API say the same thing);
  * `context` carries what the failure concerns (server, mitigation id, package sequence, file...).
@@ -5,11 +7,11 @@
  */
 export class EmfleetError extends Error {
   override readonly name: string = 'EmfleetError';
-  readonly code: string;
+  readonly code: ReasonCode;
   readonly context: Readonly<Record<string, unknown>>;
 
   constructor(
-    code: string,
+    code: ReasonCode,
     message: string,
     options: { cause?: unknown; context?: Record<string, unknown> } = {},
   ) {

@@ -2,7 +2,7 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import { connectivityProbesOf, connectivityTargets, runConnectivityChecks } from './connectivity.js';
 import { EmfleetError } from '../errors.js';
-import { isReasonCode, type ReasonCode } from '../model/reasons.js';
+import type { ReasonCode } from '../model/reasons.js';
 import { rolloutActionJson, rolloutDetailJson, rolloutJson, serverJson } from '../fleet/json.js';
 import type { QueueSender } from '../fleet/queues.js';
 import { listRollouts, readRollout, RolloutNotFoundError } from '../fleet/rollouts.js';
@@ -98,11 +98,10 @@ function handler(
         error instanceof UnknownFeedError ||
         error instanceof NoPackageError
       )
-        return problem(404, error.code as ReasonCode, error.message);
-      const message = error instanceof Error ? error.message : String(error);
-      // A failure whose code is not the catalogue's (a storage conflict, an invalid row) keeps it in the detail.
-      const known = error instanceof EmfleetError && isReasonCode(error.code) ? error.code : undefined;
-      const detail = known || !(error instanceof EmfleetError) ? message : `${error.code}: ${message}`;
+        return problem(404, error.code, error.message);
+      const detail = error instanceof Error ? error.message : String(error);
+      // Every EmfleetError's code is the catalogue's (a storage Conflict, an InvalidRow…); anything else is InternalError.
+      const known = error instanceof EmfleetError ? error.code : undefined;
       // Never the raw URL: it carries the function key as code= when a caller puts it there.
       deps.logger.error('AdminRequestFailed', {
         method: request.method,

@@ -1,4 +1,5 @@
 import { EmfleetError } from '../errors.js';
+import type { ReasonCode } from '../model/reasons.js';
 import type { MitigationAction } from '../package/model.js';
 
 /** The actions an applier can carry out (Unsupported ones never reach it). */
@@ -97,7 +98,7 @@ export class ApplierError extends EmfleetError {
   override readonly name = 'ApplierError';
 
   constructor(
-    code: string,
+    code: ReasonCode,
     message: string,
     options: { cause?: unknown; context?: Record<string, unknown> } = {},
   ) {

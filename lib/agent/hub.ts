@@ -1,9 +1,10 @@
 import type http from 'node:http';
 import https from 'node:https';
 import { silentLogger, type Logger } from '../log.js';
-import { hubRefusals } from '../relay/protocol.js';
+import type { ReasonCode } from '../model/reasons.js';
+import { errorReplyBody, hubRefusals } from '../relay/protocol.js';
 import type { IncomingRelayRequest, RelayReply } from './listener.js';
-import { errorBody, PinnedAgent, siteLinkHeaders, signSiteRequest } from './site-link.js';
+import { PinnedAgent, siteLinkHeaders, signSiteRequest } from './site-link.js';
 
 /**
  * The site relay hub's forwarding: a request that reached the site's hybrid connection as
@@ -58,18 +59,16 @@ export function createHubForwarder(options: HubForwarderOptions): {
     const relayPath = match ? safeDecode(match[1]!).toLowerCase() : '';
     const target = options.agents.get(relayPath);
     if (!match || !target) {
+      const detail = `${JSON.stringify(relayPath)} is not behind ${hub}; check the Servers row's site and relayPath`;
       logger.warn('HubRefused', {
         site: options.site,
         hub: options.hubName,
         relayPath,
         path: request.path,
-        reason: hubRefusals.notBehindHub,
+        reasonCode: hubRefusals.notBehindHub,
+        reasonDetail: detail,
       });
-      return refusal(
-        404,
-        hubRefusals.notBehindHub,
-        `${JSON.stringify(relayPath)} is not behind ${hub}; check the Servers row's site and relayPath`,
-      );
+      return refusal(404, hubRefusals.notBehindHub, detail);
     }
     // One leading slash: `//host/...` must not turn into another host when resolved against the agent's URL.
     const path = `/${(match[2] ?? '/').replace(/^\/+/, '')}${match[3] ?? ''}`;
@@ -89,8 +88,8 @@ export function createHubForwarder(options: HubForwarderOptions): {
       const failure = error as ForwardFailure;
       logger.warn('HubForwardFailed', {
         ...where,
-        reason: failure.refusal,
-        error: failure.message,
+        reasonCode: failure.refusal,
+        reasonDetail: failure.message,
         durationInMs: Date.now() - startedAt,
       });
       return refusal(
@@ -210,8 +209,8 @@ class StaleConnection extends ForwardFailure {
   }
 }
 
-function refusal(status: number, code: string, detail: string): RelayReply {
-  return { status, headers: { 'content-type': 'application/json' }, body: errorBody(code, detail) };
+function refusal(status: number, code: ReasonCode, detail: string): RelayReply {
+  return { status, headers: { 'content-type': 'application/json' }, body: errorReplyBody(code, detail) };
 }
 
 function safeDecode(segment: string): string {

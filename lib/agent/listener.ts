@@ -9,7 +9,8 @@ import {
 } from 'hyco-https/lib/HybridConnectionHttpsServer.js';
 import { ConfigError, EmfleetError } from '../errors.js';
 import { redactUrl, silentLogger, type Logger } from '../log.js';
-import { maxRequestBodyBytes } from '../relay/protocol.js';
+import { reason, reasonCatalogue, type Reason, type ReasonCodeOf } from '../model/reasons.js';
+import { errorReplyBody, maxRequestBodyBytes } from '../relay/protocol.js';
 
 /**
  * The only place that touches hyco-https (old, unmaintained, with its own ws@6). It gives the agent
@@ -139,16 +140,13 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       logger.error('RelayListenerRejected', {
         ...where,
         status: Number(status),
-        reason:
-          status === '401'
-            ? 'the relay refused the listen token (401): check the listen rule name and key'
-            : 'the listen token does not grant Listen on this hybrid connection (403)',
+        ...listenerReason(status === '401' ? 'ListenTokenRefused' : 'ListenNotGranted'),
       });
     } else if (status === '404') {
       logger.error('RelayListenerRejected', {
         ...where,
         status: 404,
-        reason: 'the hybrid connection does not exist (404)',
+        ...listenerReason('HybridConnectionMissing'),
       });
     } else {
       logger.warn('RelayListenerError', { ...where, error: message });
@@ -162,7 +160,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     stopChannelTimers();
     if (openedAt !== 0 && Date.now() - openedAt >= stableAfterMs) attempt = 0;
     openedAt = 0;
-    scheduleReconnect('control channel closed');
+    scheduleReconnect('ControlChannelClosed');
   });
 
   function connect(): void {
@@ -173,7 +171,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
       token = options.token();
     } catch (error) {
       logger.error('RelayListenerTokenFailed', { ...where, error: (error as Error).message });
-      return scheduleReconnect('no token');
+      return scheduleReconnect('NoListenToken');
     }
     server.options.token = token;
     // A request whose body frame never came on the old channel must not swallow the new channel's first message.
@@ -183,15 +181,20 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
     } catch (error) {
       // e.g. a token with characters a header cannot carry; thrown here, inside our timer.
       logger.error('RelayListenerError', { ...where, error: (error as Error).message });
-      scheduleReconnect('could not open the control channel');
+      scheduleReconnect('ListenFailed');
     }
   }
 
-  function scheduleReconnect(reason: string): void {
+  function scheduleReconnect(reasonCode: ListenerReason): void {
     if (closed || reconnectTimer !== undefined) return;
     const delaySeconds = reconnectDelaysSeconds[Math.min(attempt, reconnectDelaysSeconds.length - 1)]!;
     attempt += 1;
-    logger.warn('RelayListenerReconnecting', { ...where, reason, delaySeconds, attempt });
+    logger.warn('RelayListenerReconnecting', {
+      ...where,
+      ...listenerReason(reasonCode),
+      delaySeconds,
+      attempt,
+    });
     setState('reconnecting');
     reconnectTimer = setTimeout(connect, delaySeconds * 1000);
   }
@@ -247,7 +250,7 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
         reply = {
           status: 413,
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ error: 'TooLarge', detail: error.message }),
+          body: errorReplyBody('TooLarge', error.message),
         };
       } else {
         logger.error('RelayListenerHandlerFailed', {
@@ -259,10 +262,10 @@ export function startRelayListener(options: RelayListenerOptions): RelayListener
         reply = {
           status: 500,
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            error: 'InternalError',
-            detail: `agent failed to handle the request: ${(error as Error).message}`.slice(0, 2000),
-          }),
+          body: errorReplyBody(
+            'InternalError',
+            `agent failed to handle the request: ${(error as Error).message}`,
+          ),
         };
       }
     }
@@ -374,6 +377,21 @@ function readAll(request: HycoRequest, maxBytes: number): Promise<Buffer> {
     request.on('end', () => resolve(Buffer.concat(chunks)));
     request.on('error', reject);
   });
+}
+
+/** Why the listener is rejected or reconnects: the code, and its meaning as the detail (the event has no more facts). */
+type ListenerReason = Extract<
+  ReasonCodeOf<'agent'>,
+  | 'ListenTokenRefused'
+  | 'ListenNotGranted'
+  | 'HybridConnectionMissing'
+  | 'ControlChannelClosed'
+  | 'NoListenToken'
+  | 'ListenFailed'
+>;
+
+function listenerReason(code: ListenerReason): Reason<ListenerReason> {
+  return reason(code, reasonCatalogue[code].meaning);
 }
 
 class RequestTooLargeError extends EmfleetError {

@@ -13,6 +13,7 @@ import {
   type OperationReply,
   type PingReply,
   type RemoveRequest,
+  errorReplyBody,
   type StatusReply,
 } from '../relay/protocol.js';
 import { clip, endpointName } from '../text.js';
@@ -34,7 +35,7 @@ import { priorTarget, type Journal, type JournalEntry } from './journal.js';
 import { ruleFingerprint } from './rules.js';
 import type { DetectedBuild } from './build-detect.js';
 import type { EndpointHealth, Prober } from './probes.js';
-import { renderReason } from '../model/reasons.js';
+import { reason, renderReason, type Reason, type ReasonCode } from '../model/reasons.js';
 
 export interface AgentRequest {
   readonly method: string;
@@ -159,7 +160,7 @@ export class AgentService {
           ? this.#startOperation(request, removeRequest, (body) => this.#remove(body))
           : notAllowed(method, route);
       default:
-        return json(404, { error: 'NotFound', detail: `no such agent path ${request.path}` });
+        return refuse(404, 'NotFound', `no such agent path ${request.path}`);
     }
   }
 
@@ -192,7 +193,7 @@ export class AgentService {
     // Setup stops and disables Exchange services itself: that is not drift, and re-applying now would break it.
     const setup = await this.#setupRunning();
     if (setup) {
-      this.#options.logger.info('StatusCheckPaused', { reason: setup });
+      this.#options.logger.info('StatusCheckPaused', { ...setup });
       return base;
     }
     const drifted: string[] = [];
@@ -279,7 +280,7 @@ export class AgentService {
       const setup = await this.#setupRunning();
       if (setup) {
         this.#options.logger.warn('JournalRepairPaused', {
-          reason: setup,
+          ...setup,
           mitigationIds: pending.map((entry) => entry.mitigationId),
         });
         return { repaired: [], failed: pending.map((entry) => entry.mitigationId) };
@@ -289,12 +290,10 @@ export class AgentService {
   }
 
   /** Why changes must wait (Exchange setup is running), or undefined. A check that fails does not stop the agent. */
-  async #setupRunning(): Promise<string | undefined> {
+  async #setupRunning(): Promise<Reason<'ExchangeSetupRunning'> | undefined> {
     try {
-      const setup = await this.#options.applier.exchangeSetupRunning();
-      return setup === undefined
-        ? undefined
-        : `Exchange setup is running (${setup}); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates`;
+      const evidence = await this.#options.applier.exchangeSetupRunning();
+      return evidence === undefined ? undefined : reason('ExchangeSetupRunning', { evidence });
     } catch (error) {
       this.#options.logger.warn('SetupCheckFailed', { error: errorText(error) });
       return undefined;
@@ -352,7 +351,7 @@ export class AgentService {
     const setup = await this.#setupRunning();
     if (setup)
       return Object.fromEntries(
-        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]),
+        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup.reasonDetail }]),
       );
     // The agent's own config decides whether a degraded change may stay; a request alone cannot.
     const onDegraded =
@@ -728,7 +727,7 @@ export class AgentService {
     const setup = await this.#setupRunning();
     if (setup)
       return Object.fromEntries(
-        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup }]),
+        request.mitigationIds.map((id) => [id, { outcome: 'Skipped' as const, detail: setup.reasonDetail }]),
       );
     const outcomes: Record<string, MitigationOutcome> = {};
     const health = new HealthTracker(this.#options.prober);
@@ -892,24 +891,25 @@ function parseBody<T>(
   try {
     payload = body.length === 0 && emptyAllowed ? {} : JSON.parse(body.toString('utf8'));
   } catch {
-    return { ok: false, response: json(400, { error: 'BadRequest', detail: 'body is not JSON' }) };
+    return { ok: false, response: refuse(400, 'BadRequest', 'body is not JSON') };
   }
   const parsed = schema.safeParse(payload);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     return {
       ok: false,
-      response: json(400, {
-        error: 'BadRequest',
-        detail: `${issue.path.join('.') || 'body'}: ${issue.message}`,
-      }),
+      response: refuse(400, 'BadRequest', `${issue.path.join('.') || 'body'}: ${issue.message}`),
     };
   }
   return { ok: true, value: parsed.data };
 }
 
 function notAllowed(method: string, route: string): AgentResponse {
-  return json(405, { error: 'MethodNotAllowed', detail: `${method} is not allowed on ${route}` });
+  return refuse(405, 'MethodNotAllowed', `${method} is not allowed on ${route}`);
+}
+
+function refuse(status: number, code: ReasonCode, detail: string): AgentResponse {
+  return { status, body: errorReplyBody(code, detail) };
 }
 
 function json(status: number, body: unknown): AgentResponse {

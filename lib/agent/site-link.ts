@@ -6,6 +6,8 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import type { ReasonCode } from '../model/reasons.js';
+import { errorReplyBody } from '../relay/protocol.js';
 import type { IncomingRelayRequest, RelayReply } from './listener.js';
 
 /**
@@ -234,7 +236,10 @@ export async function startSiteLinkListener(options: SiteLinkListenerOptions): P
       if (!response.headersSent)
         send(response, {
           status: 500,
-          body: errorBody('InternalError', `agent failed to handle the request: ${(error as Error).message}`),
+          body: errorReplyBody(
+            'InternalError',
+            `agent failed to handle the request: ${(error as Error).message}`,
+          ),
         });
     });
   });
@@ -246,7 +251,7 @@ export async function startSiteLinkListener(options: SiteLinkListenerOptions): P
     if (body === undefined)
       return send(response, {
         status: 413,
-        body: errorBody('TooLarge', `request body over ${maxRequestBody} bytes`),
+        body: errorReplyBody('TooLarge', `request body over ${maxRequestBody} bytes`),
       });
     const path = request.url ?? '/';
     const relayPath = header(request, siteLinkHeaders.relayPath) ?? '';
@@ -258,14 +263,14 @@ export async function startSiteLinkListener(options: SiteLinkListenerOptions): P
     );
     if (!verdict.ok) {
       logger.warn('SiteLinkRequestRefused', {
-        reason: verdict.reason,
-        detail: verdict.detail,
+        reasonCode: `HubSignature${verdict.reason}` satisfies ReasonCode,
+        reasonDetail: verdict.detail,
         remote: request.socket.remoteAddress,
         path,
       });
       return send(response, {
         status: verdict.reason === 'WrongServer' ? 421 : 401,
-        body: errorBody(`HubSignature${verdict.reason}`, verdict.detail),
+        body: errorReplyBody(`HubSignature${verdict.reason}`, verdict.detail),
       });
     }
     send(
@@ -309,10 +314,6 @@ function send(response: http.ServerResponse, reply: RelayReply): void {
     'content-length': String(body.length),
   });
   response.end(body);
-}
-
-export function errorBody(error: string, detail: string): string {
-  return JSON.stringify({ error, detail: detail.slice(0, 2000) });
 }
 
 async function readBody(request: http.IncomingMessage): Promise<Buffer | undefined> {

@@ -1,6 +1,7 @@
 import { cliEnvironmentNames } from '../config/index.js';
 import type { z } from 'zod';
 import { EmfleetError } from '../errors.js';
+import { isReasonCode } from '../model/reasons.js';
 import { UsageError, type CliIo } from './io.js';
 
 export interface AdminApiFlags {
@@ -64,11 +65,17 @@ export async function callAdminApi<T>(
   const problem = response.ok ? undefined : problemOf(text);
   const hint = response.status === 401 ? ` (check --api-key / ${cliEnvironmentNames.apiKey})` : '';
   // The API's own problem (lib/admin/api.ts): its catalogue code, so the CLI says `emfleet: <Code>: <detail>`.
+  // A code this release does not know (a newer app's) is kept in the detail under AdminApiFailed.
   if (problem)
-    throw new EmfleetError(
-      problem.code,
-      `${problem.detail} (${method} ${url} answered ${response.status}${hint})`,
-    );
+    throw isReasonCode(problem.code)
+      ? new EmfleetError(
+          problem.code,
+          `${problem.detail} (${method} ${url} answered ${response.status}${hint})`,
+        )
+      : new EmfleetError(
+          'AdminApiFailed',
+          `${problem.code}: ${problem.detail} (${method} ${url} answered ${response.status}${hint})`,
+        );
   if (!response.ok) {
     throw new EmfleetError(
       'AdminApiFailed',

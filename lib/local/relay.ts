@@ -23,6 +23,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { silentLogger, type Logger } from '../log.js';
+import type { ReasonCode } from '../model/reasons.js';
 import { verifySasToken } from '../relay/sas.js';
 
 export interface RelayRule {
@@ -184,8 +185,8 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (!verdict.ok) {
       logger.warn('RelayEmulatorSenderRejected', {
         hybridConnection,
-        reason: verdict.reason,
-        detail: verdict.detail,
+        reasonCode: `Sas${verdict.reason}` satisfies ReasonCode,
+        reasonDetail: verdict.detail,
       });
       return reply(
         response,
@@ -333,8 +334,8 @@ export async function startRelayEmulator(options: RelayEmulatorOptions): Promise
     if (!verdict.ok) {
       logger.warn('RelayEmulatorListenerRejected', {
         hybridConnection,
-        reason: verdict.reason,
-        detail: verdict.detail,
+        reasonCode: `Sas${verdict.reason}` satisfies ReasonCode,
+        reasonDetail: verdict.detail,
       });
       return refuseUpgrade(
         socket,

@@ -17,7 +17,17 @@
  */
 
 /** Which part of emfleet gives the reason. */
-export type ReasonGroup = 'package' | 'feed' | 'policy' | 'rollout' | 'refusal' | 'api' | 'legacy';
+export type ReasonGroup =
+  | 'package'
+  | 'feed'
+  | 'policy'
+  | 'rollout'
+  | 'refusal'
+  | 'api'
+  | 'error'
+  | 'agent'
+  | 'local'
+  | 'legacy';
 
 interface ReasonSpec<Params, Group extends ReasonGroup = ReasonGroup> {
   readonly group: Group;
@@ -60,7 +70,10 @@ const firstNames = (names: readonly string[]): string =>
 const definitions = {
   // ---- package rejections (lib/package/verify.ts; the agent gives the same codes)
   Malformed: text('package', 'the package is not a well-formed EOCS document'),
-  TooLarge: text('package', 'the package exceeds a size, depth or element limit'),
+  TooLarge: text(
+    'package',
+    'the package exceeds a size, depth or element limit (the agent answers a request body over its limit so too)',
+  ),
   BadSignature: text('package', 'the XML signature is missing, misplaced or does not match the content'),
   UnsupportedAlgorithm: text('package', 'the signature uses an algorithm outside the allow-list'),
   UntrustedChain: text('package', 'the signer certificate does not chain to a configured trust anchor'),
@@ -193,9 +206,137 @@ const definitions = {
   UnknownFeed: text('api', 'no feed has that name'),
   NoPackage: text('api', 'the feed has no accepted package yet'),
   NotHeld: text('api', 'the feed holds no package with that SHA-256'),
-  NotFound: text('api', 'nothing is served at that path'),
+  NotFound: text(
+    'api',
+    'nothing is served at that path (an admin API or agent path), or the IIS site, application pool or Windows service an action names does not exist',
+  ),
   DashboardNotBuilt: text('api', "the dashboard's files are missing: the app was not built"),
-  InternalError: text('api', 'the request failed inside emfleet: the log has the details'),
+  InternalError: text(
+    'api',
+    'the request failed inside emfleet (or inside the agent): the log has the details',
+  ),
+
+  // ---- failures (EmfleetError codes, lib/errors.ts): what the CLI's stderr, logs and the API's 500 name
+  Config: text('error', 'a setting or a configuration file makes the work impossible: fix it, do not retry'),
+  Usage: text(
+    'error',
+    'the command line is wrong, or a file it names cannot be read: nothing was done (exit code 2)',
+  ),
+  Conflict: text('error', 'a Tables row kept changing under every optimistic (ETag) retry'),
+  InvalidRow: text(
+    'error',
+    'a Tables row does not have the shape this release reads: it is skipped, never guessed',
+  ),
+  PackageStore: text('error', 'a package the rows name is missing from the Packages table or cannot be read'),
+  AdminApiUnreachable: text('error', "the CLI cannot reach the function app's admin API"),
+  AdminApiFailed: text(
+    'error',
+    'the admin API answered something other than its JSON (a proxy page, an unexpected shape, a code this release does not know)',
+  ),
+  UnreadablePackage: text('error', 'emfleet package test cannot read the package it was given'),
+  ProbeUnmet: text('error', 'a request of emfleet package test did not get the verdict its probe expects'),
+  InvalidRewriteRule: text(
+    'error',
+    "an IIS URL Rewrite rule of a mitigation is outside what emfleet's evaluator understands",
+  ),
+  RelayProvisioning: text(
+    'error',
+    'creating or reading an Azure Relay hybrid connection or its rules failed',
+  ),
+  Unreachable: text(
+    'error',
+    'no agent answered over Azure Relay: no listener, no such hybrid connection, a relay fault or a network failure; retry later',
+  ),
+  RelayAuth: text(
+    'error',
+    'Azure Relay refused the send token: fix the send rule or the role assignment, retrying does not help',
+  ),
+  Timeout: text(
+    'error',
+    'no answer in time (the relay, the agent, or a PowerShell script): the work may still have happened',
+  ),
+  BadReply: text('error', 'the agent (or a script it ran) answered something the protocol does not allow'),
+  InvalidRequest: text('error', 'a request to the agent would break the protocol: it was not sent'),
+  AgentRefused: text(
+    'error',
+    'the agent refused with a code this release does not know: the detail has its words',
+  ),
+  OcsDns: text('error', "the feed's host name does not resolve"),
+  OcsTls: text('error', "the feed's TLS handshake or certificate failed (a TLS-inspecting proxy?)"),
+  OcsHttpStatus: text('error', 'the feed answered an HTTP error status'),
+  OcsTimeout: text('error', 'the feed did not answer in time'),
+  OcsTooLarge: text('error', "the feed's answer is larger than a package may be"),
+  OcsNetwork: text('error', 'the connection to the feed failed (refused, reset)'),
+  OcsProxy: text('error', 'the proxy in front of the feed refused or failed the connection'),
+  ListenerClosed: text('error', "the agent's relay listener closed before it was ready"),
+  Journal: text('error', "the agent's journal cannot be read or written"),
+  StateDirectoryUnsafe: text(
+    'error',
+    "the agent's state directory or journal can be written by others: the agent refuses to use it",
+  ),
+  RequestTooLarge: text('error', 'a request body to the agent is larger than its limit'),
+  SpawnFailed: text('error', 'the agent cannot start PowerShell'),
+  ConstrainedLanguage: text(
+    'error',
+    "PowerShell runs the agent's scripts in Constrained Language mode (WDAC or AppLocker): sign or allow them",
+  ),
+  Not64Bit: text('error', 'PowerShell runs as a 32-bit process, which cannot use IIS configuration'),
+  ScriptFailed: text('error', 'a PowerShell script of the agent failed'),
+  OutputTooLarge: text('error', 'a PowerShell script wrote more output than the agent reads: it was stopped'),
+  UrlRewriteMissing: text('error', 'the IIS URL Rewrite module is not installed on the server'),
+  DuplicateRule: text(
+    'error',
+    'the site already inherits a rule of that name: a second one would make IIS refuse the site (HTTP 500.19)',
+  ),
+  StateCorrupt: text('error', "the simulated server's state file cannot be read"),
+  InjectedFault: text('error', 'a failure the simulated applier was told to give (tests and the local lab)'),
+
+  // ---- the agent's refusals on the wire (`{error, detail}`) and the reasons of its log events
+  BadRequest: text('agent', 'the request to the agent is not valid JSON or not what the protocol allows'),
+  MethodNotAllowed: text('agent', "the agent's path does not take that HTTP method"),
+  NotBehindThisHub: text(
+    'agent',
+    "the site hub has no agent of that relay path: check the Servers row's site and relayPath",
+  ),
+  AgentUnreachable: text('agent', 'the site hub could not reach the agent over the site LAN'),
+  AgentTimeout: text('agent', "the agent did not answer within the site hub's forward deadline"),
+  HubSignatureMissing: text('agent', 'a request from the site hub carries no signature'),
+  HubSignatureBadFormat: text('agent', "the site hub's signature header cannot be read"),
+  HubSignatureBadSignature: text('agent', "the site hub's signature does not match this site's secret"),
+  HubSignatureWrongServer: text('agent', 'the site hub signed the request for another server'),
+  HubSignatureStale: text('agent', "the site hub's signature is too old or from the future"),
+  HubSignatureReplayed: text('agent', "the site hub's signature nonce was already used"),
+  ListenTokenRefused: text(
+    'agent',
+    'Azure Relay refused the listen token (401): check the listen rule name and key',
+  ),
+  ListenNotGranted: text('agent', 'the listen token does not grant Listen on the hybrid connection (403)'),
+  HybridConnectionMissing: text('agent', 'the hybrid connection does not exist (404)'),
+  ControlChannelClosed: text('agent', "the relay listener's control channel closed: it reconnects"),
+  NoListenToken: text('agent', 'the agent could not make a listen token: it tries again'),
+  ListenFailed: text('agent', 'the relay listener could not open its control channel: it tries again'),
+  ExchangeSetupRunning: template(
+    'agent',
+    'Exchange setup (a cumulative or security update) is running: changes and drift checks wait until it ends',
+    (setup: { readonly evidence: string }) =>
+      `Exchange setup is running (${setup.evidence}); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates`,
+  ),
+
+  // ---- the local Functions host and Azure Relay emulator (lib/local, `npm start`): the real services' behaviour
+  MaxDequeueCountExceeded: text(
+    'local',
+    'a queue message was already dequeued more often than maxDequeueCount: it goes to the poison queue without a run',
+  ),
+  MaxDequeueCountReached: text(
+    'local',
+    'a queue message failed its last allowed run (maxDequeueCount): it goes to the poison queue',
+  ),
+  NotBase64: text('local', 'a queue message is not Base64: the host moves it to the poison queue at once'),
+  SasBadFormat: text('local', 'a Shared Access Signature token cannot be read'),
+  SasUnknownKeyName: text('local', 'a Shared Access Signature names no rule the hybrid connection has'),
+  SasBadSignature: text('local', "a Shared Access Signature does not match its rule's key"),
+  SasExpired: text('local', 'a Shared Access Signature token has expired'),
+  SasWrongResource: text('local', 'a Shared Access Signature is for another resource'),
 
   // ---- a row written before codes: its text is kept whole as the detail
   Legacy: text('legacy', 'a reason recorded by a release before reason codes, shown as it was written'),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { mitigationId, operationId } from '../model/names.js';
 import { mitigationOutcome as storedOutcome } from '../model/outcomes.js';
 import { onDegradedPolicies } from '../model/policy.js';
+import type { ReasonCode } from '../model/reasons.js';
 import { operationStatuses } from '../model/rollout.js';
 
 /**
@@ -103,8 +104,16 @@ export const hubRefusals = {
   agentUnreachable: 'AgentUnreachable',
   /** 503: the agent did not answer within the hub's forward deadline. */
   agentTimeout: 'AgentTimeout',
-} as const;
+} as const satisfies Record<string, ReasonCode>;
 
 /** Every error reply carries a code and one line saying what was wrong. */
 export const errorReply = z.object({ error: z.string().max(64), detail: z.string().max(2000) });
 export type ErrorReply = z.infer<typeof errorReply>;
+
+/**
+ * The body of every refusal the agent (or its site hub) sends: the field names are the wire's
+ * (deployed agents and the cloud's parser read them), the code is one of the reason catalogue.
+ */
+export function errorReplyBody(error: ReasonCode, detail: string): string {
+  return JSON.stringify({ error, detail: detail.slice(0, 2000) } satisfies ErrorReply);
+}

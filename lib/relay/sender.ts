@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import type { z } from 'zod';
 import { ConfigError, EmfleetError } from '../errors.js';
+import { isReasonCode } from '../model/reasons.js';
 import {
   agentPaths,
   applyRequest,
@@ -63,14 +64,18 @@ export class AgentReplyError extends EmfleetError {
   }
 }
 
-/** The agent understood and refused (its errorReply); `code` is the agent's own code. */
+/**
+ * The agent understood and refused (its errorReply); `code` is the agent's own code, or
+ * `AgentRefused` for a code this release's catalogue does not have (a newer agent's), which the
+ * message keeps.
+ */
 export class AgentError extends EmfleetError {
   override readonly name = 'AgentError';
   readonly status: number;
   readonly detail: string;
 
   constructor(code: string, status: number, detail: string, options: ErrorOptions = {}) {
-    super(code, `agent replied ${status} ${code}: ${detail}`, options);
+    super(isReasonCode(code) ? code : 'AgentRefused', `agent replied ${status} ${code}: ${detail}`, options);
     this.status = status;
     this.detail = detail;
   }

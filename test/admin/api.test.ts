@@ -117,12 +117,9 @@ describe('a storage failure', () => {
 
   it.each([
     {
-      name: 'a failure with a code outside the catalogue keeps its code in the detail',
+      name: "a failure's error code is the problem's code",
       error: new EmfleetError('Conflict', 'Rollouts row (r1, state) kept changing under 25 attempts'),
-      body: {
-        code: 'InternalError',
-        detail: 'Conflict: Rollouts row (r1, state) kept changing under 25 attempts',
-      },
+      body: { code: 'Conflict', detail: 'Rollouts row (r1, state) kept changing under 25 attempts' },
     },
     {
       name: "a failure whose code is the catalogue's answers with it",

@@ -50,10 +50,17 @@ describe('startRelayListener (hyco-https) against the relay emulator', () => {
       fields: {
         status: 401,
         hybridConnection: relay.hybridConnection,
-        reason: expect.stringContaining('listen rule') as unknown,
+        reasonCode: 'ListenTokenRefused',
+        reasonDetail: expect.stringContaining('listen rule') as unknown,
       },
     });
     expect(states).toEqual(['reconnecting']);
+    // Each retry says why with a catalogue code: the refused control channel closed.
+    expect(logger.named('RelayListenerReconnecting')[0]?.fields).toMatchObject({
+      reasonCode: 'ControlChannelClosed',
+      reasonDetail: expect.stringContaining('reconnects') as unknown,
+      attempt: 1,
+    });
     await listener.close();
     await expect(listener.ready).rejects.toMatchObject({ code: 'ListenerClosed' });
     expect(states).toEqual(['reconnecting', 'closed']);

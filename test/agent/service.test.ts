@@ -1584,6 +1584,11 @@ describe('AgentService: the server as IIS and the service manager have it', () =
     expect(outcome(applied, 'EM3').outcome).toBe('Skipped');
     expect(outcome(completed(await remove(agent, 'setup-2', ['EM3'])), 'EM3').outcome).toBe('Skipped');
     expect((await status(agent, '/status?verify=true')).drifted).toEqual([]);
+    // The log says why with the catalogue's code, the evidence in the detail.
+    expect(agent.logger.named('StatusCheckPaused')[0]?.fields).toEqual({
+      reasonCode: 'ExchangeSetupRunning',
+      reasonDetail: expect.stringContaining('ExSetup.exe is running (process 4242)') as unknown,
+    });
     expect(await model(agent)).toEqual(running);
   });
 });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { ConfigError, EmfleetError } from '../../lib/errors.js';
 import {
   isReasonCode,
   reason,
@@ -16,7 +17,7 @@ describe('the reason catalogue', () => {
   it.each(reasonCodes)('%s has a group and a meaning, and renders with and without a detail', (code) => {
     const entry = reasonCatalogue[code];
     expect(entry.meaning.length).toBeGreaterThan(10);
-    expect(entry.group).toMatch(/^(package|feed|policy|rollout|refusal|api|legacy)$/);
+    expect(entry.group).toMatch(/^(package|feed|policy|rollout|refusal|api|error|agent|local|legacy)$/);
     if (code === 'Legacy') return;
     expect(renderReason({ reasonCode: code, reasonDetail: '' })).toBe(reasonLabel(code));
     expect(renderReason({ reasonCode: code, reasonDetail: 'what happened' })).toBe(
@@ -151,6 +152,98 @@ describe('the reason catalogue', () => {
     expect(reasonLabel('SomethingNew')).toBe('SomethingNew');
     expect(renderReason({ reasonCode: 'SomethingNew', reasonDetail: 'as written' })).toBe(
       'SomethingNew: as written',
+    );
+  });
+});
+
+describe('the error codes: every EmfleetError code is a catalogue code', () => {
+  it('has one entry per failure code (the codes logs, alerts and docs name)', () => {
+    expect(reasonCodesOf('error')).toEqual([
+      'Config',
+      'Usage',
+      'Conflict',
+      'InvalidRow',
+      'PackageStore',
+      'AdminApiUnreachable',
+      'AdminApiFailed',
+      'UnreadablePackage',
+      'ProbeUnmet',
+      'InvalidRewriteRule',
+      'RelayProvisioning',
+      'Unreachable',
+      'RelayAuth',
+      'Timeout',
+      'BadReply',
+      'InvalidRequest',
+      'AgentRefused',
+      'OcsDns',
+      'OcsTls',
+      'OcsHttpStatus',
+      'OcsTimeout',
+      'OcsTooLarge',
+      'OcsNetwork',
+      'OcsProxy',
+      'ListenerClosed',
+      'Journal',
+      'StateDirectoryUnsafe',
+      'RequestTooLarge',
+      'SpawnFailed',
+      'ConstrainedLanguage',
+      'Not64Bit',
+      'ScriptFailed',
+      'OutputTooLarge',
+      'UrlRewriteMissing',
+      'DuplicateRule',
+      'StateCorrupt',
+      'InjectedFault',
+    ]);
+  });
+
+  it('has the agent’s wire refusals and log reasons', () => {
+    expect(reasonCodesOf('agent')).toEqual([
+      'BadRequest',
+      'MethodNotAllowed',
+      'NotBehindThisHub',
+      'AgentUnreachable',
+      'AgentTimeout',
+      'HubSignatureMissing',
+      'HubSignatureBadFormat',
+      'HubSignatureBadSignature',
+      'HubSignatureWrongServer',
+      'HubSignatureStale',
+      'HubSignatureReplayed',
+      'ListenTokenRefused',
+      'ListenNotGranted',
+      'HybridConnectionMissing',
+      'ControlChannelClosed',
+      'NoListenToken',
+      'ListenFailed',
+      'ExchangeSetupRunning',
+    ]);
+  });
+
+  it.each<{ name: string; error: EmfleetError; code: ReasonCode }>([
+    { name: 'a configuration error', error: new ConfigError('EMFLEET_FEEDS is not JSON'), code: 'Config' },
+    { name: 'any failure', error: new EmfleetError('Conflict', 'kept changing'), code: 'Conflict' },
+  ])('$name carries its catalogue code, rendered as `<Code>: <detail>`', ({ error, code }) => {
+    expect(error.code).toBe(code);
+    expect(isReasonCode(error.code)).toBe(true);
+    expect(renderReason({ reasonCode: error.code, reasonDetail: error.message })).toBe(
+      `${code}: ${error.message}`,
+    );
+  });
+
+  it('refuses, at compile time, a code outside the catalogue', () => {
+    // @ts-expect-error: 'NotACode' is no ReasonCode, so tsc (npm run build) fails if this line compiles.
+    const stray = new EmfleetError('NotACode', 'a code nobody can look up');
+    expect(isReasonCode(stray.code)).toBe(false);
+  });
+
+  it('the setup reason names the evidence', () => {
+    expect(
+      renderReason(reason('ExchangeSetupRunning', { evidence: 'ExSetup.exe is running (process 7)' })),
+    ).toBe(
+      'ExchangeSetupRunning: Exchange setup is running (ExSetup.exe is running (process 7)); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates',
     );
   });
 });

@@ -83,7 +83,9 @@ export function windowsPowerShellPath(
 }
 
 /** Exit codes of the scripts' first lines (the environment checks) and what they mean. */
-export const environmentExits: Readonly<Record<number, { code: string; message: string }>> = {
+export const environmentExits: Readonly<
+  Record<number, { code: 'ConstrainedLanguage' | 'Not64Bit'; message: string }>
+> = {
   3: {
     code: 'ConstrainedLanguage',
     message:

@@ -6,6 +6,7 @@ import { hostStorageConnection } from '../../config/index.js';
 import type { FunctionDefinition } from '../../functions.js';
 import { resolveSettingReferences } from './bindings.js';
 import type { QueueSettings } from './host-json.js';
+import { reasonCatalogue, type ReasonCodeOf } from '../../model/reasons.js';
 import { errorText, invocationContext, parseJsonOrText, track, type HostRuntime } from './runtime.js';
 
 const { trigger } = functions;
@@ -134,7 +135,7 @@ async function moveToPoison(
   worker: QueueWorker,
   message: DequeuedMessageItem,
   fields: Record<string, unknown>,
-  reason: string,
+  reasonCode: ReasonCodeOf<'local'>,
 ): Promise<void> {
   await worker.poison!.createIfNotExists();
   await worker.poison!.sendMessage(message.messageText);
@@ -142,7 +143,8 @@ async function moveToPoison(
   runtime.logger.warn('MessageMovedToPoison', {
     ...fields,
     poisonQueue: worker.poison!.name,
-    reason,
+    reasonCode,
+    reasonDetail: reasonCatalogue[reasonCode].meaning,
     maxDequeueCount: worker.settings.maxDequeueCount,
   });
 }

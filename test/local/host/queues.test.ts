@@ -160,7 +160,7 @@ describe('queue triggers', () => {
       );
       expect(logger.named('MessageMovedToPoison')[0]?.fields).toMatchObject({
         poisonQueue: `${queue}-poison`,
-        reason: 'MaxDequeueCountReached',
+        reasonCode: 'MaxDequeueCountReached',
       });
     } finally {
       await stopHosts();
@@ -195,7 +195,7 @@ describe('queue triggers', () => {
     expect(
       logger
         .named('MessageMovedToPoison')
-        .map((entry) => entry.fields['reason'])
+        .map((entry) => entry.fields['reasonCode'])
         .sort(),
     ).toEqual(['MaxDequeueCountExceeded', 'NotBase64']);
   });
