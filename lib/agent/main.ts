@@ -53,13 +53,10 @@ export async function agentMain(argv: readonly string[], io: AgentIo = processIo
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof ConfigError) {
-      io.stderr(`emfleet-agent: ${error.message}`);
-      return 2;
-    }
+    // As the emfleet CLI: `<Code>: <detail>`, the code from the reason catalogue.
     io.stderr(
       `emfleet-agent: ${error instanceof EmfleetError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`,
     );
-    return 1;
+    return error instanceof ConfigError ? 2 : 1;
   }
 }

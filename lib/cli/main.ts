@@ -58,17 +58,21 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       error instanceof UnknownFeedError ||
       error instanceof NoPackageError
     ) {
-      io.stderr(`emfleet: ${error.message}`);
+      reportError(io, error);
       return exitCodes.usage;
     }
     if (error instanceof EmfleetError) {
-      // A rejection's message already starts with its code.
-      io.stderr(
-        `emfleet: ${error.code}: ${error instanceof PackageRejectedError ? error.detail : error.message}`,
-      );
+      reportError(io, error);
       return exitCodes.failed;
     }
     io.stderr(`emfleet: unexpected error: ${error instanceof Error ? error.message : String(error)}`);
     return exitCodes.failed;
   }
+}
+
+/** Every failure as every refusal: `emfleet: <Code>: <detail>` (a rejection's message already starts with its code). */
+function reportError(io: CliIo, error: EmfleetError): void {
+  io.stderr(
+    `emfleet: ${error.code}: ${error instanceof PackageRejectedError ? error.detail : error.message}`,
+  );
 }

@@ -16,7 +16,7 @@ import {
   type SiteRule,
 } from '../iis/rewrite.js';
 import { formatTable } from '../text.js';
-import { collect, exitCodes, readInputFile, UsageError, type CliIo } from './io.js';
+import { collect, exitCodes, readInputFile, reportReason, UsageError, type CliIo } from './io.js';
 
 /** A request to test and where it came from (`--request 2`, `probes.txt:14`, `EM1 probe 2`), for messages and --json. */
 export interface TestRequest extends RewriteRequest {
@@ -365,9 +365,10 @@ probes.txt:
         const failed = results.filter((result) => result.met === false);
         if (failed.length > 0) {
           const first = failed[0]!;
-          io.stderr(
-            `emfleet: ${failed.length} of ${results.filter((result) => result.met !== undefined).length} probes did not get what they expect; first: ${first.request.source} must be ${first.request.expect} but was ${first.verdict}`,
-          );
+          reportReason(io, {
+            reasonCode: 'ProbeUnmet',
+            reasonDetail: `${failed.length} of ${results.filter((result) => result.met !== undefined).length} probes did not get what they expect; first: ${first.request.source} must be ${first.request.expect} but was ${first.verdict}`,
+          });
           setExitCode(exitCodes.failed);
         }
 

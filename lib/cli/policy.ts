@@ -72,7 +72,7 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
         return;
       }
       for (const problem of snapshot.problems)
-        io.stderr(`warning: invalid policy row: ${describeRowProblem(problem)}`);
+        io.stderr(`emfleet: warning: InvalidRow: skipped ${describeRowProblem(problem)}`);
       io.stdout(`org ${context.org}`);
       for (const line of scopeLines(org, snapshot.org)) io.stdout(`  ${line}`);
       for (const { name, scope } of shown) {
@@ -243,7 +243,7 @@ export function policyCommand(io: CliIo, setExitCode: (code: number) => void): C
           return;
         }
         for (const problem of snapshot.problems)
-          io.stderr(`warning: invalid policy row: ${describeRowProblem(problem)}`);
+          io.stderr(`emfleet: warning: InvalidRow: skipped ${describeRowProblem(problem)}`);
         for (const line of formatTable(
           ['SERVER', 'MITIGATION', 'DECISION', 'REASON', 'ON-DEGRADED', 'DETAIL'],
           decisions.map((row) => [

@@ -80,7 +80,7 @@ export function rolloutCommand(io: CliIo, setExitCode: (code: number) => void): 
           readPolicy(context.tables, context.org),
         ]);
         for (const problem of [...problems, ...policy.problems])
-          io.stderr(`warning: skipped invalid row: ${describeRowProblem(problem)}`);
+          io.stderr(`emfleet: warning: InvalidRow: skipped ${describeRowProblem(problem)}`);
         const plan = planRollout({
           operation: 'apply',
           mitigationIds: eocs.mitigations.map((mitigation) => mitigation.id),

@@ -124,7 +124,7 @@ Examples:
         return;
       }
       for (const problem of problems)
-        io.stderr(`warning: skipped invalid row: ${describeRowProblem(problem)}`);
+        io.stderr(`emfleet: warning: InvalidRow: skipped ${describeRowProblem(problem)}`);
       if (rows.length === 0) {
         io.stdout(`no servers in org ${context.org}`);
         return;

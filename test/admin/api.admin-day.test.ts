@@ -169,7 +169,7 @@ describe('poll now (POST /api/poll, emfleet poll)', () => {
     const run = await emfleet('poll', '--feed', 'nope');
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      'emfleet: no feed "nope" is configured (feeds: microsoft, contoso; organization feeds come from EMFLEET_FEEDS)',
+      'emfleet: UnknownFeed: no feed "nope" is configured (feeds: microsoft, contoso; organization feeds come from EMFLEET_FEEDS)',
     );
   });
 });

@@ -240,7 +240,7 @@ describe('emfleet package test', () => {
     const run = await runCli(['package', 'test', file, '--probes']);
     expect(run.code).toBe(1);
     expect(run.stderr.trim()).toBe(
-      'emfleet: 2 of 4 probes did not get what they expect; first: EM1 probe 1 must be blocked but was Passed',
+      'emfleet: ProbeUnmet: 2 of 4 probes did not get what they expect; first: EM1 probe 1 must be blocked but was Passed',
     );
     expect(run.stdout).toMatch(
       /^GET \/autodiscover\/autodiscover\.json\?@evil\.com\/%50owershell\s+EM1 probe 2: must be blocked, FAILED\s+Passed\s/m,
@@ -298,7 +298,7 @@ describe('emfleet package test', () => {
     await writeFile(file, ['# fine', 'GET /owa/', '', 'GET /owa/ | Cookie'].join('\n'));
     const run = await runCli(['package', 'test', packagePath, '--requests', file]);
     expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe(`emfleet: ${file}:4: "Cookie" is not a header ("Name: value")`);
+    expect(run.stderr.trim()).toBe(`emfleet: Usage: ${file}:4: "Cookie" is not a header ("Name: value")`);
   });
 
   it('exit 1 for a malformed package', async () => {

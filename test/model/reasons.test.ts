@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../lib/cli/main.js';
 import { ConfigError, EmfleetError } from '../../lib/errors.js';
 import {
   isReasonCode,
@@ -245,6 +246,21 @@ describe('the error codes: every EmfleetError code is a catalogue code', () => {
     ).toBe(
       'ExchangeSetupRunning: Exchange setup is running (ExSetup.exe is running (process 7)); changes wait until it ends, as a disabled Exchange service is a known cause of failed updates',
     );
+  });
+
+  it('the CLI says a usage error as every failure, `emfleet: Usage: <detail>`, and exits 2', async () => {
+    const stderr: string[] = [];
+    const stdout: string[] = [];
+    const code = await main(['node', 'emfleet', 'rollout', 'plan', '--latest', '--package', 'p.xml'], {
+      stdout: (line) => stdout.push(line),
+      stderr: (line) => stderr.push(line),
+      env: {},
+    });
+    expect({ code, stderr, stdout }).toEqual({
+      code: 2,
+      stderr: ['emfleet: Usage: give exactly one of --package FILE or --latest'],
+      stdout: [],
+    });
   });
 });
 
