@@ -14,9 +14,15 @@ import type { FleetTables, TableName } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
 import { silentLogger } from '../../lib/log.js';
 import { declaredLayers, parseDeclaredPolicy } from '../../lib/policy/declared.js';
-import { pollFeed } from '../../lib/rollout/poll.js';
-import { defaultWaves } from '../../lib/model/waves.js';
-import { adminDeps, adminLogLines, adminRequest, call, org, testFunctionKey } from '../helpers/admin.js';
+import {
+  adminDeps,
+  adminLogLines,
+  adminRequest,
+  call,
+  org,
+  pollAs,
+  testFunctionKey,
+} from '../helpers/admin.js';
 import { freshTables } from '../helpers/fleet.js';
 import { createTestPki, type TestPki } from '../helpers/packages.js';
 
@@ -110,18 +116,7 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
       { actor: 'alice', action: 'policy.set' },
     );
 
-    const poll = (xml: string) =>
-      pollFeed(
-        {
-          tables: fresh.tables,
-          queues: deps.queues,
-          org,
-          waves: defaultWaves,
-          logger: silentLogger,
-          fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
-        },
-        { name: 'microsoft', url: deps.config.ocsUrl, trust: pki.trust },
-      );
+    const poll = pollAs(deps, fresh.tables, pki.trust);
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
     rolloutId = accepted.rollouts[0]!;

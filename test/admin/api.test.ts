@@ -37,6 +37,7 @@ import {
   org,
   principalHeaderValue,
   testFunctionKey,
+  pollAs,
 } from '../helpers/admin.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
@@ -181,18 +182,7 @@ describe('a fleet with a rollout under way', () => {
         facts: { build: '15.2.1544.4', agentVersion: '0.1.0' },
       },
     ]);
-    const poll = (xml: string) =>
-      pollFeed(
-        {
-          tables: fresh.tables,
-          queues: deps.queues,
-          org,
-          waves: defaultWaves,
-          logger: silentLogger,
-          fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
-        },
-        { name: 'microsoft', url: deps.config.ocsUrl, trust: pki.trust },
-      );
+    const poll = pollAs(deps, fresh.tables, pki.trust);
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));
     id = accepted.rollouts[0]!;

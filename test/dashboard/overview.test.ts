@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rolloutView } from '../../lib/dashboard/overview.js';
 import type { RolloutStateRow, WaveRow } from '../../lib/fleet/schemas.js';
+import { waveRowOf } from '../helpers/rollout-rows.js';
 
 const at = (second: number): Date => new Date(Date.UTC(2026, 10, 1, 12, 0, second));
 
@@ -24,25 +25,15 @@ const stateRow = (changes: Partial<RolloutStateRow>): RolloutStateRow => ({
   ...changes,
 });
 
-const waveRow = (index: number, changes: Partial<WaveRow> = {}): WaveRow => ({
-  partitionKey: 'microsoft-000001-apply',
-  rowKey: `wave-0${index}`,
-  name: ['canary', 'early', 'broad'][index]!,
-  servers: 10,
-  succeeded: 0,
-  failed: 0,
-  skipped: 0,
-  maxConcurrency: 2,
-  maxErrors: 1,
-  bakeInMs: 60_000,
-  dispatched: 0,
-  counted: '',
-  attempt: 0,
-  pass: '',
-  failedIndices: '',
-  failedServers: [],
-  ...changes,
-});
+const waveRow = (index: number, changes: Partial<WaveRow> = {}): WaveRow =>
+  waveRowOf({
+    rowKey: `wave-0${index}`,
+    name: ['canary', 'early', 'broad'][index]!,
+    servers: 10,
+    maxErrors: 1,
+    bakeInMs: 60_000,
+    ...changes,
+  });
 
 describe('rolloutView', () => {
   const waves = [

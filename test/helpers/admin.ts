@@ -5,7 +5,10 @@ import type { AdminDeps, AdminHandler } from '../../lib/admin/api.js';
 import { loadConfig } from '../../lib/config/index.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
-import { jsonLogger } from '../../lib/log.js';
+import { jsonLogger, silentLogger } from '../../lib/log.js';
+import { defaultWaves } from '../../lib/model/waves.js';
+import type { TrustPolicy } from '../../lib/package/trust.js';
+import { pollFeed } from '../../lib/rollout/poll.js';
 import { azuriteConnectionString } from './fleet.js';
 
 export const org = 'contoso';
@@ -100,4 +103,23 @@ export async function call(
 ): Promise<{ status: number; body: any }> {
   const response: HttpResponseInit = await handler(deps, httpRequest);
   return { status: response.status ?? 200, body: response.jsonBody };
+}
+
+/**
+ * Polls the admin tests' feed with `xml` as OCS's answer, through the real poll step, as the
+ * deployment `deps` describes it: an accepted package starts its rollout, a tampered one is rejected.
+ */
+export function pollAs(deps: AdminDeps, tables: FleetTables, trust: TrustPolicy) {
+  return (xml: string) =>
+    pollFeed(
+      {
+        tables,
+        queues: deps.queues,
+        org,
+        waves: defaultWaves,
+        logger: silentLogger,
+        fetch: async () => ({ kind: 'fetched', bytes: Buffer.from(xml) }),
+      },
+      { name: 'microsoft', url: deps.config.ocsUrl, trust },
+    );
 }

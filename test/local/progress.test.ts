@@ -1,51 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { RolloutStateRow, WaveRow } from '../../lib/fleet/schemas.js';
 import { ProgressDisplay, rolloutLines, waveBar } from '../../lib/local/progress.js';
+import { stateRowOf, waveRowOf } from '../helpers/rollout-rows.js';
 
 const now = new Date('2026-11-23T10:00:00Z');
 
 function wave(name: string, counts: Partial<WaveRow> = {}): WaveRow {
-  return {
-    partitionKey: 'r1',
-    rowKey: 'wave-00',
-    name,
-    servers: 10,
-    succeeded: 0,
-    failed: 0,
-    skipped: 0,
-    maxConcurrency: 5,
-    maxErrors: 0,
-    bakeInMs: 0,
-    dispatched: 0,
-    counted: '',
-    attempt: 0,
-    pass: '',
-    failedIndices: '',
-    failedServers: [],
-    ...counts,
-  };
+  return waveRowOf({ partitionKey: 'r1', name, servers: 10, maxConcurrency: 5, ...counts });
 }
 
 function state(overrides: Partial<RolloutStateRow> = {}): RolloutStateRow {
-  return {
-    partitionKey: 'microsoft-000001-apply',
-    rowKey: 'state',
-    feed: 'microsoft',
-    packageSequence: 1,
-    operation: 'apply',
-    state: 'Running',
-    reasonCode: '',
-    reasonDetail: '',
-    waveCount: 2,
-    currentWave: 0,
-    profile: 'default',
-    attempt: 0,
-    halts: 0,
-    applies: {},
-    createdAt: now,
-    updatedAt: now,
-    ...overrides,
-  };
+  return stateRowOf('Running', { waveCount: 2, createdAt: now, updatedAt: now, ...overrides });
 }
 
 describe('waveBar', () => {

@@ -1,32 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { WaveRow } from '../../lib/fleet/schemas.js';
 import { bitIsSet, withBit } from '../../lib/rollout/bits.js';
 import { nextWindow, passIndices, retriedWave, retryCount } from '../../lib/rollout/pass.js';
+import { waveRowOf } from '../helpers/rollout-rows.js';
 
 const bits = (...indices: number[]): string => indices.reduce((set, index) => withBit(set, index), '');
 
-/** A wave of `servers` on its first pass, nothing counted yet. */
-function wave(changes: Partial<WaveRow> = {}): WaveRow {
-  return {
-    partitionKey: 'microsoft-000001-apply',
-    rowKey: 'wave-00',
-    name: 'canary',
-    servers: 6,
-    succeeded: 0,
-    failed: 0,
-    skipped: 0,
-    maxConcurrency: 2,
-    maxErrors: 0,
-    bakeInMs: 0,
-    dispatched: 0,
-    counted: '',
-    attempt: 0,
-    pass: '',
-    failedIndices: '',
-    failedServers: [],
-    ...changes,
-  };
-}
+const wave = waveRowOf;
 
 /** The halted canary: indices 0-5; 1 and 4 failed, 3 skipped, 5 never counted, 0 and 2 succeeded. */
 const halted = wave({

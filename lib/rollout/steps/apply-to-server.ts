@@ -1,3 +1,4 @@
+import { systemNow, systemTimers } from '../../clock.js';
 import type { AgentFacts } from '../../fleet/agent-facts.js';
 import { queueNames } from '../../fleet/queues.js';
 import { readResult, recordAttempt, upsertResults } from '../../fleet/results.js';
@@ -149,10 +150,12 @@ async function finished(
   plan: PlanRowEntity,
   reply: OperationReply,
 ): Promise<OperationReply> {
-  const until = Date.now() + (deps.operationWaitMs ?? 45_000);
+  const now = deps.now ?? systemNow;
+  const timers = deps.timers ?? systemTimers;
+  const until = now().getTime() + (deps.operationWaitMs ?? 45_000);
   let current = reply;
   while (current.status !== 'Completed') {
-    if (Date.now() > until)
+    if (now().getTime() > until)
       throw new RelayTimeoutError(
         `${plan.server} is still working on ${reply.operationId}; asking again later`,
         {
@@ -163,7 +166,7 @@ async function finished(
           },
         },
       );
-    await new Promise((resolve) => setTimeout(resolve, deps.operationPollMs ?? 2000));
+    await new Promise<void>((resolve) => timers.setTimeout(resolve, deps.operationPollMs ?? 2000));
     const status = await deps.agents.status(plan.hybridConnection);
     current = status.operations.find((operation) => operation.operationId === reply.operationId) ?? current;
   }

@@ -1,5 +1,6 @@
 import type { QueueSender } from '../../fleet/queues.js';
 import type { FleetTables } from '../../fleet/storage.js';
+import type { Timers } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { Notify } from '../../notify.js';
 import type { ApplyRequest, OperationReply, StatusReply } from '../../relay/protocol.js';
@@ -15,7 +16,7 @@ export interface AgentPort {
   status(hybridConnection: string): Promise<StatusReply>;
 }
 
-/** What the queue steps need; the app context builds it (lib/app.ts `stepDeps`). */
+/** What the queue steps need; the app context builds it (lib/app/queues.ts `stepDeps`). */
 export interface StepDeps {
   readonly tables: FleetTables;
   readonly queues: QueueSender;
@@ -26,6 +27,8 @@ export interface StepDeps {
   readonly caches: RolloutCaches;
   readonly notify?: Notify;
   readonly now?: () => Date;
+  /** Where a step waits within a delivery (an agent's 202 operation): the system's unless a test counts the waits. */
+  readonly timers?: Timers;
   /** A paused rollout's messages come back this often until it is resumed or aborted. */
   readonly pausedRecheckMs?: number;
   /** How long to wait for an agent's 202 operation within one delivery, and how often to ask. */
