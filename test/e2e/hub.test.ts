@@ -114,7 +114,7 @@ describe('servers behind a site relay hub', () => {
     }
   });
 
-  it('two hubs on one hybrid connection share the load; either can be stopped and the other carries on', async () => {
+  it('two hubs on one hybrid connection carry the rollout between them, and either carries the site alone when the other stops', async () => {
     const site = ['ex21', 'ex22', 'ex23', 'ex24', 'ex25', 'ex26'];
     const d = await world.deploy(
       site.map((name, index) => ({ name, ring: index === 0 ? 'canary' : 'broad', site: 'Rotterdam' })),
@@ -128,22 +128,32 @@ describe('servers behind a site relay hub', () => {
       ['canary', 1, 1, 0, 0],
       ['broad', 5, 5, 0, 0],
     ]);
-    const perHub = hubs.map((hub) => hub.logger.named('HubForwarded').length);
-    expect(perHub.every((count) => count > 0)).toBe(true);
+    const forwarded = (): number[] => hubs.map((hub) => hub.logger.named('HubForwarded').length);
+    // Both hubs listen on the one hybrid connection, and the relay hands each new connection to one
+    // of them at random, as the service does: which hub took the rollout's requests is chance, so it
+    // is not asserted (it failed when every connection happened to go to one hub). That
+    // together they carried them, and that each carries the site alone, is.
+    expect(forwarded().reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(site.length);
     for (const name of site) expect(changesBy(d, name)).toBe(4);
 
-    await hubs[0]!.stop();
-    const before = hubs[1]!.logger.named('HubForwarded').length;
-    // As the cloud sends: the remaining hub answers every time.
-    for (const name of site) {
-      const response = await fetch(`${d.host.httpUrl}/api/connectivity`, {
-        method: 'POST',
-        headers: { 'x-functions-key': d.host.functionKey },
-        body: JSON.stringify({ server: fqdn(name) }),
-      });
-      expect(((await response.json()) as { ok: boolean }).ok).toBe(true);
+    for (const [stopped, serving] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      await hubs[stopped]!.stop();
+      const before = forwarded()[serving]!;
+      // As the cloud sends: the remaining hub answers every time.
+      for (const name of site) {
+        const response = await fetch(`${d.host.httpUrl}/api/connectivity`, {
+          method: 'POST',
+          headers: { 'x-functions-key': d.host.functionKey },
+          body: JSON.stringify({ server: fqdn(name) }),
+        });
+        expect(((await response.json()) as { ok: boolean }).ok).toBe(true);
+      }
+      expect(forwarded()[serving]).toBe(before + site.length);
+      await hubs[stopped]!.start();
     }
-    expect(hubs[1]!.logger.named('HubForwarded').length).toBe(before + site.length);
   });
 
   it('a server the hub does not serve is refused (404 NotBehindThisHub), and nothing reaches any agent', async () => {
