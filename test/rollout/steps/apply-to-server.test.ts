@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { systemTimers, type Timers } from '../../../lib/clock.js';
+import type { Timers } from '../../../lib/clock.js';
 import { queueNames } from '../../../lib/fleet/queues.js';
 import { readResults } from '../../../lib/fleet/results.js';
 import { catalogueXml } from '../../../lib/local/catalogue.js';
@@ -8,6 +8,7 @@ import type { OperationReply } from '../../../lib/relay/protocol.js';
 import { applyToServer } from '../../../lib/rollout/steps/apply-to-server.js';
 import type { AgentPort } from '../../../lib/rollout/steps/deps.js';
 import { startWave } from '../../../lib/rollout/steps/start-wave.js';
+import { manualTimers } from '../../helpers/clock.js';
 import { acceptPackage, drain, type Fleet, useFleets } from '../../helpers/rollouts.js';
 
 /**
@@ -20,10 +21,11 @@ const waves: WaveProfile = [
 ];
 const env = useFleets();
 
-/** A clock that moves on by each wait it is asked for, and fires the wait at once. */
+/** A clock that moves on by each wait it is asked for, and ends the wait at once (no time passes). */
 function steppingClock(): { now: () => Date; timers: Timers; delays: number[] } {
   let at = Date.UTC(2026, 11, 7, 12, 0, 0);
   const delays: number[] = [];
+  const manual = manualTimers();
   return {
     now: () => new Date(at),
     delays,
@@ -31,9 +33,11 @@ function steppingClock(): { now: () => Date; timers: Timers; delays: number[] } 
       setTimeout: (callback, delayMs) => {
         delays.push(delayMs);
         at += delayMs;
-        return systemTimers.setTimeout(callback, 0);
+        const handle = manual.setTimeout(callback, delayMs);
+        manual.pending.at(-1)!.fire();
+        return handle;
       },
-      clearTimeout: systemTimers.clearTimeout,
+      clearTimeout: manual.clearTimeout,
     },
   };
 }
