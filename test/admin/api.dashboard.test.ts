@@ -1,7 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getGrid, getOverview, getPolicy, postRolloutAction, type AdminDeps } from '../../lib/admin/api.js';
-import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { gridScanBudget } from '../../lib/dashboard/grid.js';
 import type { GridCell, GridPage, Overview, PolicyView } from '../../lib/dashboard/types.js';
 import { renderReason } from '../../lib/model/reasons.js';
@@ -12,7 +11,6 @@ import { upsertResults, type ResultRecord } from '../../lib/fleet/results.js';
 import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables, TableName } from '../../lib/fleet/storage.js';
 import { catalogueXml } from '../../lib/local/catalogue.js';
-import { silentLogger } from '../../lib/log.js';
 import { declaredLayers, parseDeclaredPolicy } from '../../lib/policy/declared.js';
 import {
   adminDeps,
@@ -21,6 +19,7 @@ import {
   call,
   org,
   pollAs,
+  registerLab01Reporting,
   testFunctionKey,
 } from '../helpers/admin.js';
 import { freshTables } from '../helpers/fleet.js';
@@ -81,20 +80,8 @@ describe('a fleet with results, policy from Bicep and Tables, and a rollout unde
     ];
     for (const server of servers)
       await registerServer(fresh.tables, org, { ...server, name: fqdn(server.name) }, { actor: 'test' });
-    await registerServer(
-      fresh.tables,
-      org,
-      { name: 'lab01.contoso.com', build: '15.2.1118.7' },
-      { actor: 'test' },
-    );
     // lab01's agent reports a later build than was registered: the grid shows both.
-    await recordAgentFacts({ tables: fresh.tables, org, logger: silentLogger }, [
-      {
-        name: 'lab01.contoso.com',
-        row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined },
-        facts: { build: '15.2.1118.9', agentVersion: '0.1.0' },
-      },
-    ]);
+    await registerLab01Reporting(fresh.tables, '15.2.1118.9');
 
     const declared = parseDeclaredPolicy(
       JSON.stringify({

@@ -3,7 +3,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as functions from '../../functions/adminApi.js';
-import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import * as api from '../../lib/admin/api.js';
 import {
   getRollout,
@@ -38,6 +37,7 @@ import {
   principalHeaderValue,
   testFunctionKey,
   pollAs,
+  registerLab01Reporting,
 } from '../helpers/admin.js';
 import { relayRules, relayWithClient, runAgent, writeAgentConfig } from '../helpers/agents.js';
 import { allEntities, freshTables, rawTable } from '../helpers/fleet.js';
@@ -168,20 +168,8 @@ describe('a fleet with a rollout under way', () => {
         { actor: 'test' },
       );
     }
-    await registerServer(
-      fresh.tables,
-      org,
-      { name: 'lab01.contoso.com', build: '15.2.1118.7' },
-      { actor: 'test' },
-    );
     // lab01's agent reports a later build than was registered.
-    await recordAgentFacts({ tables: fresh.tables, org, logger: silentLogger }, [
-      {
-        name: 'lab01.contoso.com',
-        row: { build: '15.2.1118.7', registeredBuild: '15.2.1118.7', agentVersion: '', lastSeen: undefined },
-        facts: { build: '15.2.1544.4', agentVersion: '0.1.0' },
-      },
-    ]);
+    await registerLab01Reporting(fresh.tables, '15.2.1544.4');
     const poll = pollAs(deps, fresh.tables, pki.trust);
     const accepted = await poll(pki.sign(catalogueXml));
     if (accepted.kind !== 'accepted') throw new Error(JSON.stringify(accepted));

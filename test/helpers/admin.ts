@@ -3,7 +3,9 @@ import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { appRoles, objectIdClaims } from '../../lib/admin/auth.js';
 import type { AdminDeps, AdminHandler } from '../../lib/admin/api.js';
 import { loadConfig } from '../../lib/config/index.js';
+import { recordAgentFacts } from '../../lib/fleet/agent-facts.js';
 import { StorageQueueSender } from '../../lib/fleet/queues.js';
+import { registerServer } from '../../lib/fleet/servers.js';
 import type { FleetTables } from '../../lib/fleet/storage.js';
 import { jsonLogger, silentLogger } from '../../lib/log.js';
 import { defaultWaves } from '../../lib/model/waves.js';
@@ -122,4 +124,17 @@ export function pollAs(deps: AdminDeps, tables: FleetTables, trust: TrustPolicy)
       },
       { name: 'microsoft', url: deps.config.ocsUrl, trust },
     );
+}
+
+/** Registers lab01 at 15.2.1118.7 and has its agent report `reportedBuild`: a server whose build changed since. */
+export async function registerLab01Reporting(tables: FleetTables, reportedBuild: string): Promise<void> {
+  const registered = '15.2.1118.7';
+  await registerServer(tables, org, { name: 'lab01.contoso.com', build: registered }, { actor: 'test' });
+  await recordAgentFacts({ tables, org, logger: silentLogger }, [
+    {
+      name: 'lab01.contoso.com',
+      row: { build: registered, registeredBuild: registered, agentVersion: '', lastSeen: undefined },
+      facts: { build: reportedBuild, agentVersion: '0.1.0' },
+    },
+  ]);
 }
